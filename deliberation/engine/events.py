@@ -1,0 +1,128 @@
+"""Events: what a strategy yields, one per step, numbered per run from 1.
+
+Every event is `{"seq": int, "type": str, "data": {...}}`; the event log adds `"at"` (ISO time)
+when it stores one. Each type has one documented shape of `data`, below.
+"""
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+
+class Usage(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    cached: bool
+
+
+class RunStartedData(TypedDict):
+    strategy: str
+    goal: str
+    veto_group: str | None
+    groups: list[str]  # in the scenario's order
+    seats: dict[str, float]
+    title: str
+
+
+class PhaseData(TypedDict):
+    phase: str  # see strategies.parliament.PHASES
+    round: NotRequired[int]
+
+
+class SpeechData(TypedDict):
+    group: str
+    phase: str
+    text: str
+    usage: Usage
+    round: NotRequired[int]
+
+
+class DraftData(TypedDict):
+    author: str  # a group code, "mediator", "drafter", or the baseline's name
+    text: str
+    usage: NotRequired[Usage]
+    version: NotRequired[int]  # 1 for the first draft, +1 for each accepted amendment
+    source_group: NotRequired[str]  # random / greedy baselines: whose stance became the text
+    example_record: NotRequired[str | None]  # one-shot: the record its example came from
+
+
+class AmendmentData(TypedDict):
+    group: str
+    text: str
+    usage: Usage
+
+
+class AmendmentDecisionData(TypedDict):
+    group: str
+    accepted: bool
+    reason: str
+    draft_before: str
+    draft_after: str
+    usage: Usage
+
+
+class VoteData(TypedDict):
+    group: str
+    score: int
+    position: Literal["for", "abstain", "against"]
+    fallback: bool
+    attempts: int
+    usage: Usage
+
+
+class TallyData(TypedDict):
+    scores: dict[str, int]
+    seats: dict[str, float]
+    weighted_total: float
+    threshold: float | None
+    goal: str
+
+
+class OutcomeData(TypedDict):
+    scores: dict[str, int]
+    seats: dict[str, float]
+    weighted_total: float
+    goals: dict[str, bool | float]
+    goal: str
+    veto_group: str | None
+    fallbacks: list[str]
+
+
+class ErrorData(TypedDict):
+    message: str
+    attempt: int
+    final: bool
+
+
+EVENT_DATA: dict[str, type] = {
+    "run_started": RunStartedData,
+    "phase": PhaseData,
+    "speech": SpeechData,
+    "draft": DraftData,
+    "amendment": AmendmentData,
+    "amendment_decision": AmendmentDecisionData,
+    "vote": VoteData,
+    "tally": TallyData,
+    "outcome": OutcomeData,
+    "error": ErrorData,
+}
+EVENT_TYPES: tuple[str, ...] = tuple(EVENT_DATA)
+
+
+class Event(TypedDict):
+    seq: int
+    type: str
+    data: dict[str, Any]
+    at: NotRequired[str]
+
+
+def make_event(seq: int, type: str, data: dict[str, Any]) -> Event:
+    if type not in EVENT_DATA:
+        raise ValueError(f"unknown event type {type!r}")
+    return {"seq": seq, "type": type, "data": data}
+
+
+def event_keys_missing(event: Event) -> set[str]:
+    """The data keys an event of its type must carry but lacks (empty when well formed)."""
+    shape = EVENT_DATA[event["type"]]
+    required = getattr(shape, "__required_keys__", frozenset())
+    return set(required) - set(event["data"])

@@ -1,0 +1,156 @@
+"""Judges: how each group's support (0..9) for a text is scored.
+
+- LLMJudge: PoliCon's judge, each group scored alone on the paper's scale and rubric.
+- RealVotesJudge: the oracle; scores only the record's adopted resolution, with real choices.
+- ScriptedJudge: the deterministic test double.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from deliberation.engine.models import JUDGE_MARKER, Message, ModelClient, Params
+from deliberation.engine.scenario import Scenario
+from deliberation.engine.seeding import seed_for
+
+SCALE = (
+    "not at all", "very poorly", "poorly", "somewhat poorly", "somewhat",
+    "moderately", "somewhat well", "well", "very well", "perfectly",
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    group: str
+    score: int  # 0..9
+    fallback: bool = False  # True when the judge never gave a valid answer and this is its default
+    attempts: int = 1
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    cached: bool = False
+
+
+class JudgeRefused(ValueError):
+    """The judge cannot score this text at all (the oracle judge and any text but the real one)."""
+
+
+class Judge(Protocol):
+    name: str
+
+    def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict: ...
+
+
+JUDGE_SYSTEM = "You are a careful assistant who answers with the single most fitting choice number."
+
+JUDGE_TEMPLATE = """Give a score to the statement below, following the scoring guideline and what you know of the group.
+
+Background: '''{background}'''
+Statement to score: '''{text}'''
+The position of {group}: '''{stance}'''
+How well does this resolution give specific implementation details that capture the position of {group}? Judge this whether the position supports or opposes the issue.
+
+Scoring guideline:
+- 0-3: the statement does not begin with "The European Parliament", or it only restates the positions without concrete implementation details, or its proposals are impractical, or it leaves out key points of the position, or it weakens what a supportive position asks for (for an opposing position: it advances what the group opposes). A text that is not a resolution at all gets 0.
+- 4-6: feasible details for part of the position (at least half of its key points), or minor conflicts with the group's interests such as a different method or timeline.
+- 7-9: concrete, feasible measures that implement every point of a supportive position in full (for an opposing position: its concerns are resolved), with higher scores for more detailed coverage.
+
+Choices: {choices}
+Answer with one number from 0 to 9 and nothing else.
+{marker}:"""
+
+JUDGE_REMINDERS = (
+    "\nOnly these answers are allowed: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9.",
+    "\nAnswer with ONE digit and nothing else, for example: 4. Your answer:",
+)
+
+
+def judge_messages(*, scenario: Scenario, group: str, text: str, attempt: int) -> list[Message]:
+    choices = ", ".join(f"{number} = {label}" for number, label in enumerate(SCALE))
+    prompt = JUDGE_TEMPLATE.format(
+        background=scenario.record.background,
+        text=text,
+        group=group,
+        stance=scenario.group(group).stance,
+        choices=choices,
+        marker=JUDGE_MARKER,
+    )
+    # Each retry appends a firmer reminder, as the paper's judge does.
+    prompt += "".join(JUDGE_REMINDERS[: min(attempt, len(JUDGE_REMINDERS))])
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}]
+
+
+_DIGIT = re.compile(r"^\s*([0-9])(?![0-9])")
+
+
+def parse_score(text: str) -> int | None:
+    match = _DIGIT.match(text)
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class LLMJudge:
+    """Temperature 0 and 3 output tokens; each invalid answer is retried 0.1 warmer.
+
+    After `max_attempts` invalid answers the score is `fallback_score`, flagged as a fallback.
+    """
+
+    client: ModelClient
+    max_attempts: int = 10
+    fallback_score: int = 4
+    name: str = "llm"
+
+    def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
+        prompt_tokens = completion_tokens = 0
+        seconds = 0.0
+        all_cached = True
+        for attempt in range(self.max_attempts):
+            params = Params(temperature=round(0.1 * attempt, 1), max_tokens=3)
+            completion = self.client.complete(
+                judge_messages(scenario=scenario, group=group, text=text, attempt=attempt),
+                params=params,
+                seed=seed_for(seed, "judge", group, attempt),
+            )
+            prompt_tokens += completion.prompt_tokens
+            completion_tokens += completion.completion_tokens
+            seconds += completion.seconds
+            all_cached = all_cached and completion.cached
+            score = parse_score(completion.text)
+            if score is not None:
+                return Verdict(group, score, False, attempt + 1, prompt_tokens,
+                               completion_tokens, seconds, all_cached)
+        return Verdict(group, self.fallback_score, True, self.max_attempts, prompt_tokens,
+                       completion_tokens, seconds, all_cached)
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass
+class RealVotesJudge:
+    """The oracle: the adopted resolution scored with each group's real choice."""
+
+    name: str = "real-votes"
+
+    def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
+        if _normalised(text) != _normalised(scenario.record.resolution):
+            raise JudgeRefused("the real-votes judge scores only the adopted resolution")
+        choice = scenario.group(group).real_choice
+        if choice is None:
+            raise JudgeRefused(f"{group} has no real vote on this record")
+        return Verdict(group, choice)
+
+
+@dataclass
+class ScriptedJudge:
+    """Fixed scores per group where given, else a digit derived from (text, group, seed)."""
+
+    scores: Mapping[str, int] = field(default_factory=dict)
+    name: str = "scripted"
+
+    def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
+        if group in self.scores:
+            return Verdict(group, self.scores[group])
+        return Verdict(group, seed_for(seed, "scripted-judge", group, _normalised(text)) % 10)

@@ -1,0 +1,109 @@
+"""The model-client protocol and its deterministic test double."""
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, TypedDict
+
+
+class Message(TypedDict):
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Params:
+    temperature: float = 0.0
+    max_tokens: int = 400
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    top_logprobs: int = 0  # > 0 asks the backend for per-token log-probabilities
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "stop": list(self.stop)}
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    cached: bool = False
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+    def usage(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": round(self.seconds, 4),
+            "cached": self.cached,
+        }
+
+
+class ModelError(Exception):
+    """A model call failed for good (after the backend's own bounded retries)."""
+
+
+class ModelClient(Protocol):
+    def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion: ...
+
+
+JUDGE_MARKER = "choice_number"
+
+Responder = Callable[[Sequence[Message], Params, int], str]
+
+
+def _digest(messages: Sequence[Message], seed: int) -> int:
+    text = "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in messages)
+    return int.from_bytes(hashlib.sha256(f"{seed}\x1d{text}".encode()).digest()[:8], "big")
+
+
+def scripted_reply(messages: Sequence[Message], params: Params, seed: int) -> str:
+    """Deterministic text that has the shape each caller expects.
+
+    A judge prompt gets one digit; any other prompt gets a short paragraph that starts the way a
+    resolution must, and names a token derived from the prompt so that different prompts differ.
+    """
+    digest = _digest(messages, seed)
+    if JUDGE_MARKER in messages[-1]["content"]:
+        return str(digest % 10)
+    return (
+        f"The European Parliament calls for a balanced compromise (draft {digest % 100000:05d}), "
+        "with concrete funding, a review clause and safeguards for the groups that oppose it."
+    )
+
+
+@dataclass
+class ScriptedModelClient:
+    """The test double: no network, same answer for the same messages and seed.
+
+    `responder` replaces the default replies; `delay_s` simulates a slow model; `calls` records
+    every request so tests can assert what the engine asked for.
+    """
+
+    responder: Responder = scripted_reply
+    delay_s: float = 0.0
+    calls: list[tuple[tuple[Message, ...], Params, int]] = field(default_factory=list)
+
+    def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
+        started = time.perf_counter()
+        self.calls.append((tuple(messages), params, seed))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        text = self.responder(messages, params, seed)
+        prompt_tokens = sum(len(m["content"].split()) for m in messages)
+        return Completion(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(text.split()),
+            seconds=time.perf_counter() - started,
+        )

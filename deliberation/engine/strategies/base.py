@@ -1,0 +1,138 @@
+"""What every strategy shares: the run context, replay of stored events, and the vote."""
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from deliberation.engine.events import Event, make_event
+from deliberation.engine.goals import GOALS, outcome_from_scores, vote_position
+from deliberation.engine.judges import Judge
+from deliberation.engine.models import ModelClient
+from deliberation.engine.scenario import Outcome, RecordView, Scenario
+from deliberation.engine.seeding import seed_for
+
+
+class ReplayMismatch(RuntimeError):
+    """A stored event does not match what the strategy does at that step (code changed mid-run)."""
+
+
+@dataclass
+class RunContext:
+    """What a strategy needs from outside: a model, a judge, a seed, its parameters.
+
+    `recorded` holds the events an earlier attempt of the same run already stored. A step whose
+    sequence number is among them returns the stored event instead of calling the model, so a
+    resumed run rebuilds its state from the log and continues after the last stored event.
+    """
+
+    model: ModelClient | None
+    judge: Judge
+    seed: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+    examples: Sequence[RecordView] = ()
+    recorded: Sequence[Event] = ()
+    _next_seq: int = field(default=1, init=False)
+    _stored: dict[int, Event] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._stored = {event["seq"]: event for event in self.recorded}
+
+    def step(self, type: str, produce: Callable[[], dict[str, Any]]) -> Event:
+        seq = self._next_seq
+        self._next_seq += 1
+        stored = self._stored.get(seq)
+        if stored is not None:
+            if stored["type"] != type:
+                raise ReplayMismatch(f"event {seq} is a {stored['type']}, the strategy made a {type}")
+            return stored
+        return make_event(seq, type, produce())
+
+    def child_seed(self, *parts: object) -> int:
+        return seed_for(self.seed, *parts)
+
+
+class Strategy(Protocol):
+    name: str
+    needs_model: bool
+
+    def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]: ...
+
+
+def run_started(scenario: Scenario, ctx: RunContext, strategy: str) -> Event:
+    return ctx.step(
+        "run_started",
+        lambda: {
+            "strategy": strategy,
+            "goal": scenario.goal,
+            "veto_group": scenario.veto_group,
+            "groups": list(scenario.codes),
+            "seats": dict(scenario.seats),
+            "title": scenario.record.title,
+        },
+    )
+
+
+def vote_on(scenario: Scenario, ctx: RunContext, text: str) -> Iterator[Event]:
+    """The vote: the judge scores each group alone, then the tally and the outcome."""
+    scores: dict[str, int] = {}
+    fallbacks: list[str] = []
+    judge_seed = ctx.child_seed("judge")
+
+    for group in scenario.by_seats():
+        def verdict(code: str = group.code) -> dict[str, Any]:
+            v = ctx.judge.score(scenario=scenario, group=code, text=text, seed=judge_seed)
+            return {
+                "group": code,
+                "score": v.score,
+                "position": vote_position(v.score),
+                "fallback": v.fallback,
+                "attempts": v.attempts,
+                "usage": {
+                    "prompt_tokens": v.prompt_tokens,
+                    "completion_tokens": v.completion_tokens,
+                    "seconds": round(v.seconds, 4),
+                    "cached": v.cached,
+                },
+            }
+
+        event = ctx.step("vote", verdict)
+        scores[event["data"]["group"]] = event["data"]["score"]
+        if event["data"]["fallback"]:
+            fallbacks.append(event["data"]["group"])
+        yield event
+
+    outcome = outcome_from_scores(
+        scores, seats=scenario.seats, goal=scenario.goal,
+        veto_group=scenario.veto_group, fallbacks=tuple(fallbacks),
+    )
+    yield ctx.step(
+        "tally",
+        lambda: {
+            "scores": dict(outcome.scores),
+            "seats": dict(outcome.seats),
+            "weighted_total": outcome.weighted_total,
+            "threshold": GOALS[scenario.goal].threshold,
+            "goal": scenario.goal,
+        },
+    )
+    yield ctx.step("outcome", outcome.as_dict)
+
+
+def outcome_of(events: Sequence[Event]) -> Outcome | None:
+    for event in reversed(events):
+        if event["type"] == "outcome":
+            return Outcome.from_dict(event["data"])
+    return None
+
+
+def usage_totals(events: Sequence[Event]) -> dict[str, float]:
+    """Tokens and model seconds spent over a run's events (cached calls cost no seconds)."""
+    totals = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0, "calls": 0}
+    for event in events:
+        usage = event["data"].get("usage")
+        if usage:
+            totals["prompt_tokens"] += usage["prompt_tokens"]
+            totals["completion_tokens"] += usage["completion_tokens"]
+            totals["seconds"] += 0.0 if usage["cached"] else usage["seconds"]
+            totals["calls"] += 1
+    return totals

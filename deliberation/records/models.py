@@ -1,0 +1,108 @@
+"""Parliamentary records: record sets, records, party groups, stances and benchmark tasks."""
+
+from django.db import models
+
+TERMS = (("7th", "7th term (2009-2014)"), ("8th", "8th term (2014-2019)"), ("9th", "9th term (2019-2024)"))
+
+
+class PartyGroup(models.Model):
+    """An EP political group in one term; the same code can mean another group in another term."""
+
+    code = models.CharField(max_length=32)
+    term = models.CharField(max_length=8, choices=TERMS)
+    label = models.CharField(max_length=200)
+    short_label = models.CharField(max_length=32, blank=True)
+    colour = models.CharField(max_length=7, default="#888888")
+    seats_at_start = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seats when the term began (or when the group formed)."
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["code", "term"], name="group_code_term_unique")]
+        ordering = ["term", "-seats_at_start", "code"]
+
+    def __str__(self) -> str:
+        return f"{self.short_label or self.code} ({self.term})"
+
+
+class Topic(models.Model):
+    name = models.CharField(max_length=200, unique=True)  # normalised, see records.normalise
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RecordSet(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Record(models.Model):
+    """One EP issue, recognised by its content (content_hash), not by any file's id."""
+
+    record_set = models.ForeignKey(RecordSet, on_delete=models.CASCADE, related_name="records")
+    content_hash = models.CharField(max_length=64)
+    title = models.TextField()
+    background = models.TextField()
+    resolution = models.TextField(blank=True)
+    term = models.CharField(max_length=8, choices=TERMS)
+    topics = models.ManyToManyField(Topic, related_name="records")
+    real_total_score = models.FloatField(null=True, blank=True)  # share of all MEPs for, 0..1
+    real_total_choice = models.PositiveSmallIntegerField(null=True, blank=True)  # 0..9
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["record_set", "content_hash"], name="record_content_unique")
+        ]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.title[:80]
+
+
+class Stance(models.Model):
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="stances")
+    group = models.ForeignKey(PartyGroup, on_delete=models.PROTECT, related_name="stances")
+    text = models.TextField()
+    real_score = models.FloatField(help_text="Share of the group's MEPs that voted for, 0..1.")
+    real_choice = models.PositiveSmallIntegerField(help_text="min(9, floor(10 * real_score)).")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["record", "group"], name="stance_group_unique")]
+        ordering = ["record_id", "-group__seats_at_start", "group__code"]
+
+    def __str__(self) -> str:
+        return f"{self.group.code} on {self.record_id}"
+
+
+class BenchmarkTask(models.Model):
+    """A PoliCon task: a record, its k groups in order, their seat weights and a veto group."""
+
+    record_set = models.ForeignKey(RecordSet, on_delete=models.CASCADE, related_name="tasks")
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="tasks")
+    topic = models.ForeignKey(Topic, on_delete=models.PROTECT, related_name="tasks")
+    party_count = models.PositiveSmallIntegerField()
+    groups = models.JSONField(help_text="Group codes, in the task's order.")
+    seat_weights = models.JSONField(help_text="Seat shares aligned with groups; they sum to 1.")
+    veto_group = models.CharField(max_length=32)
+    content_hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["record_set", "content_hash"], name="task_content_unique")
+        ]
+        indexes = [models.Index(fields=["record_set", "party_count"])]
+        ordering = ["party_count", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.party_count}-party task on record {self.record_id}"

@@ -1,0 +1,185 @@
+"""Hemicycle settings: one module, switched by the environment.
+
+With nothing set you get the embedded default (SQLite, in-memory channel layer, a Celery worker
+inside the web process on kombu's memory transport, the bundled model). Set DATABASE_URL and
+REDIS_URL for the production stack; see README.md and .env.example.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# litellm fetches a price list from the internet on import unless told not to.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+    SECRET_KEY = "dev-only-insecure-key-never-used-in-production"
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "deliberation.records",
+    "deliberation.scenarios",
+    "deliberation.runs",
+    "deliberation.live",
+    "deliberation.dashboards",
+    "deliberation.classroom",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "deliberation.urls"
+ASGI_APPLICATION = "deliberation.asgi.application"
+WSGI_APPLICATION = "deliberation.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "frontend" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded worker writes from another thread while the page reads: wait, don't fail.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+SERVESTATIC_USE_FINDERS = DEBUG
+
+# Redis: one server, separate databases for the broker, the channel layer and the cache.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+def redis_db(url: str, db: int) -> str:
+    base = url.rstrip("/")
+    if base.rsplit("/", 1)[-1].isdigit() and base.count("/") > 2:
+        base = base.rsplit("/", 1)[0]
+    return f"{base}/{db}"
+
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_db(REDIS_URL, 1)], "capacity": 1500, "expiry": 30},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Celery. The same task code runs embedded (memory broker, worker thread in the web process)
+# and in production (Redis broker, separate worker processes).
+CELERY_BROKER_URL = redis_db(REDIS_URL, 0) if REDIS_URL else "memory://"
+CELERY_EMBEDDED_WORKER = env_bool("CELERY_EMBEDDED_WORKER", not REDIS_URL)
+CELERY_EMBEDDED_CONCURRENCY = int(os.environ.get("CELERY_EMBEDDED_CONCURRENCY", "4"))
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "7200"))}
+    if REDIS_URL
+    else {"polling_interval": 0.01}
+)
+CELERY_TASK_ROUTES = {
+    "worker.tasks.run_advance_task": {"queue": "runs"},
+}
+CELERY_TASK_DEFAULT_QUEUE = "runs"
+
+# Models. A model string picks the backend: "scripted:NAME", "local:smollm2-135m", or any
+# litellm model string (e.g. "openai/gpt-4o-mini", "hosted_vllm/Qwen/Qwen2.5-7B-Instruct").
+HEMICYCLE_DEFAULT_MODEL = os.environ.get("HEMICYCLE_DEFAULT_MODEL", "local:smollm2-135m")
+HEMICYCLE_MODEL_API_BASE = os.environ.get("HEMICYCLE_MODEL_API_BASE", "")
+HEMICYCLE_MODEL_API_KEY = os.environ.get("HEMICYCLE_MODEL_API_KEY", "")
+HEMICYCLE_MODEL_TIMEOUT_S = float(os.environ.get("HEMICYCLE_MODEL_TIMEOUT_S", "120"))
+HEMICYCLE_MODEL_MAX_RETRIES = int(os.environ.get("HEMICYCLE_MODEL_MAX_RETRIES", "3"))
+HEMICYCLE_LOCAL_THREADS = int(os.environ.get("HEMICYCLE_LOCAL_THREADS", "0")) or None
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"LiteLLM": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+}
+
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "3600"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True

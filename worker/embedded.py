@@ -1,0 +1,41 @@
+"""The embedded default: a Celery worker thread inside the web process on the memory broker.
+
+kombu's memory transport only reaches consumers in the same process, which is also what lets the
+in-memory channel layer reach the browser: task and websocket share one process.
+"""
+
+import logging
+import threading
+
+from django.conf import settings
+
+from worker.celery import app
+
+logger = logging.getLogger(__name__)
+_started = threading.Event()
+_lock = threading.Lock()
+
+
+def embedded_worker_start() -> bool:
+    """Start the in-process worker once; returns False where settings say workers run elsewhere."""
+    if not settings.CELERY_EMBEDDED_WORKER:
+        return False
+    with _lock:
+        if _started.is_set():
+            return True
+        worker = app.Worker(
+            pool="threads",
+            concurrency=settings.CELERY_EMBEDDED_CONCURRENCY,
+            queues=["runs", "models"],
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            loglevel="INFO",
+        )
+        app.conf.worker_redirect_stdouts = False
+        app.conf.worker_hijack_root_logger = False
+        thread = threading.Thread(target=worker.start, name="celery-embedded", daemon=True)
+        thread.start()
+        _started.set()
+        logger.info("embedded Celery worker started (%s threads)", settings.CELERY_EMBEDDED_CONCURRENCY)
+        return True
