@@ -1,0 +1,70 @@
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from deliberation.engine.goals import GOAL_KEYS
+from deliberation.engine.strategies import STRATEGIES
+from deliberation.records.models import RecordSet
+from deliberation.runs.benchmark import BenchmarkError, benchmark_evaluate
+from deliberation.runs.clients import JUDGES
+
+
+class Command(BaseCommand):
+    help = "Run the PoliCon benchmark over a record set's tasks and print the paper's table."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--record-set", required=True, help="name of the record set")
+        parser.add_argument("--parties", nargs="+", type=int, default=[2, 4, 6], choices=[2, 4, 6])
+        parser.add_argument("--goals", nargs="+", default=["all"], help=f"all or any of {', '.join(GOAL_KEYS)}")
+        parser.add_argument("--strategy", required=True, choices=sorted(STRATEGIES))
+        parser.add_argument("--model", default=None, help="drafting model string (default: the bundled model)")
+        parser.add_argument("--judge", required=True, choices=JUDGES)
+        parser.add_argument("--judge-model", default=None, help="model for the llm judge (default: --model)")
+        parser.add_argument("--topic", default=None)
+        parser.add_argument("--limit", type=int, default=None, help="at most N tasks per party count")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--concurrency", type=int, default=1, help="runs in flight at once (hosted models)")
+        parser.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
+
+    def handle(self, *args, **options):
+        from django.conf import settings
+
+        goals = list(GOAL_KEYS) if options["goals"] == ["all"] else options["goals"]
+        bar = tqdm(total=0, unit="run", disable=options["verbosity"] == 0)
+        try:
+            result = benchmark_evaluate(
+                record_set=options["record_set"],
+                party_counts=options["parties"],
+                goals=goals,
+                strategy=options["strategy"],
+                model=options["model"] or settings.HEMICYCLE_DEFAULT_MODEL,
+                judge=options["judge"],
+                judge_model=options["judge_model"],
+                topic=options["topic"],
+                limit=options["limit"],
+                seed=options["seed"],
+                concurrency=options["concurrency"],
+                progress=bar.update,
+                on_total=lambda total: setattr(bar, "total", total) or bar.refresh(),
+            )
+        except (BenchmarkError, RecordSet.DoesNotExist) as error:
+            raise CommandError(str(error)) from None
+        finally:
+            bar.close()
+
+        self.stdout.write(result.render())
+        usage = result.usage
+        self.stdout.write(
+            f"{result.runs} runs in {result.seconds:.1f} s; {int(usage['calls'])} model steps, "
+            f"{int(usage['prompt_tokens'])} prompt + {int(usage['completion_tokens'])} completion tokens, "
+            f"{usage['seconds']:.1f} s of uncached model time"
+        )
+        if result.failures:
+            self.stderr.write(f"{len(result.failures)} runs failed:")
+            for failure in result.failures[:20]:
+                self.stderr.write(f"  {failure}")
+        if options["out"]:
+            options["out"].write_text(json.dumps(result.table, indent=2) + "\n")
+            self.stdout.write(f"wrote {options['out']}")
