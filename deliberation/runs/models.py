@@ -1,6 +1,15 @@
 """Runs, their event log, and the completion cache."""
 
+import secrets
+
+from django.conf import settings
 from django.db import models
+
+from deliberation.scenarios.models import ScenarioFields
+
+
+def new_share_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 class CachedCompletion(models.Model):
@@ -24,3 +33,68 @@ class CachedCompletion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} {self.key[:12]}"
+
+
+class Run(ScenarioFields):
+    """One scenario played once. Its events (RunEvent) are the truth of what happened."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PAUSED = "paused"
+        FINISHED = "finished"
+        FAILED = "failed"
+        STOPPED = "stopped"
+
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Only me"
+        SIGNED_IN = "signed_in", "Anyone signed in"
+        LINK = "link", "Anyone with the link"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
+    scenario = models.ForeignKey(
+        "scenarios.SavedScenario", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    visibility = models.CharField(max_length=12, choices=Visibility.choices, default=Visibility.PRIVATE)
+    share_token = models.CharField(max_length=43, unique=True, default=new_share_token)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Task attempts so far.")
+    error = models.TextField(blank=True)
+    outcome = models.JSONField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    model_seconds = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.strategy}, {self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in {self.Status.QUEUED, self.Status.RUNNING}
+
+    @property
+    def wall_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class RunEvent(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=32)
+    data = models.JSONField()
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="event_seq_unique")]
+        ordering = ["run_id", "seq"]
+
+    def as_message(self) -> dict:
+        return {"seq": self.seq, "type": self.type, "at": self.at.isoformat(), "data": self.data}
