@@ -183,3 +183,9 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "3600"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# Runs: a task attempt that dies or whose model keeps failing is retried, this many times in all.
+HEMICYCLE_RUN_MAX_ATTEMPTS = int(os.environ.get("HEMICYCLE_RUN_MAX_ATTEMPTS", "3"))
+HEMICYCLE_RUN_RETRY_DELAY_S = float(os.environ.get("HEMICYCLE_RUN_RETRY_DELAY_S", "2"))
+# New users may create their own account from the sign-in page (on by default in the embedded mode).
+HEMICYCLE_OPEN_SIGNUP = env_bool("HEMICYCLE_OPEN_SIGNUP", DEBUG)

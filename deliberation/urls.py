@@ -3,6 +3,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
     path("", include("deliberation.records.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("deliberation.scenarios.urls")),
+    path("", include("deliberation.runs.urls")),
 ]

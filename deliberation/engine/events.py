@@ -93,6 +93,11 @@ class ErrorData(TypedDict):
     final: bool
 
 
+class ControlData(TypedDict):
+    action: Literal["paused", "resumed", "stopped"]
+    by: str
+
+
 EVENT_DATA: dict[str, type] = {
     "run_started": RunStartedData,
     "phase": PhaseData,
@@ -104,7 +109,11 @@ EVENT_DATA: dict[str, type] = {
     "tally": TallyData,
     "outcome": OutcomeData,
     "error": ErrorData,
+    "control": ControlData,
 }
+# Appended by the run service around the strategy, never by a strategy: a resumed strategy skips
+# them when it replays the log.
+SERVICE_EVENT_TYPES = frozenset({"error", "control"})
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_DATA)
 
 

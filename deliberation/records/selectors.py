@@ -89,3 +89,20 @@ def example_pool(*, record_set: RecordSet) -> list[RecordView]:
         for topic in record.topics.all():
             pool.append(record_view(record, topic=topic.name))
     return pool
+
+
+def record_search(
+    *, topic: str | None = None, term: str | None = None, query: str | None = None, record_set: str | None = None
+) -> QuerySet[Record]:
+    records = Record.objects.select_related("record_set").prefetch_related("topics").annotate(
+        stance_count=Count("stances", distinct=True)
+    )
+    if record_set:
+        records = records.filter(record_set__name=record_set)
+    if topic:
+        records = records.filter(topics__name=topic)
+    if term:
+        records = records.filter(term=term)
+    if query:
+        records = records.filter(title__icontains=query)
+    return records.filter(stance_count__gte=2).order_by("record_set__name", "id")

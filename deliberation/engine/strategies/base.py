@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from deliberation.engine.events import Event, make_event
+from deliberation.engine.events import SERVICE_EVENT_TYPES, Event, make_event
 from deliberation.engine.goals import GOALS, outcome_from_scores, vote_position
 from deliberation.engine.judges import Judge
 from deliberation.engine.models import ModelClient
@@ -23,6 +23,7 @@ class RunContext:
     `recorded` holds the events an earlier attempt of the same run already stored. A step whose
     sequence number is among them returns the stored event instead of calling the model, so a
     resumed run rebuilds its state from the log and continues after the last stored event.
+    Events the run service put in between (errors, pause/resume) keep their numbers and are skipped.
     """
 
     model: ModelClient | None
@@ -38,6 +39,8 @@ class RunContext:
         self._stored = {event["seq"]: event for event in self.recorded}
 
     def step(self, type: str, produce: Callable[[], dict[str, Any]]) -> Event:
+        while self._stored.get(self._next_seq, {}).get("type") in SERVICE_EVENT_TYPES:
+            self._next_seq += 1
         seq = self._next_seq
         self._next_seq += 1
         stored = self._stored.get(seq)

@@ -1,0 +1,87 @@
+"""Websocket `/ws/runs/<id>/?after=<seq>`: replay the log after `seq`, then stream live.
+
+Every message is one stored event as JSON: {"seq", "type", "at", "data"}. The socket joins the
+process's RunHub before reading the log, so an event committed meanwhile is either in the log
+read or arrives live; frames at or below the last sequence sent are dropped, and a gap (a frame
+ahead of the next expected one) is filled from the log. Nothing is lost or doubled.
+"""
+
+import asyncio
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from deliberation.live.fanout import encode, hub
+from deliberation.runs.selectors import run_events_after, run_for_viewer
+
+
+def _frames_after(run_id: int, seq: int) -> list[tuple[int, str]]:
+    return [(event.seq, encode(event.as_message())) for event in run_events_after(run_id=run_id, seq=seq)]
+
+
+class RunConsumer(AsyncWebsocketConsumer):
+    # No layer channel per socket: the hub holds one subscription per process and run.
+    channel_layer_alias = "__hub_only__"
+
+    async def connect(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        try:
+            self.last_seq = max(0, int(query.get("after", ["0"])[0]))
+        except ValueError:
+            self.last_seq = 0
+        token = query.get("token", [""])[0]
+        run = await database_sync_to_async(run_for_viewer)(
+            user=self.scope.get("user"), run_id=self.run_id, token=token
+        )
+        if run is None:
+            await self.close(code=4403)
+            return
+        await self.accept()
+        self.live = False
+        self.held: list[tuple[int, str]] = []
+        self.catching_up = asyncio.Lock()
+        await hub.join(self.run_id, self)
+        self.joined = True
+        await self._send_from_log()
+        self.live = True
+        for seq, frame in sorted(self.held):
+            await self._send_frame(seq, frame)
+        self.held.clear()
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "joined", False):
+            await hub.leave(self.run_id, self)
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        """Viewers only listen; a ping gets a pong so clients can check the line."""
+        if text_data == "ping":
+            await self.send(text_data='{"type":"pong"}')
+
+    # Called by the hub for each live frame, on the server's loop.
+    def deliver(self, seq: int, frame: str):
+        if not self.live:
+            self.held.append((seq, frame))
+            return None
+        if seq <= self.last_seq:
+            return None
+        if seq > self.last_seq + 1:
+            return self._send_from_log()
+        self.last_seq = seq
+        return self.base_send({"type": "websocket.send", "text": frame})
+
+    async def _send_frame(self, seq: int, frame: str) -> None:
+        if seq > self.last_seq + 1:
+            await self._send_from_log()
+        if seq <= self.last_seq:
+            return
+        self.last_seq = seq
+        await self.base_send({"type": "websocket.send", "text": frame})
+
+    async def _send_from_log(self) -> None:
+        async with self.catching_up:
+            for seq, frame in await database_sync_to_async(_frames_after)(self.run_id, self.last_seq):
+                if seq > self.last_seq:
+                    self.last_seq = seq
+                    await self.base_send({"type": "websocket.send", "text": frame})

@@ -1,0 +1,197 @@
+"""Runs: start, advance (the Celery task's body), pause, resume, stop; and the event log.
+
+The database is the truth: each event is written in its own transaction, then sent to the run's
+Channels group on commit. Sequence numbers are allocated only by the task that advances the run,
+so a retried task finds the events it already wrote and continues after the last one.
+"""
+
+import logging
+from functools import partial
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from deliberation.engine.events import Event
+from deliberation.engine.models import ModelError
+from deliberation.engine.strategies import RunContext, strategy_named
+from deliberation.engine.strategies.base import usage_totals
+from deliberation.live.fanout import broadcast_event
+from deliberation.records.selectors import example_pool
+from deliberation.runs.clients import drafting_client, judge_for
+from deliberation.runs.models import Run, RunEvent
+from deliberation.scenarios.models import SavedScenario
+from deliberation.scenarios.services import ScenarioConfig, engine_scenario
+
+logger = logging.getLogger(__name__)
+
+TERMINAL = {Run.Status.FINISHED, Run.Status.FAILED, Run.Status.STOPPED}
+
+
+class RunRetry(Exception):
+    """The attempt failed in a way worth retrying (a model error); the task retries later."""
+
+    def __init__(self, countdown: float) -> None:
+        super().__init__(f"retry in {countdown} s")
+        self.countdown = countdown
+
+
+class RunControlError(ValueError):
+    """The run is not in a state that allows this action."""
+
+
+def _enqueue(run_id: int) -> None:
+    from worker.tasks import run_advance_task
+
+    run_advance_task.delay(run_id=run_id)
+
+
+@transaction.atomic
+def run_create(
+    *,
+    owner: AbstractBaseUser,
+    config: ScenarioConfig,
+    visibility: str = Run.Visibility.PRIVATE,
+    scenario: SavedScenario | None = None,
+) -> Run:
+    run = Run.objects.create(owner=owner, scenario=scenario, visibility=visibility, **config.model_fields())
+    # The worker must never see an uncommitted run: enqueue the id only, after commit.
+    transaction.on_commit(partial(_enqueue, run.pk))
+    return run
+
+
+def event_append(*, run: Run, event: Event) -> RunEvent:
+    """Store one event (idempotent by sequence number), then broadcast it once committed."""
+    with transaction.atomic():
+        stored, created = RunEvent.objects.get_or_create(
+            run=run, seq=event["seq"], defaults={"type": event["type"], "data": event["data"]}
+        )
+        if created:
+            transaction.on_commit(partial(broadcast_event, run_id=run.pk, message=stored.as_message()))
+        elif stored.type != event["type"]:
+            raise IntegrityError(f"run {run.pk} event {event['seq']} is already a {stored.type}")
+    return stored
+
+
+def _stored_events(run: Run) -> list[Event]:
+    return [
+        {"seq": seq, "type": type_, "data": data}
+        for seq, type_, data in run.events.order_by("seq").values_list("seq", "type", "data")
+    ]
+
+
+def _append_service_event(*, run: Run, type: str, data: dict) -> RunEvent:
+    last = run.events.order_by("-seq").values_list("seq", flat=True).first() or 0
+    return event_append(run=run, event={"seq": last + 1, "type": type, "data": data})
+
+
+def _status(run_id: int) -> str:
+    return Run.objects.values_list("status", flat=True).get(pk=run_id)
+
+
+def _run_finish(*, run: Run, events: list[Event]) -> None:
+    totals = usage_totals(events)
+    Run.objects.filter(pk=run.pk).update(
+        status=Run.Status.FINISHED,
+        outcome=events[-1]["data"],
+        prompt_tokens=int(totals["prompt_tokens"]),
+        completion_tokens=int(totals["completion_tokens"]),
+        model_seconds=totals["seconds"],
+        finished_at=timezone.now(),
+    )
+
+
+def run_fail(*, run: Run, reason: str) -> None:
+    _append_service_event(run=run, type="error", data={"message": reason, "attempt": run.attempts, "final": True})
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error=reason, finished_at=timezone.now())
+
+
+def run_advance(*, run_id: int) -> None:
+    """Step the run's strategy from its last stored event to the end, a pause or a stop."""
+    Run.objects.filter(pk=run_id).update(attempts=F("attempts") + 1)
+    run = Run.objects.select_related("record").get(pk=run_id)
+    if run.status in TERMINAL or run.status == Run.Status.PAUSED:
+        return
+    max_attempts = settings.HEMICYCLE_RUN_MAX_ATTEMPTS
+    if run.attempts > max_attempts:
+        run_fail(run=run, reason=f"gave up after {max_attempts} attempts (worker lost or model failing)")
+        return
+    Run.objects.filter(pk=run.pk).update(
+        status=Run.Status.RUNNING, started_at=run.started_at or timezone.now()
+    )
+    stored = _stored_events(run)
+    if stored and stored[-1]["type"] == "control" and stored[-1]["data"]["action"] == "paused":
+        _append_service_event(run=run, type="control", data={"action": "resumed", "by": run.owner.get_username()})
+        stored = _stored_events(run)
+    stored_seqs = {event["seq"] for event in stored}
+
+    strategy = strategy_named(run.strategy)
+    context = RunContext(
+        model=drafting_client(run.model) if strategy.needs_model else None,
+        judge=judge_for(run.judge, model=run.judge_model or run.model),
+        seed=run.seed,
+        params=run.params,
+        examples=example_pool(record_set=run.record.record_set) if run.strategy == "one-shot" else (),
+        recorded=stored,
+    )
+    scenario = engine_scenario(
+        record=run.record, groups=run.groups, seats=run.seats, goal=run.goal, veto_group=run.veto_group
+    )
+    events = list(stored)
+    try:
+        for event in strategy.run(scenario, context):
+            if event["seq"] in stored_seqs:
+                continue
+            event_append(run=run, event=event)
+            events.append(event)
+            if event["type"] == "outcome":
+                _run_finish(run=run, events=events)
+                return
+            status = _status(run.pk)
+            if status == Run.Status.PAUSED:
+                _append_service_event(run=run, type="control", data={"action": "paused", "by": run.owner.get_username()})
+                return
+            if status == Run.Status.STOPPED:
+                _append_service_event(run=run, type="control", data={"action": "stopped", "by": run.owner.get_username()})
+                return
+    except ModelError as error:
+        final = run.attempts >= max_attempts
+        _append_service_event(run=run, type="error", data={"message": str(error), "attempt": run.attempts, "final": final})
+        if final:
+            Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error=str(error), finished_at=timezone.now())
+            return
+        Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED)
+        raise RunRetry(countdown=settings.HEMICYCLE_RUN_RETRY_DELAY_S * run.attempts) from error
+
+
+def _require_owner(run: Run, user: AbstractBaseUser) -> None:
+    if run.owner_id != user.pk:
+        raise PermissionError("only the run's owner can control it")
+
+
+def run_pause(*, run: Run, user: AbstractBaseUser) -> None:
+    _require_owner(run, user)
+    if Run.objects.filter(pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(status=Run.Status.PAUSED) == 0:
+        raise RunControlError(f"a {run.status} run cannot be paused")
+
+
+def run_resume(*, run: Run, user: AbstractBaseUser) -> None:
+    _require_owner(run, user)
+    with transaction.atomic():
+        if Run.objects.filter(pk=run.pk, status=Run.Status.PAUSED).update(status=Run.Status.QUEUED, attempts=0) == 0:
+            raise RunControlError(f"a {run.status} run cannot be resumed")
+        transaction.on_commit(partial(_enqueue, run.pk))
+
+
+def run_stop(*, run: Run, user: AbstractBaseUser) -> None:
+    _require_owner(run, user)
+    with transaction.atomic():
+        previous = Run.objects.select_for_update().values_list("status", flat=True).get(pk=run.pk)
+        if previous in TERMINAL:
+            raise RunControlError(f"a {previous} run cannot be stopped")
+        Run.objects.filter(pk=run.pk).update(status=Run.Status.STOPPED, finished_at=timezone.now())
+    if previous == Run.Status.PAUSED:
+        # No task is advancing a paused run, so the stop is written here.
+        _append_service_event(run=run, type="control", data={"action": "stopped", "by": user.get_username()})

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from deliberation.runs import views
+
+urlpatterns = [
+    path("runs/", views.run_list, name="run-list"),
+    path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
+    path("runs/<int:run_id>/visibility", views.run_visibility, name="run-visibility"),
+    path("runs/<int:run_id>/<str:action>", views.run_control, name="run-control"),
+    path("api/runs", views.runs_api, name="api-runs"),
+    path("api/runs/<int:run_id>", views.run_api, name="api-run"),
+]

@@ -1,0 +1,135 @@
+"""Run pages, run controls, and the JSON API for starting runs."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from deliberation.engine.goals import GOALS
+from deliberation.records.models import PartyGroup
+from deliberation.runs.models import Run
+from deliberation.runs.selectors import run_for_viewer, run_list_for_owner
+from deliberation.runs.services import RunControlError, run_create, run_pause, run_resume, run_stop
+from deliberation.scenarios.forms import ScenarioForm
+
+
+def _run_or_404(request: HttpRequest, run_id: int) -> Run:
+    run = run_for_viewer(user=request.user, run_id=run_id, token=request.GET.get("token", ""))
+    if run is None:
+        raise Http404("no such run, or it is not shared with you")
+    return run
+
+
+def run_summary(run: Run) -> dict:
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "strategy": run.strategy,
+        "model": run.model,
+        "judge": run.judge,
+        "goal": run.goal,
+        "groups": run.groups,
+        "seats": run.seats,
+        "veto_group": run.veto_group or None,
+        "seed": run.seed,
+        "params": run.params,
+        "outcome": run.outcome,
+        "error": run.error,
+        "prompt_tokens": run.prompt_tokens,
+        "completion_tokens": run.completion_tokens,
+        "model_seconds": run.model_seconds,
+        "wall_seconds": run.wall_seconds,
+        "url": reverse("run-detail", args=[run.pk]),
+    }
+
+
+@login_required
+def run_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "runs/list.html", {"runs": run_list_for_owner(owner=request.user)[:200]})
+
+
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_404(request, run_id)
+    groups = {g.code: g for g in PartyGroup.objects.filter(term=run.record.term, code__in=run.groups)}
+    page = {
+        "run": run_summary(run),
+        "goal": {"key": run.goal, "label": GOALS[run.goal].label, "kind": GOALS[run.goal].kind,
+                 "threshold": GOALS[run.goal].threshold},
+        "groups": [
+            {"code": code, "label": groups[code].label if code in groups else code,
+             "short_label": (groups[code].short_label or code) if code in groups else code,
+             "colour": groups[code].colour if code in groups else "#888888",
+             "seats": run.seats[code]}
+            for code in run.groups
+        ],
+        "token": request.GET.get("token", ""),
+        "is_owner": request.user.is_authenticated and request.user.pk == run.owner_id,
+    }
+    share_url = request.build_absolute_uri(reverse("run-detail", args=[run.pk])) + f"?token={run.share_token}"
+    return render(request, "runs/detail.html", {
+        "run": run, "page": page, "share_url": share_url,
+        "visibilities": Run.Visibility.choices,
+    })
+
+
+@require_POST
+@login_required
+def run_control(request: HttpRequest, run_id: int, action: str) -> HttpResponse:
+    run = _run_or_404(request, run_id)
+    controls = {"pause": run_pause, "resume": run_resume, "stop": run_stop}
+    if action not in controls:
+        raise Http404(action)
+    try:
+        controls[action](run=run, user=request.user)
+    except PermissionError as error:
+        return JsonResponse({"error": str(error)}, status=403)
+    except RunControlError as error:
+        if request.accepts("text/html") and not request.headers.get("X-Requested-With"):
+            messages.error(request, str(error))
+        else:
+            return JsonResponse({"error": str(error)}, status=409)
+    if request.headers.get("X-Requested-With"):
+        return JsonResponse({"status": Run.objects.get(pk=run.pk).status})
+    return redirect("run-detail", run_id=run.pk)
+
+
+@require_POST
+@login_required
+def run_visibility(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_404(request, run_id)
+    if run.owner_id != request.user.pk:
+        return JsonResponse({"error": "only the run's owner can share it"}, status=403)
+    visibility = request.POST.get("visibility")
+    if visibility not in Run.Visibility.values:
+        return JsonResponse({"error": "unknown visibility"}, status=400)
+    Run.objects.filter(pk=run.pk).update(visibility=visibility)
+    return redirect("run-detail", run_id=run.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def runs_api(request: HttpRequest) -> JsonResponse:
+    """POST /api/runs with the scenario fields as JSON starts a run and answers its id."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "sign in first"}, status=401)
+    if request.method == "GET":
+        return JsonResponse({"runs": [run_summary(run) for run in run_list_for_owner(owner=request.user)[:100]]})
+    try:
+        payload = json.loads(request.body or b"{}")
+    except ValueError:
+        return JsonResponse({"error": "the body must be JSON"}, status=400)
+    if not isinstance(payload, dict):
+        return JsonResponse({"error": "the body must be a JSON object"}, status=400)
+    data = {key: json.dumps(value) if key in {"groups", "custom_seats"} else value for key, value in payload.items()}
+    form = ScenarioForm(data)
+    if not form.is_valid():
+        return JsonResponse({"errors": {field: [str(m) for m in msgs] for field, msgs in form.errors.items()}}, status=400)
+    run = run_create(owner=request.user, config=form.config, visibility=form.cleaned_data.get("visibility") or "private")
+    return JsonResponse({"id": run.pk, "url": reverse("run-detail", args=[run.pk])}, status=201)
+
+
+def run_api(request: HttpRequest, run_id: int) -> JsonResponse:
+    return JsonResponse(run_summary(_run_or_404(request, run_id)))
