@@ -1,3 +1,6 @@
+from channels.auth import AuthMiddlewareStack
+from channels.routing import URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
 from deliberation.live.consumers import RunConsumer
@@ -5,3 +8,6 @@ from deliberation.live.consumers import RunConsumer
 websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
 ]
+
+# Foreign Origins are refused; the session cookie tells the consumer who is watching.
+websocket_application = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))

@@ -26,3 +26,11 @@ def run_for_viewer(*, user: AbstractBaseUser | AnonymousUser, run_id: int, token
 
 def run_list_for_owner(*, owner: AbstractBaseUser) -> QuerySet[Run]:
     return Run.objects.filter(owner=owner).select_related("record").order_by("-created_at")
+
+
+def run_transcript(*, run: Run) -> list[tuple[int, str, dict]]:
+    """What was said and decided, without the cost of saying it (usage differs on a cached re-run)."""
+    return [
+        (seq, type_, {key: value for key, value in data.items() if key != "usage"})
+        for seq, type_, data in run.events.order_by("seq").values_list("seq", "type", "data")
+    ]

@@ -1,0 +1,38 @@
+"""Small builders for database rows that tests need; the data is written here, not copied."""
+
+from django.contrib.auth.models import User
+
+from deliberation.records.models import PartyGroup, Record, RecordSet, Stance, Topic
+
+STANCES_7TH = {
+    "EPP": (0.82, "EPP backs the proposal and wants its funding secured within the current budget."),
+    "SD": (0.35, "S&D asks for binding social safeguards before it can support the text."),
+    "ALDE": (0.55, "ALDE supports the aim but wants lighter reporting duties for small firms."),
+    "GREEN_EFA": (0.05, "The Greens oppose the proposal unless it carries a binding climate target."),
+}
+
+
+def make_user(username: str = "alice") -> User:
+    return User.objects.create_user(username, password="a-long-test-password")
+
+
+def make_record(*, title: str = "Regulation on test issues", groups=STANCES_7TH, set_name: str = "Test set") -> Record:
+    record_set, _ = RecordSet.objects.get_or_create(name=set_name)
+    topic, _ = Topic.objects.get_or_create(name="agriculture")
+    record = Record.objects.create(
+        record_set=record_set,
+        content_hash=f"hash-{title}",
+        title=title,
+        background="The Commission proposed a regulation; Parliament debates it.",
+        resolution="The European Parliament adopts the regulation with amendments on funding and review.",
+        term="7th",
+    )
+    record.topics.add(topic)
+    for code, (score, text) in groups.items():
+        group, _ = PartyGroup.objects.get_or_create(
+            code=code, term="7th", defaults={"label": code, "seats_at_start": 50}
+        )
+        Stance.objects.create(
+            record=record, group=group, text=text, real_score=score, real_choice=min(9, int(score * 10))
+        )
+    return record

@@ -1,0 +1,182 @@
+import json
+
+import pytest
+from django.db import transaction
+
+from deliberation.engine.models import ModelError, Params
+from deliberation.runs import services
+from deliberation.runs.models import Run
+from deliberation.runs.selectors import run_transcript
+from deliberation.runs.services import (
+    RunControlError,
+    RunRetry,
+    event_append,
+    run_advance,
+    run_create,
+    run_pause,
+    run_resume,
+    run_stop,
+)
+from deliberation.scenarios.forms import ScenarioForm
+from tests.factories import make_record, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(services, "_enqueue", calls.append)
+    return calls
+
+
+@pytest.fixture
+def broadcasts(monkeypatch):
+    sent: list[dict] = []
+    monkeypatch.setattr(services, "broadcast_event", lambda *, run_id, message: sent.append(message))
+    return sent
+
+
+def config_for(record, **overrides):
+    data = {
+        "record": record.pk, "groups": json.dumps(["EPP", "SD", "ALDE"]), "seat_structure": "random_tenths",
+        "goal": "simple_majority", "strategy": "parliament", "model": "scripted:default",
+        "judge": "scripted", "seed": 7, "rounds": 1,
+    }
+    data.update(overrides)
+    form = ScenarioForm(data)
+    assert form.is_valid(), form.errors
+    return form.config
+
+
+def started_run(**overrides) -> Run:
+    owner = make_user()
+    return run_create(owner=owner, config=config_for(make_record(), **overrides))
+
+
+def test_run_create_enqueues_the_run_id_only_after_commit(enqueued):
+    owner = make_user()
+    config = config_for(make_record())
+    with transaction.atomic():
+        run = run_create(owner=owner, config=config)
+        assert enqueued == []
+    assert enqueued == [run.pk]
+
+
+def test_run_advance_stores_every_event_and_finishes_with_outcome(enqueued, broadcasts):
+    run = started_run()
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    types = list(run.events.values_list("type", flat=True))
+    assert run.status == Run.Status.FINISHED
+    assert types[0] == "run_started" and types[-1] == "outcome"
+    assert list(run.events.values_list("seq", flat=True)) == list(range(1, len(types) + 1))
+    assert run.outcome == run.events.last().data
+    assert run.prompt_tokens > 0 and run.completion_tokens > 0
+    assert [message["seq"] for message in broadcasts] == list(range(1, len(types) + 1))
+
+
+def test_event_append_is_idempotent_by_sequence(enqueued, broadcasts):
+    run = started_run()
+    event = {"seq": 1, "type": "phase", "data": {"phase": "opening"}}
+    event_append(run=run, event=event)
+    event_append(run=run, event=event)
+    assert run.events.count() == 1
+    assert len(broadcasts) == 1
+
+
+def test_a_retried_run_continues_after_its_last_event_without_redoing_it(enqueued, broadcasts):
+    reference = started_run()
+    run_advance(run_id=reference.pk)
+    run = run_create(owner=reference.owner, config=config_for(reference.record))
+    # A first attempt that died after six events: the log keeps them.
+    for event in reference.events.all()[:6]:
+        event_append(run=run, event={"seq": event.seq, "type": event.type, "data": event.data})
+    run_advance(run_id=run.pk)
+    assert run_transcript(run=run) == run_transcript(run=reference)
+
+
+def test_model_errors_become_error_events_then_the_run_fails_after_bounded_attempts(enqueued, broadcasts, settings):
+    settings.HEMICYCLE_RUN_MAX_ATTEMPTS = 2
+    run = started_run(model="scripted:fail")
+    with pytest.raises(RunRetry):
+        run_advance(run_id=run.pk)
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    errors = list(run.events.filter(type="error").values_list("data", flat=True))
+    assert [error["final"] for error in errors] == [False, True]
+    assert run.status == Run.Status.FAILED
+    assert run.error
+
+
+def test_a_run_past_its_attempts_ends_failed_with_the_reason(enqueued, broadcasts, settings):
+    settings.HEMICYCLE_RUN_MAX_ATTEMPTS = 1
+    run = started_run()
+    Run.objects.filter(pk=run.pk).update(attempts=1)  # a worker already died once
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert "attempts" in run.error
+    assert run.events.last().type == "error"
+
+
+def test_pause_stops_the_task_and_resume_continues_to_the_same_transcript(enqueued, broadcasts, monkeypatch):
+    reference = started_run()
+    run_advance(run_id=reference.pk)
+    expected = [(type_, data) for _, type_, data in run_transcript(run=reference)]
+
+    run = run_create(owner=reference.owner, config=config_for(reference.record))
+    real_append = services.event_append
+
+    def append_then_pause(*, run, event):
+        stored = real_append(run=run, event=event)
+        if event["seq"] == 5:
+            run_pause(run=run, user=run.owner)
+        return stored
+
+    monkeypatch.setattr(services, "event_append", append_then_pause)
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.PAUSED
+    assert run.events.last().data == {"action": "paused", "by": run.owner.username}
+
+    monkeypatch.setattr(services, "event_append", real_append)
+    run_resume(run=run, user=run.owner)
+    assert enqueued[-1] == run.pk
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FINISHED
+    strategy_events = [(type_, data) for _, type_, data in run_transcript(run=run) if type_ != "control"]
+    assert strategy_events == expected
+    assert list(run.events.filter(type="control").values_list("data__action", flat=True)) == ["paused", "resumed"]
+
+
+def test_only_the_owner_controls_a_run_and_finished_runs_cannot_be_stopped(enqueued, broadcasts):
+    run = started_run()
+    intruder = make_user("mallory")
+    with pytest.raises(PermissionError):
+        run_pause(run=run, user=intruder)
+    run_advance(run_id=run.pk)
+    with pytest.raises(RunControlError):
+        run_stop(run=run, user=run.owner)
+
+
+def test_stopping_a_paused_run_records_the_stop(enqueued, broadcasts):
+    run = started_run()
+    run_pause(run=run, user=run.owner)
+    run_stop(run=run, user=run.owner)
+    run.refresh_from_db()
+    assert run.status == Run.Status.STOPPED
+    assert run.events.last().type == "control" and run.events.last().data["action"] == "stopped"
+    run_advance(run_id=run.pk)  # a late task does nothing to a stopped run
+    assert run.events.filter(type="run_started").count() == 0
+
+
+def test_model_error_type_is_what_the_backend_raises():
+    # The run service retries on ModelError; the scripted failing backend must raise exactly that.
+    from worker.models import model_client
+
+    with pytest.raises(ModelError):
+        model_client("scripted:fail", cache=False).complete(
+            [{"role": "user", "content": "hi"}], params=Params(), seed=1
+        )
