@@ -1,0 +1,111 @@
+"""worker/models/cache.py: the completion cache keyed by (model, messages, params, seed)."""
+
+import pytest
+
+from deliberation.engine.models import Completion, ModelError, Params, TokenLogprob
+from deliberation.runs.models import CachedCompletion
+from worker.models.cache import CachingClient, completion_key
+
+MESSAGES = [{"role": "system", "content": "You are EPP."}, {"role": "user", "content": "Draft."}]
+PARAMS = Params(temperature=0.2, max_tokens=50)
+
+
+class CountingClient:
+    def __init__(self, text: str = "A draft.", logprobs=None) -> None:
+        self.calls = 0
+        self.text = text
+        self.logprobs = logprobs
+
+    def complete(self, messages, *, params, seed):
+        self.calls += 1
+        return Completion(text=f"{self.text} #{self.calls}", prompt_tokens=17,
+                          completion_tokens=5, seconds=0.25, logprobs=self.logprobs)
+
+
+@pytest.mark.django_db
+def test_rerun_is_answered_from_the_cache_without_a_model_call():
+    inner = CountingClient()
+    client = CachingClient(inner, model="scripted:default")
+    first = client.complete(MESSAGES, params=PARAMS, seed=7)
+    again = client.complete(MESSAGES, params=PARAMS, seed=7)
+    assert inner.calls == 1
+    assert first.cached is False and again.cached is True
+    assert again.text == first.text == "A draft. #1"
+    assert (again.prompt_tokens, again.completion_tokens, again.seconds) == (17, 5, 0.25)
+    assert CachedCompletion.objects.get().hits == 1
+
+
+@pytest.mark.django_db
+def test_a_miss_stores_the_request_and_its_token_counts():
+    CachingClient(CountingClient(), model="m").complete(MESSAGES, params=PARAMS, seed=7)
+    row = CachedCompletion.objects.get()
+    assert row.key == completion_key(model="m", messages=MESSAGES, params=PARAMS, seed=7)
+    assert (row.model, row.seed, row.messages, row.params) == ("m", 7, MESSAGES, PARAMS.as_dict())
+    assert (row.prompt_tokens, row.completion_tokens, row.seconds, row.hits) == (17, 5, 0.25, 0)
+
+
+VARIANTS = {
+    "model": dict(model="other-model"),
+    "messages": dict(messages=[MESSAGES[0], {"role": "user", "content": "Draft!"}]),
+    "role": dict(messages=[{"role": "user", "content": "You are EPP."}, MESSAGES[1]]),
+    "temperature": dict(params=Params(temperature=0.3, max_tokens=50)),
+    "max_tokens": dict(params=Params(temperature=0.2, max_tokens=51)),
+    "stop": dict(params=Params(temperature=0.2, max_tokens=50, stop=("\n",))),
+    "top_logprobs": dict(params=Params(temperature=0.2, max_tokens=50, top_logprobs=2)),
+    "seed": dict(seed=8),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("changed", VARIANTS)
+def test_changing_any_part_of_the_request_misses_the_cache(changed):
+    base = dict(model="m", messages=MESSAGES, params=PARAMS, seed=7)
+    variant = {**base, **VARIANTS[changed]}
+    assert completion_key(**variant) != completion_key(**base)
+    inner = CountingClient()
+    CachingClient(inner, model=base["model"]).complete(
+        base["messages"], params=base["params"], seed=base["seed"])
+    CachingClient(inner, model=variant["model"]).complete(
+        variant["messages"], params=variant["params"], seed=variant["seed"])
+    assert inner.calls == 2
+
+
+def test_key_ignores_the_key_order_inside_messages():
+    reordered = [{"content": m["content"], "role": m["role"]} for m in MESSAGES]
+    assert completion_key(model="m", messages=reordered, params=PARAMS, seed=1) == \
+        completion_key(model="m", messages=MESSAGES, params=PARAMS, seed=1)
+
+
+@pytest.mark.django_db
+def test_logprobs_survive_the_cache():
+    logprobs = (TokenLogprob("A", -0.5, (("A", -0.5), ("The", -1.25))), TokenLogprob(" draft", -0.1))
+    client = CachingClient(CountingClient(logprobs=logprobs), model="m")
+    params = Params(max_tokens=2, top_logprobs=2)
+    client.complete(MESSAGES, params=params, seed=1)
+    assert client.complete(MESSAGES, params=params, seed=1).logprobs == logprobs
+
+
+@pytest.mark.django_db
+def test_a_row_stored_by_a_racing_worker_does_not_break_the_store():
+    class RacingClient(CountingClient):
+        def complete(self, messages, *, params, seed):
+            answer = super().complete(messages, params=params, seed=seed)
+            CachedCompletion.objects.create(  # another worker finished the same call first
+                key=completion_key(model="m", messages=messages, params=params, seed=seed),
+                model="m", messages=[], params={}, seed=seed, text="theirs")
+            return answer
+
+    answer = CachingClient(RacingClient(), model="m").complete(MESSAGES, params=PARAMS, seed=1)
+    assert answer.text == "A draft. #1"
+    assert CachedCompletion.objects.get().text == "theirs"
+
+
+@pytest.mark.django_db
+def test_failures_are_not_cached():
+    class FailingClient:
+        def complete(self, messages, *, params, seed):
+            raise ModelError("down")
+
+    with pytest.raises(ModelError):
+        CachingClient(FailingClient(), model="m").complete(MESSAGES, params=PARAMS, seed=1)
+    assert not CachedCompletion.objects.exists()

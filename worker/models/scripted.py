@@ -1,0 +1,48 @@
+"""Scripted clients: deterministic, no network, for tests and demos.
+
+    scripted:default    the engine's scripted_reply (a digit for judge prompts, a short draft else)
+    scripted:slow       the same, 0.05 s per call, to watch a run stream live
+    scripted:bad-judge  answers judge prompts with words, never a digit (exercises the fallback)
+    scripted:fail       every call times out (exercises retries and the failed-run path)
+"""
+
+from collections.abc import Sequence
+
+from deliberation.engine.models import (
+    JUDGE_MARKER,
+    Message,
+    ModelClient,
+    Params,
+    ScriptedModelClient,
+    scripted_reply,
+)
+from worker.models.retry import PermanentModelError
+
+SLOW_DELAY_S = 0.05
+
+
+def bad_judge_reply(messages: Sequence[Message], params: Params, seed: int) -> str:
+    if JUDGE_MARKER in messages[-1]["content"]:
+        return "I cannot decide."
+    return scripted_reply(messages, params, seed)
+
+
+def failing_reply(messages: Sequence[Message], params: Params, seed: int) -> str:
+    raise TimeoutError("scripted:fail always times out")
+
+
+SCRIPTED_CLIENTS = {
+    "default": lambda: ScriptedModelClient(),
+    "slow": lambda: ScriptedModelClient(delay_s=SLOW_DELAY_S),
+    "bad-judge": lambda: ScriptedModelClient(responder=bad_judge_reply),
+    "fail": lambda: ScriptedModelClient(responder=failing_reply),
+}
+
+
+def scripted_client(name: str) -> ModelClient:
+    try:
+        return SCRIPTED_CLIENTS[name]()
+    except KeyError:
+        raise PermanentModelError(
+            f"unknown scripted model {name!r}; known: {', '.join(sorted(SCRIPTED_CLIENTS))}"
+        ) from None
