@@ -124,7 +124,8 @@ class LLMJudge:
                        completion_tokens, seconds, all_cached)
 
 
-def _normalised(text: str) -> str:
+def normalised_text(text: str) -> str:
+    """Whitespace-insensitive form: two texts that differ only in spacing are the same text."""
     return " ".join(text.split())
 
 
@@ -135,7 +136,7 @@ class RealVotesJudge:
     name: str = "real-votes"
 
     def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
-        if _normalised(text) != _normalised(scenario.record.resolution):
+        if normalised_text(text) != normalised_text(scenario.record.resolution):
             raise JudgeRefused("the real-votes judge scores only the adopted resolution")
         choice = scenario.group(group).real_choice
         if choice is None:
@@ -153,4 +154,4 @@ class ScriptedJudge:
     def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
         if group in self.scores:
             return Verdict(group, self.scores[group])
-        return Verdict(group, seed_for(seed, "scripted-judge", group, _normalised(text)) % 10)
+        return Verdict(group, seed_for(seed, "scripted-judge", group, normalised_text(text)) % 10)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from deliberation.engine.events import Event
 from deliberation.engine.goals import GOALS, goal_requirement
+from deliberation.engine.judges import normalised_text
 from deliberation.engine.models import Message, Params
 from deliberation.engine.scenario import RecordView, Scenario
 from deliberation.engine.seeding import rng_for
@@ -56,7 +57,7 @@ def pick_example(
     others = [
         record for record in pool
         if record.key != target.key and record.resolution.strip()
-        and record.resolution.strip() != target.resolution.strip()
+        and normalised_text(record.resolution) != normalised_text(target.resolution)
     ]
     same_topic = [record for record in others if record.topic == target.topic]
     candidates = sorted(same_topic or others, key=lambda record: record.key)

@@ -1,0 +1,179 @@
+"""engine/judges.py: the paper's LLM judge (retries, fallback, one group at a time), the oracle
+and the scripted double."""
+
+import pytest
+
+from deliberation.engine.judges import (
+    SCALE,
+    JudgeRefused,
+    LLMJudge,
+    RealVotesJudge,
+    ScriptedJudge,
+    judge_messages,
+    parse_score,
+)
+from deliberation.engine.models import ScriptedModelClient
+
+TEXT = "The European Parliament calls for a rural broadband fund of EUR 2 billion."
+
+
+def answers(*replies: str):
+    """A responder that gives the replies in order, then repeats the last one."""
+    queue = list(replies)
+
+    def respond(messages, params, seed):
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return respond
+
+
+@pytest.fixture
+def scenario(make_scenario):
+    return make_scenario(seats={"EPP": 0.6, "SD": 0.4}, choices={"EPP": 7, "SD": 2})
+
+
+def test_valid_digit_on_first_try_is_one_attempt_at_temperature_zero(scenario):
+    client = ScriptedModelClient(responder=answers("7"))
+    verdict = LLMJudge(client).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
+    assert (verdict.group, verdict.score, verdict.attempts, verdict.fallback) == ("EPP", 7, 1, False)
+    assert len(client.calls) == 1
+    _, params, _ = client.calls[0]
+    assert params.temperature == 0.0
+    assert params.max_tokens == 3
+
+
+def test_invalid_answers_are_retried_each_a_tenth_warmer(scenario):
+    client = ScriptedModelClient(responder=answers("Sure", "ten", "5"))
+    verdict = LLMJudge(client).score(scenario=scenario, group="SD", text=TEXT, seed=1)
+    assert (verdict.score, verdict.attempts, verdict.fallback) == (5, 3, False)
+    assert [params.temperature for _, params, _ in client.calls] == [0.0, 0.1, 0.2]
+    assert all(params.max_tokens == 3 for _, params, _ in client.calls)
+    # each retry has its own seed, so a cache keyed on the seed does not replay the bad answer
+    assert len({seed for _, _, seed in client.calls}) == 3
+
+
+def test_retries_append_a_firmer_reminder(scenario):
+    client = ScriptedModelClient(responder=answers("x", "y", "3"))
+    LLMJudge(client).score(scenario=scenario, group="SD", text=TEXT, seed=1)
+    first, second, third = (messages[-1]["content"] for messages, _, _ in client.calls)
+    assert second.startswith(first) and len(second) > len(first)
+    assert third.startswith(second) and len(third) > len(second)
+
+
+def test_always_invalid_falls_back_to_four_after_ten_calls(scenario):
+    client = ScriptedModelClient(responder=answers("I cannot score this."))
+    verdict = LLMJudge(client).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
+    assert (verdict.score, verdict.fallback, verdict.attempts) == (4, True, 10)
+    assert len(client.calls) == 10
+    assert [params.temperature for _, params, _ in client.calls] == [
+        0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def test_fallback_score_and_attempts_are_configurable(scenario):
+    client = ScriptedModelClient(responder=answers("?"))
+    verdict = LLMJudge(client, max_attempts=2, fallback_score=0).score(
+        scenario=scenario, group="EPP", text=TEXT, seed=1)
+    assert (verdict.score, verdict.fallback, verdict.attempts, len(client.calls)) == (0, True, 2, 2)
+
+
+def test_token_usage_adds_up_over_attempts(scenario):
+    client = ScriptedModelClient(responder=answers("no", "6"))
+    verdict = LLMJudge(client).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
+    prompt_words = [sum(len(m["content"].split()) for m in msgs) for msgs, _, _ in client.calls]
+    assert verdict.prompt_tokens == sum(prompt_words)
+    assert verdict.completion_tokens == 2  # "no" and "6"
+
+
+def test_each_group_is_scored_alone(scenario):
+    client = ScriptedModelClient(responder=answers("6"))
+    judge = LLMJudge(client)
+    judge.score(scenario=scenario, group="EPP", text=TEXT, seed=1)
+    judge.score(scenario=scenario, group="SD", text=TEXT, seed=1)
+    epp_prompt = client.calls[0][0][-1]["content"]
+    sd_prompt = client.calls[1][0][-1]["content"]
+    epp_stance, sd_stance = scenario.group("EPP").stance, scenario.group("SD").stance
+    assert epp_stance in epp_prompt and sd_stance not in epp_prompt
+    assert sd_stance in sd_prompt and epp_stance not in sd_prompt
+    assert TEXT in epp_prompt and scenario.record.background in epp_prompt
+
+
+def test_prompt_has_the_papers_scale_and_resolution_rule(scenario):
+    prompt = judge_messages(scenario=scenario, group="EPP", text=TEXT, attempt=0)[-1]["content"]
+    assert SCALE == (
+        "not at all", "very poorly", "poorly", "somewhat poorly", "somewhat",
+        "moderately", "somewhat well", "well", "very well", "perfectly",
+    )
+    for number, label in enumerate(SCALE):
+        assert f"{number} = {label}" in prompt
+    assert '"The European Parliament"' in prompt
+    assert "0-3" in prompt and "4-6" in prompt and "7-9" in prompt
+
+
+def test_default_scripted_client_answers_judge_prompts_with_a_digit(scenario):
+    verdict = LLMJudge(ScriptedModelClient()).score(scenario=scenario, group="EPP", text=TEXT, seed=3)
+    assert verdict.attempts == 1 and 0 <= verdict.score <= 9
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("7", 7),
+        (" 7.", 7),
+        ("0", 0),
+        ("9\n", 9),
+        ("\n 3", 3),
+        ("10", None),  # never read as 1
+        ("07", None),
+        ("", None),
+        ("seven", None),
+        ("Score: 7", None),
+        ("-1", None),
+    ],
+)
+def test_parse_score(text, expected):
+    assert parse_score(text) == expected
+
+
+# --- the oracle ---------------------------------------------------------------------------------
+
+def test_real_votes_judge_scores_adopted_resolution_with_real_choices(scenario):
+    judge = RealVotesJudge()
+    text = scenario.record.resolution
+    assert judge.score(scenario=scenario, group="EPP", text=text, seed=0).score == 7
+    assert judge.score(scenario=scenario, group="SD", text=text, seed=0).score == 2
+
+
+def test_real_votes_judge_ignores_whitespace(scenario):
+    text = "\n  " + scenario.record.resolution.replace(" ", "  \n") + "  "
+    assert RealVotesJudge().score(scenario=scenario, group="EPP", text=text, seed=0).score == 7
+
+
+@pytest.mark.parametrize("text", [TEXT, "", "The European Parliament"])
+def test_real_votes_judge_refuses_any_other_text(scenario, text):
+    with pytest.raises(JudgeRefused):
+        RealVotesJudge().score(scenario=scenario, group="EPP", text=text, seed=0)
+
+
+def test_real_votes_judge_refuses_group_without_real_vote(make_scenario):
+    scenario = make_scenario(seats={"EPP": 0.5, "SD": 0.5}, choices={"EPP": 7})
+    with pytest.raises(JudgeRefused, match="SD"):
+        RealVotesJudge().score(scenario=scenario, group="SD", text=scenario.record.resolution, seed=0)
+
+
+# --- the scripted double ------------------------------------------------------------------------
+
+def test_scripted_judge_is_deterministic(scenario):
+    judge = ScriptedJudge()
+    first = [judge.score(scenario=scenario, group=g, text=TEXT, seed=s).score
+             for g in ("EPP", "SD") for s in range(20)]
+    again = [ScriptedJudge().score(scenario=scenario, group=g, text=TEXT, seed=s).score
+             for g in ("EPP", "SD") for s in range(20)]
+    assert first == again
+    assert all(0 <= score <= 9 for score in first)
+    assert len(set(first)) > 1  # derived from the inputs, not a constant
+
+
+def test_scripted_judge_fixed_scores_win(scenario):
+    judge = ScriptedJudge(scores={"SD": 8})
+    assert judge.score(scenario=scenario, group="SD", text=TEXT, seed=5).score == 8
+    assert judge.score(scenario=scenario, group="SD", text="other", seed=6).score == 8

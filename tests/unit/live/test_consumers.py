@@ -1,0 +1,175 @@
+"""The run websocket: replay after seq, live stream, reconnects, late joiners, who may watch.
+
+Real Channels consumers on the in-memory layer, with the run advanced in a worker thread exactly
+as the embedded Celery worker does it.
+"""
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from deliberation.live.routing import websocket_application
+from deliberation.runs import services
+from deliberation.runs.models import Run
+from deliberation.runs.services import event_append, run_advance, run_create
+from deliberation.scenarios.forms import ScenarioForm
+from tests.factories import make_record, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
+def no_queue(monkeypatch):
+    monkeypatch.setattr(services, "_enqueue", lambda run_id: None)
+
+
+def new_run(owner=None, **overrides) -> Run:
+    record = make_record()
+    data = {
+        "record": record.pk, "groups": json.dumps(["EPP", "SD", "ALDE"]), "seat_structure": "equal",
+        "goal": "simple_majority", "strategy": "parliament", "model": "scripted:default",
+        "judge": "scripted", "seed": 1, "rounds": 1,
+    }
+    data.update(overrides)
+    form = ScenarioForm(data)
+    assert form.is_valid(), form.errors
+    return run_create(owner=owner or make_user(), config=form.config)
+
+
+def communicator(run: Run, user, *, after: int = 0, origin=ORIGIN) -> WebsocketCommunicator:
+    headers = [origin] if origin else []
+    socket = WebsocketCommunicator(websocket_application, f"/ws/runs/{run.pk}/?after={after}", headers=headers)
+    socket.scope["user"] = user
+    return socket
+
+
+async def receive_until_outcome(socket, limit: int = 200) -> list[dict]:
+    messages = []
+    for _ in range(limit):
+        message = json.loads(await socket.receive_from(timeout=10))
+        messages.append(message)
+        if message["type"] == "outcome":
+            break
+    return messages
+
+
+def stored_seqs(run: Run) -> list[int]:
+    return list(run.events.values_list("seq", flat=True))
+
+
+def test_replays_only_the_events_after_the_given_seq():
+    run = new_run()
+    run_advance(run_id=run.pk)
+
+    async def scenario():
+        socket = communicator(run, run.owner, after=5)
+        connected, _ = await socket.connect()
+        assert connected
+        messages = await receive_until_outcome(socket)
+        await socket.disconnect()
+        return messages
+
+    messages = async_to_sync(scenario)()
+    assert [m["seq"] for m in messages] == stored_seqs(run)[5:]
+    assert all({"seq", "type", "data", "at"} <= set(m) for m in messages)
+
+
+def test_streams_a_live_run_in_order_with_nothing_lost_or_doubled():
+    run = new_run()
+
+    async def scenario():
+        socket = communicator(run, run.owner)
+        connected, _ = await socket.connect()
+        assert connected
+        advancing = asyncio.ensure_future(sync_to_async(run_advance, thread_sensitive=False)(run_id=run.pk))
+        messages = await receive_until_outcome(socket)
+        await advancing
+        assert await socket.receive_nothing(timeout=0.2)
+        await socket.disconnect()
+        return messages
+
+    messages = async_to_sync(scenario)()
+    assert [m["seq"] for m in messages] == stored_seqs(run)
+
+
+def test_reconnecting_with_the_last_seq_gives_no_gap_and_no_duplicate():
+    run = new_run()
+
+    async def scenario():
+        first = communicator(run, run.owner)
+        await first.connect()
+        advancing = asyncio.ensure_future(sync_to_async(run_advance, thread_sensitive=False)(run_id=run.pk))
+        seen = [json.loads(await first.receive_from(timeout=10)) for _ in range(4)]
+        await first.disconnect()  # the line drops while the run goes on
+        await advancing
+        second = communicator(run, run.owner, after=seen[-1]["seq"])
+        await second.connect()
+        seen += await receive_until_outcome(second)
+        await second.disconnect()
+        return seen
+
+    seen = async_to_sync(scenario)()
+    assert [m["seq"] for m in seen] == stored_seqs(run)
+
+
+def test_a_late_joiner_gets_the_whole_transcript():
+    run = new_run()
+    run_advance(run_id=run.pk)
+
+    async def scenario():
+        socket = communicator(run, run.owner)
+        await socket.connect()
+        messages = await receive_until_outcome(socket)
+        await socket.disconnect()
+        return messages
+
+    messages = async_to_sync(scenario)()
+    assert [(m["seq"], m["type"]) for m in messages] == list(run.events.values_list("seq", "type"))
+
+
+def test_a_gap_in_live_frames_is_filled_from_the_log():
+    run = new_run()
+
+    async def scenario():
+        socket = communicator(run, run.owner)
+        await socket.connect()
+        # Event 1 is stored without a broadcast (as if its frame were lost), then event 2 is sent.
+        await sync_to_async(lambda: services.RunEvent.objects.create(run=run, seq=1, type="phase", data={"phase": "opening"}))()
+        await sync_to_async(event_append)(run=run, event={"seq": 2, "type": "phase", "data": {"phase": "negotiation", "round": 1}})
+        messages = [json.loads(await socket.receive_from(timeout=5)) for _ in range(2)]
+        await socket.disconnect()
+        return messages
+
+    assert [m["seq"] for m in async_to_sync(scenario)()] == [1, 2]
+
+
+def test_a_foreign_origin_is_refused():
+    run = new_run()
+
+    async def scenario():
+        socket = communicator(run, run.owner, origin=(b"origin", b"http://evil.example"))
+        connected, _ = await socket.connect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+def test_a_private_run_is_refused_to_others_and_shared_runs_are_not():
+    run = new_run()
+    stranger = make_user("bob")
+
+    async def can_watch(user) -> bool:
+        socket = communicator(run, user)
+        connected, _ = await socket.connect()
+        if connected:
+            await socket.disconnect()
+        return connected
+
+    assert async_to_sync(can_watch)(stranger) is False
+    Run.objects.filter(pk=run.pk).update(visibility=Run.Visibility.SIGNED_IN)
+    assert async_to_sync(can_watch)(stranger) is True
