@@ -1,4 +1,2 @@
-# Load the Celery app with Django so that @shared_task binds to it in every process.
-from worker.celery import app as celery_app
-
-__all__ = ["celery_app"]
+# Kept free of imports: deliberation.engine must import where Django and Celery are not installed.
+# The Celery app is loaded when Django starts (deliberation.runs.apps).

@@ -5,3 +5,7 @@ class RunsConfig(AppConfig):
     name = "deliberation.runs"
     label = "runs"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Load the Celery app with Django so that @shared_task binds to it in every process.
+        import worker.celery  # noqa: F401
