@@ -1,0 +1,122 @@
+# Hemicycle. `make run` serves the lab on http://127.0.0.1:8000; `make test` runs every test.
+# Both work on a fresh machine: they create .venv and install what they need first.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# `make run SAMPLE_RECORDS=` starts without loading the sample record set.
+SAMPLE_RECORDS ?= fixtures/sample_records
+SAMPLE_NAME ?= Sample EP issues
+PYTEST_ARGS ?=
+PYTEST := $(PY) -m pytest --durations=10
+
+# A stamp named after the requirements' hash: pip runs again only when they change.
+RUN_STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt | sha256sum | cut -c1-16)
+TEST_STAMP := $(VENV)/.installed-test-$(shell cat requirements.txt requirements-test.txt | sha256sum | cut -c1-16)
+
+.PHONY: help run test test-unit test-integration test-deps system-test-deps apt-install bench lint clean
+
+help:
+	@echo "make run               set up (venv, migrate, sample data, static) and serve http://$(HOST):$(PORT)"
+	@echo "make test              install what the tests need, then run unit, integration and e2e tests"
+	@echo "make test-unit         unit tests only (SQLite, no servers)"
+	@echo "make test-integration  integration and e2e tests only (PostgreSQL, Redis, Celery, uvicorn, Chromium)"
+	@echo "make bench             run the benchmarks in bench/ (they write bench/results/)"
+	@echo "make lint              Django system checks, missing migrations, byte-compile"
+
+$(PY):
+	@if ! $(PYTHON) -m venv $(VENV); then \
+	  echo "python3 -m venv failed; installing python3-venv"; \
+	  rm -rf $(VENV); \
+	  $(MAKE) --no-print-directory apt-install PACKAGES=python3-venv; \
+	  $(PYTHON) -m venv $(VENV); \
+	fi
+
+$(RUN_STAMP): | $(PY)
+	$(PIP) install -r requirements.txt
+	@rm -f $(VENV)/.installed-run-*; touch $@
+
+$(TEST_STAMP): | $(PY)
+	$(PIP) install -r requirements-test.txt
+	@rm -f $(VENV)/.installed-test-*; touch $@
+
+# ---- run: the embedded default (SQLite, in-process Celery worker, in-memory channel layer) ----
+
+run: $(RUN_STAMP)
+	$(PY) manage.py migrate --noinput
+	@if [ -n "$(SAMPLE_RECORDS)" ]; then \
+	  echo "$(PY) manage.py import_records $(SAMPLE_RECORDS) --name \"$(SAMPLE_NAME)\""; \
+	  $(PY) manage.py import_records $(SAMPLE_RECORDS) --name "$(SAMPLE_NAME)"; \
+	fi
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@echo
+	@echo "  Hemicycle is starting on http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
+	@echo "  To create an admin account, in another terminal: $(PY) manage.py createsuperuser"
+	@echo
+	exec $(VENV)/bin/uvicorn deliberation.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+
+# ---- test: unit tests on SQLite, then integration + e2e tests on real servers ----
+# Two pytest sessions because the database is chosen before Django loads (see
+# tests/integration/servers.py). pytest's exit code 5 (no tests collected) fails like any other.
+
+test: test-deps
+	@status=0; \
+	echo "== unit tests (SQLite, memory broker, no servers)"; \
+	HEMICYCLE_TEST_STACK=0 $(PYTEST) -m "not integration and not e2e" $(PYTEST_ARGS) || status=$$?; \
+	[ $$status -eq 5 ] && echo "!! no unit tests were collected: that is a failure"; \
+	echo "== integration and e2e tests (PostgreSQL, Redis, Celery, uvicorn, Chromium)"; \
+	stack_status=0; \
+	HEMICYCLE_TEST_STACK=1 $(PYTEST) -m "integration or e2e" $(PYTEST_ARGS) || stack_status=$$?; \
+	[ $$stack_status -eq 5 ] && echo "!! no integration or e2e tests were collected: that is a failure"; \
+	echo "== unit: exit $$status; integration and e2e: exit $$stack_status"; \
+	[ $$status -eq 0 ] && [ $$stack_status -eq 0 ]
+
+test-unit: $(TEST_STAMP)
+	HEMICYCLE_TEST_STACK=0 $(PYTEST) -m "not integration and not e2e" $(PYTEST_ARGS)
+
+test-integration: test-deps
+	HEMICYCLE_TEST_STACK=1 $(PYTEST) -m "integration or e2e" $(PYTEST_ARGS)
+
+test-deps: system-test-deps $(TEST_STAMP)
+
+# Debian packages for the real servers and the browser, installed only when missing.
+system-test-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory apt-install PACKAGES="$$missing"; fi
+
+apt-install:
+	@if ! command -v apt-get >/dev/null; then \
+	  echo "Please install: $(PACKAGES) (no apt-get here)"; exit 1; \
+	fi; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null; then sudo="sudo"; \
+	else echo "Please install as root: apt-get install $(PACKAGES)"; exit 1; fi; \
+	echo "Installing Debian packages:$(PACKAGES)"; \
+	$$sudo apt-get update -q -o DPkg::Lock::Timeout=600; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 $(PACKAGES)
+
+# ---- benchmarks and checks ----
+
+bench: test-deps
+	@shopt -s nullglob; scripts=(bench/*.py); \
+	scripts=($$(printf '%s\n' "$${scripts[@]}" | grep -v '/_' || true)); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks in bench/ yet."; exit 0; fi; \
+	for script in "$${scripts[@]}"; do echo "== $$script"; $(PY) "$$script"; done
+
+lint: $(TEST_STAMP)
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m compileall -q deliberation worker tests bench manage.py
+
+clean:
+	rm -rf staticfiles var/test-logs
