@@ -1,0 +1,77 @@
+"""A run survives its Celery worker dying mid-run, and its events reach viewers through Redis.
+
+Real PostgreSQL, Redis, Celery worker processes and uvicorn (tests/integration/servers.py).
+"""
+
+import json
+
+import pytest
+from websockets.sync.client import connect
+
+from deliberation.runs.models import Run
+from deliberation.runs.selectors import run_transcript
+from deliberation.runs.services import run_create
+from deliberation.scenarios.forms import ScenarioForm
+from tests.factories import make_record, make_user
+from tests.integration import servers
+
+# Redelivery of a dead worker's unacknowledged task waits for the broker's visibility timeout;
+# production keeps it above the longest task, the test keeps it short.
+FAST_REDELIVERY = {"CELERY_VISIBILITY_TIMEOUT": "3"}
+
+
+def start_run(record, owner, *, model: str, visibility: str = "private") -> Run:
+    form = ScenarioForm({
+        "record": record.pk, "groups": json.dumps(["EPP", "SD", "ALDE", "GREEN_EFA"]),
+        "seat_structure": "random_tenths", "goal": "two_thirds_majority", "strategy": "parliament",
+        "model": model, "judge": "scripted", "seed": 11, "rounds": 2,
+    })
+    assert form.is_valid(), form.errors
+    return run_create(owner=owner, config=form.config, visibility=visibility)
+
+
+def wait_for_status(run: Run, status: str, *, timeout: float) -> None:
+    servers.wait_until(
+        lambda: Run.objects.values_list("status", flat=True).get(pk=run.pk) == status,
+        timeout=timeout, what=f"run {run.pk} to be {status}",
+    )
+
+
+def test_killing_the_worker_mid_run_ends_with_the_transcript_of_an_uninterrupted_run(start_celery_worker):
+    owner, record = make_user(), make_record()
+    worker = start_celery_worker(name="crashing", env=FAST_REDELIVERY)
+
+    reference = start_run(record, owner, model="scripted:default")
+    wait_for_status(reference, Run.Status.FINISHED, timeout=60)
+
+    run = start_run(record, owner, model="scripted:slow")
+    servers.wait_until(lambda: run.events.count() >= 8, timeout=60, what="the run to be under way")
+    worker.kill()
+    stored_at_kill = run.events.count()
+    worker.restart()
+
+    wait_for_status(run, Run.Status.FINISHED, timeout=120)
+    run.refresh_from_db()
+    assert stored_at_kill < run.events.count()
+    assert run.attempts == 2
+    assert run_transcript(run=run) == run_transcript(run=reference)
+
+
+def test_events_reach_a_websocket_viewer_through_redis_in_order(celery_worker, asgi_server):
+    owner, record = make_user(), make_record()
+    run = start_run(record, owner, model="scripted:slow", visibility="link")
+    url = f"{asgi_server.ws_url}/ws/runs/{run.pk}/?after=0&token={run.share_token}"
+    received = []
+    with connect(url, origin=asgi_server.url, open_timeout=10) as socket:
+        while not received or received[-1]["type"] != "outcome":
+            received.append(json.loads(socket.recv(timeout=60)))
+    assert [message["seq"] for message in received] == list(run.events.values_list("seq", flat=True))
+
+
+def test_a_foreign_origin_is_refused_by_the_server(asgi_server):
+    owner, record = make_user(), make_record()
+    run = start_run(record, owner, model="scripted:default", visibility="link")
+    url = f"{asgi_server.ws_url}/ws/runs/{run.pk}/?token={run.share_token}"
+    with pytest.raises(Exception):
+        with connect(url, origin="http://evil.example", open_timeout=10) as socket:
+            socket.recv(timeout=5)
