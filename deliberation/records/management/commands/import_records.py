@@ -1,0 +1,34 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from deliberation.records.services import records_import
+
+ARCHIVE_SUFFIXES = {".zip", ".json"}
+
+
+def default_name(path: Path) -> str:
+    """The record set's name when none is given: the first path's name, without .zip / .json."""
+    path = path.resolve()
+    return path.stem if path.suffix.lower() in ARCHIVE_SUFFIXES else path.name
+
+
+class Command(BaseCommand):
+    help = (
+        "Import EuroCon / PoliCon records (JSON files, folders laid out like the release, zip "
+        "archives) into one record set, and print what was kept, skipped and why."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+        parser.add_argument("--name", default=None, help="record set name (default: the first path's name)")
+        parser.add_argument("--description", default="", help="record set description (used when it is new)")
+
+    def handle(self, *args, **options):
+        name = options["name"] or default_name(options["paths"][0])
+        report = records_import(paths=options["paths"], name=name, description=options["description"])
+        self.stdout.write(report.render())
+        if not report.kept:
+            raise CommandError(
+                f"Nothing was imported into {name!r}: no file held a usable record (see the problems above)."
+            )
