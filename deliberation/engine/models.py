@@ -57,7 +57,10 @@ class ModelClient(Protocol):
     def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion: ...
 
 
+# Words in a prompt that tell the scripted double which shape of answer the caller expects.
 JUDGE_MARKER = "choice_number"
+DECISION_MARKER = "ACCEPT or REJECT"
+NO_AMENDMENT = "NO AMENDMENT"
 
 Responder = Callable[[Sequence[Message], Params, int], str]
 
@@ -74,8 +77,14 @@ def scripted_reply(messages: Sequence[Message], params: Params, seed: int) -> st
     resolution must, and names a token derived from the prompt so that different prompts differ.
     """
     digest = _digest(messages, seed)
-    if JUDGE_MARKER in messages[-1]["content"]:
+    ask = messages[-1]["content"]
+    if JUDGE_MARKER in ask:
         return str(digest % 10)
+    if DECISION_MARKER in ask:
+        verdict = "ACCEPT" if digest % 2 else "REJECT"
+        return f"{verdict} because it {'brings' if digest % 2 else 'would cost'} the votes the goal needs."
+    if NO_AMENDMENT in ask and digest % 4 == 0:
+        return NO_AMENDMENT
     return (
         f"The European Parliament calls for a balanced compromise (draft {digest % 100000:05d}), "
         "with concrete funding, a review clause and safeguards for the groups that oppose it."
