@@ -17,7 +17,11 @@ from tests.integration import servers
 
 # Redelivery of a dead worker's unacknowledged task waits for the broker's visibility timeout;
 # production keeps it above the longest task, the test keeps it short.
-FAST_REDELIVERY = {"CELERY_VISIBILITY_TIMEOUT": "3"}
+FAST_REDELIVERY = {
+    "CELERY_VISIBILITY_TIMEOUT": "3",
+    "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+    "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+}
 
 
 def start_run(record, owner, *, model: str, visibility: str = "private") -> Run:
