@@ -133,7 +133,8 @@ def usage_totals(events: Sequence[Event]) -> dict[str, float]:
     totals = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0, "calls": 0}
     for event in events:
         usage = event["data"].get("usage")
-        if usage:
+        # The oracle judge and the baselines spend nothing: only real model calls count.
+        if usage and (usage["prompt_tokens"] or usage["completion_tokens"]):
             totals["prompt_tokens"] += usage["prompt_tokens"]
             totals["completion_tokens"] += usage["completion_tokens"]
             totals["seconds"] += 0.0 if usage["cached"] else usage["seconds"]
