@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET
 from deliberation.engine.goals import GOALS, vote_position
 from deliberation.engine.scenario import ScenarioError
 from deliberation.engine.strategies import STRATEGIES
-from deliberation.records.models import Record
+from deliberation.records.models import TERMS, Record, RecordSet, Topic
 from deliberation.records.selectors import record_search
 from deliberation.runs.services import run_create
 from deliberation.scenarios.forms import ScenarioForm
@@ -53,6 +53,11 @@ def scenario_builder(request: HttpRequest) -> HttpResponse:
         "goals": GOALS,
         "strategies": sorted(STRATEGIES),
         "saved_scenarios": saved,
+        "record_filters": {
+            "topics": Topic.objects.values_list("name", flat=True),
+            "terms": TERMS,
+            "record_sets": RecordSet.objects.values_list("name", flat=True),
+        },
         "initial_json": json.dumps({k: (v if not hasattr(v, "pk") else v.pk) for k, v in initial.items()}, default=str),
     })
 
