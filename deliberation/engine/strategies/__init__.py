@@ -3,10 +3,11 @@
 from deliberation.engine.strategies.base import RunContext, Strategy, outcome_of
 from deliberation.engine.strategies.baselines import Greedy, RandomStance, RealResolution
 from deliberation.engine.strategies.one_shot import OneShot
+from deliberation.engine.strategies.parliament import Parliament
 
 STRATEGIES: dict[str, Strategy] = {
     strategy.name: strategy
-    for strategy in (OneShot(), RandomStance(), Greedy(), RealResolution())
+    for strategy in (OneShot(), Parliament(), RandomStance(), Greedy(), RealResolution())
 }
 
 

@@ -1,0 +1,401 @@
+"""The parliament strategy: party agents debate, a rapporteur drafts, groups amend, the chamber votes.
+
+Phases, each announced by a `phase` event:
+1. opening      every group speaks once, largest first (Scenario.by_seats)
+2. negotiation  `rounds` rounds; each group answers the others, offering or asking concessions
+3. drafting     the rapporteur writes draft version 1
+4. amendments   every group but the rapporteur may table one amendment (empty text: declined);
+                the rapporteur accepts or rejects each tabled one, and writes an accepted one into
+                the draft (amendment_decision.draft_after)
+5. vote         the judge scores the final text (base.vote_on)
+
+The last `draft` event always holds the text put to the vote: when amendments changed the text, a
+closing draft (the new version, no model call) ends the amendments phase.
+
+Each group agent knows its own stance and the facts (issue, seat shares, goal); what the others
+want it learns only from the debate, which every prompt carries. Earlier speeches are cut to a
+word budget in prompts (never in events) so that the bundled 8k-context model fits.
+"""
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deliberation.engine.events import Event
+from deliberation.engine.goals import goal_requirement
+from deliberation.engine.models import Completion, Message, Params
+from deliberation.engine.scenario import Group, Scenario
+from deliberation.engine.strategies.base import RunContext, run_started, vote_on
+from deliberation.engine.strategies.one_shot import seat_lines
+
+PHASES = ("opening", "negotiation", "drafting", "amendments", "vote")
+RAPPORTEURS = ("largest", "mediator")
+MAX_ROUNDS = 5
+DRAFT_TEMPERATURE = 0.3  # drafts and decisions: steadier than the speeches
+DECISION_TOKENS = 80
+NO_STATEMENT = "(no statement)"
+
+# Prompt budget: each earlier speech or amendment gets at most SPEECH_WORDS words, fewer when the
+# debate is long, so that six groups over five rounds stay well inside an 8k context.
+SPEECH_WORDS = 120
+DEBATE_WORDS = 2400
+MIN_SPEECH_WORDS = 30
+ELLIPSIS = " [...]"
+
+
+@dataclass(frozen=True)
+class ParliamentSettings:
+    rounds: int = 2
+    rapporteur: str = "largest"
+    temperature: float = 0.7  # speeches and amendments
+    speech_tokens: int = 160
+    draft_tokens: int = 400
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "ParliamentSettings":
+        """The strategy's parameters, checked; a ValueError names the field and the allowed range."""
+        defaults = cls()
+
+        def number(key: str, kind: type) -> Any:
+            value = params.get(key, getattr(defaults, key))
+            try:
+                return kind(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{key}: a number, not {value!r}") from None
+
+        settings = cls(
+            rounds=number("rounds", int),
+            rapporteur=str(params.get("rapporteur", defaults.rapporteur)),
+            temperature=number("temperature", float),
+            speech_tokens=number("speech_tokens", int),
+            draft_tokens=number("draft_tokens", int),
+        )
+        if not 0 <= settings.rounds <= MAX_ROUNDS:
+            raise ValueError(f"rounds: between 0 and {MAX_ROUNDS}, not {settings.rounds}")
+        if settings.rapporteur not in RAPPORTEURS:
+            raise ValueError(f"rapporteur: one of {', '.join(RAPPORTEURS)}, not {settings.rapporteur!r}")
+        if not 0.0 <= settings.temperature <= 2.0:
+            raise ValueError(f"temperature: between 0 and 2, not {settings.temperature}")
+        if not 16 <= settings.speech_tokens <= 1024:
+            raise ValueError(f"speech_tokens: between 16 and 1024, not {settings.speech_tokens}")
+        if not 64 <= settings.draft_tokens <= 2048:
+            raise ValueError(f"draft_tokens: between 64 and 2048, not {settings.draft_tokens}")
+        return settings
+
+
+# --- prompts ---------------------------------------------------------------------------------
+
+MEDIATOR_PERSONA = (
+    "You are a neutral mediator in the European Parliament. You speak for no group; you help the "
+    "groups agree on one resolution that the chamber can adopt."
+)
+GROUP_PERSONA = (
+    "You are the delegation of the {code} group in the European Parliament and speak for {code} "
+    "only, briefly and concretely.\nThe stance of {code}: {stance}"
+)
+FACTS = "Issue: {title}\nBackground: {background}\n{seats}\nGoal: {goal}"
+
+OPENING_ASK = (
+    "Give the opening statement of {code}: what {code} wants the resolution to say and what it "
+    "cannot accept. At most five sentences."
+)
+NEGOTIATION_ASK = (
+    "Negotiation round {round} of {rounds}. Answer the other groups by name: say where {code} "
+    "agrees, which concession {code} offers and what it asks in return. At most five sentences."
+)
+RESOLUTION_RULES = (
+    "Write it as one continuous paragraph beginning 'The European Parliament', with concrete "
+    "measures; give solutions for the concerns of opposing groups and limits for demands that "
+    "need moderating. Leave out procedure such as votes and amendments."
+)
+DRAFT_ASK = {
+    "largest": "As rapporteur, {code} now writes the resolution in its own voice but for the "
+    "whole chamber, building on the debate so that it meets the goal. " + RESOLUTION_RULES
+    + "\nNow write the resolution:",
+    "mediator": "Write the resolution for the whole chamber, building on the debate so that it "
+    "meets the goal. " + RESOLUTION_RULES + "\nNow write the resolution:",
+}
+AMENDMENT_ASK = (
+    "Table ONE amendment that would make the current draft acceptable to {code}: one or two "
+    "sentences saying exactly what to add, change or remove. If {code} accepts the draft as it "
+    "stands, answer only: NO AMENDMENT."
+)
+DECISION_ASK = (
+    "{group} tables this amendment:\n'''{amendment}'''\nAs rapporteur, decide whether to accept "
+    "it: accept it when it helps the resolution meet the goal without losing other groups. "
+    "Answer on one line: ACCEPT or REJECT, then the reason in one sentence."
+)
+REVISION_ASK = (
+    "You accepted this amendment by {group}:\n'''{amendment}'''\nRewrite the current draft so "
+    "that it includes the amendment. " + RESOLUTION_RULES + "\nNow write the revised resolution:"
+)
+
+
+def shortened(text: str, words: int) -> str:
+    parts = text.split()
+    return text if len(parts) <= words else " ".join(parts[:words]) + ELLIPSIS
+
+
+def persona(scenario: Scenario, speaker: Group | None) -> str:
+    who = (
+        MEDIATOR_PERSONA if speaker is None
+        else GROUP_PERSONA.format(code=speaker.code, stance=speaker.stance)
+    )
+    facts = FACTS.format(
+        title=scenario.record.title,
+        background=scenario.record.background,
+        seats=seat_lines(scenario),
+        goal=goal_requirement(scenario.goal, veto_group=scenario.veto_group),
+    )
+    return f"{who}\n\n{facts}"
+
+
+def transcript_text(events: Sequence[Event]) -> str:
+    """The debate, the amendments with their decisions, and the current draft, as prompt text."""
+    spoken = [e for e in events if e["type"] in ("speech", "amendment")]
+    words = max(MIN_SPEECH_WORDS, min(SPEECH_WORDS, DEBATE_WORDS // max(1, len(spoken))))
+    lines: list[str] = []
+    draft = None
+    for event in events:
+        data = event["data"]
+        if event["type"] == "phase" and data["phase"] == "opening":
+            lines.append("Opening statements:")
+        elif event["type"] == "phase" and data["phase"] == "negotiation":
+            lines.append(f"Negotiation round {data['round']}:")
+        elif event["type"] == "phase" and data["phase"] == "amendments":
+            lines.append("Amendments so far:")
+        elif event["type"] == "speech":
+            lines.append(f"[{data['group']}] {shortened(data['text'], words)}")
+        elif event["type"] == "amendment":
+            lines.append(f"[{data['group']}] {shortened(data['text'], words) or 'no amendment'}")
+        elif event["type"] == "amendment_decision":
+            verdict = "accepted" if data["accepted"] else "rejected"
+            lines.append(f"  -> {verdict}: {data['reason']}")
+            draft = data["draft_after"]
+        elif event["type"] == "draft":
+            draft = data["text"]
+    if lines and lines[-1] == "Amendments so far:":
+        lines[-1] += " none yet."
+    if draft is not None:
+        lines.append(f"Current draft:\n{draft}")
+    return "\n".join(lines)
+
+
+def agent_messages(
+    scenario: Scenario, speaker: Group | None, events: Sequence[Event], ask: str
+) -> list[Message]:
+    transcript = transcript_text(events)
+    return [
+        {"role": "system", "content": persona(scenario, speaker)},
+        {"role": "user", "content": f"{transcript}\n\n{ask}" if transcript else ask},
+    ]
+
+
+# --- reading model text ----------------------------------------------------------------------
+
+_DECLINED = re.compile(r"^[\W_]*no\s+amendment", re.IGNORECASE)
+_LEADING_DECISION = re.compile(
+    r"^[\W_]*(?:decision\W*)?(accept|reject)\w*[\W_]*", re.IGNORECASE
+)
+_ANY_DECISION = re.compile(r"\b(accept|reject)", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(no|not|cannot|never)\b|n't\b", re.IGNORECASE)
+
+
+def amendment_text(raw: str) -> str:
+    """The amendment as tabled; empty when the group declines."""
+    text = raw.strip()
+    return "" if _DECLINED.match(text) else text
+
+
+def parse_decision(raw: str) -> tuple[bool, str] | None:
+    """(accepted, reason) from a rapporteur's answer, or None when it says neither clearly.
+
+    The answer should start with ACCEPT or REJECT; small models wrap it in markup, a
+    "Decision:" label or a sentence, so a lone accept/reject anywhere also counts unless the
+    text negates something ("I cannot accept" is ambiguous enough to be left unparsed).
+    """
+    text = " ".join(raw.split())
+    lead = _LEADING_DECISION.match(text)
+    if lead:
+        accepted = lead.group(1).lower() == "accept"
+        return accepted, text[lead.end():] or "no reason given"
+    kinds = {match.group(1).lower() for match in _ANY_DECISION.finditer(text)}
+    if len(kinds) == 1 and not _NEGATION.search(text):
+        return kinds.pop() == "accept", text
+    return None
+
+
+def usage_of(*completions: Completion) -> dict[str, Any]:
+    usages = [completion.usage() for completion in completions]
+    return {
+        "prompt_tokens": sum(u["prompt_tokens"] for u in usages),
+        "completion_tokens": sum(u["completion_tokens"] for u in usages),
+        "seconds": round(sum(u["seconds"] for u in usages), 4),
+        "cached": all(u["cached"] for u in usages),
+    }
+
+
+# --- the strategy ----------------------------------------------------------------------------
+
+
+class _Sitting:
+    """One run of the parliament. `events` is the transcript so far: replayed or new, every
+    prompt is built from it, so a resumed run asks exactly what the first attempt asked."""
+
+    def __init__(
+        self, name: str, scenario: Scenario, ctx: RunContext, settings: ParliamentSettings
+    ):
+        self.name = name
+        self.scenario = scenario
+        self.ctx = ctx
+        self.settings = settings
+        self.events: list[Event] = []
+        self.speakers = scenario.by_seats()
+        self.rapporteur = self.speakers[0] if settings.rapporteur == "largest" else None
+        self.author = self.rapporteur.code if self.rapporteur else "mediator"
+
+    def step(self, type: str, produce: Callable[[], dict[str, Any]]) -> Event:
+        event = self.ctx.step(type, produce)
+        self.events.append(event)
+        return event
+
+    def complete(
+        self, speaker: Group | None, ask: str, params: Params, *seed: object,
+        history: Sequence[Event] | None = None,
+    ) -> Completion:
+        history = self.events if history is None else history
+        messages = agent_messages(self.scenario, speaker, history, ask)
+        return self.ctx.model.complete(messages, params=params, seed=self.ctx.child_seed(*seed))
+
+    @property
+    def speech_params(self) -> Params:
+        return Params(temperature=self.settings.temperature, max_tokens=self.settings.speech_tokens)
+
+    @property
+    def draft_params(self) -> Params:
+        return Params(temperature=DRAFT_TEMPERATURE, max_tokens=self.settings.draft_tokens)
+
+    def run(self) -> Iterator[Event]:
+        event = run_started(self.scenario, self.ctx, self.name)
+        self.events.append(event)
+        yield event
+
+        yield self.step("phase", lambda: {"phase": "opening"})
+        for group in self.speakers:
+            yield self.speech(group, "opening", 0, OPENING_ASK.format(code=group.code))
+
+        rounds = self.settings.rounds
+        for number in range(1, rounds + 1):
+            yield self.step("phase", lambda: {"phase": "negotiation", "round": number})
+            for group in self.speakers:
+                ask = NEGOTIATION_ASK.format(round=number, rounds=rounds, code=group.code)
+                yield self.speech(group, "negotiation", number, ask)
+
+        yield self.step("phase", lambda: {"phase": "drafting"})
+        draft = self.step("draft", self.first_draft)
+        yield draft
+        text, version = draft["data"]["text"], 1
+
+        yield self.step("phase", lambda: {"phase": "amendments"})
+        for group in self.speakers:
+            if group is self.rapporteur:
+                continue
+            amendment = self.step("amendment", lambda: self.amendment(group))
+            yield amendment
+            if not amendment["data"]["text"]:
+                continue
+            decision = self.step(
+                "amendment_decision", lambda: self.decision(group, amendment["data"]["text"], text)
+            )
+            yield decision
+            if decision["data"]["draft_after"] != text:
+                text, version = decision["data"]["draft_after"], version + 1
+        if version > 1:
+            yield self.step(
+                "draft", lambda: {"author": self.author, "text": text, "version": version}
+            )
+
+        yield self.step("phase", lambda: {"phase": "vote"})
+        for event in vote_on(self.scenario, self.ctx, text):
+            self.events.append(event)
+            yield event
+
+    def speech(self, group: Group, phase: str, round_number: int, ask: str) -> Event:
+        def produce() -> dict[str, Any]:
+            completion = self.complete(
+                group, ask, self.speech_params, "speech", phase, round_number, group.code
+            )
+            data = {
+                "group": group.code,
+                "phase": phase,
+                "text": completion.text.strip() or NO_STATEMENT,
+                "usage": completion.usage(),
+            }
+            return {**data, "round": round_number} if phase == "negotiation" else data
+
+        return self.step("speech", produce)
+
+    def first_draft(self) -> dict[str, Any]:
+        ask = DRAFT_ASK[self.settings.rapporteur].format(code=self.author)
+        completion = self.complete(self.rapporteur, ask, self.draft_params, "draft", self.author)
+        return {
+            "author": self.author,
+            "text": completion.text.strip(),
+            "version": 1,
+            "usage": completion.usage(),
+        }
+
+    def amendment(self, group: Group) -> dict[str, Any]:
+        ask = AMENDMENT_ASK.format(code=group.code)
+        completion = self.complete(group, ask, self.speech_params, "amendment", group.code)
+        return {
+            "group": group.code,
+            "text": amendment_text(completion.text),
+            "usage": completion.usage(),
+        }
+
+    def decision(self, group: Group, amendment: str, draft: str) -> dict[str, Any]:
+        ask = DECISION_ASK.format(group=group.code, amendment=amendment)
+        params = Params(temperature=DRAFT_TEMPERATURE, max_tokens=DECISION_TOKENS)
+        # The amendment under decision is quoted in full in the ask, not again in the transcript.
+        before = self.events[:-1]
+        answer = self.complete(
+            self.rapporteur, ask, params, "decision", group.code, history=before
+        )
+        completions = [answer]
+        parsed = parse_decision(answer.text)
+        if parsed is None:
+            said = shortened(" ".join(answer.text.split()), 40) or "(empty answer)"
+            accepted, reason = False, f"could not parse the decision: {said}"
+        else:
+            accepted, reason = parsed
+        draft_after = draft
+        if accepted:
+            ask = REVISION_ASK.format(group=group.code, amendment=amendment)
+            revision = self.complete(
+                self.rapporteur, ask, self.draft_params, "revision", group.code, history=before
+            )
+            completions.append(revision)
+            draft_after = revision.text.strip()
+            if not draft_after:
+                draft_after = draft
+                reason += " (the revised text came back empty; the draft is unchanged)"
+        return {
+            "group": group.code,
+            "accepted": accepted,
+            "reason": reason,
+            "draft_before": draft,
+            "draft_after": draft_after,
+            "usage": usage_of(*completions),
+        }
+
+
+@dataclass(frozen=True)
+class Parliament:
+    name: str = "parliament"
+    needs_model: bool = True
+
+    def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
+        settings = ParliamentSettings.from_params(ctx.params)
+        yield from _Sitting(self.name, scenario, ctx, settings).run()
