@@ -25,6 +25,7 @@ from pydantic import (
     PlainValidator,
     StrictStr,
     ValidationError,
+    ValidationInfo,
 )
 
 from deliberation.records.normalise import (
@@ -75,8 +76,20 @@ def _stance_text(value: Any) -> str:
 Score = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=1, allow_inf_nan=False)]
 Choice = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=9)]
 Weight = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, le=1, allow_inf_nan=False)]
-Text = Annotated[str, AfterValidator(collapse_whitespace)]
-RequiredText = Annotated[str, AfterValidator(collapse_whitespace), AfterValidator(_not_blank)]
+def _collapsed(value: str, info: ValidationInfo) -> str:
+    # Task files repeat each record's long texts for every party count: an import-wide memo
+    # (the validation context) collapses each distinct text once.
+    memo = info.context
+    if memo is None:
+        return collapse_whitespace(value)
+    collapsed = memo.get(value)
+    if collapsed is None:
+        collapsed = memo[value] = collapse_whitespace(value)
+    return collapsed
+
+
+Text = Annotated[str, AfterValidator(_collapsed)]
+RequiredText = Annotated[str, AfterValidator(_collapsed), AfterValidator(_not_blank)]
 GroupCode = Annotated[str, AfterValidator(normalise_group_code), AfterValidator(_not_blank)]
 StanceText = Annotated[str, BeforeValidator(_stance_text)]
 
@@ -491,6 +504,10 @@ class _Planner:
         self.known_groups = known_groups
         self.records: dict[str, RecordPlan] = {}
         self.tasks: dict[str, TaskPlan] = {}
+        # Memos: EuroCon repeats every record and stance in up to three task files.
+        self._collapsed_texts: dict[str, str] = {}
+        self._record_hashes: dict[tuple[str, str, str, str], str] = {}
+        self._stances_seen: dict[tuple[Any, ...], StanceIn | ValidationError] = {}
 
     def plan_file(self, file_report: FileReport, records: list[Any], *, fallback_topic: str) -> None:
         first_seen: dict[int | str, int] = {}
@@ -523,12 +540,7 @@ class _Planner:
             return False
 
         topic = normalise_topic(record.topic or "") or normalise_topic(fallback_topic)
-        content_hash = record_content_hash(
-            title=record.title,
-            background=record.background,
-            resolution=record.resolution,
-            term=record.parliament_terms,
-        )
+        content_hash = self._record_hash(record)
         self._merge(file_report, ref, record, content_hash, topic, stances)
         if is_task:
             task = self._task(file_report, ref, record, task_fields, stances, dropped, content_hash, topic)
@@ -555,7 +567,7 @@ class _Planner:
             first_seen[raw_id] = index
         record = task_fields = None
         try:
-            record = RecordIn.model_validate(raw)
+            record = RecordIn.model_validate(raw, context=self._collapsed_texts)
         except ValidationError as exc:
             _report_errors(file_report, ref, exc)
         if file_report.kind == "task":
@@ -578,10 +590,9 @@ class _Planner:
                 file_report.problem(ref, where, f"expected an object, found {type(raw).__name__}: stance skipped")
                 dropped += 1
                 continue
-            try:
-                stance = StanceIn.model_validate(raw)
-            except ValidationError as exc:
-                _report_errors(file_report, ref, exc, prefix=where)
+            stance = self._validate_stance(raw)
+            if isinstance(stance, ValidationError):
+                _report_errors(file_report, ref, stance, prefix=where)
                 dropped += 1
                 continue
             if stance.party_name not in known:
@@ -602,6 +613,32 @@ class _Planner:
                     stance.party_name, stance.stance, stance.score, stance.choice, origin
                 )
         return list(stances.values()), dropped
+
+    def _validate_stance(self, raw: dict[str, Any]) -> StanceIn | ValidationError:
+        text = raw.get("stance")
+        key = (raw.get("party_name"), raw.get("score"), raw.get("choice"), tuple(text) if isinstance(text, list) else text)
+        try:
+            return self._stances_seen[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: garbage that validation will name
+            key = None
+        try:
+            result: StanceIn | ValidationError = StanceIn.model_validate(raw)
+        except ValidationError as exc:
+            result = exc
+        if key is not None:
+            self._stances_seen[key] = result
+        return result
+
+    def _record_hash(self, record: RecordIn) -> str:
+        key = (record.title, record.background, record.resolution, record.parliament_terms)
+        content_hash = self._record_hashes.get(key)
+        if content_hash is None:
+            content_hash = self._record_hashes[key] = record_content_hash(
+                title=record.title, background=record.background, resolution=record.resolution, term=record.parliament_terms
+            )
+        return content_hash
 
     def _merge(
         self,
