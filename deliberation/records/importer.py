@@ -12,7 +12,7 @@ import math
 import re
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -72,10 +72,6 @@ def _stance_text(value: Any) -> str:
     raise ValueError("expected text or a list of texts")
 
 
-# Numbers may come as numeric strings ("0.3"); anything else that is not a number is an error.
-Score = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=1, allow_inf_nan=False)]
-Choice = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=9)]
-Weight = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, le=1, allow_inf_nan=False)]
 def _collapsed(value: str, info: ValidationInfo) -> str:
     # Task files repeat each record's long texts for every party count: an import-wide memo
     # (the validation context) collapses each distinct text once.
@@ -88,6 +84,10 @@ def _collapsed(value: str, info: ValidationInfo) -> str:
     return collapsed
 
 
+# Numbers may come as numeric strings ("0.3"); anything else that is not a number is an error.
+Score = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=1, allow_inf_nan=False)]
+Choice = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=9)]
+Weight = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, le=1, allow_inf_nan=False)]
 Text = Annotated[str, AfterValidator(_collapsed)]
 RequiredText = Annotated[str, AfterValidator(_collapsed), AfterValidator(_not_blank)]
 GroupCode = Annotated[str, AfterValidator(normalise_group_code), AfterValidator(_not_blank)]
@@ -407,14 +407,10 @@ def _file_source(path: Path, name: str, relative: PurePosixPath) -> Source:
     source = Source(name=name, kind_hint=_kind_hint(relative), fallback_topic=relative.stem)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            return _replace(source, problem=f"larger than {MAX_FILE_BYTES // 2**20} MiB: not read")
-        return _replace(source, content=path.read_bytes())
+            return replace(source, problem=f"larger than {MAX_FILE_BYTES // 2**20} MiB: not read")
+        return replace(source, content=path.read_bytes())
     except OSError as exc:
-        return _replace(source, problem=f"cannot be read: {exc.strerror or exc}")
-
-
-def _replace(source: Source, **changes: Any) -> Source:
-    return Source(**{**source.__dict__, **changes})
+        return replace(source, problem=f"cannot be read: {exc.strerror or exc}")
 
 
 def _unsafe_member(name: str) -> bool:
@@ -433,21 +429,20 @@ def _zip_sources(path: Path) -> list[Source]:
         for info in archive.infolist():
             name = f"{path.name}:{info.filename}"
             if _unsafe_member(info.filename):
-                sources.append(
-                    Source(name, None, "", problem="member path is absolute or climbs out with '..': rejected")
-                )
+                problem = "member path is absolute or climbs out with '..': rejected"
+                sources.append(Source(name=name, kind_hint=None, fallback_topic="", problem=problem))
                 continue
             relative = PurePosixPath(info.filename.replace("\\", "/"))
             if info.is_dir() or relative.suffix.lower() != ".json" or _hidden(relative):
                 continue
             source = Source(name=name, kind_hint=_kind_hint(relative), fallback_topic=relative.stem)
             if info.file_size > MAX_FILE_BYTES:
-                sources.append(_replace(source, problem=f"larger than {MAX_FILE_BYTES // 2**20} MiB: not read"))
+                sources.append(replace(source, problem=f"larger than {MAX_FILE_BYTES // 2**20} MiB: not read"))
                 continue
             try:
-                sources.append(_replace(source, content=archive.read(info)))
+                sources.append(replace(source, content=archive.read(info)))
             except (zipfile.BadZipFile, OSError, ValueError) as exc:  # CRC errors, bad compression
-                sources.append(_replace(source, problem=f"cannot be read from the archive: {exc}"))
+                sources.append(replace(source, problem=f"cannot be read from the archive: {exc}"))
         if not sources:
             sources.append(_unreachable(path, "no .json files in this archive"))
     return sources
@@ -597,7 +592,9 @@ class _Planner:
                 continue
             if stance.party_name not in known:
                 file_report.problem(
-                    ref, f"{where}.party_name", f"unknown group {stance.party_name!r} for the {term} term: stance skipped"
+                    ref,
+                    f"{where}.party_name",
+                    f"unknown group {stance.party_name!r} for the {term} term: stance skipped",
                 )
                 dropped += 1
             elif stance.party_name in stances:
@@ -616,7 +613,8 @@ class _Planner:
 
     def _validate_stance(self, raw: dict[str, Any]) -> StanceIn | ValidationError:
         text = raw.get("stance")
-        key = (raw.get("party_name"), raw.get("score"), raw.get("choice"), tuple(text) if isinstance(text, list) else text)
+        text = tuple(text) if isinstance(text, list) else text
+        key = (raw.get("party_name"), raw.get("score"), raw.get("choice"), text)
         try:
             return self._stances_seen[key]
         except KeyError:
@@ -636,7 +634,10 @@ class _Planner:
         content_hash = self._record_hashes.get(key)
         if content_hash is None:
             content_hash = self._record_hashes[key] = record_content_hash(
-                title=record.title, background=record.background, resolution=record.resolution, term=record.parliament_terms
+                title=record.title,
+                background=record.background,
+                resolution=record.resolution,
+                term=record.parliament_terms,
             )
         return content_hash
 
@@ -697,7 +698,9 @@ class _Planner:
         problems: list[tuple[str, str]] = []
         count = len(record.stances)
         if dropped:
-            problems.append(("stances", f"{dropped} of its {count} stances unusable, so its seat weights no longer fit"))
+            problems.append(
+                ("stances", f"{dropped} of its {count} stances unusable, so its seat weights no longer fit")
+            )
         if count < 2:
             problems.append(("stances", f"a task needs at least 2 groups, it has {count}"))
         if record.party_num is not None and record.party_num != count:
@@ -709,7 +712,7 @@ class _Planner:
             elif abs(math.fsum(weights) - 1.0) > SEAT_SUM_TOLERANCE:
                 problems.append(("seat_weights", f"seat weights add up to {math.fsum(weights):.6g}, not 1"))
             groups = [stance.group for stance in stances]
-            if task_fields.veto_party_name not in groups:
+            if not dropped and task_fields.veto_party_name not in groups:
                 problems.append(
                     ("veto_party_name", f"veto group {task_fields.veto_party_name!r} is not among the task's groups")
                 )

@@ -93,10 +93,17 @@ def _write(plan: ImportPlan, *, name: str, description: str) -> None:
             key = (record_ids[record.content_hash], group_ids[(record.term, stance.group)])
             if key not in stored:
                 new_stances.append(
-                    Stance(record_id=key[0], group_id=key[1], text=stance.text, real_score=stance.score, real_choice=stance.choice)
+                    Stance(
+                        record_id=key[0],
+                        group_id=key[1],
+                        text=stance.text,
+                        real_score=stance.score,
+                        real_choice=stance.choice,
+                    )
                 )
             elif not stances_agree(stored[key], stance.vote_and_text):
-                _conflict(report, stance.origin, f"{stance.group} stance differs from the one already stored: kept the stored one")
+                message = f"{stance.group} stance differs from the one already stored: kept the stored one"
+                _conflict(report, stance.origin, message)
     Stance.objects.bulk_create(new_stances)
     report.stances_new = len(new_stances)
 

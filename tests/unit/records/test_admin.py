@@ -3,7 +3,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from deliberation.records.models import BenchmarkTask, PartyGroup, Record, RecordSet, Topic
-from tests.unit.records.builders import run_import, task_record, topic_record, write_json
+from tests.unit.records.builders import run_import, stance, task_record, topic_record, write_json
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,8 @@ def admin_client(client):
 @pytest.fixture
 def imported(tmp_path):
     record = topic_record(0, title="Widget rules")
-    write_json(tmp_path, "topic_datas/agriculture.json", [record, topic_record(1, title="Cod quotas", topic="fisheries", term="9th_datas", stances=[])])
+    ninth = topic_record(1, title="Cod quotas", topic="fisheries", term="9th_datas", stances=[stance("RENEW", 0.7)])
+    write_json(tmp_path, "topic_datas/agriculture.json", [record, ninth])
     write_json(tmp_path, "task_datas/2/agriculture.json", [task_record(record, ["EPP", "SD"], [0.3, 0.7], "SD")])
     run_import(tmp_path, name="Admin set")
 
@@ -33,14 +34,16 @@ def test_record_changelist_filters_by_term_and_topic_and_searches_titles(admin_c
     agriculture = Topic.objects.get(name="agriculture")
 
     assert "Widget rules" in admin_client.get(url, {"term__exact": "7th"}).text
-    assert "Widget rules" not in admin_client.get(url, {"term__exact": "9th"}).text
+    ninth = admin_client.get(url, {"term__exact": "9th"}).text
+    assert "Widget rules" not in ninth and "Cod quotas" in ninth
     assert "Widget rules" in admin_client.get(url, {"topics__id__exact": agriculture.pk}).text
-    assert "Widget rules" not in admin_client.get(url, {"q": "quota"}).text
+    quota = admin_client.get(url, {"q": "quota"}).text
+    assert "Widget rules" not in quota and "Cod quotas" in quota
     assert "Widget rules" in admin_client.get(url, {"q": "widget"}).text
 
 
 def test_record_page_shows_its_stances_inline(admin_client, imported):
-    record = Record.objects.get()
+    record = Record.objects.get(title="Widget rules")
     response = admin_client.get(reverse("admin:records_record_change", args=[record.pk]))
 
     assert response.status_code == 200

@@ -54,7 +54,8 @@ def test_topic_file_writes_records_with_stances_term_topic_and_votes(tmp_path):
 
 def test_task_file_writes_task_with_groups_in_order_weights_and_veto(tmp_path):
     record = topic_record(3)
-    path = write_json(tmp_path, "task_datas/2/agriculture.json", [task_record(record, ["EPP", "ALDE"], [0.3, 0.7], "ALDE")])
+    task = task_record(record, ["EPP", "ALDE"], [0.3, 0.7], "ALDE")
+    path = write_json(tmp_path, "task_datas/2/agriculture.json", [task])
 
     report = run_import(path)
 
@@ -217,7 +218,8 @@ def test_seat_weights_not_summing_to_one_skip_the_task(tmp_path):
 
 def test_seat_weights_within_tolerance_are_accepted(tmp_path):
     record = topic_record(0)
-    path = write_json(tmp_path, "t.json", [task_record(record, ["EPP", "SD", "ALDE"], [0.1, 0.2, 0.7000000001], "EPP")])
+    task = task_record(record, ["EPP", "SD", "ALDE"], [0.1, 0.2, 0.7000000001], "EPP")
+    path = write_json(tmp_path, "t.json", [task])
 
     run_import(path)
 
@@ -362,6 +364,20 @@ def test_conflicting_stance_keeps_the_first_and_reports_it(tmp_path):
         (True, "stances[0]", f"EPP stance conflicts with {tmp_path.name}/topic_datas/agriculture.json (id 0): kept the first")
     ]
     assert BenchmarkTask.objects.count() == 1
+
+
+def test_stance_differing_from_the_stored_one_is_reported_and_not_overwritten(tmp_path):
+    run_import(write_json(tmp_path, "first.json", [topic_record(0)]))
+    changed = topic_record(0, stances=[stance("EPP", 0.9, text="EPP rewrote its view."), stance("GUE_NGL", 0.0)])
+
+    report = run_import(write_json(tmp_path, "second.json", [changed]))
+
+    assert Stance.objects.get(group__code="EPP").text == "EPP weighs the issue.\nEPP states its view."
+    assert Stance.objects.filter(group__code="GUE_NGL").exists()
+    assert report.stances_new == 1
+    assert problems_of(report) == [
+        ("id 0", "stances[0]", "EPP stance differs from the one already stored: kept the stored one")
+    ]
 
 
 def test_whitespace_differences_do_not_split_a_record(tmp_path):
@@ -532,9 +548,12 @@ def test_zip_of_a_release_folder_imports_like_the_folder(tmp_path):
 def test_zip_members_that_escape_are_rejected_and_never_written(tmp_path):
     archive = tmp_path / "upload" / "evil.zip"
     archive.parent.mkdir()
-    archive.write_bytes(
-        zip_bytes({"../evil.json": [topic_record(0, title="Evil")], "/abs.json": [topic_record(1)], "ok.json": [topic_record(2, title="Good")]})
-    )
+    members = {
+        "../evil.json": [topic_record(0, title="Evil")],
+        "/abs.json": [topic_record(1)],
+        "ok.json": [topic_record(2, title="Good")],
+    }
+    archive.write_bytes(zip_bytes(members))
 
     report = run_import(archive)
 
