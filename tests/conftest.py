@@ -105,12 +105,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
 @pytest.fixture(scope="session")
 def server_log_dir() -> Path:
-    """var/test-logs/: each server process's log, emptied once per session that starts servers."""
-    import shutil
-
-    shutil.rmtree(servers.LOG_DIR, ignore_errors=True)
-    servers.LOG_DIR.mkdir(parents=True)
-    return servers.LOG_DIR
+    """var/test-logs/<time>-<pid>/: each server process's log, one folder per session."""
+    return servers.session_log_dir()
 
 
 @pytest.fixture(scope="session")

@@ -102,6 +102,31 @@ def http_get(url: str, *, timeout: float = 10.0) -> tuple[int, str]:
         return error.code, error.read().decode("utf-8", "replace")
 
 
+def session_log_dir() -> Path:
+    """A log folder for this session; folders of sessions no longer running are removed.
+
+    One per session because engineers run the suite side by side in the same checkout.
+    """
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for old in LOG_DIR.iterdir():
+        pid = old.name.rsplit("-", 1)[-1]
+        if old.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = LOG_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 # Every log a server writes, so a failing test can show what the servers said during it.
 LOG_SOURCES: list[tuple[str, Path]] = []
 
