@@ -25,7 +25,8 @@ Fixtures:
 A test using a server process is marked ``django_db(transaction=True)`` automatically: data must
 be committed for the other process to see it; tables are emptied after the test. Wait for work by
 polling the database with a deadline (servers.wait_until), never by sleeping. Server logs are in
-var/test-logs/ and what they wrote during a failing test is shown in its report.
+var/test-logs/<time>-<pid>/ (one folder per session) and what they wrote during a failing test
+is shown in its report.
 """
 
 import pytest
