@@ -408,37 +408,31 @@
     const codes = page.groups.map((g) => g.code).filter((code) => code in scores);
     if (!codes.length) return;
     const goal = page.goal;
-    const rows = codes.map((code) => ({
-      label: groupLabel(code),
-      value: scores[code],
-      colour: VOTE_COLOURS[(state.votes[code] && state.votes[code].position) || "abstain"],
-    }));
-    const summary = [];
+    // Each row may carry a marker: the goal's threshold on u, the veto group's minimum of 6.
+    const rows = codes.map((code) => {
+      const veto = goal.key === "veto_power" && code === page.run.veto_group;
+      return {
+        label: veto ? `${groupLabel(code)} (veto, needs 6)` : groupLabel(code),
+        value: scores[code],
+        colour: VOTE_COLOURS[(state.votes[code] && state.votes[code].position) || "abstain"],
+        marker: veto ? 6 : null,
+      };
+    });
     if (state.tally) {
       const values = codes.map((code) => scores[code]);
       if (goal.kind === "score") {
-        const min = Math.min(...values);
         const mean = values.reduce((a, b) => a + b, 0) / values.length;
-        summary.push({ label: "mean (utilitarian)", value: mean, colour: goal.key === "utilitarian" ? "#1f4fa8" : "#8fa3c8" });
-        summary.push({ label: "min (Rawlsian)", value: min, colour: goal.key === "rawlsian" ? "#1f4fa8" : "#8fa3c8" });
+        rows.push({ label: "mean (utilitarian)", value: mean, colour: goal.key === "utilitarian" ? "#1f4fa8" : "#8fa3c8" });
+        rows.push({ label: "min (Rawlsian)", value: Math.min(...values), colour: goal.key === "rawlsian" ? "#1f4fa8" : "#8fa3c8" });
       } else {
-        summary.push({ label: "chamber u", value: state.tally.weighted_total, colour: "#1f4fa8" });
+        rows.push({ label: `u (needs ${formatNumber(goal.threshold, 2)})`, value: state.tally.weighted_total, colour: "#1f4fa8", marker: goal.threshold });
       }
     }
-    const all = [...rows, ...summary].reverse(); // Plotly draws the first category at the bottom
+    const all = rows.reverse(); // Plotly draws the first category at the bottom
     const labels = all.map((row) => Hemicycle.plotlyText(row.label));
-    const shapes = [];
-    const chamberIndex = labels.indexOf("chamber u");
-    if (goal.threshold != null && chamberIndex >= 0) {
-      shapes.push({ type: "line", x0: goal.threshold, x1: goal.threshold, y0: chamberIndex - 0.45, y1: chamberIndex + 0.45, line: { color: "#1d2330", width: 2, dash: "dot" } });
-    }
-    if (goal.key === "veto_power" && page.run.veto_group) {
-      const vetoIndex = labels.indexOf(Hemicycle.plotlyText(groupLabel(page.run.veto_group)));
-      if (vetoIndex >= 0) shapes.push({ type: "line", x0: 6, x1: 6, y0: vetoIndex - 0.45, y1: vetoIndex + 0.45, line: { color: "#1d2330", width: 2, dash: "dot" } });
-    }
-    const annotations = goal.threshold != null && chamberIndex >= 0
-      ? [{ x: goal.threshold, y: chamberIndex + 0.5, text: `needs ${formatNumber(goal.threshold, 2)}`, showarrow: false, yanchor: "bottom", font: { size: 11, color: "#1d2330" } }]
-      : [];
+    const shapes = all.flatMap((row, index) => (row.marker == null ? [] : [{
+      type: "line", x0: row.marker, x1: row.marker, y0: index - 0.48, y1: index + 0.48, line: { color: "#1d2330", width: 2, dash: "dot" },
+    }]));
     const trace = {
       type: "bar",
       orientation: "h",
@@ -453,12 +447,11 @@
     };
     const div = $("#tally-chart");
     Plotly.react(div, [trace], {
-      margin: { l: 110, r: 30, t: 18, b: 30 },
+      margin: { l: 10, r: 34, t: 8, b: 30 },
       height: 60 + all.length * 30,
       xaxis: { range: [0, 9.6], dtick: 1, fixedrange: true, gridcolor: "#eef1f6" },
       yaxis: { fixedrange: true, automargin: true, type: "category" },
       shapes,
-      annotations,
       showlegend: false,
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)",
