@@ -5,6 +5,7 @@ import zipfile
 import pytest
 from django.db.models import Count
 
+from deliberation.records import services
 from deliberation.records.models import BenchmarkTask, Record, RecordSet, Stance, Topic
 from tests.unit.records.builders import (
     SHARED_EUROCON,
@@ -471,10 +472,14 @@ def test_failure_while_writing_leaves_the_database_unchanged(tmp_path, monkeypat
     record = topic_record(0, title="New issue", topic="fisheries")
     second = write_json(tmp_path, "task_datas/2/fisheries.json", [task_record(record, ["EPP", "SD"], [0.5, 0.5], "SD")])
 
-    def fail(*args, **kwargs):
-        raise RuntimeError("disk full")
+    insert_rows = services._insert_rows
 
-    monkeypatch.setattr(BenchmarkTask.objects, "bulk_create", fail)  # the last write of an import
+    def fail_on_tasks(model, *args, **kwargs):  # tasks are the last write of an import
+        if model is BenchmarkTask:
+            raise RuntimeError("disk full")
+        return insert_rows(model, *args, **kwargs)
+
+    monkeypatch.setattr(services, "_insert_rows", fail_on_tasks)
     with pytest.raises(RuntimeError, match="disk full"):
         run_import(second, name="Set")
     with pytest.raises(RuntimeError, match="disk full"):
