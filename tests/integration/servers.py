@@ -66,6 +66,8 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str, inte
         try:
             if predicate():
                 return
+        except StackError:
+            raise
         except Exception:  # noqa: BLE001 - not up yet; the deadline decides
             pass
         if time.monotonic() > deadline:
@@ -117,6 +119,21 @@ def session_log_dir() -> Path:
     return folder
 
 
+def temp_root(prefix: str) -> Path:
+    """A temporary folder for one server, recorded as ours; folders that an earlier, killed test
+    process left behind (its pid no longer running) are removed first."""
+    for old in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            owner = int((old / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if owner != os.getpid() and not _pid_alive(owner):
+            shutil.rmtree(old, ignore_errors=True)
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    (root / "owner.pid").write_text(str(os.getpid()))
+    return root
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -159,10 +176,10 @@ def postgres_bindir() -> Path:
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
     for candidate in candidates:
-        if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
+        if (candidate / "initdb").is_file() and (candidate / "postgres").is_file():
             return candidate
     raise StackError(
-        "PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin, "
+        "PostgreSQL server binaries (initdb, postgres) not found in /usr/lib/postgresql/*/bin, "
         "PG_BINDIR or PATH. Install them with `apt-get install postgresql` (or run `make test`, "
         "which installs what the tests need)."
     )
@@ -186,11 +203,15 @@ def _server_os_user() -> pwd.struct_passwd | None:
 
 @dataclass
 class PostgresServer:
-    """A throwaway cluster: initdb into a temporary folder, trust auth, loopback only."""
+    """A throwaway cluster: initdb into a temporary folder, trust auth, loopback only.
+
+    The postmaster is our child (not daemonised by pg_ctl), so it dies with the test process.
+    """
 
     port: int
     superuser: str = "postgres"
     root: Path | None = None
+    process: subprocess.Popen | None = None
 
     @property
     def log_path(self) -> Path:
@@ -200,40 +221,45 @@ class PostgresServer:
     def url(self, dbname: str = DATABASE_NAME) -> str:
         return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
 
-    def _run(self, argv: list[str], os_user: pwd.struct_passwd | None) -> None:
-        ids = {"user": os_user.pw_uid, "group": os_user.pw_gid, "extra_groups": []} if os_user else {}
-        result = subprocess.run(argv, capture_output=True, text=True, cwd=self.root, **ids)
-        if result.returncode != 0:
-            log = read_tail(self.log_path) if self.root and self.log_path.exists() else ""
-            raise StackError(
-                f"{' '.join(argv[:2])} failed ({result.returncode}):\n{result.stdout}{result.stderr}{log}"
-            )
-
     def start(self) -> None:
         bindir = postgres_bindir()
         os_user = _server_os_user()
-        self.root = Path(tempfile.mkdtemp(prefix="hemicycle-pg-"))
+        as_user = {"user": os_user.pw_uid, "group": os_user.pw_gid, "extra_groups": []} if os_user else {}
+        self.root = temp_root("hemicycle-pg-")
         if os_user:
             os.chown(self.root, os_user.pw_uid, os_user.pw_gid)
         data = self.root / "data"
-        self._run(
+        initdb = subprocess.run(
             [str(bindir / "initdb"), "-D", str(data), "-U", self.superuser, "-A", "trust",
              "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
-            os_user,
+            capture_output=True, text=True, cwd=self.root, **as_user,
         )
-        options = " ".join([
-            "-c listen_addresses=127.0.0.1", f"-p {self.port}", f"-k {self.root}",
-            # A throwaway cluster: durability buys nothing, speed does.
-            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-            "-c max_connections=200",
-        ])
-        self._run(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(self.log_path), "-w", "-t",
-             str(int(START_TIMEOUT_S)), "-o", options, "start"],
-            os_user,
+        if initdb.returncode != 0:
+            raise StackError(f"initdb failed ({initdb.returncode}):\n{initdb.stdout}{initdb.stderr}")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
+        self.process = subprocess.Popen(
+            [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.root),
+             "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
+             # A throwaway cluster: durability buys nothing, speed does.
+             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.root,
+            preexec_fn=_die_with_parent, **as_user,
         )
+        log.close()
         register_log("postgres", self.log_path)
+        try:
+            wait_until(self._accepts_connections, timeout=START_TIMEOUT_S, what=f"PostgreSQL on port {self.port}")
+        except StackError as error:
+            raise StackError(f"{error}\n{read_tail(self.log_path)}") from None
         self.create_database(DATABASE_NAME)
+
+    def _accepts_connections(self) -> bool:
+        import psycopg
+
+        if self.process is None or self.process.poll() is not None:
+            raise StackError(f"postgres exited while starting:\n{read_tail(self.log_path)}")
+        with psycopg.connect(self.url("postgres"), connect_timeout=2):
+            return True
 
     def create_database(self, name: str) -> None:
         import psycopg
@@ -242,13 +268,16 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
 
     def stop(self) -> None:
-        if self.root is None:
-            return
-        data = self.root / "data"
-        if (data / "postmaster.pid").exists():
-            os_user = _server_os_user()
-            self._run([str(postgres_bindir() / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], os_user)
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # immediate shutdown: nothing here is kept
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        self.process = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
 
 
@@ -283,7 +312,7 @@ class RedisServer:
                 "redis-server not found on PATH. Install it with `apt-get install redis-server` "
                 "(or run `make test`, which installs what the tests need)."
             )
-        self.root = Path(tempfile.mkdtemp(prefix="hemicycle-redis-"))
+        self.root = temp_root("hemicycle-redis-")
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
