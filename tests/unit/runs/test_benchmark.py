@@ -1,0 +1,73 @@
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from deliberation.records.services import records_import
+from deliberation.runs.benchmark import BenchmarkError, benchmark_evaluate
+from deliberation.runs.models import CachedCompletion
+
+pytestmark = pytest.mark.django_db
+
+SAMPLE = Path(__file__).resolve().parents[3] / "fixtures" / "sample_records"
+ALL_GOALS = ["simple_majority", "two_thirds_majority", "veto_power", "rawlsian", "utilitarian"]
+
+
+@pytest.fixture
+def sample_set():
+    records_import(paths=[SAMPLE], name="Sample EP issues")
+    return "Sample EP issues"
+
+
+def test_oracle_table_scores_every_task_with_real_votes(sample_set):
+    result = benchmark_evaluate(
+        record_set=sample_set, party_counts=[2, 4, 6], goals=ALL_GOALS,
+        strategy="real-resolution", model="scripted:default", judge="real-votes",
+    )
+    assert {k: row["tasks"] for k, row in result.table.items()} == {"2": 13, "4": 13, "6": 11}
+    assert result.failures == []
+    for row in result.table.values():
+        assert 0 <= row["simple_majority"] <= 1 and 0 <= row["rawlsian"] <= row["utilitarian"] <= 9
+
+
+def test_real_votes_judge_refuses_any_strategy_but_the_real_resolution(sample_set):
+    with pytest.raises(BenchmarkError, match="real-resolution"):
+        benchmark_evaluate(
+            record_set=sample_set, party_counts=[2], goals=["simple_majority"],
+            strategy="greedy", model="scripted:default", judge="real-votes",
+        )
+
+
+def test_a_second_one_shot_evaluation_is_served_from_the_completion_cache(sample_set, monkeypatch):
+    options = dict(record_set=sample_set, party_counts=[2], goals=["simple_majority", "rawlsian"],
+                   strategy="one-shot", model="scripted:default", judge="llm", limit=3)
+    first = benchmark_evaluate(**options)
+    stored = CachedCompletion.objects.count()
+    assert stored > 0
+
+    from worker.models import scripted
+
+    def no_model_call(*args, **kwargs):
+        raise AssertionError("a cached re-run must not call the model")
+
+    monkeypatch.setattr(scripted.ScriptedModelClient, "complete", no_model_call)
+    second = benchmark_evaluate(**options)
+    assert second.failures == [] and second.table == first.table
+    assert CachedCompletion.objects.count() == stored
+
+
+def test_evaluate_command_writes_the_papers_table_as_json(sample_set, tmp_path, capsys):
+    out = tmp_path / "table.json"
+    call_command("evaluate", "--record-set", sample_set, "--parties", "2", "4", "--goals", "all",
+                 "--strategy", "greedy", "--judge", "scripted", "--out", str(out), "-v0")
+    table = json.loads(out.read_text())
+    assert set(table) == {"2", "4"}
+    assert set(table["2"]) == {*ALL_GOALS, "tasks"}
+    printed = capsys.readouterr().out
+    assert "Two-thirds majority" in printed and "tasks" in printed
+
+
+def test_evaluate_command_names_an_unknown_record_set(sample_set):
+    with pytest.raises(CommandError, match="no record set named"):
+        call_command("evaluate", "--record-set", "Nope", "--strategy", "greedy", "--judge", "scripted", "-v0")
