@@ -1,5 +1,7 @@
 """Small builders for database rows that tests need; the data is written here, not copied."""
 
+import json
+
 from django.contrib.auth.models import User
 
 from deliberation.records.models import PartyGroup, Record, RecordSet, Stance, Topic
@@ -36,3 +38,18 @@ def make_record(*, title: str = "Regulation on test issues", groups=STANCES_7TH,
             record=record, group=group, text=text, real_score=score, real_choice=min(9, int(score * 10))
         )
     return record
+
+
+def scenario_config(record: Record, **overrides):
+    """A validated ScenarioConfig for a parliament run on the scripted model (fields overridable)."""
+    from deliberation.scenarios.forms import ScenarioForm
+
+    data = {
+        "record": record.pk, "groups": json.dumps(["EPP", "SD", "ALDE"]), "seat_structure": "random_tenths",
+        "goal": "simple_majority", "strategy": "parliament", "model": "scripted:default",
+        "judge": "scripted", "seed": 7, "rounds": 1,
+    }
+    data.update(overrides)
+    form = ScenarioForm(data)
+    assert form.is_valid(), form.errors
+    return form.config

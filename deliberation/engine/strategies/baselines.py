@@ -9,9 +9,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from deliberation.engine.events import Event
-from deliberation.engine.scenario import Scenario
+from deliberation.engine.scenario import Group, Scenario
 from deliberation.engine.seeding import rng_for
 from deliberation.engine.strategies.base import RunContext, run_started, vote_on
+
+
+def _adopt(scenario: Scenario, ctx: RunContext, name: str, draft: dict) -> Iterator[Event]:
+    """Put a ready-made text to the vote."""
+    yield run_started(scenario, ctx, name)
+    event = ctx.step("draft", lambda: {"author": name, **draft})
+    yield event
+    yield from vote_on(scenario, ctx, event["data"]["text"])
+
+
+def _stance_draft(group: Group) -> dict:
+    return {"text": group.stance, "source_group": group.code}
 
 
 @dataclass(frozen=True)
@@ -20,13 +32,8 @@ class RandomStance:
     needs_model: bool = False
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
-        yield run_started(scenario, ctx, self.name)
         group = rng_for(ctx.seed, "random-stance").choice(scenario.groups)
-        draft = ctx.step(
-            "draft", lambda: {"author": self.name, "text": group.stance, "source_group": group.code}
-        )
-        yield draft
-        yield from vote_on(scenario, ctx, draft["data"]["text"])
+        yield from _adopt(scenario, ctx, self.name, _stance_draft(group))
 
 
 @dataclass(frozen=True)
@@ -35,13 +42,7 @@ class Greedy:
     needs_model: bool = False
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
-        yield run_started(scenario, ctx, self.name)
-        group = scenario.by_seats()[0]
-        draft = ctx.step(
-            "draft", lambda: {"author": self.name, "text": group.stance, "source_group": group.code}
-        )
-        yield draft
-        yield from vote_on(scenario, ctx, draft["data"]["text"])
+        yield from _adopt(scenario, ctx, self.name, _stance_draft(scenario.by_seats()[0]))
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,4 @@ class RealResolution:
     needs_model: bool = False
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
-        yield run_started(scenario, ctx, self.name)
-        draft = ctx.step(
-            "draft", lambda: {"author": self.name, "text": scenario.record.resolution}
-        )
-        yield draft
-        yield from vote_on(scenario, ctx, draft["data"]["text"])
+        yield from _adopt(scenario, ctx, self.name, {"text": scenario.record.resolution})

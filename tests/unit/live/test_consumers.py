@@ -15,8 +15,7 @@ from deliberation.live.routing import websocket_application
 from deliberation.runs import services
 from deliberation.runs.models import Run
 from deliberation.runs.services import event_append, run_advance, run_create
-from deliberation.scenarios.forms import ScenarioForm
-from tests.factories import make_record, make_user
+from tests.factories import make_record, make_user, scenario_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,16 +28,8 @@ def no_queue(monkeypatch):
 
 
 def new_run(owner=None, **overrides) -> Run:
-    record = make_record()
-    data = {
-        "record": record.pk, "groups": json.dumps(["EPP", "SD", "ALDE"]), "seat_structure": "equal",
-        "goal": "simple_majority", "strategy": "parliament", "model": "scripted:default",
-        "judge": "scripted", "seed": 1, "rounds": 1,
-    }
-    data.update(overrides)
-    form = ScenarioForm(data)
-    assert form.is_valid(), form.errors
-    return run_create(owner=owner or make_user(), config=form.config)
+    config = scenario_config(make_record(), seat_structure="equal", seed=1, **overrides)
+    return run_create(owner=owner or make_user(), config=config)
 
 
 def communicator(run: Run, user, *, after: int = 0, origin=ORIGIN) -> WebsocketCommunicator:

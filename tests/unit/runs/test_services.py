@@ -1,5 +1,3 @@
-import json
-
 import pytest
 from django.db import transaction
 
@@ -17,8 +15,7 @@ from deliberation.runs.services import (
     run_resume,
     run_stop,
 )
-from deliberation.scenarios.forms import ScenarioForm
-from tests.factories import make_record, make_user
+from tests.factories import make_record, make_user, scenario_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,26 +34,16 @@ def broadcasts(monkeypatch):
     return sent
 
 
-def config_for(record, **overrides):
-    data = {
-        "record": record.pk, "groups": json.dumps(["EPP", "SD", "ALDE"]), "seat_structure": "random_tenths",
-        "goal": "simple_majority", "strategy": "parliament", "model": "scripted:default",
-        "judge": "scripted", "seed": 7, "rounds": 1,
-    }
-    data.update(overrides)
-    form = ScenarioForm(data)
-    assert form.is_valid(), form.errors
-    return form.config
 
 
 def started_run(**overrides) -> Run:
     owner = make_user()
-    return run_create(owner=owner, config=config_for(make_record(), **overrides))
+    return run_create(owner=owner, config=scenario_config(make_record(), **overrides))
 
 
 def test_run_create_enqueues_the_run_id_only_after_commit(enqueued):
     owner = make_user()
-    config = config_for(make_record())
+    config = scenario_config(make_record())
     with transaction.atomic():
         run = run_create(owner=owner, config=config)
         assert enqueued == []
@@ -88,7 +75,7 @@ def test_event_append_is_idempotent_by_sequence(enqueued, broadcasts):
 def test_a_retried_run_continues_after_its_last_event_without_redoing_it(enqueued, broadcasts):
     reference = started_run()
     run_advance(run_id=reference.pk)
-    run = run_create(owner=reference.owner, config=config_for(reference.record))
+    run = run_create(owner=reference.owner, config=scenario_config(reference.record))
     # A first attempt that died after six events: the log keeps them.
     for event in reference.events.all()[:6]:
         event_append(run=run, event={"seq": event.seq, "type": event.type, "data": event.data})
@@ -125,7 +112,7 @@ def test_pause_stops_the_task_and_resume_continues_to_the_same_transcript(enqueu
     run_advance(run_id=reference.pk)
     expected = [(type_, data) for _, type_, data in run_transcript(run=reference)]
 
-    run = run_create(owner=reference.owner, config=config_for(reference.record))
+    run = run_create(owner=reference.owner, config=scenario_config(reference.record))
     real_append = services.event_append
 
     def append_then_pause(*, run, event):
