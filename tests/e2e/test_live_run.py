@@ -201,3 +201,30 @@ def test_owner_pauses_resumes_and_shares_a_run_by_link(page: Page, sample_record
         expect(guest.get_by_test_id("pause")).to_have_count(0)
     finally:
         visitor.close()
+
+
+def test_the_page_reconnects_after_the_server_restarts_and_misses_nothing(
+    page: Page, sample_records: RecordSet, celery_worker, asgi_server
+) -> None:
+    celery_worker.stop()
+    sign_up(page)
+    build_scenario(page, seed=random.randrange(1, 2**31 - 1))
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.get_by_test_id("start-run").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
+    run_id = int(re.search(r"/runs/(\d+)/$", page.url).group(1))
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+
+    celery_worker.start()
+    page.wait_for_function(SPEECHES_BEFORE_OUTCOME_JS, arg=1, polling=10, timeout=RUN_TIMEOUT_MS)
+
+    # The server goes away mid-run; the worker keeps writing events to the log meanwhile.
+    asgi_server.restart()
+    expect(page.get_by_test_id("outcome")).to_be_visible(timeout=RUN_TIMEOUT_MS)
+
+    stored = list(RunEvent.objects.filter(run_id=run_id).order_by("seq").values_list("seq", flat=True))
+    assert page.evaluate(SEQS_JS) == stored
+    afters = [int(re.search(r"[?&]after=(\d+)", url).group(1)) for url in sockets]
+    assert afters[0] == 0 and len(afters) >= 2, sockets
+    assert afters[-1] > 0, f"the reconnect asked for everything again: {sockets}"
