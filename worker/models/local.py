@@ -61,18 +61,22 @@ def gguf_path(spec: LocalModelSpec) -> Path:
 
 
 def default_threads() -> int:
-    # llama.cpp defaults to half the cores; generation here is ~40% faster with all of them.
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Half the cores, as llama.cpp picks: its threads spin at barriers, so taking every core makes
+    a busy machine collapse (2 cores under load: 1 thread ~30 tok/s, 2 threads ~2 tok/s; idle: 50
+    against 70). Dedicated model hosts set HEMICYCLE_LOCAL_THREADS."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // 2)
 
 
 def llama_load(spec: LocalModelSpec, *, n_threads: int, logits_all: bool = False) -> "Llama":
-    """The llama object; the benchmark builds its direct baseline with this same call."""
+    """A llama.cpp model on the GPU when this llama build has one, else on the CPU."""
     import llama_cpp
 
     return llama_cpp.Llama(
         model_path=str(gguf_path(spec)),
         n_ctx=spec.n_ctx,
         n_threads=n_threads,
+        n_threads_batch=n_threads,  # llama.cpp would take every core for the prompt
         n_gpu_layers=-1 if llama_cpp.llama_supports_gpu_offload() else 0,
         logits_all=logits_all,
         verbose=False,
@@ -135,8 +139,9 @@ class LocalModel:
         self.spec = spec
         self.n_threads = n_threads or default_threads()
         self._lock = threading.Lock()
-        # Asking for logprobs needs logits for every position (logits_all), which slows every call
-        # about 2x and the library's logprob code more, so that variant is a second, lazy instance.
+        # Logprobs need logits kept for every position (logits_all), which makes each call about
+        # 2x slower here, and the library then sorts the whole vocabulary per token: so calls that
+        # ask for logprobs get a second instance, loaded on first use, and the others stay fast.
         self._llamas: dict[bool, "Llama"] = {}
 
     def _llama(self, *, logits_all: bool) -> "Llama":  # call with the lock held

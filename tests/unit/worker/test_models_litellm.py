@@ -1,10 +1,9 @@
 """worker/models/litellm_backend.py: what reaches litellm.completion (monkeypatched: no network)."""
 
-import litellm
 import pytest
 
 from deliberation.engine.models import ModelError, Params, TokenLogprob
-from worker.models.litellm_backend import LiteLLMClient
+from worker.models.litellm_backend import LiteLLMClient, litellm  # imported with the offline cost map
 from worker.models.retry import PermanentModelError, RetryingClient
 
 MESSAGES = [{"role": "user", "content": "Hello"}]

@@ -91,11 +91,12 @@ def test_logprobs_are_returned_per_token_when_asked():
 
 
 def test_the_model_loads_once_per_process():
-    model_client("local:smollm2-135m", cache=False).complete(QUESTION, params=Params(max_tokens=2), seed=1)
-    first = local_model("smollm2-135m")._llamas[False]
-    model_client("local:smollm2-135m", cache=True).inner.inner  # another wrapper, same model
-    model_client("local:smollm2-135m", cache=False).complete(QUESTION, params=Params(max_tokens=2), seed=2)
-    assert local_model("smollm2-135m")._llamas[False] is first
+    client = model_client("local:smollm2-135m", cache=False)
+    client.complete(QUESTION, params=Params(max_tokens=2), seed=1)
+    loaded = local_model("smollm2-135m")._llamas[False]
+    assert model_client("local:smollm2-135m", cache=True).inner.inner is client.inner
+    client.complete(QUESTION, params=Params(max_tokens=2), seed=2)
+    assert local_model("smollm2-135m")._llamas[False] is loaded
 
 
 def test_concurrent_calls_are_serialised_safely():
@@ -112,9 +113,9 @@ def test_concurrent_calls_are_serialised_safely():
 
 
 def test_a_prompt_longer_than_the_context_is_truncated_not_refused():
-    small = LocalModel(replace(LOCAL_MODELS["smollm2-135m"], n_ctx=256), n_threads=2)
+    small = LocalModel(replace(LOCAL_MODELS["smollm2-135m"], n_ctx=256))
     long_question = [{"role": "user", "content": "Fisheries policy matters. " * 200
                       + "What is the capital of France?"}]
     answer = small.complete(long_question, params=Params(max_tokens=8), seed=1)
-    assert answer.text.strip()
+    assert "Paris" in answer.text  # the question at the end survived the cut
     assert answer.prompt_tokens + answer.completion_tokens <= 256
