@@ -610,7 +610,7 @@
     const ws = socket.ws;
     socket.ws = null;
     if (ws) setTimeout(() => ws.close(1000), 0);
-    setConnection("open", "complete");
+    setConnection("open", "transcript complete");
   }
 
   // ---- owner controls and sharing -----------------------------------------------------------
