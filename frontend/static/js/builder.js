@@ -411,7 +411,7 @@
       const stance = stanceOf(code);
       return { code, label: stance ? stance.short_label : code, colour: stance ? stance.colour : "#888888", share: answer.seats[code] };
     });
-    Hemicycle.draw($("#hemicycle-preview"), { groups, seats: 100 });
+    Hemicycle.draw($("#hemicycle-preview"), { groups, seats: 100, legend: false }); // the table below is the legend
     const table = clear($("#preview-seats"));
     for (const group of groups) {
       table.append(el("tr", {},

@@ -6,6 +6,7 @@
  *     names: {code: legend name} | null,         // legend text per group (default: label and share)
  *     seats: 100,                                // how many dots
  *     centre: "text under the arc" | null,
+ *     legend: true,                              // false: no legend under the chart
  *   })
  *   Hemicycle.purge(div)
  *
@@ -136,6 +137,7 @@
       item.append(swatch, document.createTextNode(name));
       legend.append(item);
     }
+    legend.hidden = options.legend === false;
     const layout = {
       margin: { l: 0, r: 0, t: 0, b: 0 },
       height,
