@@ -118,9 +118,12 @@ def run_advance(*, run_id: int) -> None:
     if run.attempts > max_attempts:
         run_fail(run=run, reason=f"gave up after {max_attempts} attempts (worker lost or model failing)")
         return
-    Run.objects.filter(pk=run.pk).update(
+    # Conditional, so that a stop that lands first wins and a stop that lands later sees RUNNING
+    # and leaves its event to this task.
+    if not Run.objects.filter(pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(
         status=Run.Status.RUNNING, started_at=run.started_at or timezone.now()
-    )
+    ):
+        return
     stored = _stored_events(run)
     if stored and stored[-1]["type"] == "control" and stored[-1]["data"]["action"] == "paused":
         _append_service_event(run=run, type="control", data={"action": "resumed", "by": run.owner.get_username()})
@@ -192,6 +195,7 @@ def run_stop(*, run: Run, user: AbstractBaseUser) -> None:
         if previous in TERMINAL:
             raise RunControlError(f"a {previous} run cannot be stopped")
         Run.objects.filter(pk=run.pk).update(status=Run.Status.STOPPED, finished_at=timezone.now())
-    if previous == Run.Status.PAUSED:
-        # No task is advancing a paused run, so the stop is written here.
+    if previous in {Run.Status.PAUSED, Run.Status.QUEUED}:
+        # No task is advancing a paused or queued run (one that starts now sees STOPPED and
+        # returns), so the stop is written here.
         _append_service_event(run=run, type="control", data={"action": "stopped", "by": user.get_username()})

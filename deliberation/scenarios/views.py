@@ -30,18 +30,23 @@ def scenario_builder(request: HttpRequest) -> HttpResponse:
     if "scenario" in request.GET:
         saved = get_object_or_404(SavedScenario, pk=request.GET["scenario"], owner=request.user)
         initial = {**saved.scenario_fields(), "record": saved.record_id, "name": saved.name,
-                   "groups": json.dumps(saved.groups), "rounds": saved.params.get("rounds", 1),
+                   "rounds": saved.params.get("rounds", 1),
                    "rapporteur": saved.params.get("rapporteur", "largest")}
+        if saved.seat_structure == "custom":
+            initial["custom_seats"] = {code: round(share * 100, 4) for code, share in saved.seats.items()}
     elif "record" in request.GET:
         initial = {"record": request.GET["record"]}
     form = ScenarioForm(_form_data_from_post(request) if request.method == "POST" else None, initial=initial)
+    saving = request.POST.get("action") == "save"
+    if request.method == "POST" and form.is_valid() and saving and not form.cleaned_data.get("name"):
+        form.add_error("name", "Give the scenario a name to save it.")
     if request.method == "POST" and form.is_valid():
         scenario = None
         name = form.cleaned_data.get("name")
         if name:
             scenario = scenario_save(owner=request.user, name=name, config=form.config)
-        if request.POST.get("action") == "save":
-            return redirect(f"{request.path}?scenario={scenario.pk}" if scenario else request.path)
+        if saving:
+            return redirect(f"{request.path}?scenario={scenario.pk}")
         run = run_create(
             owner=request.user, config=form.config, scenario=scenario,
             visibility=form.cleaned_data.get("visibility") or "private",

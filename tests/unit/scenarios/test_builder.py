@@ -1,0 +1,114 @@
+import json
+
+import pytest
+from django.urls import reverse
+
+from deliberation.runs import services
+from deliberation.runs.models import Run
+from deliberation.scenarios.models import SavedScenario
+from tests.factories import make_record, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def signed_in(client):
+    user = make_user()
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture(autouse=True)
+def no_queue(monkeypatch):
+    monkeypatch.setattr(services, "_enqueue", lambda run_id: None)
+
+
+def builder_post(client, record, **fields):
+    data = {
+        "record": record.pk, "groups": ["EPP", "SD"], "seat_structure": "equal", "goal": "simple_majority",
+        "strategy": "parliament", "model": "scripted:default", "judge": "scripted", "seed": 3, "rounds": 1,
+        "rapporteur": "largest", "visibility": "private",
+    }
+    data.update(fields)
+    return client.post(reverse("scenario-builder"), data)
+
+
+def test_starting_from_the_builder_creates_a_run_and_opens_its_page(client, signed_in):
+    record = make_record()
+    response = builder_post(client, record)
+    run = Run.objects.get()
+    assert response.status_code == 302 and response.url == reverse("run-detail", args=[run.pk])
+    assert run.groups == ["EPP", "SD"] and run.seats == {"EPP": 0.5, "SD": 0.5}
+    assert run.params == {"rounds": 1, "rapporteur": "largest"}
+
+
+def test_custom_seats_that_do_not_add_up_are_refused_under_their_field(client, signed_in):
+    response = builder_post(client, make_record(), seat_structure="custom", custom_seats=json.dumps({"EPP": 60, "SD": 30}))
+    assert response.status_code == 200
+    assert "add up to 90%" in " ".join(response.context["form"].errors["custom_seats"])
+    assert Run.objects.count() == 0
+
+
+def test_veto_power_needs_a_participating_veto_group(client, signed_in):
+    response = builder_post(client, make_record(), goal="veto_power", veto_group="ALDE")
+    assert "must be one of the participating groups" in " ".join(response.context["form"].errors["veto_group"])
+
+
+def test_saving_needs_a_name_and_saved_scenarios_reload(client, signed_in):
+    record = make_record()
+    response = builder_post(client, record, action="save")
+    assert "name" in response.context["form"].errors
+    response = builder_post(client, record, action="save", name="Posting workers, equal seats")
+    saved = SavedScenario.objects.get()
+    assert response.url.endswith(f"?scenario={saved.pk}")
+    page = client.get(reverse("scenario-builder"), {"scenario": saved.pk})
+    assert page.context["form"].initial["groups"] == ["EPP", "SD"]
+    assert Run.objects.count() == 0
+
+
+def test_the_k_most_divided_groups_are_chosen_by_real_votes(client, signed_in):
+    record = make_record()  # EPP 8, SD 3, ALDE 5, GREEN_EFA 0
+    builder_post(client, record, groups=[], most_divided=2)
+    assert sorted(Run.objects.get().groups) == ["EPP", "GREEN_EFA"]
+
+
+def test_api_starts_a_run_and_answers_its_id(client, signed_in):
+    record = make_record()
+    payload = {"record": record.pk, "groups": ["EPP", "SD", "ALDE"], "seat_structure": "random_tenths",
+               "goal": "two_thirds_majority", "strategy": "one-shot", "model": "scripted:default", "judge": "llm"}
+    response = client.post("/api/runs", json.dumps(payload), content_type="application/json")
+    assert response.status_code == 201
+    run = Run.objects.get(pk=response.json()["id"])
+    assert run.owner == signed_in and run.strategy == "one-shot"
+
+
+def test_api_answers_a_clear_message_per_field(client, signed_in):
+    payload = {"record": make_record().pk, "groups": ["EPP"], "seat_structure": "equal", "goal": "nope",
+               "strategy": "greedy", "judge": "scripted"}
+    response = client.post("/api/runs", json.dumps(payload), content_type="application/json")
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) >= {"goal"}
+
+
+def test_api_needs_a_signed_in_user(client):
+    response = client.post("/api/runs", "{}", content_type="application/json")
+    assert response.status_code == 401
+
+
+def test_sign_up_is_refused_where_settings_close_it(client, settings):
+    settings.HEMICYCLE_OPEN_SIGNUP = False
+    assert client.get(reverse("signup")).status_code == 404
+    settings.HEMICYCLE_OPEN_SIGNUP = True
+    response = client.post(reverse("signup"), {"username": "newcomer", "password1": "a-long-pass-phrase-42", "password2": "a-long-pass-phrase-42"})
+    assert response.status_code == 302
+
+
+def test_a_private_run_page_is_hidden_from_others(client, signed_in):
+    builder_post(client, make_record())
+    run = Run.objects.get()
+    client.force_login(make_user("bob"))
+    assert client.get(reverse("run-detail", args=[run.pk])).status_code == 404
+    assert client.get(reverse("run-detail", args=[run.pk]), {"token": run.share_token}).status_code == 404
+    Run.objects.filter(pk=run.pk).update(visibility="link")
+    client.logout()
+    assert client.get(reverse("run-detail", args=[run.pk]), {"token": run.share_token}).status_code == 200
