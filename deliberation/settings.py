@@ -129,6 +129,7 @@ def redis_db(url: str, db: int) -> str:
 
 
 if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_db(REDIS_URL, 2)}}
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -162,10 +163,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     if REDIS_URL
     else {"polling_interval": 0.01}
 )
-CELERY_TASK_ROUTES = {
-    "worker.tasks.run_advance_task": {"queue": "runs"},
-}
+# Queue "runs": orchestration and calls to model servers (CPU hosts). Queue "models": runs whose
+# model is loaded in the worker process (GPU hosts; see runs.services.run_queue).
 CELERY_TASK_DEFAULT_QUEUE = "runs"
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-runs": {"task": "worker.tasks.runs_sweep_task", "schedule": 300.0},
+    "expire-completions": {"task": "worker.tasks.completions_expire_task", "schedule": 3600.0},
+}
 
 # Models. A model string picks the backend: "scripted:NAME", "local:smollm2-135m", or any
 # litellm model string (e.g. "openai/gpt-4o-mini", "hosted_vllm/Qwen/Qwen2.5-7B-Instruct").
@@ -196,5 +200,10 @@ if not DEBUG:
 # Runs: a task attempt that dies or whose model keeps failing is retried, this many times in all.
 HEMICYCLE_RUN_MAX_ATTEMPTS = int(os.environ.get("HEMICYCLE_RUN_MAX_ATTEMPTS", "3"))
 HEMICYCLE_RUN_RETRY_DELAY_S = float(os.environ.get("HEMICYCLE_RUN_RETRY_DELAY_S", "2"))
+HEMICYCLE_LOCAL_MODEL_QUEUE = os.environ.get("HEMICYCLE_LOCAL_MODEL_QUEUE", "models")
+# Beat's sweeps: a queued or running run silent this long is enqueued again; cached completions
+# older than this many days are dropped (0 keeps them forever, for exact re-runs).
+HEMICYCLE_STUCK_RUN_S = float(os.environ.get("HEMICYCLE_STUCK_RUN_S", "1800"))
+HEMICYCLE_CACHE_TTL_DAYS = float(os.environ.get("HEMICYCLE_CACHE_TTL_DAYS", "0"))
 # New users may create their own account from the sign-in page (on by default in the embedded mode).
 HEMICYCLE_OPEN_SIGNUP = env_bool("HEMICYCLE_OPEN_SIGNUP", DEBUG)

@@ -12,8 +12,12 @@ from django.conf import settings
 from worker.celery import app
 
 logger = logging.getLogger(__name__)
-_started = threading.Event()
 _lock = threading.Lock()
+_thread: threading.Thread | None = None
+
+
+def embedded_worker_running() -> bool:
+    return _thread is not None and _thread.is_alive()
 
 
 def embedded_worker_start() -> bool:
@@ -21,7 +25,8 @@ def embedded_worker_start() -> bool:
     if not settings.CELERY_EMBEDDED_WORKER:
         return False
     with _lock:
-        if _started.is_set():
+        global _thread
+        if _thread is not None:
             return True
         worker = app.Worker(
             pool="threads",
@@ -34,8 +39,11 @@ def embedded_worker_start() -> bool:
         )
         app.conf.worker_redirect_stdouts = False
         app.conf.worker_hijack_root_logger = False
-        thread = threading.Thread(target=worker.start, name="celery-embedded", daemon=True)
-        thread.start()
-        _started.set()
+        _thread = threading.Thread(target=worker.start, name="celery-embedded", daemon=True)
+        _thread.start()
+        # The memory broker forgets its queue when the process ends: pick up unfinished runs.
+        from worker.tasks import runs_sweep_task
+
+        runs_sweep_task.delay(idle_seconds=0)
         logger.info("embedded Celery worker started (%s threads)", settings.CELERY_EMBEDDED_CONCURRENCY)
         return True

@@ -12,3 +12,25 @@ def run_advance_task(self, *, run_id: int) -> None:
     except RunRetry as retry:
         # The run service counts attempts and decides when to stop; Celery only waits.
         raise self.retry(countdown=retry.countdown) from None
+
+
+@shared_task
+def runs_sweep_task(*, idle_seconds: float | None = None) -> int:
+    """Beat: runs that are queued or running but silent for too long are enqueued again."""
+    from django.conf import settings
+
+    from deliberation.runs.services import runs_requeue_stuck
+
+    idle = settings.HEMICYCLE_STUCK_RUN_S if idle_seconds is None else idle_seconds
+    return len(runs_requeue_stuck(idle_seconds=idle))
+
+
+@shared_task
+def completions_expire_task() -> int:
+    """Beat: drop cached completions older than the configured age (never, by default)."""
+    from django.conf import settings
+
+    from deliberation.runs.services import completions_expire
+
+    days = settings.HEMICYCLE_CACHE_TTL_DAYS
+    return completions_expire(older_than_days=days) if days else 0

@@ -6,12 +6,14 @@ so a retried task finds the events it already wrote and continues after the last
 """
 
 import logging
+from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Max
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from deliberation.engine.events import Event
@@ -21,7 +23,7 @@ from deliberation.engine.strategies.base import usage_totals
 from deliberation.live.fanout import broadcast_event
 from deliberation.records.selectors import example_pool
 from deliberation.runs.clients import drafting_client, judge_for
-from deliberation.runs.models import Run, RunEvent
+from deliberation.runs.models import CachedCompletion, Run, RunEvent
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioConfig, engine_scenario
 
@@ -42,10 +44,17 @@ class RunControlError(ValueError):
     """The run is not in a state that allows this action."""
 
 
+def run_queue(model: str) -> str:
+    """Runs on an in-process model go where that model is loaded (the GPU hosts' queue); runs on
+    a model server or hosted API only orchestrate, on the CPU queue."""
+    return settings.HEMICYCLE_LOCAL_MODEL_QUEUE if model.startswith("local:") else "runs"
+
+
 def _enqueue(run_id: int) -> None:
     from worker.tasks import run_advance_task
 
-    run_advance_task.delay(run_id=run_id)
+    model = Run.objects.values_list("model", flat=True).get(pk=run_id)
+    run_advance_task.apply_async(kwargs={"run_id": run_id}, queue=run_queue(model))
 
 
 @transaction.atomic
@@ -199,3 +208,28 @@ def run_stop(*, run: Run, user: AbstractBaseUser) -> None:
         # No task is advancing a paused or queued run (one that starts now sees STOPPED and
         # returns), so the stop is written here.
         _append_service_event(run=run, type="control", data={"action": "stopped", "by": user.get_username()})
+
+
+def runs_requeue_stuck(*, idle_seconds: float) -> list[int]:
+    """Enqueue again every queued or running run with no event for `idle_seconds`.
+
+    A second task on a live run is harmless (events are idempotent by sequence number), and the
+    run's attempt count still bounds how often a run is tried.
+    """
+    cutoff = timezone.now() - timedelta(seconds=idle_seconds)
+    stuck = (
+        Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
+        .annotate(last_activity=Coalesce(Max("events__at"), "created_at"))
+        .filter(last_activity__lte=cutoff)
+        .values_list("pk", flat=True)
+    )
+    run_ids = list(stuck)
+    for run_id in run_ids:
+        _enqueue(run_id)
+    return run_ids
+
+
+def completions_expire(*, older_than_days: float) -> int:
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = CachedCompletion.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
