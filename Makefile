@@ -62,20 +62,23 @@ run: $(RUN_STAMP)
 	@echo
 	exec $(VENV)/bin/uvicorn deliberation.asgi:application --host $(HOST) --port $(PORT) --lifespan off
 
-# ---- test: unit tests on SQLite, then integration + e2e tests on real servers ----
-# Two pytest sessions because the database is chosen before Django loads (see
-# tests/integration/servers.py). pytest's exit code 5 (no tests collected) fails like any other.
+# ---- test: the whole suite twice over the same code paths ----
+# 1. unit tests in the embedded mode (SQLite, memory broker, in-memory channel layer);
+# 2. every test, unit ones included, on the production stack (PostgreSQL, Redis, Celery worker
+#    and uvicorn processes, Chromium). Two pytest sessions because the database is chosen before
+#    Django loads (see tests/integration/servers.py). pytest's exit code 5 (no tests collected)
+#    fails like any other.
 
 test: test-deps
 	@status=0; \
-	echo "== unit tests (SQLite, memory broker, no servers)"; \
+	echo "== embedded mode: unit tests (SQLite, memory broker, no servers)"; \
 	HEMICYCLE_TEST_STACK=0 $(PYTEST) -m "not integration and not e2e" $(PYTEST_ARGS) || status=$$?; \
 	[ $$status -eq 5 ] && echo "!! no unit tests were collected: that is a failure"; \
-	echo "== integration and e2e tests (PostgreSQL, Redis, Celery, uvicorn, Chromium)"; \
+	echo "== production stack: every test (PostgreSQL, Redis, Celery, uvicorn, Chromium)"; \
 	stack_status=0; \
-	HEMICYCLE_TEST_STACK=1 $(PYTEST) -m "integration or e2e" $(PYTEST_ARGS) || stack_status=$$?; \
-	[ $$stack_status -eq 5 ] && echo "!! no integration or e2e tests were collected: that is a failure"; \
-	echo "== unit: exit $$status; integration and e2e: exit $$stack_status"; \
+	HEMICYCLE_TEST_STACK=1 $(PYTEST) $(PYTEST_ARGS) || stack_status=$$?; \
+	[ $$stack_status -eq 5 ] && echo "!! no tests were collected on the stack: that is a failure"; \
+	echo "== embedded: exit $$status; stack: exit $$stack_status"; \
 	[ $$status -eq 0 ] && [ $$stack_status -eq 0 ]
 
 test-unit: $(TEST_STAMP)

@@ -98,9 +98,11 @@ def redis_server() -> Iterator[servers.RedisServer]:
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None, request: pytest.FixtureRequest) -> None:
-    """With the stack on, the Django test database lives on our PostgreSQL: start it first."""
+    """With the stack on, the Django test database lives on our PostgreSQL: start it first, and
+    Redis with it, since settings then put the broker, channel layer and cache there."""
     if servers.PLAN is not None:
         request.getfixturevalue("postgres")
+        request.getfixturevalue("redis_server")
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ first, then the head of the last message, so the system prompt and the end of th
 the instructions are) survive. Only a system prompt that alone overflows is an error.
 """
 
+import atexit
 import importlib.util
 import logging
 import os
@@ -147,8 +148,10 @@ class LocalModel:
     def _llama(self, *, logits_all: bool) -> "Llama":  # call with the lock held
         if logits_all not in self._llamas:
             started = time.perf_counter()
-            self._llamas[logits_all] = llama_load(self.spec, n_threads=self.n_threads,
-                                                  logits_all=logits_all)
+            llama = llama_load(self.spec, n_threads=self.n_threads, logits_all=logits_all)
+            # Free it before interpreter shutdown, while llama.cpp's bindings still exist.
+            atexit.register(llama.close)
+            self._llamas[logits_all] = llama
             logger.info("loaded %s (logits_all=%s, %d threads) in %.2f s", self.spec.filename,
                         logits_all, self.n_threads, time.perf_counter() - started)
         return self._llamas[logits_all]
