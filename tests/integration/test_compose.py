@@ -1,0 +1,36 @@
+"""docker-compose.yml is valid and describes the production stack the README promises."""
+
+import shutil
+import subprocess
+
+import yaml
+
+from tests.integration.servers import REPO_ROOT
+
+
+def compose_config(tmp_path, *profiles: str) -> dict:
+    """`docker-compose config` on a copy of the file beside an .env made from .env.example."""
+    shutil.copy(REPO_ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    (tmp_path / ".env").write_text((REPO_ROOT / ".env.example").read_text())
+    docker_compose = shutil.which("docker-compose")
+    assert docker_compose, "docker-compose is missing: make test installs it"
+    args = [docker_compose, "--project-directory", str(tmp_path), "-f", str(tmp_path / "docker-compose.yml")]
+    args += [item for profile in profiles for item in ("--profile", profile)]
+    result = subprocess.run([*args, "config"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_compose_describes_the_production_services(tmp_path):
+    services = compose_config(tmp_path)["services"]
+    assert {"postgres", "redis", "web", "worker-runs", "worker-models", "beat"} <= set(services)
+    assert "-Q" in services["worker-runs"]["command"] and "runs" in services["worker-runs"]["command"]
+    models = services["worker-models"]["command"]
+    assert models[models.index("-Q") + 1] == "models"
+    assert all("healthcheck" in services[name] for name in ("postgres", "redis", "web"))
+
+
+def test_the_gpu_profile_adds_vllm_and_a_gpu_models_worker(tmp_path):
+    services = compose_config(tmp_path, "gpu")["services"]
+    assert "vllm" in services
+    assert any("models" in name and name != "worker-models" for name in services)
