@@ -166,6 +166,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 # Queue "runs": orchestration and calls to model servers (CPU hosts). Queue "models": runs whose
 # model is loaded in the worker process (GPU hosts; see runs.services.run_queue).
 CELERY_TASK_DEFAULT_QUEUE = "runs"
+# Hard and soft limits where the pool enforces them (prefork), kept under the visibility timeout
+# so that a task is never redelivered while it still runs; every model call has its own timeout.
+CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "6600"))
+CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "6300"))
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-runs": {"task": "worker.tasks.runs_sweep_task", "schedule": 300.0},
     "expire-completions": {"task": "worker.tasks.completions_expire_task", "schedule": 3600.0},

@@ -126,3 +126,21 @@ def test_each_queue_has_its_own_worker_and_bundled_model_runs_go_to_the_models_q
     assert tasks_in(runs_worker) == 1 and tasks_in(models_worker) == 1
     draft = Run.objects.get(pk=local.pk).events.get(type="draft").data
     assert draft["text"] and draft["usage"]["completion_tokens"] > 0
+
+
+def test_the_beat_sweep_task_revives_a_run_whose_task_was_lost(celery_worker, celery_app):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import scenario_config
+
+    owner, record = make_user(), make_record()
+    # A run whose task never reached a worker (say, the broker lost it): queued and silent.
+    run = Run.objects.create(owner=owner, **scenario_config(record).model_fields())
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1))
+
+    celery_app.send_task("worker.tasks.runs_sweep_task", kwargs={"idle_seconds": 600}, queue="runs")
+
+    servers.wait_until(lambda: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED,
+                       timeout=60, what="the swept run to finish")
