@@ -211,3 +211,12 @@ HEMICYCLE_STUCK_RUN_S = float(os.environ.get("HEMICYCLE_STUCK_RUN_S", "1800"))
 HEMICYCLE_CACHE_TTL_DAYS = float(os.environ.get("HEMICYCLE_CACHE_TTL_DAYS", "0"))
 # New users may create their own account from the sign-in page (on by default in the embedded mode).
 HEMICYCLE_OPEN_SIGNUP = env_bool("HEMICYCLE_OPEN_SIGNUP", DEBUG)
+
+# Record uploads (staff): each uploaded file, and each zip archive's members and inflated bytes.
+HEMICYCLE_UPLOAD_MAX_BYTES = int(os.environ.get("HEMICYCLE_UPLOAD_MAX_BYTES", str(100 * 2**20)))
+HEMICYCLE_UPLOAD_MAX_ZIP_MEMBERS = int(os.environ.get("HEMICYCLE_UPLOAD_MAX_ZIP_MEMBERS", "2000"))
+HEMICYCLE_UPLOAD_MAX_UNCOMPRESSED_BYTES = int(
+    os.environ.get("HEMICYCLE_UPLOAD_MAX_UNCOMPRESSED_BYTES", str(1024 * 2**20))
+)
+MEDIA_ROOT = Path(os.environ.get("HEMICYCLE_MEDIA_ROOT", BASE_DIR / "var" / "media"))
+MEDIA_URL = "/media/"  # never served: uploads are read by the import task only

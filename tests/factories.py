@@ -4,7 +4,7 @@ import json
 
 from django.contrib.auth.models import User
 
-from deliberation.records.models import PartyGroup, Record, RecordSet, Stance, Topic
+from deliberation.records.models import PartyGroup, Record, RecordSet, RecordSetVersion, Stance, Topic
 
 STANCES_7TH = {
     "EPP": (0.82, "EPP backs the proposal and wants its funding secured within the current budget."),
@@ -30,6 +30,10 @@ def make_record(*, title: str = "Regulation on test issues", groups=STANCES_7TH,
         term="7th",
     )
     record.topics.add(topic)
+    if record_set.current_version is None:  # as an import leaves it: the record in the current version
+        record_set.current_version = RecordSetVersion.objects.create(record_set=record_set, number=1)
+        record_set.save(update_fields=["current_version"])
+    record_set.current_version.records.add(record)
     for code, (score, text) in groups.items():
         group, _ = PartyGroup.objects.get_or_create(
             code=code, term="7th", defaults={"label": code, "seats_at_start": 50}

@@ -11,8 +11,8 @@ import json
 import math
 import re
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -40,6 +40,24 @@ from deliberation.records.normalise import (
 
 SEAT_SUM_TOLERANCE = 1e-6
 MAX_FILE_BYTES = 256 * 1024 * 1024  # one JSON file, or one zip member once inflated
+READ_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much one import may read: per file, and per zip archive (members, inflated bytes).
+
+    Zip bombs lie about sizes in their directory, so an archive is checked against its declared
+    sizes first and its inflated bytes are counted again while reading.
+    """
+
+    max_file_bytes: int = MAX_FILE_BYTES
+    max_zip_members: int = 10_000
+    max_zip_bytes: int = 1024 * 1024 * 1024
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.3g} MiB"
 
 FileKind = Literal["topic", "task", "unreadable"]
 
@@ -143,6 +161,7 @@ class FileReport:
     records_skipped: int = 0
     tasks_kept: int = 0
     tasks_skipped: int = 0
+    stances_skipped: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     def problem(self, record: str, field_name: str, message: str) -> None:
@@ -168,7 +187,12 @@ class ImportReport:
     tasks_new: int = 0
     tasks_by_party_count: dict[int, int] = field(default_factory=dict)
     topics: list[str] = field(default_factory=list)
+    records_by_topic: dict[str, int] = field(default_factory=dict)
+    records_by_term: dict[str, int] = field(default_factory=dict)
+    stances_by_group: dict[str, int] = field(default_factory=dict)  # "8th EPP" -> stances kept
     record_set_created: bool = False
+    version: int | None = None  # the record set's version holding this import's records
+    version_created: bool = False
     seconds: float = 0.0
 
     @property
@@ -187,8 +211,28 @@ class ImportReport:
     def tasks_skipped(self) -> int:
         return sum(report.tasks_skipped for report in self.files)
 
+    @property
+    def stances_skipped(self) -> int:
+        return sum(report.stances_skipped for report in self.files)
+
+    @property
+    def unreadable(self) -> list[FileReport]:
+        """Files that could not be read at all (bad JSON, not UTF-8, too large, unsafe zip...)."""
+        return [report for report in self.files if report.kind == "unreadable"]
+
     def file(self, name: str) -> FileReport:
         return next(report for report in self.files if report.name == name)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON data (an upload stores its check and its result this way)."""
+        data = asdict(self)
+        data["problems"] = [problem._asdict() for problem in self.problems]
+        for report in data["files"]:
+            del report["problems"]
+        data["tasks_by_party_count"] = {str(count): n for count, n in self.tasks_by_party_count.items()}
+        data["kept"] = self.kept
+        data["text"] = self.render()
+        return data
 
     def render(self, *, max_problems: int = 200) -> str:
         if not self.kept:
@@ -197,6 +241,8 @@ class ImportReport:
             state = "new record set"
         else:
             state = "existing record set"
+        if self.kept and self.version is not None:
+            state += f", version {self.version}" + ("" if self.version_created else " unchanged")
         rows = [("file", "kind", "records kept", "skipped", "tasks kept", "skipped", "problems")]
         for report in self.files:
             is_task = report.kind == "task"
@@ -232,6 +278,11 @@ class ImportReport:
             f"Tasks by party count: {by_count or 'none'}",
             f"Topics ({len(self.topics)}): {'; '.join(self.topics) or 'none'}",
         ]
+        if self.records_by_topic:
+            lines += ["", "Records by topic:"]
+            lines += [f"  {topic}: {n:,}" for topic, n in sorted(self.records_by_topic.items())]
+            lines.append("Records by term: " + ", ".join(f"{t}: {n:,}" for t, n in sorted(self.records_by_term.items())))
+            lines.append("Stances by group: " + ", ".join(f"{g}: {n:,}" for g, n in sorted(self.stances_by_group.items())))
         problems = self.problems
         if problems:
             lines += ["", f"Problems ({len(problems):,}):"]
@@ -324,18 +375,31 @@ class Source:
 
 
 def import_plan(
-    *, paths: Sequence[Path], known_groups: Mapping[str, Iterable[str]], record_set: str
+    *,
+    paths: Sequence[Path],
+    known_groups: Mapping[str, Iterable[str]],
+    record_set: str,
+    aliases: Mapping[tuple[str, str], str] | None = None,
+    names: Mapping[Path, str] | None = None,
+    limits: ReadLimits = ReadLimits(),
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportPlan:
     """Read and validate everything under `paths`; nothing is written.
 
-    known_groups maps a term ("7th") to the group codes that exist in it. Topic files are merged
-    before task files, so a record's stances come first from the topic file (which carries them
-    all) and a task file only adds groups the topic file lacked.
+    known_groups maps a term ("7th") to the group codes that exist in it; aliases maps (term,
+    code found in a file) to the code it stands for in that term (the admin's GroupAlias rows).
+    names gives a path the name reports use (an upload's original file name). Topic files are
+    merged before task files, so a record's stances come first from the topic file (which
+    carries them all) and a task file only adds groups the topic file lacked. progress(done,
+    total) is called after each document is planned.
     """
     report = ImportReport(record_set=record_set)
-    planner = _Planner(known_groups={term: set(codes) for term, codes in known_groups.items()})
+    planner = _Planner(
+        known_groups={term: set(codes) for term, codes in known_groups.items()}, aliases=dict(aliases or {})
+    )
     parsed: list[tuple[FileReport, Source, list[Any]]] = []
-    for source in read_sources(paths):
+    sources = read_sources(paths, names=names, limits=limits)
+    for source in sources:
         records, problem = (None, source.problem) if source.problem else _parse(source.content)
         if records is None:
             unreadable = FileReport(source.name, "unreadable")
@@ -345,8 +409,12 @@ def import_plan(
         file_report = FileReport(source.name, _file_kind(records, source.kind_hint))
         report.files.append(file_report)
         parsed.append((file_report, source, records))
+    done = len(sources) - len(parsed)
     for file_report, source, records in sorted(parsed, key=lambda item: item[0].kind != "topic"):
         planner.plan_file(file_report, records, fallback_topic=source.fallback_topic)
+        done += 1
+        if progress:
+            progress(done, len(sources))
     report.files.sort(key=lambda file_report: ("topic", "task", "unreadable").index(file_report.kind))
 
     report.records = len(planner.records)
@@ -355,31 +423,42 @@ def import_plan(
     for task in planner.tasks.values():
         report.tasks_by_party_count[task.party_count] = report.tasks_by_party_count.get(task.party_count, 0) + 1
     report.topics = sorted({topic for record in planner.records.values() for topic in record.topics})
+    for record in planner.records.values():
+        for topic in record.topics:
+            report.records_by_topic[topic] = report.records_by_topic.get(topic, 0) + 1
+        report.records_by_term[record.term] = report.records_by_term.get(record.term, 0) + 1
+        for code in record.stances:
+            key = f"{record.term} {code}"
+            report.stances_by_group[key] = report.stances_by_group.get(key, 0) + 1
     return ImportPlan(records=planner.records, tasks=planner.tasks, report=report)
 
 
 # Sources ---------------------------------------------------------------------------------------
 
 
-def read_sources(paths: Sequence[Path]) -> list[Source]:
+def read_sources(
+    paths: Sequence[Path], *, names: Mapping[Path, str] | None = None, limits: ReadLimits = ReadLimits()
+) -> list[Source]:
     """Every JSON document under the paths: a file, a folder (searched recursively) or a zip."""
     sources: list[Source] = []
+    names = names or {}
     for path in paths:
         path = Path(path)
+        label = names.get(path)
         if path.is_dir():
-            found = _folder_sources(path)
-            sources += found or [_unreachable(path, "no .json files in this folder")]
+            found = _folder_sources(path, limits)
+            sources += found or [_unreachable(path, "no .json files in this folder", label)]
         elif path.is_file() and zipfile.is_zipfile(path):
-            sources += _zip_sources(path)
+            sources += _zip_sources(path, label or path.name, limits)
         elif path.is_file():
-            sources.append(_file_source(path, str(path), PurePosixPath(path.name)))
+            sources.append(_file_source(path, label or str(path), PurePosixPath(label or path.name), limits))
         else:
-            sources.append(_unreachable(path, "no such file or folder"))
+            sources.append(_unreachable(path, "no such file or folder", label))
     return sources
 
 
-def _unreachable(path: Path, problem: str) -> Source:
-    return Source(name=str(path), kind_hint=None, fallback_topic="", problem=problem)
+def _unreachable(path: Path, problem: str, label: str | None = None) -> Source:
+    return Source(name=label or str(path), kind_hint=None, fallback_topic="", problem=problem)
 
 
 def _kind_hint(relative: PurePosixPath) -> Literal["topic", "task"] | None:
@@ -394,20 +473,23 @@ def _hidden(relative: PurePosixPath) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
 
 
-def _folder_sources(root: Path) -> list[Source]:
+def _folder_sources(root: Path, limits: ReadLimits) -> list[Source]:
     sources = []
     for path in sorted(root.rglob("*.json")):
         relative = PurePosixPath(path.relative_to(root).as_posix())
         if path.is_file() and not _hidden(relative):
-            sources.append(_file_source(path, f"{root.name}/{relative}", relative))
+            sources.append(_file_source(path, f"{root.name}/{relative}", relative, limits))
     return sources
 
 
-def _file_source(path: Path, name: str, relative: PurePosixPath) -> Source:
+def _file_source(path: Path, name: str, relative: PurePosixPath, limits: ReadLimits) -> Source:
     source = Source(name=name, kind_hint=_kind_hint(relative), fallback_topic=relative.stem)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            return replace(source, problem=f"larger than {MAX_FILE_BYTES // 2**20} MiB: not read")
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            return replace(
+                source, problem=f"file is {_mib(size)}, over the limit of {_mib(limits.max_file_bytes)}: not read"
+            )
         return replace(source, content=path.read_bytes())
     except OSError as exc:
         return replace(source, problem=f"cannot be read: {exc.strerror or exc}")
@@ -418,34 +500,76 @@ def _unsafe_member(name: str) -> bool:
     return name.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", name)) or ".." in parts
 
 
-def _zip_sources(path: Path) -> list[Source]:
-    """The archive's .json members, read in memory; nothing is extracted to disk."""
-    sources: list[Source] = []
+def _zip_sources(path: Path, label: str, limits: ReadLimits) -> list[Source]:
+    """The archive's .json members, read in memory; nothing is extracted to disk.
+
+    An archive with too many members, or more inflated bytes than the limit (declared or
+    counted while reading), or any absolute or `..` member path, is refused whole: a zip like
+    that is not a EuroCon release, and half of it would be a misleading import.
+    """
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        return [_unreachable(path, f"not a readable zip archive: {exc}")]
+        return [_unreachable(path, f"not a readable zip archive: {exc}", label)]
     with archive:
-        for info in archive.infolist():
-            name = f"{path.name}:{info.filename}"
-            if _unsafe_member(info.filename):
-                problem = "member path is absolute or climbs out with '..': rejected"
-                sources.append(Source(name=name, kind_hint=None, fallback_topic="", problem=problem))
-                continue
+        members = archive.infolist()
+        refused = _zip_refusal(members, limits)
+        if refused:
+            return [_unreachable(path, refused, label)]
+        sources: list[Source] = []
+        inflated = 0
+        for info in members:
             relative = PurePosixPath(info.filename.replace("\\", "/"))
             if info.is_dir() or relative.suffix.lower() != ".json" or _hidden(relative):
                 continue
-            source = Source(name=name, kind_hint=_kind_hint(relative), fallback_topic=relative.stem)
-            if info.file_size > MAX_FILE_BYTES:
-                sources.append(replace(source, problem=f"larger than {MAX_FILE_BYTES // 2**20} MiB: not read"))
+            source = Source(name=f"{label}:{info.filename}", kind_hint=_kind_hint(relative), fallback_topic=relative.stem)
+            if info.file_size > limits.max_file_bytes:
+                problem = f"member is {_mib(info.file_size)}, over the limit of {_mib(limits.max_file_bytes)}: not read"
+                sources.append(replace(source, problem=problem))
                 continue
             try:
-                sources.append(replace(source, content=archive.read(info)))
-            except (zipfile.BadZipFile, OSError, ValueError) as exc:  # CRC errors, bad compression
+                content = _read_member(archive, info, budget=limits.max_zip_bytes - inflated)
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:  # CRC errors, bad compression
                 sources.append(replace(source, problem=f"cannot be read from the archive: {exc}"))
+                continue
+            if content is None:
+                problem = (
+                    f"inflates past {_mib(limits.max_zip_bytes)} (more than its directory declares): "
+                    "the archive is refused"
+                )
+                return [_unreachable(path, problem, label)]
+            inflated += len(content)
+            sources.append(replace(source, content=content))
         if not sources:
-            sources.append(_unreachable(path, "no .json files in this archive"))
+            sources.append(_unreachable(path, "no .json files in this archive", label))
     return sources
+
+
+def _zip_refusal(members: Sequence[zipfile.ZipInfo], limits: ReadLimits) -> str:
+    if len(members) > limits.max_zip_members:
+        return f"zip archive has {len(members):,} members, more than the limit of {limits.max_zip_members:,}: not read"
+    unsafe = [info.filename for info in members if _unsafe_member(info.filename)]
+    if unsafe:
+        return f"zip member path {unsafe[0]!r} is absolute or climbs out with '..': the archive is refused"
+    declared = sum(info.file_size for info in members)
+    if declared > limits.max_zip_bytes:
+        return (
+            f"zip archive would inflate to {_mib(declared)}, over the limit of {_mib(limits.max_zip_bytes)}: not read"
+        )
+    return ""
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, budget: int) -> bytes | None:
+    """The member's bytes, or None once more than `budget` bytes come out (whatever it declared)."""
+    chunks: list[bytes] = []
+    total = 0
+    with archive.open(info) as member:
+        while chunk := member.read(READ_CHUNK):
+            total += len(chunk)
+            if total > budget:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _parse(content: bytes) -> tuple[list[Any] | None, str]:
@@ -495,8 +619,9 @@ def _report_errors(file_report: FileReport, ref: str, exc: ValidationError, pref
 
 
 class _Planner:
-    def __init__(self, *, known_groups: dict[str, set[str]]) -> None:
+    def __init__(self, *, known_groups: dict[str, set[str]], aliases: dict[tuple[str, str], str]) -> None:
         self.known_groups = known_groups
+        self.aliases = aliases
         self.records: dict[str, RecordPlan] = {}
         self.tasks: dict[str, TaskPlan] = {}
         # Memos: EuroCon repeats every record and stance in up to three task files.
@@ -590,11 +715,15 @@ class _Planner:
                 _report_errors(file_report, ref, stance, prefix=where)
                 dropped += 1
                 continue
+            code = self.aliases.get((term, stance.party_name), stance.party_name)
+            if code != stance.party_name:
+                stance = stance.model_copy(update={"party_name": code})
             if stance.party_name not in known:
                 file_report.problem(
                     ref,
                     f"{where}.party_name",
-                    f"unknown group {stance.party_name!r} for the {term} term: stance skipped",
+                    f"unknown group code {stance.party_name} for the {term} term: map it in the admin"
+                    " (group aliases); stance skipped",
                 )
                 dropped += 1
             elif stance.party_name in stances:
@@ -609,6 +738,7 @@ class _Planner:
                 stances[stance.party_name] = StancePlan(
                     stance.party_name, stance.stance, stance.score, stance.choice, origin
                 )
+        file_report.stances_skipped += dropped
         return list(stances.values()), dropped
 
     def _validate_stance(self, raw: dict[str, Any]) -> StanceIn | ValidationError:
@@ -706,6 +836,9 @@ class _Planner:
         if record.party_num is not None and record.party_num != count:
             problems.append(("party_num", f"party_num is {record.party_num} but there are {count} stances"))
         if task_fields is not None:
+            veto = self.aliases.get((record.parliament_terms, task_fields.veto_party_name))
+            if veto:
+                task_fields = task_fields.model_copy(update={"veto_party_name": veto})
             weights = task_fields.seat_weights
             if len(weights) != count:
                 problems.append(("seat_weights", f"{len(weights)} seat weights for {count} stances"))

@@ -1,5 +1,7 @@
 """Parliamentary records: record sets, records, party groups, stances and benchmark tasks."""
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 TERMS = (("7th", "7th term (2009-2014)"), ("8th", "8th term (2014-2019)"), ("9th", "9th term (2019-2024)"))
@@ -39,6 +41,10 @@ class RecordSet(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    current_version = models.ForeignKey(
+        "RecordSetVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The version that browsing, scenarios and the benchmark use.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -106,3 +112,103 @@ class BenchmarkTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.party_count}-party task on record {self.record_id}"
+
+
+class RecordSetVersion(models.Model):
+    """One state of a record set: the records it held after one import.
+
+    Records are content-addressed and never edited, so a record unchanged between versions is
+    the same row in both. Runs point at the version they played (runs.Run.record_set_version).
+    """
+
+    class Mode(models.TextChoices):
+        EXTEND = "extend", "Extend: the previous version's records plus the imported ones"
+        REPLACE = "replace", "Replace: exactly the imported records"
+
+    record_set = models.ForeignKey(RecordSet, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.EXTEND)
+    records = models.ManyToManyField(Record, related_name="versions")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["record_set", "number"], name="version_number_unique")]
+        ordering = ["record_set_id", "-number"]
+
+    def __str__(self) -> str:
+        return f"{self.record_set.name} v{self.number}"
+
+
+class GroupAlias(models.Model):
+    """A group code found in files that stands for a known group in one term (ENF -> ENL, ...)."""
+
+    term = models.CharField(max_length=8, choices=TERMS)
+    alias = models.CharField(max_length=32, help_text="The code as it appears in the files.")
+    group = models.ForeignKey(PartyGroup, on_delete=models.CASCADE, related_name="aliases")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["term", "alias"], name="group_alias_term_unique")]
+        ordering = ["term", "alias"]
+        verbose_name_plural = "group aliases"
+
+    def __str__(self) -> str:
+        return f"{self.alias} -> {self.group.code} ({self.term})"
+
+    def clean(self) -> None:
+        from deliberation.records.normalise import normalise_group_code
+
+        self.alias = normalise_group_code(self.alias or "")
+        if self.group_id and self.group.term != self.term:
+            raise ValidationError({"group": f"{self.group} is a group of the {self.group.term} term, not the {self.term}."})
+
+
+def upload_path(instance: "RecordUploadFile", filename: str) -> str:
+    return f"record_uploads/{instance.upload_id}/{filename}"
+
+
+class RecordUpload(models.Model):
+    """Files an admin uploaded, their check, and the import that a Celery task runs from them."""
+
+    class Status(models.TextChoices):
+        CHECKED = "checked"  # read and validated, waiting for the admin to import
+        REFUSED = "refused"  # the check found nothing to import or a file it could not read
+        QUEUED = "queued"
+        IMPORTING = "importing"
+        DONE = "done"
+        FAILED = "failed"
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    record_set_name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    mode = models.CharField(max_length=8, choices=RecordSetVersion.Mode.choices, default=RecordSetVersion.Mode.EXTEND)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CHECKED, db_index=True)
+    check_report = models.JSONField(null=True, blank=True)
+    result_report = models.JSONField(null=True, blank=True)
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    version = models.ForeignKey(RecordSetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk} into {self.record_set_name} ({self.status})"
+
+
+class RecordUploadFile(models.Model):
+    upload = models.ForeignKey(RecordUpload, on_delete=models.CASCADE, related_name="files")
+    file = models.FileField(upload_to=upload_path)
+    name = models.CharField(max_length=255, help_text="The file's name on the admin's machine.")
+    size = models.PositiveBigIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -2,16 +2,27 @@
 
 from collections.abc import Sequence
 
-from django.db.models import Count, Prefetch, QuerySet
+from dataclasses import dataclass
+
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 
 from deliberation.engine.scenario import Group, RecordView, Scenario
-from deliberation.records.models import BenchmarkTask, Record, RecordSet, Stance
+from deliberation.records.models import BenchmarkTask, Record, RecordSet, RecordSetVersion, RecordUpload, Stance
 
 
 def record_set_list() -> QuerySet[RecordSet]:
-    return RecordSet.objects.annotate(
-        record_count=Count("records", distinct=True), task_count=Count("tasks", distinct=True)
+    """Record sets with the size of their current version."""
+    return RecordSet.objects.select_related("current_version").annotate(
+        record_count=Count("current_version__records", distinct=True),
+        task_count=Count(
+            "tasks", filter=Q(tasks__record__versions=F("current_version")), distinct=True
+        ),
     ).order_by("name")
+
+
+def current_records(queryset: QuerySet[Record]) -> QuerySet[Record]:
+    """Only records in their set's current version (what browsing, scenarios and the benchmark see)."""
+    return queryset.filter(versions=F("record_set__current_version"))
 
 
 def record_set_get(*, name: str) -> RecordSet:
@@ -37,7 +48,9 @@ def benchmark_task_list(
     tasks: list[BenchmarkTask] = []
     for count in party_counts:
         queryset = (
-            BenchmarkTask.objects.filter(record_set=record_set, party_count=count)
+            BenchmarkTask.objects.filter(
+                record_set=record_set, party_count=count, record__versions=record_set.current_version_id
+            )
             .select_related("record", "topic")
             .prefetch_related(Prefetch("record__stances", queryset=Stance.objects.select_related("group")))
             .order_by("id")
@@ -84,7 +97,7 @@ def task_scenario(task: BenchmarkTask, *, goal: str) -> Scenario:
 def example_pool(*, record_set: RecordSet) -> list[RecordView]:
     """Every record of the set once per topic: the one-shot drafter's examples come from here."""
     pool = []
-    records = Record.objects.filter(record_set=record_set).prefetch_related("topics").order_by("id")
+    records = current_records(Record.objects.filter(record_set=record_set)).prefetch_related("topics").order_by("id")
     for record in records:
         for topic in record.topics.all():
             pool.append(record_view(record, topic=topic.name))
@@ -94,7 +107,7 @@ def example_pool(*, record_set: RecordSet) -> list[RecordView]:
 def record_search(
     *, topic: str | None = None, term: str | None = None, query: str | None = None, record_set: str | None = None
 ) -> QuerySet[Record]:
-    records = Record.objects.select_related("record_set").prefetch_related("topics").annotate(
+    records = current_records(Record.objects.select_related("record_set")).prefetch_related("topics").annotate(
         stance_count=Count("stances", distinct=True)
     )
     if record_set:
@@ -106,3 +119,51 @@ def record_search(
     if query:
         records = records.filter(title__icontains=query)
     return records.filter(stance_count__gte=2).order_by("record_set__name", "id")
+
+
+def record_get(*, record_id: int) -> Record:
+    """A record with its set, topics and stances (groups biggest first), for its page."""
+    return (
+        Record.objects.select_related("record_set")
+        .prefetch_related("topics", _stances_with_groups())
+        .get(pk=record_id)
+    )
+
+
+def record_version_for_run(*, record: Record) -> RecordSetVersion | None:
+    """The version a run on this record plays: the newest of its set's versions that holds it."""
+    return RecordSetVersion.objects.filter(record_set_id=record.record_set_id, records=record).order_by("-number").first()
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    old: RecordSetVersion
+    new: RecordSetVersion
+    added: list[Record]
+    removed: list[Record]
+    changed: list[tuple[Record, Record]]  # (in old, in new): same title and term, other content
+
+
+def record_set_versions_compare(*, old: RecordSetVersion, new: RecordSetVersion) -> VersionDiff:
+    """Records added, removed and changed from `old` to `new` (changed: same title and term,
+    different content hash, so another background, resolution or term text)."""
+    old_records = {record.pk: record for record in old.records.all()}
+    new_records = {record.pk: record for record in new.records.all()}
+    gone = [old_records[pk] for pk in sorted(old_records.keys() - new_records.keys())]
+    came = [new_records[pk] for pk in sorted(new_records.keys() - old_records.keys())]
+    came_by_key = {(record.title, record.term): record for record in came}
+    changed = []
+    removed = []
+    for record in gone:
+        match = came_by_key.pop((record.title, record.term), None)
+        if match is None:
+            removed.append(record)
+        else:
+            changed.append((record, match))
+    changed_new = {pair[1].pk for pair in changed}
+    added = [record for record in came if record.pk not in changed_new]
+    return VersionDiff(old=old, new=new, added=added, removed=removed, changed=changed)
+
+
+def record_upload_list() -> QuerySet[RecordUpload]:
+    return RecordUpload.objects.select_related("created_by", "version").prefetch_related("files")

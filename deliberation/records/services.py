@@ -1,39 +1,109 @@
 """Writes of records: importing EuroCon / PoliCon record sets."""
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Model
 
-from deliberation.records.importer import ImportPlan, ImportReport, Problem, import_plan, stances_agree
-from deliberation.records.models import BenchmarkTask, PartyGroup, Record, RecordSet, Stance, Topic
+from deliberation.records.importer import (
+    MAX_FILE_BYTES,
+    ImportPlan,
+    ImportReport,
+    Problem,
+    ReadLimits,
+    import_plan,
+    stances_agree,
+)
+from deliberation.records.models import (
+    BenchmarkTask,
+    GroupAlias,
+    PartyGroup,
+    Record,
+    RecordSet,
+    RecordSetVersion,
+    Stance,
+    Topic,
+)
 
 
-def records_import(*, paths: Sequence[Path], name: str, description: str = "") -> ImportReport:
+Progress = Callable[[float, str], None]  # (fraction done 0..1, what is happening)
+
+
+def read_limits() -> ReadLimits:
+    return ReadLimits(
+        max_file_bytes=min(MAX_FILE_BYTES, settings.HEMICYCLE_UPLOAD_MAX_UNCOMPRESSED_BYTES),
+        max_zip_members=settings.HEMICYCLE_UPLOAD_MAX_ZIP_MEMBERS,
+        max_zip_bytes=settings.HEMICYCLE_UPLOAD_MAX_UNCOMPRESSED_BYTES,
+    )
+
+
+def records_check(
+    *, paths: Sequence[Path], name: str, names: Mapping[Path, str] | None = None, progress: Progress | None = None
+) -> ImportPlan:
+    """Read and validate the files as an import would (group aliases applied); write nothing."""
+    return import_plan(
+        paths=paths,
+        known_groups=_known_group_codes(),
+        aliases=_group_aliases(),
+        record_set=name,
+        names=names,
+        limits=read_limits(),
+        progress=(lambda done, total: progress(PLAN_SHARE * done / total, f"checked {done} of {total} files"))
+        if progress
+        else None,
+    )
+
+
+def records_import(
+    *,
+    paths: Sequence[Path],
+    name: str,
+    description: str = "",
+    mode: str = RecordSetVersion.Mode.EXTEND,
+    note: str = "",
+    created_by: AbstractBaseUser | None = None,
+    names: Mapping[Path, str] | None = None,
+    refuse_unreadable: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import EuroCon / PoliCon files into the record set `name` (created when it is new).
 
     paths: JSON files (topic or task files, told apart by content, else by location), folders laid
     out like the EuroCon release (topic_datas/*.json, task_datas/{2,4,6}/*.json) and zip archives
-    of either, read in memory. All of them go into the one record set.
+    of either, read in memory. All of them go into the one record set. The command line and the
+    browser upload (a Celery task) both import through here.
 
     Everything is read and validated first; then, if anything is worth keeping, it is written in
     one transaction, so a failure while writing leaves the database as it was. A file that cannot
-    be read or parsed at all (missing, not UTF-8, bad or truncated JSON, an unsafe zip member) is
-    reported and the rest is still imported; a bad record or stance is skipped and reported with
+    be read or parsed at all (missing, not UTF-8, bad or truncated JSON, over a size limit, an
+    unsafe zip) is reported and the rest is still imported, unless refuse_unreadable (uploads),
+    when nothing is written at all; a bad record or stance is skipped and reported with
     its file, record id (or position) and field. Records are recognised by content, so the same
     issue from a topic file and a task file is one record (stances merged, the first of two
     differing versions kept and the conflict reported) and an issue under two topics gets both.
     Importing the same data again adds nothing; an import that keeps nothing writes nothing, not
     even the record set.
+
+    Versions: each import that changes what the set holds makes a new RecordSetVersion, the
+    set's current one. mode "extend" (the default) keeps the previous version's records and adds
+    the imported ones; "replace" makes a version of exactly the imported records. A version equal
+    to the current one is not made again.
     """
     started = time.perf_counter()
-    plan = import_plan(paths=paths, known_groups=_known_group_codes(), record_set=name)
-    if plan.report.kept:
-        _write(plan, name=name, description=description)
+    plan = records_check(paths=paths, name=name, names=names, progress=progress)
+    if plan.report.kept and not (refuse_unreadable and plan.report.unreadable):
+        _write(plan, name=name, description=description, mode=mode, note=note, created_by=created_by, progress=progress)
     plan.report.seconds = time.perf_counter() - started
+    if progress:
+        progress(1.0, "finished")
     return plan.report
+
+
+PLAN_SHARE = 0.5  # of the progress bar: reading and checking; the rest is writing
 
 
 def _known_group_codes() -> dict[str, list[str]]:
@@ -43,9 +113,27 @@ def _known_group_codes() -> dict[str, list[str]]:
     return codes
 
 
+def _group_aliases() -> dict[tuple[str, str], str]:
+    return {(term, alias): code for term, alias, code in GroupAlias.objects.values_list("term", "alias", "group__code")}
+
+
 @transaction.atomic
-def _write(plan: ImportPlan, *, name: str, description: str) -> None:
+def _write(
+    plan: ImportPlan,
+    *,
+    name: str,
+    description: str,
+    mode: str,
+    note: str,
+    created_by: AbstractBaseUser | None,
+    progress: Progress | None,
+) -> None:
+    def step(fraction: float, label: str) -> None:
+        if progress:
+            progress(PLAN_SHARE + (1 - PLAN_SHARE) * fraction, label)
+
     report = plan.report
+    step(0.0, "writing records")
     record_set, report.record_set_created = RecordSet.objects.get_or_create(
         name=name, defaults={"description": description}
     )
@@ -70,6 +158,7 @@ def _write(plan: ImportPlan, *, name: str, description: str) -> None:
     Record.objects.bulk_create(new_records)
     record_ids.update((record.content_hash, record.pk) for record in new_records)
     report.records_new = len(new_records)
+    step(0.2, "linking topics")
 
     through = Record.topics.through
     linked = set(through.objects.filter(record__record_set=record_set).values_list("record_id", "topic_id"))
@@ -82,6 +171,7 @@ def _write(plan: ImportPlan, *, name: str, description: str) -> None:
         [through(record_id=record_id, topic_id=topic_id) for record_id, topic_id in sorted(links - linked)]
     )
 
+    step(0.3, "writing stances")
     stored = {
         (record_id, group_id): (text, score, choice)
         for record_id, group_id, text, score, choice in Stance.objects.filter(
@@ -100,6 +190,7 @@ def _write(plan: ImportPlan, *, name: str, description: str) -> None:
     _insert_rows(Stance, ("record", "group", "text", "real_score", "real_choice"), new_stances)
     report.stances_new = len(new_stances)
 
+    step(0.7, "writing benchmark tasks")
     stored_tasks = set(BenchmarkTask.objects.filter(record_set=record_set).values_list("content_hash", flat=True))
     new_tasks = [
         (
@@ -121,6 +212,36 @@ def _write(plan: ImportPlan, *, name: str, description: str) -> None:
         new_tasks,
     )
     report.tasks_new = len(new_tasks)
+
+    step(0.9, "making the version")
+    imported = {record_ids[content_hash] for content_hash in plan.records}
+    version, report.version_created = _version_make(
+        record_set=record_set, record_ids=imported, mode=mode, note=note, created_by=created_by
+    )
+    report.version = version.number
+
+
+def _version_make(
+    *, record_set: RecordSet, record_ids: set[int], mode: str, note: str, created_by: AbstractBaseUser | None
+) -> tuple[RecordSetVersion, bool]:
+    """The set's new current version, or its current one when the records would be the same."""
+    current = record_set.current_version
+    previous = set(current.records.values_list("pk", flat=True)) if current else set()
+    wanted = previous | record_ids if mode == RecordSetVersion.Mode.EXTEND else record_ids
+    if current is not None and wanted == previous:
+        return current, False
+    version = RecordSetVersion.objects.create(
+        record_set=record_set,
+        number=(current.number if current else 0) + 1,
+        note=note,
+        mode=mode,
+        created_by=created_by,
+    )
+    through = RecordSetVersion.records.through
+    through.objects.bulk_create([through(recordsetversion_id=version.pk, record_id=pk) for pk in sorted(wanted)])
+    RecordSet.objects.filter(pk=record_set.pk).update(current_version=version)
+    record_set.current_version = version
+    return version, True
 
 
 def _insert_rows(model: type[Model], field_names: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

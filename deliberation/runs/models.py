@@ -58,6 +58,10 @@ class Run(ScenarioFields):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
     visibility = models.CharField(max_length=12, choices=Visibility.choices, default=Visibility.PRIVATE)
     share_token = models.CharField(max_length=43, unique=True, default=new_share_token)
+    record_set_version = models.ForeignKey(
+        "records.RecordSetVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="runs",
+        help_text="The version of the record's set this run played.",
+    )
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Task attempts so far.")
     error = models.TextField(blank=True)
     outcome = models.JSONField(null=True, blank=True)

@@ -21,7 +21,7 @@ from deliberation.engine.models import ModelError
 from deliberation.engine.strategies import RunContext, strategy_named
 from deliberation.engine.strategies.base import usage_totals
 from deliberation.live.fanout import broadcast_event
-from deliberation.records.selectors import example_pool
+from deliberation.records.selectors import example_pool, record_version_for_run
 from deliberation.runs.clients import drafting_client, judge_for
 from deliberation.runs.models import CachedCompletion, Run, RunEvent
 from deliberation.scenarios.models import SavedScenario
@@ -65,7 +65,11 @@ def run_create(
     visibility: str = Run.Visibility.PRIVATE,
     scenario: SavedScenario | None = None,
 ) -> Run:
-    run = Run.objects.create(owner=owner, scenario=scenario, visibility=visibility, **config.model_fields())
+    fields = config.model_fields()
+    version = record_version_for_run(record=fields["record"])
+    run = Run.objects.create(
+        owner=owner, scenario=scenario, visibility=visibility, record_set_version=version, **fields
+    )
     # The worker must never see an uncommitted run: enqueue the id only, after commit.
     transaction.on_commit(partial(_enqueue, run.pk))
     return run

@@ -29,7 +29,7 @@ def test_command_prints_the_report_and_imports_under_the_given_name(tmp_path):
 
     output = call(str(path), "--name", "Mine", "--description", "a test set")
 
-    assert 'Import into record set "Mine" (new record set)' in output
+    assert 'Import into record set "Mine" (new record set, version 1)' in output
     assert "New: 1 records, 3 stances, 0 tasks" in output
     assert RecordSet.objects.get().description == "a test set"
 

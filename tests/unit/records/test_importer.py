@@ -165,7 +165,7 @@ def test_unknown_group_for_the_term_drops_that_stance_only(tmp_path):
 
     assert sorted(Stance.objects.values_list("group__code", flat=True)) == ["EPP", "SD"]
     assert problems_of(report) == [
-        ("id 4", "stances[1].party_name", "unknown group 'RENEW' for the 7th term: stance skipped")
+        ("id 4", "stances[1].party_name", "unknown group code RENEW for the 7th term: map it in the admin (group aliases); stance skipped")
     ]
 
 
@@ -550,7 +550,7 @@ def test_zip_of_a_release_folder_imports_like_the_folder(tmp_path):
     assert (Record.objects.count(), BenchmarkTask.objects.count()) == (1, 1)
 
 
-def test_zip_members_that_escape_are_rejected_and_never_written(tmp_path):
+def test_zip_with_members_that_escape_is_refused_whole_and_nothing_written(tmp_path):
     archive = tmp_path / "upload" / "evil.zip"
     archive.parent.mkdir()
     members = {
@@ -562,12 +562,10 @@ def test_zip_members_that_escape_are_rejected_and_never_written(tmp_path):
 
     report = run_import(archive)
 
-    rejected = {f.name: f.problems[0].message for f in report.files if f.kind == "unreadable"}
-    assert rejected == {
-        "evil.zip:../evil.json": "member path is absolute or climbs out with '..': rejected",
-        "evil.zip:/abs.json": "member path is absolute or climbs out with '..': rejected",
-    }
-    assert list(Record.objects.values_list("title", flat=True)) == ["Good"]
+    assert problems_of(report) == [
+        ("", "", "zip member path '../evil.json' is absolute or climbs out with '..': the archive is refused")
+    ]
+    assert not report.kept and Record.objects.count() == 0 and RecordSet.objects.count() == 0
     assert not (tmp_path / "evil.json").exists()
 
 
@@ -590,7 +588,7 @@ def test_report_renders_a_table_of_files_totals_and_problems(tmp_path):
     text = run_import(tmp_path, name="Rendered").render()
 
     lines = text.splitlines()
-    assert lines[0].startswith('Import into record set "Rendered" (new record set)')
+    assert lines[0].startswith('Import into record set "Rendered" (new record set, version 1), ')
     assert lines[2].split() == ["file", "kind", "records", "kept", "skipped", "tasks", "kept", "skipped", "problems"]
     assert lines[4].split() == [f"{tmp_path.name}/topic_datas/agriculture.json", "topic", "1", "1", "-", "-", "1"]
     assert any(line.split() == ["total", "(distinct)", "1", "1", "0", "0", "1"] for line in lines)

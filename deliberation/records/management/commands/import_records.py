@@ -2,6 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from deliberation.records.models import RecordSetVersion
 from deliberation.records.services import records_import
 
 ARCHIVE_SUFFIXES = {".zip", ".json"}
@@ -23,10 +24,22 @@ class Command(BaseCommand):
         parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
         parser.add_argument("--name", default=None, help="record set name (default: the first path's name)")
         parser.add_argument("--description", default="", help="record set description (used when it is new)")
+        parser.add_argument(
+            "--replace",
+            action="store_true",
+            help="the new version holds only these records (default: the previous version's records plus these)",
+        )
+        parser.add_argument("--note", default="", help="a note on the new version")
 
     def handle(self, *args, **options):
         name = options["name"] or default_name(options["paths"][0])
-        report = records_import(paths=options["paths"], name=name, description=options["description"])
+        report = records_import(
+            paths=options["paths"],
+            name=name,
+            description=options["description"],
+            mode=RecordSetVersion.Mode.REPLACE if options["replace"] else RecordSetVersion.Mode.EXTEND,
+            note=options["note"],
+        )
         self.stdout.write(report.render())
         if not report.kept:
             raise CommandError(
