@@ -8,7 +8,9 @@ import asyncio
 import json
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from deliberation.live.routing import websocket_application
@@ -49,6 +51,16 @@ async def receive_until_outcome(socket, limit: int = 200) -> list[dict]:
     return messages
 
 
+def in_own_loop(scenario):
+    """Run an async test scenario on a loop of its own, in its own thread: the session may already
+    have a loop running in this thread (Playwright's sync API keeps one for the browser)."""
+    def call(*args, **kwargs):
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, scenario(*args, **kwargs)).result()
+
+    return call
+
+
 def stored_seqs(run: Run) -> list[int]:
     return list(run.events.values_list("seq", flat=True))
 
@@ -65,7 +77,7 @@ def test_replays_only_the_events_after_the_given_seq():
         await socket.disconnect()
         return messages
 
-    messages = async_to_sync(scenario)()
+    messages = in_own_loop(scenario)()
     assert [m["seq"] for m in messages] == stored_seqs(run)[5:]
     assert all({"seq", "type", "data", "at"} <= set(m) for m in messages)
 
@@ -84,7 +96,7 @@ def test_streams_a_live_run_in_order_with_nothing_lost_or_doubled():
         await socket.disconnect()
         return messages
 
-    messages = async_to_sync(scenario)()
+    messages = in_own_loop(scenario)()
     assert [m["seq"] for m in messages] == stored_seqs(run)
 
 
@@ -104,7 +116,7 @@ def test_reconnecting_with_the_last_seq_gives_no_gap_and_no_duplicate():
         await second.disconnect()
         return seen
 
-    seen = async_to_sync(scenario)()
+    seen = in_own_loop(scenario)()
     assert [m["seq"] for m in seen] == stored_seqs(run)
 
 
@@ -119,7 +131,7 @@ def test_a_late_joiner_gets_the_whole_transcript():
         await socket.disconnect()
         return messages
 
-    messages = async_to_sync(scenario)()
+    messages = in_own_loop(scenario)()
     assert [(m["seq"], m["type"]) for m in messages] == list(run.events.values_list("seq", "type"))
 
 
@@ -136,7 +148,7 @@ def test_a_gap_in_live_frames_is_filled_from_the_log():
         await socket.disconnect()
         return messages
 
-    assert [m["seq"] for m in async_to_sync(scenario)()] == [1, 2]
+    assert [m["seq"] for m in in_own_loop(scenario)()] == [1, 2]
 
 
 def test_a_foreign_origin_is_refused():
@@ -147,7 +159,7 @@ def test_a_foreign_origin_is_refused():
         connected, _ = await socket.connect()
         return connected
 
-    assert async_to_sync(scenario)() is False
+    assert in_own_loop(scenario)() is False
 
 
 def test_a_private_run_is_refused_to_others_and_shared_runs_are_not():
@@ -161,6 +173,6 @@ def test_a_private_run_is_refused_to_others_and_shared_runs_are_not():
             await socket.disconnect()
         return connected
 
-    assert async_to_sync(can_watch)(stranger) is False
+    assert in_own_loop(can_watch)(stranger) is False
     Run.objects.filter(pk=run.pk).update(visibility=Run.Visibility.SIGNED_IN)
-    assert async_to_sync(can_watch)(stranger) is True
+    assert in_own_loop(can_watch)(stranger) is True
