@@ -1,0 +1,151 @@
+"""The hub's eager sends: a socket's send runs inline until it would wait, and only then becomes a
+Task; either way it completes, in order, with the coroutine seeing what a Task would show it."""
+
+import asyncio
+import contextvars
+
+from channels.layers import get_channel_layer
+
+from deliberation.live.fanout import RunHub, run_group, send_eagerly
+
+marker = contextvars.ContextVar("marker", default="outside")
+
+
+def test_a_send_that_never_waits_finishes_inline_without_a_task():
+    sent = []
+
+    async def send():
+        sent.append("frame")
+
+    async def scenario():
+        assert send_eagerly(send()) is None
+        assert sent == ["frame"]
+
+    asyncio.run(scenario())
+
+
+def test_a_send_that_waits_finishes_in_a_task_and_sees_the_result():
+    seen = []
+
+    async def scenario():
+        ready = asyncio.get_running_loop().create_future()
+
+        async def send():
+            seen.append(await ready)
+
+        task = send_eagerly(send())
+        assert task is not None and seen == []
+        ready.set_result("writable")
+        await asyncio.wait_for(task, 1)
+        assert seen == ["writable"]
+
+    asyncio.run(scenario())
+
+
+def test_an_error_of_the_awaited_future_reaches_the_coroutine():
+    seen = []
+
+    async def scenario():
+        ready = asyncio.get_running_loop().create_future()
+
+        async def send():
+            try:
+                await ready
+            except ConnectionError as error:
+                seen.append(str(error))
+            await asyncio.sleep(0)  # a bare yield is handled too
+            seen.append("after")
+
+        task = send_eagerly(send())
+        ready.set_exception(ConnectionError("gone"))
+        await asyncio.wait_for(task, 1)
+        assert seen == ["gone", "after"]
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_send_ends_only_itself():
+    async def send():
+        raise ConnectionError("client went away")
+
+    async def scenario():
+        assert send_eagerly(send()) is None
+
+    asyncio.run(scenario())
+
+
+def test_cancelling_the_task_cancels_the_coroutine_where_it_waits():
+    seen = []
+
+    async def scenario():
+        never = asyncio.get_running_loop().create_future()
+
+        async def send():
+            try:
+                await never
+            finally:
+                seen.append("cleaned up")
+
+        task = send_eagerly(send())
+        await asyncio.sleep(0)
+        task.cancel()
+        results = await asyncio.gather(task, return_exceptions=True)
+        assert isinstance(results[0], asyncio.CancelledError)
+        assert seen == ["cleaned up"] and never.cancelled()
+
+    asyncio.run(scenario())
+
+
+def test_context_variables_set_by_a_send_stay_in_that_send():
+    async def scenario():
+        ready = asyncio.get_running_loop().create_future()
+
+        async def send():
+            marker.set("inside")
+            await ready
+            assert marker.get() == "inside"
+
+        task = send_eagerly(send())
+        assert marker.get() == "outside"
+        ready.set_result(None)
+        await asyncio.wait_for(task, 1)
+        assert marker.get() == "outside"
+
+    asyncio.run(scenario())
+
+
+class FakeViewer:
+    """Records frames; `slow` makes every send wait a little (a transport that is not writable)."""
+
+    def __init__(self, slow: bool = False) -> None:
+        self.last_seq = 0
+        self.slow = slow
+        self.frames: list[int] = []
+
+    def deliver(self, seq, frame):
+        async def send():
+            if self.slow:
+                await asyncio.sleep(0.01)
+            self.frames.append(seq)
+
+        return send()
+
+
+def test_the_hub_delivers_every_frame_in_order_to_fast_and_slow_viewers():
+    async def scenario():
+        hub = RunHub()
+        viewers = [FakeViewer(), FakeViewer(slow=True), FakeViewer()]
+        for viewer in viewers:
+            await hub.join(99, viewer)
+        layer = get_channel_layer()
+        for seq in range(1, 21):
+            await layer.group_send(run_group(99), {"type": "run.frame", "seq": seq, "frame": f'{{"seq":{seq}}}'})
+        for _ in range(300):
+            if all(len(viewer.frames) == 20 for viewer in viewers):
+                break
+            await asyncio.sleep(0.01)
+        for viewer in viewers:
+            await hub.leave(99, viewer)
+        return [viewer.frames for viewer in viewers]
+
+    assert asyncio.run(scenario()) == [list(range(1, 21))] * 3
