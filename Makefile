@@ -60,7 +60,7 @@ run: $(RUN_STAMP)
 	@echo "  Hemicycle is starting on http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
 	@echo "  To create an admin account, in another terminal: $(PY) manage.py createsuperuser"
 	@echo
-	exec $(VENV)/bin/uvicorn deliberation.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+	exec $(VENV)/bin/uvicorn deliberation.asgi:application --host $(HOST) --port $(PORT) --lifespan off --ws-per-message-deflate false
 
 # ---- test: the whole suite twice over the same code paths ----
 # 1. unit tests in the embedded mode (SQLite, memory broker, in-memory channel layer);

@@ -459,6 +459,7 @@ class AsgiServer(ManagedProcess):
         argv = [
             sys.executable, "-m", "uvicorn", "deliberation.asgi:application", "--host", "127.0.0.1",
             "--port", str(self.port), "--lifespan", "off", "--log-level", "info",
+            "--ws-per-message-deflate", "false",
         ]
         super().__init__(name, argv, env=env, log_path=log_dir / f"{name}.log")
 
