@@ -34,3 +34,11 @@ def completions_expire_task() -> int:
 
     days = settings.HEMICYCLE_CACHE_TTL_DAYS
     return completions_expire(older_than_days=days) if days else 0
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def record_upload_import_task(self, *, upload_id: int) -> None:
+    """Import an admin's checked upload (records.services.record_upload_import does it all)."""
+    from deliberation.records.services import record_upload_import
+
+    record_upload_import(upload_id=upload_id)

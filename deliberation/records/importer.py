@@ -216,6 +216,10 @@ class ImportReport:
         return sum(report.stances_skipped for report in self.files)
 
     @property
+    def skipped_anything(self) -> bool:
+        return bool(self.records_skipped or self.tasks_skipped or self.stances_skipped)
+
+    @property
     def unreadable(self) -> list[FileReport]:
         """Files that could not be read at all (bad JSON, not UTF-8, too large, unsafe zip...)."""
         return [report for report in self.files if report.kind == "unreadable"]
@@ -228,9 +232,13 @@ class ImportReport:
         data = asdict(self)
         data["problems"] = [problem._asdict() for problem in self.problems]
         for report in data["files"]:
-            del report["problems"]
+            report["problem_count"] = len(report.pop("problems"))
         data["tasks_by_party_count"] = {str(count): n for count, n in self.tasks_by_party_count.items()}
         data["kept"] = self.kept
+        data["skipped_anything"] = self.skipped_anything
+        data["records_skipped"] = self.records_skipped
+        data["tasks_skipped"] = self.tasks_skipped
+        data["stances_skipped"] = self.stances_skipped
         data["text"] = self.render()
         return data
 

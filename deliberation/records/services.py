@@ -1,11 +1,16 @@
 """Writes of records: importing EuroCon / PoliCon record sets."""
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.cache import cache
+from django.core.files import File
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Model
 
@@ -25,9 +30,13 @@ from deliberation.records.models import (
     Record,
     RecordSet,
     RecordSetVersion,
+    RecordUpload,
+    RecordUploadFile,
     Stance,
     Topic,
 )
+
+logger = logging.getLogger(__name__)
 
 
 Progress = Callable[[float, str], None]  # (fraction done 0..1, what is happening)
@@ -274,3 +283,160 @@ def _topic_ids(names: set[str]) -> dict[str, int]:
 
 def _conflict(report: ImportReport, origin: Problem, message: str) -> None:
     report.file(origin.file).problem(origin.record, origin.field, message)
+
+
+# Uploads from the browser -----------------------------------------------------------------------
+
+
+class UploadRefused(Exception):
+    """An upload that is not stored or not started, with the reason in an admin's words."""
+
+
+def record_upload_create(
+    *,
+    files: Sequence[UploadedFile],
+    record_set_name: str,
+    created_by: AbstractBaseUser,
+    description: str = "",
+    note: str = "",
+    mode: str = RecordSetVersion.Mode.EXTEND,
+) -> RecordUpload:
+    """Store the uploaded files, then check them (read and validate, nothing written to records).
+
+    Files over HEMICYCLE_UPLOAD_MAX_BYTES are refused before anything is stored. The check is the
+    import's own reading and validation (records_check), so what it reports is what the import
+    will do; the upload ends CHECKED (ready to import) or REFUSED (a file could not be read, or
+    nothing in the files is usable).
+    """
+    if not files:
+        raise UploadRefused("Choose at least one file: EuroCon / PoliCon JSON files or a zip archive of them.")
+    limit = settings.HEMICYCLE_UPLOAD_MAX_BYTES
+    for uploaded in files:
+        if uploaded.size > limit:
+            raise UploadRefused(
+                f"{uploaded.name} is {_mib(uploaded.size)}, over the upload limit of {_mib(limit)}: "
+                "nothing was stored. Split it into smaller files or zip archives."
+            )
+    with transaction.atomic():
+        upload = RecordUpload.objects.create(
+            record_set_name=record_set_name, description=description, note=note, mode=mode, created_by=created_by
+        )
+        for index, uploaded in enumerate(files):
+            # Stored under a name of ours; the admin's file name is kept for the reports only.
+            suffix = Path(uploaded.name).suffix.lower()
+            stored_name = f"{index:03d}{suffix if suffix in {'.json', '.zip'} else '.upload'}"
+            RecordUploadFile.objects.create(
+                upload=upload, file=File(uploaded, name=stored_name), name=uploaded.name[:255], size=uploaded.size
+            )
+    plan = records_check(**_upload_sources(upload), name=record_set_name)
+    report = plan.report
+    upload.check_report = report.as_dict()
+    upload.status = RecordUpload.Status.CHECKED if report.kept and not report.unreadable else RecordUpload.Status.REFUSED
+    upload.error = upload_refusal(report)
+    upload.save(update_fields=["check_report", "status", "error"])
+    return upload
+
+
+def upload_refusal(report: ImportReport) -> str:
+    """Why an upload cannot be imported, in an admin's words; empty when it can."""
+    if report.unreadable:
+        names = ", ".join(file.name for file in report.unreadable[:5])
+        more = f" and {len(report.unreadable) - 5} more" if len(report.unreadable) > 5 else ""
+        return (
+            f"{len(report.unreadable)} file(s) could not be read ({names}{more}), so nothing will be written: "
+            "see the problems below, fix the files and upload them again."
+        )
+    if not report.kept:
+        return "No record in these files passed the checks, so nothing will be written: see the problems below."
+    return ""
+
+
+def _upload_sources(upload: RecordUpload) -> dict:
+    files = list(upload.files.all())
+    paths = [Path(item.file.path) for item in files]
+    return {"paths": paths, "names": {path: item.name for path, item in zip(paths, files)}}
+
+
+def record_upload_start(*, upload: RecordUpload, skip_problems: bool = False) -> None:
+    """Queue the import of a checked upload (once: a second click does nothing).
+
+    An upload whose check skipped records, stances or tasks is imported only when the admin
+    agrees to skip them (skip_problems); otherwise nothing happens and UploadRefused says why.
+    """
+    if upload.status == RecordUpload.Status.REFUSED:
+        raise UploadRefused(upload.error or "This upload cannot be imported.")
+    check = upload.check_report or {}
+    if check.get("skipped_anything") and not skip_problems:
+        raise UploadRefused(
+            f"The check skipped {check['records_skipped']} record(s), {check['stances_skipped']} stance(s) and "
+            f"{check['tasks_skipped']} task(s) for the problems listed below, so nothing was imported. Fix the "
+            "files and upload them again, or tick the box to import the rest without them."
+        )
+    started = RecordUpload.objects.filter(pk=upload.pk, status=RecordUpload.Status.CHECKED).update(
+        status=RecordUpload.Status.QUEUED
+    )
+    if started:
+        transaction.on_commit(partial(_enqueue_upload, upload.pk))
+
+
+def _enqueue_upload(upload_id: int) -> None:
+    from worker.tasks import record_upload_import_task
+
+    record_upload_import_task.apply_async(kwargs={"upload_id": upload_id})
+
+
+def upload_progress_key(upload_id: int) -> str:
+    return f"record-upload-progress:{upload_id}"
+
+
+def record_upload_import(*, upload_id: int) -> RecordUpload:
+    """Import a queued upload through records_import, as the command line does; the Celery task's work.
+
+    Progress goes to the cache (the import's writes are one transaction, which a reader could
+    not see until the end). Nothing is written when any file cannot be read. A redelivered task
+    simply imports again: imports are idempotent.
+    """
+    upload = RecordUpload.objects.select_related("created_by").get(pk=upload_id)
+    if upload.status not in {RecordUpload.Status.QUEUED, RecordUpload.Status.IMPORTING}:
+        return upload
+    RecordUpload.objects.filter(pk=upload.pk).update(status=RecordUpload.Status.IMPORTING)
+    key = upload_progress_key(upload.pk)
+
+    def progress(fraction: float, label: str) -> None:
+        cache.set(key, {"progress": round(fraction, 3), "label": label}, timeout=24 * 3600)
+
+    try:
+        report = records_import(
+            **_upload_sources(upload),
+            name=upload.record_set_name,
+            description=upload.description,
+            mode=upload.mode,
+            note=upload.note or f"upload {upload.pk}",
+            created_by=upload.created_by,
+            refuse_unreadable=True,
+            progress=progress,
+        )
+    except Exception as error:  # noqa: BLE001 - the admin must see why; the transaction rolled back
+        logger.exception("record upload %s failed", upload.pk)
+        RecordUpload.objects.filter(pk=upload.pk).update(
+            status=RecordUpload.Status.FAILED, error=f"The import failed and nothing was written: {error}"
+        )
+        return RecordUpload.objects.get(pk=upload.pk)
+    written = report.kept and not report.unreadable
+    version = (
+        RecordSetVersion.objects.filter(record_set__name=upload.record_set_name, number=report.version).first()
+        if written
+        else None
+    )
+    RecordUpload.objects.filter(pk=upload.pk).update(
+        status=RecordUpload.Status.DONE if written else RecordUpload.Status.FAILED,
+        result_report=report.as_dict(),
+        progress=1.0,
+        version=version,
+        error="" if written else upload_refusal(report),
+    )
+    return RecordUpload.objects.get(pk=upload.pk)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
