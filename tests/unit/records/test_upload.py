@@ -3,6 +3,7 @@ a Celery task with progress, and bad input that leaves the database exactly as i
 
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -446,3 +447,20 @@ def test_inflated_bytes_are_counted_while_reading_not_taken_from_the_directory()
 
     assert _read_member(archive, info, budget=4999) is None  # stops once the count passes the budget
     assert _read_member(archive, info, budget=5000) == b" " * 5000
+
+
+def test_the_benchmark_runs_on_a_set_uploaded_in_the_browser(staff):
+    from django.core.management import call_command
+
+    other = topic_record(1, title="Other widgets", stances=[stance("EPP", 0.2), stance("SD", 0.8), stance("ALDE", 0.6)])
+    tasks = [task_record(GOOD, ["EPP", "SD"], [0.4, 0.6], "SD"), task_record(other, ["EPP", "ALDE"], [0.7, 0.3], "EPP")]
+    post_upload(staff, {"t.json": js(tasks)}, record_set="Browser set")
+    import_upload(staff, RecordUpload.objects.get())
+    out = io.StringIO()
+
+    call_command("evaluate", "--record-set", "Browser set", "--strategy", "real-resolution", "--judge", "real-votes",
+                 "--parties", "2", "--goals", "simple_majority", "--verbosity", "0", stdout=out)
+
+    # EPP 0.9 x 0.4 + SD 0.45 x 0.6 -> choices 9 and 4: u = 6.0 passes; EPP 2 x 0.7 + ALDE 6 x 0.3 = 3.2 fails
+    assert re.search(r"^Simple majority\s+0\.50\s*$", out.getvalue(), re.M), out.getvalue()
+    assert "2 runs in" in out.getvalue()

@@ -1,0 +1,124 @@
+"""An admin uploads EuroCon topics that are not in the sample through the browser, watches the
+import finish, browses the new records, and the benchmark runs on the uploaded set.
+
+The zip is built here from the EuroCon release in ../shared/data/eurocon (two topics the sample
+set lacks, their topic file and their task files for 2, 4 and 6 parties). The import is a Celery
+task in a real worker process, held back until the page is watching its progress.
+"""
+
+import io
+import re
+import zipfile
+from importlib import import_module
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.contrib.auth.models import User
+from django.db import connection
+from playwright.sync_api import Page, expect
+
+from deliberation.records.models import BenchmarkTask, Record, RecordSet, RecordUpload
+
+EUROCON = Path(__file__).resolve().parents[3] / "shared" / "data" / "eurocon"
+TOPICS = ["culture & education", "legal affairs"]  # not in fixtures/sample_records
+SET_NAME = "EuroCon uploaded"
+PASSWORD = "Hemicycle-e2e-password-7"
+IMPORT_TIMEOUT_MS = 60_000
+
+pytestmark = pytest.mark.skipif(not EUROCON.is_dir(), reason=f"reads the EuroCon release at {EUROCON}")
+
+
+def release_zip(topics: list[str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for topic in topics:
+            for relative in [f"topic_datas/{topic}.json"] + [f"task_datas/{n}/{topic}.json" for n in (2, 4, 6)]:
+                archive.write(EUROCON / relative, f"eurocon/{relative}")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def ep_groups() -> None:
+    """Transactional tests empty every table, the EP groups of the 0002 data migration included."""
+    loader = import_module("deliberation.records.migrations.0002_ep_groups")
+    with connection.schema_editor() as editor:
+        loader.load_ep_groups(apps, editor)
+
+
+def sign_in_as_staff(page: Page) -> User:
+    user = User.objects.create_user("curator", password=PASSWORD, is_staff=True)
+    page.goto("/accounts/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.locator("form [type=submit]").click()
+    expect(page.get_by_test_id("nav-upload")).to_be_visible()
+    return user
+
+
+def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
+    page: Page, ep_groups, celery_worker, manage
+) -> None:
+    celery_worker.stop()  # the import waits until the page watches its progress
+    sign_in_as_staff(page)
+
+    page.get_by_test_id("nav-upload").click()
+    page.get_by_test_id("upload-record-set").fill(SET_NAME)
+    page.get_by_test_id("upload-files").set_input_files(
+        files=[{"name": "eurocon-two-topics.zip", "mimeType": "application/zip", "buffer": release_zip(TOPICS)}]
+    )
+    page.get_by_test_id("upload-submit").click()
+
+    # The check: counts per topic, term and group, and every problem, before anything is written.
+    expect(page.get_by_test_id("upload-status")).to_have_text("checked")
+    for topic in TOPICS:
+        expect(page.get_by_test_id("check-topics")).to_contain_text(topic)
+    expect(page.get_by_test_id("check-terms")).to_contain_text("8th")
+    expect(page.get_by_test_id("check-groups")).to_contain_text("8th EPP")
+    expect(page.get_by_test_id("check-problems")).to_contain_text("no stances: record skipped")
+    expect(page.get_by_test_id("check-files")).to_contain_text("eurocon-two-topics.zip:eurocon/task_datas/6/legal affairs.json")
+    assert not RecordSet.objects.filter(name=SET_NAME).exists()
+
+    # Importing needs consent to skip the records the check rejected; then it queues.
+    page.get_by_test_id("import-submit").click()
+    expect(page.get_by_test_id("import-refusal")).to_contain_text("tick the box")
+    page.get_by_test_id("skip-problems").check()
+    page.get_by_test_id("import-submit").click()
+    expect(page.get_by_test_id("import-progress")).to_be_visible()
+    expect(page.locator("#import-label")).to_contain_text("waiting for a worker")
+    assert RecordUpload.objects.get().status == "queued"
+
+    celery_worker.start()
+    expect(page.get_by_test_id("import-done")).to_be_visible(timeout=IMPORT_TIMEOUT_MS)
+    expect(page.get_by_test_id("upload-status")).to_have_text("done")
+    expect(page.get_by_test_id("import-report")).to_contain_text(f'Import into record set "{SET_NAME}" (new record set, version 1)')
+    upload = RecordUpload.objects.get()
+    assert upload.status == "done" and upload.version.number == 1
+    record_set = RecordSet.objects.get(name=SET_NAME)
+    assert set(Record.objects.filter(record_set=record_set).values_list("topics__name", flat=True)) == set(TOPICS)
+    assert BenchmarkTask.objects.filter(record_set=record_set).count() == upload.result_report["tasks"] > 0
+
+    # The records appear in the browser: search a title, open the record, build from it.
+    record = Record.objects.filter(record_set=record_set, topics__name="legal affairs").order_by("id").first()
+    page.get_by_test_id("record-set-link").click()
+    expect(page.get_by_test_id("record-set-name")).to_have_text(SET_NAME)
+    page.get_by_test_id("filter-q").fill(record.title[:40])
+    page.get_by_test_id("filter-submit").click()
+    link = page.get_by_test_id("record-link").filter(has_text=record.title[:40])
+    expect(link.first).to_be_visible()
+    link.first.click()
+    expect(page.get_by_test_id("record-title")).to_have_text(record.title)
+    stance = record.stances.select_related("group").first()
+    expect(page.locator(f"[data-testid=record-stances] tr[data-group='{stance.group.code}']")).to_contain_text(
+        f"{stance.real_choice}/9"
+    )
+    expect(page.get_by_test_id("build-from-record")).to_have_attribute("href", f"/scenarios/new/?record={record.pk}")
+    page.get_by_test_id("build-from-record").click()
+    expect(page.get_by_test_id("record-title")).to_contain_text(record.title[:40])
+
+    # The PoliCon benchmark runs on the uploaded set.
+    result = manage("evaluate", "--record-set", SET_NAME, "--strategy", "real-resolution", "--judge", "real-votes",
+                    "--parties", "2", "--goals", "simple_majority", "--verbosity", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    tasks = BenchmarkTask.objects.filter(record_set=record_set, party_count=2).count()
+    assert re.search(rf"^{tasks} runs in ", result.stdout, re.M), result.stdout
