@@ -28,6 +28,9 @@ def test_compose_describes_the_production_services(tmp_path):
     models = services["worker-models"]["command"]
     assert models[models.index("-Q") + 1] == "models"
     assert all("healthcheck" in services[name] for name in ("postgres", "redis", "web"))
+    # uploaded record files are stored by web and read by the runs worker's import task
+    for name in ("web", "worker-runs"):
+        assert "uploads:/app/var/media:rw" in services[name]["volumes"]
 
 
 def test_the_gpu_profile_adds_vllm_and_a_gpu_models_worker(tmp_path):
