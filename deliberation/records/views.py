@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from deliberation.engine.goals import vote_position
 from deliberation.records.models import TERMS, Record, RecordSet, RecordSetVersion, RecordUpload, Topic
 from deliberation.records.selectors import (
+    current_records,
     record_get,
     record_search,
     record_set_list,
@@ -81,7 +82,11 @@ def record_set_detail(request: HttpRequest, record_set_id: int) -> HttpResponse:
     query = (request.GET.get("q") or "").strip() or None
     records = record_search(record_set=record_set.name, topic=topic, term=term, query=query)
     page = Paginator(records, 50).get_page(request.GET.get("page"))
-    topics = Topic.objects.filter(records__record_set=record_set).distinct().values_list("name", flat=True)
+    topics = (
+        Topic.objects.filter(records__in=current_records(Record.objects.filter(record_set=record_set)))
+        .distinct()
+        .values_list("name", flat=True)
+    )
     return render(
         request,
         "records/record_set.html",
@@ -178,6 +183,8 @@ def record_upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
             "running": upload.status in {RecordUpload.Status.QUEUED, RecordUpload.Status.IMPORTING},
             "max_problems": 500,
             "refusal": refusal,
+            "needs_alias": any("map it in the admin" in problem["message"]
+                               for problem in (upload.check_report or {}).get("problems", [])),
         },
         status=400 if refusal else 200,
     )

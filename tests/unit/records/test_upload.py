@@ -191,6 +191,7 @@ def test_unknown_group_code_is_reported_and_an_alias_in_the_admin_maps_it(staff)
     post_upload(staff, {"a.json": js([record])})
     page = staff.get(reverse("record-upload-detail", args=[RecordUpload.objects.get().pk])).text
     assert "unknown group code EFD for the 8th term: map it in the admin" in page
+    assert reverse("admin:records_groupalias_add") in page
 
     admin_user = User.objects.create_superuser("root", "root@example.org", "a-long-test-password")
     staff.force_login(admin_user)
