@@ -147,7 +147,9 @@ def _write(
         name=name, defaults={"description": description}
     )
     # Imports into one set take turns (on PostgreSQL): each version builds on the one before.
-    record_set = RecordSet.objects.select_for_update().select_related("current_version").get(pk=record_set.pk)
+    record_set = (
+        RecordSet.objects.select_for_update(of=("self",)).select_related("current_version").get(pk=record_set.pk)
+    )
     group_ids = {(term, code): pk for pk, term, code in PartyGroup.objects.values_list("pk", "term", "code")}
     topic_ids = _topic_ids({topic for record in plan.records.values() for topic in record.topics})
 
