@@ -105,7 +105,12 @@ def example_pool(*, record_set: RecordSet) -> list[RecordView]:
 
 
 def record_search(
-    *, topic: str | None = None, term: str | None = None, query: str | None = None, record_set: str | None = None
+    *,
+    topic: str | None = None,
+    term: str | None = None,
+    query: str | None = None,
+    record_set: str | None = None,
+    min_stances: int = 2,  # a scenario needs two groups; browsing shows every record
 ) -> QuerySet[Record]:
     records = current_records(Record.objects.select_related("record_set")).prefetch_related("topics").annotate(
         stance_count=Count("stances", distinct=True)
@@ -118,7 +123,7 @@ def record_search(
         records = records.filter(term=term)
     if query:
         records = records.filter(title__icontains=query)
-    return records.filter(stance_count__gte=2).order_by("record_set__name", "id")
+    return records.filter(stance_count__gte=min_stances).order_by("record_set__name", "id")
 
 
 def record_get(*, record_id: int) -> Record:

@@ -80,7 +80,7 @@ def record_set_detail(request: HttpRequest, record_set_id: int) -> HttpResponse:
     topic = request.GET.get("topic") or None
     term = request.GET.get("term") or None
     query = (request.GET.get("q") or "").strip() or None
-    records = record_search(record_set=record_set.name, topic=topic, term=term, query=query)
+    records = record_search(record_set=record_set.name, topic=topic, term=term, query=query, min_stances=1)
     page = Paginator(records, 50).get_page(request.GET.get("page"))
     topics = (
         Topic.objects.filter(records__in=current_records(Record.objects.filter(record_set=record_set)))

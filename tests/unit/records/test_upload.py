@@ -8,12 +8,15 @@ import zipfile
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.http.multipartparser import MultiPartParser
 from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
+from deliberation.records.importer import _read_member
 from deliberation.records.models import (
     BenchmarkTask,
     GroupAlias,
@@ -24,7 +27,8 @@ from deliberation.records.models import (
     Stance,
     Topic,
 )
-from tests.unit.records.builders import stance, task_record, topic_record
+from deliberation.records.services import records_import
+from tests.unit.records.builders import stance, task_record, topic_record, write_json
 from worker.tasks import record_upload_import_task
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +69,7 @@ def js(data) -> bytes:
     return json.dumps(data).encode("utf-8")
 
 
-def zipped(members: dict[str, bytes], **info) -> bytes:
+def zipped(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():
@@ -143,8 +147,6 @@ def test_progress_reports_the_running_import(staff, monkeypatch):
     upload = RecordUpload.objects.get()
     staff.post(reverse("record-upload-detail", args=[upload.pk]))
     seen = []
-
-    from django.core.cache import cache
 
     original = cache.set
 
@@ -394,14 +396,9 @@ def test_staff_upload_still_needs_the_csrf_token(staff):
 # Browsing ------------------------------------------------------------------------------------------
 
 
-def test_signed_in_users_browse_sets_search_titles_and_open_a_record(member, an_upload):
+def test_signed_in_users_browse_sets_search_titles_and_open_a_record(member, an_upload, tmp_path):
     other = topic_record(1, title="Cod quotas", topic="fisheries")
-    from deliberation.records.services import records_import
-    from tests.unit.records.builders import write_json
-    import tempfile, pathlib
-
-    with tempfile.TemporaryDirectory() as folder:
-        records_import(paths=[write_json(pathlib.Path(folder), "f.json", [other])], name="Uploaded")
+    records_import(paths=[write_json(tmp_path, "f.json", [other])], name="Uploaded")
     record_set = RecordSet.objects.get()
 
     home = member.get(reverse("home")).text
@@ -411,6 +408,9 @@ def test_signed_in_users_browse_sets_search_titles_and_open_a_record(member, an_
     by_topic = member.get(reverse("record-set", args=[record_set.pk]), {"topic": "agriculture"}).text
     assert "Good widgets" in by_topic and "Cod quotas" not in by_topic
     assert "Good widgets" not in member.get(reverse("record-set", args=[record_set.pk]), {"term": "9th"}).text
+    lone = topic_record(2, title="One group only", stances=[stance("EPP", 0.3)])
+    records_import(paths=[write_json(tmp_path, "l.json", [lone])], name="Uploaded")
+    assert "One group only" in member.get(reverse("record-set", args=[record_set.pk])).text  # browsing shows it
 
     record = Record.objects.get(title="Good widgets")
     page = member.get(reverse("record", args=[record.pk])).text
@@ -441,8 +441,6 @@ def test_uploaded_text_is_escaped_never_markup(staff):
 
 
 def test_inflated_bytes_are_counted_while_reading_not_taken_from_the_directory():
-    from deliberation.records.importer import _read_member
-
     archive = zipfile.ZipFile(io.BytesIO(zipped({"a.json": b" " * 5000})))
     info = archive.infolist()[0]
 
@@ -451,8 +449,6 @@ def test_inflated_bytes_are_counted_while_reading_not_taken_from_the_directory()
 
 
 def test_the_benchmark_runs_on_a_set_uploaded_in_the_browser(staff):
-    from django.core.management import call_command
-
     other = topic_record(1, title="Other widgets", stances=[stance("EPP", 0.2), stance("SD", 0.8), stance("ALDE", 0.6)])
     tasks = [task_record(GOOD, ["EPP", "SD"], [0.4, 0.6], "SD"), task_record(other, ["EPP", "ALDE"], [0.7, 0.3], "EPP")]
     post_upload(staff, {"t.json": js(tasks)}, record_set="Browser set")
