@@ -16,7 +16,8 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import User
 from django.db import connection
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, Request, expect
 
 from deliberation.records.models import BenchmarkTask, Record, RecordSet, RecordUpload
 
@@ -44,6 +45,14 @@ def ep_groups() -> None:
     loader = import_module("deliberation.records.migrations.0002_ep_groups")
     with connection.schema_editor() as editor:
         loader.load_ep_groups(apps, editor)
+
+
+def record_poll(request: Request, polls: list[dict]) -> None:
+    if request.url.endswith("/progress"):
+        try:
+            polls.append(request.response().json())
+        except PlaywrightError:  # the page reloaded (the import finished) before the body was read
+            pass
 
 
 def sign_in_as_staff(page: Page) -> User:
@@ -83,13 +92,19 @@ def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
     page.get_by_test_id("import-submit").click()
     expect(page.get_by_test_id("import-refusal")).to_contain_text("tick the box")
     page.get_by_test_id("skip-problems").check()
+    polls: list[dict] = []  # what the progress endpoint answered the page, in order
+    page.on("requestfinished", lambda request: record_poll(request, polls))
     page.get_by_test_id("import-submit").click()
     expect(page.get_by_test_id("import-progress")).to_be_visible()
     expect(page.locator("#import-label")).to_contain_text("waiting for a worker")
     assert RecordUpload.objects.get().status == "queued"
 
+    expect(page.locator("#import-label")).to_contain_text("0% · waiting for a worker")  # a poll answered
     celery_worker.start()
+    # The page polls until the import finishes, then reloads and shows the report.
     expect(page.get_by_test_id("import-done")).to_be_visible(timeout=IMPORT_TIMEOUT_MS)
+    assert polls[0] == {"status": "queued", "progress": 0, "label": "waiting for a worker", "finished": False}
+    assert [poll["progress"] for poll in polls] == sorted(poll["progress"] for poll in polls)
     expect(page.get_by_test_id("upload-status")).to_have_text("done")
     expect(page.get_by_test_id("import-report")).to_contain_text(f'Import into record set "{SET_NAME}" (new record set, version 1)')
     upload = RecordUpload.objects.get()
