@@ -96,7 +96,7 @@ def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
     page.on("requestfinished", lambda request: record_poll(request, polls))
     page.get_by_test_id("import-submit").click()
     expect(page.get_by_test_id("import-progress")).to_be_visible()
-    expect(page.locator("#import-label")).to_contain_text("waiting for a worker")
+    expect(page.locator("#import-label")).to_have_text("0% · waiting for a worker")  # set by a poll
     assert RecordUpload.objects.get().status == "queued"
 
     expect(page.locator("#import-label")).to_contain_text("0% · waiting for a worker")  # a poll answered
