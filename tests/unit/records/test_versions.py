@@ -41,6 +41,7 @@ def test_extend_upload_makes_a_new_version_with_the_old_records_and_the_new(tmp_
 
     v1, v2 = RecordSetVersion.objects.filter(record_set__name="S").order_by("number")
     assert (report.version, report.version_created) == (2, True)
+    assert record_set_list().get(name="S").record_count == 2
     assert (titles(v1), titles(v2)) == (["A"], ["A", "B"])
     # unchanged records are shared, not copied
     assert Record.objects.filter(title="A").count() == 1
@@ -52,6 +53,7 @@ def test_replace_upload_drops_missing_records_from_browsing_and_the_benchmark(tm
     run_import(
         write_json(tmp_path, "t1.json", [task_record(old, ["EPP", "SD"], [0.5, 0.5], "SD")]), name="S"
     )
+    assert record_set_list().get(name="S").task_count == 1
     report = records_import(
         paths=[write_json(tmp_path, "t2.json", [topic_record(0, title="New")])], name="S", mode="replace"
     )
@@ -60,7 +62,8 @@ def test_replace_upload_drops_missing_records_from_browsing_and_the_benchmark(tm
     assert report.version == 2 and titles(record_set.current_version) == ["New"]
     assert list(record_search(record_set="S").values_list("title", flat=True)) == ["New"]
     assert benchmark_task_list(record_set=record_set) == []  # the old record's task is not current
-    assert record_set_list().get(name="S").record_count == 1
+    listed = record_set_list().get(name="S")
+    assert (listed.record_count, listed.task_count) == (1, 0)
     assert Record.objects.filter(title="Old").exists()  # version 1 still holds it
 
 
