@@ -5,6 +5,7 @@ inside the web process on kombu's memory transport, the bundled model). Set DATA
 REDIS_URL for the production stack; see README.md and .env.example.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -93,8 +94,15 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded worker writes from another thread while the page reads: wait, don't fail.
+    # IMMEDIATE: a transaction takes the write lock when it begins, so that two that read, then
+    # write (an experiment's top-up beside a run's step) wait for each other instead of failing
+    # at once with "database is locked" (the busy timeout cannot help a read lock's upgrade).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+        }
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -204,6 +212,12 @@ if not DEBUG:
 # Runs: a task attempt that dies or whose model keeps failing is retried, this many times in all.
 HEMICYCLE_RUN_MAX_ATTEMPTS = int(os.environ.get("HEMICYCLE_RUN_MAX_ATTEMPTS", "3"))
 HEMICYCLE_RUN_RETRY_DELAY_S = float(os.environ.get("HEMICYCLE_RUN_RETRY_DELAY_S", "2"))
+# Experiments keep at most this many runs in flight per model backend (the longest matching prefix
+# of the model string, else "*"), over all running experiments: one in-process model per worker,
+# many scripted runs, a few on a hosted API or vLLM server. JSON in the environment.
+HEMICYCLE_MODEL_CONCURRENCY = json.loads(
+    os.environ.get("HEMICYCLE_MODEL_CONCURRENCY", '{"local:": 1, "scripted:": 8, "*": 4}')
+)
 HEMICYCLE_LOCAL_MODEL_QUEUE = os.environ.get("HEMICYCLE_LOCAL_MODEL_QUEUE", "models")
 # Beat's sweeps: a queued or running run silent this long is enqueued again; cached completions
 # older than this many days are dropped (0 keeps them forever, for exact re-runs).

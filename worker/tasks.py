@@ -14,15 +14,27 @@ def run_advance_task(self, *, run_id: int) -> None:
         raise self.retry(countdown=retry.countdown) from None
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def experiment_advance_task(*, experiment_id: int) -> None:
+    """Top up an experiment's runs in flight (run_advance enqueues this when one of them settles)."""
+    from deliberation.runs.experiments import experiment_advance
+
+    experiment_advance(experiment_id=experiment_id)
+
+
 @shared_task
 def runs_sweep_task(*, idle_seconds: float | None = None) -> int:
-    """Beat: runs that are queued or running but silent for too long are enqueued again."""
+    """Beat: runs that are queued or running but silent for too long are enqueued again, and
+    every running experiment tops up (in case the top-up after a run's end was lost)."""
     from django.conf import settings
 
+    from deliberation.runs.experiments import experiments_nudge
     from deliberation.runs.services import runs_requeue_stuck
 
     idle = settings.HEMICYCLE_STUCK_RUN_S if idle_seconds is None else idle_seconds
-    return len(runs_requeue_stuck(idle_seconds=idle))
+    requeued = runs_requeue_stuck(idle_seconds=idle)
+    experiments_nudge()
+    return len(requeued)
 
 
 @shared_task

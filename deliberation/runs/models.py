@@ -35,6 +35,42 @@ class CachedCompletion(models.Model):
         return f"{self.model} {self.key[:12]}"
 
 
+class Experiment(models.Model):
+    """A grid of runs: a scenario source x goals x strategies x models x judges x seeds.
+
+    `spec` is the resolved grid (runs.experiments.ExperimentSpec as JSON): the benchmark task or
+    saved scenario ids are fixed at creation, so the cells never change under a running experiment.
+    Each cell is played by at most one Run (Run.experiment + Run.cell is unique).
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        RUNNING = "running"
+        PAUSED = "paused"
+        FINISHED = "finished"
+        CANCELLED = "cancelled"
+        CAPPED = "capped"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="experiments")
+    name = models.CharField(max_length=200)
+    spec = models.JSONField()
+    estimate = models.JSONField(default=dict, help_text="Runs, model steps and tokens, per strategy and in all.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    call_cap = models.PositiveIntegerField(
+        null=True, blank=True, help_text="At most this many uncached model steps over the whole experiment."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="experiment_name_per_owner")]
+
+    def __str__(self) -> str:
+        return f"experiment {self.name} ({self.status})"
+
+
 class Run(ScenarioFields):
     """One scenario played once. Its events (RunEvent) are the truth of what happened."""
 
@@ -68,12 +104,26 @@ class Run(ScenarioFields):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     model_seconds = models.FloatField(default=0.0)
+    experiment = models.ForeignKey(
+        Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    cell = models.CharField(max_length=300, blank=True, help_text="The experiment grid cell this run plays.")
+    task = models.ForeignKey(
+        "records.BenchmarkTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs",
+        help_text="The benchmark task this run plays (its topic picks the one-shot examples).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "cell"], condition=models.Q(experiment__isnull=False),
+                name="run_cell_once_per_experiment",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.strategy}, {self.status})"

@@ -1,9 +1,9 @@
 """Reads of runs and their event log."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
-from deliberation.runs.models import Run, RunEvent
+from deliberation.runs.models import Experiment, Run, RunEvent
 
 
 def run_events_after(*, run_id: int, seq: int) -> QuerySet[RunEvent]:
@@ -34,3 +34,94 @@ def run_transcript(*, run: Run) -> list[tuple[int, str, dict]]:
         (seq, type_, {key: value for key, value in data.items() if key != "usage"})
         for seq, type_, data in run.events.order_by("seq").values_list("seq", "type", "data")
     ]
+
+
+def uncached_steps(usages) -> int:
+    """Model steps the cache did not answer, from the `usage` of a run's events (see
+    engine/costs.py for what a step is; the oracle judge and the baselines record no tokens)."""
+    return sum(
+        1 for usage in usages
+        if usage and not usage.get("cached") and (usage.get("prompt_tokens") or usage.get("completion_tokens"))
+    )
+
+
+def experiment_steps_by_run(*, experiment_id: int) -> dict[int, int]:
+    """Uncached model steps each run of the experiment has spent so far (what its cap counts)."""
+    usages: dict[int, list[dict]] = {}
+    rows = RunEvent.objects.filter(run__experiment_id=experiment_id, data__has_key="usage").values_list("run_id", "data__usage")
+    for run_id, usage in rows:
+        usages.setdefault(run_id, []).append(usage)
+    return {run_id: uncached_steps(items) for run_id, items in usages.items()}
+
+
+def experiment_get(*, name: str, owner: AbstractBaseUser | None = None) -> Experiment:
+    """The experiment of this name (of this owner, when given); DoesNotExist or
+    MultipleObjectsReturned say which names there are."""
+    experiments = Experiment.objects.filter(name=name)
+    if owner is not None:
+        experiments = experiments.filter(owner=owner)
+    return experiments.select_related("owner").get()
+
+
+def experiment_for_owner(*, user: AbstractBaseUser | AnonymousUser, experiment_id: int) -> Experiment | None:
+    if not user.is_authenticated:
+        return None
+    return Experiment.objects.filter(pk=experiment_id, owner=user).first()
+
+
+def experiment_progress(*, experiment: Experiment) -> dict:
+    """Runs done, failed, in flight and remaining, model steps spent, and an ETA: the mean wall
+    time of the finished runs, times the runs still to play, over the runs in flight (at least 1)."""
+    counts = dict(experiment.runs.order_by().values_list("status").annotate(n=Count("pk")))
+    total = experiment.estimate.get("runs", 0)
+    done = counts.get(Run.Status.FINISHED, 0)
+    failed = counts.get(Run.Status.FAILED, 0)
+    running = counts.get(Run.Status.QUEUED, 0) + counts.get(Run.Status.RUNNING, 0)
+    remaining = total - done - failed - running
+    durations = [
+        (finished - started).total_seconds()
+        for started, finished in experiment.runs.filter(status=Run.Status.FINISHED, started_at__isnull=False)
+        .values_list("started_at", "finished_at")
+    ]
+    eta = None
+    if durations and experiment.status == Experiment.Status.RUNNING:
+        eta = round(sum(durations) / len(durations) * (remaining + running) / max(1, running), 1)
+    return {
+        "experiment": experiment.pk,
+        "name": experiment.name,
+        "status": experiment.status,
+        "total": total,
+        "done": done,
+        "failed": failed,
+        "running": running,
+        "remaining": remaining,
+        "steps_spent": sum(experiment_steps_by_run(experiment_id=experiment.pk).values()),
+        "steps_estimate": experiment.estimate.get("steps", 0),
+        "call_cap": experiment.call_cap,
+        "eta_s": eta,
+    }
+
+
+def experiment_results(*, experiment: Experiment) -> list[dict]:
+    """One row per run: its cell, status, and outcome (scores, weighted total, every goal)."""
+    rows = []
+    for run in experiment.runs.order_by("pk"):
+        outcome = run.outcome or {}
+        rows.append({
+            "cell": run.cell,
+            "run": run.pk,
+            "status": run.status,
+            "record": run.record_id,
+            "task": run.task_id,
+            "groups": run.groups,
+            "goal": run.goal,
+            "strategy": run.strategy,
+            "model": run.model,
+            "judge": run.judge,
+            "seed": run.seed,
+            "scores": outcome.get("scores"),
+            "weighted_total": outcome.get("weighted_total"),
+            "goals": outcome.get("goals"),
+            "error": run.error,
+        })
+    return rows

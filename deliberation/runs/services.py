@@ -23,7 +23,8 @@ from deliberation.engine.strategies.base import usage_totals
 from deliberation.live.fanout import broadcast_event
 from deliberation.records.selectors import example_pool, record_version_for_run
 from deliberation.runs.clients import drafting_client, judge_for
-from deliberation.runs.models import CachedCompletion, Run, RunEvent
+from deliberation.records.models import BenchmarkTask
+from deliberation.runs.models import CachedCompletion, Experiment, Run, RunEvent
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioConfig, engine_scenario
 
@@ -64,11 +65,15 @@ def run_create(
     config: ScenarioConfig,
     visibility: str = Run.Visibility.PRIVATE,
     scenario: SavedScenario | None = None,
+    experiment: Experiment | None = None,
+    cell: str = "",
+    task: BenchmarkTask | None = None,
 ) -> Run:
     fields = config.model_fields()
     version = record_version_for_run(record=fields["record"])
     run = Run.objects.create(
-        owner=owner, scenario=scenario, visibility=visibility, record_set_version=version, **fields
+        owner=owner, scenario=scenario, visibility=visibility, record_set_version=version,
+        experiment=experiment, cell=cell, task=task, **fields,
     )
     # The worker must never see an uncommitted run: enqueue the id only, after commit.
     transaction.on_commit(partial(_enqueue, run.pk))
@@ -122,9 +127,19 @@ def run_fail(*, run: Run, reason: str) -> None:
 
 
 def run_advance(*, run_id: int) -> None:
-    """Step the run's strategy from its last stored event to the end, a pause or a stop."""
+    """Step the run's strategy from its last stored event to the end, a pause or a stop; a run
+    of an experiment that has settled lets the experiment start its next runs."""
+    from deliberation.runs.experiments import experiment_run_settled
+
+    try:
+        _run_steps(run_id=run_id)
+    finally:
+        experiment_run_settled(run_id=run_id)
+
+
+def _run_steps(*, run_id: int) -> None:
     Run.objects.filter(pk=run_id).update(attempts=F("attempts") + 1)
-    run = Run.objects.select_related("record").get(pk=run_id)
+    run = Run.objects.select_related("record", "task__topic").get(pk=run_id)
     if run.status in TERMINAL or run.status == Run.Status.PAUSED:
         return
     max_attempts = settings.HEMICYCLE_RUN_MAX_ATTEMPTS
@@ -153,7 +168,8 @@ def run_advance(*, run_id: int) -> None:
         recorded=stored,
     )
     scenario = engine_scenario(
-        record=run.record, groups=run.groups, seats=run.seats, goal=run.goal, veto_group=run.veto_group
+        record=run.record, groups=run.groups, seats=run.seats, goal=run.goal, veto_group=run.veto_group,
+        topic=run.task.topic.name if run.task_id else None,
     )
     events = list(stored)
     try:

@@ -73,12 +73,17 @@ def scenario_seats(
     )
 
 
-def engine_scenario(*, record: Record, groups: Sequence[str], seats: Mapping[str, float], goal: str, veto_group: str) -> Scenario:
+def engine_scenario(
+    *, record: Record, groups: Sequence[str], seats: Mapping[str, float], goal: str, veto_group: str,
+    topic: str | None = None,
+) -> Scenario:
+    """`topic` defaults to the record's first topic by name; a benchmark task names its own."""
     stances = {stance.group.code: stance for stance in record.stances.select_related("group")}
     missing = [code for code in groups if code not in stances]
     if missing:
         raise ScenarioError(f"groups: no stance of {', '.join(missing)} on this record")
-    topic = record.topics.order_by("name").values_list("name", flat=True).first() or ""
+    if topic is None:
+        topic = record.topics.order_by("name").values_list("name", flat=True).first() or ""
     return Scenario(
         record=record_view(record, topic=topic),
         groups=tuple(engine_group(stances[code]) for code in groups),

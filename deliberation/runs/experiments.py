@@ -1,0 +1,386 @@
+"""Experiments (writes): create a grid of runs, start it, pause, resume, cancel it.
+
+Cells. The grid is resolved once, at creation: the benchmark tasks (or saved scenarios) are stored
+by id in the spec, so the cells of an experiment never change. A cell's key names its source,
+goal, strategy, model, judge and seed ("task:12|simple_majority|one-shot|scripted:default|llm|0");
+Run.experiment + Run.cell is unique, so no cell is played twice, however often the experiment is
+started, resumed or topped up.
+
+Fan-out. Runs are created lazily: `experiment_advance` (the body of experiment_advance_task) tops
+up the runs in flight, per model backend, to the bound in HEMICYCLE_MODEL_CONCURRENCY, and every
+run of an experiment that settles (finished, failed, stopped) enqueues that task again from the
+end of run_advance. The Celery workers do the work; the bound only decides how many run tasks
+are on the queues at once. Celery's own rate limits do not fit: they bound starts per time unit
+and per worker, not runs in flight per backend across all workers. The top-up locks the running
+experiments' rows, so two top-ups never both fill the same free slot.
+
+Cap. An experiment's `call_cap` bounds its uncached model steps (engine/costs.py says what a step
+is; the run events record each step's usage and whether the cache answered it). A run starts only
+if the steps already spent by settled runs, plus the estimate of every run in flight, plus its
+own estimate fit under the cap; when nothing is in flight and no remaining cell fits, the
+experiment ends `capped`. Runs are never cut in the middle, and a cached re-run spends nothing.
+"""
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from deliberation.engine.costs import run_cost
+from deliberation.engine.goals import GOAL_KEYS
+from deliberation.engine.seeding import seed_for
+from deliberation.engine.strategies import STRATEGIES
+from deliberation.records.models import BenchmarkTask
+from deliberation.records.selectors import benchmark_task_list, record_set_get
+from deliberation.runs.clients import JUDGES
+from deliberation.runs.models import Experiment, Run
+from deliberation.runs.selectors import experiment_steps_by_run
+from deliberation.scenarios.models import SavedScenario
+from deliberation.scenarios.services import ScenarioConfig
+
+IN_FLIGHT = (Run.Status.QUEUED, Run.Status.RUNNING)
+SETTLED = (Run.Status.FINISHED, Run.Status.FAILED, Run.Status.STOPPED)
+# Cells whose run was interrupted (the experiment was paused or cancelled): started again on resume.
+INTERRUPTED = (Run.Status.PAUSED, Run.Status.STOPPED)
+
+
+class ExperimentError(ValueError):
+    """The grid or the action is not valid; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    source: str  # "task:<id>" or "scenario:<id>"
+    goal: str
+    strategy: str
+    model: str
+    judge: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return "|".join((self.source, self.goal, self.strategy, self.model, self.judge, str(self.seed)))
+
+
+def experiment_cells(spec: dict) -> list[Cell]:
+    """Every cell of the grid, in a fixed order (seeds outermost, so early results span the grid)."""
+    kind = spec["source"]["kind"]
+    return [
+        Cell(f"{kind}:{source_id}", goal, strategy, model, judge, seed)
+        for seed in spec["seeds"]
+        for source_id in spec["source"]["ids"]
+        for goal in spec["goals"]
+        for strategy in spec["strategies"]
+        for model in spec["models"]
+        for judge in spec["judges"]
+    ]
+
+
+def cell_steps(cell: Cell, spec: dict) -> int:
+    party_count = spec["source"]["party_counts"][cell.source.split(":")[1]]
+    return run_cost(
+        strategy=cell.strategy, party_count=party_count, judge_uses_model=cell.judge == "llm",
+        params=spec["params"].get(cell.strategy, {}),
+    ).steps
+
+
+def experiment_estimate(spec: dict) -> dict:
+    """Runs, model steps and completion tokens per strategy and in all (engine/costs.py)."""
+    per_strategy = {strategy: {"runs": 0, "steps": 0, "completion_tokens": 0} for strategy in spec["strategies"]}
+    for cell in experiment_cells(spec):
+        party_count = spec["source"]["party_counts"][cell.source.split(":")[1]]
+        cost = run_cost(
+            strategy=cell.strategy, party_count=party_count, judge_uses_model=cell.judge == "llm",
+            params=spec["params"].get(cell.strategy, {}),
+        )
+        row = per_strategy[cell.strategy]
+        row["runs"] += 1
+        row["steps"] += cost.steps
+        row["completion_tokens"] += cost.completion_tokens
+    return {
+        "runs": sum(row["runs"] for row in per_strategy.values()),
+        "steps": sum(row["steps"] for row in per_strategy.values()),
+        "completion_tokens": sum(row["completion_tokens"] for row in per_strategy.values()),
+        "per_strategy": per_strategy,
+    }
+
+
+def _choices(name: str, values: Sequence, allowed: Sequence[str] | None = None) -> list:
+    values = list(dict.fromkeys(values))
+    if not values:
+        raise ExperimentError(f"{name}: choose at least one")
+    if allowed is not None:
+        unknown = [value for value in values if value not in allowed]
+        if unknown:
+            raise ExperimentError(f"{name}: unknown {', '.join(map(str, unknown))}; choose from {', '.join(allowed)}")
+    return values
+
+
+def _task_source(*, record_set: str, topic: str | None, parties: Sequence[int], sample: int | None, sample_seed: int) -> dict:
+    try:
+        the_set = record_set_get(name=record_set)
+    except Exception as error:  # RecordSet.DoesNotExist, with the known names in its message
+        raise ExperimentError(f"record_set: {error}") from None
+    tasks = benchmark_task_list(record_set=the_set, party_counts=parties, topic=topic)
+    if sample is not None:
+        if sample < 1:
+            raise ExperimentError("sample: at least one task")
+        tasks = random.Random(sample_seed).sample(tasks, min(sample, len(tasks)))
+        tasks.sort(key=lambda task: (task.party_count, task.pk))
+    if not tasks:
+        raise ExperimentError("source: no benchmark task matches the record set, topic and party counts")
+    return {
+        "kind": "task", "record_set": record_set, "topic": topic, "parties": list(parties),
+        "sample": sample, "sample_seed": sample_seed,
+        "ids": [task.pk for task in tasks],
+        "party_counts": {str(task.pk): task.party_count for task in tasks},
+    }
+
+
+def _scenario_source(*, owner: AbstractBaseUser, scenario_ids: Sequence[int], goals: Sequence[str]) -> dict:
+    scenarios = {s.pk: s for s in SavedScenario.objects.filter(owner=owner, pk__in=scenario_ids)}
+    missing = [str(pk) for pk in scenario_ids if pk not in scenarios]
+    if missing:
+        raise ExperimentError(f"scenarios: none of yours has id {', '.join(missing)}")
+    if "veto_power" in goals:
+        without = [scenarios[pk].name for pk in scenario_ids if not scenarios[pk].veto_group]
+        if without:
+            raise ExperimentError(f"goals: veto power needs a veto group, and {', '.join(without)} names none")
+    ids = list(dict.fromkeys(scenario_ids))
+    return {"kind": "scenario", "ids": ids, "party_counts": {str(pk): len(scenarios[pk].groups) for pk in ids}}
+
+
+@transaction.atomic
+def experiment_create(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    goals: Sequence[str],
+    strategies: Sequence[str],
+    models: Sequence[str],
+    judges: Sequence[str],
+    seeds: Sequence[int],
+    record_set: str | None = None,
+    topic: str | None = None,
+    parties: Sequence[int] = (2, 4, 6),
+    sample: int | None = None,
+    sample_seed: int = 0,
+    scenario_ids: Sequence[int] = (),
+    params: dict | None = None,
+    call_cap: int | None = None,
+) -> Experiment:
+    """Validate the grid, resolve its sources to ids, and store it with its estimate (a draft)."""
+    if not name.strip():
+        raise ExperimentError("name: give the experiment a name")
+    if Experiment.objects.filter(owner=owner, name=name).exists():
+        raise ExperimentError(f"name: you already have an experiment named {name!r}")
+    goals = _choices("goals", goals, GOAL_KEYS)
+    strategies = _choices("strategies", strategies, list(STRATEGIES))
+    models = _choices("models", [model.strip() for model in models])
+    if "" in models:
+        raise ExperimentError("models: a model string is empty")
+    judges = _choices("judges", judges, JUDGES)
+    seeds = _choices("seeds", [int(seed) for seed in seeds])
+    if "real-votes" in judges and set(strategies) != {"real-resolution"}:
+        raise ExperimentError("judges: the real-votes judge only scores the adopted resolution (strategy real-resolution)")
+    if call_cap is not None and call_cap < 0:
+        raise ExperimentError("call_cap: zero or more model steps")
+    params = {strategy: dict(values) for strategy, values in (params or {}).items() if strategy in strategies}
+    if (record_set is None) == (not scenario_ids):
+        raise ExperimentError("source: choose either a record set's benchmark tasks or saved scenarios")
+    if record_set is not None:
+        source = _task_source(record_set=record_set, topic=topic, parties=parties, sample=sample, sample_seed=sample_seed)
+    else:
+        source = _scenario_source(owner=owner, scenario_ids=scenario_ids, goals=goals)
+    spec = {
+        "source": source, "goals": goals, "strategies": strategies, "models": models,
+        "judges": judges, "seeds": seeds, "params": params,
+    }
+    try:
+        estimate = experiment_estimate(spec)
+    except ValueError as error:  # a strategy's parameters out of range
+        raise ExperimentError(f"params: {error}") from None
+    return Experiment.objects.create(owner=owner, name=name, spec=spec, estimate=estimate, call_cap=call_cap)
+
+
+def model_concurrency_bucket(model: str) -> str:
+    """The HEMICYCLE_MODEL_CONCURRENCY key a model string falls under: its longest matching
+    prefix, else "*"."""
+    prefixes = [prefix for prefix in settings.HEMICYCLE_MODEL_CONCURRENCY if prefix != "*" and model.startswith(prefix)]
+    return max(prefixes, key=len) if prefixes else "*"
+
+
+def _model_bound(bucket: str) -> int:
+    limits = settings.HEMICYCLE_MODEL_CONCURRENCY
+    return max(1, int(limits.get(bucket, limits.get("*", 1))))
+
+
+def _cell_config(cell: Cell, spec: dict) -> tuple[ScenarioConfig, BenchmarkTask | None]:
+    kind, source_id = cell.source.split(":")
+    params = spec["params"].get(cell.strategy, {})
+    if kind == "task":
+        task = BenchmarkTask.objects.select_related("record").get(pk=int(source_id))
+        config = ScenarioConfig(
+            record=task.record, groups=tuple(task.groups), seat_structure="custom",
+            seats=dict(zip(task.groups, task.seat_weights)), goal=cell.goal, veto_group=task.veto_group,
+            strategy=cell.strategy, model=cell.model, judge=cell.judge, judge_model="",
+            # As `manage.py evaluate` seeds a task: the two share the completion cache.
+            seed=seed_for(cell.seed, task.content_hash), params=params,
+        )
+        return config, task
+    scenario = SavedScenario.objects.select_related("record").get(pk=int(source_id))
+    config = ScenarioConfig(
+        record=scenario.record, groups=tuple(scenario.groups), seat_structure=scenario.seat_structure,
+        seats=dict(scenario.seats), goal=cell.goal, veto_group=scenario.veto_group,
+        strategy=cell.strategy, model=cell.model, judge=cell.judge, judge_model="",
+        seed=cell.seed, params=params,
+    )
+    return config, None
+
+
+def _enqueue_run(run_id: int) -> None:
+    from deliberation.runs.services import _enqueue
+
+    _enqueue(run_id)
+
+
+def _enqueue_advance(experiment_id: int) -> None:
+    from worker.tasks import experiment_advance_task
+
+    experiment_advance_task.apply_async(kwargs={"experiment_id": experiment_id}, queue="runs")
+
+
+def experiment_advance(*, experiment_id: int) -> list[int]:
+    """Start runs for the cells not yet played, up to the bound per model backend and within the
+    cap; finish the experiment when every cell is settled. Returns the runs it started."""
+    from deliberation.runs.services import run_create
+
+    with transaction.atomic():
+        # All running experiments share the bounds: take their locks in one order, so that top-ups
+        # run one at a time and none fills a slot another has just filled.
+        list(Experiment.objects.select_for_update().filter(status=Experiment.Status.RUNNING).order_by("pk").values_list("pk"))
+        experiment = Experiment.objects.select_related("owner").get(pk=experiment_id)
+        if experiment.status != Experiment.Status.RUNNING:
+            return []
+        spec = experiment.spec
+        runs = {run.cell: run for run in experiment.runs.only("pk", "cell", "status", "model")}
+        in_flight = Counter(
+            model_concurrency_bucket(model)
+            for model in Run.objects.filter(experiment__isnull=False, status__in=IN_FLIGHT).values_list("model", flat=True)
+        )
+        cells = experiment_cells(spec)
+        committed = 0
+        if experiment.call_cap is not None:
+            spent = experiment_steps_by_run(experiment_id=experiment.pk)
+            by_key = {cell.key: cell for cell in cells}
+            for cell_key, run in runs.items():
+                active = run.status in IN_FLIGHT
+                committed += cell_steps(by_key[cell_key], spec) if active else spent.get(run.pk, 0)
+        started: list[int] = []
+        pending = capped = False
+        for cell in cells:
+            run = runs.get(cell.key)
+            if run is not None and run.status not in INTERRUPTED:
+                continue
+            pending = True
+            bucket = model_concurrency_bucket(cell.model)
+            if in_flight[bucket] >= _model_bound(bucket):
+                continue
+            if experiment.call_cap is not None:
+                cost = cell_steps(cell, spec)
+                if committed + cost > experiment.call_cap:
+                    capped = True
+                    continue
+                committed += cost
+            if run is None:
+                config, task = _cell_config(cell, spec)
+                run = run_create(owner=experiment.owner, config=config, experiment=experiment, cell=cell.key, task=task)
+            else:
+                Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED, attempts=0, finished_at=None, error="")
+                transaction.on_commit(partial(_enqueue_run, run.pk))
+            in_flight[bucket] += 1
+            started.append(run.pk)
+        if not experiment.runs.filter(status__in=IN_FLIGHT).exists():
+            if not pending or capped:
+                experiment.status = Experiment.Status.CAPPED if pending else Experiment.Status.FINISHED
+                experiment.finished_at = timezone.now()
+                experiment.save(update_fields=["status", "finished_at"])
+    return started
+
+
+def experiment_run_settled(*, run_id: int) -> None:
+    """A run stopped stepping (run_advance's last word): if it belongs to an experiment and has
+    settled, its slot is free, so every running experiment may top up (they share the bounds)."""
+    settled = Run.objects.filter(pk=run_id, experiment__isnull=False, status__in=SETTLED).exists()
+    if not settled:
+        return
+    for experiment_id in Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list("pk", flat=True):
+        transaction.on_commit(partial(_enqueue_advance, experiment_id))
+
+
+def _require_owner(experiment: Experiment, user: AbstractBaseUser) -> None:
+    if experiment.owner_id != user.pk:
+        raise PermissionError("only the experiment's owner can control it")
+
+
+def experiment_start(*, experiment: Experiment, user: AbstractBaseUser) -> list[int]:
+    """Start a draft, resume a paused, cancelled or capped experiment, or top up a running one
+    (after a crash). Settled runs are kept: only cells without a finished or failed run are played."""
+    _require_owner(experiment, user)
+    with transaction.atomic():
+        updated = Experiment.objects.filter(pk=experiment.pk).exclude(status=Experiment.Status.FINISHED).update(
+            status=Experiment.Status.RUNNING, started_at=experiment.started_at or timezone.now(), finished_at=None
+        )
+        if not updated:
+            raise ExperimentError("the experiment has finished: every cell has its run")
+    started = experiment_advance(experiment_id=experiment.pk)
+    experiment.refresh_from_db()
+    return started
+
+
+def experiment_pause(*, experiment: Experiment, user: AbstractBaseUser) -> None:
+    """No new runs start; runs in flight pause at their next step and resume with the experiment."""
+    _require_owner(experiment, user)
+    with transaction.atomic():
+        if not Experiment.objects.filter(pk=experiment.pk, status=Experiment.Status.RUNNING).update(status=Experiment.Status.PAUSED):
+            raise ExperimentError(f"a {experiment.status} experiment cannot be paused")
+        experiment.runs.filter(status__in=IN_FLIGHT).update(status=Run.Status.PAUSED)
+    experiment.refresh_from_db()
+
+
+def experiment_resume(*, experiment: Experiment, user: AbstractBaseUser) -> list[int]:
+    if experiment.status != Experiment.Status.PAUSED:
+        raise ExperimentError(f"a {experiment.status} experiment cannot be resumed")
+    return experiment_start(experiment=experiment, user=user)
+
+
+def experiment_cancel(*, experiment: Experiment, user: AbstractBaseUser) -> None:
+    """No new runs start and the runs in flight or paused stop (run_stop writes their event)."""
+    from deliberation.runs.services import RunControlError, run_stop
+
+    _require_owner(experiment, user)
+    with transaction.atomic():
+        if not Experiment.objects.filter(pk=experiment.pk, status__in=[Experiment.Status.RUNNING, Experiment.Status.PAUSED, Experiment.Status.DRAFT]).update(
+            status=Experiment.Status.CANCELLED, finished_at=timezone.now()
+        ):
+            raise ExperimentError(f"a {experiment.status} experiment cannot be cancelled")
+    for run in experiment.runs.filter(status__in=[*IN_FLIGHT, Run.Status.PAUSED]):
+        try:
+            run_stop(run=run, user=user)
+        except RunControlError:
+            pass  # it settled meanwhile
+    experiment.refresh_from_db()
+
+
+def experiments_nudge() -> list[int]:
+    """Enqueue a top-up of every running experiment (the sweep's and a restart's safety net)."""
+    ids = list(Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list("pk", flat=True))
+    for experiment_id in ids:
+        _enqueue_advance(experiment_id)
+    return ids

@@ -1,0 +1,166 @@
+"""Experiments from the command line: create a grid, run it (here, with --wait), see and export it.
+
+    manage.py experiment create --name N --record-set S [--topic T] [--parties 2 4] [--sample N]
+        [--goals all|...] --strategies one-shot greedy --models scripted:default --judges scripted
+        --seeds 0 1 [--cap N]
+    manage.py experiment run NAME [--wait]
+    manage.py experiment status NAME
+    manage.py experiment export NAME --out FILE.json
+"""
+
+import json
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from deliberation.engine.goals import GOAL_KEYS
+from deliberation.engine.strategies import STRATEGIES
+from deliberation.runs.clients import JUDGES
+from deliberation.runs.experiments import ExperimentError, experiment_create, experiment_start
+from deliberation.runs.models import Experiment
+from deliberation.runs.selectors import experiment_get, experiment_progress, experiment_results
+
+POLL_S = 0.2
+DEFAULT_OWNER = "experiments"
+
+
+class Command(BaseCommand):
+    help = "Create, run, inspect and export experiments (grids of runs)."
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", required=True)
+        create = actions.add_parser("create", help="store a grid and its estimate (nothing runs yet)")
+        create.add_argument("--name", required=True)
+        create.add_argument("--record-set", help="play this record set's benchmark tasks")
+        create.add_argument("--scenarios", nargs="+", type=int, default=[], help="or these saved scenarios (ids)")
+        create.add_argument("--topic", default=None)
+        create.add_argument("--parties", nargs="+", type=int, default=[2, 4, 6], choices=[2, 4, 6])
+        create.add_argument("--sample", type=int, default=None, help="a seeded sample of this many tasks")
+        create.add_argument("--sample-seed", type=int, default=0)
+        create.add_argument("--goals", nargs="+", default=["all"], help=f"all or any of {', '.join(GOAL_KEYS)}")
+        create.add_argument("--strategies", nargs="+", required=True, choices=sorted(STRATEGIES))
+        create.add_argument("--models", nargs="+", default=None, help="drafting model strings (default: the bundled model)")
+        create.add_argument("--judges", nargs="+", required=True, choices=JUDGES)
+        create.add_argument("--seeds", nargs="+", type=int, default=[0])
+        create.add_argument("--rounds", type=int, default=None, help="parliament: negotiation rounds")
+        create.add_argument("--cap", type=int, default=None, help="at most this many uncached model steps")
+        for action in (create, *(actions.add_parser(name, help=text) for name, text in (
+            ("run", "start or resume an experiment"),
+            ("status", "progress of an experiment"),
+            ("export", "every run's cell, status and outcome as JSON"),
+        ))):
+            if action is not create:
+                action.add_argument("name")
+            action.add_argument("--owner", default=None, help=f"username (create: default {DEFAULT_OWNER!r})")
+            if action.prog.endswith(" run"):
+                action.add_argument("--wait", action="store_true", help="stay with a progress bar until it ends")
+            if action.prog.endswith(" export"):
+                action.add_argument("--out", type=Path, required=True)
+
+    def handle(self, *args, **options):
+        try:
+            getattr(self, f"handle_{options['action']}")(options)
+        except (ExperimentError, PermissionError) as error:
+            raise CommandError(str(error)) from None
+
+    def _experiment(self, options) -> Experiment:
+        owner = None
+        if options["owner"]:
+            owner = get_user_model().objects.filter(username=options["owner"]).first()
+            if owner is None:
+                raise CommandError(f"no user named {options['owner']!r}")
+        try:
+            return experiment_get(name=options["name"], owner=owner)
+        except Experiment.DoesNotExist:
+            raise CommandError(f"no experiment named {options['name']!r}") from None
+        except Experiment.MultipleObjectsReturned:
+            raise CommandError(f"several owners have an experiment named {options['name']!r}: give --owner") from None
+
+    def handle_create(self, options) -> None:
+        owner, _ = get_user_model().objects.get_or_create(username=options["owner"] or DEFAULT_OWNER)
+        params = {"parliament": {"rounds": options["rounds"]}} if options["rounds"] is not None else {}
+        experiment = experiment_create(
+            owner=owner,
+            name=options["name"],
+            record_set=options["record_set"],
+            scenario_ids=options["scenarios"],
+            topic=options["topic"],
+            parties=options["parties"],
+            sample=options["sample"],
+            sample_seed=options["sample_seed"],
+            goals=list(GOAL_KEYS) if options["goals"] == ["all"] else options["goals"],
+            strategies=options["strategies"],
+            models=options["models"] or [settings.HEMICYCLE_DEFAULT_MODEL],
+            judges=options["judges"],
+            seeds=options["seeds"],
+            params=params,
+            call_cap=options["cap"],
+        )
+        estimate = experiment.estimate
+        self.stdout.write(
+            f"created experiment {experiment.name!r} (id {experiment.pk}): {estimate['runs']} runs, "
+            f"at most {estimate['steps']} model steps and {estimate['completion_tokens']} completion tokens"
+        )
+        for strategy, row in estimate["per_strategy"].items():
+            self.stdout.write(f"  {strategy:<16} {row['runs']:>6} runs {row['steps']:>8} steps")
+
+    def handle_run(self, options) -> None:
+        experiment = self._experiment(options)
+        embedded = settings.CELERY_EMBEDDED_WORKER
+        if options["wait"] and embedded:
+            # No broker: this process is the worker (the memory broker reaches only its own threads).
+            from worker.embedded import embedded_worker_start
+
+            embedded_worker_start()
+        started = experiment_start(experiment=experiment, user=experiment.owner)
+        self.stdout.write(f"experiment {experiment.name!r} is {experiment.status}; {len(started)} runs started")
+        if not options["wait"]:
+            if embedded:
+                self.stdout.write("no broker is configured: the web process's worker plays it when it starts, or use --wait")
+            return
+        self._follow(experiment, disable=options["verbosity"] == 0)
+
+    def _follow(self, experiment: Experiment, *, disable: bool) -> None:
+        progress = experiment_progress(experiment=experiment)
+        bar = tqdm(total=progress["total"], unit="run", disable=disable)
+        try:
+            while True:
+                experiment.refresh_from_db()
+                progress = experiment_progress(experiment=experiment)
+                bar.n = progress["done"] + progress["failed"]
+                bar.set_postfix(running=progress["running"], failed=progress["failed"], steps=progress["steps_spent"])
+                if experiment.status != Experiment.Status.RUNNING:
+                    break
+                time.sleep(POLL_S)
+        finally:
+            bar.close()
+        self._write_progress(progress)
+
+    def _write_progress(self, progress: dict) -> None:
+        cap = f" of a cap of {progress['call_cap']}" if progress["call_cap"] is not None else ""
+        eta = f", about {progress['eta_s']:.0f} s left" if progress["eta_s"] is not None else ""
+        self.stdout.write(
+            f"{progress['name']}: {progress['status']}; {progress['done']} done, {progress['failed']} failed, "
+            f"{progress['running']} running, {progress['remaining']} remaining of {progress['total']}; "
+            f"{progress['steps_spent']} uncached model steps{cap}{eta}"
+        )
+
+    def handle_status(self, options) -> None:
+        self._write_progress(experiment_progress(experiment=self._experiment(options)))
+
+    def handle_export(self, options) -> None:
+        experiment = self._experiment(options)
+        data = {
+            "experiment": experiment.name,
+            "status": experiment.status,
+            "spec": experiment.spec,
+            "estimate": experiment.estimate,
+            "progress": experiment_progress(experiment=experiment),
+            "runs": experiment_results(experiment=experiment),
+        }
+        options["out"].write_text(json.dumps(data, indent=2) + "\n")
+        self.stdout.write(f"wrote {len(data['runs'])} runs to {options['out']}")

@@ -1,0 +1,317 @@
+import importlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from deliberation.engine.costs import run_cost
+from deliberation.records.models import BenchmarkTask
+from deliberation.records.services import records_import
+from deliberation.runs import experiments, services
+from deliberation.runs.experiments import (
+    ExperimentError,
+    experiment_advance,
+    experiment_cancel,
+    experiment_cells,
+    experiment_create,
+    experiment_pause,
+    experiment_resume,
+    experiment_start,
+    model_concurrency_bucket,
+)
+from deliberation.runs.models import Experiment, Run
+from deliberation.runs.selectors import experiment_progress
+from deliberation.runs.services import run_advance
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SAMPLE = Path(__file__).resolve().parents[3] / "fixtures" / "sample_records"
+SET = "Sample EP issues"
+
+
+@pytest.fixture
+def sample_set():
+    # A transactional test's flush drops the EP groups that the records 0002 data migration loads.
+    from django.apps import apps
+    from django.db import connection
+
+    ep_groups = importlib.import_module("deliberation.records.migrations.0002_ep_groups")
+    ep_groups.load_ep_groups(apps, SimpleNamespace(connection=connection))
+    records_import(paths=[SAMPLE], name=SET)
+    return SET
+
+
+class Queues:
+    """The Celery queues, in the test: run tasks and experiment top-ups, played one at a time."""
+
+    def __init__(self, monkeypatch):
+        self.runs: list[int] = []
+        self.advances: list[int] = []
+        self.max_in_flight = 0
+        monkeypatch.setattr(services, "_enqueue", self.runs.append)
+        monkeypatch.setattr(experiments, "_enqueue_advance", self.advances.append)
+
+    def in_flight(self, experiment: Experiment) -> int:
+        return experiment.runs.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).count()
+
+    def play(self, experiment: Experiment, *, runs: int | None = None) -> None:
+        """Work the queues (top-ups first, as a worker may) until empty or `runs` runs were played."""
+        played = 0
+        while self.runs or self.advances:
+            if self.advances:
+                experiment_advance(experiment_id=self.advances.pop(0))
+                continue
+            if runs is not None and played == runs:
+                return
+            self.max_in_flight = max(self.max_in_flight, self.in_flight(experiment))
+            run_advance(run_id=self.runs.pop(0))
+            played += 1
+
+
+@pytest.fixture
+def queues(monkeypatch):
+    return Queues(monkeypatch)
+
+
+@pytest.fixture
+def model_calls(monkeypatch):
+    """Every call that reaches the scripted model (the completion cache answers the others)."""
+    from deliberation.engine.models import ScriptedModelClient
+
+    calls = []
+    real = ScriptedModelClient.complete
+
+    def counted(self, messages, *, params, seed):
+        calls.append(seed)
+        return real(self, messages, params=params, seed=seed)
+
+    monkeypatch.setattr(ScriptedModelClient, "complete", counted)
+    return calls
+
+
+def grid(owner, **overrides) -> Experiment:
+    options = dict(
+        owner=owner, name="grid", record_set=SET, parties=[2], sample=3, goals=["simple_majority", "rawlsian"],
+        strategies=["one-shot", "greedy"], models=["scripted:default"], judges=["llm"], seeds=[0, 1],
+    )
+    options.update(overrides)
+    return experiment_create(**options)
+
+
+# --- estimates ---------------------------------------------------------------------------------
+
+
+def test_run_cost_counts_hand_computed_steps_per_strategy():
+    four = dict(party_count=4, judge_uses_model=True, params={})
+    assert run_cost(strategy="one-shot", **four).steps == 1 + 4
+    # 4 groups x (opening + 1 round) speeches, 1 draft, 3 amendments + 3 decisions, 4 verdicts
+    assert run_cost(strategy="parliament", **{**four, "params": {"rounds": 1}}).steps == 8 + 1 + 6 + 4
+    # a mediator drafts: all 4 groups may amend
+    assert run_cost(strategy="parliament", **{**four, "params": {"rounds": 1, "rapporteur": "mediator"}}).steps == 8 + 1 + 8 + 4
+    assert run_cost(strategy="greedy", **four).steps == 4
+    assert run_cost(strategy="real-resolution", party_count=4, judge_uses_model=False, params={}).steps == 0
+    assert run_cost(strategy="one-shot", party_count=2, judge_uses_model=False, params={}).steps == 1
+    assert run_cost(strategy="one-shot", party_count=2, judge_uses_model=True, params={}).completion_tokens == 400 + 2 * 3
+
+
+def test_grid_size_and_estimate_match_hand_computed_numbers(sample_set):
+    experiment = grid(make_user())
+    # 3 tasks x 2 goals x 2 strategies x 1 model x 1 judge x 2 seeds
+    assert experiment.estimate["runs"] == 24
+    assert len({cell.key for cell in experiment_cells(experiment.spec)}) == 24
+    # one-shot: 12 runs x (1 draft + 2 verdicts); greedy: 12 runs x 2 verdicts
+    assert experiment.estimate["per_strategy"]["one-shot"] == {"runs": 12, "steps": 36, "completion_tokens": 12 * 406}
+    assert experiment.estimate["per_strategy"]["greedy"]["steps"] == 24
+    assert experiment.estimate["steps"] == 60
+    assert experiment.status == Experiment.Status.DRAFT and not experiment.runs.exists()
+
+
+def test_the_task_sample_is_seeded(sample_set):
+    owner = make_user()
+    first = grid(owner, name="a", sample=4, sample_seed=3)
+    again = grid(owner, name="b", sample=4, sample_seed=3)
+    other = grid(owner, name="c", sample=4, sample_seed=4)
+    assert first.spec["source"]["ids"] == again.spec["source"]["ids"]
+    assert first.spec["source"]["ids"] != other.spec["source"]["ids"]
+
+
+def test_create_refuses_the_real_votes_judge_with_a_drafting_strategy(sample_set):
+    with pytest.raises(ExperimentError, match="real-votes"):
+        grid(make_user(), judges=["real-votes"])
+    with pytest.raises(ExperimentError, match="goals: unknown"):
+        grid(make_user("bob"), goals=["unanimity"])
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def test_an_experiment_run_plays_the_tasks_groups_seats_and_veto_group(sample_set, queues):
+    owner = make_user()
+    experiment = grid(owner, sample=1, parties=[4], goals=["veto_power"], strategies=["greedy"], judges=["scripted"], seeds=[0])
+    experiment_start(experiment=experiment, user=owner)
+    queues.play(experiment)
+    run = experiment.runs.get()
+    task = BenchmarkTask.objects.get(pk=experiment.spec["source"]["ids"][0])
+    assert run.status == Run.Status.FINISHED and run.task == task
+    assert run.groups == task.groups and run.seats == dict(zip(task.groups, task.seat_weights))
+    assert run.outcome["veto_group"] == task.veto_group
+    experiment.refresh_from_db()
+    assert experiment.status == Experiment.Status.FINISHED
+
+
+def test_in_flight_runs_never_exceed_the_bound_of_their_model_backend(sample_set, queues, settings):
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"scripted:": 2, "*": 4}
+    owner = make_user()
+    experiment = grid(owner, models=["scripted:slow"], judges=["scripted"])
+    started = experiment_start(experiment=experiment, user=owner)
+    assert len(started) == 2
+    queues.play(experiment)
+    assert queues.max_in_flight == 2
+    assert experiment.runs.filter(status=Run.Status.FINISHED).count() == 24
+
+
+def test_model_strings_fall_under_their_longest_prefix(settings):
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"scripted:": 8, "scripted:slow": 1, "*": 4}
+    assert model_concurrency_bucket("scripted:slow") == "scripted:slow"
+    assert model_concurrency_bucket("scripted:default") == "scripted:"
+    assert model_concurrency_bucket("hosted_vllm/qwen") == "*"
+
+
+def test_a_resumed_experiment_never_plays_a_cell_twice(sample_set, queues, settings):
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 3}
+    owner = make_user()
+    experiment = grid(owner, judges=["scripted"])
+    experiment_start(experiment=experiment, user=owner)
+    queues.play(experiment, runs=5)
+    finished_before = dict(experiment.runs.filter(status=Run.Status.FINISHED).values_list("pk", "finished_at"))
+    assert len(finished_before) == 5
+
+    experiment_pause(experiment=experiment, user=owner)
+    queues.play(experiment)  # the queued tasks find their runs paused
+    assert experiment.runs.filter(status=Run.Status.PAUSED).count() == 3
+    # A worker crash loses the queues; starting again (twice) tops up without doubling anything.
+    queues.runs.clear()
+    experiment_resume(experiment=experiment, user=owner)
+    experiment_start(experiment=experiment, user=owner)
+    queues.play(experiment)
+
+    experiment.refresh_from_db()
+    assert experiment.status == Experiment.Status.FINISHED
+    cells = list(experiment.runs.values_list("cell", flat=True))
+    assert len(cells) == len(set(cells)) == 24
+    assert experiment.runs.filter(status=Run.Status.FINISHED).count() == 24
+    still = dict(experiment.runs.filter(pk__in=finished_before).values_list("pk", "finished_at"))
+    assert still == finished_before
+
+
+def test_a_cancelled_experiment_stops_its_runs_and_resumes_where_it_was(sample_set, queues, settings):
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 2}
+    owner = make_user()
+    experiment = grid(owner, judges=["scripted"], seeds=[0])
+    experiment_start(experiment=experiment, user=owner)
+    queues.play(experiment, runs=3)
+    experiment_cancel(experiment=experiment, user=owner)
+    queues.play(experiment)
+    assert experiment.status == Experiment.Status.CANCELLED
+    assert experiment.runs.filter(status=Run.Status.STOPPED).count() == 2
+    assert experiment.runs.count() == 5
+
+    experiment_start(experiment=experiment, user=owner)
+    queues.play(experiment)
+    experiment.refresh_from_db()
+    assert experiment.status == Experiment.Status.FINISHED
+    assert experiment.runs.count() == 12 and experiment.runs.filter(status=Run.Status.FINISHED).count() == 12
+
+
+def test_the_cap_ends_the_experiment_cleanly_before_it_is_exceeded(sample_set, queues, settings):
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 4}
+    owner = make_user()
+    # one-shot with the LLM judge on 2-party tasks: 3 steps a run; 8 steps fit two runs, not three
+    experiment = grid(owner, strategies=["one-shot"], call_cap=8)
+    started = experiment_start(experiment=experiment, user=owner)
+    assert len(started) == 2
+    queues.play(experiment)
+    experiment.refresh_from_db()
+    progress = experiment_progress(experiment=experiment)
+    assert experiment.status == Experiment.Status.CAPPED
+    assert progress["done"] == 2 and progress["running"] == 0 and progress["remaining"] == 10
+    assert progress["steps_spent"] == 6 <= experiment.call_cap
+
+
+def test_a_re_run_with_the_same_seeds_is_served_from_the_completion_cache(sample_set, queues, model_calls):
+    owner = make_user()
+    first = grid(owner, name="first", strategies=["one-shot"])
+    experiment_start(experiment=first, user=owner)
+    queues.play(first)
+    assert len(model_calls) == 12 * 3
+    model_calls.clear()
+
+    again = grid(owner, name="again", strategies=["one-shot"])
+    experiment_start(experiment=again, user=owner)
+    queues.play(again)
+    again.refresh_from_db()
+    assert again.status == Experiment.Status.FINISHED
+    assert model_calls == []
+    assert experiment_progress(experiment=again)["steps_spent"] == 0
+    outcomes = lambda e: sorted((run.cell, json.dumps(run.outcome, sort_keys=True)) for run in e.runs.all())  # noqa: E731
+    assert outcomes(again) == outcomes(first)
+
+
+def test_progress_counts_done_running_and_remaining_runs(sample_set, queues, settings):
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 2}
+    owner = make_user()
+    experiment = grid(owner, judges=["scripted"])
+    experiment_start(experiment=experiment, user=owner)
+    queues.play(experiment, runs=4)
+    progress = experiment_progress(experiment=experiment)
+    assert (progress["done"], progress["failed"], progress["running"], progress["remaining"]) == (4, 0, 2, 18)
+    assert progress["eta_s"] is not None and progress["eta_s"] >= 0
+
+
+def test_only_the_owner_controls_an_experiment(sample_set):
+    owner = make_user()
+    experiment = grid(owner)
+    with pytest.raises(PermissionError):
+        experiment_start(experiment=experiment, user=make_user("mallory"))
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def eager_worker(monkeypatch):
+    """`run --wait` starts the embedded worker; the unit tests' in-memory SQLite cannot take its
+    threads' concurrent writes, so here Celery plays each task where it is sent."""
+    from worker import embedded
+    from worker.celery import app
+
+    monkeypatch.setattr(embedded, "embedded_worker_start", lambda: monkeypatch.setitem(app.conf, "task_always_eager", True))
+
+
+def test_cli_creates_runs_waits_reports_and_exports(sample_set, tmp_path, capsys, eager_worker):
+    call_command(
+        "experiment", "create", "--name", "cli", "--record-set", SET, "--parties", "2", "4", "--sample", "2",
+        "--goals", "simple_majority", "--strategies", "one-shot", "greedy", "--models", "scripted:default",
+        "--judges", "scripted", "--seeds", "0", "1",
+    )
+    assert "8 runs" in capsys.readouterr().out
+    call_command("experiment", "run", "cli", "--wait", verbosity=0)
+    assert "finished; 8 done, 0 failed" in capsys.readouterr().out
+    call_command("experiment", "status", "cli")
+    assert "8 done" in capsys.readouterr().out
+
+    out = tmp_path / "cli.json"
+    call_command("experiment", "export", "cli", "--out", str(out))
+    data = json.loads(out.read_text())
+    assert data["status"] == "finished" and len(data["runs"]) == 8
+    assert {row["strategy"] for row in data["runs"]} == {"one-shot", "greedy"}
+    assert all(row["status"] == "finished" and "simple_majority" in row["goals"] for row in data["runs"])
+    assert len({row["cell"] for row in data["runs"]}) == 8
+
+
+def test_cli_names_an_unknown_experiment(sample_set):
+    with pytest.raises(CommandError, match="no experiment named"):
+        call_command("experiment", "status", "nope")
