@@ -13,8 +13,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.sessions import InstanceSessionWrapper
 
-from deliberation.live.fanout import encode, hub
-from deliberation.runs.selectors import run_events_after, run_for_viewer
+from deliberation.live.fanout import encode, experiment_group, hub
+from deliberation.runs.selectors import experiment_for_owner, experiment_progress, run_events_after, run_for_viewer
 
 
 def _frames_after(run_id: int, seq: int) -> list[tuple[int, str]]:
@@ -94,3 +94,34 @@ class RunConsumer(AsyncWebsocketConsumer):
                 if seq > self.last_seq:
                     self.last_seq = seq
                     await self.frame_send({"type": "websocket.send", "text": frame})
+
+
+def _progress_for_owner(user, experiment_id: int) -> dict | None:
+    experiment = experiment_for_owner(user=user, experiment_id=experiment_id)
+    return None if experiment is None else experiment_progress(experiment=experiment)
+
+
+class ExperimentConsumer(AsyncWebsocketConsumer):
+    """Websocket `/ws/experiments/<id>/` for the experiment's owner: its progress now, then a new
+    snapshot (the JSON of runs.selectors.experiment_progress) whenever a top-up or control changes it.
+
+    Few people watch an experiment, so each socket has its own layer channel in the experiment's
+    group; the frame is still encoded once, by the sender."""
+
+    async def connect(self) -> None:
+        self.experiment_id = int(self.scope["url_route"]["kwargs"]["experiment_id"])
+        progress = await database_sync_to_async(_progress_for_owner)(self.scope.get("user"), self.experiment_id)
+        if progress is None:
+            await self.close(code=4403)
+            return
+        hub.loop = asyncio.get_running_loop()  # where the in-memory layer's sends must go
+        await self.channel_layer.group_add(experiment_group(self.experiment_id), self.channel_name)
+        await self.accept()
+        await self.send(text_data=encode(progress))
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "experiment_id"):
+            await self.channel_layer.group_discard(experiment_group(self.experiment_id), self.channel_name)
+
+    async def experiment_progress(self, message: dict) -> None:
+        await self.send(text_data=message["frame"])

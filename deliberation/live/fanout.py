@@ -154,20 +154,34 @@ def _publisher() -> asyncio.AbstractEventLoop:
         return _publisher_loop
 
 
-def broadcast_event(*, run_id: int, message: dict) -> None:
-    """Send a stored event to everyone watching the run. Call from sync code, any thread."""
+def _group_send(group: str, payload: dict) -> None:
+    """group_send from sync code, any thread; failures are logged (the database has the truth)."""
     layer = get_channel_layer()
     if layer is None:
         return
-    payload = {"type": "run.frame", "seq": message["seq"], "frame": encode(message)}
     if isinstance(layer, InMemoryChannelLayer):
         # The in-memory layer lives on the web server's loop: hand the send to that loop.
         if hub.loop is None or hub.loop.is_closed():
             return  # nobody in this process has ever watched: the log has it for later
-        asyncio.run_coroutine_threadsafe(layer.group_send(run_group(run_id), payload), hub.loop)
+        asyncio.run_coroutine_threadsafe(layer.group_send(group, payload), hub.loop)
         return
-    future = asyncio.run_coroutine_threadsafe(layer.group_send(run_group(run_id), payload), _publisher())
+    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, payload), _publisher())
     try:
         future.result(timeout=10)
-    except Exception:  # the event is stored; viewers that missed it catch up by sequence
-        logger.exception("run %s: broadcast of event %s failed", run_id, message["seq"])
+    except Exception:
+        logger.exception("%s: broadcast failed", group)
+
+
+def broadcast_event(*, run_id: int, message: dict) -> None:
+    """Send a stored event to everyone watching the run (viewers that miss one catch up by seq)."""
+    _group_send(run_group(run_id), {"type": "run.frame", "seq": message["seq"], "frame": encode(message)})
+
+
+def experiment_group(experiment_id: int) -> str:
+    return f"experiment.{experiment_id}"
+
+
+def broadcast_experiment_progress(*, experiment_id: int, progress: dict) -> None:
+    """Send an experiment's progress, encoded once, to its owner's sockets. Each message is a whole
+    snapshot, so one that is lost is made good by the next."""
+    _group_send(experiment_group(experiment_id), {"type": "experiment.progress", "frame": encode(progress)})

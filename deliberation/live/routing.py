@@ -3,10 +3,11 @@ from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
-from deliberation.live.consumers import RunConsumer
+from deliberation.live.consumers import ExperimentConsumer, RunConsumer
 
 websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
+    path("ws/experiments/<int:experiment_id>/", ExperimentConsumer.as_asgi()),
 ]
 
 # Foreign Origins are refused; the session cookie tells the consumer who is watching.

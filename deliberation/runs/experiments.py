@@ -40,7 +40,8 @@ from deliberation.records.models import BenchmarkTask
 from deliberation.records.selectors import benchmark_task_list, record_set_get
 from deliberation.runs.clients import JUDGES
 from deliberation.runs.models import Experiment, Run
-from deliberation.runs.selectors import experiment_steps_by_run
+from deliberation.live.fanout import broadcast_experiment_progress
+from deliberation.runs.selectors import experiment_progress, experiment_steps_by_run
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioConfig
 
@@ -311,7 +312,14 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
                 experiment.status = Experiment.Status.CAPPED if pending else Experiment.Status.FINISHED
                 experiment.finished_at = timezone.now()
                 experiment.save(update_fields=["status", "finished_at"])
+    _announce(experiment)
     return started
+
+
+def _announce(experiment: Experiment) -> None:
+    """Push the experiment's progress to its owner's open pages (live/fanout.py)."""
+    experiment.refresh_from_db()
+    broadcast_experiment_progress(experiment_id=experiment.pk, progress=experiment_progress(experiment=experiment))
 
 
 def experiment_run_settled(*, run_id: int) -> None:
@@ -351,7 +359,7 @@ def experiment_pause(*, experiment: Experiment, user: AbstractBaseUser) -> None:
         if not Experiment.objects.filter(pk=experiment.pk, status=Experiment.Status.RUNNING).update(status=Experiment.Status.PAUSED):
             raise ExperimentError(f"a {experiment.status} experiment cannot be paused")
         experiment.runs.filter(status__in=IN_FLIGHT).update(status=Run.Status.PAUSED)
-    experiment.refresh_from_db()
+    _announce(experiment)
 
 
 def experiment_resume(*, experiment: Experiment, user: AbstractBaseUser) -> list[int]:
@@ -375,7 +383,7 @@ def experiment_cancel(*, experiment: Experiment, user: AbstractBaseUser) -> None
             run_stop(run=run, user=user)
         except RunControlError:
             pass  # it settled meanwhile
-    experiment.refresh_from_db()
+    _announce(experiment)
 
 
 def experiments_nudge() -> list[int]:

@@ -9,4 +9,5 @@ urlpatterns = [
     path("runs/<int:run_id>/<str:action>", views.run_control, name="run-control"),
     path("api/runs", views.runs_api, name="api-runs"),
     path("api/runs/<int:run_id>", views.run_api, name="api-run"),
+    path("api/experiments/<int:experiment_id>/progress", views.experiment_progress_api, name="api-experiment-progress"),
 ]

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from deliberation.engine.goals import GOALS
 from deliberation.records.models import PartyGroup
 from deliberation.runs.models import Run
-from deliberation.runs.selectors import run_for_viewer, run_list_for_owner
+from deliberation.runs.selectors import experiment_for_owner, experiment_progress, run_for_viewer, run_list_for_owner
 from deliberation.runs.services import RunControlError, run_create, run_pause, run_resume, run_stop
 from deliberation.scenarios.forms import ScenarioForm
 
@@ -133,3 +133,14 @@ def runs_api(request: HttpRequest) -> JsonResponse:
 
 def run_api(request: HttpRequest, run_id: int) -> JsonResponse:
     return JsonResponse(run_summary(_run_or_404(request, run_id)))
+
+
+@require_http_methods(["GET"])
+def experiment_progress_api(request: HttpRequest, experiment_id: int) -> JsonResponse:
+    """The owner's view of an experiment's progress (the websocket pushes the same JSON)."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "sign in first"}, status=401)
+    experiment = experiment_for_owner(user=request.user, experiment_id=experiment_id)
+    if experiment is None:
+        return JsonResponse({"error": "no such experiment of yours"}, status=404)
+    return JsonResponse(experiment_progress(experiment=experiment))

@@ -1,12 +1,17 @@
+import asyncio
 import importlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.core.management import CommandError, call_command
 
 from deliberation.engine.costs import run_cost
+from deliberation.live.routing import websocket_application
 from deliberation.records.models import BenchmarkTask
 from deliberation.records.services import records_import
 from deliberation.runs import experiments, services
@@ -30,6 +35,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SAMPLE = Path(__file__).resolve().parents[3] / "fixtures" / "sample_records"
 SET = "Sample EP issues"
+ORIGIN = (b"origin", b"http://127.0.0.1")
 
 
 @pytest.fixture
@@ -315,3 +321,62 @@ def test_cli_creates_runs_waits_reports_and_exports(sample_set, tmp_path, capsys
 def test_cli_names_an_unknown_experiment(sample_set):
     with pytest.raises(CommandError, match="no experiment named"):
         call_command("experiment", "status", "nope")
+
+
+# --- progress: JSON and websocket ----------------------------------------------------------------
+
+
+def test_progress_api_answers_only_the_owner(sample_set, client):
+    owner = make_user()
+    experiment = grid(owner)
+    url = f"/api/experiments/{experiment.pk}/progress"
+    assert client.get(url).status_code == 401
+    client.force_login(make_user("mallory"))
+    assert client.get(url).status_code == 404
+    client.force_login(owner)
+    answer = client.get(url).json()
+    assert (answer["status"], answer["total"], answer["remaining"], answer["steps_estimate"]) == ("draft", 24, 24, 60)
+
+
+def in_own_loop(scenario):
+    """An async scenario on a loop of its own, in a thread of its own (as tests/unit/live does)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, scenario()).result()
+
+
+def experiment_socket(experiment: Experiment, user) -> WebsocketCommunicator:
+    socket = WebsocketCommunicator(websocket_application, f"/ws/experiments/{experiment.pk}/", headers=[ORIGIN])
+    socket.scope["user"] = user
+    return socket
+
+
+def test_the_owner_sees_progress_pushed_over_the_websocket(sample_set, queues):
+    owner = make_user()
+    experiment = grid(owner, sample=1, goals=["simple_majority"], strategies=["greedy"], judges=["scripted"], seeds=[0])
+    experiment_start(experiment=experiment, user=owner)
+    run_id = queues.runs.pop()
+
+    async def scenario():
+        socket = experiment_socket(experiment, owner)
+        connected, _ = await socket.connect()
+        assert connected
+        now = json.loads(await socket.receive_from(timeout=10))
+        await sync_to_async(run_advance, thread_sensitive=False)(run_id=run_id)
+        await sync_to_async(queues.play, thread_sensitive=False)(experiment)  # the top-up it asked for
+        pushed = json.loads(await socket.receive_from(timeout=10))
+        await socket.disconnect()
+        return now, pushed
+
+    now, pushed = in_own_loop(scenario)
+    assert (now["status"], now["running"], now["done"]) == ("running", 1, 0)
+    assert (pushed["status"], pushed["running"], pushed["done"]) == ("finished", 0, 1)
+
+
+def test_the_experiment_socket_refuses_anyone_but_the_owner(sample_set):
+    experiment = grid(make_user())
+    mallory = make_user("mallory")
+
+    async def scenario():
+        return await experiment_socket(experiment, mallory).connect()
+
+    assert in_own_loop(scenario) == (False, 4403)
