@@ -380,3 +380,46 @@ def test_the_experiment_socket_refuses_anyone_but_the_owner(sample_set):
         return await experiment_socket(experiment, mallory).connect()
 
     assert in_own_loop(scenario) == (False, 4403)
+
+
+# --- saved scenarios as the source -------------------------------------------------------------
+
+
+def saved_scenarios(owner, count: int = 2, **overrides):
+    from deliberation.scenarios.services import scenario_save
+    from tests.factories import make_record, scenario_config
+
+    return [
+        scenario_save(owner=owner, name=f"scenario {n}", config=scenario_config(make_record(title=f"issue {n}"), **overrides))
+        for n in range(count)
+    ]
+
+
+def test_saved_scenarios_play_their_groups_and_seats_under_each_goal_of_the_grid(queues):
+    owner = make_user()
+    scenarios = saved_scenarios(owner, veto_group="SD")
+    experiment = experiment_create(
+        owner=owner, name="saved", scenario_ids=[s.pk for s in scenarios], goals=["simple_majority", "veto_power"],
+        strategies=["parliament"], models=["scripted:default"], judges=["llm"], seeds=[5], params={"parliament": {"rounds": 1}},
+    )
+    # 2 scenarios x 2 goals; 3 groups: 6 speeches + 1 draft + 2 amendments + 2 decisions + 3 verdicts
+    assert experiment.estimate["runs"] == 4 and experiment.estimate["steps"] == 4 * 14
+    experiment_start(experiment=experiment, user=owner)
+    queues.play(experiment)
+    runs = list(experiment.runs.order_by("cell"))
+    assert [run.status for run in runs] == ["finished"] * 4
+    by_scenario = {s.pk: s for s in scenarios}
+    for run in runs:
+        source = by_scenario[int(run.cell.split("|")[0].split(":")[1])]
+        assert (run.groups, run.seats, run.seed, run.params) == (source.groups, source.seats, 5, {"rounds": 1})
+    assert {run.goal for run in runs} == {"simple_majority", "veto_power"}
+
+
+def test_saved_scenarios_without_a_veto_group_refuse_the_veto_goal():
+    owner = make_user()
+    scenarios = saved_scenarios(owner, count=1)
+    with pytest.raises(ExperimentError, match="veto group"):
+        experiment_create(
+            owner=owner, name="saved", scenario_ids=[scenarios[0].pk], goals=["veto_power"],
+            strategies=["greedy"], models=["scripted:default"], judges=["scripted"], seeds=[0],
+        )
