@@ -45,6 +45,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.django_db(transaction=True))
 
 
+class BrowserTestsLast:
+    """Browser tests run after every other test of the session: Playwright's sync API keeps an
+    event loop running in the main thread for as long as the browser lives, and tests that run
+    their own loop (asyncio.run, async_to_sync) must not meet it. trylast: after pytest-django
+    has put transactional tests after the others."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(BrowserTestsLast(), "hemicycle-browser-tests-last")
+
+
 # ---------------------------------------------------------------------------------------------
 # Server logs on failure
 
