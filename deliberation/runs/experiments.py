@@ -36,7 +36,7 @@ from deliberation.engine.costs import run_cost
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies import STRATEGIES
-from deliberation.records.models import BenchmarkTask
+from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import benchmark_task_list, record_set_get
 from deliberation.runs.clients import JUDGES
 from deliberation.runs.models import Experiment, Run
@@ -126,7 +126,7 @@ def _choices(name: str, values: Sequence, allowed: Sequence[str] | None = None) 
 def _task_source(*, record_set: str, topic: str | None, parties: Sequence[int], sample: int | None, sample_seed: int) -> dict:
     try:
         the_set = record_set_get(name=record_set)
-    except Exception as error:  # RecordSet.DoesNotExist, with the known names in its message
+    except RecordSet.DoesNotExist as error:  # its message names the known sets
         raise ExperimentError(f"record_set: {error}") from None
     tasks = benchmark_task_list(record_set=the_set, party_counts=parties, topic=topic)
     if sample is not None:

@@ -149,6 +149,8 @@ def test_create_refuses_the_real_votes_judge_with_a_drafting_strategy(sample_set
         grid(make_user(), judges=["real-votes"])
     with pytest.raises(ExperimentError, match="goals: unknown"):
         grid(make_user("bob"), goals=["unanimity"])
+    with pytest.raises(ExperimentError, match="no record set named 'Nope'"):
+        grid(make_user("carol"), record_set="Nope")
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -316,6 +318,19 @@ def test_cli_creates_runs_waits_reports_and_exports(sample_set, tmp_path, capsys
     assert {row["strategy"] for row in data["runs"]} == {"one-shot", "greedy"}
     assert all(row["status"] == "finished" and "simple_majority" in row["goals"] for row in data["runs"])
     assert len({row["cell"] for row in data["runs"]}) == 8
+
+
+def test_cli_pauses_and_cancels_and_refuses_what_the_state_forbids(sample_set, queues, capsys):
+    owner = make_user()
+    experiment = grid(owner, judges=["scripted"])
+    with pytest.raises(CommandError, match="cannot be paused"):
+        call_command("experiment", "pause", "grid")
+    experiment_start(experiment=experiment, user=owner)
+    call_command("experiment", "pause", "grid")
+    assert "grid: paused" in capsys.readouterr().out
+    call_command("experiment", "cancel", "grid")
+    assert "grid: cancelled" in capsys.readouterr().out
+    assert not experiment.runs.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING, Run.Status.PAUSED]).exists()
 
 
 def test_cli_names_an_unknown_experiment(sample_set):

@@ -4,6 +4,7 @@
         [--goals all|...] --strategies one-shot greedy --models scripted:default --judges scripted
         --seeds 0 1 [--cap N]
     manage.py experiment run NAME [--wait]
+    manage.py experiment pause NAME / cancel NAME
     manage.py experiment status NAME
     manage.py experiment export NAME --out FILE.json
 """
@@ -20,7 +21,13 @@ from tqdm import tqdm
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.runs.clients import JUDGES
-from deliberation.runs.experiments import ExperimentError, experiment_create, experiment_start
+from deliberation.runs.experiments import (
+    ExperimentError,
+    experiment_cancel,
+    experiment_create,
+    experiment_pause,
+    experiment_start,
+)
 from deliberation.runs.models import Experiment
 from deliberation.runs.selectors import experiment_get, experiment_progress, experiment_results
 
@@ -50,6 +57,8 @@ class Command(BaseCommand):
         create.add_argument("--cap", type=int, default=None, help="at most this many uncached model steps")
         for action in (create, *(actions.add_parser(name, help=text) for name, text in (
             ("run", "start or resume an experiment"),
+            ("pause", "start no new runs; runs in flight pause and resume with the experiment"),
+            ("cancel", "start no new runs and stop those in flight (run resumes it)"),
             ("status", "progress of an experiment"),
             ("export", "every run's cell, status and outcome as JSON"),
         ))):
@@ -148,6 +157,16 @@ class Command(BaseCommand):
             f"{progress['running']} running, {progress['remaining']} remaining of {progress['total']}; "
             f"{progress['steps_spent']} uncached model steps{cap}{eta}"
         )
+
+    def handle_pause(self, options) -> None:
+        experiment = self._experiment(options)
+        experiment_pause(experiment=experiment, user=experiment.owner)
+        self._write_progress(experiment_progress(experiment=experiment))
+
+    def handle_cancel(self, options) -> None:
+        experiment = self._experiment(options)
+        experiment_cancel(experiment=experiment, user=experiment.owner)
+        self._write_progress(experiment_progress(experiment=experiment))
 
     def handle_status(self, options) -> None:
         self._write_progress(experiment_progress(experiment=self._experiment(options)))
