@@ -104,6 +104,9 @@ class Run(ScenarioFields):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     model_seconds = models.FloatField(default=0.0)
+    uncached_steps = models.PositiveIntegerField(
+        default=0, help_text="Model steps the completion cache did not answer (set when the run finishes)."
+    )
     experiment = models.ForeignKey(
         Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
     )

@@ -1,7 +1,7 @@
 """Reads of runs and their event log."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, QuerySet
+from django.db.models import Avg, Count, DurationField, F, QuerySet
 
 from deliberation.runs.models import Experiment, Run, RunEvent
 
@@ -46,12 +46,18 @@ def uncached_steps(usages) -> int:
 
 
 def experiment_steps_by_run(*, experiment_id: int) -> dict[int, int]:
-    """Uncached model steps each run of the experiment has spent so far (what its cap counts)."""
+    """Uncached model steps each run of the experiment has spent so far (what its cap counts):
+    stored on a finished run, counted from the events of the others."""
+    runs = Run.objects.filter(experiment_id=experiment_id)
+    steps = dict(runs.filter(status=Run.Status.FINISHED).values_list("pk", "uncached_steps"))
     usages: dict[int, list[dict]] = {}
-    rows = RunEvent.objects.filter(run__experiment_id=experiment_id, data__has_key="usage").values_list("run_id", "data__usage")
+    rows = RunEvent.objects.filter(
+        run__in=runs.exclude(status=Run.Status.FINISHED), data__has_key="usage"
+    ).values_list("run_id", "data__usage")
     for run_id, usage in rows:
         usages.setdefault(run_id, []).append(usage)
-    return {run_id: uncached_steps(items) for run_id, items in usages.items()}
+    steps.update((run_id, uncached_steps(items)) for run_id, items in usages.items())
+    return steps
 
 
 def experiment_get(*, name: str, owner: AbstractBaseUser | None = None) -> Experiment:
@@ -78,14 +84,12 @@ def experiment_progress(*, experiment: Experiment) -> dict:
     failed = counts.get(Run.Status.FAILED, 0)
     running = counts.get(Run.Status.QUEUED, 0) + counts.get(Run.Status.RUNNING, 0)
     remaining = total - done - failed - running
-    durations = [
-        (finished - started).total_seconds()
-        for started, finished in experiment.runs.filter(status=Run.Status.FINISHED, started_at__isnull=False)
-        .values_list("started_at", "finished_at")
-    ]
+    mean = experiment.runs.filter(status=Run.Status.FINISHED, started_at__isnull=False).aggregate(
+        mean=Avg(F("finished_at") - F("started_at"), output_field=DurationField())
+    )["mean"]
     eta = None
-    if durations and experiment.status == Experiment.Status.RUNNING:
-        eta = round(sum(durations) / len(durations) * (remaining + running) / max(1, running), 1)
+    if mean is not None and experiment.status == Experiment.Status.RUNNING:
+        eta = round(mean.total_seconds() * (remaining + running) / max(1, running), 1)
     return {
         "experiment": experiment.pk,
         "name": experiment.name,

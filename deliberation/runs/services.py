@@ -25,6 +25,7 @@ from deliberation.records.selectors import example_pool, record_version_for_run
 from deliberation.runs.clients import drafting_client, judge_for
 from deliberation.records.models import BenchmarkTask
 from deliberation.runs.models import CachedCompletion, Experiment, Run, RunEvent
+from deliberation.runs.selectors import uncached_steps
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioConfig, engine_scenario
 
@@ -113,6 +114,7 @@ def _run_finish(*, run: Run, events: list[Event]) -> None:
     totals = usage_totals(events)
     Run.objects.filter(pk=run.pk).update(
         status=Run.Status.FINISHED,
+        uncached_steps=uncached_steps(event["data"].get("usage") for event in events),
         outcome=events[-1]["data"],
         prompt_tokens=int(totals["prompt_tokens"]),
         completion_tokens=int(totals["completion_tokens"]),

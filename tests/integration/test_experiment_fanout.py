@@ -9,6 +9,7 @@ import time
 
 from deliberation.runs.experiments import experiment_create, experiment_start
 from deliberation.runs.models import Experiment, Run
+from deliberation.runs.selectors import experiment_progress
 from deliberation.scenarios.services import scenario_save
 from tests.factories import make_record, make_user, scenario_config
 
@@ -17,7 +18,7 @@ BOUND = {"scripted:": 2, "*": 4}
 
 def test_an_experiment_keeps_its_model_bound_across_worker_threads(start_celery_worker, settings):
     settings.HEMICYCLE_MODEL_CONCURRENCY = BOUND
-    start_celery_worker(name="experiments", concurrency=4, env={"HEMICYCLE_MODEL_CONCURRENCY": json.dumps(BOUND)})
+    worker = start_celery_worker(name="experiments", concurrency=4, env={"HEMICYCLE_MODEL_CONCURRENCY": json.dumps(BOUND)})
     owner = make_user()
     scenarios = [
         scenario_save(owner=owner, name=f"s{n}", config=scenario_config(make_record(title=f"issue {n}")))
@@ -46,3 +47,7 @@ def test_an_experiment_keeps_its_model_bound_across_worker_threads(start_celery_
     # The runs overlapped: two were in flight at once for real, not one after the other.
     spans = sorted(experiment.runs.values_list("started_at", "finished_at"))
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    progress = experiment_progress(experiment=experiment)
+    assert (progress["done"], progress["remaining"]) == (12, 0)
+    assert 0 < progress["steps_spent"] <= experiment.estimate["steps"]
+    assert "Traceback" not in worker.log_text()  # every top-up and progress push went through

@@ -264,6 +264,8 @@ def test_a_re_run_with_the_same_seeds_is_served_from_the_completion_cache(sample
     assert again.status == Experiment.Status.FINISHED
     assert model_calls == []
     assert experiment_progress(experiment=again)["steps_spent"] == 0
+    assert set(again.runs.values_list("uncached_steps", flat=True)) == {0}
+    assert set(first.runs.values_list("uncached_steps", flat=True)) == {3}
     outcomes = lambda e: sorted((run.cell, json.dumps(run.outcome, sort_keys=True)) for run in e.runs.all())  # noqa: E731
     assert outcomes(again) == outcomes(first)
 
