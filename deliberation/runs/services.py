@@ -190,11 +190,16 @@ def _run_steps(*, run_id: int) -> None:
             if status == Run.Status.STOPPED:
                 _append_service_event(run=run, type="control", data={"action": "stopped", "by": run.owner.get_username()})
                 return
-    except ModelError as error:
+    except Exception as error:  # a model that keeps failing, or a bug: both end the run visibly
+        if isinstance(error, ModelError):
+            message = str(error)
+        else:
+            logger.exception("run %s: step failed", run.pk)
+            message = f"internal error: {type(error).__name__}: {error}"
         final = run.attempts >= max_attempts
-        _append_service_event(run=run, type="error", data={"message": str(error), "attempt": run.attempts, "final": final})
+        _append_service_event(run=run, type="error", data={"message": message, "attempt": run.attempts, "final": final})
         if final:
-            Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error=str(error), finished_at=timezone.now())
+            Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error=message, finished_at=timezone.now())
             return
         Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED)
         raise RunRetry(countdown=settings.HEMICYCLE_RUN_RETRY_DELAY_S * run.attempts) from error

@@ -167,3 +167,25 @@ def test_model_error_type_is_what_the_backend_raises():
         model_client("scripted:fail", cache=False).complete(
             [{"role": "user", "content": "hi"}], params=Params(), seed=1
         )
+
+
+def test_an_unexpected_error_is_retried_then_fails_the_run_with_its_reason(enqueued, broadcasts, settings, monkeypatch):
+    settings.HEMICYCLE_RUN_MAX_ATTEMPTS = 2
+    run = started_run()
+
+    class Broken:
+        name = "parliament"
+        needs_model = True
+
+        def run(self, scenario, ctx):
+            raise RuntimeError("the strategy broke")
+            yield  # a generator, like every strategy
+
+    monkeypatch.setattr(services, "strategy_named", lambda name: Broken())
+    with pytest.raises(RunRetry):
+        run_advance(run_id=run.pk)
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert run.error == "internal error: RuntimeError: the strategy broke"
+    assert [e["final"] for e in run.events.filter(type="error").values_list("data", flat=True)] == [False, True]
