@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "deliberation.live",
     "deliberation.dashboards",
     "deliberation.classroom",
+    "deliberation.api",
 ]
 
 MIDDLEWARE = [

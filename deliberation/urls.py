@@ -10,4 +10,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("deliberation.scenarios.urls")),
     path("", include("deliberation.runs.urls")),
+    path("", include("deliberation.dashboards.urls")),
+    path("api/v1/", include("deliberation.api.urls")),
 ]

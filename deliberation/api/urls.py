@@ -1,0 +1,3 @@
+"""The REST API for scripts (issue 5): record sets, scenarios, runs, experiments, results."""
+
+urlpatterns: list = []
