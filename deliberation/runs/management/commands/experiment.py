@@ -7,6 +7,8 @@
     manage.py experiment pause NAME / cancel NAME
     manage.py experiment status NAME
     manage.py experiment export NAME --out FILE.json
+    manage.py experiment export NAME --out FILE.zip [--format csv parquet json]
+        (tidy tables and their data dictionary: dashboards/exports.py)
 """
 
 import json
@@ -18,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from deliberation.dashboards.exports import FORMATS, experiment_export
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.runs.clients import JUDGES
@@ -60,7 +63,7 @@ class Command(BaseCommand):
             ("pause", "start no new runs; runs in flight pause and resume with the experiment"),
             ("cancel", "start no new runs and stop those in flight (run resumes it)"),
             ("status", "progress of an experiment"),
-            ("export", "every run's cell, status and outcome as JSON"),
+            ("export", "every run's cell, status and outcome as JSON, or tidy tables in a zip"),
         ))):
             if action is not create:
                 action.add_argument("name")
@@ -69,6 +72,10 @@ class Command(BaseCommand):
                 action.add_argument("--wait", action="store_true", help="stay with a progress bar until it ends")
             if action.prog.endswith(" export"):
                 action.add_argument("--out", type=Path, required=True)
+                action.add_argument(
+                    "--format", nargs="+", choices=FORMATS, default=None,
+                    help="write a zip of tidy tables in these formats (default for a .zip --out: all)",
+                )
 
     def handle(self, *args, **options):
         try:
@@ -173,6 +180,10 @@ class Command(BaseCommand):
 
     def handle_export(self, options) -> None:
         experiment = self._experiment(options)
+        if options["format"] or options["out"].suffix == ".zip":
+            options["out"].write_bytes(experiment_export(experiment=experiment, formats=options["format"] or FORMATS))
+            self.stdout.write(f"wrote {experiment.runs.count()} runs' tables and their data dictionary to {options['out']}")
+            return
         data = {
             "experiment": experiment.name,
             "status": experiment.status,

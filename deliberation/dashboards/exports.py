@@ -1,0 +1,340 @@
+"""An experiment as tidy tables (one per entity), in CSV, Parquet and JSON, with a data dictionary.
+
+Tables: `experiments` (one row), `runs` (one row per run), `group_scores` (one row per run x
+participating group), `events` (one row per stored run event). Every table is declared once in
+TABLES (column, type, meaning); the rows, the Parquet schemas and the data dictionary shipped in
+the zip all come from that declaration, so the dictionary covers every column by construction.
+
+Files read as they are: CSV has a header, ISO 8601 UTC timestamps, `true`/`false` booleans and
+empty cells for missing values (pandas.read_csv and R's read.csv both read them); list columns
+are `;`-joined codes; the only JSON in a CSV cell is in the columns named `*_json`, documented as
+such. Parquet keeps the declared types (timestamps in UTC, nullable integers and booleans).
+"""
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from deliberation.records.models import Stance
+from deliberation.runs.models import Experiment, Run, RunEvent
+
+FORMATS = ("csv", "parquet", "json")
+
+ARROW_TYPES = {
+    "integer": pa.int64(),
+    "float": pa.float64(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # a key of ARROW_TYPES
+    meaning: str
+
+
+def _columns(*specs: tuple[str, str, str]) -> tuple[Column, ...]:
+    return tuple(Column(*spec) for spec in specs)
+
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "experiments": _columns(
+        ("experiment_id", "integer", "The experiment's id."),
+        ("name", "string", "The experiment's name (unique per owner)."),
+        ("owner", "string", "Username of the experiment's owner."),
+        ("status", "string", "draft, running, paused, finished, cancelled or capped."),
+        ("source_kind", "string", "task (a record set's benchmark tasks) or scenario (saved scenarios)."),
+        ("record_set", "string", "The record set of the benchmark tasks; empty for saved scenarios."),
+        ("topic", "string", "The topic the tasks were filtered on; empty when none."),
+        ("sources", "integer", "Benchmark tasks or saved scenarios in the grid."),
+        ("goals", "string", "The grid's goals, ';'-joined."),
+        ("strategies", "string", "The grid's strategies, ';'-joined."),
+        ("models", "string", "The grid's drafting model strings, ';'-joined."),
+        ("judges", "string", "The grid's judges, ';'-joined."),
+        ("seeds", "string", "The grid's seeds, ';'-joined."),
+        ("call_cap", "integer", "At most this many uncached model steps; empty when uncapped."),
+        ("runs_estimated", "integer", "Cells of the grid (runs it plays when complete)."),
+        ("steps_estimated", "integer", "Estimated model steps over the grid (engine/costs.py)."),
+        ("completion_tokens_estimated", "integer", "Estimated completion tokens over the grid."),
+        ("params_json", "string", "JSON object: strategy -> its parameters (e.g. parliament rounds)."),
+        ("created_at", "timestamp", "When the experiment was created (ISO 8601, UTC)."),
+        ("started_at", "timestamp", "When it was first started; empty for a draft."),
+        ("finished_at", "timestamp", "When it finished, was capped or cancelled; empty otherwise."),
+    ),
+    "runs": _columns(
+        ("run_id", "integer", "The run's id."),
+        ("experiment_id", "integer", "The experiment the run belongs to."),
+        ("cell", "string", "The grid cell: source|goal|strategy|model|judge|seed."),
+        ("status", "string", "queued, running, paused, finished, failed or stopped."),
+        ("record_id", "integer", "The EP record (issue) played."),
+        ("record_title", "string", "The record's title."),
+        ("term", "string", "The record's parliamentary term (e.g. 7th)."),
+        ("task_id", "integer", "The benchmark task played; empty for a saved scenario's run."),
+        ("party_count", "integer", "Participating groups."),
+        ("groups", "string", "Participating group codes in the scenario's order, ';'-joined."),
+        ("veto_group", "string", "The group holding a veto; empty when none."),
+        ("goal", "string", "The scenario's goal (engine/goals.py key)."),
+        ("strategy", "string", "The consensus strategy."),
+        ("model", "string", "The drafting model string."),
+        ("judge", "string", "The judge (llm, real-votes, scripted)."),
+        ("judge_model", "string", "The judge's model when it differs from the drafting model; else empty."),
+        ("seed", "integer", "The run's seed (derived from the cell's seed for a task)."),
+        ("weighted_total", "float", "u: the sum over groups of seat share x score (0..9); empty until finished."),
+        ("goal_passed", "boolean", "Whether a voting goal passed; empty for welfare goals or unfinished runs."),
+        ("goal_score", "float", "A welfare goal's score; empty for voting goals or unfinished runs."),
+        ("outcome_goals_json", "string", "JSON object: every goal key -> pass (true/false) or score (number), "
+                                         "for the same final text; empty until finished."),
+        ("fallback_groups", "string", "Groups whose score is the judge's fallback, ';'-joined."),
+        ("prompt_tokens", "integer", "Prompt tokens spent (cached completions included)."),
+        ("completion_tokens", "integer", "Completion tokens spent (cached completions included)."),
+        ("model_seconds", "float", "Seconds spent in model calls."),
+        ("uncached_steps", "integer", "Model steps the completion cache did not answer."),
+        ("wall_seconds", "float", "finished_at - started_at in seconds; empty until finished."),
+        ("error", "string", "Why the run failed; empty otherwise."),
+        ("created_at", "timestamp", "When the run was created (ISO 8601, UTC)."),
+        ("started_at", "timestamp", "When the run started stepping; empty if it never did."),
+        ("finished_at", "timestamp", "When the run settled; empty otherwise."),
+    ),
+    "group_scores": _columns(
+        ("run_id", "integer", "The run."),
+        ("experiment_id", "integer", "The experiment the run belongs to."),
+        ("group", "string", "The group's code."),
+        ("position", "integer", "The group's place in the scenario's order, from 1."),
+        ("seat_share", "float", "The group's seat share in the scenario, 0..1 (a run's shares sum to 1)."),
+        ("score", "integer", "The group's support for the final text, 0..9; empty until the run finished."),
+        ("fallback", "boolean", "Whether the score is the judge's fallback (it could not read a score)."),
+        ("is_veto_group", "boolean", "Whether the group holds the scenario's veto."),
+        ("real_score", "float", "Share of the group's MEPs that voted for the adopted text, 0..1."),
+        ("real_choice", "integer", "The real vote as a choice 0..9: min(9, floor(10 x real_score))."),
+    ),
+    "events": _columns(
+        ("run_id", "integer", "The run."),
+        ("experiment_id", "integer", "The experiment the run belongs to."),
+        ("seq", "integer", "The event's sequence number in its run, from 1."),
+        ("type", "string", "The event type (engine/events.py documents the shape of each)."),
+        ("at", "timestamp", "When the event was stored (ISO 8601, UTC)."),
+        ("prompt_tokens", "integer", "Prompt tokens of the event's model call; empty when it made none."),
+        ("completion_tokens", "integer", "Completion tokens of the event's model call; empty when it made none."),
+        ("cached", "boolean", "Whether the completion cache answered the call; empty when it made none."),
+        ("data_json", "string", "JSON object: the event's data as stored, usage included."),
+    ),
+}
+
+DICTIONARY_COLUMNS = _columns(
+    ("table", "string", "The table (file name without extension)."),
+    ("column", "string", "The column's name."),
+    ("type", "string", "integer, float, boolean, string or timestamp (ISO 8601, UTC)."),
+    ("meaning", "string", "What the column holds."),
+)
+
+
+def data_dictionary() -> list[dict]:
+    return [
+        {"table": table, "column": column.name, "type": column.type, "meaning": column.meaning}
+        for table, columns in TABLES.items()
+        for column in columns
+    ]
+
+
+def _joined(values: Iterable) -> str:
+    return ";".join(str(value) for value in values)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(timezone.utc) if value is not None else None
+
+
+def _experiment_rows(experiment: Experiment) -> list[dict]:
+    spec, estimate = experiment.spec, experiment.estimate
+    source = spec["source"]
+    return [{
+        "experiment_id": experiment.pk,
+        "name": experiment.name,
+        "owner": experiment.owner.get_username(),
+        "status": experiment.status,
+        "source_kind": source["kind"],
+        "record_set": source.get("record_set") or "",
+        "topic": source.get("topic") or "",
+        "sources": len(source["ids"]),
+        "goals": _joined(spec["goals"]),
+        "strategies": _joined(spec["strategies"]),
+        "models": _joined(spec["models"]),
+        "judges": _joined(spec["judges"]),
+        "seeds": _joined(spec["seeds"]),
+        "call_cap": experiment.call_cap,
+        "runs_estimated": estimate.get("runs"),
+        "steps_estimated": estimate.get("steps"),
+        "completion_tokens_estimated": estimate.get("completion_tokens"),
+        "params_json": json.dumps(spec.get("params", {}), sort_keys=True),
+        "created_at": _utc(experiment.created_at),
+        "started_at": _utc(experiment.started_at),
+        "finished_at": _utc(experiment.finished_at),
+    }]
+
+
+def _run_rows(runs: Sequence[Run]) -> list[dict]:
+    rows = []
+    for run in runs:
+        outcome = run.outcome or {}
+        result = (outcome.get("goals") or {}).get(run.goal)
+        rows.append({
+            "run_id": run.pk,
+            "experiment_id": run.experiment_id,
+            "cell": run.cell,
+            "status": run.status,
+            "record_id": run.record_id,
+            "record_title": run.record.title,
+            "term": run.record.term,
+            "task_id": run.task_id,
+            "party_count": len(run.groups),
+            "groups": _joined(run.groups),
+            "veto_group": run.veto_group or "",
+            "goal": run.goal,
+            "strategy": run.strategy,
+            "model": run.model,
+            "judge": run.judge,
+            "judge_model": run.judge_model,
+            "seed": run.seed,
+            "weighted_total": outcome.get("weighted_total"),
+            "goal_passed": result if isinstance(result, bool) else None,
+            "goal_score": float(result) if isinstance(result, (int, float)) and not isinstance(result, bool) else None,
+            "outcome_goals_json": json.dumps(outcome["goals"], sort_keys=True) if outcome.get("goals") else None,
+            "fallback_groups": _joined(outcome.get("fallbacks") or ()),
+            "prompt_tokens": run.prompt_tokens,
+            "completion_tokens": run.completion_tokens,
+            "model_seconds": run.model_seconds,
+            "uncached_steps": run.uncached_steps,
+            "wall_seconds": run.wall_seconds,
+            "error": run.error,
+            "created_at": _utc(run.created_at),
+            "started_at": _utc(run.started_at),
+            "finished_at": _utc(run.finished_at),
+        })
+    return rows
+
+
+def _group_score_rows(runs: Sequence[Run]) -> list[dict]:
+    real = {
+        (record_id, code): (score, choice)
+        for record_id, code, score, choice in Stance.objects.filter(
+            record_id__in={run.record_id for run in runs}
+        ).values_list("record_id", "group__code", "real_score", "real_choice")
+    }
+    rows = []
+    for run in runs:
+        outcome = run.outcome or {}
+        scores = outcome.get("scores") or {}
+        fallbacks = set(outcome.get("fallbacks") or ())
+        for position, code in enumerate(run.groups, start=1):
+            real_score, real_choice = real.get((run.record_id, code), (None, None))
+            rows.append({
+                "run_id": run.pk,
+                "experiment_id": run.experiment_id,
+                "group": code,
+                "position": position,
+                "seat_share": float(run.seats[code]),
+                "score": scores.get(code),
+                "fallback": (code in fallbacks) if scores else None,
+                "is_veto_group": code == run.veto_group,
+                "real_score": real_score,
+                "real_choice": real_choice,
+            })
+    return rows
+
+
+def _event_rows(experiment: Experiment) -> list[dict]:
+    rows = []
+    events = RunEvent.objects.filter(run__experiment=experiment).order_by("run_id", "seq")
+    for run_id, seq, type_, at, data in events.values_list("run_id", "seq", "type", "at", "data").iterator():
+        usage = data.get("usage") if isinstance(data, dict) else None
+        rows.append({
+            "run_id": run_id,
+            "experiment_id": experiment.pk,
+            "seq": seq,
+            "type": type_,
+            "at": _utc(at),
+            "prompt_tokens": usage.get("prompt_tokens") if usage else None,
+            "completion_tokens": usage.get("completion_tokens") if usage else None,
+            "cached": bool(usage.get("cached")) if usage else None,
+            "data_json": json.dumps(data, sort_keys=True),
+        })
+    return rows
+
+
+def experiment_tables(*, experiment: Experiment) -> dict[str, list[dict]]:
+    """The experiment's tidy tables: rows as dicts whose keys are the TABLES columns, in order."""
+    runs = list(experiment.runs.select_related("record").order_by("pk"))
+    return {
+        "experiments": _experiment_rows(experiment),
+        "runs": _run_rows(runs),
+        "group_scores": _group_score_rows(runs),
+        "events": _event_rows(experiment),
+    }
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _csv(rows: list[dict], columns: Sequence[Column]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([column.name for column in columns])
+    for row in rows:
+        writer.writerow([_cell(row[column.name]) for column in columns])
+    return out.getvalue().encode()
+
+
+def _parquet(rows: list[dict], columns: Sequence[Column]) -> bytes:
+    schema = pa.schema([pa.field(column.name, ARROW_TYPES[column.type]) for column in columns])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return out.getvalue()
+
+
+def _json(rows: list[dict]) -> bytes:
+    return json.dumps(
+        [{key: value.isoformat() if isinstance(value, datetime) else value for key, value in row.items()} for row in rows],
+        indent=1,
+    ).encode()
+
+
+def experiment_export(*, experiment: Experiment, formats: Sequence[str] = FORMATS) -> bytes:
+    """A zip of the experiment's tables in each asked format (runs.csv, runs.parquet, runs.json,
+    ...) and the data dictionary (data_dictionary.csv and .json, always)."""
+    formats = list(dict.fromkeys(formats))
+    unknown = [name for name in formats if name not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"formats: choose from {', '.join(FORMATS)} (got {', '.join(unknown) or 'none'})")
+    tables = experiment_tables(experiment=experiment)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, rows in tables.items():
+            columns = TABLES[name]
+            if "csv" in formats:
+                archive.writestr(f"{name}.csv", _csv(rows, columns))
+            if "parquet" in formats:
+                archive.writestr(f"{name}.parquet", _parquet(rows, columns))
+            if "json" in formats:
+                archive.writestr(f"{name}.json", _json(rows))
+        dictionary = data_dictionary()
+        archive.writestr("data_dictionary.csv", _csv(dictionary, DICTIONARY_COLUMNS))
+        archive.writestr("data_dictionary.json", json.dumps(dictionary, indent=1).encode())
+    return buffer.getvalue()
