@@ -1,3 +1,7 @@
-"""The REST API for scripts (issue 5): record sets, scenarios, runs, experiments, results."""
+"""The REST API for scripts: record sets, records, scenarios, runs, experiments (api.py)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from deliberation.api.api import api
+
+urlpatterns = [path("", api.urls)]

@@ -1,0 +1,304 @@
+"""The REST API for scripts, /api/v1/ (OpenAPI schema at /api/v1/openapi.json, docs at /api/v1/docs).
+
+Thin: every operation authorises, then calls the services and selectors the pages use
+(ScenarioForm is the one validator of a scenario; run_create, experiment_create and
+experiment_start do the writes). Authentication: `Authorization: Bearer <token>` (manage.py
+api_token create USERNAME) for everything; a browser's session also reads (GET). Invalid input
+answers 400 with `{"errors": {field: [message, ...]}}`, whatever found it.
+"""
+
+import json
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from ninja import NinjaAPI, Query, Status
+from ninja.errors import ValidationError
+from ninja.security import HttpBearer, SessionAuth
+
+from deliberation.api.schemas import (
+    CreatedOut,
+    ErrorOut,
+    EventOut,
+    ExperimentIn,
+    ExperimentOut,
+    FieldErrorsOut,
+    ProgressOut,
+    RecordDetailOut,
+    RecordOut,
+    RecordSetOut,
+    ResultOut,
+    RunOut,
+    ScenarioIn,
+    ScenarioOut,
+    StartedOut,
+)
+from deliberation.api.services import api_token_user
+from deliberation.dashboards.exports import FORMATS, experiment_export
+from deliberation.records.models import Record
+from deliberation.records.selectors import record_get, record_search, record_set_list
+from deliberation.runs.experiments import ExperimentError, experiment_create, experiment_start
+from deliberation.runs.models import Experiment, Run
+from deliberation.runs.selectors import (
+    experiment_for_owner,
+    experiment_progress,
+    experiment_results,
+    run_events_after,
+    run_for_viewer,
+    run_list_for_owner,
+)
+from deliberation.runs.services import run_create
+from deliberation.scenarios.forms import ScenarioForm
+from deliberation.scenarios.models import SavedScenario
+from deliberation.scenarios.services import scenario_save
+
+MAX_LIMIT = 1000
+
+
+class BearerToken(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str):
+        return api_token_user(token=token)
+
+
+class SessionRead(SessionAuth):
+    """The browser's session, for reads only: writes from scripts carry a token."""
+
+    def authenticate(self, request: HttpRequest, key: str | None):
+        if request.method not in ("GET", "HEAD"):
+            return None
+        return super().authenticate(request, key)
+
+
+READ = [BearerToken(), SessionRead()]
+WRITE = [BearerToken()]
+
+api = NinjaAPI(
+    title="Hemicycle API",
+    version="1",
+    description="Record sets, records, scenarios, runs and experiments of the Hemicycle lab.",
+    urls_namespace="api-v1",
+    auth=READ,
+)
+
+
+@api.exception_handler(ValidationError)
+def validation_errors(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    errors: dict[str, list[str]] = {}
+    for item in error.errors:
+        names = [str(part) for part in item.get("loc", ()) if part not in ("body", "payload", "query", "path")]
+        errors.setdefault(names[0] if names else "__all__", []).append(item.get("msg", "invalid"))
+    return api.create_response(request, {"errors": errors}, status=400)
+
+
+def _field_errors(form: ScenarioForm) -> dict:
+    return {"errors": {field: [str(message) for message in messages] for field, messages in form.errors.items()}}
+
+
+def _scenario_form(payload: ScenarioIn) -> ScenarioForm:
+    data = {
+        key: json.dumps(value) if key in {"groups", "custom_seats"} else value
+        for key, value in payload.dict(exclude_none=True).items()
+    }
+    return ScenarioForm(data)
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(limit, MAX_LIMIT))
+
+
+# Record sets and records -------------------------------------------------------------------
+
+@api.get("/record-sets", response=list[RecordSetOut], tags=["records"])
+def record_sets(request: HttpRequest):
+    return [
+        {"id": s.pk, "name": s.name, "description": s.description, "records": s.record_count,
+         "tasks": s.task_count, "version": s.current_version.number if s.current_version else None}
+        for s in record_set_list()
+    ]
+
+
+def _record(record: Record) -> dict:
+    return {"id": record.pk, "record_set": record.record_set.name, "title": record.title,
+            "term": record.term, "topics": [topic.name for topic in record.topics.all()]}
+
+
+@api.get("/records", response=list[RecordOut], tags=["records"])
+def records(
+    request: HttpRequest, record_set: str | None = None, topic: str | None = None, term: str | None = None,
+    q: str | None = None, limit: int = 100, offset: int = 0,
+):
+    """The current records of every set, filtered by set, topic, term and title (q)."""
+    found = record_search(record_set=record_set, topic=topic, term=term, query=q, min_stances=0)
+    return [_record(record) for record in found[max(0, offset):max(0, offset) + _limit(limit)]]
+
+
+@api.get("/records/{record_id}", response={200: RecordDetailOut, 404: ErrorOut}, tags=["records"])
+def record(request: HttpRequest, record_id: int):
+    try:
+        found = record_get(record_id=record_id)
+    except Record.DoesNotExist:
+        return Status(404, {"error": "no such record"})
+    return {
+        **_record(found), "background": found.background, "resolution": found.resolution,
+        "real_total_score": found.real_total_score,
+        "stances": [
+            {"group": s.group.code, "label": s.group.label, "text": s.text,
+             "real_score": s.real_score, "real_choice": s.real_choice}
+            for s in found.stances.all()
+        ],
+    }
+
+
+# Scenarios ---------------------------------------------------------------------------------
+
+@api.get("/scenarios", response=list[ScenarioOut], tags=["scenarios"])
+def scenarios(request: HttpRequest):
+    return SavedScenario.objects.filter(owner=request.auth).order_by("-created_at")
+
+
+@api.post("/scenarios", auth=WRITE, response={201: ScenarioOut, 400: FieldErrorsOut}, tags=["scenarios"])
+def scenario_create(request: HttpRequest, payload: ScenarioIn):
+    """Save a scenario under a name (the same name again replaces it)."""
+    form = _scenario_form(payload)
+    if not form.is_valid():
+        return Status(400, _field_errors(form))
+    name = (form.cleaned_data.get("name") or "").strip()
+    if not name:
+        return Status(400, {"errors": {"name": ["Name the scenario to save it."]}})
+    return Status(201, scenario_save(owner=request.auth, name=name, config=form.config))
+
+
+# Runs --------------------------------------------------------------------------------------
+
+def _run(run: Run) -> dict:
+    return {
+        "id": run.pk, "status": run.status, "record": run.record_id, "experiment": run.experiment_id,
+        "cell": run.cell, "strategy": run.strategy, "model": run.model, "judge": run.judge, "goal": run.goal,
+        "groups": run.groups, "seats": run.seats, "veto_group": run.veto_group or None, "seed": run.seed,
+        "params": run.params, "outcome": run.outcome, "error": run.error,
+        "prompt_tokens": run.prompt_tokens, "completion_tokens": run.completion_tokens,
+        "model_seconds": run.model_seconds, "wall_seconds": run.wall_seconds, "created_at": run.created_at,
+        "url": reverse("run-detail", args=[run.pk]),
+    }
+
+
+@api.get("/runs", response=list[RunOut], tags=["runs"])
+def runs(request: HttpRequest, status: str | None = None, limit: int = 100, offset: int = 0):
+    """Your runs, newest first."""
+    mine = run_list_for_owner(owner=request.auth)
+    if status:
+        mine = mine.filter(status=status)
+    return [_run(run) for run in mine[max(0, offset):max(0, offset) + _limit(limit)]]
+
+
+@api.post("/runs", auth=WRITE, response={201: CreatedOut, 400: FieldErrorsOut}, tags=["runs"])
+def run_start(request: HttpRequest, payload: ScenarioIn):
+    """Validate the scenario and start a run of it; answers its id."""
+    form = _scenario_form(payload)
+    if not form.is_valid():
+        return Status(400, _field_errors(form))
+    run = run_create(owner=request.auth, config=form.config, visibility=form.cleaned_data.get("visibility") or "private")
+    return Status(201, {"id": run.pk, "url": reverse("run-detail", args=[run.pk])})
+
+
+def _viewable_run(request: HttpRequest, run_id: int) -> Run | None:
+    return run_for_viewer(user=request.auth, run_id=run_id)
+
+
+@api.get("/runs/{run_id}", response={200: RunOut, 404: ErrorOut}, tags=["runs"])
+def run(request: HttpRequest, run_id: int):
+    found = _viewable_run(request, run_id)
+    if found is None:
+        return Status(404, {"error": "no such run, or it is not shared with you"})
+    return _run(found)
+
+
+@api.get("/runs/{run_id}/events", response={200: list[EventOut], 404: ErrorOut}, tags=["runs"])
+def run_events(request: HttpRequest, run_id: int, after: int = 0):
+    """The run's stored events after sequence number `after`, in order."""
+    if _viewable_run(request, run_id) is None:
+        return Status(404, {"error": "no such run, or it is not shared with you"})
+    return [event.as_message() for event in run_events_after(run_id=run_id, seq=after)]
+
+
+# Experiments -------------------------------------------------------------------------------
+
+def _experiment_errors(error: ExperimentError) -> dict:
+    field, _, message = str(error).partition(": ")
+    return {"errors": {field: [message]}} if message else {"errors": {"__all__": [str(error)]}}
+
+
+def _own_experiment(request: HttpRequest, experiment_id: int) -> Experiment | None:
+    return experiment_for_owner(user=request.auth, experiment_id=experiment_id)
+
+
+NO_EXPERIMENT = {"error": "no such experiment of yours"}
+
+
+@api.get("/experiments", response=list[ExperimentOut], tags=["experiments"])
+def experiments(request: HttpRequest):
+    return Experiment.objects.filter(owner=request.auth).order_by("-created_at")
+
+
+@api.post("/experiments", auth=WRITE, response={201: ExperimentOut, 400: FieldErrorsOut}, tags=["experiments"])
+def experiment_new(request: HttpRequest, payload: ExperimentIn):
+    """Store a grid and its estimate; nothing runs until it is started."""
+    try:
+        return Status(201, experiment_create(owner=request.auth, **payload.dict()))
+    except ExperimentError as error:
+        return Status(400, _experiment_errors(error))
+
+
+@api.get("/experiments/{experiment_id}", response={200: ExperimentOut, 404: ErrorOut}, tags=["experiments"])
+def experiment(request: HttpRequest, experiment_id: int):
+    found = _own_experiment(request, experiment_id)
+    return Status(200, found) if found else Status(404, NO_EXPERIMENT)
+
+
+@api.post(
+    "/experiments/{experiment_id}/start", auth=WRITE,
+    response={200: StartedOut, 404: ErrorOut, 409: ErrorOut}, tags=["experiments"],
+)
+def experiment_run(request: HttpRequest, experiment_id: int):
+    """Start a draft, or resume a paused, cancelled or capped experiment."""
+    found = _own_experiment(request, experiment_id)
+    if found is None:
+        return Status(404, NO_EXPERIMENT)
+    try:
+        started = experiment_start(experiment=found, user=request.auth)
+    except ExperimentError as error:
+        return Status(409, {"error": str(error)})
+    return {"status": found.status, "started_runs": started}
+
+
+@api.get("/experiments/{experiment_id}/progress", response={200: ProgressOut, 404: ErrorOut}, tags=["experiments"])
+def experiment_progress_view(request: HttpRequest, experiment_id: int):
+    found = _own_experiment(request, experiment_id)
+    return Status(200, experiment_progress(experiment=found)) if found else Status(404, NO_EXPERIMENT)
+
+
+@api.get("/experiments/{experiment_id}/results", response={200: list[ResultOut], 404: ErrorOut}, tags=["experiments"])
+def experiment_results_view(request: HttpRequest, experiment_id: int):
+    """One row per run: cell, status and outcome."""
+    found = _own_experiment(request, experiment_id)
+    return Status(200, experiment_results(experiment=found)) if found else Status(404, NO_EXPERIMENT)
+
+
+@api.get(
+    "/experiments/{experiment_id}/export.zip", response={404: ErrorOut, 400: FieldErrorsOut}, tags=["experiments"],
+    openapi_extra={"responses": {"200": {
+        "description": "The zip: <table>.<format> files and data_dictionary.csv/.json",
+        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    }}},
+)
+def experiment_export_zip(request: HttpRequest, experiment_id: int, format: list[str] = Query(list(FORMATS))):
+    """Tidy tables (experiments, runs, group_scores, events) in the asked formats (csv, parquet,
+    json; repeat `format`) and their data dictionary, as a zip."""
+    found = _own_experiment(request, experiment_id)
+    if found is None:
+        return Status(404, NO_EXPERIMENT)
+    unknown = [name for name in format if name not in FORMATS]
+    if unknown:
+        return Status(400, {"errors": {"format": [f"unknown {', '.join(unknown)}; choose from {', '.join(FORMATS)}"]}})
+    response = HttpResponse(experiment_export(experiment=found, formats=format), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="experiment-{found.pk}.zip"'
+    return response
