@@ -111,6 +111,11 @@ class Run(ScenarioFields):
         Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
     )
     cell = models.CharField(max_length=300, blank=True, help_text="The experiment grid cell this run plays.")
+    # Copies of the outcome that dashboards aggregate over many runs (set when the run finishes).
+    goal_value = models.FloatField(
+        null=True, blank=True, help_text="The run's own goal: 1 or 0 for a pass goal, the score for a score goal."
+    )
+    largest_share = models.FloatField(null=True, blank=True, help_text="The largest group's seat share.")
     task = models.ForeignKey(
         "records.BenchmarkTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs",
         help_text="The benchmark task this run plays (its topic picks the one-shot examples).",

@@ -110,10 +110,19 @@ def _status(run_id: int) -> str:
     return Run.objects.values_list("status", flat=True).get(pk=run_id)
 
 
+def outcome_goal_value(outcome: dict, goal: str) -> float | None:
+    """The run's own goal from its outcome: 1.0 / 0.0 for a pass goal, the score for a score goal."""
+    value = (outcome.get("goals") or {}).get(goal)
+    return None if value is None else float(value)
+
+
 def _run_finish(*, run: Run, events: list[Event]) -> None:
     totals = usage_totals(events)
+    outcome = events[-1]["data"]
     Run.objects.filter(pk=run.pk).update(
         status=Run.Status.FINISHED,
+        goal_value=outcome_goal_value(outcome, run.goal),
+        largest_share=max(run.seats.values()) if run.seats else None,
         uncached_steps=uncached_steps(event["data"].get("usage") for event in events),
         outcome=events[-1]["data"],
         prompt_tokens=int(totals["prompt_tokens"]),

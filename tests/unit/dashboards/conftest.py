@@ -15,6 +15,7 @@ import pytest
 
 from deliberation.records.models import BenchmarkTask, Topic
 from deliberation.runs.models import Experiment, Run
+from deliberation.runs.services import outcome_goal_value
 from tests.factories import make_record, make_user
 
 TASK2 = (("EPP", 0.6), ("SD", 0.4))
@@ -46,6 +47,7 @@ class Maker:
             owner=self.experiment.owner, experiment=self.experiment, cell=f"c{self.count}", task=task,
             record=self.record, groups=list(task.groups), seat_structure="custom", seats=seats, goal=goal,
             veto_group=task.veto_group, strategy=strategy, model=model, judge=judge, status=status, outcome=outcome,
+            goal_value=outcome and outcome_goal_value(outcome, goal), largest_share=outcome and max(seats.values()),
         )
 
 

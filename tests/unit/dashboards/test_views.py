@@ -51,3 +51,27 @@ def test_new_experiment_form_renders(client, owner):
     client.force_login(owner)
     response = client.get(reverse("experiment-new"))
     assert response.status_code == 200 and 'data-testid="experiment-form"' in response.content.decode()
+
+
+def test_new_experiment_form_creates_a_draft_over_the_record_sets_tasks(client, made, owner):
+    client.force_login(owner)
+    response = client.post(reverse("experiment-new"), {
+        "name": "from the browser", "record_set": made.record.record_set.name, "parties": ["2"],
+        "goals": ["simple_majority"], "strategies": ["greedy"], "models": "scripted:default",
+        "judges": ["llm"], "seeds": "0 1",
+    })
+    experiment = Experiment.objects.get(owner=owner, name="from the browser")
+    assert response.status_code == 302 and response["Location"] == reverse("experiment-dashboard", args=[experiment.pk])
+    assert experiment.status == Experiment.Status.DRAFT
+    assert experiment.spec["source"]["ids"] == [made.tasks[2].pk]
+    assert experiment.estimate["runs"] == 2  # one task x two seeds
+
+
+def test_new_experiment_form_shows_the_services_error(client, made, owner):
+    client.force_login(owner)
+    response = client.post(reverse("experiment-new"), {
+        "name": "pilot", "record_set": made.record.record_set.name, "parties": ["2"], "goals": ["simple_majority"],
+        "strategies": ["greedy"], "models": "scripted:default", "judges": ["llm"], "seeds": "0",
+    })
+    assert response.status_code == 200
+    assert "already have an experiment named" in response.content.decode()
