@@ -36,7 +36,13 @@ from deliberation.api.services import api_token_user
 from deliberation.dashboards.exports import FORMATS, experiment_export
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
-from deliberation.runs.experiments import ExperimentError, experiment_create, experiment_start
+from deliberation.runs.experiments import (
+    ExperimentError,
+    experiment_cancel,
+    experiment_create,
+    experiment_pause,
+    experiment_start,
+)
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import (
     experiment_for_owner,
@@ -268,6 +274,33 @@ def experiment_run(request: HttpRequest, experiment_id: int):
     except ExperimentError as error:
         return Status(409, {"error": str(error)})
     return {"status": found.status, "started_runs": started}
+
+
+def _control(request: HttpRequest, experiment_id: int, control) -> Status | dict:
+    found = _own_experiment(request, experiment_id)
+    if found is None:
+        return Status(404, NO_EXPERIMENT)
+    try:
+        control(experiment=found, user=request.auth)
+    except ExperimentError as error:
+        return Status(409, {"error": str(error)})
+    found.refresh_from_db()
+    return experiment_progress(experiment=found)
+
+
+CONTROL_RESPONSES = {200: ProgressOut, 404: ErrorOut, 409: ErrorOut}
+
+
+@api.post("/experiments/{experiment_id}/pause", auth=WRITE, response=CONTROL_RESPONSES, tags=["experiments"])
+def experiment_pause_view(request: HttpRequest, experiment_id: int):
+    """No new runs start; runs in flight pause and resume when the experiment is started again."""
+    return _control(request, experiment_id, experiment_pause)
+
+
+@api.post("/experiments/{experiment_id}/cancel", auth=WRITE, response=CONTROL_RESPONSES, tags=["experiments"])
+def experiment_cancel_view(request: HttpRequest, experiment_id: int):
+    """No new runs start and the runs in flight stop (start resumes the remaining cells)."""
+    return _control(request, experiment_id, experiment_cancel)
 
 
 @api.get("/experiments/{experiment_id}/progress", response={200: ProgressOut, 404: ErrorOut}, tags=["experiments"])

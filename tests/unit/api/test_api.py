@@ -1,4 +1,6 @@
+import io
 import json
+import zipfile
 
 import pytest
 from django.core.management import call_command
@@ -168,11 +170,23 @@ def test_experiments_are_created_started_followed_and_exported_by_their_owner(cl
     assert {row["run"] for row in results} == set(started["started_runs"])
     export = client.get(f"/api/v1/experiments/{experiment_id}/export.zip?format=csv", **bearer(token))
     assert export.status_code == 200 and export["Content-Type"] == "application/zip"
+    assert zipfile.ZipFile(io.BytesIO(export.content)).namelist()[0] == "experiments.csv"
+    unknown = client.get(f"/api/v1/experiments/{experiment_id}/export.zip?format=xlsx", **bearer(token))
+    assert unknown.status_code == 400 and "format" in unknown.json()["errors"]
+    client.force_login(alice)  # the owner's browser downloads it with the session
+    assert client.get(f"/api/v1/experiments/{experiment_id}/export.zip").status_code == 200
+    client.logout()
+
+    paused = post(client, f"/api/v1/experiments/{experiment_id}/pause", {}, token)
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    assert post(client, f"/api/v1/experiments/{experiment_id}/pause", {}, token).status_code == 409
+    assert post(client, f"/api/v1/experiments/{experiment_id}/cancel", {}, token).json()["status"] == "cancelled"
 
     bob_token = api_token_create(user=make_user("bob"))[1]
     for url in ("", "/progress", "/results", "/export.zip"):
         assert client.get(f"/api/v1/experiments/{experiment_id}{url}", **bearer(bob_token)).status_code == 404
-    assert post(client, f"/api/v1/experiments/{experiment_id}/start", {}, bob_token).status_code == 404
+    for action in ("start", "pause", "cancel"):
+        assert post(client, f"/api/v1/experiments/{experiment_id}/{action}", {}, bob_token).status_code == 404
     assert Experiment.objects.get(pk=experiment_id).owner == alice
 
 
