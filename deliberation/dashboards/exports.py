@@ -27,6 +27,22 @@ from deliberation.runs.models import Experiment, Run, RunEvent
 
 FORMATS = ("csv", "parquet", "json")
 
+README = """Hemicycle experiment export: one table per entity, described column by column in
+data_dictionary.csv (table, column, type, meaning).
+
+  experiments   one row: the grid, its estimate and status
+  runs          one row per run: cell, scenario, outcome, cost
+  group_scores  one row per run x group: seat share, score 0..9, real vote
+  events        one row per stored run event (data_json holds the event's data)
+
+Join on experiment_id and run_id. Timestamps are ISO 8601 in UTC; empty cells are missing
+values; list columns are ';'-joined; only the *_json columns hold JSON.
+
+  pandas:  pd.read_csv("runs.csv", parse_dates=["created_at", "started_at", "finished_at"])
+           pd.read_parquet("runs.parquet")
+  R:       read.csv("runs.csv")   or   arrow::read_parquet("runs.parquet")
+"""
+
 ARROW_TYPES = {
     "integer": pa.int64(),
     "float": pa.float64(),
@@ -337,4 +353,5 @@ def experiment_export(*, experiment: Experiment, formats: Sequence[str] = FORMAT
         dictionary = data_dictionary()
         archive.writestr("data_dictionary.csv", _csv(dictionary, DICTIONARY_COLUMNS))
         archive.writestr("data_dictionary.json", json.dumps(dictionary, indent=1).encode())
+        archive.writestr("README.txt", README)
     return buffer.getvalue()

@@ -117,7 +117,7 @@ def test_the_command_writes_the_asked_formats_into_a_zip(finished_experiment, tm
     out = tmp_path / "tidy.zip"
     call_command("experiment", "export", "tidy", "--out", str(out), "--format", "csv", "json")
     names = set(zipfile.ZipFile(out).namelist())
-    assert {"runs.csv", "group_scores.json", "data_dictionary.csv"} <= names
+    assert {"runs.csv", "group_scores.json", "data_dictionary.csv", "README.txt"} <= names
     assert not any(name.endswith(".parquet") for name in names)
 
 
