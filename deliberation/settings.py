@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "servestatic",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # serves the API docs' assets from our static files, not a CDN
     "deliberation.records",
     "deliberation.scenarios",
     "deliberation.runs",
