@@ -270,7 +270,7 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
         if experiment.status != Experiment.Status.RUNNING:
             return []
         spec = experiment.spec
-        runs = {run.cell: run for run in experiment.runs.only("pk", "cell", "status", "model")}
+        runs = {run.cell: run for run in experiment.runs.only("pk", "experiment_id", "cell", "status", "model")}
         in_flight = Counter(
             model_concurrency_bucket(model)
             for model in Run.objects.filter(experiment__isnull=False, status__in=IN_FLIGHT).values_list("model", flat=True)
