@@ -3,14 +3,16 @@
 Every mean, pass rate and count is aggregated by the database over Run rows. The run's own goal
 and its largest seat share are plain columns (Run.goal_value, Run.largest_share, copied from the
 outcome when the run finishes): extracting them from the outcome JSON in every query was about
-17 µs a run on SQLite, too slow for 100,000 runs (bench/bench_dashboard.py). Per-group scores
-stay in the JSON and are read with KeyTextTransform, which SQLite and PostgreSQL both run.
+17 µs a run on SQLite, too slow for 100,000 runs (bench/bench_dashboard.py). The per-group views
+(group_views) are the exception, see there.
 
-Confidence intervals are a percentile bootstrap over runs. Resampling runs with replacement from
+The paper table's confidence intervals are a percentile bootstrap over runs (the breakdowns'
+use the normal approximation, see _aggregate). Resampling runs with replacement from
 a cell is a multinomial draw over the cell's distinct values, so the database answers only
 (cell, value, count) rows and the resampling happens on those counts (numpy, seeded).
 """
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,17 +20,18 @@ from urllib.parse import urlencode
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Avg, Case, Count, F, FloatField, QuerySet, Value, When
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Cast
+from django.db.models import Avg, Case, Count, F, QuerySet, Sum, Value, When
+from django.db.models.fields.json import KeyTransform
 
 from deliberation.engine.goals import GOALS
-from deliberation.records.models import PartyGroup
+from deliberation.records.models import Stance, Topic
 from deliberation.runs.models import Experiment, Run
 
 PARTY_COUNTS = (2, 4, 6)
 BASELINES = ("random", "greedy", "real-resolution")
-BOOTSTRAP_SAMPLES = 2000
+BREAKDOWN_KEYS = ("strategy", "model", "judge", "goal", "bucket")
+SCORE_GOALS = tuple(key for key, goal in GOALS.items() if goal.kind == "score")
+BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 0
 # Bins of the largest group's seat share. Task seat weights are tenths, so the edges sit between
 # tenths: no float rounding can move a share across one.
@@ -95,18 +98,43 @@ def _value_counts(runs: QuerySet[Run], keys: Sequence[str]) -> dict[tuple, tuple
     return out
 
 
-def _aggregate(runs: QuerySet[Run], keys: Sequence[str]) -> dict[tuple, Cell]:
-    """Mean, run count and task count per group of `keys` (database), with its bootstrap CI."""
+def _aggregate(runs: QuerySet[Run], keys: Sequence[str], *, bootstrap: bool = True) -> dict[tuple, Cell]:
+    """Mean, run count and task count per group of `keys` (which include "goal"), aggregated by
+    the database, with a 95% interval.
+
+    bootstrap=True (the paper's table): a percentile bootstrap. A pass goal's values are 0 and 1,
+    so its sum (the passes) and count are its whole distribution; only score goals need their
+    (value, count) rows. bootstrap=False (the breakdowns, hundreds of cells): the normal
+    approximation mean ± 1.96·sd/√n from the database's mean and mean square, clipped to the
+    goal's range; a bootstrap per cell cost seconds there at 100,000 runs (bench/bench_dashboard.py)."""
+    goal_index = keys.index("goal")
     rows = runs.order_by().values(*keys).annotate(
-        mean=Avg("value"), n=Count("pk"), tasks=Count("task", distinct=True)
+        mean=Avg("value"), total=Sum("value"), mean_square=Avg(F("value") * F("value")), n=Count("pk"),
+        tasks=Count("task", distinct=True),
     )
-    spreads = _value_counts(runs, keys)
+    spreads = _value_counts(runs.filter(goal__in=SCORE_GOALS), keys) if bootstrap else {}
     cells = {}
     for row in rows:
         key = tuple(row[name] for name in keys)
-        values, counts = spreads[key]
-        cells[key] = Cell(mean=row["mean"], n=row["n"], tasks=row["tasks"], ci=bootstrap_ci(values, counts))
+        if not bootstrap:
+            ci = normal_ci(row["mean"], row["mean_square"], row["n"], upper=9.0 if key[goal_index] in SCORE_GOALS else 1.0)
+        elif key[goal_index] in SCORE_GOALS:
+            ci = bootstrap_ci(*spreads[key])
+        else:
+            passes = round(row["total"])
+            ci = bootstrap_ci([0.0, 1.0], [row["n"] - passes, passes])
+        cells[key] = Cell(mean=row["mean"], n=row["n"], tasks=row["tasks"], ci=ci)
     return cells
+
+
+def normal_ci(mean: float, mean_square: float, n: int, *, upper: float) -> tuple[float, float]:
+    """mean ± 1.96 times the standard error (sample standard deviation from the mean of squares:
+    SQLite's own STDDEV fails on a single value), clipped to [0, upper]."""
+    if n < 2:
+        return mean, mean
+    sd = math.sqrt(max(0.0, mean_square - mean * mean) * n / (n - 1))
+    half = 1.96 * sd / math.sqrt(n)
+    return max(0.0, mean - half), min(upper, mean + half)
 
 
 @dataclass
@@ -162,60 +190,72 @@ def breakdown(*, experiment: Experiment, by: str) -> dict[tuple, Cell]:
     run's largest seat share, POWER_BINS)."""
     runs = finished_runs(experiment=experiment)
     if by == "topic":
-        runs = runs.annotate(bucket=F("task__topic__name"))
+        # Grouped by the task's topic id (one join less), named afterwards.
+        cells = _aggregate(runs.annotate(bucket=F("task__topic")), BREAKDOWN_KEYS, bootstrap=False)
+        names = dict(Topic.objects.filter(pk__in={key[4] for key in cells}).values_list("pk", "name"))
+        return {(*key[:4], names.get(key[4])): cell for key, cell in cells.items()}
     elif by == "term":
         runs = runs.annotate(bucket=F("record__term"))
     elif by == "power":
         runs = runs.annotate(bucket=power_bin())
     else:
         raise ValueError(f"unknown breakdown {by!r}")
-    return _aggregate(runs, ("strategy", "model", "judge", "goal", "bucket"))
+    return _aggregate(runs, BREAKDOWN_KEYS, bootstrap=False)
 
 
-def _group_codes(runs: QuerySet[Run]) -> list[str]:
-    terms = runs.order_by().values_list("record__term", flat=True).distinct()
-    return sorted(set(PartyGroup.objects.filter(term__in=list(terms)).values_list("code", flat=True)))
+@dataclass
+class GroupViews:
+    by_share: list[dict]  # {"strategy", "group", "share", "mean", "n"}
+    by_real_vote: list[dict]  # {"strategy", "real", "mean", "n"}
 
 
-def group_score_by_share(*, experiment: Experiment) -> list[dict]:
-    """Dominant-group view: per strategy, group and seat share, the group's mean judge score
-    (0..9) and how many runs gave it. One query per group code of the experiment's terms."""
-    base = Run.objects.filter(experiment=experiment, status=Run.Status.FINISHED)
-    scores = KeyTransform("scores", "outcome")
-    points = []
-    for code in _group_codes(base):
-        rows = (
-            base.filter(seats__has_key=code, outcome__scores__has_key=code)
-            .annotate(share=Cast(KeyTextTransform(code, "seats"), FloatField()),
-                      score=Cast(KeyTextTransform(code, scores), FloatField()))
-            .order_by().values("strategy", "share").annotate(mean=Avg("score"), n=Count("pk"))
+def group_views(*, experiment: Experiment) -> GroupViews:
+    """The dominant-group views, per strategy: each group's mean judge score (0..9) against its
+    seat share, and the groups' mean simulated support against their real vote on the run's
+    record (Stance.real_choice, 0..9).
+
+    These unnest each run's per-group scores, which neither SQLite nor PostgreSQL do with the same
+    ORM expression; one query per group code had to parse every outcome once per code (about 9 s
+    for 100,000 runs on SQLite). So one query reads (strategy, record, seats, scores) and the
+    sums are made here, in one pass."""
+    runs = Run.objects.filter(experiment=experiment, status=Run.Status.FINISHED, outcome__isnull=False)
+    rows = runs.order_by().values_list("strategy", "record_id", "seats", KeyTransform("scores", "outcome"))
+    by_share: dict[tuple, list] = defaultdict(lambda: [0.0, 0])
+    by_vote: dict[tuple, list] = defaultdict(lambda: [0.0, 0])
+    records: set[int] = set()
+    fetched = list(rows)
+    for _, record_id, _, _ in fetched:
+        records.add(record_id)
+    real = {
+        (record_id, code): choice
+        for record_id, code, choice in Stance.objects.filter(record_id__in=records).values_list(
+            "record_id", "group__code", "real_choice"
         )
-        points.extend({"group": code, **row} for row in rows)
-    points.sort(key=lambda p: (p["strategy"], p["group"], p["share"]))
-    return points
-
-
-def support_vs_real_vote(*, experiment: Experiment) -> list[dict]:
-    """Per strategy and real vote (Stance.real_choice, 0..9, of the group on the run's record):
-    the mean simulated support (judge score) of the groups that voted so, and how many."""
-    base = Run.objects.filter(experiment=experiment, status=Run.Status.FINISHED)
-    scores = KeyTransform("scores", "outcome")
-    totals: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0])
-    for code in _group_codes(base):
-        rows = (
-            base.filter(outcome__scores__has_key=code, record__stances__group__code=code)
-            .annotate(score=Cast(KeyTextTransform(code, scores), FloatField()),
-                      real=F("record__stances__real_choice"))
-            .order_by().values("strategy", "real").annotate(total=Avg("score"), n=Count("pk"))
-        )
-        for row in rows:
-            bucket = totals[(row["strategy"], row["real"])]
-            bucket[0] += row["total"] * row["n"]
-            bucket[1] += row["n"]
-    return [
-        {"strategy": strategy, "real": real, "mean": total / n, "n": n}
-        for (strategy, real), (total, n) in sorted(totals.items())
-    ]
+    }
+    for strategy, record_id, seats, scores in fetched:
+        for code, score in (scores or {}).items():
+            if score is None:
+                continue
+            share = seats.get(code)
+            if share is not None:
+                cell = by_share[(strategy, code, share)]
+                cell[0] += score
+                cell[1] += 1
+            vote = real.get((record_id, code))
+            if vote is not None:
+                cell = by_vote[(strategy, vote)]
+                cell[0] += score
+                cell[1] += 1
+    return GroupViews(
+        by_share=[
+            {"strategy": strategy, "group": code, "share": share, "mean": total / n, "n": n}
+            for (strategy, code, share), (total, n) in sorted(by_share.items())
+        ],
+        by_real_vote=[
+            {"strategy": strategy, "real": vote, "mean": total / n, "n": n}
+            for (strategy, vote), (total, n) in sorted(by_vote.items())
+        ],
+    )
 
 
 def experiment_runs(*, experiment: Experiment, strategy: str | None = None, model: str | None = None,

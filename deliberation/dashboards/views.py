@@ -12,9 +12,8 @@ from deliberation.dashboards.selectors import (
     breakdown,
     experiment_runs,
     experiments_for_owner,
-    group_score_by_share,
+    group_views,
     paper_tables,
-    support_vs_real_vote,
 )
 from deliberation.engine.goals import GOALS
 from deliberation.runs.experiments import ExperimentError, experiment_create, experiment_start
@@ -55,12 +54,11 @@ def experiment_dashboard(request: HttpRequest, experiment_id: int) -> HttpRespon
         return redirect("experiment-dashboard", experiment_id=experiment.pk)
     tables = paper_tables(experiment=experiment)
     power = breakdown(experiment=experiment, by="power")
-    dominant = group_score_by_share(experiment=experiment)
-    support = support_vs_real_vote(experiment=experiment)
+    groups = group_views(experiment=experiment)
     charts = [
         *figures.paper_table_figures(tables),
         *figures.power_figures(power),
-        *[figure for figure in (figures.dominant_group_figure(dominant), figures.support_figure(support)) if figure],
+        *[figure for figure in (figures.dominant_group_figure(groups.by_share), figures.support_figure(groups.by_real_vote)) if figure],
     ]
     return render(request, "dashboards/experiment_detail.html", {
         "experiment": experiment,
@@ -71,8 +69,6 @@ def experiment_dashboard(request: HttpRequest, experiment_id: int) -> HttpRespon
             ("Topic", _breakdown_rows(breakdown(experiment=experiment, by="topic"))),
             ("Parliamentary term", _breakdown_rows(breakdown(experiment=experiment, by="term"))),
         ],
-        "dominant": dominant,
-        "support": support,
         "charts": charts,
     })
 

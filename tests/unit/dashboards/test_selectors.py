@@ -6,9 +6,8 @@ from deliberation.dashboards.selectors import (
     bootstrap_ci,
     breakdown,
     experiment_runs,
-    group_score_by_share,
+    group_views,
     paper_tables,
-    support_vs_real_vote,
 )
 
 
@@ -83,7 +82,7 @@ def test_breakdown_by_power_bins_the_largest_seat_share(made):
 
 
 def test_group_score_against_seat_share(made):
-    points = {(p["strategy"], p["group"], p["share"]): (p["mean"], p["n"]) for p in group_score_by_share(experiment=made.experiment)}
+    points = {(p["strategy"], p["group"], p["share"]): (p["mean"], p["n"]) for p in group_views(experiment=made.experiment).by_share}
     assert points[("one-shot", "EPP", 0.6)] == (pytest.approx((8 + 6 + 7 + 6 + 5) / 5), 5)
     assert points[("one-shot", "SD", 0.4)] == (pytest.approx((2 + 4 + 3 + 3 + 5) / 5), 5)
     assert points[("one-shot", "GREEN_EFA", 0.1)] == (0.0, 1)
@@ -91,9 +90,19 @@ def test_group_score_against_seat_share(made):
 
 
 def test_simulated_support_against_real_vote(made):
-    points = {(p["strategy"], p["real"]): (p["mean"], p["n"]) for p in support_vs_real_vote(experiment=made.experiment)}
+    points = {(p["strategy"], p["real"]): (p["mean"], p["n"]) for p in group_views(experiment=made.experiment).by_real_vote}
     # EPP voted 8 for, SD 3, ALDE 5, GREEN_EFA 0 (tests/factories.py).
     assert points[("one-shot", 8)] == (pytest.approx((8 + 6 + 7 + 9 + 6 + 5) / 6), 6)
     assert points[("one-shot", 3)] == (pytest.approx((2 + 4 + 3 + 1 + 3 + 5) / 6), 6)
     assert points[("one-shot", 0)] == (0.0, 1)
     assert points[("greedy", 3)] == (0.0, 1)
+
+
+def test_breakdown_intervals_contain_the_mean_and_stay_in_the_goals_range(made):
+    for by in ("topic", "term", "power"):
+        for (_, _, _, goal, _), cell in breakdown(experiment=made.experiment, by=by).items():
+            low, high = cell.ci
+            assert low <= cell.mean <= high
+            assert 0.0 <= low and high <= (1.0 if goal == "simple_majority" else 9.0)
+    single = breakdown(experiment=made.experiment, by="power")[("one-shot", "m1", "llm", "simple_majority", "largest 40–50%")]
+    assert single.ci == (1.0, 1.0)  # one run: no spread to speak of

@@ -1,0 +1,191 @@
+"""Dashboard selectors over 100,000 finished runs: are the paper's table and its breakdowns
+aggregated fast enough to render an experiment's page (goal: all selectors together < 1 s)?
+
+A temp SQLite database is migrated (the EP groups come with the migrations), then filled with
+bulk_create: one record set, 19 topics, --records records spread over the three terms (a stance
+per group of the term, seeded real votes), a 2-, 4- and 6-party benchmark task per record
+(seeded tenths), and one experiment of --runs finished runs over those tasks x 5 goals x
+strategies (random, greedy, one-shot, parliament) x 2 models, judge llm, with seeded outcomes.
+Each selector is timed --repeats times; the median is reported.
+
+    .venv/bin/python bench/bench_dashboard.py                 # 100,000 runs
+    .venv/bin/python bench/bench_dashboard.py --runs 20000 --label small
+
+Writes bench/results/dashboard.json (merged, keyed by --label) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "dashboard.json"
+GOAL_S = 1.0
+STRATEGIES = ("random", "greedy", "one-shot", "parliament")
+MODELS = ("scripted:a", "scripted:b")
+GOALS = ("simple_majority", "two_thirds_majority", "veto_power", "rawlsian", "utilitarian")
+
+
+def tenths(rng: random.Random, k: int) -> list[float]:
+    cuts = sorted(rng.sample(range(1, 10), k - 1))
+    parts = [b - a for a, b in zip([0, *cuts], [*cuts, 10])]
+    return [p / 10 for p in parts]
+
+
+def populate(*, runs: int, records: int, seed: int) -> int:
+    from django.contrib.auth.models import User
+
+    from deliberation.engine.goals import GOALS as GOAL_DEFS
+    from deliberation.records.models import BenchmarkTask, PartyGroup, Record, RecordSet, Stance, Topic
+    from deliberation.runs.models import Experiment, Run
+
+    rng = random.Random(seed)
+    owner = User.objects.create_user("bench", password="a-long-bench-password")
+    record_set = RecordSet.objects.create(name="bench")
+    topics = Topic.objects.bulk_create([Topic(name=f"topic {i:02d}") for i in range(19)])
+    groups_by_term: dict[str, list] = {}
+    for group in PartyGroup.objects.all():
+        groups_by_term.setdefault(group.term, []).append(group)
+    terms = sorted(groups_by_term)
+    made = Record.objects.bulk_create([
+        Record(record_set=record_set, content_hash=f"r{i}", title=f"Record {i}", background="b",
+               resolution="The European Parliament ...", term=terms[i % len(terms)])
+        for i in range(records)
+    ])
+    stances, tasks = [], []
+    votes: dict[int, dict[str, int]] = {}
+    for record in made:
+        groups = groups_by_term[record.term]
+        votes[record.pk] = {}
+        for group in groups:
+            score = rng.random()
+            votes[record.pk][group.code] = min(9, int(score * 10))
+            stances.append(Stance(record=record, group=group, text="s", real_score=score, real_choice=min(9, int(score * 10))))
+        for k in (2, 4, 6):
+            chosen = rng.sample([g.code for g in groups], min(k, len(groups)))
+            tasks.append(BenchmarkTask(
+                record_set=record_set, record=record, topic=topics[record.pk % len(topics)], party_count=len(chosen),
+                groups=chosen, seat_weights=tenths(rng, len(chosen)), veto_group=chosen[0],
+                content_hash=f"t{record.pk}-{k}",
+            ))
+    Stance.objects.bulk_create(stances, batch_size=5000)
+    tasks = BenchmarkTask.objects.bulk_create(tasks, batch_size=5000)
+    experiment = Experiment.objects.create(owner=owner, name="bench", spec={}, estimate={"runs": runs},
+                                           status=Experiment.Status.FINISHED)
+    now = dt.datetime.now(dt.timezone.utc)
+    batch = []
+    for i in range(runs):
+        task = tasks[i % len(tasks)]
+        goal = GOALS[(i // len(tasks)) % len(GOALS)]
+        strategy = STRATEGIES[(i // (len(tasks) * len(GOALS))) % len(STRATEGIES)]
+        model = MODELS[i % len(MODELS)]
+        seats = dict(zip(task.groups, task.seat_weights))
+        real = votes[task.record_id]
+        scores = {code: max(0, min(9, real[code] + rng.randint(-2, 3))) for code in task.groups}
+        total = sum(seats[c] * scores[c] for c in task.groups)
+        if GOAL_DEFS[goal].kind == "pass":
+            value = total >= (20 / 3 if goal == "two_thirds_majority" else 5)
+        else:
+            value = min(scores.values()) if goal == "rawlsian" else sum(scores.values()) / len(scores)
+        batch.append(Run(
+            owner=owner, experiment=experiment, cell=f"c{i}", task=task, record_id=task.record_id,
+            groups=task.groups, seat_structure="custom", seats=seats, goal=goal, veto_group=task.veto_group,
+            strategy=strategy, model=model, judge="llm", status=Run.Status.FINISHED,
+            outcome={"scores": scores, "seats": seats, "weighted_total": total, "goals": {goal: value}, "goal": goal},
+            goal_value=float(value), largest_share=max(seats.values()), started_at=now, finished_at=now,
+        ))
+        if len(batch) == 5000:
+            Run.objects.bulk_create(batch)
+            batch = []
+    Run.objects.bulk_create(batch)
+    return experiment.pk
+
+
+def timed(function, repeats: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--records", type=int, default=600)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label", default="default")
+    args = parser.parse_args()
+
+    workdir = tempfile.mkdtemp(prefix="hemicycle-bench-dashboard-")
+    os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/bench.sqlite3"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deliberation.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    try:
+        result = measure(args)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    merged[args.label] = result
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
+    width = max(map(len, result["seconds"]))
+    for name, value in result["seconds"].items():
+        print(f"{name:<{width}}  {value * 1000:8.1f} ms")
+    total = result["total_seconds"]
+    print(f"{'total':<{width}}  {total * 1000:8.1f} ms  (goal < {GOAL_S * 1000:.0f} ms: {'met' if total < GOAL_S else 'NOT met'})")
+
+
+def measure(args) -> dict:
+    from deliberation.dashboards import selectors
+    from deliberation.runs.models import Experiment
+
+    start = time.perf_counter()
+    experiment_id = populate(runs=args.runs, records=args.records, seed=args.seed)
+    populate_s = time.perf_counter() - start
+    experiment = Experiment.objects.get(pk=experiment_id)
+
+    phases = {
+        "paper_tables": lambda: selectors.paper_tables(experiment=experiment),
+        "breakdown_topic": lambda: selectors.breakdown(experiment=experiment, by="topic"),
+        "breakdown_term": lambda: selectors.breakdown(experiment=experiment, by="term"),
+        "breakdown_power": lambda: selectors.breakdown(experiment=experiment, by="power"),
+        "group_views": lambda: selectors.group_views(experiment=experiment),
+    }
+    seconds = {}
+    for name, function in phases.items():
+        seconds[name], _ = timed(function, args.repeats)
+    total = sum(seconds.values())
+    return {
+        "benchmark": "dashboard selectors",
+        "runs": args.runs, "records": args.records, "database": "sqlite (temp file)",
+        "seconds": {name: round(value, 4) for name, value in seconds.items()},
+        "total_seconds": round(total, 4), "goal_seconds": GOAL_S, "meets_goal": total < GOAL_S,
+        "populate_seconds": round(populate_s, 1), "repeats": args.repeats,
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+if __name__ == "__main__":
+    main()
