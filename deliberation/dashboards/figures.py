@@ -12,6 +12,23 @@ import plotly.io as pio
 from deliberation.dashboards.selectors import POWER_BINS, Cell, Table
 from deliberation.engine.goals import GOALS
 
+# One colour per strategy in every figure (baselines in greys), one bar pattern per model.
+STRATEGY_COLOURS = {"random": "#9aa0a6", "greedy": "#5f6368", "real-resolution": "#b08d57", "one-shot": "#1f77b4",
+                    "parliament": "#d62728"}
+EXTRA_COLOURS = ("#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2")
+PATTERNS = ("", "/", "x", ".", "\\", "+")
+
+
+def strategy_colour(strategy: str) -> str:
+    if strategy in STRATEGY_COLOURS:
+        return STRATEGY_COLOURS[strategy]
+    return EXTRA_COLOURS[sum(map(ord, strategy)) % len(EXTRA_COLOURS)]
+
+
+def _bar_style(strategy: str, model: str, models: list[str]) -> dict:
+    return {"color": strategy_colour(strategy), "pattern": {"shape": PATTERNS[models.index(model) % len(PATTERNS)]}}
+
+
 LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 380,
           "legend": {"orientation": "h", "y": -0.2}}
 
@@ -37,11 +54,13 @@ def paper_table_figures(tables: list[Table]) -> list[dict]:
         for row in table.rows:
             for goal_row in row.goals:
                 by_goal[goal_row["goal"]].append((row, goal_row["cells"]))
+        models = sorted({row.model for row in table.rows})
         for goal, series in by_goal.items():
             fig = go.Figure()
             for row, cells in series:
                 fig.add_bar(
                     name=f"{row.strategy} · {row.model}", x=[f"{p} parties" for p in table.party_counts],
+                    marker=_bar_style(row.strategy, row.model, models),
                     y=[cell.mean for cell in cells], error_y=_error(cells),
                     customdata=[cell.n for cell in cells], hovertemplate="%{y:.2f} (%{customdata} runs)",
                 )
@@ -54,15 +73,17 @@ def paper_table_figures(tables: list[Table]) -> list[dict]:
 def power_figures(cells: dict[tuple, Cell]) -> list[dict]:
     """Per goal, the mean by bin of the largest group's seat share, a bar per strategy x model."""
     labels = [label for _, label in POWER_BINS]
-    by_goal: dict[str, dict[str, dict[str, Cell]]] = defaultdict(lambda: defaultdict(dict))
+    by_goal: dict[str, dict[tuple, dict[str, Cell]]] = defaultdict(lambda: defaultdict(dict))
     for (strategy, model, judge, goal, bucket), cell in cells.items():
-        by_goal[goal][f"{strategy} · {model} · {judge}"][bucket] = cell
+        by_goal[goal][(strategy, model, judge)][bucket] = cell
+    models = sorted({key[1] for key in cells})
     figures = []
     for goal in (key for key in GOALS if key in by_goal):
         fig = go.Figure()
-        for name, bins in sorted(by_goal[goal].items()):
+        for (strategy, model, judge), bins in sorted(by_goal[goal].items()):
             present = [label for label in labels if label in bins]
-            fig.add_bar(name=name, x=present, y=[bins[label].mean for label in present],
+            fig.add_bar(name=f"{strategy} · {model} · {judge}", x=present, y=[bins[label].mean for label in present],
+                        marker=_bar_style(strategy, model, models),
                         error_y=_error([bins[label] for label in present]))
         fig.update_layout(title=f"{GOALS[goal].label} by power structure", yaxis_title=_axis_title(goal),
                           barmode="group", **LAYOUT)
@@ -82,7 +103,8 @@ def dominant_group_figure(points: list[dict]) -> dict | None:
         fig.add_scatter(
             name=strategy, mode="markers", x=[p["share"] for p in items], y=[p["mean"] for p in items],
             text=[f"{p['group']}: {p['n']} runs" for p in items],
-            marker={"size": [min(30, 6 + p["n"] ** 0.5 * 2) for p in items], "opacity": 0.75},
+            marker={"size": [min(30, 6 + p["n"] ** 0.5 * 2) for p in items], "opacity": 0.75,
+                    "color": strategy_colour(strategy)},
             hovertemplate="%{text}<br>share %{x:.0%}, score %{y:.2f}",
         )
     fig.update_layout(title="Group score against seat share", xaxis_title="seat share", xaxis_tickformat=".0%",
@@ -103,6 +125,7 @@ def support_figure(points: list[dict]) -> dict | None:
     for strategy, items in sorted(by_strategy.items()):
         fig.add_scatter(name=strategy, mode="lines+markers", x=[p["real"] for p in items],
                         y=[p["mean"] for p in items], customdata=[p["n"] for p in items],
+                        line={"color": strategy_colour(strategy)},
                         hovertemplate="real %{x}: simulated %{y:.2f} (%{customdata} group-runs)")
     fig.update_layout(title="Simulated support against the real vote", xaxis_title="real vote (0–9)",
                       yaxis_title="mean judge score (0–9)", **LAYOUT)
