@@ -75,3 +75,14 @@ def test_new_experiment_form_shows_the_services_error(client, made, owner):
     })
     assert response.status_code == 200
     assert "already have an experiment named" in response.content.decode()
+
+
+def test_new_experiment_form_can_start_it_at_once(client, made, owner):
+    client.force_login(owner)
+    client.post(reverse("experiment-new"), {
+        "name": "started", "record_set": made.record.record_set.name, "parties": ["2"], "goals": ["simple_majority"],
+        "strategies": ["greedy"], "models": "scripted:default", "judges": ["llm"], "seeds": "0", "start": "on",
+    })
+    experiment = Experiment.objects.get(owner=owner, name="started")
+    assert experiment.status == Experiment.Status.RUNNING
+    assert list(experiment.runs.values_list("strategy", "task_id")) == [("greedy", made.tasks[2].pk)]
