@@ -193,34 +193,7 @@ def role_dump(args: argparse.Namespace) -> None:
 
 # --- process management -----------------------------------------------------------------------
 
-_children: list[subprocess.Popen] = []
-
-
-def _kill_children() -> None:
-    for proc in reversed(_children):
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
-    deadline = time.monotonic() + 5
-    for proc in reversed(_children):
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait(timeout=5)
-    _children.clear()
-
-
-atexit.register(_kill_children)
-
-
-def _on_signal(signum, frame):  # SIGTERM/SIGINT: leave through finally and atexit
-    raise SystemExit(128 + signum)
+from _processes import children as _children, exit_on_signal as _on_signal, kill_children as _kill_children  # noqa: E402
 
 
 def _preexec() -> None:
