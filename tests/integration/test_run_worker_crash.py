@@ -41,7 +41,8 @@ def wait_for_status(run: Run, status: str, *, timeout: float) -> None:
     )
 
 
-def test_killing_the_worker_mid_run_ends_with_the_transcript_of_an_uninterrupted_run(start_celery_worker):
+def test_killing_the_worker_mid_run_ends_with_the_transcript_of_an_uninterrupted_run(celery_worker, start_celery_worker):
+    celery_worker.stop()  # the session's shared worker must not take the run: only the one we kill
     owner, record = make_user(), make_record()
     worker = start_celery_worker(name="crashing", env=FAST_REDELIVERY)
 
