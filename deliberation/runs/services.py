@@ -31,6 +31,8 @@ from deliberation.scenarios.services import ScenarioConfig, engine_scenario
 
 logger = logging.getLogger(__name__)
 
+# A classroom session's run (deliberation.classroom): people and agent turns append its events.
+CLASSROOM_STRATEGY = "classroom"
 TERMINAL = {Run.Status.FINISHED, Run.Status.FAILED, Run.Status.STOPPED}
 
 
@@ -217,6 +219,8 @@ def _run_steps(*, run_id: int) -> None:
 def _require_owner(run: Run, user: AbstractBaseUser) -> None:
     if run.owner_id != user.pk:
         raise PermissionError("only the run's owner can control it")
+    if run.strategy == CLASSROOM_STRATEGY:
+        raise RunControlError("a classroom run is controlled from its session's teacher console")
 
 
 def run_pause(*, run: Run, user: AbstractBaseUser) -> None:
@@ -255,6 +259,7 @@ def runs_requeue_stuck(*, idle_seconds: float) -> list[int]:
     cutoff = timezone.now() - timedelta(seconds=idle_seconds)
     stuck = (
         Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
+        .exclude(strategy=CLASSROOM_STRATEGY)  # the teacher and the students move those, not a task
         .annotate(last_activity=Coalesce(Max("events__at"), "created_at"))
         .filter(last_activity__lte=cutoff)
         .values_list("pk", flat=True)
