@@ -1,15 +1,30 @@
 """The browser's create-experiment form; experiment_create does the validation that matters."""
 
 from django import forms
+from django.conf import settings
 
 from deliberation.engine.goals import GOALS
 from deliberation.engine.strategies import STRATEGIES
+from deliberation.engine.strategies.parliament import MAX_ROUNDS
 from deliberation.records.selectors import record_set_list
 from deliberation.runs.clients import JUDGES
+
+# What a new user compares first: the paper's drafter, the debate and the two baselines.
+DEFAULT_STRATEGIES = [name for name in ("one-shot", "parliament", "random", "greedy") if name in STRATEGIES]
 
 
 def _words(text: str) -> list[str]:
     return [word for word in text.replace(",", " ").split() if word]
+
+
+def model_suggestions() -> list[tuple[str, str]]:
+    """Model strings the form offers (any other string may be typed)."""
+    bundled = settings.HEMICYCLE_DEFAULT_MODEL
+    return [
+        (bundled, "the bundled model (in-process llama.cpp: slow on a small machine)"),
+        ("scripted:default", "scripted test double: no model, instant, meaningless text"),
+        ("scripted:slow", "scripted, 0.05 s a call: to watch the progress"),
+    ]
 
 
 class ExperimentForm(forms.Form):
@@ -19,13 +34,21 @@ class ExperimentForm(forms.Form):
     parties = forms.TypedMultipleChoiceField(
         choices=[(2, "2"), (4, "4"), (6, "6")], coerce=int, initial=[2, 4, 6], widget=forms.CheckboxSelectMultiple
     )
-    sample = forms.IntegerField(required=False, min_value=1, help_text="Play a seeded sample of this many tasks.")
+    sample = forms.IntegerField(required=False, min_value=1, initial=4,
+                                help_text="Play a seeded sample of this many tasks (empty: every matching task).")
+    sample_seed = forms.IntegerField(required=False, initial=0, help_text="Which sample: the same seed picks the same tasks.")
     goals = forms.MultipleChoiceField(choices=[(key, goal.label) for key, goal in GOALS.items()],
-                                      widget=forms.CheckboxSelectMultiple)
-    strategies = forms.MultipleChoiceField(choices=[(name, name) for name in STRATEGIES], widget=forms.CheckboxSelectMultiple)
-    models = forms.CharField(max_length=1000, initial="scripted:default", help_text="Drafting model strings, separated by spaces.")
+                                      initial=["simple_majority"], widget=forms.CheckboxSelectMultiple)
+    strategies = forms.MultipleChoiceField(choices=[(name, name) for name in STRATEGIES], initial=DEFAULT_STRATEGIES,
+                                           widget=forms.CheckboxSelectMultiple)
+    rounds = forms.IntegerField(required=False, min_value=0, max_value=MAX_ROUNDS, label="Parliament rounds",
+                                help_text=f"Negotiation rounds of the parliament strategy (0–{MAX_ROUNDS}; empty: its default). "
+                                          "Fewer rounds, fewer model calls.")
+    models = forms.CharField(max_length=1000, help_text="Drafting model strings, separated by spaces.",
+                             widget=forms.TextInput(attrs={"list": "model-suggestions"}))
     judges = forms.MultipleChoiceField(choices=[(name, name) for name in JUDGES], initial=["llm"],
-                                       widget=forms.CheckboxSelectMultiple)
+                                       widget=forms.CheckboxSelectMultiple,
+                                       help_text="llm: the paper's judge, on the drafting model.")
     seeds = forms.CharField(max_length=200, initial="0", help_text="Integers, separated by spaces.")
     call_cap = forms.IntegerField(required=False, min_value=0, help_text="At most this many uncached model steps.")
     start = forms.BooleanField(required=False, initial=True, help_text="Start it now.")
@@ -33,6 +56,8 @@ class ExperimentForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["record_set"].choices = [(s.name, s.name) for s in record_set_list()]
+        self.fields["models"].initial = settings.HEMICYCLE_DEFAULT_MODEL
+        self.model_suggestions = model_suggestions()
 
     def clean_seeds(self):
         try:
@@ -42,9 +67,10 @@ class ExperimentForm(forms.Form):
 
     def create_kwargs(self) -> dict:
         data = self.cleaned_data
+        params = {"parliament": {"rounds": data["rounds"]}} if data.get("rounds") is not None else {}
         return {
             "name": data["name"], "record_set": data["record_set"], "topic": data["topic"] or None,
-            "parties": data["parties"], "sample": data["sample"], "goals": data["goals"],
-            "strategies": data["strategies"], "models": _words(data["models"]), "judges": data["judges"],
-            "seeds": data["seeds"], "call_cap": data["call_cap"],
+            "parties": data["parties"], "sample": data["sample"], "sample_seed": data.get("sample_seed") or 0,
+            "goals": data["goals"], "strategies": data["strategies"], "models": _words(data["models"]),
+            "judges": data["judges"], "seeds": data["seeds"], "params": params, "call_cap": data["call_cap"],
         }

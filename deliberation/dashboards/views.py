@@ -1,10 +1,13 @@
-"""Experiment pages: the owner's list with progress, one experiment's dashboard, a cell's runs."""
+"""Experiment pages: the owner's list with progress, one experiment's dashboard (its results are
+also a fragment the page reloads as runs finish), a cell's runs, and the create form."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
 
 from deliberation.dashboards import figures
 from deliberation.dashboards.forms import ExperimentForm
@@ -16,9 +19,25 @@ from deliberation.dashboards.selectors import (
     paper_tables,
 )
 from deliberation.engine.goals import GOALS
-from deliberation.runs.experiments import ExperimentError, experiment_create, experiment_start
+from deliberation.runs.experiments import (
+    ExperimentError,
+    experiment_cancel,
+    experiment_create,
+    experiment_pause,
+    experiment_start,
+)
 from deliberation.runs.models import Experiment
 from deliberation.runs.selectors import experiment_for_owner, experiment_progress
+
+# The dashboard's buttons. `start` starts a draft and resumes a paused, cancelled or capped one.
+CONTROLS = {"start": experiment_start, "resume": experiment_start, "pause": experiment_pause, "cancel": experiment_cancel}
+
+
+class _Preview(Exception):
+    """Raised inside the preview's transaction so that nothing it created is kept."""
+
+    def __init__(self, estimate: dict) -> None:
+        self.estimate = estimate
 
 
 def _experiment_or_404(request: HttpRequest, experiment_id: int) -> Experiment:
@@ -28,12 +47,65 @@ def _experiment_or_404(request: HttpRequest, experiment_id: int) -> Experiment:
     return experiment
 
 
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
 def _breakdown_rows(cells: dict) -> list[dict]:
     rows = [
         {"strategy": s, "model": m, "judge": j, "goal": GOALS[g].label, "kind": GOALS[g].kind, "bucket": b, "cell": cell}
         for (s, m, j, g, b), cell in cells.items()
     ]
     return sorted(rows, key=lambda r: (str(r["bucket"]), r["goal"], r["strategy"], r["model"], r["judge"]))
+
+
+def _results_context(experiment: Experiment, progress: dict) -> dict:
+    """What the results fragment shows: the paper's tables, the figures and the breakdowns, and
+    how many runs had settled when it was read (the page reloads it when that number moves)."""
+    tables = paper_tables(experiment=experiment)
+    power = breakdown(experiment=experiment, by="power")
+    groups = group_views(experiment=experiment)
+    charts = [
+        *figures.paper_table_figures(tables),
+        *figures.power_figures(power),
+        *[figure for figure in (figures.dominant_group_figure(groups.by_share), figures.support_figure(groups.by_real_vote)) if figure],
+    ]
+    return {
+        "experiment": experiment,
+        "settled": progress["done"] + progress["failed"],
+        "tables": tables,
+        "breakdowns": [
+            ("Power structure (largest group's seat share)", _breakdown_rows(power)),
+            ("Topic", _breakdown_rows(breakdown(experiment=experiment, by="topic"))),
+            ("Parliamentary term", _breakdown_rows(breakdown(experiment=experiment, by="term"))),
+        ],
+        "charts": charts,
+    }
+
+
+def _spec_summary(experiment: Experiment) -> list[tuple[str, str]]:
+    spec = experiment.spec or {}
+    source = spec.get("source", {})
+    rows = []
+    if source.get("kind") == "task":
+        tasks = f"{len(source.get('ids', []))} benchmark task(s) of {source.get('record_set')}"
+        if source.get("topic"):
+            tasks += f", topic {source['topic']}"
+        tasks += f", {' / '.join(map(str, source.get('parties', [])))} parties"
+        if source.get("sample"):
+            tasks += f", seeded sample of {source['sample']} (sample seed {source.get('sample_seed', 0)})"
+        rows.append(("Tasks", tasks))
+    elif source.get("kind") == "scenario":
+        rows.append(("Scenarios", ", ".join(f"#{pk}" for pk in source.get("ids", []))))
+    rows.append(("Goals", ", ".join(GOALS[key].label if key in GOALS else key for key in spec.get("goals", []))))
+    for key in ("strategies", "models", "judges", "seeds"):
+        rows.append((key.capitalize(), ", ".join(map(str, spec.get(key, [])))))
+    for strategy, params in (spec.get("params") or {}).items():
+        if params:
+            rows.append((f"{strategy} parameters", ", ".join(f"{k} {v}" for k, v in params.items())))
+    if experiment.call_cap is not None:
+        rows.append(("Cap", f"{experiment.call_cap} uncached model steps"))
+    return rows
 
 
 @login_required
@@ -46,31 +118,41 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def experiment_dashboard(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = _experiment_or_404(request, experiment_id)
-    if request.method == "POST" and request.POST.get("action") == "start":
-        try:
-            experiment_start(experiment=experiment, user=request.user)
-        except ExperimentError as error:
-            messages.error(request, str(error))
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        control = CONTROLS.get(action)
+        error = None if control else f"unknown action {action!r}"
+        if control:
+            try:
+                control(experiment=experiment, user=request.user)
+            except ExperimentError as failure:
+                error = str(failure)
+        experiment.refresh_from_db()
+        if _wants_json(request):
+            body = experiment_progress(experiment=experiment)
+            if error:
+                body["error"] = error
+            return JsonResponse(body, status=409 if error else 200)
+        if error:
+            messages.error(request, error)
         return redirect("experiment-dashboard", experiment_id=experiment.pk)
-    tables = paper_tables(experiment=experiment)
-    power = breakdown(experiment=experiment, by="power")
-    groups = group_views(experiment=experiment)
-    charts = [
-        *figures.paper_table_figures(tables),
-        *figures.power_figures(power),
-        *[figure for figure in (figures.dominant_group_figure(groups.by_share), figures.support_figure(groups.by_real_vote)) if figure],
-    ]
+    progress = experiment_progress(experiment=experiment)
     return render(request, "dashboards/experiment_detail.html", {
-        "experiment": experiment,
-        "progress": experiment_progress(experiment=experiment),
-        "tables": tables,
-        "breakdowns": [
-            ("Power structure (largest group's seat share)", _breakdown_rows(power)),
-            ("Topic", _breakdown_rows(breakdown(experiment=experiment, by="topic"))),
-            ("Parliamentary term", _breakdown_rows(breakdown(experiment=experiment, by="term"))),
-        ],
-        "charts": charts,
+        **_results_context(experiment, progress),
+        "progress": progress,
+        "spec_rows": _spec_summary(experiment),
+        "estimate": experiment.estimate,
     })
+
+
+@login_required
+@require_GET
+def experiment_results(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    """The dashboard's results alone (tables, figures, breakdowns): the page swaps it in as runs finish."""
+    experiment = _experiment_or_404(request, experiment_id)
+    response = render(request, "dashboards/_results.html", _results_context(experiment, experiment_progress(experiment=experiment)))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required
@@ -85,16 +167,29 @@ def experiment_run_list(request: HttpRequest, experiment_id: int) -> HttpRespons
     })
 
 
+def _estimate_only(request: HttpRequest, form: ExperimentForm) -> dict:
+    """The estimate experiment_create would store, without keeping the experiment."""
+    try:
+        with transaction.atomic():
+            experiment = experiment_create(owner=request.user, **form.create_kwargs())
+            raise _Preview(experiment.estimate)
+    except _Preview as preview:
+        return preview.estimate
+
+
 @login_required
 def experiment_new(request: HttpRequest) -> HttpResponse:
     form = ExperimentForm(request.POST or None)
+    estimate = None
     if request.method == "POST" and form.is_valid():
         try:
-            experiment = experiment_create(owner=request.user, **form.create_kwargs())
-            if form.cleaned_data.get("start"):
-                experiment_start(experiment=experiment, user=request.user)
+            if "preview" in request.POST:
+                estimate = _estimate_only(request, form)
+            else:
+                experiment = experiment_create(owner=request.user, **form.create_kwargs())
+                if form.cleaned_data.get("start"):
+                    experiment_start(experiment=experiment, user=request.user)
+                return redirect("experiment-dashboard", experiment_id=experiment.pk)
         except ExperimentError as error:
             form.add_error(None, str(error))
-        else:
-            return redirect("experiment-dashboard", experiment_id=experiment.pk)
-    return render(request, "dashboards/experiment_new.html", {"form": form})
+    return render(request, "dashboards/experiment_new.html", {"form": form, "estimate": estimate})

@@ -86,3 +86,93 @@ def test_new_experiment_form_can_start_it_at_once(client, made, owner):
     experiment = Experiment.objects.get(owner=owner, name="started")
     assert experiment.status == Experiment.Status.RUNNING
     assert list(experiment.runs.values_list("strategy", "task_id")) == [("greedy", made.tasks[2].pk)]
+
+
+def _form(record_set: str, **extra) -> dict:
+    return {
+        "name": "grid", "record_set": record_set, "parties": ["2"], "goals": ["simple_majority"],
+        "strategies": ["greedy"], "models": "scripted:default", "judges": ["llm"], "seeds": "0", **extra,
+    }
+
+
+def test_dashboard_has_the_live_progress_the_controls_and_the_estimate(client, made, owner):
+    client.force_login(owner)
+    page = client.get(reverse("experiment-dashboard", args=[made.experiment.pk])).content.decode()
+    assert f'data-socket-path="/ws/experiments/{made.experiment.pk}/"' in page
+    assert 'data-results-url="' + reverse("experiment-results", args=[made.experiment.pk]) + '"' in page
+    assert 'data-testid="progress-done">7<' in page and 'data-testid="progress-failed">1<' in page
+    for control in ("start", "pause", "cancel"):
+        assert f'data-testid="experiment-{control}"' in page
+    assert 'data-settled="8"' in page  # 7 finished + 1 failed when the results were read
+
+
+def test_controls_answer_the_progress_as_json(client, made, owner):
+    client.force_login(owner)
+    url = reverse("experiment-dashboard", args=[made.experiment.pk])
+    refused = client.post(url, {"action": "pause"}, HTTP_ACCEPT="application/json")
+    assert refused.status_code == 409 and "cannot be paused" in refused.json()["error"]
+    assert refused.json()["status"] == "draft"
+    cancelled = client.post(url, {"action": "cancel"}, HTTP_ACCEPT="application/json")
+    assert cancelled.status_code == 200
+    body = cancelled.json()
+    assert (body["status"], body["done"], body["failed"], body["total"]) == ("cancelled", 7, 1, 9)
+    made.experiment.refresh_from_db()
+    assert made.experiment.status == Experiment.Status.CANCELLED
+
+
+def test_controls_without_javascript_redirect_back_with_the_error(client, made, owner):
+    client.force_login(owner)
+    url = reverse("experiment-dashboard", args=[made.experiment.pk])
+    response = client.post(url, {"action": "pause"}, follow=True)
+    assert response.redirect_chain[-1][0] == url
+    assert "cannot be paused" in response.content.decode()
+    assert client.post(url, {"action": "explode"}, HTTP_ACCEPT="application/json").status_code == 409
+
+
+def test_controls_are_the_owners_only(client, made):
+    client.force_login(make_user("bob"))
+    url = reverse("experiment-dashboard", args=[made.experiment.pk])
+    assert client.post(url, {"action": "cancel"}, HTTP_ACCEPT="application/json").status_code == 404
+    made.experiment.refresh_from_db()
+    assert made.experiment.status == Experiment.Status.DRAFT
+
+
+def test_results_fragment_is_the_tables_alone(client, made, owner):
+    client.force_login(owner)
+    response = client.get(reverse("experiment-results", args=[made.experiment.pk]))
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    fragment = response.content.decode()
+    assert fragment.lstrip().startswith('<div id="experiment-results"') and "<html" not in fragment
+    assert 'data-settled="8"' in fragment and "0.67" in fragment and 'data-testid="cell"' in fragment
+    client.force_login(make_user("bob"))
+    assert client.get(reverse("experiment-results", args=[made.experiment.pk])).status_code == 404
+
+
+def test_new_experiment_form_offers_the_bundled_model_and_the_papers_strategies(client, owner, settings):
+    settings.HEMICYCLE_DEFAULT_MODEL = "local:smollm2-135m"
+    client.force_login(owner)
+    page = client.get(reverse("experiment-new")).content.decode()
+    assert 'value="local:smollm2-135m"' in page and 'data-model="local:smollm2-135m"' in page
+    for strategy in ("one-shot", "parliament", "random", "greedy"):
+        assert f'value="{strategy}"' in page
+    assert 'name="rounds"' in page and 'name="preview"' in page
+
+
+def test_estimate_shows_without_creating_the_experiment(client, made, owner):
+    client.force_login(owner)
+    response = client.post(reverse("experiment-new"), _form(made.record.record_set.name, seeds="0 1 2", preview="1"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'data-testid="experiment-estimate"' in page and 'data-testid="estimate-runs">3<' in page
+    assert not Experiment.objects.filter(owner=owner, name="grid").exists()
+
+
+def test_new_experiment_form_passes_parliament_rounds_and_the_sample_seed(client, made, owner):
+    client.force_login(owner)
+    client.post(reverse("experiment-new"), _form(
+        made.record.record_set.name, strategies=["parliament", "greedy"], rounds="0", sample="1", sample_seed="3",
+    ))
+    experiment = Experiment.objects.get(owner=owner, name="grid")
+    assert experiment.spec["params"] == {"parliament": {"rounds": 0}}
+    assert (experiment.spec["source"]["sample"], experiment.spec["source"]["sample_seed"]) == (1, 3)
+    assert experiment.estimate["per_strategy"]["parliament"]["runs"] == 1
