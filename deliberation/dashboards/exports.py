@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from django.db.models import QuerySet
 
 from deliberation.records.models import Stance
 from deliberation.runs.models import Experiment, Run, RunEvent
@@ -41,6 +42,21 @@ values; list columns are ';'-joined; only the *_json columns hold JSON.
   pandas:  pd.read_csv("runs.csv", parse_dates=["created_at", "started_at", "finished_at"])
            pd.read_parquet("runs.parquet")
   R:       read.csv("runs.csv")   or   arrow::read_parquet("runs.parquet")
+"""
+
+RUN_README = """Hemicycle run export: one run as tables, described column by column in
+data_dictionary.csv (table, column, type, meaning).
+
+  runs          one row: the scenario, outcome and cost
+  group_scores  one row per group: seat share, score 0..9, real vote
+  events        one row per stored event, in order (data_json holds the event's data; in a
+                classroom session students' speeches, amendments and votes carry by=students)
+
+Join on run_id. Timestamps are ISO 8601 in UTC; empty cells are missing values; list columns
+are ';'-joined; only the *_json columns hold JSON.
+
+  pandas:  pd.read_csv("events.csv", parse_dates=["at"])
+  R:       read.csv("events.csv")
 """
 
 ARROW_TYPES = {
@@ -268,14 +284,14 @@ def _group_score_rows(runs: Sequence[Run]) -> list[dict]:
     return rows
 
 
-def _event_rows(experiment: Experiment) -> list[dict]:
+def _event_rows(events: QuerySet[RunEvent]) -> list[dict]:
     rows = []
-    events = RunEvent.objects.filter(run__experiment=experiment).order_by("run_id", "seq")
-    for run_id, seq, type_, at, data in events.values_list("run_id", "seq", "type", "at", "data").iterator():
+    columns = ("run_id", "run__experiment_id", "seq", "type", "at", "data")
+    for run_id, experiment_id, seq, type_, at, data in events.order_by("run_id", "seq").values_list(*columns).iterator():
         usage = data.get("usage") if isinstance(data, dict) else None
         rows.append({
             "run_id": run_id,
-            "experiment_id": experiment.pk,
+            "experiment_id": experiment_id,
             "seq": seq,
             "type": type_,
             "at": _utc(at),
@@ -294,7 +310,17 @@ def experiment_tables(*, experiment: Experiment) -> dict[str, list[dict]]:
         "experiments": _experiment_rows(experiment),
         "runs": _run_rows(runs),
         "group_scores": _group_score_rows(runs),
-        "events": _event_rows(experiment),
+        "events": _event_rows(RunEvent.objects.filter(run__experiment=experiment)),
+    }
+
+
+def run_tables(*, run: Run) -> dict[str, list[dict]]:
+    """One run's tidy tables (runs, group_scores, events), the same columns as an experiment's;
+    experiment_id is empty for a run outside an experiment (a classroom session, a single run)."""
+    return {
+        "runs": _run_rows([run]),
+        "group_scores": _group_score_rows([run]),
+        "events": _event_rows(RunEvent.objects.filter(run=run)),
     }
 
 
@@ -332,14 +358,11 @@ def _json(rows: list[dict]) -> bytes:
     ).encode()
 
 
-def experiment_export(*, experiment: Experiment, formats: Sequence[str] = FORMATS) -> bytes:
-    """A zip of the experiment's tables in each asked format (runs.csv, runs.parquet, runs.json,
-    ...) and the data dictionary (data_dictionary.csv and .json, always)."""
+def _export_zip(tables: dict[str, list[dict]], formats: Sequence[str], readme: str) -> bytes:
     formats = list(dict.fromkeys(formats))
     unknown = [name for name in formats if name not in FORMATS]
     if unknown or not formats:
         raise ValueError(f"formats: choose from {', '.join(FORMATS)} (got {', '.join(unknown) or 'none'})")
-    tables = experiment_tables(experiment=experiment)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, rows in tables.items():
@@ -350,8 +373,19 @@ def experiment_export(*, experiment: Experiment, formats: Sequence[str] = FORMAT
                 archive.writestr(f"{name}.parquet", _parquet(rows, columns))
             if "json" in formats:
                 archive.writestr(f"{name}.json", _json(rows))
-        dictionary = data_dictionary()
+        dictionary = [row for row in data_dictionary() if row["table"] in tables]
         archive.writestr("data_dictionary.csv", _csv(dictionary, DICTIONARY_COLUMNS))
         archive.writestr("data_dictionary.json", json.dumps(dictionary, indent=1).encode())
-        archive.writestr("README.txt", README)
+        archive.writestr("README.txt", readme)
     return buffer.getvalue()
+
+
+def experiment_export(*, experiment: Experiment, formats: Sequence[str] = FORMATS) -> bytes:
+    """A zip of the experiment's tables in each asked format (runs.csv, runs.parquet, runs.json,
+    ...) and the data dictionary (data_dictionary.csv and .json, always)."""
+    return _export_zip(experiment_tables(experiment=experiment), formats, README)
+
+
+def run_export(*, run: Run, formats: Sequence[str] = ("csv", "json")) -> bytes:
+    """A zip of one run's tables (runs, group_scores, events) and their data dictionary."""
+    return _export_zip(run_tables(run=run), formats, RUN_README)

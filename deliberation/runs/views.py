@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from deliberation.dashboards.exports import FORMATS, run_export
 from deliberation.engine.goals import GOALS
 from deliberation.records.models import PartyGroup
 from deliberation.runs.models import Run
@@ -74,6 +75,20 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "run": run, "page": page, "share_url": share_url,
         "visibilities": Run.Visibility.choices,
     })
+
+
+@require_http_methods(["GET"])
+def run_export_zip(request: HttpRequest, run_id: int) -> HttpResponse:
+    """One run's tables (runs, group_scores, events) and data dictionary as a zip;
+    ?format=csv&format=json (default both)."""
+    run = _run_or_404(request, run_id)
+    try:
+        blob = run_export(run=run, formats=request.GET.getlist("format") or ["csv", "json"])
+    except ValueError as error:
+        return JsonResponse({"error": str(error), "formats": list(FORMATS)}, status=400)
+    response = HttpResponse(blob, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.zip"'
+    return response
 
 
 @require_POST
