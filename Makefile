@@ -59,8 +59,9 @@ run: $(RUN_STAMP)
 	@echo
 	@echo "  Hemicycle is starting on http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
 	@echo "  To create an admin account, in another terminal: $(PY) manage.py createsuperuser"
+	@echo "  Classrooms: serve the local network with make run HOST=0.0.0.0 (students open /join/ on their phones)"
 	@echo
-	exec $(VENV)/bin/uvicorn deliberation.asgi:application --host $(HOST) --port $(PORT) --lifespan off --ws-per-message-deflate false
+	exec env HEMICYCLE_BIND_HOST=$(HOST) $(VENV)/bin/uvicorn deliberation.asgi:application --host $(HOST) --port $(PORT) --lifespan off --ws-per-message-deflate false
 
 # ---- test: the whole suite twice over the same code paths ----
 # 1. unit tests in the embedded mode (SQLite, memory broker, in-memory channel layer);

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from deliberation.classroom.lan import lan_address
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # litellm fetches a price list from the internet on import unless told not to.
@@ -36,6 +38,17 @@ if not SECRET_KEY:
     SECRET_KEY = "dev-only-insecure-key-never-used-in-production"
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# Classroom join links and QR codes: HEMICYCLE_PUBLIC_URL (e.g. https://lab.example.edu) when the
+# lab has a public name; else the request's host, or, when the teacher browses on this machine
+# (loopback), this machine's LAN address, which the embedded default (DEBUG, no
+# DJANGO_ALLOWED_HOSTS) then also accepts, so that `make run HOST=0.0.0.0` serves students' phones.
+HEMICYCLE_PUBLIC_URL = os.environ.get("HEMICYCLE_PUBLIC_URL", "").rstrip("/")
+HEMICYCLE_LAN_ADDRESS = lan_address() if DEBUG and "DJANGO_ALLOWED_HOSTS" not in os.environ else None
+if HEMICYCLE_LAN_ADDRESS:
+    ALLOWED_HOSTS.append(HEMICYCLE_LAN_ADDRESS)
+# The address uvicorn listens on (the Makefile passes it): the classroom console warns when
+# phones cannot reach it (loopback only).
+HEMICYCLE_BIND_HOST = os.environ.get("HEMICYCLE_BIND_HOST", "")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
