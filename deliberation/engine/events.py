@@ -21,11 +21,16 @@ class RunStartedData(TypedDict):
     groups: list[str]  # in the scenario's order
     seats: dict[str, float]
     title: str
+    classroom: NotRequired[bool]  # a classroom session (engine/classroom.py)
+    phase_seconds: NotRequired[int | None]
+    words_per_second: NotRequired[float]
 
 
 class PhaseData(TypedDict):
     phase: str  # see strategies.parliament.PHASES
     round: NotRequired[int]
+    seconds: NotRequired[int | None]  # classroom: the phase's timer
+    deadline: NotRequired[str | None]  # classroom: ISO time the timer runs out
 
 
 class SpeechData(TypedDict):
@@ -94,8 +99,18 @@ class ErrorData(TypedDict):
 
 
 class ControlData(TypedDict):
-    action: Literal["paused", "resumed", "stopped"]
-    by: str
+    # runs: paused, resumed, stopped; classroom sessions (engine/classroom.py) also: started,
+    # ended, vote_closed, reveal_speed (words_per_second), muted, unmuted, removed (student, name)
+    action: str
+    by: NotRequired[str]
+
+
+class SeatJoinedData(TypedDict):
+    """Classroom: a student took a seat (group) or sat down to watch (group None)."""
+
+    student: int
+    name: str
+    group: str | None
 
 
 EVENT_DATA: dict[str, type] = {
@@ -110,10 +125,11 @@ EVENT_DATA: dict[str, type] = {
     "outcome": OutcomeData,
     "error": ErrorData,
     "control": ControlData,
+    "seat_joined": SeatJoinedData,
 }
 # Appended by the run service around the strategy, never by a strategy: a resumed strategy skips
 # them when it replays the log.
-SERVICE_EVENT_TYPES = frozenset({"error", "control"})
+SERVICE_EVENT_TYPES = frozenset({"error", "control", "seat_joined"})
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_DATA)
 
 

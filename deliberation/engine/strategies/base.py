@@ -61,64 +61,80 @@ class Strategy(Protocol):
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]: ...
 
 
+def run_started_data(scenario: Scenario, strategy: str) -> dict[str, Any]:
+    return {
+        "strategy": strategy,
+        "goal": scenario.goal,
+        "veto_group": scenario.veto_group,
+        "groups": list(scenario.codes),
+        "seats": dict(scenario.seats),
+        "title": scenario.record.title,
+    }
+
+
 def run_started(scenario: Scenario, ctx: RunContext, strategy: str) -> Event:
-    return ctx.step(
-        "run_started",
-        lambda: {
-            "strategy": strategy,
-            "goal": scenario.goal,
-            "veto_group": scenario.veto_group,
-            "groups": list(scenario.codes),
-            "seats": dict(scenario.seats),
-            "title": scenario.record.title,
+    return ctx.step("run_started", lambda: run_started_data(scenario, strategy))
+
+
+def judge_seed(run_seed: int) -> int:
+    return seed_for(run_seed, "judge")
+
+
+def verdict_data(*, scenario: Scenario, judge: Judge, seed: int, group: str, text: str) -> dict[str, Any]:
+    """One group's vote on `text` as the judge scores it (`seed`: the run's judge_seed)."""
+    v = judge.score(scenario=scenario, group=group, text=text, seed=seed)
+    return {
+        "group": group,
+        "score": v.score,
+        "position": vote_position(v.score),
+        "fallback": v.fallback,
+        "attempts": v.attempts,
+        "usage": {
+            "prompt_tokens": v.prompt_tokens,
+            "completion_tokens": v.completion_tokens,
+            "seconds": round(v.seconds, 4),
+            "cached": v.cached,
         },
+    }
+
+
+def tally_and_outcome(
+    scenario: Scenario, scores: Mapping[str, int], fallbacks: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The data of the `tally` and `outcome` events once every group has voted."""
+    outcome = outcome_from_scores(
+        scores, seats=scenario.seats, goal=scenario.goal,
+        veto_group=scenario.veto_group, fallbacks=tuple(fallbacks),
     )
+    tally = {
+        "scores": dict(outcome.scores),
+        "seats": dict(outcome.seats),
+        "weighted_total": outcome.weighted_total,
+        "threshold": GOALS[scenario.goal].threshold,
+        "goal": scenario.goal,
+    }
+    return tally, outcome.as_dict()
 
 
 def vote_on(scenario: Scenario, ctx: RunContext, text: str) -> Iterator[Event]:
     """The vote: the judge scores each group alone, then the tally and the outcome."""
     scores: dict[str, int] = {}
     fallbacks: list[str] = []
-    judge_seed = ctx.child_seed("judge")
+    seed = judge_seed(ctx.seed)
 
     for group in scenario.by_seats():
-        def verdict(code: str = group.code) -> dict[str, Any]:
-            v = ctx.judge.score(scenario=scenario, group=code, text=text, seed=judge_seed)
-            return {
-                "group": code,
-                "score": v.score,
-                "position": vote_position(v.score),
-                "fallback": v.fallback,
-                "attempts": v.attempts,
-                "usage": {
-                    "prompt_tokens": v.prompt_tokens,
-                    "completion_tokens": v.completion_tokens,
-                    "seconds": round(v.seconds, 4),
-                    "cached": v.cached,
-                },
-            }
-
-        event = ctx.step("vote", verdict)
+        event = ctx.step(
+            "vote",
+            lambda code=group.code: verdict_data(scenario=scenario, judge=ctx.judge, seed=seed, group=code, text=text),
+        )
         scores[event["data"]["group"]] = event["data"]["score"]
         if event["data"]["fallback"]:
             fallbacks.append(event["data"]["group"])
         yield event
 
-    outcome = outcome_from_scores(
-        scores, seats=scenario.seats, goal=scenario.goal,
-        veto_group=scenario.veto_group, fallbacks=tuple(fallbacks),
-    )
-    yield ctx.step(
-        "tally",
-        lambda: {
-            "scores": dict(outcome.scores),
-            "seats": dict(outcome.seats),
-            "weighted_total": outcome.weighted_total,
-            "threshold": GOALS[scenario.goal].threshold,
-            "goal": scenario.goal,
-        },
-    )
-    yield ctx.step("outcome", outcome.as_dict)
+    tally, outcome = tally_and_outcome(scenario, scores, fallbacks)
+    yield ctx.step("tally", lambda: tally)
+    yield ctx.step("outcome", lambda: outcome)
 
 
 def outcome_of(events: Sequence[Event]) -> Outcome | None:

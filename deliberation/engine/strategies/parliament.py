@@ -24,8 +24,9 @@ from typing import Any
 
 from deliberation.engine.events import Event
 from deliberation.engine.goals import goal_requirement
-from deliberation.engine.models import Completion, Message, Params
+from deliberation.engine.models import Completion, Message, ModelClient, Params
 from deliberation.engine.scenario import Group, Scenario
+from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies.base import RunContext, run_started, vote_on
 from deliberation.engine.strategies.one_shot import seat_lines
 
@@ -239,34 +240,32 @@ def usage_of(*completions: Completion) -> dict[str, Any]:
 # --- the strategy ----------------------------------------------------------------------------
 
 
-class _Sitting:
-    """One run of the parliament. `events` is the transcript so far: replayed or new, every
-    prompt is built from it, so a resumed run asks exactly what the first attempt asked."""
+@dataclass(frozen=True)
+class ParliamentAgents:
+    """The agents' side of a sitting: each turn's model call and the data of its event.
 
-    def __init__(
-        self, name: str, scenario: Scenario, ctx: RunContext, settings: ParliamentSettings
-    ):
-        self.name = name
-        self.scenario = scenario
-        self.ctx = ctx
-        self.settings = settings
-        self.events: list[Event] = []
-        self.speakers = scenario.by_seats()
-        self.rapporteur = self.speakers[0] if settings.rapporteur == "largest" else None
-        self.author = self.rapporteur.code if self.rapporteur else "mediator"
+    Every method takes the transcript so far (`events`) and builds its prompts from it, so the
+    parliament strategy and a classroom session (engine/classroom.py) ask exactly the same."""
 
-    def step(self, type: str, produce: Callable[[], dict[str, Any]]) -> Event:
-        event = self.ctx.step(type, produce)
-        self.events.append(event)
-        return event
+    scenario: Scenario
+    settings: ParliamentSettings
+    model: ModelClient
+    seed: int
+
+    @property
+    def rapporteur(self) -> Group | None:
+        return self.scenario.by_seats()[0] if self.settings.rapporteur == "largest" else None
+
+    @property
+    def author(self) -> str:
+        rapporteur = self.rapporteur
+        return rapporteur.code if rapporteur else "mediator"
 
     def complete(
-        self, speaker: Group | None, ask: str, params: Params, *seed: object,
-        history: Sequence[Event] | None = None,
+        self, speaker: Group | None, ask: str, params: Params, events: Sequence[Event], *seed: object
     ) -> Completion:
-        history = self.events if history is None else history
-        messages = agent_messages(self.scenario, speaker, history, ask)
-        return self.ctx.model.complete(messages, params=params, seed=self.ctx.child_seed(*seed))
+        messages = agent_messages(self.scenario, speaker, events, ask)
+        return self.model.complete(messages, params=params, seed=seed_for(self.seed, *seed))
 
     @property
     def speech_params(self) -> Params:
@@ -276,69 +275,25 @@ class _Sitting:
     def draft_params(self) -> Params:
         return Params(temperature=DRAFT_TEMPERATURE, max_tokens=self.settings.draft_tokens)
 
-    def run(self) -> Iterator[Event]:
-        event = run_started(self.scenario, self.ctx, self.name)
-        self.events.append(event)
-        yield event
+    def speech(self, group: Group, phase: str, round_number: int, events: Sequence[Event]) -> dict[str, Any]:
+        if phase == "opening":
+            ask = OPENING_ASK.format(code=group.code)
+        else:
+            ask = NEGOTIATION_ASK.format(round=round_number, rounds=self.settings.rounds, code=group.code)
+        completion = self.complete(
+            group, ask, self.speech_params, events, "speech", phase, round_number, group.code
+        )
+        data = {
+            "group": group.code,
+            "phase": phase,
+            "text": completion.text.strip() or NO_STATEMENT,
+            "usage": completion.usage(),
+        }
+        return {**data, "round": round_number} if phase == "negotiation" else data
 
-        yield self.step("phase", lambda: {"phase": "opening"})
-        for group in self.speakers:
-            yield self.speech(group, "opening", 0, OPENING_ASK.format(code=group.code))
-
-        rounds = self.settings.rounds
-        for number in range(1, rounds + 1):
-            yield self.step("phase", lambda: {"phase": "negotiation", "round": number})
-            for group in self.speakers:
-                ask = NEGOTIATION_ASK.format(round=number, rounds=rounds, code=group.code)
-                yield self.speech(group, "negotiation", number, ask)
-
-        yield self.step("phase", lambda: {"phase": "drafting"})
-        draft = self.step("draft", self.first_draft)
-        yield draft
-        text, version = draft["data"]["text"], 1
-
-        yield self.step("phase", lambda: {"phase": "amendments"})
-        for group in self.speakers:
-            if group is self.rapporteur:
-                continue
-            amendment = self.step("amendment", lambda: self.amendment(group))
-            yield amendment
-            if not amendment["data"]["text"]:
-                continue
-            decision = self.step(
-                "amendment_decision", lambda: self.decision(group, amendment["data"]["text"], text)
-            )
-            yield decision
-            if decision["data"]["draft_after"] != text:
-                text, version = decision["data"]["draft_after"], version + 1
-        if version > 1:
-            yield self.step(
-                "draft", lambda: {"author": self.author, "text": text, "version": version}
-            )
-
-        yield self.step("phase", lambda: {"phase": "vote"})
-        for event in vote_on(self.scenario, self.ctx, text):
-            self.events.append(event)
-            yield event
-
-    def speech(self, group: Group, phase: str, round_number: int, ask: str) -> Event:
-        def produce() -> dict[str, Any]:
-            completion = self.complete(
-                group, ask, self.speech_params, "speech", phase, round_number, group.code
-            )
-            data = {
-                "group": group.code,
-                "phase": phase,
-                "text": completion.text.strip() or NO_STATEMENT,
-                "usage": completion.usage(),
-            }
-            return {**data, "round": round_number} if phase == "negotiation" else data
-
-        return self.step("speech", produce)
-
-    def first_draft(self) -> dict[str, Any]:
+    def first_draft(self, events: Sequence[Event]) -> dict[str, Any]:
         ask = DRAFT_ASK[self.settings.rapporteur].format(code=self.author)
-        completion = self.complete(self.rapporteur, ask, self.draft_params, "draft", self.author)
+        completion = self.complete(self.rapporteur, ask, self.draft_params, events, "draft", self.author)
         return {
             "author": self.author,
             "text": completion.text.strip(),
@@ -346,23 +301,23 @@ class _Sitting:
             "usage": completion.usage(),
         }
 
-    def amendment(self, group: Group) -> dict[str, Any]:
+    def amendment(self, group: Group, events: Sequence[Event]) -> dict[str, Any]:
         ask = AMENDMENT_ASK.format(code=group.code)
-        completion = self.complete(group, ask, self.speech_params, "amendment", group.code)
+        completion = self.complete(group, ask, self.speech_params, events, "amendment", group.code)
         return {
             "group": group.code,
             "text": amendment_text(completion.text),
             "usage": completion.usage(),
         }
 
-    def decision(self, group: Group, amendment: str, draft: str) -> dict[str, Any]:
+    def decision(
+        self, group: Group, amendment: str, draft: str, events: Sequence[Event]
+    ) -> dict[str, Any]:
+        """The rapporteur's decision on `group`'s amendment. `events` is the transcript without
+        the amendment under decision: the ask quotes it in full, the transcript need not again."""
         ask = DECISION_ASK.format(group=group.code, amendment=amendment)
         params = Params(temperature=DRAFT_TEMPERATURE, max_tokens=DECISION_TOKENS)
-        # The amendment under decision is quoted in full in the ask, not again in the transcript.
-        before = self.events[:-1]
-        answer = self.complete(
-            self.rapporteur, ask, params, "decision", group.code, history=before
-        )
+        answer = self.complete(self.rapporteur, ask, params, events, "decision", group.code)
         completions = [answer]
         parsed = parse_decision(answer.text)
         if parsed is None:
@@ -374,7 +329,7 @@ class _Sitting:
         if accepted:
             ask = REVISION_ASK.format(group=group.code, amendment=amendment)
             revision = self.complete(
-                self.rapporteur, ask, self.draft_params, "revision", group.code, history=before
+                self.rapporteur, ask, self.draft_params, events, "revision", group.code
             )
             completions.append(revision)
             draft_after = revision.text.strip()
@@ -389,6 +344,75 @@ class _Sitting:
             "draft_after": draft_after,
             "usage": usage_of(*completions),
         }
+
+
+class _Sitting:
+    """One run of the parliament. `events` is the transcript so far: replayed or new, every
+    prompt is built from it, so a resumed run asks exactly what the first attempt asked."""
+
+    def __init__(
+        self, name: str, scenario: Scenario, ctx: RunContext, settings: ParliamentSettings
+    ):
+        self.name = name
+        self.scenario = scenario
+        self.ctx = ctx
+        self.settings = settings
+        self.events: list[Event] = []
+        self.speakers = scenario.by_seats()
+        self.agents = ParliamentAgents(scenario, settings, ctx.model, ctx.seed)
+        self.rapporteur = self.agents.rapporteur
+        self.author = self.agents.author
+
+    def step(self, type: str, produce: Callable[[], dict[str, Any]]) -> Event:
+        event = self.ctx.step(type, produce)
+        self.events.append(event)
+        return event
+
+    def run(self) -> Iterator[Event]:
+        event = run_started(self.scenario, self.ctx, self.name)
+        self.events.append(event)
+        yield event
+
+        yield self.step("phase", lambda: {"phase": "opening"})
+        for group in self.speakers:
+            yield self.step("speech", lambda: self.agents.speech(group, "opening", 0, self.events))
+
+        for number in range(1, self.settings.rounds + 1):
+            yield self.step("phase", lambda: {"phase": "negotiation", "round": number})
+            for group in self.speakers:
+                yield self.step(
+                    "speech", lambda: self.agents.speech(group, "negotiation", number, self.events)
+                )
+
+        yield self.step("phase", lambda: {"phase": "drafting"})
+        draft = self.step("draft", lambda: self.agents.first_draft(self.events))
+        yield draft
+        text, version = draft["data"]["text"], 1
+
+        yield self.step("phase", lambda: {"phase": "amendments"})
+        for group in self.speakers:
+            if group is self.rapporteur:
+                continue
+            amendment = self.step("amendment", lambda: self.agents.amendment(group, self.events))
+            yield amendment
+            if not amendment["data"]["text"]:
+                continue
+            decision = self.step(
+                "amendment_decision",
+                lambda: self.agents.decision(group, amendment["data"]["text"], text, self.events[:-1]),
+            )
+            yield decision
+            if decision["data"]["draft_after"] != text:
+                text, version = decision["data"]["draft_after"], version + 1
+        if version > 1:
+            yield self.step(
+                "draft", lambda: {"author": self.author, "text": text, "version": version}
+            )
+
+        yield self.step("phase", lambda: {"phase": "vote"})
+        for event in vote_on(self.scenario, self.ctx, text):
+            self.events.append(event)
+            yield event
 
 
 @dataclass(frozen=True)
