@@ -4,7 +4,7 @@ Every mean, pass rate and count is aggregated by the database over Run rows. The
 and its largest seat share are plain columns (Run.goal_value, Run.largest_share, copied from the
 outcome when the run finishes): extracting them from the outcome JSON in every query was about
 17 µs a run on SQLite, too slow for 100,000 runs (bench/bench_dashboard.py). The per-group views
-(group_views) are the exception, see there.
+(group_views) aggregate RunGroupScore rows, a finished run's groups, written when it finishes.
 
 The paper table's confidence intervals are a percentile bootstrap over runs (the breakdowns'
 use the normal approximation, see _aggregate). Resampling runs with replacement from
@@ -21,11 +21,10 @@ from urllib.parse import urlencode
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Avg, Case, Count, F, QuerySet, Sum, Value, When
-from django.db.models.fields.json import KeyTransform
 
 from deliberation.engine.goals import GOALS
-from deliberation.records.models import Stance, Topic
-from deliberation.runs.models import Experiment, Run
+from deliberation.records.models import Topic
+from deliberation.runs.models import Experiment, Run, RunGroupScore
 
 PARTY_COUNTS = (2, 4, 6)
 BASELINES = ("random", "greedy", "real-resolution")
@@ -214,46 +213,24 @@ def group_views(*, experiment: Experiment) -> GroupViews:
     seat share, and the groups' mean simulated support against their real vote on the run's
     record (Stance.real_choice, 0..9).
 
-    These unnest each run's per-group scores, which neither SQLite nor PostgreSQL do with the same
-    ORM expression; one query per group code had to parse every outcome once per code (about 9 s
-    for 100,000 runs on SQLite). So one query reads (strategy, record, seats, scores) and the
-    sums are made here, in one pass."""
-    runs = Run.objects.filter(experiment=experiment, status=Run.Status.FINISHED, outcome__isnull=False)
-    rows = runs.order_by().values_list("strategy", "record_id", "seats", KeyTransform("scores", "outcome"))
-    by_share: dict[tuple, list] = defaultdict(lambda: [0.0, 0])
-    by_vote: dict[tuple, list] = defaultdict(lambda: [0.0, 0])
-    records: set[int] = set()
-    fetched = list(rows)
-    for _, record_id, _, _ in fetched:
-        records.add(record_id)
-    real = {
-        (record_id, code): choice
-        for record_id, code, choice in Stance.objects.filter(record_id__in=records).values_list(
-            "record_id", "group__code", "real_choice"
-        )
-    }
-    for strategy, record_id, seats, scores in fetched:
-        for code, score in (scores or {}).items():
-            if score is None:
-                continue
-            share = seats.get(code)
-            if share is not None:
-                cell = by_share[(strategy, code, share)]
-                cell[0] += score
-                cell[1] += 1
-            vote = real.get((record_id, code))
-            if vote is not None:
-                cell = by_vote[(strategy, vote)]
-                cell[0] += score
-                cell[1] += 1
+    Two GROUP BYs over the experiment's RunGroupScore rows (a finished run's groups, written when
+    it finishes: runs.group_scores), which carry the run's strategy, so no join."""
+    scores = RunGroupScore.objects.filter(experiment=experiment).order_by()
+    by_share = (
+        scores.filter(seat_share__isnull=False).values_list("strategy", "group", "seat_share")
+        .annotate(mean=Avg("score"), n=Count("pk")).order_by("strategy", "group", "seat_share")
+    )
+    by_vote = (
+        scores.filter(real_choice__isnull=False).values_list("strategy", "real_choice")
+        .annotate(mean=Avg("score"), n=Count("pk")).order_by("strategy", "real_choice")
+    )
     return GroupViews(
         by_share=[
-            {"strategy": strategy, "group": code, "share": share, "mean": total / n, "n": n}
-            for (strategy, code, share), (total, n) in sorted(by_share.items())
+            {"strategy": strategy, "group": code, "share": share, "mean": mean, "n": n}
+            for strategy, code, share, mean, n in by_share
         ],
         by_real_vote=[
-            {"strategy": strategy, "real": vote, "mean": total / n, "n": n}
-            for (strategy, vote), (total, n) in sorted(by_vote.items())
+            {"strategy": strategy, "real": vote, "mean": mean, "n": n} for strategy, vote, mean, n in by_vote
         ],
     )
 

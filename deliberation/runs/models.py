@@ -132,6 +132,10 @@ class Run(ScenarioFields):
                 name="run_cell_once_per_experiment",
             )
         ]
+        indexes = [
+            # The dashboards' cache key: an experiment's finished runs, counted, and the last one.
+            models.Index(fields=["experiment", "status", "finished_at"], name="run_experiment_status_finished"),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.strategy}, {self.status})"
@@ -160,3 +164,38 @@ class RunEvent(models.Model):
 
     def as_message(self) -> dict:
         return {"seq": self.seq, "type": self.type, "at": self.at.isoformat(), "data": self.data}
+
+
+class RunGroupScore(models.Model):
+    """One group's judge score in one finished run, with what the dashboards' per-group views
+    compare it to: the group's seat share in the run and its real vote on the run's record.
+
+    Written when the run finishes (runs.group_scores.group_scores_write, from
+    runs.services._run_finish), so that the dashboards aggregate these rows in the database
+    instead of unnesting every run's outcome JSON. `experiment` and `strategy` are copies of the
+    run's (neither changes after the run is created): the views group by them without a join.
+    """
+
+    # No index of their own: the unique constraint and the covering indexes below lead with them.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="group_scores", db_index=False)
+    experiment = models.ForeignKey(
+        Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="group_scores", db_index=False
+    )
+    strategy = models.CharField(max_length=32)
+    group = models.CharField(max_length=32, help_text="The group's code.")
+    score = models.FloatField(help_text="The judge's score of the group's support, 0..9.")
+    seat_share = models.FloatField(null=True, blank=True)
+    real_choice = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The group's real vote on the record (Stance.real_choice), 0..9."
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "group"], name="group_score_once_per_run")]
+        indexes = [
+            # Covering the per-group views' GROUP BYs over one experiment's rows.
+            models.Index(fields=["experiment", "strategy", "group", "seat_share", "score"], name="group_score_by_share"),
+            models.Index(fields=["experiment", "strategy", "real_choice", "score"], name="group_score_by_vote"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.group}: {self.score}"

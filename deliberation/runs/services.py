@@ -23,6 +23,8 @@ from deliberation.engine.strategies.base import usage_totals
 from deliberation.live.fanout import broadcast_event
 from deliberation.records.selectors import example_pool, record_version_for_run
 from deliberation.runs.clients import drafting_client, judge_for
+from deliberation.runs.hotpath import insert_or_ignore
+from deliberation.runs.group_scores import group_scores_write
 from deliberation.records.models import BenchmarkTask
 from deliberation.runs.models import CachedCompletion, Experiment, Run, RunEvent
 from deliberation.runs.selectors import uncached_steps
@@ -85,15 +87,25 @@ def run_create(
 
 def event_append(*, run: Run, event: Event) -> RunEvent:
     """Store one event (idempotent by sequence number), then broadcast it once committed."""
-    with transaction.atomic():
-        stored, created = RunEvent.objects.get_or_create(
-            run=run, seq=event["seq"], defaults={"type": event["type"], "data": event["data"]}
-        )
-        if created:
-            transaction.on_commit(partial(broadcast_event, run_id=run.pk, message=stored.as_message()))
-        elif stored.type != event["type"]:
-            raise IntegrityError(f"run {run.pk} event {event['seq']} is already a {stored.type}")
-    return stored
+    return _event_store(run=run, event=event)[0]
+
+
+def _event_store(*, run: Run, event: Event) -> tuple[RunEvent, str | None]:
+    """event_append's body; also returns the run's status as read by the same statement (None
+    when the event was stored before: a replay), so that a step costs one round trip."""
+    stored = RunEvent(run=run, seq=event["seq"], type=event["type"], data=event["data"])
+    run_table = Run._meta.db_table
+    row = insert_or_ignore(
+        stored, conflict=["run", "seq"],
+        returning=f"(SELECT status FROM {run_table} WHERE id = %s)", returning_params=[run.pk],
+    )
+    if row is not None:
+        transaction.on_commit(partial(broadcast_event, run_id=run.pk, message=stored.as_message()))
+        return stored, row[1]
+    stored = RunEvent.objects.get(run=run, seq=event["seq"])
+    if stored.type != event["type"]:
+        raise IntegrityError(f"run {run.pk} event {event['seq']} is already a {stored.type}")
+    return stored, None
 
 
 def _stored_events(run: Run) -> list[Event]:
@@ -121,6 +133,7 @@ def outcome_goal_value(outcome: dict, goal: str) -> float | None:
 def _run_finish(*, run: Run, events: list[Event]) -> None:
     totals = usage_totals(events)
     outcome = events[-1]["data"]
+    group_scores_write(run=run, outcome=outcome)  # the dashboards' per-group rows, before the status (see there)
     Run.objects.filter(pk=run.pk).update(
         status=Run.Status.FINISHED,
         goal_value=outcome_goal_value(outcome, run.goal),
@@ -189,12 +202,13 @@ def _run_steps(*, run_id: int) -> None:
         for event in strategy.run(scenario, context):
             if event["seq"] in stored_seqs:
                 continue
-            event_append(run=run, event=event)
+            _, status = _event_store(run=run, event=event)
             events.append(event)
             if event["type"] == "outcome":
                 _run_finish(run=run, events=events)
                 return
-            status = _status(run.pk)
+            if status is None:
+                status = _status(run.pk)
             if status == Run.Status.PAUSED:
                 _append_service_event(run=run, type="control", data={"action": "paused", "by": run.owner.get_username()})
                 return

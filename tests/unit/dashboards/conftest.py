@@ -14,6 +14,7 @@ plus one failed and one running one-shot simple_majority 2p run, which count now
 import pytest
 
 from deliberation.records.models import BenchmarkTask, Topic
+from deliberation.runs.group_scores import group_scores_write
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.services import outcome_goal_value
 from tests.factories import make_record, make_user
@@ -43,12 +44,15 @@ class Maker:
             outcome = {"goals": {goal: value}, "scores": scores or {code: 5 for code in task.groups},
                        "seats": seats, "weighted_total": 5.0}
         self.count += 1
-        return Run.objects.create(
+        run = Run.objects.create(
             owner=self.experiment.owner, experiment=self.experiment, cell=f"c{self.count}", task=task,
             record=self.record, groups=list(task.groups), seat_structure="custom", seats=seats, goal=goal,
             veto_group=task.veto_group, strategy=strategy, model=model, judge=judge, status=status, outcome=outcome,
             goal_value=outcome and outcome_goal_value(outcome, goal), largest_share=outcome and max(seats.values()),
         )
+        if status == Run.Status.FINISHED:
+            group_scores_write(run=run, outcome=outcome)  # as runs.services._run_finish does
+        return run
 
 
 @pytest.fixture
