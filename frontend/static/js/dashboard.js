@@ -255,7 +255,8 @@
       button.disabled = true;
       controlMessage.textContent = "";
       try {
-        const response = await fetch(form.action || location.href, {
+        // (form.action would be the input named "action": the form posts to this page.)
+        const response = await fetch(form.getAttribute("action") || location.pathname, {
           method: "POST",
           credentials: "same-origin",
           headers: { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" },

@@ -1,0 +1,118 @@
+"""An experiment in Chromium: create it in the browser, pause and resume it, watch its progress
+arrive over the websocket until it finishes, read the paper's table, open a cell's runs and a
+run's transcript.
+
+The grid is the new user's comparison: one-shot, parliament (no negotiation round), random and
+greedy over a seeded sample of two 2-party benchmark tasks of the sample record set, judged by the
+llm judge, on the instant scripted:default model. A real Celery worker plays it; it is held back
+until the dashboard is watching, so the progress is seen moving rather than already done.
+"""
+
+import re
+from statistics import mean
+
+from playwright.sync_api import Page, expect
+
+from deliberation.records.models import RecordSet
+from deliberation.runs.models import Experiment, Run, RunEvent
+from tests.e2e.test_live_run import SAMPLE_SET, sample_records, sign_up  # noqa: F401 - sample_records is a fixture
+
+STRATEGIES = ["one-shot", "parliament", "random", "greedy"]
+TASKS = 2
+RUNS = TASKS * len(STRATEGIES)
+FINISH_TIMEOUT_MS = 45_000
+
+
+def create_experiment(page: Page, name: str) -> None:
+    page.goto("/experiments/")
+    page.get_by_test_id("experiment-new").click()
+    expect(page.get_by_test_id("experiment-form")).to_be_visible()
+    # What the form offers a new user: the four strategies ticked, the bundled model suggested.
+    for strategy in STRATEGIES:
+        expect(page.locator(f"input[name=strategies][value={strategy}]")).to_be_checked()
+    expect(page.get_by_test_id("model-choice").first).to_have_text("local:smollm2-135m")
+
+    page.fill("#id_name", name)
+    page.select_option("#id_record_set", SAMPLE_SET)
+    for parties in ("4", "6"):
+        page.locator(f"input[name=parties][value='{parties}']").uncheck()
+    page.fill("#id_sample", str(TASKS))
+    page.fill("#id_rounds", "0")
+    page.get_by_test_id("model-choice").filter(has_text="scripted:default").click()
+    expect(page.locator("#id_models")).to_have_value("scripted:default")
+
+    page.get_by_test_id("experiment-estimate-button").click()
+    expect(page.get_by_test_id("estimate-runs")).to_have_text(str(RUNS))
+    assert not Experiment.objects.filter(name=name).exists(), "the estimate created the experiment"
+    expect(page.locator("#id_start")).to_be_checked()
+    page.get_by_test_id("experiment-create").click()
+
+
+def test_an_experiment_runs_live_and_its_dashboard_leads_to_transcripts(
+    page: Page, sample_records: RecordSet, celery_worker  # noqa: F811 - the imported fixture
+) -> None:
+    celery_worker.stop()  # hold the runs back until the dashboard is watching
+    sign_up(page)
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if "/api/experiments/" in request.url else None)
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+
+    create_experiment(page, "strategies on the sample")
+    expect(page).to_have_url(re.compile(r"/experiments/\d+/$"))
+    experiment = Experiment.objects.get(name="strategies on the sample")
+    assert experiment.spec["strategies"] == STRATEGIES and experiment.spec["params"] == {"parliament": {"rounds": 0}}
+    assert len(experiment.spec["source"]["ids"]) == TASKS
+    expect(page.get_by_test_id("experiment-connection")).to_have_attribute("data-state", "open")
+    expect(page.get_by_test_id("experiment-status")).to_have_text("running")
+    expect(page.get_by_test_id("progress-total")).to_have_text(str(RUNS))
+    expect(page.get_by_test_id("progress-done")).to_have_text("0")
+
+    # Pause and resume from the page: the buttons follow the status, the page does not reload.
+    page.get_by_test_id("experiment-pause").click()
+    expect(page.get_by_test_id("experiment-status")).to_have_text("paused")
+    expect(page.get_by_test_id("experiment-pause")).to_be_disabled()
+    expect(page.get_by_test_id("experiment-start")).to_have_text("Resume")
+    assert Experiment.objects.get(pk=experiment.pk).status == Experiment.Status.PAUSED
+    page.get_by_test_id("experiment-start").click()
+    expect(page.get_by_test_id("experiment-status")).to_have_text("running")
+    expect(page.get_by_test_id("experiment-pause")).to_be_enabled()
+    expect(page.get_by_test_id("no-results")).to_be_visible()
+
+    celery_worker.start()
+
+    # The bar fills from the socket's snapshots, and the results fill in without a reload.
+    expect(page.get_by_test_id("experiment-status")).to_have_text("finished", timeout=FINISH_TIMEOUT_MS)
+    expect(page.get_by_test_id("progress-done")).to_have_text(str(RUNS))
+    expect(page.get_by_test_id("progress-failed")).to_have_text("0")
+    expect(page.get_by_test_id("progress-running")).to_have_text("0")
+    expect(page.get_by_test_id("progress-remaining")).to_have_text("0")
+    assert page.eval_on_selector("[data-role=bar]", "bar => [bar.value, bar.max]") == [RUNS, RUNS]
+    expect(page.get_by_test_id("experiment-results")).to_have_attribute("data-settled", str(RUNS), timeout=10_000)
+    expect(page.get_by_test_id("experiment-start")).to_be_disabled()
+    assert sockets and all(url.endswith(f"/ws/experiments/{experiment.pk}/") for url in sockets), sockets
+    assert not [url for url in polls if url.endswith("/progress")], f"polled although the socket was open: {polls}"
+
+    # The paper's table: every strategy's pass rate over its two runs, as the runs say.
+    runs = Run.objects.filter(experiment=experiment)
+    assert runs.count() == RUNS and set(runs.values_list("status", flat=True)) == {Run.Status.FINISHED}
+    table = page.get_by_test_id("paper-table")
+    expect(table).to_have_count(1)
+    for strategy in STRATEGIES:
+        values = [float(v) for v in runs.filter(strategy=strategy).values_list("goal_value", flat=True)]
+        cell = table.locator(f"a[data-testid=cell][href*='strategy={strategy}&'][href*='parties=2']")
+        expect(cell).to_have_text(f"{mean(values):.2f}")
+
+    # A cell leads to its runs, a run to its transcript.
+    table.locator("a[data-testid=cell][href*='strategy=parliament&']").click()
+    expect(page).to_have_url(re.compile(rf"/experiments/{experiment.pk}/runs\?.*strategy=parliament"))
+    links = page.get_by_test_id("run-link")
+    expect(links).to_have_count(TASKS)
+    links.first.click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
+    run_id = int(re.search(r"/runs/(\d+)/$", page.url).group(1))
+    assert Run.objects.get(pk=run_id).strategy == "parliament"
+    expect(page.get_by_test_id("outcome")).to_be_visible()
+    stored = list(RunEvent.objects.filter(run_id=run_id).order_by("seq").values_list("seq", flat=True))
+    expect(page.locator("#transcript [data-seq]")).to_have_count(len(stored))
+    expect(page.locator("#transcript [data-testid=speech]")).to_have_count(2)  # the opening, one a group
