@@ -116,3 +116,22 @@ def test_an_experiment_runs_live_and_its_dashboard_leads_to_transcripts(
     stored = list(RunEvent.objects.filter(run_id=run_id).order_by("seq").values_list("seq", flat=True))
     expect(page.locator("#transcript [data-seq]")).to_have_count(len(stored))
     expect(page.locator("#transcript [data-testid=speech]")).to_have_count(2)  # the opening, one a group
+
+
+def test_without_the_websocket_the_dashboard_polls_the_progress(
+    page: Page, sample_records: RecordSet, celery_worker  # noqa: F811 - the imported fixture
+) -> None:
+    # Every experiment socket is closed as soon as it opens (a proxy without websockets, say).
+    page.route_web_socket(re.compile(r"/ws/experiments/"), lambda ws: ws.close(code=1011, reason="no websockets here"))
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if request.url.endswith("/progress") else None)
+    sign_up(page)
+    create_experiment(page, "polled")
+    expect(page).to_have_url(re.compile(r"/experiments/\d+/$"))
+
+    expect(page.get_by_test_id("experiment-status")).to_have_text("finished", timeout=FINISH_TIMEOUT_MS)
+    expect(page.get_by_test_id("progress-done")).to_have_text(str(RUNS))
+    expect(page.get_by_test_id("experiment-results")).to_have_attribute("data-settled", str(RUNS), timeout=10_000)
+    expect(page.get_by_test_id("paper-table").locator("a[data-testid=cell]")).to_have_count(len(STRATEGIES))
+    expect(page.get_by_test_id("experiment-connection")).to_have_attribute("data-state", re.compile("closed|connecting"))
+    assert polls, "the page never polled"
