@@ -8,9 +8,10 @@ started, resumed or topped up.
 
 Fan-out. Runs are created lazily: `experiment_advance` (the body of experiment_advance_task) tops
 up the runs in flight, per model backend, to the bound in HEMICYCLE_MODEL_CONCURRENCY, and every
-run of an experiment that settles (finished, failed, stopped) enqueues that task again from the
-end of run_advance. The Celery workers do the work; the bound only decides how many run tasks
-are on the queues at once. Celery's own rate limits do not fit: they bound starts per time unit
+run of an experiment that settles (finished, failed, stopped) tops up again at the end of
+run_advance, in the worker that played it (no hop through the broker between one run and the
+next; if that top-up fails, the task is enqueued instead). The Celery workers do the work; the
+bound only decides how many run tasks are on the queues at once. Celery's own rate limits do not fit: they bound starts per time unit
 and per worker, not runs in flight per backend across all workers. The top-up locks the running
 experiments' rows, so two top-ups never both fill the same free slot.
 
@@ -21,6 +22,7 @@ own estimate fit under the cap; when nothing is in flight and no remaining cell 
 experiment ends `capped`. Runs are never cut in the middle, and a cached re-run spends nothing.
 """
 
+import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -44,6 +46,8 @@ from deliberation.live.fanout import broadcast_experiment_progress
 from deliberation.runs.selectors import experiment_progress, experiment_steps_by_run
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioConfig
+
+logger = logging.getLogger(__name__)
 
 IN_FLIGHT = (Run.Status.QUEUED, Run.Status.RUNNING)
 SETTLED = (Run.Status.FINISHED, Run.Status.FAILED, Run.Status.STOPPED)
@@ -270,24 +274,25 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
         if experiment.status != Experiment.Status.RUNNING:
             return []
         spec = experiment.spec
-        runs = {run.cell: run for run in experiment.runs.only("pk", "experiment_id", "cell", "status", "model")}
+        # (pk, status) per cell: tuples, not model instances (a top-up per settled run reads them all).
+        runs = {cell: (pk, status) for cell, pk, status in experiment.runs.order_by().values_list("cell", "pk", "status")}
         in_flight = Counter(
             model_concurrency_bucket(model)
-            for model in Run.objects.filter(experiment__isnull=False, status__in=IN_FLIGHT).values_list("model", flat=True)
+            for model in Run.objects.filter(experiment__isnull=False, status__in=IN_FLIGHT).order_by().values_list("model", flat=True)
         )
         cells = experiment_cells(spec)
         committed = 0
         if experiment.call_cap is not None:
             spent = experiment_steps_by_run(experiment_id=experiment.pk)
             by_key = {cell.key: cell for cell in cells}
-            for cell_key, run in runs.items():
-                active = run.status in IN_FLIGHT
-                committed += cell_steps(by_key[cell_key], spec) if active else spent.get(run.pk, 0)
+            for cell_key, (run_id, status) in runs.items():
+                active = status in IN_FLIGHT
+                committed += cell_steps(by_key[cell_key], spec) if active else spent.get(run_id, 0)
         started: list[int] = []
         pending = capped = False
         for cell in cells:
             run = runs.get(cell.key)
-            if run is not None and run.status not in INTERRUPTED:
+            if run is not None and run[1] not in INTERRUPTED:
                 continue
             pending = True
             bucket = model_concurrency_bucket(cell.model)
@@ -301,35 +306,46 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
                 committed += cost
             if run is None:
                 config, task = _cell_config(cell, spec)
-                run = run_create(owner=experiment.owner, config=config, experiment=experiment, cell=cell.key, task=task)
+                run_id = run_create(owner=experiment.owner, config=config, experiment=experiment, cell=cell.key, task=task).pk
             else:
-                Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED, attempts=0, finished_at=None, error="")
-                transaction.on_commit(partial(_enqueue_run, run.pk))
+                run_id = run[0]
+                Run.objects.filter(pk=run_id).update(status=Run.Status.QUEUED, attempts=0, finished_at=None, error="")
+                transaction.on_commit(partial(_enqueue_run, run_id))
             in_flight[bucket] += 1
-            started.append(run.pk)
+            started.append(run_id)
         if not experiment.runs.filter(status__in=IN_FLIGHT).exists():
             if not pending or capped:
                 experiment.status = Experiment.Status.CAPPED if pending else Experiment.Status.FINISHED
                 experiment.finished_at = timezone.now()
                 experiment.save(update_fields=["status", "finished_at"])
-    _announce(experiment)
+    _announce(experiment, refresh=False)  # read under the lock, and saved here if it changed
     return started
 
 
-def _announce(experiment: Experiment) -> None:
+def _announce(experiment: Experiment, *, refresh: bool = True) -> None:
     """Push the experiment's progress to its owner's open pages (live/fanout.py)."""
-    experiment.refresh_from_db()
+    if refresh:
+        experiment.refresh_from_db()
     broadcast_experiment_progress(experiment_id=experiment.pk, progress=experiment_progress(experiment=experiment))
 
 
 def experiment_run_settled(*, run_id: int) -> None:
     """A run stopped stepping (run_advance's last word): if it belongs to an experiment and has
-    settled, its slot is free, so every running experiment may top up (they share the bounds)."""
+    settled, its slot is free, so every running experiment tops up (they share the bounds), here
+    in the worker that played the run; a top-up that fails is left to the task (and the sweep)."""
     settled = Run.objects.filter(pk=run_id, experiment__isnull=False, status__in=SETTLED).exists()
     if not settled:
         return
-    for experiment_id in Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list("pk", flat=True):
-        transaction.on_commit(partial(_enqueue_advance, experiment_id))
+    for experiment_id in Experiment.objects.filter(status=Experiment.Status.RUNNING).order_by("pk").values_list("pk", flat=True):
+        transaction.on_commit(partial(_top_up, experiment_id))
+
+
+def _top_up(experiment_id: int) -> None:
+    try:
+        experiment_advance(experiment_id=experiment_id)
+    except Exception:  # noqa: BLE001 - the run itself is done; the task tries the top-up again
+        logger.exception("experiment %s: top-up after a settled run failed; enqueued instead", experiment_id)
+        _enqueue_advance(experiment_id)
 
 
 def _require_owner(experiment: Experiment, user: AbstractBaseUser) -> None:

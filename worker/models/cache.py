@@ -1,6 +1,10 @@
 """The completion cache: the same (model, messages, parameters, seed) is answered from the database.
 
 This is what makes runs reproducible and re-runs free. Failures are never cached.
+
+A lookup is one statement: a hit counts itself and returns the row (UPDATE ... RETURNING), a miss
+stores the new completion with INSERT ... ON CONFLICT DO NOTHING (two workers that missed together
+store one row, and neither fails). deliberation/runs/hotpath.py says why.
 """
 
 import hashlib
@@ -8,10 +12,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import F
-
 from deliberation.engine.models import Completion, Message, ModelClient, Params, TokenLogprob
+from deliberation.runs.hotpath import insert_or_ignore, update_returning
 from deliberation.runs.models import CachedCompletion
+
+# What a hit needs from the row (a Completion); the messages and parameters stay in the database.
+HIT_FIELDS = ("text", "prompt_tokens", "completion_tokens", "seconds", "logprobs")
 
 
 def canonical_messages(messages: Sequence[Message]) -> list[dict]:
@@ -60,21 +66,20 @@ class CachingClient:
 
     def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
         key = completion_key(model=self.model, messages=messages, params=params, seed=seed)
-        row = CachedCompletion.objects.filter(key=key).first()
+        row = update_returning(CachedCompletion, set_sql="hits = hits + 1", where={"key": key}, fields=HIT_FIELDS)
         if row is not None:
-            CachedCompletion.objects.filter(pk=row.pk).update(hits=F("hits") + 1)
             return completion_from_row(row)
         completion = self.inner.complete(messages, params=params, seed=seed)
-        # get_or_create: two workers that missed together store one row, and neither fails.
-        CachedCompletion.objects.get_or_create(key=key, defaults={
-            "model": self.model,
-            "messages": canonical_messages(messages),
-            "params": params.as_dict(),
-            "seed": seed,
-            "text": completion.text,
-            "logprobs": logprobs_to_json(completion.logprobs),
-            "prompt_tokens": completion.prompt_tokens,
-            "completion_tokens": completion.completion_tokens,
-            "seconds": completion.seconds,
-        })
+        insert_or_ignore(CachedCompletion(
+            key=key,
+            model=self.model,
+            messages=canonical_messages(messages),
+            params=params.as_dict(),
+            seed=seed,
+            text=completion.text,
+            logprobs=logprobs_to_json(completion.logprobs),
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            seconds=completion.seconds,
+        ), conflict=["key"])
         return completion

@@ -113,21 +113,23 @@ def test_pause_stops_the_task_and_resume_continues_to_the_same_transcript(enqueu
     expected = [(type_, data) for _, type_, data in run_transcript(run=reference)]
 
     run = run_create(owner=reference.owner, config=scenario_config(reference.record))
-    real_append = services.event_append
+    real_store = services._event_store
 
-    def append_then_pause(*, run, event):
-        stored = real_append(run=run, event=event)
+    def store_then_pause(*, run, event):
+        stored = real_store(run=run, event=event)
         if event["seq"] == 5:
             run_pause(run=run, user=run.owner)
         return stored
 
-    monkeypatch.setattr(services, "event_append", append_then_pause)
+    # The run reads its status with each event it stores: a pause that lands just after that read
+    # is seen with the next event.
+    monkeypatch.setattr(services, "_event_store", store_then_pause)
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.PAUSED
     assert run.events.last().data == {"action": "paused", "by": run.owner.username}
 
-    monkeypatch.setattr(services, "event_append", real_append)
+    monkeypatch.setattr(services, "_event_store", real_store)
     run_resume(run=run, user=run.owner)
     assert enqueued[-1] == run.pk
     run_advance(run_id=run.pk)

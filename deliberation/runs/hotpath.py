@@ -1,0 +1,82 @@
+"""Single-statement writes for the hot path of a run: one round trip where the ORM takes several.
+
+A run writes an event per step and looks up the completion cache per model call, so what each of
+those costs in database round trips is the harness's overhead per step (bench/
+bench_experiment_throughput.py). The ORM's get_or_create is SELECT, SAVEPOINT, INSERT, RELEASE
+(inside BEGIN/COMMIT); an INSERT ... ON CONFLICT DO NOTHING RETURNING is one statement, in
+autocommit one round trip, and as atomic as the ORM's. Both PostgreSQL and SQLite (3.35+) run
+these statements.
+
+The rows are built from model instances (each field's pre_save and get_db_prep_save, as the ORM's
+own insert), so defaults and auto_now_add apply and a field added later is written too.
+"""
+
+from collections.abc import Sequence
+
+from django.db import connections, models, router
+
+
+def _connection(model: type[models.Model]):
+    return connections[router.db_for_write(model)]
+
+
+def insert_or_ignore(
+    obj: models.Model, *, conflict: Sequence[str], returning: str = "", returning_params: Sequence = ()
+) -> tuple | None:
+    """INSERT obj unless a row with the same `conflict` fields exists; returns the RETURNING row
+    (the primary key, then `returning`'s expressions) when it inserted, None when it did not.
+
+    Sets obj.pk when it inserted. `returning` is SQL appended to the RETURNING list (it may hold
+    a scalar subquery: the same statement reads another table, for one round trip instead of two).
+    """
+    model = type(obj)
+    meta = model._meta
+    connection = _connection(model)
+    qn = connection.ops.quote_name
+    fields = [field for field in meta.local_concrete_fields if field is not meta.pk]
+    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    conflict_columns = ", ".join(qn(meta.get_field(name).column) for name in conflict)
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({conflict_columns}) DO NOTHING "
+        f"RETURNING {qn(meta.pk.column)}" + (f", {returning}" if returning else "")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *returning_params])
+        row = cursor.fetchone()
+    if row is not None:
+        obj.pk = row[0]
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return row
+
+
+def update_returning(
+    model: type[models.Model], *, set_sql: str, where: dict, fields: Sequence[str]
+) -> models.Model | None:
+    """UPDATE one row (`set_sql`, e.g. "hits = hits + 1", on the row whose fields equal `where`)
+    and return it as an instance holding `fields` (converted as the ORM would), or None when no
+    row matched."""
+    meta = model._meta
+    connection = _connection(model)
+    qn = connection.ops.quote_name
+    wanted = {meta.get_field(name) for name in fields}
+    selected = [field for field in meta.concrete_fields if field in wanted]  # from_db wants model order
+    conditions = [(meta.get_field(name), value) for name, value in where.items()]
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {set_sql} "
+        f"WHERE {' AND '.join(f'{qn(field.column)} = %s' for field, _ in conditions)} "
+        f"RETURNING {', '.join(qn(field.column) for field in selected)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [field.get_db_prep_value(value, connection) for field, value in conditions])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = []
+    for field, value in zip(selected, row):
+        column = field.get_col(meta.db_table)
+        for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+            value = converter(value, column, connection)
+        values.append(value)
+    return model.from_db(connection.alias, [field.attname for field in selected], values)
