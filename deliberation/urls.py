@@ -11,5 +11,6 @@ urlpatterns = [
     path("", include("deliberation.scenarios.urls")),
     path("", include("deliberation.runs.urls")),
     path("", include("deliberation.dashboards.urls")),
+    path("", include("deliberation.classroom.urls")),
     path("api/v1/", include("deliberation.api.urls")),
 ]

@@ -53,10 +53,10 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(request, "runs/list.html", {"runs": run_list_for_owner(owner=request.user)[:200]})
 
 
-def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = _run_or_404(request, run_id)
+def run_page_data(run: Run) -> dict:
+    """What a page that renders a run's events needs (transcript.js): the run, its goal, its groups."""
     groups = {g.code: g for g in PartyGroup.objects.filter(term=run.record.term, code__in=run.groups)}
-    page = {
+    return {
         "run": run_summary(run),
         "goal": {"key": run.goal, "label": GOALS[run.goal].label, "kind": GOALS[run.goal].kind,
                  "threshold": GOALS[run.goal].threshold},
@@ -67,6 +67,13 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
              "seats": run.seats[code]}
             for code in run.groups
         ],
+    }
+
+
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_404(request, run_id)
+    page = {
+        **run_page_data(run),
         "token": request.GET.get("token", ""),
         "is_owner": request.user.is_authenticated and request.user.pk == run.owner_id,
     }

@@ -8,8 +8,8 @@
  *   view.apply(message)                           // one stored event, in sequence order, once
  *
  * hooks (all optional): render {type: fn(message)} adds or replaces an event type's rendering;
- * text(node, message) fills a text paragraph (default: all at once); onStatus(status); onFinish();
- * afterEvent(message). Elements are found by id (#transcript, #phases, #current-draft, #hemicycle,
+ * text(node, message, text) fills a text paragraph (default: all at once); highlight() names the group
+ * drawn in full colour in the hemicycle before the vote; onStatus(status); onFinish(); afterEvent(message). Elements are found by id (#transcript, #phases, #current-draft, #hemicycle,
  * #tally-chart, #outcome-panel, ...); a page without one of them simply does not show that part.
  * Model and student text is untrusted: it only ever reaches the DOM as text (Dom.el / textContent). */
 (function () {
@@ -398,6 +398,12 @@
           names[g.code] = vote ? `${g.short_label}: ${vote.position} ${vote.score}` : `${g.short_label}: not voted`;
         }
       }
+      const speaking = !voted && hooks.highlight ? hooks.highlight() : null;
+      if (speaking && groups[speaking]) {
+        // The group that has the floor in full colour, the others faded (their band stays).
+        colourBy = Object.fromEntries(page.groups.map((g) => [g.code, g.code === speaking ? g.colour : "#dfe3ea"]));
+      }
+      div.dataset.speaking = speaking || "";
       if ($("#vote-legend")) $("#vote-legend").hidden = !voted;
       if ($("#not-voted-key")) $("#not-voted-key").hidden = page.groups.every((g) => state.votes[g.code]);
       const centre = state.tally ? `u = ${formatNumber(state.tally.weighted_total, 2)}` : null;

@@ -1,0 +1,241 @@
+"""Classroom pages: the teacher's sessions, console and projector; students' join and seat pages;
+the join QR code. Thin: every write is a service, every read a selector; the live part of each
+page is the websocket (consumers.py) and classroom.js."""
+
+from urllib.parse import urlsplit
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+import qrcode
+import qrcode.image.svg
+
+from deliberation.classroom import selectors, services
+from deliberation.classroom.lan import is_loopback
+from deliberation.classroom.models import NAME_LIMIT, ClassSession
+from deliberation.engine.classroom import MAX_WORDS_PER_SECOND, classroom_settings
+from deliberation.runs.views import run_page_data
+from deliberation.scenarios.models import SavedScenario
+
+
+def _session_key(code: str) -> str:
+    return f"classroom.{code}"
+
+
+def _session_or_404(code: str) -> ClassSession:
+    session = selectors.class_session_by_code(code=code)
+    if session is None:
+        raise Http404("no classroom session with this code")
+    return session
+
+
+def _teacher_session(request: HttpRequest, code: str) -> ClassSession | HttpResponse:
+    session = _session_or_404(code)
+    if session.teacher_id != request.user.pk:
+        return HttpResponseForbidden("Only the teacher who opened this session can open this page.")
+    return session
+
+
+def _client_address(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def join_url(request: HttpRequest, code: str) -> str:
+    """The address students open: HEMICYCLE_PUBLIC_URL when set; else this request's host, or,
+    when the teacher browses on loopback, this machine's LAN address (phones cannot reach
+    127.0.0.1)."""
+    path = reverse("classroom-join-code", args=[code])
+    if settings.HEMICYCLE_PUBLIC_URL:
+        return settings.HEMICYCLE_PUBLIC_URL + path
+    host = urlsplit(f"//{request.get_host()}")
+    if is_loopback(host.hostname or "") and settings.HEMICYCLE_LAN_ADDRESS:
+        port = f":{host.port}" if host.port else ""
+        return f"{request.scheme}://{settings.HEMICYCLE_LAN_ADDRESS}{port}{path}"
+    return request.build_absolute_uri(path)
+
+
+def _reachability_warning(url: str) -> str:
+    if is_loopback(urlsplit(url).hostname or ""):
+        return ("This join link only works on this computer: no local network address was found. "
+                "Connect to the classroom network, or set HEMICYCLE_PUBLIC_URL.")
+    if settings.HEMICYCLE_BIND_HOST and is_loopback(settings.HEMICYCLE_BIND_HOST):
+        return ("The server listens on this computer only, so phones cannot open the link: "
+                "restart it with `make run HOST=0.0.0.0`.")
+    return ""
+
+
+def _page(request: HttpRequest, session: ClassSession, role: str, **extra) -> dict:
+    page = run_page_data(session.run)
+    page["run"]["params"] = {**session.run.params, "rounds": classroom_settings(session.run.params).rounds}
+    return {
+        **page,
+        "classroom": {
+            "code": session.code,
+            "role": role,
+            "words_per_second": session.words_per_second,
+            "server_now": timezone.now().isoformat(),
+            "join_url": join_url(request, session.code),
+            **extra,
+        },
+    }
+
+
+# ---- teacher ------------------------------------------------------------------------------------
+
+
+class OpenSessionForm(forms.Form):
+    scenario = forms.ModelChoiceField(queryset=SavedScenario.objects.none(), empty_label=None,
+                                      help_text="A scenario you saved in the builder.")
+    seconds_per_phase = forms.IntegerField(
+        min_value=0, max_value=services.MAX_PHASE_SECONDS, required=False, initial=0,
+        help_text="A timer for each phase (10 s or more); when it runs out the phase moves on. 0 or empty: no timer.")
+    words_per_second = forms.FloatField(
+        min_value=0, max_value=MAX_WORDS_PER_SECOND, initial=3,
+        help_text="How fast agents' text appears, word by word. 0: all at once.")
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scenario"].queryset = SavedScenario.objects.filter(owner=owner).select_related("record")
+        self.fields["scenario"].label_from_instance = lambda s: f"{s.name} ({s.record.title[:60]}, {len(s.groups)} groups)"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def classroom_home(request: HttpRequest) -> HttpResponse:
+    form = OpenSessionForm(request.POST or None, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            session = services.class_session_open(
+                teacher=request.user,
+                scenario=form.cleaned_data["scenario"],
+                phase_seconds=form.cleaned_data["seconds_per_phase"] or None,
+                words_per_second=form.cleaned_data["words_per_second"],
+            )
+        except services.ClassroomError as error:
+            form.add_error(None, str(error))
+        else:
+            return redirect("classroom-teach", code=session.code)
+    return render(request, "classroom/home.html", {
+        "form": form,
+        "sessions": selectors.sessions_for_teacher(user=request.user)[:100],
+    })
+
+
+@login_required
+def classroom_teach(request: HttpRequest, code: str) -> HttpResponse:
+    session = _teacher_session(request, code)
+    if isinstance(session, HttpResponse):
+        return session
+    url = join_url(request, session.code)
+    return render(request, "classroom/teach.html", {
+        "session": session, "run": session.run, "join_url": url, "warning": _reachability_warning(url),
+        "page": _page(request, session, "teacher"),
+    })
+
+
+@login_required
+def classroom_projector(request: HttpRequest, code: str) -> HttpResponse:
+    session = _teacher_session(request, code)
+    if isinstance(session, HttpResponse):
+        return session
+    return render(request, "classroom/projector.html", {
+        "session": session, "run": session.run, "join_url": join_url(request, session.code),
+        "page": _page(request, session, "projector"),
+    })
+
+
+def classroom_qr(request: HttpRequest, code: str) -> HttpResponse:
+    session = _session_or_404(code)
+    image = qrcode.make(join_url(request, session.code), image_factory=qrcode.image.svg.SvgPathImage)
+    response = HttpResponse(image.to_string(encoding="unicode"), content_type="image/svg+xml")
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+# ---- students -----------------------------------------------------------------------------------
+
+
+class JoinCodeForm(forms.Form):
+    code = forms.CharField(max_length=12, label="Session code")
+
+    def clean_code(self) -> str:
+        code = self.cleaned_data["code"].strip().upper().replace(" ", "").replace("-", "")
+        if selectors.class_session_by_code(code=code) is None:
+            raise forms.ValidationError("No session has this code. Check it with your teacher.")
+        return code
+
+
+@require_http_methods(["GET", "POST"])
+def join(request: HttpRequest) -> HttpResponse:
+    form = JoinCodeForm(request.POST or request.GET or None)
+    if (request.POST or request.GET) and form.is_valid():
+        return redirect("classroom-join-code", code=form.cleaned_data["code"])
+    return render(request, "classroom/join.html", {"form": form})
+
+
+class JoinSeatForm(forms.Form):
+    name = forms.CharField(max_length=NAME_LIMIT, label="Your name", help_text="As the class will see it.")
+    seat = forms.ChoiceField(widget=forms.RadioSelect, label="Your seat")
+
+    def __init__(self, *args, seats, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["seat"].choices = [*seats, ("", "Just watch")]
+        self.fields["seat"].required = False
+
+    def clean_name(self) -> str:
+        name = " ".join(self.cleaned_data["name"].split())
+        if not name:
+            raise forms.ValidationError("Type the name the class will see.")
+        return name
+
+
+@require_http_methods(["GET", "POST"])
+def join_code(request: HttpRequest, code: str) -> HttpResponse:
+    session = _session_or_404(code)
+    if code != session.code:
+        return redirect("classroom-join-code", code=session.code)
+    if request.method == "GET" and selectors.student_for_token(
+            class_session=session, token=request.session.get(_session_key(session.code), "")) is not None:
+        return redirect("classroom-seat", code=session.code)
+    page = run_page_data(session.run)
+    form = JoinSeatForm(request.POST or None, seats=[(g["code"], g["label"]) for g in page["groups"]])
+    status = 200
+    if request.method == "POST":
+        if not services.join_allowed(client=_client_address(request)):
+            form.add_error(None, "Too many tries to join from this device: wait a minute, then try again.")
+            status = 429
+        elif form.is_valid():
+            try:
+                student = services.student_join(
+                    class_session=session, name=form.cleaned_data["name"], group=form.cleaned_data["seat"] or None,
+                )
+            except services.ClassroomError as error:
+                form.add_error(None, str(error))
+            else:
+                request.session[_session_key(session.code)] = services.seat_token(student=student)
+                return redirect("classroom-seat", code=session.code)
+        if status == 200:
+            status = 400
+    seated = selectors.presence(class_session=session)["seats"]
+    return render(request, "classroom/join_seat.html", {
+        "session": session, "run": session.run, "form": form, "groups": page["groups"],
+        "seated": {code: [s["name"] for s in students] for code, students in seated.items()},
+    }, status=status)
+
+
+def classroom_seat(request: HttpRequest, code: str) -> HttpResponse:
+    session = _session_or_404(code)
+    student = selectors.student_for_token(class_session=session, token=request.session.get(_session_key(session.code), ""))
+    if student is None:
+        return redirect("classroom-join-code", code=session.code)
+    return render(request, "classroom/seat.html", {
+        "session": session, "run": session.run, "student": student,
+        "page": _page(request, session, "student",
+                      student={"id": student.pk, "name": student.name, "group": student.group or None}),
+    })
