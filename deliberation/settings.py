@@ -46,6 +46,8 @@ HEMICYCLE_PUBLIC_URL = os.environ.get("HEMICYCLE_PUBLIC_URL", "").rstrip("/")
 HEMICYCLE_LAN_ADDRESS = lan_address() if DEBUG and "DJANGO_ALLOWED_HOSTS" not in os.environ else None
 if HEMICYCLE_LAN_ADDRESS:
     ALLOWED_HOSTS.append(HEMICYCLE_LAN_ADDRESS)
+# Classroom joins: at most this many attempts per minute from one client address.
+HEMICYCLE_JOIN_RATE = int(os.environ.get("HEMICYCLE_JOIN_RATE", "20"))
 # The address uvicorn listens on (the Makefile passes it): the classroom console warns when
 # phones cannot reach it (loopback only).
 HEMICYCLE_BIND_HOST = os.environ.get("HEMICYCLE_BIND_HOST", "")
