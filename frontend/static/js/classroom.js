@@ -48,6 +48,7 @@
     const at = Date.parse(message.at);
     if (data.by !== "agent" || !revealSpeed || !text || Number.isNaN(at)) {
       node.textContent = text;
+      if (data.by === "agent") node.dataset.revealed = "true";
       return;
     }
     const item = { node, tokens: text.split(/(\s+)/), start: at, speed: revealSpeed, text };
