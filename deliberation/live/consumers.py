@@ -17,6 +17,15 @@ from deliberation.live.fanout import encode, experiment_group, hub
 from deliberation.runs.selectors import experiment_for_owner, experiment_progress, run_events_after, run_for_viewer
 
 
+def after_seq(scope) -> int:
+    """The `?after=<seq>` of a socket's URL: the last event the client already has (0: none)."""
+    query = parse_qs(scope.get("query_string", b"").decode())
+    try:
+        return max(0, int(query.get("after", ["0"])[0]))
+    except ValueError:
+        return 0
+
+
 def _frames_after(run_id: int, seq: int) -> list[tuple[int, str]]:
     return [(event.seq, encode(event.as_message())) for event in run_events_after(run_id=run_id, seq=seq)]
 
@@ -36,10 +45,6 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
-        try:
-            self.last_seq = max(0, int(query.get("after", ["0"])[0]))
-        except ValueError:
-            self.last_seq = 0
         token = query.get("token", [""])[0]
         run = await database_sync_to_async(run_for_viewer)(
             user=self.scope.get("user"), run_id=self.run_id, token=token
@@ -48,6 +53,12 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self.close(code=4403)
             return
         await self.accept()
+        await self.stream(after=after_seq(self.scope))
+
+    async def stream(self, *, after: int) -> None:
+        """Join the hub, send the log after `after`, then the frames that came meanwhile: from
+        here on the socket is live. (The classroom's consumer streams its run's events this way.)"""
+        self.last_seq = after
         self.live = False
         self.held: list[tuple[int, str]] = []
         self.catching_up = asyncio.Lock()
