@@ -247,7 +247,7 @@
 
   function actMode() {
     if (!me || !me.group || me.muted || server.status !== "live") return null;
-    if (view.state.phase === "vote") return !view.state.votes[me.group] && !room.voteClosed ? "vote" : null;
+    if (view.state.phase === "vote") return !view.state.votes[me.group] && !room.voteClosed && !server.vote_closed ? "vote" : null;
     const turn = server.turn;
     if (turn && turn.by === "students" && turn.group === me.group && turn.kind !== "vote") return turn.kind;
     return null;

@@ -542,6 +542,9 @@
   //   const live = Transcript.connect({url(after), onEvent(message), onOther(message),
   //                                    onConnection(kind, text), onRefused(code) -> true to stop})
   //   live.send(object) · live.reconnectNow() · live.finish(text) · live.lastSeq()
+  // Frames that are not stored events (the classroom's; a state frame carries the seq it reflects).
+  const NOT_EVENTS = new Set(["hello", "state", "presence", "refused", "pong"]);
+
   function connect(options) {
     const socket = { ws: null, attempts: 0, timer: null, fresh: false, stableTimer: null, gapTimer: null, closedForGood: false };
     const pending = new Map(); // seq -> message that arrived ahead of a missing one
@@ -550,7 +553,7 @@
 
     function receive(message) {
       if (!message) return;
-      if (typeof message.seq !== "number") { // hello, state, presence, refused, pong
+      if (typeof message.seq !== "number" || NOT_EVENTS.has(message.type)) {
         if (options.onOther) options.onOther(message);
         return;
       }
