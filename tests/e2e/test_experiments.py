@@ -8,6 +8,7 @@ llm judge, on the instant scripted:default model. A real Celery worker plays it;
 until the dashboard is watching, so the progress is seen moving rather than already done.
 """
 
+import json
 import re
 from statistics import mean
 
@@ -53,10 +54,14 @@ def test_an_experiment_runs_live_and_its_dashboard_leads_to_transcripts(
 ) -> None:
     celery_worker.stop()  # hold the runs back until the dashboard is watching
     sign_up(page)
-    polls: list[str] = []
-    page.on("request", lambda request: polls.append(request.url) if "/api/experiments/" in request.url else None)
     sockets: list[str] = []
-    page.on("websocket", lambda ws: sockets.append(ws.url))
+    snapshots: list[str] = []
+
+    def watch(ws) -> None:
+        sockets.append(ws.url)
+        ws.on("framereceived", lambda payload: snapshots.append(payload if isinstance(payload, str) else payload.decode()))
+
+    page.on("websocket", watch)
 
     create_experiment(page, "strategies on the sample")
     expect(page).to_have_url(re.compile(r"/experiments/\d+/$"))
@@ -91,7 +96,10 @@ def test_an_experiment_runs_live_and_its_dashboard_leads_to_transcripts(
     expect(page.get_by_test_id("experiment-results")).to_have_attribute("data-settled", str(RUNS), timeout=10_000)
     expect(page.get_by_test_id("experiment-start")).to_be_disabled()
     assert sockets and all(url.endswith(f"/ws/experiments/{experiment.pk}/") for url in sockets), sockets
-    assert not [url for url in polls if url.endswith("/progress")], f"polled although the socket was open: {polls}"
+    # The progress came over the socket: a snapshot on connecting, then one per change, to the end.
+    final = json.loads(snapshots[-1])
+    assert (final["status"], final["done"], final["total"]) == ("finished", RUNS, RUNS), snapshots[-1]
+    assert len({json.loads(frame)["done"] for frame in snapshots}) >= 2, "no progress arrived over the socket"
 
     # The paper's table: every strategy's pass rate over its two runs, as the runs say.
     runs = Run.objects.filter(experiment=experiment)

@@ -3,9 +3,9 @@
  * Dashboard: draws the server-built Plotly figures; keeps the progress bar live from the
  * websocket /ws/experiments/<id>/ (a whole progress snapshot per message: done, failed, running,
  * remaining, ETA, status); reconnects with exponential backoff, and polls the progress API only
- * while the socket cannot open; reloads the results fragment (tables, figures, breakdowns) when
- * the number of settled runs moves, at most every few seconds; and drives the start / resume,
- * pause and cancel buttons without leaving the page.
+ * while the socket cannot open (and once after 30 s of silence while running); reloads the
+ * results fragment (tables, figures, breakdowns) when the number of settled runs moves, at most
+ * every few seconds; and drives the start / resume, pause and cancel buttons in place.
  *
  * New-experiment form: the suggested model strings fill the models field.
  *
@@ -162,7 +162,11 @@
 
   // ---- the websocket, and the poll while it cannot open ----------------------------------------
 
-  const socket = { ws: null, attempts: 0, timer: null, stableTimer: null, pollTimer: null, polling: false };
+  const socket = { ws: null, attempts: 0, timer: null, stableTimer: null, pollTimer: null, polling: false, heard: Date.now() };
+  // An open socket that stays silent this long while the experiment runs gets one poll: a run can
+  // take minutes on a small model, and a process without the channel layer (an embedded worker in
+  // another process: `manage.py experiment run --wait` beside `make run`) cannot push at all.
+  const SILENCE_MS = 30000;
 
   function setConnection(stateName, text) {
     connection.dataset.state = stateName;
@@ -189,6 +193,7 @@
     let opened = false;
     ws.addEventListener("open", function () {
       opened = true;
+      socket.heard = Date.now();
       stopPolling();
       setConnection("open", "live");
       socket.stableTimer = setTimeout(function () { socket.attempts = 0; }, 5000);
@@ -200,6 +205,7 @@
       } catch (error) {
         return;
       }
+      socket.heard = Date.now();
       show(message);
     });
     ws.addEventListener("close", function (event) {
@@ -281,4 +287,11 @@
 
   setButtons(state.status);
   connect();
+  setInterval(function () {
+    if (socket.ws && socket.ws.readyState === WebSocket.OPEN && state.status === "running" &&
+        Date.now() - socket.heard > SILENCE_MS) {
+      socket.heard = Date.now();
+      pollOnce();
+    }
+  }, 5000);
 })();
