@@ -1,13 +1,15 @@
 """Plotly figures of an experiment's dashboard, as JSON for the vendored plotly.js (dashboard.js).
 
-Built from the selectors' aggregates only: no query here.
+Built from the selectors' aggregates only: no query here. The figures are written as the plain
+dicts plotly.js reads (what go.Figure(...).to_json() gives: tests check that plotly validates
+them and writes them back unchanged), not built through plotly's graph objects: those validate
+and copy the whole layout template on every update, about 100 ms a figure, most of the
+dashboard's time at 100,000 runs (bench/bench_dashboard.py). The template is written once.
 """
 
 import json
 from collections import defaultdict
-
-import plotly.graph_objects as go
-import plotly.io as pio
+from functools import cache
 
 from deliberation.dashboards.selectors import POWER_BINS, Cell, Table
 from deliberation.engine.goals import GOALS
@@ -29,8 +31,31 @@ def _bar_style(strategy: str, model: str, models: list[str]) -> dict:
     return {"color": strategy_colour(strategy), "pattern": {"shape": PATTERNS[models.index(model) % len(PATTERNS)]}}
 
 
-LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 380,
-          "legend": {"orientation": "h", "y": -0.2}}
+LAYOUT = {"margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 380, "legend": {"orientation": "h", "y": -0.2}}
+TEMPLATE = "plotly_white"
+
+
+@cache
+def _template() -> dict:
+    """The layout template as JSON (made once: plotly's own objects are slow to build)."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    return json.loads(pio.to_json(go.Figure(layout={"template": TEMPLATE}), validate=False))["layout"]["template"]
+
+
+def _figure(data: list[dict], *, title: str, xaxis: dict | None = None, yaxis: dict | None = None, **layout) -> dict:
+    """A figure in plotly.js's JSON: the traces, and the layout with the shared template."""
+    out = {"template": _template(), "title": {"text": title}, **LAYOUT, **layout}
+    if xaxis:
+        out["xaxis"] = xaxis
+    if yaxis:
+        out["yaxis"] = yaxis
+    return {"data": data, "layout": out}
+
+
+def _axis(title: str, **more) -> dict:
+    return {"title": {"text": title}, **more}
 
 
 def _axis_title(goal: str) -> str:
@@ -56,17 +81,16 @@ def paper_table_figures(tables: list[Table]) -> list[dict]:
                 by_goal[goal_row["goal"]].append((row, goal_row["cells"]))
         models = sorted({row.model for row in table.rows})
         for goal, series in by_goal.items():
-            fig = go.Figure()
-            for row, cells in series:
-                fig.add_bar(
-                    name=f"{row.strategy} · {row.model}", x=[f"{p} parties" for p in table.party_counts],
-                    marker=_bar_style(row.strategy, row.model, models),
-                    y=[cell.mean for cell in cells], error_y=_error(cells),
-                    customdata=[cell.n for cell in cells], hovertemplate="%{y:.2f} (%{customdata} runs)",
-                )
-            fig.update_layout(title=f"{GOALS[goal].label} · judge {table.judge}", yaxis_title=_axis_title(goal),
-                              barmode="group", **LAYOUT)
-            figures.append({"id": f"table-{table.judge}-{goal}", "figure": _json(fig)})
+            bars = [
+                {"type": "bar", "name": f"{row.strategy} · {row.model}", "x": [f"{p} parties" for p in table.party_counts],
+                 "marker": _bar_style(row.strategy, row.model, models), "y": [cell.mean for cell in cells],
+                 "error_y": _error(cells), "customdata": [cell.n for cell in cells],
+                 "hovertemplate": "%{y:.2f} (%{customdata} runs)"}
+                for row, cells in series
+            ]
+            fig = _figure(bars, title=f"{GOALS[goal].label} · judge {table.judge}", yaxis=_axis(_axis_title(goal)),
+                          barmode="group")
+            figures.append({"id": f"table-{table.judge}-{goal}", "figure": fig})
     return figures
 
 
@@ -79,15 +103,15 @@ def power_figures(cells: dict[tuple, Cell]) -> list[dict]:
     models = sorted({key[1] for key in cells})
     figures = []
     for goal in (key for key in GOALS if key in by_goal):
-        fig = go.Figure()
+        bars = []
         for (strategy, model, judge), bins in sorted(by_goal[goal].items()):
             present = [label for label in labels if label in bins]
-            fig.add_bar(name=f"{strategy} · {model} · {judge}", x=present, y=[bins[label].mean for label in present],
-                        marker=_bar_style(strategy, model, models),
-                        error_y=_error([bins[label] for label in present]))
-        fig.update_layout(title=f"{GOALS[goal].label} by power structure", yaxis_title=_axis_title(goal),
-                          barmode="group", **LAYOUT)
-        figures.append({"id": f"power-{goal}", "figure": _json(fig)})
+            bars.append({"type": "bar", "name": f"{strategy} · {model} · {judge}", "x": present,
+                         "y": [bins[label].mean for label in present], "marker": _bar_style(strategy, model, models),
+                         "error_y": _error([bins[label] for label in present])})
+        fig = _figure(bars, title=f"{GOALS[goal].label} by power structure", yaxis=_axis(_axis_title(goal)),
+                      barmode="group")
+        figures.append({"id": f"power-{goal}", "figure": fig})
     return figures
 
 
@@ -95,21 +119,20 @@ def dominant_group_figure(points: list[dict]) -> dict | None:
     """Each group's mean score against its seat share, a marker series per strategy (size: runs)."""
     if not points:
         return None
-    fig = go.Figure()
     by_strategy: dict[str, list[dict]] = defaultdict(list)
     for point in points:
         by_strategy[point["strategy"]].append(point)
-    for strategy, items in sorted(by_strategy.items()):
-        fig.add_scatter(
-            name=strategy, mode="markers", x=[p["share"] for p in items], y=[p["mean"] for p in items],
-            text=[f"{p['group']}: {p['n']} runs" for p in items],
-            marker={"size": [min(30, 6 + p["n"] ** 0.5 * 2) for p in items], "opacity": 0.75,
+    markers = [
+        {"type": "scatter", "name": strategy, "mode": "markers", "x": [p["share"] for p in items],
+         "y": [p["mean"] for p in items], "text": [f"{p['group']}: {p['n']} runs" for p in items],
+         "marker": {"size": [min(30, 6 + p["n"] ** 0.5 * 2) for p in items], "opacity": 0.75,
                     "color": strategy_colour(strategy)},
-            hovertemplate="%{text}<br>share %{x:.0%}, score %{y:.2f}",
-        )
-    fig.update_layout(title="Group score against seat share", xaxis_title="seat share", xaxis_tickformat=".0%",
-                      yaxis_title="mean judge score (0–9)", yaxis_range=[0, 9.3], **LAYOUT)
-    return {"id": "dominant", "figure": _json(fig)}
+         "hovertemplate": "%{text}<br>share %{x:.0%}, score %{y:.2f}"}
+        for strategy, items in sorted(by_strategy.items())
+    ]
+    fig = _figure(markers, title="Group score against seat share", xaxis=_axis("seat share", tickformat=".0%"),
+                  yaxis=_axis("mean judge score (0–9)", range=[0, 9.3]))
+    return {"id": "dominant", "figure": fig}
 
 
 def support_figure(points: list[dict]) -> dict | None:
@@ -117,20 +140,16 @@ def support_figure(points: list[dict]) -> dict | None:
     agreement."""
     if not points:
         return None
-    fig = go.Figure()
-    fig.add_scatter(name="agreement", mode="lines", x=[0, 9], y=[0, 9], line={"dash": "dot", "color": "#999"})
+    lines = [{"type": "scatter", "name": "agreement", "mode": "lines", "x": [0, 9], "y": [0, 9],
+              "line": {"dash": "dot", "color": "#999"}}]
     by_strategy: dict[str, list[dict]] = defaultdict(list)
     for point in points:
         by_strategy[point["strategy"]].append(point)
     for strategy, items in sorted(by_strategy.items()):
-        fig.add_scatter(name=strategy, mode="lines+markers", x=[p["real"] for p in items],
-                        y=[p["mean"] for p in items], customdata=[p["n"] for p in items],
-                        line={"color": strategy_colour(strategy)},
-                        hovertemplate="real %{x}: simulated %{y:.2f} (%{customdata} group-runs)")
-    fig.update_layout(title="Simulated support against the real vote", xaxis_title="real vote (0–9)",
-                      yaxis_title="mean judge score (0–9)", **LAYOUT)
-    return {"id": "support", "figure": _json(fig)}
-
-
-def _json(fig: go.Figure) -> dict:
-    return json.loads(pio.to_json(fig, validate=False))
+        lines.append({"type": "scatter", "name": strategy, "mode": "lines+markers", "x": [p["real"] for p in items],
+                      "y": [p["mean"] for p in items], "customdata": [p["n"] for p in items],
+                      "line": {"color": strategy_colour(strategy)},
+                      "hovertemplate": "real %{x}: simulated %{y:.2f} (%{customdata} group-runs)"})
+    fig = _figure(lines, title="Simulated support against the real vote", xaxis=_axis("real vote (0–9)"),
+                  yaxis=_axis("mean judge score (0–9)"))
+    return {"id": "support", "figure": fig}

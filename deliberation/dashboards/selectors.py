@@ -1,15 +1,24 @@
-"""Reads behind the experiment dashboards: the paper's table and its breakdowns.
+"""Reads behind the experiment dashboards: the paper's table, its breakdowns, the per-group views.
 
-Every mean, pass rate and count is aggregated by the database over Run rows. The run's own goal
-and its largest seat share are plain columns (Run.goal_value, Run.largest_share, copied from the
-outcome when the run finishes): extracting them from the outcome JSON in every query was about
-17 µs a run on SQLite, too slow for 100,000 runs (bench/bench_dashboard.py). The per-group views
-(group_views) aggregate RunGroupScore rows, a finished run's groups, written when it finishes.
+Every mean, pass rate and count is aggregated by the database. The run's own goal and its largest
+seat share are plain columns (Run.goal_value, Run.largest_share, copied from the outcome when the
+run finishes), and a finished run's per-group scores are rows (RunGroupScore, written when it
+finishes): extracting them from the outcome JSON in every view was too slow for 100,000 runs
+(bench/bench_dashboard.py).
+
+The table and the three breakdowns come from one statement (_aggregates): it reads the
+experiment's finished runs once, groups them per task, and groups those rows four ways; separate
+queries read the wide run rows four times and sorted them for each COUNT(DISTINCT task), about
+four times slower on PostgreSQL.
 
 The paper table's confidence intervals are a percentile bootstrap over runs (the breakdowns'
-use the normal approximation, see _aggregate). Resampling runs with replacement from
-a cell is a multinomial draw over the cell's distinct values, so the database answers only
-(cell, value, count) rows and the resampling happens on those counts (numpy, seeded).
+use the normal approximation, see normal_ci). Resampling runs with replacement from a cell is a
+multinomial draw over the cell's distinct values, so the database answers only (cell, value,
+count) rows and the resampling happens on those counts (numpy, seeded).
+
+Results update as runs finish, and repeated views are cheap: the aggregates are cached (Django's
+cache) under a key made of the experiment and what its finished runs are (how many, the last
+finish), read by one index-only query (results_version); a run that finishes changes the key.
 """
 
 import math
@@ -20,10 +29,12 @@ from urllib.parse import urlencode
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Avg, Case, Count, F, QuerySet, Sum, Value, When
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Avg, Count, Max, QuerySet
 
 from deliberation.engine.goals import GOALS
-from deliberation.records.models import Topic
+from deliberation.records.models import BenchmarkTask, Record, Topic
 from deliberation.runs.models import Experiment, Run, RunGroupScore
 
 PARTY_COUNTS = (2, 4, 6)
@@ -46,17 +57,6 @@ def experiments_for_owner(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet
     if not user.is_authenticated:
         return Experiment.objects.none()
     return Experiment.objects.filter(owner=user).order_by("-created_at")
-
-
-def power_bin() -> Case:
-    whens = [When(largest_share__lt=edge, then=Value(label)) for edge, label in POWER_BINS if edge is not None]
-    return Case(*whens, default=Value(POWER_BINS[-1][1]))
-
-
-def finished_runs(*, experiment: Experiment) -> QuerySet[Run]:
-    return Run.objects.filter(experiment=experiment, status=Run.Status.FINISHED, goal_value__isnull=False).annotate(
-        value=F("goal_value")
-    )
 
 
 @dataclass
@@ -87,45 +87,6 @@ def bootstrap_ci(values: Sequence[float], counts: Sequence[int], *, samples: int
     return float(low), float(high)
 
 
-def _value_counts(runs: QuerySet[Run], keys: Sequence[str]) -> dict[tuple, tuple[list[float], list[int]]]:
-    rows = runs.order_by().values(*keys, "value").annotate(n=Count("pk"))
-    out: dict[tuple, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
-    for row in rows:
-        values, counts = out[tuple(row[key] for key in keys)]
-        values.append(row["value"])
-        counts.append(row["n"])
-    return out
-
-
-def _aggregate(runs: QuerySet[Run], keys: Sequence[str], *, bootstrap: bool = True) -> dict[tuple, Cell]:
-    """Mean, run count and task count per group of `keys` (which include "goal"), aggregated by
-    the database, with a 95% interval.
-
-    bootstrap=True (the paper's table): a percentile bootstrap. A pass goal's values are 0 and 1,
-    so its sum (the passes) and count are its whole distribution; only score goals need their
-    (value, count) rows. bootstrap=False (the breakdowns, hundreds of cells): the normal
-    approximation mean ± 1.96·sd/√n from the database's mean and mean square, clipped to the
-    goal's range; a bootstrap per cell cost seconds there at 100,000 runs (bench/bench_dashboard.py)."""
-    goal_index = keys.index("goal")
-    rows = runs.order_by().values(*keys).annotate(
-        mean=Avg("value"), total=Sum("value"), mean_square=Avg(F("value") * F("value")), n=Count("pk"),
-        tasks=Count("task", distinct=True),
-    )
-    spreads = _value_counts(runs.filter(goal__in=SCORE_GOALS), keys) if bootstrap else {}
-    cells = {}
-    for row in rows:
-        key = tuple(row[name] for name in keys)
-        if not bootstrap:
-            ci = normal_ci(row["mean"], row["mean_square"], row["n"], upper=9.0 if key[goal_index] in SCORE_GOALS else 1.0)
-        elif key[goal_index] in SCORE_GOALS:
-            ci = bootstrap_ci(*spreads[key])
-        else:
-            passes = round(row["total"])
-            ci = bootstrap_ci([0.0, 1.0], [row["n"] - passes, passes])
-        cells[key] = Cell(mean=row["mean"], n=row["n"], tasks=row["tasks"], ci=ci)
-    return cells
-
-
 def normal_ci(mean: float, mean_square: float, n: int, *, upper: float) -> tuple[float, float]:
     """mean ± 1.96 times the standard error (sample standard deviation from the mean of squares:
     SQLite's own STDDEV fails on a single value), clipped to [0, upper]."""
@@ -134,6 +95,139 @@ def normal_ci(mean: float, mean_square: float, n: int, *, upper: float) -> tuple
     sd = math.sqrt(max(0.0, mean_square - mean * mean) * n / (n - 1))
     half = 1.96 * sd / math.sqrt(n)
     return max(0.0, mean - half), min(upper, mean + half)
+
+
+# ---------------------------------------------------------------------------------------------
+# The aggregates, made once per version of the experiment's results
+
+
+CACHE_PREFIX = "hemicycle:dashboards:1"  # bump when what is cached changes shape
+CACHE_SECONDS = 24 * 3600
+AGGREGATES_WORK_MEM = "32MB"
+
+
+def results_version(*, experiment: Experiment) -> str:
+    """What the dashboard's aggregates depend on: the experiment, how many of its runs have
+    finished and when the last one did (an index-only scan of run_experiment_status_finished).
+    A finishing run changes it; so does a deleted one. The experiment's creation time keeps a
+    reused id (SQLite reuses them after a rollback) from meeting another experiment's entry."""
+    done = Run.objects.filter(experiment=experiment, status=Run.Status.FINISHED).order_by().aggregate(
+        n=Count("*"), last=Max("finished_at")
+    )
+    created = experiment.created_at.isoformat() if experiment.created_at else ""
+    last = done["last"].isoformat() if done["last"] else ""
+    return f"{experiment.pk}:{created}:{done['n']}:{last}"
+
+
+def _cached(experiment: Experiment, part: str, build):
+    """`build()`'s value for this version of the experiment's results, from the cache when made
+    before (the cache pickles, so every caller gets its own copy)."""
+    key = f"{CACHE_PREFIX}:{part}:{results_version(experiment=experiment)}"
+    value = cache.get(key)
+    if value is None:
+        value = build()
+        cache.set(key, value, CACHE_SECONDS)
+    return value
+
+
+def _aggregates_sql() -> str:
+    """One statement for the paper's table, its bootstrap's value counts and the three breakdowns.
+
+    `base` is the experiment's finished runs, narrowed to what is grouped on (read once: the run
+    rows are wide, their outcome JSON is inline); `per_task` groups them per task within every
+    bucket, so the four groupings after it count distinct tasks over far fewer rows. Portable
+    SQL: PostgreSQL and SQLite (3.35+ for MATERIALIZED) run it as it is."""
+    quote = connection.ops.quote_name
+    power = " ".join(f"WHEN r.largest_share < {edge!r} THEN {index}" for index, (edge, _) in enumerate(POWER_BINS)
+                     if edge is not None)
+    score_goals = ", ".join("%s" for _ in SCORE_GOALS)
+    keys = "judge, strategy, model, goal"
+
+    def grouped(kind: str, column: str, *, text: bool = False) -> str:
+        # Per task first, then per cell: COUNT(task_id) then counts distinct tasks with two hash
+        # aggregates, where COUNT(DISTINCT task_id) would sort the rows on their text keys.
+        # `column` is an integer bucket, or a text one (text=True, the term) in the label column.
+        bucket, label = ("NULL", "b") if text else ("b", "CAST(NULL AS TEXT)")
+        return f"""SELECT '{kind}', {keys}, {bucket}, {label}, CAST(NULL AS DOUBLE PRECISION), CAST(SUM(n) AS BIGINT), SUM(s), SUM(ss), COUNT(task_id)
+    FROM (SELECT {keys}, {column} AS b, task_id, SUM(n) AS n, SUM(s) AS s, SUM(ss) AS ss
+          FROM per_task GROUP BY {keys}, {column}, task_id) AS cells
+    GROUP BY {keys}, b"""
+
+    return f"""
+WITH base AS MATERIALIZED (
+    SELECT r.judge, r.strategy, r.model, r.goal, r.task_id, r.goal_value AS v, t.party_count AS parties,
+           t.topic_id AS topic, rec.term AS term, CASE {power} ELSE {len(POWER_BINS) - 1} END AS power
+    FROM {quote(Run._meta.db_table)} r
+    LEFT OUTER JOIN {quote(BenchmarkTask._meta.db_table)} t ON r.task_id = t.id
+    INNER JOIN {quote(Record._meta.db_table)} rec ON r.record_id = rec.id
+    WHERE r.experiment_id = %s AND r.status = %s AND r.goal_value IS NOT NULL
+), per_task AS MATERIALIZED (
+    SELECT {keys}, task_id, parties, topic, term, power, COUNT(*) AS n, SUM(v) AS s, SUM(v * v) AS ss
+    FROM base GROUP BY {keys}, task_id, parties, topic, term, power
+)
+{grouped("paper", "parties")}
+UNION ALL {grouped("topic", "topic")}
+UNION ALL {grouped("term", "term", text=True)}
+UNION ALL {grouped("power", "power")}
+UNION ALL SELECT 'values', {keys}, parties, NULL, v, COUNT(*), NULL, NULL, NULL
+    FROM base WHERE goal IN ({score_goals}) GROUP BY {keys}, parties, v
+"""
+
+
+def _upper(goal: str) -> float:
+    return 9.0 if goal in SCORE_GOALS else 1.0
+
+
+def _make_aggregates(experiment: Experiment) -> dict[str, dict[tuple, Cell]]:
+    """{"paper": cells keyed (judge, strategy, model, goal, party count), "topic" | "term" |
+    "power": cells keyed BREAKDOWN_KEYS}.
+
+    The paper's cells get a percentile bootstrap: a pass goal's values are 0 and 1, so its sum
+    (the passes) and count are its whole distribution; a score goal resamples its (value, count)
+    rows. The breakdowns (hundreds of cells) get the normal approximation mean ± 1.96·sd/√n from
+    the sums, clipped to the goal's range; a bootstrap per cell cost seconds there at 100,000
+    runs (bench/bench_dashboard.py)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Room for its hash tables (about 10 MB at 100,000 runs), for this transaction only:
+            # at the default 4 MB they spill to disk in batches.
+            cursor.execute(f"SET LOCAL work_mem = '{AGGREGATES_WORK_MEM}'")
+        cursor.execute(_aggregates_sql(), [experiment.pk, Run.Status.FINISHED, *SCORE_GOALS])
+        rows = cursor.fetchall()
+    spreads: dict[tuple, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
+    for kind, judge, strategy, model, goal, bucket, _, value, n, *_ in rows:
+        if kind == "values":
+            values, counts = spreads[(judge, strategy, model, goal, bucket)]
+            values.append(value)
+            counts.append(n)
+    out: dict[str, dict[tuple, Cell]] = {"paper": {}, "topic": {}, "term": {}, "power": {}}
+    for kind, judge, strategy, model, goal, bucket, label, _, n, total, squares, tasks in rows:
+        if kind == "values":
+            continue
+        mean = total / n
+        if kind == "paper":
+            key = (judge, strategy, model, goal, bucket)
+            if goal in SCORE_GOALS:
+                ci = bootstrap_ci(*spreads[key])
+            else:
+                passes = round(total)
+                ci = bootstrap_ci([0.0, 1.0], [n - passes, passes])
+            out["paper"][key] = Cell(mean=mean, n=n, tasks=tasks, ci=ci)
+            continue
+        if kind == "term":
+            bucket = label
+        elif kind == "power":
+            bucket = POWER_BINS[bucket][1]
+        ci = normal_ci(mean, squares / n, n, upper=_upper(goal))
+        out[kind][(strategy, model, judge, goal, bucket)] = Cell(mean=mean, n=n, tasks=tasks, ci=ci)
+    # Grouped by the task's topic id (one join less), named afterwards.
+    names = dict(Topic.objects.filter(pk__in={key[4] for key in out["topic"]}).values_list("pk", "name"))
+    out["topic"] = {(*key[:4], names.get(key[4])): cell for key, cell in out["topic"].items()}
+    return out
+
+
+def _aggregates(experiment: Experiment) -> dict[str, dict[tuple, Cell]]:
+    return _cached(experiment, "aggregates", lambda: _make_aggregates(experiment))
 
 
 @dataclass
@@ -159,8 +253,7 @@ def _ordered(values: Iterable[str], first: Sequence[str]) -> list[str]:
 def paper_tables(*, experiment: Experiment) -> list[Table]:
     """The paper's table per judge: a row block per strategy x model (baselines first), a row per
     goal, a column per party count; pass rates for pass goals, mean scores for score goals."""
-    keys = ("judge", "strategy", "model", "goal", "task__party_count")
-    cells = _aggregate(finished_runs(experiment=experiment), keys)
+    cells = _aggregates(experiment)["paper"]
     goals_order = [key for key in GOALS if key in {k[3] for k in cells}]
     tables = []
     for judge in _ordered({k[0] for k in cells}, ()):
@@ -187,19 +280,9 @@ def breakdown(*, experiment: Experiment, by: str) -> dict[tuple, Cell]:
     """Mean of the run's own goal per (strategy, model, judge, goal, bucket); `by` is "topic"
     (the task's topic), "term" (the record's parliamentary term) or "power" (the bin of the
     run's largest seat share, POWER_BINS)."""
-    runs = finished_runs(experiment=experiment)
-    if by == "topic":
-        # Grouped by the task's topic id (one join less), named afterwards.
-        cells = _aggregate(runs.annotate(bucket=F("task__topic")), BREAKDOWN_KEYS, bootstrap=False)
-        names = dict(Topic.objects.filter(pk__in={key[4] for key in cells}).values_list("pk", "name"))
-        return {(*key[:4], names.get(key[4])): cell for key, cell in cells.items()}
-    elif by == "term":
-        runs = runs.annotate(bucket=F("record__term"))
-    elif by == "power":
-        runs = runs.annotate(bucket=power_bin())
-    else:
+    if by not in ("topic", "term", "power"):
         raise ValueError(f"unknown breakdown {by!r}")
-    return _aggregate(runs, BREAKDOWN_KEYS, bootstrap=False)
+    return _aggregates(experiment)[by]
 
 
 @dataclass
@@ -209,6 +292,11 @@ class GroupViews:
 
 
 def group_views(*, experiment: Experiment) -> GroupViews:
+    """The dominant-group views (see _make_group_views), cached as the aggregates are."""
+    return _cached(experiment, "groups", lambda: _make_group_views(experiment))
+
+
+def _make_group_views(experiment: Experiment) -> GroupViews:
     """The dominant-group views, per strategy: each group's mean judge score (0..9) against its
     seat share, and the groups' mean simulated support against their real vote on the run's
     record (Stance.real_choice, 0..9).
