@@ -127,6 +127,22 @@ def experiment_row(db_url: str, name: str) -> dict | None:
     return {"id": row[0], "status": row[1], "started_at": row[2], "finished_at": row[3], "runs": counts}
 
 
+def run_timings(db_url: str, experiment_id: int) -> dict:
+    """Where a run's time goes, means over the experiment's runs (ms): queued (created to started
+    by a worker), wall (started to finished), model (the model calls' own seconds, as the client
+    timed them), harness (wall - model)."""
+    import psycopg
+
+    with psycopg.connect(db_url, connect_timeout=5) as conn:
+        queued, wall, model = conn.execute(
+            "SELECT avg(extract(epoch FROM started_at - created_at)), avg(extract(epoch FROM finished_at - started_at)),"
+            " avg(model_seconds) FROM runs_run WHERE experiment_id = %s AND status = 'finished'", (experiment_id,)
+        ).fetchone()
+    ms = lambda value: round(1000 * float(value or 0), 1)  # noqa: E731
+    return {"queued_ms": ms(queued), "wall_ms": ms(wall), "model_ms": ms(model),
+            "harness_ms": ms((wall or 0) - (model or 0))}
+
+
 def play_experiment(*, name: str, create_args: list[str], env: dict, db_url: str, standin: str,
                     worker: subprocess.Popen, worker_log: Path, timeout: float, py_spy: str | None,
                     profile_out: Path | None, latency_s: float) -> dict:
@@ -166,6 +182,7 @@ def play_experiment(*, name: str, create_args: list[str], env: dict, db_url: str
         "mean_in_flight_at_model": round(stats["calls"] * latency_s / span, 2) if span else 0.0,
         "worker_cpu_s": round(cpu_seconds(worker.pid) - cpu_before, 2),
         "ms_per_run": round(1000 * wall / max(1, sum(row["runs"].values())), 1),
+        "per_run": run_timings(db_url, row["id"]),
     }
 
 
@@ -246,6 +263,11 @@ def main() -> int:
             "DJANGO_SETTINGS_MODULE": "deliberation.settings",
             "DATABASE_URL": postgres.url(), "REDIS_URL": redis.url, "CELERY_EMBEDDED_WORKER": "0",
             "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING",
+            # As production runs (docker/Dockerfile): debug off, so no query log per connection.
+            "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50,
+            # Persistent connections (README: DATABASE_CONN_MAX_AGE): a worker thread keeps its
+            # connection from one task to the next (worker/celery.py) instead of a new one per run.
+            "DATABASE_CONN_MAX_AGE": "600",
             "HEMICYCLE_MODEL_API_BASE": f"{standin}/v1", "HEMICYCLE_MODEL_API_KEY": "standin-key",
             "HEMICYCLE_MODEL_CONCURRENCY": json.dumps({"openai/": c, "local:": 1, "scripted:": c, "*": c}),
             "HEMICYCLE_DEFAULT_MODEL": MODEL,

@@ -32,6 +32,7 @@ from functools import partial
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from deliberation.engine.costs import run_cost
@@ -269,17 +270,24 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
     with transaction.atomic():
         # All running experiments share the bounds: take their locks in one order, so that top-ups
         # run one at a time and none fills a slot another has just filled.
-        list(Experiment.objects.select_for_update().filter(status=Experiment.Status.RUNNING).order_by("pk").values_list("pk"))
-        experiment = Experiment.objects.select_related("owner").get(pk=experiment_id)
-        if experiment.status != Experiment.Status.RUNNING:
+        # The top-up holds these locks for every statement it makes: each one counts, so the lock
+        # also reads this experiment, and one query reads its runs and every run in flight.
+        running = Experiment.objects.select_for_update(of=("self",)).select_related("owner")
+        experiment = next((row for row in running.filter(status=Experiment.Status.RUNNING).order_by("pk")
+                           if row.pk == experiment_id), None)
+        if experiment is None:
             return []
         spec = experiment.spec
-        # (pk, status) per cell: tuples, not model instances (a top-up per settled run reads them all).
-        runs = {cell: (pk, status) for cell, pk, status in experiment.runs.order_by().values_list("cell", "pk", "status")}
-        in_flight = Counter(
-            model_concurrency_bucket(model)
-            for model in Run.objects.filter(experiment__isnull=False, status__in=IN_FLIGHT).order_by().values_list("model", flat=True)
-        )
+        runs: dict[str, tuple[int, str]] = {}  # (pk, status) per cell: tuples, not model instances
+        in_flight: Counter[str] = Counter()  # runs in flight per model backend, over all experiments
+        rows = Run.objects.filter(
+            Q(experiment_id=experiment.pk) | Q(experiment__isnull=False, status__in=IN_FLIGHT)
+        ).order_by().values_list("experiment_id", "cell", "pk", "status", "model")
+        for run_experiment, cell_key, run_id, status, model in rows:
+            if run_experiment == experiment.pk:
+                runs[cell_key] = (run_id, status)
+            if status in IN_FLIGHT:
+                in_flight[model_concurrency_bucket(model)] += 1
         cells = experiment_cells(spec)
         committed = 0
         if experiment.call_cap is not None:
@@ -313,11 +321,12 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
                 transaction.on_commit(partial(_enqueue_run, run_id))
             in_flight[bucket] += 1
             started.append(run_id)
-        if not experiment.runs.filter(status__in=IN_FLIGHT).exists():
-            if not pending or capped:
-                experiment.status = Experiment.Status.CAPPED if pending else Experiment.Status.FINISHED
-                experiment.finished_at = timezone.now()
-                experiment.save(update_fields=["status", "finished_at"])
+        # The end: nothing left to start (or nothing fits the cap) and nothing in flight, asked
+        # again here only when it could be the end (runs may have settled since they were read).
+        if (not pending or capped) and not started and not experiment.runs.filter(status__in=IN_FLIGHT).exists():
+            experiment.status = Experiment.Status.CAPPED if pending else Experiment.Status.FINISHED
+            experiment.finished_at = timezone.now()
+            experiment.save(update_fields=["status", "finished_at"])
     _announce(experiment, refresh=False)  # read under the lock, and saved here if it changed
     return started
 
@@ -333,10 +342,9 @@ def experiment_run_settled(*, run_id: int) -> None:
     """A run stopped stepping (run_advance's last word): if it belongs to an experiment and has
     settled, its slot is free, so every running experiment tops up (they share the bounds), here
     in the worker that played the run; a top-up that fails is left to the task (and the sweep)."""
-    settled = Run.objects.filter(pk=run_id, experiment__isnull=False, status__in=SETTLED).exists()
-    if not settled:
-        return
-    for experiment_id in Experiment.objects.filter(status=Experiment.Status.RUNNING).order_by("pk").values_list("pk", flat=True):
+    settled = Exists(Run.objects.filter(pk=run_id, experiment__isnull=False, status__in=SETTLED))
+    running = Experiment.objects.filter(settled, status=Experiment.Status.RUNNING).order_by("pk")
+    for experiment_id in running.values_list("pk", flat=True):
         transaction.on_commit(partial(_top_up, experiment_id))
 
 

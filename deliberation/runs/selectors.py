@@ -1,7 +1,7 @@
 """Reads of runs and their event log."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Avg, Count, DurationField, F, QuerySet
+from django.db.models import Avg, Count, DurationField, F, Q, QuerySet, Sum
 
 from deliberation.runs.models import Experiment, Run, RunEvent
 
@@ -48,16 +48,23 @@ def uncached_steps(usages) -> int:
 def experiment_steps_by_run(*, experiment_id: int) -> dict[int, int]:
     """Uncached model steps each run of the experiment has spent so far (what its cap counts):
     stored on a finished run, counted from the events of the others."""
-    runs = Run.objects.filter(experiment_id=experiment_id)
-    steps = dict(runs.filter(status=Run.Status.FINISHED).values_list("pk", "uncached_steps"))
+    steps = dict(
+        Run.objects.filter(experiment_id=experiment_id, status=Run.Status.FINISHED).order_by().values_list("pk", "uncached_steps")
+    )
+    steps.update(_unfinished_steps(experiment_id=experiment_id))
+    return steps
+
+
+def _unfinished_steps(*, experiment_id: int) -> dict[int, int]:
+    """Uncached model steps of the experiment's runs that have not finished, from their events."""
     usages: dict[int, list[dict]] = {}
     rows = RunEvent.objects.filter(
-        run__in=runs.exclude(status=Run.Status.FINISHED), data__has_key="usage"
+        run__in=Run.objects.filter(experiment_id=experiment_id).exclude(status=Run.Status.FINISHED),
+        data__has_key="usage",
     ).values_list("run_id", "data__usage")
     for run_id, usage in rows:
         usages.setdefault(run_id, []).append(usage)
-    steps.update((run_id, uncached_steps(items)) for run_id, items in usages.items())
-    return steps
+    return {run_id: uncached_steps(items) for run_id, items in usages.items()}
 
 
 def experiment_get(*, name: str, owner: AbstractBaseUser | None = None) -> Experiment:
@@ -78,15 +85,20 @@ def experiment_for_owner(*, user: AbstractBaseUser | AnonymousUser, experiment_i
 def experiment_progress(*, experiment: Experiment) -> dict:
     """Runs done, failed, in flight and remaining, model steps spent, and an ETA: the mean wall
     time of the finished runs, times the runs still to play, over the runs in flight (at least 1)."""
-    counts = dict(experiment.runs.order_by().values_list("status").annotate(n=Count("pk")))
+    # One aggregate (each run that settles pushes this to the page): counts, mean wall time, and
+    # the steps that finished runs stored; the runs not finished count theirs from their events.
+    finished = Q(status=Run.Status.FINISHED)
+    row = experiment.runs.order_by().aggregate(
+        done=Count("pk", filter=finished),
+        failed=Count("pk", filter=Q(status=Run.Status.FAILED)),
+        running=Count("pk", filter=Q(status__in=[Run.Status.QUEUED, Run.Status.RUNNING])),
+        mean=Avg(F("finished_at") - F("started_at"), output_field=DurationField(),
+                 filter=finished & Q(started_at__isnull=False)),
+        finished_steps=Sum("uncached_steps", filter=finished),
+    )
     total = experiment.estimate.get("runs", 0)
-    done = counts.get(Run.Status.FINISHED, 0)
-    failed = counts.get(Run.Status.FAILED, 0)
-    running = counts.get(Run.Status.QUEUED, 0) + counts.get(Run.Status.RUNNING, 0)
+    done, failed, running, mean = row["done"], row["failed"], row["running"], row["mean"]
     remaining = total - done - failed - running
-    mean = experiment.runs.filter(status=Run.Status.FINISHED, started_at__isnull=False).aggregate(
-        mean=Avg(F("finished_at") - F("started_at"), output_field=DurationField())
-    )["mean"]
     eta = None
     if mean is not None and experiment.status == Experiment.Status.RUNNING:
         eta = round(mean.total_seconds() * (remaining + running) / max(1, running), 1)
@@ -99,7 +111,7 @@ def experiment_progress(*, experiment: Experiment) -> dict:
         "failed": failed,
         "running": running,
         "remaining": remaining,
-        "steps_spent": sum(experiment_steps_by_run(experiment_id=experiment.pk).values()),
+        "steps_spent": (row["finished_steps"] or 0) + sum(_unfinished_steps(experiment_id=experiment.pk).values()),
         "steps_estimate": experiment.estimate.get("steps", 0),
         "call_cap": experiment.call_cap,
         "eta_s": eta,

@@ -6,6 +6,7 @@ so a retried task finds the events it already wrote and continues after the last
 """
 
 import logging
+import threading
 from datetime import timedelta
 from functools import partial
 
@@ -25,7 +26,7 @@ from deliberation.records.selectors import example_pool, record_version_for_run
 from deliberation.runs.clients import drafting_client, judge_for
 from deliberation.runs.hotpath import insert_or_ignore
 from deliberation.runs.group_scores import group_scores_write
-from deliberation.records.models import BenchmarkTask
+from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.runs.models import CachedCompletion, Experiment, Run, RunEvent
 from deliberation.runs.selectors import uncached_steps
 from deliberation.scenarios.models import SavedScenario
@@ -63,7 +64,7 @@ def _enqueue(run_id: int) -> None:
     run_advance_task.apply_async(kwargs={"run_id": run_id}, queue=run_queue(model))
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # an experiment's top-up creates runs in its own transaction
 def run_create(
     *,
     owner: AbstractBaseUser,
@@ -163,9 +164,31 @@ def run_advance(*, run_id: int) -> None:
         experiment_run_settled(run_id=run_id)
 
 
+_example_pools: dict[tuple, tuple] = {}
+_example_pools_lock = threading.Lock()
+EXAMPLE_POOLS_KEPT = 16
+
+
+def _example_pool(record_set: RecordSet) -> tuple:
+    """The one-shot examples of the set's current version, read once per worker process instead of
+    once per run: a version's records never change (they are content-addressed), and an import
+    makes a new version, so a new key. created_at tells apart versions whose ids a database reused."""
+    version = record_set.current_version
+    key = (record_set.pk, record_set.current_version_id, version.created_at if version else None)
+    with _example_pools_lock:
+        pool = _example_pools.get(key)
+    if pool is None:
+        pool = tuple(example_pool(record_set=record_set))
+        with _example_pools_lock:
+            while len(_example_pools) >= EXAMPLE_POOLS_KEPT:
+                del _example_pools[next(iter(_example_pools))]
+            _example_pools[key] = pool
+    return pool
+
+
 def _run_steps(*, run_id: int) -> None:
     Run.objects.filter(pk=run_id).update(attempts=F("attempts") + 1)
-    run = Run.objects.select_related("record", "task__topic").get(pk=run_id)
+    run = Run.objects.select_related("record__record_set__current_version", "task__topic").get(pk=run_id)
     if run.status in TERMINAL or run.status == Run.Status.PAUSED:
         return
     max_attempts = settings.HEMICYCLE_RUN_MAX_ATTEMPTS
@@ -190,7 +213,7 @@ def _run_steps(*, run_id: int) -> None:
         judge=judge_for(run.judge, model=run.judge_model or run.model),
         seed=run.seed,
         params=run.params,
-        examples=example_pool(record_set=run.record.record_set) if run.strategy == "one-shot" else (),
+        examples=_example_pool(run.record.record_set) if run.strategy == "one-shot" else (),
         recorded=stored,
     )
     scenario = engine_scenario(
