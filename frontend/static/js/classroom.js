@@ -104,6 +104,14 @@
       const node = view.eventNode(message, "minor joined", name, group ? " takes a seat with " : " watches", group ? view.chipFor(group) : null);
       view.append(node);
     },
+    error(message) {
+      const data = message.data;
+      const turn = data.turn || {};
+      view.append(view.eventNode(message, "error-event",
+        el("header", {}, el("span", { class: "what error-text" }, "The agent could not take its turn"), turn.group ? view.chipFor(turn.group) : null),
+        el("p", { class: "prose small" }, data.message || ""),
+        role === "teacher" ? el("p", { class: "small muted" }, "Skip the turn, or pause and resume to try again.") : null));
+    },
     control(message) {
       const data = message.data;
       const who = data.name || "";
@@ -113,7 +121,7 @@
         resumed: "The sitting goes on.",
         ended: "The session has ended.",
         vote_closed: "The vote is closed: the judge scores the groups that did not vote.",
-        reveal_speed: `Agents' text now appears at ${formatNumber(data.words_per_second, 1)} words per second.`,
+        reveal_speed: Number(data.words_per_second) ? `Agents' text now appears at ${formatNumber(data.words_per_second, Number.isInteger(data.words_per_second) ? 0 : 1)} words per second.` : "Agents' text now appears at once.",
         muted: `${who} was muted by the teacher.`,
         unmuted: `${who} may speak again.`,
         removed: `${who} was removed from the session.`,
@@ -185,13 +193,14 @@
 
   function renderTimer() {
     const node = $("#timer");
-    if (!server.deadline || server.status !== "live") {
+    const paused = server.status === "paused" && server.remaining != null;
+    if (!paused && (!server.deadline || server.status !== "live")) {
       node.hidden = true;
       return;
     }
-    const left = Math.max(0, Math.round((Date.parse(server.deadline) - serverNow()) / 1000));
+    const left = paused ? Math.round(server.remaining) : Math.max(0, Math.round((Date.parse(server.deadline) - serverNow()) / 1000));
     node.hidden = false;
-    node.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+    node.textContent = `${paused ? "paused · " : ""}${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
     node.classList.toggle("low", left <= 10);
   }
 

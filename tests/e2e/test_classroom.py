@@ -1,0 +1,192 @@
+"""A classroom session in Chromium, teacher, projector and two students, through to the vote.
+
+The teacher opens a session of a saved scenario (scripted model and judge, no negotiation round,
+three groups with equal seats: EPP speaks first and is the rapporteur), two students join from
+their own browser contexts (Alice for S&D, Bob for ALDE), and the agent plays EPP. The real stack
+serves it: uvicorn's websockets, Celery for the agent's turns, PostgreSQL and Redis.
+"""
+
+import io
+import re
+import zipfile
+
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from deliberation.classroom.models import ClassSession
+from deliberation.runs.models import RunEvent
+from deliberation.scenarios.models import SavedScenario
+from deliberation.scenarios.services import scenario_save
+from tests.factories import make_record, scenario_config
+from tests.integration import servers
+
+PASSWORD = "Hemicycle-e2e-password-7"
+AGENT_TIMEOUT_MS = 20_000
+ALICE = "Alice <b>&</b>"  # shown as typed, never as markup
+
+
+@pytest.fixture
+def contexts(browser: Browser, asgi_server: servers.AsgiServer):
+    opened: list[BrowserContext] = []
+
+    def open_context() -> BrowserContext:
+        context = browser.new_context(base_url=asgi_server.url)
+        context.set_default_timeout(10_000)
+        opened.append(context)
+        return context
+
+    yield open_context
+    for context in opened:
+        context.close()
+
+
+def sign_in(page: Page, username: str) -> None:
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.locator("form button[type=submit]").first.click()
+    expect(page.get_by_test_id("nav-classroom")).to_be_visible()
+
+
+def join(page: Page, code: str, name: str, seat: str) -> None:
+    page.goto("/join/")
+    page.get_by_test_id("join-code").fill(code.lower())
+    page.get_by_role("button", name="Next").click()
+    expect(page).to_have_url(re.compile(rf"/join/{code}/$"))
+    page.get_by_test_id("join-name").fill(name)
+    page.get_by_test_id(f"seat-{seat}").click()
+    page.get_by_test_id("join-submit").click()
+    expect(page).to_have_url(re.compile(rf"/classroom/{code}/seat/$"))
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+
+
+def speech_cards(page: Page):
+    return page.locator("#transcript [data-testid=speech]")
+
+
+def class_scenario() -> SavedScenario:
+    """The teacher's account and saved scenario (scripted model and judge, EPP, S&D, ALDE at equal seats)."""
+    teacher = User.objects.create_user("teacher", password=PASSWORD)
+    return scenario_save(owner=teacher, name="Class scenario", config=scenario_config(
+        make_record(title="Regulation on the classroom test"), seat_structure="equal", rounds=0, goal="simple_majority",
+    ))
+
+
+def test_a_class_plays_a_session_to_the_vote(contexts, celery_worker) -> None:
+    play_a_session(contexts, class_scenario())
+
+
+def play_a_session(contexts, saved: SavedScenario) -> None:
+    """The whole session, from the teacher's sign-in to the outcome (also run by hand against
+    `make run`, see the README's classroom section)."""
+    # The teacher opens a session from the saved scenario.
+    teacher = contexts().new_page()
+    sign_in(teacher, saved.owner.username)
+    teacher.get_by_test_id("nav-classroom").click()
+    teacher.get_by_label("Saved scenario").select_option(str(saved.pk))
+    teacher.get_by_label("Reveal speed (words per second)").fill("0")
+    teacher.get_by_test_id("open-session").click()
+    expect(teacher).to_have_url(re.compile(r"/classroom/[A-Z0-9]{6}/teach/$"))
+    code = teacher.get_by_test_id("join-code").inner_text().strip()
+    session = ClassSession.objects.get(code=code)
+    expect(teacher.get_by_test_id("join-url")).to_have_text(re.compile(rf"^http://[^/]+/join/{code}/$"))
+    teacher.wait_for_function("() => { const qr = document.querySelector('[data-testid=qr]'); return qr.complete && qr.naturalWidth > 0; }")
+    expect(teacher.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+
+    projector = teacher.context.new_page()
+    projector.goto(f"/classroom/{code}/projector/")
+    expect(projector.get_by_test_id("projector-code")).to_have_text(code)
+    expect(projector.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+
+    # Two students join, in their own browsers; the console shows them connected in their seats.
+    alice = contexts().new_page()
+    join(alice, code, ALICE, "SD")
+    bob = contexts().new_page()
+    join(bob, code, "Bob", "ALDE")
+    sd_seat = teacher.get_by_test_id("seat-SD")
+    expect(sd_seat.locator(".student.connected .student-name")).to_have_text(ALICE)
+    expect(teacher.get_by_test_id("seat-ALDE").locator(".student.connected .student-name")).to_have_text("Bob")
+    expect(teacher.get_by_test_id("seat-EPP").get_by_test_id("agent-seat")).to_be_visible()
+
+    # The teacher starts: the agent gives EPP's opening statement, then it is S&D's turn.
+    teacher.get_by_test_id("start").click()
+    expect(alice.get_by_test_id("act")).to_be_visible(timeout=AGENT_TIMEOUT_MS)
+    expect(alice.locator("#transcript [data-testid=speech][data-by=agent][data-group=EPP]")).to_have_count(1)
+    expect(bob.get_by_test_id("act")).to_be_hidden()
+
+    # Bob may not speak out of turn: the server refuses and says why.
+    bob.evaluate("() => window.HemicycleClassroom.send({action: 'speak', text: 'Out of turn'})")
+    expect(bob.get_by_test_id("refused")).to_have_text(re.compile("not ALDE's turn"))
+
+    alice.get_by_test_id("act-text").fill("S&D wants <em>binding</em> social safeguards.")
+    alice.get_by_test_id("act-submit").click()
+    expect(alice.get_by_test_id("act")).to_be_hidden()
+    alice_speech = projector.locator("#transcript [data-testid=speech][data-group=SD]")
+    expect(alice_speech.locator(".prose")).to_have_text("S&D wants <em>binding</em> social safeguards.")
+    expect(alice_speech.locator(".byline")).to_have_text(f"by {ALICE}")
+
+    expect(bob.get_by_test_id("act")).to_be_visible()
+    bob.get_by_test_id("act-text").fill("ALDE supports the aim, with lighter reporting duties.")
+    bob.get_by_test_id("act-submit").click()
+    expect(projector.locator("#transcript [data-testid=speech]")).to_have_count(3)
+
+    # Alice reloads: back in her seat with the whole transcript.
+    alice.reload()
+    expect(alice.get_by_test_id("my-seat")).to_contain_text("S&D")
+    expect(speech_cards(alice)).to_have_count(3)
+    expect(alice.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+
+    # Drafting: the agent (EPP, the rapporteur) writes the draft, shown word by word at 8 words a second.
+    teacher.get_by_test_id("reveal-speed").fill("8")
+    teacher.get_by_role("button", name="Set").click()
+    expect(projector.locator("#transcript [data-type=control]").last).to_contain_text("8 words per second")
+    expect(teacher.get_by_test_id("advance")).to_be_enabled()
+    teacher.get_by_test_id("advance").click()
+    draft = projector.locator("#transcript [data-type=draft] .prose")
+    expect(draft).to_have_attribute("data-revealed", "false", timeout=AGENT_TIMEOUT_MS)
+    expect(draft).to_have_attribute("data-revealed", "true")
+    stored_draft = RunEvent.objects.get(run=session.run, type="draft").data["text"]
+    expect(draft).to_have_text(stored_draft)
+    expect(projector.get_by_test_id("current-draft")).to_have_count(0)  # the projector has no draft panel
+    expect(alice.get_by_test_id("current-draft")).to_have_text(stored_draft)
+
+    # Amendments: S&D tables one (the agent rapporteur decides), ALDE passes.
+    teacher.get_by_test_id("advance").click()
+    expect(alice.get_by_test_id("act")).to_have_attribute("data-mode", "amendment", timeout=AGENT_TIMEOUT_MS)
+    alice.get_by_test_id("act-text").fill("Add a review clause after three years.")
+    alice.get_by_test_id("act-submit").click()
+    expect(projector.locator("#transcript [data-type=amendment_decision]")).to_have_count(1, timeout=AGENT_TIMEOUT_MS)
+    expect(bob.get_by_test_id("act")).to_have_attribute("data-mode", "amendment", timeout=AGENT_TIMEOUT_MS)
+    bob.get_by_test_id("act-none").click()
+    expect(projector.locator("#transcript [data-type=amendment]")).to_have_count(2)
+
+    # The vote: the judge scores EPP, the students cast their groups' votes; the projector shows the outcome.
+    expect(teacher.get_by_test_id("advance")).to_be_enabled()
+    teacher.get_by_test_id("advance").click()
+    expect(alice.get_by_test_id("act")).to_have_attribute("data-mode", "vote", timeout=AGENT_TIMEOUT_MS)
+    alice.get_by_test_id("vote-score").fill("7")
+    expect(alice.get_by_test_id("vote-output")).to_have_text("7 · for")
+    alice.get_by_test_id("vote-submit").click()
+    bob.get_by_test_id("vote-score").fill("2")
+    bob.get_by_test_id("vote-submit").click()
+
+    expect(projector.get_by_test_id("outcome")).to_be_visible(timeout=AGENT_TIMEOUT_MS)
+    expect(projector.get_by_test_id("outcome-headline")).to_have_text(re.compile(r"^(Passed|Failed): Simple majority$"))
+    expect(projector.get_by_test_id("tally-chart")).to_have_attribute("data-drawn", "tally")
+    expect(projector.locator("#transcript [data-type=vote][data-group=SD]")).to_contain_text("support 7/9")
+    expect(projector.locator("#transcript [data-type=vote][data-group=ALDE]")).to_contain_text("against")
+    votes = {e.data["group"]: (e.data["score"], e.data["by"]) for e in RunEvent.objects.filter(run=session.run, type="vote")}
+    assert votes["SD"] == (7, "students") and votes["ALDE"] == (2, "students") and votes["EPP"][1] == "judge"
+    expect(alice.get_by_test_id("outcome")).to_be_visible()
+
+    # The session exports like a run.
+    export = teacher.get_by_test_id("export-csv")
+    response = teacher.request.get(export.get_attribute("href"))
+    assert response.ok
+    names = zipfile.ZipFile(io.BytesIO(response.body())).namelist()
+    assert {"runs.csv", "group_scores.csv", "events.csv", "data_dictionary.csv"} <= set(names)
+
+    # Nothing a student typed became markup anywhere.
+    for page in (teacher, projector, alice, bob):
+        assert page.locator("#transcript b, #transcript em").count() == 0
