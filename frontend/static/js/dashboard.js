@@ -112,9 +112,12 @@
 
   // ---- results: reloaded as runs settle --------------------------------------------------------
 
-  const REFRESH_MIN_INTERVAL_MS = 3000; // at most one reload every 3 s, however fast runs finish
-  const REFRESH_SETTLE_MS = 600; // and let a burst of finishing runs land first
-  const refresh = { timer: null, busy: false, again: false, last: 0 };
+  // At most one reload every 3 s however fast runs finish, and never more than a fifth of the
+  // time on reloads when the fragment is slow to build (a large grid); a burst of finishing runs
+  // lands first.
+  const REFRESH_MIN_INTERVAL_MS = 3000;
+  const REFRESH_SETTLE_MS = 600;
+  const refresh = { timer: null, busy: false, again: false, last: 0, took: 0 };
 
   function shownSettled() {
     const results = document.getElementById("experiment-results");
@@ -127,7 +130,8 @@
       return;
     }
     if (refresh.timer) return;
-    const wait = Math.max(REFRESH_SETTLE_MS, REFRESH_MIN_INTERVAL_MS - (Date.now() - refresh.last));
+    const interval = Math.max(REFRESH_MIN_INTERVAL_MS, 5 * refresh.took);
+    const wait = Math.max(REFRESH_SETTLE_MS, interval - (Date.now() - refresh.last));
     refresh.timer = setTimeout(reloadResults, wait);
   }
 
@@ -152,6 +156,7 @@
       /* a dropped request: the next change tries again */
     } finally {
       refresh.busy = false;
+      refresh.took = Date.now() - refresh.last;
     }
     // Runs settled while the fragment was being read: read it again.
     if (refresh.again || (state.settled !== null && state.settled !== shownSettled())) {
