@@ -31,7 +31,7 @@ import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Avg, Count, Max, QuerySet
+from django.db.models import Count, Max, QuerySet, Sum
 
 from deliberation.engine.goals import GOALS
 from deliberation.records.models import BenchmarkTask, Record, Topic
@@ -301,24 +301,29 @@ def _make_group_views(experiment: Experiment) -> GroupViews:
     seat share, and the groups' mean simulated support against their real vote on the run's
     record (Stance.real_choice, 0..9).
 
-    Two GROUP BYs over the experiment's RunGroupScore rows (a finished run's groups, written when
-    it finishes: runs.group_scores), which carry the run's strategy, so no join."""
-    scores = RunGroupScore.objects.filter(experiment=experiment).order_by()
-    by_share = (
-        scores.filter(seat_share__isnull=False).values_list("strategy", "group", "seat_share")
-        .annotate(mean=Avg("score"), n=Count("pk")).order_by("strategy", "group", "seat_share")
+    One GROUP BY over the experiment's RunGroupScore rows (a finished run's groups, written when
+    it finishes: runs.group_scores), which carry the run's strategy, so no join; its few
+    (strategy, group, share, real vote) rows are summed both ways here."""
+    rows = (
+        RunGroupScore.objects.filter(experiment=experiment).order_by()
+        .values_list("strategy", "group", "seat_share", "real_choice").annotate(total=Sum("score"), n=Count("*"))
     )
-    by_vote = (
-        scores.filter(real_choice__isnull=False).values_list("strategy", "real_choice")
-        .annotate(mean=Avg("score"), n=Count("pk")).order_by("strategy", "real_choice")
-    )
+    by_share: dict[tuple, list] = defaultdict(lambda: [0.0, 0])
+    by_vote: dict[tuple, list] = defaultdict(lambda: [0.0, 0])
+    for strategy, code, share, vote, total, n in rows:
+        for sums, key in ((by_share, None if share is None else (strategy, code, share)),
+                          (by_vote, None if vote is None else (strategy, vote))):
+            if key is not None:
+                sums[key][0] += total
+                sums[key][1] += n
     return GroupViews(
         by_share=[
-            {"strategy": strategy, "group": code, "share": share, "mean": mean, "n": n}
-            for strategy, code, share, mean, n in by_share
+            {"strategy": strategy, "group": code, "share": share, "mean": total / n, "n": n}
+            for (strategy, code, share), (total, n) in sorted(by_share.items())
         ],
         by_real_vote=[
-            {"strategy": strategy, "real": vote, "mean": mean, "n": n} for strategy, vote, mean, n in by_vote
+            {"strategy": strategy, "real": vote, "mean": total / n, "n": n}
+            for (strategy, vote), (total, n) in sorted(by_vote.items())
         ],
     )
 

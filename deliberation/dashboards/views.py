@@ -1,22 +1,27 @@
 """Experiment pages: the owner's list with progress, one experiment's dashboard (its results are
 also a fragment the page reloads as runs finish), a cell's runs, and the create form."""
 
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET
 
 from deliberation.dashboards import figures
 from deliberation.dashboards.forms import ExperimentForm
 from deliberation.dashboards.selectors import (
+    CACHE_SECONDS,
     breakdown,
     experiment_runs,
     experiments_for_owner,
     group_views,
     paper_tables,
+    results_version,
 )
 from deliberation.engine.goals import GOALS
 from deliberation.runs.experiments import (
@@ -59,9 +64,7 @@ def _breakdown_rows(cells: dict) -> list[dict]:
     return sorted(rows, key=lambda r: (str(r["bucket"]), r["goal"], r["strategy"], r["model"], r["judge"]))
 
 
-def _results_context(experiment: Experiment, progress: dict) -> dict:
-    """What the results fragment shows: the paper's tables, the figures and the breakdowns, and
-    how many runs had settled when it was read (the page reloads it when that number moves)."""
+def _results_content(experiment: Experiment) -> dict:
     tables = paper_tables(experiment=experiment)
     power = breakdown(experiment=experiment, by="power")
     groups = group_views(experiment=experiment)
@@ -71,8 +74,6 @@ def _results_context(experiment: Experiment, progress: dict) -> dict:
         *[figure for figure in (figures.dominant_group_figure(groups.by_share), figures.support_figure(groups.by_real_vote)) if figure],
     ]
     return {
-        "experiment": experiment,
-        "settled": progress["done"] + progress["failed"],
         "tables": tables,
         "breakdowns": [
             ("Power structure (largest group's seat share)", _breakdown_rows(power)),
@@ -80,6 +81,23 @@ def _results_context(experiment: Experiment, progress: dict) -> dict:
             ("Parliamentary term", _breakdown_rows(breakdown(experiment=experiment, by="term"))),
         ],
         "charts": charts,
+    }
+
+
+def _results_context(experiment: Experiment, progress: dict) -> dict:
+    """What the results fragment shows: the paper's tables, the figures and the breakdowns, and
+    how many runs had settled when it was read (the page reloads it when that number moves).
+
+    The fragment is rendered once per version of the experiment's results (the template caches
+    it under results_version): the tables, figures and breakdowns are made only when it is not
+    cached, so they are lazy here."""
+    content = SimpleLazyObject(lambda: _results_content(experiment))
+    return {
+        "experiment": experiment,
+        "settled": progress["done"] + progress["failed"],
+        "results_version": results_version(experiment=experiment),
+        "results_cache_seconds": CACHE_SECONDS,
+        **{name: SimpleLazyObject(partial(lambda name: content[name], name)) for name in ("tables", "breakdowns", "charts")},
     }
 
 
