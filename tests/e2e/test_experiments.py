@@ -84,6 +84,12 @@ def test_an_experiment_runs_live_and_its_dashboard_leads_to_transcripts(
     expect(page.get_by_test_id("experiment-pause")).to_be_enabled()
     expect(page.get_by_test_id("no-results")).to_be_visible()
 
+    # The list of experiments follows along in another tab.
+    listing = page.context.new_page()
+    listing.goto("/experiments/")
+    row = listing.locator(f"tr[data-experiment='{experiment.pk}']")
+    expect(row.locator("[data-role=status]")).to_have_text("running")
+
     celery_worker.start()
 
     # The bar fills from the socket's snapshots, and the results fill in without a reload.
@@ -100,6 +106,10 @@ def test_an_experiment_runs_live_and_its_dashboard_leads_to_transcripts(
     final = json.loads(snapshots[-1])
     assert (final["status"], final["done"], final["total"]) == ("finished", RUNS, RUNS), snapshots[-1]
     assert len({json.loads(frame)["done"] for frame in snapshots}) >= 2, "no progress arrived over the socket"
+
+    expect(row.locator("[data-role=status]")).to_have_text("finished")
+    expect(row.get_by_test_id("progress-done")).to_have_text(str(RUNS))
+    listing.close()
 
     # The paper's table: every strategy's pass rate over its two runs, as the runs say.
     runs = Run.objects.filter(experiment=experiment)

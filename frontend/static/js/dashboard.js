@@ -1,11 +1,12 @@
-/* Experiment pages.
+/* Experiment pages (experiment_live.js first).
  *
- * Dashboard: draws the server-built Plotly figures; keeps the progress bar live from the
- * websocket /ws/experiments/<id>/ (a whole progress snapshot per message: done, failed, running,
- * remaining, ETA, status); reconnects with exponential backoff, and polls the progress API only
- * while the socket cannot open (and once after 30 s of silence while running); reloads the
- * results fragment (tables, figures, breakdowns) when the number of settled runs moves, at most
- * every few seconds; and drives the start / resume, pause and cancel buttons in place.
+ * Dashboard: draws the server-built Plotly figures; keeps the progress bar live (done, failed,
+ * running, remaining, ETA, status) from the experiment's websocket through ExperimentLive (its
+ * reconnects and its poll while the socket cannot open); reloads the results fragment (tables,
+ * figures, breakdowns) when the number of settled runs moves, at most every few seconds; and
+ * drives the start / resume, pause and cancel buttons in place.
+ *
+ * List: each experiment that is not finished keeps its row's progress bar and status live.
  *
  * New-experiment form: the suggested model strings fill the models field.
  *
@@ -50,25 +51,38 @@
   const initialResults = document.getElementById("experiment-results");
   if (initialResults) drawFigures(initialResults);
 
+  // ---- the experiment list: running and paused rows stay live -----------------------------------
+
+  const MAX_WATCHED_ROWS = 20;
+  Array.from(document.querySelectorAll("tr[data-socket-path]"))
+    .filter(function (row) { return row.dataset.status === "running" || row.dataset.status === "paused"; })
+    .slice(0, MAX_WATCHED_ROWS)
+    .forEach(function (row) {
+      const rowBadge = row.querySelector("[data-role=status]");
+      const block = row.querySelector("[data-testid=experiment-progress]");
+      window.ExperimentLive.watch({
+        socketPath: row.dataset.socketPath,
+        progressUrl: row.dataset.progressUrl,
+        onProgress: function (progress) {
+          window.ExperimentLive.render(block, progress);
+          row.dataset.status = progress.status;
+          rowBadge.textContent = progress.status;
+          rowBadge.className = "status status-" + progress.status;
+        },
+        isRunning: function () { return row.dataset.status === "running"; },
+      });
+    });
+
   const live = document.getElementById("experiment-live");
   if (!live) return;
 
   // ---- progress --------------------------------------------------------------------------------
 
-  const bar = live.querySelector("[data-role=bar]");
-  const eta = live.querySelector("[data-role=eta]");
+  const progressBlock = live.querySelector("[data-testid=experiment-progress]");
   const badge = document.getElementById("experiment-status");
   const connection = live.querySelector("[data-testid=experiment-connection]");
   const controlMessage = live.querySelector("[data-testid=control-message]");
   const state = { status: live.dataset.status, settled: null };
-
-  function formatDuration(seconds) {
-    const s = Math.max(0, Math.round(seconds));
-    if (s < 90) return s + " s";
-    const minutes = Math.round(s / 60);
-    if (minutes < 90) return minutes + " min";
-    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
-  }
 
   function setButtons(status) {
     live.querySelectorAll("[data-control]").forEach(function (button) {
@@ -88,16 +102,8 @@
 
   function show(progress) {
     if (!progress || typeof progress.total !== "number") return;
-    bar.max = Math.max(1, progress.total);
-    bar.value = progress.done + progress.failed;
-    ["done", "failed", "running", "remaining", "total"].forEach(function (key) {
-      const node = live.querySelector("[data-count=" + key + "]");
-      if (node) node.textContent = String(progress[key]);
-    });
-    eta.textContent = progress.eta_s != null && progress.status === "running"
-      ? " · about " + formatDuration(progress.eta_s) + " left" : "";
+    window.ExperimentLive.render(progressBlock, progress);
     live.dataset.status = progress.status;
-    live.querySelector("[data-testid=experiment-progress]").dataset.status = progress.status;
     if (badge) {
       badge.textContent = progress.status;
       badge.className = "status status-" + progress.status;
@@ -165,96 +171,12 @@
     }
   }
 
-  // ---- the websocket, and the poll while it cannot open ----------------------------------------
-
-  const socket = { ws: null, attempts: 0, timer: null, stableTimer: null, pollTimer: null, polling: false, heard: Date.now() };
-  // An open socket that stays silent this long while the experiment runs gets one poll: a run can
-  // take minutes on a small model, and a process without the channel layer (an embedded worker in
-  // another process: `manage.py experiment run --wait` beside `make run`) cannot push at all.
-  const SILENCE_MS = 30000;
+  // ---- the websocket (and the poll while it cannot open) ---------------------------------------
 
   function setConnection(stateName, text) {
     connection.dataset.state = stateName;
     connection.className = "connection " + stateName;
     connection.textContent = text;
-  }
-
-  function socketUrl() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    return scheme + "://" + location.host + live.dataset.socketPath;
-  }
-
-  function connect() {
-    clearTimeout(socket.timer);
-    setConnection("connecting", socket.attempts ? "reconnecting…" : "connecting…");
-    let ws;
-    try {
-      ws = new WebSocket(socketUrl());
-    } catch (error) {
-      startPolling();
-      return;
-    }
-    socket.ws = ws;
-    let opened = false;
-    ws.addEventListener("open", function () {
-      opened = true;
-      socket.heard = Date.now();
-      stopPolling();
-      setConnection("open", "live");
-      socket.stableTimer = setTimeout(function () { socket.attempts = 0; }, 5000);
-    });
-    ws.addEventListener("message", function (event) {
-      let message;
-      try {
-        message = JSON.parse(event.data);
-      } catch (error) {
-        return;
-      }
-      socket.heard = Date.now();
-      show(message);
-    });
-    ws.addEventListener("close", function (event) {
-      clearTimeout(socket.stableTimer);
-      if (socket.ws !== ws) return;
-      socket.ws = null;
-      if (event.code === 4403) {
-        setConnection("closed", "not allowed to watch this experiment (signed out?)");
-        return;
-      }
-      // The socket could not open (or dropped): poll meanwhile, and keep trying it.
-      if (!opened || socket.attempts > 0) startPolling();
-      const delay = Math.min(30000, 1000 * 2 ** socket.attempts) * (0.8 + Math.random() * 0.4);
-      socket.attempts += 1;
-      setConnection("closed", (socket.polling ? "polling; " : "") + "live updates retry in " + Math.max(1, Math.round(delay / 1000)) + " s");
-      socket.timer = setTimeout(connect, delay);
-    });
-  }
-
-  async function pollOnce() {
-    try {
-      const response = await fetch(live.dataset.progressUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      if (response.ok) show(await response.json());
-    } catch (error) {
-      /* offline: try again at the next tick */
-    }
-  }
-
-  function pollLoop() {
-    if (!socket.polling) return;
-    pollOnce().finally(function () {
-      if (socket.polling) socket.pollTimer = setTimeout(pollLoop, state.status === "running" ? 2000 : 10000);
-    });
-  }
-
-  function startPolling() {
-    if (socket.polling) return;
-    socket.polling = true;
-    pollLoop();
-  }
-
-  function stopPolling() {
-    socket.polling = false;
-    clearTimeout(socket.pollTimer);
   }
 
   // ---- start / resume, pause, cancel -----------------------------------------------------------
@@ -291,12 +213,11 @@
   });
 
   setButtons(state.status);
-  connect();
-  setInterval(function () {
-    if (socket.ws && socket.ws.readyState === WebSocket.OPEN && state.status === "running" &&
-        Date.now() - socket.heard > SILENCE_MS) {
-      socket.heard = Date.now();
-      pollOnce();
-    }
-  }, 5000);
+  window.ExperimentLive.watch({
+    socketPath: live.dataset.socketPath,
+    progressUrl: live.dataset.progressUrl,
+    onProgress: show,
+    onConnection: setConnection,
+    isRunning: function () { return state.status === "running"; },
+  });
 })();
