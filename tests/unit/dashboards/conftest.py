@@ -12,6 +12,7 @@ plus one failed and one running one-shot simple_majority 2p run, which count now
 """
 
 import pytest
+from django.core.cache import cache
 
 from deliberation.records.models import BenchmarkTask, Topic
 from deliberation.runs.group_scores import group_scores_write
@@ -53,6 +54,14 @@ class Maker:
         if status == Run.Status.FINISHED:
             group_scores_write(run=run, outcome=outcome)  # as runs.services._run_finish does
         return run
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """The dashboards cache their aggregates (Django's cache, shared by the tests of a process)."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
