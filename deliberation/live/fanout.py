@@ -95,7 +95,11 @@ class RunHub:
             self._viewers.setdefault(run_id, set()).add(viewer)
             if run_id not in self._readers:
                 layer = get_channel_layer()
-                channel = await layer.new_channel(prefix="hub.")
+                # The default prefix: channels_redis gives a process one receive lock, and a
+                # receiver holds it while it waits on its own prefix's key, so a channel under
+                # another prefix starves the process's other receivers (a classroom socket's
+                # state and presence frames then wait for the next run event).
+                channel = await layer.new_channel()
                 await layer.group_add(run_group(run_id), channel)
                 self._readers[run_id] = (channel, asyncio.create_task(self._read(run_id, channel)))
 
