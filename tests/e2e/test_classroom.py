@@ -126,6 +126,15 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     expect(alice_speech.locator(".prose")).to_have_text("S&D wants <em>binding</em> social safeguards.")
     expect(alice_speech.locator(".byline")).to_have_text(f"by {ALICE}")
 
+    # Muted, Bob cannot speak for ALDE until the teacher unmutes him.
+    bob_row = teacher.get_by_test_id("seat-ALDE").get_by_test_id("student")
+    bob_row.get_by_test_id("mute").click()
+    expect(bob.get_by_test_id("seat-banner")).to_contain_text("muted you")
+    expect(bob.get_by_test_id("act")).to_be_hidden()
+    expect(bob_row.locator(".muted-tag")).to_be_visible()
+    bob_row.get_by_test_id("unmute").click()
+    expect(bob.get_by_test_id("seat-banner")).to_be_hidden()
+
     expect(bob.get_by_test_id("act")).to_be_visible()
     bob.get_by_test_id("act-text").fill("ALDE supports the aim, with lighter reporting duties.")
     bob.get_by_test_id("act-submit").click()
@@ -186,6 +195,11 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     assert response.ok
     names = zipfile.ZipFile(io.BytesIO(response.body())).namelist()
     assert {"runs.csv", "group_scores.csv", "events.csv", "data_dictionary.csv"} <= set(names)
+
+    # Removed, a student's page says so and the socket stays closed.
+    teacher.on("dialog", lambda dialog: dialog.accept())
+    teacher.get_by_test_id("seat-ALDE").get_by_test_id("remove").click()
+    expect(bob.get_by_test_id("seat-banner")).to_contain_text("no longer in this session")
 
     # Nothing a student typed became markup anywhere.
     for page in (teacher, projector, alice, bob):

@@ -431,9 +431,9 @@
     node.textContent = text;
   }
 
+  // The sitting is over; the socket stays open for presence and the teacher's seat controls.
   function finish() {
     server.turn = null;
-    if (live) live.finish(role === "student" ? "session ended" : "transcript complete");
   }
 
   if (role === "student") wireStudent();
