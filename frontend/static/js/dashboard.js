@@ -113,42 +113,49 @@
     const statusChanged = progress.status !== state.status;
     state.status = progress.status;
     state.settled = settled;
-    if (statusChanged || settled !== shownSettled()) scheduleRefresh();
+    // The last runs settled (or the experiment stopped): show the final tables promptly.
+    if (statusChanged || settled !== shownSettled()) scheduleRefresh(statusChanged && progress.status !== "running");
   }
 
   // ---- results: reloaded as runs settle --------------------------------------------------------
 
-  // At most one reload every 3 s however fast runs finish, and never more than a fifth of the
-  // time on reloads when the fragment is slow to build (a large grid); a burst of finishing runs
-  // lands first.
+  // While runs settle: at most one reload every 3 s however fast they finish, and up to 15 s
+  // apart when the server is slow to build the fragment (twice what it took: a large grid); a
+  // burst of finishing runs lands first. When the experiment stops, the reload comes at once.
   const REFRESH_MIN_INTERVAL_MS = 3000;
+  const REFRESH_MAX_INTERVAL_MS = 15000;
   const REFRESH_SETTLE_MS = 600;
-  const refresh = { timer: null, busy: false, again: false, last: 0, took: 0 };
+  const refresh = { timer: null, busy: false, again: false, urgent: false, last: 0, took: 0 };
 
   function shownSettled() {
     const results = document.getElementById("experiment-results");
     return results ? Number(results.dataset.settled) : -1;
   }
 
-  function scheduleRefresh() {
+  function scheduleRefresh(urgent) {
+    if (urgent) refresh.urgent = true;
     if (refresh.busy) {
       refresh.again = true;
       return;
     }
-    if (refresh.timer) return;
-    const interval = Math.max(REFRESH_MIN_INTERVAL_MS, 5 * refresh.took);
-    const wait = Math.max(REFRESH_SETTLE_MS, interval - (Date.now() - refresh.last));
+    if (refresh.timer && !urgent) return;
+    clearTimeout(refresh.timer);
+    const interval = Math.min(REFRESH_MAX_INTERVAL_MS, Math.max(REFRESH_MIN_INTERVAL_MS, 2 * refresh.took));
+    const wait = refresh.urgent ? REFRESH_SETTLE_MS : Math.max(REFRESH_SETTLE_MS, interval - (Date.now() - refresh.last));
     refresh.timer = setTimeout(reloadResults, wait);
   }
 
   async function reloadResults() {
     refresh.timer = null;
+    refresh.urgent = false;
     refresh.busy = true;
     refresh.last = Date.now();
     try {
       const response = await fetch(live.dataset.resultsUrl, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      const html = await response.text();
+      refresh.took = Date.now() - refresh.last;
       if (response.ok) {
-        const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+        const doc = new DOMParser().parseFromString(html, "text/html");
         const fresh = doc.getElementById("experiment-results");
         const current = document.getElementById("experiment-results");
         if (fresh && current) {
@@ -162,12 +169,11 @@
       /* a dropped request: the next change tries again */
     } finally {
       refresh.busy = false;
-      refresh.took = Date.now() - refresh.last;
     }
     // Runs settled while the fragment was being read: read it again.
     if (refresh.again || (state.settled !== null && state.settled !== shownSettled())) {
       refresh.again = false;
-      scheduleRefresh();
+      scheduleRefresh(refresh.urgent);
     }
   }
 
