@@ -7,7 +7,9 @@ every wait has a deadline):
     (--latency-ms, default 50), deterministic replies, its own call counter (GET /stats);
   * a throwaway PostgreSQL cluster and a redis-server (tests/integration/servers.py), migrated,
     with the sample record set imported from fixtures/sample_records ("Sample EP issues");
-  * one Celery worker process (-Q runs,models --pool threads -c C, --worker-threads to change),
+  * one Celery worker process (-Q runs,models --pool threads -c C, --worker-threads to change;
+    --workers N starts N such processes: more workers is how the product scales out, and on a
+    small machine it also spreads the harness over more than one GIL),
     HEMICYCLE_MODEL_CONCURRENCY={"openai/": C, "*": C} so an experiment keeps C runs in flight,
     HEMICYCLE_MODEL_API_BASE pointing at the stand-in.
 
@@ -138,17 +140,19 @@ def run_timings(db_url: str, experiment_id: int) -> dict:
             "SELECT avg(extract(epoch FROM started_at - created_at)), avg(extract(epoch FROM finished_at - started_at)),"
             " avg(model_seconds) FROM runs_run WHERE experiment_id = %s AND status = 'finished'", (experiment_id,)
         ).fetchone()
+    queued, wall, model = (float(value or 0) for value in (queued, wall, model))
     ms = lambda value: round(1000 * float(value or 0), 1)  # noqa: E731
     return {"queued_ms": ms(queued), "wall_ms": ms(wall), "model_ms": ms(model),
-            "harness_ms": ms((wall or 0) - (model or 0))}
+            "harness_ms": ms(wall - model)}
 
 
 def play_experiment(*, name: str, create_args: list[str], env: dict, db_url: str, standin: str,
-                    worker: subprocess.Popen, worker_log: Path, timeout: float, py_spy: str | None,
+                    workers: list[subprocess.Popen], worker_log: Path, timeout: float, py_spy: str | None,
                     profile_out: Path | None, latency_s: float) -> dict:
     out = manage("experiment", "create", "--name", name, *create_args, env=env)
     http_json(f"{standin}/stats/reset", method="POST")
-    cpu_before = cpu_seconds(worker.pid)
+    worker = workers[0]
+    cpu_before = sum(cpu_seconds(proc.pid) for proc in workers)
     spy = None
     if py_spy and profile_out is not None:
         spy = subprocess.Popen([py_spy, "record", "-p", str(worker.pid), "-o", str(profile_out), "-f", "raw",
@@ -180,7 +184,7 @@ def play_experiment(*, name: str, create_args: list[str], env: dict, db_url: str
         "calls_per_s_over_wall": round(stats["calls"] / wall, 2) if wall else None,
         # Each call holds the model for latency_s: the time-average of calls in flight at the model.
         "mean_in_flight_at_model": round(stats["calls"] * latency_s / span, 2) if span else 0.0,
-        "worker_cpu_s": round(cpu_seconds(worker.pid) - cpu_before, 2),
+        "worker_cpu_s": round(sum(cpu_seconds(proc.pid) for proc in workers) - cpu_before, 2),
         "ms_per_run": round(1000 * wall / max(1, sum(row["runs"].values())), 1),
         "per_run": run_timings(db_url, row["id"]),
     }
@@ -227,6 +231,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, default=4, help="C: runs in flight, worker threads, direct workers")
     parser.add_argument("--worker-threads", type=int, default=None, help="worker pool threads (default C)")
+    parser.add_argument("--workers", type=int, default=1, help="Celery worker processes, each with --worker-threads")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--goals", nargs="+", default=["all"])
@@ -276,14 +281,19 @@ def main() -> int:
         t_setup = time.monotonic()
         manage("migrate", "--noinput", "-v", "0", env=env)
         manage("import_records", "fixtures/sample_records", "--name", RECORD_SET, env=env)
-        worker_log = tmp / "worker.log"
-        worker = spawn([PY, "-m", "celery", "-A", "worker.celery", "worker", "-Q", "runs,models", "--pool", "threads",
-                        "-c", str(threads), "-n", "bench@hemicycle", "--without-gossip", "--without-mingle",
-                        "--without-heartbeat", "-l", "WARNING"], env, worker_log)
-        wait_until(lambda: subprocess.run([PY, "-m", "celery", "-A", "worker.celery", "inspect", "ping", "-d",
-                                           "bench@hemicycle", "-t", "2"], cwd=REPO_ROOT, env=env,
-                                          capture_output=True, timeout=30).returncode == 0,
-                   timeout=90, what="celery worker", proc=worker, log=worker_log, interval=0.5)
+        workers = []
+        for index in range(args.workers):
+            worker_log = tmp / f"worker{index}.log"
+            name = f"bench{index}@hemicycle"
+            worker = spawn([PY, "-m", "celery", "-A", "worker.celery", "worker", "-Q", "runs,models", "--pool", "threads",
+                            "-c", str(threads), "-n", name, "--without-gossip", "--without-mingle",
+                            "--without-heartbeat", "-l", "WARNING"], env, worker_log)
+            workers.append(worker)
+            wait_until(lambda: subprocess.run([PY, "-m", "celery", "-A", "worker.celery", "inspect", "ping", "-d",
+                                               name, "-t", "2"], cwd=REPO_ROOT, env=env,
+                                              capture_output=True, timeout=30).returncode == 0,
+                       timeout=90, what="celery worker", proc=worker, log=worker_log, interval=0.5)
+        worker, worker_log = workers[0], tmp / "worker0.log"
         setup_s = time.monotonic() - t_setup
 
         create_args = ["--record-set", RECORD_SET, "--parties", "2", "4", "6", "--goals", *args.goals,
@@ -299,7 +309,7 @@ def main() -> int:
                    timeout=120, what="warm-up experiment", proc=worker, log=worker_log, interval=0.2)
         print(f"setup done in {setup_s:.1f} s; phase 1: the experiment through the stack (C={c})", flush=True)
         stack = play_experiment(name="throughput", create_args=create_args, env=env, db_url=postgres.url(),
-                                standin=standin, worker=worker, worker_log=worker_log, timeout=args.timeout,
+                                standin=standin, workers=workers, worker_log=worker_log, timeout=args.timeout,
                                 py_spy=args.py_spy, profile_out=tmp / "worker-profile.txt",
                                 latency_s=args.latency_ms / 1000)
         print(json.dumps(stack, default=str), flush=True)
@@ -313,7 +323,7 @@ def main() -> int:
 
         print("phase 3: the same grid again (cached)", flush=True)
         rerun = play_experiment(name="throughput-rerun", create_args=create_args, env=env, db_url=postgres.url(),
-                                standin=standin, worker=worker, worker_log=worker_log, timeout=args.timeout,
+                                standin=standin, workers=workers, worker_log=worker_log, timeout=args.timeout,
                                 py_spy=args.py_spy, profile_out=tmp / "worker-profile-rerun.txt",
                                 latency_s=args.latency_ms / 1000)
         print(json.dumps(rerun, default=str), flush=True)
@@ -324,7 +334,7 @@ def main() -> int:
             "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "platform": platform.platform(), "loadavg_1min": round(os.getloadavg()[0], 2)},
-            "params": {"concurrency": c, "worker_threads": threads, "latency_ms": args.latency_ms,
+            "params": {"concurrency": c, "worker_processes": args.workers, "worker_threads": threads, "latency_ms": args.latency_ms,
                        "seeds": args.seeds, "goals": args.goals, "model": MODEL, "strategy": "one-shot",
                        "judge": "llm", "record_set": RECORD_SET, "database": "postgresql", "broker": "redis"},
             "direct": direct, "stack": stack, "rerun": rerun,

@@ -2,8 +2,11 @@
 
     scripted:NAME        deterministic test doubles, no network (see worker/models/scripted.py)
     local:smollm2-135m   the bundled model, run in this process by llama-cpp-python (the default)
-    anything else        a litellm model string: "openai/gpt-4o-mini", "hosted_vllm/<model>",
-                         "ollama/llama3", ...; api_base and api_key come from settings when set
+    hosted_vllm/NAME, openai/NAME, with HEMICYCLE_MODEL_API_BASE set
+                         an OpenAI-compatible model server (vLLM, ...): one HTTP request per call
+                         (worker/models/openai_compatible.py says why not litellm there)
+    anything else        a litellm model string: "openai/gpt-4o-mini", "ollama/llama3", ...;
+                         api_base and api_key come from settings when set
 
 Every backend is wrapped in bounded retries, then (cache=True) in the completion cache. Clients
 are kept per process, one per model string, so the local model loads once per worker process.
@@ -15,6 +18,7 @@ import threading
 from django.conf import settings
 
 from deliberation.engine.models import ModelClient
+from worker.models.openai_compatible import OpenAICompatibleClient, served_model
 from worker.models.retry import PermanentModelError, RetryingClient
 
 # Scripted failures are instant, so their backoff is too: tests of the failure path stay fast.
@@ -41,6 +45,15 @@ def backend_client(model: str) -> ModelClient:
         return RetryingClient(inner, model=model, retries=retries, base_delay_s=BASE_DELAY_S)
     if not model.strip():
         raise PermanentModelError("empty model string")
+    served = served_model(model)
+    if served and settings.HEMICYCLE_MODEL_API_BASE:
+        inner = OpenAICompatibleClient(
+            model=served,
+            api_base=settings.HEMICYCLE_MODEL_API_BASE,
+            timeout_s=settings.HEMICYCLE_MODEL_TIMEOUT_S,
+            api_key=settings.HEMICYCLE_MODEL_API_KEY,
+        )
+        return RetryingClient(inner, model=model, retries=retries, base_delay_s=BASE_DELAY_S)
     from worker.models.litellm_backend import LiteLLMClient
 
     inner = LiteLLMClient(

@@ -12,6 +12,7 @@ from worker.models import backend_client, model_client
 from worker.models.cache import CachingClient
 from worker.models.litellm_backend import LiteLLMClient
 from worker.models.local import LocalModel, local_model
+from worker.models.openai_compatible import OpenAICompatibleClient
 from worker.models.retry import PermanentModelError, RetryingClient
 
 DRAFT = [{"role": "user", "content": "Draft a resolution on fisheries."}]
@@ -70,8 +71,23 @@ def test_local_model_routes_to_the_one_process_wide_llama_without_loading_it():
 @override_settings(HEMICYCLE_MODEL_TIMEOUT_S=12.5, HEMICYCLE_MODEL_API_BASE="http://vllm:8000/v1",
                    HEMICYCLE_MODEL_API_KEY="sk-test")
 def test_other_strings_go_to_litellm_with_endpoint_settings():
-    client = backend_client("hosted_vllm/Qwen/Qwen2.5-7B-Instruct")
-    assert client.inner == LiteLLMClient(model="hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
-                                         timeout_s=12.5, api_base="http://vllm:8000/v1",
+    client = backend_client("ollama/llama3")
+    assert client.inner == LiteLLMClient(model="ollama/llama3", timeout_s=12.5, api_base="http://vllm:8000/v1",
                                          api_key="sk-test")
     assert "sk-test" not in repr(client)
+
+
+@pytest.mark.parametrize("model", ["hosted_vllm/Qwen/Qwen2.5-7B-Instruct", "openai/Qwen/Qwen2.5-7B-Instruct"])
+@override_settings(HEMICYCLE_MODEL_TIMEOUT_S=12.5, HEMICYCLE_MODEL_API_BASE="http://vllm:8000/v1",
+                   HEMICYCLE_MODEL_API_KEY="sk-test")
+def test_a_model_server_of_our_own_gets_the_lean_openai_compatible_client(model):
+    client = backend_client(model)
+    assert isinstance(client, RetryingClient) and client.model == model
+    assert client.inner == OpenAICompatibleClient(model="Qwen/Qwen2.5-7B-Instruct", api_base="http://vllm:8000/v1",
+                                                  timeout_s=12.5, api_key="sk-test")
+    assert "sk-test" not in repr(client)
+
+
+@override_settings(HEMICYCLE_MODEL_API_BASE="")
+def test_openai_without_an_endpoint_is_the_hosted_api_through_litellm():
+    assert isinstance(backend_client("openai/gpt-4o-mini").inner, LiteLLMClient)

@@ -1,0 +1,104 @@
+"""worker/models/openai_compatible.py: the request a model server gets, and what its answers become
+(httpx's MockTransport stands in for the server: no network)."""
+
+import json
+
+import httpx
+import pytest
+
+from deliberation.engine.models import ModelError, Params, TokenLogprob
+from worker.models.openai_compatible import OpenAICompatibleClient, served_model
+from worker.models.retry import PermanentModelError, RetryingClient
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
+
+
+def client_answering(handler, **options) -> tuple[OpenAICompatibleClient, list[httpx.Request]]:
+    requests: list[httpx.Request] = []
+
+    def recorded(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return handler(request)
+
+    client = OpenAICompatibleClient(model="Qwen/Qwen2.5-0.5B-Instruct", api_base="http://gpu1:8000/v1",
+                                    timeout_s=12.5, **options)
+    headers = {"Authorization": f"Bearer {client.api_key}"} if client.api_key else {}
+    client._http = httpx.Client(base_url="http://gpu1:8000/v1/", headers=headers,
+                                transport=httpx.MockTransport(recorded))
+    return client, requests
+
+
+def answer(content="Hi there", *, logprobs=None, status=200) -> httpx.Response:
+    choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+    if logprobs:
+        choice["logprobs"] = logprobs
+    return httpx.Response(status, json={"choices": [choice], "usage": {"prompt_tokens": 9, "completion_tokens": 2}})
+
+
+def test_served_model_is_the_name_after_the_prefix():
+    assert served_model("hosted_vllm/Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
+    assert served_model("openai/standin") == "standin"
+    assert served_model("ollama/llama3") is None and served_model("local:smollm2-135m") is None
+
+
+def test_request_carries_the_messages_seed_and_sampling_parameters():
+    client, requests = client_answering(lambda request: answer())
+    completion = client.complete(MESSAGES, params=Params(temperature=0.3, max_tokens=40, top_p=0.9, stop=("END",)),
+                                 seed=42)
+    (request,) = requests
+    assert request.method == "POST" and str(request.url) == "http://gpu1:8000/v1/chat/completions"
+    body = json.loads(request.content)
+    assert body == {"model": "Qwen/Qwen2.5-0.5B-Instruct", "messages": MESSAGES, "temperature": 0.3, "top_p": 0.9,
+                    "max_tokens": 40, "seed": 42, "stop": ["END"]}
+    assert "authorization" not in request.headers
+    assert (completion.text, completion.prompt_tokens, completion.completion_tokens) == ("Hi there", 9, 2)
+    assert completion.logprobs is None and not completion.cached and completion.seconds >= 0
+
+
+def test_logprobs_are_requested_and_parsed():
+    logprobs = {"content": [{"token": "Hi", "logprob": -0.1, "bytes": None, "top_logprobs": [
+        {"token": "Hi", "logprob": -0.1, "bytes": None}, {"token": "Hello", "logprob": -2.5, "bytes": None}]}]}
+    client, requests = client_answering(lambda request: answer(logprobs=logprobs))
+    completion = client.complete(MESSAGES, params=Params(top_logprobs=2), seed=1)
+    body = json.loads(requests[0].content)
+    assert body["logprobs"] is True and body["top_logprobs"] == 2
+    assert completion.logprobs == (TokenLogprob("Hi", -0.1, (("Hi", -0.1), ("Hello", -2.5))),)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_refused_requests_are_permanent_and_never_show_the_key(status):
+    client, requests = client_answering(lambda request: httpx.Response(status, text="bad key sk-secret"),
+                                        api_key="sk-secret")
+    retrying = RetryingClient(client, model="hosted_vllm/m", retries=3, sleep=lambda s: None)
+    with pytest.raises(PermanentModelError) as raised:
+        retrying.complete(MESSAGES, params=Params(), seed=1)
+    assert len(requests) == 1 and requests[0].headers["authorization"] == "Bearer sk-secret"
+    assert str(status) in str(raised.value) and "sk-secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize("failure", [
+    lambda request: httpx.Response(503, text="overloaded"),
+    lambda request: httpx.Response(429, text="slow down"),
+    lambda request: httpx.Response(200, text="not json"),
+])
+def test_server_errors_and_bad_answers_are_retried_then_reported(failure):
+    client, requests = client_answering(failure)
+    delays = []
+    retrying = RetryingClient(client, model="hosted_vllm/m", retries=2, sleep=delays.append)
+    with pytest.raises(ModelError, match="after 3 attempts"):
+        retrying.complete(MESSAGES, params=Params(), seed=1)
+    assert len(requests) == 3 and delays == [1.0, 2.0]
+
+
+def test_timeouts_and_connection_errors_are_retried():
+    failures = [httpx.ReadTimeout("slow"), httpx.ConnectError("refused")]
+
+    def flaky(request):
+        if failures:
+            raise failures.pop(0)
+        return answer("finally")
+
+    client, requests = client_answering(flaky)
+    retrying = RetryingClient(client, model="hosted_vllm/m", retries=2, sleep=lambda s: None)
+    assert retrying.complete(MESSAGES, params=Params(), seed=1).text == "finally"
+    assert len(requests) == 3
