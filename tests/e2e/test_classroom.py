@@ -154,7 +154,7 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     teacher.get_by_test_id("advance").click()
     draft = projector.locator("#transcript [data-type=draft] .prose")
     expect(draft).to_have_attribute("data-revealed", "false", timeout=AGENT_TIMEOUT_MS)
-    expect(draft).to_have_attribute("data-revealed", "true")
+    expect(draft).to_have_attribute("data-revealed", "true", timeout=AGENT_TIMEOUT_MS)
     stored_draft = RunEvent.objects.get(run=session.run, type="draft").data["text"]
     expect(draft).to_have_text(stored_draft)
     expect(projector.get_by_test_id("current-draft")).to_have_count(0)  # the projector has no draft panel

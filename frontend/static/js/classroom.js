@@ -19,7 +19,11 @@
   const page = JSON.parse(pageNode.textContent);
   const classroom = page.classroom;
   const role = classroom.role; // teacher | projector | student
-  const clockOffset = Date.parse(classroom.server_now) - Date.now(); // server time = Date.now() + offset
+  // Server time = Date.now() + offset. server_now was taken as the page was rendered: compare it
+  // with when the page's first byte arrived, not with now (scripts run after the page loaded).
+  const navigation = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+  const renderedAt = navigation && navigation.responseStart ? performance.timeOrigin + navigation.responseStart : Date.now();
+  const clockOffset = Date.parse(classroom.server_now) - renderedAt;
   const serverNow = () => Date.now() + clockOffset;
 
   const STATUS_TEXT = { lobby: "waiting to start", live: "live", paused: "paused", ended: "ended" };
