@@ -14,7 +14,13 @@ import json
 from channels.db import database_sync_to_async
 
 from deliberation.classroom.models import ClassSession, Student
-from deliberation.classroom.selectors import class_session_by_code, presence, session_state, student_for_token
+from deliberation.classroom.selectors import (
+    class_session_by_code,
+    presence,
+    seat_session_key,
+    session_state,
+    student_for_token,
+)
 from deliberation.classroom.services import (
     ClassroomRefused,
     classroom_act,
@@ -27,11 +33,6 @@ from deliberation.live.consumers import RunConsumer, after_seq
 from deliberation.live.fanout import encode, hub
 
 MESSAGE_LIMIT = 16_000  # characters: a 2,000-character text and its JSON, with room to spare
-
-
-def seat_session_key(code: str) -> str:
-    """Where the join view keeps the seat token in the request session."""
-    return f"classroom.{code}"
 
 
 def _role(user, request_session, code: str) -> tuple[ClassSession, str, Student | None] | None:

@@ -17,6 +17,12 @@ from deliberation.scenarios.services import engine_scenario
 SEAT_SALT = "classroom.seat"
 
 
+def seat_session_key(code: str) -> str:
+    """Where the join view keeps a student's seat token in the request session (the websocket
+    reads it there)."""
+    return f"classroom.{code}"
+
+
 def normalised_code(code: str) -> str:
     return "".join(code.split()).upper()
 

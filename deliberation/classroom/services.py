@@ -124,7 +124,7 @@ def class_session_open(
 
 def student_join(*, class_session: ClassSession, name: str, group: str | None) -> Student:
     """A student sits down in `group`'s seat (several may share one), or watches (group None)."""
-    name = " ".join((name or "").split())
+    name = " ".join(rules.printable(name or "").split())
     if not name:
         raise ClassroomError("Please give a display name.")
     if len(name) > NAME_LIMIT:

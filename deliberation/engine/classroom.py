@@ -414,11 +414,17 @@ def timer_expired(sitting: Sitting, *, deadline: str, now: datetime) -> list[New
 # --- students ---------------------------------------------------------------------------------
 
 
+def printable(text: str) -> str:
+    """The text without control characters other than line breaks and tabs (a NUL cannot even
+    be stored in PostgreSQL's JSON)."""
+    return "".join(c for c in text if c.isprintable() or c in "\n\t")
+
+
 def _text(payload: Mapping[str, Any], key: str = "text", *, required: bool = True) -> str:
     value = payload.get(key, "")
     if not isinstance(value, str):
         raise SittingRefused(f"{key}: text, please")
-    value = value.strip()
+    value = printable(value).strip()
     if required and not value:
         raise SittingRefused("write something first")
     if len(value) > TEXT_LIMIT:

@@ -1,4 +1,5 @@
-"""A classroom session over the Redis channel layer, its agent turns on a real Celery worker.
+"""A classroom session on the real stack: the Redis channel layer, agent turns on a Celery worker,
+concurrent writers on PostgreSQL.
 
 The sockets live in this process (Channels' communicator); the worker process computes the agent's
 speech and broadcasts it through Redis. Presence and state frames (the session group) and the
@@ -10,7 +11,7 @@ import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
+import pytest
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
@@ -73,3 +74,48 @@ def test_presence_state_and_agent_turns_reach_the_sockets_through_redis(celery_w
         speech, state = pool.submit(asyncio.run, scenario()).result()
     assert (speech["data"]["group"], speech["data"]["by"]) == ("EPP", "agent")
     assert state["turn"]["group"] == "SD" and state["turn"]["by"] == "students"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_students_of_every_group_voting_at_once_get_one_sequence_and_one_tally(monkeypatch):
+    """Concurrent writers on PostgreSQL: each appends under the Run row's lock, so the numbers
+    stay contiguous, no vote is lost, and the tally follows the last vote exactly once."""
+    from concurrent.futures import ThreadPoolExecutor as Pool
+
+    from django.db import connection
+
+    from deliberation.classroom.selectors import session_sitting
+    from tests.unit.classroom.conftest import act, play_agents, teach
+
+    assert connection.vendor == "postgresql"
+    monkeypatch.setattr(services, "queue_agent_turn", lambda **kw: None)
+    monkeypatch.setattr(services, "queue_timer", lambda **kw: None)
+    session = open_session()
+    voters = [services.student_join(class_session=session, name=f"s{g}", group=g) for g in ("EPP", "SD", "ALDE")]
+    teach(session, "start")
+    while session_sitting(class_session=session).phase != "vote":
+        for student in voters:
+            sitting = session_sitting(class_session=session)
+            turn = sitting.turn
+            if turn is not None and turn.group == student.group:
+                action = {"speech": ("speak", {"text": "hello"}), "draft": ("draft", {"text": "The EP."}),
+                          "amendment": ("amend", {"text": ""})}[turn.kind]
+                act(session, student, action[0], **action[1])
+        play_agents(session)
+        if session_sitting(class_session=session).turn is None:
+            teach(session, "advance")
+
+    def vote(student):
+        from django.db import connections
+
+        try:
+            act(session, student, "vote", score=6)
+        finally:
+            connections.close_all()
+
+    with Pool(max_workers=3) as pool:
+        list(pool.map(vote, voters))
+    seqs = list(session.run.events.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    types = list(session.run.events.order_by("seq").values_list("type", flat=True))
+    assert types.count("vote") == 3 and types.count("tally") == 1 and types[-1] == "outcome"

@@ -75,6 +75,13 @@ def test_join_refuses_bad_names_unknown_seats_and_taken_names(name, group, messa
     assert Student.objects.count() == 1
 
 
+def test_control_characters_leave_a_name_and_a_name_of_only_those_is_refused():
+    session = open_session()
+    assert services.student_join(class_session=session, name="A\x00da\x1b", group=None).name == "Ada"
+    with pytest.raises(ClassroomError, match="display name"):
+        services.student_join(class_session=session, name="\x00\x07", group=None)
+
+
 def test_no_one_joins_an_ended_session():
     session = open_session()
     teach(session, "end")

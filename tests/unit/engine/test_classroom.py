@@ -401,3 +401,11 @@ def test_seat_joined_events_are_service_events_the_seat_is_read_back():
     play.join(5, None, name="Ada")
     assert play.state.seats[5] == Seat(5, "Ada", None)
     assert play.state.held == frozenset()
+
+
+def test_control_characters_are_dropped_from_student_text_but_line_breaks_stay():
+    play = Play()
+    play.join(1, "EPP")
+    play.start()
+    play.act(1, "speak", text="first\x00 line\nsecond\tline\x1b[31m")
+    assert play.events[-1]["data"]["text"] == "first line\nsecond\tline[31m"
