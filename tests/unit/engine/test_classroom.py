@@ -231,7 +231,8 @@ def to_amendments(play):
         play.advance()
 
 
-def test_a_student_rapporteur_decides_amendments_and_an_accepted_one_is_restated_before_the_vote():
+def to_decision() -> Play:
+    """Students hold EPP (the rapporteur: student 1) and SD (student 2); SD has tabled an amendment."""
     play = Play(rounds=0)
     play.join(1, "EPP")
     play.join(2, "SD")
@@ -243,6 +244,11 @@ def test_a_student_rapporteur_decides_amendments_and_an_accepted_one_is_restated
     play.act(1, "draft", text="Draft one.")
     play.advance()
     play.act(2, "amend", text="Add a fund.")
+    return play
+
+
+def test_a_student_rapporteur_decides_amendments_and_an_accepted_one_is_restated_before_the_vote():
+    play = to_decision()
     turn = play.state.turn
     assert (turn.kind, turn.group, turn.about, turn.key) == ("decision", "EPP", "SD", "amendments:decision:SD")
     with pytest.raises(SittingRefused, match="not SD's turn to decide"):
@@ -258,17 +264,7 @@ def test_a_student_rapporteur_decides_amendments_and_an_accepted_one_is_restated
 
 
 def test_advance_in_amendments_declines_the_missing_ones_and_rejects_the_undecided():
-    play = Play(rounds=0)
-    play.join(1, "EPP")
-    play.join(2, "SD")
-    play.start()
-    play.act(1, "speak", text="a")
-    play.act(2, "speak", text="b")
-    play.agents_until_students()
-    play.advance()
-    play.act(1, "draft", text="Draft one.")
-    play.advance()
-    play.act(2, "amend", text="Add a fund.")
+    play = to_decision()
     new = play.advance()
     assert [(t, d["group"]) for t, d in new[:-1]] == [("amendment_decision", "SD"), ("amendment", "GREEN_EFA")]
     decision = new[0][1]
