@@ -6,10 +6,10 @@ run finishes), and a finished run's per-group scores are rows (RunGroupScore, wr
 finishes): extracting them from the outcome JSON in every view was too slow for 100,000 runs
 (bench/bench_dashboard.py).
 
-The table and the three breakdowns come from one statement (_aggregates): it reads the
-experiment's finished runs once, groups them per task, and groups those rows four ways; separate
-queries read the wide run rows four times and sorted them for each COUNT(DISTINCT task), about
-four times slower on PostgreSQL.
+The table and the three breakdowns come from one statement (_aggregates_sql): it reads the
+experiment's finished runs through one covering index, groups them per task, and groups those
+rows four ways; separate queries read the wide run rows four times and sorted them for each
+COUNT(DISTINCT task), several times the work on PostgreSQL.
 
 The paper table's confidence intervals are a percentile bootstrap over runs (the breakdowns'
 use the normal approximation, see normal_ci). Resampling runs with replacement from a cell is a
@@ -133,44 +133,46 @@ def _cached(experiment: Experiment, part: str, build):
 def _aggregates_sql() -> str:
     """One statement for the paper's table, its bootstrap's value counts and the three breakdowns.
 
-    `base` is the experiment's finished runs, narrowed to what is grouped on (read once: the run
-    rows are wide, their outcome JSON is inline); `per_task` groups them per task within every
-    bucket, so the four groupings after it count distinct tasks over far fewer rows. Portable
-    SQL: PostgreSQL and SQLite (3.35+ for MATERIALIZED) run it as it is."""
+    `per_task` reads the experiment's finished runs once, through the run_experiment_results
+    index alone on PostgreSQL (the run rows are wide: their outcome JSON is inline), and groups
+    them per cell keys x task x record x power bin, a third of the rows at 100,000 runs; `cells`
+    adds the task's party count and topic and the record's term to those rows only; the four
+    groupings after it are small hash aggregates. A task's runs share its record and seat weights
+    (runs.experiments builds them so), so `cells` has one row per cell keys x task and
+    COUNT(task_id) counts distinct tasks: COUNT(DISTINCT task_id) would sort the rows on their text
+    keys, about twice the work. The value counts read the runs of score goals again. Portable SQL:
+    PostgreSQL and SQLite (3.35+ for MATERIALIZED) run it as it is."""
     quote = connection.ops.quote_name
+    runs, tasks, records = (quote(model._meta.db_table) for model in (Run, BenchmarkTask, Record))
     power = " ".join(f"WHEN r.largest_share < {edge!r} THEN {index}" for index, (edge, _) in enumerate(POWER_BINS)
                      if edge is not None)
     score_goals = ", ".join("%s" for _ in SCORE_GOALS)
     keys = "judge, strategy, model, goal"
-
-    def grouped(kind: str, column: str, *, text: bool = False) -> str:
-        # Per task first, then per cell: COUNT(task_id) then counts distinct tasks with two hash
-        # aggregates, where COUNT(DISTINCT task_id) would sort the rows on their text keys.
-        # `column` is an integer bucket, or a text one (text=True, the term) in the label column.
-        bucket, label = ("NULL", "b") if text else ("b", "CAST(NULL AS TEXT)")
-        return f"""SELECT '{kind}', {keys}, {bucket}, {label}, CAST(NULL AS DOUBLE PRECISION), CAST(SUM(n) AS BIGINT), SUM(s), SUM(ss), COUNT(task_id)
-    FROM (SELECT {keys}, {column} AS b, task_id, SUM(n) AS n, SUM(s) AS s, SUM(ss) AS ss
-          FROM per_task GROUP BY {keys}, {column}, task_id) AS cells
-    GROUP BY {keys}, b"""
-
+    finished = "r.experiment_id = %s AND r.status = %s AND r.goal_value IS NOT NULL"
+    sums = "CAST(SUM(n) AS BIGINT), SUM(s), SUM(ss), COUNT(task_id)"
     return f"""
-WITH base AS MATERIALIZED (
-    SELECT r.judge, r.strategy, r.model, r.goal, r.task_id, r.goal_value AS v, t.party_count AS parties,
-           t.topic_id AS topic, rec.term AS term, CASE {power} ELSE {len(POWER_BINS) - 1} END AS power
-    FROM {quote(Run._meta.db_table)} r
-    LEFT OUTER JOIN {quote(BenchmarkTask._meta.db_table)} t ON r.task_id = t.id
-    INNER JOIN {quote(Record._meta.db_table)} rec ON r.record_id = rec.id
-    WHERE r.experiment_id = %s AND r.status = %s AND r.goal_value IS NOT NULL
-), per_task AS MATERIALIZED (
-    SELECT {keys}, task_id, parties, topic, term, power, COUNT(*) AS n, SUM(v) AS s, SUM(v * v) AS ss
-    FROM base GROUP BY {keys}, task_id, parties, topic, term, power
+WITH per_task AS MATERIALIZED (
+    SELECT r.judge, r.strategy, r.model, r.goal, r.task_id, r.record_id,
+           CASE {power} ELSE {len(POWER_BINS) - 1} END AS power,
+           COUNT(*) AS n, SUM(r.goal_value) AS s, SUM(r.goal_value * r.goal_value) AS ss
+    FROM {runs} r WHERE {finished}
+    GROUP BY r.judge, r.strategy, r.model, r.goal, r.task_id, r.record_id, power
+), cells AS MATERIALIZED (
+    SELECT p.judge, p.strategy, p.model, p.goal, p.task_id, p.power, p.n, p.s, p.ss,
+           t.party_count AS parties, t.topic_id AS topic, rec.term AS term
+    FROM per_task p
+    LEFT OUTER JOIN {tasks} t ON p.task_id = t.id
+    INNER JOIN {records} rec ON p.record_id = rec.id
 )
-{grouped("paper", "parties")}
-UNION ALL {grouped("topic", "topic")}
-UNION ALL {grouped("term", "term", text=True)}
-UNION ALL {grouped("power", "power")}
-UNION ALL SELECT 'values', {keys}, parties, NULL, v, COUNT(*), NULL, NULL, NULL
-    FROM base WHERE goal IN ({score_goals}) GROUP BY {keys}, parties, v
+SELECT 'paper', {keys}, parties, CAST(NULL AS TEXT), CAST(NULL AS DOUBLE PRECISION), {sums}
+    FROM cells GROUP BY {keys}, parties
+UNION ALL SELECT 'topic', {keys}, topic, NULL, NULL, {sums} FROM cells GROUP BY {keys}, topic
+UNION ALL SELECT 'term', {keys}, NULL, term, NULL, {sums} FROM cells GROUP BY {keys}, term
+UNION ALL SELECT 'power', {keys}, power, NULL, NULL, {sums} FROM cells GROUP BY {keys}, power
+UNION ALL SELECT 'values', r.judge, r.strategy, r.model, r.goal, t.party_count, NULL, r.goal_value, COUNT(*), NULL, NULL, NULL
+    FROM {runs} r LEFT OUTER JOIN {tasks} t ON r.task_id = t.id
+    WHERE {finished} AND r.goal IN ({score_goals})
+    GROUP BY r.judge, r.strategy, r.model, r.goal, t.party_count, r.goal_value
 """
 
 
@@ -189,10 +191,11 @@ def _make_aggregates(experiment: Experiment) -> dict[str, dict[tuple, Cell]]:
     runs (bench/bench_dashboard.py)."""
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # Room for its hash tables (about 10 MB at 100,000 runs), for this transaction only:
-            # at the default 4 MB they spill to disk in batches.
+            # Room for its hash tables and materialised rows (about 10 MB at 100,000 runs), for
+            # this transaction only: at the default 4 MB they spill to disk in batches.
             cursor.execute(f"SET LOCAL work_mem = '{AGGREGATES_WORK_MEM}'")
-        cursor.execute(_aggregates_sql(), [experiment.pk, Run.Status.FINISHED, *SCORE_GOALS])
+        finished = [experiment.pk, Run.Status.FINISHED]
+        cursor.execute(_aggregates_sql(), [*finished, *finished, *SCORE_GOALS])
         rows = cursor.fetchall()
     spreads: dict[tuple, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
     for kind, judge, strategy, model, goal, bucket, _, value, n, *_ in rows:
