@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 
 from deliberation.classroom.models import ClassSession, Student
 from deliberation.classroom.selectors import (
+    PRESENCE_BEAT_S,
     class_session_by_code,
     presence,
     seat_session_key,
@@ -81,6 +82,7 @@ class ClassroomConsumer(RunConsumer):
         if student is not None:
             await database_sync_to_async(student_connected)(student=student)
             self.counted = True
+            self.beat = asyncio.create_task(self._beat())
         await self.stream(after=after_seq(self.scope))
         for frame in await database_sync_to_async(self._snapshot)():
             await self._send_newest(frame["type"], frame.get("seq", frame.get("at")), encode(frame))
@@ -88,7 +90,14 @@ class ClassroomConsumer(RunConsumer):
     def _snapshot(self) -> list[dict]:
         return [session_state(class_session=self.class_session), presence(class_session=self.class_session)]
 
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_BEAT_S)
+            await database_sync_to_async(student_seen)(student=self.student)
+
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "beat"):
+            self.beat.cancel()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
         if getattr(self, "counted", False):

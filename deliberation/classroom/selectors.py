@@ -1,10 +1,12 @@
 """Reads of classroom sessions: by code, for their teacher, the state and presence frames."""
 
 import time
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core import signing
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from deliberation.classroom.models import CODE_ALPHABET, CODE_LENGTH, ClassSession, Student
 from deliberation.engine.classroom import Sitting, classroom_settings, sitting_state
@@ -15,6 +17,10 @@ from deliberation.runs.models import Run
 from deliberation.scenarios.services import engine_scenario
 
 SEAT_SALT = "classroom.seat"
+# A student's open socket refreshes last_seen every PRESENCE_BEAT_S; one not heard from for
+# PRESENCE_STALE_S counts as gone (its web process died without closing it).
+PRESENCE_BEAT_S = 30
+PRESENCE_STALE_S = 3 * PRESENCE_BEAT_S
 
 
 def seat_session_key(code: str) -> str:
@@ -111,11 +117,14 @@ def session_state(*, class_session: ClassSession) -> dict:
 
 def presence(*, class_session: ClassSession) -> dict:
     """The `presence` frame: every seat (in seat order) with its students, and the watchers.
-    `connected`: the student has a socket open in some web process now. `at` orders frames."""
+    `connected`: the student has a socket open in some web process now (and it was heard from
+    lately). `at` orders frames."""
     seats: dict[str, list[dict]] = {code: [] for code in class_session.run.groups}
     order = sorted(seats, key=lambda code: -class_session.run.seats[code])
     watchers: list[dict] = []
+    fresh = timezone.now() - timedelta(seconds=PRESENCE_STALE_S)
     for student in class_session.students.filter(removed=False):
-        entry = {"id": student.pk, "name": student.name, "connected": student.connections > 0, "muted": student.muted}
+        connected = student.connections > 0 and student.last_seen is not None and student.last_seen >= fresh
+        entry = {"id": student.pk, "name": student.name, "connected": connected, "muted": student.muted}
         (seats[student.group] if student.group in seats else watchers).append(entry)
     return {"type": "presence", "at": time.time(), "seats": {code: seats[code] for code in order}, "watchers": watchers}

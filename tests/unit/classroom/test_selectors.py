@@ -62,3 +62,20 @@ def test_presence_lists_each_seat_in_seat_order_and_the_watchers():
     assert frame["seats"]["SD"] == [{"id": ada.pk, "name": "Ada", "connected": True, "muted": True}]
     assert [w["name"] for w in frame["watchers"]] == ["Bob"]
     assert frame["seats"]["EPP"] == []
+
+
+def test_a_socket_not_heard_from_lately_does_not_count_as_connected():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deliberation.classroom.models import Student
+    from deliberation.classroom.selectors import PRESENCE_STALE_S
+
+    session = open_session()
+    ada = services.student_join(class_session=session, name="Ada", group="SD")
+    services.student_connected(student=ada)
+    assert presence(class_session=session)["seats"]["SD"][0]["connected"] is True
+    # Its web process died: the count stays, the heartbeat stops.
+    Student.objects.filter(pk=ada.pk).update(last_seen=timezone.now() - timedelta(seconds=PRESENCE_STALE_S + 1))
+    assert presence(class_session=session)["seats"]["SD"][0]["connected"] is False
