@@ -7,6 +7,7 @@ same frame to each local socket.
 """
 
 import asyncio
+import atexit
 import contextvars
 import json
 import logging
@@ -143,23 +144,60 @@ class RunHub:
 hub = RunHub()
 
 _publisher_loop: asyncio.AbstractEventLoop | None = None
+_publisher_outbox: asyncio.Queue | None = None
 _publisher_lock = threading.Lock()
+# Sends handed to the publisher and not yet done; a writer waits (up to SEND_TIMEOUT_S) rather
+# than let them pile up without bound when the layer is slow.
+MAX_PENDING_SENDS = 10_000
+SEND_TIMEOUT_S = 10
+_pending_sends = threading.BoundedSemaphore(MAX_PENDING_SENDS)
 
 
-def _publisher() -> asyncio.AbstractEventLoop:
+def _publisher() -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
     """A loop of this process's own for layer calls from sync code (workers): connections to the
-    layer live on one loop instead of a new loop per event."""
-    global _publisher_loop
+    layer live on one loop instead of a new loop per event. Its outbox is sent in order, one send
+    at a time, so frames leave in the order they were handed over (as when each writer waited for
+    its send), while the writer goes on at once: a group_send is a few Redis round trips, and a
+    run's worker thread waited for them once per event."""
+    global _publisher_loop, _publisher_outbox
     with _publisher_lock:
         if _publisher_loop is None:
             loop = asyncio.new_event_loop()
+            outbox: asyncio.Queue = asyncio.Queue()
             threading.Thread(target=loop.run_forever, name="channel-publisher", daemon=True).start()
-            _publisher_loop = loop
-        return _publisher_loop
+            asyncio.run_coroutine_threadsafe(_send_in_order(outbox), loop)
+            atexit.register(_flush_publisher, SEND_TIMEOUT_S)
+            _publisher_loop, _publisher_outbox = loop, outbox
+        return _publisher_loop, _publisher_outbox
+
+
+async def _send_in_order(outbox: asyncio.Queue) -> None:
+    while True:
+        layer, group, payload, done = await outbox.get()
+        try:
+            if layer is not None:
+                await asyncio.wait_for(layer.group_send(group, payload), SEND_TIMEOUT_S)
+        except Exception:
+            logger.exception("%s: broadcast failed", group)
+        finally:
+            if done is not None:
+                done.set()
+            else:
+                _pending_sends.release()
+
+
+def _flush_publisher(timeout: float) -> bool:
+    """Wait until every send handed over so far is done (a command that broadcasts, then exits)."""
+    if _publisher_loop is None or _publisher_loop.is_closed():
+        return True
+    done = threading.Event()
+    _publisher_loop.call_soon_threadsafe(_publisher_outbox.put_nowait, (None, "", {}, done))
+    return done.wait(timeout)
 
 
 def _group_send(group: str, payload: dict) -> None:
-    """group_send from sync code, any thread; failures are logged (the database has the truth)."""
+    """group_send from sync code, any thread, without waiting for it; failures are logged (the
+    database has the truth, and viewers that miss a frame catch up by seq)."""
     layer = get_channel_layer()
     if layer is None:
         return
@@ -169,11 +207,11 @@ def _group_send(group: str, payload: dict) -> None:
             return  # nobody in this process has ever watched: the log has it for later
         asyncio.run_coroutine_threadsafe(layer.group_send(group, payload), hub.loop)
         return
-    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, payload), _publisher())
-    try:
-        future.result(timeout=10)
-    except Exception:
-        logger.exception("%s: broadcast failed", group)
+    loop, outbox = _publisher()
+    if not _pending_sends.acquire(timeout=SEND_TIMEOUT_S):
+        logger.error("%s: broadcast dropped: %d sends still pending", group, MAX_PENDING_SENDS)
+        return
+    loop.call_soon_threadsafe(outbox.put_nowait, (layer, group, payload, None))
 
 
 def broadcast_event(*, run_id: int, message: dict) -> None:
