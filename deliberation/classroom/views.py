@@ -19,7 +19,7 @@ import qrcode.image.svg
 from deliberation.classroom import selectors, services
 from deliberation.classroom.lan import is_loopback
 from deliberation.classroom.models import NAME_LIMIT, ClassSession
-from deliberation.engine.classroom import MAX_WORDS_PER_SECOND, classroom_settings
+from deliberation.engine.classroom import MAX_WORDS_PER_SECOND
 from deliberation.runs.views import run_page_data
 from deliberation.scenarios.models import SavedScenario
 
@@ -71,10 +71,8 @@ def _reachability_warning(url: str) -> str:
 
 
 def _page(request: HttpRequest, session: ClassSession, role: str, **extra) -> dict:
-    page = run_page_data(session.run)
-    page["run"]["params"] = {**session.run.params, "rounds": classroom_settings(session.run.params).rounds}
     return {
-        **page,
+        **run_page_data(session.run),
         "classroom": {
             "code": session.code,
             "role": role,

@@ -10,11 +10,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from deliberation.dashboards.exports import FORMATS, run_export
+from deliberation.engine.classroom import classroom_settings
 from deliberation.engine.goals import GOALS
 from deliberation.records.models import PartyGroup
 from deliberation.runs.models import Run
 from deliberation.runs.selectors import experiment_for_owner, experiment_progress, run_for_viewer, run_list_for_owner
-from deliberation.runs.services import RunControlError, run_create, run_pause, run_resume, run_stop
+from deliberation.runs.services import CLASSROOM_STRATEGY, RunControlError, run_create, run_pause, run_resume, run_stop
 from deliberation.scenarios.forms import ScenarioForm
 
 
@@ -56,8 +57,11 @@ def run_list(request: HttpRequest) -> HttpResponse:
 def run_page_data(run: Run) -> dict:
     """What a page that renders a run's events needs (transcript.js): the run, its goal, its groups."""
     groups = {g.code: g for g in PartyGroup.objects.filter(term=run.record.term, code__in=run.groups)}
+    summary = run_summary(run)
+    if run.strategy == CLASSROOM_STRATEGY:  # a session's rounds default to the classroom's, not the parliament's
+        summary["params"] = {**run.params, "rounds": classroom_settings(run.params).rounds}
     return {
-        "run": run_summary(run),
+        "run": summary,
         "goal": {"key": run.goal, "label": GOALS[run.goal].label, "kind": GOALS[run.goal].kind,
                  "threshold": GOALS[run.goal].threshold},
         "groups": [

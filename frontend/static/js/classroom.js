@@ -12,7 +12,7 @@
 (function () {
   "use strict";
 
-  const { el, clear, formatNumber } = window.Dom;
+  const { el, clear } = window.Dom;
   const $ = (selector) => document.querySelector(selector);
   const pageNode = $("#classroom-page");
   if (!pageNode) return;
@@ -94,60 +94,21 @@
 
   // ---- the transcript, with the classroom's own events --------------------------------------
 
-  let view = null;
-  const minor = (message, text) => view.append(view.eventNode(message, "minor", text));
-
-  const RENDER = {
-    run_started(message) {
-      const data = message.data;
-      revealSpeed = Number(data.words_per_second) || 0;
-      minor(message, `Session opened: ${data.groups.length} groups (${data.groups.map((c) => view.groupLabel(c)).join(", ")}), goal ${window.Transcript.GOAL_LABELS[data.goal] || data.goal}.`);
-    },
-    seat_joined(message) {
-      const { name, group } = message.data;
-      const node = view.eventNode(message, "minor joined", name, group ? " takes a seat with " : " watches", group ? view.chipFor(group) : null);
-      view.append(node);
-    },
-    error(message) {
-      const data = message.data;
-      const turn = data.turn || {};
-      view.append(view.eventNode(message, "error-event",
-        el("header", {}, el("span", { class: "what error-text" }, "The agent could not take its turn"), turn.group ? view.chipFor(turn.group) : null),
-        el("p", { class: "prose small" }, data.message || ""),
-        role === "teacher" ? el("p", { class: "small muted" }, "Skip the turn, or pause and resume to try again.") : null));
-    },
-    control(message) {
-      const data = message.data;
-      const who = data.name || "";
-      const text = {
-        started: "The sitting is open.",
-        paused: "The teacher paused the sitting.",
-        resumed: "The sitting goes on.",
-        ended: "The session has ended.",
-        vote_closed: "The vote is closed: the judge scores the groups that did not vote.",
-        reveal_speed: Number(data.words_per_second) ? `Agents' text now appears at ${formatNumber(data.words_per_second, Number.isInteger(data.words_per_second) ? 0 : 1)} words per second.` : "Agents' text now appears at once.",
-        muted: `${who} was muted by the teacher.`,
-        unmuted: `${who} may speak again.`,
-        removed: `${who} was removed from the session.`,
-      }[data.action] || `(${data.action})`;
-      if (data.action === "reveal_speed") revealSpeed = Number(data.words_per_second) || 0;
-      if (data.action === "vote_closed") room.voteClosed = true;
-      if (data.action === "paused" || data.action === "resumed" || data.action === "started") server.status = data.action === "paused" ? "paused" : "live";
-      minor(message, text);
-      if (data.action === "ended") {
-        server.status = "ended";
-        finish();
-      }
-    },
-  };
-
-  view = window.Transcript.create(page, {
-    render: RENDER,
+  // The transcript renders every event as on the run page; here, what the room's state takes from them.
+  const view = window.Transcript.create(page, {
     text: revealText,
     highlight: () => (server.turn && server.turn.kind !== "vote" ? server.turn.group : null),
     onFinish: finish,
     afterEvent(message) {
-      if (message.type === "amendment") room.amendments[message.data.group] = message.data.text;
+      const data = message.data || {};
+      if (message.type === "amendment") room.amendments[data.group] = data.text;
+      if (message.type === "run_started") revealSpeed = Number(data.words_per_second) || 0;
+      if (message.type === "control") {
+        // The speed in force for the events that follow; the status until the next state frame.
+        if (data.action === "reveal_speed") revealSpeed = Number(data.words_per_second) || 0;
+        if (data.action === "vote_closed") room.voteClosed = true;
+        server.status = { started: "live", resumed: "live", paused: "paused", ended: "ended" }[data.action] || server.status;
+      }
       if (role === "projector") {
         const box = $("#transcript-box");
         box.scrollTop = box.scrollHeight;

@@ -126,9 +126,9 @@
     const RENDER = {
       run_started(message) {
         const data = message.data;
-        setStatus("running");
+        if (!data.classroom) setStatus("running");
         append(eventNode(message, "minor",
-          `${data.classroom ? "Session" : "Run"} started: ${data.groups.length} groups (${data.groups.map(groupLabel).join(", ")}), goal ${GOAL_LABELS[data.goal] || data.goal}${data.veto_group ? `, veto ${groupLabel(data.veto_group)}` : ""}.`));
+          `${data.classroom ? "Session opened" : "Run started"}: ${data.groups.length} groups (${data.groups.map(groupLabel).join(", ")}), goal ${GOAL_LABELS[data.goal] || data.goal}${data.veto_group ? `, veto ${groupLabel(data.veto_group)}` : ""}.`));
       },
 
       phase(message) {
@@ -236,8 +236,20 @@
         finish();
       },
 
+      seat_joined(message) {
+        const { name, group } = message.data;
+        append(eventNode(message, "minor joined", name, group ? " takes a seat with " : " watches", group ? chipFor(group) : null));
+      },
+
       error(message) {
         const data = message.data;
+        if (data.turn) { // a classroom agent's turn failed; the turn stays due
+          append(eventNode(message, "error-event",
+            el("header", {}, el("span", { class: "what error-text" }, "The agent could not take its turn"), chipFor(data.turn.group)),
+            el("p", { class: "prose small" }, data.message || ""),
+            el("p", { class: "small muted" }, "The teacher can skip the turn, or pause and resume to try again.")));
+          return;
+        }
         if (data.final) {
           state.finalError = data.message;
           setStatus("failed");
@@ -250,11 +262,22 @@
       },
 
       control(message) {
-        const { action, by } = message.data;
-        const status = { paused: "paused", resumed: "running", stopped: "stopped" }[action];
+        const data = message.data;
+        const { action, by } = data;
+        const status = { paused: "paused", resumed: "running", stopped: "stopped", ended: "stopped" }[action];
         setStatus(status);
-        append(eventNode(message, "minor", `${action[0].toUpperCase()}${action.slice(1)} by ${by}.`));
-        if (action === "stopped") finish();
+        const speed = Number(data.words_per_second);
+        const text = { // a classroom's actions (docs/classroom.md)
+          started: "The sitting is open.",
+          ended: "The session has ended.",
+          vote_closed: "The vote is closed: the judge scores the groups that did not vote.",
+          reveal_speed: speed ? `Agents' text now appears at ${formatNumber(speed, Number.isInteger(speed) ? 0 : 1)} words per second.` : "Agents' text now appears at once.",
+          muted: `${data.name} was muted by the teacher.`,
+          unmuted: `${data.name} may speak again.`,
+          removed: `${data.name} was removed from the session.`,
+        }[action];
+        append(eventNode(message, "minor", text || `${action[0].toUpperCase()}${action.slice(1)} by ${by}.`));
+        if (action === "stopped" || action === "ended") finish();
       },
     };
     Object.assign(RENDER, hooks.render || {});

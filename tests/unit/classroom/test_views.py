@@ -209,3 +209,10 @@ def test_nav_links_to_the_classroom(client, session):
     assert 'data-testid="nav-join"' in client.get(reverse("classroom-join")).content.decode()
     client.force_login(session.teacher)
     assert 'data-testid="nav-classroom"' in client.get(reverse("classroom-home")).content.decode()
+
+
+def test_a_sessions_run_page_renders_with_the_classrooms_rounds(client, session):
+    client.force_login(session.teacher)
+    page = client.get(reverse("run-detail", args=[session.run_id])).content.decode()
+    data = re.search(r'<script id="run-page" type="application/json">(.*?)</script>', page).group(1)
+    assert '"strategy": "classroom"' in data and '"rounds": 0' in data
