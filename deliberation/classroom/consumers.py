@@ -137,7 +137,7 @@ class ClassroomConsumer(RunConsumer):
             if order < self.sent_order.get(kind, float("-inf")):
                 return
             self.sent_order[kind] = order
-        await self.send(text_data=frame)
+        await self.frame_send({"type": "websocket.send", "text": frame})  # past the session wrapper, as events go
 
     # Channel-layer handlers (services._broadcast and the removal notice).
     async def classroom_frame(self, message: dict) -> None:
