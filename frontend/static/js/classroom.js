@@ -132,6 +132,7 @@
     badge.textContent = STATUS_TEXT[server.status] || server.status;
     badge.className = `status status-${server.status === "live" ? "running" : server.status === "ended" ? "finished" : server.status === "lobby" ? "queued" : server.status}`;
     badge.dataset.status = server.status;
+    document.body.dataset.sessionStatus = server.status;
     const phase = view.state.phase && view.state.phase !== "done"
       ? (view.state.phase === "negotiation" && view.state.round ? `Negotiation · round ${view.state.round} of ${view.rounds}` : window.Transcript.PHASE_LABELS[view.state.phase])
       : "";
@@ -355,6 +356,10 @@
   // ---- messages that are not events ---------------------------------------------------------
 
   function onOther(message) {
+    if (message.type === "pong") {
+      awaitingPong = false;
+      return;
+    }
     if (message.type === "hello") {
       if (message.student) me = message.student;
     } else if (message.type === "state") {
@@ -419,11 +424,26 @@
       if (role === "student") {
         const banner = $("#seat-banner");
         banner.hidden = false;
-        clear(banner).append("You are no longer in this session. ", el("a", { href: `/join/${encodeURIComponent(classroom.code)}/` }, "Join again"));
+        clear(banner).append("You are no longer in this session. Ask your teacher, or ", el("a", { href: `/join/${encodeURIComponent(classroom.code)}/` }, "join again"), ".");
         $("#act").hidden = true;
       }
       return true;
     },
+  });
+  // A phone that slept or changed network may hold a dead socket: ping every 20 s (it also keeps
+  // the student's presence fresh), and reconnect when a ping went unanswered or the page shows again.
+  let awaitingPong = false;
+  setInterval(() => {
+    if (!live.isOpen()) return;
+    if (awaitingPong) {
+      awaitingPong = false;
+      live.reconnectNow();
+      return;
+    }
+    awaitingPong = live.send("ping");
+  }, 20000);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) live.reopen();
   });
   window.HemicycleClassroom = { send: (payload) => live.send(payload), state: view.state, server, room }; // for tests
 })();
