@@ -25,6 +25,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urlencode
 
 import numpy as np
@@ -77,7 +78,15 @@ class Cell:
 def bootstrap_ci(values: Sequence[float], counts: Sequence[int], *, samples: int = BOOTSTRAP_SAMPLES,
                  seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
     """95% percentile bootstrap interval of the mean of a sample given as distinct values and
-    how often each occurs."""
+    how often each occurs.
+
+    Seeded, so a function of its arguments: remembered per process (_bootstrap), since a run that
+    finishes changes one cell of the table and the others' draws need not be made again."""
+    return _bootstrap(tuple(float(v) for v in values), tuple(int(c) for c in counts), samples, seed)
+
+
+@lru_cache(maxsize=4096)
+def _bootstrap(values: tuple[float, ...], counts: tuple[int, ...], samples: int, seed: int) -> tuple[float, float]:
     counts_array = np.asarray(counts, dtype=np.int64)
     n = int(counts_array.sum())
     rng = np.random.default_rng(seed)

@@ -133,13 +133,14 @@ class Run(ScenarioFields):
             )
         ]
         indexes = [
-            # The dashboards read an experiment's finished runs through this index alone (an
-            # index-only scan on PostgreSQL, a tenth of the wide rows): the count and last finish
-            # that key their cache, and the columns their aggregates group (dashboards.selectors).
-            # SQLite ignores `include` and keeps the three key columns.
+            # The dashboard reads an experiment's runs through this index alone (an index-only
+            # scan on PostgreSQL, a sixth of the wide rows): the count and last finish that key its
+            # cache and the columns its aggregates group (dashboards.selectors), and the progress
+            # (runs.selectors.experiment_progress). SQLite ignores `include`.
             models.Index(
                 fields=["experiment", "status", "finished_at"],
-                include=["judge", "strategy", "model", "goal", "task", "record", "goal_value", "largest_share"],
+                include=["judge", "strategy", "model", "goal", "task", "record", "goal_value", "largest_share",
+                         "started_at", "uncached_steps", "id"],
                 name="run_experiment_results",
             ),
         ]

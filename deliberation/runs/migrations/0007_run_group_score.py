@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='run',
-            index=models.Index(fields=['experiment', 'status', 'finished_at'], include=('judge', 'strategy', 'model', 'goal', 'task', 'record', 'goal_value', 'largest_share'), name='run_experiment_results'),
+            index=models.Index(fields=['experiment', 'status', 'finished_at'], include=('judge', 'strategy', 'model', 'goal', 'task', 'record', 'goal_value', 'largest_share', 'started_at', 'uncached_steps', 'id'), name='run_experiment_results'),
         ),
         migrations.AddField(
             model_name='rungroupscore',
