@@ -25,6 +25,7 @@ from deliberation.classroom.selectors import (
 from deliberation.classroom.services import (
     ClassroomRefused,
     classroom_act,
+    classroom_nudge,
     session_group,
     student_connected,
     student_disconnected,
@@ -84,6 +85,8 @@ class ClassroomConsumer(RunConsumer):
             self.counted = True
             self.beat = asyncio.create_task(self._beat())
         await self.stream(after=after_seq(self.scope))
+        if self.role == "teacher":
+            await database_sync_to_async(classroom_nudge)(class_session=self.class_session)
         for frame in await database_sync_to_async(self._snapshot)():
             await self._send_newest(frame["type"], frame.get("seq", frame.get("at")), encode(frame))
 

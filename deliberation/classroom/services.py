@@ -283,6 +283,34 @@ def _agent_due(sitting: Sitting, turn_key: str) -> bool:
     return sitting.status == "live" and turn is not None and turn.key == turn_key and turn.by == rules.AGENT
 
 
+STALLED_S = 30
+
+
+def classroom_nudge(*, class_session: ClassSession) -> str | None:
+    """Catch up on what a lost task left undone: the embedded worker's memory broker forgets its
+    queue when the process restarts. A timer whose deadline has passed fires now; an agent's turn
+    due for STALLED_S past the room's reading time is queued again (a second task for a turn is
+    harmless: only one appends). Called when the teacher's console connects. Says what it did."""
+    run = class_session.run
+    scenario, settings_ = session_scenario(run=run)
+    events = stored_events(run_id=run.pk)
+    sitting = sitting_state(scenario, settings_, events)
+    now = timezone.now()
+    if sitting.status != "live":
+        return None
+    if sitting.deadline and datetime.fromisoformat(sitting.deadline) <= now:
+        classroom_timer_expired(session_id=class_session.pk, deadline=sitting.deadline)
+        return "timer"
+    turn = sitting.turn
+    if turn is None or turn.by != rules.AGENT:
+        return None
+    last_at = run.events.order_by("-seq").values_list("at", flat=True).first()
+    if last_at is not None and (now - last_at).total_seconds() < sitting.reading_seconds + STALLED_S:
+        return None
+    queue_agent_turn(session_id=class_session.pk, turn_key=turn.key, model=run.model, countdown=0.0)
+    return "agent"
+
+
 def classroom_timer_expired(*, session_id: int, deadline: str) -> None:
     """The phase timer ran out: advance, if that deadline is still the current phase's."""
     class_session = ClassSession.objects.select_related("run__record").get(pk=session_id)

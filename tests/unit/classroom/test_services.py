@@ -11,7 +11,7 @@ from deliberation.classroom import services
 from deliberation.classroom.models import CODE_ALPHABET, ClassSession, Student
 from deliberation.classroom.selectors import session_sitting, student_for_token
 from deliberation.classroom.services import ClassroomError, ClassroomRefused
-from deliberation.runs.models import Run
+from deliberation.runs.models import Run, RunEvent
 from tests.factories import make_user
 from tests.unit.classroom.conftest import act, open_session, play_agents, teach
 
@@ -286,3 +286,17 @@ def test_presence_counts_sockets_across_processes_in_the_database():
     services.student_disconnected(student=ada)
     services.student_disconnected(student=ada)
     assert Student.objects.get(pk=ada.pk).connections == 0
+
+
+def test_a_nudge_requeues_an_agent_turn_a_lost_task_left_and_fires_a_passed_timer(queued):
+    session = open_session(phase_seconds=60)
+    teach(session, "start")
+    assert services.classroom_nudge(class_session=session) is None  # just queued: not stalled
+    RunEvent.objects.filter(run=session.run).update(at=timezone.now() - timedelta(seconds=services.STALLED_S + 1))
+    assert services.classroom_nudge(class_session=session) == "agent"
+    assert queued["agent"][-1]["turn_key"] == "opening:speech:EPP"
+    phase = session.run.events.get(type="phase")  # the timer ran out while the server was down
+    phase.data["deadline"] = (timezone.now() - timedelta(seconds=1)).isoformat()
+    phase.save()
+    assert services.classroom_nudge(class_session=session) == "timer"
+    assert session_sitting(class_session=session).phase == "drafting"
