@@ -394,12 +394,6 @@
 
   // ---- the socket ---------------------------------------------------------------------------
 
-  function setConnection(kind, text) {
-    const node = $("#connection");
-    node.className = `connection ${kind}`;
-    node.dataset.state = kind;
-    node.textContent = text;
-  }
 
   // The sitting is over; the socket stays open for presence and the teacher's seat controls.
   function finish() {
@@ -418,9 +412,8 @@
     },
     onEvent: view.apply,
     onOther,
-    onConnection: setConnection,
     onRefused() {
-      setConnection("closed", role === "student" ? "you are not in this session" : "not allowed");
+      window.Transcript.showConnection("closed", role === "student" ? "you are not in this session" : "not allowed");
       if (role === "student") {
         const banner = $("#seat-banner");
         banner.hidden = false;

@@ -65,10 +65,7 @@
   // ---- the socket ---------------------------------------------------------------------------
 
   function setConnection(kind, text) {
-    const node = $("#connection");
-    node.className = `connection ${kind}`;
-    node.dataset.state = kind;
-    node.textContent = kind === "open" && text === "live" && TERMINAL.has(state.status) ? "replayed" : text;
+    window.Transcript.showConnection(kind, kind === "open" && text === "live" && TERMINAL.has(state.status) ? "replayed" : text);
   }
 
   function socketUrl(after) {

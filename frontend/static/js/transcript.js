@@ -560,6 +560,15 @@
     return node;
   }
 
+  // The page's connection badge (#connection): kind connecting | open | closed.
+  function showConnection(kind, text) {
+    const node = $("#connection");
+    if (!node) return;
+    node.className = `connection ${kind}`;
+    node.dataset.state = kind;
+    node.textContent = text;
+  }
+
   // ---- the socket: replay after the last sequence, then live; reconnect with backoff ---------
   //
   //   const live = Transcript.connect({url(after), onEvent(message), onOther(message),
@@ -572,7 +581,7 @@
     const socket = { ws: null, attempts: 0, timer: null, fresh: false, stableTimer: null, gapTimer: null, closedForGood: false };
     const pending = new Map(); // seq -> message that arrived ahead of a missing one
     let lastSeq = 0;
-    const setConnection = options.onConnection || (() => {});
+    const setConnection = options.onConnection || showConnection;
 
     function receive(message) {
       if (!message) return;
@@ -670,5 +679,5 @@
     };
   }
 
-  window.Transcript = { create, connect, diffNode, GOAL_LABELS, PHASE_LABELS, VOTE_COLOURS, TERMINAL };
+  window.Transcript = { create, connect, showConnection, diffNode, GOAL_LABELS, PHASE_LABELS, VOTE_COLOURS, TERMINAL };
 })();
