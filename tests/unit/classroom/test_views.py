@@ -7,6 +7,7 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
+from deliberation.classroom.lan import is_loopback
 from deliberation.classroom.models import ClassSession, Student
 from deliberation.classroom.selectors import student_for_token
 from deliberation.scenarios.services import scenario_save
@@ -216,3 +217,13 @@ def test_a_sessions_run_page_renders_with_the_classrooms_rounds(client, session)
     page = client.get(reverse("run-detail", args=[session.run_id])).content.decode()
     data = re.search(r'<script id="run-page" type="application/json">(.*?)</script>', page).group(1)
     assert '"strategy": "classroom"' in data and '"rounds": 0' in data
+    # The session is driven from its console, not with the run's pause and stop.
+    assert reverse("classroom-teach", args=[session.code]) in page and 'data-testid="pause"' not in page
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("127.0.0.1", True), ("127.0.1.1", True), ("localhost", True), ("[::1]", True), ("::1", True),
+    ("192.168.1.20", False), ("lab.example.edu", False), ("0.0.0.0", False),
+])
+def test_loopback_hosts_are_recognised(host, loopback):
+    assert is_loopback(host) is loopback
