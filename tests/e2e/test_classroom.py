@@ -78,8 +78,9 @@ def test_a_class_plays_a_session_to_the_vote(contexts, celery_worker) -> None:
 
 
 def play_a_session(contexts, saved: SavedScenario) -> None:
-    """The whole session, from the teacher's sign-in to the outcome (also run by hand against
-    `make run`, see the README's classroom section)."""
+    """The whole session, from the teacher's sign-in to the outcome. One function, so that it can
+    also be driven by hand against a `make run` server (the embedded mode: SQLite, in-process
+    worker, in-memory channel layer)."""
     # The teacher opens a session from the saved scenario.
     teacher = contexts().new_page()
     sign_in(teacher, saved.owner.username)
