@@ -11,9 +11,15 @@ The rows are built from model instances (each field's pre_save and get_db_prep_s
 own insert), so defaults and auto_now_add apply and a field added later is written too.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from contextvars import ContextVar
 
 from django.db import connections, models, router
+
+# Set by a run while it steps (runs.services._run_steps): called by the completion cache just
+# before a call that the cache cannot answer, so that the run writes the events it holds first.
+before_uncached_call: ContextVar[Callable[[], None] | None] = ContextVar("before_uncached_call", default=None)
 
 
 def _connection(model: type[models.Model]):
@@ -29,26 +35,36 @@ def insert_or_ignore(
     Sets obj.pk when it inserted. `returning` is SQL appended to the RETURNING list (it may hold
     a scalar subquery: the same statement reads another table, for one round trip instead of two).
     """
-    model = type(obj)
+    rows = insert_all_or_ignore([obj], conflict=conflict, returning=returning, returning_params=returning_params)
+    if not rows:
+        return None
+    obj.pk = rows[0][0]
+    obj._state.adding = False
+    obj._state.db = _connection(type(obj)).alias
+    return rows[0]
+
+
+def insert_all_or_ignore(
+    objs: Sequence[models.Model], *, conflict: Sequence[str], returning: str = "", returning_params: Sequence = ()
+) -> list[tuple]:
+    """insert_or_ignore for several rows of one model in one statement: the RETURNING rows of
+    those it inserted (say in `returning` which they are: the order is the database's)."""
+    model = type(objs[0])
     meta = model._meta
     connection = _connection(model)
     qn = connection.ops.quote_name
     fields = [field for field in meta.local_concrete_fields if field is not meta.pk]
-    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs for field in fields]
     conflict_columns = ", ".join(qn(meta.get_field(name).column) for name in conflict)
+    row_sql = f"({', '.join(['%s'] * len(fields))})"
     sql = (
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(field.column) for field in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({conflict_columns}) DO NOTHING "
+        f"VALUES {', '.join([row_sql] * len(objs))} ON CONFLICT ({conflict_columns}) DO NOTHING "
         f"RETURNING {qn(meta.pk.column)}" + (f", {returning}" if returning else "")
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *returning_params])
-        row = cursor.fetchone()
-    if row is not None:
-        obj.pk = row[0]
-        obj._state.adding = False
-        obj._state.db = connection.alias
-    return row
+        return cursor.fetchall()
 
 
 def update_returning(

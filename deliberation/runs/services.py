@@ -24,7 +24,7 @@ from deliberation.engine.strategies.base import usage_totals
 from deliberation.live.fanout import broadcast_event
 from deliberation.records.selectors import example_pool, record_version_for_run
 from deliberation.runs.clients import drafting_client, judge_for
-from deliberation.runs.hotpath import insert_or_ignore
+from deliberation.runs.hotpath import before_uncached_call, insert_all_or_ignore, insert_or_ignore
 from deliberation.runs.group_scores import group_scores_write
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.runs.models import CachedCompletion, Experiment, Run, RunEvent
@@ -107,6 +107,37 @@ def _event_store(*, run: Run, event: Event) -> tuple[RunEvent, str | None]:
     if stored.type != event["type"]:
         raise IntegrityError(f"run {run.pk} event {event['seq']} is already a {stored.type}")
     return stored, None
+
+
+def _events_store(*, run: Run, events: list[Event]) -> str:
+    """Store a run's next events in one statement (idempotent by sequence number, as
+    event_append), broadcast those it wrote once committed, and return the run's status as the
+    same statement read it."""
+    if len(events) == 1:
+        status = _event_store(run=run, event=events[0])[1]
+        return status if status is not None else _status(run.pk)
+    objs = [RunEvent(run=run, seq=event["seq"], type=event["type"], data=event["data"]) for event in events]
+    rows = insert_all_or_ignore(
+        objs, conflict=["run", "seq"], returning=f"seq, (SELECT status FROM {Run._meta.db_table} WHERE id = %s)",
+        returning_params=[run.pk],
+    )
+    written = {seq for _, seq, _ in rows}
+    for obj in objs:
+        if obj.seq in written:
+            transaction.on_commit(partial(broadcast_event, run_id=run.pk, message=obj.as_message()))
+            continue
+        stored = RunEvent.objects.get(run=run, seq=obj.seq)  # stored before (a replay): the same event
+        if stored.type != obj.type:
+            raise IntegrityError(f"run {run.pk} event {obj.seq} is already a {stored.type}")
+    return rows[0][2] if rows else _status(run.pk)
+
+
+class _Halted(Exception):
+    """The run was paused or stopped while it held events (raised from before_uncached_call)."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 def _stored_events(run: Run) -> list[Event]:
@@ -221,29 +252,56 @@ def _run_steps(*, run_id: int) -> None:
         topic=run.task.topic.name if run.task_id else None,
     )
     events = list(stored)
+    # Events are written when a step took a model call (after it, so that a viewer sees each step
+    # as it happens), before a call the cache cannot answer, and at the end; the steps in between
+    # (cache hits, steps without a model) take no time, and are written together: a cached re-run
+    # makes one write instead of one per event. Each write reads the run's status: a pause or a
+    # stop takes effect there, as the run's next step.
+    pending: list[Event] = []
+    called = False
+
+    def write() -> str:
+        status = _events_store(run=run, events=pending)
+        pending.clear()
+        return status
+
+    def before_call() -> None:
+        nonlocal called
+        called = True
+        if pending and (status := write()) in (Run.Status.PAUSED, Run.Status.STOPPED):
+            raise _Halted(status)
+
+    calls_announced = before_uncached_call.set(before_call)
     try:
         for event in strategy.run(scenario, context):
             if event["seq"] in stored_seqs:
                 continue
-            _, status = _event_store(run=run, event=event)
+            pending.append(event)
             events.append(event)
             if event["type"] == "outcome":
+                write()
                 _run_finish(run=run, events=events)
                 return
-            if status is None:
-                status = _status(run.pk)
-            if status == Run.Status.PAUSED:
-                _append_service_event(run=run, type="control", data={"action": "paused", "by": run.owner.get_username()})
-                return
-            if status == Run.Status.STOPPED:
-                _append_service_event(run=run, type="control", data={"action": "stopped", "by": run.owner.get_username()})
-                return
+            if not called:
+                continue
+            called = False
+            status = write()
+            if status in (Run.Status.PAUSED, Run.Status.STOPPED):
+                raise _Halted(status)
+        if pending:
+            write()
+    except _Halted as halted:
+        action = "paused" if halted.status == Run.Status.PAUSED else "stopped"
+        _append_service_event(run=run, type="control", data={"action": action, "by": run.owner.get_username()})
+        return
     except Exception as error:  # a model that keeps failing, or a bug: both end the run visibly
         if isinstance(error, ModelError):
             message = str(error)
         else:
             logger.exception("run %s: step failed", run.pk)
             message = f"internal error: {type(error).__name__}: {error}"
+        if pending:  # the steps before the failure, so that the error follows them
+            write()
         final = run.attempts >= max_attempts
         _append_service_event(run=run, type="error", data={"message": message, "attempt": run.attempts, "final": final})
         if final:
@@ -251,6 +309,8 @@ def _run_steps(*, run_id: int) -> None:
             return
         Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED)
         raise RunRetry(countdown=settings.HEMICYCLE_RUN_RETRY_DELAY_S * run.attempts) from error
+    finally:
+        before_uncached_call.reset(calls_announced)
 
 
 def _require_owner(run: Run, user: AbstractBaseUser) -> None:

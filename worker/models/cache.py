@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from deliberation.engine.models import Completion, Message, ModelClient, Params, TokenLogprob
-from deliberation.runs.hotpath import insert_or_ignore, update_returning
+from deliberation.runs.hotpath import before_uncached_call, insert_or_ignore, update_returning
 from deliberation.runs.models import CachedCompletion
 
 # What a hit needs from the row (a Completion); the messages and parameters stay in the database.
@@ -69,6 +69,9 @@ class CachingClient:
         row = update_returning(CachedCompletion, set_sql="hits = hits + 1", where={"key": key}, fields=HIT_FIELDS)
         if row is not None:
             return completion_from_row(row)
+        announce = before_uncached_call.get()
+        if announce is not None:
+            announce()
         completion = self.inner.complete(messages, params=params, seed=seed)
         insert_or_ignore(CachedCompletion(
             key=key,

@@ -3,7 +3,7 @@ from django.db import transaction
 
 from deliberation.engine.models import ModelError, Params
 from deliberation.runs import services
-from deliberation.runs.models import Run
+from deliberation.runs.models import CachedCompletion, Run
 from deliberation.runs.selectors import run_transcript
 from deliberation.runs.services import (
     RunControlError,
@@ -113,23 +113,24 @@ def test_pause_stops_the_task_and_resume_continues_to_the_same_transcript(enqueu
     expected = [(type_, data) for _, type_, data in run_transcript(run=reference)]
 
     run = run_create(owner=reference.owner, config=scenario_config(reference.record))
-    real_store = services._event_store
+    real_store = services._events_store
 
-    def store_then_pause(*, run, event):
-        stored = real_store(run=run, event=event)
-        if event["seq"] == 5:
+    def store_then_pause(*, run, events):
+        status = real_store(run=run, events=events)
+        if any(event["seq"] == 5 for event in events):
             run_pause(run=run, user=run.owner)
-        return stored
+        return status
 
-    # The run reads its status with each event it stores: a pause that lands just after that read
-    # is seen with the next event.
-    monkeypatch.setattr(services, "_event_store", store_then_pause)
+    # The run reads its status with each write: a pause that lands just after that read is seen at
+    # the next one. Each step is a model call here (the cache is emptied), so each is a write.
+    CachedCompletion.objects.all().delete()
+    monkeypatch.setattr(services, "_events_store", store_then_pause)
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.PAUSED
     assert run.events.last().data == {"action": "paused", "by": run.owner.username}
 
-    monkeypatch.setattr(services, "_event_store", real_store)
+    monkeypatch.setattr(services, "_events_store", real_store)
     run_resume(run=run, user=run.owner)
     assert enqueued[-1] == run.pk
     run_advance(run_id=run.pk)
@@ -191,3 +192,53 @@ def test_an_unexpected_error_is_retried_then_fails_the_run_with_its_reason(enque
     assert run.status == Run.Status.FAILED
     assert run.error == "internal error: RuntimeError: the strategy broke"
     assert [e["final"] for e in run.events.filter(type="error").values_list("data", flat=True)] == [False, True]
+
+
+def test_a_cached_rerun_writes_its_events_in_one_statement_with_the_same_transcript(enqueued, broadcasts, monkeypatch):
+    reference = started_run()
+    run_advance(run_id=reference.pk)
+    writes: list[list[int]] = []
+    real_store = services._events_store
+
+    def counted(*, run, events):
+        writes.append([event["seq"] for event in events])
+        return real_store(run=run, events=events)
+
+    monkeypatch.setattr(services, "_events_store", counted)
+    broadcasts.clear()
+    again = run_create(owner=reference.owner, config=scenario_config(reference.record))
+    run_advance(run_id=again.pk)
+    again.refresh_from_db()
+    assert again.status == Run.Status.FINISHED and again.uncached_steps == 0
+    assert run_transcript(run=again) == run_transcript(run=reference)
+    assert writes == [list(range(1, again.events.count() + 1))]
+    assert [message["seq"] for message in broadcasts] == writes[0]  # written, then each broadcast in order
+
+
+def test_a_pause_during_cached_steps_takes_effect_before_the_next_model_call(enqueued, broadcasts, monkeypatch):
+    from deliberation.engine.models import ScriptedModelClient
+
+    reference = started_run()
+    run_advance(run_id=reference.pk)
+    CachedCompletion.objects.order_by("-pk").first().delete()  # the last step is not cached any more
+    calls = []
+    real_complete = ScriptedModelClient.complete
+    monkeypatch.setattr(ScriptedModelClient, "complete",
+                        lambda self, messages, **kwargs: calls.append(1) or real_complete(self, messages, **kwargs))
+    run = run_create(owner=reference.owner, config=scenario_config(reference.record))
+    real_store = services._events_store
+
+    def pause_then_store(*, run, events):
+        run_pause(run=run, user=run.owner)  # lands while the run held its cached steps
+        return real_store(run=run, events=events)
+
+    monkeypatch.setattr(services, "_events_store", pause_then_store)
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.PAUSED and calls == []
+    assert run.events.last().data == {"action": "paused", "by": run.owner.username}
+    monkeypatch.setattr(services, "_events_store", real_store)
+    run_resume(run=run, user=run.owner)
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FINISHED and len(calls) == 1
