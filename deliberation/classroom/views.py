@@ -12,20 +12,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
-
 import qrcode
 import qrcode.image.svg
 
 from deliberation.classroom import selectors, services
+from deliberation.classroom.consumers import seat_session_key
 from deliberation.classroom.lan import is_loopback
-from deliberation.classroom.models import NAME_LIMIT, ClassSession
+from deliberation.classroom.models import NAME_LIMIT, ClassSession, Student
 from deliberation.engine.classroom import MAX_WORDS_PER_SECOND
 from deliberation.runs.views import run_page_data
 from deliberation.scenarios.models import SavedScenario
-
-
-def _session_key(code: str) -> str:
-    return f"classroom.{code}"
 
 
 def _session_or_404(code: str) -> ClassSession:
@@ -40,6 +36,12 @@ def _teacher_session(request: HttpRequest, code: str) -> ClassSession | HttpResp
     if session.teacher_id != request.user.pk:
         return HttpResponseForbidden("Only the teacher who opened this session can open this page.")
     return session
+
+
+def _seated_student(request: HttpRequest, session: ClassSession) -> Student | None:
+    """The student whose seat token this browser holds for the session (None: not seated, removed)."""
+    token = request.session.get(seat_session_key(session.code), "")
+    return selectors.student_for_token(class_session=session, token=token)
 
 
 def _client_address(request: HttpRequest) -> str:
@@ -70,7 +72,7 @@ def _reachability_warning(url: str) -> str:
     return ""
 
 
-def _page(request: HttpRequest, session: ClassSession, role: str, **extra) -> dict:
+def _page(session: ClassSession, role: str, **extra) -> dict:
     return {
         **run_page_data(session.run),
         "classroom": {
@@ -78,7 +80,6 @@ def _page(request: HttpRequest, session: ClassSession, role: str, **extra) -> di
             "role": role,
             "words_per_second": session.words_per_second,
             "server_now": timezone.now().isoformat(),
-            "join_url": join_url(request, session.code),
             **extra,
         },
     }
@@ -92,7 +93,8 @@ class OpenSessionForm(forms.Form):
                                       help_text="A scenario you saved in the builder.")
     seconds_per_phase = forms.IntegerField(
         min_value=0, max_value=services.MAX_PHASE_SECONDS, required=False, initial=0,
-        help_text="A timer for each phase (10 s or more); when it runs out the phase moves on. 0 or empty: no timer.")
+        help_text="A timer for each phase (10 s or more); when it runs out the phase moves on. "
+                  "0 or empty: no timer.")
     words_per_second = forms.FloatField(
         min_value=0, max_value=MAX_WORDS_PER_SECOND, initial=3,
         help_text="How fast agents' text appears, word by word. 0: all at once.")
@@ -100,7 +102,8 @@ class OpenSessionForm(forms.Form):
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["scenario"].queryset = SavedScenario.objects.filter(owner=owner).select_related("record")
-        self.fields["scenario"].label_from_instance = lambda s: f"{s.name} ({s.record.title[:60]}, {len(s.groups)} groups)"
+        self.fields["scenario"].label_from_instance = (
+            lambda saved: f"{saved.name} ({saved.record.title[:60]}, {len(saved.groups)} groups)")
 
 
 @login_required
@@ -133,7 +136,7 @@ def classroom_teach(request: HttpRequest, code: str) -> HttpResponse:
     url = join_url(request, session.code)
     return render(request, "classroom/teach.html", {
         "session": session, "run": session.run, "join_url": url, "warning": _reachability_warning(url),
-        "page": _page(request, session, "teacher"),
+        "page": _page(session, "teacher"),
     })
 
 
@@ -144,7 +147,7 @@ def classroom_projector(request: HttpRequest, code: str) -> HttpResponse:
         return session
     return render(request, "classroom/projector.html", {
         "session": session, "run": session.run, "join_url": join_url(request, session.code),
-        "page": _page(request, session, "projector"),
+        "page": _page(session, "projector"),
     })
 
 
@@ -163,7 +166,7 @@ class JoinCodeForm(forms.Form):
     code = forms.CharField(max_length=12, label="Session code")
 
     def clean_code(self) -> str:
-        code = self.cleaned_data["code"].strip().upper().replace(" ", "").replace("-", "")
+        code = selectors.normalised_code(self.cleaned_data["code"].replace("-", ""))
         if selectors.class_session_by_code(code=code) is None:
             raise forms.ValidationError("No session has this code. Check it with your teacher.")
         return code
@@ -198,8 +201,7 @@ def join_code(request: HttpRequest, code: str) -> HttpResponse:
     session = _session_or_404(code)
     if code != session.code:
         return redirect("classroom-join-code", code=session.code)
-    if request.method == "GET" and selectors.student_for_token(
-            class_session=session, token=request.session.get(_session_key(session.code), "")) is not None:
+    if request.method == "GET" and _seated_student(request, session) is not None:
         return redirect("classroom-seat", code=session.code)
     page = run_page_data(session.run)
     form = JoinSeatForm(request.POST or None, seats=[(g["code"], g["label"]) for g in page["groups"]])
@@ -216,24 +218,25 @@ def join_code(request: HttpRequest, code: str) -> HttpResponse:
             except services.ClassroomError as error:
                 form.add_error(None, str(error))
             else:
-                request.session[_session_key(session.code)] = services.seat_token(student=student)
+                request.session[seat_session_key(session.code)] = services.seat_token(student=student)
                 return redirect("classroom-seat", code=session.code)
         if status == 200:
             status = 400
     seated = selectors.presence(class_session=session)["seats"]
     return render(request, "classroom/join_seat.html", {
-        "session": session, "run": session.run, "form": form, "groups": page["groups"],
-        "seated": {code: [s["name"] for s in students] for code, students in seated.items()},
+        "session": session, "run": session.run, "form": form,
+        "groups": [{**group, "students": [student["name"] for student in seated.get(group["code"], [])]}
+                   for group in page["groups"]],
     }, status=status)
 
 
 def classroom_seat(request: HttpRequest, code: str) -> HttpResponse:
     session = _session_or_404(code)
-    student = selectors.student_for_token(class_session=session, token=request.session.get(_session_key(session.code), ""))
+    student = _seated_student(request, session)
     if student is None:
         return redirect("classroom-join-code", code=session.code)
     return render(request, "classroom/seat.html", {
         "session": session, "run": session.run, "student": student,
-        "page": _page(request, session, "student",
+        "page": _page(session, "student",
                       student={"id": student.pk, "name": student.name, "group": student.group or None}),
     })
