@@ -142,14 +142,12 @@ def _proc_cpu(pid: int, *, children: bool) -> float:
     return ticks / CLOCK_TICKS
 
 
-def cpu_seconds() -> float:
-    """CPU time so far of this process and of the database server: the postmaster, its live
-    children (the backend, parallel workers) and the children it has reaped. The machine is
-    shared, so wall time carries other sessions' load; CPU time says what the work itself costs."""
-    total = time.process_time()
+def server_cpu_seconds() -> float:
+    """CPU time so far of the database server: the postmaster, its live children (the backend,
+    parallel workers) and the children it has reaped (0 for SQLite, which works in this process)."""
     if SERVER_PID is None:
-        return total
-    total += _proc_cpu(SERVER_PID, children=True)
+        return 0.0
+    total = _proc_cpu(SERVER_PID, children=True)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -162,14 +160,18 @@ def cpu_seconds() -> float:
 
 
 def timed(function, repeats: int) -> tuple[float, object, float]:
-    """Median wall seconds, the last result, median CPU seconds (cpu_seconds)."""
+    """Median wall seconds, the last result, and median CPU seconds: this process's and the
+    database server's (the machine is shared, so wall time carries other sessions' load; CPU time
+    says what the work itself costs)."""
     times, cpus, result = [], [], None
     for _ in range(repeats):
-        cpu = cpu_seconds()
+        server = server_cpu_seconds()
+        own = time.process_time()
         start = time.perf_counter()
         result = function()
         times.append(time.perf_counter() - start)
-        cpus.append(cpu_seconds() - cpu)
+        own = time.process_time() - own
+        cpus.append(own + server_cpu_seconds() - server)
     return statistics.median(times), result, statistics.median(cpus)
 
 

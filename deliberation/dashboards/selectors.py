@@ -128,10 +128,11 @@ def results_version(*, experiment: Experiment) -> str:
     return f"{experiment.pk}:{created}:{done['n']}:{last}"
 
 
-def _cached(experiment: Experiment, part: str, build):
-    """`build()`'s value for this version of the experiment's results, from the cache when made
-    before (the cache pickles, so every caller gets its own copy)."""
-    key = f"{CACHE_PREFIX}:{part}:{results_version(experiment=experiment)}"
+def _cached(experiment: Experiment, part: str, build, version: str | None = None):
+    """`build()`'s value for this version of the experiment's results (results_version, read
+    here unless the caller has it), from the cache when made before (the cache pickles, so every
+    caller gets its own copy)."""
+    key = f"{CACHE_PREFIX}:{part}:{version or results_version(experiment=experiment)}"
     value = cache.get(key)
     if value is None:
         value = build()
@@ -238,8 +239,8 @@ def _make_aggregates(experiment: Experiment) -> dict[str, dict[tuple, Cell]]:
     return out
 
 
-def _aggregates(experiment: Experiment) -> dict[str, dict[tuple, Cell]]:
-    return _cached(experiment, "aggregates", lambda: _make_aggregates(experiment))
+def _aggregates(experiment: Experiment, version: str | None) -> dict[str, dict[tuple, Cell]]:
+    return _cached(experiment, "aggregates", lambda: _make_aggregates(experiment), version)
 
 
 @dataclass
@@ -262,10 +263,11 @@ def _ordered(values: Iterable[str], first: Sequence[str]) -> list[str]:
     return [v for v in first if v in values] + sorted(v for v in values if v not in first)
 
 
-def paper_tables(*, experiment: Experiment) -> list[Table]:
+def paper_tables(*, experiment: Experiment, version: str | None = None) -> list[Table]:
     """The paper's table per judge: a row block per strategy x model (baselines first), a row per
-    goal, a column per party count; pass rates for pass goals, mean scores for score goals."""
-    cells = _aggregates(experiment)["paper"]
+    goal, a column per party count; pass rates for pass goals, mean scores for score goals.
+    `version`: results_version, when the caller has read it."""
+    cells = _aggregates(experiment, version)["paper"]
     goals_order = [key for key in GOALS if key in {k[3] for k in cells}]
     tables = []
     for judge in _ordered({k[0] for k in cells}, ()):
@@ -288,13 +290,13 @@ def paper_tables(*, experiment: Experiment) -> list[Table]:
     return tables
 
 
-def breakdown(*, experiment: Experiment, by: str) -> dict[tuple, Cell]:
+def breakdown(*, experiment: Experiment, by: str, version: str | None = None) -> dict[tuple, Cell]:
     """Mean of the run's own goal per (strategy, model, judge, goal, bucket); `by` is "topic"
     (the task's topic), "term" (the record's parliamentary term) or "power" (the bin of the
     run's largest seat share, POWER_BINS)."""
     if by not in ("topic", "term", "power"):
         raise ValueError(f"unknown breakdown {by!r}")
-    return _aggregates(experiment)[by]
+    return _aggregates(experiment, version)[by]
 
 
 @dataclass
@@ -303,9 +305,9 @@ class GroupViews:
     by_real_vote: list[dict]  # {"strategy", "real", "mean", "n"}
 
 
-def group_views(*, experiment: Experiment) -> GroupViews:
+def group_views(*, experiment: Experiment, version: str | None = None) -> GroupViews:
     """The dominant-group views (see _make_group_views), cached as the aggregates are."""
-    return _cached(experiment, "groups", lambda: _make_group_views(experiment))
+    return _cached(experiment, "groups", lambda: _make_group_views(experiment), version)
 
 
 def _make_group_views(experiment: Experiment) -> GroupViews:

@@ -64,10 +64,10 @@ def _breakdown_rows(cells: dict) -> list[dict]:
     return sorted(rows, key=lambda r: (str(r["bucket"]), r["goal"], r["strategy"], r["model"], r["judge"]))
 
 
-def _results_content(experiment: Experiment) -> dict:
-    tables = paper_tables(experiment=experiment)
-    power = breakdown(experiment=experiment, by="power")
-    groups = group_views(experiment=experiment)
+def _results_content(experiment: Experiment, version: str) -> dict:
+    tables = paper_tables(experiment=experiment, version=version)
+    power = breakdown(experiment=experiment, by="power", version=version)
+    groups = group_views(experiment=experiment, version=version)
     charts = [
         *figures.paper_table_figures(tables),
         *figures.power_figures(power),
@@ -77,8 +77,8 @@ def _results_content(experiment: Experiment) -> dict:
         "tables": tables,
         "breakdowns": [
             ("Power structure (largest group's seat share)", _breakdown_rows(power)),
-            ("Topic", _breakdown_rows(breakdown(experiment=experiment, by="topic"))),
-            ("Parliamentary term", _breakdown_rows(breakdown(experiment=experiment, by="term"))),
+            ("Topic", _breakdown_rows(breakdown(experiment=experiment, by="topic", version=version))),
+            ("Parliamentary term", _breakdown_rows(breakdown(experiment=experiment, by="term", version=version))),
         ],
         "charts": charts,
     }
@@ -91,11 +91,12 @@ def _results_context(experiment: Experiment, progress: dict) -> dict:
     The fragment is rendered once per version of the experiment's results (the template caches
     it under results_version): the tables, figures and breakdowns are made only when it is not
     cached, so they are lazy here."""
-    content = SimpleLazyObject(lambda: _results_content(experiment))
+    version = results_version(experiment=experiment)
+    content = SimpleLazyObject(lambda: _results_content(experiment, version))
     return {
         "experiment": experiment,
         "settled": progress["done"] + progress["failed"],
-        "results_version": results_version(experiment=experiment),
+        "results_version": version,
         "results_cache_seconds": CACHE_SECONDS,
         **{name: SimpleLazyObject(partial(lambda name: content[name], name)) for name in ("tables", "breakdowns", "charts")},
     }
