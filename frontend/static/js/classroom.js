@@ -211,9 +211,7 @@
       end: server.status !== "ended",
     };
     document.querySelectorAll("[data-classroom-action]").forEach((button) => { button.disabled = !allowed[button.dataset.classroomAction]; });
-    const advance = $("[data-classroom-action=advance]");
-    const next = view.state.phase === "vote" ? "Close the vote" : server.status === "lobby" ? "Next phase" : "Next phase";
-    advance.textContent = next;
+    $("[data-classroom-action=advance]").textContent = view.state.phase === "vote" ? "Close the vote" : "Next phase";
   }
 
   // ---- a student's turn ---------------------------------------------------------------------
@@ -362,6 +360,7 @@
     }
     if (message.type === "hello") {
       if (message.student) me = message.student;
+      renderRoom();
     } else if (message.type === "state") {
       Object.assign(server, message);
       if ($("#reveal-speed") && document.activeElement !== $("#reveal-speed") && message.words_per_second != null) {
@@ -375,6 +374,7 @@
         const mine = Object.values(room.seats).flat().concat(room.watchers).find((s) => s.id === me.id);
         if (mine) me = { ...me, muted: Boolean(mine.muted) };
       }
+      renderRoom();
     } else if (message.type === "refused") {
       const node = $("#refused");
       if (node) node.textContent = message.message || "That is not allowed now.";
@@ -383,12 +383,16 @@
     renderAll();
   }
 
+  // Seats are redrawn only when presence changes, so that a button the teacher is clicking stays put.
+  function renderRoom() {
+    renderSeats();
+    renderMe();
+  }
+
   function renderAll() {
     renderNow();
     renderTimer();
-    renderSeats();
     renderTeacherControls();
-    renderMe();
     renderAct();
   }
 
@@ -402,6 +406,7 @@
 
   if (role === "student") wireStudent();
   if (role === "teacher") wireTeacher();
+  renderRoom();
   renderAll();
   view.scheduleCharts();
   setInterval(renderTimer, 500);
