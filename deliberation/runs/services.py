@@ -218,19 +218,22 @@ def _example_pool(record_set: RecordSet) -> tuple:
 
 
 def _run_steps(*, run_id: int) -> None:
-    Run.objects.filter(pk=run_id).update(attempts=F("attempts") + 1)
+    # Every task attempt counts, whatever it finds; the count goes up with the statement that
+    # starts the run.
     run = Run.objects.select_related("record__record_set__current_version", "task__topic").get(pk=run_id)
-    if run.status in TERMINAL or run.status == Run.Status.PAUSED:
-        return
+    run.attempts += 1
     max_attempts = settings.HEMICYCLE_RUN_MAX_ATTEMPTS
-    if run.attempts > max_attempts:
-        run_fail(run=run, reason=f"gave up after {max_attempts} attempts (worker lost or model failing)")
+    if run.status in TERMINAL or run.status == Run.Status.PAUSED or run.attempts > max_attempts:
+        Run.objects.filter(pk=run_id).update(attempts=F("attempts") + 1)
+        if run.status not in TERMINAL and run.status != Run.Status.PAUSED:
+            run_fail(run=run, reason=f"gave up after {max_attempts} attempts (worker lost or model failing)")
         return
     # Conditional, so that a stop that lands first wins and a stop that lands later sees RUNNING
     # and leaves its event to this task.
     if not Run.objects.filter(pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(
-        status=Run.Status.RUNNING, started_at=run.started_at or timezone.now()
+        status=Run.Status.RUNNING, started_at=run.started_at or timezone.now(), attempts=F("attempts") + 1
     ):
+        Run.objects.filter(pk=run_id).update(attempts=F("attempts") + 1)
         return
     stored = _stored_events(run)
     if stored and stored[-1]["type"] == "control" and stored[-1]["data"]["action"] == "paused":
