@@ -165,6 +165,8 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     teacher.get_by_test_id("advance").click()
     expect(alice.get_by_test_id("act")).to_have_attribute("data-mode", "amendment", timeout=AGENT_TIMEOUT_MS)
     alice.get_by_test_id("act-text").fill("Add a review clause after three years.")
+    alice.reload()  # what she typed for this turn is still there
+    expect(alice.get_by_test_id("act-text")).to_have_value("Add a review clause after three years.")
     alice.get_by_test_id("act-submit").click()
     expect(projector.locator("#transcript [data-type=amendment_decision]")).to_have_count(1, timeout=AGENT_TIMEOUT_MS)
     expect(bob.get_by_test_id("act")).to_have_attribute("data-mode", "amendment", timeout=AGENT_TIMEOUT_MS)

@@ -232,7 +232,7 @@
     banner.hidden = !(me && me.muted);
     if (me && me.muted) banner.textContent = "The teacher has muted you: you can follow the sitting, but not speak for now.";
     const mode = actMode();
-    const key = mode ? `${mode}:${server.turn ? server.turn.key : "vote"}` : null;
+    const key = mode === "vote" ? "vote" : mode ? `${mode}:${server.turn.key}` : null;
     $("#act").hidden = !mode;
     $("#act").dataset.mode = mode || "";
     if (key === actKey) return;
@@ -253,7 +253,7 @@
     $("#act-help").textContent = help;
     $("#act-label").textContent = { speech: "Your group's speech", draft: "The draft", amendment: "Your amendment" }[mode] || "";
     $("#act-none").hidden = mode !== "amendment";
-    $("#act-text").value = "";
+    $("#act-text").value = typedBefore(); // what this browser typed for this turn, if anything
     if (mode === "decision") {
       const about = server.turn.about;
       clear($("#decide-group")).append(view.chipFor(about));
@@ -282,9 +282,29 @@
     document.querySelectorAll("#act button").forEach((b) => { b.disabled = true; });
   }
 
+  // Typed text survives a reload of the page during the same turn (storage may be disabled).
+  function draftKey() {
+    return `classroom.${classroom.code}.${actKey}`;
+  }
+
+  function typedBefore() {
+    try {
+      return sessionStorage.getItem(draftKey()) || "";
+    } catch (error) {
+      return "";
+    }
+  }
+
   function wireStudent() {
     const count = () => { $("#act-count").textContent = `${$("#act-text").value.length} / 2000`; };
-    $("#act-text").addEventListener("input", count);
+    $("#act-text").addEventListener("input", () => {
+      count();
+      try {
+        sessionStorage.setItem(draftKey(), $("#act-text").value);
+      } catch (error) {
+        // full or disabled: the text just does not survive a reload
+      }
+    });
     $("#text-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const action = { speech: "speak", draft: "draft", amendment: "amend" }[actMode()];
