@@ -13,7 +13,7 @@ from functools import partial
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -220,7 +220,11 @@ def _example_pool(record_set: RecordSet) -> tuple:
 def _run_steps(*, run_id: int) -> None:
     # Every task attempt counts, whatever it finds; the count goes up with the statement that
     # starts the run.
-    run = Run.objects.select_related("record__record_set__current_version", "task__topic").get(pk=run_id)
+    run = (
+        Run.objects.select_related("record__record_set__current_version", "task__topic")
+        .annotate(has_events=Exists(RunEvent.objects.filter(run=OuterRef("pk"))))
+        .get(pk=run_id)
+    )
     run.attempts += 1
     max_attempts = settings.HEMICYCLE_RUN_MAX_ATTEMPTS
     if run.status in TERMINAL or run.status == Run.Status.PAUSED or run.attempts > max_attempts:
@@ -235,7 +239,7 @@ def _run_steps(*, run_id: int) -> None:
     ):
         Run.objects.filter(pk=run_id).update(attempts=F("attempts") + 1)
         return
-    stored = _stored_events(run)
+    stored = _stored_events(run) if run.has_events else []
     if stored and stored[-1]["type"] == "control" and stored[-1]["data"]["action"] == "paused":
         _append_service_event(run=run, type="control", data={"action": "resumed", "by": run.owner.get_username()})
         stored = _stored_events(run)
