@@ -124,7 +124,7 @@ def classroom_home(request: HttpRequest) -> HttpResponse:
             return redirect("classroom-teach", code=session.code)
     return render(request, "classroom/home.html", {
         "form": form,
-        "sessions": selectors.sessions_for_teacher(user=request.user)[:100],
+        "sessions": selectors.sessions_for_teacher(user=request.user).select_related("run__record")[:100],
     })
 
 

@@ -164,8 +164,11 @@ def test_join_validation_messages(client, session):
 
 def test_joining_an_ended_session_is_refused(client, session):
     teach(session, "end")
+    page = client.get(reverse("classroom-join-code", args=[session.code])).content.decode()
+    assert 'data-testid="join-ended"' in page and 'data-testid="join-form"' not in page
     response = join(client, session)
     assert response.status_code == 400 and "This session has ended." in response.content.decode()
+    assert not Student.objects.exists()
 
 
 def test_joins_are_rate_limited_per_client_address(client, session, settings):
