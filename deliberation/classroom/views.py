@@ -16,7 +16,6 @@ import qrcode
 import qrcode.image.svg
 
 from deliberation.classroom import selectors, services
-from deliberation.classroom.consumers import seat_session_key
 from deliberation.classroom.lan import is_loopback
 from deliberation.classroom.models import NAME_LIMIT, ClassSession, Student
 from deliberation.engine.classroom import MAX_WORDS_PER_SECOND
@@ -40,7 +39,7 @@ def _teacher_session(request: HttpRequest, code: str) -> ClassSession | HttpResp
 
 def _seated_student(request: HttpRequest, session: ClassSession) -> Student | None:
     """The student whose seat token this browser holds for the session (None: not seated, removed)."""
-    token = request.session.get(seat_session_key(session.code), "")
+    token = request.session.get(selectors.seat_session_key(session.code), "")
     return selectors.student_for_token(class_session=session, token=token)
 
 
@@ -218,7 +217,7 @@ def join_code(request: HttpRequest, code: str) -> HttpResponse:
             except services.ClassroomError as error:
                 form.add_error(None, str(error))
             else:
-                request.session[seat_session_key(session.code)] = services.seat_token(student=student)
+                request.session[selectors.seat_session_key(session.code)] = services.seat_token(student=student)
                 return redirect("classroom-seat", code=session.code)
         if status == 200:
             status = 400
