@@ -276,7 +276,7 @@ def main() -> int:
             "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50,
             # Persistent connections (README: DATABASE_CONN_MAX_AGE): a worker thread keeps its
             # connection from one task to the next (worker/celery.py) instead of a new one per run.
-            "DATABASE_CONN_MAX_AGE": "600",
+            "DATABASE_CONN_MAX_AGE": "60",  # as .env.example
             "HEMICYCLE_MODEL_API_BASE": f"{standin}/v1", "HEMICYCLE_MODEL_API_KEY": "standin-key",
             "HEMICYCLE_MODEL_CONCURRENCY": json.dumps({"openai/": c, "local:": 1, "scripted:": c, "*": c}),
             "HEMICYCLE_DEFAULT_MODEL": MODEL,

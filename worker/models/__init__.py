@@ -45,23 +45,15 @@ def backend_client(model: str) -> ModelClient:
         return RetryingClient(inner, model=model, retries=retries, base_delay_s=BASE_DELAY_S)
     if not model.strip():
         raise PermanentModelError("empty model string")
+    endpoint = {"timeout_s": settings.HEMICYCLE_MODEL_TIMEOUT_S, "api_base": settings.HEMICYCLE_MODEL_API_BASE,
+                "api_key": settings.HEMICYCLE_MODEL_API_KEY}
     served = served_model(model)
-    if served and settings.HEMICYCLE_MODEL_API_BASE:
-        inner = OpenAICompatibleClient(
-            model=served,
-            api_base=settings.HEMICYCLE_MODEL_API_BASE,
-            timeout_s=settings.HEMICYCLE_MODEL_TIMEOUT_S,
-            api_key=settings.HEMICYCLE_MODEL_API_KEY,
-        )
-        return RetryingClient(inner, model=model, retries=retries, base_delay_s=BASE_DELAY_S)
-    from worker.models.litellm_backend import LiteLLMClient
+    if served and endpoint["api_base"]:
+        inner = OpenAICompatibleClient(model=served, **endpoint)
+    else:
+        from worker.models.litellm_backend import LiteLLMClient
 
-    inner = LiteLLMClient(
-        model=model,
-        timeout_s=settings.HEMICYCLE_MODEL_TIMEOUT_S,
-        api_base=settings.HEMICYCLE_MODEL_API_BASE,
-        api_key=settings.HEMICYCLE_MODEL_API_KEY,
-    )
+        inner = LiteLLMClient(model=model, **endpoint)
     return RetryingClient(inner, model=model, retries=retries, base_delay_s=BASE_DELAY_S)
 
 
