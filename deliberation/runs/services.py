@@ -60,8 +60,17 @@ def run_queue(model: str) -> str:
 def _enqueue(run_id: int) -> None:
     from worker.tasks import run_advance_task
 
-    model = Run.objects.values_list("model", flat=True).get(pk=run_id)
+    with _created_models_lock:
+        model = _created_models.pop(run_id, None)
+    model = model or Run.objects.values_list("model", flat=True).get(pk=run_id)
     run_advance_task.apply_async(kwargs={"run_id": run_id}, queue=run_queue(model))
+
+
+# The model of each run this process created and has not enqueued yet: run_create knows it, so the
+# enqueue after commit needs no query (bounded: entries whose enqueue never came are dropped).
+_created_models: dict[int, str] = {}
+_created_models_lock = threading.Lock()
+CREATED_MODELS_KEPT = 1000
 
 
 @transaction.atomic(savepoint=False)  # an experiment's top-up creates runs in its own transaction
@@ -82,6 +91,10 @@ def run_create(
         experiment=experiment, cell=cell, task=task, **fields,
     )
     # The worker must never see an uncommitted run: enqueue the id only, after commit.
+    with _created_models_lock:
+        while len(_created_models) >= CREATED_MODELS_KEPT:
+            del _created_models[next(iter(_created_models))]
+        _created_models[run.pk] = run.model
     transaction.on_commit(partial(_enqueue, run.pk))
     return run
 
