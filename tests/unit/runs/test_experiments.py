@@ -181,6 +181,23 @@ def test_in_flight_runs_never_exceed_the_bound_of_their_model_backend(sample_set
     assert experiment.runs.filter(status=Run.Status.FINISHED).count() == 24
 
 
+def test_a_settled_run_tops_up_in_its_own_worker_and_leaves_a_failed_top_up_to_the_task(sample_set, queues, settings,
+                                                                                        monkeypatch):
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 1}
+    owner = make_user()
+    experiment = grid(owner)
+    experiment_start(experiment=experiment, user=owner)
+    run_advance(run_id=queues.runs.pop(0))  # settles: the next run starts from here, no task
+    assert queues.advances == [] and len(queues.runs) == 1 and experiment.runs.count() == 2
+
+    def unavailable(*, experiment_id):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(experiments, "experiment_advance", unavailable)
+    run_advance(run_id=queues.runs.pop(0))
+    assert queues.advances == [experiment.pk] and queues.runs == []
+
+
 def test_model_strings_fall_under_their_longest_prefix(settings):
     settings.HEMICYCLE_MODEL_CONCURRENCY = {"scripted:": 8, "scripted:slow": 1, "*": 4}
     assert model_concurrency_bucket("scripted:slow") == "scripted:slow"
