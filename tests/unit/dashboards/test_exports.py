@@ -35,7 +35,10 @@ def finished_experiment(monkeypatch):
         apps, SimpleNamespace(connection=connection)
     )
     records_import(paths=[SAMPLE], name=SET)
-    monkeypatch.setattr(embedded, "embedded_worker_start", lambda: monkeypatch.setitem(app.conf, "task_always_eager", True))
+    # The runs play in this process, eagerly, with or without a broker (HEMICYCLE_TEST_STACK=1 has
+    # one and no worker here: the command's --wait would wait for ever).
+    monkeypatch.setattr(embedded, "embedded_worker_start", lambda: True)
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
     call_command(
         "experiment", "create", "--name", "tidy", "--record-set", SET, "--parties", "2", "4", "--sample", "2",
         "--goals", "simple_majority", "--strategies", "one-shot", "greedy", "--models", "scripted:default",
