@@ -112,6 +112,7 @@ def normal_ci(mean: float, mean_square: float, n: int, *, upper: float) -> tuple
 
 CACHE_PREFIX = "hemicycle:dashboards:1"  # bump when what is cached changes shape
 CACHE_SECONDS = 24 * 3600
+FRAGMENT_SECONDS = 3600
 AGGREGATES_WORK_MEM = "32MB"
 
 
@@ -131,13 +132,23 @@ def results_version(*, experiment: Experiment) -> str:
 def _cached(experiment: Experiment, part: str, build, version: str | None = None):
     """`build()`'s value for this version of the experiment's results (results_version, read
     here unless the caller has it), from the cache when made before (the cache pickles, so every
-    caller gets its own copy)."""
-    key = f"{CACHE_PREFIX}:{part}:{version or results_version(experiment=experiment)}"
-    value = cache.get(key)
-    if value is None:
-        value = build()
-        cache.set(key, value, CACHE_SECONDS)
+    caller gets its own copy). One entry per experiment and part, holding its version: a running
+    experiment's new versions replace the old instead of piling up until they expire."""
+    version = version or results_version(experiment=experiment)
+    key = f"{CACHE_PREFIX}:{part}:{experiment.pk}"
+    cached = cache.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    value = build()
+    cache.set(key, (version, value), CACHE_SECONDS)
     return value
+
+
+def results_cache_seconds(*, experiment: Experiment) -> int:
+    """How long the page may keep its rendered results (the template caches them under
+    results_version, an entry per version): an hour, but not at all while the experiment runs,
+    whose every finish is a new version (a page reloads them every few seconds)."""
+    return 0 if experiment.status == Experiment.Status.RUNNING else FRAGMENT_SECONDS
 
 
 def _aggregates_sql() -> str:

@@ -15,12 +15,12 @@ from django.views.decorators.http import require_GET
 from deliberation.dashboards import figures
 from deliberation.dashboards.forms import ExperimentForm
 from deliberation.dashboards.selectors import (
-    CACHE_SECONDS,
     breakdown,
     experiment_runs,
     experiments_for_owner,
     group_views,
     paper_tables,
+    results_cache_seconds,
     results_version,
 )
 from deliberation.engine.goals import GOALS
@@ -89,15 +89,15 @@ def _results_context(experiment: Experiment, progress: dict) -> dict:
     how many runs had settled when it was read (the page reloads it when that number moves).
 
     The fragment is rendered once per version of the experiment's results (the template caches
-    it under results_version): the tables, figures and breakdowns are made only when it is not
-    cached, so they are lazy here."""
+    it under results_version, unless the experiment is running: results_cache_seconds): the
+    tables, figures and breakdowns are made only when it is not cached, so they are lazy here."""
     version = results_version(experiment=experiment)
     content = SimpleLazyObject(lambda: _results_content(experiment, version))
     return {
         "experiment": experiment,
         "settled": progress["done"] + progress["failed"],
         "results_version": version,
-        "results_cache_seconds": CACHE_SECONDS,
+        "results_cache_seconds": results_cache_seconds(experiment=experiment),
         **{name: SimpleLazyObject(partial(lambda name: content[name], name)) for name in ("tables", "breakdowns", "charts")},
     }
 

@@ -100,3 +100,25 @@ def test_a_run_finished_by_the_service_writes_its_group_scores(monkeypatch):
     }
     assert all(rows[code].seat_share == run.seats[code] for code in rows)
     assert rows["EPP"].real_choice == 8 and rows["SD"].real_choice == 3  # tests/factories.py's real votes
+
+
+def test_one_cache_entry_per_experiment_holds_the_latest_version(made):
+    from django.core.cache import cache
+
+    from deliberation.dashboards.selectors import CACHE_PREFIX
+
+    paper_tables(experiment=made.experiment)
+    key = f"{CACHE_PREFIX}:aggregates:{made.experiment.pk}"
+    first = cache.get(key)[0]
+    made.run(parties=2, goal="simple_majority", value=True, scores={"EPP": 9, "SD": 1})
+    paper_tables(experiment=made.experiment)
+    assert cache.get(key)[0] == results_version(experiment=made.experiment) != first  # replaced, not added
+
+
+def test_a_running_experiments_rendered_results_are_not_kept(made):
+    from deliberation.dashboards.selectors import results_cache_seconds
+    from deliberation.runs.models import Experiment
+
+    assert results_cache_seconds(experiment=made.experiment) == 3600  # a draft: one version until it runs
+    made.experiment.status = Experiment.Status.RUNNING
+    assert results_cache_seconds(experiment=made.experiment) == 0  # each finish is a new version
