@@ -122,3 +122,18 @@ def test_a_running_experiments_rendered_results_are_not_kept(made):
     assert results_cache_seconds(experiment=made.experiment) == 3600  # a draft: one version until it runs
     made.experiment.status = Experiment.Status.RUNNING
     assert results_cache_seconds(experiment=made.experiment) == 0  # each finish is a new version
+
+
+def test_the_migration_backfills_with_its_historical_models(made):
+    import importlib
+    from types import SimpleNamespace
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    RunGroupScore.objects.all().delete()
+    state = MigrationExecutor(connection).loader.project_state(("runs", "0007_run_group_score"))
+    migration = importlib.import_module("deliberation.runs.migrations.0007_run_group_score")
+    migration.backfill(state.apps, SimpleNamespace(connection=connection))
+    assert RunGroupScore.objects.count() == 16
+    assert _epp_points(made.experiment)[("one-shot", "EPP", 0.6)] == (pytest.approx(32 / 5), 5)
