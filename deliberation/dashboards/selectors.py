@@ -244,7 +244,7 @@ def _make_aggregates(experiment: Experiment) -> dict[str, dict[tuple, Cell]]:
             bucket = POWER_BINS[bucket][1]
         ci = normal_ci(mean, squares / n, n, upper=_upper(goal))
         out[kind][(strategy, model, judge, goal, bucket)] = Cell(mean=mean, n=n, tasks=tasks, ci=ci)
-    # Grouped by the task's topic id (one join less), named afterwards.
+    # The statement groups by the topic's id; the names come here.
     names = dict(Topic.objects.filter(pk__in={key[4] for key in out["topic"]}).values_list("pk", "name"))
     out["topic"] = {(*key[:4], names.get(key[4])): cell for key, cell in out["topic"].items()}
     return out
