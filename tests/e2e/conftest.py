@@ -15,9 +15,12 @@ Fixtures:
 import os
 import re
 from collections.abc import Iterator
+from importlib import import_module
 from pathlib import Path
 
 import pytest
+from django.apps import apps
+from django.db import connection
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.integration import servers
@@ -69,3 +72,13 @@ def page(browser: Browser, asgi_server: servers.AsgiServer, request: pytest.Fixt
         except Exception as error:  # noqa: BLE001 - the test already failed; say why there is no picture
             print(f"could not save the page after the failure: {error}")
     context.close()
+
+
+@pytest.fixture
+def ep_groups() -> None:
+    """The EP groups of the records 0002 data migration, loaded again by its own loader:
+    transactional tests empty every table afterwards, those rows included, and pages label
+    groups from them ("S&D", not "SD")."""
+    loader = import_module("deliberation.records.migrations.0002_ep_groups")
+    with connection.schema_editor() as editor:
+        loader.load_ep_groups(apps, editor)

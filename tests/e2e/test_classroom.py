@@ -73,7 +73,7 @@ def class_scenario() -> SavedScenario:
     ))
 
 
-def test_a_class_plays_a_session_to_the_vote(contexts, celery_worker) -> None:
+def test_a_class_plays_a_session_to_the_vote(contexts, celery_worker, ep_groups) -> None:
     play_a_session(contexts, class_scenario())
 
 

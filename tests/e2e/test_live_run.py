@@ -7,12 +7,9 @@ until the run page is watching, so every speech is seen arriving live rather tha
 
 import random
 import re
-from importlib import import_module
 from uuid import uuid4
 
 import pytest
-from django.apps import apps
-from django.db import connection
 from playwright.sync_api import Page, expect
 
 from deliberation.records.models import PartyGroup, Record, RecordSet
@@ -37,15 +34,9 @@ SEQS_JS = "() => [...document.querySelectorAll('#transcript [data-seq]')].map((n
 
 
 @pytest.fixture
-def sample_records(manage) -> RecordSet:
-    """The sample record set, imported by the real command into the test database.
-
-    Transactional tests empty every table afterwards, the EP groups of the records 0002 data
-    migration included, so they are loaded again first (the migration's own loader).
-    """
-    ep_groups = import_module("deliberation.records.migrations.0002_ep_groups")
-    with connection.schema_editor() as editor:
-        ep_groups.load_ep_groups(apps, editor)
+def sample_records(manage, ep_groups) -> RecordSet:
+    """The sample record set, imported by the real command into the test database (after the
+    EP groups, which transactional tests empty with every other table)."""
     manage("import_records", "fixtures/sample_records", "--name", SAMPLE_SET)
     return RecordSet.objects.get(name=SAMPLE_SET)
 

@@ -9,13 +9,10 @@ task in a real worker process, held back until the page is watching its progress
 import io
 import re
 import zipfile
-from importlib import import_module
 from pathlib import Path
 
 import pytest
-from django.apps import apps
 from django.contrib.auth.models import User
-from django.db import connection
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Request, expect
 
@@ -37,14 +34,6 @@ def release_zip(topics: list[str]) -> bytes:
             for relative in [f"topic_datas/{topic}.json"] + [f"task_datas/{n}/{topic}.json" for n in (2, 4, 6)]:
                 archive.write(EUROCON / relative, f"eurocon/{relative}")
     return buffer.getvalue()
-
-
-@pytest.fixture
-def ep_groups() -> None:
-    """Transactional tests empty every table, the EP groups of the 0002 data migration included."""
-    loader = import_module("deliberation.records.migrations.0002_ep_groups")
-    with connection.schema_editor() as editor:
-        loader.load_ep_groups(apps, editor)
 
 
 def record_poll(request: Request, polls: list[dict]) -> None:
