@@ -16,7 +16,9 @@ from tests.factories import make_record, make_user, scenario_config
 BOUND = {"scripted:": 2, "*": 4}
 
 
-def test_an_experiment_keeps_its_model_bound_across_worker_threads(start_celery_worker, settings):
+def test_an_experiment_keeps_its_model_bound_across_worker_threads(celery_worker, start_celery_worker, settings):
+    # The session's shared worker has the default bounds: a run it played would top up with them.
+    celery_worker.stop()
     settings.HEMICYCLE_MODEL_CONCURRENCY = BOUND
     worker = start_celery_worker(name="experiments", concurrency=4, env={"HEMICYCLE_MODEL_CONCURRENCY": json.dumps(BOUND)})
     owner = make_user()
