@@ -303,7 +303,7 @@ def main() -> int:
         create_args = ["--record-set", RECORD_SET, "--parties", "2", "4", "6", "--goals", *args.goals,
                        "--strategies", "one-shot", "--models", MODEL, "--judges", "llm",
                        "--seeds", *map(str, args.seeds)]
-        # Warm-up: a one-run experiment on another seed, so that litellm's import (seconds of CPU)
+        # Warm-up: a one-run experiment on another seed, so that the model client's first import
         # and the worker's first connections are not inside phase 1. Its cells are not in the grid.
         manage("experiment", "create", "--name", "warmup", "--record-set", RECORD_SET, "--parties", "2",
                "--sample", "1", "--goals", "simple_majority", "--strategies", "one-shot", "--models", MODEL,
