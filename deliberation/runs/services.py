@@ -1,8 +1,10 @@
 """Runs: start, advance (the Celery task's body), pause, resume, stop; and the event log.
 
-The database is the truth: each event is written in its own transaction, then sent to the run's
-Channels group on commit. Sequence numbers are allocated only by the task that advances the run,
-so a retried task finds the events it already wrote and continues after the last one.
+The database is the truth: events are written (one statement for each write: an event after a
+model call, or the steps the cache answered together), then sent to the run's Channels group on
+commit. Sequence numbers are allocated only by the task that advances the run, so a retried task
+finds the events it already wrote and continues after the last one (steps it had not written yet
+are played again, from the cache).
 """
 
 import logging
