@@ -13,8 +13,8 @@ run_advance, in the worker that played it (no hop through the broker between one
 next; if that top-up fails, the task is enqueued instead). The Celery workers do the work; the
 bound only decides how many run tasks are on the queues at once. Celery's own rate limits do not
 fit: they bound starts per time unit and per worker, not runs in flight per backend across all
-workers. The top-up locks the running
-experiments' rows, so two top-ups never both fill the same free slot.
+workers. The top-up locks the running experiments' rows, so two top-ups never both fill the
+same free slot.
 
 Cap. An experiment's `call_cap` bounds its uncached model steps (engine/costs.py says what a step
 is; the run events record each step's usage and whether the cache answered it). A run starts only
