@@ -406,6 +406,29 @@ def test_the_owner_sees_progress_pushed_over_the_websocket(sample_set, queues):
     assert (pushed["status"], pushed["running"], pushed["done"]) == ("finished", 0, 1)
 
 
+def test_top_ups_push_progress_at_most_once_an_interval_but_every_change_of_status(sample_set, queues, monkeypatch):
+    pushed: list[tuple[int, str]] = []
+    monkeypatch.setattr(
+        experiments, "broadcast_experiment_progress",
+        lambda *, experiment_id, progress: pushed.append((progress["done"], progress["status"])),
+    )
+    clock = [1000.0]
+    monkeypatch.setattr(experiments.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(experiments, "_progress_sent", {})  # experiment ids repeat across tests
+    owner = make_user()
+    experiment = grid(owner, sample=1, goals=["simple_majority"], strategies=["greedy", "random"], judges=["scripted"], seeds=[0])
+    experiment_start(experiment=experiment, user=owner)  # running: pushed
+    experiment_advance(experiment_id=experiment.pk)  # the same status within the interval: not pushed
+    assert pushed == [(0, "running")]
+
+    clock[0] += experiments.PROGRESS_INTERVAL_S
+    experiment_advance(experiment_id=experiment.pk)  # an interval later: pushed
+    assert pushed == [(0, "running"), (0, "running")]
+
+    queues.play(experiment)  # every run settles within the interval: only the end is pushed
+    assert pushed[-1] == (2, "finished") and len(pushed) == 3
+
+
 def test_the_experiment_socket_refuses_anyone_but_the_owner(sample_set):
     experiment = grid(make_user())
     mallory = make_user("mallory")
