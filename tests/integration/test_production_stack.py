@@ -1,6 +1,7 @@
 """The production stack as it runs: PostgreSQL, Redis, Celery worker processes, uvicorn processes."""
 
 import json
+import re
 import threading
 
 import pytest
@@ -121,7 +122,9 @@ def test_each_queue_has_its_own_worker_and_bundled_model_runs_go_to_the_models_q
                            timeout=300, what=f"run {run.pk} ({run.model}) to finish")
 
     def tasks_in(worker: servers.CeleryWorker) -> int:
-        return worker.log_text().count("run_advance_task[") // 2  # "received" and "succeeded" lines
+        # "received" is logged before the task runs; "succeeded" only after it returns, which can
+        # be after the run's status reads finished here.
+        return len(re.findall(r"run_advance_task\[[^\]]*\] received", worker.log_text()))
 
     assert tasks_in(runs_worker) == 1 and tasks_in(models_worker) == 1
     draft = Run.objects.get(pk=local.pk).events.get(type="draft").data
