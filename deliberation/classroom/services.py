@@ -35,11 +35,11 @@ from deliberation.engine.classroom import NewEvent, Seat, Sitting, SittingRefuse
 from deliberation.engine.events import Event
 from deliberation.engine.models import ModelError
 from deliberation.engine.scenario import ScenarioError
-from deliberation.live.fanout import _group_send, encode
+from deliberation.live.fanout import group_send, encode
 from deliberation.records.selectors import record_version_for_run
 from deliberation.runs.clients import drafting_client, judge_for
 from deliberation.runs.models import Run
-from deliberation.runs.services import CLASSROOM_STRATEGY, _run_finish, event_append, run_queue
+from deliberation.runs.services import CLASSROOM_STRATEGY, run_finish, event_append, run_queue
 from deliberation.scenarios.models import SavedScenario
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def session_group(session_id: int) -> str:
 
 
 def _broadcast(session_id: int, frame: dict) -> None:
-    _group_send(session_group(session_id), {"type": "classroom.frame", "frame": encode(frame), "kind": frame["type"],
+    group_send(session_group(session_id), {"type": "classroom.frame", "frame": encode(frame), "kind": frame["type"],
                                             "order": frame.get("seq", frame.get("at"))})
 
 
@@ -349,7 +349,7 @@ def _write(class_session: ClassSession, produce: Produce) -> Sitting:
         append(new)
         append(rules.closing_events(after))
         if after.outcome is not None and before.outcome is None:
-            _run_finish(run=run, events=events)
+            run_finish(run=run, events=events)
         elif after.status != before.status:
             Run.objects.filter(pk=run.pk).update(
                 status=RUN_STATUS[after.status],
@@ -375,7 +375,7 @@ def _after_commit(session_id: int, model: str, before: Sitting, after: Sitting, 
         _broadcast(session_id, presence(class_session=class_session))
         for data in seat_changes:
             if data.get("action") == "removed":
-                _group_send(session_group(session_id), {"type": "classroom.removed", "student": data["student"]})
+                group_send(session_group(session_id), {"type": "classroom.removed", "student": data["student"]})
     turn = after.turn
     if after.status == "live" and turn is not None and turn.by == rules.AGENT and (
         before.status != "live" or before.turn != turn

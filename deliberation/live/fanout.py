@@ -12,7 +12,7 @@ import contextvars
 import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -195,7 +195,7 @@ def _flush_publisher(timeout: float) -> bool:
     return done.wait(timeout)
 
 
-def _group_send(group: str, payload: dict) -> None:
+def group_send(group: str, payload: dict) -> None:
     """group_send from sync code, any thread, without waiting for it; failures are logged (the
     database has the truth, and viewers that miss a frame catch up by seq)."""
     layer = get_channel_layer()
@@ -216,7 +216,7 @@ def _group_send(group: str, payload: dict) -> None:
 
 def broadcast_event(*, run_id: int, message: dict) -> None:
     """Send a stored event to everyone watching the run (viewers that miss one catch up by seq)."""
-    _group_send(run_group(run_id), {"type": "run.frame", "seq": message["seq"], "frame": encode(message)})
+    group_send(run_group(run_id), {"type": "run.frame", "seq": message["seq"], "frame": encode(message)})
 
 
 def experiment_group(experiment_id: int) -> str:
@@ -226,4 +226,4 @@ def experiment_group(experiment_id: int) -> str:
 def broadcast_experiment_progress(*, experiment_id: int, progress: dict) -> None:
     """Send an experiment's progress, encoded once, to its owner's sockets. Each message is a whole
     snapshot, so one that is lost is made good by the next."""
-    _group_send(experiment_group(experiment_id), {"type": "experiment.progress", "frame": encode(progress)})
+    group_send(experiment_group(experiment_id), {"type": "experiment.progress", "frame": encode(progress)})

@@ -4,7 +4,7 @@ A run's outcome holds each group's judge score (outcome["scores"], group code ->
 dashboards compare it with the group's seat share in the run and with its real vote on the run's
 record. Unnesting that JSON for every view cost about 1.5 s at 100,000 runs
 (bench/bench_dashboard.py), so a finishing run writes its groups as rows once
-(runs.services._run_finish calls group_scores_write) and the views are GROUP BYs over them.
+(runs.services.run_finish calls group_scores_write) and the views are GROUP BYs over them.
 
 The rows are written just before the run's status turns finished, in the same update path: a
 dashboard cached between the two (keyed on the count of finished runs) is rebuilt once the status

@@ -179,7 +179,7 @@ class RunGroupScore(models.Model):
     compare it to: the group's seat share in the run and its real vote on the run's record.
 
     Written when the run finishes (runs.group_scores.group_scores_write, from
-    runs.services._run_finish), so that the dashboards aggregate these rows in the database
+    runs.services.run_finish), so that the dashboards aggregate these rows in the database
     instead of unnesting every run's outcome JSON. `experiment` and `strategy` are copies of the
     run's (neither changes after the run is created): the views group by them without a join.
     """

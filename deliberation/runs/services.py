@@ -177,7 +177,7 @@ def outcome_goal_value(outcome: dict, goal: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _run_finish(*, run: Run, events: list[Event]) -> None:
+def run_finish(*, run: Run, events: list[Event]) -> None:
     totals = usage_totals(events)
     outcome = events[-1]["data"]
     group_scores_write(run=run, outcome=outcome)  # the dashboards' per-group rows, before the status (see there)
@@ -302,7 +302,7 @@ def _run_steps(*, run_id: int) -> None:
             events.append(event)
             if event["type"] == "outcome":
                 write()
-                _run_finish(run=run, events=events)
+                run_finish(run=run, events=events)
                 return
             if not called:
                 continue

@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 
 def backfill(apps, schema_editor):
-    """Finished runs get the dashboards' copies of their outcome (as runs.services._run_finish sets them)."""
+    """Finished runs get the dashboards' copies of their outcome (as runs.services.run_finish sets them)."""
     Run = apps.get_model("runs", "Run")
     runs = Run.objects.using(schema_editor.connection.alias).filter(status="finished", outcome__isnull=False)
     batch = []

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 
 def backfill(apps, schema_editor):
-    """Finished runs get their per-group score rows (as runs.services._run_finish writes them)."""
+    """Finished runs get their per-group score rows (as runs.services.run_finish writes them)."""
     from deliberation.runs.group_scores import group_scores_backfill
 
     group_scores_backfill(

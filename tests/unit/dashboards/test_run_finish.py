@@ -1,4 +1,4 @@
-"""A finishing run copies what the dashboards aggregate out of its outcome (runs.services._run_finish)."""
+"""A finishing run copies what the dashboards aggregate out of its outcome (runs.services.run_finish)."""
 
 import pytest
 

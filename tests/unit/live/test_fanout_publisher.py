@@ -24,7 +24,7 @@ def test_sends_leave_in_the_order_they_were_handed_over_and_the_writer_does_not_
     layer = SlowLayer(fail_on=7)
     monkeypatch.setattr(fanout, "get_channel_layer", lambda: layer)
     for seq in range(1, 41):
-        fanout._group_send(f"run.{seq % 3}", {"seq": seq})
+        fanout.group_send(f"run.{seq % 3}", {"seq": seq})
     assert len(layer.sent) < 40  # handed over, not yet sent: the writer went on
     assert fanout._flush_publisher(timeout=10)
     # Every send went out in order; the one that failed was logged and skipped.
