@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 children: list[subprocess.Popen] = []
 
@@ -35,3 +36,13 @@ atexit.register(kill_children)
 
 def exit_on_signal(signum, frame):  # SIGTERM/SIGINT: leave through finally and atexit
     raise SystemExit(128 + signum)
+
+
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """utime + stime of a process (threads included) from /proc, with `children` the time of the
+    children it has reaped too; 0.0 where the process is gone or /proc cannot say."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(value) for value in fields[11:15 if children else 13]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 import bench_fanout as fan
-from _processes import exit_on_signal, kill_children
+from _processes import cpu_seconds, exit_on_signal, kill_children
 
 REPO_ROOT = fan.REPO_ROOT
 RESULTS = REPO_ROOT / "bench" / "results" / "classroom.json"
@@ -241,7 +241,7 @@ async def drive(cfg: argparse.Namespace, base: str, setup: dict, env: dict, serv
     await asyncio.sleep(1.0)  # let the connection storm's presence frames settle
 
     load_before = round(os.getloadavg()[0], 2)
-    cpu0 = {pid: fan.cpu_seconds(pid) for pid in server_pids}
+    cpu0 = {pid: cpu_seconds(pid, children=True) for pid in server_pids}
     started = time.time()
     room.started = True
     await clients[0].ws.send(json.dumps({"action": "start"}))
@@ -250,7 +250,7 @@ async def drive(cfg: argparse.Namespace, base: str, setup: dict, env: dict, serv
     except asyncio.TimeoutError:
         pass
     live_s = time.time() - started
-    cpu = {pid: round(fan.cpu_seconds(pid) - cpu0[pid], 2) for pid in server_pids}
+    cpu = {pid: round(cpu_seconds(pid, children=True) - cpu0[pid], 2) for pid in server_pids}
     load_after = round(os.getloadavg()[0], 2)
     for task in runners + room.tasks:
         task.cancel()

@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _processes import cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "dashboard.json"
 GOAL_S = 1.0
@@ -132,14 +134,7 @@ def backfill() -> int:
     return group_scores_backfill()
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVER_PID: int | None = None  # the throwaway PostgreSQL's postmaster, when there is one
-
-
-def _proc_cpu(pid: int, *, children: bool) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
-    return ticks / CLOCK_TICKS
 
 
 def server_cpu_seconds() -> float:
@@ -147,13 +142,13 @@ def server_cpu_seconds() -> float:
     parallel workers) and the children it has reaped (0 for SQLite, which works in this process)."""
     if SERVER_PID is None:
         return 0.0
-    total = _proc_cpu(SERVER_PID, children=True)
+    total = cpu_seconds(SERVER_PID, children=True)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
                 if int(stat.rsplit(")", 1)[1].split()[1]) == SERVER_PID:
-                    total += _proc_cpu(int(entry.name), children=False)
+                    total += cpu_seconds(int(entry.name), children=False)
             except (OSError, ValueError, IndexError):
                 continue
     return total

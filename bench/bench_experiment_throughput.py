@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import datetime as dt
 import json
 import os
@@ -62,7 +61,7 @@ SPEEDUP_GOAL = 50.0
 
 from tests.integration.servers import PostgresServer, RedisServer, free_port  # noqa: E402
 
-from _processes import children as _children, exit_on_signal as _on_signal, kill_children as _kill_children  # noqa: E402
+from _processes import children as _children, cpu_seconds, exit_on_signal as _on_signal, kill_children as _kill_children  # noqa: E402
 
 
 def spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -103,15 +102,6 @@ def http_json(url: str, *, method: str = "GET", timeout: float = 10) -> dict:
     request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
         return json.loads(response.read())
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (threads included) from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(int(value) for value in fields[11:13]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def experiment_row(db_url: str, name: str) -> dict | None:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import base64
 import datetime as dt
 import http.cookiejar
@@ -193,7 +192,7 @@ def role_dump(args: argparse.Namespace) -> None:
 
 # --- process management -----------------------------------------------------------------------
 
-from _processes import children as _children, exit_on_signal as _on_signal, kill_children as _kill_children  # noqa: E402
+from _processes import children as _children, cpu_seconds, exit_on_signal as _on_signal, kill_children as _kill_children  # noqa: E402
 
 
 def _preexec() -> None:
@@ -243,15 +242,6 @@ def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | No
 def port_open(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=1):
         return True
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its reaped children, from /proc (0.0 where unavailable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 # --- HTTP: sign in and resume ----------------------------------------------------------------
@@ -567,7 +557,7 @@ async def drive_viewers(cfg: argparse.Namespace, base: str, run: dict, server_pi
                           "--output", str(cfg.py_spy_out), "--nonblocking"], env, Path(str(cfg.py_spy_out) + ".log"))
         await asyncio.sleep(1.0)
     load_before = round(os.getloadavg()[0], 2)
-    cpu0 = {pid: cpu_seconds(pid) for pid in server_pids}
+    cpu0 = {pid: cpu_seconds(pid, children=True) for pid in server_pids}
     client_cpu0 = time.process_time()
     started = time.time()
     answer = await asyncio.to_thread(owner.control, run["run_id"], "resume")
@@ -578,7 +568,7 @@ async def drive_viewers(cfg: argparse.Namespace, base: str, run: dict, server_pi
         pass
     live_s = time.time() - started
     load_after = round(os.getloadavg()[0], 2)
-    cpu = {pid: round(cpu_seconds(pid) - cpu0[pid], 2) for pid in server_pids}
+    cpu = {pid: round(cpu_seconds(pid, children=True) - cpu0[pid], 2) for pid in server_pids}
     client_cpu = round(time.process_time() - client_cpu0, 2)
     if profiler is not None:
         profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
