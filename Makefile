@@ -15,6 +15,9 @@ PORT ?= 8000
 SAMPLE_RECORDS ?= fixtures/sample_records
 SAMPLE_NAME ?= Sample EP issues
 PYTEST_ARGS ?=
+# Everything here is the local try-out (make run, tests, benches, checks): debug on, unless the
+# environment says otherwise. The settings default it off, for production hosts.
+export DJANGO_DEBUG ?= 1
 PYTEST := $(PY) -m pytest --durations=10
 
 # A stamp named after the requirements' hash: pip runs again only when they change.
@@ -61,7 +64,7 @@ run: $(RUN_STAMP)
 	@echo "  To create an admin account, in another terminal: $(PY) manage.py createsuperuser"
 	@echo "  Classrooms: serve the local network with make run HOST=0.0.0.0 (students open /join/ on their phones)"
 	@echo
-	exec env HEMICYCLE_BIND_HOST=$(HOST) $(VENV)/bin/uvicorn deliberation.asgi:application --host $(HOST) --port $(PORT) --lifespan off --ws-per-message-deflate false
+	exec env HEMICYCLE_BIND_HOST=$(HOST) $(VENV)/bin/uvicorn deliberation.asgi:application --host $(HOST) --port $(PORT) --lifespan off --ws-per-message-deflate false --no-proxy-headers
 
 # ---- test: the whole suite twice over the same code paths ----
 # 1. unit tests in the embedded mode (SQLite, memory broker, in-memory channel layer);

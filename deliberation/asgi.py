@@ -10,12 +10,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from deliberation.bodylimit import BodySizeLimit  # noqa: E402
 from deliberation.live.routing import websocket_application  # noqa: E402
 from worker.embedded import embedded_worker_start  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodySizeLimit(django_asgi_app),
         "websocket": websocket_application,
     }
 )

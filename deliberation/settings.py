@@ -30,11 +30,16 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Off unless asked for: a production host that forgets the variable must not show tracebacks or
+# the debug 404 page. `make run` (the embedded default) and the test setup turn it on.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+        raise RuntimeError(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off (the default); "
+            "for a local try-out use `make run`, or set DJANGO_DEBUG=1"
+        )
     SECRET_KEY = "dev-only-insecure-key-never-used-in-production"
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
@@ -251,6 +256,12 @@ HEMICYCLE_UPLOAD_MAX_BYTES = int(os.environ.get("HEMICYCLE_UPLOAD_MAX_BYTES", st
 HEMICYCLE_UPLOAD_MAX_ZIP_MEMBERS = int(os.environ.get("HEMICYCLE_UPLOAD_MAX_ZIP_MEMBERS", "2000"))
 HEMICYCLE_UPLOAD_MAX_UNCOMPRESSED_BYTES = int(
     os.environ.get("HEMICYCLE_UPLOAD_MAX_UNCOMPRESSED_BYTES", str(1024 * 2**20))
+)
+# Request bodies (deliberation/bodylimit.py, before Django reads them): every request, and a record
+# upload's whole request (its files together, plus the form).
+HEMICYCLE_MAX_BODY_BYTES = int(os.environ.get("HEMICYCLE_MAX_BODY_BYTES", str(4 * 2**20)))
+HEMICYCLE_UPLOAD_MAX_REQUEST_BYTES = int(
+    os.environ.get("HEMICYCLE_UPLOAD_MAX_REQUEST_BYTES", str(HEMICYCLE_UPLOAD_MAX_BYTES + 2**20))
 )
 MEDIA_ROOT = Path(os.environ.get("HEMICYCLE_MEDIA_ROOT", BASE_DIR / "var" / "media"))
 MEDIA_URL = "/media/"  # never served: uploads are read by the import task only

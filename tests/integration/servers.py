@@ -556,6 +556,9 @@ def _session_needs_stack(config: pytest.Config) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
     global PLAN
+    # The settings default to production (DEBUG off, which needs a secret key); the tests run the
+    # local try-out's settings, as `make run` does, unless a test asks for production ones.
+    os.environ.setdefault("DJANGO_DEBUG", "1")
     if _session_needs_stack(early_config):
         PLAN = StackPlan(postgres_port=free_port(), redis_port=free_port())
         os.environ["DATABASE_URL"] = PLAN.database_url

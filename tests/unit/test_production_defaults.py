@@ -1,0 +1,60 @@
+"""What a host gets when it sets nothing: production behaviour, not the local try-out's."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import django, os
+django.setup()
+from django.conf import settings
+from django.test import Client
+response = Client().get("/no-such-page/", secure=True)
+print("DEBUG", settings.DEBUG)
+print("STATUS", response.status_code)
+print("TECHNICAL", b"URLconf" in response.content or b"Django tried these URL patterns" in response.content)
+"""
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {key: value for key, value in os.environ.items() if key not in {"DJANGO_DEBUG", "DJANGO_SECRET_KEY"}}
+    clean.update({"DJANGO_SETTINGS_MODULE": "deliberation.settings", **env})
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=clean, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_debug_is_off_when_unset_and_a_404_shows_no_debug_page():
+    result = _python(PROBE, DJANGO_SECRET_KEY="s" * 60)
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG False" in result.stdout
+    assert "STATUS 404" in result.stdout
+    assert "TECHNICAL False" in result.stdout
+
+
+def test_without_debug_a_secret_key_is_required_and_the_error_says_how_to_try_it_locally():
+    result = _python("import django; django.setup()")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr and "make run" in result.stderr
+
+
+def test_the_makefile_turns_debug_on_for_the_local_try_out():
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_DEBUG"}
+    shown = subprocess.run(["make", "-s", "--eval", "show-debug: ; @echo $$DJANGO_DEBUG", "show-debug"],
+                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert shown.stdout.strip() == "1", shown.stderr
+
+
+def test_no_server_command_lets_a_client_choose_its_address():
+    """uvicorn trusts X-Forwarded-For from FORWARDED_ALLOW_IPS only; "*" would let any client pick
+    the address that throttling keys on. `make run` has no proxy in front: no proxy headers."""
+    dockerfile = (REPO_ROOT / "docker" / "Dockerfile").read_text()
+    compose = (REPO_ROOT / "docker-compose.yml").read_text()
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    for text in (dockerfile, compose, makefile):
+        assert not re.search(r"forwarded.allow.ips[\"', =]+\*", text, re.IGNORECASE)
+    run_line = next(line for line in makefile.splitlines() if "uvicorn deliberation.asgi" in line)
+    assert "--no-proxy-headers" in run_line
