@@ -9,19 +9,22 @@ answers 400 with `{"errors": {field: [message, ...]}}`, whatever found it.
 
 import json
 
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import NinjaAPI, Query, Status
 from ninja.errors import ValidationError
-from ninja.security import HttpBearer, SessionAuth
+from ninja.security import APIKeyQuery, HttpBearer, SessionAuth
 
 from deliberation.api.schemas import (
+    CounterfactualOut,
     CreatedOut,
     ErrorOut,
     EventOut,
     ExperimentIn,
     ExperimentOut,
     FieldErrorsOut,
+    PowerOut,
     ProgressOut,
     RecordDetailOut,
     RecordOut,
@@ -34,8 +37,11 @@ from deliberation.api.schemas import (
 )
 from deliberation.api.services import api_token_user
 from deliberation.dashboards.exports import FORMATS, experiment_export
+from deliberation.engine.power import RULE_KEYS as POWER_RULES
+from deliberation.engine.power import PowerError, parse_fraction, power_of
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
+from deliberation.runs.counterfactuals import CounterfactualError, NotFinished, run_counterfactual
 from deliberation.runs.experiments import (
     ExperimentError,
     experiment_cancel,
@@ -72,6 +78,17 @@ class SessionRead(SessionAuth):
         if request.method not in ("GET", "HEAD"):
             return None
         return super().authenticate(request, key)
+
+
+class LinkToken(APIKeyQuery):
+    """A run's share link (?token=...): reads only; the operation checks the token against its run."""
+
+    param_name = "token"
+
+    def authenticate(self, request: HttpRequest, key: str | None):
+        if request.method not in ("GET", "HEAD") or not key:
+            return None
+        return AnonymousUser()
 
 
 READ = [BearerToken(), SessionRead()]
@@ -224,6 +241,70 @@ def run_events(request: HttpRequest, run_id: int, after: int = 0):
     if _viewable_run(request, run_id) is None:
         return Status(404, {"error": "no such run, or it is not shared with you"})
     return [event.as_message() for event in run_events_after(run_id=run_id, seq=after)]
+
+
+def _pairs(values: list[str], field: str) -> dict[str, float]:
+    """['EPP:0.5', 'SD:0.3'] -> {'EPP': 0.5, 'SD': 0.3}; 'CODE=VALUE' is accepted too."""
+    pairs: dict[str, float] = {}
+    for value in values:
+        code, sep, number = value.replace("=", ":").partition(":")
+        if not sep or not code.strip():
+            raise CounterfactualError(f"{field}: {value!r} is not CODE:VALUE")
+        try:
+            pairs[code.strip()] = float(parse_fraction(number))
+        except PowerError:
+            raise CounterfactualError(f"{field}: {number!r} is not a number") from None
+    if len(pairs) != len(values):
+        raise CounterfactualError(f"{field}: a group appears twice")
+    return pairs
+
+
+def _field_error(error: ValueError) -> dict:
+    field, _, message = str(error).partition(": ")
+    return {"errors": {field: [message]}} if message else {"errors": {"__all__": [str(error)]}}
+
+
+@api.get(
+    "/runs/{run_id}/counterfactual", auth=[*READ, LinkToken()],
+    response={200: CounterfactualOut, 400: FieldErrorsOut, 404: ErrorOut, 409: ErrorOut}, tags=["runs"],
+)
+def run_counterfactual_view(
+    request: HttpRequest, run_id: int, seats: str = "run", seed: int | None = None,
+    custom: list[str] = Query([]), rule: str | None = None, veto_group: str | None = None,
+):
+    """Re-tally a finished run's stored scores under other seats (run, real, equal, random_tenths
+    with `seed`, custom: repeat `custom=CODE:WEIGHT`) and another rule (a goal, double_majority,
+    borda, schulze), beside its own seats; no model call. 409 while the run has no outcome."""
+    found = run_for_viewer(user=request.auth, run_id=run_id, token=request.GET.get("token", ""))
+    if found is None:
+        return Status(404, {"error": "no such run, or it is not shared with you"})
+    try:
+        return run_counterfactual(
+            run=found, seats=seats, seed=seed, custom=_pairs(custom, "custom") if custom else None,
+            rule=rule, veto_group=veto_group,
+        )
+    except NotFinished as error:
+        return Status(409, {"error": str(error)})
+    except CounterfactualError as error:
+        return Status(400, _field_error(error))
+
+
+@api.get("/power", response={200: PowerOut, 400: FieldErrorsOut}, tags=["scenarios"])
+def power(
+    request: HttpRequest, seats: list[str] = Query(...), goal: str = "simple_majority",
+    veto_group: str | None = None, quota: str = "scale", strict: bool = False,
+):
+    """Shapley-Shubik and normalised Banzhaf power of each group (repeat `seats=CODE:SHARE`; shares
+    or seat counts) when a coalition wins by reaching the goal's quota: `scale` (5/9 for simple
+    majority, 20/27 for two-thirds, the veto group required under veto power), `ep` (more than
+    half, two thirds) or a share such as 2/3."""
+    if goal not in POWER_RULES:
+        return Status(400, {"errors": {"goal": [f"choose one of {', '.join(POWER_RULES)}"]}})
+    try:
+        result = power_of(_pairs(seats, "seats"), goal=goal, veto_group=veto_group or None, quota=quota, strict=strict)
+    except (CounterfactualError, PowerError) as error:
+        return Status(400, _field_error(error))
+    return {"goal": goal, **result.as_dict()}
 
 
 # Experiments -------------------------------------------------------------------------------

@@ -193,3 +193,77 @@ class ResultOut(Schema):
     weighted_total: float | None
     goals: dict[str, bool | float] | None
     error: str
+
+
+# Voting power and counterfactual re-tallies (engine/power.py, engine/rules.py, runs/counterfactuals.py)
+
+class QuotaOut(Schema):
+    share: float
+    fraction: str
+    strict: bool
+    veto: str | None
+    groups_share: float | None
+    label: str
+
+
+class GroupPowerOut(Schema):
+    code: str
+    seat_share: float
+    shapley_shubik: float
+    shapley_shubik_fraction: str
+    banzhaf: float
+    banzhaf_fraction: str
+    swings: int
+
+
+class PowerOut(Schema):
+    goal: str
+    quota: QuotaOut
+    groups: list[GroupPowerOut]
+
+
+class RankingOut(Schema):
+    winners: list[str]
+    ranking: list[list[str]]
+    points: dict[str, float]
+
+
+class TallyOut(Schema):
+    seats: dict[str, float]
+    weighted_total: float
+    verdicts: dict[str, bool | float | None]
+    result: bool | float | None
+    power: PowerOut | None
+    ranking: RankingOut | None
+
+
+class RuleOut(Schema):
+    key: str
+    label: str
+    kind: str
+
+
+class StoredOutcomeOut(Schema):
+    goal: str
+    label: str
+    result: bool | float | None
+
+
+class DraftOut(Schema):
+    key: str
+    id: int
+    strategy: str
+    url: str
+
+
+class CounterfactualOut(Schema):
+    run: int
+    scores: dict[str, int]
+    rule: RuleOut
+    seat_structure: str
+    seed: int | None
+    veto_group: str | None
+    stored: StoredOutcomeOut
+    original: TallyOut
+    counterfactual: TallyOut
+    drafts: list[DraftOut]

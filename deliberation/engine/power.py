@@ -202,3 +202,32 @@ def power_indices(seats: Mapping[str, float | Fraction], quota: Quota) -> PowerI
         banzhaf=banzhaf,
         swings=swings,
     )
+
+
+def power_of(
+    seats: Mapping[str, float | Fraction],
+    *,
+    goal: str,
+    veto_group: str | None = None,
+    quota: str = "scale",
+    strict: bool = False,
+) -> PowerIndices:
+    """The indices for seat shares or seat counts (normalised here) under a goal's quota.
+
+    `quota` is 'scale' (the goal's threshold over 0..9), 'ep' (the EP's conventional quotas) or
+    a share of the seats such as '2/3' (`strict`: more than it); the goal keeps its veto group and,
+    for the double majority, its quota on the groups. The CLI and the API both come through here.
+    """
+    shares = {code: exact_share(share) for code, share in seats.items()}
+    if len(shares) < 2:
+        raise PowerError("seats: give at least two groups")
+    if any(share <= 0 for share in shares.values()):
+        raise PowerError("seats: every group needs a positive seat share")
+    total = sum(shares.values())
+    shares = {code: share / total for code, share in shares.items()}
+    if quota in ("scale", "ep"):
+        rule = goal_quota(goal, veto_group=veto_group, convention=quota)
+    else:
+        base = goal_quota(goal, veto_group=veto_group)
+        rule = Quota(share=parse_fraction(quota), strict=strict, veto=base.veto, groups_share=base.groups_share)
+    return power_indices(shares, rule)

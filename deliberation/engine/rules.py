@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from deliberation.engine.goals import vote_position
+from deliberation.engine.goals import GOALS, Tally, vote_position
 from deliberation.engine.power import DOUBLE_MAJORITY_GROUPS, DOUBLE_MAJORITY_SEATS, exact_share
 
 
@@ -130,3 +130,45 @@ def double_majority(
         Fraction(len(backers), len(scores)) >= groups_share
         and sum(shares[code] for code in backers) >= seats_share * seat_total
     )
+
+
+# --- every rule over one tally or over competing drafts ------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    label: str
+    kind: str  # "pass" (one text passes or not), "score" (a welfare score), "ranked" (drafts compete)
+
+
+RULES: dict[str, Rule] = {
+    rule.key: rule
+    for rule in (
+        *(Rule(key, goal.label, goal.kind) for key, goal in GOALS.items()),
+        Rule("double_majority", "Double majority (55% of groups, 65% of seats)", "pass"),
+        Rule("borda", "Borda count over competing drafts", "ranked"),
+        Rule("schulze", "Schulze method over competing drafts", "ranked"),
+    )
+}
+RULE_KEYS: tuple[str, ...] = tuple(RULES)
+
+
+def tally_rules(scores: Mapping[str, int], seats: Mapping[str, float], *, veto_group: str | None) -> dict:
+    """One text's verdict under every single-text rule: the five goals and the double majority."""
+    tally = Tally(scores=scores, seats=seats, veto_group=veto_group)
+    verdicts: dict[str, bool | float | None] = {
+        key: (goal.evaluate(tally) if key != "veto_power" or veto_group else None) for key, goal in GOALS.items()
+    }
+    verdicts["double_majority"] = double_majority(scores, seats)
+    return verdicts
+
+
+def rank_drafts(
+    drafts: Mapping[str, Mapping[str, int]], seats: Mapping[str, float], *, rule: str
+) -> RankedResult:
+    """Borda or Schulze over drafts (draft key -> group code -> support), groups weighted by seats."""
+    if rule not in ("borda", "schulze"):
+        raise RuleError(f"rule: {rule} does not rank drafts")
+    candidates = list(drafts)
+    ballots = [Ballot(scores={key: drafts[key][code] for key in candidates}, weight=share) for code, share in seats.items()]
+    return (borda if rule == "borda" else schulze)(ballots, candidates)

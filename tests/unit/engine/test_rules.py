@@ -4,7 +4,7 @@ from fractions import Fraction as F
 
 import pytest
 
-from deliberation.engine.rules import Ballot, RuleError, borda, double_majority, schulze
+from deliberation.engine.rules import Ballot, RuleError, borda, double_majority, rank_drafts, schulze, tally_rules
 
 
 def ranked(order: str, weight=1) -> Ballot:
@@ -89,3 +89,21 @@ def test_double_majority_at_exactly_sixty_five_percent():
     assert 0.35 + 0.3 < 0.65
     assert double_majority({"A": 6, "B": 6, "C": 0}, {"A": 0.35, "B": 0.3, "C": 0.35}) is True
     assert double_majority({"A": 6, "B": 6, "C": 0}, {"A": 0.34, "B": 0.3, "C": 0.36}) is False
+
+
+def test_tally_rules_gives_every_single_text_verdict():
+    verdicts = tally_rules({"A": 9, "B": 9, "C": 0, "D": 0}, {"A": 0.4, "B": 0.3, "C": 0.2, "D": 0.1}, veto_group="C")
+    # u = 6.3: simple majority passes, two-thirds (6.67) fails, C at 0 vetoes; 2 of 4 groups fail the double majority
+    assert verdicts["simple_majority"] is True and verdicts["two_thirds_majority"] is False
+    assert verdicts["veto_power"] is False and verdicts["double_majority"] is False
+    assert verdicts["rawlsian"] == 0 and verdicts["utilitarian"] == 4.5
+    assert tally_rules({"A": 5, "B": 5}, {"A": 0.5, "B": 0.5}, veto_group=None)["veto_power"] is None
+
+
+def test_rank_drafts_weighs_groups_by_seats():
+    drafts = {"X": {"A": 9, "B": 0}, "Y": {"A": 0, "B": 9}}
+    assert rank_drafts(drafts, {"A": 0.6, "B": 0.4}, rule="schulze").winners == ("X",)
+    assert rank_drafts(drafts, {"A": 0.4, "B": 0.6}, rule="borda").winners == ("Y",)
+    assert rank_drafts(drafts, {"A": 0.5, "B": 0.5}, rule="schulze").winners == ("X", "Y")
+    with pytest.raises(RuleError):
+        rank_drafts(drafts, {"A": 0.5, "B": 0.5}, rule="simple_majority")

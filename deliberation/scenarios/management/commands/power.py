@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from deliberation.engine.power import RULE_KEYS, PowerError, Quota, goal_quota, parse_fraction, power_indices
+from deliberation.engine.power import RULE_KEYS, PowerError, parse_fraction, power_of
 
 
 def seat_argument(text: str) -> tuple[str, str]:
@@ -38,26 +38,16 @@ class Command(BaseCommand):
             seats = {code: parse_fraction(share) for code, share in options["seats"]}
             if len(seats) != len(options["seats"]):
                 raise PowerError("seats: a group appears twice")
-            total = sum(seats.values())
-            if total <= 0:
-                raise PowerError("seats: every group needs a positive seat share")
-            seats = {code: share / total for code, share in seats.items()}
-            if options["quota"] in ("scale", "ep"):
-                quota = goal_quota(options["goal"], veto_group=options["veto"], convention=options["quota"])
-            else:
-                base = goal_quota(options["goal"], veto_group=options["veto"])
-                quota = Quota(
-                    share=parse_fraction(options["quota"]), strict=options["strict"],
-                    veto=base.veto, groups_share=base.groups_share,
-                )
-            result = power_indices(seats, quota)
+            result = power_of(
+                seats, goal=options["goal"], veto_group=options["veto"], quota=options["quota"], strict=options["strict"]
+            )
         except PowerError as error:
             raise CommandError(str(error)) from None
 
         if options["json"]:
             self.stdout.write(json.dumps({"goal": options["goal"], **result.as_dict()}, indent=2))
             return
-        self.stdout.write(f"{options['goal']}: a coalition wins with {quota.label()}")
+        self.stdout.write(f"{options['goal']}: a coalition wins with {result.quota.label()}")
         self.stdout.write(f"{'group':<12}{'seats':>8}{'Shapley-Shubik':>22}{'Banzhaf':>22}")
         for code in result.codes:
             ss, bz = result.shapley_shubik[code], result.banzhaf[code]
