@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 import bench_fanout as fan
+from _load_client import Owner, percentile, raise_nofile
 from _processes import cpu_seconds, exit_on_signal, kill_children
 
 REPO_ROOT = fan.REPO_ROOT
@@ -216,7 +217,7 @@ def cookie_of(session_key: str) -> str:
 
 
 async def drive(cfg: argparse.Namespace, base: str, setup: dict, env: dict, server_pids: list[int]) -> dict:
-    teacher_http = fan.Owner(base)
+    teacher_http = Owner(base)
     await asyncio.to_thread(teacher_http.sign_in, setup["username"], setup["password"])
     teacher_cookie = "; ".join(f"{c.name}={c.value}" for c in teacher_http.jar)
     room = Classroom(base, setup, cfg.think)
@@ -264,9 +265,9 @@ def summary(values: list[float]) -> dict:
     values = sorted(values)
     return {
         "samples": len(values),
-        "p50": round(fan.percentile(values, 50), 1),
-        "p95": round(fan.percentile(values, 95), 1),
-        "p99": round(fan.percentile(values, 99), 1),
+        "p50": round(percentile(values, 50), 1),
+        "p95": round(percentile(values, 95), 1),
+        "p99": round(percentile(values, 99), 1),
         "max": round(values[-1], 1) if values else None,
     }
 
@@ -405,7 +406,7 @@ def main() -> None:
         return
 
     signal.signal(signal.SIGTERM, exit_on_signal)
-    fan.raise_nofile()
+    raise_nofile()
     results = []
     try:
         for layer in args.layer:
