@@ -202,21 +202,29 @@ class Viewers:
         self.outcome_seen = asyncio.Event()
         self.all_done = asyncio.Event()
         self.finished = 0
-        self._parsed: dict[str, tuple[int, str]] = {}  # every viewer gets the same frame text
+        self.batched = [0] * count  # messages that carried several events
+        self._parsed: dict[str, list[tuple[int, str]]] = {}  # every viewer gets the same frame text
 
     def record(self, index: int, text: str, arrived: float) -> bool:
-        """Store one arrival; True when it was the outcome (the viewer is done)."""
+        """Store one message's arrivals (one event, or a JSON array of events the server sent
+        together); True when it held the outcome (the viewer is done)."""
         parsed = self._parsed.get(text)
         if parsed is None:
             message = json.loads(text)
-            parsed = self._parsed[text] = (message.get("seq", -1), message.get("type", ""))
-        self.seqs[index].append(parsed[0])
-        self.times[index].append(arrived)
-        if parsed[1] == "outcome":
+            events = message if isinstance(message, list) else [message]
+            parsed = self._parsed[text] = [(event.get("seq", -1), event.get("type", "")) for event in events]
+        done = False
+        for seq, type_ in parsed:
+            self.seqs[index].append(seq)
+            self.times[index].append(arrived)
+            if type_ == "outcome":
+                done = True
+        if len(parsed) > 1:
+            self.batched[index] += 1
+        if done:
             self.done[index] = True
             self.outcome_seen.set()
-            return True
-        return False
+        return done
 
     async def _open_raw(self, index: int, connect_timeout: float):
         parts = urllib.parse.urlsplit(self.url)

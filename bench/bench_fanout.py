@@ -392,6 +392,8 @@ def analyse(cfg: argparse.Namespace, raw: dict) -> dict:
         "out_of_order": out_of_order,
         "unknown_seq": unknown,
         "viewers_complete": complete,
+        # Messages that carried several events (the hub coalesces what queued during a pass).
+        "messages_batched": sum(viewers.batched),
         "nothing_lost": complete == cfg.viewers and received == len(expected) * cfg.viewers,
         "latency_ms": {
             "samples": len(latencies),

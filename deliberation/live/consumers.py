@@ -1,9 +1,11 @@
 """Websocket `/ws/runs/<id>/?after=<seq>`: replay the log after `seq`, then stream live.
 
-Every message is one stored event as JSON: {"seq", "type", "at", "data"}. The socket joins the
-process's RunHub before reading the log, so an event committed meanwhile is either in the log
-read or arrives live; frames at or below the last sequence sent are dropped, and a gap (a frame
-ahead of the next expected one) is filled from the log. Nothing is lost or doubled.
+Every message is one stored event as JSON: {"seq", "type", "at", "data"}; when events came faster
+than the server's pass over its sockets, several consecutive events come as one JSON array, in
+order (live.fanout.FrameBatch). The socket joins the process's RunHub before reading the log, so
+an event committed meanwhile is either in the log read or arrives live; frames at or below the
+last sequence sent are dropped, and a gap (a frame ahead of the next expected one) is filled from
+the log. Nothing is lost or doubled.
 """
 
 import asyncio
@@ -13,7 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.sessions import InstanceSessionWrapper
 
-from deliberation.live.fanout import encode, experiment_group, hub
+from deliberation.live.fanout import FrameBatch, encode, experiment_group, hub
 from deliberation.runs.selectors import experiment_for_owner, experiment_progress, run_events_after, run_for_viewer
 
 
@@ -79,17 +81,19 @@ class RunConsumer(AsyncWebsocketConsumer):
         if text_data == "ping":
             await self.send(text_data='{"type":"pong"}')
 
-    # Called by the hub for each live frame, on the server's loop.
-    def deliver(self, seq: int, frame: str):
+    # Called by the hub for each pass over its sockets, on the server's loop.
+    def deliver(self, batch: FrameBatch):
         if not self.live:
-            self.held.append((seq, frame))
+            self.held.extend(batch.frames)
             return None
-        if seq <= self.last_seq:
-            return None
-        if seq > self.last_seq + 1:
+        try:
+            found = batch.after(self.last_seq)
+        except LookupError:  # the frames skip ahead of this socket: the log has what is between
             return self._send_from_log()
-        self.last_seq = seq
-        return self.frame_send({"type": "websocket.send", "text": frame})
+        if found is None:
+            return None
+        self.last_seq, text = found
+        return self.frame_send({"type": "websocket.send", "text": text})
 
     async def _send_frame(self, seq: int, frame: str) -> None:
         if seq > self.last_seq + 1:

@@ -3,7 +3,7 @@
 Stock Channels gives every socket its own layer channel and encodes JSON per socket; at 500
 viewers that per-socket work dominates. Here an event is encoded once by the writer, crosses the
 channel layer once per web process (not once per socket), and the process's RunHub hands the
-same frame to each local socket.
+same frame to each local socket; what queued while it was busy goes out as one message (FrameBatch).
 """
 
 import asyncio
@@ -28,12 +28,48 @@ def encode(message: dict) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
+class FrameBatch:
+    """The frames a hub read from the layer since its last pass over its sockets, in order.
+
+    A socket that is up to date gets them as one message: a single event as it is, several as a
+    JSON array of events. When events come faster than a pass over every socket takes (thousands
+    of viewers, events 20 ms apart), the next pass then carries everything that queued meanwhile in
+    one write per socket instead of one per event, so the backlog cannot grow: the work per pass
+    is per socket, not per event. The text for a starting point is built once for all sockets."""
+
+    __slots__ = ("frames", "_texts")
+
+    def __init__(self, frames: list[tuple[int, str]]) -> None:
+        self.frames = frames
+        self._texts: dict[int, tuple[int, str] | None] = {}
+
+    def after(self, last_seq: int) -> tuple[int, str] | None:
+        """(the last seq, the message) of the frames after `last_seq`; None when there are none.
+        Raises LookupError when they do not follow on from `last_seq` (a gap: fill it from the log)."""
+        if last_seq in self._texts:
+            found = self._texts[last_seq]
+        else:
+            fresh = [(seq, frame) for seq, frame in self.frames if seq > last_seq]
+            if not fresh:
+                found = None
+            elif any(seq != last_seq + 1 + index for index, (seq, _) in enumerate(fresh)):
+                found = (-1, "")
+            elif len(fresh) == 1:
+                found = fresh[0]
+            else:
+                found = (fresh[-1][0], "[" + ",".join(frame for _, frame in fresh) + "]")
+            self._texts[last_seq] = found
+        if found is not None and found[0] < 0:
+            raise LookupError(last_seq)
+        return found
+
+
 class Viewer:
     """A local socket as the hub sees it: the last sequence number it has, and a send."""
 
     last_seq: int
 
-    def deliver(self, seq: int, frame: str) -> Awaitable[None] | None: ...
+    def deliver(self, batch: FrameBatch) -> Awaitable[None] | None: ...
 
 
 def send_eagerly(send: Coroutine[Any, Any, None]) -> asyncio.Task | None:
@@ -84,10 +120,17 @@ async def _finish(coro, yielded) -> None:
 
 
 class RunHub:
+    """One layer subscription per run in this process, and its local sockets.
+
+    Two tasks per run: a reader that takes frames off the layer as they come (it never waits for
+    sockets, so the layer's per-channel queue does not fill up and drop frames while a pass is
+    slow), and a sender that hands everything read so far to every socket as one FrameBatch, then
+    waits until each socket has it before the next pass (order and backpressure)."""
+
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._viewers: dict[int, set[Viewer]] = {}
-        self._readers: dict[int, tuple[str, asyncio.Task]] = {}
+        self._readers: dict[int, tuple[str, list[asyncio.Task]]] = {}
         self._lock = asyncio.Lock()
 
     async def join(self, run_id: int, viewer: Viewer) -> None:
@@ -102,7 +145,12 @@ class RunHub:
                 # state and presence frames then wait for the next run event).
                 channel = await layer.new_channel()
                 await layer.group_add(run_group(run_id), channel)
-                self._readers[run_id] = (channel, asyncio.create_task(self._read(run_id, channel)))
+                inbox: list[tuple[int, str]] = []
+                ready = asyncio.Event()
+                self._readers[run_id] = (channel, [
+                    asyncio.create_task(self._read(run_id, channel, inbox, ready)),
+                    asyncio.create_task(self._send(run_id, inbox, ready)),
+                ])
 
     async def leave(self, run_id: int, viewer: Viewer) -> None:
         async with self._lock:
@@ -113,14 +161,15 @@ class RunHub:
             if viewers:
                 return
             del self._viewers[run_id]
-            channel, reader = self._readers.pop(run_id)
-            reader.cancel()
+            channel, tasks = self._readers.pop(run_id)
+            for task in tasks:
+                task.cancel()
             await get_channel_layer().group_discard(run_group(run_id), channel)
 
     def viewer_count(self, run_id: int) -> int:
         return len(self._viewers.get(run_id, ()))
 
-    async def _read(self, run_id: int, channel: str) -> None:
+    async def _read(self, run_id: int, channel: str, inbox: list, ready: asyncio.Event) -> None:
         layer = get_channel_layer()
         while True:
             try:
@@ -131,15 +180,30 @@ class RunHub:
                 logger.exception("run %s: channel layer receive failed", run_id)
                 await asyncio.sleep(0.5)
                 continue
-            seq, frame = message["seq"], message["frame"]
+            if len(inbox) >= MAX_UNSENT_FRAMES:  # sockets stalled: the oldest go, the log has them
+                del inbox[: len(inbox) - MAX_UNSENT_FRAMES + 1]
+            inbox.append((message["seq"], message["frame"]))
+            ready.set()
+
+    async def _send(self, run_id: int, inbox: list, ready: asyncio.Event) -> None:
+        while True:
+            await ready.wait()
+            await asyncio.sleep(0)  # frames already on their way to the reader join this pass
+            ready.clear()
+            batch = FrameBatch(inbox[:])
+            inbox.clear()
             suspended = [
                 task
                 for viewer in tuple(self._viewers.get(run_id, ()))
-                if (send := viewer.deliver(seq, frame)) is not None and (task := send_eagerly(send)) is not None
+                if (send := viewer.deliver(batch)) is not None and (task := send_eagerly(send)) is not None
             ]
-            if suspended:  # as before: the next frame waits until every socket has this one
+            if suspended:  # the next pass waits until every socket has this one
                 await asyncio.gather(*suspended, return_exceptions=True)
 
+
+# Frames read and not yet handed to the sockets, per run; a socket that misses some because its
+# pass was stuck this long finds the gap and reads it from the log.
+MAX_UNSENT_FRAMES = 10_000
 
 hub = RunHub()
 

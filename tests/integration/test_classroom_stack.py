@@ -33,9 +33,10 @@ def seat_cookie(student) -> bytes:
 async def frames_until(socket, predicate, timeout=20) -> dict:
     async def read():
         while True:
-            frame = json.loads(await socket.receive_from(timeout=timeout))
-            if predicate(frame):
-                return frame
+            message = json.loads(await socket.receive_from(timeout=timeout))
+            for frame in message if isinstance(message, list) else [message]:  # events may come together
+                if predicate(frame):
+                    return frame
 
     return await asyncio.wait_for(read(), timeout)
 

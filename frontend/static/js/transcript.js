@@ -630,7 +630,9 @@
         } catch (error) {
           return;
         }
-        receive(message);
+        // Several events at once come as one array (the server fell behind: live/fanout.py).
+        if (Array.isArray(message)) message.forEach(receive);
+        else receive(message);
       });
       ws.addEventListener("close", (event) => {
         clearTimeout(socket.stableTimer);

@@ -62,10 +62,11 @@ def socket_for(session, *, user=None, cookie: bytes | None = None, after=0, orig
 async def frames_until(socket, predicate, limit=200) -> list[dict]:
     seen = []
     for _ in range(limit):
-        frame = json.loads(await socket.receive_from(timeout=10))
-        seen.append(frame)
-        if predicate(frame):
-            return seen
+        message = json.loads(await socket.receive_from(timeout=10))
+        for frame in message if isinstance(message, list) else [message]:  # events may come together
+            seen.append(frame)
+            if predicate(frame):
+                return seen
     raise AssertionError(f"no matching frame in {seen}")
 
 

@@ -3,10 +3,13 @@ Task; either way it completes, in order, with the coroutine seeing what a Task w
 
 import asyncio
 import contextvars
+import json
+
+import pytest
 
 from channels.layers import get_channel_layer
 
-from deliberation.live.fanout import RunHub, run_group, send_eagerly
+from deliberation.live.fanout import FrameBatch, RunHub, run_group, send_eagerly
 
 marker = contextvars.ContextVar("marker", default="outside")
 
@@ -121,12 +124,19 @@ class FakeViewer:
         self.last_seq = 0
         self.slow = slow
         self.frames: list[int] = []
+        self.messages: list[str] = []
 
-    def deliver(self, seq, frame):
+    def deliver(self, batch):
+        found = batch.after(self.last_seq)
+        if found is None:
+            return None
+        first, (self.last_seq, text) = self.last_seq + 1, found
+
         async def send():
             if self.slow:
                 await asyncio.sleep(0.01)
-            self.frames.append(seq)
+            self.frames.extend(range(first, self.last_seq + 1))
+            self.messages.append(text)
 
         return send()
 
@@ -149,3 +159,65 @@ def test_the_hub_delivers_every_frame_in_order_to_fast_and_slow_viewers():
         return [viewer.frames for viewer in viewers]
 
     assert asyncio.run(scenario()) == [list(range(1, 21))] * 3
+
+
+def test_a_batch_gives_each_socket_what_follows_its_last_seq_as_one_message():
+    batch = FrameBatch([(4, '{"seq":4}'), (5, '{"seq":5}'), (6, '{"seq":6}')])
+    assert batch.after(3) == (6, '[{"seq":4},{"seq":5},{"seq":6}]')
+    assert batch.after(5) == (6, '{"seq":6}')  # one event goes as it is
+    assert batch.after(6) is None
+    assert batch.after(3) is batch.after(3)  # built once for every socket at the same point
+    with pytest.raises(LookupError):  # 2 and 3 are missing: the socket reads them from the log
+        batch.after(1)
+    with pytest.raises(LookupError):
+        FrameBatch([(4, "a"), (6, "b")]).after(3)
+
+
+class GatedViewer(FakeViewer):
+    """Its first send waits until the test opens the gate: a socket that stalls the hub's pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    def deliver(self, batch):
+        send = super().deliver(batch)
+        if send is None:
+            return None
+
+        async def gated():
+            await self.gate.wait()
+            await send
+
+        return gated()
+
+
+def test_frames_that_queue_while_the_hub_is_busy_go_out_together_and_in_order():
+    async def scenario():
+        hub = RunHub()
+        viewer = GatedViewer()
+        await hub.join(98, viewer)
+        layer = get_channel_layer()
+
+        async def send(seq):
+            await layer.group_send(run_group(98), {"type": "run.frame", "seq": seq, "frame": f'{{"seq":{seq}}}'})
+
+        await send(1)
+        for _ in range(300):  # the hub's pass with frame 1 is under way, stuck on the socket
+            if viewer.last_seq == 1:
+                break
+            await asyncio.sleep(0.01)
+        for seq in range(2, 21):  # these queue meanwhile
+            await send(seq)
+        await asyncio.sleep(0.05)
+        viewer.gate.set()
+        for _ in range(300):
+            if len(viewer.frames) == 20:
+                break
+            await asyncio.sleep(0.01)
+        await hub.leave(98, viewer)
+        return viewer
+
+    viewer = asyncio.run(scenario())
+    assert viewer.frames == list(range(1, 21))
+    assert viewer.messages == ['{"seq":1}', "[" + ",".join(f'{{"seq":{seq}}}' for seq in range(2, 21)) + "]"]
