@@ -24,7 +24,7 @@ PYTEST := $(PY) -m pytest --durations=10
 RUN_STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt | sha256sum | cut -c1-16)
 TEST_STAMP := $(VENV)/.installed-test-$(shell cat requirements.txt requirements-test.txt | sha256sum | cut -c1-16)
 
-.PHONY: help run test test-unit test-integration test-deps system-test-deps apt-install bench lint clean
+.PHONY: help run test test-unit test-integration test-deps system-test-deps apt-install bench bench-check lint clean
 
 help:
 	@echo "make run               set up (venv, migrate, sample data, static) and serve http://$(HOST):$(PORT)"
@@ -32,6 +32,7 @@ help:
 	@echo "make test-unit         unit tests only (SQLite, no servers)"
 	@echo "make test-integration  integration and e2e tests only (PostgreSQL, Redis, Celery, uvicorn, Chromium)"
 	@echo "make bench             run the benchmarks in bench/ (they write bench/results/)"
+	@echo "make bench-check       short fan-out and throughput benches, each figure beside its goal and the recorded one"
 	@echo "make lint              Django system checks, missing migrations, byte-compile"
 
 $(PY):
@@ -120,6 +121,11 @@ bench: test-deps
 	scripts=($$(printf '%s\n' "$${scripts[@]}" | grep -v '/_' || true)); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks in bench/ yet."; exit 0; fi; \
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(PY) "$$script"; done
+
+# Not part of `make test` (timings do not belong in tests): run it before resolving an issue that
+# touches deliberation/live, deliberation/runs or worker/ (bench/_check.py, bench/README.md).
+bench-check: test-deps
+	$(PY) bench/_check.py
 
 lint: $(TEST_STAMP)
 	$(PY) manage.py check

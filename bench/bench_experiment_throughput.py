@@ -233,6 +233,7 @@ def main() -> int:
     parser.add_argument("--py-spy", default=None, help="py-spy binary: profile the worker in phase 1")
     parser.add_argument("--label", default="default")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, recorded prompts)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file (merged; default bench/results/...)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -336,15 +337,19 @@ def main() -> int:
             "direct": direct, "stack": stack, "rerun": rerun,
             "ratio_stack_to_direct": None if ratio is None else round(ratio, 3),
             "ratio_goal": RATIO_GOAL, "ratio_met": None if ratio is None else ratio >= RATIO_GOAL,
+            # The worker processes' CPU per model call (first run) and per cached run (re-run).
+            "worker_cpu_ms_per_call": round(1000 * stack["worker_cpu_s"] / max(1, stack["model_calls"]), 2),
+            "rerun_cpu_ms_per_run": round(1000 * rerun["worker_cpu_s"] / max(1, sum(rerun["runs"].values())), 2),
             "rerun_model_calls": rerun["model_calls"], "rerun_zero_calls": rerun["model_calls"] == 0,
             "rerun_speedup": round(speedup, 2), "speedup_goal": SPEEDUP_GOAL, "speedup_met": speedup >= SPEEDUP_GOAL,
         }
         if args.py_spy:
             result["profiles"] = [str(path) for path in sorted(tmp.glob("worker-profile*.txt"))]
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        out_path = args.out
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        merged = json.loads(out_path.read_text()) if out_path.exists() else {}
         merged[f"C={c}|{args.label}"] = result
-        RESULTS.write_text(json.dumps(merged, indent=2, default=str) + "\n")
+        out_path.write_text(json.dumps(merged, indent=2, default=str) + "\n")
 
         print()
         print(f"{'phase':<10} {'calls':>7} {'calls/s':>9} {'wall s':>8} {'in flight mean/peak':>20}  note")
@@ -358,7 +363,7 @@ def main() -> int:
                if ratio is not None else "no direct phase; ") +
               f"re-run calls {rerun['model_calls']} ({'zero: met' if rerun['model_calls'] == 0 else 'MISSED'}); "
               f"speed-up {speedup:.1f}x (goal >= {SPEEDUP_GOAL:.0f}x: {'met' if speedup >= SPEEDUP_GOAL else 'MISSED'})")
-        print(f"wrote {RESULTS}" + (f"; logs in {tmp}" if args.keep or args.py_spy else ""))
+        print(f"wrote {out_path}" + (f"; logs in {tmp}" if args.keep or args.py_spy else ""))
         return 0
     finally:
         _kill_children()
