@@ -12,11 +12,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from deliberation.dashboards.exports import FORMATS, run_export
 from deliberation.engine.classroom import classroom_settings
 from deliberation.engine.goals import GOALS
+from deliberation.engine.rules import RULES
 from deliberation.records.models import PartyGroup
 from deliberation.runs.models import Run
 from deliberation.runs.selectors import experiment_for_owner, experiment_progress, run_for_viewer, run_list_for_owner
 from deliberation.runs.services import CLASSROOM_STRATEGY, RunControlError, run_create, run_pause, run_resume, run_stop
 from deliberation.scenarios.forms import ScenarioForm
+from deliberation.scenarios.models import SEAT_STRUCTURE_CHOICES
 
 
 def _run_or_404(request: HttpRequest, run_id: int) -> Run:
@@ -74,6 +76,12 @@ def run_page_data(run: Run) -> dict:
     }
 
 
+WHATIF_CHOICES = {
+    "seat_choices": [("run", "This run's seats"), *SEAT_STRUCTURE_CHOICES],
+    "rules": list(RULES.values()),
+}
+
+
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_404(request, run_id)
     page = {
@@ -84,7 +92,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     share_url = request.build_absolute_uri(reverse("run-detail", args=[run.pk])) + f"?token={run.share_token}"
     return render(request, "runs/detail.html", {
         "run": run, "page": page, "share_url": share_url,
-        "visibilities": Run.Visibility.choices,
+        "visibilities": Run.Visibility.choices, "whatif": WHATIF_CHOICES,
     })
 
 

@@ -35,7 +35,8 @@
     previewGroups: [], // the participants of the last preview (the server's choice in "most divided" mode)
     customRowsFor: "",
     vetoValue: inputs.veto ? inputs.veto.value : "",
-    requests: { records: 0, detail: 0, preview: 0 },
+    requests: { records: 0, detail: 0, preview: 0, power: 0 },
+    previewSeats: null, // the last preview's seat shares, for the power indices
   };
 
   function parseJson(text) {
@@ -295,7 +296,7 @@
     if (!input) return;
     const select = el("select", { name: "veto_group", id: "id_veto_group", dataset: { testid: "veto-group" } });
     select.append(el("option", { value: state.vetoValue }, state.vetoValue || "Choose the groups first"));
-    select.addEventListener("change", () => { state.vetoValue = select.value; });
+    select.addEventListener("change", () => { state.vetoValue = select.value; refreshPower(); });
     input.replaceWith(select);
     inputs.veto = select;
   }
@@ -335,6 +336,8 @@
   function clearPreview(text, isError) {
     Hemicycle.purge($("#hemicycle-preview"));
     clear($("#preview-seats"));
+    state.previewSeats = null;
+    $("#preview-power").textContent = "";
     previewMessage(text, isError);
   }
 
@@ -413,13 +416,57 @@
     });
     Hemicycle.draw($("#hemicycle-preview"), { groups, seats: 100, legend: false }); // the table below is the legend
     const table = clear($("#preview-seats"));
+    table.append(el("thead", {}, el("tr", {},
+      el("th", {}, "Group"), el("th", { class: "num" }, "Seats"),
+      el("th", { class: "num", title: "Shapley-Shubik power index" }, "Shapley-Shubik"),
+      el("th", { class: "num", title: "Normalised Banzhaf power index" }, "Banzhaf"))));
     for (const group of groups) {
-      table.append(el("tr", {},
+      table.append(el("tr", { dataset: { code: group.code } },
         el("td", {}, groupChip(group.label, group.colour)),
-        el("td", { class: "num" }, `${formatNumber(group.share * 100, 1)}%`)));
+        el("td", { class: "num" }, `${formatNumber(group.share * 100, 1)}%`),
+        el("td", { class: "num", dataset: { power: "shapley_shubik", testid: `power-ss-${group.code}` } }, "–"),
+        el("td", { class: "num", dataset: { power: "banzhaf", testid: `power-bz-${group.code}` } }, "–")));
     }
     const structureLabel = inputs.structure.options[inputs.structure.selectedIndex].textContent;
     previewMessage(`${groups.length} groups · ${structureLabel}`);
+    state.previewSeats = answer.seats;
+    refreshPower();
+  }
+
+  // Voting power beside the seats: the coalitions that reach the goal's quota (GET /api/v1/power).
+  async function refreshPower() {
+    const ticket = ++state.requests.power;
+    const note = $("#preview-power");
+    document.querySelectorAll("#preview-seats [data-power]").forEach((cell) => { cell.textContent = "–"; });
+    const seats = state.previewSeats;
+    if (!seats || !Object.keys(seats).length) {
+      note.textContent = "";
+      return;
+    }
+    const goal = inputs.goal.value;
+    const veto = inputs.veto && !inputs.veto.disabled ? inputs.veto.value : "";
+    if (goal === "veto_power" && !veto) {
+      note.textContent = "Choose the veto group to see each group's voting power.";
+      return;
+    }
+    const params = new URLSearchParams({ goal });
+    Object.entries(seats).forEach(([code, share]) => params.append("seats", `${code}:${share}`));
+    if (veto) params.set("veto_group", veto);
+    const answer = await getJson(`/api/v1/power?${params}`);
+    if (ticket !== state.requests.power) return;
+    if (!answer.ok) {
+      note.textContent = answer.body.errors && answer.body.errors.goal
+        ? "This goal scores welfare and ignores seats: no coalition wins, so no voting power."
+        : "Voting power could not be computed for these seats.";
+      return;
+    }
+    answer.body.groups.forEach((group) => {
+      const row = document.querySelector(`#preview-seats tr[data-code="${CSS.escape(group.code)}"]`);
+      if (!row) return;
+      row.querySelector("[data-power=shapley_shubik]").textContent = `${formatNumber(group.shapley_shubik * 100, 1)}%`;
+      row.querySelector("[data-power=banzhaf]").textContent = `${formatNumber(group.banzhaf * 100, 1)}%`;
+    });
+    note.textContent = `Voting power: a coalition wins with ${answer.body.quota.label}.`;
   }
 
   // ---- start --------------------------------------------------------------------------------
@@ -466,7 +513,7 @@
     });
     inputs.structure.addEventListener("change", () => { applyStructure(); refreshPreview(); });
     inputs.seed.addEventListener("input", refreshPreviewSoon);
-    inputs.goal.addEventListener("change", applyGoal);
+    inputs.goal.addEventListener("change", () => { applyGoal(); refreshPower(); });
     inputs.strategy.addEventListener("change", applyStrategy);
     document.querySelectorAll("[data-model]").forEach((button) => {
       button.addEventListener("click", () => { inputs.model.value = button.dataset.model; inputs.model.focus(); });

@@ -78,6 +78,7 @@
   // The run reached its end: nothing more will come.
   function finish() {
     if (live) live.finish();
+    if (state.status === "finished" && window.Counterfactual) window.Counterfactual.start(page);
   }
 
   // ---- owner controls and sharing -----------------------------------------------------------
