@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "deliberation.live",
     "deliberation.dashboards",
     "deliberation.classroom",
+    "deliberation.calibration",
     "deliberation.api",
 ]
 

@@ -12,5 +12,6 @@ urlpatterns = [
     path("", include("deliberation.runs.urls")),
     path("", include("deliberation.dashboards.urls")),
     path("", include("deliberation.classroom.urls")),
+    path("", include("deliberation.calibration.urls")),
     path("api/v1/", include("deliberation.api.urls")),
 ]

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET
 
+from deliberation.calibration.selectors import calibrations_for_experiment
 from deliberation.dashboards import figures
 from deliberation.dashboards.forms import ExperimentForm
 from deliberation.dashboards.selectors import (
@@ -64,7 +65,7 @@ def _breakdown_rows(cells: dict) -> list[dict]:
     return sorted(rows, key=lambda r: (str(r["bucket"]), r["goal"], r["strategy"], r["model"], r["judge"]))
 
 
-def _results_content(experiment: Experiment, version: str) -> dict:
+def _results_content(experiment: Experiment, version: str, calibrations: dict) -> dict:
     tables = paper_tables(experiment=experiment, version=version)
     power = breakdown(experiment=experiment, by="power", version=version)
     groups = group_views(experiment=experiment, version=version)
@@ -74,7 +75,8 @@ def _results_content(experiment: Experiment, version: str) -> dict:
         *[figure for figure in (figures.dominant_group_figure(groups.by_share), figures.support_figure(groups.by_real_vote)) if figure],
     ]
     return {
-        "tables": tables,
+        # each judge's table beside its latest calibrations on the experiment's record set
+        "tables": [(table, calibrations["by_judge"].get(table.judge, [])) for table in tables],
         "breakdowns": [
             ("Power structure (largest group's seat share)", _breakdown_rows(power)),
             ("Topic", _breakdown_rows(breakdown(experiment=experiment, by="topic", version=version))),
@@ -92,9 +94,12 @@ def _results_context(experiment: Experiment, progress: dict) -> dict:
     it under results_version, unless the experiment is running: results_cache_seconds): the
     tables, figures and breakdowns are made only when it is not cached, so they are lazy here."""
     version = results_version(experiment=experiment)
-    content = SimpleLazyObject(lambda: _results_content(experiment, version))
+    calibrations = calibrations_for_experiment(experiment=experiment)
+    content = SimpleLazyObject(lambda: _results_content(experiment, version, calibrations))
     return {
         "experiment": experiment,
+        "calibration_version": calibrations["version"],
+        "calibration_record_set": calibrations["record_set"],
         "settled": progress["done"] + progress["failed"],
         "results_version": version,
         "results_cache_seconds": results_cache_seconds(experiment=experiment),

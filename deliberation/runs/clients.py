@@ -4,12 +4,18 @@ from deliberation.engine.judges import Judge, LLMJudge, RealVotesJudge, Scripted
 from deliberation.engine.models import ModelClient
 
 JUDGES = ("llm", "real-votes", "scripted")
+# Judges that call the judge model (the others need none).
+MODEL_JUDGES = frozenset({"llm"})
 
 
 def drafting_client(model: str) -> ModelClient:
     from worker.models import model_client
 
     return model_client(model)
+
+
+def judge_uses_model(name: str) -> bool:
+    return name in MODEL_JUDGES
 
 
 def judge_for(name: str, *, model: str) -> Judge:

@@ -176,3 +176,26 @@ def test_new_experiment_form_passes_parliament_rounds_and_the_sample_seed(client
     assert experiment.spec["params"] == {"parliament": {"rounds": 0}}
     assert (experiment.spec["source"]["sample"], experiment.spec["source"]["sample_seed"]) == (1, 3)
     assert experiment.estimate["per_strategy"]["parliament"]["runs"] == 1
+
+
+def test_dashboard_shows_each_judges_latest_calibration_or_not_calibrated(client, made, owner):
+    from deliberation.calibration.models import Calibration
+
+    client.force_login(owner)
+    url = reverse("experiment-dashboard", args=[made.experiment.pk])
+    page = client.get(url).content.decode()
+    assert reverse("calibration-list") in page and 'data-testid="judge-calibrations"' in page
+    assert "Judge not calibrated on this record set" in page
+
+    record_set = made.record.record_set
+    made.experiment.spec = {"source": {"kind": "task", "record_set": record_set.name}, "judges": ["llm"]}
+    made.experiment.save()
+    results = {"pearson": 0.4567, "mae": 2.345, "bias": -0.5, "scored": 12, "fallbacks": 1}
+    older = Calibration.objects.create(judge="llm", judge_model="m1", record_set=record_set, results=results)
+    newer = Calibration.objects.create(judge="llm", judge_model="m1", record_set=record_set,
+                                       results={**results, "pearson": 0.61})
+    page = client.get(url).content.decode()
+    assert "Judge not calibrated" not in page
+    assert reverse("calibration-detail", args=[newer.pk]) in page
+    assert reverse("calibration-detail", args=[older.pk]) not in page
+    assert "r = 0.61, MAE 2.35, bias -0.50, 12 pairs, 1 fallbacks" in page

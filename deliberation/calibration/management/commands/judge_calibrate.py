@@ -1,0 +1,61 @@
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from deliberation.calibration.services import CalibrationError, calibration_run
+from deliberation.calibration.selectors import calibration_summary
+from deliberation.engine.calibration import DEFAULT_RESAMPLES
+from deliberation.records.models import RecordSet
+
+
+class Command(BaseCommand):
+    help = ("Score every real adopted resolution of a record set for every group with a real vote, "
+            "with one judge, and measure the scores against the real votes (stored as a calibration).")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--record-set", required=True, help="name of the record set")
+        parser.add_argument("--judge", required=True,
+                            help="llm, llm-expected, real-votes, scripted, calibrated:<id>, ...")
+        parser.add_argument("--judge-model", default=None, help="model for judges that call one (default: the bundled model)")
+        parser.add_argument("--topic", default=None)
+        parser.add_argument("--limit", type=int, default=None, help="at most N (record, group) pairs, records in a seeded order")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples of records")
+        parser.add_argument("--concurrency", type=int, default=1, help="judge calls in flight at once (hosted models)")
+        parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+
+    def handle(self, *args, **options):
+        bar = tqdm(total=0, unit="pair", disable=options["verbosity"] == 0)
+        try:
+            calibration = calibration_run(
+                record_set=options["record_set"],
+                judge=options["judge"],
+                judge_model=options["judge_model"],
+                topic=options["topic"],
+                limit=options["limit"],
+                seed=options["seed"],
+                resamples=options["resamples"],
+                concurrency=options["concurrency"],
+                progress=bar.update,
+                on_total=lambda total: setattr(bar, "total", total) or bar.refresh(),
+            )
+        except (CalibrationError, RecordSet.DoesNotExist) as error:
+            raise CommandError(str(error)) from None
+        finally:
+            bar.close()
+
+        results = calibration.results
+        self.stdout.write(calibration_summary(calibration))
+        if calibration.errors:
+            self.stderr.write(f"{len(calibration.errors)} pairs failed:")
+            for error in calibration.errors[:20]:
+                self.stderr.write(f"  {error}")
+        if options["out"]:
+            document = {"calibration": calibration.pk, "judge": calibration.judge,
+                        "judge_model": calibration.judge_model, "record_set": options["record_set"],
+                        "record_set_version": calibration.record_set_version.number if calibration.record_set_version else None,
+                        "params": calibration.params, **results}
+            options["out"].write_text(json.dumps(document, indent=2) + "\n")
+            self.stdout.write(f"wrote {options['out']}")

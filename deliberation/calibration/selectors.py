@@ -1,0 +1,78 @@
+"""Reads of calibrations: one, the list, the latest per judge on a record set, a text summary."""
+
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+
+from deliberation.calibration.models import Calibration
+
+
+def calibration_list() -> QuerySet[Calibration]:
+    return Calibration.objects.select_related("record_set", "record_set_version").defer("pairs")
+
+
+def calibration_get(*, calibration_id: int) -> Calibration:
+    return Calibration.objects.select_related("record_set", "record_set_version").get(pk=calibration_id)
+
+
+def calibrations_latest(*, record_set_ids: Iterable[int], judges: Iterable[str] | None = None) -> dict[str, list[Calibration]]:
+    """Per judge, the latest calibration of each judge model on any of these record sets (newest
+    first); with `judges`, each of them is a key, an empty list when it was never calibrated there."""
+    latest: dict[str, dict[str, Calibration]] = {judge: {} for judge in judges or ()}
+    rows = calibration_list().filter(record_set_id__in=list(record_set_ids)).order_by("-created_at", "-id")
+    if judges is not None:
+        rows = rows.filter(judge__in=list(judges))
+    for calibration in rows.defer("pairs", "errors"):
+        latest.setdefault(calibration.judge, {}).setdefault(calibration.judge_model, calibration)
+    return {judge: list(by_model.values()) for judge, by_model in latest.items()}
+
+
+def _number(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def calibration_summary(calibration: Calibration) -> str:
+    """The headline numbers as a few lines of text (the command prints them)."""
+    r = calibration.results
+    model = f" ({calibration.judge_model})" if calibration.judge_model else ""
+    lines = [
+        f"calibration {calibration.pk}: judge {calibration.judge}{model} on {calibration.record_set.name}",
+        f"pairs {r['pairs']} (scored {r['scored']}, fallbacks {r['fallbacks']}, errors {r.get('errors', 0)}), "
+        f"records {r['records']}",
+        f"pearson {_number(r['pearson'])} {_ci(r['pearson_ci'])}  spearman {_number(r['spearman'])} {_ci(r['spearman_ci'])}",
+        f"mae {_number(r['mae'])}  bias {_number(r['bias'])}  exact {_number(r['exact'])}  "
+        f"within 1 {_number(r['within_one'])}  positions {_number(r['positions']['rate'])}",
+        "bias by group: " + ", ".join(f"{g} {_number(v['bias'], 2)} (n={v['n']})" for g, v in r["bias_by_group"].items()),
+    ]
+    iso = r.get("isotonic")
+    if iso:
+        lines.append(
+            f"isotonic (fit on {len(iso['train_records'])} records, tested on {len(iso['test_records'])}): "
+            f"test pearson {_number(iso['test_raw']['pearson'])} -> {_number(iso['test_calibrated']['pearson'])}, "
+            f"mae {_number(iso['test_raw']['mae'])} -> {_number(iso['test_calibrated']['mae'])}"
+        )
+    return "\n".join(lines)
+
+
+def _ci(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "[n/a]"
+
+
+def experiment_record_set_ids(*, experiment) -> list[int]:
+    """The record sets an experiment's runs play: its task source's set, else its runs' sets."""
+    from deliberation.records.models import RecordSet
+
+    name = ((experiment.spec or {}).get("source") or {}).get("record_set")
+    if name:
+        return list(RecordSet.objects.filter(name=name).values_list("id", flat=True))
+    return list(experiment.runs.exclude(record_set_version=None)
+                .values_list("record_set_version__record_set_id", flat=True).distinct())
+
+
+def calibrations_for_experiment(*, experiment) -> dict:
+    """What the dashboard shows beside each judge's table: that judge's latest calibrations on the
+    experiment's record sets, and a version for the results fragment's cache key."""
+    record_sets = experiment_record_set_ids(experiment=experiment)
+    latest = calibrations_latest(record_set_ids=record_sets)
+    newest = Calibration.objects.filter(record_set_id__in=record_sets).order_by("-id").values_list("id", flat=True).first()
+    return {"by_judge": latest, "version": newest or 0, "record_set": record_sets[0] if record_sets else None}

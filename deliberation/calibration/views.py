@@ -1,0 +1,47 @@
+"""Calibration pages: the list (optionally one record set's) and one calibration with its figures."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from deliberation.calibration.figures import calibration_figures
+from deliberation.calibration.models import Calibration
+from deliberation.calibration.selectors import calibration_get, calibration_list
+from deliberation.engine.calibration import REPORTED_PAPER_R
+
+LIST_SIZE = 200
+
+
+@login_required
+@require_GET
+def calibration_index(request: HttpRequest) -> HttpResponse:
+    calibrations = calibration_list()
+    record_set = request.GET.get("record_set")
+    if record_set and record_set.isdigit():
+        calibrations = calibrations.filter(record_set_id=int(record_set))
+    return render(request, "calibration/calibration_list.html", {
+        "calibrations": calibrations[:LIST_SIZE], "paper_r": REPORTED_PAPER_R,
+    })
+
+
+@login_required
+@require_GET
+def calibration_detail(request: HttpRequest, calibration_id: int) -> HttpResponse:
+    try:
+        calibration = calibration_get(calibration_id=calibration_id)
+    except Calibration.DoesNotExist:
+        raise Http404("no such calibration") from None
+    results = calibration.results
+    return render(request, "calibration/calibration_detail.html", {
+        "calibration": calibration,
+        "r": results,
+        "isotonic": results.get("isotonic"),
+        "confusion_rows": list(enumerate(results["confusion"])),
+        "positions": results["positions"],
+        "breakdowns": [("Group", results["bias_by_group"]), ("Term", results["bias_by_term"]),
+                       ("Topic", results["bias_by_topic"])],
+        "charts": calibration_figures(results=results, pairs=calibration.pairs,
+                                      seed=calibration.params.get("seed", 0)),
+        "paper_r": REPORTED_PAPER_R,
+    })

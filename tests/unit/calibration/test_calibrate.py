@@ -1,0 +1,110 @@
+"""calibration/services.py and the judge_calibrate command on the sample record set."""
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from deliberation.calibration.models import Calibration
+from deliberation.calibration.services import CalibrationError, calibration_items, calibration_run
+from deliberation.engine.judges import judge_messages
+from deliberation.engine.strategies.base import judge_seed
+from deliberation.engine.seeding import seed_for
+from deliberation.records.selectors import record_set_get
+from deliberation.records.services import records_import
+from deliberation.runs.models import CachedCompletion
+
+pytestmark = pytest.mark.django_db
+
+SAMPLE = Path(__file__).resolve().parents[3] / "fixtures" / "sample_records"
+SAMPLE_PAIRS = 86  # stances on the 13 sample records, all with an adopted resolution
+
+
+@pytest.fixture
+def sample_set():
+    records_import(paths=[SAMPLE], name="Sample EP issues")
+    return "Sample EP issues"
+
+
+def test_real_votes_judge_is_the_identity_check(sample_set, tmp_path):
+    out = tmp_path / "real.json"
+    call_command("judge_calibrate", "--record-set", sample_set, "--judge", "real-votes", "--out", str(out),
+                 "--resamples", "100", verbosity=0)
+    results = json.loads(out.read_text())
+    for key in ("pairs", "pearson", "spearman", "mae", "bias", "bias_by_group", "confusion", "fallbacks"):
+        assert key in results
+    assert results["pairs"] == SAMPLE_PAIRS and results["fallbacks"] == 0
+    assert results["pearson"] == pytest.approx(1.0) and results["spearman"] == pytest.approx(1.0)
+    assert results["mae"] == 0 and results["bias"] == 0
+    assert all(row["bias"] == 0 for row in results["bias_by_group"].values())
+    assert sum(results["confusion"][i][i] for i in range(10)) == SAMPLE_PAIRS
+    stored = Calibration.objects.get(pk=results["calibration"])
+    assert stored.judge == "real-votes" and stored.judge_model == ""
+    assert stored.record_set_version == record_set_get(name=sample_set).current_version
+    assert len(stored.pairs) == SAMPLE_PAIRS
+
+
+def test_scripted_judge_does_not_track_the_real_votes(sample_set):
+    calibration = calibration_run(record_set=sample_set, judge="scripted", resamples=100)
+    assert abs(calibration.results["pearson"]) < 0.25
+    low, high = calibration.results["pearson_ci"]
+    assert low < 0 < high  # the interval covers no correlation at all
+    assert calibration.results["mae"] > 2
+
+
+def test_llm_judge_uses_the_runs_prompt_and_seed_and_the_completion_cache(sample_set, monkeypatch):
+    first = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", limit=10,
+                            resamples=20)
+    assert first.results["pairs"] == 10 and first.judge_model == "scripted:default"
+    item = calibration_items(record_set=record_set_get(name=sample_set), limit=10)[0][0]
+    seed = seed_for(judge_seed(seed_for(0, item.record_hash)), "judge", item.group, 0)
+    expected = judge_messages(scenario=item.scenario, group=item.group, text=item.scenario.record.resolution, attempt=0)
+    row = CachedCompletion.objects.get(seed=seed, model="scripted:default")
+    assert row.messages == [dict(m) for m in expected]
+    stored = CachedCompletion.objects.count()
+
+    from worker.models import scripted
+
+    def no_model_call(*args, **kwargs):
+        raise AssertionError("a repeated calibration must be answered from the cache")
+
+    monkeypatch.setattr(scripted.ScriptedModelClient, "complete", no_model_call)
+    second = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", limit=10,
+                             resamples=20)
+    assert CachedCompletion.objects.count() == stored
+    assert [(p["record"], p["group"], p["predicted"]) for p in second.pairs] == [
+        (p["record"], p["group"], p["predicted"]) for p in first.pairs]
+    assert all(p["extra"]["usage"]["cached"] for p in second.pairs)
+    assert second.results == first.results
+
+
+def test_fallbacks_are_counted_apart(sample_set):
+    calibration = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:bad-judge", limit=4,
+                                  resamples=10)
+    assert calibration.results["fallbacks"] == 4 and calibration.results["scored"] == 0
+    assert calibration.results["pearson"] is None and calibration.results["isotonic"] is None
+
+
+def test_limit_takes_whole_records_in_a_seeded_order(sample_set):
+    the_set = record_set_get(name=sample_set)
+    items, _ = calibration_items(record_set=the_set, limit=12, seed=3)
+    again, _ = calibration_items(record_set=the_set, limit=12, seed=3)
+    other, _ = calibration_items(record_set=the_set, limit=12, seed=4)
+    keys = [(i.scenario.record.key, i.group) for i in items]
+    assert len(items) == 12 and keys == [(i.scenario.record.key, i.group) for i in again]
+    assert keys != [(i.scenario.record.key, i.group) for i in other]
+    records = [key for key, _ in keys]
+    assert records == sorted(records, key=records.index)  # a record's groups come together
+
+
+def test_topic_filter_and_errors(sample_set):
+    calibration = calibration_run(record_set=sample_set, judge="real-votes", topic="fisheries", resamples=10)
+    assert {pair["topic"] for pair in calibration.pairs} == {"fisheries"}
+    with pytest.raises(CalibrationError, match="unknown judge"):
+        calibration_run(record_set=sample_set, judge="oracle")
+    with pytest.raises(CommandError, match="no record set"):
+        call_command("judge_calibrate", "--record-set", "nope", "--judge", "real-votes", verbosity=0)
+    with pytest.raises(CommandError, match="nothing|no adopted"):
+        call_command("judge_calibrate", "--record-set", sample_set, "--judge", "real-votes", "--topic", "none",
+                     verbosity=0)
