@@ -4,19 +4,27 @@ Thin: every operation authorises, then calls the services and selectors the page
 (ScenarioForm is the one validator of a scenario; run_create, experiment_create and
 experiment_start do the writes). Authentication: `Authorization: Bearer <token>` (manage.py
 api_token create USERNAME) for everything; a browser's session also reads (GET). Invalid input
-answers 400 with `{"errors": {field: [message, ...]}}`, whatever found it.
+answers 400 with `{"errors": {field: [message, ...]}}`, whatever found it (the schemas, the
+forms and services, or a body that is not JSON); every other error answers `{"error": message}`
+with its status (401, 404, 409; 413 from deliberation/bodylimit.py). Every operation declares
+the answers it can give, so the OpenAPI schema is complete (schemathesis checks it in
+tests/integration/test_api_schemathesis.py).
 """
 
 import json
+from typing import Annotated, Literal
 
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import NinjaAPI, Query, Status
-from ninja.errors import ValidationError
+from ninja.errors import HttpError, ValidationError
 from ninja.security import APIKeyQuery, HttpBearer, SessionAuth
+from pydantic import Field
 
 from deliberation.api.schemas import (
+    BIGINT_MAX,
+    Code,
     CounterfactualOut,
     CreatedOut,
     ErrorOut,
@@ -24,6 +32,8 @@ from deliberation.api.schemas import (
     ExperimentIn,
     ExperimentOut,
     FieldErrorsOut,
+    Id,
+    Name,
     PowerOut,
     ProgressOut,
     RecordDetailOut,
@@ -33,6 +43,7 @@ from deliberation.api.schemas import (
     RunOut,
     ScenarioIn,
     ScenarioOut,
+    Seed,
     StartedOut,
 )
 from deliberation.api.services import api_token_user
@@ -112,6 +123,27 @@ def validation_errors(request: HttpRequest, error: ValidationError) -> HttpRespo
     return api.create_response(request, {"errors": errors}, status=400)
 
 
+@api.exception_handler(HttpError)
+def http_errors(request: HttpRequest, error: HttpError) -> HttpResponse:
+    """ninja's own refusals (a body that is not JSON: 400; no or a wrong token: 401) in the
+    shapes the schema declares."""
+    if error.status_code == 400:
+        return api.create_response(request, {"errors": {"__all__": [str(error)]}}, status=400)
+    return api.create_response(request, {"error": str(error)}, status=error.status_code)
+
+
+@api.exception_handler(Http404)
+def not_found(request: HttpRequest, error: Http404) -> HttpResponse:
+    return api.create_response(request, {"error": "not found"}, status=404)
+
+
+# The answers every operation may give besides its own: invalid input, no or a wrong token; a
+# body over the size limit (deliberation/bodylimit.py) for those that take one.
+ERRORS = {400: FieldErrorsOut, 401: ErrorOut}
+BODY_ERRORS = {**ERRORS, 413: ErrorOut}
+NOT_FOUND = {404: ErrorOut}
+
+
 def _field_errors(form: ScenarioForm) -> dict:
     return {"errors": {field: [str(message) for message in messages] for field, messages in form.errors.items()}}
 
@@ -124,13 +156,15 @@ def _scenario_form(payload: ScenarioIn) -> ScenarioForm:
     return ScenarioForm(data)
 
 
-def _limit(limit: int) -> int:
-    return max(1, min(limit, MAX_LIMIT))
+# Power indices are exact: their work grows with 2**groups; a parliament has a dozen at most.
+MAX_GROUPS = 16
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Field(ge=0, le=BIGINT_MAX - MAX_LIMIT)]
 
 
 # Record sets and records -------------------------------------------------------------------
 
-@api.get("/record-sets", response=list[RecordSetOut], tags=["records"])
+@api.get("/record-sets", response={200: list[RecordSetOut], **ERRORS}, tags=["records"])
 def record_sets(request: HttpRequest):
     return [
         {"id": s.pk, "name": s.name, "description": s.description, "records": s.record_count,
@@ -144,18 +178,18 @@ def _record(record: Record) -> dict:
             "term": record.term, "topics": [topic.name for topic in record.topics.all()]}
 
 
-@api.get("/records", response=list[RecordOut], tags=["records"])
+@api.get("/records", response={200: list[RecordOut], **ERRORS}, tags=["records"])
 def records(
-    request: HttpRequest, record_set: str | None = None, topic: str | None = None, term: str | None = None,
-    q: str | None = None, limit: int = 100, offset: int = 0,
+    request: HttpRequest, record_set: Name | None = None, topic: Name | None = None, term: Code | None = None,
+    q: Name | None = None, limit: Limit = 100, offset: Offset = 0,
 ):
     """The current records of every set, filtered by set, topic, term and title (q)."""
     found = record_search(record_set=record_set, topic=topic, term=term, query=q, min_stances=0)
-    return [_record(record) for record in found[max(0, offset):max(0, offset) + _limit(limit)]]
+    return [_record(record) for record in found[offset:offset + limit]]
 
 
-@api.get("/records/{record_id}", response={200: RecordDetailOut, 404: ErrorOut}, tags=["records"])
-def record(request: HttpRequest, record_id: int):
+@api.get("/records/{record_id}", response={200: RecordDetailOut, **ERRORS, **NOT_FOUND}, tags=["records"])
+def record(request: HttpRequest, record_id: Id):
     try:
         found = record_get(record_id=record_id)
     except Record.DoesNotExist:
@@ -173,12 +207,12 @@ def record(request: HttpRequest, record_id: int):
 
 # Scenarios ---------------------------------------------------------------------------------
 
-@api.get("/scenarios", response=list[ScenarioOut], tags=["scenarios"])
+@api.get("/scenarios", response={200: list[ScenarioOut], **ERRORS}, tags=["scenarios"])
 def scenarios(request: HttpRequest):
     return SavedScenario.objects.filter(owner=request.auth).order_by("-created_at")
 
 
-@api.post("/scenarios", auth=WRITE, response={201: ScenarioOut, 400: FieldErrorsOut}, tags=["scenarios"])
+@api.post("/scenarios", auth=WRITE, response={201: ScenarioOut, **BODY_ERRORS}, tags=["scenarios"])
 def scenario_create(request: HttpRequest, payload: ScenarioIn):
     """Save a scenario under a name (the same name again replaces it)."""
     form = _scenario_form(payload)
@@ -204,16 +238,16 @@ def _run(run: Run) -> dict:
     }
 
 
-@api.get("/runs", response=list[RunOut], tags=["runs"])
-def runs(request: HttpRequest, status: str | None = None, limit: int = 100, offset: int = 0):
+@api.get("/runs", response={200: list[RunOut], **ERRORS}, tags=["runs"])
+def runs(request: HttpRequest, status: Code | None = None, limit: Limit = 100, offset: Offset = 0):
     """Your runs, newest first."""
     mine = run_list_for_owner(owner=request.auth)
     if status:
         mine = mine.filter(status=status)
-    return [_run(run) for run in mine[max(0, offset):max(0, offset) + _limit(limit)]]
+    return [_run(run) for run in mine[offset:offset + limit]]
 
 
-@api.post("/runs", auth=WRITE, response={201: CreatedOut, 400: FieldErrorsOut}, tags=["runs"])
+@api.post("/runs", auth=WRITE, response={201: CreatedOut, **BODY_ERRORS}, tags=["runs"])
 def run_start(request: HttpRequest, payload: ScenarioIn):
     """Validate the scenario and start a run of it; answers its id."""
     form = _scenario_form(payload)
@@ -227,16 +261,16 @@ def _viewable_run(request: HttpRequest, run_id: int) -> Run | None:
     return run_for_viewer(user=request.auth, run_id=run_id)
 
 
-@api.get("/runs/{run_id}", response={200: RunOut, 404: ErrorOut}, tags=["runs"])
-def run(request: HttpRequest, run_id: int):
+@api.get("/runs/{run_id}", response={200: RunOut, **ERRORS, **NOT_FOUND}, tags=["runs"])
+def run(request: HttpRequest, run_id: Id):
     found = _viewable_run(request, run_id)
     if found is None:
         return Status(404, {"error": "no such run, or it is not shared with you"})
     return _run(found)
 
 
-@api.get("/runs/{run_id}/events", response={200: list[EventOut], 404: ErrorOut}, tags=["runs"])
-def run_events(request: HttpRequest, run_id: int, after: int = 0):
+@api.get("/runs/{run_id}/events", response={200: list[EventOut], **ERRORS, **NOT_FOUND}, tags=["runs"])
+def run_events(request: HttpRequest, run_id: Id, after: Annotated[int, Field(ge=0, le=BIGINT_MAX)] = 0):
     """The run's stored events after sequence number `after`, in order."""
     if _viewable_run(request, run_id) is None:
         return Status(404, {"error": "no such run, or it is not shared with you"})
@@ -266,11 +300,11 @@ def _field_error(error: ValueError) -> dict:
 
 @api.get(
     "/runs/{run_id}/counterfactual", auth=[*READ, LinkToken()],
-    response={200: CounterfactualOut, 400: FieldErrorsOut, 404: ErrorOut, 409: ErrorOut}, tags=["runs"],
+    response={200: CounterfactualOut, **ERRORS, **NOT_FOUND, 409: ErrorOut}, tags=["runs"],
 )
 def run_counterfactual_view(
-    request: HttpRequest, run_id: int, seats: str = "run", seed: int | None = None,
-    custom: list[str] = Query([]), rule: str | None = None, veto_group: str | None = None,
+    request: HttpRequest, run_id: Id, seats: Code = "run", seed: Seed | None = None,
+    custom: list[str] = Query([], max_length=MAX_GROUPS), rule: Code | None = None, veto_group: Code | None = None,
 ):
     """Re-tally a finished run's stored scores under other seats (run, real, equal, random_tenths
     with `seed`, custom: repeat `custom=CODE:WEIGHT`) and another rule (a goal, double_majority,
@@ -289,10 +323,10 @@ def run_counterfactual_view(
         return Status(400, _field_error(error))
 
 
-@api.get("/power", response={200: PowerOut, 400: FieldErrorsOut}, tags=["scenarios"])
+@api.get("/power", response={200: PowerOut, **ERRORS}, tags=["scenarios"])
 def power(
-    request: HttpRequest, seats: list[str] = Query(...), goal: str = "simple_majority",
-    veto_group: str | None = None, quota: str = "scale", strict: bool = False,
+    request: HttpRequest, seats: list[str] = Query(..., max_length=MAX_GROUPS), goal: Code = "simple_majority",
+    veto_group: Code | None = None, quota: Code = "scale", strict: bool = False,
 ):
     """Shapley-Shubik and normalised Banzhaf power of each group (repeat `seats=CODE:SHARE`; shares
     or seat counts) when a coalition wins by reaching the goal's quota: `scale` (5/9 for simple
@@ -321,12 +355,12 @@ def _own_experiment(request: HttpRequest, experiment_id: int) -> Experiment | No
 NO_EXPERIMENT = {"error": "no such experiment of yours"}
 
 
-@api.get("/experiments", response=list[ExperimentOut], tags=["experiments"])
+@api.get("/experiments", response={200: list[ExperimentOut], **ERRORS}, tags=["experiments"])
 def experiments(request: HttpRequest):
     return Experiment.objects.filter(owner=request.auth).order_by("-created_at")
 
 
-@api.post("/experiments", auth=WRITE, response={201: ExperimentOut, 400: FieldErrorsOut}, tags=["experiments"])
+@api.post("/experiments", auth=WRITE, response={201: ExperimentOut, **BODY_ERRORS}, tags=["experiments"])
 def experiment_new(request: HttpRequest, payload: ExperimentIn):
     """Store a grid and its estimate; nothing runs until it is started."""
     try:
@@ -335,17 +369,17 @@ def experiment_new(request: HttpRequest, payload: ExperimentIn):
         return Status(400, _experiment_errors(error))
 
 
-@api.get("/experiments/{experiment_id}", response={200: ExperimentOut, 404: ErrorOut}, tags=["experiments"])
-def experiment(request: HttpRequest, experiment_id: int):
+@api.get("/experiments/{experiment_id}", response={200: ExperimentOut, **ERRORS, **NOT_FOUND}, tags=["experiments"])
+def experiment(request: HttpRequest, experiment_id: Id):
     found = _own_experiment(request, experiment_id)
     return Status(200, found) if found else Status(404, NO_EXPERIMENT)
 
 
 @api.post(
     "/experiments/{experiment_id}/start", auth=WRITE,
-    response={200: StartedOut, 404: ErrorOut, 409: ErrorOut}, tags=["experiments"],
+    response={200: StartedOut, **BODY_ERRORS, **NOT_FOUND, 409: ErrorOut}, tags=["experiments"],
 )
-def experiment_run(request: HttpRequest, experiment_id: int):
+def experiment_run(request: HttpRequest, experiment_id: Id):
     """Start a draft, or resume a paused, cancelled or capped experiment."""
     found = _own_experiment(request, experiment_id)
     if found is None:
@@ -369,50 +403,55 @@ def _control(request: HttpRequest, experiment_id: int, control) -> Status | dict
     return experiment_progress(experiment=found)
 
 
-CONTROL_RESPONSES = {200: ProgressOut, 404: ErrorOut, 409: ErrorOut}
+CONTROL_RESPONSES = {200: ProgressOut, **BODY_ERRORS, **NOT_FOUND, 409: ErrorOut}
 
 
 @api.post("/experiments/{experiment_id}/pause", auth=WRITE, response=CONTROL_RESPONSES, tags=["experiments"])
-def experiment_pause_view(request: HttpRequest, experiment_id: int):
+def experiment_pause_view(request: HttpRequest, experiment_id: Id):
     """No new runs start; runs in flight pause and resume when the experiment is started again."""
     return _control(request, experiment_id, experiment_pause)
 
 
 @api.post("/experiments/{experiment_id}/cancel", auth=WRITE, response=CONTROL_RESPONSES, tags=["experiments"])
-def experiment_cancel_view(request: HttpRequest, experiment_id: int):
+def experiment_cancel_view(request: HttpRequest, experiment_id: Id):
     """No new runs start and the runs in flight stop (start resumes the remaining cells)."""
     return _control(request, experiment_id, experiment_cancel)
 
 
-@api.get("/experiments/{experiment_id}/progress", response={200: ProgressOut, 404: ErrorOut}, tags=["experiments"])
-def experiment_progress_view(request: HttpRequest, experiment_id: int):
+@api.get(
+    "/experiments/{experiment_id}/progress", response={200: ProgressOut, **ERRORS, **NOT_FOUND}, tags=["experiments"],
+)
+def experiment_progress_view(request: HttpRequest, experiment_id: Id):
     found = _own_experiment(request, experiment_id)
     return Status(200, experiment_progress(experiment=found)) if found else Status(404, NO_EXPERIMENT)
 
 
-@api.get("/experiments/{experiment_id}/results", response={200: list[ResultOut], 404: ErrorOut}, tags=["experiments"])
-def experiment_results_view(request: HttpRequest, experiment_id: int):
+@api.get(
+    "/experiments/{experiment_id}/results", response={200: list[ResultOut], **ERRORS, **NOT_FOUND},
+    tags=["experiments"],
+)
+def experiment_results_view(request: HttpRequest, experiment_id: Id):
     """One row per run: cell, status and outcome."""
     found = _own_experiment(request, experiment_id)
     return Status(200, experiment_results(experiment=found)) if found else Status(404, NO_EXPERIMENT)
 
 
 @api.get(
-    "/experiments/{experiment_id}/export.zip", response={404: ErrorOut, 400: FieldErrorsOut}, tags=["experiments"],
+    "/experiments/{experiment_id}/export.zip", response={**ERRORS, **NOT_FOUND}, tags=["experiments"],
     openapi_extra={"responses": {"200": {
         "description": "The zip: <table>.<format> files and data_dictionary.csv/.json",
         "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
     }}},
 )
-def experiment_export_zip(request: HttpRequest, experiment_id: int, format: list[str] = Query(list(FORMATS))):
+def experiment_export_zip(
+    request: HttpRequest, experiment_id: Id,
+    format: list[Literal[FORMATS]] = Query(list(FORMATS), max_length=len(FORMATS)),
+):
     """Tidy tables (experiments, runs, group_scores, events) in the asked formats (csv, parquet,
     json; repeat `format`) and their data dictionary, as a zip."""
     found = _own_experiment(request, experiment_id)
     if found is None:
         return Status(404, NO_EXPERIMENT)
-    unknown = [name for name in format if name not in FORMATS]
-    if unknown:
-        return Status(400, {"errors": {"format": [f"unknown {', '.join(unknown)}; choose from {', '.join(FORMATS)}"]}})
     response = HttpResponse(experiment_export(experiment=found, formats=format), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="experiment-{found.pk}.zip"'
     return response

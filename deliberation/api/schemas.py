@@ -1,9 +1,29 @@
-"""The API's request and response shapes (they make the OpenAPI schema)."""
+"""The API's request and response shapes (they make the OpenAPI schema).
+
+Every input is bounded here, so the schema says what is accepted and nothing out of range reaches
+the database: ids and counts fit PostgreSQL's integers, floats are finite, text has no control
+characters (deliberation/safetext.py) and a length that fits its column, lists a length.
+"""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from ninja import Schema
+from pydantic import AfterValidator, Field
+
+from deliberation.safetext import SafeText, json_checked
+
+BIGINT_MAX = 2**63 - 1
+INT_MAX = 2**31 - 1
+MAX_ITEMS = 100
+
+Id = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+Count = Annotated[int, Field(ge=-INT_MAX - 1, le=INT_MAX)]  # the form or service checks its meaning
+Seed = Annotated[int, Field(ge=0, le=INT_MAX)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Code = Annotated[SafeText, Field(max_length=32)]
+Name = Annotated[SafeText, Field(max_length=200)]
+Params = Annotated[dict[Code, dict[Code, Any]], AfterValidator(json_checked)]
 
 
 class ErrorOut(Schema):
@@ -49,22 +69,22 @@ class RecordDetailOut(RecordOut):
 class ScenarioIn(Schema):
     """The scenario builder's fields; scenarios/forms.py (ScenarioForm) validates them."""
 
-    record: int | None = None
-    groups: list[str] | None = None
-    most_divided: int | None = None
-    seat_structure: str | None = None
-    custom_seats: dict[str, float] | None = None
-    goal: str | None = None
-    veto_group: str | None = None
-    strategy: str | None = None
-    model: str | None = None
-    judge: str | None = None
-    judge_model: str | None = None
-    seed: int | None = None
-    rounds: int | None = None
-    rapporteur: str | None = None
-    name: str | None = None
-    visibility: str | None = None
+    record: Id | None = None
+    groups: Annotated[list[Code], Field(max_length=MAX_ITEMS)] | None = None
+    most_divided: Count | None = None
+    seat_structure: Code | None = None
+    custom_seats: Annotated[dict[Code, Finite], Field(max_length=MAX_ITEMS)] | None = None
+    goal: Code | None = None
+    veto_group: Code | None = None
+    strategy: Code | None = None
+    model: Name | None = None
+    judge: Code | None = None
+    judge_model: Name | None = None
+    seed: Count | None = None
+    rounds: Count | None = None
+    rapporteur: Code | None = None
+    name: Name | None = None
+    visibility: Code | None = None
 
 
 class ScenarioOut(Schema):
@@ -129,20 +149,20 @@ class EventOut(Schema):
 class ExperimentIn(Schema):
     """The grid: either a record set's benchmark tasks or saved scenarios (ids), times the rest."""
 
-    name: str
-    goals: list[str]
-    strategies: list[str]
-    models: list[str]
-    judges: list[str]
-    seeds: list[int] = [0]
-    record_set: str | None = None
-    topic: str | None = None
-    parties: list[int] = [2, 4, 6]
-    sample: int | None = None
-    sample_seed: int = 0
-    scenario_ids: list[int] = []
-    params: dict[str, dict[str, Any]] | None = None
-    call_cap: int | None = None
+    name: Name
+    goals: Annotated[list[Code], Field(max_length=MAX_ITEMS)]
+    strategies: Annotated[list[Code], Field(max_length=MAX_ITEMS)]
+    models: Annotated[list[Name], Field(max_length=MAX_ITEMS)]
+    judges: Annotated[list[Code], Field(max_length=MAX_ITEMS)]
+    seeds: Annotated[list[Seed], Field(max_length=MAX_ITEMS)] = [0]
+    record_set: Name | None = None
+    topic: Name | None = None
+    parties: Annotated[list[Count], Field(max_length=MAX_ITEMS)] = [2, 4, 6]
+    sample: Count | None = None
+    sample_seed: Seed = 0
+    scenario_ids: Annotated[list[Id], Field(max_length=1000)] = []
+    params: Params | None = None
+    call_cap: Annotated[int, Field(ge=0, le=INT_MAX)] | None = None
 
 
 class ExperimentOut(Schema):

@@ -37,6 +37,7 @@ from deliberation.records.normalise import (
     stance_text,
     task_content_hash,
 )
+from deliberation.safetext import text_checked
 
 SEAT_SUM_TOLERANCE = 1e-6
 MAX_FILE_BYTES = 256 * 1024 * 1024  # one JSON file, or one zip member once inflated
@@ -106,10 +107,15 @@ def _collapsed(value: str, info: ValidationInfo) -> str:
 Score = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=1, allow_inf_nan=False)]
 Choice = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=9)]
 Weight = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, le=1, allow_inf_nan=False)]
-Text = Annotated[str, AfterValidator(_collapsed)]
-RequiredText = Annotated[str, AfterValidator(_collapsed), AfterValidator(_not_blank)]
-GroupCode = Annotated[str, AfterValidator(normalise_group_code), AfterValidator(_not_blank)]
-StanceText = Annotated[str, BeforeValidator(_stance_text)]
+# Text is checked for control characters (NUL above all: PostgreSQL refuses it) before it is
+# planned, so the check reports the field instead of the write failing with a traceback.
+Text = Annotated[str, AfterValidator(text_checked), AfterValidator(_collapsed)]
+RequiredText = Annotated[str, AfterValidator(text_checked), AfterValidator(_collapsed), AfterValidator(_not_blank)]
+GroupCode = Annotated[
+    str, AfterValidator(text_checked), AfterValidator(normalise_group_code), AfterValidator(_not_blank)
+]
+StanceText = Annotated[str, BeforeValidator(_stance_text), AfterValidator(text_checked)]
+TopicName = Annotated[StrictStr, AfterValidator(text_checked)]
 
 
 class StanceIn(BaseModel):
@@ -125,7 +131,7 @@ class RecordIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: Annotated[int | str | None, PlainValidator(_record_id)] = None
-    topic: StrictStr | None = None
+    topic: TopicName | None = None
     title: RequiredText
     background: RequiredText
     resolution: Text

@@ -613,3 +613,20 @@ def test_whole_eurocon_release_keeps_every_benchmark_task():
     assert Topic.objects.count() == 17
     assert report.records_skipped == 22  # the topic-file records with no stances
     assert all(problem.message.endswith(("record skipped", "kept")) for problem in report.problems)
+
+
+def test_control_characters_in_a_title_or_a_stance_are_reported_by_the_check_per_field(tmp_path):
+    stances = [stance("EPP", 0.9, text="EPP agrees\u0000"), stance("SD", 0.5), stance("ALDE", 0.2)]
+    records = [topic_record(0, title="Rules on\u0000 widgets"), topic_record(1, title="Fine", stances=stances),
+               topic_record(2, title="Tabs\tand\nlines are text")]
+    path = write_json(tmp_path, "t.json", records)
+
+    plan = services.records_check(paths=[path], name="Test set")
+
+    problems = {(p.record, p.field): p.message for p in plan.report.problems}
+    assert "U+0000" in problems[("id 0", "title")]
+    assert "U+0000" in problems[("id 1", "stances[0].stance")]
+    report = run_import(path)
+    assert sorted(Record.objects.values_list("title", flat=True)) == ["Fine", "Tabs and lines are text"]
+    assert set(Stance.objects.filter(record__title="Fine").values_list("group__code", flat=True)) == {"SD", "ALDE"}
+    assert report.records_skipped == 1
