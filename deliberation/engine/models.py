@@ -96,16 +96,20 @@ class ScriptedModelClient:
     """The test double: no network, same answer for the same messages and seed.
 
     `responder` replaces the default replies; `delay_s` simulates a slow model; `calls` records
-    every request so tests can assert what the engine asked for.
+    the latest requests (at least `max_calls`, at most twice that) so tests can assert what the engine asked for (a worker keeps
+    its clients for its lifetime: an unbounded record grew its memory with every run).
     """
 
     responder: Responder = scripted_reply
     delay_s: float = 0.0
     calls: list[tuple[tuple[Message, ...], Params, int]] = field(default_factory=list)
+    max_calls: int = 1000
 
     def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
         started = time.perf_counter()
         self.calls.append((tuple(messages), params, seed))
+        if len(self.calls) > 2 * self.max_calls:  # trimmed in batches: amortised O(1) per call
+            del self.calls[: len(self.calls) - self.max_calls]
         if self.delay_s:
             time.sleep(self.delay_s)
         text = self.responder(messages, params, seed)
