@@ -18,7 +18,7 @@ class RecordView:
     background: str
     resolution: str
     topic: str
-    term: str  # "7th" | "8th" | "9th"
+    term: str  # "7th" | "8th" | "9th" | "10th"
 
 
 @dataclass(frozen=True)

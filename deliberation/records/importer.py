@@ -60,7 +60,7 @@ class ReadLimits:
 def _mib(size: int) -> str:
     return f"{size / 2**20:.3g} MiB"
 
-FileKind = Literal["topic", "task", "unreadable"]
+FileKind = Literal["topic", "task", "csv", "unreadable"]  # csv: a HowTheyVote.eu export table
 
 
 # Validation models ------------------------------------------------------------------------------
@@ -430,21 +430,26 @@ def import_plan(
         if progress:
             progress(done, len(sources))
     report.files.sort(key=lambda file_report: ("topic", "task", "unreadable").index(file_report.kind))
+    return plan_totals(ImportPlan(records=planner.records, tasks=planner.tasks, report=report))
 
-    report.records = len(planner.records)
-    report.stances = sum(len(record.stances) for record in planner.records.values())
-    report.tasks = len(planner.tasks)
-    for task in planner.tasks.values():
+
+def plan_totals(plan: ImportPlan) -> ImportPlan:
+    """The report's totals of what the plan keeps (distinct records, stances, tasks, by topic...)."""
+    report = plan.report
+    report.records = len(plan.records)
+    report.stances = sum(len(record.stances) for record in plan.records.values())
+    report.tasks = len(plan.tasks)
+    for task in plan.tasks.values():
         report.tasks_by_party_count[task.party_count] = report.tasks_by_party_count.get(task.party_count, 0) + 1
-    report.topics = sorted({topic for record in planner.records.values() for topic in record.topics})
-    for record in planner.records.values():
+    report.topics = sorted({topic for record in plan.records.values() for topic in record.topics})
+    for record in plan.records.values():
         for topic in record.topics:
             report.records_by_topic[topic] = report.records_by_topic.get(topic, 0) + 1
         report.records_by_term[record.term] = report.records_by_term.get(record.term, 0) + 1
         for code in record.stances:
             key = f"{record.term} {code}"
             report.stances_by_group[key] = report.stances_by_group.get(key, 0) + 1
-    return ImportPlan(records=planner.records, tasks=planner.tasks, report=report)
+    return plan
 
 
 # Sources ---------------------------------------------------------------------------------------

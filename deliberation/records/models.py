@@ -4,7 +4,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-TERMS = (("7th", "7th term (2009-2014)"), ("8th", "8th term (2014-2019)"), ("9th", "9th term (2019-2024)"))
+TERMS = (
+    ("7th", "7th term (2009-2014)"), ("8th", "8th term (2014-2019)"), ("9th", "9th term (2019-2024)"),
+    ("10th", "10th term (2024-2029)"),
+)
 
 
 class PartyGroup(models.Model):

@@ -35,9 +35,9 @@ CANONICAL_TOPICS = (
     "transport & tourism",
 )
 
-TERMS = ("7th", "8th", "9th")
+TERMS = ("7th", "8th", "9th", "10th")
 
-_TERM = re.compile(r"^(7|8|9)(?:th)?(?:[ _-]?(?:datas?|term))?$")
+_TERM = re.compile(r"^(7|8|9|10)(?:th)?(?:[ _-]?(?:datas?|term))?$")
 _GROUP_ALIASES = {"S&D": "SD", "S_D": "SD", "GREENS_EFA": "GREEN_EFA", "GREENS": "GREEN_EFA", "RE": "RENEW"}
 
 
@@ -73,10 +73,10 @@ def normalise_topic(name: str) -> str:
 
 
 def normalise_term(value: str) -> str:
-    """"7th_datas", "7th", "7" -> "7th". Raises ValueError for anything else."""
+    """"7th_datas", "7th", "7" -> "7th" (and "10th" for HowTheyVote imports). Raises ValueError for anything else."""
     match = _TERM.match(collapse_whitespace(str(value)).lower())
     if not match:
-        raise ValueError(f"unknown parliament term {value!r} (expected 7th, 8th or 9th)")
+        raise ValueError(f"unknown parliament term {value!r} (expected 7th, 8th, 9th or 10th)")
     return f"{match.group(1)}th"
 
 

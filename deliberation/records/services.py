@@ -56,7 +56,7 @@ def records_check(
     """Read and validate the files as an import would (group aliases applied); write nothing."""
     return import_plan(
         paths=paths,
-        known_groups=_known_group_codes(),
+        known_groups=known_group_codes(),
         aliases=_group_aliases(),
         record_set=name,
         names=names,
@@ -115,7 +115,25 @@ def records_import(
 PLAN_SHARE = 0.5  # of the progress bar: reading and checking; the rest is writing
 
 
-def _known_group_codes() -> dict[str, list[str]]:
+def records_import_plan(
+    *,
+    plan: ImportPlan,
+    name: str,
+    description: str = "",
+    mode: str = RecordSetVersion.Mode.EXTEND,
+    note: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> ImportReport:
+    """Write a plan that another reader made (records.howtheyvote) as records_import writes its
+    own: nothing when it keeps nothing, else one transaction, a new version when the set changes."""
+    started = time.perf_counter()
+    if plan.report.kept:
+        _write(plan, name=name, description=description, mode=mode, note=note, created_by=created_by, progress=None)
+    plan.report.seconds += time.perf_counter() - started
+    return plan.report
+
+
+def known_group_codes() -> dict[str, list[str]]:
     codes: dict[str, list[str]] = {}
     for term, code in PartyGroup.objects.values_list("term", "code"):
         codes.setdefault(term, []).append(code)

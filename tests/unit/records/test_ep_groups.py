@@ -15,6 +15,7 @@ DATA_CODES = {
     "7th": {"EPP", "EFD", "SD", "ALDE", "ECR", "GREEN_EFA", "GUE_NGL"},
     "8th": {"EPP", "SD", "ECR", "EFDD", "GREEN_EFA", "GUE_NGL", "ALDE", "ENF"},
     "9th": {"EPP", "SD", "ECR", "RENEW", "GREEN_EFA", "GUE_NGL", "ID"},
+    "10th": {"EPP", "SD", "PFE", "ECR", "RENEW", "GREEN_EFA", "GUE_NGL", "ESN"},  # HowTheyVote imports
 }
 
 
@@ -32,6 +33,8 @@ def test_migrated_database_has_exactly_the_groups_the_data_uses():
         ("8th", "GUE_NGL", 52), ("8th", "GREEN_EFA", 50), ("8th", "EFDD", 48), ("8th", "ENF", 36),
         ("9th", "EPP", 182), ("9th", "SD", 154), ("9th", "RENEW", 108), ("9th", "GREEN_EFA", 74),
         ("9th", "ID", 73), ("9th", "ECR", 62), ("9th", "GUE_NGL", 41),
+        ("10th", "EPP", 188), ("10th", "SD", 136), ("10th", "PFE", 84), ("10th", "ECR", 78), ("10th", "RENEW", 77),
+        ("10th", "GREEN_EFA", 53), ("10th", "GUE_NGL", 46), ("10th", "ESN", 25),
     ],
 )
 def test_seats_at_the_start_of_each_term(term, code, seats):

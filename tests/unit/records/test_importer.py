@@ -260,7 +260,7 @@ def test_veto_group_outside_the_task_skips_the_task(tmp_path):
 
 
 def test_missing_and_invalid_record_fields_are_each_reported(tmp_path):
-    broken = topic_record(0, term="10th_datas", total_score="lots")
+    broken = topic_record(0, term="11th_datas", total_score="lots")
     del broken["title"]
     path = write_json(tmp_path, "t.json", [broken, "not a record", topic_record(2, title="Fine")])
 

@@ -46,10 +46,14 @@ def test_term_forms_normalise_to_the_short_form(value):
     assert normalise_term(value) == "7th"
 
 
-@pytest.mark.parametrize("value", ["10th_datas", "6th", "seventh", "", "7th_data_x"])
+@pytest.mark.parametrize("value", ["11th_datas", "6th", "seventh", "", "7th_data_x"])
 def test_unknown_terms_are_rejected(value):
     with pytest.raises(ValueError, match="unknown parliament term"):
         normalise_term(value)
+
+
+def test_the_tenth_term_is_known_for_howtheyvote_imports():
+    assert normalise_term("10th") == normalise_term("10") == "10th"
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from deliberation.records.howtheyvote import howtheyvote_import
 from deliberation.records.models import RecordSetVersion
 from deliberation.records.services import records_import
 
@@ -17,7 +18,8 @@ def default_name(path: Path) -> str:
 class Command(BaseCommand):
     help = (
         "Import EuroCon / PoliCon records (JSON files, folders laid out like the release, zip "
-        "archives) into one record set, and print what was kept, skipped and why."
+        "archives), or with --format howtheyvote a folder of HowTheyVote.eu's CSV export, into one "
+        "record set, and print what was kept, skipped and why."
     )
 
     def add_arguments(self, parser):
@@ -30,16 +32,23 @@ class Command(BaseCommand):
             help="the new version holds only these records (default: the previous version's records plus these)",
         )
         parser.add_argument("--note", default="", help="a note on the new version")
+        parser.add_argument(
+            "--format", choices=("eurocon", "howtheyvote"), default="eurocon",
+            help="eurocon (JSON, the default) or howtheyvote (one folder: votes.csv, member_votes.csv, groups.csv)",
+        )
 
     def handle(self, *args, **options):
         name = options["name"] or default_name(options["paths"][0])
-        report = records_import(
-            paths=options["paths"],
-            name=name,
-            description=options["description"],
-            mode=RecordSetVersion.Mode.REPLACE if options["replace"] else RecordSetVersion.Mode.EXTEND,
-            note=options["note"],
-        )
+        common = {
+            "name": name, "description": options["description"], "note": options["note"],
+            "mode": RecordSetVersion.Mode.REPLACE if options["replace"] else RecordSetVersion.Mode.EXTEND,
+        }
+        if options["format"] == "howtheyvote":
+            if len(options["paths"]) != 1:
+                raise CommandError("--format howtheyvote reads one folder of the export's CSV tables")
+            report = howtheyvote_import(folder=options["paths"][0], **common)
+        else:
+            report = records_import(paths=options["paths"], **common)
         self.stdout.write(report.render())
         if not report.kept:
             raise CommandError(
