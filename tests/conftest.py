@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.channel_layers import channel_layers_reset
 from tests.integration import servers
 
 LAYER_MARKERS = {
@@ -83,6 +84,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 text = servers.read_tail(path, lines=150, since=before.get(path, 0))
                 report.sections.append((f"{name} log during this test ({path})", text))
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Channel layers: a fresh one for each test
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layers() -> Iterator[None]:
+    """Each test gets channel layers of its own (tests/channel_layers.py says why)."""
+    channel_layers_reset()
+    yield
+    channel_layers_reset()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -129,11 +129,22 @@ class RunHub:
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._state_loop: asyncio.AbstractEventLoop | None = None
         self._viewers: dict[int, set[Viewer]] = {}
         self._readers: dict[int, tuple[str, list[asyncio.Task]]] = {}
         self._lock = asyncio.Lock()
 
+    def _on_running_loop(self) -> None:
+        """The hub serves the loop of the server it lives in. Met on another loop (the first
+        one's is closed: tests run a loop each), it starts empty: its readers died with their
+        loop, and an asyncio lock that has had waiters cannot be used on another loop."""
+        loop = asyncio.get_running_loop()
+        if self._state_loop is not loop:
+            self._state_loop = loop
+            self._viewers, self._readers, self._lock = {}, {}, asyncio.Lock()
+
     async def join(self, run_id: int, viewer: Viewer) -> None:
+        self._on_running_loop()
         self.loop = asyncio.get_running_loop()
         async with self._lock:
             self._viewers.setdefault(run_id, set()).add(viewer)
@@ -153,6 +164,7 @@ class RunHub:
                 ])
 
     async def leave(self, run_id: int, viewer: Viewer) -> None:
+        self._on_running_loop()
         async with self._lock:
             viewers = self._viewers.get(run_id)
             if viewers is None:
@@ -257,6 +269,21 @@ def _flush_publisher(timeout: float) -> bool:
     done = threading.Event()
     _publisher_loop.call_soon_threadsafe(_publisher_outbox.put_nowait, (None, "", {}, done))
     return done.wait(timeout)
+
+
+def publisher_close(layer: Any, *, timeout: float = SEND_TIMEOUT_S) -> bool:
+    """Wait for the sends handed over so far, then close `layer`'s connections on the publisher's
+    loop: for a layer that is being replaced (the tests give each test layers of its own).
+    channels_redis closes a loop's connections when that loop closes, and this loop never does."""
+    if not _flush_publisher(timeout):
+        return False
+    loop_layers = getattr(layer, "_layers", None)  # channels_redis: its connections, per loop
+    if not loop_layers or _publisher_loop is None or _publisher_loop.is_closed():
+        return True
+    connections = loop_layers.pop(_publisher_loop, None)
+    if connections is not None:
+        asyncio.run_coroutine_threadsafe(connections.flush(), _publisher_loop).result(timeout)
+    return True
 
 
 def group_send(group: str, payload: dict) -> None:

@@ -1,8 +1,9 @@
 """An admin uploads EuroCon topics that are not in the sample through the browser, watches the
 import finish, browses the new records, and the benchmark runs on the uploaded set.
 
-The zip is built here from the EuroCon release in ../shared/data/eurocon (two topics the sample
-set lacks, their topic file and their task files for 2, 4 and 6 parties). The import is a Celery
+The zip is built here from fixtures/eurocon_subset, two topics the sample set lacks written for
+this project in the EuroCon release's layout (their topic file and their task files for 2, 4 and
+6 parties). The import is a Celery
 task in a real worker process, held back until the page is watching its progress.
 """
 
@@ -11,20 +12,17 @@ import re
 import zipfile
 from pathlib import Path
 
-import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Request, expect
 
 from deliberation.records.models import BenchmarkTask, Record, RecordSet, RecordUpload
 
-EUROCON = Path(__file__).resolve().parents[3] / "shared" / "data" / "eurocon"
+EUROCON = Path(__file__).resolve().parents[2] / "fixtures" / "eurocon_subset"
 TOPICS = ["culture & education", "legal affairs"]  # not in fixtures/sample_records
 SET_NAME = "EuroCon uploaded"
 PASSWORD = "Hemicycle-e2e-password-7"
 IMPORT_TIMEOUT_MS = 60_000
-
-pytestmark = pytest.mark.skipif(not EUROCON.is_dir(), reason=f"reads the EuroCon release at {EUROCON}")
 
 
 def release_zip(topics: list[str]) -> bytes:

@@ -6,6 +6,7 @@ Real PostgreSQL, Redis, Celery worker processes and uvicorn (tests/integration/s
 import json
 
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from deliberation.runs.models import Run
@@ -77,6 +78,9 @@ def test_a_foreign_origin_is_refused_by_the_server(asgi_server):
     owner, record = make_user(), make_record()
     run = start_run(record, owner, model="scripted:default", visibility="link")
     url = f"{asgi_server.ws_url}/ws/runs/{run.pk}/?token={run.share_token}"
-    with pytest.raises(Exception):
-        with connect(url, origin="http://evil.example", open_timeout=10) as socket:
-            socket.recv(timeout=5)
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, origin="http://evil.example", open_timeout=10)
+    assert refused.value.response.status_code == 403  # the handshake is refused, before any frame
+    with connect(url, origin=asgi_server.url, open_timeout=10) as socket:  # the same URL from the site
+        socket.send("ping")
+        assert json.loads(socket.recv(timeout=30)) == {"type": "pong"}

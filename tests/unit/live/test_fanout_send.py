@@ -221,3 +221,30 @@ def test_frames_that_queue_while_the_hub_is_busy_go_out_together_and_in_order():
     viewer = asyncio.run(scenario())
     assert viewer.frames == list(range(1, 21))
     assert viewer.messages == ['{"seq":1}', "[" + ",".join(f'{{"seq":{seq}}}' for seq in range(2, 21)) + "]"]
+
+
+def test_the_hub_serves_a_new_loop_after_its_first_loop_closed_with_viewers_still_joined():
+    """A server's hub lives as long as its loop; tests run a loop each, and a socket whose test
+    ended without closing it must not leave the next loop a dead reader (or a lock bound to the
+    closed loop)."""
+    hub = RunHub()
+
+    async def joined_and_abandoned():
+        await asyncio.gather(*(hub.join(99, FakeViewer()) for _ in range(3)))  # the lock is waited on
+
+    async def watched_again():
+        viewers = [FakeViewer(), FakeViewer()]
+        await asyncio.gather(*(hub.join(99, viewer) for viewer in viewers))
+        layer = get_channel_layer()
+        for seq in range(1, 4):
+            await layer.group_send(run_group(99), {"type": "run.frame", "seq": seq, "frame": f'{{"seq":{seq}}}'})
+        for _ in range(300):
+            if all(len(viewer.frames) == 3 for viewer in viewers):
+                break
+            await asyncio.sleep(0.01)
+        for viewer in viewers:
+            await hub.leave(99, viewer)
+        return [viewer.frames for viewer in viewers]
+
+    asyncio.run(joined_and_abandoned())
+    assert asyncio.run(watched_again()) == [[1, 2, 3]] * 2

@@ -8,7 +8,8 @@ from typing import Any
 from deliberation.records.importer import ImportReport
 from deliberation.records.services import records_import
 
-SHARED_EUROCON = Path(__file__).resolve().parents[4] / "shared" / "data" / "eurocon"
+# Two topics in the EuroCon release's layout, written for this project (the tests never read the release).
+EUROCON_SUBSET = Path(__file__).resolve().parents[3] / "fixtures" / "eurocon_subset"
 
 
 def stance(code: str, score: float, text: str | list[str] | None = None, **overrides: Any) -> dict:
