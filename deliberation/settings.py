@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "ninja",  # serves the API docs' assets from our static files, not a CDN
     "deliberation.records",
     "deliberation.scenarios",
+    "deliberation.registry",
     "deliberation.runs",
     "deliberation.live",
     "deliberation.dashboards",
@@ -209,9 +210,25 @@ CELERY_BEAT_SCHEDULE = {
     "expire-completions": {"task": "worker.tasks.completions_expire_task", "schedule": 3600.0},
 }
 
-# Models. A model string picks the backend: "scripted:NAME", "local:smollm2-135m", or any
-# litellm model string (e.g. "openai/gpt-4o-mini", "hosted_vllm/Qwen/Qwen2.5-7B-Instruct").
+# Models. Users pick from the model registry (deliberation/registry, edited in the admin); each
+# entry names a backend model string: "scripted:NAME", "local:smollm2-135m", or any litellm model
+# string (e.g. "openai/gpt-4o-mini", "hosted_vllm/Qwen/Qwen2.5-7B-Instruct") with its endpoint.
+# Every migrate creates the entries below that the registry lacks (JSON list in the environment:
+# [{"name": ..., "model": ..., "api_base": ..., "api_key_env": ..., "concurrency": ...,
+#   "access": "everyone"|"staff"|"groups", "groups": [...], "description": ...}]), and the
+# default model when it is none of them. Entries without an endpoint use the API base and key here.
 HEMICYCLE_DEFAULT_MODEL = os.environ.get("HEMICYCLE_DEFAULT_MODEL", "local:smollm2-135m")
+HEMICYCLE_MODELS = json.loads(os.environ.get("HEMICYCLE_MODELS", "null")) or [
+    {"name": "local:smollm2-135m", "description": "the bundled SmolLM2-135M, in-process llama.cpp on this machine",
+     "position": 0},
+    {"name": "scripted:default", "description": "scripted test double: no model, instant, meaningless text",
+     "position": 10},
+    {"name": "scripted:slow", "description": "scripted, 0.05 s a call: slow enough to watch", "position": 11},
+    {"name": "scripted:bad-judge", "description": "scripted, a judge that never answers a digit (tests)",
+     "position": 12},
+    {"name": "scripted:fail", "description": "scripted, every call times out (tests the failure path)",
+     "position": 13},
+]
 HEMICYCLE_MODEL_API_BASE = os.environ.get("HEMICYCLE_MODEL_API_BASE", "")
 HEMICYCLE_MODEL_API_KEY = os.environ.get("HEMICYCLE_MODEL_API_KEY", "")
 HEMICYCLE_MODEL_TIMEOUT_S = float(os.environ.get("HEMICYCLE_MODEL_TIMEOUT_S", "120"))
@@ -245,6 +262,12 @@ HEMICYCLE_MODEL_CONCURRENCY = json.loads(
     os.environ.get("HEMICYCLE_MODEL_CONCURRENCY", '{"local:": 1, "scripted:": 8, "*": 4}')
 )
 HEMICYCLE_LOCAL_MODEL_QUEUE = os.environ.get("HEMICYCLE_LOCAL_MODEL_QUEUE", "models")
+# Spending per user (a UserBudget in the admin overrides them per user; empty: no limit):
+# uncached model steps and model tokens in any 24 hours, and the step cap of an experiment
+# created without one.
+HEMICYCLE_DAILY_STEPS = int(os.environ.get("HEMICYCLE_DAILY_STEPS") or 0) or None
+HEMICYCLE_DAILY_TOKENS = int(os.environ.get("HEMICYCLE_DAILY_TOKENS") or 0) or None
+HEMICYCLE_EXPERIMENT_CAP = int(os.environ.get("HEMICYCLE_EXPERIMENT_CAP") or 0) or None
 # Beat's sweeps: a queued or running run silent this long is enqueued again; cached completions
 # older than this many days are dropped (0 keeps them forever, for exact re-runs).
 HEMICYCLE_STUCK_RUN_S = float(os.environ.get("HEMICYCLE_STUCK_RUN_S", "1800"))

@@ -44,8 +44,9 @@ def make_record(*, title: str = "Regulation on test issues", groups=STANCES_7TH,
     return record
 
 
-def scenario_config(record: Record, **overrides):
-    """A validated ScenarioConfig for a parliament run on the scripted model (fields overridable)."""
+def scenario_config(record: Record, *, user: User | None = None, **overrides):
+    """A validated ScenarioConfig for a parliament run on the scripted model (fields overridable),
+    checked as `user` would be (default: a signed-in user, who may use every model open to all)."""
     from deliberation.scenarios.forms import ScenarioForm
 
     data = {
@@ -54,6 +55,6 @@ def scenario_config(record: Record, **overrides):
         "judge": "scripted", "seed": 7, "rounds": 1,
     }
     data.update(overrides)
-    form = ScenarioForm(data)
+    form = ScenarioForm(data, user=user or User.objects.get_or_create(username="scenario-builder")[0])
     assert form.is_valid(), form.errors
     return form.config

@@ -35,6 +35,7 @@ from deliberation.api.schemas import (
     Id,
     Name,
     PowerOut,
+    ModelOut,
     ProgressOut,
     RecordDetailOut,
     RecordOut,
@@ -52,6 +53,7 @@ from deliberation.engine.power import RULE_KEYS as POWER_RULES
 from deliberation.engine.power import PowerError, parse_fraction, power_of
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
+from deliberation.registry.selectors import model_entries_for
 from deliberation.runs.counterfactuals import CounterfactualError, NotFinished, run_counterfactual
 from deliberation.runs.experiments import (
     ExperimentError,
@@ -148,12 +150,12 @@ def _field_errors(form: ScenarioForm) -> dict:
     return {"errors": {field: [str(message) for message in messages] for field, messages in form.errors.items()}}
 
 
-def _scenario_form(payload: ScenarioIn) -> ScenarioForm:
+def _scenario_form(request: HttpRequest, payload: ScenarioIn) -> ScenarioForm:
     data = {
         key: json.dumps(value) if key in {"groups", "custom_seats"} else value
         for key, value in payload.dict(exclude_none=True).items()
     }
-    return ScenarioForm(data)
+    return ScenarioForm(data, user=request.auth)
 
 
 # Power indices are exact: their work grows with 2**groups; a parliament has a dozen at most.
@@ -205,6 +207,20 @@ def record(request: HttpRequest, record_id: Id):
     }
 
 
+# Models ------------------------------------------------------------------------------------
+
+@api.get("/models", response={200: list[ModelOut], **ERRORS}, tags=["models"])
+def models(request: HttpRequest):
+    """The models of the lab's registry that you may use: what `model`, `judge_model` and an
+    experiment's `models` accept."""
+    return [
+        {"name": entry.name, "description": entry.description,
+         "prompt_price": None if entry.prompt_price is None else float(entry.prompt_price),
+         "completion_price": None if entry.completion_price is None else float(entry.completion_price)}
+        for entry in model_entries_for(user=request.auth)
+    ]
+
+
 # Scenarios ---------------------------------------------------------------------------------
 
 @api.get("/scenarios", response={200: list[ScenarioOut], **ERRORS}, tags=["scenarios"])
@@ -215,7 +231,7 @@ def scenarios(request: HttpRequest):
 @api.post("/scenarios", auth=WRITE, response={201: ScenarioOut, **BODY_ERRORS}, tags=["scenarios"])
 def scenario_create(request: HttpRequest, payload: ScenarioIn):
     """Save a scenario under a name (the same name again replaces it)."""
-    form = _scenario_form(payload)
+    form = _scenario_form(request, payload)
     if not form.is_valid():
         return Status(400, _field_errors(form))
     name = (form.cleaned_data.get("name") or "").strip()
@@ -250,7 +266,7 @@ def runs(request: HttpRequest, status: Code | None = None, limit: Limit = 100, o
 @api.post("/runs", auth=WRITE, response={201: CreatedOut, **BODY_ERRORS}, tags=["runs"])
 def run_start(request: HttpRequest, payload: ScenarioIn):
     """Validate the scenario and start a run of it; answers its id."""
-    form = _scenario_form(payload)
+    form = _scenario_form(request, payload)
     if not form.is_valid():
         return Status(400, _field_errors(form))
     run = run_create(owner=request.auth, config=form.config, visibility=form.cleaned_data.get("visibility") or "private")

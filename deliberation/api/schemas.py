@@ -66,8 +66,18 @@ class RecordDetailOut(RecordOut):
     stances: list[StanceOut]
 
 
+class ModelOut(Schema):
+    """A model of the lab's registry that you may use (prices per million tokens, when set)."""
+
+    name: str
+    description: str
+    prompt_price: float | None
+    completion_price: float | None
+
+
 class ScenarioIn(Schema):
-    """The scenario builder's fields; scenarios/forms.py (ScenarioForm) validates them."""
+    """The scenario builder's fields; scenarios/forms.py (ScenarioForm) validates them. `model` and
+    `judge_model` are names from GET /models (empty model: the lab's default)."""
 
     record: Id | None = None
     groups: Annotated[list[Code], Field(max_length=MAX_ITEMS)] | None = None
@@ -152,7 +162,7 @@ class ExperimentIn(Schema):
     name: Name
     goals: Annotated[list[Code], Field(max_length=MAX_ITEMS)]
     strategies: Annotated[list[Code], Field(max_length=MAX_ITEMS)]
-    models: Annotated[list[Name], Field(max_length=MAX_ITEMS)]
+    models: Annotated[list[Name], Field(max_length=MAX_ITEMS)]  # names from GET /models
     judges: Annotated[list[Code], Field(max_length=MAX_ITEMS)]
     seeds: Annotated[list[Seed], Field(max_length=MAX_ITEMS)] = [0]
     record_set: Name | None = None

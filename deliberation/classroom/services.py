@@ -37,6 +37,7 @@ from deliberation.engine.models import ModelError
 from deliberation.engine.scenario import ScenarioError
 from deliberation.live.fanout import group_send, encode
 from deliberation.records.selectors import record_version_for_run
+from deliberation.registry.selectors import ModelRefused
 from deliberation.runs.clients import drafting_client, judge_for
 from deliberation.runs.models import Run
 from deliberation.runs.services import CLASSROOM_STRATEGY, run_finish, event_append, run_queue
@@ -267,7 +268,7 @@ def classroom_agent_turn(*, session_id: int, turn_key: str) -> None:
             judge=judge_for(run.judge, model=run.judge_model or run.model),
             seed=run.seed,
         )
-    except ModelError as error:
+    except (ModelError, ModelRefused) as error:
         # The agent's turn stays due; the teacher sees why, and can skip it (or pause and resume to retry).
         logger.warning("class session %s: %s failed: %s", class_session.code, turn_key, error)
         new = ("error", {"message": f"{turn.group}: {error}", "attempt": 1, "final": False, "turn": turn_key})

@@ -7,6 +7,7 @@ from deliberation.engine.goals import GOALS
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.engine.strategies.parliament import MAX_ROUNDS
 from deliberation.records.selectors import record_set_list
+from deliberation.registry.selectors import ModelRefused, model_check, model_entries_for
 from deliberation.runs.clients import JUDGES
 
 # What a new user compares first: the paper's drafter, the debate and the two baselines.
@@ -15,16 +16,6 @@ DEFAULT_STRATEGIES = [name for name in ("one-shot", "parliament", "random", "gre
 
 def _words(text: str) -> list[str]:
     return [word for word in text.replace(",", " ").split() if word]
-
-
-def model_suggestions() -> list[tuple[str, str]]:
-    """Model strings the form offers (any other string may be typed)."""
-    bundled = settings.HEMICYCLE_DEFAULT_MODEL
-    return [
-        (bundled, "the bundled model (in-process llama.cpp: slow on a small machine)"),
-        ("scripted:default", "scripted test double: no model, instant, meaningless text"),
-        ("scripted:slow", "scripted, 0.05 s a call: to watch the progress"),
-    ]
 
 
 class ExperimentForm(forms.Form):
@@ -44,7 +35,7 @@ class ExperimentForm(forms.Form):
     rounds = forms.IntegerField(required=False, min_value=0, max_value=MAX_ROUNDS, label="Parliament rounds",
                                 help_text=f"Negotiation rounds of the parliament strategy (0–{MAX_ROUNDS}; empty: its default). "
                                           "Fewer rounds, fewer model calls.")
-    models = forms.CharField(max_length=1000, help_text="Drafting model strings, separated by spaces.",
+    models = forms.CharField(max_length=1000, help_text="Drafting models of the lab's registry, separated by spaces.",
                              widget=forms.TextInput(attrs={"list": "model-suggestions"}))
     judges = forms.MultipleChoiceField(choices=[(name, name) for name in JUDGES], initial=["llm"],
                                        widget=forms.CheckboxSelectMultiple,
@@ -53,11 +44,23 @@ class ExperimentForm(forms.Form):
     call_cap = forms.IntegerField(required=False, min_value=0, help_text="At most this many uncached model steps.")
     start = forms.BooleanField(required=False, initial=True, help_text="Start it now.")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
         self.fields["record_set"].choices = [(s.name, s.name) for s in record_set_list()]
-        self.fields["models"].initial = settings.HEMICYCLE_DEFAULT_MODEL
-        self.model_suggestions = model_suggestions()
+        # The models this user may use, from the registry (the default first when it is one).
+        self.model_choices = list(model_entries_for(user=user))
+        names = [entry.name for entry in self.model_choices]
+        self.fields["models"].initial = settings.HEMICYCLE_DEFAULT_MODEL if settings.HEMICYCLE_DEFAULT_MODEL in names else (names[:1] or [""])[0]
+
+    def clean_models(self):
+        names = _words(self.cleaned_data["models"])
+        if not names:
+            raise forms.ValidationError("choose at least one model")
+        try:
+            return [model_check(name=name, user=self.user, field="models") for name in names]
+        except ModelRefused as error:
+            raise forms.ValidationError(error.message) from None
 
     def clean_seeds(self):
         try:
@@ -71,6 +74,6 @@ class ExperimentForm(forms.Form):
         return {
             "name": data["name"], "record_set": data["record_set"], "topic": data["topic"] or None,
             "parties": data["parties"], "sample": data["sample"], "sample_seed": data.get("sample_seed") or 0,
-            "goals": data["goals"], "strategies": data["strategies"], "models": _words(data["models"]),
+            "goals": data["goals"], "strategies": data["strategies"], "models": data["models"],
             "judges": data["judges"], "seeds": data["seeds"], "params": params, "call_cap": data["call_cap"],
         }

@@ -203,7 +203,7 @@ def _estimate_only(request: HttpRequest, form: ExperimentForm) -> dict:
 
 @login_required
 def experiment_new(request: HttpRequest) -> HttpResponse:
-    form = ExperimentForm(request.POST or None)
+    form = ExperimentForm(request.POST or None, user=request.user)
     estimate = None
     if request.method == "POST" and form.is_valid():
         try:
@@ -215,5 +215,10 @@ def experiment_new(request: HttpRequest) -> HttpResponse:
                     experiment_start(experiment=experiment, user=request.user)
                 return redirect("experiment-dashboard", experiment_id=experiment.pk)
         except ExperimentError as error:
-            form.add_error(None, str(error))
+            # "field: message" goes beside its field when the form has one.
+            field, _, message = str(error).partition(": ")
+            if message and field in form.fields:
+                form.add_error(field, message)
+            else:
+                form.add_error(None, str(error))
     return render(request, "dashboards/experiment_new.html", {"form": form, "estimate": estimate})

@@ -89,8 +89,12 @@ def benchmark_evaluate(
             "the real-votes judge only scores the adopted resolution: use --strategy real-resolution"
         )
     the_set = record_set_get(name=record_set)
-    drafter = drafting_client(model) if chosen.needs_model else None
-    the_judge = judge_for(judge, model=judge_model or model)
+    # The command checked the names (a registry model, or a raw backend string it validated).
+    try:
+        drafter = drafting_client(model, allow_raw=True) if chosen.needs_model else None
+        the_judge = judge_for(judge, model=judge_model or model, allow_raw=True)
+    except (ModelError, ValueError) as error:
+        raise BenchmarkError(str(error)) from None
     examples = example_pool(record_set=the_set) if strategy == "one-shot" else []
 
     tasks = benchmark_task_list(

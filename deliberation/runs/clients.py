@@ -1,27 +1,36 @@
-"""The engine's outside parts, built from the names a user picks: drafting model and judge."""
+"""The engine's outside parts, built from the names a user picks: drafting model and judge.
+
+A model name is a registry entry's (deliberation/registry): the entry gives the backend model
+string and its endpoint. Building a client raises ModelRefused (the entry is gone or disabled) or
+PermanentModelError (unknown backend, missing key); runs.services turns either into a failed run.
+"""
 
 from deliberation.engine.judges import Judge, LLMJudge, RealVotesJudge, ScriptedJudge
 from deliberation.engine.models import ModelClient
+from deliberation.registry.selectors import model_endpoint
 
 JUDGES = ("llm", "real-votes", "scripted")
 # Judges that call the judge model (the others need none).
 MODEL_JUDGES = frozenset({"llm"})
 
 
-def drafting_client(model: str) -> ModelClient:
+def drafting_client(model: str, *, allow_raw: bool = False) -> ModelClient:
+    """The client of a registry model (with `allow_raw`, also of a backend string the registry
+    lacks: a staff owner's run, the evaluate command)."""
     from worker.models import model_client
 
-    return model_client(model)
+    endpoint = model_endpoint(name=model, allow_raw=allow_raw)
+    return model_client(endpoint.model, api_base=endpoint.api_base, api_key_env=endpoint.api_key_env)
 
 
 def judge_uses_model(name: str) -> bool:
     return name in MODEL_JUDGES
 
 
-def judge_for(name: str, *, model: str) -> Judge:
+def judge_for(name: str, *, model: str, allow_raw: bool = False) -> Judge:
     """`llm` scores with `model` (the paper's judge), `real-votes` is the oracle, `scripted` tests."""
     if name == "llm":
-        return LLMJudge(drafting_client(model))
+        return LLMJudge(drafting_client(model, allow_raw=allow_raw))
     if name == "real-votes":
         return RealVotesJudge()
     if name == "scripted":

@@ -43,6 +43,7 @@ from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import benchmark_task_list, record_set_get
+from deliberation.registry.selectors import ModelRefused, model_check
 from deliberation.runs.clients import JUDGES
 from deliberation.runs.models import Experiment, Run
 from deliberation.live.fanout import broadcast_experiment_progress
@@ -182,8 +183,11 @@ def experiment_create(
     scenario_ids: Sequence[int] = (),
     params: dict | None = None,
     call_cap: int | None = None,
+    allow_raw_models: bool = False,
 ) -> Experiment:
-    """Validate the grid, resolve its sources to ids, and store it with its estimate (a draft)."""
+    """Validate the grid, resolve its sources to ids, and store it with its estimate (a draft).
+    Models are registry models the owner may use (`allow_raw_models`: the CLI, where staff may
+    also name a backend string, checked as the registry's are)."""
     if not name.strip():
         raise ExperimentError("name: give the experiment a name")
     if Experiment.objects.filter(owner=owner, name=name).exists():
@@ -191,8 +195,11 @@ def experiment_create(
     goals = _choices("goals", goals, GOAL_KEYS)
     strategies = _choices("strategies", strategies, list(STRATEGIES))
     models = _choices("models", [model.strip() for model in models])
-    if "" in models:
-        raise ExperimentError("models: a model string is empty")
+    for model in models:
+        try:
+            model_check(name=model, user=owner, field="models", allow_raw=allow_raw_models)
+        except ModelRefused as error:
+            raise ExperimentError(str(error)) from None
     judges = _choices("judges", judges, JUDGES)
     seeds = _choices("seeds", [int(seed) for seed in seeds])
     if "real-votes" in judges and set(strategies) != {"real-resolution"}:

@@ -29,6 +29,7 @@ from deliberation.runs.clients import drafting_client, judge_for
 from deliberation.runs.hotpath import before_uncached_call, insert_all_or_ignore, insert_or_ignore
 from deliberation.runs.group_scores import group_scores_write
 from deliberation.records.models import BenchmarkTask, RecordSet
+from deliberation.registry.selectors import ModelRefused
 from deliberation.runs.models import CachedCompletion, Experiment, Run, RunEvent
 from deliberation.runs.selectors import uncached_steps
 from deliberation.scenarios.models import SavedScenario
@@ -51,6 +52,10 @@ class RunRetry(Exception):
 
 class RunControlError(ValueError):
     """The run is not in a state that allows this action."""
+
+
+class RunStartError(ValueError):
+    """A run cannot start: its model, judge or scenario cannot be built. The run fails at once."""
 
 
 def run_queue(model: str) -> str:
@@ -232,11 +237,49 @@ def _example_pool(record_set: RecordSet) -> tuple:
     return pool
 
 
+def _run_parts(run: Run, stored: list[Event]):
+    """The strategy, the engine's context (its model and judge clients) and scenario of a run.
+    A model the registry no longer offers, an unknown backend, a missing key or a scenario the
+    engine refuses raises here, before any step, with a message that names the cause."""
+    strategy = strategy_named(run.strategy)
+    allow_raw = run.owner.is_staff  # the CLI lets staff run backend strings the registry lacks
+    model = None
+    if strategy.needs_model:
+        try:
+            model = drafting_client(run.model, allow_raw=allow_raw)
+        except Exception as error:
+            raise RunStartError(f"drafting model {run.model}: {_cause(error)}") from error
+    judge_model = run.judge_model or run.model
+    try:
+        judge = judge_for(run.judge, model=judge_model, allow_raw=allow_raw)
+    except Exception as error:
+        what = f"judge model {judge_model}" if run.judge == "llm" else f"judge {run.judge}"
+        raise RunStartError(f"{what}: {_cause(error)}") from error
+    context = RunContext(
+        model=model,
+        judge=judge,
+        seed=run.seed,
+        params=run.params,
+        examples=_example_pool(run.record.record_set) if run.strategy == "one-shot" else (),
+        recorded=stored,
+    )
+    scenario = engine_scenario(
+        record=run.record, groups=run.groups, seats=run.seats, goal=run.goal, veto_group=run.veto_group,
+        topic=run.task.topic.name if run.task_id else None,
+    )
+    return strategy, context, scenario
+
+
+def _cause(error: Exception) -> str:
+    message = error.message if isinstance(error, ModelRefused) else str(error)
+    return message if isinstance(error, (ModelError, ModelRefused)) else f"{type(error).__name__}: {message}"
+
+
 def _run_steps(*, run_id: int) -> None:
     # Every task attempt counts, whatever it finds; the count goes up with the statement that
     # starts the run.
     run = (
-        Run.objects.select_related("record__record_set__current_version", "task__topic")
+        Run.objects.select_related("record__record_set__current_version", "task__topic", "owner")
         .annotate(has_events=Exists(RunEvent.objects.filter(run=OuterRef("pk"))))
         .get(pk=run_id)
     )
@@ -260,19 +303,12 @@ def _run_steps(*, run_id: int) -> None:
         stored = _stored_events(run)
     stored_seqs = {event["seq"] for event in stored}
 
-    strategy = strategy_named(run.strategy)
-    context = RunContext(
-        model=drafting_client(run.model) if strategy.needs_model else None,
-        judge=judge_for(run.judge, model=run.judge_model or run.model),
-        seed=run.seed,
-        params=run.params,
-        examples=_example_pool(run.record.record_set) if run.strategy == "one-shot" else (),
-        recorded=stored,
-    )
-    scenario = engine_scenario(
-        record=run.record, groups=run.groups, seats=run.seats, goal=run.goal, veto_group=run.veto_group,
-        topic=run.task.topic.name if run.task_id else None,
-    )
+    try:
+        strategy, context, scenario = _run_parts(run, stored)
+    except Exception as error:  # noqa: BLE001 - nothing was played: no retry can mend it
+        logger.warning("run %s: cannot start: %s", run.pk, error)
+        run_fail(run=run, reason=str(error))
+        return
     events = list(stored)
     # Events are written when a step took a model call (after it, so that a viewer sees each step
     # as it happens), before a call the cache cannot answer, and at the end; the steps in between

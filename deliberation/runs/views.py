@@ -158,7 +158,7 @@ def runs_api(request: HttpRequest) -> JsonResponse:
     if not isinstance(payload, dict):
         return JsonResponse({"error": "the body must be a JSON object"}, status=400)
     data = {key: json.dumps(value) if key in {"groups", "custom_seats"} else value for key, value in payload.items()}
-    form = ScenarioForm(data)
+    form = ScenarioForm(data, user=request.user)
     if not form.is_valid():
         return JsonResponse({"errors": {field: [str(m) for m in msgs] for field, msgs in form.errors.items()}}, status=400)
     run = run_create(owner=request.user, config=form.config, visibility=form.cleaned_data.get("visibility") or "private")

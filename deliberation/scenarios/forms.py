@@ -1,4 +1,8 @@
-"""One validator for a scenario, used by the browser builder and by POST /api/runs alike."""
+"""One validator for a scenario, used by the browser builder and by POST /api/runs alike.
+
+The models are the registry's (deliberation/registry) that the user may use: the form takes the
+user, and a model or judge model outside that list is an error beside its field.
+"""
 
 from django import forms
 from django.conf import settings
@@ -6,6 +10,7 @@ from django.conf import settings
 from deliberation.engine.scenario import ScenarioError
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.records.models import Record
+from deliberation.registry.selectors import ModelRefused, model_check, model_entries_for
 from deliberation.runs.clients import JUDGES
 from deliberation.scenarios.models import GOAL_CHOICES, SEAT_STRUCTURE_CHOICES
 from deliberation.scenarios.services import (
@@ -40,9 +45,25 @@ class ScenarioForm(forms.Form):
     name = forms.CharField(required=False, max_length=200, help_text="Name it to save the scenario.")
     visibility = forms.ChoiceField(required=False, choices=VISIBILITIES, initial="private")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
         self.fields["strategy"].choices = [(name, name) for name in sorted(STRATEGIES)]
+        self.model_choices = list(model_entries_for(user=user))
+
+    def _checked_model(self, field: str, name: str) -> str:
+        try:
+            return model_check(name=name, user=self.user, field=field)
+        except ModelRefused as error:
+            raise forms.ValidationError(error.message) from None
+
+    def clean_model(self):
+        # Empty: the lab's default model, if this user may use it (else the error says to choose).
+        return self._checked_model("model", (self.cleaned_data.get("model") or "").strip() or settings.HEMICYCLE_DEFAULT_MODEL)
+
+    def clean_judge_model(self):
+        name = (self.cleaned_data.get("judge_model") or "").strip()
+        return self._checked_model("judge_model", name) if name else ""
 
     def clean_groups(self):
         groups = self.cleaned_data.get("groups")
@@ -124,9 +145,9 @@ class ScenarioForm(forms.Form):
             goal=goal,
             veto_group=veto if goal == "veto_power" or veto else "",
             strategy=strategy,
-            model=(data.get("model") or "").strip() or settings.HEMICYCLE_DEFAULT_MODEL,
+            model=data["model"],
             judge=judge,
-            judge_model=(data.get("judge_model") or "").strip(),
+            judge_model=data["judge_model"],
             seed=seed,
             params=params if strategy == "parliament" else {},
         )

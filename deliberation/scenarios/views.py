@@ -36,7 +36,8 @@ def scenario_builder(request: HttpRequest) -> HttpResponse:
             initial["custom_seats"] = {code: round(share * 100, 4) for code, share in saved.seats.items()}
     elif "record" in request.GET:
         initial = {"record": request.GET["record"]}
-    form = ScenarioForm(_form_data_from_post(request) if request.method == "POST" else None, initial=initial)
+    form = ScenarioForm(_form_data_from_post(request) if request.method == "POST" else None, initial=initial,
+                        user=request.user)
     saving = request.POST.get("action") == "save"
     if request.method == "POST" and form.is_valid() and saving and not form.cleaned_data.get("name"):
         form.add_error("name", "Give the scenario a name to save it.")

@@ -30,7 +30,7 @@ def start_run(record, owner, *, model: str, visibility: str = "private") -> Run:
         "record": record.pk, "groups": json.dumps(["EPP", "SD", "ALDE", "GREEN_EFA"]),
         "seat_structure": "random_tenths", "goal": "two_thirds_majority", "strategy": "parliament",
         "model": model, "judge": "scripted", "seed": 11, "rounds": 2,
-    })
+    }, user=owner)
     assert form.is_valid(), form.errors
     return run_create(owner=owner, config=form.config, visibility=visibility)
 

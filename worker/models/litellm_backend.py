@@ -55,6 +55,15 @@ def token_logprobs(choice: Any) -> tuple[TokenLogprob, ...] | None:
     )
 
 
+def litellm_provider(model: str) -> str:
+    """The provider litellm sends `model` to; PermanentModelError when it knows none (a typo
+    would otherwise be sent somewhere, with a key, at run time)."""
+    try:
+        return litellm.get_llm_provider(model=model)[1]
+    except Exception as exc:  # noqa: BLE001 - litellm raises several types for an unknown provider
+        raise PermanentModelError(f"no litellm provider for {model!r} (e.g. openai/NAME, hosted_vllm/NAME)") from exc
+
+
 @dataclass
 class LiteLLMClient:
     model: str

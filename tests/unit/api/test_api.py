@@ -109,6 +109,50 @@ def test_an_invalid_run_answers_errors_per_field(client, token, enqueued):
     assert not Run.objects.exists()
 
 
+def test_models_lists_the_registry_models_the_caller_may_use(client, alice, token):
+    from deliberation.registry.models import ModelEntry
+
+    ModelEntry.objects.create(name="gpt@staff", model="openai/gpt-4o-mini", access="staff", prompt_price="0.15")
+    ModelEntry.objects.filter(name="scripted:fail").update(prompt_price="1.5", completion_price="6")
+    response = client.get("/api/v1/models", **bearer(token))
+    assert response.status_code == 200
+    names = [model["name"] for model in response.json()]
+    assert names[0] == "local:smollm2-135m" and "scripted:slow" in names and "gpt@staff" not in names
+    fail = next(model for model in response.json() if model["name"] == "scripted:fail")
+    assert (fail["prompt_price"], fail["completion_price"]) == (1.5, 6.0)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("model", "scripted:nope", "'scripted:nope' is not a model of this lab"),
+    ("model", "gpt@staff", "you may not use 'gpt@staff'"),
+    ("judge_model", "local:nope", "'local:nope' is not a model of this lab"),
+    ("judge_model", "gpt@staff", "you may not use 'gpt@staff'"),
+])
+def test_an_unknown_or_forbidden_model_answers_400_naming_the_field_and_stores_nothing(
+    client, token, enqueued, field, value, message
+):
+    from deliberation.registry.models import ModelEntry
+    from deliberation.scenarios.models import SavedScenario
+
+    ModelEntry.objects.create(name="gpt@staff", model="openai/gpt-4o-mini", access="staff")
+    record = make_record()
+    body = {**RUN_BODY, "record": record.pk, "judge": "llm", field: value}
+    for url in ("/api/v1/runs", "/api/v1/scenarios"):
+        response = post(client, url, {**body, "name": "saved"}, token)
+        assert response.status_code == 400
+        errors = response.json()["errors"]
+        assert list(errors) == [field] and message in errors[field][0]
+    experiment = {"name": "grid", "goals": ["simple_majority"], "strategies": ["one-shot"], "judges": ["llm"],
+                  "record_set": "Test set", "parties": [2, 4]}
+    if field == "model":
+        response = post(client, "/api/v1/experiments", {**experiment, "models": ["scripted:default", value]}, token)
+        assert response.status_code == 400
+        errors = response.json()["errors"]
+        assert list(errors) == ["models"] and message in errors["models"][0]
+    assert not Run.objects.exists() and not SavedScenario.objects.exists() and not Experiment.objects.exists()
+    assert enqueued == []
+
+
 def test_another_users_run_is_not_found_and_its_events_neither(client, token, enqueued):
     bob_run = run_create(owner=make_user("bob"), config=scenario_config(make_record()))
     assert client.get(f"/api/v1/runs/{bob_run.pk}", **bearer(token)).status_code == 404
@@ -201,6 +245,7 @@ def test_the_openapi_schema_validates_and_documents_every_resource(client):
         "/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/events", "/api/v1/experiments",
         "/api/v1/experiments/{experiment_id}/start", "/api/v1/experiments/{experiment_id}/progress",
         "/api/v1/experiments/{experiment_id}/results", "/api/v1/experiments/{experiment_id}/export.zip",
+        "/api/v1/models",
     } <= paths
     assert {"RunOut", "ScenarioIn", "ExperimentIn", "FieldErrorsOut"} <= set(schema["components"]["schemas"])
     assert "BearerToken" in schema["components"]["securitySchemes"]

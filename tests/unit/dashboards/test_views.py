@@ -158,6 +158,23 @@ def test_new_experiment_form_offers_the_bundled_model_and_the_papers_strategies(
     assert 'name="rounds"' in page and 'name="preview"' in page
 
 
+def test_the_experiment_form_offers_only_registry_models_and_refuses_others_beside_the_field(client, made, owner):
+    from deliberation.registry.models import ModelEntry
+
+    ModelEntry.objects.create(name="gpt@staff", model="openai/gpt-4o-mini", access="staff")
+    client.force_login(owner)
+    page = client.get(reverse("experiment-new")).content.decode()
+    assert 'data-model="scripted:slow"' in page and "gpt@staff" not in page
+    for models, message in (("scripted:default scripted:nope", "&#x27;scripted:nope&#x27; is not a model of this lab"),
+                            ("gpt@staff", "you may not use &#x27;gpt@staff&#x27;")):
+        response = client.post(reverse("experiment-new"), _form(made.record.record_set.name, models=models))
+        assert response.status_code == 200
+        page = response.content.decode()
+        field = page.split('name="models"', 1)[1].split('class="field"', 1)[0]  # the models field's own block
+        assert message in field
+    assert not Experiment.objects.filter(owner=owner, name="grid").exists()
+
+
 def test_estimate_shows_without_creating_the_experiment(client, made, owner):
     client.force_login(owner)
     response = client.post(reverse("experiment-new"), _form(made.record.record_set.name, seeds="0 1 2", preview="1"))

@@ -71,3 +71,33 @@ def test_evaluate_command_writes_the_papers_table_as_json(sample_set, tmp_path, 
 def test_evaluate_command_names_an_unknown_record_set(sample_set):
     with pytest.raises(CommandError, match="no record set named"):
         call_command("evaluate", "--record-set", "Nope", "--strategy", "greedy", "--judge", "scripted", "-v0")
+
+
+@pytest.mark.parametrize(("option", "value", "error"), [
+    ("--model", "scripted:nope", "--model: unknown scripted model 'nope'"),
+    ("--judge-model", "nosuchprovider/x", "--judge-model: no litellm provider"),
+])
+def test_evaluate_command_refuses_a_model_that_could_not_run_before_playing_anything(sample_set, option, value, error):
+    with pytest.raises(CommandError, match=error):
+        call_command("evaluate", "--record-set", sample_set, "--strategy", "one-shot", "--judge", "llm",
+                     "--model", "scripted:default", option, value, "-v0")
+    assert not CachedCompletion.objects.exists()
+
+
+def test_evaluate_command_refuses_a_disabled_registry_model(sample_set):
+    from deliberation.registry.models import ModelEntry
+
+    ModelEntry.objects.filter(name="scripted:slow").update(enabled=False)
+    with pytest.raises(CommandError, match="--model: 'scripted:slow' is disabled"):
+        call_command("evaluate", "--record-set", sample_set, "--strategy", "greedy", "--judge", "scripted",
+                     "--model", "scripted:slow", "-v0")
+
+
+def test_evaluate_command_plays_a_registry_models_backend_string(sample_set):
+    from deliberation.registry.models import ModelEntry
+
+    ModelEntry.objects.create(name="drafter", model="scripted:default")
+    result = benchmark_evaluate(record_set=sample_set, party_counts=[2], goals=["simple_majority"],
+                                strategy="one-shot", model="drafter", judge="llm", limit=1)
+    assert result.failures == [] and result.usage["calls"] > 0
+    assert set(CachedCompletion.objects.values_list("model", flat=True)) == {"scripted:default"}

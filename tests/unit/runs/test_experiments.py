@@ -342,6 +342,23 @@ def test_cli_creates_runs_waits_reports_and_exports(sample_set, tmp_path, capsys
     assert len({row["cell"] for row in data["runs"]}) == 8
 
 
+def test_cli_takes_registry_models_and_a_raw_backend_string_from_staff_only(sample_set, queues):
+    from django.contrib.auth.models import User
+
+    options = ["experiment", "create", "--record-set", SET, "--parties", "2", "--sample", "1",
+               "--goals", "simple_majority", "--strategies", "greedy", "--judges", "scripted"]
+    with pytest.raises(CommandError, match="^models: 'scripted:nope' is not a model of this lab"):
+        call_command(*options, "--name", "typo", "--models", "scripted:nope")
+    with pytest.raises(CommandError, match="^models: 'hosted_vllm/q' is not a model of this lab"):
+        call_command(*options, "--name", "raw", "--models", "hosted_vllm/q")  # the default owner is not staff
+    User.objects.create_user("root", is_staff=True)
+    with pytest.raises(CommandError, match="^models: unknown scripted model 'nope'"):
+        call_command(*options, "--name", "raw", "--owner", "root", "--models", "scripted:nope")
+    call_command(*options, "--name", "raw", "--owner", "root", "--models", "hosted_vllm/q", "scripted:default")
+    assert Experiment.objects.get(name="raw").spec["models"] == ["hosted_vllm/q", "scripted:default"]
+    assert not Experiment.objects.filter(name__in=["typo"]).exists()
+
+
 def test_cli_pauses_and_cancels_and_refuses_what_the_state_forbids(sample_set, queues, capsys):
     owner = make_user()
     experiment = grid(owner, judges=["scripted"])

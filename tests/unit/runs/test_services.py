@@ -242,3 +242,62 @@ def test_a_pause_during_cached_steps_takes_effect_before_the_next_model_call(enq
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.FINISHED and len(calls) == 1
+
+
+# A run whose model or judge cannot be built fails at once, with an error event that says why:
+# never a "running" run without events that holds an experiment's slot.
+
+def assert_failed_at_once(run: Run, *, reason: str) -> None:
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert reason in run.error
+    error = run.events.get(type="error")
+    assert error.data["final"] is True and reason in error.data["message"]
+    assert run.finished_at is not None
+
+
+def test_a_run_whose_model_left_the_registry_fails_at_once_naming_it(enqueued, broadcasts):
+    from deliberation.registry.models import ModelEntry
+
+    run = started_run(model="scripted:slow")
+    ModelEntry.objects.filter(name="scripted:slow").delete()
+    run_advance(run_id=run.pk)  # no exception: the task does not retry what cannot mend
+    assert_failed_at_once(run, reason="drafting model scripted:slow: 'scripted:slow' is no longer in the model registry")
+    assert run.attempts == 1
+
+
+def test_a_run_whose_model_string_became_invalid_fails_at_once(enqueued, broadcasts):
+    run = started_run()
+    Run.objects.filter(pk=run.pk).update(model="scripted:nope")
+    run_advance(run_id=run.pk)
+    assert_failed_at_once(run, reason="drafting model scripted:nope: 'scripted:nope' is no longer in the model registry")
+
+
+def test_a_registry_entry_whose_backend_is_unknown_fails_the_run_at_once(enqueued, broadcasts):
+    from deliberation.registry.models import ModelEntry
+
+    run = started_run(model="scripted:slow")
+    ModelEntry.objects.filter(name="scripted:slow").update(model="scripted:nope")
+    run_advance(run_id=run.pk)
+    assert_failed_at_once(run, reason="drafting model scripted:slow: unknown scripted model 'nope'")
+
+
+def test_a_disabled_judge_model_fails_the_run_at_once_naming_the_judge(enqueued, broadcasts):
+    from deliberation.registry.models import ModelEntry
+
+    run = started_run(judge="llm", judge_model="scripted:bad-judge")
+    ModelEntry.objects.filter(name="scripted:bad-judge").update(enabled=False)
+    run_advance(run_id=run.pk)
+    assert_failed_at_once(run, reason="judge model scripted:bad-judge: 'scripted:bad-judge' is disabled in the model registry")
+
+
+def test_a_missing_key_fails_the_run_at_once_naming_the_variable_never_a_key(enqueued, broadcasts, monkeypatch):
+    from deliberation.registry.models import ModelEntry
+
+    monkeypatch.delenv("HEMICYCLE_TEST_GPU_KEY", raising=False)
+    ModelEntry.objects.create(name="qwen@gpu1", model="hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
+                              api_base="http://127.0.0.1:9/v1", api_key_env="HEMICYCLE_TEST_GPU_KEY")
+    run = started_run(model="qwen@gpu1")
+    run_advance(run_id=run.pk)
+    assert_failed_at_once(run, reason="drafting model qwen@gpu1: the key of hosted_vllm/Qwen/Qwen2.5-7B-Instruct is missing: "
+                                      "environment variable HEMICYCLE_TEST_GPU_KEY is not set on this worker")

@@ -112,3 +112,39 @@ def test_a_private_run_page_is_hidden_from_others(client, signed_in):
     Run.objects.filter(pk=run.pk).update(visibility="link")
     client.logout()
     assert client.get(reverse("run-detail", args=[run.pk]), {"token": run.share_token}).status_code == 200
+
+
+def test_the_builder_offers_the_registry_models_the_user_may_use_and_no_other(client, signed_in):
+    from deliberation.registry.models import ModelEntry
+
+    ModelEntry.objects.create(name="gpt@staff", model="openai/gpt-4o-mini", access="staff")
+    ModelEntry.objects.filter(name="scripted:fail").update(enabled=False)
+    page = client.get(reverse("scenario-builder")).content.decode()
+    assert 'data-model="local:smollm2-135m"' in page and 'data-model="scripted:slow"' in page
+    assert "gpt@staff" not in page and 'data-model="scripted:fail"' not in page
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("model", "scripted:nope", "&#x27;scripted:nope&#x27; is not a model of this lab"),
+    ("model", "gpt@staff", "you may not use &#x27;gpt@staff&#x27;"),
+    ("judge_model", "scripted:fail ", "&#x27;scripted:fail&#x27; is disabled"),
+])
+def test_an_unknown_or_forbidden_model_is_an_error_beside_its_field_and_nothing_is_stored(
+    client, signed_in, field, value, message
+):
+    from deliberation.registry.models import ModelEntry
+
+    ModelEntry.objects.create(name="gpt@staff", model="openai/gpt-4o-mini", access="staff")
+    ModelEntry.objects.filter(name="scripted:fail").update(enabled=False)
+    response = builder_post(client, make_record(), judge="llm", name="kept?", **{field: value})
+    assert response.status_code == 200
+    page = response.content.decode()
+    errors = page.split(f'data-testid="error-{field}">', 1)[1].split("</div>", 1)[0]
+    assert message in errors
+    assert not Run.objects.exists() and not SavedScenario.objects.exists()
+
+
+def test_an_empty_model_is_the_labs_default(client, signed_in, settings):
+    settings.HEMICYCLE_DEFAULT_MODEL = "scripted:slow"
+    builder_post(client, make_record(), model="")
+    assert Run.objects.get().model == "scripted:slow"

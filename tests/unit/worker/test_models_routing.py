@@ -8,7 +8,7 @@ from django.test import override_settings
 from deliberation.engine.judges import parse_score
 from deliberation.engine.models import JUDGE_MARKER, ModelError, Params, scripted_reply
 from deliberation.runs.models import CachedCompletion
-from worker.models import backend_client, model_client
+from worker.models import backend_client, model_client, model_string_check
 from worker.models.cache import CachingClient
 from worker.models.litellm_backend import LiteLLMClient
 from worker.models.local import LocalModel, local_model
@@ -91,3 +91,41 @@ def test_a_model_server_of_our_own_gets_the_lean_openai_compatible_client(model)
 @override_settings(HEMICYCLE_MODEL_API_BASE="")
 def test_openai_without_an_endpoint_is_the_hosted_api_through_litellm():
     assert isinstance(backend_client("openai/gpt-4o-mini").inner, LiteLLMClient)
+
+
+@override_settings(HEMICYCLE_MODEL_TIMEOUT_S=12.5, HEMICYCLE_MODEL_API_BASE="http://fallback:8000/v1",
+                   HEMICYCLE_MODEL_API_KEY="sk-global")
+def test_each_endpoint_gets_its_own_client_with_the_key_from_its_environment_variable(monkeypatch):
+    monkeypatch.setenv("HEMICYCLE_TEST_GPU1_KEY", "sk-gpu1")
+    monkeypatch.setenv("HEMICYCLE_TEST_GPU2_KEY", "sk-gpu2")
+    model = "hosted_vllm/Qwen/Qwen2.5-7B-Instruct"
+    one = model_client(model, cache=False, api_base="http://gpu1:8000/v1", api_key_env="HEMICYCLE_TEST_GPU1_KEY")
+    two = model_client(model, cache=False, api_base="http://gpu2:8000/v1", api_key_env="HEMICYCLE_TEST_GPU2_KEY")
+    assert one is not two
+    assert (one.inner.api_base, one.inner.api_key) == ("http://gpu1:8000/v1", "sk-gpu1")
+    assert (two.inner.api_base, two.inner.api_key) == ("http://gpu2:8000/v1", "sk-gpu2")
+    # Neither given: the settings' endpoint and key, as one-server deployments have.
+    fallback = backend_client(model).inner
+    assert (fallback.api_base, fallback.api_key) == ("http://fallback:8000/v1", "sk-global")
+    hosted = backend_client("openai/gpt-4o-mini", api_base="https://api.example/v1", api_key_env="HEMICYCLE_TEST_GPU1_KEY")
+    assert isinstance(hosted.inner, OpenAICompatibleClient) and hosted.inner.api_key == "sk-gpu1"
+
+
+def test_a_missing_key_variable_is_a_permanent_error_that_names_it(monkeypatch):
+    monkeypatch.delenv("HEMICYCLE_TEST_NO_KEY", raising=False)
+    with pytest.raises(PermanentModelError, match="environment variable HEMICYCLE_TEST_NO_KEY is not set"):
+        backend_client("hosted_vllm/q", api_base="http://gpu1:8000/v1", api_key_env="HEMICYCLE_TEST_NO_KEY")
+
+
+@pytest.mark.parametrize(("model", "error"), [
+    ("scripted:nope", "unknown scripted model"), ("local:nope", "unknown local model"),
+    ("", "not a model string"), (" openai/x", "not a model string"), ("nosuchprovider/x", "no litellm provider"),
+])
+def test_model_string_check_refuses_what_could_not_run(model, error):
+    with pytest.raises(PermanentModelError, match=error):
+        model_string_check(model)
+
+
+@pytest.mark.parametrize("model", ["scripted:default", "local:smollm2-135m", "hosted_vllm/q", "openai/gpt-4o-mini", "ollama/llama3"])
+def test_model_string_check_accepts_every_backend(model):
+    model_string_check(model)

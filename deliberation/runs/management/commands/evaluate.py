@@ -7,6 +7,7 @@ from tqdm import tqdm
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.records.models import RecordSet
+from deliberation.registry.selectors import ModelRefused, model_runnable
 from deliberation.runs.benchmark import BenchmarkError, benchmark_evaluate
 from deliberation.runs.clients import JUDGES
 
@@ -19,7 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--parties", nargs="+", type=int, default=[2, 4, 6], choices=[2, 4, 6])
         parser.add_argument("--goals", nargs="+", default=["all"], help=f"all or any of {', '.join(GOAL_KEYS)}")
         parser.add_argument("--strategy", required=True, choices=sorted(STRATEGIES))
-        parser.add_argument("--model", default=None, help="drafting model string (default: the bundled model)")
+        parser.add_argument("--model", default=None,
+                            help="drafting model: a registry name, or a backend model string (default: the lab's default model)")
         parser.add_argument("--judge", required=True, choices=JUDGES)
         parser.add_argument("--judge-model", default=None, help="model for the llm judge (default: --model)")
         parser.add_argument("--topic", default=None)
@@ -32,6 +34,15 @@ class Command(BaseCommand):
         from django.conf import settings
 
         goals = list(GOAL_KEYS) if options["goals"] == ["all"] else options["goals"]
+        model = options["model"] or settings.HEMICYCLE_DEFAULT_MODEL
+        # The shell is the operator's (staff): a registry name, or a raw string checked as the
+        # registry checks its entries.
+        for what, name in (("--model", model), ("--judge-model", options["judge_model"])):
+            if name:
+                try:
+                    model_runnable(name=name)
+                except ModelRefused as error:
+                    raise CommandError(f"{what}: {error.message}") from None
         bar = tqdm(total=0, unit="run", disable=options["verbosity"] == 0)
         try:
             result = benchmark_evaluate(
@@ -39,7 +50,7 @@ class Command(BaseCommand):
                 party_counts=options["parties"],
                 goals=goals,
                 strategy=options["strategy"],
-                model=options["model"] or settings.HEMICYCLE_DEFAULT_MODEL,
+                model=model,
                 judge=options["judge"],
                 judge_model=options["judge_model"],
                 topic=options["topic"],

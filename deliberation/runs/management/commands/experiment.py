@@ -53,7 +53,7 @@ class Command(BaseCommand):
         create.add_argument("--sample-seed", type=int, default=0)
         create.add_argument("--goals", nargs="+", default=["all"], help=f"all or any of {', '.join(GOAL_KEYS)}")
         create.add_argument("--strategies", nargs="+", required=True, choices=sorted(STRATEGIES))
-        create.add_argument("--models", nargs="+", default=None, help="drafting model strings (default: the bundled model)")
+        create.add_argument("--models", nargs="+", default=None, help="drafting models: registry names the owner may use (staff: also backend strings); default: the lab's default model")
         create.add_argument("--judges", nargs="+", required=True, choices=JUDGES)
         create.add_argument("--seeds", nargs="+", type=int, default=[0])
         create.add_argument("--rounds", type=int, default=None, help="parliament: negotiation rounds")
@@ -115,6 +115,7 @@ class Command(BaseCommand):
             seeds=options["seeds"],
             params=params,
             call_cap=options["cap"],
+            allow_raw_models=True,  # for a staff owner only (experiment_create checks)
         )
         estimate = experiment.estimate
         self.stdout.write(
