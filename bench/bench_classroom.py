@@ -73,7 +73,7 @@ def role_setup(args: argparse.Namespace) -> None:
         "record": record.pk, "groups": json.dumps(list(fan.GROUPS)), "seat_structure": "real",
         "goal": "simple_majority", "strategy": "parliament", "model": args.model,
         "judge": "scripted", "seed": 7, "rounds": args.rounds,
-    })
+    }, user=teacher)
     if not form.is_valid():
         raise SystemExit(f"scenario form: {form.errors.as_json()}")
     scenario = scenario_save(owner=teacher, name="bench", config=form.config)

@@ -167,7 +167,7 @@ def role_setup(args: argparse.Namespace) -> None:
         "record": record.pk, "groups": json.dumps(list(GROUPS)), "seat_structure": "real",
         "goal": "simple_majority", "strategy": "parliament", "model": args.model,
         "judge": "scripted", "seed": 7, "rounds": args.rounds,
-    })
+    }, user=user)
     if not form.is_valid():
         raise SystemExit(f"scenario form: {form.errors.as_json()}")
     # Created directly (not run_create) so that no task is enqueued: the run waits, paused,

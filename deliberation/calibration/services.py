@@ -161,7 +161,8 @@ def calibration_run(
     the_set = record_set_get(name=record_set)
     model = (judge_model or settings.HEMICYCLE_DEFAULT_MODEL) if judge_uses_model(judge) else ""
     try:
-        the_judge = judge_for(judge, model=model)
+        # The operator's command: a registry model, or a backend string (as manage.py evaluate takes).
+        the_judge = judge_for(judge, model=model, allow_raw=owner is None or owner.is_staff)
     except ValueError as error:
         raise CalibrationError(str(error)) from None
     items, skipped = calibration_items(record_set=the_set, topic=topic, limit=limit, seed=seed)
