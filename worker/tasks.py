@@ -54,3 +54,11 @@ def record_upload_import_task(self, *, upload_id: int) -> None:
     from deliberation.records.services import record_upload_import
 
     record_upload_import(upload_id=upload_id)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def record_upload_check_task(self, *, upload_id: int) -> None:
+    """Read and validate an admin's stored upload (records.services.record_upload_check)."""
+    from deliberation.records.services import record_upload_check
+
+    record_upload_check(upload_id=upload_id)

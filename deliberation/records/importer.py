@@ -5,14 +5,21 @@ archives of either), validates every record with the pydantic models below, merg
 content hash and returns what services.records_import will write, with a report of everything it
 kept, skipped and why. A file that cannot be read or parsed at all is reported and the others are
 still planned.
+
+Memory stays bounded by one file: sources are listed first (a zip's directory, a folder's names)
+and each is read, parsed and planned on its own, then dropped; a zip's members are read one at a
+time, never extracted. Task files are planned after every topic file, so they are read twice
+(once to learn their kind) rather than kept.
 """
 
 import json
 import math
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -40,7 +47,8 @@ from deliberation.records.normalise import (
 from deliberation.safetext import text_checked
 
 SEAT_SUM_TOLERANCE = 1e-6
-MAX_FILE_BYTES = 256 * 1024 * 1024  # one JSON file, or one zip member once inflated
+# One JSON file, or one zip member once inflated (the largest EuroCon file is 1.2 MB).
+MAX_FILE_BYTES = 32 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 
 
@@ -379,13 +387,27 @@ class ImportPlan:
 
 @dataclass(frozen=True)
 class Source:
-    """One JSON document to read, or (problem set) one that could not be reached."""
+    """One JSON document to read (load() gives its bytes, None past the size limit), or (problem
+    set) one that could not be reached."""
 
     name: str
     kind_hint: Literal["topic", "task"] | None
     fallback_topic: str
-    content: bytes = b""
+    load: Callable[[], bytes | None] | None = None
     problem: str = ""
+    unreadable: str = "cannot be read"  # what a failing load() is reported as
+
+    def records(self, limits: "ReadLimits") -> tuple[list[Any] | None, str]:
+        """The parsed list of records, or None and why not."""
+        if self.problem or self.load is None:
+            return None, self.problem
+        try:
+            content = self.load()
+        except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as exc:  # CRC, bad compression
+            return None, f"{self.unreadable}: {getattr(exc, 'strerror', None) or exc}"
+        if content is None:
+            return None, f"inflates past {_mib(limits.max_file_bytes)}: not read"
+        return _parse(content)
 
 
 def import_plan(
@@ -411,24 +433,40 @@ def import_plan(
     planner = _Planner(
         known_groups={term: set(codes) for term, codes in known_groups.items()}, aliases=dict(aliases or {})
     )
-    parsed: list[tuple[FileReport, Source, list[Any]]] = []
     sources = read_sources(paths, names=names, limits=limits)
-    for source in sources:
-        records, problem = (None, source.problem) if source.problem else _parse(source.content)
-        if records is None:
-            unreadable = FileReport(source.name, "unreadable")
-            unreadable.problem("", "", problem)
-            report.files.append(unreadable)
-            continue
-        file_report = FileReport(source.name, _file_kind(records, source.kind_hint))
-        report.files.append(file_report)
-        parsed.append((file_report, source, records))
-    done = len(sources) - len(parsed)
-    for file_report, source, records in sorted(parsed, key=lambda item: item[0].kind != "topic"):
+    done = 0
+
+    def planned(file_report: FileReport, source: Source, records: list[Any]) -> None:
+        nonlocal done
         planner.plan_file(file_report, records, fallback_topic=source.fallback_topic)
         done += 1
         if progress:
             progress(done, len(sources))
+
+    later: list[tuple[FileReport, Source]] = []
+    for source in sources:
+        records, problem = source.records(limits)
+        if records is None:
+            unreadable = FileReport(source.name, "unreadable")
+            unreadable.problem("", "", problem)
+            report.files.append(unreadable)
+            done += 1
+            continue
+        file_report = FileReport(source.name, _file_kind(records, source.kind_hint))
+        report.files.append(file_report)
+        if file_report.kind == "topic":
+            planned(file_report, source, records)
+        else:
+            later.append((file_report, source))
+        del records
+    for file_report, source in later:
+        records, problem = source.records(limits)
+        if records is None:  # changed on disk since the first reading
+            file_report.kind = "unreadable"
+            file_report.problem("", "", problem)
+            continue
+        planned(file_report, source, records)
+        del records
     report.files.sort(key=lambda file_report: ("topic", "task", "unreadable").index(file_report.kind))
     return plan_totals(ImportPlan(records=planner.records, tasks=planner.tasks, report=report))
 
@@ -505,13 +543,19 @@ def _file_source(path: Path, name: str, relative: PurePosixPath, limits: ReadLim
     source = Source(name=name, kind_hint=_kind_hint(relative), fallback_topic=relative.stem)
     try:
         size = path.stat().st_size
-        if size > limits.max_file_bytes:
-            return replace(
-                source, problem=f"file is {_mib(size)}, over the limit of {_mib(limits.max_file_bytes)}: not read"
-            )
-        return replace(source, content=path.read_bytes())
     except OSError as exc:
         return replace(source, problem=f"cannot be read: {exc.strerror or exc}")
+    if size > limits.max_file_bytes:
+        return replace(
+            source, problem=f"file is {_mib(size)}, over the limit of {_mib(limits.max_file_bytes)}: not read"
+        )
+    return replace(source, load=partial(_read_file, path, budget=limits.max_file_bytes))
+
+
+def _read_file(path: Path, *, budget: int) -> bytes | None:
+    with open(path, "rb") as handle:
+        content = handle.read(budget + 1)
+    return None if len(content) > budget else content
 
 
 def _unsafe_member(name: str) -> bool:
@@ -520,48 +564,40 @@ def _unsafe_member(name: str) -> bool:
 
 
 def _zip_sources(path: Path, label: str, limits: ReadLimits) -> list[Source]:
-    """The archive's .json members, read in memory; nothing is extracted to disk.
+    """The archive's .json members, each read from the archive when it is planned (one at a time,
+    nothing extracted to disk).
 
-    An archive with too many members, or more inflated bytes than the limit (declared or
-    counted while reading), or any absolute or `..` member path, is refused whole: a zip like
-    that is not a EuroCon release, and half of it would be a misleading import.
+    An archive with too many members, or more inflated bytes than the limit by its directory, or
+    any absolute or `..` member path, is refused whole: a zip like that is not a EuroCon release,
+    and half of it would be a misleading import. A member never inflates past its declared size
+    (zipfile stops there and the CRC check fails), and its bytes are counted while reading too.
     """
     try:
-        archive = zipfile.ZipFile(path)
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
         return [_unreachable(path, f"not a readable zip archive: {exc}", label)]
-    with archive:
-        members = archive.infolist()
-        refused = _zip_refusal(members, limits)
-        if refused:
-            return [_unreachable(path, refused, label)]
-        sources: list[Source] = []
-        inflated = 0
-        for info in members:
-            relative = PurePosixPath(info.filename.replace("\\", "/"))
-            if info.is_dir() or relative.suffix.lower() != ".json" or _hidden(relative):
-                continue
-            source = Source(name=f"{label}:{info.filename}", kind_hint=_kind_hint(relative), fallback_topic=relative.stem)
-            if info.file_size > limits.max_file_bytes:
-                problem = f"member is {_mib(info.file_size)}, over the limit of {_mib(limits.max_file_bytes)}: not read"
-                sources.append(replace(source, problem=problem))
-                continue
-            try:
-                content = _read_member(archive, info, budget=limits.max_zip_bytes - inflated)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:  # CRC errors, bad compression
-                sources.append(replace(source, problem=f"cannot be read from the archive: {exc}"))
-                continue
-            if content is None:
-                problem = (
-                    f"inflates past {_mib(limits.max_zip_bytes)} (more than its directory declares): "
-                    "the archive is refused"
-                )
-                return [_unreachable(path, problem, label)]
-            inflated += len(content)
-            sources.append(replace(source, content=content))
-        if not sources:
-            sources.append(_unreachable(path, "no .json files in this archive", label))
-    return sources
+    refused = _zip_refusal(members, limits)
+    if refused:
+        return [_unreachable(path, refused, label)]
+    sources: list[Source] = []
+    for info in members:
+        relative = PurePosixPath(info.filename.replace("\\", "/"))
+        if info.is_dir() or relative.suffix.lower() != ".json" or _hidden(relative):
+            continue
+        source = Source(name=f"{label}:{info.filename}", kind_hint=_kind_hint(relative), fallback_topic=relative.stem,
+                        unreadable="cannot be read from the archive")
+        if info.file_size > limits.max_file_bytes:
+            problem = f"member is {_mib(info.file_size)}, over the limit of {_mib(limits.max_file_bytes)}: not read"
+            sources.append(replace(source, problem=problem))
+            continue
+        sources.append(replace(source, load=partial(_zip_member, path, info, budget=limits.max_file_bytes)))
+    return sources or [_unreachable(path, "no .json files in this archive", label)]
+
+
+def _zip_member(path: Path, info: zipfile.ZipInfo, *, budget: int) -> bytes | None:
+    with zipfile.ZipFile(path) as archive:
+        return _read_member(archive, info, budget=budget)
 
 
 def _zip_refusal(members: Sequence[zipfile.ZipInfo], limits: ReadLimits) -> str:

@@ -177,6 +177,7 @@ class RecordUpload(models.Model):
     """Files an admin uploaded, their check, and the import that a Celery task runs from them."""
 
     class Status(models.TextChoices):
+        CHECKING = "checking"  # stored; a worker reads and validates it
         CHECKED = "checked"  # read and validated, waiting for the admin to import
         REFUSED = "refused"  # the check found nothing to import or a file it could not read
         QUEUED = "queued"
@@ -184,13 +185,16 @@ class RecordUpload(models.Model):
         DONE = "done"
         FAILED = "failed"
 
+    # A worker has the upload: the page polls its progress until it leaves these.
+    WORKING = frozenset({Status.CHECKING, Status.QUEUED, Status.IMPORTING})
+
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     record_set_name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     note = models.TextField(blank=True)
     mode = models.CharField(max_length=8, choices=RecordSetVersion.Mode.choices, default=RecordSetVersion.Mode.EXTEND)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CHECKED, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CHECKING, db_index=True)
     check_report = models.JSONField(null=True, blank=True)
     result_report = models.JSONField(null=True, blank=True)
     progress = models.FloatField(default=0.0)

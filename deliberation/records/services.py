@@ -323,12 +323,11 @@ def record_upload_create(
     note: str = "",
     mode: str = RecordSetVersion.Mode.EXTEND,
 ) -> RecordUpload:
-    """Store the uploaded files, then check them (read and validate, nothing written to records).
+    """Store the uploaded files and queue their check (record_upload_check, in a worker).
 
-    Files over HEMICYCLE_UPLOAD_MAX_BYTES are refused before anything is stored. The check is the
-    import's own reading and validation (records_check), so what it reports is what the import
-    will do; the upload ends CHECKED (ready to import) or REFUSED (a file could not be read, or
-    nothing in the files is usable).
+    Files over HEMICYCLE_UPLOAD_MAX_BYTES are refused before anything is stored. The web process
+    only copies the files; reading them (a zip member by member) is the worker's job, so an
+    upload that inflates to gigabytes never touches the web process's memory.
     """
     if not files:
         raise UploadRefused("Choose at least one file: EuroCon / PoliCon JSON files or a zip archive of them.")
@@ -341,7 +340,8 @@ def record_upload_create(
             )
     with transaction.atomic():
         upload = RecordUpload.objects.create(
-            record_set_name=record_set_name, description=description, note=note, mode=mode, created_by=created_by
+            record_set_name=record_set_name, description=description, note=note, mode=mode, created_by=created_by,
+            status=RecordUpload.Status.CHECKING,
         )
         for index, uploaded in enumerate(files):
             # Stored under a name of ours; the admin's file name is kept for the reports only.
@@ -350,13 +350,39 @@ def record_upload_create(
             RecordUploadFile.objects.create(
                 upload=upload, file=File(uploaded, name=stored_name), name=uploaded.name[:255], size=uploaded.size
             )
-    plan = records_check(**_upload_sources(upload), name=record_set_name)
-    report = plan.report
+        transaction.on_commit(partial(_enqueue_check, upload.pk))
+    return upload
+
+
+def record_upload_check(*, upload_id: int) -> RecordUpload:
+    """Check a stored upload as the import would read it (records_check; nothing written to
+    records); the Celery task's work. The upload ends CHECKED (ready to import) or REFUSED (a file
+    could not be read, or nothing in the files is usable); a refused upload's files are deleted."""
+    upload = RecordUpload.objects.get(pk=upload_id)
+    if upload.status != RecordUpload.Status.CHECKING:
+        return upload
+    key = upload_progress_key(upload.pk)
+
+    def progress(fraction: float, label: str) -> None:
+        cache.set(key, {"progress": round(fraction / PLAN_SHARE, 3), "label": label}, timeout=24 * 3600)
+
+    report = records_check(**_upload_sources(upload), name=upload.record_set_name, progress=progress).report
+    usable = report.kept and not report.unreadable
     upload.check_report = report.as_dict()
-    upload.status = RecordUpload.Status.CHECKED if report.kept and not report.unreadable else RecordUpload.Status.REFUSED
+    upload.status = RecordUpload.Status.CHECKED if usable else RecordUpload.Status.REFUSED
     upload.error = upload_refusal(report)
     upload.save(update_fields=["check_report", "status", "error"])
+    cache.delete(key)
+    if not usable:
+        record_upload_files_delete(upload=upload)
     return upload
+
+
+def record_upload_files_delete(*, upload: RecordUpload) -> None:
+    """Delete an upload's stored files (its reports stay): a refused upload keeps nothing."""
+    for item in upload.files.all():
+        item.file.delete(save=False)
+    upload.files.all().delete()
 
 
 def upload_refusal(report: ImportReport) -> str:
@@ -399,6 +425,12 @@ def record_upload_start(*, upload: RecordUpload, skip_problems: bool = False) ->
     )
     if started:
         transaction.on_commit(partial(_enqueue_upload, upload.pk))
+
+
+def _enqueue_check(upload_id: int) -> None:
+    from worker.tasks import record_upload_check_task
+
+    record_upload_check_task.apply_async(kwargs={"upload_id": upload_id})
 
 
 def _enqueue_upload(upload_id: int) -> None:

@@ -180,7 +180,7 @@ def record_upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
             "check": upload.check_report or {},
             "result": upload.result_report or {},
             "record_set": record_set,
-            "running": upload.status in {RecordUpload.Status.QUEUED, RecordUpload.Status.IMPORTING},
+            "running": upload.status in RecordUpload.WORKING,
             "max_problems": 500,
             "refusal": refusal,
             "needs_alias": any("map it in the admin" in problem["message"]
@@ -193,10 +193,10 @@ def record_upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
 @staff_required
 @require_GET
 def record_upload_progress(request: HttpRequest, upload_id: int) -> JsonResponse:
-    """Polled every second by the upload page while the import runs."""
+    """Polled every second by the upload page while the check or the import runs."""
     upload = get_object_or_404(RecordUpload, pk=upload_id)
     live = cache.get(upload_progress_key(upload.pk)) or {}
-    finished = upload.status in {RecordUpload.Status.DONE, RecordUpload.Status.FAILED}
+    finished = upload.status not in RecordUpload.WORKING
     return JsonResponse(
         {
             "status": upload.status,

@@ -3,8 +3,8 @@ import finish, browses the new records, and the benchmark runs on the uploaded s
 
 The zip is built here from fixtures/eurocon_subset, two topics the sample set lacks written for
 this project in the EuroCon release's layout (their topic file and their task files for 2, 4 and
-6 parties). The import is a Celery
-task in a real worker process, held back until the page is watching its progress.
+6 parties). The check and the import are Celery tasks in a real worker process; the import is
+held back until the page watches its progress.
 """
 
 import io
@@ -55,7 +55,6 @@ def sign_in_as_staff(page: Page) -> User:
 def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
     page: Page, ep_groups, celery_worker, manage
 ) -> None:
-    celery_worker.stop()  # the import waits until the page watches its progress
     sign_in_as_staff(page)
 
     page.get_by_test_id("nav-upload").click()
@@ -65,8 +64,9 @@ def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
     )
     page.get_by_test_id("upload-submit").click()
 
-    # The check: counts per topic, term and group, and every problem, before anything is written.
-    expect(page.get_by_test_id("upload-status")).to_have_text("checked")
+    # The check runs in the worker while the page polls it, then the page shows it: counts per
+    # topic, term and group, and every problem, before anything is written.
+    expect(page.get_by_test_id("upload-status")).to_have_text("checked", timeout=IMPORT_TIMEOUT_MS)
     for topic in TOPICS:
         expect(page.get_by_test_id("check-topics")).to_contain_text(topic)
     expect(page.get_by_test_id("check-terms")).to_contain_text("8th")
@@ -75,6 +75,7 @@ def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
     expect(page.get_by_test_id("check-files")).to_contain_text("eurocon-two-topics.zip:eurocon/task_datas/6/legal affairs.json")
     assert not RecordSet.objects.filter(name=SET_NAME).exists()
 
+    celery_worker.stop()  # the import waits until the page watches its progress
     # Importing needs consent to skip the records the check rejected; then it queues.
     page.get_by_test_id("import-submit").click()
     expect(page.get_by_test_id("import-refusal")).to_contain_text("tick the box")

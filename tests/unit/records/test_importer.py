@@ -632,3 +632,23 @@ def test_control_characters_in_a_title_or_a_stance_are_reported_by_the_check_per
     assert sorted(Record.objects.values_list("title", flat=True)) == ["Fine", "Tabs and lines are text"]
     assert set(Stance.objects.filter(record__title="Fine").values_list("group__code", flat=True)) == {"SD", "ALDE"}
     assert report.records_skipped == 1
+
+
+def test_a_zip_is_read_one_member_at_a_time(tmp_path):
+    """Peak memory is about one member, not the archive: six 4 MiB members (blank JSON lists) never
+    sit in memory together."""
+    import tracemalloc
+
+    member = b"[" + b" " * (4 * 2**20) + b"]"
+    path = tmp_path / "wide.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for index in range(6):
+            archive.writestr(f"topic_datas/t{index}.json", member)
+    tracemalloc.start()
+    try:
+        plan = services.records_check(paths=[path], name="Test set")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(plan.report.files) == 6 and not plan.report.unreadable
+    assert peak < 5 * len(member), f"peak {peak / 2**20:.1f} MiB"

@@ -29,7 +29,7 @@ from deliberation.records.models import (
 )
 from deliberation.records.services import records_import
 from tests.unit.records.builders import stance, task_record, topic_record, write_json
-from worker.tasks import record_upload_import_task
+from worker.tasks import record_upload_check_task, record_upload_import_task
 
 pytestmark = pytest.mark.django_db
 
@@ -77,8 +77,9 @@ def zipped(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def post_upload(client, files: dict[str, bytes], *, record_set: str = "Uploaded", mode: str = "extend"):
-    return client.post(
+def post_upload(client, files: dict[str, bytes], *, record_set: str = "Uploaded", mode: str = "extend", check=True):
+    """Upload in the browser, then (check) run the check's Celery task as the worker would."""
+    response = client.post(
         reverse("record-upload"),
         {
             "record_set": record_set,
@@ -88,6 +89,10 @@ def post_upload(client, files: dict[str, bytes], *, record_set: str = "Uploaded"
             "files": [SimpleUploadedFile(name, data) for name, data in files.items()],
         },
     )
+    if check:
+        for upload in RecordUpload.objects.filter(status=RecordUpload.Status.CHECKING):
+            record_upload_check_task.apply(kwargs={"upload_id": upload.pk}).get()
+    return response
 
 
 def import_upload(client, upload: RecordUpload, *, skip_problems: bool = False):
@@ -461,3 +466,30 @@ def test_the_benchmark_runs_on_a_set_uploaded_in_the_browser(staff):
     # EPP 0.9 x 0.4 + SD 0.45 x 0.6 -> choices 9 and 4: u = 6.0 passes; EPP 2 x 0.7 + ALDE 6 x 0.3 = 3.2 fails
     assert re.search(r"^Simple majority\s+0\.50\s*$", out.getvalue(), re.M), out.getvalue()
     assert "2 runs in" in out.getvalue()
+
+
+def test_the_request_only_stores_the_files_and_queues_the_check(staff, monkeypatch, django_capture_on_commit_callbacks):
+    from deliberation.records import services
+
+    queued = []
+    monkeypatch.setattr(services, "_enqueue_check", queued.append)
+    monkeypatch.setattr(services, "records_check", lambda **kwargs: pytest.fail("the web request read the files"))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_upload(staff, {"a.json": js([GOOD])}, check=False)
+
+    upload = RecordUpload.objects.get()
+    assert response.status_code == 302 and upload.status == "checking" and upload.check_report is None
+    assert queued == [upload.pk]
+    progress = staff.get(reverse("record-upload-progress", args=[upload.pk])).json()
+    assert progress["status"] == "checking" and progress["finished"] is False
+    assert "Checking" in staff.get(reverse("record-upload-detail", args=[upload.pk])).text
+
+
+def test_a_refused_upload_keeps_its_report_but_not_its_files(staff, settings):
+    post_upload(staff, {"cut.json": js([GOOD])[:40]})
+
+    upload = RecordUpload.objects.get()
+    assert upload.status == "refused" and "not valid JSON" in str(upload.check_report)
+    assert not upload.files.exists()
+    stored = settings.MEDIA_ROOT / "record_uploads"
+    assert not stored.exists() or not any(path.is_file() for path in stored.rglob("*"))
