@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('records', '0003_versions_aliases_uploads'),
+        ('records', '0004_tenth_term'),
     ]
 
     operations = [
