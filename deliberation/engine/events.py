@@ -65,13 +65,34 @@ class AmendmentDecisionData(TypedDict):
     usage: Usage
 
 
+class DigitDistributionData(TypedDict):
+    probabilities: list[float]  # p(0)..p(9), renormalised over the digits
+    mass: float  # the next token's probability of being a digit at all
+    expected: float
+    argmax: int
+    sd: float
+    entropy: float
+
+
+class VoteDetail(TypedDict):
+    """What a judge keeps beside its score (judges.Verdict.detail); each judge fills its own keys."""
+
+    distribution: NotRequired[DigitDistributionData]  # llm-expected
+    expected_unavailable: NotRequired[bool]  # llm-expected fell back to the paper's judge
+    digit_mass: NotRequired[float]
+    raw_score: NotRequired[float]  # calibrated: the underlying judge's score before the map
+    members: NotRequired[dict[str, float]]  # ensemble: each member judge's score
+    spread: NotRequired[float]  # ensemble: the members' standard deviation
+
+
 class VoteData(TypedDict):
     group: str
-    score: int
+    score: float  # an integer 0..9, or an expectation for the llm-expected judge
     position: Literal["for", "abstain", "against"]
     fallback: bool
     attempts: int
     usage: Usage
+    detail: NotRequired[VoteDetail]
 
 
 class TallyData(TypedDict):

@@ -3,14 +3,18 @@
 - LLMJudge: PoliCon's judge, each group scored alone on the paper's scale and rubric.
 - RealVotesJudge: the oracle; scores only the record's adopted resolution, with real choices.
 - ScriptedJudge: the deterministic test double.
+- ExpectedJudge: the same prompt, scored as the expectation over the digits of one call's
+  next-token distribution (G-Eval's probability-weighted score; research/judges.md §3).
 """
 
+import math
 import re
+from collections.abc import Sequence
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from deliberation.engine.models import JUDGE_MARKER, Message, ModelClient, Params
+from deliberation.engine.models import JUDGE_MARKER, Message, ModelClient, NextTokenClient, Params, gives_next_token
 from deliberation.engine.scenario import Scenario
 from deliberation.engine.seeding import seed_for
 
@@ -23,13 +27,15 @@ SCALE = (
 @dataclass(frozen=True)
 class Verdict:
     group: str
-    score: int  # 0..9
+    score: float  # 0..9: an integer, except for judges that score an expectation (ExpectedJudge)
     fallback: bool = False  # True when the judge never gave a valid answer and this is its default
     attempts: int = 1
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
     cached: bool = False
+    # what a judge keeps beside its score (the digit distribution, ...), stored with the vote
+    detail: Mapping | None = None
 
 
 class JudgeRefused(ValueError):
@@ -155,3 +161,92 @@ class ScriptedJudge:
         if group in self.scores:
             return Verdict(group, self.scores[group])
         return Verdict(group, seed_for(seed, "scripted-judge", group, normalised_text(text)) % 10)
+
+
+DIGITS = tuple(str(digit) for digit in range(10))
+
+
+@dataclass(frozen=True)
+class DigitDistribution:
+    probabilities: tuple[float, ...]  # p_0..p_9, renormalised over the digits
+    mass: float  # the probability the next token is a digit at all, before renormalising
+
+    @property
+    def expected(self) -> float:
+        return math.fsum(digit * p for digit, p in enumerate(self.probabilities))
+
+    @property
+    def argmax(self) -> int:
+        return max(range(10), key=lambda digit: (self.probabilities[digit], -digit))
+
+    @property
+    def sd(self) -> float:
+        mean = self.expected
+        return math.sqrt(math.fsum(p * (digit - mean) ** 2 for digit, p in enumerate(self.probabilities)))
+
+    @property
+    def entropy(self) -> float:
+        return -math.fsum(p * math.log(p) for p in self.probabilities if p > 0)
+
+    def as_dict(self) -> dict:
+        return {"probabilities": [round(p, 6) for p in self.probabilities], "mass": round(self.mass, 6),
+                "expected": round(self.expected, 4), "argmax": self.argmax, "sd": round(self.sd, 4),
+                "entropy": round(self.entropy, 4)}
+
+
+def digit_distribution(top: Sequence[tuple[str, float]]) -> DigitDistribution | None:
+    """The distribution over 0..9 from (token, logprob) pairs: variants of a digit ("7", " 7")
+    are merged, a digit absent from the list counts 0. None when no token is a digit."""
+    per_digit: dict[int, float] = {}
+    for token, logprob in top:
+        text = token.strip()
+        if text in DIGITS:
+            per_digit[int(text)] = per_digit.get(int(text), 0.0) + math.exp(logprob)
+    mass = math.fsum(per_digit.values())
+    if mass <= 0:
+        return None
+    return DigitDistribution(tuple(per_digit.get(digit, 0.0) / mass for digit in range(10)), min(1.0, mass))
+
+
+class JudgeUnavailable(ValueError):
+    """The judge cannot work with this model at all (the backend lacks a capability it needs)."""
+
+
+@dataclass
+class ExpectedJudge:
+    """The paper's prompt, one call, scored as E = sum d * p(d) over the next token's digits.
+
+    When less than `min_mass` of the next token's probability is on digits, the model is not
+    answering with a digit: the score then comes from the paper's judge (argmax with retries)
+    and the vote says `expected_unavailable`.
+    """
+
+    client: NextTokenClient
+    top: int = 20
+    min_mass: float = 0.5
+    name: str = "llm-expected"
+
+    def __post_init__(self) -> None:
+        if not gives_next_token(self.client):
+            raise JudgeUnavailable(
+                "the llm-expected judge needs next-token log-probabilities, which this model's backend "
+                "does not give: use a local: model, an OpenAI-compatible server (hosted_vllm/NAME) or the llm judge"
+            )
+
+    def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
+        completion = self.client.next_token(
+            judge_messages(scenario=scenario, group=group, text=text, attempt=0), prefix="", top=self.top,
+            seed=seed_for(seed, "judge", group, 0),
+        )
+        top = completion.logprobs[0].top if completion.logprobs else ()
+        distribution = digit_distribution(top)
+        if distribution is None or distribution.mass < self.min_mass:
+            argmax = LLMJudge(self.client).score(scenario=scenario, group=group, text=text, seed=seed)
+            detail = {"expected_unavailable": True, "digit_mass": round(distribution.mass if distribution else 0.0, 6)}
+            return Verdict(group, argmax.score, argmax.fallback, argmax.attempts + 1,
+                           argmax.prompt_tokens + completion.prompt_tokens,
+                           argmax.completion_tokens + completion.completion_tokens,
+                           argmax.seconds + completion.seconds, argmax.cached and completion.cached, detail)
+        return Verdict(group, round(distribution.expected, 4), False, 1, completion.prompt_tokens,
+                       completion.completion_tokens, completion.seconds, completion.cached,
+                       {"distribution": distribution.as_dict()})

@@ -1,6 +1,7 @@
 """The model-client protocol and its deterministic test double."""
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -57,12 +58,45 @@ class ModelClient(Protocol):
     def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion: ...
 
 
+class NextTokenClient(ModelClient, Protocol):
+    """A client that also gives the log-probabilities of the next token.
+
+    `next_token` reads the distribution at the first position of the assistant's reply, after
+    `prefix` (an open assistant turn; "" for the reply's first token), without sampling. The
+    answer is a Completion whose text is the most likely token and whose single TokenLogprob
+    holds the `top` most likely tokens, best first (a backend may return fewer). Judges that score
+    from a distribution (llm-expected) and decoding-time strategies (amulet) use it.
+    """
+
+    gives_next_token: bool
+
+    def next_token(self, messages: Sequence[Message], *, prefix: str, top: int, seed: int) -> Completion: ...
+
+
+def gives_next_token(client: object) -> bool:
+    """Whether `client` (and every wrapper around its backend) can answer next_token."""
+    return bool(getattr(client, "gives_next_token", False))
+
+
+def next_token_completion(top: Sequence[tuple[str, float]], *, prompt_tokens: int = 0,
+                          seconds: float = 0.0) -> Completion:
+    """The Completion a next_token call answers, from (token, logprob) pairs in any order."""
+    ranked = tuple(sorted(top, key=lambda pair: -pair[1]))
+    if not ranked:
+        raise ModelError("the backend gave no next-token log-probabilities")
+    token, logprob = ranked[0]
+    return Completion(text=token, prompt_tokens=prompt_tokens, completion_tokens=1, seconds=seconds,
+                      logprobs=(TokenLogprob(token=token, logprob=logprob, top=ranked),))
+
+
 # Words in a prompt that tell the scripted double which shape of answer the caller expects.
 JUDGE_MARKER = "choice_number"
 DECISION_MARKER = "ACCEPT or REJECT"
 NO_AMENDMENT = "NO AMENDMENT"
 
 Responder = Callable[[Sequence[Message], Params, int], str]
+# (messages, prefix, seed) -> (token, logprob) pairs: the scripted next-token distribution
+NextTokenResponder = Callable[[Sequence[Message], str, int], Sequence[tuple[str, float]]]
 
 
 def _digest(messages: Sequence[Message], seed: int) -> int:
@@ -91,6 +125,22 @@ def scripted_reply(messages: Sequence[Message], params: Params, seed: int) -> st
     )
 
 
+def scripted_next_token(messages: Sequence[Message], prefix: str, seed: int) -> list[tuple[str, float]]:
+    """A fixed-shape distribution: on a judge prompt most mass on one digit (derived from the
+    prompt, as scripted_reply's digit is), some on its neighbours and their " d" variants, a
+    little on a word; elsewhere a few words."""
+    digest = _digest([*messages, {"role": "assistant", "content": prefix}], seed)
+    if JUDGE_MARKER in messages[-1]["content"]:
+        peak = digest % 10
+        shares = {str(peak): 0.6, "The": 0.1}
+        for neighbour in (peak - 1, peak + 1):
+            if 0 <= neighbour <= 9:
+                shares[str(neighbour)] = shares.get(str(neighbour), 0) + 0.1
+                shares[f" {neighbour}"] = 0.05
+        return [(token, math.log(share)) for token, share in shares.items()]
+    return [(" The", math.log(0.5)), (" a", math.log(0.3)), (" and", math.log(0.2))]
+
+
 @dataclass
 class ScriptedModelClient:
     """The test double: no network, same answer for the same messages and seed.
@@ -98,12 +148,29 @@ class ScriptedModelClient:
     `responder` replaces the default replies; `delay_s` simulates a slow model; `calls` records
     the latest requests (at least `max_calls`, at most twice that) so tests can assert what the engine asked for (a worker keeps
     its clients for its lifetime: an unbounded record grew its memory with every run).
+    `next_token_responder` gives the next-token distribution (None: this double has no logprobs,
+    like a backend without them); `next_token_calls` records (messages, prefix, top, seed), bounded alike.
     """
 
     responder: Responder = scripted_reply
     delay_s: float = 0.0
     calls: list[tuple[tuple[Message, ...], Params, int]] = field(default_factory=list)
     max_calls: int = 1000
+    next_token_responder: NextTokenResponder | None = scripted_next_token
+    next_token_calls: list[tuple[tuple[Message, ...], str, int, int]] = field(default_factory=list)
+
+    @property
+    def gives_next_token(self) -> bool:
+        return self.next_token_responder is not None
+
+    def next_token(self, messages: Sequence[Message], *, prefix: str, top: int, seed: int) -> Completion:
+        if self.next_token_responder is None:
+            raise ModelError("this scripted model gives no next-token log-probabilities")
+        self.next_token_calls.append((tuple(messages), prefix, top, seed))
+        if len(self.next_token_calls) > 2 * self.max_calls:
+            del self.next_token_calls[: len(self.next_token_calls) - self.max_calls]
+        pairs = sorted(self.next_token_responder(messages, prefix, seed), key=lambda pair: -pair[1])[:top]
+        return next_token_completion(pairs, prompt_tokens=sum(len(m["content"].split()) for m in messages))
 
     def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
         started = time.perf_counter()

@@ -5,13 +5,13 @@ string and its endpoint. Building a client raises ModelRefused (the entry is gon
 PermanentModelError (unknown backend, missing key); runs.services turns either into a failed run.
 """
 
-from deliberation.engine.judges import Judge, LLMJudge, RealVotesJudge, ScriptedJudge
+from deliberation.engine.judges import ExpectedJudge, Judge, LLMJudge, RealVotesJudge, ScriptedJudge
 from deliberation.engine.models import ModelClient
 from deliberation.registry.selectors import model_endpoint
 
-JUDGES = ("llm", "real-votes", "scripted")
+JUDGES = ("llm", "llm-expected", "real-votes", "scripted")
 # Judges that call the judge model (the others need none).
-MODEL_JUDGES = frozenset({"llm"})
+MODEL_JUDGES = frozenset({"llm", "llm-expected"})
 
 
 def drafting_client(model: str, *, allow_raw: bool = False) -> ModelClient:
@@ -28,9 +28,12 @@ def judge_uses_model(name: str) -> bool:
 
 
 def judge_for(name: str, *, model: str, allow_raw: bool = False) -> Judge:
-    """`llm` scores with `model` (the paper's judge), `real-votes` is the oracle, `scripted` tests."""
+    """`llm` scores with `model` (the paper's judge), `llm-expected` the same prompt as the expected
+    digit under the model's next-token distribution, `real-votes` is the oracle, `scripted` tests."""
     if name == "llm":
         return LLMJudge(drafting_client(model, allow_raw=allow_raw))
+    if name == "llm-expected":  # JudgeUnavailable (a ValueError) when the backend gives no logprobs
+        return ExpectedJudge(drafting_client(model, allow_raw=allow_raw))
     if name == "real-votes":
         return RealVotesJudge()
     if name == "scripted":

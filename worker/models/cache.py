@@ -9,13 +9,15 @@ store one row, and neither fails). deliberation/runs/hotpath.py says why.
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from deliberation.engine.models import Completion, Message, ModelClient, Params, TokenLogprob
+from deliberation.engine.models import Completion, Message, ModelClient, Params, TokenLogprob, gives_next_token
 from deliberation.runs.hotpath import before_uncached_call, insert_or_ignore, update_returning
 from deliberation.runs.models import CachedCompletion
 
+# Appended to the model's name in the key of a next-token call (never in the stored model column).
+NEXT_TOKEN_KEY = "#next-token"
 # What a hit needs from the row (a Completion); the messages and parameters stay in the database.
 HIT_FIELDS = ("text", "prompt_tokens", "completion_tokens", "seconds", "logprobs")
 
@@ -64,15 +66,33 @@ class CachingClient:
     inner: ModelClient
     model: str
 
+    @property
+    def gives_next_token(self) -> bool:
+        return gives_next_token(self.inner)
+
     def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
         key = completion_key(model=self.model, messages=messages, params=params, seed=seed)
+        return self._cached(key, messages=messages, params=params, seed=seed,
+                            call=lambda: self.inner.complete(messages, params=params, seed=seed))
+
+    def next_token(self, messages: Sequence[Message], *, prefix: str, top: int, seed: int) -> Completion:
+        """Cached as a one-token reply to the messages plus the open assistant prefix, keyed under
+        the model's name with NEXT_TOKEN_KEY so that it never answers a chat completion."""
+        stored = [*canonical_messages(messages), {"role": "assistant", "content": prefix}]
+        params = Params(temperature=0.0, max_tokens=1, top_logprobs=top)
+        key = completion_key(model=self.model + NEXT_TOKEN_KEY, messages=stored, params=params, seed=seed)
+        return self._cached(key, messages=stored, params=params, seed=seed,
+                            call=lambda: self.inner.next_token(messages, prefix=prefix, top=top, seed=seed))
+
+    def _cached(self, key: str, *, messages: Sequence[Message], params: Params, seed: int,
+                call: Callable[[], Completion]) -> Completion:
         row = update_returning(CachedCompletion, set_sql="hits = hits + 1", where={"key": key}, fields=HIT_FIELDS)
         if row is not None:
             return completion_from_row(row)
         announce = before_uncached_call.get()
         if announce is not None:
             announce()
-        completion = self.inner.complete(messages, params=params, seed=seed)
+        completion = call()
         insert_or_ignore(CachedCompletion(
             key=key,
             model=self.model,

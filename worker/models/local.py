@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deliberation.engine.models import Completion, Message, ModelError, Params, TokenLogprob
+from deliberation.engine.models import Completion, Message, ModelError, Params, TokenLogprob, next_token_completion
 from worker.models.retry import PermanentModelError
 
 if TYPE_CHECKING:
@@ -200,6 +200,75 @@ class LocalModel:
             seconds=seconds,
             logprobs=token_logprobs(choice) if want_logprobs else None,
         )
+
+
+    gives_next_token = True
+
+    def next_token(self, messages: Sequence[Message], *, prefix: str, top: int, seed: int) -> Completion:
+        """The full next-token distribution after the chat prompt and the open assistant `prefix`
+        (the last position's logits, log-softmaxed over the whole vocabulary), cut to its `top`
+        tokens; no sampling, so `seed` changes nothing here."""
+        import llama_cpp
+        import numpy as np
+
+        with self._lock:
+            # The fast instance: llama.cpp computes the logits of the prompt's last position
+            # anyway, and they are all this needs (logits_all would compute every position's).
+            llama = self._llama(logits_all=False)
+
+            def count_tokens(text: str) -> int:
+                return len(llama.tokenize(text.encode(), add_bos=False, special=False))
+
+            def keep_tail(text: str, n: int) -> str:
+                tokens = llama.tokenize(text.encode(), add_bos=False, special=False)[-n:]
+                return llama.detokenize(tokens).decode("utf-8", errors="ignore")
+
+            budget = self.spec.n_ctx - 1 - PROMPT_OVERHEAD_TOKENS - count_tokens(prefix)
+            fitted = fit_to_context(messages, budget=budget, count_tokens=count_tokens, keep_tail=keep_tail)
+            prompt = chat_prompt(llama, fitted) + prefix
+            tokens = llama.tokenize(prompt.encode(), add_bos=True, special=True)
+            started = time.perf_counter()
+            # Keep what the context already holds of this prompt (the judge's prompts for one
+            # record share their head), as create_chat_completion does; evaluate at least one token.
+            kept = min(shared_prefix(llama.input_ids[: llama.n_tokens], tokens), len(tokens) - 1)
+            try:
+                llama.n_tokens = kept
+                llama.eval(tokens[kept:])
+            except RuntimeError as exc:
+                raise ModelError(f"llama.cpp: {exc}") from exc
+            last = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, -1), shape=(llama.n_vocab(),))
+            logprobs = llama_cpp.Llama.logits_to_logprobs(last.astype(np.float64))
+            seconds = time.perf_counter() - started
+            count = min(top, len(logprobs))
+            best = np.argpartition(-logprobs, count - 1)[:count]
+            pairs = [(llama.detokenize([int(i)]).decode("utf-8", errors="replace"), float(logprobs[i])) for i in best]
+        return next_token_completion(pairs, prompt_tokens=len(tokens), seconds=seconds)
+
+
+def shared_prefix(held: Sequence[int], tokens: Sequence[int]) -> int:
+    """How many leading tokens the two sequences share."""
+    count = 0
+    for a, b in zip(held, tokens):
+        if a != b:
+            break
+        count += 1
+    return count
+
+
+def chat_prompt(llama: "Llama", messages: Sequence[Message]) -> str:
+    """The model's own chat template (GGUF metadata) applied to `messages`, assistant turn opened:
+    the text create_chat_completion would generate after."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise PermanentModelError("this GGUF file has no chat template to open an assistant turn with")
+    formatter = Jinja2ChatFormatter(
+        template=template,
+        eos_token=llama.detokenize([llama.token_eos()], special=True).decode("utf-8", errors="ignore"),
+        bos_token=llama.detokenize([llama.token_bos()], special=True).decode("utf-8", errors="ignore"),
+    )
+    return formatter(messages=[{"role": m["role"], "content": m["content"]} for m in messages]).prompt
 
 
 _models: dict[str, LocalModel] = {}

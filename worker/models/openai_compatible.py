@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from deliberation.engine.models import Completion, Message, ModelError, Params
+from deliberation.engine.models import Completion, Message, ModelError, Params, next_token_completion
 from worker.models.local import token_logprobs
 from worker.models.retry import PermanentModelError
 
@@ -64,6 +64,44 @@ class OpenAICompatibleClient:
             body["stop"] = list(params.stop)
         if want_logprobs:
             body.update(logprobs=True, top_logprobs=params.top_logprobs)
+        data, choice, seconds = self._post(body)
+        usage = data.get("usage") or {}
+        return Completion(
+            text=choice["message"].get("content") or "",
+            prompt_tokens=usage.get("prompt_tokens") or 0,
+            completion_tokens=usage.get("completion_tokens") or 0,
+            seconds=seconds,
+            logprobs=token_logprobs(choice) if want_logprobs else None,
+        )
+
+    gives_next_token = True
+
+    def next_token(self, messages: Sequence[Message], *, prefix: str, top: int, seed: int) -> Completion:
+        """One generated token with its top-k log-probabilities (OpenAI's `top_logprobs`, at most
+        20 on most servers; vLLM allows up to its --max-logprobs). A non-empty `prefix` continues an
+        open assistant message with vLLM's `continue_final_message` (a server without it refuses)."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "temperature": 0.0,
+            "max_tokens": 1,
+            "seed": seed,
+            "logprobs": True,
+            "top_logprobs": top,
+        }
+        if prefix:
+            body["messages"].append({"role": "assistant", "content": prefix})
+            body.update(add_generation_prompt=False, continue_final_message=True)
+        data, choice, seconds = self._post(body)
+        tokens = token_logprobs(choice) or ()
+        if not tokens:
+            raise ModelError(self._reason("the server answered without logprobs"))
+        pairs = tokens[0].top or ((tokens[0].token, tokens[0].logprob),)
+        return next_token_completion(pairs, prompt_tokens=(data.get("usage") or {}).get("prompt_tokens") or 0,
+                                     seconds=seconds)
+
+    def _post(self, body: dict[str, Any]) -> tuple[dict, dict, float]:
+        """The server's answer to one chat completion request: the JSON, its first choice, seconds."""
         started = time.perf_counter()
         try:
             response = self._http.post("chat/completions", json=body)
@@ -78,17 +116,10 @@ class OpenAICompatibleClient:
         try:
             data = response.json()
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            choice["message"].get("content")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ModelError(self._reason(f"malformed response: {response.text[:500]}")) from exc
-        usage = data.get("usage") or {}
-        return Completion(
-            text=text,
-            prompt_tokens=usage.get("prompt_tokens") or 0,
-            completion_tokens=usage.get("completion_tokens") or 0,
-            seconds=seconds,
-            logprobs=token_logprobs(choice) if want_logprobs else None,
-        )
+        return data, choice, seconds
 
     def _reason(self, reason: str) -> str:
         return reason.replace(self.api_key, "***") if self.api_key else reason

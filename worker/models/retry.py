@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from deliberation.engine.models import Completion, Message, ModelClient, ModelError, Params
+from deliberation.engine.models import Completion, Message, ModelClient, ModelError, Params, gives_next_token
 
 logger = logging.getLogger(__name__)
 
@@ -28,11 +28,21 @@ class RetryingClient:
     base_delay_s: float = 1.0
     sleep: Callable[[float], None] = time.sleep
 
+    @property
+    def gives_next_token(self) -> bool:
+        return gives_next_token(self.inner)
+
     def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
+        return self._with_retries(lambda: self.inner.complete(messages, params=params, seed=seed))
+
+    def next_token(self, messages: Sequence[Message], *, prefix: str, top: int, seed: int) -> Completion:
+        return self._with_retries(lambda: self.inner.next_token(messages, prefix=prefix, top=top, seed=seed))
+
+    def _with_retries(self, call: Callable[[], Completion]) -> Completion:
         attempts = 1 + self.retries
         for attempt in range(1, attempts + 1):
             try:
-                return self.inner.complete(messages, params=params, seed=seed)
+                return call()
             except PermanentModelError:
                 raise
             except RETRYABLE as exc:

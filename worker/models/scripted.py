@@ -3,9 +3,11 @@
     scripted:default    the engine's scripted_reply (a digit for judge prompts, a short draft else)
     scripted:slow       the same, 0.05 s per call, to watch a run stream live
     scripted:bad-judge  answers judge prompts with words, never a digit (exercises the fallback)
+    scripted:no-logprobs  the default replies, but no next-token log-probabilities (as litellm's backend)
     scripted:fail       every call times out (exercises retries and the failed-run path)
 """
 
+import math
 from collections.abc import Sequence
 
 from deliberation.engine.models import (
@@ -27,6 +29,10 @@ def bad_judge_reply(messages: Sequence[Message], params: Params, seed: int) -> s
     return scripted_reply(messages, params, seed)
 
 
+def bad_judge_next_token(messages: Sequence[Message], prefix: str, seed: int) -> list[tuple[str, float]]:
+    return [("I", math.log(0.7)), (" cannot", math.log(0.3))]
+
+
 def failing_reply(messages: Sequence[Message], params: Params, seed: int) -> str:
     raise TimeoutError("scripted:fail always times out")
 
@@ -34,7 +40,8 @@ def failing_reply(messages: Sequence[Message], params: Params, seed: int) -> str
 SCRIPTED_CLIENTS = {
     "default": lambda: ScriptedModelClient(),
     "slow": lambda: ScriptedModelClient(delay_s=SLOW_DELAY_S),
-    "bad-judge": lambda: ScriptedModelClient(responder=bad_judge_reply),
+    "bad-judge": lambda: ScriptedModelClient(responder=bad_judge_reply, next_token_responder=bad_judge_next_token),
+    "no-logprobs": lambda: ScriptedModelClient(next_token_responder=None),
     "fail": lambda: ScriptedModelClient(responder=failing_reply),
 }
 

@@ -83,7 +83,7 @@ def judge_seed(run_seed: int) -> int:
 def verdict_data(*, scenario: Scenario, judge: Judge, seed: int, group: str, text: str) -> dict[str, Any]:
     """One group's vote on `text` as the judge scores it (`seed`: the run's judge_seed)."""
     v = judge.score(scenario=scenario, group=group, text=text, seed=seed)
-    return {
+    data = {
         "group": group,
         "score": v.score,
         "position": vote_position(v.score),
@@ -96,6 +96,9 @@ def verdict_data(*, scenario: Scenario, judge: Judge, seed: int, group: str, tex
             "cached": v.cached,
         },
     }
+    if v.detail:
+        data["detail"] = dict(v.detail)
+    return data
 
 
 def tally_and_outcome(

@@ -108,3 +108,29 @@ def test_topic_filter_and_errors(sample_set):
     with pytest.raises(CommandError, match="nothing|no adopted"):
         call_command("judge_calibrate", "--record-set", sample_set, "--judge", "real-votes", "--topic", "none",
                      verbosity=0)
+
+
+def test_expected_judge_stores_the_distribution_and_reuses_the_cache(sample_set, monkeypatch):
+    first = calibration_run(record_set=sample_set, judge="llm-expected", judge_model="scripted:default", limit=8,
+                            resamples=10)
+    assert first.results["scored"] == 8
+    for pair in first.pairs:
+        distribution = pair["extra"]["detail"]["distribution"]
+        assert pair["predicted"] == pytest.approx(distribution["expected"], abs=1e-3)
+        assert sum(distribution["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+    assert any(pair["predicted"] != int(pair["predicted"]) for pair in first.pairs)  # expectations, not digits
+
+    from worker.models import scripted
+
+    def no_model_call(*args, **kwargs):
+        raise AssertionError("a repeated calibration must be answered from the cache")
+
+    monkeypatch.setattr(scripted.ScriptedModelClient, "next_token", no_model_call)
+    second = calibration_run(record_set=sample_set, judge="llm-expected", judge_model="scripted:default", limit=8,
+                             resamples=10)
+    assert [p["predicted"] for p in second.pairs] == [p["predicted"] for p in first.pairs]
+
+
+def test_expected_judge_is_refused_for_a_backend_without_logprobs(sample_set):
+    with pytest.raises(CalibrationError, match="next-token log-probabilities"):
+        calibration_run(record_set=sample_set, judge="llm-expected", judge_model="scripted:no-logprobs", limit=2)

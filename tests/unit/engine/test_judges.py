@@ -177,3 +177,49 @@ def test_scripted_judge_fixed_scores_win(scenario):
     judge = ScriptedJudge(scores={"SD": 8})
     assert judge.score(scenario=scenario, group="SD", text=TEXT, seed=5).score == 8
     assert judge.score(scenario=scenario, group="SD", text="other", seed=6).score == 8
+
+
+# --- the expected-score judge (llm-expected) ---
+
+import math  # noqa: E402
+
+from deliberation.engine.judges import ExpectedJudge, JudgeUnavailable, digit_distribution  # noqa: E402
+
+# p("7") .5 + p(" 7") .1 = .6 on 7, .2 on 6, .2 on a word: digit mass .8, p7 = .75, p6 = .25
+FIXED = [("7", math.log(0.5)), (" 7", math.log(0.1)), ("6", math.log(0.2)), ("The", math.log(0.2))]
+
+
+def test_digit_distribution_merges_variants_and_renormalises_over_digits():
+    distribution = digit_distribution(FIXED)
+    assert distribution.mass == pytest.approx(0.8)
+    assert distribution.probabilities[7] == pytest.approx(0.75) and distribution.probabilities[6] == pytest.approx(0.25)
+    assert sum(distribution.probabilities) == pytest.approx(1.0)
+    assert distribution.expected == pytest.approx(6.75)
+    assert distribution.argmax == 7
+    assert distribution.sd == pytest.approx(math.sqrt(0.75 * 0.25 ** 2 + 0.25 * 0.75 ** 2))
+    assert digit_distribution([("The", -0.1), ("10", -2.0)]) is None  # "10" is not a digit token
+
+
+def test_expected_judge_scores_the_expectation_from_one_next_token_call(scenario):
+    client = ScriptedModelClient(next_token_responder=lambda messages, prefix, seed: FIXED)
+    verdict = ExpectedJudge(client).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
+    assert verdict.score == pytest.approx(6.75) and not verdict.fallback
+    assert verdict.detail["distribution"]["argmax"] == 7
+    assert verdict.detail["distribution"]["probabilities"][7] == pytest.approx(0.75)
+    assert client.calls == [] and len(client.next_token_calls) == 1  # no sampled reply at all
+    messages, prefix, top, _ = client.next_token_calls[0]
+    assert prefix == "" and top == 20
+    assert list(messages) == judge_messages(scenario=scenario, group="EPP", text=TEXT, attempt=0)
+
+
+def test_expected_judge_falls_back_to_the_papers_judge_when_digits_are_unlikely(scenario):
+    words = [("The", math.log(0.7)), ("5", math.log(0.2))]  # digit mass .2 < .5
+    client = ScriptedModelClient(responder=answers("3"), next_token_responder=lambda m, p, s: words)
+    verdict = ExpectedJudge(client).score(scenario=scenario, group="SD", text=TEXT, seed=1)
+    assert verdict.score == 3 and verdict.detail == {"expected_unavailable": True, "digit_mass": pytest.approx(0.2)}
+    assert len(client.calls) == 1 and verdict.attempts == 2
+
+
+def test_expected_judge_refuses_a_model_without_logprobs():
+    with pytest.raises(JudgeUnavailable, match="next-token log-probabilities"):
+        ExpectedJudge(ScriptedModelClient(next_token_responder=None))

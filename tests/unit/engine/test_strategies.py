@@ -351,3 +351,17 @@ def test_run_context_child_seeds_are_stable_and_distinct():
     assert ctx.child_seed("judge") == RunContext(model=None, judge=ScriptedJudge(), seed=9).child_seed("judge")
     assert ctx.child_seed("judge") != ctx.child_seed("draft")
     assert ctx.child_seed("judge") != RunContext(model=None, judge=ScriptedJudge(), seed=10).child_seed("judge")
+
+
+def test_expected_judge_votes_carry_the_distribution_and_a_fractional_score(scenario):
+    from deliberation.engine.judges import ExpectedJudge
+
+    events = run_all(OneShot(), scenario, judge=ExpectedJudge(ScriptedModelClient()))
+    votes = [e for e in events if e["type"] == "vote"]
+    assert all(not event_keys_missing(v) for v in votes)
+    for vote in votes:
+        distribution = vote["data"]["detail"]["distribution"]
+        assert vote["data"]["score"] == distribution["expected"] and 0 <= vote["data"]["score"] <= 9
+    json.loads(json.dumps(events))  # stored as JSON like every event
+    outcome = outcome_of(events)
+    assert outcome.scores == {v["data"]["group"]: v["data"]["score"] for v in votes}

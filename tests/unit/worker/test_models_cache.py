@@ -109,3 +109,33 @@ def test_failures_are_not_cached():
     with pytest.raises(ModelError):
         CachingClient(FailingClient(), model="m").complete(MESSAGES, params=PARAMS, seed=1)
     assert not CachedCompletion.objects.exists()
+
+
+class NextTokenCounting(CountingClient):
+    gives_next_token = True
+
+    def next_token(self, messages, *, prefix, top, seed):
+        from deliberation.engine.models import next_token_completion
+
+        self.calls += 1
+        return next_token_completion([("7", -0.2), (" 6", -1.9)][:top], prompt_tokens=11)
+
+
+@pytest.mark.django_db
+def test_next_token_calls_are_cached_apart_from_completions():
+    inner = NextTokenCounting()
+    client = CachingClient(inner, model="m")
+    assert client.gives_next_token and not CachingClient(CountingClient(), model="m").gives_next_token
+    first = client.next_token(MESSAGES, prefix="", top=20, seed=3)
+    again = client.next_token(MESSAGES, prefix="", top=20, seed=3)
+    assert inner.calls == 1 and again.cached and again.logprobs == first.logprobs
+    assert again.logprobs[0].top == (("7", -0.2), (" 6", -1.9))
+    client.next_token(MESSAGES, prefix="The score is", top=20, seed=3)  # another prefix: another call
+    # a chat completion of the same messages with one token and the same logprobs is another entry
+    client.complete([*MESSAGES, {"role": "assistant", "content": ""}],
+                    params=Params(temperature=0.0, max_tokens=1, top_logprobs=20), seed=3)
+    assert inner.calls == 3
+    row = CachedCompletion.objects.get(key=completion_key(
+        model="m#next-token", messages=[*MESSAGES, {"role": "assistant", "content": ""}],
+        params=Params(temperature=0.0, max_tokens=1, top_logprobs=20), seed=3))
+    assert row.model == "m" and row.text == "7"

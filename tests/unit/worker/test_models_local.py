@@ -90,6 +90,24 @@ def test_logprobs_are_returned_per_token_when_asked():
         assert token.logprob == pytest.approx(token.top[0][1])  # greedy picks the most likely
 
 
+def test_next_token_reads_the_full_distribution_of_the_first_reply_token():
+    client = model_client("local:smollm2-135m", cache=False)
+    answer = client.next_token(QUESTION, prefix="", top=50, seed=1)
+    (token,) = answer.logprobs
+    assert len(token.top) == 50 and token.top[0][0] == answer.text
+    assert all(a[1] >= b[1] for a, b in zip(token.top, token.top[1:])) and token.top[0][1] <= 0
+    # the most likely token is what greedy decoding writes first
+    greedy = client.complete(QUESTION, params=Params(max_tokens=1, top_logprobs=1), seed=1)
+    assert greedy.logprobs[0].token == answer.text
+    assert greedy.logprobs[0].logprob == pytest.approx(token.top[0][1], abs=1e-3)
+    after = client.next_token(QUESTION, prefix=answer.text, top=5, seed=1)
+    assert after.logprobs[0].top != token.top[:5]  # the open prefix moves the position on
+    # the context keeps the shared head of the prompt: the same answer as from a fresh context
+    again = client.next_token(QUESTION, prefix="", top=50, seed=1).logprobs[0].top
+    assert [t for t, _ in again] == [t for t, _ in token.top]
+    assert [lp for _, lp in again] == pytest.approx([lp for _, lp in token.top], abs=1e-4)
+
+
 def test_the_model_loads_once_per_process():
     client = model_client("local:smollm2-135m", cache=False)
     client.complete(QUESTION, params=Params(max_tokens=2), seed=1)

@@ -102,3 +102,24 @@ def test_timeouts_and_connection_errors_are_retried():
     retrying = RetryingClient(client, model="hosted_vllm/m", retries=2, sleep=lambda s: None)
     assert retrying.complete(MESSAGES, params=Params(), seed=1).text == "finally"
     assert len(requests) == 3
+
+
+def test_next_token_asks_for_one_token_and_its_top_logprobs():
+    logprobs = {"content": [{"token": "7", "logprob": -0.3, "bytes": None, "top_logprobs": [
+        {"token": "7", "logprob": -0.3, "bytes": None}, {"token": "6", "logprob": -1.6, "bytes": None}]}]}
+    client, requests = client_answering(lambda request: answer("7", logprobs=logprobs))
+    completion = client.next_token(MESSAGES, prefix="", top=20, seed=4)
+    body = json.loads(requests[0].content)
+    assert body["max_tokens"] == 1 and body["logprobs"] is True and body["top_logprobs"] == 20
+    assert body["temperature"] == 0.0 and body["messages"] == MESSAGES and "continue_final_message" not in body
+    assert completion.text == "7" and completion.logprobs[0].top == (("7", -0.3), ("6", -1.6))
+    client.next_token(MESSAGES, prefix="Score:", top=5, seed=4)
+    body = json.loads(requests[1].content)
+    assert body["messages"][-1] == {"role": "assistant", "content": "Score:"}
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+
+
+def test_next_token_without_logprobs_in_the_answer_is_an_error():
+    client, _ = client_answering(lambda request: answer("7"))
+    with pytest.raises(ModelError, match="without logprobs"):
+        client.next_token(MESSAGES, prefix="", top=20, seed=4)
