@@ -119,6 +119,19 @@ def fit_to_context(
     return kept
 
 
+def llama_fit(llama: "Llama", messages: Sequence[Message], *, budget: int) -> list[Message]:
+    """fit_to_context with this model's tokenizer."""
+
+    def count_tokens(text: str) -> int:
+        return len(llama.tokenize(text.encode(), add_bos=False, special=False))
+
+    def keep_tail(text: str, n: int) -> str:
+        tokens = llama.tokenize(text.encode(), add_bos=False, special=False)[-n:]
+        return llama.detokenize(tokens).decode("utf-8", errors="ignore")
+
+    return fit_to_context(messages, budget=budget, count_tokens=count_tokens, keep_tail=keep_tail)
+
+
 def token_logprobs(choice: dict) -> tuple[TokenLogprob, ...] | None:
     content = (choice.get("logprobs") or {}).get("content")
     if content is None:
@@ -165,16 +178,7 @@ class LocalModel:
             )
         with self._lock:
             llama = self._llama(logits_all=want_logprobs)
-
-            def count_tokens(text: str) -> int:
-                return len(llama.tokenize(text.encode(), add_bos=False, special=False))
-
-            def keep_tail(text: str, n: int) -> str:
-                tokens = llama.tokenize(text.encode(), add_bos=False, special=False)[-n:]
-                return llama.detokenize(tokens).decode("utf-8", errors="ignore")
-
-            fitted = fit_to_context(messages, budget=budget, count_tokens=count_tokens,
-                                    keep_tail=keep_tail)
+            fitted = llama_fit(llama, messages, budget=budget)
             started = time.perf_counter()
             try:
                 response = llama.create_chat_completion(
@@ -215,16 +219,8 @@ class LocalModel:
             # The fast instance: llama.cpp computes the logits of the prompt's last position
             # anyway, and they are all this needs (logits_all would compute every position's).
             llama = self._llama(logits_all=False)
-
-            def count_tokens(text: str) -> int:
-                return len(llama.tokenize(text.encode(), add_bos=False, special=False))
-
-            def keep_tail(text: str, n: int) -> str:
-                tokens = llama.tokenize(text.encode(), add_bos=False, special=False)[-n:]
-                return llama.detokenize(tokens).decode("utf-8", errors="ignore")
-
-            budget = self.spec.n_ctx - 1 - PROMPT_OVERHEAD_TOKENS - count_tokens(prefix)
-            fitted = fit_to_context(messages, budget=budget, count_tokens=count_tokens, keep_tail=keep_tail)
+            prefix_tokens = len(llama.tokenize(prefix.encode(), add_bos=False, special=False))
+            fitted = llama_fit(llama, messages, budget=self.spec.n_ctx - 1 - PROMPT_OVERHEAD_TOKENS - prefix_tokens)
             prompt = chat_prompt(llama, fitted) + prefix
             tokens = llama.tokenize(prompt.encode(), add_bos=True, special=True)
             started = time.perf_counter()
