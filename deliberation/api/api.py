@@ -15,7 +15,7 @@ import json
 from typing import Annotated, Literal
 
 from django.contrib.auth.models import AnonymousUser
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from ninja import NinjaAPI, Query, Status
 from ninja.errors import HttpError, ValidationError
@@ -468,6 +468,6 @@ def experiment_export_zip(
     found = _own_experiment(request, experiment_id)
     if found is None:
         return Status(404, NO_EXPERIMENT)
-    response = HttpResponse(experiment_export(experiment=found, formats=format), content_type="application/zip")
+    response = StreamingHttpResponse(experiment_export(experiment=found, formats=format), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="experiment-{found.pk}.zip"'
     return response

@@ -5,6 +5,10 @@ participating group), `events` (one row per stored run event). Every table is de
 TABLES (column, type, meaning); the rows, the Parquet schemas and the data dictionary shipped in
 the zip all come from that declaration, so the dictionary covers every column by construction.
 
+The zip streams: rows are read from the database in batches and written into the archive as they
+come, and each piece of the archive is handed on (a StreamingHttpResponse, a file) as soon as it
+is written, so neither the tables nor the zip are ever whole in memory.
+
 Files read as they are: CSV has a header, ISO 8601 UTC timestamps, `true`/`false` booleans and
 empty cells for missing values (pandas.read_csv and R's read.csv both read them); list columns
 are `;`-joined codes; the only JSON in a CSV cell is in the columns named `*_json`, documented as
@@ -14,8 +18,10 @@ such. Parquet keeps the declared types (timestamps in UTC, nullable integers and
 import csv
 import io
 import json
+import tempfile
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -214,12 +220,11 @@ def _experiment_rows(experiment: Experiment) -> list[dict]:
     }]
 
 
-def _run_rows(runs: Sequence[Run]) -> list[dict]:
-    rows = []
+def _run_rows(runs: Iterable[Run]) -> Iterator[dict]:
     for run in runs:
         outcome = run.outcome or {}
         result = (outcome.get("goals") or {}).get(run.goal)
-        rows.append({
+        yield {
             "run_id": run.pk,
             "experiment_id": run.experiment_id,
             "cell": run.cell,
@@ -251,45 +256,47 @@ def _run_rows(runs: Sequence[Run]) -> list[dict]:
             "created_at": _utc(run.created_at),
             "started_at": _utc(run.started_at),
             "finished_at": _utc(run.finished_at),
-        })
-    return rows
+        }
 
 
-def _group_score_rows(runs: Sequence[Run]) -> list[dict]:
-    real = {
-        (record_id, code): (score, choice)
-        for record_id, code, score, choice in Stance.objects.filter(
-            record_id__in={run.record_id for run in runs}
-        ).values_list("record_id", "group__code", "real_score", "real_choice")
-    }
-    rows = []
-    for run in runs:
-        outcome = run.outcome or {}
-        scores = outcome.get("scores") or {}
-        fallbacks = set(outcome.get("fallbacks") or ())
-        for position, code in enumerate(run.groups, start=1):
-            real_score, real_choice = real.get((run.record_id, code), (None, None))
-            rows.append({
-                "run_id": run.pk,
-                "experiment_id": run.experiment_id,
-                "group": code,
-                "position": position,
-                "seat_share": float(run.seats[code]),
-                "score": scores.get(code),
-                "fallback": (code in fallbacks) if scores else None,
-                "is_veto_group": code == run.veto_group,
-                "real_score": real_score,
-                "real_choice": real_choice,
-            })
-    return rows
+def _group_score_rows(runs: Iterable[Run]) -> Iterator[dict]:
+    for batch in _batches(runs):
+        real = {
+            (record_id, code): (score, choice)
+            for record_id, code, score, choice in Stance.objects.filter(
+                record_id__in={run.record_id for run in batch}
+            ).values_list("record_id", "group__code", "real_score", "real_choice")
+        }
+        for run in batch:
+            yield from _run_group_scores(run, real)
 
 
-def _event_rows(events: QuerySet[RunEvent]) -> list[dict]:
-    rows = []
+def _run_group_scores(run: Run, real: dict[tuple[int, str], tuple[float, int]]) -> Iterator[dict]:
+    outcome = run.outcome or {}
+    scores = outcome.get("scores") or {}
+    fallbacks = set(outcome.get("fallbacks") or ())
+    for position, code in enumerate(run.groups, start=1):
+        real_score, real_choice = real.get((run.record_id, code), (None, None))
+        yield {
+            "run_id": run.pk,
+            "experiment_id": run.experiment_id,
+            "group": code,
+            "position": position,
+            "seat_share": float(run.seats[code]),
+            "score": scores.get(code),
+            "fallback": (code in fallbacks) if scores else None,
+            "is_veto_group": code == run.veto_group,
+            "real_score": real_score,
+            "real_choice": real_choice,
+        }
+
+
+def _event_rows(events: QuerySet[RunEvent]) -> Iterator[dict]:
     columns = ("run_id", "run__experiment_id", "seq", "type", "at", "data")
-    for run_id, experiment_id, seq, type_, at, data in events.order_by("run_id", "seq").values_list(*columns).iterator():
+    rows = events.order_by("run_id", "seq").values_list(*columns).iterator(chunk_size=ROWS_PER_BATCH)
+    for run_id, experiment_id, seq, type_, at, data in rows:
         usage = data.get("usage") if isinstance(data, dict) else None
-        rows.append({
+        yield {
             "run_id": run_id,
             "experiment_id": experiment_id,
             "seq": seq,
@@ -299,29 +306,44 @@ def _event_rows(events: QuerySet[RunEvent]) -> list[dict]:
             "completion_tokens": usage.get("completion_tokens") if usage else None,
             "cached": bool(usage.get("cached")) if usage else None,
             "data_json": json.dumps(data, sort_keys=True),
-        })
-    return rows
+        }
 
 
-def experiment_tables(*, experiment: Experiment) -> dict[str, list[dict]]:
-    """The experiment's tidy tables: rows as dicts whose keys are the TABLES columns, in order."""
-    runs = list(experiment.runs.select_related("record").order_by("pk"))
+Rows = Callable[[], Iterable[dict]]  # called once per format: each call reads the rows afresh
+
+
+def experiment_tables(*, experiment: Experiment) -> dict[str, Rows]:
+    """The experiment's tidy tables: for each, a function giving its rows (dicts keyed by the
+    TABLES columns, in order), read from the database in batches."""
+
+    def runs() -> Iterator[Run]:
+        return experiment.runs.select_related("record").order_by("pk").iterator(chunk_size=ROWS_PER_BATCH)
+
     return {
-        "experiments": _experiment_rows(experiment),
-        "runs": _run_rows(runs),
-        "group_scores": _group_score_rows(runs),
-        "events": _event_rows(RunEvent.objects.filter(run__experiment=experiment)),
+        "experiments": lambda: _experiment_rows(experiment),
+        "runs": lambda: _run_rows(runs()),
+        "group_scores": lambda: _group_score_rows(runs()),
+        "events": lambda: _event_rows(RunEvent.objects.filter(run__experiment=experiment)),
     }
 
 
-def run_tables(*, run: Run) -> dict[str, list[dict]]:
+def run_tables(*, run: Run) -> dict[str, Rows]:
     """One run's tidy tables (runs, group_scores, events), the same columns as an experiment's;
     experiment_id is empty for a run outside an experiment (a classroom session, a single run)."""
     return {
-        "runs": _run_rows([run]),
-        "group_scores": _group_score_rows([run]),
-        "events": _event_rows(RunEvent.objects.filter(run=run)),
+        "runs": lambda: _run_rows([run]),
+        "group_scores": lambda: _group_score_rows([run]),
+        "events": lambda: _event_rows(RunEvent.objects.filter(run=run)),
     }
+
+
+ROWS_PER_BATCH = 1000
+
+
+def _batches(items: Iterable, size: int = ROWS_PER_BATCH) -> Iterator[list]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 def _cell(value) -> str:
@@ -334,58 +356,109 @@ def _cell(value) -> str:
     return str(value)
 
 
-def _csv(rows: list[dict], columns: Sequence[Column]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+def _jsonable(row: dict) -> dict:
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in row.items()}
+
+
+class _Pipe(io.RawIOBase):
+    """Where zipfile writes the archive: it keeps what was written until the generator hands it
+    on (zipfile writes to an unseekable stream with data descriptors, sizes after each member)."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._pieces.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self._pieces)
+        self._pieces.clear()
+        return data
+
+
+def _csv_member(member, rows: Iterable[dict], columns: Sequence[Column], pipe: _Pipe) -> Iterator[bytes]:
+    text = io.TextIOWrapper(member, encoding="utf-8", newline="")
+    writer = csv.writer(text, lineterminator="\n")
     writer.writerow([column.name for column in columns])
-    for row in rows:
-        writer.writerow([_cell(row[column.name]) for column in columns])
-    return out.getvalue().encode()
+    for batch in _batches(rows):
+        writer.writerows([_cell(row[column.name]) for column in columns] for row in batch)
+        text.flush()
+        yield pipe.take()
+    text.flush()
+    text.detach()  # the member stays open for the archive to close
 
 
-def _parquet(rows: list[dict], columns: Sequence[Column]) -> bytes:
+def _json_member(member, rows: Iterable[dict], pipe: _Pipe) -> Iterator[bytes]:
+    separator = b"[\n"
+    for batch in _batches(rows):
+        for row in batch:
+            member.write(separator + json.dumps(_jsonable(row), indent=1).encode())
+            separator = b",\n"
+        yield pipe.take()
+    member.write(b"[]" if separator == b"[\n" else b"\n]")
+
+
+def _parquet_member(member, rows: Iterable[dict], columns: Sequence[Column], pipe: _Pipe) -> Iterator[bytes]:
+    # Parquet's footer needs the file's offsets: it is written to a temporary file, one row group
+    # per batch, then copied into the archive in pieces.
     schema = pa.schema([pa.field(column.name, ARROW_TYPES[column.type]) for column in columns])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    out = io.BytesIO()
-    pq.write_table(table, out)
-    return out.getvalue()
+    with tempfile.TemporaryFile() as spool:
+        with pq.ParquetWriter(spool, schema) as writer:
+            written = False
+            for batch in _batches(rows):
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                written = True
+            if not written:
+                writer.write_table(pa.Table.from_pylist([], schema=schema))
+        spool.seek(0)
+        while piece := spool.read(2**20):
+            member.write(piece)
+            yield pipe.take()
 
 
-def _json(rows: list[dict]) -> bytes:
-    return json.dumps(
-        [{key: value.isoformat() if isinstance(value, datetime) else value for key, value in row.items()} for row in rows],
-        indent=1,
-    ).encode()
+def _zip_pieces(tables: dict[str, Rows], formats: Sequence[str], readme: str) -> Iterator[bytes]:
+    pipe = _Pipe()
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, rows in tables.items():
+            columns = TABLES[name]
+            if "csv" in formats:
+                with archive.open(f"{name}.csv", "w", force_zip64=True) as member:
+                    yield from _csv_member(member, rows(), columns, pipe)
+            if "parquet" in formats:
+                with archive.open(f"{name}.parquet", "w", force_zip64=True) as member:
+                    yield from _parquet_member(member, rows(), columns, pipe)
+            if "json" in formats:
+                with archive.open(f"{name}.json", "w", force_zip64=True) as member:
+                    yield from _json_member(member, rows(), pipe)
+            yield pipe.take()
+        dictionary = [row for row in data_dictionary() if row["table"] in tables]
+        with archive.open("data_dictionary.csv", "w") as member:
+            yield from _csv_member(member, dictionary, DICTIONARY_COLUMNS, pipe)
+        archive.writestr("data_dictionary.json", json.dumps(dictionary, indent=1).encode())
+        archive.writestr("README.txt", readme)
+    yield pipe.take()
 
 
-def _export_zip(tables: dict[str, list[dict]], formats: Sequence[str], readme: str) -> bytes:
+def _export_zip(tables: dict[str, Rows], formats: Sequence[str], readme: str) -> Iterator[bytes]:
+    """The zip's bytes, piece by piece; an unknown format is refused (ValueError) at once."""
     formats = list(dict.fromkeys(formats))
     unknown = [name for name in formats if name not in FORMATS]
     if unknown or not formats:
         raise ValueError(f"formats: choose from {', '.join(FORMATS)} (got {', '.join(unknown) or 'none'})")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, rows in tables.items():
-            columns = TABLES[name]
-            if "csv" in formats:
-                archive.writestr(f"{name}.csv", _csv(rows, columns))
-            if "parquet" in formats:
-                archive.writestr(f"{name}.parquet", _parquet(rows, columns))
-            if "json" in formats:
-                archive.writestr(f"{name}.json", _json(rows))
-        dictionary = [row for row in data_dictionary() if row["table"] in tables]
-        archive.writestr("data_dictionary.csv", _csv(dictionary, DICTIONARY_COLUMNS))
-        archive.writestr("data_dictionary.json", json.dumps(dictionary, indent=1).encode())
-        archive.writestr("README.txt", readme)
-    return buffer.getvalue()
+    return (piece for piece in _zip_pieces(tables, formats, readme) if piece)
 
 
-def experiment_export(*, experiment: Experiment, formats: Sequence[str] = FORMATS) -> bytes:
+def experiment_export(*, experiment: Experiment, formats: Sequence[str] = FORMATS) -> Iterator[bytes]:
     """A zip of the experiment's tables in each asked format (runs.csv, runs.parquet, runs.json,
-    ...) and the data dictionary (data_dictionary.csv and .json, always)."""
+    ...) and the data dictionary (data_dictionary.csv and .json, always), as pieces of bytes to
+    stream (StreamingHttpResponse) or write to a file."""
     return _export_zip(experiment_tables(experiment=experiment), formats, README)
 
 
-def run_export(*, run: Run, formats: Sequence[str] = ("csv", "json")) -> bytes:
-    """A zip of one run's tables (runs, group_scores, events) and their data dictionary."""
+def run_export(*, run: Run, formats: Sequence[str] = ("csv", "json")) -> Iterator[bytes]:
+    """A zip of one run's tables (runs, group_scores, events) and their data dictionary, in pieces."""
     return _export_zip(run_tables(run=run), formats, RUN_README)

@@ -4,7 +4,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -105,7 +105,7 @@ def run_export_zip(request: HttpRequest, run_id: int) -> HttpResponse:
         blob = run_export(run=run, formats=request.GET.getlist("format") or ["csv", "json"])
     except ValueError as error:
         return JsonResponse({"error": str(error), "formats": list(FORMATS)}, status=400)
-    response = HttpResponse(blob, content_type="application/zip")
+    response = StreamingHttpResponse(blob, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.zip"'
     return response
 

@@ -213,8 +213,8 @@ def test_experiments_are_created_started_followed_and_exported_by_their_owner(cl
     results = client.get(f"/api/v1/experiments/{experiment_id}/results", **bearer(token)).json()
     assert {row["run"] for row in results} == set(started["started_runs"])
     export = client.get(f"/api/v1/experiments/{experiment_id}/export.zip?format=csv", **bearer(token))
-    assert export.status_code == 200 and export["Content-Type"] == "application/zip", export.content
-    assert zipfile.ZipFile(io.BytesIO(export.content)).namelist()[0] == "experiments.csv"
+    assert export.status_code == 200 and export["Content-Type"] == "application/zip"
+    assert zipfile.ZipFile(io.BytesIO(b"".join(export.streaming_content))).namelist()[0] == "experiments.csv"
     unknown = client.get(f"/api/v1/experiments/{experiment_id}/export.zip?format=xlsx", **bearer(token))
     assert unknown.status_code == 400 and "format" in unknown.json()["errors"]
     client.force_login(alice)  # the owner's browser downloads it with the session

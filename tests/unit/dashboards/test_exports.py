@@ -53,8 +53,8 @@ def finished_experiment(monkeypatch):
 NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
-def unzip(blob: bytes, tmp_path: Path) -> Path:
-    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+def unzip(pieces, tmp_path: Path) -> Path:
+    with zipfile.ZipFile(io.BytesIO(b"".join(pieces))) as archive:
         archive.extractall(tmp_path)
     return tmp_path
 

@@ -31,7 +31,7 @@ def test_owner_downloads_the_runs_tables_and_dictionary_as_csv(client, db):
     response = client.get(reverse("run-export", args=[run.pk]), {"format": "csv"})
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     assert f'filename="run-{run.pk}.zip"' in response["Content-Disposition"]
-    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
     assert sorted(archive.namelist()) == sorted(
         ["runs.csv", "group_scores.csv", "events.csv", "data_dictionary.csv", "data_dictionary.json", "README.txt"]
     )
@@ -58,7 +58,8 @@ def test_json_export_and_unknown_formats(client, db):
     owner = make_user()
     run = make_finished_run(owner)
     client.force_login(owner)
-    archive = zipfile.ZipFile(io.BytesIO(client.get(reverse("run-export", args=[run.pk]), {"format": "json"}).content))
+    response = client.get(reverse("run-export", args=[run.pk]), {"format": "json"})
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
     assert json.loads(archive.read("events.json"))[1]["type"] == "speech"
     assert client.get(reverse("run-export", args=[run.pk]), {"format": "xls"}).status_code == 400
 
@@ -67,3 +68,29 @@ def test_others_cannot_export_a_private_run(client, db):
     run = make_finished_run(make_user())
     client.force_login(make_user("bob"))
     assert client.get(reverse("run-export", args=[run.pk])).status_code == 404
+
+
+def test_the_export_streams_in_pieces_and_never_holds_the_tables_or_the_zip(db):
+    import tracemalloc
+
+    from deliberation.dashboards.exports import run_export
+
+    run = make_finished_run(make_user())
+    text = "x" * 2000
+    RunEvent.objects.bulk_create(
+        RunEvent(run=run, seq=seq, type="speech", data={"group": "EPP", "text": f"{seq} {text}"})
+        for seq in range(3, 15003)
+    )
+    events_bytes = 15000 * len(text)
+    tracemalloc.start()
+    try:
+        pieces = 0
+        size = 0
+        for piece in run_export(run=run, formats=["csv", "json"]):
+            pieces += 1
+            size += len(piece)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert pieces > 10 and size > 0
+    assert peak < events_bytes / 3, f"peak {peak / 2**20:.1f} MiB for {events_bytes / 2**20:.1f} MiB of events"

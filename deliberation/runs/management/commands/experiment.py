@@ -182,7 +182,9 @@ class Command(BaseCommand):
     def handle_export(self, options) -> None:
         experiment = self._experiment(options)
         if options["format"] or options["out"].suffix == ".zip":
-            options["out"].write_bytes(experiment_export(experiment=experiment, formats=options["format"] or FORMATS))
+            pieces = experiment_export(experiment=experiment, formats=options["format"] or FORMATS)
+            with open(options["out"], "wb") as out:
+                out.writelines(pieces)
             self.stdout.write(f"wrote {experiment.runs.count()} runs' tables and their data dictionary to {options['out']}")
             return
         data = {
