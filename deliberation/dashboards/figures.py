@@ -153,3 +153,38 @@ def support_figure(points: list[dict]) -> dict | None:
     fig = _figure(lines, title="Simulated support against the real vote", xaxis=_axis("real vote (0–9)"),
                   yaxis=_axis("mean judge score (0–9)"))
     return {"id": "support", "figure": fig}
+
+
+def power_support_figure(points: list[dict]) -> dict | None:
+    """Mean judged support against seat share, Shapley-Shubik and Banzhaf (one panel each, bins of
+    tenths), a line per strategy: if drafts follow power rather than seats, the lines rise more
+    steeply on the index panels."""
+    if not points:
+        return None
+    measures = ("seat share", "Shapley-Shubik", "Banzhaf")
+    width = 0.3
+    traces = []
+    for index, measure in enumerate(measures):
+        axis = "" if index == 0 else str(index + 1)
+        by_strategy: dict[str, list[dict]] = defaultdict(list)
+        for point in points:
+            if point["measure"] == measure:
+                by_strategy[point["strategy"]].append(point)
+        for strategy, items in sorted(by_strategy.items()):
+            traces.append({
+                "type": "scatter", "mode": "lines+markers", "name": strategy, "legendgroup": strategy,
+                "showlegend": index == 0, "xaxis": f"x{axis}", "yaxis": f"y{axis}",
+                "x": [p["x"] for p in items], "y": [p["mean"] for p in items], "customdata": [p["n"] for p in items],
+                "line": {"color": strategy_colour(strategy)},
+                "hovertemplate": f"{measure} %{{x:.0%}}: support %{{y:.2f}} (%{{customdata}} group-runs)",
+            })
+    axes = {}
+    for index, measure in enumerate(measures):
+        axis = "" if index == 0 else str(index + 1)
+        start = index * (width + 0.05)
+        axes[f"xaxis{axis}"] = _axis(measure, tickformat=".0%", range=[0, 1], domain=[start, start + width],
+                                     anchor=f"y{axis}")
+        axes[f"yaxis{axis}"] = _axis("mean judged support (0–9)" if index == 0 else "", range=[0, 9.3],
+                                     anchor=f"x{axis}", **({} if index == 0 else {"matches": "y"}))
+    fig = _figure(traces, title="Judged support against seats and voting power (voting goals)", **axes)
+    return {"id": "power-support", "figure": fig}

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from deliberation.calibration.selectors import calibrations_for_experiment
 from deliberation.dashboards import figures
 from deliberation.dashboards.forms import ExperimentForm
+from deliberation.dashboards.institutions import power_support, rule_sweep
 from deliberation.dashboards.selectors import (
     breakdown,
     experiment_runs,
@@ -72,7 +73,9 @@ def _results_content(experiment: Experiment, version: str, calibrations: dict) -
     charts = [
         *figures.paper_table_figures(tables),
         *figures.power_figures(power),
-        *[figure for figure in (figures.dominant_group_figure(groups.by_share), figures.support_figure(groups.by_real_vote)) if figure],
+        *[figure for figure in (figures.dominant_group_figure(groups.by_share), figures.support_figure(groups.by_real_vote),
+                                figures.power_support_figure(power_support(experiment=experiment, version=version)))
+          if figure],
     ]
     return {
         # each judge's table beside its latest calibrations on the experiment's record set
@@ -177,6 +180,22 @@ def experiment_results(request: HttpRequest, experiment_id: int) -> HttpResponse
     response = render(request, "dashboards/_results.html", _results_context(experiment, experiment_progress(experiment=experiment)))
     response["Cache-Control"] = "no-store"
     return response
+
+
+@login_required
+@require_GET
+def experiment_sweep(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    """Pass (and win) rates per strategy re-tallied under each seat structure and decision rule."""
+    experiment = _experiment_or_404(request, experiment_id)
+    sweep = rule_sweep(experiment=experiment)
+    rows = [
+        {"strategy": row.strategy,
+         "cells": [row.cells[(structure, rule["key"])] for rule in sweep.rules for structure, _ in sweep.structures]}
+        for row in sweep.rows
+    ]
+    return render(request, "dashboards/experiment_sweep.html", {
+        "experiment": experiment, "sweep": sweep, "rows": rows,
+    })
 
 
 @login_required

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from deliberation.dashboards import figures
+from deliberation.dashboards.institutions import power_support
 from deliberation.dashboards.selectors import breakdown, group_views, paper_tables
 
 
@@ -17,12 +18,14 @@ def _all_figures(experiment) -> list[dict]:
         *figures.power_figures(breakdown(experiment=experiment, by="power")),
         figures.dominant_group_figure(groups.by_share),
         figures.support_figure(groups.by_real_vote),
+        figures.power_support_figure(power_support(experiment=experiment)),
     ]
 
 
 def test_every_figure_is_what_plotly_writes_for_it(made):
     charts = _all_figures(made.experiment)
-    assert {chart["id"] for chart in charts} >= {"table-llm-simple_majority", "power-rawlsian", "dominant", "support"}
+    assert {chart["id"] for chart in charts} >= {
+        "table-llm-simple_majority", "power-rawlsian", "dominant", "support", "power-support"}
     for chart in charts:
         figure = chart["figure"]
         assert json.loads(pio.to_json(go.Figure(figure), validate=True)) == figure, chart["id"]
