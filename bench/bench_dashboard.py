@@ -233,7 +233,7 @@ def measure(args) -> dict:
     from django.db import connection
     from django.test import Client
 
-    from deliberation.dashboards import selectors
+    from deliberation.dashboards import institutions, selectors
     from django.utils import timezone
 
     from deliberation.runs.models import Experiment, Run
@@ -254,6 +254,8 @@ def measure(args) -> dict:
         # Nothing cached, nothing remembered: the first view of the results in a new process.
         cache.clear()
         selectors._bootstrap.cache_clear()
+        institutions._indices.cache_clear()
+        institutions._verdicts.cache_clear()
 
     def fresh(function):
         def call():
@@ -268,6 +270,9 @@ def measure(args) -> dict:
         "breakdown_term": fresh(lambda: selectors.breakdown(experiment=experiment, by="term")),
         "breakdown_power": fresh(lambda: selectors.breakdown(experiment=experiment, by="power")),
         "group_views": fresh(lambda: selectors.group_views(experiment=experiment)),
+        # the seats-power-rules page's reads (not the dashboard's)
+        "power_support": fresh(lambda: institutions.power_support(experiment=experiment)),
+        "rule_sweep": fresh(lambda: institutions.rule_sweep(experiment=experiment)),
         "results_version": lambda: selectors.results_version(experiment=experiment),
         "progress": lambda: experiment_progress(experiment=experiment),
     }

@@ -132,8 +132,12 @@ def _make_rule_sweep(experiment: Experiment) -> Sweep:
 
     passes: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])  # (strategy, structure, rule) -> passed, n
     contests: dict[str, list[dict]] = defaultdict(list)
+    structures: dict[tuple, dict] = {}  # the runs of one task and seed share their seat structures
     for run in runs:
-        run["structures"] = _structures(run, seat_counts)
+        key = (tuple(run["groups"]), tuple(run["seats"].items()), run["seed"], run["term"])
+        if key not in structures:
+            structures[key] = _structures(run, seat_counts)
+        run["structures"] = structures[key]
         run_scores = tuple((code, scores[run["id"]][code]) for code in run["groups"])
         for structure, seats in run["structures"].items():
             verdicts = _verdicts(run_scores, tuple(seats.items()), run["veto"])

@@ -73,9 +73,7 @@ def _results_content(experiment: Experiment, version: str, calibrations: dict) -
     charts = [
         *figures.paper_table_figures(tables),
         *figures.power_figures(power),
-        *[figure for figure in (figures.dominant_group_figure(groups.by_share), figures.support_figure(groups.by_real_vote),
-                                figures.power_support_figure(power_support(experiment=experiment, version=version)))
-          if figure],
+        *[figure for figure in (figures.dominant_group_figure(groups.by_share), figures.support_figure(groups.by_real_vote)) if figure],
     ]
     return {
         # each judge's table beside its latest calibrations on the experiment's record set
@@ -185,16 +183,20 @@ def experiment_results(request: HttpRequest, experiment_id: int) -> HttpResponse
 @login_required
 @require_GET
 def experiment_sweep(request: HttpRequest, experiment_id: int) -> HttpResponse:
-    """Pass (and win) rates per strategy re-tallied under each seat structure and decision rule."""
+    """Seats, power and rules: judged support against seat share and voting power, and pass (and
+    win) rates per strategy re-tallied under each seat structure and decision rule. A page of its
+    own: over 100,000 runs its reads cost seconds (bench/bench_dashboard.py), the dashboard's do not."""
     experiment = _experiment_or_404(request, experiment_id)
-    sweep = rule_sweep(experiment=experiment)
+    version = results_version(experiment=experiment)
+    sweep = rule_sweep(experiment=experiment, version=version)
+    support = figures.power_support_figure(power_support(experiment=experiment, version=version))
     rows = [
         {"strategy": row.strategy,
          "cells": [row.cells[(structure, rule["key"])] for rule in sweep.rules for structure, _ in sweep.structures]}
         for row in sweep.rows
     ]
     return render(request, "dashboards/experiment_sweep.html", {
-        "experiment": experiment, "sweep": sweep, "rows": rows,
+        "experiment": experiment, "sweep": sweep, "rows": rows, "charts": [support] if support else [],
     })
 
 

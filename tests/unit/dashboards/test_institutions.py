@@ -84,6 +84,7 @@ def test_the_sweep_page_and_the_dashboard_link(client, experiment, owner):
     html = page.content.decode()
     assert 'data-strategy="greedy"' in html and "Schulze method over competing drafts" in html
     assert "2 finished runs" in html
+    assert 'data-figure="power-support"' in html and 'id="power-support"' in html
     dashboard = client.get(f"/experiments/{experiment.pk}/").content.decode()
     assert f"/experiments/{experiment.pk}/sweep" in dashboard
 
