@@ -38,7 +38,8 @@ def calibration_summary(calibration: Calibration) -> str:
     lines = [
         f"calibration {calibration.pk}: judge {calibration.judge}{model} on {calibration.record_set.name}",
         f"pairs {r['pairs']} (scored {r['scored']}, fallbacks {r['fallbacks']}, errors {r.get('errors', 0)}), "
-        f"records {r['records']}",
+        f"records {r['records']}"
+        + (f" (the {r['excluded_train_records']} records its map was fitted on left out)" if r.get("excluded_train_records") else ""),
         f"pearson {_number(r['pearson'])} {_ci(r['pearson_ci'])}  spearman {_number(r['spearman'])} {_ci(r['spearman_ci'])}",
         f"mae {_number(r['mae'])}  bias {_number(r['bias'])}  exact {_number(r['exact'])}  "
         f"within 1 {_number(r['within_one'])}  positions {_number(r['positions']['rate'])}",
@@ -76,3 +77,9 @@ def calibrations_for_experiment(*, experiment) -> dict:
     latest = calibrations_latest(record_set_ids=record_sets)
     newest = Calibration.objects.filter(record_set_id__in=record_sets).order_by("-id").values_list("id", flat=True).first()
     return {"by_judge": latest, "version": newest or 0, "record_set": record_sets[0] if record_sets else None}
+
+
+def calibrations_with_map(*, limit: int) -> list[int]:
+    """Ids of the newest calibrations that fitted an isotonic map (each is a `calibrated:<id>` judge)."""
+    return list(Calibration.objects.filter(results__isotonic__isnull=False).exclude(results__isotonic=None)
+                .order_by("-id").values_list("id", flat=True)[:limit])

@@ -20,7 +20,7 @@ from deliberation.engine.seeding import rng_for, seed_for
 from deliberation.engine.strategies.base import judge_seed, verdict_data
 from deliberation.records.models import Record, RecordSet, Stance
 from deliberation.records.selectors import current_records, engine_group, record_set_get, record_view
-from deliberation.runs.clients import judge_for, judge_uses_model
+from deliberation.runs.clients import CALIBRATED_PREFIX, judge_for, judge_uses_model
 
 # The isotonic map needs records on both sides of its split to mean anything.
 MIN_RECORDS_FOR_ISOTONIC = 4
@@ -60,10 +60,12 @@ def _record_scenario(record: Record, *, topic: str) -> Scenario | None:
 
 def calibration_items(
     *, record_set: RecordSet, topic: str | None = None, limit: int | None = None, seed: int = 0,
+    exclude: frozenset[str] = frozenset(),
 ) -> tuple[list[CalibrationItem], int]:
     """The items of the set's current version (adopted resolution, stance, real vote) and how many
     records were skipped for having fewer than two stances. With `limit`, records are taken in a
-    seeded order until `limit` items, so the sample is the same for every judge."""
+    seeded order until `limit` items, so the sample is the same for every judge. `exclude`: record
+    keys left out (the records a calibrated judge was fitted on)."""
     from django.db.models import Prefetch
 
     records = (
@@ -74,7 +76,7 @@ def calibration_items(
     )
     if topic:
         records = records.filter(topics__name=topic)
-    records = list(records)
+    records = [record for record in records if str(record.pk) not in exclude]
     if limit is not None:
         rng_for(seed, "calibration-sample").shuffle(records)
     items: list[CalibrationItem] = []
@@ -90,6 +92,18 @@ def calibration_items(
         if limit is not None and len(items) >= limit:
             break
     return (items[:limit] if limit is not None else items), skipped
+
+
+def calibrated_train_records(*, judge: str, record_set: RecordSet) -> frozenset[str]:
+    """A calibrated judge is measured only on records its map was not fitted on: the train
+    records of its calibration, when that calibration is on the same record set."""
+    if not judge.startswith(CALIBRATED_PREFIX):
+        return frozenset()
+    number = judge.removeprefix(CALIBRATED_PREFIX)
+    base = Calibration.objects.filter(pk=int(number)).first() if number.isdigit() else None
+    if base is None or base.record_set_id != record_set.pk:
+        return frozenset()
+    return frozenset((base.results.get("isotonic") or {}).get("train_records") or ())
 
 
 def item_score(*, item: CalibrationItem, judge: Judge, seed: int) -> Pair:
@@ -165,7 +179,8 @@ def calibration_run(
         the_judge = judge_for(judge, model=model, allow_raw=owner is None or owner.is_staff)
     except ValueError as error:
         raise CalibrationError(str(error)) from None
-    items, skipped = calibration_items(record_set=the_set, topic=topic, limit=limit, seed=seed)
+    fitted_on = calibrated_train_records(judge=judge, record_set=the_set)
+    items, skipped = calibration_items(record_set=the_set, topic=topic, limit=limit, seed=seed, exclude=fitted_on)
     if not items:
         raise CalibrationError("no adopted resolution with real group votes to score in this selection")
     if on_total:
@@ -174,6 +189,7 @@ def calibration_run(
                                       progress=progress)
     results = calibration_results(pairs, seed=seed, resamples=resamples)
     results["skipped_records"] = skipped
+    results["excluded_train_records"] = len(fitted_on)
     results["errors"] = len(errors)
     seconds = time.perf_counter() - started
     with transaction.atomic():

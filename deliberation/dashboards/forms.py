@@ -8,7 +8,7 @@ from deliberation.engine.strategies import STRATEGIES
 from deliberation.engine.strategies.parliament import MAX_ROUNDS
 from deliberation.records.selectors import record_set_list
 from deliberation.registry.selectors import ModelRefused, model_check, model_entries_for
-from deliberation.runs.clients import JUDGES
+from deliberation.runs.clients import judge_choices
 
 # What a new user compares first: the paper's drafter, the debate and the two baselines.
 DEFAULT_STRATEGIES = [name for name in ("one-shot", "parliament", "random", "greedy") if name in STRATEGIES]
@@ -37,7 +37,7 @@ class ExperimentForm(forms.Form):
                                           "Fewer rounds, fewer model calls.")
     models = forms.CharField(max_length=1000, help_text="Drafting models of the lab's registry, separated by spaces.",
                              widget=forms.TextInput(attrs={"list": "model-suggestions"}))
-    judges = forms.MultipleChoiceField(choices=[(name, name) for name in JUDGES], initial=["llm"],
+    judges = forms.MultipleChoiceField(choices=lambda: [(name, name) for name in judge_choices()], initial=["llm"],
                                        widget=forms.CheckboxSelectMultiple,
                                        help_text="llm: the paper's judge, on the drafting model.")
     seeds = forms.CharField(max_length=200, initial="0", help_text="Integers, separated by spaces.")

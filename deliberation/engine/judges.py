@@ -3,15 +3,17 @@
 - LLMJudge: PoliCon's judge, each group scored alone on the paper's scale and rubric.
 - RealVotesJudge: the oracle; scores only the record's adopted resolution, with real choices.
 - ScriptedJudge: the deterministic test double.
+- CalibratedJudge: another judge's score through a monotone map fitted against real votes.
+- EnsembleJudge: the mean or median of several judges, with their spread.
 - ExpectedJudge: the same prompt, scored as the expectation over the digits of one call's
   next-token distribution (G-Eval's probability-weighted score; research/judges.md §3).
 """
 
 import math
 import re
-from collections.abc import Sequence
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from deliberation.engine.models import JUDGE_MARKER, Message, ModelClient, NextTokenClient, Params, gives_next_token
@@ -250,3 +252,60 @@ class ExpectedJudge:
         return Verdict(group, round(distribution.expected, 4), False, 1, completion.prompt_tokens,
                        completion.completion_tokens, completion.seconds, completion.cached,
                        {"distribution": distribution.as_dict()})
+
+
+@dataclass
+class CalibratedJudge:
+    """Another judge's score put through a monotone map fitted against real votes (an isotonic
+    calibration, engine.calibration.isotonic_fit). A fallback keeps the judge's default unmapped:
+    it says the judge never answered, not what it would have scored."""
+
+    inner: Judge
+    mapping: Callable[[float], float]
+    name: str = "calibrated"
+
+    def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
+        raw = self.inner.score(scenario=scenario, group=group, text=text, seed=seed)
+        if raw.fallback:
+            return raw
+        detail = {**(raw.detail or {}), "raw_score": raw.score}
+        return replace(raw, score=round(self.mapping(raw.score), 4), detail=detail)
+
+
+ENSEMBLE_AGGREGATES = ("mean", "median")
+
+
+@dataclass
+class EnsembleJudge:
+    """The mean or median of several judges' scores, with each member's score and their spread
+    (population SD) kept. Members that fell back are left out; all of them falling back is a fallback."""
+
+    members: Mapping[str, Judge]  # name -> judge, in a fixed order
+    aggregate: str = "mean"
+    name: str = "ensemble"
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in ENSEMBLE_AGGREGATES:
+            raise ValueError(f"unknown aggregate {self.aggregate!r}; choose from {', '.join(ENSEMBLE_AGGREGATES)}")
+        if not self.members:
+            raise ValueError("an ensemble needs at least one judge")
+
+    def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
+        verdicts = {name: judge.score(scenario=scenario, group=group, text=text, seed=seed)
+                    for name, judge in self.members.items()}
+        answered = [v.score for v in verdicts.values() if not v.fallback]
+        usage = {
+            "attempts": sum(v.attempts for v in verdicts.values()),
+            "prompt_tokens": sum(v.prompt_tokens for v in verdicts.values()),
+            "completion_tokens": sum(v.completion_tokens for v in verdicts.values()),
+            "seconds": math.fsum(v.seconds for v in verdicts.values()),
+            "cached": all(v.cached for v in verdicts.values()),
+        }
+        members = {name: v.score for name, v in verdicts.items()}
+        if not answered:
+            fallback = next(iter(verdicts.values())).score
+            return Verdict(group, fallback, True, **usage, detail={"members": members, "spread": 0.0})
+        center = statistics.median(answered) if self.aggregate == "median" else math.fsum(answered) / len(answered)
+        spread = statistics.pstdev(answered) if len(answered) > 1 else 0.0
+        return Verdict(group, round(center, 4), False, **usage,
+                       detail={"members": members, "spread": round(spread, 4)})

@@ -5,13 +5,26 @@ string and its endpoint. Building a client raises ModelRefused (the entry is gon
 PermanentModelError (unknown backend, missing key); runs.services turns either into a failed run.
 """
 
-from deliberation.engine.judges import ExpectedJudge, Judge, LLMJudge, RealVotesJudge, ScriptedJudge
+from deliberation.engine.judges import (
+    CalibratedJudge,
+    EnsembleJudge,
+    ExpectedJudge,
+    Judge,
+    LLMJudge,
+    RealVotesJudge,
+    ScriptedJudge,
+)
 from deliberation.engine.models import ModelClient
 from deliberation.registry.selectors import model_endpoint
 
-JUDGES = ("llm", "llm-expected", "real-votes", "scripted")
+JUDGES = ("llm", "llm-expected", "ensemble-mean", "ensemble-median", "real-votes", "scripted")
 # Judges that call the judge model (the others need none).
-MODEL_JUDGES = frozenset({"llm", "llm-expected"})
+MODEL_JUDGES = frozenset({"llm", "llm-expected", "ensemble-mean", "ensemble-median"})
+# The ensembles: the paper's judge and the expected-digit judge on the same judge model.
+ENSEMBLE_MEMBERS = ("llm", "llm-expected")
+# `calibrated:<calibration id>`: that calibration's judge and model, through its isotonic map.
+CALIBRATED_PREFIX = "calibrated:"
+CALIBRATED_CHOICES = 50  # the newest calibrations offered as judges in the forms
 
 
 def drafting_client(model: str, *, allow_raw: bool = False) -> ModelClient:
@@ -27,13 +40,42 @@ def judge_uses_model(name: str) -> bool:
     return name in MODEL_JUDGES
 
 
+def judge_choices() -> list[str]:
+    """Every judge a run or an experiment may name: the fixed ones and the newest calibrated ones."""
+    from deliberation.calibration.selectors import calibrations_with_map
+
+    return [*JUDGES, *(f"{CALIBRATED_PREFIX}{pk}" for pk in calibrations_with_map(limit=CALIBRATED_CHOICES))]
+
+
+def calibrated_judge(name: str, *, allow_raw: bool) -> Judge:
+    from deliberation.calibration.models import Calibration
+    from deliberation.engine.calibration import IsotonicMap
+
+    number = name.removeprefix(CALIBRATED_PREFIX)
+    calibration = Calibration.objects.filter(pk=int(number)).first() if number.isdigit() else None
+    if calibration is None:
+        raise ValueError(f"judge {name!r}: no calibration {number}")
+    isotonic = (calibration.results or {}).get("isotonic")
+    if not isotonic:
+        raise ValueError(f"judge {name!r}: calibration {number} has no isotonic map (too few records)")
+    inner = judge_for(calibration.judge, model=calibration.judge_model, allow_raw=allow_raw)
+    return CalibratedJudge(inner, IsotonicMap.from_dict(isotonic["map"]), name=name)
+
+
 def judge_for(name: str, *, model: str, allow_raw: bool = False) -> Judge:
     """`llm` scores with `model` (the paper's judge), `llm-expected` the same prompt as the expected
-    digit under the model's next-token distribution, `real-votes` is the oracle, `scripted` tests."""
+    digit under the model's next-token distribution, `ensemble-mean`/`-median` both of them,
+    `calibrated:<id>` a calibration's judge through its isotonic map, `real-votes` is the oracle,
+    `scripted` tests."""
     if name == "llm":
         return LLMJudge(drafting_client(model, allow_raw=allow_raw))
     if name == "llm-expected":  # JudgeUnavailable (a ValueError) when the backend gives no logprobs
         return ExpectedJudge(drafting_client(model, allow_raw=allow_raw))
+    if name in ("ensemble-mean", "ensemble-median"):
+        members = {member: judge_for(member, model=model, allow_raw=allow_raw) for member in ENSEMBLE_MEMBERS}
+        return EnsembleJudge(members, aggregate=name.removeprefix("ensemble-"), name=name)
+    if name.startswith(CALIBRATED_PREFIX):
+        return calibrated_judge(name, allow_raw=allow_raw)
     if name == "real-votes":
         return RealVotesJudge()
     if name == "scripted":

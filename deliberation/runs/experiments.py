@@ -44,7 +44,7 @@ from deliberation.engine.strategies import STRATEGIES
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import benchmark_task_list, record_set_get
 from deliberation.registry.selectors import ModelRefused, model_check
-from deliberation.runs.clients import JUDGES
+from deliberation.runs.clients import judge_choices
 from deliberation.runs.models import Experiment, Run
 from deliberation.live.fanout import broadcast_experiment_progress
 from deliberation.runs.selectors import experiment_progress, experiment_steps_by_run
@@ -200,7 +200,7 @@ def experiment_create(
             model_check(name=model, user=owner, field="models", allow_raw=allow_raw_models)
         except ModelRefused as error:
             raise ExperimentError(str(error)) from None
-    judges = _choices("judges", judges, JUDGES)
+    judges = _choices("judges", judges, judge_choices())
     seeds = _choices("seeds", [int(seed) for seed in seeds])
     if "real-votes" in judges and set(strategies) != {"real-resolution"}:
         raise ExperimentError("judges: the real-votes judge only scores the adopted resolution (strategy real-resolution)")

@@ -11,7 +11,7 @@ from deliberation.engine.scenario import ScenarioError
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.records.models import Record
 from deliberation.registry.selectors import ModelRefused, model_check, model_entries_for
-from deliberation.runs.clients import JUDGES
+from deliberation.runs.clients import judge_choices
 from deliberation.scenarios.models import GOAL_CHOICES, SEAT_STRUCTURE_CHOICES
 from deliberation.scenarios.services import (
     ScenarioConfig,
@@ -37,7 +37,7 @@ class ScenarioForm(forms.Form):
     veto_group = forms.CharField(required=False, max_length=32)
     strategy = forms.ChoiceField(choices=[], initial="parliament")
     model = forms.CharField(required=False, max_length=200)
-    judge = forms.ChoiceField(choices=[(name, name) for name in JUDGES], initial="llm")
+    judge = forms.ChoiceField(choices=lambda: [(name, name) for name in judge_choices()], initial="llm")
     judge_model = forms.CharField(required=False, max_length=200)
     seed = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1, initial=0)
     rounds = forms.IntegerField(required=False, min_value=0, max_value=5, initial=1)

@@ -134,3 +134,42 @@ def test_expected_judge_stores_the_distribution_and_reuses_the_cache(sample_set,
 def test_expected_judge_is_refused_for_a_backend_without_logprobs(sample_set):
     with pytest.raises(CalibrationError, match="next-token log-probabilities"):
         calibration_run(record_set=sample_set, judge="llm-expected", judge_model="scripted:no-logprobs", limit=2)
+
+
+def test_a_calibrated_judge_is_measured_only_on_records_its_map_never_saw(sample_set):
+    from deliberation.runs.clients import judge_choices, judge_for
+
+    base = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", resamples=10)
+    iso = base.results["isotonic"]
+    train, test = set(iso["train_records"]), set(iso["test_records"])
+    assert train and test and not train & test  # the split: no record in both
+    name = f"calibrated:{base.pk}"
+    assert name in judge_choices()
+
+    calibrated = calibration_run(record_set=sample_set, judge=name, resamples=10)
+    assert {pair["record"] for pair in calibrated.pairs} == test
+    assert calibrated.results["excluded_train_records"] == len(train)
+    # every score is the base judge's raw score through the stored map
+    from deliberation.engine.calibration import IsotonicMap
+
+    mapping = IsotonicMap.from_dict(iso["map"])
+    raw = {(p["record"], p["group"]): p["predicted"] for p in base.pairs}
+    for pair in calibrated.pairs:
+        assert pair["extra"]["detail"]["raw_score"] == raw[(pair["record"], pair["group"])]
+        assert pair["predicted"] == pytest.approx(mapping(pair["extra"]["detail"]["raw_score"]), abs=1e-3)
+    # the same test records scored raw and calibrated, as the base calibration reported them
+    assert calibrated.results["pairs"] == iso["test_raw"]["pairs"]
+    assert calibrated.results["mae"] == pytest.approx(iso["test_calibrated"]["mae"], abs=1e-3)
+
+    with pytest.raises(ValueError, match="no calibration"):
+        judge_for("calibrated:999999", model="")
+
+
+def test_ensemble_judge_calibrates_with_the_spread_of_its_members(sample_set):
+    calibration = calibration_run(record_set=sample_set, judge="ensemble-mean", judge_model="scripted:default",
+                                  limit=6, resamples=10)
+    for pair in calibration.pairs:
+        detail = pair["extra"]["detail"]
+        assert set(detail["members"]) == {"llm", "llm-expected"}
+        assert pair["predicted"] == pytest.approx(sum(detail["members"].values()) / 2, abs=1e-3)
+        assert detail["spread"] >= 0

@@ -223,3 +223,46 @@ def test_expected_judge_falls_back_to_the_papers_judge_when_digits_are_unlikely(
 def test_expected_judge_refuses_a_model_without_logprobs():
     with pytest.raises(JudgeUnavailable, match="next-token log-probabilities"):
         ExpectedJudge(ScriptedModelClient(next_token_responder=None))
+
+
+# --- calibrated and ensemble judges ---
+
+from deliberation.engine.calibration import IsotonicMap  # noqa: E402
+from deliberation.engine.judges import CalibratedJudge, EnsembleJudge, Verdict  # noqa: E402
+
+
+class Fixed:
+    def __init__(self, score, fallback=False):
+        self.verdict = Verdict("EPP", score, fallback, prompt_tokens=10, completion_tokens=1, detail={"x": 1})
+
+    def score(self, *, scenario, group, text, seed):
+        return self.verdict
+
+
+def test_calibrated_judge_maps_the_raw_score_and_keeps_it(scenario):
+    mapping = IsotonicMap((2.0, 6.0), (0.0, 8.0))  # 4 -> 4.0 by interpolation, 5 -> 6.0
+    verdict = CalibratedJudge(Fixed(5), mapping).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
+    assert verdict.score == pytest.approx(6.0) and verdict.detail == {"x": 1, "raw_score": 5}
+    assert verdict.prompt_tokens == 10
+    fallback = CalibratedJudge(Fixed(4, fallback=True), mapping).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
+    assert fallback.score == 4 and fallback.fallback  # a fallback is not mapped
+
+
+def test_ensemble_judge_takes_the_mean_or_median_and_stores_the_spread(scenario):
+    members = {"a": Fixed(2), "b": Fixed(3), "c": Fixed(7)}
+    mean = EnsembleJudge(members).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
+    assert mean.score == pytest.approx(4.0) and mean.prompt_tokens == 30
+    assert mean.detail["members"] == {"a": 2, "b": 3, "c": 7}
+    assert mean.detail["spread"] == pytest.approx(math.sqrt(((2 - 4) ** 2 + (3 - 4) ** 2 + (7 - 4) ** 2) / 3), abs=1e-4)
+    median = EnsembleJudge(members, aggregate="median").score(scenario=scenario, group="EPP", text=TEXT, seed=1)
+    assert median.score == 3
+
+
+def test_ensemble_leaves_out_members_that_fell_back(scenario):
+    verdict = EnsembleJudge({"a": Fixed(4, fallback=True), "b": Fixed(8)}).score(
+        scenario=scenario, group="EPP", text=TEXT, seed=1)
+    assert verdict.score == 8 and not verdict.fallback and verdict.detail["spread"] == 0.0
+    all_failed = EnsembleJudge({"a": Fixed(4, fallback=True)}).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
+    assert all_failed.fallback
+    with pytest.raises(ValueError, match="aggregate"):
+        EnsembleJudge({"a": Fixed(1)}, aggregate="mode")

@@ -54,7 +54,7 @@ class Command(BaseCommand):
         create.add_argument("--goals", nargs="+", default=["all"], help=f"all or any of {', '.join(GOAL_KEYS)}")
         create.add_argument("--strategies", nargs="+", required=True, choices=sorted(STRATEGIES))
         create.add_argument("--models", nargs="+", default=None, help="drafting models: registry names the owner may use (staff: also backend strings); default: the lab's default model")
-        create.add_argument("--judges", nargs="+", required=True, choices=JUDGES)
+        create.add_argument("--judges", nargs="+", required=True, help=f"any of {', '.join(JUDGES)} or calibrated:<id>")
         create.add_argument("--seeds", nargs="+", type=int, default=[0])
         create.add_argument("--rounds", type=int, default=None, help="parliament: negotiation rounds")
         create.add_argument("--cap", type=int, default=None, help="at most this many uncached model steps")
