@@ -55,8 +55,9 @@ def scatter_figure(pairs: list[dict], *, seed: int = 0) -> dict:
 
 
 def bias_figure(bias_by_group: dict[str, dict]) -> dict:
-    """Mean signed error per group: above zero the judge scores the group higher than it voted."""
-    groups = list(bias_by_group)
+    """Mean signed error per group: above zero the judge scores the group higher than it voted.
+    Groups in code order: a stored calibration's keys come back in PostgreSQL's jsonb order."""
+    groups = sorted(bias_by_group)
     return _figure(
         [{"type": "bar", "x": groups, "y": [bias_by_group[g]["bias"] for g in groups],
           "customdata": [[bias_by_group[g]["mae"], bias_by_group[g]["n"]] for g in groups],

@@ -43,7 +43,7 @@ def calibration_summary(calibration: Calibration) -> str:
         f"pearson {_number(r['pearson'])} {_ci(r['pearson_ci'])}  spearman {_number(r['spearman'])} {_ci(r['spearman_ci'])}",
         f"mae {_number(r['mae'])}  bias {_number(r['bias'])}  exact {_number(r['exact'])}  "
         f"within 1 {_number(r['within_one'])}  positions {_number(r['positions']['rate'])}",
-        "bias by group: " + ", ".join(f"{g} {_number(v['bias'], 2)} (n={v['n']})" for g, v in r["bias_by_group"].items()),
+        "bias by group: " + ", ".join(f"{g} {_number(v['bias'], 2)} (n={v['n']})" for g, v in sorted(r["bias_by_group"].items())),
     ]
     iso = r.get("isotonic")
     if iso:

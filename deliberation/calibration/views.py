@@ -39,8 +39,8 @@ def calibration_detail(request: HttpRequest, calibration_id: int) -> HttpRespons
         "isotonic": results.get("isotonic"),
         "confusion_rows": list(enumerate(results["confusion"])),
         "positions": results["positions"],
-        "breakdowns": [("Group", results["bias_by_group"]), ("Term", results["bias_by_term"]),
-                       ("Topic", results["bias_by_topic"])],
+        "breakdowns": [(name, dict(sorted(results[key].items())))  # jsonb does not keep key order
+                       for name, key in (("Group", "bias_by_group"), ("Term", "bias_by_term"), ("Topic", "bias_by_topic"))],
         "charts": calibration_figures(results=results, pairs=calibration.pairs,
                                       seed=calibration.params.get("seed", 0)),
         "paper_r": REPORTED_PAPER_R,
