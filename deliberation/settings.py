@@ -51,8 +51,14 @@ HEMICYCLE_PUBLIC_URL = os.environ.get("HEMICYCLE_PUBLIC_URL", "").rstrip("/")
 HEMICYCLE_LAN_ADDRESS = lan_address() if DEBUG and "DJANGO_ALLOWED_HOSTS" not in os.environ else None
 if HEMICYCLE_LAN_ADDRESS:
     ALLOWED_HOSTS.append(HEMICYCLE_LAN_ADDRESS)
-# Classroom joins: at most this many attempts per minute from one client address.
-HEMICYCLE_JOIN_RATE = int(os.environ.get("HEMICYCLE_JOIN_RATE", "20"))
+# Throttling (deliberation/throttling.py; django-ratelimit on the shared cache). Joins: attempts per
+# minute per (client address, join code), enough for a class behind one NAT; lookups of join codes
+# (the join form, unknown codes, QR codes) per address; sign-in per (address, user name) and per
+# address. Rates as django-ratelimit writes them: "10/m", "100/h".
+HEMICYCLE_JOIN_RATE = int(os.environ.get("HEMICYCLE_JOIN_RATE", "60"))
+HEMICYCLE_JOIN_LOOKUP_RATE = os.environ.get("HEMICYCLE_JOIN_LOOKUP_RATE", "60/m")
+HEMICYCLE_SIGNIN_RATE = os.environ.get("HEMICYCLE_SIGNIN_RATE", "10/m")
+HEMICYCLE_SIGNIN_ADDRESS_RATE = os.environ.get("HEMICYCLE_SIGNIN_ADDRESS_RATE", "60/m")
 # The address uvicorn listens on (the Makefile passes it): the classroom console warns when
 # phones cannot reach it (loopback only).
 HEMICYCLE_BIND_HOST = os.environ.get("HEMICYCLE_BIND_HOST", "")

@@ -13,10 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
@@ -152,20 +150,6 @@ def student_join(*, class_session: ClassSession, name: str, group: str | None) -
 def seat_token(*, student: Student) -> str:
     """The signed claim to a seat that the student's browser session keeps (and nothing else)."""
     return signing.dumps({"session": student.class_session_id, "student": student.pk}, salt=SEAT_SALT)
-
-
-def join_allowed(*, client: str) -> bool:
-    """At most HEMICYCLE_JOIN_RATE join attempts per minute from one client address (shared
-    cache, so every web process counts together)."""
-    key = f"classroom.join.{client}"
-    if cache.add(key, 1, timeout=60):
-        return settings.HEMICYCLE_JOIN_RATE >= 1
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=60)
-        count = 1
-    return count <= settings.HEMICYCLE_JOIN_RATE
 
 
 # --- presence -----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from deliberation.classroom.models import NAME_LIMIT, ClassSession, Student
 from deliberation.engine.classroom import MAX_WORDS_PER_SECOND
 from deliberation.runs.views import run_page_data
 from deliberation.scenarios.models import SavedScenario
+from deliberation.throttling import join_lookup_throttled, join_throttled
 
 
 def _session_or_404(code: str) -> ClassSession:
@@ -41,10 +42,6 @@ def _seated_student(request: HttpRequest, session: ClassSession) -> Student | No
     """The student whose seat token this browser holds for the session (None: not seated, removed)."""
     token = request.session.get(selectors.seat_session_key(session.code), "")
     return selectors.student_for_token(class_session=session, token=token)
-
-
-def _client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
 def join_url(request: HttpRequest, code: str) -> str:
@@ -151,6 +148,8 @@ def classroom_projector(request: HttpRequest, code: str) -> HttpResponse:
 
 
 def classroom_qr(request: HttpRequest, code: str) -> HttpResponse:
+    if join_lookup_throttled(request):
+        return HttpResponse(TOO_MANY_LOOKUPS, status=429, content_type="text/plain")
     session = _session_or_404(code)
     image = qrcode.make(join_url(request, session.code), image_factory=qrcode.image.svg.SvgPathImage)
     response = HttpResponse(image.to_string(encoding="unicode"), content_type="image/svg+xml")
@@ -171,10 +170,20 @@ class JoinCodeForm(forms.Form):
         return code
 
 
+TOO_MANY_LOOKUPS = "Too many session codes tried from this device: wait a minute, then try again."
+
+
 @require_http_methods(["GET", "POST"])
 def join(request: HttpRequest) -> HttpResponse:
     form = JoinCodeForm(request.POST or request.GET or None)
-    if (request.POST or request.GET) and form.is_valid():
+    if not (request.POST or request.GET):
+        return render(request, "classroom/join.html", {"form": form})
+    if join_lookup_throttled(request):
+        form = JoinCodeForm(data={})  # the code is not looked up
+        form.errors.clear()
+        form.add_error(None, TOO_MANY_LOOKUPS)
+        return render(request, "classroom/join.html", {"form": form}, status=429)
+    if form.is_valid():
         return redirect("classroom-join-code", code=form.cleaned_data["code"])
     return render(request, "classroom/join.html", {"form": form})
 
@@ -197,7 +206,13 @@ class JoinSeatForm(forms.Form):
 
 @require_http_methods(["GET", "POST"])
 def join_code(request: HttpRequest, code: str) -> HttpResponse:
-    session = _session_or_404(code)
+    if join_lookup_throttled(request, count=False):
+        return HttpResponse(TOO_MANY_LOOKUPS, status=429, content_type="text/plain")
+    session = selectors.class_session_by_code(code=code)
+    if session is None:  # an unknown code counts as a guess
+        if join_lookup_throttled(request):
+            return HttpResponse(TOO_MANY_LOOKUPS, status=429, content_type="text/plain")
+        raise Http404("no classroom session with this code")
     if code != session.code:
         return redirect("classroom-join-code", code=session.code)
     if request.method == "GET" and _seated_student(request, session) is not None:
@@ -206,7 +221,7 @@ def join_code(request: HttpRequest, code: str) -> HttpResponse:
     form = JoinSeatForm(request.POST or None, seats=[(g["code"], g["label"]) for g in page["groups"]])
     status = 200
     if request.method == "POST":
-        if not services.join_allowed(client=_client_address(request)):
+        if join_throttled(request, code=session.code):
             form.add_error(None, "Too many tries to join from this device: wait a minute, then try again.")
             status = 429
         elif form.is_valid():

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
-from django.contrib.auth.views import redirect_to_login
+from django.contrib.auth.views import LoginView, redirect_to_login
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -32,6 +32,7 @@ from deliberation.records.services import (
     record_upload_start,
     upload_progress_key,
 )
+from deliberation.throttling import signin_throttled
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -58,11 +59,32 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "records/home.html", {"record_sets": record_set_list()})
 
 
+TOO_MANY_SIGNINS = "Too many sign-in attempts from here: wait a minute, then try again."
+
+
+class SignInView(LoginView):
+    """Django's sign-in, throttled per (address, user name) and per address (deliberation/throttling.py)."""
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        username = request.POST.get("username", "")
+        if signin_throttled(request, username=username):
+            form = self.get_form_class()(request, data={"username": username})  # no password: none is checked
+            form.errors.clear()
+            form.add_error(None, TOO_MANY_SIGNINS)
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
+
 def signup(request: HttpRequest) -> HttpResponse:
     """Self-service accounts, on where settings allow it (the embedded default does)."""
     if not settings.HEMICYCLE_OPEN_SIGNUP:
         raise Http404("sign-up is closed here; ask an admin for an account")
     form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and signin_throttled(request, username="(sign-up)"):
+        form = UserCreationForm(data={})
+        form.errors.clear()
+        form.add_error(None, TOO_MANY_SIGNINS)
+        return render(request, "registration/signup.html", {"form": form}, status=429)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def fresh_join_counts():
-    cache.clear()  # join_allowed counts attempts per client in the cache
+    cache.clear()  # the throttles count attempts in the cache
     yield
     cache.clear()
 
@@ -181,6 +181,37 @@ def test_joins_are_rate_limited_per_client_address(client, session, settings):
     assert not Student.objects.filter(name="A3").exists()
     # Another address is not affected.
     assert join(client.__class__(), session, name="B1", REMOTE_ADDR="10.0.0.9").status_code == 302
+
+
+def test_joins_count_per_address_and_session_so_one_address_may_join_another_session(client, session, settings):
+    settings.HEMICYCLE_JOIN_RATE = 2
+    other = open_session(make_user("second-teacher"))
+    assert join(client.__class__(), session, name="A1").status_code == 302
+    assert join(client.__class__(), session, name="A2").status_code == 302
+    assert join(client.__class__(), session, name="A3").status_code == 429
+    assert join(client.__class__(), other, name="C1").status_code == 302  # the next class on the same network
+
+
+def test_join_code_lookups_are_throttled_per_address(client, session, settings):
+    settings.HEMICYCLE_JOIN_LOOKUP_RATE = "3/m"
+    for guess in ("AAAAAA", "BBBBBB", "CCCCCC"):
+        assert client.get(reverse("classroom-join"), {"code": guess}).status_code == 200
+    refused = client.get(reverse("classroom-join"), {"code": session.code})
+    assert refused.status_code == 429 and "Too many session codes tried" in refused.content.decode()
+    assert client.get(reverse("classroom-join-code", args=["ZZZZZZ"])).status_code == 429
+    assert client.get(reverse("classroom-qr", args=[session.code])).status_code == 429
+    # Another address is not affected.
+    assert client.get(reverse("classroom-qr", args=[session.code]), REMOTE_ADDR="10.0.0.9").status_code == 200
+
+
+def test_unknown_codes_on_the_join_page_count_as_guesses_and_known_ones_do_not(client, session, settings):
+    settings.HEMICYCLE_JOIN_LOOKUP_RATE = "2/m"
+    for _ in range(5):
+        assert client.get(reverse("classroom-join-code", args=[session.code])).status_code == 200
+    assert client.get(reverse("classroom-join-code", args=["ZZZZZZ"])).status_code == 404
+    assert client.get(reverse("classroom-join-code", args=["YYYYYY"])).status_code == 404
+    assert client.get(reverse("classroom-join-code", args=["XXXXXX"])).status_code == 429
+    assert client.get(reverse("classroom-join-code", args=[session.code])).status_code == 429
 
 
 def test_seat_page_without_a_seat_sends_to_the_join_page(client, session):
