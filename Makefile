@@ -24,7 +24,8 @@ PYTEST := $(PY) -m pytest --durations=10
 RUN_STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt | sha256sum | cut -c1-16)
 TEST_STAMP := $(VENV)/.installed-test-$(shell cat requirements.txt requirements-test.txt | sha256sum | cut -c1-16)
 
-.PHONY: help run test test-unit test-integration test-deps system-test-deps apt-install bench bench-check lint clean
+.PHONY: help run test test-unit test-integration test-deps system-test-deps apt-install bench bench-check lint clean \
+	image base-image test-compose
 
 help:
 	@echo "make run               set up (venv, migrate, sample data, static) and serve http://$(HOST):$(PORT)"
@@ -34,6 +35,8 @@ help:
 	@echo "make bench             run the benchmarks in bench/ (they write bench/results/)"
 	@echo "make bench-check       short fan-out and throughput benches, each figure beside its goal and the recorded one"
 	@echo "make lint              Django system checks, missing migrations, byte-compile"
+	@echo "make image             build the production image (local Debian bases when Docker Hub is out of reach)"
+	@echo "make test-compose      build the image, start docker-compose.yml and drive the stack from outside (minutes; a cold build far more)"
 
 $(PY):
 	@if ! $(PYTHON) -m venv $(VENV); then \
@@ -113,6 +116,28 @@ apt-install:
 	echo "Installing Debian packages:$(PACKAGES)"; \
 	$$sudo apt-get update -q -o DPkg::Lock::Timeout=600; \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 $(PACKAGES)
+
+# ---- the production image and docker-compose.yml, for real (docker/, README: Production stack) ----
+# HEMICYCLE_BASE=hub|local|auto chooses the base (auto: python:3.11-slim-bookworm if it can be
+# pulled, else a Debian bookworm made here with debootstrap). Not part of `make test`: a cold
+# build compiles llama-cpp-python (about 10 minutes on 2 cores) and the whole drive takes minutes.
+
+image:
+	@docker/engine.sh start >/dev/null
+	docker/build.sh image
+
+base-image:
+	@docker/engine.sh start >/dev/null
+	docker/build.sh base
+
+# Starts dockerd when it is not running (installing docker.io when missing) and stops it again at
+# the end; the driver always ends with `docker-compose down -v`. COMPOSE_ARGS=--keep leaves it up.
+COMPOSE_ARGS ?=
+test-compose: $(TEST_STAMP)
+	@command -v docker-compose >/dev/null || $(MAKE) --no-print-directory apt-install PACKAGES=docker-compose
+	@engine=$$(docker/engine.sh start); \
+	if [ "$$engine" = started ]; then trap 'docker/engine.sh stop' EXIT; fi; \
+	$(PY) tests/compose/drive.py $(COMPOSE_ARGS)
 
 # ---- benchmarks and checks ----
 

@@ -37,3 +37,17 @@ def test_the_gpu_profile_adds_vllm_and_a_gpu_models_worker(tmp_path):
     services = compose_config(tmp_path, "gpu")["services"]
     assert "vllm" in services
     assert any("models" in name and name != "worker-models" for name in services)
+
+
+def test_images_and_env_file_can_be_named_for_hosts_without_docker_hub(tmp_path, monkeypatch):
+    # make image prints these when it built the local Debian stand-ins (docker/build.sh)
+    monkeypatch.setenv("HEMICYCLE_IMAGE", "hemicycle:test")
+    monkeypatch.setenv("POSTGRES_IMAGE", "hemicycle-postgres:15-bookworm")
+    monkeypatch.setenv("REDIS_IMAGE", "hemicycle-redis:7-bookworm")
+    services = compose_config(tmp_path)["services"]
+    assert services["postgres"]["image"] == "hemicycle-postgres:15-bookworm"
+    assert services["redis"]["image"] == "hemicycle-redis:7-bookworm"
+    assert {services[name]["image"] for name in ("web", "worker-runs", "worker-models", "beat", "migrate")} == {"hemicycle:test"}
+    # Debian's redis-server keeps protected mode on unless told (the official image turns it off)
+    assert "--protected-mode" in services["redis"]["command"]
+    assert services["web"]["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim-bookworm"
