@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 from deliberation.engine.goals import GOALS, MAJORITY, TWO_THIRDS
 
@@ -89,6 +90,12 @@ class PowerIndices:
 def exact_share(value: float | Fraction | int) -> Fraction:
     if isinstance(value, Fraction):
         return value
+    return _exact_float(float(value))
+
+
+@lru_cache(maxsize=65536)
+def _exact_float(value: float) -> Fraction:
+    # Seat shares repeat (tenths, a term's real seats): each is worked out once per process.
     return Fraction(value).limit_denominator(MAX_DENOMINATOR)
 
 

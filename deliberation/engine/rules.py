@@ -9,12 +9,16 @@
 Weights are exact (Fractions), so a tie on paper is a tie here, whatever floats the seats were.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 from deliberation.engine.goals import GOALS, Tally, vote_position
 from deliberation.engine.power import DOUBLE_MAJORITY_GROUPS, DOUBLE_MAJORITY_SEATS, exact_share
+
+
+EXACT_BAND = 1e-9
 
 
 class RuleError(ValueError):
@@ -124,12 +128,14 @@ def double_majority(
     if set(scores) != set(seats):
         raise RuleError("scores and seats must name the same groups")
     backers = [code for code, score in scores.items() if vote_position(score) == "for"]
-    shares = {code: exact_share(share) for code, share in seats.items()}
-    seat_total = sum(shares.values())
-    return (
-        Fraction(len(backers), len(scores)) >= groups_share
-        and sum(shares[code] for code in backers) >= seats_share * seat_total
-    )
+    if Fraction(len(backers), len(scores)) < groups_share:
+        return False
+    # Floats decide unless the share lies within a hair of the quota; exact fractions decide there.
+    share = math.fsum(seats[code] for code in backers) / math.fsum(seats.values())
+    if abs(share - float(seats_share)) > EXACT_BAND:
+        return share > seats_share
+    shares = {code: exact_share(value) for code, value in seats.items()}
+    return sum(shares[code] for code in backers) >= seats_share * sum(shares.values())
 
 
 # --- every rule over one tally or over competing drafts ------------------------------------------

@@ -84,3 +84,10 @@ def test_the_schema_documents_the_new_operations(client: Client):
     operation = schema["paths"]["/api/v1/runs/{run_id}/counterfactual"]["get"]
     assert {"200", "400", "404", "409"} <= set(operation["responses"])
     assert {"200", "400"} <= set(schema["paths"]["/api/v1/power"]["get"]["responses"])
+
+
+def test_power_takes_the_ep_convention_and_a_numeric_quota(client: Client, auth):
+    ep = client.get("/api/v1/power?seats=A:1&seats=B:1&quota=ep", **auth).json()
+    assert ep["quota"]["strict"] is True and ep["quota"]["fraction"] == "1/2"
+    numeric = client.get("/api/v1/power?seats=A:0.5&seats=B:0.3&seats=C:0.2&quota=3/10&strict=true", **auth).json()
+    assert [g["shapley_shubik_fraction"] for g in numeric["groups"]] == ["2/3", "1/6", "1/6"]
