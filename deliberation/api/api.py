@@ -53,6 +53,7 @@ from deliberation.engine.power import RULE_KEYS as POWER_RULES
 from deliberation.engine.power import PowerError, parse_fraction, power_of
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
+from deliberation.registry.budgets import BudgetExceeded
 from deliberation.registry.selectors import model_entries_for
 from deliberation.runs.counterfactuals import CounterfactualError, NotFinished, run_counterfactual
 from deliberation.runs.experiments import (
@@ -269,7 +270,10 @@ def run_start(request: HttpRequest, payload: ScenarioIn):
     form = _scenario_form(request, payload)
     if not form.is_valid():
         return Status(400, _field_errors(form))
-    run = run_create(owner=request.auth, config=form.config, visibility=form.cleaned_data.get("visibility") or "private")
+    try:
+        run = run_create(owner=request.auth, config=form.config, visibility=form.cleaned_data.get("visibility") or "private")
+    except BudgetExceeded as error:
+        return Status(400, {"errors": {"budget": [error.reason]}})
     return Status(201, {"id": run.pk, "url": reverse("run-detail", args=[run.pk])})
 
 

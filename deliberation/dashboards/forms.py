@@ -7,6 +7,7 @@ from deliberation.engine.goals import GOALS
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.engine.strategies.parliament import MAX_ROUNDS
 from deliberation.records.selectors import record_set_list
+from deliberation.registry.budgets import budget_for, spending_for
 from deliberation.registry.selectors import ModelRefused, model_check, model_entries_for
 from deliberation.runs.clients import judge_choices
 
@@ -52,6 +53,12 @@ class ExperimentForm(forms.Form):
         self.model_choices = list(model_entries_for(user=user))
         names = [entry.name for entry in self.model_choices]
         self.fields["models"].initial = settings.HEMICYCLE_DEFAULT_MODEL if settings.HEMICYCLE_DEFAULT_MODEL in names else (names[:1] or [""])[0]
+        # What the user may still spend, shown before they start (runs.experiments enforces it).
+        budget = budget_for(user=user)
+        self.spending = spending_for(user=user, budget=budget)
+        if budget.experiment_cap is not None:
+            self.fields["call_cap"].help_text = (
+                f"At most this many uncached model steps (empty: your default cap, {budget.experiment_cap} steps).")
 
     def clean_models(self):
         names = _words(self.cleaned_data["models"])

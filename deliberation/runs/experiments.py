@@ -7,7 +7,8 @@ Run.experiment + Run.cell is unique, so no cell is played twice, however often t
 started, resumed or topped up.
 
 Fan-out. Runs are created lazily: `experiment_advance` (the body of experiment_advance_task) tops
-up the runs in flight, per model backend, to the bound in HEMICYCLE_MODEL_CONCURRENCY, and every
+up the runs in flight, per model, to the model's concurrency in the registry (a model without one:
+per backend, to the bound in HEMICYCLE_MODEL_CONCURRENCY), and every
 run of an experiment that settles (finished, failed, stopped) tops up again at the end of
 run_advance, in the worker that played it (no hop through the broker between one run and the
 next; if that top-up fails, the task is enqueued instead). The Celery workers do the work; the
@@ -21,6 +22,8 @@ is; the run events record each step's usage and whether the cache answered it). 
 if the steps already spent by settled runs, plus the estimate of every run in flight, plus its
 own estimate fit under the cap; when nothing is in flight and no remaining cell fits, the
 experiment ends `capped`. Runs are never cut in the middle, and a cached re-run spends nothing.
+The owner's daily budget (registry/budgets.py) bounds the runs started the same way, over all of
+their runs; an experiment created without a cap gets the owner's default cap.
 """
 
 import logging
@@ -43,7 +46,8 @@ from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import benchmark_task_list, record_set_get
-from deliberation.registry.selectors import ModelRefused, model_check
+from deliberation.registry.budgets import budget_for, spending_for
+from deliberation.registry.selectors import ModelRefused, model_bounds, model_check
 from deliberation.runs.clients import judge_choices
 from deliberation.runs.models import Experiment, Run
 from deliberation.live.fanout import broadcast_experiment_progress
@@ -204,6 +208,8 @@ def experiment_create(
     seeds = _choices("seeds", [int(seed) for seed in seeds])
     if "real-votes" in judges and set(strategies) != {"real-resolution"}:
         raise ExperimentError("judges: the real-votes judge only scores the adopted resolution (strategy real-resolution)")
+    if call_cap is None:
+        call_cap = budget_for(user=owner).experiment_cap  # the owner's default cap, if any
     if call_cap is not None and call_cap < 0:
         raise ExperimentError("call_cap: zero or more model steps")
     params = {strategy: dict(values) for strategy, values in (params or {}).items() if strategy in strategies}
@@ -234,6 +240,26 @@ def model_concurrency_bucket(model: str) -> str:
 def _model_bound(bucket: str) -> int:
     limits = settings.HEMICYCLE_MODEL_CONCURRENCY
     return max(1, int(limits.get(bucket, limits.get("*", 1))))
+
+
+class _Bounds:
+    """Runs in flight per bucket against each bucket's bound: a registry model with its own
+    concurrency is a bucket of its own; the others share HEMICYCLE_MODEL_CONCURRENCY's buckets."""
+
+    def __init__(self, models) -> None:
+        self.own = model_bounds(names=models)
+        self.in_flight: Counter[str] = Counter()
+
+    def bucket(self, model: str) -> str:
+        return f"model:{model}" if model in self.own else model_concurrency_bucket(model)
+
+    def full(self, model: str) -> bool:
+        bucket = self.bucket(model)
+        bound = self.own[model] if model in self.own else _model_bound(bucket)
+        return self.in_flight[bucket] >= bound
+
+    def add(self, model: str) -> None:
+        self.in_flight[self.bucket(model)] += 1
 
 
 def _cell_config(cell: Cell, spec: dict) -> tuple[ScenarioConfig, BenchmarkTask | None]:
@@ -288,7 +314,7 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
             return []
         spec = experiment.spec
         runs: dict[str, tuple[int, str]] = {}  # (pk, status) per cell: tuples, not model instances
-        in_flight: Counter[str] = Counter()  # runs in flight per model backend, over all experiments
+        flying: list[str] = []  # the model of each run in flight, over all experiments
         rows = Run.objects.filter(
             Q(experiment_id=experiment.pk) | Q(experiment__isnull=False, status__in=IN_FLIGHT)
         ).order_by().values_list("experiment_id", "cell", "pk", "status", "model")
@@ -296,8 +322,14 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
             if run_experiment == experiment.pk:
                 runs[cell_key] = (run_id, status)
             if status in IN_FLIGHT:
-                in_flight[model_concurrency_bucket(model)] += 1
+                flying.append(model)
+        bounds = _Bounds({*flying, *spec["models"]})
+        for model in flying:
+            bounds.add(model)
         cells = experiment_cells(spec)
+        budget = budget_for(user=experiment.owner)
+        spending = spending_for(user=experiment.owner, budget=budget) if budget.limited else None
+        budgeted = 0  # the estimated steps of the runs this top-up starts (the budget counts them)
         committed = 0
         if experiment.call_cap is not None:
             spent = experiment_steps_by_run(experiment_id=experiment.pk)
@@ -312,8 +344,7 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
             if run is not None and run[1] not in INTERRUPTED:
                 continue
             pending = True
-            bucket = model_concurrency_bucket(cell.model)
-            if in_flight[bucket] >= _model_bound(bucket):
+            if bounds.full(cell.model):
                 continue
             if experiment.call_cap is not None:
                 cost = cell_steps(cell, spec)
@@ -321,6 +352,12 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
                     capped = True
                     continue
                 committed += cost
+            if spending is not None:
+                cost = cell_steps(cell, spec)
+                if spending.refusal(steps=budgeted + cost):
+                    capped = True
+                    continue
+                budgeted += cost
             if run is None:
                 config, task = _cell_config(cell, spec)
                 run_id = run_create(owner=experiment.owner, config=config, experiment=experiment, cell=cell.key, task=task).pk
@@ -328,7 +365,7 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
                 run_id = run[0]
                 Run.objects.filter(pk=run_id).update(status=Run.Status.QUEUED, attempts=0, finished_at=None, error="")
                 transaction.on_commit(partial(_enqueue_run, run_id))
-            in_flight[bucket] += 1
+            bounds.add(cell.model)
             started.append(run_id)
         # The end: nothing left to start (or nothing fits the cap) and nothing in flight, asked
         # again here only when it could be the end (runs may have settled since they were read).
@@ -409,6 +446,7 @@ def experiment_pause(*, experiment: Experiment, user: AbstractBaseUser) -> None:
         if not Experiment.objects.filter(pk=experiment.pk, status=Experiment.Status.RUNNING).update(status=Experiment.Status.PAUSED):
             raise ExperimentError(f"a {experiment.status} experiment cannot be paused")
         experiment.runs.filter(status__in=IN_FLIGHT).update(status=Run.Status.PAUSED)
+        transaction.on_commit(experiments_nudge)  # its slots are free: the others may fill them
     _announce(experiment)
 
 
@@ -433,11 +471,15 @@ def experiment_cancel(*, experiment: Experiment, user: AbstractBaseUser) -> None
             run_stop(run=run, user=user)
         except RunControlError:
             pass  # it settled meanwhile
+    # Its slots are free now: the other experiments waiting on the same models fill them at once,
+    # not when a worker gets round to the stopped runs' tasks (queued behind others).
+    transaction.on_commit(experiments_nudge)
     _announce(experiment)
 
 
 def experiments_nudge() -> list[int]:
-    """Enqueue a top-up of every running experiment (the sweep's and a restart's safety net)."""
+    """Enqueue a top-up of every running experiment: slots were freed (an experiment paused or
+    cancelled), and the sweep's and a restart's safety net."""
     ids = list(Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list("pk", flat=True))
     for experiment_id in ids:
         _enqueue_advance(experiment_id)

@@ -29,6 +29,7 @@ from deliberation.runs.clients import drafting_client, judge_for
 from deliberation.runs.hotpath import before_uncached_call, insert_all_or_ignore, insert_or_ignore
 from deliberation.runs.group_scores import group_scores_write
 from deliberation.records.models import BenchmarkTask, RecordSet
+from deliberation.registry.budgets import budget_check, run_steps_estimate
 from deliberation.registry.selectors import ModelRefused
 from deliberation.runs.models import CachedCompletion, Experiment, Run, RunEvent
 from deliberation.runs.selectors import uncached_steps
@@ -80,7 +81,6 @@ _created_models_lock = threading.Lock()
 CREATED_MODELS_KEPT = 1000
 
 
-@transaction.atomic(savepoint=False)  # an experiment's top-up creates runs in its own transaction
 def run_create(
     *,
     owner: AbstractBaseUser,
@@ -91,18 +91,25 @@ def run_create(
     cell: str = "",
     task: BenchmarkTask | None = None,
 ) -> Run:
+    """Create the run and enqueue it after commit; BudgetExceeded (before anything is written)
+    when a run outside an experiment does not fit its owner's daily budget (an experiment's runs
+    are held to it by the experiment's top-up)."""
+    if experiment is None:
+        budget_check(user=owner, steps=run_steps_estimate(
+            strategy=config.strategy, party_count=len(config.groups), judge=config.judge, params=dict(config.params)))
     fields = config.model_fields()
-    version = record_version_for_run(record=fields["record"])
-    run = Run.objects.create(
-        owner=owner, scenario=scenario, visibility=visibility, record_set_version=version,
-        experiment=experiment, cell=cell, task=task, **fields,
-    )
-    # The worker must never see an uncommitted run: enqueue the id only, after commit.
-    with _created_models_lock:
-        while len(_created_models) >= CREATED_MODELS_KEPT:
-            del _created_models[next(iter(_created_models))]
-        _created_models[run.pk] = run.model
-    transaction.on_commit(partial(_enqueue, run.pk))
+    with transaction.atomic(savepoint=False):  # an experiment's top-up creates runs in its own transaction
+        version = record_version_for_run(record=fields["record"])
+        run = Run.objects.create(
+            owner=owner, scenario=scenario, visibility=visibility, record_set_version=version,
+            experiment=experiment, cell=cell, task=task, **fields,
+        )
+        # The worker must never see an uncommitted run: enqueue the id only, after commit.
+        with _created_models_lock:
+            while len(_created_models) >= CREATED_MODELS_KEPT:
+                del _created_models[next(iter(_created_models))]
+            _created_models[run.pk] = run.model
+        transaction.on_commit(partial(_enqueue, run.pk))
     return run
 
 

@@ -14,6 +14,7 @@ from deliberation.engine.classroom import classroom_settings
 from deliberation.engine.goals import GOALS
 from deliberation.engine.rules import RULES
 from deliberation.records.models import PartyGroup
+from deliberation.registry.budgets import BudgetExceeded
 from deliberation.runs.models import Run
 from deliberation.runs.selectors import experiment_for_owner, experiment_progress, run_for_viewer, run_list_for_owner
 from deliberation.runs.services import CLASSROOM_STRATEGY, RunControlError, run_create, run_pause, run_resume, run_stop
@@ -161,7 +162,10 @@ def runs_api(request: HttpRequest) -> JsonResponse:
     form = ScenarioForm(data, user=request.user)
     if not form.is_valid():
         return JsonResponse({"errors": {field: [str(m) for m in msgs] for field, msgs in form.errors.items()}}, status=400)
-    run = run_create(owner=request.user, config=form.config, visibility=form.cleaned_data.get("visibility") or "private")
+    try:
+        run = run_create(owner=request.user, config=form.config, visibility=form.cleaned_data.get("visibility") or "private")
+    except BudgetExceeded as error:
+        return JsonResponse({"errors": {"budget": [error.reason]}}, status=400)
     return JsonResponse({"id": run.pk, "url": reverse("run-detail", args=[run.pk])}, status=201)
 
 

@@ -12,6 +12,7 @@ from deliberation.engine.scenario import ScenarioError
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.records.models import TERMS, Record, RecordSet, Topic
 from deliberation.records.selectors import record_search
+from deliberation.registry.budgets import BudgetExceeded, spending_for
 from deliberation.runs.services import run_create
 from deliberation.scenarios.forms import ScenarioForm
 from deliberation.scenarios.models import SavedScenario
@@ -48,14 +49,19 @@ def scenario_builder(request: HttpRequest) -> HttpResponse:
             scenario = scenario_save(owner=request.user, name=name, config=form.config)
         if saving:
             return redirect(f"{request.path}?scenario={scenario.pk}")
-        run = run_create(
-            owner=request.user, config=form.config, scenario=scenario,
-            visibility=form.cleaned_data.get("visibility") or "private",
-        )
-        return redirect("run-detail", run_id=run.pk)
+        try:
+            run = run_create(
+                owner=request.user, config=form.config, scenario=scenario,
+                visibility=form.cleaned_data.get("visibility") or "private",
+            )
+        except BudgetExceeded as error:
+            form.add_error(None, error.reason)
+        else:
+            return redirect("run-detail", run_id=run.pk)
     saved = SavedScenario.objects.filter(owner=request.user).select_related("record")
     return render(request, "scenarios/builder.html", {
         "form": form,
+        "spending": spending_for(user=request.user),
         "goals": GOALS,
         "strategies": sorted(STRATEGIES),
         "saved_scenarios": saved,

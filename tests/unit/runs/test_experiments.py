@@ -198,6 +198,71 @@ def test_a_settled_run_tops_up_in_its_own_worker_and_leaves_a_failed_top_up_to_t
     assert queues.advances == [experiment.pk] and queues.runs == []
 
 
+def test_a_registry_models_own_concurrency_is_its_bound_and_its_alone(sample_set, queues, settings):
+    from deliberation.registry.models import ModelEntry
+
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"scripted:": 2, "*": 4}
+    ModelEntry.objects.filter(name="scripted:slow").update(concurrency=3)
+    owner = make_user()
+    slow = grid(owner, name="slow", models=["scripted:slow"], judges=["scripted"])
+    default = grid(owner, name="default", models=["scripted:default"], judges=["scripted"])
+    assert len(experiment_start(experiment=slow, user=owner)) == 3  # the registry's 3, not the prefix's 2
+    assert len(experiment_start(experiment=default, user=owner)) == 2  # its own bucket, not slow's
+    ModelEntry.objects.filter(name="scripted:slow").update(concurrency=1)
+    queues.play(slow)
+    assert queues.max_in_flight == 3  # the three in flight settle; then one at a time
+    slow.refresh_from_db()
+    assert slow.status == Experiment.Status.FINISHED
+
+
+def test_cancelling_an_experiment_tops_up_the_others_waiting_on_the_same_model_at_once(sample_set, queues, settings):
+    from deliberation.registry.models import ModelEntry
+
+    ModelEntry.objects.filter(name="scripted:slow").update(concurrency=2)
+    owner, other = make_user(), make_user("bob")
+    first = grid(owner, name="first", models=["scripted:slow"], judges=["scripted"])
+    waiting = grid(other, name="waiting", models=["scripted:slow"], judges=["scripted"])
+    assert len(experiment_start(experiment=first, user=owner)) == 2
+    assert experiment_start(experiment=waiting, user=other) == []  # the slots are taken
+    experiment_cancel(experiment=first, user=owner)
+    # No task of the stopped runs has run yet: the waiting experiment is topped up anyway.
+    assert queues.advances == [waiting.pk]
+    experiment_advance(experiment_id=queues.advances.pop())
+    assert queues.in_flight(waiting) == 2
+
+
+def test_pausing_an_experiment_tops_up_the_others_waiting_on_the_same_model(sample_set, queues, settings):
+    from deliberation.registry.models import ModelEntry
+
+    ModelEntry.objects.filter(name="scripted:slow").update(concurrency=1)
+    owner, other = make_user(), make_user("bob")
+    first = grid(owner, name="first", models=["scripted:slow"], judges=["scripted"])
+    waiting = grid(other, name="waiting", models=["scripted:slow"], judges=["scripted"])
+    experiment_start(experiment=first, user=owner)
+    experiment_start(experiment=waiting, user=other)
+    experiment_pause(experiment=first, user=owner)
+    assert queues.advances == [waiting.pk]
+    experiment_advance(experiment_id=queues.advances.pop())
+    assert queues.in_flight(waiting) == 1
+
+
+def test_a_run_that_cannot_build_its_judge_fails_at_once_and_frees_its_slot(sample_set, queues, settings):
+    from deliberation.registry.models import ModelEntry
+
+    ModelEntry.objects.filter(name="scripted:slow").update(concurrency=1)
+    owner, other = make_user(), make_user("bob")
+    first = grid(owner, name="first", models=["scripted:slow"], judges=["scripted"])
+    waiting = grid(other, name="waiting", models=["scripted:slow"], judges=["scripted"])
+    experiment_start(experiment=first, user=owner)
+    experiment_start(experiment=waiting, user=other)
+    broken = first.runs.get()
+    Run.objects.filter(pk=broken.pk).update(judge="llm", judge_model="scripted:nope")  # invalid since creation
+    run_advance(run_id=queues.runs.pop(0))
+    broken.refresh_from_db()
+    assert broken.status == Run.Status.FAILED and "judge model scripted:nope" in broken.error
+    assert queues.in_flight(first) + queues.in_flight(waiting) == 1  # the slot went to the next run at once
+
+
 def test_model_strings_fall_under_their_longest_prefix(settings):
     settings.HEMICYCLE_MODEL_CONCURRENCY = {"scripted:": 8, "scripted:slow": 1, "*": 4}
     assert model_concurrency_bucket("scripted:slow") == "scripted:slow"
