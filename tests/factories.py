@@ -1,6 +1,9 @@
 """Small builders for database rows that tests need; the data is written here, not copied."""
 
+import importlib
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 from django.contrib.auth.models import User
 
@@ -12,6 +15,23 @@ STANCES_7TH = {
     "ALDE": (0.55, "ALDE supports the aim but wants lighter reporting duties for small firms."),
     "GREEN_EFA": (0.05, "The Greens oppose the proposal unless it carries a binding climate target."),
 }
+
+
+SAMPLE_RECORDS = Path(__file__).resolve().parents[1] / "fixtures" / "sample_records"
+
+
+def sample_record_set(name: str = "Sample EP issues") -> str:
+    """The repository's sample record set, imported under `name`. A transactional test's flush
+    drops the EP groups that the records 0002 data migration loads: they are loaded again first."""
+    from django.apps import apps
+    from django.db import connection
+
+    from deliberation.records.services import records_import
+
+    ep_groups = importlib.import_module("deliberation.records.migrations.0002_ep_groups")
+    ep_groups.load_ep_groups(apps, SimpleNamespace(connection=connection))
+    records_import(paths=[SAMPLE_RECORDS], name=name)
+    return name
 
 
 def make_user(username: str = "alice") -> User:

@@ -1,26 +1,22 @@
 """deliberation/registry/budgets.py: what each user may spend, enforced where runs start."""
 
-import importlib
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
 
 from deliberation.api.services import api_token_create
-from deliberation.records.services import records_import
 from deliberation.registry.budgets import BudgetExceeded, budget_for, spending_for
 from deliberation.registry.models import UserBudget
 from deliberation.runs import experiments, services
 from deliberation.runs.experiments import experiment_advance, experiment_create, experiment_start
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.services import run_advance, run_create
-from tests.factories import make_record, make_user, scenario_config
+from tests.factories import make_record, make_user, sample_record_set, scenario_config
 
 pytestmark = pytest.mark.django_db
 
-SAMPLE = Path(__file__).resolve().parents[3] / "fixtures" / "sample_records"
 SET = "Sample EP issues"
 # A parliament run of 3 groups, 1 round, the scripted judge: 3*2 speeches + 1 draft + 2 amendments
 # and 2 decisions (the rapporteur amends nothing) = 11 steps (engine/costs.py).
@@ -38,13 +34,7 @@ def queued(monkeypatch):
 
 @pytest.fixture
 def sample_set():
-    from django.apps import apps
-    from django.db import connection
-
-    ep_groups = importlib.import_module("deliberation.records.migrations.0002_ep_groups")
-    ep_groups.load_ep_groups(apps, SimpleNamespace(connection=connection))
-    records_import(paths=[SAMPLE], name=SET)
-    return SET
+    return sample_record_set(SET)
 
 
 def test_no_budget_counts_nothing_and_refuses_nothing(queued):

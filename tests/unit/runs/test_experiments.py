@@ -1,9 +1,6 @@
 import asyncio
-import importlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -13,7 +10,6 @@ from django.core.management import CommandError, call_command
 from deliberation.engine.costs import run_cost
 from deliberation.live.routing import websocket_application
 from deliberation.records.models import BenchmarkTask
-from deliberation.records.services import records_import
 from deliberation.runs import experiments, services
 from deliberation.runs.experiments import (
     ExperimentError,
@@ -29,25 +25,17 @@ from deliberation.runs.experiments import (
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import experiment_progress
 from deliberation.runs.services import run_advance
-from tests.factories import make_user
+from tests.factories import make_user, sample_record_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SAMPLE = Path(__file__).resolve().parents[3] / "fixtures" / "sample_records"
 SET = "Sample EP issues"
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
 
 @pytest.fixture
 def sample_set():
-    # A transactional test's flush drops the EP groups that the records 0002 data migration loads.
-    from django.apps import apps
-    from django.db import connection
-
-    ep_groups = importlib.import_module("deliberation.records.migrations.0002_ep_groups")
-    ep_groups.load_ep_groups(apps, SimpleNamespace(connection=connection))
-    records_import(paths=[SAMPLE], name=SET)
-    return SET
+    return sample_record_set(SET)
 
 
 class Queues:
@@ -215,46 +203,33 @@ def test_a_registry_models_own_concurrency_is_its_bound_and_its_alone(sample_set
     assert slow.status == Experiment.Status.FINISHED
 
 
-def test_cancelling_an_experiment_tops_up_the_others_waiting_on_the_same_model_at_once(sample_set, queues, settings):
+def two_experiments_on_one_slot_model(bound: int) -> tuple[Experiment, Experiment]:
+    """`first` holds every slot of scripted:slow (its registry bound); `waiting` starts nothing."""
     from deliberation.registry.models import ModelEntry
 
-    ModelEntry.objects.filter(name="scripted:slow").update(concurrency=2)
+    ModelEntry.objects.filter(name="scripted:slow").update(concurrency=bound)
     owner, other = make_user(), make_user("bob")
     first = grid(owner, name="first", models=["scripted:slow"], judges=["scripted"])
     waiting = grid(other, name="waiting", models=["scripted:slow"], judges=["scripted"])
-    assert len(experiment_start(experiment=first, user=owner)) == 2
+    assert len(experiment_start(experiment=first, user=owner)) == bound
     assert experiment_start(experiment=waiting, user=other) == []  # the slots are taken
-    experiment_cancel(experiment=first, user=owner)
-    # No task of the stopped runs has run yet: the waiting experiment is topped up anyway.
+    return first, waiting
+
+
+@pytest.mark.parametrize("control", [experiment_cancel, experiment_pause])
+def test_cancelling_or_pausing_an_experiment_tops_up_the_others_waiting_on_the_same_model_at_once(
+    sample_set, queues, control
+):
+    first, waiting = two_experiments_on_one_slot_model(2)
+    control(experiment=first, user=first.owner)
+    # No task of the stopped or paused runs has run yet: the waiting experiment is topped up anyway.
     assert queues.advances == [waiting.pk]
     experiment_advance(experiment_id=queues.advances.pop())
     assert queues.in_flight(waiting) == 2
 
 
-def test_pausing_an_experiment_tops_up_the_others_waiting_on_the_same_model(sample_set, queues, settings):
-    from deliberation.registry.models import ModelEntry
-
-    ModelEntry.objects.filter(name="scripted:slow").update(concurrency=1)
-    owner, other = make_user(), make_user("bob")
-    first = grid(owner, name="first", models=["scripted:slow"], judges=["scripted"])
-    waiting = grid(other, name="waiting", models=["scripted:slow"], judges=["scripted"])
-    experiment_start(experiment=first, user=owner)
-    experiment_start(experiment=waiting, user=other)
-    experiment_pause(experiment=first, user=owner)
-    assert queues.advances == [waiting.pk]
-    experiment_advance(experiment_id=queues.advances.pop())
-    assert queues.in_flight(waiting) == 1
-
-
-def test_a_run_that_cannot_build_its_judge_fails_at_once_and_frees_its_slot(sample_set, queues, settings):
-    from deliberation.registry.models import ModelEntry
-
-    ModelEntry.objects.filter(name="scripted:slow").update(concurrency=1)
-    owner, other = make_user(), make_user("bob")
-    first = grid(owner, name="first", models=["scripted:slow"], judges=["scripted"])
-    waiting = grid(other, name="waiting", models=["scripted:slow"], judges=["scripted"])
-    experiment_start(experiment=first, user=owner)
-    experiment_start(experiment=waiting, user=other)
+def test_a_run_that_cannot_build_its_judge_fails_at_once_and_frees_its_slot(sample_set, queues):
+    first, waiting = two_experiments_on_one_slot_model(1)
     broken = first.runs.get()
     Run.objects.filter(pk=broken.pk).update(judge="llm", judge_model="scripted:nope")  # invalid since creation
     run_advance(run_id=queues.runs.pop(0))
