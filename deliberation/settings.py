@@ -263,7 +263,8 @@ HEMICYCLE_RUN_MAX_ATTEMPTS = int(os.environ.get("HEMICYCLE_RUN_MAX_ATTEMPTS", "3
 HEMICYCLE_RUN_RETRY_DELAY_S = float(os.environ.get("HEMICYCLE_RUN_RETRY_DELAY_S", "2"))
 # Experiments keep at most this many runs in flight per model backend (the longest matching prefix
 # of the model string, else "*"), over all running experiments: one in-process model per worker,
-# many scripted runs, a few on a hosted API or vLLM server. JSON in the environment.
+# many scripted runs, a few on a hosted API or vLLM server. JSON in the environment. A registry
+# model with a concurrency of its own (admin) has that bound instead, for itself alone.
 HEMICYCLE_MODEL_CONCURRENCY = json.loads(
     os.environ.get("HEMICYCLE_MODEL_CONCURRENCY", '{"local:": 1, "scripted:": 8, "*": 4}')
 )

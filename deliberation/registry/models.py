@@ -63,8 +63,12 @@ class ModelEntry(models.Model):
         return self.name
 
     @property
-    def label(self) -> str:
-        return f"{self.name}: {self.description}" if self.description else self.name
+    def summary(self) -> str:
+        """The description and the prices, as the model lists show them beside the name."""
+        prices = [f"{price.normalize():f} per million {kind} tokens"
+                  for price, kind in ((self.prompt_price, "prompt"), (self.completion_price, "completion"))
+                  if price is not None]
+        return "; ".join(part for part in (self.description, ", ".join(prices)) if part)
 
 
 class UserBudget(models.Model):

@@ -153,3 +153,14 @@ def test_the_admin_lists_and_edits_the_registry(client):
     })
     assert created.status_code == 302, created.content.decode()[:2000]
     assert ModelEntry.objects.get(name="qwen@gpu1").api_key_env == "GPU1_KEY"
+
+
+def test_the_lists_show_each_models_description_and_prices(client):
+    from decimal import Decimal
+
+    priced = entry("gpt-mini", description="hosted", prompt_price=Decimal("0.15"), completion_price=Decimal("0.6"))
+    assert priced.summary == "hosted; 0.15 per million prompt tokens, 0.6 per million completion tokens"
+    assert entry("bare").summary == ""
+    client.force_login(make_user())
+    page = client.get("/scenarios/new/").content.decode()
+    assert 'title="hosted; 0.15 per million prompt tokens, 0.6 per million completion tokens"' in page
