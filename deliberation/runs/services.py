@@ -25,7 +25,7 @@ from deliberation.engine.strategies import RunContext, strategy_named
 from deliberation.engine.strategies.base import usage_totals
 from deliberation.live.fanout import broadcast_event
 from deliberation.records.selectors import example_pool, record_version_for_run
-from deliberation.runs.clients import drafting_client, judge_for
+from deliberation.runs.clients import drafting_client, judge_for, judge_uses_model
 from deliberation.runs.hotpath import before_uncached_call, insert_all_or_ignore, insert_or_ignore
 from deliberation.runs.group_scores import group_scores_write
 from deliberation.records.models import BenchmarkTask, RecordSet
@@ -260,7 +260,7 @@ def _run_parts(run: Run, stored: list[Event]):
     try:
         judge = judge_for(run.judge, model=judge_model, allow_raw=allow_raw)
     except Exception as error:
-        what = f"judge model {judge_model}" if run.judge == "llm" else f"judge {run.judge}"
+        what = f"judge model {judge_model}" if judge_uses_model(run.judge) else f"judge {run.judge}"
         raise RunStartError(f"{what}: {_cause(error)}") from error
     context = RunContext(
         model=model,
