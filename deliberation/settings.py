@@ -234,6 +234,8 @@ HEMICYCLE_MODELS = json.loads(os.environ.get("HEMICYCLE_MODELS", "null")) or [
      "position": 12},
     {"name": "scripted:fail", "description": "scripted, every call times out (tests the failure path)",
      "position": 13},
+    {"name": "scripted:no-logprobs", "description": "scripted, without next-token log-probabilities (tests)",
+     "position": 14},
 ]
 HEMICYCLE_MODEL_API_BASE = os.environ.get("HEMICYCLE_MODEL_API_BASE", "")
 HEMICYCLE_MODEL_API_KEY = os.environ.get("HEMICYCLE_MODEL_API_KEY", "")
