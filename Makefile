@@ -133,7 +133,7 @@ base-image:
 # Starts dockerd when it is not running (installing docker.io when missing) and stops it again at
 # the end; the driver always ends with `docker-compose down -v`. COMPOSE_ARGS=--keep leaves it up.
 COMPOSE_ARGS ?=
-test-compose: $(TEST_STAMP)
+test-compose: $(RUN_STAMP)
 	@command -v docker-compose >/dev/null || $(MAKE) --no-print-directory apt-install PACKAGES=docker-compose
 	@engine=$$(docker/engine.sh start); \
 	if [ "$$engine" = started ]; then trap 'docker/engine.sh stop' EXIT; fi; \
