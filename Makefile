@@ -120,7 +120,7 @@ apt-install:
 # ---- the production image and docker-compose.yml, for real (docker/, README: Production stack) ----
 # HEMICYCLE_BASE=hub|local|auto chooses the base (auto: python:3.11-slim-bookworm if it can be
 # pulled, else a Debian bookworm made here with debootstrap). Not part of `make test`: a cold
-# build compiles llama-cpp-python (about 10 minutes on 2 cores) and the whole drive takes minutes.
+# build compiles llama-cpp-python (39 min measured on 2 busy cores), then the drive takes about 4 min.
 
 image:
 	@docker/engine.sh start >/dev/null
