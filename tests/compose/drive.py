@@ -256,7 +256,15 @@ def check_image(image: str) -> None:
     compilers = [line.split(":", 1)[1] for line in lines if line.startswith("compiler:")]
     if compilers:
         raise StepFailed(f"{image} has a compiler in its runtime stage: {', '.join(compilers)}")
-    print(f"   runs as uid {lines[0]}, no compiler", flush=True)
+    # The build stage's secrets (CA bundle, pip index settings) must leave no trace in the image.
+    history = subprocess.run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image],
+                             capture_output=True, text=True, timeout=60).stdout
+    config = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Env}}", image],
+                            capture_output=True, text=True, timeout=60).stdout
+    leaks = [word for word in ("/run/secrets", "PIP_CERT", "PIP_CONFIG_FILE", "PIP_INDEX_URL") if word in history + config]
+    if leaks:
+        raise StepFailed(f"{image}'s history or environment mentions {', '.join(leaks)}")
+    print(f"   runs as uid {lines[0]}, no compiler, no build secret in its history or environment", flush=True)
 
 
 def write_env(directory: Path, *, port: int) -> Path:
@@ -417,7 +425,7 @@ def main() -> int:
         try:
             with step("build the image (docker/build.sh image; deadline 60 min)"):
                 images = build(skip=args.skip_build)
-            with step("the image: non-root, no compiler (deadline 120 s)"):
+            with step("the image: non-root, no compiler, no secrets (deadline 120 s)"):
                 check_image(images["HEMICYCLE_IMAGE"])
             port = free_port()
             stack = Stack(env_file=write_env(Path(tmp), port=port), images=images)
