@@ -83,6 +83,7 @@ class VoteDetail(TypedDict):
     raw_score: NotRequired[float]  # calibrated: the underlying judge's score before the map
     members: NotRequired[dict[str, float]]  # ensemble: each member judge's score
     spread: NotRequired[float]  # ensemble: the members' standard deviation
+    coverage: NotRequired[float]  # similarity: mean best cosine of the stance's sentences
 
 
 class VoteData(TypedDict):

@@ -5,6 +5,7 @@
 - ScriptedJudge: the deterministic test double.
 - CalibratedJudge: another judge's score through a monotone map fitted against real votes.
 - EnsembleJudge: the mean or median of several judges, with their spread.
+- SimilarityJudge: an offline baseline, sentence embeddings of the stance against the text.
 - ExpectedJudge: the same prompt, scored as the expectation over the digits of one call's
   next-token distribution (G-Eval's probability-weighted score; research/judges.md §3).
 """
@@ -309,3 +310,42 @@ class EnsembleJudge:
         spread = statistics.pstdev(answered) if len(answered) > 1 else 0.0
         return Verdict(group, round(center, 4), False, **usage,
                        detail={"members": members, "spread": round(spread, 4)})
+
+
+class Embedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...  # L2-normalised vectors
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences (split after . ! ? and at line breaks), empty pieces dropped."""
+    return [piece.strip() for piece in _SENTENCE_END.split(text) if piece and piece.strip()]
+
+
+def stance_coverage(stance: list[list[float]], text: list[list[float]]) -> float:
+    """Mean over the stance's sentences of the best cosine with any sentence of the text."""
+    if not stance or not text:
+        return 0.0
+    best = [max(math.fsum(a * b for a, b in zip(s, t)) for t in text) for s in stance]
+    return math.fsum(best) / len(best)
+
+
+@dataclass
+class SimilarityJudge:
+    """A cheap offline baseline (research/judges.md §7): how closely the text's sentences echo the
+    group's stance, as 9 x the stance coverage. It reads topical overlap, not agreement: a text
+    that rejects each point of a stance echoes it as well as one that adopts it. Its raw score is
+    on no meaningful scale; calibrate it (judge_calibrate) and use `calibrated:<id>`."""
+
+    embedder: Embedder
+    name: str = "similarity"
+
+    def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
+        stance_sentences = sentences(scenario.group(group).stance)
+        text_sentences = sentences(text)
+        vectors = self.embedder.embed([*stance_sentences, *text_sentences])
+        coverage = stance_coverage(vectors[: len(stance_sentences)], vectors[len(stance_sentences):])
+        score = max(0.0, min(9.0, 9 * coverage))
+        return Verdict(group, round(score, 4), detail={"coverage": round(coverage, 6)})

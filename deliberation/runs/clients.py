@@ -9,6 +9,7 @@ from deliberation.engine.judges import (
     CalibratedJudge,
     EnsembleJudge,
     ExpectedJudge,
+    SimilarityJudge,
     Judge,
     LLMJudge,
     RealVotesJudge,
@@ -17,7 +18,7 @@ from deliberation.engine.judges import (
 from deliberation.engine.models import ModelClient
 from deliberation.registry.selectors import model_endpoint
 
-JUDGES = ("llm", "llm-expected", "ensemble-mean", "ensemble-median", "real-votes", "scripted")
+JUDGES = ("llm", "llm-expected", "ensemble-mean", "ensemble-median", "similarity", "real-votes", "scripted")
 # Judges that call the judge model (the others need none).
 MODEL_JUDGES = frozenset({"llm", "llm-expected", "ensemble-mean", "ensemble-median"})
 # The ensembles: the paper's judge and the expected-digit judge on the same judge model.
@@ -47,6 +48,14 @@ def judge_choices() -> list[str]:
     return [*JUDGES, *(f"{CALIBRATED_PREFIX}{pk}" for pk in calibrations_with_map(limit=CALIBRATED_CHOICES))]
 
 
+def similarity_embedder():
+    from django.conf import settings
+
+    from worker.models.embeddings import LocalEmbedder
+
+    return LocalEmbedder(threads=settings.HEMICYCLE_LOCAL_THREADS)
+
+
 def calibrated_judge(name: str, *, allow_raw: bool) -> Judge:
     from deliberation.calibration.models import Calibration
     from deliberation.engine.calibration import IsotonicMap
@@ -65,7 +74,8 @@ def calibrated_judge(name: str, *, allow_raw: bool) -> Judge:
 def judge_for(name: str, *, model: str, allow_raw: bool = False) -> Judge:
     """`llm` scores with `model` (the paper's judge), `llm-expected` the same prompt as the expected
     digit under the model's next-token distribution, `ensemble-mean`/`-median` both of them,
-    `calibrated:<id>` a calibration's judge through its isotonic map, `real-votes` is the oracle,
+    `calibrated:<id>` a calibration's judge through its isotonic map, `similarity` sentence
+    embeddings of the stance against the text (an offline baseline), `real-votes` is the oracle,
     `scripted` tests."""
     if name == "llm":
         return LLMJudge(drafting_client(model, allow_raw=allow_raw))
@@ -76,6 +86,8 @@ def judge_for(name: str, *, model: str, allow_raw: bool = False) -> Judge:
         return EnsembleJudge(members, aggregate=name.removeprefix("ensemble-"), name=name)
     if name.startswith(CALIBRATED_PREFIX):
         return calibrated_judge(name, allow_raw=allow_raw)
+    if name == "similarity":
+        return SimilarityJudge(similarity_embedder())
     if name == "real-votes":
         return RealVotesJudge()
     if name == "scripted":

@@ -173,3 +173,10 @@ def test_ensemble_judge_calibrates_with_the_spread_of_its_members(sample_set):
         assert set(detail["members"]) == {"llm", "llm-expected"}
         assert pair["predicted"] == pytest.approx(sum(detail["members"].values()) / 2, abs=1e-3)
         assert detail["spread"] >= 0
+
+
+def test_similarity_judge_runs_offline_on_the_bundled_embedder(sample_set):
+    calibration = calibration_run(record_set=sample_set, judge="similarity", limit=6, resamples=10)
+    assert calibration.judge_model == "" and calibration.results["scored"] == 6
+    for pair in calibration.pairs:
+        assert pair["predicted"] == pytest.approx(min(9.0, 9 * pair["extra"]["detail"]["coverage"]), abs=1e-3)

@@ -266,3 +266,37 @@ def test_ensemble_leaves_out_members_that_fell_back(scenario):
     assert all_failed.fallback
     with pytest.raises(ValueError, match="aggregate"):
         EnsembleJudge({"a": Fixed(1)}, aggregate="mode")
+
+
+# --- the similarity judge ---
+
+from deliberation.engine.judges import SimilarityJudge, sentences, stance_coverage  # noqa: E402
+
+
+def test_sentences_split_after_stops_and_at_line_breaks():
+    assert sentences("We want more. Do it now!  \nAnd fund it?") == ["We want more.", "Do it now!", "And fund it?"]
+
+
+def test_stance_coverage_is_the_mean_best_cosine_of_the_stance_sentences():
+    stance = [[1.0, 0.0], [0.0, 1.0]]
+    text = [[1.0, 0.0], [0.6, 0.8]]
+    # first stance sentence: best 1.0; second: best 0.8 -> 0.9
+    assert stance_coverage(stance, text) == pytest.approx(0.9)
+    assert stance_coverage([], text) == 0.0
+
+
+class LetterEmbedder:
+    """Unit vectors by first letter: sentences that start alike are identical, others orthogonal."""
+
+    def embed(self, texts):
+        return [[1.0 if t[:1].lower() == letter else 0.0 for letter in "abcdefghijklmnopqrstuvwxyz"] for t in texts]
+
+
+def test_similarity_judge_scores_nine_times_the_coverage(make_scenario):
+    scenario = make_scenario(seats={"EPP": 0.5, "SD": 0.5})
+    # the stance is one sentence starting "EPP stance: ..." -> covered by a text sentence starting with "e"
+    verdict = SimilarityJudge(LetterEmbedder()).score(
+        scenario=scenario, group="EPP", text="Extra funds. Nothing else.", seed=0)
+    assert verdict.score == 9.0 and verdict.detail == {"coverage": 1.0}
+    verdict = SimilarityJudge(LetterEmbedder()).score(scenario=scenario, group="EPP", text="Nothing. Zero.", seed=0)
+    assert verdict.score == 0.0
