@@ -330,7 +330,7 @@ def run_config(cfg: argparse.Namespace) -> dict:
     env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "DATABASE_URL")}
     env.update({
         "DJANGO_SETTINGS_MODULE": "deliberation.settings", "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", "HEMICYCLE_DEFAULT_MODEL": cfg.model,
+        "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"), "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", "HEMICYCLE_DEFAULT_MODEL": cfg.model,
     })
     try:
         if cfg.layer == "redis":

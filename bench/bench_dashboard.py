@@ -198,6 +198,7 @@ def main() -> None:
             os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/bench.sqlite3"
         os.environ.pop("REDIS_URL", None)  # the cache is the process's memory (LocMemCache)
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deliberation.settings")
+        os.environ.setdefault("DJANGO_DEBUG", "1")  # a local bench: the settings default to production
         import django
 
         django.setup()

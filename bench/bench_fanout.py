@@ -80,6 +80,7 @@ def _django() -> None:
     sys.path.insert(0, str(REPO_ROOT))
     os.chdir(REPO_ROOT)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deliberation.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "1")  # a local bench: the settings default to production
     import django
 
     django.setup()
@@ -440,6 +441,7 @@ def run_config(cfg: argparse.Namespace) -> dict:
         env.pop(name, None)
     env.update({
         "DJANGO_SETTINGS_MODULE": "deliberation.settings",
+        "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"),
         "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",

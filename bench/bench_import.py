@@ -35,6 +35,7 @@ TEMPLATE = WORK_DIR / "migrated.sqlite3"
 sys.path.insert(0, str(REPO_ROOT))
 os.environ["DATABASE_URL"] = f"sqlite:///{DATABASE}"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deliberation.settings")
+os.environ.setdefault("DJANGO_DEBUG", "1")  # a local bench: the settings default to production
 
 import django  # noqa: E402
 

@@ -25,6 +25,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deliberation.settings")
+os.environ.setdefault("DJANGO_DEBUG", "1")  # a local bench: the settings default to production
 
 import django  # noqa: E402
 
