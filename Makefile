@@ -134,7 +134,8 @@ base-image:
 # the end; the driver always ends with `docker-compose down -v`. COMPOSE_ARGS=--keep leaves it up.
 COMPOSE_ARGS ?=
 test-compose: $(RUN_STAMP)
-	@command -v docker-compose >/dev/null || $(MAKE) --no-print-directory apt-install PACKAGES=docker-compose
+	@command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \
+	  || $(MAKE) --no-print-directory apt-install PACKAGES=docker-compose
 	@engine=$$(docker/engine.sh start); \
 	if [ "$$engine" = started ]; then trap 'docker/engine.sh stop' EXIT; fi; \
 	$(PY) tests/compose/drive.py $(COMPOSE_ARGS)

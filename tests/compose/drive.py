@@ -28,6 +28,7 @@ import http.cookies
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,12 +94,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def compose_command() -> list[str]:
+    """Compose v1 (`docker-compose`, Debian's, which make installs) or else v2's `docker compose`."""
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+    if probe.returncode == 0:
+        return ["docker", "compose"]
+    raise StepFailed("neither docker-compose nor `docker compose` is installed")
+
+
 class Stack:
     """docker-compose for this test's project, with its own env file and image names."""
 
     def __init__(self, *, env_file: Path, images: dict[str, str]):
         self.env = {**os.environ, **images, "HEMICYCLE_ENV_FILE": str(env_file)}
-        self.base = ["docker-compose", "--project-name", PROJECT, "--project-directory", str(REPO),
+        self.base = [*compose_command(), "--project-name", PROJECT, "--project-directory", str(REPO),
                      "--file", str(REPO / "docker-compose.yml"), "--env-file", str(env_file)]
 
     def compose(self, *args: str, timeout: float, check: bool = True, what: str = "",
@@ -314,13 +325,14 @@ def drive(stack: Stack, *, port: int) -> None:
         stack.compose("up", "-d", "--no-build", timeout=420, what="docker-compose up -d")
 
         def all_healthy() -> bool:
-            states = {service: stack.health(service) for service in SERVICES_WITH_HEALTH}
+            states = {service: stack.health(service) for service in (*SERVICES_WITH_HEALTH, "beat")}
             for service, state in states.items():
-                if state.startswith(("exited", "dead")):
+                if state.startswith(("exited", "dead", "restarting")):
                     raise StepFailed(f"{service} stopped: {state}")
-            return all(state == "running healthy" for state in states.values())
+            return states.pop("beat") == "running" and all(state == "running healthy" for state in states.values())
 
-        wait_until(all_healthy, timeout=420, what="postgres, redis, web and both workers to be healthy", every=3)
+        wait_until(all_healthy, timeout=420, what="postgres, redis, web and both workers to be healthy, beat running",
+                   every=3)
 
     with step("migrate, check --deploy, non-root web (deadline 300 s)"):
         stack.manage("migrate", "--noinput", timeout=180)
