@@ -52,6 +52,12 @@ def calibration_summary(calibration: Calibration) -> str:
             f"test pearson {_number(iso['test_raw']['pearson'])} -> {_number(iso['test_calibrated']['pearson'])}, "
             f"mae {_number(iso['test_raw']['mae'])} -> {_number(iso['test_calibrated']['mae'])}"
         )
+    for key, probe in (r.get("probes") or {}).items():
+        lines.append(
+            f"probe {key}: mean shift {_number(probe['mean_shift'], 2)} {_ci(probe['mean_shift_ci'])}, "
+            f"mean |shift| {_number(probe['mean_abs_shift'], 2)}, flips (|shift| >= 2) {_number(probe['flip_rate'], 2)}, "
+            f"r {_number(probe['base_pearson'])} -> {_number(probe['pearson'])} on {probe['pairs']} pairs"
+        )
     return "\n".join(lines)
 
 

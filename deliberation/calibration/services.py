@@ -12,20 +12,32 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from deliberation.calibration.models import Calibration
-from deliberation.engine.calibration import DEFAULT_RESAMPLES, REPORTED_PAPER_R, Pair, calibration_metrics, isotonic_calibration
-from deliberation.engine.judges import Judge, JudgeRefused
+from deliberation.engine.calibration import (
+    DEFAULT_RESAMPLES,
+    REPORTED_PAPER_R,
+    Pair,
+    calibration_metrics,
+    isotonic_calibration,
+    paired_shift,
+)
+from deliberation.engine.judges import ExpectedJudge, Judge, JudgeRefused, LLMJudge, PromptVariant
 from deliberation.engine.models import ModelError
 from deliberation.engine.scenario import Scenario
 from deliberation.engine.seeding import rng_for, seed_for
 from deliberation.engine.strategies.base import judge_seed, verdict_data
 from deliberation.records.models import Record, RecordSet, Stance
 from deliberation.records.selectors import current_records, engine_group, record_set_get, record_view
-from deliberation.runs.clients import CALIBRATED_PREFIX, judge_for, judge_uses_model
+from deliberation.runs.clients import CALIBRATED_PREFIX, drafting_client, judge_for, judge_uses_model
 
 # The isotonic map needs records on both sides of its split to mean anything.
 MIN_RECORDS_FOR_ISOTONIC = 4
 # The goal does not matter to a judge; one without a veto group keeps every scenario valid.
 CALIBRATION_GOAL = "utilitarian"
+
+
+# The layouts the bias probes compare with the paper's prompt (research/judges.md §6).
+PROBE_VARIANTS = (PromptVariant(stance_first=True), PromptVariant(anonymous=True))
+PROMPT_JUDGES = {"llm": LLMJudge, "llm-expected": ExpectedJudge}
 
 
 class CalibrationError(ValueError):
@@ -164,11 +176,15 @@ def calibration_run(
     seed: int = 0,
     resamples: int = DEFAULT_RESAMPLES,
     concurrency: int = 1,
+    probes: bool = False,
     owner=None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> Calibration:
-    """Score, measure and store one calibration (RecordSet.DoesNotExist for an unknown set)."""
+    """Score, measure and store one calibration (RecordSet.DoesNotExist for an unknown set).
+
+    `probes`: also score every item under each of PROBE_VARIANTS (judges with a prompt only) and
+    report how far the scores move from the paper's layout."""
     started = time.perf_counter()
     if limit is not None and limit < 1:
         raise CalibrationError("limit must be at least 1")
@@ -183,11 +199,22 @@ def calibration_run(
     items, skipped = calibration_items(record_set=the_set, topic=topic, limit=limit, seed=seed, exclude=fitted_on)
     if not items:
         raise CalibrationError("no adopted resolution with real group votes to score in this selection")
+    if probes and judge not in PROMPT_JUDGES:
+        raise CalibrationError(f"the bias probes change the judge's prompt: only {', '.join(PROMPT_JUDGES)} have one")
+    allow_raw = owner is None or owner.is_staff
     if on_total:
-        on_total(len(items))
+        on_total(len(items) * (1 + (len(PROBE_VARIANTS) if probes else 0)))
     pairs, errors = calibration_pairs(items=items, judge=the_judge, seed=seed, concurrency=concurrency,
                                       progress=progress)
     results = calibration_results(pairs, seed=seed, resamples=resamples)
+    if probes:
+        results["probes"] = {}
+        for variant in PROBE_VARIANTS:
+            probe_judge = PROMPT_JUDGES[judge](drafting_client(model, allow_raw=allow_raw), variant=variant)
+            variant_pairs, variant_errors = calibration_pairs(items=items, judge=probe_judge, seed=seed,
+                                                              concurrency=concurrency, progress=progress)
+            results["probes"][variant.key] = paired_shift(pairs, variant_pairs, seed=seed, resamples=resamples)
+            errors.extend(f"{variant.key} probe: {error}" for error in variant_errors)
     results["skipped_records"] = skipped
     results["excluded_train_records"] = len(fitted_on)
     results["errors"] = len(errors)
@@ -198,7 +225,7 @@ def calibration_run(
             judge_model=model,
             record_set=the_set,
             record_set_version=the_set.current_version,
-            params={"topic": topic, "limit": limit, "seed": seed, "resamples": resamples},
+            params={"topic": topic, "limit": limit, "seed": seed, "resamples": resamples, "probes": probes},
             results=_finite(results),
             pairs=[pair.as_dict() for pair in pairs],
             errors=errors,

@@ -280,3 +280,33 @@ def isotonic_calibration(pairs: Sequence[Pair], *, seed: int, train_share: float
         "test_raw": calibration_metrics(test_pairs, seed=seed, resamples=resamples),
         "test_calibrated": calibration_metrics(calibrated, seed=seed, resamples=resamples),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Bias probes: the same items judged under another prompt layout
+
+
+FLIP_SHIFT = 2  # a score that moves this much or more under a layout change "flips"
+
+
+def paired_shift(base: Sequence[Pair], variant: Sequence[Pair], *, seed: int,
+                 resamples: int = DEFAULT_RESAMPLES) -> dict:
+    """How a judge's scores move from `base` to `variant` on the same items (matched by record
+    and group, fallbacks on either side left out): mean shift with a record-bootstrap interval,
+    mean absolute shift, flip rate (|shift| >= FLIP_SHIFT), and the variant's own r and MAE."""
+    before = {(p.record, p.group): p for p in base if not p.fallback}
+    matched = [(before[(p.record, p.group)], p) for p in variant
+               if not p.fallback and (p.record, p.group) in before]
+    # a shift as a Pair (predicted = variant - base, real = 0) so the record bootstrap applies
+    shifts = [Pair(record=v.record, group=v.group, real=0, predicted=v.predicted - b.predicted) for b, v in matched]
+    variant_pairs = [v for _, v in matched]
+    return {
+        "pairs": len(matched),
+        "mean_shift": bias(shifts),
+        "mean_shift_ci": bootstrap_ci(shifts, bias, seed=seed, resamples=resamples),
+        "mean_abs_shift": mae(shifts),
+        "flip_rate": _mean([float(abs(s.predicted) >= FLIP_SHIFT) for s in shifts]),
+        "pearson": _pearson_of(variant_pairs),
+        "base_pearson": _pearson_of([b for b, _ in matched]),
+        "mae": mae(variant_pairs),
+    }

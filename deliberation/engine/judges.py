@@ -56,8 +56,7 @@ JUDGE_SYSTEM = "You are a careful assistant who answers with the single most fit
 JUDGE_TEMPLATE = """Give a score to the statement below, following the scoring guideline and what you know of the group.
 
 Background: '''{background}'''
-Statement to score: '''{text}'''
-The position of {group}: '''{stance}'''
+{sections}
 How well does this resolution give specific implementation details that capture the position of {group}? Judge this whether the position supports or opposes the issue.
 
 Scoring guideline:
@@ -75,13 +74,34 @@ JUDGE_REMINDERS = (
 )
 
 
-def judge_messages(*, scenario: Scenario, group: str, text: str, attempt: int) -> list[Message]:
+@dataclass(frozen=True)
+class PromptVariant:
+    """How the judge's prompt is laid out; the default is the paper's. The others exist to measure
+    the judge's position and identity bias (research/judges.md §6): the same text, judged with the
+    group's position before the statement, or with the group not named."""
+
+    stance_first: bool = False
+    anonymous: bool = False
+
+    @property
+    def key(self) -> str:
+        return "+".join(name for name, on in (("stance-first", self.stance_first), ("anonymous", self.anonymous)) if on) or "paper"
+
+
+PAPER_PROMPT = PromptVariant()
+ANONYMOUS_GROUP = "the group"
+
+
+def judge_messages(*, scenario: Scenario, group: str, text: str, attempt: int,
+                   variant: PromptVariant = PAPER_PROMPT) -> list[Message]:
     choices = ", ".join(f"{number} = {label}" for number, label in enumerate(SCALE))
+    name = ANONYMOUS_GROUP if variant.anonymous else group
+    statement = f"Statement to score: '''{text}'''"
+    position = f"The position of {name}: '''{scenario.group(group).stance}'''"
     prompt = JUDGE_TEMPLATE.format(
         background=scenario.record.background,
-        text=text,
-        group=group,
-        stance=scenario.group(group).stance,
+        sections="\n".join((position, statement) if variant.stance_first else (statement, position)),
+        group=name,
         choices=choices,
         marker=JUDGE_MARKER,
     )
@@ -109,6 +129,7 @@ class LLMJudge:
     max_attempts: int = 10
     fallback_score: int = 4
     name: str = "llm"
+    variant: PromptVariant = PAPER_PROMPT
 
     def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
         prompt_tokens = completion_tokens = 0
@@ -117,7 +138,7 @@ class LLMJudge:
         for attempt in range(self.max_attempts):
             params = Params(temperature=round(0.1 * attempt, 1), max_tokens=3)
             completion = self.client.complete(
-                judge_messages(scenario=scenario, group=group, text=text, attempt=attempt),
+                judge_messages(scenario=scenario, group=group, text=text, attempt=attempt, variant=self.variant),
                 params=params,
                 seed=seed_for(seed, "judge", group, attempt),
             )
@@ -228,6 +249,7 @@ class ExpectedJudge:
     top: int = 20
     min_mass: float = 0.5
     name: str = "llm-expected"
+    variant: PromptVariant = PAPER_PROMPT
 
     def __post_init__(self) -> None:
         if not gives_next_token(self.client):
@@ -238,13 +260,15 @@ class ExpectedJudge:
 
     def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
         completion = self.client.next_token(
-            judge_messages(scenario=scenario, group=group, text=text, attempt=0), prefix="", top=self.top,
+            judge_messages(scenario=scenario, group=group, text=text, attempt=0, variant=self.variant), prefix="",
+            top=self.top,
             seed=seed_for(seed, "judge", group, 0),
         )
         top = completion.logprobs[0].top if completion.logprobs else ()
         distribution = digit_distribution(top)
         if distribution is None or distribution.mass < self.min_mass:
-            argmax = LLMJudge(self.client).score(scenario=scenario, group=group, text=text, seed=seed)
+            argmax = LLMJudge(self.client, variant=self.variant).score(scenario=scenario, group=group, text=text,
+                                                                      seed=seed)
             detail = {"expected_unavailable": True, "digit_mass": round(distribution.mass if distribution else 0.0, 6)}
             return Verdict(group, argmax.score, argmax.fallback, argmax.attempts + 1,
                            argmax.prompt_tokens + completion.prompt_tokens,

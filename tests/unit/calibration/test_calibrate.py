@@ -180,3 +180,27 @@ def test_similarity_judge_runs_offline_on_the_bundled_embedder(sample_set):
     assert calibration.judge_model == "" and calibration.results["scored"] == 6
     for pair in calibration.pairs:
         assert pair["predicted"] == pytest.approx(min(9.0, 9 * pair["extra"]["detail"]["coverage"]), abs=1e-3)
+
+
+def test_bias_probes_judge_the_same_pairs_under_other_layouts(sample_set, client):
+    from django.urls import reverse
+
+    from tests.factories import make_user
+
+    calibration = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", limit=10,
+                                  resamples=20, probes=True)
+    probes = calibration.results["probes"]
+    assert set(probes) == {"stance-first", "anonymous"}
+    for probe in probes.values():
+        assert probe["pairs"] == 10
+        # the scripted model's digit hashes the prompt: another layout gives unrelated digits
+        assert probe["mean_abs_shift"] > 1 and 0 < probe["flip_rate"] <= 1
+    prompts = [row.messages[1]["content"] for row in CachedCompletion.objects.all()]
+    assert len(prompts) >= 30  # three layouts x 10 pairs, each its own cached call
+    assert sum("The position of the group:" in prompt for prompt in prompts) == 10
+    assert sum(prompt.index("The position of") < prompt.index("Statement to score") for prompt in prompts) == 10
+    with pytest.raises(CalibrationError, match="probes"):
+        calibration_run(record_set=sample_set, judge="real-votes", probes=True)
+    client.force_login(make_user("ann"))
+    page = client.get(reverse("calibration-detail", args=[calibration.pk])).content.decode()
+    assert 'data-testid="probes"' in page and "stance-first" in page

@@ -137,3 +137,18 @@ def test_isotonic_calibration_fits_on_train_and_reports_on_test_only():
     assert report["train"]["pairs"] + test_pairs == len(table)
     assert report["test_raw"]["bias"] == pytest.approx(-3.0)
     assert abs(report["test_calibrated"]["bias"]) < 0.5 and report["test_calibrated"]["mae"] < 0.5
+
+
+def test_paired_shift_matches_items_and_counts_flips():
+    from deliberation.engine.calibration import paired_shift
+
+    base = pairs_of([("a", "EPP", 7, 6), ("a", "SD", 1, 2), ("b", "EPP", 5, 5), ("b", "SD", 0, 4, True)])
+    variant = pairs_of([("a", "EPP", 7, 8), ("a", "SD", 1, 2), ("b", "EPP", 5, 2), ("b", "SD", 0, 1)])
+    report = paired_shift(base, variant, seed=0, resamples=50)
+    # matched: a/EPP +2, a/SD 0, b/EPP -3 (b/SD fell back in the base: left out)
+    assert report["pairs"] == 3
+    assert report["mean_shift"] == pytest.approx(-1 / 3)
+    assert report["mean_abs_shift"] == pytest.approx(5 / 3)
+    assert report["flip_rate"] == pytest.approx(2 / 3)
+    low, high = report["mean_shift_ci"]
+    assert low <= report["mean_shift"] <= high

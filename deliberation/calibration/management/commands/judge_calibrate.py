@@ -24,6 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples of records")
         parser.add_argument("--concurrency", type=int, default=1, help="judge calls in flight at once (hosted models)")
+        parser.add_argument("--probes", action="store_true",
+                            help="also judge every pair with the position before the text and with the group unnamed, and report the shift")
         parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
     def handle(self, *args, **options):
@@ -38,6 +40,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 resamples=options["resamples"],
                 concurrency=options["concurrency"],
+                probes=options["probes"],
                 progress=bar.update,
                 on_total=lambda total: setattr(bar, "total", total) or bar.refresh(),
             )
