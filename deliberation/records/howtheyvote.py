@@ -1,7 +1,7 @@
 """Importing HowTheyVote.eu's CSV export: plenary roll-call votes as records with real group votes.
 
-The export (a folder of CSV tables, as HowTheyVote's backend/howtheyvote/export writes them) holds,
-among others:
+The export (CSV tables, as HowTheyVote's backend/howtheyvote/export writes them, in a folder or in
+the zip archive they publish) holds, among others:
 - votes.csv: id, timestamp, display_title, reference, description, amendment_subject,
   amendment_number, is_main, procedure_reference, procedure_title, procedure_type,
   procedure_stage, count_for, count_against, count_abstention, count_did_not_vote, result,
@@ -23,12 +23,15 @@ plan with the EuroCon importer's transaction, versions and report.
 """
 
 import csv
+import io
 import math
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TextIO
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
@@ -37,13 +40,15 @@ from deliberation.records.importer import (
     ImportPlan,
     ImportReport,
     Problem,
+    ReadLimits,
     RecordPlan,
     StancePlan,
     plan_totals,
+    zip_refusal,
 )
 from deliberation.records.models import RecordSetVersion
 from deliberation.records.normalise import collapse_whitespace, record_content_hash
-from deliberation.records.services import known_group_codes, records_import_plan
+from deliberation.records.services import known_group_codes, read_limits, records_import_plan
 
 # HowTheyVote group code -> ours. Theirs tell apart groups that shared a name in different
 # periods by a suffix (EPP_2009_0); ours by term. Their EFD (2014-2019) is Europe of Freedom and
@@ -98,18 +103,58 @@ class _Vote:
     ref: str
 
 
-def _rows(path: Path, report: FileReport) -> Iterator[tuple[int, dict[str, str]]]:
+class _Tables:
+    """The export's tables in a folder, or in its zip archive (read in place, never extracted).
+
+    An archive is checked as the EuroCon importer checks one (members, declared sizes, unsafe
+    paths); zipfile stops each member at its declared size and checks its CRC, so what inflates
+    is bounded by what the check let through. Members are found by name at any depth.
+    """
+
+    def __init__(self, source: Path, limits: ReadLimits) -> None:
+        self.folder: Path | None = None
+        self.archive: zipfile.ZipFile | None = None
+        if source.is_dir():
+            self.folder = source
+            return
+        try:
+            self.archive = zipfile.ZipFile(source)
+        except (zipfile.BadZipFile, OSError):
+            raise ValueError(f"{source} is not a folder or a zip archive of HowTheyVote.eu CSV tables") from None
+        infos = self.archive.infolist()
+        refused = zip_refusal(infos, limits)
+        if refused:
+            self.archive.close()
+            raise ValueError(refused)
+        self.members = {PurePosixPath(info.filename.replace("\\", "/")).name: info for info in infos if not info.is_dir()}
+
+    def has(self, name: str) -> bool:
+        return (self.folder / name).is_file() if self.folder else name in self.members
+
+    def open(self, name: str) -> TextIO:
+        if self.folder:
+            return (self.folder / name).open(newline="", encoding="utf-8-sig")
+        if name not in self.members:
+            raise FileNotFoundError(f"no {name} in the archive")
+        return io.TextIOWrapper(self.archive.open(self.members[name]), encoding="utf-8-sig", newline="")
+
+    def close(self) -> None:
+        if self.archive:
+            self.archive.close()
+
+
+def _rows(tables: _Tables, name: str, report: FileReport) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row) of a CSV table; a missing file or column is reported and yields nothing."""
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        handle = tables.open(name)
     except OSError as error:
         report.kind = "unreadable"
-        report.problem("", "", f"cannot be read: {error.strerror or error}")
+        report.problem("", "", f"cannot be read: {getattr(error, 'strerror', None) or error}")
         return
     with handle:
         reader = csv.DictReader(handle)
         try:
-            missing = [column for column in COLUMNS[path.name] if column not in (reader.fieldnames or ())]
+            missing = [column for column in COLUMNS[name] if column not in (reader.fieldnames or ())]
         except (UnicodeDecodeError, csv.Error) as error:
             report.kind = "unreadable"
             report.problem("", "", f"not a UTF-8 CSV table: {error}")
@@ -121,7 +166,7 @@ def _rows(path: Path, report: FileReport) -> Iterator[tuple[int, dict[str, str]]
         try:
             for row in reader:
                 yield reader.line_num, row
-        except (UnicodeDecodeError, csv.Error) as error:
+        except (UnicodeDecodeError, csv.Error, zipfile.BadZipFile) as error:
             report.problem(f"line {reader.line_num}", "", f"the rest of the file cannot be read: {error}")
 
 
@@ -146,12 +191,12 @@ def _background(row: Mapping[str, str], day: date) -> str:
     return collapse_whitespace(" ".join(part for part in parts if part))
 
 
-def _read_votes(path: Path, report: FileReport) -> tuple[dict[int, _Vote], set[int], int]:
+def _read_votes(tables: _Tables, report: FileReport) -> tuple[dict[int, _Vote], set[int], int]:
     """The main votes worth importing, every vote id in the file, and how many were not main votes."""
     votes: dict[int, _Vote] = {}
     seen: set[int] = set()
     not_main = 0
-    for line, row in _rows(path, report):
+    for line, row in _rows(tables, VOTES, report):
         raw_id = (row.get("id") or "").strip()
         ref = f"id {raw_id}" if raw_id else f"line {line}"
 
@@ -198,18 +243,18 @@ def _read_votes(path: Path, report: FileReport) -> tuple[dict[int, _Vote], set[i
     return votes, seen, not_main
 
 
-def _read_groups(path: Path, report: FileReport) -> set[str]:
-    return {row["code"].strip() for _, row in _rows(path, report) if (row.get("code") or "").strip()}
+def _read_groups(tables: _Tables, report: FileReport) -> set[str]:
+    return {row["code"].strip() for _, row in _rows(tables, GROUPS, report) if (row.get("code") or "").strip()}
 
 
 def _read_member_votes(
-    path: Path, report: FileReport, *, votes: Mapping[int, _Vote], all_votes: set[int], listed_groups: set[str],
+    tables: _Tables, report: FileReport, *, votes: Mapping[int, _Vote], all_votes: set[int], listed_groups: set[str],
     known_groups: Mapping[str, set[str]],
 ) -> dict[tuple[int, str], Counter]:
     """Positions counted per (main vote, our group code); bad rows reported and skipped."""
     counts: dict[tuple[int, str], Counter] = {}
     unknown: set[tuple[int, str]] = set()
-    for line, row in _rows(path, report):
+    for line, row in _rows(tables, MEMBER_VOTES, report):
         ref = f"line {line}"
         try:
             vote_id = int((row.get("vote_id") or "").strip())
@@ -248,12 +293,12 @@ def _read_member_votes(
     return counts
 
 
-def _read_topics(path: Path, report: FileReport, votes: Iterable[int]) -> dict[int, list[str]]:
+def _read_topics(tables: _Tables, report: FileReport, votes: Iterable[int]) -> dict[int, list[str]]:
     wanted = set(votes)
     topics: dict[int, list[str]] = {}
-    if not path.exists():
+    if not tables.has(COMMITTEES):
         return topics
-    for _, row in _rows(path, report):
+    for _, row in _rows(tables, COMMITTEES, report):
         try:
             vote_id = int((row.get("vote_id") or "").strip())
         except ValueError:
@@ -281,31 +326,41 @@ def _stance_text(counts: Mapping[str, int], day: date) -> str:
     )
 
 
-def howtheyvote_plan(*, folder: Path, record_set: str, known_groups: Mapping[str, Iterable[str]]) -> ImportPlan:
-    """Read and validate an export folder; nothing is written. known_groups: term -> our codes."""
-    folder = Path(folder)
+def howtheyvote_plan(
+    *, folder: Path, record_set: str, known_groups: Mapping[str, Iterable[str]], limits: ReadLimits = ReadLimits()
+) -> ImportPlan:
+    """Read and validate an export (a folder, or the zip HowTheyVote publishes); nothing is
+    written. known_groups: term -> our group codes."""
     report = ImportReport(record_set=record_set)
     known = {term: set(codes) for term, codes in known_groups.items()}
     files = {name: FileReport(name, "csv") for name in (VOTES, MEMBER_VOTES, GROUPS, COMMITTEES)}
-    if not folder.is_dir():
+    try:
+        tables = _Tables(Path(folder), limits)
+    except ValueError as error:
         files[VOTES].kind = "unreadable"
-        files[VOTES].problem("", "", f"{folder} is not a folder of HowTheyVote.eu CSV tables")
+        files[VOTES].problem("", "", str(error))
         report.files.append(files[VOTES])
         return plan_totals(ImportPlan(records={}, tasks={}, report=report))
+    try:
+        return _plan(tables, report=report, files=files, known=known)
+    finally:
+        tables.close()
 
-    votes, all_votes, not_main = _read_votes(folder / VOTES, files[VOTES])
+
+def _plan(tables: _Tables, *, report: ImportReport, files: dict[str, FileReport], known: dict[str, set[str]]) -> ImportPlan:
+    votes, all_votes, not_main = _read_votes(tables, files[VOTES])
     if not_main:
         many = not_main > 1
         files[VOTES].problem(
             "", "is_main", f"{not_main:,} vote{'s' * many} {'are' if many else 'is'} not a main vote (amendments, "
             "procedure): not imported",
         )
-    listed_groups = _read_groups(folder / GROUPS, files[GROUPS])
+    listed_groups = _read_groups(tables, files[GROUPS])
     counts = _read_member_votes(
-        folder / MEMBER_VOTES, files[MEMBER_VOTES], votes=votes, all_votes=all_votes, listed_groups=listed_groups,
+        tables, files[MEMBER_VOTES], votes=votes, all_votes=all_votes, listed_groups=listed_groups,
         known_groups=known,
     )
-    topics = _read_topics(folder / COMMITTEES, files[COMMITTEES], votes)
+    topics = _read_topics(tables, files[COMMITTEES], votes)
 
     records: dict[str, RecordPlan] = {}
     for vote in votes.values():
@@ -324,7 +379,7 @@ def howtheyvote_plan(*, folder: Path, record_set: str, known_groups: Mapping[str
             topics=topics.get(vote.id) or [UNSORTED_TOPIC], total_score=total[0] if total else None,
             total_choice=total[1] if total else None, stances=stances, origin=(VOTES, vote.ref),
         )
-    report.files = [file for name, file in files.items() if name != COMMITTEES or (folder / COMMITTEES).exists()]
+    report.files = [file for name, file in files.items() if name != COMMITTEES or tables.has(COMMITTEES)]
     return plan_totals(ImportPlan(records=records, tasks={}, report=report))
 
 
@@ -337,6 +392,6 @@ def howtheyvote_import(
     note: str = "",
     created_by: AbstractBaseUser | None = None,
 ) -> ImportReport:
-    """Import an export folder into the record set `name`, as records_import imports EuroCon files."""
-    plan = howtheyvote_plan(folder=folder, record_set=name, known_groups=known_group_codes())
+    """Import an export (folder or zip) into the record set `name`, as records_import imports EuroCon files."""
+    plan = howtheyvote_plan(folder=folder, record_set=name, known_groups=known_group_codes(), limits=read_limits())
     return records_import_plan(plan=plan, name=name, description=description, mode=mode, note=note, created_by=created_by)

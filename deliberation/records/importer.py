@@ -577,7 +577,7 @@ def _zip_sources(path: Path, label: str, limits: ReadLimits) -> list[Source]:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
         return [_unreachable(path, f"not a readable zip archive: {exc}", label)]
-    refused = _zip_refusal(members, limits)
+    refused = zip_refusal(members, limits)
     if refused:
         return [_unreachable(path, refused, label)]
     sources: list[Source] = []
@@ -600,7 +600,7 @@ def _zip_member(path: Path, info: zipfile.ZipInfo, *, budget: int) -> bytes | No
         return _read_member(archive, info, budget=budget)
 
 
-def _zip_refusal(members: Sequence[zipfile.ZipInfo], limits: ReadLimits) -> str:
+def zip_refusal(members: Sequence[zipfile.ZipInfo], limits: ReadLimits) -> str:
     if len(members) > limits.max_zip_members:
         return f"zip archive has {len(members):,} members, more than the limit of {limits.max_zip_members:,}: not read"
     unsafe = [info.filename for info in members if _unsafe_member(info.filename)]

@@ -3,6 +3,7 @@ export's column layout) imported as records with real group votes, bad rows repo
 
 import io
 import shutil
+import zipfile
 from datetime import date
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def test_import_records_command_reads_the_howtheyvote_format():
     call_command("import_records", str(FIXTURES), "--format", "howtheyvote", "--name", "HTV", stdout=out)
     assert 'Import into record set "HTV" (new record set, version 1)' in out.getvalue()
     assert "Records by term: 10th: 1, 8th: 1, 9th: 1" in out.getvalue()
-    with pytest.raises(CommandError, match="one folder"):
+    with pytest.raises(CommandError, match="one export"):
         call_command("import_records", str(FIXTURES), str(FIXTURES), "--format", "howtheyvote", stdout=out)
 
 
@@ -103,3 +104,26 @@ def test_group_vote_and_terms():
     assert term_of(date(2024, 7, 15)) == "9th" and term_of(date(2024, 7, 16)) == "10th"
     assert term_of(date(2009, 7, 13)) is None
     assert GROUP_CODES["EFD"] == "EFDD" and GROUP_CODES["EFD_2009_0"] == "EFD"
+
+
+def test_the_published_zip_imports_as_the_folder_does(tmp_path):
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for path in FIXTURES.iterdir():
+            out.write(path, f"export/{path.name}")
+        out.writestr("export/README.md", "not a table")
+    report = howtheyvote_import(folder=archive, name="Zipped")
+    assert (report.records_new, report.stances_new, len(report.problems)) == (3, 14, 8)
+    assert stances("Test regulation on coastal ferry safety") == {"EPP": (1.0, 9), "EFDD": (0.0, 0), "GUE_NGL": (0.5, 5)}
+
+
+def test_an_unsafe_zip_or_something_else_is_refused_whole(tmp_path):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("../votes.csv", (FIXTURES / "votes.csv").read_text())
+    report = howtheyvote_import(folder=archive, name="Bad")
+    assert not report.kept and "climbs out" in report.problems[0].message
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert "not a folder or a zip archive" in howtheyvote_import(folder=text, name="Bad").problems[0].message
+    assert not RecordSet.objects.exists()

@@ -18,7 +18,7 @@ def default_name(path: Path) -> str:
 class Command(BaseCommand):
     help = (
         "Import EuroCon / PoliCon records (JSON files, folders laid out like the release, zip "
-        "archives), or with --format howtheyvote a folder of HowTheyVote.eu's CSV export, into one "
+        "archives), or with --format howtheyvote HowTheyVote.eu's CSV export (its zip or a folder), into one "
         "record set, and print what was kept, skipped and why."
     )
 
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--note", default="", help="a note on the new version")
         parser.add_argument(
             "--format", choices=("eurocon", "howtheyvote"), default="eurocon",
-            help="eurocon (JSON, the default) or howtheyvote (one folder: votes.csv, member_votes.csv, groups.csv)",
+            help="eurocon (JSON, the default) or howtheyvote (one export, folder or zip: votes.csv, member_votes.csv, groups.csv)",
         )
 
     def handle(self, *args, **options):
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         }
         if options["format"] == "howtheyvote":
             if len(options["paths"]) != 1:
-                raise CommandError("--format howtheyvote reads one folder of the export's CSV tables")
+                raise CommandError("--format howtheyvote reads one export: a folder of its CSV tables or its zip")
             report = howtheyvote_import(folder=options["paths"][0], **common)
         else:
             report = records_import(paths=options["paths"], **common)
