@@ -177,7 +177,8 @@ def _count(row: Mapping[str, str], column: str) -> int:
     return value
 
 
-def _background(row: Mapping[str, str], day: date) -> str:
+def _background(row: Mapping[str, str], day: date, vote_id: int) -> str:
+    # The vote's id makes each vote its own record: two votes on one text the same day stay two.
     procedure = ", ".join(
         part for part in (row.get("procedure_reference"), row.get("procedure_type")) if part and part.strip()
     )
@@ -187,6 +188,7 @@ def _background(row: Mapping[str, str], day: date) -> str:
         + (f" on {row['reference'].strip()}" if (row.get("reference") or "").strip() else "")
         + (f": {row['description'].strip()}" if (row.get("description") or "").strip() else "")
         + ".",
+        f"HowTheyVote.eu vote {vote_id}.",
     ]
     return collapse_whitespace(" ".join(part for part in parts if part))
 
@@ -238,7 +240,7 @@ def _read_votes(tables: _Tables, report: FileReport) -> tuple[dict[int, _Vote], 
         except ValueError:
             skip("count_for", "the counts must be whole numbers of 0 or more")
             continue
-        votes[vote_id] = _Vote(vote_id, day, term, title, _background(row, day), total, ref)
+        votes[vote_id] = _Vote(vote_id, day, term, title, _background(row, day, vote_id), total, ref)
         report.records_kept += 1
     return votes, seen, not_main
 

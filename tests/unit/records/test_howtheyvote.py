@@ -38,6 +38,7 @@ def test_the_fixtures_import_with_group_votes_on_the_0_to_9_scale():
     assert (record.term, record.real_total_choice) == ("9th", 7)
     assert list(record.topics.values_list("name", flat=True)) == ["environment & public health"]
     assert "2022/0999(COD)" in record.background and "2023-05-10" in record.background
+    assert record.background.endswith("HowTheyVote.eu vote 900002.")
     assert "3 of the group's 4 members who voted were in favour" in record.stances.get(group__code="EPP").text
 
 
