@@ -32,8 +32,9 @@ import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models import Count, F, Max, QuerySet, Sum
 
+from deliberation.engine.calibration import pearson_from_sums
 from deliberation.engine.goals import GOALS
 from deliberation.records.models import BenchmarkTask, Record, Topic
 from deliberation.runs.models import Experiment, Run, RunGroupScore
@@ -314,6 +315,10 @@ def breakdown(*, experiment: Experiment, by: str, version: str | None = None) ->
 class GroupViews:
     by_share: list[dict]  # {"strategy", "group", "share", "mean", "n"}
     by_real_vote: list[dict]  # {"strategy", "real", "mean", "n"}
+    # The paper's partisan-bias probe, per strategy: does the judged support follow the groups'
+    # real votes or their seats? {"strategy", "n", "r_real", "r_share"}. A class default: views
+    # cached before the field existed read as empty.
+    partisan: tuple = ()
 
 
 def group_views(*, experiment: Experiment, version: str | None = None) -> GroupViews:
@@ -331,11 +336,20 @@ def _make_group_views(experiment: Experiment) -> GroupViews:
     (strategy, group, share, real vote) rows are summed both ways here."""
     rows = (
         RunGroupScore.objects.filter(experiment=experiment).order_by()
-        .values_list("strategy", "group", "seat_share", "real_choice").annotate(total=Sum("score"), n=Count("*"))
+        .values_list("strategy", "group", "seat_share", "real_choice")
+        .annotate(total=Sum("score"), n=Count("*"), total_sq=Sum(F("score") * F("score")))
     )
     by_share: dict[tuple, list] = defaultdict(lambda: [0.0, 0])
     by_vote: dict[tuple, list] = defaultdict(lambda: [0.0, 0])
-    for strategy, code, share, vote, total, n in rows:
+    # per strategy, over the rows with both a share and a real vote: n, sums of score, score²,
+    # share, share², real, real², score x share, score x real
+    moments: dict[str, list[float]] = defaultdict(lambda: [0.0] * 9)
+    for strategy, code, share, vote, total, n, total_sq in rows:
+        if share is not None and vote is not None:
+            acc = moments[strategy]
+            for index, value in enumerate((n, total, total_sq, n * share, n * share * share, n * vote,
+                                           n * vote * vote, share * total, vote * total)):
+                acc[index] += value
         for sums, key in ((by_share, None if share is None else (strategy, code, share)),
                           (by_vote, None if vote is None else (strategy, vote))):
             if key is not None:
@@ -350,6 +364,12 @@ def _make_group_views(experiment: Experiment) -> GroupViews:
             {"strategy": strategy, "real": vote, "mean": total / n, "n": n}
             for (strategy, vote), (total, n) in sorted(by_vote.items())
         ],
+        partisan=tuple(
+            {"strategy": strategy, "n": int(n),
+             "r_real": pearson_from_sums(n=n, sx=sx, sy=sr, sxx=sxx, syy=srr, sxy=sxr),
+             "r_share": pearson_from_sums(n=n, sx=sx, sy=ss, sxx=sxx, syy=sss, sxy=sxs)}
+            for strategy, (n, sx, sxx, ss, sss, sr, srr, sxs, sxr) in sorted(moments.items())
+        ),
     )
 
 

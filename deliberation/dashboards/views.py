@@ -84,6 +84,7 @@ def _results_content(experiment: Experiment, version: str, calibrations: dict) -
             ("Parliamentary term", _breakdown_rows(breakdown(experiment=experiment, by="term", version=version))),
         ],
         "charts": charts,
+        "partisan": groups.partisan,
     }
 
 
@@ -104,7 +105,7 @@ def _results_context(experiment: Experiment, progress: dict) -> dict:
         "settled": progress["done"] + progress["failed"],
         "results_version": version,
         "results_cache_seconds": results_cache_seconds(experiment=experiment),
-        **{name: SimpleLazyObject(partial(lambda name: content[name], name)) for name in ("tables", "breakdowns", "charts")},
+        **{name: SimpleLazyObject(partial(lambda name: content[name], name)) for name in ("tables", "breakdowns", "charts", "partisan")},
     }
 
 

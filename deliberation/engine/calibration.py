@@ -310,3 +310,13 @@ def paired_shift(base: Sequence[Pair], variant: Sequence[Pair], *, seed: int,
         "base_pearson": _pearson_of([b for b, _ in matched]),
         "mae": mae(variant_pairs),
     }
+
+
+def pearson_from_sums(*, n: float, sx: float, sy: float, sxx: float, syy: float, sxy: float) -> float | None:
+    """Pearson's r from running sums (what a GROUP BY returns); None where it is undefined."""
+    if n < 2:
+        return None
+    cxx, cyy, cxy = sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n
+    if cxx <= 1e-12 * max(1.0, sxx) or cyy <= 1e-12 * max(1.0, syy):
+        return None
+    return max(-1.0, min(1.0, cxy / math.sqrt(cxx * cyy)))

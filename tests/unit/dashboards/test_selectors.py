@@ -106,3 +106,17 @@ def test_breakdown_intervals_contain_the_mean_and_stay_in_the_goals_range(made):
             assert 0.0 <= low and high <= (1.0 if goal == "simple_majority" else 9.0)
     single = breakdown(experiment=made.experiment, by="power")[("one-shot", "m1", "llm", "simple_majority", "largest 40–50%")]
     assert single.ci == (1.0, 1.0)  # one run: no spread to speak of
+
+
+def test_partisan_probe_correlates_each_strategys_scores_with_real_votes_and_seats(made):
+    from deliberation.engine.calibration import pearson
+    from deliberation.runs.models import RunGroupScore
+
+    probe = {row["strategy"]: row for row in group_views(experiment=made.experiment).partisan}
+    rows = list(RunGroupScore.objects.filter(experiment=made.experiment, strategy="one-shot")
+                .values_list("score", "real_choice", "seat_share"))
+    assert probe["one-shot"]["n"] == len(rows) > 2
+    assert probe["one-shot"]["r_real"] == pytest.approx(pearson([r[0] for r in rows], [r[1] for r in rows]))
+    assert probe["one-shot"]["r_share"] == pytest.approx(pearson([r[0] for r in rows], [r[2] for r in rows]))
+    assert probe["one-shot"]["r_real"] > 0.5  # the fixture's scores follow the real votes
+    assert probe["greedy"]["n"] == 2

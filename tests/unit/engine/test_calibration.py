@@ -152,3 +152,13 @@ def test_paired_shift_matches_items_and_counts_flips():
     assert report["flip_rate"] == pytest.approx(2 / 3)
     low, high = report["mean_shift_ci"]
     assert low <= report["mean_shift"] <= high
+
+
+def test_pearson_from_sums_equals_pearson():
+    from deliberation.engine.calibration import pearson_from_sums
+
+    xs, ys = [1, 2, 3, 4, 7], [2, 1, 4, 3, 9]
+    sums = dict(n=len(xs), sx=sum(xs), sy=sum(ys), sxx=sum(x * x for x in xs), syy=sum(y * y for y in ys),
+                sxy=sum(x * y for x, y in zip(xs, ys)))
+    assert pearson_from_sums(**sums) == pytest.approx(pearson(xs, ys))
+    assert pearson_from_sums(n=3, sx=3, sy=6, sxx=3, syy=14, sxy=6) is None  # x constant
