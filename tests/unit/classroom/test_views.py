@@ -3,6 +3,7 @@ link and its QR code, and escaping of what students type."""
 
 import re
 
+import django_ratelimit.core
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
@@ -18,8 +19,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def fresh_join_counts():
+def fresh_join_counts(monkeypatch):
     cache.clear()  # the throttles count attempts in the cache
+    # One counting window for the whole test (django-ratelimit's windows are fixed: a test that
+    # straddled a boundary would see its counts start again).
+    monkeypatch.setattr(django_ratelimit.core, "_get_window", lambda value, period: 0)
     yield
     cache.clear()
 
