@@ -22,6 +22,12 @@ class ModelEntryForm(forms.ModelForm):
             raise forms.ValidationError(str(error)) from None
         return model
 
+    def clean_api_base(self) -> str:
+        api_base = self.cleaned_data["api_base"].strip()
+        if api_base and not api_base.startswith(("http://", "https://")):
+            raise forms.ValidationError("A base URL starting with http:// or https://, e.g. http://gpu1:8000/v1.")
+        return api_base
+
     def clean(self):
         data = super().clean()
         if data.get("access") == ModelEntry.Access.GROUPS and not data.get("groups"):

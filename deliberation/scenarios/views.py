@@ -3,6 +3,7 @@
 import json
 
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
@@ -43,17 +44,17 @@ def scenario_builder(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and saving and not form.cleaned_data.get("name"):
         form.add_error("name", "Give the scenario a name to save it.")
     if request.method == "POST" and form.is_valid():
-        scenario = None
         name = form.cleaned_data.get("name")
-        if name:
-            scenario = scenario_save(owner=request.user, name=name, config=form.config)
-        if saving:
-            return redirect(f"{request.path}?scenario={scenario.pk}")
         try:
-            run = run_create(
-                owner=request.user, config=form.config, scenario=scenario,
-                visibility=form.cleaned_data.get("visibility") or "private",
-            )
+            # One transaction: a run the budget refuses leaves no saved scenario behind either.
+            with transaction.atomic():
+                scenario = scenario_save(owner=request.user, name=name, config=form.config) if name else None
+                if saving:
+                    return redirect(f"{request.path}?scenario={scenario.pk}")
+                run = run_create(
+                    owner=request.user, config=form.config, scenario=scenario,
+                    visibility=form.cleaned_data.get("visibility") or "private",
+                )
         except BudgetExceeded as error:
             form.add_error(None, error.reason)
         else:

@@ -13,6 +13,7 @@ from deliberation.runs import experiments, services
 from deliberation.runs.experiments import experiment_advance, experiment_create, experiment_start
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.services import run_advance, run_create
+from deliberation.scenarios.models import SavedScenario
 from tests.factories import make_record, make_user, sample_record_set, scenario_config
 
 pytestmark = pytest.mark.django_db
@@ -101,8 +102,9 @@ def test_the_builder_shows_what_is_left_and_refuses_a_run_that_does_not_fit(clie
             "strategy": "parliament", "model": "scripted:default", "judge": "scripted", "seed": 3, "rounds": 1,
             "rapporteur": "largest", "visibility": "private"}
     assert client.post(reverse("scenario-builder"), data).status_code == 302
-    response = client.post(reverse("scenario-builder"), {**data, "seed": 4})
+    response = client.post(reverse("scenario-builder"), {**data, "seed": 4, "name": "refused"})
     assert response.status_code == 200
+    assert not SavedScenario.objects.filter(name="refused").exists()  # nothing stored
     page = response.content.decode()
     assert "this needs up to 11 model steps and 5 of your 16 a day are left" in page
     assert 'data-testid="budget-steps-left">5<' in page

@@ -133,6 +133,7 @@ def test_a_run_resolves_its_model_through_the_registry_entry_when_it_starts():
     ({"model": "nosuchprovider/x"}, "no litellm provider"),
     ({"api_key_env": "sk-live-123 456"}, "environment variable"),
     ({"access": "groups"}, "Name at least one group"),
+    ({"api_base": "gpu1:8000/v1"}, "starting with http:// or https://"),
 ])
 def test_the_admin_refuses_an_entry_that_could_not_run(fields, error):
     data = {"name": "x", "model": "hosted_vllm/q", "access": "everyone", "position": 100, "enabled": True, **fields}
