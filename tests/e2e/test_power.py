@@ -116,3 +116,31 @@ def test_the_run_page_retallies_a_finished_run_under_other_seats_and_rules(page:
     expect(page.get_by_test_id("whatif-ranking")).to_contain_text("No other strategy's draft")
     expect(page.get_by_test_id("whatif-result")).to_have_text("wins")
     expect(page.get_by_test_id("whatif-error")).to_have_text("")
+
+
+def test_the_seats_power_and_rules_page_draws_its_figure_and_table(page: Page, sample_records: RecordSet) -> None:
+    from deliberation.runs.group_scores import group_scores_write
+    from deliberation.runs.models import Experiment
+
+    username = sign_up(page)
+    owner = User.objects.get(username=username)
+    record = Record.objects.get(record_set__name=SAMPLE_SET, title__startswith=RECORD_TITLE)
+    experiment = Experiment.objects.create(owner=owner, name="institutions", spec={}, estimate={})
+    seats = {"EPP": 0.6, "SD": 0.4}
+    for strategy, scores in (("one-shot", {"EPP": 8, "SD": 2}), ("greedy", {"EPP": 9, "SD": 0})):
+        outcome = {"goals": {"simple_majority": True}, "scores": scores, "seats": seats, "weighted_total": 0}
+        run = Run.objects.create(
+            owner=owner, experiment=experiment, cell=f"scenario:1|simple_majority|{strategy}|m|j|0", record=record,
+            groups=list(seats), seat_structure="custom", seats=seats, goal="simple_majority", strategy=strategy,
+            model="m", judge="j", status=Run.Status.FINISHED, outcome=outcome, goal_value=1.0, largest_share=0.6,
+        )
+        group_scores_write(run=run, outcome=outcome)
+
+    page.goto(f"/experiments/{experiment.pk}/")
+    page.get_by_test_id("sweep-link").click()
+    expect(page).to_have_url(re.compile(rf"/experiments/{experiment.pk}/sweep$"))
+    # Plotly drew the figure (three panels), and the table has a row per strategy.
+    expect(page.get_by_test_id("power-support-figure").locator(".main-svg").first).to_be_visible()
+    expect(page.get_by_test_id("sweep-table").locator("tbody tr")).to_have_count(2)
+    # as played, simple majority: both drafts pass (u = 5.6 and 5.4)
+    expect(page.locator("tr[data-strategy=greedy] [data-testid=sweep-cell]").first).to_contain_text("100%")
