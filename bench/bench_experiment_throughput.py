@@ -145,8 +145,10 @@ def play_experiment(*, name: str, create_args: list[str], env: dict, db_url: str
     cpu_before = sum(cpu_seconds(proc.pid) for proc in workers)
     spy = None
     if py_spy and profile_out is not None:
+        # --gil: only the thread holding the GIL is sampled, so the profile is where the CPU goes
+        # (without it, threads waiting on PostgreSQL or the model server fill it).
         spy = subprocess.Popen([py_spy, "record", "-p", str(worker.pid), "-o", str(profile_out), "-f", "raw",
-                                "-r", "50", "--nonblocking"], stdout=subprocess.DEVNULL,
+                                "-r", "200", "--nonblocking", "--gil"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
         _children.append(spy)
     t0 = time.monotonic()

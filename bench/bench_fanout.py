@@ -447,6 +447,7 @@ def run_config(cfg: argparse.Namespace) -> dict:
         "PYTHONUNBUFFERED": "1",
         "HEMICYCLE_DEFAULT_MODEL": "scripted:default",
     })
+    env.setdefault("DJANGO_DEBUG", "1")  # as `make run` serves (plain HTTP on loopback)
     try:
         server_pids = []
         if cfg.layer == "redis":

@@ -192,9 +192,10 @@ class RunHub:
                 logger.exception("run %s: channel layer receive failed", run_id)
                 await asyncio.sleep(0.5)
                 continue
-            if len(inbox) >= MAX_UNSENT_FRAMES:  # sockets stalled: the oldest go, the log has them
-                del inbox[: len(inbox) - MAX_UNSENT_FRAMES + 1]
-            inbox.append((message["seq"], message["frame"]))
+            # {"frames": [[seq, frame], ...]} (broadcast_events), or one {"seq", "frame"}
+            inbox.extend((seq, frame) for seq, frame in message.get("frames") or [(message["seq"], message["frame"])])
+            if len(inbox) > MAX_UNSENT_FRAMES:  # sockets stalled: the oldest go, the log has them
+                del inbox[: len(inbox) - MAX_UNSENT_FRAMES]
             ready.set()
 
     async def _send(self, run_id: int, inbox: list, ready: asyncio.Event) -> None:
@@ -305,9 +306,12 @@ def group_send(group: str, payload: dict) -> None:
     loop.call_soon_threadsafe(outbox.put_nowait, (layer, group, payload, None))
 
 
-def broadcast_event(*, run_id: int, message: dict) -> None:
-    """Send a stored event to everyone watching the run (viewers that miss one catch up by seq)."""
-    group_send(run_group(run_id), {"type": "run.frame", "seq": message["seq"], "frame": encode(message)})
+def broadcast_events(*, run_id: int, messages: list[dict]) -> None:
+    """Send a run's stored events, written together, to everyone watching it as one layer message
+    (a cached re-run writes all its events at once: one group_send instead of one per event).
+    Viewers that miss a message catch up by seq."""
+    if messages:
+        group_send(run_group(run_id), {"type": "run.frame", "frames": [[m["seq"], encode(m)] for m in messages]})
 
 
 def experiment_group(experiment_id: int) -> str:

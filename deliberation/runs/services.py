@@ -23,7 +23,7 @@ from deliberation.engine.events import Event
 from deliberation.engine.models import ModelError
 from deliberation.engine.strategies import RunContext, strategy_named
 from deliberation.engine.strategies.base import usage_totals
-from deliberation.live.fanout import broadcast_event
+from deliberation.live.fanout import broadcast_events
 from deliberation.records.selectors import example_pool, record_version_for_run
 from deliberation.runs.clients import drafting_client, judge_for, judge_uses_model
 from deliberation.runs.hotpath import before_uncached_call, insert_all_or_ignore, insert_or_ignore
@@ -128,7 +128,7 @@ def _event_store(*, run: Run, event: Event) -> tuple[RunEvent, str | None]:
         returning=f"(SELECT status FROM {run_table} WHERE id = %s)", returning_params=[run.pk],
     )
     if row is not None:
-        transaction.on_commit(partial(broadcast_event, run_id=run.pk, message=stored.as_message()))
+        transaction.on_commit(partial(broadcast_events, run_id=run.pk, messages=[stored.as_message()]))
         return stored, row[1]
     stored = RunEvent.objects.get(run=run, seq=event["seq"])
     if stored.type != event["type"]:
@@ -151,11 +151,13 @@ def _events_store(*, run: Run, events: list[Event]) -> str:
     written = {seq for _, seq, _ in rows}
     for obj in objs:
         if obj.seq in written:
-            transaction.on_commit(partial(broadcast_event, run_id=run.pk, message=obj.as_message()))
             continue
         stored = RunEvent.objects.get(run=run, seq=obj.seq)  # stored before (a replay): the same event
         if stored.type != obj.type:
             raise IntegrityError(f"run {run.pk} event {obj.seq} is already a {stored.type}")
+    # One layer message for the events written together (a cached re-run: all of them).
+    messages = [obj.as_message() for obj in objs if obj.seq in written]
+    transaction.on_commit(partial(broadcast_events, run_id=run.pk, messages=messages))
     return rows[0][2] if rows else _status(run.pk)
 
 

@@ -161,7 +161,7 @@ def test_another_users_run_is_not_found_and_its_events_neither(client, token, en
 
 
 def test_a_finished_runs_detail_has_its_outcome_and_events_after_a_seq(client, alice, token, enqueued, monkeypatch):
-    monkeypatch.setattr(services, "broadcast_event", lambda *, run_id, message: None)
+    monkeypatch.setattr(services, "broadcast_events", lambda *, run_id, messages: None)
     run = run_create(owner=alice, config=scenario_config(make_record()))
     services.run_advance(run_id=run.pk)
     detail = client.get(f"/api/v1/runs/{run.pk}", **bearer(token)).json()

@@ -89,7 +89,7 @@ def test_backfill_writes_the_rows_of_finished_runs_that_lack_them_once(made):
 @pytest.mark.django_db(transaction=True)
 def test_a_run_finished_by_the_service_writes_its_group_scores(monkeypatch):
     monkeypatch.setattr(services, "_enqueue", lambda run_id: None)
-    monkeypatch.setattr(services, "broadcast_event", lambda **kwargs: None)
+    monkeypatch.setattr(services, "broadcast_events", lambda **kwargs: None)
     run = run_create(owner=make_user(), config=scenario_config(make_record(), strategy="greedy"))
     run_advance(run_id=run.pk)
     run.refresh_from_db()

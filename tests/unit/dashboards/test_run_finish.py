@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("goal", ["simple_majority", "rawlsian"])
 def test_a_finished_run_stores_its_goal_value_and_largest_share(monkeypatch, goal):
     monkeypatch.setattr(services, "_enqueue", lambda run_id: None)
-    monkeypatch.setattr(services, "broadcast_event", lambda **kwargs: None)
+    monkeypatch.setattr(services, "broadcast_events", lambda **kwargs: None)
     run = run_create(owner=make_user(), config=scenario_config(make_record(), goal=goal, strategy="greedy"))
     run_advance(run_id=run.pk)
     run.refresh_from_db()

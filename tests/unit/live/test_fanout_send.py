@@ -248,3 +248,23 @@ def test_the_hub_serves_a_new_loop_after_its_first_loop_closed_with_viewers_stil
 
     asyncio.run(joined_and_abandoned())
     assert asyncio.run(watched_again()) == [[1, 2, 3]] * 2
+
+
+def test_events_broadcast_together_reach_the_viewer_in_order():
+    async def scenario():
+        hub = RunHub()
+        viewer = FakeViewer()
+        await hub.join(97, viewer)
+        frames = [[seq, f'{{"seq":{seq}}}'] for seq in range(1, 6)]
+        await get_channel_layer().group_send(run_group(97), {"type": "run.frame", "frames": frames})
+        await get_channel_layer().group_send(run_group(97), {"type": "run.frame", "seq": 6, "frame": '{"seq":6}'})
+        for _ in range(300):
+            if len(viewer.frames) == 6:
+                break
+            await asyncio.sleep(0.01)
+        await hub.leave(97, viewer)
+        return viewer
+
+    viewer = asyncio.run(scenario())
+    assert viewer.frames == [1, 2, 3, 4, 5, 6]
+    assert viewer.messages[0] == "[" + ",".join(f'{{"seq":{seq}}}' for seq in range(1, 6)) + "]"

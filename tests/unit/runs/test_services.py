@@ -30,7 +30,7 @@ def enqueued(monkeypatch):
 @pytest.fixture
 def broadcasts(monkeypatch):
     sent: list[dict] = []
-    monkeypatch.setattr(services, "broadcast_event", lambda *, run_id, message: sent.append(message))
+    monkeypatch.setattr(services, "broadcast_events", lambda *, run_id, messages: sent.extend(messages))
     return sent
 
 
@@ -206,6 +206,9 @@ def test_a_cached_rerun_writes_its_events_in_one_statement_with_the_same_transcr
 
     monkeypatch.setattr(services, "_events_store", counted)
     broadcasts.clear()
+    layer_messages: list[int] = []
+    record = services.broadcast_events
+    monkeypatch.setattr(services, "broadcast_events", lambda **kw: (layer_messages.append(len(kw["messages"])), record(**kw)))
     again = run_create(owner=reference.owner, config=scenario_config(reference.record))
     run_advance(run_id=again.pk)
     again.refresh_from_db()
@@ -213,6 +216,7 @@ def test_a_cached_rerun_writes_its_events_in_one_statement_with_the_same_transcr
     assert run_transcript(run=again) == run_transcript(run=reference)
     assert writes == [list(range(1, again.events.count() + 1))]
     assert [message["seq"] for message in broadcasts] == writes[0]  # written, then each broadcast in order
+    assert layer_messages == [len(writes[0])]  # as one message on the channel layer
 
 
 def test_a_pause_during_cached_steps_takes_effect_before_the_next_model_call(enqueued, broadcasts, monkeypatch):
