@@ -300,7 +300,13 @@ def _enqueue_advance(experiment_id: int) -> None:
 def experiment_advance(*, experiment_id: int) -> list[int]:
     """Start runs for the cells not yet played, up to the bound per model backend and within the
     cap; finish the experiment when every cell is settled. Returns the runs it started."""
-    from deliberation.runs.services import run_create
+    return _advance(experiment_id=experiment_id, hold_for=None)[0]
+
+
+def _advance(*, experiment_id: int, hold_for: str | None) -> tuple[list[int], int | None]:
+    """experiment_advance; hold_for: a queue, and the first run started for that queue is not
+    enqueued but returned second, for the calling task to play (experiment_run_settled)."""
+    from deliberation.runs.services import run_create, run_queue
 
     with transaction.atomic():
         # All running experiments share the bounds: take their locks in one order, so that top-ups
@@ -311,7 +317,7 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
         experiment = next((row for row in running.filter(status=Experiment.Status.RUNNING).order_by("pk")
                            if row.pk == experiment_id), None)
         if experiment is None:
-            return []
+            return [], None
         spec = experiment.spec
         runs: dict[str, tuple[int, str]] = {}  # (pk, status) per cell: tuples, not model instances
         flying: list[str] = []  # the model of each run in flight, over all experiments
@@ -338,6 +344,7 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
                 active = status in IN_FLIGHT
                 committed += cell_steps(by_key[cell_key], spec) if active else spent.get(run_id, 0)
         started: list[int] = []
+        held = None
         pending = capped = False
         for cell in cells:
             run = runs.get(cell.key)
@@ -358,13 +365,18 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
                     capped = True
                     continue
                 budgeted += cost
+            hold = held is None and hold_for is not None and run_queue(cell.model) == hold_for
             if run is None:
                 config, task = _cell_config(cell, spec)
-                run_id = run_create(owner=experiment.owner, config=config, experiment=experiment, cell=cell.key, task=task).pk
+                run_id = run_create(owner=experiment.owner, config=config, experiment=experiment, cell=cell.key,
+                                    task=task, enqueue=not hold).pk
             else:
                 run_id = run[0]
                 Run.objects.filter(pk=run_id).update(status=Run.Status.QUEUED, attempts=0, finished_at=None, error="")
-                transaction.on_commit(partial(_enqueue_run, run_id))
+                if not hold:
+                    transaction.on_commit(partial(_enqueue_run, run_id))
+            if hold:
+                held = run_id
             bounds.add(cell.model)
             started.append(run_id)
         # The end: nothing left to start (or nothing fits the cap) and nothing in flight, asked
@@ -374,7 +386,7 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
             experiment.finished_at = timezone.now()
             experiment.save(update_fields=["status", "finished_at"])
     _announce_progress(experiment)  # read under the lock, and saved here if it changed
-    return started
+    return started, held
 
 
 def _announce(experiment: Experiment, *, refresh: bool = True) -> None:
@@ -401,22 +413,35 @@ def _announce_progress(experiment: Experiment) -> None:
     _announce(experiment, refresh=False)
 
 
-def experiment_run_settled(*, run_id: int) -> None:
+def experiment_run_settled(*, run_id: int, play_next_on: str | None = None) -> int | None:
     """A run stopped stepping (run_advance's last word): if it belongs to an experiment and has
     settled, its slot is free, so every running experiment tops up (they share the bounds), here
-    in the worker that played the run; a top-up that fails is left to the task (and the sweep)."""
+    in the worker that played the run; a top-up that fails is left to the task (and the sweep).
+
+    play_next_on: the queue of the task calling (its run came from the cache alone); the first
+    run the top-ups start for that queue is not enqueued but returned, for the task to play.
+    Should this worker die while playing it, the run waits for runs_requeue_stuck (the sweep)."""
     settled = Exists(Run.objects.filter(pk=run_id, experiment__isnull=False, status__in=SETTLED))
     running = Experiment.objects.filter(settled, status=Experiment.Status.RUNNING).order_by("pk")
+    held = None
     for experiment_id in running.values_list("pk", flat=True):
-        transaction.on_commit(partial(_top_up, experiment_id))
+        if held is None and play_next_on is not None and not transaction.get_connection().in_atomic_block:
+            held = _top_up(experiment_id, hold_for=play_next_on)
+        else:
+            transaction.on_commit(partial(_top_up, experiment_id))
+    return held
 
 
-def _top_up(experiment_id: int) -> None:
+def _top_up(experiment_id: int, *, hold_for: str | None = None) -> int | None:
     try:
-        experiment_advance(experiment_id=experiment_id)
+        if hold_for is None:
+            experiment_advance(experiment_id=experiment_id)
+            return None
+        return _advance(experiment_id=experiment_id, hold_for=hold_for)[1]
     except Exception:  # noqa: BLE001 - the run itself is done; the task tries the top-up again
         logger.exception("experiment %s: top-up after a settled run failed; enqueued instead", experiment_id)
         _enqueue_advance(experiment_id)
+        return None
 
 
 def _require_owner(experiment: Experiment, user: AbstractBaseUser) -> None:

@@ -90,10 +90,12 @@ def run_create(
     experiment: Experiment | None = None,
     cell: str = "",
     task: BenchmarkTask | None = None,
+    enqueue: bool = True,
 ) -> Run:
-    """Create the run and enqueue it after commit; BudgetExceeded (before anything is written)
-    when a run outside an experiment does not fit its owner's daily budget (an experiment's runs
-    are held to it by the experiment's top-up)."""
+    """Create the run and enqueue it after commit (enqueue=False: the caller plays it itself, as a
+    task that played a run from the cache goes on with the next one its experiment starts);
+    BudgetExceeded (before anything is written) when a run outside an experiment does not fit its
+    owner's daily budget (an experiment's runs are held to it by the experiment's top-up)."""
     if experiment is None:
         budget_check(user=owner, steps=run_steps_estimate(
             strategy=config.strategy, party_count=len(config.groups), judge=config.judge, params=dict(config.params)))
@@ -104,12 +106,12 @@ def run_create(
             owner=owner, scenario=scenario, visibility=visibility, record_set_version=version,
             experiment=experiment, cell=cell, task=task, **fields,
         )
-        # The worker must never see an uncommitted run: enqueue the id only, after commit.
-        with _created_models_lock:
-            while len(_created_models) >= CREATED_MODELS_KEPT:
-                del _created_models[next(iter(_created_models))]
-            _created_models[run.pk] = run.model
-        transaction.on_commit(partial(_enqueue, run.pk))
+        if enqueue:  # the worker must never see an uncommitted run: enqueue the id only, after commit
+            with _created_models_lock:
+                while len(_created_models) >= CREATED_MODELS_KEPT:
+                    del _created_models[next(iter(_created_models))]
+                _created_models[run.pk] = run.model
+            transaction.on_commit(partial(_enqueue, run.pk))
     return run
 
 
@@ -213,15 +215,30 @@ def run_fail(*, run: Run, reason: str) -> None:
     Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error=reason, finished_at=timezone.now())
 
 
+# A task whose run the cache answered alone plays the next run its experiment starts itself, up to
+# this many runs in all: a cached run takes milliseconds, less than the broker hop and the task of
+# its own it had (bench/bench_experiment_throughput.py). The first run that calls the model ends
+# the chain, so runs that wait on a model still spread over the workers through the queue.
+CACHED_RUNS_PER_TASK = 100
+
+
 def run_advance(*, run_id: int) -> None:
     """Step the run's strategy from its last stored event to the end, a pause or a stop; a run
-    of an experiment that has settled lets the experiment start its next runs."""
+    of an experiment that has settled lets the experiment start its next runs (and, when the
+    cache answered the run alone, plays the next of them here: CACHED_RUNS_PER_TASK)."""
     from deliberation.runs.experiments import experiment_run_settled
 
-    try:
-        _run_steps(run_id=run_id)
-    finally:
-        experiment_run_settled(run_id=run_id)
+    for played in range(1, CACHED_RUNS_PER_TASK + 1):
+        queue = None
+        try:
+            queue = _run_steps(run_id=run_id)
+        finally:
+            next_run = experiment_run_settled(
+                run_id=run_id, play_next_on=queue if played < CACHED_RUNS_PER_TASK else None
+            )
+        if next_run is None:
+            return
+        run_id = next_run
 
 
 _example_pools: dict[tuple, tuple] = {}
@@ -284,7 +301,8 @@ def _cause(error: Exception) -> str:
     return message if isinstance(error, (ModelError, ModelRefused)) else f"{type(error).__name__}: {message}"
 
 
-def _run_steps(*, run_id: int) -> None:
+def _run_steps(*, run_id: int) -> str | None:
+    """Play the run; returns its queue when it finished with every model step from the cache."""
     # Every task attempt counts, whatever it finds; the count goes up with the statement that
     # starts the run.
     run = (
@@ -325,7 +343,7 @@ def _run_steps(*, run_id: int) -> None:
     # makes one write instead of one per event. Each write reads the run's status: a pause or a
     # stop takes effect there, as the run's next step.
     pending: list[Event] = []
-    called = False
+    called = uncached = False
 
     def write() -> str:
         status = _events_store(run=run, events=pending)
@@ -333,8 +351,8 @@ def _run_steps(*, run_id: int) -> None:
         return status
 
     def before_call() -> None:
-        nonlocal called
-        called = True
+        nonlocal called, uncached
+        called = uncached = True
         if pending and (status := write()) in (Run.Status.PAUSED, Run.Status.STOPPED):
             raise _Halted(status)
 
@@ -348,7 +366,7 @@ def _run_steps(*, run_id: int) -> None:
             if event["type"] == "outcome":
                 write()
                 run_finish(run=run, events=events)
-                return
+                return None if uncached else run_queue(run.model)
             if not called:
                 continue
             called = False

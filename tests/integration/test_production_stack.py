@@ -33,7 +33,8 @@ def watch_until_outcome(url: str, *, origin: str, cookie: str = "") -> list[dict
     received: list[dict] = []
     with connect(url, origin=origin, additional_headers=headers, open_timeout=10) as socket:
         while not received or received[-1]["type"] != "outcome":
-            received.append(json.loads(socket.recv(timeout=60)))
+            message = json.loads(socket.recv(timeout=60))
+            received += message if isinstance(message, list) else [message]  # events sent together
     return received
 
 

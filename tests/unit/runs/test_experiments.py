@@ -45,6 +45,9 @@ class Queues:
         self.runs: list[int] = []
         self.advances: list[int] = []
         self.max_in_flight = 0
+        self.tasks = 0
+        # One run per task, as the counts below assume; the test of cached chains sets it back.
+        monkeypatch.setattr(services, "CACHED_RUNS_PER_TASK", 1)
         monkeypatch.setattr(services, "_enqueue", self.runs.append)
         monkeypatch.setattr(experiments, "_enqueue_advance", self.advances.append)
 
@@ -62,6 +65,7 @@ class Queues:
                 return
             self.max_in_flight = max(self.max_in_flight, self.in_flight(experiment))
             run_advance(run_id=self.runs.pop(0))
+            self.tasks += 1
             played += 1
 
 
@@ -325,6 +329,30 @@ def test_a_re_run_with_the_same_seeds_is_served_from_the_completion_cache(sample
     assert set(first.runs.values_list("uncached_steps", flat=True)) == {3}
     outcomes = lambda e: sorted((run.cell, json.dumps(run.outcome, sort_keys=True)) for run in e.runs.all())  # noqa: E731
     assert outcomes(again) == outcomes(first)
+
+
+def test_a_task_whose_run_the_cache_answered_plays_the_next_runs_itself(sample_set, queues, model_calls, monkeypatch,
+                                                                        settings):
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 2}
+    owner = make_user()
+    first = grid(owner, name="first", strategies=["one-shot"])
+    experiment_start(experiment=first, user=owner)
+    queues.play(first)
+    assert queues.tasks == 12  # the first time every run calls the model: a task each
+
+    monkeypatch.setattr(services, "CACHED_RUNS_PER_TASK", 4)
+    queues.tasks = 0
+    model_calls.clear()
+    again = grid(owner, name="again", strategies=["one-shot"])
+    experiment_start(experiment=again, user=owner)
+    queues.play(again)
+    again.refresh_from_db()
+    assert again.status == Experiment.Status.FINISHED and model_calls == []
+    # Two runs started by the experiment, each task went on with up to 4 runs: 12 runs in 4 tasks,
+    # every cell played once, never more than the bound in flight.
+    assert queues.tasks == 4 and queues.max_in_flight <= 2
+    assert sorted(again.runs.values_list("cell", flat=True)) == sorted(first.runs.values_list("cell", flat=True))
+    assert set(again.runs.values_list("status", flat=True)) == {Run.Status.FINISHED}
 
 
 def test_progress_counts_done_running_and_remaining_runs(sample_set, queues, settings):
