@@ -28,6 +28,7 @@ their runs; an experiment created without a cap gets the owner's default cap.
 
 import logging
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -303,6 +304,32 @@ def experiment_advance(*, experiment_id: int) -> list[int]:
     return _advance(experiment_id=experiment_id, hold_for=None)[0]
 
 
+@dataclass
+class _Seen:
+    """What this process's top-ups of one experiment have read: the grid's cells in order, the run
+    of each cell that has one, the highest run id read, and the first cell that may lack a run
+    (every cell before it has one that was not interrupted)."""
+
+    cells: list[Cell]
+    index: dict[str, int]
+    runs: dict[str, tuple[int, str]]  # cell key -> (run id, status as last read)
+    last_pk: int = 0
+    first_open: int = 0
+
+
+# A top-up per settled run used to read every run of its experiment and rebuild the whole grid:
+# its cost grew with the experiment (the largest part of a cached run's harness CPU at a few
+# hundred runs; quadratic over a 100,000-run experiment). Now it reads only the runs that are new
+# (an id above any read) or may still change (in flight, interrupted): top-ups hold the
+# experiments' locks and only top-ups create an experiment's runs, so a run is either new or was
+# read, and a status read as anything else (settled) does not come back. A run read in flight and
+# settled since keeps its old status here, which the top-up treats alike (the cell has its run).
+# Keyed by id and creation time (a database that was emptied reuses ids); bounded.
+_seen: dict[tuple, _Seen] = {}
+_seen_lock = threading.Lock()
+SEEN_EXPERIMENTS_KEPT = 8
+
+
 def _advance(*, experiment_id: int, hold_for: str | None) -> tuple[list[int], int | None]:
     """experiment_advance; hold_for: a queue, and the first run started for that queue is not
     enqueued but returned second, for the calling task to play (experiment_run_settled)."""
@@ -319,20 +346,40 @@ def _advance(*, experiment_id: int, hold_for: str | None) -> tuple[list[int], in
         if experiment is None:
             return [], None
         spec = experiment.spec
-        runs: dict[str, tuple[int, str]] = {}  # (pk, status) per cell: tuples, not model instances
         flying: list[str] = []  # the model of each run in flight, over all experiments
-        rows = Run.objects.filter(
-            Q(experiment_id=experiment.pk) | Q(experiment__isnull=False, status__in=IN_FLIGHT)
-        ).order_by().values_list("experiment_id", "cell", "pk", "status", "model")
+        # Under a call cap every run's spending counts: read them all, keep nothing.
+        key = (experiment.pk, experiment.created_at)
+        with _seen_lock:
+            seen = _seen.get(key) if experiment.call_cap is None else None
+        if seen is None:
+            cells = experiment_cells(spec)
+            seen = _Seen(cells=cells, index={cell.key: i for i, cell in enumerate(cells)}, runs={})
+            mine = Q(experiment_id=experiment.pk)
+        else:
+            mine = Q(experiment_id=experiment.pk) & (Q(pk__gt=seen.last_pk) | Q(status__in=IN_FLIGHT + INTERRUPTED))
+        rows = Run.objects.filter(mine | Q(experiment__isnull=False, status__in=IN_FLIGHT)).order_by().values_list(
+            "experiment_id", "cell", "pk", "status", "model"
+        )
         for run_experiment, cell_key, run_id, status, model in rows:
             if run_experiment == experiment.pk:
-                runs[cell_key] = (run_id, status)
+                seen.runs[cell_key] = (run_id, status)  # tuples, not model instances
+                seen.last_pk = max(seen.last_pk, run_id)
+                if status in INTERRUPTED:
+                    seen.first_open = min(seen.first_open, seen.index.get(cell_key, 0))
             if status in IN_FLIGHT:
                 flying.append(model)
+        if experiment.call_cap is None:
+            with _seen_lock:
+                _seen[key] = _seen.pop(key, seen)
+                while len(_seen) > SEEN_EXPERIMENTS_KEPT:
+                    del _seen[next(iter(_seen))]
+        cells, runs = seen.cells, seen.runs
+        while seen.first_open < len(cells) and (run := runs.get(cells[seen.first_open].key)) is not None \
+                and run[1] not in INTERRUPTED:
+            seen.first_open += 1
         bounds = _Bounds({*flying, *spec["models"]})
         for model in flying:
             bounds.add(model)
-        cells = experiment_cells(spec)
         budget = budget_for(user=experiment.owner)
         spending = spending_for(user=experiment.owner, budget=budget) if budget.limited else None
         budgeted = 0  # the estimated steps of the runs this top-up starts (the budget counts them)
@@ -344,9 +391,11 @@ def _advance(*, experiment_id: int, hold_for: str | None) -> tuple[list[int], in
                 active = status in IN_FLIGHT
                 committed += cell_steps(by_key[cell_key], spec) if active else spent.get(run_id, 0)
         started: list[int] = []
+        requeued: dict[str, tuple[int, str]] = {}  # for `seen`, once this transaction commits
         held = None
         pending = capped = False
-        for cell in cells:
+        for position in range(seen.first_open, len(cells)):
+            cell = cells[position]
             run = runs.get(cell.key)
             if run is not None and run[1] not in INTERRUPTED:
                 continue
@@ -373,6 +422,7 @@ def _advance(*, experiment_id: int, hold_for: str | None) -> tuple[list[int], in
             else:
                 run_id = run[0]
                 Run.objects.filter(pk=run_id).update(status=Run.Status.QUEUED, attempts=0, finished_at=None, error="")
+                requeued[cell.key] = (run_id, Run.Status.QUEUED)
                 if not hold:
                     transaction.on_commit(partial(_enqueue_run, run_id))
             if hold:
@@ -385,6 +435,7 @@ def _advance(*, experiment_id: int, hold_for: str | None) -> tuple[list[int], in
             experiment.status = Experiment.Status.CAPPED if pending else Experiment.Status.FINISHED
             experiment.finished_at = timezone.now()
             experiment.save(update_fields=["status", "finished_at"])
+    runs.update(requeued)  # an interrupted run started again is no longer interrupted
     _announce_progress(experiment)  # read under the lock, and saved here if it changed
     return started, held
 

@@ -355,6 +355,36 @@ def test_a_task_whose_run_the_cache_answered_plays_the_next_runs_itself(sample_s
     assert set(again.runs.values_list("status", flat=True)) == {Run.Status.FINISHED}
 
 
+def test_top_ups_in_processes_that_each_remember_a_part_play_every_cell_once(sample_set, queues, settings, monkeypatch):
+    """Each worker process remembers the runs its top-ups read (experiments._seen); two that take
+    turns still start every cell exactly once, across a cancel and a resume."""
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 2}
+    memories = [{}, {}]
+    turn = [0]
+    real_advance = experiments._advance
+
+    def advance_in_the_next_process(**kwargs):
+        turn[0] += 1
+        monkeypatch.setattr(experiments, "_seen", memories[turn[0] % 2])
+        return real_advance(**kwargs)
+
+    monkeypatch.setattr(experiments, "_advance", advance_in_the_next_process)
+    owner = make_user()
+    experiment = grid(owner, judges=["scripted"])
+    experiment_start(experiment=experiment, user=owner)
+    queues.play(experiment, runs=5)
+    experiment_cancel(experiment=experiment, user=owner)
+    queues.play(experiment)
+    experiment_start(experiment=experiment, user=owner)
+    queues.play(experiment)
+    experiment.refresh_from_db()
+    assert experiment.status == Experiment.Status.FINISHED
+    cells = list(experiment.runs.values_list("cell", flat=True))
+    assert len(cells) == len(set(cells)) == 24
+    assert set(experiment.runs.values_list("status", flat=True)) == {Run.Status.FINISHED}
+    assert all(memory for memory in memories) and queues.max_in_flight <= 2
+
+
 def test_progress_counts_done_running_and_remaining_runs(sample_set, queues, settings):
     settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 2}
     owner = make_user()
