@@ -23,6 +23,7 @@ from ninja.security import APIKeyQuery, HttpBearer, SessionAuth
 from pydantic import Field
 
 from deliberation.api.schemas import (
+    BudgetOut,
     BIGINT_MAX,
     Code,
     CounterfactualOut,
@@ -53,7 +54,7 @@ from deliberation.engine.power import RULE_KEYS as POWER_RULES
 from deliberation.engine.power import PowerError, parse_fraction, power_of
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
-from deliberation.registry.budgets import BudgetExceeded
+from deliberation.registry.budgets import BudgetExceeded, spending_for
 from deliberation.registry.selectors import model_entries_for
 from deliberation.runs.counterfactuals import CounterfactualError, NotFinished, run_counterfactual
 from deliberation.runs.experiments import (
@@ -220,6 +221,17 @@ def models(request: HttpRequest):
          "completion_price": None if entry.completion_price is None else float(entry.completion_price)}
         for entry in model_entries_for(user=request.auth)
     ]
+
+
+@api.get("/budget", response={200: BudgetOut, **ERRORS}, tags=["models"])
+def budget(request: HttpRequest):
+    """Your spending budget: what is left before a run or an experiment is refused or capped."""
+    spending = spending_for(user=request.auth)
+    return {
+        "steps_per_day": spending.budget.steps_per_day, "steps_left": spending.steps_left,
+        "tokens_per_day": spending.budget.tokens_per_day, "tokens_left": spending.tokens_left,
+        "experiment_cap": spending.budget.experiment_cap,
+    }
 
 
 # Scenarios ---------------------------------------------------------------------------------

@@ -75,6 +75,17 @@ class ModelOut(Schema):
     completion_price: float | None
 
 
+class BudgetOut(Schema):
+    """What you may still spend over the last 24 hours (null: no limit) and your default
+    experiment cap in model steps (null: none)."""
+
+    steps_per_day: int | None
+    steps_left: int | None
+    tokens_per_day: int | None
+    tokens_left: int | None
+    experiment_cap: int | None
+
+
 class ScenarioIn(Schema):
     """The scenario builder's fields; scenarios/forms.py (ScenarioForm) validates them. `model` and
     `judge_model` are names from GET /models (empty model: the lab's default)."""

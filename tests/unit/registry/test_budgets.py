@@ -125,6 +125,18 @@ def test_the_api_answers_400_naming_the_budget(client, queued):
     assert not Run.objects.exists()
 
 
+def test_the_api_tells_what_is_left(client, queued):
+    owner = make_user()
+    token = api_token_create(user=owner)[1]
+    response = client.get("/api/v1/budget", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200 and response.json() == {
+        "steps_per_day": None, "steps_left": None, "tokens_per_day": None, "tokens_left": None, "experiment_cap": None}
+    UserBudget.objects.create(user=owner, steps_per_day=30, experiment_cap=9)
+    run_create(owner=owner, config=scenario_config(make_record(), user=owner))
+    budget = client.get("/api/v1/budget", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    assert (budget["steps_per_day"], budget["steps_left"], budget["experiment_cap"]) == (30, 30 - PARLIAMENT_STEPS, 9)
+
+
 def grid(owner, **overrides) -> Experiment:
     options = dict(owner=owner, name="grid", record_set=SET, parties=[2], sample=3, goals=["simple_majority"],
                    strategies=["one-shot"], models=["scripted:default"], judges=["llm"], seeds=[0, 1])
