@@ -300,14 +300,16 @@ def write_env(directory: Path, *, port: int) -> Path:
 
 
 def kill_mid_run(stack: Stack, client: Client, *, scenario: dict, experiment_id: int, events: int, tries: int = 3) -> int:
-    """Start the scenario on the slow model, `docker-compose kill worker-runs` once it is under way,
-    `up -d` it again; answers the run that the kill caught mid-run. docker-compose itself can take
+    """Start the scenario on the slow model and, once it is under way, the experiment; then
+    `docker-compose kill worker-runs` and `up -d` it again; answers the run the kill caught mid-run. docker-compose itself can take
     seconds to start on a loaded machine: a run that finished meanwhile proves nothing, so the
     same scenario is tried again (its transcript is the same whichever try is compared)."""
     for attempt in range(1, tries + 1):
         run_id = client.post("/api/v1/runs", {**scenario, "model": "scripted:slow"}, expect=201)["id"]
         wait_until(lambda: len(client.events(run_id)) >= 2, timeout=120, what=f"run {run_id} to be under way",
                    every=0.1)
+        if attempt == 1:  # its runs are queued or under way when the worker dies
+            client.post(f"/api/v1/experiments/{experiment_id}/start", {}, expect=200)
         stack.compose("kill", "worker-runs", timeout=60)
         caught = client.run_status(run_id) != "finished"
         progress = client.get(f"/api/v1/experiments/{experiment_id}/progress")
@@ -384,14 +386,13 @@ def drive(stack: Stack, *, port: int) -> None:
         print(f"   run {reference_id} ({len(groups)} groups, {SCENARIO['rounds']} rounds): {len(received)} events over "
               "the websocket, the stored ones in order", flush=True)
 
-    with step("start an experiment on the slow scripted model (deadline 60 s)"):
+    with step("create an experiment on the slow scripted model (deadline 60 s)"):
         saved = client.post("/api/v1/scenarios", {**scenario, "model": "scripted:slow", "name": "compose"}, expect=201)
         experiment = client.post("/api/v1/experiments", {
             "name": "compose", "goals": [SCENARIO["goal"]], "strategies": [SCENARIO["strategy"]],
             "models": ["scripted:slow"], "judges": ["scripted"], "seeds": EXPERIMENT_SEEDS,
             "scenario_ids": [saved["id"]],
         }, expect=201)
-        client.post(f"/api/v1/experiments/{experiment['id']}/start", {}, expect=200)
 
     with step("kill worker-runs mid-run, start it again, same transcript (deadline 600 s)"):
         run_id = kill_mid_run(stack, client, scenario=scenario, experiment_id=experiment["id"], events=len(reference))
