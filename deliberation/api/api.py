@@ -47,9 +47,11 @@ from deliberation.api.schemas import (
     ScenarioOut,
     Seed,
     StartedOut,
+    SweepOut,
 )
 from deliberation.api.services import api_token_user
 from deliberation.dashboards.exports import FORMATS, experiment_export
+from deliberation.dashboards.institutions import rule_sweep
 from deliberation.engine.power import RULE_KEYS as POWER_RULES
 from deliberation.engine.power import PowerError, parse_fraction, power_of
 from deliberation.records.models import Record
@@ -456,6 +458,29 @@ def experiment_cancel_view(request: HttpRequest, experiment_id: Id):
 def experiment_progress_view(request: HttpRequest, experiment_id: Id):
     found = _own_experiment(request, experiment_id)
     return Status(200, experiment_progress(experiment=found)) if found else Status(404, NO_EXPERIMENT)
+
+
+@api.get(
+    "/experiments/{experiment_id}/sweep", response={200: SweepOut, **ERRORS, **NOT_FOUND}, tags=["experiments"],
+)
+def experiment_sweep_view(request: HttpRequest, experiment_id: Id):
+    """Pass rates per strategy re-tallied under each seat structure (as played, equal, real,
+    another random draw) and rule (the voting goals, double majority; Borda and Schulze win rates
+    over the drafts of one cell): the dashboard's Seats, power and rules page. No model call."""
+    found = _own_experiment(request, experiment_id)
+    if found is None:
+        return Status(404, NO_EXPERIMENT)
+    sweep = rule_sweep(experiment=found)
+    return {
+        "runs": sweep.runs,
+        "structures": [{"key": key, "label": label} for key, label in sweep.structures],
+        "rules": sweep.rules,
+        "rows": [
+            {"strategy": row.strategy, "structure": structure, "rule": rule["key"], "rate": rate, "n": n}
+            for row in sweep.rows for rule in sweep.rules for structure, _ in sweep.structures
+            for rate, n in [row.cells[(structure, rule["key"])]]
+        ],
+    }
 
 
 @api.get(

@@ -308,3 +308,23 @@ class CounterfactualOut(Schema):
     original: TallyOut
     counterfactual: TallyOut
     drafts: list[DraftOut]
+
+
+class SweepStructureOut(Schema):
+    key: str
+    label: str
+
+
+class SweepRowOut(Schema):
+    strategy: str
+    structure: str
+    rule: str
+    rate: float | None  # None when no run (or contest) counts
+    n: int
+
+
+class SweepOut(Schema):
+    runs: int
+    structures: list[SweepStructureOut]
+    rules: list[RuleOut]
+    rows: list[SweepRowOut]

@@ -94,3 +94,14 @@ def test_the_sweep_page_is_the_owners(client, experiment):
 
     client.force_login(make_user("someone-else"))
     assert client.get(f"/experiments/{experiment.pk}/sweep").status_code == 404
+
+
+def test_the_sweep_through_the_api(client, experiment, owner):
+    from deliberation.api.services import api_token_create
+
+    token = api_token_create(user=owner, name="t")[1]
+    body = client.get(f"/api/v1/experiments/{experiment.pk}/sweep", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    rows = {(r["strategy"], r["structure"], r["rule"]): (r["rate"], r["n"]) for r in body["rows"]}
+    assert body["runs"] == 2 and rows[("greedy", "equal", "simple_majority")] == (0.0, 1)
+    assert rows[("greedy", "run", "schulze")] == (1.0, 1)
+    assert client.get("/api/v1/experiments/999999/sweep", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 404
