@@ -214,6 +214,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-runs": {"task": "worker.tasks.runs_sweep_task", "schedule": 300.0},
     "expire-completions": {"task": "worker.tasks.completions_expire_task", "schedule": 3600.0},
+    "reclaim-lost-runs": {"task": "worker.tasks.runs_reclaim_task", "schedule": float(os.environ.get("HEMICYCLE_RUN_RECLAIM_S", "10"))},
 }
 
 # Models. Users pick from the model registry (deliberation/registry, edited in the admin); each
@@ -236,6 +237,8 @@ HEMICYCLE_MODELS = json.loads(os.environ.get("HEMICYCLE_MODELS", "null")) or [
      "position": 13},
     {"name": "scripted:no-logprobs", "description": "scripted, without next-token log-probabilities (tests)",
      "position": 14},
+    {"name": "scripted:flaky", "description": "scripted, each call answers on its second attempt (tests retry events)",
+     "position": 15},
 ]
 HEMICYCLE_MODEL_API_BASE = os.environ.get("HEMICYCLE_MODEL_API_BASE", "")
 HEMICYCLE_MODEL_API_KEY = os.environ.get("HEMICYCLE_MODEL_API_KEY", "")
@@ -280,6 +283,11 @@ HEMICYCLE_EXPERIMENT_CAP = int(os.environ.get("HEMICYCLE_EXPERIMENT_CAP") or 0) 
 # Beat's sweeps: a queued or running run silent this long is enqueued again; cached completions
 # older than this many days are dropped (0 keeps them forever, for exact re-runs).
 HEMICYCLE_STUCK_RUN_S = float(os.environ.get("HEMICYCLE_STUCK_RUN_S", "1800"))
+# A worker stamps the runs its tasks advance every HEMICYCLE_RUN_HEARTBEAT_S; beat's reclaim
+# (HEMICYCLE_RUN_RECLAIM_S above) queues again a running run not stamped for HEMICYCLE_RUN_LOST_S,
+# and a second task of a run that is stamped leaves it alone (runs.recovery).
+HEMICYCLE_RUN_HEARTBEAT_S = float(os.environ.get("HEMICYCLE_RUN_HEARTBEAT_S", "5"))
+HEMICYCLE_RUN_LOST_S = float(os.environ.get("HEMICYCLE_RUN_LOST_S", "30"))
 HEMICYCLE_CACHE_TTL_DAYS = float(os.environ.get("HEMICYCLE_CACHE_TTL_DAYS", "0"))
 # New users may create their own account from the sign-in page (on by default in the embedded mode).
 HEMICYCLE_OPEN_SIGNUP = env_bool("HEMICYCLE_OPEN_SIGNUP", DEBUG)

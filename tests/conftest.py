@@ -11,7 +11,7 @@ loads, so the test process itself (ORM, Celery publisher, channel layer) talks t
 PostgreSQL and Redis as the server processes. pytest-django's test database (test_hemicycle) is
 created on that PostgreSQL, and the server processes are pointed at it.
 
-A test that uses a server process (``celery_worker``, ``start_celery_worker``, ``asgi_server``,
+A test that uses a server process (``celery_worker``, ``start_celery_worker``, ``celery_beat``, ``asgi_server``,
 ``stack_env``, ``manage``, the e2e ``page``) is marked ``django_db(transaction=True)`` unless it
 says otherwise: its writes must be committed for another process to see them, and the tables are
 emptied after it.
@@ -31,7 +31,7 @@ LAYER_MARKERS = {
     "integration": servers.REPO_ROOT / "tests" / "integration",
     "e2e": servers.REPO_ROOT / "tests" / "e2e",
 }
-SERVER_PROCESS_FIXTURES = {"celery_worker", "start_celery_worker", "asgi_server", "stack_env", "manage", "page"}
+SERVER_PROCESS_FIXTURES = {"celery_worker", "start_celery_worker", "celery_beat", "asgi_server", "stack_env", "manage", "page"}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -195,6 +195,16 @@ def start_celery_worker(stack_env: dict[str, str], server_log_dir: Path) -> Iter
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def celery_beat(stack_env: dict[str, str], server_log_dir: Path) -> Iterator[servers.CeleryBeat]:
+    """Celery beat sending settings.CELERY_BEAT_SCHEDULE's periodic tasks (the stuck-run sweep, the
+    lost-run reclaim, ...) to the broker, as production's one beat does; stopped after the test."""
+    beat = servers.CeleryBeat(name="beat", env=stack_env, log_dir=server_log_dir)
+    beat.start()
+    yield beat
+    beat.stop()
 
 
 @pytest.fixture(scope="session")

@@ -41,9 +41,11 @@ def embedded_worker_start() -> bool:
         app.conf.worker_hijack_root_logger = False
         _thread = threading.Thread(target=worker.start, name="celery-embedded", daemon=True)
         _thread.start()
-        # The memory broker forgets its queue when the process ends: pick up unfinished runs.
-        from worker.tasks import runs_sweep_task
+        # The memory broker forgets its queue when the process ends: pick up unfinished runs. This
+        # is the only worker of the memory broker: every run left running lost its worker.
+        from worker.tasks import runs_reclaim_task, runs_sweep_task
 
+        runs_reclaim_task.delay(lost_after_s=0)
         runs_sweep_task.delay(idle_seconds=0)
         logger.info("embedded Celery worker started (%s threads)", settings.CELERY_EMBEDDED_CONCURRENCY)
         return True

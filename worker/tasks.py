@@ -6,9 +6,11 @@ from celery import shared_task
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def run_advance_task(self, *, run_id: int) -> None:
     from deliberation.runs.services import RunRetry, run_advance
+    from worker.heartbeat import run_heartbeat
 
     try:
-        run_advance(run_id=run_id)
+        with run_heartbeat(run_id=run_id):  # beat's reclaim knows the run has a live worker
+            run_advance(run_id=run_id)
     except RunRetry as retry:
         # The run service counts attempts and decides when to stop; Celery only waits.
         raise self.retry(countdown=retry.countdown) from None
@@ -35,6 +37,17 @@ def runs_sweep_task(*, idle_seconds: float | None = None) -> int:
     requeued = runs_requeue_stuck(idle_seconds=idle)
     experiments_nudge()
     return len(requeued)
+
+
+@shared_task
+def runs_reclaim_task(*, lost_after_s: float | None = None) -> int:
+    """Beat, every few seconds: running runs whose worker stopped beating are queued again."""
+    from django.conf import settings
+
+    from deliberation.runs.recovery import runs_reclaim_lost
+
+    lost = settings.HEMICYCLE_RUN_LOST_S if lost_after_s is None else lost_after_s
+    return len(runs_reclaim_lost(lost_after_s=lost))
 
 
 @shared_task

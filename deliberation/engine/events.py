@@ -7,11 +7,23 @@ when it stores one. Each type has one documented shape of `data`, below.
 from typing import Any, Literal, NotRequired, TypedDict
 
 
+class RetryData(TypedDict):
+    """A model call that failed, was retried, and then answered."""
+
+    model: str
+    attempts: int  # the calls it took, the one that answered included
+    errors: list[str]  # why each failed attempt failed
+    waited_s: float  # backoff slept in between
+
+
 class Usage(TypedDict):
     prompt_tokens: int
     completion_tokens: int
     seconds: float
     cached: bool
+    # The step's model calls that answered only after retries (RunContext.retried). Part of the
+    # cost of saying it, so a transcript leaves it out with the rest of `usage`.
+    retries: NotRequired[list[RetryData]]
 
 
 class RunStartedData(TypedDict):
@@ -125,6 +137,9 @@ class ControlData(TypedDict):
     # ended, vote_closed, reveal_speed (words_per_second), muted, unmuted, removed (student, name)
     action: str
     by: NotRequired[str]
+    # resumed by a new task after the worker that advanced the run was lost ("worker_lost")
+    reason: NotRequired[str]
+    attempt: NotRequired[int]
 
 
 class SeatJoinedData(TypedDict):

@@ -4,6 +4,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, TypedDict
 
@@ -52,6 +53,12 @@ class Completion:
 
 class ModelError(Exception):
     """A model call failed for good (after the backend's own bounded retries)."""
+
+
+# Who hears of a model call that answered after retries (a backend's retry wrapper tells it): the
+# run service sets it around a run's steps, so the run's events show each such call
+# ({"model", "attempts", "errors", "waited_s"}: events.RetryData).
+retry_listener: ContextVar[Callable[[dict], None] | None] = ContextVar("retry_listener", default=None)
 
 
 class ModelClient(Protocol):

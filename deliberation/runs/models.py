@@ -99,6 +99,10 @@ class Run(ScenarioFields):
         help_text="The version of the record's set this run played.",
     )
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Task attempts so far.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Last sign of life of the task advancing the run (runs.recovery: a silent running run lost its worker).",
+    )
     error = models.TextField(blank=True)
     outcome = models.JSONField(null=True, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)

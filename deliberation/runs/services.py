@@ -15,12 +15,12 @@ from functools import partial
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, Max, OuterRef
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from deliberation.engine.events import Event
-from deliberation.engine.models import ModelError
+from deliberation.engine.models import ModelError, retry_listener
 from deliberation.engine.strategies import RunContext, strategy_named
 from deliberation.engine.strategies.base import usage_totals
 from deliberation.live.fanout import broadcast_events
@@ -310,6 +310,9 @@ def _run_steps(*, run_id: int) -> str | None:
         .annotate(has_events=Exists(RunEvent.objects.filter(run=OuterRef("pk"))))
         .get(pk=run_id)
     )
+    alive_since = timezone.now() - timedelta(seconds=settings.HEMICYCLE_RUN_LOST_S)
+    if run.status == Run.Status.RUNNING and run.heartbeat_at is not None and run.heartbeat_at >= alive_since:
+        return  # another task advances it and its worker beats (runs.recovery): this one is a duplicate
     run.attempts += 1
     max_attempts = settings.HEMICYCLE_RUN_MAX_ATTEMPTS
     if run.status in TERMINAL or run.status == Run.Status.PAUSED or run.attempts > max_attempts:
@@ -318,15 +321,25 @@ def _run_steps(*, run_id: int) -> str | None:
             run_fail(run=run, reason=f"gave up after {max_attempts} attempts (worker lost or model failing)")
         return
     # Conditional, so that a stop that lands first wins and a stop that lands later sees RUNNING
-    # and leaves its event to this task.
-    if not Run.objects.filter(pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(
-        status=Run.Status.RUNNING, started_at=run.started_at or timezone.now(), attempts=F("attempts") + 1
+    # and leaves its event to this task; and so that of two tasks of a run only one takes it (a
+    # running run only once its heartbeat is older than HEMICYCLE_RUN_LOST_S: its worker is lost).
+    claimable = Q(status=Run.Status.QUEUED) | Q(status=Run.Status.RUNNING) & (
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=alive_since)
+    )
+    if not Run.objects.filter(claimable, pk=run.pk).update(
+        status=Run.Status.RUNNING, started_at=run.started_at or timezone.now(), attempts=F("attempts") + 1,
+        heartbeat_at=timezone.now(),  # alive from here on (runs.recovery)
     ):
-        Run.objects.filter(pk=run_id).update(attempts=F("attempts") + 1)
+        Run.objects.filter(pk=run_id).exclude(status=Run.Status.RUNNING).update(attempts=F("attempts") + 1)
         return
     stored = _stored_events(run) if run.has_events else []
     if stored and stored[-1]["type"] == "control" and stored[-1]["data"]["action"] == "paused":
         _append_service_event(run=run, type="control", data={"action": "resumed", "by": run.owner.get_username()})
+        stored = _stored_events(run)
+    elif stored and run.status == Run.Status.RUNNING:  # the task before this one died with its worker
+        from deliberation.runs.recovery import run_resumed_after_worker_lost
+
+        run_resumed_after_worker_lost(run=run, attempt=run.attempts)
         stored = _stored_events(run)
     stored_seqs = {event["seq"] for event in stored}
 
@@ -357,6 +370,7 @@ def _run_steps(*, run_id: int) -> str | None:
             raise _Halted(status)
 
     calls_announced = before_uncached_call.set(before_call)
+    retries_heard = retry_listener.set(context.retried)  # into each step's usage
     try:
         for event in strategy.run(scenario, context):
             if event["seq"] in stored_seqs:
@@ -396,6 +410,7 @@ def _run_steps(*, run_id: int) -> str | None:
         raise RunRetry(countdown=settings.HEMICYCLE_RUN_RETRY_DELAY_S * run.attempts) from error
     finally:
         before_uncached_call.reset(calls_announced)
+        retry_listener.reset(retries_heard)
 
 
 def _require_owner(run: Run, user: AbstractBaseUser) -> None:

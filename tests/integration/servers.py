@@ -451,6 +451,21 @@ class CeleryWorker(ManagedProcess):
         return f"{self.hostname} ready." in self.log_text()
 
 
+class CeleryBeat(ManagedProcess):
+    """``celery -A worker.celery beat``: the periodic tasks of settings.CELERY_BEAT_SCHEDULE, as the
+    production stack's one beat service sends them (its schedule file in the log folder)."""
+
+    def __init__(self, *, name: str, env: Mapping[str, str], log_dir: Path) -> None:
+        argv = [
+            sys.executable, "-m", "celery", "-A", "worker.celery", "beat", "-l", "INFO",
+            "-s", str(log_dir / f"{name}-schedule"), "--max-interval", "1",
+        ]
+        super().__init__(name, argv, env=env, log_path=log_dir / f"{name}.log")
+
+    def ready(self) -> bool:
+        return "beat: Starting..." in self.log_text()
+
+
 class AsgiServer(ManagedProcess):
     """uvicorn serving deliberation.asgi:application (HTTP and websockets) on a free port."""
 

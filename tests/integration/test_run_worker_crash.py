@@ -9,20 +9,13 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from deliberation.engine.events import SERVICE_EVENT_TYPES
 from deliberation.runs.models import Run
 from deliberation.runs.selectors import run_transcript
 from deliberation.runs.services import run_create
 from deliberation.scenarios.forms import ScenarioForm
 from tests.factories import make_record, make_user
 from tests.integration import servers
-
-# Redelivery of a dead worker's unacknowledged task waits for the broker's visibility timeout;
-# production keeps it above the longest task, the test keeps it short.
-FAST_REDELIVERY = {
-    "CELERY_VISIBILITY_TIMEOUT": "3",
-    "CELERY_UNACKED_RESTORE_INTERVAL": "1",
-    "CELERY_UNACKED_RESTORE_THROTTLE": "1",
-}
 
 
 def start_run(record, owner, *, model: str, visibility: str = "private") -> Run:
@@ -42,10 +35,20 @@ def wait_for_status(run: Run, status: str, *, timeout: float) -> None:
     )
 
 
-def test_killing_the_worker_mid_run_ends_with_the_transcript_of_an_uninterrupted_run(celery_worker, start_celery_worker):
+def strategy_transcript(run: Run) -> list[tuple[str, dict]]:
+    """What the strategy said and decided, in order, without the service's events around it."""
+    return [(type_, data) for _, type_, data in run_transcript(run=run) if type_ not in SERVICE_EVENT_TYPES]
+
+
+def test_a_killed_workers_run_is_resumed_by_the_heartbeat_reclaim_and_ends_as_if_uninterrupted(
+    celery_worker, start_celery_worker, celery_beat
+):
+    """Production settings: the broker would redeliver the dead worker's task only after its
+    visibility timeout (2 hours). The run's heartbeat stops with the worker; beat's reclaim finds
+    it silent after HEMICYCLE_RUN_LOST_S (30 s) and queues it again, with an event the page shows."""
     celery_worker.stop()  # the session's shared worker must not take the run: only the one we kill
     owner, record = make_user(), make_record()
-    worker = start_celery_worker(name="crashing", env=FAST_REDELIVERY)
+    worker = start_celery_worker(name="crashing")
 
     reference = start_run(record, owner, model="scripted:default")
     wait_for_status(reference, Run.Status.FINISHED, timeout=60)
@@ -53,14 +56,17 @@ def test_killing_the_worker_mid_run_ends_with_the_transcript_of_an_uninterrupted
     run = start_run(record, owner, model="scripted:slow")
     servers.wait_until(lambda: run.events.count() >= 8, timeout=60, what="the run to be under way")
     worker.kill()
-    stored_at_kill = run.events.count()
-    worker.restart()
+    at_kill = run_transcript(run=run)
+    worker.restart()  # as a supervisor restarts it; the broker keeps the old task for 2 hours
 
-    wait_for_status(run, Run.Status.FINISHED, timeout=120)
+    wait_for_status(run, Run.Status.FINISHED, timeout=180)
     run.refresh_from_db()
-    assert stored_at_kill < run.events.count()
     assert run.attempts == 2
-    assert run_transcript(run=run) == run_transcript(run=reference)
+    assert run_transcript(run=run)[: len(at_kill)] == at_kill  # what was stored stays as it was
+    resumed = [event.data for event in run.events.filter(type="control")]
+    assert resumed == [{"action": "resumed", "reason": "worker_lost", "attempt": 2}]
+    assert strategy_transcript(run) == strategy_transcript(reference)
+    assert "runs_reclaim_task" in celery_beat.log_text()
 
 
 def test_events_reach_a_websocket_viewer_through_redis_in_order(celery_worker, asgi_server):

@@ -5,7 +5,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from deliberation.engine.models import Completion, Message, ModelClient, ModelError, Params, gives_next_token
+from deliberation.engine.models import (
+    Completion,
+    Message,
+    ModelClient,
+    ModelError,
+    Params,
+    gives_next_token,
+    retry_listener,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +48,11 @@ class RetryingClient:
 
     def _with_retries(self, call: Callable[[], Completion]) -> Completion:
         attempts = 1 + self.retries
+        errors: list[str] = []
+        waited = 0.0
         for attempt in range(1, attempts + 1):
             try:
-                return call()
+                completion = call()
             except PermanentModelError:
                 raise
             except RETRYABLE as exc:
@@ -54,5 +64,11 @@ class RetryingClient:
                 delay = self.base_delay_s * 2 ** (attempt - 1)
                 logger.warning("model %s attempt %d/%d failed (%s); retrying in %.2f s",
                                self.model, attempt, attempts, reason, delay)
+                errors.append(reason[:500])
                 self.sleep(delay)
+                waited += delay
+                continue
+            if errors and (listener := retry_listener.get()) is not None:
+                listener({"model": self.model, "attempts": attempt, "errors": errors, "waited_s": round(waited, 3)})
+            return completion
         raise AssertionError("unreachable")

@@ -5,9 +5,12 @@
     scripted:bad-judge  answers judge prompts with words, never a digit (exercises the fallback)
     scripted:no-logprobs  the default replies, but no next-token log-probabilities (as litellm's backend)
     scripted:fail       every call times out (exercises retries and the failed-run path)
+    scripted:flaky      scripted:default, but the first attempt of every call times out
+                        (exercises retries that succeed, which the run's events show)
 """
 
 import math
+import threading
 from collections.abc import Sequence
 
 from deliberation.engine.models import (
@@ -37,12 +40,30 @@ def failing_reply(messages: Sequence[Message], params: Params, seed: int) -> str
     raise TimeoutError("scripted:fail always times out")
 
 
+class FirstAttemptTimesOut:
+    """Every other call times out, starting with the first: each call a RetryingClient makes
+    fails once, then answers. One counter per client; nothing kept per call."""
+
+    def __init__(self) -> None:
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, messages: Sequence[Message], params: Params, seed: int) -> str:
+        with self._lock:
+            self._calls += 1
+            first_attempt = self._calls % 2 == 1
+        if first_attempt:
+            raise TimeoutError("scripted:flaky times out on a first attempt")
+        return scripted_reply(messages, params, seed)
+
+
 SCRIPTED_CLIENTS = {
     "default": lambda: ScriptedModelClient(),
     "slow": lambda: ScriptedModelClient(delay_s=SLOW_DELAY_S),
     "bad-judge": lambda: ScriptedModelClient(responder=bad_judge_reply, next_token_responder=bad_judge_next_token),
     "no-logprobs": lambda: ScriptedModelClient(next_token_responder=None),
     "fail": lambda: ScriptedModelClient(responder=failing_reply),
+    "flaky": lambda: ScriptedModelClient(responder=FirstAttemptTimesOut()),
 }
 
 

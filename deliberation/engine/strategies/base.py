@@ -34,9 +34,17 @@ class RunContext:
     recorded: Sequence[Event] = ()
     _next_seq: int = field(default=1, init=False)
     _stored: dict[int, Event] = field(default_factory=dict, init=False)
+    _retries: list[dict[str, Any]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self._stored = {event["seq"]: event for event in self.recorded}
+
+    def retried(self, retry: dict[str, Any]) -> None:
+        """A model call of the current step answered only after retries (events.RetryData; the
+        run service passes on what the model clients report). The step's event carries it in
+        `usage["retries"]`: no event of its own, so the numbering stays that of the strategy
+        alone and two tasks that ever step the same run still write the same events."""
+        self._retries.append(retry)
 
     def step(self, type: str, produce: Callable[[], dict[str, Any]]) -> Event:
         while self._stored.get(self._next_seq, {}).get("type") in SERVICE_EVENT_TYPES:
@@ -48,7 +56,12 @@ class RunContext:
             if stored["type"] != type:
                 raise ReplayMismatch(f"event {seq} is a {stored['type']}, the strategy made a {type}")
             return stored
-        return make_event(seq, type, produce())
+        data = produce()  # retries reported before it (a call made ahead of its step) count too
+        if self._retries:
+            retries, self._retries = self._retries, []
+            usage = data.get("usage")
+            data = {**data, "usage": {**usage, "retries": retries}} if isinstance(usage, dict) else {**data, "retries": retries}
+        return make_event(seq, type, data)
 
     def child_seed(self, *parts: object) -> int:
         return seed_for(self.seed, *parts)

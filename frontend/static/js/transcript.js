@@ -275,7 +275,9 @@
           muted: `${data.name} was muted by the teacher.`,
           unmuted: `${data.name} may speak again.`,
           removed: `${data.name} was removed from the session.`,
-        }[action];
+        }[action] || (action === "resumed" && data.reason === "worker_lost"
+          ? `Resuming after a worker was lost (attempt ${data.attempt}): the run continues from its last stored event.`
+          : null);
         append(eventNode(message, "minor", text || `${action[0].toUpperCase()}${action.slice(1)} by ${by}.`));
         if (action === "stopped" || action === "ended") finish();
       },
@@ -310,11 +312,25 @@
       }
     }
 
+    // A step whose model calls answered only after retries says so under its event (usage.retries).
+    function noteRetries(message) {
+      const retries = message.data && message.data.usage && message.data.usage.retries;
+      const transcript = $("#transcript");
+      if (!retries || !retries.length || !transcript) return;
+      const node = transcript.querySelector(`article[data-seq="${message.seq}"]`);
+      if (!node) return;
+      for (const retry of retries) {
+        node.append(el("p", { class: "muted small retry-note", dataset: { testid: "retry-note" } },
+          `The model ${retry.model} answered after ${retry.attempts} attempts (${(retry.errors || []).join("; ")}).`));
+      }
+    }
+
     function apply(message) {
       state.lastSeq = message.seq;
       const render = RENDER[message.type];
       if (render) render(message);
       else append(eventNode(message, "minor", `(${message.type})`));
+      noteRetries(message);
       account(message);
       if (hooks.afterEvent) hooks.afterEvent(message);
     }
