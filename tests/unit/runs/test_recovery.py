@@ -18,13 +18,6 @@ from worker import heartbeat
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr(services, "_enqueue", calls.append)
-    return calls
-
-
 def strategy_transcript(run: Run) -> list[tuple[str, dict]]:
     """What the strategy said and decided, in order, without the service's events around it."""
     return [(type_, data) for _, type_, data in run_transcript(run=run) if type_ not in SERVICE_EVENT_TYPES]

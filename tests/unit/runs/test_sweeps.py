@@ -3,19 +3,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from deliberation.runs import services
 from deliberation.runs.models import CachedCompletion, Run, RunEvent
 from deliberation.runs.services import completions_expire, run_create, run_queue, runs_requeue_stuck
 from tests.factories import make_record, make_user, scenario_config
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr(services, "_enqueue", calls.append)
-    return calls
 
 
 def aged_run(owner, record, *, minutes: int, status=Run.Status.RUNNING) -> Run:
