@@ -224,9 +224,16 @@ def cookie_value(response: httpx.Response, name: str) -> str:
     raise StepFailed(f"{response.request.url.path} set no {name} cookie")
 
 
+# The run service's events around the strategy's (engine/events.py SERVICE_EVENT_TYPES): a run
+# resumed after its worker was lost says so with a control event, which shifts the numbers after it.
+SERVICE_EVENT_TYPES = {"error", "control", "seat_joined"}
+
+
 def transcript(events: list[dict]) -> list[tuple]:
-    """What was said and decided (runs.selectors.run_transcript): no times, no usage."""
-    return [(e["seq"], e["type"], {k: v for k, v in e["data"].items() if k != "usage"}) for e in events]
+    """What the strategy said and decided (runs.selectors.run_transcript): no times, no usage, and
+    none of the run service's events around it."""
+    return [(e["type"], {k: v for k, v in e["data"].items() if k != "usage"}) for e in events
+            if e["type"] not in SERVICE_EVENT_TYPES]
 
 
 def build(*, skip: bool) -> dict[str, str]:
@@ -398,9 +405,13 @@ def drive(stack: Stack, *, port: int) -> None:
         run_id = kill_mid_run(stack, client, scenario=scenario, experiment_id=experiment["id"], events=len(reference))
         wait_until(lambda: client.run_status(run_id) == "finished", timeout=300,
                    what=f"run {run_id} to finish after the restart")
-        if transcript(client.events(run_id)) != transcript(reference):
+        events = client.events(run_id)
+        if transcript(events) != transcript(reference):
             raise StepFailed(f"run {run_id} (killed mid-run) differs from reference run {reference_id}")
-        print(f"   run {run_id}: transcript identical to run {reference_id}", flush=True)
+        resumed = [e for e in events if e["type"] == "control" and e["data"].get("reason") == "worker_lost"]
+        if len(resumed) != 1:
+            raise StepFailed(f"run {run_id} has {len(resumed)} 'resumed after a worker was lost' events, not one")
+        print(f"   run {run_id}: transcript identical to run {reference_id}, resumed after the lost worker", flush=True)
 
     with step("the experiment finishes (deadline 300 s)"):
         def finished() -> bool:
