@@ -58,6 +58,14 @@ def calibration_summary(calibration: Calibration) -> str:
             f"mean |shift| {_number(probe['mean_abs_shift'], 2)}, flips (|shift| >= 2) {_number(probe['flip_rate'], 2)}, "
             f"r {_number(probe['base_pearson'])} -> {_number(probe['pearson'])} on {probe['pairs']} pairs"
         )
+    check = r.get("reason_check")
+    if check:
+        lines.append(
+            f"reason check on {check['checked']} of {check['items']} pairs: D {_number(check['d'])}, C {_number(check['c'])}, "
+            f"DCG {_number(check['dcg'])}, K {_number(check['k'])}, within 1 {_number(check['agree_within_one'], 2)}, "
+            f"unsupported {_number(check['unsupported'], 2)} (no reason {check['no_reason']}, "
+            f"no reason-only score {check['no_reason_score']})"
+        )
     return "\n".join(lines)
 
 

@@ -18,9 +18,11 @@ from deliberation.engine.calibration import (
     Pair,
     calibration_metrics,
     isotonic_calibration,
+    REASON_DISAGREES,
     paired_shift,
+    reason_metrics,
 )
-from deliberation.engine.judges import ExpectedJudge, Judge, JudgeRefused, LLMJudge, PromptVariant
+from deliberation.engine.judges import ExpectedJudge, Judge, JudgeRefused, LLMJudge, PromptVariant, ReasonCheck
 from deliberation.engine.models import ModelError
 from deliberation.engine.scenario import Scenario
 from deliberation.engine.seeding import rng_for, seed_for
@@ -38,6 +40,7 @@ CALIBRATION_GOAL = "utilitarian"
 # The layouts the bias probes compare with the paper's prompt (research/judges.md §6).
 PROBE_VARIANTS = (PromptVariant(stance_first=True), PromptVariant(anonymous=True))
 PROMPT_JUDGES = {"llm": LLMJudge, "llm-expected": ExpectedJudge}
+REASON_EXAMPLES = 20  # reasons kept for the page where the reason does not support the score
 
 
 class CalibrationError(ValueError):
@@ -155,6 +158,32 @@ def calibration_pairs(
     return [r for r in results if isinstance(r, Pair)], [r for r in results if isinstance(r, str)]
 
 
+def reason_check_run(*, items: list[CalibrationItem], model: str, allow_raw: bool, seed: int, errors: list[str],
+                     progress: Callable[[int], None] | None = None) -> dict:
+    """The reason check on every item's adopted resolution: D, C, K, DCG and the share of scores
+    their reasons do not support, with a few such reasons to read."""
+    checker = ReasonCheck(drafting_client(model, allow_raw=allow_raw))
+    rows = []
+    examples = []
+    for item in items:
+        try:
+            verdict = checker.check(scenario=item.scenario, group=item.group, text=item.scenario.record.resolution,
+                                    seed=judge_seed(seed_for(seed, item.record_hash)))
+        except (ModelError, TimeoutError, ConnectionError) as error:
+            errors.append(f"reason check, record {item.scenario.record.key} {item.group}: {error}")
+            continue
+        finally:
+            if progress:
+                progress(1)
+        rows.append((item.scenario.record.key, item.real, verdict.score, verdict.reason_score))
+        unsupported = verdict.score is not None and verdict.reason_score is not None and \
+            abs(verdict.score - verdict.reason_score) >= REASON_DISAGREES
+        if unsupported and len(examples) < REASON_EXAMPLES:
+            examples.append({"record": item.scenario.record.key, "group": item.group, "real": item.real,
+                             "score": verdict.score, "reason_score": verdict.reason_score, "reason": verdict.reason})
+    return {**reason_metrics(rows), "examples": examples}
+
+
 def calibration_results(pairs: list[Pair], *, seed: int, resamples: int) -> dict:
     results = calibration_metrics(pairs, seed=seed, resamples=resamples)
     results["reported_paper_r"] = REPORTED_PAPER_R
@@ -177,6 +206,7 @@ def calibration_run(
     resamples: int = DEFAULT_RESAMPLES,
     concurrency: int = 1,
     probes: bool = False,
+    reason_check: bool = False,
     owner=None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
@@ -184,7 +214,8 @@ def calibration_run(
     """Score, measure and store one calibration (RecordSet.DoesNotExist for an unknown set).
 
     `probes`: also score every item under each of PROBE_VARIANTS (judges with a prompt only) and
-    report how far the scores move from the paper's layout."""
+    report how far the scores move from the paper's layout. `reason_check`: also ask the judge
+    model for a reason and a score, and score the reason alone (reason_check_run)."""
     started = time.perf_counter()
     if limit is not None and limit < 1:
         raise CalibrationError("limit must be at least 1")
@@ -199,11 +230,13 @@ def calibration_run(
     items, skipped = calibration_items(record_set=the_set, topic=topic, limit=limit, seed=seed, exclude=fitted_on)
     if not items:
         raise CalibrationError("no adopted resolution with real group votes to score in this selection")
+    if reason_check and not model:
+        raise CalibrationError("the reason check asks the judge model for reasons: choose a judge that calls a model")
     if probes and judge not in PROMPT_JUDGES:
         raise CalibrationError(f"the bias probes change the judge's prompt: only {', '.join(PROMPT_JUDGES)} have one")
     allow_raw = owner is None or owner.is_staff
     if on_total:
-        on_total(len(items) * (1 + (len(PROBE_VARIANTS) if probes else 0)))
+        on_total(len(items) * (1 + (len(PROBE_VARIANTS) if probes else 0) + (1 if reason_check else 0)))
     pairs, errors = calibration_pairs(items=items, judge=the_judge, seed=seed, concurrency=concurrency,
                                       progress=progress)
     results = calibration_results(pairs, seed=seed, resamples=resamples)
@@ -215,6 +248,9 @@ def calibration_run(
                                                               concurrency=concurrency, progress=progress)
             results["probes"][variant.key] = paired_shift(pairs, variant_pairs, seed=seed, resamples=resamples)
             errors.extend(f"{variant.key} probe: {error}" for error in variant_errors)
+    if reason_check:
+        results["reason_check"] = reason_check_run(items=items, model=model, allow_raw=allow_raw, seed=seed,
+                                                   errors=errors, progress=progress)
     results["skipped_records"] = skipped
     results["excluded_train_records"] = len(fitted_on)
     results["errors"] = len(errors)
@@ -225,7 +261,8 @@ def calibration_run(
             judge_model=model,
             record_set=the_set,
             record_set_version=the_set.current_version,
-            params={"topic": topic, "limit": limit, "seed": seed, "resamples": resamples, "probes": probes},
+            params={"topic": topic, "limit": limit, "seed": seed, "resamples": resamples, "probes": probes,
+                    "reason_check": reason_check},
             results=_finite(results),
             pairs=[pair.as_dict() for pair in pairs],
             errors=errors,

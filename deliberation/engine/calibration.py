@@ -320,3 +320,30 @@ def pearson_from_sums(*, n: float, sx: float, sy: float, sxx: float, syy: float,
     if cxx <= 1e-12 * max(1.0, sxx) or cyy <= 1e-12 * max(1.0, syy):
         return None
     return max(-1.0, min(1.0, cxy / math.sqrt(cxx * cyy)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The reason check (VUM / ValueDCG adapted, research/judges.md §5)
+
+REASON_DISAGREES = 3  # |score - reason-only score| at least this: "reason does not support score"
+
+
+def reason_metrics(rows: Sequence[tuple[str, int, int | None, int | None]]) -> dict:
+    """rows: (record, real, score, reason_score). D = r(score, real), C = r(reason-only score,
+    real), K = r(score, reason-only score) and their agreement within 1; DCG = D - C. Rows where
+    either call gave no usable answer are counted apart."""
+    complete = [(real, s, sr) for _, real, s, sr in rows if s is not None and sr is not None]
+    d = pearson([s for _, s, _ in complete], [real for real, _, _ in complete])
+    c = pearson([sr for _, _, sr in complete], [real for real, _, _ in complete])
+    return {
+        "items": len(rows),
+        "checked": len(complete),
+        "no_reason": sum(1 for row in rows if row[2] is None),
+        "no_reason_score": sum(1 for row in rows if row[2] is not None and row[3] is None),
+        "d": d,
+        "c": c,
+        "dcg": None if d is None or c is None else d - c,
+        "k": pearson([s for _, s, _ in complete], [sr for _, _, sr in complete]),
+        "agree_within_one": _mean([float(abs(s - sr) <= 1) for _, s, sr in complete]),
+        "unsupported": _mean([float(abs(s - sr) >= REASON_DISAGREES) for _, s, sr in complete]),
+    }

@@ -17,7 +17,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from deliberation.engine.models import JUDGE_MARKER, Message, ModelClient, NextTokenClient, Params, gives_next_token
+from deliberation.engine.models import (
+    JUDGE_MARKER,
+    REASON_MARKER,
+    Message,
+    ModelClient,
+    NextTokenClient,
+    Params,
+    gives_next_token,
+)
 from deliberation.engine.scenario import Scenario
 from deliberation.engine.seeding import seed_for
 
@@ -373,3 +381,83 @@ class SimilarityJudge:
         coverage = stance_coverage(vectors[: len(stance_sentences)], vectors[len(stance_sentences):])
         score = max(0.0, min(9.0, 9 * coverage))
         return Verdict(group, round(score, 4), detail={"coverage": round(coverage, 6)})
+
+
+# --- the reason check (research/judges.md §5): does the judge's reason support its score? ---
+
+REASONED_TAIL = """First give a one-sentence reason (at most 60 words), then the score, exactly in this form:
+Reason: <one sentence>
+Score: <one number from 0 to 9>
+{marker}:"""
+
+REASON_ONLY_TEMPLATE = """A reviewer read a draft resolution and the position of {group}, and gave this reason for how well the draft captures that position:
+Reason: '''{reason}'''
+
+Background: '''{background}'''
+The position of {group}: '''{stance}'''
+From the reason alone (you do not see the draft), how well does the draft give specific implementation details that capture the position of {group}?
+
+Choices: {choices}
+Answer with one number from 0 to 9 and nothing else.
+{marker}:"""
+
+_REASONED = re.compile(r"Reason:\s*(?P<reason>.+?)\s*Score:\s*(?P<score>[0-9])(?![0-9])", re.S | re.I)
+REASON_ATTEMPTS = 3
+
+
+def reasoned_messages(*, scenario: Scenario, group: str, text: str) -> list[Message]:
+    """The paper's prompt with its answer line replaced by a reason-then-score request."""
+    messages = judge_messages(scenario=scenario, group=group, text=text, attempt=0)
+    prompt = messages[-1]["content"]
+    head = prompt[: prompt.index("Answer with one number")]
+    return [*messages[:-1], {"role": "user", "content": head + REASONED_TAIL.format(marker=REASON_MARKER)}]
+
+
+def reason_only_messages(*, scenario: Scenario, group: str, reason: str, attempt: int) -> list[Message]:
+    prompt = REASON_ONLY_TEMPLATE.format(
+        group=group, reason=reason, background=scenario.record.background, stance=scenario.group(group).stance,
+        choices=", ".join(f"{number} = {label}" for number, label in enumerate(SCALE)), marker=JUDGE_MARKER,
+    )
+    prompt += "".join(JUDGE_REMINDERS[: min(attempt, len(JUDGE_REMINDERS))])
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}]
+
+
+def parse_reasoned(text: str) -> tuple[str, int] | None:
+    match = _REASONED.search(text)
+    return (match.group("reason").strip(), int(match.group("score"))) if match else None
+
+
+@dataclass(frozen=True)
+class ReasonVerdict:
+    group: str
+    score: int | None  # the reasoned judge's score; None when it gave no reason-and-score answer
+    reason: str = ""
+    reason_score: int | None = None  # the score a second call gives from the reason alone
+
+
+@dataclass
+class ReasonCheck:
+    """One call for a reason and a score, then one call that scores from the reason alone (the
+    draft unseen). A judge whose scores its reasons do not support "knows what, not why"."""
+
+    client: ModelClient
+    max_tokens: int = 120
+
+    def check(self, *, scenario: Scenario, group: str, text: str, seed: int) -> ReasonVerdict:
+        reply = self.client.complete(reasoned_messages(scenario=scenario, group=group, text=text),
+                                     params=Params(temperature=0.0, max_tokens=self.max_tokens),
+                                     seed=seed_for(seed, "reason", group))
+        parsed = parse_reasoned(reply.text)
+        if parsed is None:
+            return ReasonVerdict(group, None)
+        reason, score = parsed
+        for attempt in range(REASON_ATTEMPTS):
+            answer = self.client.complete(
+                reason_only_messages(scenario=scenario, group=group, reason=reason, attempt=attempt),
+                params=Params(temperature=round(0.1 * attempt, 1), max_tokens=3),
+                seed=seed_for(seed, "reason-only", group, attempt),
+            )
+            reason_score = parse_score(answer.text)
+            if reason_score is not None:
+                return ReasonVerdict(group, score, reason, reason_score)
+        return ReasonVerdict(group, score, reason, None)

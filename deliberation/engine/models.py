@@ -98,6 +98,7 @@ def next_token_completion(top: Sequence[tuple[str, float]], *, prompt_tokens: in
 
 # Words in a prompt that tell the scripted double which shape of answer the caller expects.
 JUDGE_MARKER = "choice_number"
+REASON_MARKER = "reason_and_score"
 DECISION_MARKER = "ACCEPT or REJECT"
 NO_AMENDMENT = "NO AMENDMENT"
 
@@ -121,6 +122,9 @@ def scripted_reply(messages: Sequence[Message], params: Params, seed: int) -> st
     ask = messages[-1]["content"]
     if JUDGE_MARKER in ask:
         return str(digest % 10)
+    if REASON_MARKER in ask:
+        return (f"Reason: the draft {'covers' if digest % 2 else 'misses'} the position's key points. "
+                f"Score: {digest % 10}")
     if DECISION_MARKER in ask:
         verdict = "ACCEPT" if digest % 2 else "REJECT"
         return f"{verdict} because it {'brings' if digest % 2 else 'would cost'} the votes the goal needs."

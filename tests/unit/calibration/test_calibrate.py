@@ -204,3 +204,23 @@ def test_bias_probes_judge_the_same_pairs_under_other_layouts(sample_set, client
     client.force_login(make_user("ann"))
     page = client.get(reverse("calibration-detail", args=[calibration.pk])).content.decode()
     assert 'data-testid="probes"' in page and "stance-first" in page
+
+
+def test_reason_check_is_reported_beside_the_calibration(sample_set, client):
+    from django.urls import reverse
+
+    from tests.factories import make_user
+
+    calibration = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", limit=12,
+                                  resamples=10, reason_check=True)
+    check = calibration.results["reason_check"]
+    assert check["items"] == 12 and check["checked"] == 12 and check["no_reason"] == 0
+    assert check["dcg"] == pytest.approx(check["d"] - check["c"])
+    # the scripted reasoned score is the same hash digit as a paper-judge digit would be: not the same
+    # prompt, so D is its own number; the examples are the unsupported ones
+    assert all(abs(e["score"] - e["reason_score"]) >= 3 for e in check["examples"])
+    client.force_login(make_user("ann"))
+    page = client.get(reverse("calibration-detail", args=[calibration.pk])).content.decode()
+    assert 'data-testid="reason-check"' in page
+    with pytest.raises(CalibrationError, match="reason"):
+        calibration_run(record_set=sample_set, judge="real-votes", reason_check=True)

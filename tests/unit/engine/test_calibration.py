@@ -162,3 +162,15 @@ def test_pearson_from_sums_equals_pearson():
                 sxy=sum(x * y for x, y in zip(xs, ys)))
     assert pearson_from_sums(**sums) == pytest.approx(pearson(xs, ys))
     assert pearson_from_sums(n=3, sx=3, sy=6, sxx=3, syy=14, sxy=6) is None  # x constant
+
+
+def test_reason_metrics_on_a_hand_computed_table():
+    from deliberation.engine.calibration import reason_metrics
+
+    rows = [("a", 0, 1, 1), ("a", 9, 8, 2), ("b", 5, 5, 5), ("b", 3, None, None), ("c", 7, 6, None)]
+    metrics = reason_metrics(rows)
+    assert (metrics["items"], metrics["checked"], metrics["no_reason"], metrics["no_reason_score"]) == (5, 3, 1, 1)
+    assert metrics["d"] == pytest.approx(pearson([1, 8, 5], [0, 9, 5]))
+    assert metrics["c"] == pytest.approx(pearson([1, 2, 5], [0, 9, 5]))
+    assert metrics["dcg"] == pytest.approx(metrics["d"] - metrics["c"])
+    assert metrics["agree_within_one"] == pytest.approx(2 / 3) and metrics["unsupported"] == pytest.approx(1 / 3)

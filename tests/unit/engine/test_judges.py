@@ -300,3 +300,34 @@ def test_similarity_judge_scores_nine_times_the_coverage(make_scenario):
     assert verdict.score == 9.0 and verdict.detail == {"coverage": 1.0}
     verdict = SimilarityJudge(LetterEmbedder()).score(scenario=scenario, group="EPP", text="Nothing. Zero.", seed=0)
     assert verdict.score == 0.0
+
+
+# --- the reason check ---
+
+from deliberation.engine.judges import ReasonCheck, parse_reasoned, reasoned_messages  # noqa: E402
+
+
+def test_reasoned_answer_is_parsed_and_bad_ones_are_none():
+    assert parse_reasoned("Reason: it funds every point.\nScore: 8") == ("it funds every point.", 8)
+    assert parse_reasoned("8") is None and parse_reasoned("Reason: x Score: 10") is None
+
+
+def test_reason_check_scores_the_reason_without_the_draft(scenario):
+    def respond(messages, params, seed):
+        ask = messages[-1]["content"]
+        return "Reason: it ignores the fund. Score: 7" if "Reason: <one sentence>" in ask else "2"
+
+    client = ScriptedModelClient(responder=respond)
+    verdict = ReasonCheck(client).check(scenario=scenario, group="EPP", text=TEXT, seed=3)
+    assert (verdict.score, verdict.reason, verdict.reason_score) == (7, "it ignores the fund.", 2)
+    (reasoned, _, _), (reason_only, _, _) = client.calls
+    assert TEXT in reasoned[-1]["content"] and "Answer with one number" not in reasoned[-1]["content"]
+    assert TEXT not in reason_only[-1]["content"] and "it ignores the fund." in reason_only[-1]["content"]
+    assert scenario.group("EPP").stance in reason_only[-1]["content"]
+    assert reasoned_messages(scenario=scenario, group="EPP", text=TEXT)[0]["role"] == "system"
+
+
+def test_reason_check_without_a_reasoned_answer_has_no_scores(scenario):
+    verdict = ReasonCheck(ScriptedModelClient(responder=answers("7"))).check(
+        scenario=scenario, group="EPP", text=TEXT, seed=3)
+    assert verdict.score is None and verdict.reason_score is None

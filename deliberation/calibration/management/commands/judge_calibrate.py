@@ -26,6 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=1, help="judge calls in flight at once (hosted models)")
         parser.add_argument("--probes", action="store_true",
                             help="also judge every pair with the position before the text and with the group unnamed, and report the shift")
+        parser.add_argument("--reason-check", action="store_true",
+                            help="also ask the judge model for a reason with its score, and score the reason alone (VUM)")
         parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
     def handle(self, *args, **options):
@@ -41,6 +43,7 @@ class Command(BaseCommand):
                 resamples=options["resamples"],
                 concurrency=options["concurrency"],
                 probes=options["probes"],
+                reason_check=options["reason_check"],
                 progress=bar.update,
                 on_total=lambda total: setattr(bar, "total", total) or bar.refresh(),
             )
