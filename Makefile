@@ -15,6 +15,7 @@ PORT ?= 8000
 SAMPLE_RECORDS ?= fixtures/sample_records
 SAMPLE_NAME ?= Sample EP issues
 PYTEST_ARGS ?=
+LOCAL_ENV := var/local.env
 # Everything here is the local try-out (make run, tests, benches, checks): debug on, unless the
 # environment says otherwise. The settings default it off, for production hosts.
 export DJANGO_DEBUG ?= 1
@@ -54,9 +55,16 @@ $(TEST_STAMP): | $(PY)
 	$(PIP) install -r requirements-test.txt
 	@rm -f $(VENV)/.installed-test-*; touch $@
 
+# The try-out's settings for manage.py commands typed by hand in this checkout (read by settings.py).
+$(LOCAL_ENV):
+	@mkdir -p $(dir $@)
+	@printf '%s\n' "# Written by make run: the local try-out's settings, read by manage.py in this checkout" \
+	  "# (the environment wins; production hosts have no such file). Delete it to go back to the defaults." \
+	  "DJANGO_DEBUG=1" > $@
+
 # ---- run: the embedded default (SQLite, in-process Celery worker, in-memory channel layer) ----
 
-run: $(RUN_STAMP)
+run: $(RUN_STAMP) $(LOCAL_ENV)
 	$(PY) manage.py migrate --noinput
 	@if [ -n "$(SAMPLE_RECORDS)" ]; then \
 	  echo "$(PY) manage.py import_records $(SAMPLE_RECORDS) --name \"$(SAMPLE_NAME)\""; \

@@ -30,6 +30,18 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def local_env_load(path: str) -> None:
+    """The local try-out's settings file (var/local.env, written by `make run`), so that the
+    README's `.venv/bin/python manage.py ...` commands get the server's settings in this checkout.
+    The real environment wins over it; a production host has no such file; "" reads none."""
+    if path and os.path.isfile(path):
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
+
+
+local_env_load(os.environ.get("HEMICYCLE_LOCAL_ENV", str(BASE_DIR / "var" / "local.env")))
+
 # Off unless asked for: a production host that forgets the variable must not show tracebacks or
 # the debug 404 page. `make run` (the embedded default) and the test setup turn it on.
 DEBUG = env_bool("DJANGO_DEBUG", False)

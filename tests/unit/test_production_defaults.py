@@ -22,7 +22,8 @@ print("TECHNICAL", b"URLconf" in response.content or b"Django tried these URL pa
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
     clean = {key: value for key, value in os.environ.items() if key not in {"DJANGO_DEBUG", "DJANGO_SECRET_KEY"}}
-    clean.update({"DJANGO_SETTINGS_MODULE": "deliberation.settings", **env})
+    # A checkout where `make run` ran has var/local.env (debug on): these probes read none.
+    clean.update({"DJANGO_SETTINGS_MODULE": "deliberation.settings", "HEMICYCLE_LOCAL_ENV": "", **env})
     return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=clean, capture_output=True, text=True,
                           timeout=120)
 
@@ -58,3 +59,17 @@ def test_no_server_command_lets_a_client_choose_its_address():
         assert not re.search(r"forwarded.allow.ips[\"', =]+\*", text, re.IGNORECASE)
     run_line = next(line for line in makefile.splitlines() if "uvicorn deliberation.asgi" in line)
     assert "--no-proxy-headers" in run_line
+
+
+def test_manage_py_in_a_checkout_where_make_run_ran_gets_the_try_out_settings(tmp_path):
+    """The README's `.venv/bin/python manage.py ...` commands work after `make run`."""
+    local_env = tmp_path / "local.env"
+    shown = subprocess.run(["make", "-s", f"LOCAL_ENV={local_env}", str(local_env)], cwd=REPO_ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    result = _python("import django; django.setup(); from django.conf import settings; print('DEBUG', settings.DEBUG)",
+                     HEMICYCLE_LOCAL_ENV=str(local_env))
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG True" in result.stdout
+    production = _python("import django; django.setup()", HEMICYCLE_LOCAL_ENV=str(local_env), DJANGO_DEBUG="0")
+    assert production.returncode != 0 and "DJANGO_SECRET_KEY must be set" in production.stderr  # the environment wins
