@@ -8,7 +8,7 @@ launches /usr/bin/chromium (HEMICYCLE_CHROMIUM overrides) headless.
 Fixtures:
   browser   session   playwright Browser (Chromium, headless)
   page      function  a Page in a fresh context whose base_url is the ASGI server, so
-                      ``page.goto("/")`` works; 10 s default timeout. On failure a screenshot
+                      ``page.goto("/")`` works; 10 s default timeout (15 s for expect()). On failure a screenshot
                       and the page's HTML are saved in var/test-artifacts/.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from django.apps import apps
 from django.db import connection
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.integration import servers
 
@@ -29,6 +29,9 @@ CHROMIUM = Path(os.environ.get("HEMICYCLE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 ARTIFACTS = servers.REPO_ROOT / "var" / "test-artifacts"
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+# expect() polls with its own deadline (5 s by default, not the context's): on 2 cores under a
+# loaded machine a page that fetches its data and draws Plotly figures took longer than that.
+expect.set_options(timeout=15_000)
 
 
 @pytest.hookimpl(wrapper=True)
