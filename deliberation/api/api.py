@@ -344,6 +344,8 @@ def run_counterfactual_view(
     with `seed`, custom: repeat `custom=CODE:WEIGHT`) and another rule (a goal, double_majority,
     borda, schulze), beside its own seats; no model call. 409 while the run has no outcome."""
     found = run_for_viewer(user=request.auth, run_id=run_id, token=request.GET.get("token", ""))
+    if found is None and not request.auth.is_authenticated:  # only a share link's token came
+        return Status(401, {"error": "this share link's token does not open this run"})
     if found is None:
         return Status(404, {"error": "no such run, or it is not shared with you"})
     try:

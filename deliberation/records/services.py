@@ -368,13 +368,13 @@ def record_upload_check(*, upload_id: int) -> RecordUpload:
 
     report = records_check(**_upload_sources(upload), name=upload.record_set_name, progress=progress).report
     usable = report.kept and not report.unreadable
+    if not usable:  # before the status says so: a refused upload never shows files it kept
+        record_upload_files_delete(upload=upload)
     upload.check_report = report.as_dict()
     upload.status = RecordUpload.Status.CHECKED if usable else RecordUpload.Status.REFUSED
     upload.error = upload_refusal(report)
     upload.save(update_fields=["check_report", "status", "error"])
     cache.delete(key)
-    if not usable:
-        record_upload_files_delete(upload=upload)
     return upload
 
 

@@ -73,7 +73,7 @@ def test_counterfactual_errors(client: Client, alice, auth):
 def test_a_share_link_reads_the_counterfactual_without_signing_in(client: Client, alice):
     run = finished(alice, visibility=Run.Visibility.LINK)
     assert client.get(f"/api/v1/runs/{run.pk}/counterfactual").status_code == 401
-    assert client.get(f"/api/v1/runs/{run.pk}/counterfactual?token=wrong").status_code == 404
+    assert client.get(f"/api/v1/runs/{run.pk}/counterfactual?token=wrong").status_code == 401  # a wrong token: 401
     assert client.get(f"/api/v1/runs/{run.pk}/counterfactual?token={run.share_token}").status_code == 200
     # the token opens this run's re-tally only, not the rest of the API
     assert client.get(f"/api/v1/runs?token={run.share_token}").status_code == 401
