@@ -22,7 +22,7 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 PY = sys.executable
 # The recorded figures these are compared with (bench/README.md says how they were measured).
-FANOUT_RECORDED_LABEL = "after"
+FANOUT_RECORDED_LABEL = "after-p0.2"
 THROUGHPUT_RECORDED_KEY = "C=32|after-w1"
 
 
