@@ -157,8 +157,9 @@ bench: test-deps
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(PY) "$$script"; done
 
 # Not part of `make test` (timings do not belong in tests): run it before resolving an issue that
-# touches deliberation/live, deliberation/runs or worker/ (bench/_check.py, bench/README.md).
-bench-check: test-deps
+# touches deliberation/live, deliberation/runs or worker/ (bench/_check.py, bench/README.md). It needs
+# redis-server and PostgreSQL as the stack tests do (make system-test-deps).
+bench-check: $(TEST_STAMP)
 	$(PY) bench/_check.py
 
 lint: $(TEST_STAMP)
