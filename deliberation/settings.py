@@ -240,6 +240,8 @@ HEMICYCLE_DEFAULT_MODEL = os.environ.get("HEMICYCLE_DEFAULT_MODEL", "local:smoll
 HEMICYCLE_MODELS = json.loads(os.environ.get("HEMICYCLE_MODELS", "null")) or [
     {"name": "local:smollm2-135m", "description": "the bundled SmolLM2-135M, in-process llama.cpp on this machine",
      "position": 0},
+    {"name": "scripted:demo", "description": "scripted, about a second a call: a first look at the live page",
+     "position": 5},
     {"name": "scripted:default", "description": "scripted test double: no model, instant, meaningless text",
      "position": 10},
     {"name": "scripted:slow", "description": "scripted, 0.05 s a call: slow enough to watch", "position": 11},

@@ -9,6 +9,7 @@ dashboard's time at 100,000 runs (bench/bench_dashboard.py). The template is wri
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from functools import cache
 
 from deliberation.dashboards.selectors import POWER_BINS, Cell, Table
@@ -115,8 +116,10 @@ def power_figures(cells: dict[tuple, Cell]) -> list[dict]:
     return figures
 
 
-def dominant_group_figure(points: list[dict]) -> dict | None:
-    """Each group's mean score against its seat share, a marker series per strategy (size: runs)."""
+def dominant_group_figure(points: list[dict], *, labels: Mapping[str, str] | None = None) -> dict | None:
+    """Each group's mean score against its seat share, a marker series per strategy (size: runs);
+    groups named by `labels` (code -> label) where given."""
+    labels = labels or {}
     if not points:
         return None
     by_strategy: dict[str, list[dict]] = defaultdict(list)
@@ -124,7 +127,7 @@ def dominant_group_figure(points: list[dict]) -> dict | None:
         by_strategy[point["strategy"]].append(point)
     markers = [
         {"type": "scatter", "name": strategy, "mode": "markers", "x": [p["share"] for p in items],
-         "y": [p["mean"] for p in items], "text": [f"{p['group']}: {p['n']} runs" for p in items],
+         "y": [p["mean"] for p in items], "text": [f"{labels.get(p['group'], p['group'])}: {p['n']} runs" for p in items],
          "marker": {"size": [min(30, 6 + p["n"] ** 0.5 * 2) for p in items], "opacity": 0.75,
                     "color": strategy_colour(strategy)},
          "hovertemplate": "%{text}<br>share %{x:.0%}, score %{y:.2f}"}

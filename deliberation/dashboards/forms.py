@@ -6,10 +6,11 @@ from django.conf import settings
 from deliberation.engine.goals import GOALS
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.engine.strategies.parliament import MAX_ROUNDS
-from deliberation.records.selectors import record_set_list
+from deliberation.records.selectors import record_set_list, topic_task_counts
 from deliberation.registry.budgets import budget_for, spending_for
 from deliberation.registry.selectors import ModelRefused, model_check, model_entries_for
 from deliberation.runs.clients import judge_choices
+from deliberation.scenarios.models import SavedScenario
 
 # What a new user compares first: the paper's drafter, the debate and the two baselines.
 DEFAULT_STRATEGIES = [name for name in ("one-shot", "parliament", "random", "greedy") if name in STRATEGIES]
@@ -19,10 +20,18 @@ def _words(text: str) -> list[str]:
     return [word for word in text.replace(",", " ").split() if word]
 
 
+SOURCES = [("tasks", "A record set's benchmark tasks"), ("scenarios", "Your saved scenarios")]
+
+
 class ExperimentForm(forms.Form):
     name = forms.CharField(max_length=200)
-    record_set = forms.ChoiceField(choices=[])
-    topic = forms.CharField(required=False, max_length=200, help_text="Leave empty for every topic.")
+    source = forms.ChoiceField(choices=SOURCES, initial="tasks", required=False, widget=forms.RadioSelect, label="What to play")
+    record_set = forms.ChoiceField(choices=[], required=False)
+    topic = forms.ChoiceField(required=False, choices=[], help_text="The number of benchmark tasks is in brackets.")
+    scenarios = forms.TypedMultipleChoiceField(
+        required=False, coerce=int, choices=[], widget=forms.CheckboxSelectMultiple, label="Saved scenarios",
+        help_text="Each scenario keeps its record, groups and seats; the grid varies goals, strategies, models and seeds.",
+    )
     parties = forms.TypedMultipleChoiceField(
         choices=[(2, "2"), (4, "4"), (6, "6")], coerce=int, initial=[2, 4, 6], widget=forms.CheckboxSelectMultiple
     )
@@ -49,6 +58,13 @@ class ExperimentForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
         self.fields["record_set"].choices = [(s.name, s.name) for s in record_set_list()]
+        self.fields["topic"].choices = [("", "Every topic")] + [
+            (name, f"{name} ({count} task{'' if count == 1 else 's'})") for name, count in topic_task_counts()
+        ]
+        self.fields["scenarios"].choices = [
+            (s.pk, f"{s.name} ({len(s.groups)} groups, {s.record.title[:60]})")
+            for s in SavedScenario.objects.filter(owner=user).select_related("record")
+        ]
         # The models this user may use, from the registry (the default first when it is one).
         self.model_choices = list(model_entries_for(user=user))
         names = [entry.name for entry in self.model_choices]
@@ -75,12 +91,25 @@ class ExperimentForm(forms.Form):
         except ValueError:
             raise forms.ValidationError("seeds are whole numbers") from None
 
+    def clean(self):
+        data = super().clean()
+        if data.get("source") == "scenarios" and not data.get("scenarios"):
+            self.add_error("scenarios", "Tick at least one saved scenario (save one from the builder first).")
+        if data.get("source") != "scenarios" and not data.get("record_set"):
+            self.add_error("record_set", "Choose a record set.")
+        return data
+
     def create_kwargs(self) -> dict:
         data = self.cleaned_data
         params = {"parliament": {"rounds": data["rounds"]}} if data.get("rounds") is not None else {}
+        grid = {
+            "name": data["name"], "goals": data["goals"], "strategies": data["strategies"],
+            "models": data["models"], "judges": data["judges"], "seeds": data["seeds"],
+            "params": params, "call_cap": data["call_cap"],
+        }
+        if data.get("source") == "scenarios":
+            return {**grid, "scenario_ids": data["scenarios"]}
         return {
-            "name": data["name"], "record_set": data["record_set"], "topic": data["topic"] or None,
+            **grid, "record_set": data["record_set"], "topic": data["topic"] or None,
             "parties": data["parties"], "sample": data["sample"], "sample_seed": data.get("sample_seed") or 0,
-            "goals": data["goals"], "strategies": data["strategies"], "models": data["models"],
-            "judges": data["judges"], "seeds": data["seeds"], "params": params, "call_cap": data["call_cap"],
         }

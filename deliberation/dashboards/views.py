@@ -26,6 +26,7 @@ from deliberation.dashboards.selectors import (
     results_version,
 )
 from deliberation.engine.goals import GOALS
+from deliberation.records.selectors import group_labels
 from deliberation.runs.experiments import (
     ExperimentError,
     experiment_cancel,
@@ -73,7 +74,7 @@ def _results_content(experiment: Experiment, version: str, calibrations: dict) -
     charts = [
         *figures.paper_table_figures(tables),
         *figures.power_figures(power),
-        *[figure for figure in (figures.dominant_group_figure(groups.by_share), figures.support_figure(groups.by_real_vote)) if figure],
+        *[figure for figure in (figures.dominant_group_figure(groups.by_share, labels=group_labels()), figures.support_figure(groups.by_real_vote)) if figure],
     ]
     return {
         # each judge's table beside its latest calibrations on the experiment's record set

@@ -103,7 +103,7 @@ ANONYMOUS_GROUP = "the group"
 def judge_messages(*, scenario: Scenario, group: str, text: str, attempt: int,
                    variant: PromptVariant = PAPER_PROMPT) -> list[Message]:
     choices = ", ".join(f"{number} = {label}" for number, label in enumerate(SCALE))
-    name = ANONYMOUS_GROUP if variant.anonymous else group
+    name = ANONYMOUS_GROUP if variant.anonymous else scenario.name_of(group)  # "S&D", not "SD"
     statement = f"Statement to score: '''{text}'''"
     position = f"The position of {name}: '''{scenario.group(group).stance}'''"
     prompt = JUDGE_TEMPLATE.format(

@@ -29,6 +29,11 @@ class Group:
     real_score: float | None = None  # share of the group's MEPs that voted for, 0..1
     real_choice: int | None = None  # 0..9 = min(9, floor(10 * real_score))
 
+    @property
+    def name(self) -> str:
+        """What people and models read: "S&D", not the code "SD"."""
+        return self.label or self.code
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -68,6 +73,9 @@ class Scenario:
             if group.code == code:
                 return group
         raise KeyError(code)
+
+    def name_of(self, code: str | None) -> str:
+        return self.group(code).name if code in self.codes else (code or "")
 
     def by_seats(self) -> tuple[Group, ...]:
         """Groups from the largest to the smallest; ties keep the scenario's order."""

@@ -9,6 +9,14 @@ TERMS = (
     ("10th", "10th term (2024-2029)"),
 )
 
+# Group codes from left to right, as the Parliament seats its chamber (far left first, the
+# non-attached members last); codes not listed sit after these, in the order given.
+SEATING_ORDER = ("GUE_NGL", "SD", "GREEN_EFA", "ALDE", "RENEW", "EPP", "ECR", "EFD", "EFDD", "ENF", "ID", "NI")
+
+
+def seating_key(code: str) -> int:
+    return SEATING_ORDER.index(code) if code in SEATING_ORDER else len(SEATING_ORDER)
+
 
 class PartyGroup(models.Model):
     """An EP political group in one term; the same code can mean another group in another term."""

@@ -7,7 +7,29 @@ from dataclasses import dataclass
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 
 from deliberation.engine.scenario import Group, RecordView, Scenario
-from deliberation.records.models import BenchmarkTask, Record, RecordSet, RecordSetVersion, RecordUpload, Stance
+from deliberation.records.models import (
+    BenchmarkTask,
+    PartyGroup,
+    Record,
+    RecordSet,
+    RecordSetVersion,
+    RecordUpload,
+    Stance,
+    Topic,
+)
+
+
+def group_labels() -> dict[str, str]:
+    """Group code -> the short label people read ("SD" -> "S&D"); a code keeps one label across
+    terms, the latest term's when they differ."""
+    rows = PartyGroup.objects.order_by("term").values_list("code", "short_label")
+    return {code: label or code for code, label in rows}
+
+
+def topic_task_counts() -> list[tuple[str, int]]:
+    """Each topic with its number of benchmark tasks, by name (topics without tasks left out)."""
+    rows = Topic.objects.annotate(task_count=Count("tasks")).filter(task_count__gt=0).order_by("name")
+    return [(topic.name, topic.task_count) for topic in rows]
 
 
 def record_set_list() -> QuerySet[RecordSet]:

@@ -136,6 +136,23 @@ def _choices(name: str, values: Sequence, allowed: Sequence[str] | None = None) 
     return values
 
 
+def tasks_sample(tasks: Sequence[BenchmarkTask], *, size: int, seed: int) -> list[BenchmarkTask]:
+    """A seeded sample that takes the party counts in turn, so that every requested count is
+    played when the sample has room for it (a plain sample of two could draw two 4-party tasks
+    and leave the dashboard's 2-party column empty)."""
+    rng = random.Random(seed)
+    by_count: dict[int, list[BenchmarkTask]] = {}
+    for task in tasks:
+        by_count.setdefault(task.party_count, []).append(task)
+    pools = [rng.sample(group, len(group)) for _, group in sorted(by_count.items())]
+    picked: list[BenchmarkTask] = []
+    while len(picked) < size and any(pools):
+        for pool in pools:
+            if pool and len(picked) < size:
+                picked.append(pool.pop())
+    return sorted(picked, key=lambda task: (task.party_count, task.pk))
+
+
 def _task_source(*, record_set: str, topic: str | None, parties: Sequence[int], sample: int | None, sample_seed: int) -> dict:
     try:
         the_set = record_set_get(name=record_set)
@@ -145,8 +162,7 @@ def _task_source(*, record_set: str, topic: str | None, parties: Sequence[int], 
     if sample is not None:
         if sample < 1:
             raise ExperimentError("sample: at least one task")
-        tasks = random.Random(sample_seed).sample(tasks, min(sample, len(tasks)))
-        tasks.sort(key=lambda task: (task.party_count, task.pk))
+        tasks = tasks_sample(tasks, size=sample, seed=sample_seed)
     if not tasks:
         raise ExperimentError("source: no benchmark task matches the record set, topic and party counts")
     return {

@@ -447,6 +447,20 @@ def run_stop(*, run: Run, user: AbstractBaseUser) -> None:
         _append_service_event(run=run, type="control", data={"action": "stopped", "by": user.get_username()})
 
 
+@transaction.atomic
+def run_reseed(*, run: Run, user: AbstractBaseUser, seed: int) -> Run:
+    """The same scenario (record, groups, resolved seats, strategy, models) played again with
+    another seed: a cached replay's way to new model answers. Outside any experiment."""
+    _require_owner(run, user)
+    if seed == run.seed:
+        raise RunControlError("the new seed must differ from the run's own")
+    fields = {**run.scenario_fields(), "seed": seed}
+    fields["groups"] = tuple(fields["groups"])
+    return run_create(
+        owner=user, config=ScenarioConfig(**fields), visibility=run.visibility, scenario=run.scenario,
+    )
+
+
 def runs_requeue_stuck(*, idle_seconds: float) -> list[int]:
     """Enqueue again every queued or running run with no event for `idle_seconds`.
 

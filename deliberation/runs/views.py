@@ -1,6 +1,7 @@
 """Run pages, run controls, and the JSON API for starting runs."""
 
 import json
+import secrets
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -17,7 +18,16 @@ from deliberation.records.models import PartyGroup
 from deliberation.registry.budgets import BudgetExceeded
 from deliberation.runs.models import Run
 from deliberation.runs.selectors import experiment_for_owner, experiment_progress, run_for_viewer, run_list_for_owner
-from deliberation.runs.services import CLASSROOM_STRATEGY, RunControlError, run_create, run_pause, run_resume, run_stop
+from deliberation.runs.services import (
+    CLASSROOM_STRATEGY,
+    TERMINAL,
+    RunControlError,
+    run_create,
+    run_pause,
+    run_reseed,
+    run_resume,
+    run_stop,
+)
 from deliberation.scenarios.forms import ScenarioForm
 from deliberation.scenarios.models import SEAT_STRUCTURE_CHOICES
 
@@ -91,10 +101,37 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "is_owner": request.user.is_authenticated and request.user.pk == run.owner_id,
     }
     share_url = request.build_absolute_uri(reverse("run-detail", args=[run.pk])) + f"?token={run.share_token}"
+    labels = {group["code"]: group["short_label"] for group in page["groups"]}
     return render(request, "runs/detail.html", {
         "run": run, "page": page, "share_url": share_url,
         "visibilities": Run.Visibility.choices, "whatif": WHATIF_CHOICES,
+        "veto_label": labels.get(run.veto_group, run.veto_group),
+        "terminal": run.status in TERMINAL,
+        # An experiment's run is seeded from its grid seed (and its task); show both.
+        "grid_seed": run.cell.rsplit("|", 1)[-1] if run.experiment_id and "|" in run.cell else None,
+        "new_seed": secrets.randbelow(2**31 - 1) + 1,
     })
+
+
+@require_POST
+@login_required
+def run_new_seed(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Play the run's scenario again with another seed (the cache answered the old one)."""
+    run = _run_or_404(request, run_id)
+    try:
+        seed = int(request.POST.get("seed", ""))
+        if not 0 <= seed < 2**31:
+            raise ValueError(seed)
+    except ValueError:
+        seed = secrets.randbelow(2**31 - 1) + 1
+    try:
+        new = run_reseed(run=run, user=request.user, seed=seed)
+    except PermissionError as error:
+        return JsonResponse({"error": str(error)}, status=403)
+    except RunControlError as error:
+        messages.error(request, str(error))
+        return redirect("run-detail", run_id=run.pk)
+    return redirect("run-detail", run_id=new.pk)
 
 
 @require_http_methods(["GET"])

@@ -28,7 +28,10 @@ ENGINE_FIELD = {"seats": "seat_structure", "groups": "groups", "goal": "goal", "
 
 
 class ScenarioForm(forms.Form):
-    record = forms.ModelChoiceField(queryset=Record.objects.all())
+    record = forms.ModelChoiceField(queryset=Record.objects.all(), error_messages={
+        "required": "Pick a record first: search the list above and click one.",
+        "invalid_choice": "That record does not exist (any more): pick another one.",
+    })
     groups = forms.JSONField(required=False, help_text="Group codes in order; leave empty to use most_divided.")
     most_divided = forms.IntegerField(required=False, min_value=2, max_value=8)
     seat_structure = forms.ChoiceField(choices=SEAT_STRUCTURE_CHOICES, initial="random_tenths")
@@ -40,7 +43,10 @@ class ScenarioForm(forms.Form):
     judge = forms.ChoiceField(choices=lambda: [(name, name) for name in judge_choices()], initial="llm")
     judge_model = forms.CharField(required=False, max_length=200)
     seed = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1, initial=0)
-    rounds = forms.IntegerField(required=False, min_value=0, max_value=5, initial=1)
+    rounds = forms.IntegerField(required=False, min_value=0, max_value=5, initial=1, error_messages={
+        "max_value": "At most %(limit_value)s negotiation rounds.",
+        "min_value": "Rounds cannot be negative (0 skips the negotiation).",
+    })
     rapporteur = forms.ChoiceField(required=False, choices=RAPPORTEURS, initial="largest")
     name = forms.CharField(required=False, max_length=200, help_text="Name it to save the scenario.")
     visibility = forms.ChoiceField(required=False, choices=VISIBILITIES, initial="private")

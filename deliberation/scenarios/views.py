@@ -20,6 +20,9 @@ from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import most_divided_groups, scenario_save, scenario_seats, term_seat_counts
 
 
+DEMO_MODEL = "scripted:demo"
+
+
 def _form_data_from_post(request: HttpRequest) -> dict:
     data = request.POST.dict()
     data["groups"] = json.dumps(request.POST.getlist("groups")) if request.POST.getlist("groups") else ""
@@ -66,6 +69,8 @@ def scenario_builder(request: HttpRequest) -> HttpResponse:
         "goals": GOALS,
         "strategies": sorted(STRATEGIES),
         "saved_scenarios": saved,
+        # A first look: the watchable scripted model, when the registry offers it to this user.
+        "demo_model": next((entry.name for entry in form.model_choices if entry.name == DEMO_MODEL), None),
         "record_filters": {
             "topics": Topic.objects.values_list("name", flat=True),
             "terms": TERMS,

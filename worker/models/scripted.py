@@ -1,7 +1,8 @@
 """Scripted clients: deterministic, no network, for tests and demos.
 
     scripted:default    the engine's scripted_reply (a digit for judge prompts, a short draft else)
-    scripted:slow       the same, 0.05 s per call, to watch a run stream live
+    scripted:slow       the same, 0.05 s per call (tests that watch a run stream)
+    scripted:demo       the same, about a second per call: a first look at the live page
     scripted:bad-judge  answers judge prompts with words, never a digit (exercises the fallback)
     scripted:no-logprobs  the default replies, but no next-token log-probabilities (as litellm's backend)
     scripted:fail       every call times out (exercises retries and the failed-run path)
@@ -24,6 +25,7 @@ from deliberation.engine.models import (
 from worker.models.retry import PermanentModelError
 
 SLOW_DELAY_S = 0.05
+DEMO_DELAY_S = 1.0  # one step a second: readable, and a 4-group run still ends in about half a minute
 
 
 def bad_judge_reply(messages: Sequence[Message], params: Params, seed: int) -> str:
@@ -60,6 +62,7 @@ class FirstAttemptTimesOut:
 SCRIPTED_CLIENTS = {
     "default": lambda: ScriptedModelClient(),
     "slow": lambda: ScriptedModelClient(delay_s=SLOW_DELAY_S),
+    "demo": lambda: ScriptedModelClient(delay_s=DEMO_DELAY_S),
     "bad-judge": lambda: ScriptedModelClient(responder=bad_judge_reply, next_token_responder=bad_judge_next_token),
     "no-logprobs": lambda: ScriptedModelClient(next_token_responder=None),
     "fail": lambda: ScriptedModelClient(responder=failing_reply),

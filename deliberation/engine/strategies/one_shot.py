@@ -30,12 +30,13 @@ EXAMPLE_TEMPLATE = "\nAn example of such a resolution, on another issue:\n'''{re
 
 def seat_lines(scenario: Scenario) -> str:
     return "\n".join(
-        f"Group {code}'s seat share is {scenario.seats[code] * 100:.0f}%." for code in scenario.codes
+        f"Group {group.name}'s seat share is {scenario.seats[group.code] * 100:.0f}%."
+        for group in scenario.groups
     )
 
 
 def requirements_text(scenario: Scenario) -> str:
-    requirement = goal_requirement(scenario.goal, veto_group=scenario.veto_group)
+    requirement = goal_requirement(scenario.goal, veto_group=scenario.name_of(scenario.veto_group))
     if GOALS[scenario.goal].kind == "pass":
         # Voting goals see the power structure; welfare goals ignore seats, as in the paper.
         return (
@@ -68,7 +69,7 @@ def pick_example(
 
 def draft_messages(scenario: Scenario, example: RecordView | None) -> list[Message]:
     stances = "\n".join(
-        f"Group {group.code}: '''{group.stance}'''" for group in scenario.groups
+        f"Group {group.name}: '''{group.stance}'''" for group in scenario.groups
     )
     prompt = DRAFT_TEMPLATE.format(
         background=scenario.record.background,

@@ -141,19 +141,20 @@ def shortened(text: str, words: int) -> str:
 def persona(scenario: Scenario, speaker: Group | None) -> str:
     who = (
         MEDIATOR_PERSONA if speaker is None
-        else GROUP_PERSONA.format(code=speaker.code, stance=speaker.stance)
+        else GROUP_PERSONA.format(code=speaker.name, stance=speaker.stance)
     )
     facts = FACTS.format(
         title=scenario.record.title,
         background=scenario.record.background,
         seats=seat_lines(scenario),
-        goal=goal_requirement(scenario.goal, veto_group=scenario.veto_group),
+        goal=goal_requirement(scenario.goal, veto_group=scenario.name_of(scenario.veto_group)),
     )
     return f"{who}\n\n{facts}"
 
 
-def transcript_text(events: Sequence[Event]) -> str:
-    """The debate, the amendments with their decisions, and the current draft, as prompt text."""
+def transcript_text(events: Sequence[Event], *, name_of: Callable[[str], str] = str) -> str:
+    """The debate, the amendments with their decisions, and the current draft, as prompt text
+    (groups by `name_of(code)`: models read "S&D", not "SD")."""
     spoken = [e for e in events if e["type"] in ("speech", "amendment")]
     words = max(MIN_SPEECH_WORDS, min(SPEECH_WORDS, DEBATE_WORDS // max(1, len(spoken))))
     lines: list[str] = []
@@ -167,9 +168,9 @@ def transcript_text(events: Sequence[Event]) -> str:
         elif event["type"] == "phase" and data["phase"] == "amendments":
             lines.append("Amendments so far:")
         elif event["type"] == "speech":
-            lines.append(f"[{data['group']}] {shortened(data['text'], words)}")
+            lines.append(f"[{name_of(data['group'])}] {shortened(data['text'], words)}")
         elif event["type"] == "amendment":
-            lines.append(f"[{data['group']}] {shortened(data['text'], words) or 'no amendment'}")
+            lines.append(f"[{name_of(data['group'])}] {shortened(data['text'], words) or 'no amendment'}")
         elif event["type"] == "amendment_decision":
             verdict = "accepted" if data["accepted"] else "rejected"
             lines.append(f"  -> {verdict}: {data['reason']}")
@@ -186,7 +187,7 @@ def transcript_text(events: Sequence[Event]) -> str:
 def agent_messages(
     scenario: Scenario, speaker: Group | None, events: Sequence[Event], ask: str
 ) -> list[Message]:
-    transcript = transcript_text(events)
+    transcript = transcript_text(events, name_of=scenario.name_of)
     return [
         {"role": "system", "content": persona(scenario, speaker)},
         {"role": "user", "content": f"{transcript}\n\n{ask}" if transcript else ask},
@@ -277,9 +278,9 @@ class ParliamentAgents:
 
     def speech(self, group: Group, phase: str, round_number: int, events: Sequence[Event]) -> dict[str, Any]:
         if phase == "opening":
-            ask = OPENING_ASK.format(code=group.code)
+            ask = OPENING_ASK.format(code=group.name)
         else:
-            ask = NEGOTIATION_ASK.format(round=round_number, rounds=self.settings.rounds, code=group.code)
+            ask = NEGOTIATION_ASK.format(round=round_number, rounds=self.settings.rounds, code=group.name)
         completion = self.complete(
             group, ask, self.speech_params, events, "speech", phase, round_number, group.code
         )
@@ -292,7 +293,7 @@ class ParliamentAgents:
         return {**data, "round": round_number} if phase == "negotiation" else data
 
     def first_draft(self, events: Sequence[Event]) -> dict[str, Any]:
-        ask = DRAFT_ASK[self.settings.rapporteur].format(code=self.author)
+        ask = DRAFT_ASK[self.settings.rapporteur].format(code=self.scenario.name_of(self.author))
         completion = self.complete(self.rapporteur, ask, self.draft_params, events, "draft", self.author)
         return {
             "author": self.author,
@@ -302,7 +303,7 @@ class ParliamentAgents:
         }
 
     def amendment(self, group: Group, events: Sequence[Event]) -> dict[str, Any]:
-        ask = AMENDMENT_ASK.format(code=group.code)
+        ask = AMENDMENT_ASK.format(code=group.name)
         completion = self.complete(group, ask, self.speech_params, events, "amendment", group.code)
         return {
             "group": group.code,
@@ -315,7 +316,7 @@ class ParliamentAgents:
     ) -> dict[str, Any]:
         """The rapporteur's decision on `group`'s amendment. `events` is the transcript without
         the amendment under decision: the ask quotes it in full, the transcript need not again."""
-        ask = DECISION_ASK.format(group=group.code, amendment=amendment)
+        ask = DECISION_ASK.format(group=group.name, amendment=amendment)
         params = Params(temperature=DRAFT_TEMPERATURE, max_tokens=DECISION_TOKENS)
         answer = self.complete(self.rapporteur, ask, params, events, "decision", group.code)
         completions = [answer]
@@ -327,7 +328,7 @@ class ParliamentAgents:
             accepted, reason = parsed
         draft_after = draft
         if accepted:
-            ask = REVISION_ASK.format(group=group.code, amendment=amendment)
+            ask = REVISION_ASK.format(group=group.name, amendment=amendment)
             revision = self.complete(
                 self.rapporteur, ask, self.draft_params, events, "revision", group.code
             )

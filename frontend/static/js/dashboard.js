@@ -25,6 +25,21 @@
     });
   });
 
+  // The source decides which fields matter: a record set's tasks, or the user's saved scenarios.
+  const TASK_FIELDS = ["record_set", "topic", "parties", "sample", "sample_seed"];
+  const sourceInputs = document.querySelectorAll("input[name=source]");
+  function showSource() {
+    const checked = document.querySelector("input[name=source]:checked");
+    const scenarios = checked && checked.value === "scenarios";
+    document.querySelectorAll("[data-field]").forEach(function (field) {
+      const name = field.dataset.field;
+      if (name === "scenarios") field.hidden = !scenarios;
+      else if (TASK_FIELDS.indexOf(name) >= 0) field.hidden = scenarios;
+    });
+  }
+  sourceInputs.forEach(function (input) { input.addEventListener("change", showSource); });
+  if (sourceInputs.length) showSource();
+
   // ---- figures ---------------------------------------------------------------------------------
 
   function drawFigures(root) {
@@ -97,6 +112,8 @@
         enabled = status === "running" || status === "paused" || status === "draft";
       }
       button.disabled = !enabled;
+      // A finished experiment has nothing left to start, resume, pause or cancel.
+      button.hidden = status === "finished";
     });
   }
 

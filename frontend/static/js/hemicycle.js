@@ -1,7 +1,8 @@
 /* Hemicycle: a parliament chart drawn with Plotly (vendor/plotly/plotly.min.js, loaded first).
  *
  *   Hemicycle.draw(div, {                        // div gets a Plotly chart and an HTML legend below it
- *     groups: [{code, colour, share, label?}],   // in seating order, left to right
+ *     groups: [{code, colour, share, label?}],   // seated left to right by political position
+ *                                                // (#seating-order, records.models.SEATING_ORDER)
  *     colourBy: {code: colour} | null,           // fill per group (e.g. by vote); a band outside keeps the group colour
  *     names: {code: legend name} | null,         // legend text per group (default: label and share)
  *     seats: 100,                                // how many dots
@@ -17,6 +18,25 @@
   "use strict";
 
   const INNER_RADIUS = 0.38;
+
+  // Far left to the right and the non-attached, as the Parliament draws its chamber; the page
+  // carries the order (base.html), unknown codes keep their given order after the known ones.
+  function seatingOrder() {
+    const node = document.getElementById("seating-order");
+    try {
+      return node ? JSON.parse(node.textContent) : [];
+    } catch (error) {
+      return [];
+    }
+  }
+
+  function seated(groups) {
+    const order = seatingOrder();
+    const rank = (code) => (order.indexOf(code) >= 0 ? order.indexOf(code) : order.length);
+    return groups.map((g, index) => ({ g, index }))
+      .sort((a, b) => rank(a.g.code) - rank(b.g.code) || a.index - b.index)
+      .map(({ g }) => g);
+  }
   const NEUTRAL = "#c9ced6";
 
   // Largest remainder (Hamilton): floor of each quota, then the leftover seats to the biggest remainders.
@@ -89,7 +109,7 @@
     if (!container || typeof Plotly === "undefined") return;
     const { plot, legend } = parts(container);
     const total = options.seats || 100;
-    const groups = (options.groups || []).filter((g) => g && g.code);
+    const groups = seated((options.groups || []).filter((g) => g && g.code));
     const counts = apportion(groups, total);
     const { seats, rows } = seatPositions(total);
     const width = Math.max(200, plot.clientWidth || container.clientWidth || 360);
@@ -177,5 +197,5 @@
     }, 150);
   });
 
-  window.Hemicycle = { draw, purge, apportion, seatPositions, plotlyText, NEUTRAL };
+  window.Hemicycle = { draw, purge, apportion, seatPositions, plotlyText, seated, NEUTRAL };
 })();

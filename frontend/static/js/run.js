@@ -7,7 +7,7 @@
 (function () {
   "use strict";
 
-  const { formatNumber, csrfToken } = window.Dom;
+  const { el, formatNumber, csrfToken } = window.Dom;
   const $ = (selector) => document.querySelector(selector);
   const pageNode = $("#run-page");
   if (!pageNode) return;
@@ -21,7 +21,11 @@
       renderControls();
     },
     onFinish: finish,
-    afterEvent: renderUsage,
+    afterEvent(message) {
+      renderUsage();
+      renderCacheNote();
+      noteStep(message);
+    },
   });
   const state = view.state;
   let live = null;
@@ -51,6 +55,104 @@
       stop: !TERMINAL.has(state.status),
     };
     document.querySelectorAll("[data-action]").forEach((button) => { button.disabled = !allowed[button.dataset.action]; });
+    // Once the run has ended there is nothing left to pause, resume or stop.
+    if ($("#owner-controls")) $("#owner-controls").hidden = TERMINAL.has(state.status);
+    renderStep();
+  }
+
+  // A finished run whose every model call the completion cache answered: say so, offer a new seed.
+  function renderCacheNote() {
+    const note = $("#cache-note");
+    const u = state.usage;
+    const replayed = state.status === "finished" && u.calls > 0 && u.cached === u.calls;
+    note.hidden = !replayed;
+    if (replayed) {
+      const wall = state.firstAt != null && state.lastAt != null ? (state.lastAt - state.firstAt) / 1000 : null;
+      $("#cache-note-text").textContent = `All ${formatNumber(u.calls)} model answers came from the completion cache: `
+        + `this scenario was played before with the same models and seed${wall == null ? "" : `, so it took ${formatNumber(wall, 2)} s`}. `
+        + "A new seed asks the models again.";
+    }
+  }
+
+  // ---- who has the floor now ----------------------------------------------------------------
+  //
+  // The engine writes an event when a step is done; while a model works on the next one (seconds
+  // on a CPU model) the page says whose turn it is, from the last event and the strategy's order:
+  // groups speak, amend and are scored from the largest to the smallest (Scenario.by_seats).
+
+  const speakers = page.groups.map((g, index) => ({ ...g, index }))
+    .sort((a, b) => b.seats - a.seats || a.index - b.index).map((g) => g.code);
+  const rapporteur = page.run.params && page.run.params.rapporteur === "mediator" ? null : speakers[0];
+  const amenders = speakers.filter((code) => code !== rapporteur);
+  const step = { text: null, group: null, since: 0, timer: null };
+
+  function after(list, code) {
+    const index = list.indexOf(code);
+    return index >= 0 && index + 1 < list.length ? list[index + 1] : null;
+  }
+
+  function name(code) {
+    return code === "mediator" || code == null ? "the mediator" : view.groupLabel(code);
+  }
+
+  function nextStep(message) {
+    const { type, data } = message;
+    const debating = page.run.strategy === "parliament";
+    const drafter = debating ? (rapporteur ? `${name(rapporteur)} (rapporteur)` : "The mediator") : "The drafting model";
+    const speaking = (code) => ({ group: code, text: `${name(code)} is speaking` });
+    const amending = (code) => (code ? { group: code, text: `${name(code)} considers an amendment` } : judging(speakers[0]));
+    const judging = (code) => (code ? { group: code, text: `The judge is scoring ${name(code)}'s support` } : { text: "Counting the votes" });
+    const drafting = { group: rapporteur, text: `${drafter} is writing the draft` };
+    if (type === "run_started") return debating ? speaking(speakers[0]) : drafting;
+    if (type === "phase") {
+      if (data.phase === "opening" || data.phase === "negotiation") return speaking(speakers[0]);
+      if (data.phase === "drafting") return drafting;
+      if (data.phase === "amendments") return amending(amenders[0]);
+      if (data.phase === "vote") return judging(speakers[0]);
+    }
+    if (type === "speech") {
+      const next = after(speakers, data.group);
+      if (next) return speaking(next);
+      const more = data.phase === "opening" ? view.rounds > 0 : data.round < view.rounds;
+      return more ? speaking(speakers[0]) : drafting;
+    }
+    if (type === "draft") return debating && data.version === 1 ? amending(amenders[0]) : judging(speakers[0]);
+    if (type === "amendment") {
+      if (data.text) return { group: rapporteur, text: `${drafter} decides on ${name(data.group)}'s amendment` };
+      return amending(after(amenders, data.group));
+    }
+    if (type === "amendment_decision") return amending(after(amenders, data.group));
+    if (type === "vote") return judging(after(speakers, data.group));
+    return null;
+  }
+
+  function noteStep(message) {
+    if (!["parliament", "one-shot"].includes(page.run.strategy)) return;
+    const next = nextStep(message);
+    if (next) Object.assign(step, next, { since: Date.now() });
+    else if (message.type !== "control" && message.type !== "error") Object.assign(step, { text: null, group: null });
+    renderStep();
+  }
+
+  function renderStep() {
+    const node = $("#now-step");
+    if (!node) return;
+    const active = step.text && (state.status === "running" || state.status === "queued") && !state.outcome;
+    node.hidden = !active;
+    clearInterval(step.timer);
+    if (!active) return;
+    const draw = () => {
+      const seconds = Math.max(0, Math.floor((Date.now() - step.since) / 1000));
+      node.replaceChildren(
+        el("span", { class: "pulse", "aria-hidden": "true" }),
+        step.group && view.groups[step.group] ? view.chipFor(step.group) : null,
+        el("span", { class: "now-text" }, `${step.text}…`),
+        el("span", { class: "muted small now-elapsed", dataset: { testid: "now-elapsed" } }, `${seconds} s`),
+      );
+      node.dataset.group = step.group || "";
+    };
+    draw();
+    step.timer = setInterval(draw, 1000);
   }
 
   function renderUsage() {
@@ -103,6 +205,8 @@
     document.querySelectorAll("form.js-control").forEach((form) => {
       form.addEventListener("submit", async (event) => {
         event.preventDefault();
+        const button = event.submitter || form.querySelector("button");
+        if (button && button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
         const message = $("#control-message");
         message.textContent = "";
         try {

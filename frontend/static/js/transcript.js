@@ -218,6 +218,7 @@
           ? `Tally: seat-weighted support u = ${formatNumber(data.weighted_total, 2)} of 9.`
           : `Tally: seat-weighted support u = ${formatNumber(data.weighted_total, 2)} of 9, threshold ${formatNumber(data.threshold, 2)}.`;
         append(eventNode(message, "minor", text));
+        renderTallySummary();
         scheduleCharts();
       },
 
@@ -232,6 +233,7 @@
           el("p", { class: `outcome-big ${verdict.className}` }, verdict.headline),
           el("p", { class: "muted small" }, verdict.detail)));
         renderOutcome();
+        renderTallySummary();
         scheduleCharts();
         finish();
       },
@@ -296,7 +298,9 @@
     // Bookkeeping every event shares: usage totals and the wall clock.
     function account(message) {
       const usage = message.data && message.data.usage;
-      if (usage) {
+      // A model call has tokens or came from the cache; the scripted and oracle judges record
+      // none (runs/selectors.py uncached_steps counts the same way).
+      if (usage && (usage.cached || usage.prompt_tokens || usage.completion_tokens)) {
         state.usage.prompt += usage.prompt_tokens || 0;
         state.usage.completion += usage.completion_tokens || 0;
         state.usage.calls += 1;
@@ -383,6 +387,15 @@
       if (outcome.fallbacks && outcome.fallbacks.length) notes.push(`The judge's answer could not be read for ${outcome.fallbacks.map(groupLabel).join(", ")}; fallback scores were used.`);
       if (outcome.veto_group && outcome.goal !== "veto_power") notes.push(`Veto group: ${groupLabel(outcome.veto_group)}.`);
       if ($("#outcome-notes")) $("#outcome-notes").textContent = notes.join(" ");
+    }
+
+    // The Tally card's sentence: the rule until the votes are in, then the count and the verdict.
+    function renderTallySummary() {
+      const result = $("#tally-result");
+      if (!result || !state.tally) return;
+      if ($("#tally-pending")) $("#tally-pending").hidden = true;
+      const u = `Seat-weighted support u = ${formatNumber(state.tally.weighted_total, 2)} of 9`;
+      result.textContent = state.outcome ? `${u}: ${outcomeVerdict(state.outcome).headline}.` : `${u}.`;
     }
 
     function renderCurrentDraft() {

@@ -217,3 +217,31 @@ def test_dashboard_shows_each_judges_latest_calibration_or_not_calibrated(client
     assert reverse("calibration-detail", args=[newer.pk]) in page
     assert reverse("calibration-detail", args=[older.pk]) not in page
     assert "r = 0.61, MAE 2.35, bias -0.50, 12 pairs, 1 fallbacks" in page
+
+
+def test_new_experiment_form_offers_topics_with_their_task_counts(client, made, owner):
+    client.force_login(owner)
+    page = client.get(reverse("experiment-new")).content.decode()
+    assert '<option value="agriculture">agriculture (2 tasks)</option>' in page
+    assert 'name="source"' in page and 'data-field="scenarios"' in page
+
+
+def test_new_experiment_form_plays_saved_scenarios(client, made, owner):
+    from deliberation.scenarios.models import SavedScenario
+
+    saved = SavedScenario.objects.create(
+        owner=owner, name="my water deal", record=made.record, groups=["EPP", "SD"], seat_structure="equal",
+        seats={"EPP": 0.5, "SD": 0.5}, goal="simple_majority", strategy="greedy", model="scripted:default",
+        judge="scripted",
+    )
+    client.force_login(owner)
+    assert "my water deal (2 groups" in client.get(reverse("experiment-new")).content.decode()
+    response = client.post(reverse("experiment-new"), _form(
+        "", source="scenarios", scenarios=[str(saved.pk)], strategies=["greedy"], start="",
+    ))
+    experiment = Experiment.objects.get(owner=owner, name="grid")
+    assert response.status_code == 302
+    assert experiment.spec["source"] == {"kind": "scenario", "ids": [saved.pk], "party_counts": {str(saved.pk): 2}}
+
+    empty = client.post(reverse("experiment-new"), _form("", name="none", source="scenarios", strategies=["greedy"]))
+    assert "Tick at least one saved scenario" in empty.content.decode()

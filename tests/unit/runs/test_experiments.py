@@ -604,3 +604,13 @@ def test_saved_scenarios_without_a_veto_group_refuse_the_veto_goal():
             owner=owner, name="saved", scenario_ids=[scenarios[0].pk], goals=["veto_power"],
             strategies=["greedy"], models=["scripted:default"], judges=["scripted"], seeds=[0],
         )
+
+
+def test_a_task_sample_covers_every_requested_party_count(sample_set):
+    owner = make_user()
+    for seed in range(5):
+        experiment = grid(owner, name=f"s{seed}", parties=[2, 4, 6], sample=3, sample_seed=seed)
+        counts = sorted(experiment.spec["source"]["party_counts"].values())
+        assert counts == [2, 4, 6], (seed, counts)
+    small = grid(owner, name="two", parties=[2, 4], sample=2, sample_seed=1)
+    assert sorted(small.spec["source"]["party_counts"].values()) == [2, 4]

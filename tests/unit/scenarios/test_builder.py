@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -148,3 +149,28 @@ def test_an_empty_model_is_the_labs_default(client, signed_in, settings):
     settings.HEMICYCLE_DEFAULT_MODEL = "scripted:slow"
     builder_post(client, make_record(), model="")
     assert Run.objects.get().model == "scripted:slow"
+
+
+def test_a_start_without_a_record_says_so_beside_the_record_field(client, signed_in):
+    make_record()
+    response = client.post(reverse("scenario-builder"), {"seat_structure": "equal", "goal": "simple_majority",
+                                                          "strategy": "parliament", "judge": "scripted"})
+    page = response.content.decode()
+    assert response.status_code == 200 and Run.objects.count() == 0
+    assert "Pick a record first" in " ".join(response.context["form"].errors["record"])
+    assert re.search(r'data-testid="error-record"><ul class="errorlist"[^>]*><li>Pick a record first', page)
+    # The server validates: the browser's own pop-ups (which cannot reach the hidden record
+    # field) are off, so every message is the server's, beside its field.
+    assert 'data-testid="builder-form" novalidate' in page
+
+
+def test_more_than_five_rounds_are_refused_beside_the_rounds_field(client, signed_in):
+    response = builder_post(client, make_record(), rounds=6)
+    assert "At most 5 negotiation rounds." in " ".join(response.context["form"].errors["rounds"])
+    assert re.search(r'data-testid="error-rounds"><ul class="errorlist"[^>]*><li>At most 5 negotiation rounds\.', response.content.decode())
+    assert Run.objects.count() == 0
+
+
+def test_the_builder_suggests_the_demo_model_for_a_first_look(client, signed_in):
+    page = client.get(reverse("scenario-builder")).content.decode()
+    assert 'data-testid="first-look"' in page and 'data-model="scripted:demo"' in page

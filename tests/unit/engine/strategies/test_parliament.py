@@ -491,3 +491,35 @@ def test_bad_parameters_are_refused_with_the_field_named():
 
 def test_parliament_is_registered():
     assert isinstance(strategy_named("parliament"), Parliament)
+
+
+def test_models_read_group_labels_not_codes():
+    """A group with a label is named by it everywhere a model reads: persona, asks, transcript,
+    seat lines, the veto rule and the judge's prompt ("S&D", never the code "SD")."""
+    from deliberation.engine.judges import judge_messages
+
+    labelled = Scenario(
+        record=RECORD,
+        groups=(
+            Group("SD", "Wants a water fund for poorer regions.", label="S&D"),
+            Group("EPP", "Wants farmers protected and little red tape.", label="EPP"),
+            Group("GREEN_EFA", "Wants binding water targets.", label="Greens/EFA"),
+        ),
+        seats={"EPP": 0.5, "SD": 0.3, "GREEN_EFA": 0.2},
+        goal="veto_power",
+        veto_group="SD",
+    )
+    model = ScriptedModelClient(responder=lambda messages, params, seed: "ACCEPT: it helps. I propose more funds.")
+    ctx = RunContext(model=model, judge=ScriptedJudge(), seed=3, params={"rounds": 1}, recorded=())
+    events = list(Parliament().run(labelled, ctx))
+    assert [e["data"]["group"] for e in events if e["type"] == "speech"][:3] == ["EPP", "SD", "GREEN_EFA"]  # data keeps codes
+    prompts = [prompt(messages) for messages, _params, _seed in model.calls]
+    prompts.append(prompt(judge_messages(scenario=labelled, group="SD", text="The European Parliament ...", attempt=0)))
+    everything = "\n".join(prompts)
+    assert "S&D" in everything and "Greens/EFA" in everything
+    assert re.search(r"\bSD\b", everything) is None
+    assert "GREEN_EFA" not in everything
+    assert "delegation of the S&D group" in everything
+    assert "[Greens/EFA]" in everything  # the transcript as the next speaker reads it
+    assert "Group S&D's seat share is 30%." in everything
+    assert "tables this amendment" in everything and "S&D tables this amendment" in everything

@@ -1,0 +1,72 @@
+"""The run page and its actions: labels not codes, the link back to an experiment, a new seed."""
+
+import pytest
+from django.urls import reverse
+
+from deliberation.records.models import PartyGroup
+from deliberation.runs import services
+from deliberation.runs.models import Experiment, Run
+from deliberation.runs.services import run_create
+from tests.factories import make_record, make_user, scenario_config
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_queue(monkeypatch):
+    monkeypatch.setattr(services, "_enqueue", lambda run_id: None)
+
+
+@pytest.fixture
+def owner(client):
+    user = make_user()
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def record():
+    made = make_record()
+    PartyGroup.objects.filter(code="SD").update(short_label="S&D")
+    return made
+
+
+def test_the_run_page_names_the_veto_group_by_its_label(client, owner, record):
+    run = run_create(owner=owner, config=scenario_config(record, goal="veto_power", veto_group="SD"))
+    page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+    assert "(veto: S&amp;D)" in page and "(veto: SD)" not in page
+    listing = client.get(reverse("run-list")).content.decode()
+    assert "(veto S&amp;D)" in listing and "(veto SD)" not in listing
+
+
+def test_a_run_of_an_experiment_links_back_and_shows_its_grid_seed(client, owner, record):
+    experiment = Experiment.objects.create(owner=owner, name="pilot study", spec={}, estimate={"runs": 1})
+    run = run_create(owner=owner, config=scenario_config(record, seed=987654), experiment=experiment,
+                     cell="task:1|simple_majority|parliament|scripted:default|scripted|3")
+    page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+    assert reverse("experiment-dashboard", args=[experiment.pk]) in page and "Experiment: pilot study" in page
+    assert '<span data-testid="grid-seed">grid seed 3</span> (run seed 987654' in page
+
+
+def test_a_new_seed_plays_the_same_scenario_again_for_its_owner_only(client, owner, record):
+    run = run_create(owner=owner, config=scenario_config(record, seed=7))
+    response = client.post(reverse("run-new-seed", args=[run.pk]), {"seed": "4242"})
+    fresh = Run.objects.exclude(pk=run.pk).get()
+    assert response.status_code == 302 and response.url == reverse("run-detail", args=[fresh.pk])
+    assert fresh.seed == 4242 and fresh.experiment_id is None
+    assert (fresh.record_id, fresh.groups, fresh.seats, fresh.strategy, fresh.model, fresh.params) == (
+        run.record_id, run.groups, run.seats, run.strategy, run.model, run.params)
+
+    client.force_login(make_user("mallory"))
+    assert client.post(reverse("run-new-seed", args=[run.pk]), {"seed": "5"}).status_code == 404
+    assert Run.objects.count() == 2
+
+
+def test_a_finished_run_page_hides_the_controls(client, owner, record):
+    run = run_create(owner=owner, config=scenario_config(record))
+    page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+    assert 'data-testid="owner-controls">' in page
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.FINISHED)
+    page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+    assert 'data-testid="owner-controls" hidden>' in page
+    assert 'data-confirm="Stop this run now?' in page
