@@ -54,13 +54,17 @@ def sign_up(page: Page) -> str:
     return username
 
 
-def build_scenario(page: Page, *, seed: int) -> None:
+def pick_record(page: Page) -> None:
     page.get_by_test_id("filter-set").select_option(SAMPLE_SET)
     page.get_by_test_id("filter-q").fill(RECORD_TITLE)
     item = page.get_by_test_id("record-item").filter(has_text=RECORD_TITLE)
     expect(item).to_have_count(1)
     item.click()
     expect(page.get_by_test_id("record-title")).to_contain_text(RECORD_TITLE)
+
+
+def build_scenario(page: Page, *, seed: int) -> None:
+    pick_record(page)
 
     # Every group of the record is ticked at first; leave two out.
     for code in ("GUE_NGL", "ENF"):

@@ -10,20 +10,11 @@ from playwright.sync_api import Page, expect
 
 from deliberation.records.models import RecordSet
 from deliberation.runs.models import Run
-from tests.e2e.test_live_run import RECORD_TITLE, RUN_TIMEOUT_MS, SAMPLE_SET, sample_records, sign_up  # noqa: F401
+from tests.e2e.test_live_run import RUN_TIMEOUT_MS, pick_record, sample_records, sign_up  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
 TWO = ["EPP", "SD"]  # a short debate: two openings, one draft, one amendment
-
-
-def pick_record(page: Page) -> None:
-    page.get_by_test_id("filter-set").select_option(SAMPLE_SET)
-    page.get_by_test_id("filter-q").fill(RECORD_TITLE)
-    item = page.get_by_test_id("record-item").filter(has_text=RECORD_TITLE)
-    expect(item).to_have_count(1)
-    item.click()
-    expect(page.get_by_test_id("record-title")).to_contain_text(RECORD_TITLE)
 
 
 def build_two_group_run(page: Page, *, model_button: str, seed: int, rounds: int = 0) -> None:
