@@ -19,6 +19,7 @@ from deliberation.classroom import selectors, services
 from deliberation.classroom.lan import is_loopback
 from deliberation.classroom.models import NAME_LIMIT, ClassSession, Student
 from deliberation.engine.classroom import MAX_WORDS_PER_SECOND
+from deliberation.engine.goals import vote_position
 from deliberation.runs.views import run_page_data
 from deliberation.scenarios.models import SavedScenario
 from deliberation.throttling import join_lookup_throttled, join_throttled
@@ -84,6 +85,21 @@ def _page(session: ClassSession, role: str, **extra) -> dict:
 # ---- teacher ------------------------------------------------------------------------------------
 
 
+# How long an agent's turn takes on a model, as a teacher plans a lesson with it (longest prefix wins).
+TURN_TIMES = {
+    "local:": "8 to 17 s a turn on this machine's CPU (the bundled model)",
+    "scripted:demo": "about 1 s a turn (a demo double: its text means nothing)",
+    "scripted:slow": "a fraction of a second a turn (a test double: its text means nothing)",
+    "scripted:": "instant (a test double: its text means nothing)",
+}
+TURN_TIME_SERVED = "a few seconds a turn on a hosted or GPU-served model, depending on the server"
+
+
+def turn_time(model: str) -> str:
+    prefixes = [prefix for prefix in TURN_TIMES if model.startswith(prefix)]
+    return TURN_TIMES[max(prefixes, key=len)] if prefixes else TURN_TIME_SERVED
+
+
 class OpenSessionForm(forms.Form):
     scenario = forms.ModelChoiceField(queryset=SavedScenario.objects.none(), empty_label=None,
                                       help_text="A scenario you saved in the builder.")
@@ -100,6 +116,11 @@ class OpenSessionForm(forms.Form):
         self.fields["scenario"].queryset = SavedScenario.objects.filter(owner=owner).select_related("record")
         self.fields["scenario"].label_from_instance = (
             lambda saved: f"{saved.name} ({saved.record.title[:60]}, {len(saved.groups)} groups)")
+        # Which model plays the agents, and how long a turn takes on it, per scenario.
+        self.agent_models = [
+            {"id": saved.pk, "model": saved.model, "turn": turn_time(saved.model)}
+            for saved in self.fields["scenario"].queryset
+        ]
 
 
 @login_required
@@ -249,8 +270,12 @@ def classroom_seat(request: HttpRequest, code: str) -> HttpResponse:
     student = _seated_student(request, session)
     if student is None:
         return redirect("classroom-join-code", code=session.code)
+    # What a student needs to play the part: the issue, and the group's stance and real vote.
+    stance = (session.run.record.stances.select_related("group").filter(group__code=student.group).first()
+              if student.group else None)
     return render(request, "classroom/seat.html", {
-        "session": session, "run": session.run, "student": student,
+        "session": session, "run": session.run, "student": student, "stance": stance,
+        "real_position": vote_position(stance.real_choice) if stance and stance.real_choice is not None else None,
         "page": _page(session, "student",
                       student={"id": student.pk, "name": student.name, "group": student.group or None}),
     })

@@ -112,6 +112,8 @@ class Sitting:
     draft: str | None = None
     version: int = 0
     amendments: dict[str, str] = field(default_factory=dict)
+    amended_by_students: set[str] = field(default_factory=set)  # groups whose amendment students wrote
+    kept: list[str] = field(default_factory=list)  # accepted student amendments, kept in every later draft
     decided: set[str] = field(default_factory=set)
     votes: dict[str, int] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
@@ -144,9 +146,13 @@ class Sitting:
             self._read(data, data["text"])
         elif kind == "amendment":
             self.amendments[data["group"]] = data["text"]
+            if data.get("by") == STUDENTS:
+                self.amended_by_students.add(data["group"])
             self._read(data, data["text"])
         elif kind == "amendment_decision":
             self.decided.add(data["group"])
+            if data["accepted"] and data["group"] in self.amended_by_students:
+                self.kept.append(self.amendments.get(data["group"], ""))
             if data["draft_after"] != self.draft:
                 self.draft, self.version = data["draft_after"], self.version + 1
             self._read(data, data["reason"])
@@ -477,7 +483,11 @@ def student_act(sitting: Sitting, *, seat: Seat, action: str, payload: Mapping[s
     if not isinstance(accept, bool):
         raise SittingRefused("accept: true or false")
     reason = _text(payload, "reason", required=False) or ("accepted" if accept else "rejected")
-    draft_after = _text(payload) if accept else sitting.draft
+    draft_after = sitting.draft
+    if accept:
+        draft_after = _text(payload)
+        if draft_after == sitting.draft:  # accepted, but the draft left as it was
+            draft_after = with_amendment(draft_after, sitting.amendments.get(turn.about, ""))
     return [("amendment_decision", {
         "group": turn.about, "accepted": accept, "reason": reason,
         "draft_before": sitting.draft, "draft_after": draft_after, **who,
@@ -506,10 +516,25 @@ def agent_turn_event(
         return "amendment", {**agents.amendment(sitting.scenario.group(turn.group), events), "by": AGENT}
     # A decision: the amendment is quoted in the ask, so the transcript leaves it out.
     history = [e for e in events if not (e["type"] == "amendment" and e["data"]["group"] == turn.about)]
-    data = agents.decision(
-        sitting.scenario.group(turn.about), sitting.amendments[turn.about], sitting.draft or "", history
-    )
+    amendment = sitting.amendments[turn.about]
+    data = agents.decision(sitting.scenario.group(turn.about), amendment, sitting.draft or "", history)
+    if data["accepted"]:
+        # Students see their accepted amendments in the new draft, whatever the model rewrote.
+        kept = [*sitting.kept, *([amendment] if turn.about in sitting.amended_by_students else [])]
+        draft_after = data["draft_after"]
+        for text in kept:
+            draft_after = with_amendment(draft_after, text)
+        data = {**data, "draft_after": draft_after}
     return "amendment_decision", {**data, "by": AGENT}
+
+
+def with_amendment(draft: str, amendment: str) -> str:
+    """`draft` with an accepted amendment's text in it: as it is when the draft already holds
+    it (spacing aside), else appended as the draft's last paragraph."""
+    wanted = " ".join(amendment.split())
+    if not wanted or wanted in " ".join(draft.split()):
+        return draft
+    return f"{draft.rstrip()}\n\n{amendment.strip()}" if draft.strip() else amendment.strip()
 
 
 def closing_events(sitting: Sitting) -> list[NewEvent]:

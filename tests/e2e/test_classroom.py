@@ -23,6 +23,8 @@ from tests.integration import servers
 
 PASSWORD = "Hemicycle-e2e-password-7"
 AGENT_TIMEOUT_MS = 20_000
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+PROJECTOR = {"width": 1920, "height": 1080}
 ALICE = "Alice <b>&</b>"  # shown as typed, never as markup
 
 
@@ -30,8 +32,8 @@ ALICE = "Alice <b>&</b>"  # shown as typed, never as markup
 def contexts(browser: Browser, asgi_server: servers.AsgiServer):
     opened: list[BrowserContext] = []
 
-    def open_context() -> BrowserContext:
-        context = browser.new_context(base_url=asgi_server.url)
+    def open_context(**options) -> BrowserContext:
+        context = browser.new_context(base_url=asgi_server.url, **options)
         context.set_default_timeout(10_000)
         opened.append(context)
         return context
@@ -96,13 +98,25 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     expect(teacher.get_by_test_id("connection")).to_have_attribute("data-state", "open")
 
     projector = teacher.context.new_page()
+    projector.set_viewport_size(PROJECTOR)
     projector.goto(f"/classroom/{code}/projector/")
     expect(projector.get_by_test_id("projector-code")).to_have_text(code)
     expect(projector.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+    # Full screen for the room: no site navigation, no account name.
+    expect(projector.locator(".topbar")).to_have_count(0)
 
     # Two students join, in their own browsers; the console shows them connected in their seats.
-    alice = contexts().new_page()
+    alice = contexts(**PHONE).new_page()
     join(alice, code, ALICE, "SD")
+    # Her brief, folded on a phone: the group's stance and real vote, and the background.
+    stance = alice.get_by_test_id("group-stance")
+    expect(stance).to_contain_text("Your group's stance: S&D")
+    expect(stance).not_to_have_attribute("open", "")
+    stance.locator("summary").click()
+    expect(stance.get_by_test_id("real-vote")).to_be_visible()
+    expect(stance.get_by_test_id("real-vote")).to_contain_text("35% of its members for the resolution")
+    expect(alice.get_by_test_id("record-background").locator("summary")).to_be_visible()
+    expect(alice.get_by_test_id("connection")).to_have_text("connected")  # the session badge says "live"
     bob = contexts().new_page()
     join(bob, code, "Bob", "ALDE")
     sd_seat = teacher.get_by_test_id("seat-SD")
@@ -114,6 +128,9 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     teacher.get_by_test_id("start").click()
     expect(alice.get_by_test_id("act")).to_be_visible(timeout=AGENT_TIMEOUT_MS)
     expect(alice.locator("#transcript [data-testid=speech][data-by=agent][data-group=EPP]")).to_have_count(1)
+    # On a phone only the current phase is named (six labels do not fit side by side).
+    named = alice.eval_on_selector_all(".phases li", "items => items.filter((li) => parseFloat(getComputedStyle(li).fontSize) > 0).map((li) => li.dataset.phase)")
+    assert named == ["opening"], named
     expect(bob.get_by_test_id("act")).to_be_hidden()
 
     # Bob may not speak out of turn: the server refuses and says why.
@@ -169,6 +186,10 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     expect(alice.get_by_test_id("act-text")).to_have_value("Add a review clause after three years.")
     alice.get_by_test_id("act-submit").click()
     expect(projector.locator("#transcript [data-type=amendment_decision]")).to_have_count(1, timeout=AGENT_TIMEOUT_MS)
+    decision = RunEvent.objects.get(run=session.run, type="amendment_decision").data
+    if decision["accepted"]:  # the agent rapporteur's answer is the scripted model's: either way
+        assert "Add a review clause after three years." in decision["draft_after"]
+        expect(alice.get_by_test_id("current-draft")).to_contain_text("Add a review clause after three years.")
     expect(bob.get_by_test_id("act")).to_have_attribute("data-mode", "amendment", timeout=AGENT_TIMEOUT_MS)
     bob.get_by_test_id("act-none").click()
     expect(projector.locator("#transcript [data-type=amendment]")).to_have_count(2)
@@ -177,6 +198,9 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     expect(teacher.get_by_test_id("advance")).to_be_enabled()
     teacher.get_by_test_id("advance").click()
     expect(alice.get_by_test_id("act")).to_have_attribute("data-mode", "vote", timeout=AGENT_TIMEOUT_MS)
+    # The text being voted on sits beside the slider.
+    final = RunEvent.objects.filter(run=session.run, type__in=["draft", "amendment_decision"]).order_by("-seq").first().data
+    expect(alice.get_by_test_id("vote-draft")).to_have_text(final.get("draft_after", final.get("text")))
     alice.get_by_test_id("vote-score").fill("7")
     expect(alice.get_by_test_id("vote-output")).to_have_text("7 · for")
     alice.get_by_test_id("vote-submit").click()
@@ -186,6 +210,10 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     expect(projector.get_by_test_id("outcome")).to_be_visible(timeout=AGENT_TIMEOUT_MS)
     expect(projector.get_by_test_id("outcome-headline")).to_have_text(re.compile(r"^(Passed|Failed): Simple majority$"))
     expect(projector.get_by_test_id("tally-chart")).to_have_attribute("data-drawn", "tally")
+    # At 1920x1080 the outcome and the tally are above the fold.
+    for part in ("outcome", "tally-chart", "hemicycle"):
+        box = projector.get_by_test_id(part).bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= PROJECTOR["height"], (part, box)
     expect(projector.locator("#transcript [data-type=vote][data-group=SD]")).to_contain_text("support 7/9")
     expect(projector.locator("#transcript [data-type=vote][data-group=ALDE]")).to_contain_text("against")
     votes = {e.data["group"]: (e.data["score"], e.data["by"]) for e in RunEvent.objects.filter(run=session.run, type="vote")}

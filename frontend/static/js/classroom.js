@@ -259,10 +259,19 @@
       clear($("#decide-group")).append(view.chipFor(about));
       $("#decide-amendment").textContent = room.amendments[about] || "";
       const draft = view.state.drafts[view.state.drafts.length - 1];
-      $("#decide-text").value = draft ? draft.text : "";
+      // Accepting keeps the amendment: it is written into the draft below, ready to edit.
+      const amendment = (room.amendments[about] || "").trim();
+      const text = draft ? draft.text : "";
+      const holds = amendment && text.split(/\s+/).join(" ").includes(amendment.split(/\s+/).join(" "));
+      $("#decide-text").value = amendment && !holds ? `${text.trimEnd()}\n\n${amendment}`.trim() : text;
       $("#decide-reason").value = "";
     }
-    if (mode === "vote") showVote();
+    if (mode === "vote") {
+      // The text under the vote, beside the slider (on a phone the draft panel is far below).
+      const draft = view.state.drafts[view.state.drafts.length - 1];
+      $("#vote-draft").textContent = draft ? draft.text : "(no draft)";
+      showVote();
+    }
   }
 
   function showVote() {
@@ -424,13 +433,23 @@
     server.turn = null;
   }
 
-  if (role === "student") wireStudent();
+  if (role === "student") {
+    wireStudent();
+    // On a phone the brief starts folded: its summaries stay, a tap opens them.
+    if (window.matchMedia("(max-width: 640px)").matches) {
+      document.querySelectorAll(".brief-part").forEach((part) => { part.open = false; });
+    }
+  }
   if (role === "teacher") wireTeacher();
   renderRoom();
   renderAll();
   view.scheduleCharts();
   setInterval(renderTimer, 500);
   live = window.Transcript.connect({
+    // The session's own status badge already says "live": the socket's badge says "connected".
+    onConnection(kind, text) {
+      window.Transcript.showConnection(kind, kind === "open" && text === "live" ? "connected" : text);
+    },
     url(after) {
       const scheme = location.protocol === "https:" ? "wss" : "ws";
       return `${scheme}://${location.host}/ws/classroom/${encodeURIComponent(classroom.code)}/?after=${after}`;

@@ -265,3 +265,40 @@ def test_a_sessions_run_page_renders_with_the_classrooms_rounds(client, session)
 ])
 def test_loopback_hosts_are_recognised(host, loopback):
     assert is_loopback(host) is loopback
+
+
+def test_the_open_form_says_which_model_plays_the_agents_and_how_long_a_turn_takes(client):
+    teacher = make_user("teacher")
+    scenario_save(owner=teacher, name="demo", config=scenario_config(make_record(), model="scripted:demo"))
+    scenario_save(owner=teacher, name="cpu", config=scenario_config(make_record(title="Other"), model="local:smollm2-135m"))
+    client.force_login(teacher)
+    page = client.get(reverse("classroom-home")).content.decode()
+    assert "Agents are played by <code>scripted:demo</code>: about 1 s a turn" in page
+    assert "Agents are played by <code>local:smollm2-135m</code>: 8 to 17 s a turn on this machine" in page
+
+
+def test_the_projector_is_full_screen_without_the_site_nav_or_the_teachers_name(client, session):
+    client.force_login(session.teacher)
+    page = client.get(reverse("classroom-projector", args=[session.code])).content.decode()
+    assert 'class="projector-mode"' in page and 'data-testid="projector"' in page
+    assert 'class="topbar"' not in page and 'class="who"' not in page  # no account name, no nav
+    assert 'data-testid="nav-runs"' not in page
+    console = client.get(reverse("classroom-teach", args=[session.code])).content.decode()
+    assert 'class="topbar"' in console  # the other pages keep the site's navigation
+
+
+def test_the_seat_page_briefs_the_student_on_the_issue_and_the_groups_stance_and_real_vote(client, session):
+    join(client, session, seat="SD")
+    page = client.get(reverse("classroom-seat", args=[session.code])).content.decode()
+    assert 'data-testid="seat-brief"' in page
+    assert session.run.record.background in page
+    assert "S&amp;D asks for binding social safeguards before it can support the text." in page
+    assert 'data-testid="real-vote"' in page and "35% of its members for the resolution" in page
+    assert '<span class="vote vote-against">against</span> (3 of 9)' in page
+    assert 'data-testid="vote-draft"' in page  # the final text sits beside the vote slider
+
+
+def test_a_watcher_gets_the_background_but_no_stance(client, session):
+    join(client, session, seat="")
+    page = client.get(reverse("classroom-seat", args=[session.code])).content.decode()
+    assert session.run.record.background in page and 'data-testid="group-stance"' not in page

@@ -405,3 +405,41 @@ def test_control_characters_are_dropped_from_student_text_but_line_breaks_stay()
     play.start()
     play.act(1, "speak", text="first\x00 line\nsecond\tline\x1b[31m")
     assert play.events[-1]["data"]["text"] == "first line\nsecond\tline[31m"
+
+
+def test_an_accepted_student_amendment_is_in_the_new_draft_when_the_rapporteur_left_the_text_as_it_was():
+    play = to_decision()
+    play.act(1, "decide", accept=True, reason="fair", text="Draft one.")
+    assert play.state.draft == "Draft one.\n\nAdd a fund." and play.state.version == 2
+    decision = play.events[-1]["data"]
+    assert (decision["accepted"], decision["draft_before"], decision["draft_after"]) == (True, "Draft one.", "Draft one.\n\nAdd a fund.")
+
+
+def test_a_rapporteur_who_wrote_the_amendment_in_keeps_the_draft_as_written():
+    play = to_decision()
+    play.act(1, "decide", accept=True, reason="fair", text="Draft one. Add a  fund.")
+    assert play.state.draft == "Draft one. Add a  fund."
+
+
+def test_an_agent_rapporteur_that_accepts_a_student_amendment_puts_it_in_the_new_draft():
+    play = Play(rounds=0)
+    play.join(2, "SD")  # EPP, the rapporteur, is an agent: the scripted model writes its texts
+    play.model = ScriptedModelClient(responder=lambda messages, params, seed: (
+        "ACCEPT: it brings votes." if "ACCEPT or REJECT" in messages[-1]["content"]
+        else "The European Parliament agrees on a water plan."))
+    play.start()
+    play.agents_until_students()
+    play.act(2, "speak", text="SD opens.")
+    while play.state.phase != "amendments":
+        play.agents_until_students()
+        play.advance()
+    play.agents_until_students()
+    play.act(2, "amend", text="Add a fund for poorer regions.")
+    play.agents_until_students()
+    decision = next(e["data"] for e in play.events if e["type"] == "amendment_decision" and e["data"]["group"] == "SD")
+    assert decision["accepted"] and decision["by"] == "agent"
+    assert decision["draft_after"].endswith("\n\nAdd a fund for poorer regions.")
+    # A later revision by the model (the Greens' amendment, accepted) keeps it too.
+    later = [e["data"] for e in play.events if e["type"] == "amendment_decision" and e["data"]["group"] == "GREEN_EFA"]
+    assert later and later[0]["accepted"] and "Add a fund for poorer regions." in later[0]["draft_after"]
+    assert "Add a fund for poorer regions." in play.state.draft
