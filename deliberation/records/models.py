@@ -11,7 +11,9 @@ TERMS = (
 
 # Group codes from left to right, as the Parliament seats its chamber (far left first, the
 # non-attached members last); codes not listed sit after these, in the order given.
-SEATING_ORDER = ("GUE_NGL", "SD", "GREEN_EFA", "ALDE", "RENEW", "EPP", "ECR", "EFD", "EFDD", "ENF", "ID", "NI")
+SEATING_ORDER = (
+    "GUE_NGL", "SD", "GREEN_EFA", "ALDE", "RENEW", "EPP", "ECR", "EFD", "EFDD", "ENF", "ID", "PFE", "ESN", "NI",
+)
 
 
 def seating_key(code: str) -> int:

@@ -58,3 +58,17 @@ def test_every_group_has_labels_and_a_hex_colour():
 def test_enf_carries_a_note_that_it_formed_mid_term():
     enf = next(g for g in json.loads(FIXTURE.read_text(encoding="utf-8"))["groups"] if g["code"] == "ENF")
     assert "June 2015" in enf["note"]
+
+
+def test_every_known_group_has_a_seat_in_the_chamber_order():
+    """The hemicycle seats groups by SEATING_ORDER (far left to the right, then the non-attached):
+    a group of the fixture missing from it would be seated at the far right by default."""
+    import json
+    from pathlib import Path
+
+    from deliberation.records.models import SEATING_ORDER, seating_key
+
+    fixture = json.loads((Path(__file__).resolve().parents[3] / "fixtures" / "ep_groups.json").read_text())
+    codes = {group["code"] for group in fixture["groups"]}
+    assert codes <= set(SEATING_ORDER), codes - set(SEATING_ORDER)
+    assert sorted(["EPP", "GUE_NGL", "ECR", "SD", "GREEN_EFA"], key=seating_key) == ["GUE_NGL", "SD", "GREEN_EFA", "EPP", "ECR"]
