@@ -64,19 +64,20 @@ $(LOCAL_ENV):
 
 # ---- run: the embedded default (SQLite, in-process Celery worker, in-memory channel layer) ----
 
+# The console gets one block once the server listens (its address, the admin account, the log);
+# the setup's and the server's output (Celery's banner, warnings, requests) go to $(RUN_LOG).
+RUN_LOG ?= var/log/hemicycle.log
+
 run: $(RUN_STAMP) $(LOCAL_ENV)
-	$(PY) manage.py migrate --noinput
+	@mkdir -p $(dir $(RUN_LOG))
+	@echo "Preparing the database$(if $(SAMPLE_RECORDS), and the sample records) (details in $(RUN_LOG))..."
+	@$(PY) manage.py migrate --noinput >> $(RUN_LOG) 2>&1 || { tail -20 $(RUN_LOG); exit 1; }
 	@if [ -n "$(SAMPLE_RECORDS)" ]; then \
-	  echo "$(PY) manage.py import_records $(SAMPLE_RECORDS) --name \"$(SAMPLE_NAME)\""; \
-	  $(PY) manage.py import_records $(SAMPLE_RECORDS) --name "$(SAMPLE_NAME)"; \
+	  $(PY) manage.py import_records $(SAMPLE_RECORDS) --name "$(SAMPLE_NAME)" >> $(RUN_LOG) 2>&1 || { tail -20 $(RUN_LOG); exit 1; }; \
 	fi
-	$(PY) manage.py collectstatic --noinput --verbosity 0
-	@echo
-	@echo "  Hemicycle is starting on http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
-	@echo "  To create an admin account, in another terminal: $(PY) manage.py createsuperuser"
-	@echo "  Classrooms: serve the local network with make run HOST=0.0.0.0 (students open /join/ on their phones)"
-	@echo
-	exec env HEMICYCLE_BIND_HOST=$(HOST) $(VENV)/bin/uvicorn deliberation.asgi:application --host $(HOST) --port $(PORT) --lifespan off --ws-per-message-deflate false --no-proxy-headers
+	@$(PY) manage.py collectstatic --noinput --verbosity 0 >> $(RUN_LOG) 2>&1
+	@echo "Starting the server..."
+	@exec env HEMICYCLE_BIND_HOST=$(HOST) $(PY) -m deliberation.serve --host $(HOST) --port $(PORT) --log $(RUN_LOG)
 
 # ---- test: the whole suite twice over the same code paths ----
 # 1. unit tests in the embedded mode (SQLite, memory broker, in-memory channel layer);

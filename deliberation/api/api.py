@@ -514,3 +514,39 @@ def experiment_export_zip(
     response = StreamingHttpResponse(experiment_export(experiment=found, formats=format), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="experiment-{found.pk}.zip"'
     return response
+
+
+# Endpoint names as the docs show them: sentences, not the view functions' names
+# ("Pause an experiment", not "Experiment Pause View"). Every operation has one (tests check).
+SUMMARIES = {
+    "record_sets": "List the record sets",
+    "records": "Search the records",
+    "record": "Read a record with its stances and real votes",
+    "scenarios": "List your saved scenarios",
+    "scenario_create": "Save a scenario",
+    "runs": "List your runs",
+    "run_start": "Start a run",
+    "run": "Read a run",
+    "run_events": "Read a run's events (after a sequence number)",
+    "run_counterfactual_view": "Re-tally a finished run under other seats or rules",
+    "power": "Compute voting power for a seat distribution",
+    "experiments": "List your experiments",
+    "experiment_new": "Create an experiment",
+    "experiment": "Read an experiment",
+    "experiment_run": "Start or resume an experiment",
+    "experiment_pause_view": "Pause an experiment",
+    "experiment_cancel_view": "Cancel an experiment",
+    "experiment_progress_view": "Read an experiment's progress",
+    "experiment_results_view": "Read an experiment's results tables",
+    "experiment_export_zip": "Export an experiment's tables (CSV, Parquet, JSON)",
+}
+
+
+def _summaries_set() -> None:
+    for _prefix, router in api._routers:
+        for path_view in router.path_operations.values():
+            for operation in path_view.operations:
+                operation.summary = SUMMARIES.get(operation.view_func.__name__, operation.summary)
+
+
+_summaries_set()

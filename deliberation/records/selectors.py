@@ -16,12 +16,13 @@ from deliberation.records.models import (
     RecordUpload,
     Stance,
     Topic,
+    seating_key,
 )
 
 
 def group_labels() -> dict[str, str]:
-    """Group code -> the short label people read ("SD" -> "S&D"); a code keeps one label across
-    terms, the latest term's when they differ."""
+    """Group code -> the short label people read ("SD" -> "S&D"); a code's labels agree across
+    terms (fixtures/ep_groups.json), so one per code."""
     rows = PartyGroup.objects.order_by("term").values_list("code", "short_label")
     return {code: label or code for code, label in rows}
 
@@ -30,6 +31,31 @@ def topic_task_counts() -> list[tuple[str, int]]:
     """Each topic with its number of benchmark tasks, by name (topics without tasks left out)."""
     rows = Topic.objects.annotate(task_count=Count("tasks")).filter(task_count__gt=0).order_by("name")
     return [(topic.name, topic.task_count) for topic in rows]
+
+
+def _term_number(term: str) -> int:
+    digits = "".join(ch for ch in term if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+def import_report_tables(report: dict) -> dict:
+    """An import report's counts as people read them: party counts and terms in number order,
+    topics by name, stances per term with each group's label, seated left to right."""
+    labels = dict(((term, code), label or code) for term, code, label
+                  in PartyGroup.objects.values_list("term", "code", "short_label"))
+    by_term: dict[str, list[dict]] = {}
+    for key, count in (report.get("stances_by_group") or {}).items():
+        term, _, code = key.partition(" ")
+        by_term.setdefault(term, []).append({"code": code, "label": labels.get((term, code), code), "count": count})
+    return {
+        "tasks_by_party_count": sorted(((int(k), n) for k, n in (report.get("tasks_by_party_count") or {}).items())),
+        "records_by_topic": sorted((report.get("records_by_topic") or {}).items()),
+        "records_by_term": sorted((report.get("records_by_term") or {}).items(), key=lambda item: _term_number(item[0])),
+        "stances_by_term": [
+            {"term": term, "groups": sorted(rows, key=lambda row: (seating_key(row["code"]), row["code"]))}
+            for term, rows in sorted(by_term.items(), key=lambda item: _term_number(item[0]))
+        ],
+    }
 
 
 def record_set_list() -> QuerySet[RecordSet]:

@@ -17,9 +17,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from deliberation.engine.goals import vote_position
-from deliberation.records.models import TERMS, Record, RecordSet, RecordSetVersion, RecordUpload, Topic
+from deliberation.records.models import TERMS, Record, RecordSet, RecordSetVersion, RecordUpload, Topic, seating_key
 from deliberation.records.selectors import (
     current_records,
+    import_report_tables,
     record_get,
     record_search,
     record_set_list,
@@ -88,7 +89,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user)
-        return redirect("scenario-builder")
+        return redirect("my-dashboard")
     return render(request, "registration/signup.html", {"form": form})
 
 
@@ -130,7 +131,8 @@ def record_detail(request: HttpRequest, record_id: int) -> HttpResponse:
         record = record_get(record_id=record_id)
     except Record.DoesNotExist:
         raise Http404("no such record") from None
-    stances = [(stance, vote_position(stance.real_choice)) for stance in record.stances.all()]
+    ordered = sorted(record.stances.all(), key=lambda stance: seating_key(stance.group.code))  # as seated, left to right
+    stances = [(stance, vote_position(stance.real_choice)) for stance in ordered]
     return render(request, "records/record.html", {"record": record, "stances": stances})
 
 
@@ -200,6 +202,7 @@ def record_upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
         {
             "upload": upload,
             "check": upload.check_report or {},
+            "check_tables": import_report_tables(upload.check_report or {}),
             "result": upload.result_report or {},
             "record_set": record_set,
             "running": upload.status in RecordUpload.WORKING,

@@ -28,6 +28,24 @@ def run_list_for_owner(*, owner: AbstractBaseUser) -> QuerySet[Run]:
     return Run.objects.filter(owner=owner).select_related("record").order_by("-created_at")
 
 
+def runs_of_owner(
+    *, owner: AbstractBaseUser, status: str = "", strategy: str = "", experiment: str = ""
+) -> QuerySet[Run]:
+    """The owner's runs, newest first, filtered: `experiment` "" keeps single runs (those of no
+    experiment: an experiment's hundreds of runs would bury them), "all" every run, an id that
+    experiment's runs."""
+    runs = run_list_for_owner(owner=owner).select_related("experiment")
+    if status:
+        runs = runs.filter(status=status)
+    if strategy:
+        runs = runs.filter(strategy=strategy)
+    if experiment == "all":
+        return runs
+    if experiment.isdigit():
+        return runs.filter(experiment_id=int(experiment))
+    return runs.filter(experiment__isnull=True)
+
+
 def run_transcript(*, run: Run) -> list[tuple[int, str, dict]]:
     """What was said and decided, without the cost of saying it (usage differs on a cached re-run)."""
     return [

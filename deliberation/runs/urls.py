@@ -4,6 +4,7 @@ from deliberation.runs import views
 
 urlpatterns = [
     path("runs/", views.run_list, name="run-list"),
+    path("me/", views.my_dashboard, name="my-dashboard"),
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("runs/<int:run_id>/export.zip", views.run_export_zip, name="run-export"),
     path("runs/<int:run_id>/visibility", views.run_visibility, name="run-visibility"),

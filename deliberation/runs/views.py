@@ -2,22 +2,32 @@
 
 import json
 import secrets
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from deliberation.dashboards.exports import FORMATS, run_export
+from deliberation.dashboards.selectors import experiments_for_owner
 from deliberation.engine.classroom import classroom_settings
 from deliberation.engine.goals import GOALS
 from deliberation.engine.rules import RULES
+from deliberation.engine.strategies import STRATEGIES
 from deliberation.records.models import PartyGroup
 from deliberation.registry.budgets import BudgetExceeded
 from deliberation.runs.models import Run
-from deliberation.runs.selectors import experiment_for_owner, experiment_progress, run_for_viewer, run_list_for_owner
+from deliberation.runs.selectors import (
+    experiment_for_owner,
+    experiment_progress,
+    run_for_viewer,
+    run_list_for_owner,
+    runs_of_owner,
+)
 from deliberation.runs.services import (
     CLASSROOM_STRATEGY,
     TERMINAL,
@@ -29,7 +39,7 @@ from deliberation.runs.services import (
     run_stop,
 )
 from deliberation.scenarios.forms import ScenarioForm
-from deliberation.scenarios.models import SEAT_STRUCTURE_CHOICES
+from deliberation.scenarios.models import SEAT_STRUCTURE_CHOICES, SavedScenario
 
 
 def _run_or_404(request: HttpRequest, run_id: int) -> Run:
@@ -62,9 +72,36 @@ def run_summary(run: Run) -> dict:
     }
 
 
+RUNS_PER_PAGE = 50
+RECENT = 5
+
+
 @login_required
 def run_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "runs/list.html", {"runs": run_list_for_owner(owner=request.user)[:200]})
+    filters = {key: (request.GET.get(key) or "").strip() for key in ("status", "strategy", "experiment")}
+    if filters["status"] not in Run.Status.values:
+        filters["status"] = ""
+    runs = runs_of_owner(owner=request.user, **filters)
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "runs/list.html", {
+        "page": page, "runs": page.object_list, "filters": filters,
+        "query": urlencode({key: value for key, value in filters.items() if value}),
+        "statuses": Run.Status.choices,
+        "strategies": sorted({*STRATEGIES, CLASSROOM_STRATEGY}),
+        "experiments": experiments_for_owner(user=request.user).values_list("pk", "name")[:200],
+    })
+
+
+@login_required
+def my_dashboard(request: HttpRequest) -> HttpResponse:
+    """Where signing in and signing up land: the latest runs and experiments, and what to do next."""
+    runs = runs_of_owner(owner=request.user)[:RECENT]
+    experiments = experiments_for_owner(user=request.user)[:RECENT]
+    return render(request, "runs/dashboard.html", {
+        "runs": runs,
+        "experiments": [{"experiment": e, "progress": experiment_progress(experiment=e)} for e in experiments],
+        "has_scenarios": SavedScenario.objects.filter(owner=request.user).exists(),
+    })
 
 
 def run_page_data(run: Run) -> dict:

@@ -50,6 +50,11 @@ def sign_up(page: Page) -> str:
     page.fill("#id_password1", PASSWORD)
     page.fill("#id_password2", PASSWORD)
     page.get_by_test_id("signup-submit").click()
+    # A new account lands on its lab: nothing yet, and the next steps; the first one builds a run.
+    expect(page).to_have_url(re.compile(r"/me/$"))
+    expect(page.get_by_test_id("next-steps")).to_contain_text("Start here")
+    expect(page.get_by_test_id("no-recent-runs")).to_be_visible()
+    page.get_by_test_id("next-build").click()
     expect(page).to_have_url(re.compile(r"/scenarios/new/$"))
     return username
 

@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Request, expect
 
-from deliberation.records.models import BenchmarkTask, Record, RecordSet, RecordUpload
+from deliberation.records.models import BenchmarkTask, Record, RecordSet, RecordUpload, seating_key
 
 EUROCON = Path(__file__).resolve().parents[2] / "fixtures" / "eurocon_subset"
 TOPICS = ["culture & education", "legal affairs"]  # not in fixtures/sample_records
@@ -70,7 +70,11 @@ def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
     for topic in TOPICS:
         expect(page.get_by_test_id("check-topics")).to_contain_text(topic)
     expect(page.get_by_test_id("check-terms")).to_contain_text("8th")
-    expect(page.get_by_test_id("check-groups")).to_contain_text("8th EPP")
+    # Groups by term, labelled ("S&D", not "SD") and seated left to right as in the chamber.
+    expect(page.get_by_test_id("check-groups")).to_contain_text("8th term")
+    codes = page.eval_on_selector_all('[data-testid=check-groups] tr[data-group^="8th "]', "rows => rows.map((r) => r.dataset.group.slice(4))")
+    assert "SD" in codes and codes == sorted(codes, key=seating_key), codes
+    expect(page.get_by_test_id("check-groups").locator('tr[data-group="8th SD"]')).to_contain_text("S&D")
     expect(page.get_by_test_id("check-problems")).to_contain_text("no stances: record skipped")
     expect(page.get_by_test_id("check-files")).to_contain_text("eurocon-two-topics.zip:eurocon/task_datas/6/legal affairs.json")
     assert not RecordSet.objects.filter(name=SET_NAME).exists()

@@ -1,5 +1,7 @@
 """The run page and its actions: labels not codes, the link back to an experiment, a new seed."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -70,3 +72,45 @@ def test_a_finished_run_page_hides_the_controls(client, owner, record):
     page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
     assert 'data-testid="owner-controls" hidden>' in page
     assert 'data-confirm="Stop this run now?' in page
+
+
+def test_signing_in_and_up_land_on_your_lab_with_the_next_steps(client, settings):
+    settings.HEMICYCLE_OPEN_SIGNUP = True
+    make_user("ada")
+    client.logout()
+    response = client.post(reverse("login"), {"username": "ada", "password": "a-long-test-password"})
+    assert response.status_code == 302 and response.url == reverse("my-dashboard")
+    page = client.get(reverse("my-dashboard")).content.decode()
+    assert 'data-testid="next-steps"' in page and "Start here" in page and 'data-testid="no-recent-runs"' in page
+    assert f'href="{reverse("scenario-builder")}" data-testid="next-build"' in page and "scripted:demo" in page
+    client.logout()
+    response = client.post(reverse("signup"), {"username": "bea", "password1": "Hemicycle-unit-pw-9", "password2": "Hemicycle-unit-pw-9"})
+    assert response.status_code == 302 and response.url == reverse("my-dashboard")
+
+
+def test_your_lab_lists_your_latest_single_runs_and_experiments(client, owner, record):
+    run = run_create(owner=owner, config=scenario_config(record))
+    experiment = Experiment.objects.create(owner=owner, name="pilot study", spec={}, estimate={"runs": 1})
+    other = run_create(owner=make_user("bob"), config=scenario_config(record))
+    page = client.get(reverse("my-dashboard")).content.decode()
+    assert reverse("run-detail", args=[run.pk]) in page and reverse("run-detail", args=[other.pk]) not in page
+    assert reverse("experiment-dashboard", args=[experiment.pk]) in page and "Next steps" in page
+
+
+def test_my_runs_keeps_experiment_runs_apart_filters_and_pages(client, owner, record):
+    experiment = Experiment.objects.create(owner=owner, name="pilot study", spec={}, estimate={"runs": 1})
+    single = run_create(owner=owner, config=scenario_config(record))
+    grid = run_create(owner=owner, config=scenario_config(record, strategy="one-shot"), experiment=experiment, cell="c1")
+    Run.objects.filter(pk=grid.pk).update(status=Run.Status.FINISHED)
+    links = lambda **query: set(map(int, re.findall(r'data-run="(\d+)"', client.get(reverse("run-list"), query).content.decode())))  # noqa: E731
+    assert links() == {single.pk}
+    assert links(experiment="all") == {single.pk, grid.pk}
+    assert links(experiment=str(experiment.pk)) == {grid.pk}
+    assert links(experiment="all", status="finished") == {grid.pk}
+    assert links(experiment="all", strategy="parliament") == {single.pk}
+    for _ in range(55):
+        run_create(owner=owner, config=scenario_config(record))
+    first = client.get(reverse("run-list")).content.decode()
+    assert first.count('data-testid="run-link"') == 50 and "page 1 of 2" in first
+    second = client.get(reverse("run-list"), {"page": 2}).content.decode()
+    assert second.count('data-testid="run-link"') == 6
