@@ -95,25 +95,37 @@ def paper_table_figures(tables: list[Table]) -> list[dict]:
     return figures
 
 
-def power_figures(cells: dict[tuple, Cell]) -> list[dict]:
-    """Per goal, the mean by bin of the largest group's seat share, a bar per strategy x model."""
-    labels = [label for _, label in POWER_BINS]
+def breakdown_figures(cells: dict[tuple, Cell], *, by: str, title: str, order: list[str] | None = None) -> list[dict]:
+    """Per goal, the breakdown's mean by bucket (x), a bar per strategy x model x judge, the 95%
+    bootstrap interval as error bars; buckets in `order`, else by name."""
     by_goal: dict[str, dict[tuple, dict[str, Cell]]] = defaultdict(lambda: defaultdict(dict))
     for (strategy, model, judge, goal, bucket), cell in cells.items():
         by_goal[goal][(strategy, model, judge)][bucket] = cell
+    buckets = order or sorted({key[4] for key in cells}, key=str)
     models = sorted({key[1] for key in cells})
     figures = []
     for goal in (key for key in GOALS if key in by_goal):
         bars = []
         for (strategy, model, judge), bins in sorted(by_goal[goal].items()):
-            present = [label for label in labels if label in bins]
+            present = [bucket for bucket in buckets if bucket in bins]
             bars.append({"type": "bar", "name": f"{strategy} · {model} · {judge}", "x": present,
-                         "y": [bins[label].mean for label in present], "marker": _bar_style(strategy, model, models),
-                         "error_y": _error([bins[label] for label in present])})
-        fig = _figure(bars, title=f"{GOALS[goal].label} by power structure", yaxis=_axis(_axis_title(goal)),
-                      barmode="group")
-        figures.append({"id": f"power-{goal}", "figure": fig})
+                         "y": [bins[bucket].mean for bucket in present], "marker": _bar_style(strategy, model, models),
+                         "error_y": _error([bins[bucket] for bucket in present]),
+                         "customdata": [bins[bucket].n for bucket in present],
+                         "hovertemplate": "%{x}: %{y:.2f} (%{customdata} runs)"})
+        fig = _figure(bars, title=f"{GOALS[goal].label} by {title}", yaxis=_axis(_axis_title(goal)), barmode="group")
+        figures.append({"id": f"{by}-{goal}", "figure": fig})
     return figures
+
+
+def power_figures(cells: dict[tuple, Cell]) -> list[dict]:
+    """Per goal, the mean by bin of the largest group's seat share, a bar per strategy x model."""
+    return breakdown_figures(cells, by="power", title="power structure", order=[label for _, label in POWER_BINS])
+
+
+def topic_figures(cells: dict[tuple, Cell]) -> list[dict]:
+    """Per goal, the mean by topic, a bar per strategy x model (topics by name)."""
+    return breakdown_figures(cells, by="topic", title="topic")
 
 
 def dominant_group_figure(points: list[dict], *, labels: Mapping[str, str] | None = None) -> dict | None:

@@ -11,8 +11,8 @@ experiment's finished runs through one covering index, groups them per task, and
 rows four ways; separate queries read the wide run rows four times and sorted them for each
 COUNT(DISTINCT task), several times the work on PostgreSQL.
 
-The paper table's confidence intervals are a percentile bootstrap over runs (the breakdowns'
-use the normal approximation, see normal_ci). Resampling runs with replacement from a cell is a
+Every confidence interval on the page, the paper table's and the breakdowns', is a percentile
+bootstrap over runs. Resampling runs with replacement from a cell is a
 multinomial draw over the cell's distinct values, so the database answers only (cell, value,
 count) rows and the resampling happens on those counts (numpy, seeded).
 
@@ -21,7 +21,6 @@ cache) under a key made of the experiment and what its finished runs are (how ma
 finish), read by one index-only query (results_version); a run that finishes changes the key.
 """
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -95,16 +94,6 @@ def _bootstrap(values: tuple[float, ...], counts: tuple[int, ...], samples: int,
     means = draws @ np.asarray(values, dtype=float) / n
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
-
-
-def normal_ci(mean: float, mean_square: float, n: int, *, upper: float) -> tuple[float, float]:
-    """mean ± 1.96 times the standard error (sample standard deviation from the mean of squares:
-    SQLite's own STDDEV fails on a single value), clipped to [0, upper]."""
-    if n < 2:
-        return mean, mean
-    sd = math.sqrt(max(0.0, mean_square - mean * mean) * n / (n - 1))
-    half = 1.96 * sd / math.sqrt(n)
-    return max(0.0, mean - half), min(upper, mean + half)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,56 +184,65 @@ UNION ALL SELECT 'values', r.judge, r.strategy, r.model, r.goal, t.party_count, 
     FROM {runs} r LEFT OUTER JOIN {tasks} t ON r.task_id = t.id
     WHERE {finished} AND r.goal IN ({score_goals})
     GROUP BY r.judge, r.strategy, r.model, r.goal, t.party_count, r.goal_value
+UNION ALL SELECT 'values-topic', r.judge, r.strategy, r.model, r.goal, t.topic_id, NULL, r.goal_value, COUNT(*), NULL, NULL, NULL
+    FROM {runs} r LEFT OUTER JOIN {tasks} t ON r.task_id = t.id
+    WHERE {finished} AND r.goal IN ({score_goals})
+    GROUP BY r.judge, r.strategy, r.model, r.goal, t.topic_id, r.goal_value
+UNION ALL SELECT 'values-term', r.judge, r.strategy, r.model, r.goal, NULL, rec.term, r.goal_value, COUNT(*), NULL, NULL, NULL
+    FROM {runs} r INNER JOIN {records} rec ON r.record_id = rec.id
+    WHERE {finished} AND r.goal IN ({score_goals})
+    GROUP BY r.judge, r.strategy, r.model, r.goal, rec.term, r.goal_value
+UNION ALL SELECT 'values-power', r.judge, r.strategy, r.model, r.goal, CASE {power} ELSE {len(POWER_BINS) - 1} END,
+           NULL, r.goal_value, COUNT(*), NULL, NULL, NULL
+    FROM {runs} r
+    WHERE {finished} AND r.goal IN ({score_goals})
+    GROUP BY r.judge, r.strategy, r.model, r.goal, CASE {power} ELSE {len(POWER_BINS) - 1} END, r.goal_value
 """
-
-
-def _upper(goal: str) -> float:
-    return 9.0 if goal in SCORE_GOALS else 1.0
 
 
 def _make_aggregates(experiment: Experiment) -> dict[str, dict[tuple, Cell]]:
     """{"paper": cells keyed (judge, strategy, model, goal, party count), "topic" | "term" |
     "power": cells keyed BREAKDOWN_KEYS}.
 
-    The paper's cells get a percentile bootstrap: a pass goal's values are 0 and 1, so its sum
-    (the passes) and count are its whole distribution; a score goal resamples its (value, count)
-    rows. The breakdowns (hundreds of cells) get the normal approximation mean ± 1.96·sd/√n from
-    the sums, clipped to the goal's range; a bootstrap per cell cost seconds there at 100,000
-    runs (bench/bench_dashboard.py)."""
+    Every cell, the paper's and the breakdowns', gets the same percentile bootstrap (one interval
+    method on the page): a pass goal's values are 0 and 1, so its sum (the passes) and count are
+    its whole distribution (and cells with the same counts share one draw, bootstrap_ci is
+    remembered); a score goal resamples its (value, count) rows, which the statement answers per
+    party count, topic, term and power bin."""
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Room for its hash tables and materialised rows (about 10 MB at 100,000 runs), for
             # this transaction only: at the default 4 MB they spill to disk in batches.
             cursor.execute(f"SET LOCAL work_mem = '{AGGREGATES_WORK_MEM}'")
         finished = [experiment.pk, Run.Status.FINISHED]
-        cursor.execute(_aggregates_sql(), [*finished, *finished, *SCORE_GOALS])
+        values = [*finished, *SCORE_GOALS]
+        cursor.execute(_aggregates_sql(), [*finished, *values, *values, *values, *values])
         rows = cursor.fetchall()
     spreads: dict[tuple, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
-    for kind, judge, strategy, model, goal, bucket, _, value, n, *_ in rows:
-        if kind == "values":
-            values, counts = spreads[(judge, strategy, model, goal, bucket)]
+    for kind, judge, strategy, model, goal, bucket, label, value, n, *_ in rows:
+        if kind.startswith("values"):
+            # "values" -> the paper's cells; "values-topic" etc. -> that breakdown's, by raw bucket
+            part = kind.partition("-")[2] or "paper"
+            values, counts = spreads[(part, judge, strategy, model, goal, label if part == "term" else bucket)]
             values.append(value)
             counts.append(n)
     out: dict[str, dict[tuple, Cell]] = {"paper": {}, "topic": {}, "term": {}, "power": {}}
-    for kind, judge, strategy, model, goal, bucket, label, _, n, total, squares, tasks in rows:
-        if kind == "values":
+    for kind, judge, strategy, model, goal, bucket, label, _, n, total, _squares, tasks in rows:
+        if kind.startswith("values"):
             continue
         mean = total / n
+        raw = label if kind == "term" else bucket
+        if goal in SCORE_GOALS:
+            ci = bootstrap_ci(*spreads[(kind, judge, strategy, model, goal, raw)])
+        else:
+            passes = round(total)
+            ci = bootstrap_ci([0.0, 1.0], [n - passes, passes])
         if kind == "paper":
-            key = (judge, strategy, model, goal, bucket)
-            if goal in SCORE_GOALS:
-                ci = bootstrap_ci(*spreads[key])
-            else:
-                passes = round(total)
-                ci = bootstrap_ci([0.0, 1.0], [n - passes, passes])
-            out["paper"][key] = Cell(mean=mean, n=n, tasks=tasks, ci=ci)
+            out["paper"][(judge, strategy, model, goal, bucket)] = Cell(mean=mean, n=n, tasks=tasks, ci=ci)
             continue
-        if kind == "term":
-            bucket = label
-        elif kind == "power":
-            bucket = POWER_BINS[bucket][1]
-        ci = normal_ci(mean, squares / n, n, upper=_upper(goal))
-        out[kind][(strategy, model, judge, goal, bucket)] = Cell(mean=mean, n=n, tasks=tasks, ci=ci)
+        if kind == "power":
+            raw = POWER_BINS[bucket][1]
+        out[kind][(strategy, model, judge, goal, raw)] = Cell(mean=mean, n=n, tasks=tasks, ci=ci)
     # The statement groups by the topic's id; the names come here.
     names = dict(Topic.objects.filter(pk__in={key[4] for key in out["topic"]}).values_list("pk", "name"))
     out["topic"] = {(*key[:4], names.get(key[4])): cell for key, cell in out["topic"].items()}

@@ -70,10 +70,12 @@ def _breakdown_rows(cells: dict) -> list[dict]:
 def _results_content(experiment: Experiment, version: str, calibrations: dict) -> dict:
     tables = paper_tables(experiment=experiment, version=version)
     power = breakdown(experiment=experiment, by="power", version=version)
+    topic = breakdown(experiment=experiment, by="topic", version=version)
     groups = group_views(experiment=experiment, version=version)
     charts = [
         *figures.paper_table_figures(tables),
         *figures.power_figures(power),
+        *figures.topic_figures(topic),
         *[figure for figure in (figures.dominant_group_figure(groups.by_share, labels=group_labels()), figures.support_figure(groups.by_real_vote)) if figure],
     ]
     return {
@@ -81,7 +83,7 @@ def _results_content(experiment: Experiment, version: str, calibrations: dict) -
         "tables": [(table, calibrations["by_judge"].get(table.judge, [])) for table in tables],
         "breakdowns": [
             ("Power structure (largest group's seat share)", _breakdown_rows(power)),
-            ("Topic", _breakdown_rows(breakdown(experiment=experiment, by="topic", version=version))),
+            ("Topic", _breakdown_rows(topic)),
             ("Parliamentary term", _breakdown_rows(breakdown(experiment=experiment, by="term", version=version))),
         ],
         "charts": charts,

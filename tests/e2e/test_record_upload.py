@@ -116,7 +116,7 @@ def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
     link.first.click()
     expect(page.get_by_test_id("record-title")).to_have_text(record.title)
     stance = record.stances.select_related("group").first()
-    expect(page.locator(f"[data-testid=record-stances] tr[data-group='{stance.group.code}']")).to_contain_text(
+    expect(page.locator(f"[data-testid=record-stances] [data-group='{stance.group.code}']")).to_contain_text(
         f"{stance.real_choice}/9"
     )
     expect(page.get_by_test_id("build-from-record")).to_have_attribute("href", f"/scenarios/new/?record={record.pk}")

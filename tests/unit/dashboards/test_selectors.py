@@ -120,3 +120,20 @@ def test_partisan_probe_correlates_each_strategys_scores_with_real_votes_and_sea
     assert probe["one-shot"]["r_share"] == pytest.approx(pearson([r[0] for r in rows], [r[2] for r in rows]))
     assert probe["one-shot"]["r_real"] > 0.5  # the fixture's scores follow the real votes
     assert probe["greedy"]["n"] == 2
+
+
+def test_the_breakdowns_use_the_paper_tables_bootstrap_one_method_on_the_page(made):
+    """Term 7th holds every run: a breakdown cell's interval is the bootstrap of that cell's runs,
+    pass goals (the passes of n) and score goals (their values) alike."""
+    terms = breakdown(experiment=made.experiment, by="term")
+    passing = terms[("one-shot", "m1", "llm", "simple_majority", "7th")]  # 2p: pass, fail, pass; 4p: pass
+    assert (passing.n, passing.mean) == (4, 0.75)
+    assert passing.ci == bootstrap_ci([0.0, 1.0], [1, 3])
+    scored = terms[("one-shot", "m1", "llm", "rawlsian", "7th")]  # 3.0 and 5.0
+    assert scored.ci == bootstrap_ci([3.0, 5.0], [1, 1])
+    assert scored.ci != (scored.mean, scored.mean)
+    power = breakdown(experiment=made.experiment, by="power")
+    topic = breakdown(experiment=made.experiment, by="topic")
+    assert topic[("one-shot", "m1", "llm", "rawlsian", "agriculture")].ci == scored.ci
+    assert all(cell.ci == bootstrap_ci([0.0, 1.0], [cell.n - round(cell.mean * cell.n), round(cell.mean * cell.n)])
+               for (_, _, _, goal, _), cell in power.items() if goal == "simple_majority")

@@ -245,3 +245,12 @@ def test_new_experiment_form_plays_saved_scenarios(client, made, owner):
 
     empty = client.post(reverse("experiment-new"), _form("", name="none", source="scenarios", strategies=["greedy"]))
     assert "Tick at least one saved scenario" in empty.content.decode()
+
+
+def test_the_dashboard_draws_the_topic_breakdown_and_its_tables_sort(client, made, owner):
+    client.force_login(owner)
+    page = client.get(reverse("experiment-dashboard", args=[made.experiment.pk])).content.decode()
+    assert 'id="topic-simple_majority"' in page and 'id="power-simple_majority"' in page
+    assert page.count('data-testid="breakdown" data-sortable') == 3
+    assert "95% CI (bootstrap)" in page and "(normal)" not in page
+    assert 'data-testid="export-parquet"' in page
