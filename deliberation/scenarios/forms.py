@@ -29,7 +29,7 @@ ENGINE_FIELD = {"seats": "seat_structure", "groups": "groups", "goal": "goal", "
 
 class ScenarioForm(forms.Form):
     record = forms.ModelChoiceField(queryset=Record.objects.all(), error_messages={
-        "required": "Pick a record first: search the list above and click one.",
+        "required": "Pick a record first: search the list below and click one.",
         "invalid_choice": "That record does not exist (any more): pick another one.",
     })
     groups = forms.JSONField(required=False, help_text="Group codes in order; leave empty to use most_divided.")
