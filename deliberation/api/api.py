@@ -522,6 +522,7 @@ SUMMARIES = {
     "record_sets": "List the record sets",
     "records": "Search the records",
     "record": "Read a record with its stances and real votes",
+    "models": "List the models you may use",
     "scenarios": "List your saved scenarios",
     "scenario_create": "Save a scenario",
     "runs": "List your runs",

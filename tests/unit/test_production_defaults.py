@@ -57,8 +57,10 @@ def test_no_server_command_lets_a_client_choose_its_address():
     makefile = (REPO_ROOT / "Makefile").read_text()
     for text in (dockerfile, compose, makefile):
         assert not re.search(r"forwarded.allow.ips[\"', =]+\*", text, re.IGNORECASE)
-    run_line = next(line for line in makefile.splitlines() if "uvicorn deliberation.asgi" in line)
-    assert "--no-proxy-headers" in run_line
+    # make run serves through deliberation/serve.py (uvicorn in-process, one console block)
+    run_line = next(line for line in makefile.splitlines() if "-m deliberation.serve" in line)
+    assert "FORWARDED_ALLOW_IPS" not in run_line
+    assert "proxy_headers=False" in (REPO_ROOT / "deliberation" / "serve.py").read_text()
 
 
 def test_manage_py_in_a_checkout_where_make_run_ran_gets_the_try_out_settings(tmp_path):
