@@ -23,6 +23,9 @@ from tests.integration import servers
 
 PASSWORD = "Hemicycle-e2e-password-7"
 AGENT_TIMEOUT_MS = 20_000
+# The pages open their socket once every script has run, Plotly's 3.6 MB included: seconds on a
+# loaded machine (measured 2.4 to 7 s for the console), more than expect's default 5 s.
+PAGE_START_MS = 20_000
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 PROJECTOR = {"width": 1920, "height": 1080}
 ALICE = "Alice <b>&</b>"  # shown as typed, never as markup
@@ -60,7 +63,7 @@ def join(page: Page, code: str, name: str, seat: str) -> None:
     page.get_by_test_id(f"seat-{seat}").click()
     page.get_by_test_id("join-submit").click()
     expect(page).to_have_url(re.compile(rf"/classroom/{code}/seat/$"))
-    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "open", timeout=PAGE_START_MS)
 
 
 def speech_cards(page: Page):
@@ -95,13 +98,13 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     session = ClassSession.objects.get(code=code)
     expect(teacher.get_by_test_id("join-url")).to_have_text(re.compile(rf"^http://[^/]+/join/{code}/$"))
     teacher.wait_for_function("() => { const qr = document.querySelector('[data-testid=qr]'); return qr.complete && qr.naturalWidth > 0; }")
-    expect(teacher.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+    expect(teacher.get_by_test_id("connection")).to_have_attribute("data-state", "open", timeout=PAGE_START_MS)
 
     projector = teacher.context.new_page()
     projector.set_viewport_size(PROJECTOR)
     projector.goto(f"/classroom/{code}/projector/")
     expect(projector.get_by_test_id("projector-code")).to_have_text(code)
-    expect(projector.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+    expect(projector.get_by_test_id("connection")).to_have_attribute("data-state", "open", timeout=PAGE_START_MS)
     # Full screen for the room: no site navigation, no account name.
     expect(projector.locator(".topbar")).to_have_count(0)
 
@@ -162,7 +165,7 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     alice.reload()
     expect(alice.get_by_test_id("my-seat")).to_contain_text("S&D")
     expect(speech_cards(alice)).to_have_count(3)
-    expect(alice.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+    expect(alice.get_by_test_id("connection")).to_have_attribute("data-state", "open", timeout=PAGE_START_MS)
 
     # Drafting: the agent (EPP, the rapporteur) writes the draft, shown word by word at 8 words a second.
     teacher.get_by_test_id("reveal-speed").fill("8")
