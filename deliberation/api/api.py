@@ -540,6 +540,8 @@ SUMMARIES = {
     "experiment_progress_view": "Read an experiment's progress",
     "experiment_results_view": "Read an experiment's results tables",
     "experiment_export_zip": "Export an experiment's tables (CSV, Parquet, JSON)",
+    "experiment_sweep_view": "Re-tally an experiment's runs under other seats and rules",
+    "budget": "Read your spending budget and what is left of it",
 }
 
 
