@@ -545,11 +545,23 @@ SUMMARIES = {
 }
 
 
+def _summary(view) -> str:
+    """The sentence for a view: SUMMARIES, else its docstring's first sentence, else its name in
+    sentence case without "view" (an endpoint added later still reads as words, not a title)."""
+    if view.__name__ in SUMMARIES:
+        return SUMMARIES[view.__name__]
+    doc = " ".join((view.__doc__ or "").split())
+    if doc:
+        return doc.split(". ")[0].rstrip(".:")[:120]
+    words = [word for word in view.__name__.split("_") if word and word != "view"]
+    return " ".join(words).capitalize()
+
+
 def _summaries_set() -> None:
     for _prefix, router in api._routers:
         for path_view in router.path_operations.values():
             for operation in path_view.operations:
-                operation.summary = SUMMARIES.get(operation.view_func.__name__, operation.summary)
+                operation.summary = _summary(operation.view_func)
 
 
 _summaries_set()
