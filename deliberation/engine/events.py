@@ -1,75 +1,145 @@
 """Events: what a strategy yields, one per step, numbered per run from 1.
 
 Every event is `{"seq": int, "type": str, "data": {...}}`; the event log adds `"at"` (ISO time)
-when it stores one. Each type has one documented shape of `data`, below.
+when it stores one. Each type has one shape of `data`: a pydantic model below, registered in
+EVENT_DATA. The run service validates every event against it before it writes anything
+(`event_validate`, called by runs.services.event_append), for every strategy and the classroom;
+the data is stored exactly as given, so validation never changes the log's format.
+docs/events.md is generated from these models (`python manage.py events_doc`).
+
+How to declare a new event type
+-------------------------------
+1. Write the model of its data as a subclass of EventData (unknown keys are then refused)::
+
+       class ForecastData(EventData):
+           '''A group's forecast of the vote (the first docstring line goes into docs/events.md).'''
+
+           group: str = Field(description="the group's code")
+           probability: float = Field(ge=0, le=1)
+           usage: Usage
+           round: int = None  # an optional key: may be absent, never null
+
+   A field without a default is a key every event of the type carries; `= None` makes a key
+   optional (write `int | None = None` only when the key may also be present as null). Reuse
+   Usage for a step's model cost, and keep values JSON (str, int, float, bool, lists, dicts).
+2. Register it in EVENT_DATA (`"forecast": ForecastData`); a type the run service writes around
+   the strategy (not the strategy itself) also goes into SERVICE_EVENT_TYPES.
+3. Run `python manage.py events_doc` to regenerate docs/events.md (a unit test fails while it
+   is stale) and add the type to the rebuild in tests if it changes the run's state.
+
+An event of an unknown type, or whose data does not fit its model, raises EventInvalid naming the
+event and the offending key, before anything is stored.
 """
 
 from typing import Any, Literal, NotRequired, TypedDict
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-class RetryData(TypedDict):
+# Classroom sessions (engine/classroom.py): who took a turn. "judge" scores votes for groups
+# whose students did not vote, and for the agents' groups.
+Actor = Literal["students", "agent", "judge"]
+
+
+class EventData(BaseModel):
+    """The base of every event's data: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RetryData(EventData):
     """A model call that failed, was retried, and then answered."""
 
     model: str
-    attempts: int  # the calls it took, the one that answered included
-    errors: list[str]  # why each failed attempt failed
-    waited_s: float  # backoff slept in between
+    attempts: int = Field(description="the calls it took, the one that answered included")
+    errors: list[str] = Field(description="why each failed attempt failed")
+    waited_s: float = Field(description="backoff slept in between")
 
 
-class Usage(TypedDict):
+class Usage(EventData):
+    """What a step's model calls cost (all zero for a step no model took)."""
+
     prompt_tokens: int
     completion_tokens: int
     seconds: float
     cached: bool
-    # The step's model calls that answered only after retries (RunContext.retried). Part of the
-    # cost of saying it, so a transcript leaves it out with the rest of `usage`.
-    retries: NotRequired[list[RetryData]]
+    # Part of the cost of saying it, so a transcript leaves it out with the rest of `usage`.
+    retries: list[RetryData] = Field(
+        None, description="the step's model calls that answered only after retries (RunContext.retried)"
+    )
 
 
-class RunStartedData(TypedDict):
+class StepData(EventData):
+    """A strategy's step. A step without `usage` whose model calls needed retries carries them
+    at the top level instead (strategies.base.RunContext.step)."""
+
+    retries: list[RetryData] = Field(None, description="model calls of a step without usage that needed retries")
+
+
+class RunStartedData(StepData):
+    """The run's scenario, as the strategy plays it (always event 1)."""
+
     strategy: str
     goal: str
     veto_group: str | None
-    groups: list[str]  # in the scenario's order
-    seats: dict[str, float]
-    title: str
-    classroom: NotRequired[bool]  # a classroom session (engine/classroom.py)
-    phase_seconds: NotRequired[int | None]
-    words_per_second: NotRequired[float]
+    groups: list[str] = Field(description="group codes in the scenario's order")
+    seats: dict[str, float] = Field(description="group code -> seat share")
+    title: str = Field(description="the record's title")
+    classroom: bool = Field(None, description="a classroom session (engine/classroom.py)")
+    phase_seconds: int | None = Field(None, description="classroom: each phase's timer (null: untimed)")
+    words_per_second: float = Field(None, description="classroom: the reveal speed of agents' texts (0: instant)")
 
 
-class PhaseData(TypedDict):
-    phase: str  # see strategies.parliament.PHASES
-    round: NotRequired[int]
-    seconds: NotRequired[int | None]  # classroom: the phase's timer
-    deadline: NotRequired[str | None]  # classroom: ISO time the timer runs out
+class PhaseData(StepData):
+    """A phase begins (strategies.parliament.PHASES)."""
+
+    phase: str
+    round: int = Field(None, description="negotiation: the round, from 1")
+    seconds: int | None = Field(None, description="classroom: the phase's timer")
+    deadline: str | None = Field(None, description="classroom: ISO time the timer runs out")
 
 
-class SpeechData(TypedDict):
+class ClassroomTurn(StepData):
+    """Keys a classroom session adds to the events of a turn."""
+
+    by: Actor = Field(None, description="classroom: who took the turn")
+    skipped: bool = Field(None, description="classroom: nobody took the turn before the phase closed")
+    student: int = Field(None, description="classroom: the id of the student who wrote it")
+    name: str = Field(None, description="classroom: that student's display name")
+
+
+class SpeechData(ClassroomTurn):
+    """A group speaks."""
+
     group: str
     phase: str
     text: str
     usage: Usage
-    round: NotRequired[int]
+    round: int = Field(None, description="negotiation: the round, from 1")
 
 
-class DraftData(TypedDict):
-    author: str  # a group code, "mediator", "drafter", or the baseline's name
+class DraftData(ClassroomTurn):
+    """A version of the resolution; the last draft of a run is the text put to the vote."""
+
+    author: str = Field(description='a group code, "mediator", "drafter", or the baseline\'s name')
     text: str
-    usage: NotRequired[Usage]
-    version: NotRequired[int]  # 1 for the first draft, +1 for each accepted amendment
-    source_group: NotRequired[str]  # random / greedy baselines: whose stance became the text
-    example_record: NotRequired[str | None]  # one-shot: the record its example came from
+    usage: Usage = None
+    version: int = Field(None, description="1 for the first draft, +1 for each accepted amendment")
+    source_group: str = Field(None, description="random / greedy baselines: whose stance became the text")
+    example_record: str | None = Field(None, description="one-shot: the record its example came from")
 
 
-class AmendmentData(TypedDict):
+class AmendmentData(ClassroomTurn):
+    """A group tables an amendment (empty text: it declines)."""
+
     group: str
     text: str
     usage: Usage
 
 
-class AmendmentDecisionData(TypedDict):
-    group: str
+class AmendmentDecisionData(ClassroomTurn):
+    """The rapporteur accepts or rejects a group's amendment."""
+
+    group: str = Field(description="the group whose amendment is decided")
     accepted: bool
     reason: str
     draft_before: str
@@ -77,80 +147,102 @@ class AmendmentDecisionData(TypedDict):
     usage: Usage
 
 
-class DigitDistributionData(TypedDict):
-    probabilities: list[float]  # p(0)..p(9), renormalised over the digits
-    mass: float  # the next token's probability of being a digit at all
+class DigitDistributionData(EventData):
+    """The judge's next-token distribution over the digits (llm-expected)."""
+
+    probabilities: list[float] = Field(description="p(0)..p(9), renormalised over the digits")
+    mass: float = Field(description="the next token's probability of being a digit at all")
     expected: float
     argmax: int
     sd: float
     entropy: float
 
 
-class VoteDetail(TypedDict):
+class VoteDetail(EventData):
     """What a judge keeps beside its score (judges.Verdict.detail); each judge fills its own keys."""
 
-    distribution: NotRequired[DigitDistributionData]  # llm-expected
-    expected_unavailable: NotRequired[bool]  # llm-expected fell back to the paper's judge
-    digit_mass: NotRequired[float]
-    raw_score: NotRequired[float]  # calibrated: the underlying judge's score before the map
-    members: NotRequired[dict[str, float]]  # ensemble: each member judge's score
-    spread: NotRequired[float]  # ensemble: the members' standard deviation
-    coverage: NotRequired[float]  # similarity: mean best cosine of the stance's sentences
+    distribution: DigitDistributionData = Field(None, description="llm-expected")
+    expected_unavailable: bool = Field(None, description="llm-expected fell back to the paper's judge")
+    digit_mass: float = None
+    raw_score: float = Field(None, description="calibrated: the underlying judge's score before the map")
+    members: dict[str, float] = Field(None, description="ensemble: each member judge's score")
+    spread: float = Field(None, description="ensemble: the members' standard deviation")
+    coverage: float = Field(None, description="similarity: mean best cosine of the stance's sentences")
 
 
-class VoteData(TypedDict):
+class VoteData(ClassroomTurn):
+    """The judge's (or, in a classroom, the students') score of the final text for one group."""
+
     group: str
-    score: float  # an integer 0..9, or an expectation for the llm-expected judge
+    score: float = Field(description="an integer 0..9, or an expectation for the llm-expected judge")
     position: Literal["for", "abstain", "against"]
     fallback: bool
     attempts: int
     usage: Usage
-    detail: NotRequired[VoteDetail]
+    detail: VoteDetail = None
 
 
-class TallyData(TypedDict):
-    scores: dict[str, int]
+class TallyData(StepData):
+    """Every group has voted: the seat-weighted total against the goal's threshold."""
+
+    scores: dict[str, float]
     seats: dict[str, float]
     weighted_total: float
     threshold: float | None
     goal: str
 
 
-class OutcomeData(TypedDict):
-    scores: dict[str, int]
+class OutcomeData(StepData):
+    """The run's result (always its last event when it finishes; scenario.Outcome.as_dict)."""
+
+    scores: dict[str, float]
     seats: dict[str, float]
     weighted_total: float
-    goals: dict[str, bool | float]
+    goals: dict[str, bool | float] = Field(description="each goal: passed, or its score")
     goal: str
     veto_group: str | None
-    fallbacks: list[str]
+    fallbacks: list[str] = Field(description="groups whose vote fell back to the judge's default")
 
 
-class ErrorData(TypedDict):
+class ErrorData(EventData):
+    """A step failed (a model error or a bug); `final`: the run gives up."""
+
     message: str
     attempt: int
     final: bool
+    turn: str = Field(None, description="classroom: the key of the agent's turn that failed (it stays due)")
 
 
-class ControlData(TypedDict):
-    # runs: paused, resumed, stopped; classroom sessions (engine/classroom.py) also: started,
-    # ended, vote_closed, reveal_speed (words_per_second), muted, unmuted, removed (student, name)
-    action: str
-    by: NotRequired[str]
-    # resumed by a new task after the worker that advanced the run was lost ("worker_lost")
-    reason: NotRequired[str]
-    attempt: NotRequired[int]
+ControlAction = Literal[
+    "paused", "resumed", "stopped",  # runs
+    "started", "ended", "vote_closed", "reveal_speed", "muted", "unmuted", "removed",  # classroom
+]
 
 
-class SeatJoinedData(TypedDict):
-    """Classroom: a student took a seat (group) or sat down to watch (group None)."""
+class ControlData(EventData):
+    """Someone (or the service) changed the run's course: pause, resume, stop; in a classroom
+    also start, end, closing the vote, the reveal speed and the students' seats."""
+
+    action: ControlAction
+    by: str = Field(None, description="the user name of who did it (classroom: also \"timer\")")
+    reason: str = Field(None, description='resumed by a new task after the worker was lost: "worker_lost"')
+    attempt: int = Field(None, description="worker_lost: the task attempt that resumed the run")
+    remaining: float | None = Field(None, description="classroom paused: seconds left on the phase's timer")
+    deadline: str | None = Field(None, description="classroom resumed: ISO time the timer now runs out")
+    words_per_second: float = Field(None, description="classroom reveal_speed: the new speed")
+    student: int = Field(None, description="classroom muted/unmuted/removed: the student's id")
+    name: str = Field(None, description="classroom muted/unmuted/removed: the student's display name")
+
+
+class SeatJoinedData(EventData):
+    """Classroom: a student took a seat (group) or sat down to watch (group null)."""
 
     student: int
     name: str
     group: str | None
 
 
-EVENT_DATA: dict[str, type] = {
+EVENT_DATA: dict[str, type[EventData]] = {
     "run_started": RunStartedData,
     "phase": PhaseData,
     "speech": SpeechData,
@@ -177,14 +269,26 @@ class Event(TypedDict):
     at: NotRequired[str]
 
 
+class EventInvalid(ValueError):
+    """An event of an unknown type, or whose data does not fit its type's model."""
+
+
 def make_event(seq: int, type: str, data: dict[str, Any]) -> Event:
     if type not in EVENT_DATA:
-        raise ValueError(f"unknown event type {type!r}")
+        raise EventInvalid(f"unknown event type {type!r}")
     return {"seq": seq, "type": type, "data": data}
 
 
-def event_keys_missing(event: Event) -> set[str]:
-    """The data keys an event of its type must carry but lacks (empty when well formed)."""
-    shape = EVENT_DATA[event["type"]]
-    required = getattr(shape, "__required_keys__", frozenset())
-    return set(required) - set(event["data"])
+def event_validate(event: Event) -> None:
+    """Raise EventInvalid unless the event's type is known and its data fits the type's model.
+    Validates only: the data is stored as given."""
+    shape = EVENT_DATA.get(event["type"])
+    if shape is None:
+        raise EventInvalid(f"event {event.get('seq')}: unknown event type {event['type']!r}")
+    try:
+        shape.model_validate(event["data"])
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in error.errors(include_url=False)
+        )
+        raise EventInvalid(f"event {event.get('seq')} ({event['type']}): {problems}") from None

@@ -19,7 +19,7 @@ from django.db.models import Exists, F, Max, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from deliberation.engine.events import Event
+from deliberation.engine.events import Event, event_validate
 from deliberation.engine.models import ModelError, retry_listener
 from deliberation.engine.strategies import RunContext, strategy_named
 from deliberation.engine.strategies.base import usage_totals
@@ -122,7 +122,9 @@ def event_append(*, run: Run, event: Event) -> RunEvent:
 
 def _event_store(*, run: Run, event: Event) -> tuple[RunEvent, str | None]:
     """event_append's body; also returns the run's status as read by the same statement (None
-    when the event was stored before: a replay), so that a step costs one round trip."""
+    when the event was stored before: a replay), so that a step costs one round trip.
+    EventInvalid (nothing written) when the event does not fit its type (engine/events.py)."""
+    event_validate(event)
     stored = RunEvent(run=run, seq=event["seq"], type=event["type"], data=event["data"])
     run_table = Run._meta.db_table
     row = insert_or_ignore(
@@ -145,6 +147,8 @@ def _events_store(*, run: Run, events: list[Event]) -> str:
     if len(events) == 1:
         status = _event_store(run=run, event=events[0])[1]
         return status if status is not None else _status(run.pk)
+    for event in events:
+        event_validate(event)
     objs = [RunEvent(run=run, seq=event["seq"], type=event["type"], data=event["data"]) for event in events]
     rows = insert_all_or_ignore(
         objs, conflict=["run", "seq"], returning=f"seq, (SELECT status FROM {Run._meta.db_table} WHERE id = %s)",

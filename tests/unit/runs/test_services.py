@@ -1,6 +1,7 @@
 import pytest
 from django.db import transaction
 
+from deliberation.engine.events import EventInvalid
 from deliberation.engine.models import ModelError, Params
 from deliberation.runs import services
 from deliberation.runs.models import CachedCompletion, Run
@@ -70,6 +71,28 @@ def test_event_append_is_idempotent_by_sequence(enqueued, broadcasts):
     event_append(run=run, event=event)
     assert run.events.count() == 1
     assert len(broadcasts) == 1
+
+
+@pytest.mark.parametrize("event", [
+    {"seq": 1, "type": "applause", "data": {}},
+    {"seq": 1, "type": "phase", "data": {"phase": "opening", "applause": True}},
+    {"seq": 1, "type": "vote", "data": {"group": "EPP", "score": 7}},
+], ids=["unknown type", "unknown key", "missing keys"])
+def test_event_append_refuses_an_event_that_does_not_fit_its_type_and_writes_nothing(enqueued, broadcasts, event):
+    run = started_run()
+    with pytest.raises(EventInvalid, match=r"event 1"):
+        event_append(run=run, event=event)
+    assert run.events.count() == 0
+    assert broadcasts == []
+
+
+def test_a_batch_with_one_bad_event_writes_none_of_them(enqueued, broadcasts):
+    run = started_run()
+    good = {"seq": 1, "type": "phase", "data": {"phase": "opening"}}
+    bad = {"seq": 2, "type": "phase", "data": {"phase": "opening", "round": "first"}}
+    with pytest.raises(EventInvalid, match=r"event 2 \(phase\): round"):
+        services._events_store(run=run, events=[good, bad])
+    assert run.events.count() == 0
 
 
 def test_a_retried_run_continues_after_its_last_event_without_redoing_it(enqueued, broadcasts):
