@@ -8,7 +8,13 @@ import typing
 import pytest
 from pydantic import BaseModel
 
-from deliberation.engine.events import EVENT_DATA, EVENT_TYPES, EventInvalid, event_validate, make_event
+from deliberation.engine.events import (
+    EVENT_DATA,
+    EVENT_TYPES,
+    EventInvalid,
+    event_validate,
+    make_event,
+)
 
 
 def sample_value(hint):
