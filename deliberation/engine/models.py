@@ -31,6 +31,8 @@ class TokenLogprob:
     token: str
     logprob: float
     top: tuple[tuple[str, float], ...] = ()
+    # next_token_ids: the token id of each entry of `top`, in the same order (empty otherwise)
+    top_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,46 @@ class NextTokenClient(ModelClient, Protocol):
 def gives_next_token(client: object) -> bool:
     """Whether `client` (and every wrapper around its backend) can answer next_token."""
     return bool(getattr(client, "gives_next_token", False))
+
+
+class TokenIdClient(ModelClient, Protocol):
+    """A client that decodes by token ids: what decoding-time strategies (amulet) need.
+
+    `next_token_ids` reads the next-token distribution after the chat prompt of `messages` with
+    the assistant turn opened and the token ids `prefix_ids` of the reply so far appended (ids,
+    never text: re-tokenising decoded text can give other ids). The answer is a Completion whose
+    single TokenLogprob holds the `top` most likely tokens, best first, with their ids in
+    `top_ids`: raw log-softmax of the logits, no temperature, no sampling. `end_ids` are the ids
+    that close the assistant's turn; `decode_ids` is the text of a reply's ids.
+    """
+
+    gives_token_ids: bool
+
+    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
+                       seed: int) -> Completion: ...
+
+    def end_ids(self) -> frozenset[int]: ...
+
+    def decode_ids(self, ids: Sequence[int]) -> str: ...
+
+
+def gives_token_ids(client: object) -> bool:
+    """Whether `client` (and every wrapper around its backend) can answer next_token_ids."""
+    return bool(getattr(client, "gives_token_ids", False))
+
+
+def token_ids_completion(top: Sequence[tuple[int, str, float]], *, prompt_tokens: int = 0,
+                         seconds: float = 0.0) -> Completion:
+    """The Completion a next_token_ids call answers, from (id, text, logprob) triples in any
+    order (equal logprobs: the lower id first, so that every backend ranks alike)."""
+    ranked = sorted(top, key=lambda triple: (-triple[2], triple[0]))
+    if not ranked:
+        raise ModelError("the backend gave no next-token log-probabilities")
+    _, token, logprob = ranked[0]
+    return Completion(text=token, prompt_tokens=prompt_tokens, completion_tokens=1, seconds=seconds,
+                      logprobs=(TokenLogprob(token=token, logprob=logprob,
+                                             top=tuple((text, lp) for _, text, lp in ranked),
+                                             top_ids=tuple(i for i, _, _ in ranked)),))
 
 
 def next_token_completion(top: Sequence[tuple[str, float]], *, prompt_tokens: int = 0,
@@ -152,6 +194,28 @@ def scripted_next_token(messages: Sequence[Message], prefix: str, seed: int) -> 
     return [(" The", math.log(0.5)), (" a", math.log(0.3)), (" and", math.log(0.2))]
 
 
+# The scripted double's token vocabulary: id = index; SCRIPTED_END closes the assistant's turn.
+SCRIPTED_VOCAB: tuple[str, ...] = (
+    "<end>", "The", " European", " Parliament", " calls", " for", " a", " balanced", " compromise",
+    " with", " funding", ",", " review", " clause", " and", " safeguards", " groups", " that",
+    " oppose", " it", ".", " support", " welcomes", " urges",
+)
+SCRIPTED_END = 0
+SCRIPTED_END_AFTER = 12  # replies end (most mass on SCRIPTED_END) from this many tokens on
+
+
+def scripted_next_token_ids(messages: Sequence[Message], prefix_ids: Sequence[int], seed: int) -> list[float]:
+    """Log-probabilities over SCRIPTED_VOCAB, derived from the prompt, the reply so far and the
+    seed (two prompts give two distributions, as two contexts of one model do); after
+    SCRIPTED_END_AFTER tokens the end token takes nearly all the mass."""
+    head = _digest([*messages, {"role": "assistant", "content": " ".join(map(str, prefix_ids))}], seed)
+    logits = [-((head >> (index % 60)) % 97) / 12.0 for index in range(len(SCRIPTED_VOCAB))]
+    logits[SCRIPTED_END] = 12.0 if len(prefix_ids) >= SCRIPTED_END_AFTER else -20.0
+    top = max(logits)
+    norm = top + math.log(math.fsum(math.exp(logit - top) for logit in logits))
+    return [logit - norm for logit in logits]
+
+
 @dataclass
 class ScriptedModelClient:
     """The test double: no network, same answer for the same messages and seed.
@@ -161,6 +225,8 @@ class ScriptedModelClient:
     its clients for its lifetime: an unbounded record grew its memory with every run).
     `next_token_responder` gives the next-token distribution (None: this double has no logprobs,
     like a backend without them); `next_token_calls` records (messages, prefix, top, seed), bounded alike.
+    With logprobs it also decodes by token ids over SCRIPTED_VOCAB (scripted_next_token_ids);
+    `token_id_calls` records (messages, prefix_ids, top, seed).
     """
 
     responder: Responder = scripted_reply
@@ -169,10 +235,32 @@ class ScriptedModelClient:
     max_calls: int = 1000
     next_token_responder: NextTokenResponder | None = scripted_next_token
     next_token_calls: list[tuple[tuple[Message, ...], str, int, int]] = field(default_factory=list)
+    token_id_calls: list[tuple[tuple[Message, ...], tuple[int, ...], int, int]] = field(default_factory=list)
 
     @property
     def gives_next_token(self) -> bool:
         return self.next_token_responder is not None
+
+    @property
+    def gives_token_ids(self) -> bool:
+        return self.next_token_responder is not None
+
+    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
+                       seed: int) -> Completion:
+        if self.next_token_responder is None:
+            raise ModelError("this scripted model gives no next-token log-probabilities")
+        self.token_id_calls.append((tuple(messages), tuple(prefix_ids), top, seed))
+        if len(self.token_id_calls) > 2 * self.max_calls:
+            del self.token_id_calls[: len(self.token_id_calls) - self.max_calls]
+        logprobs = scripted_next_token_ids(messages, prefix_ids, seed)
+        triples = sorted(((i, SCRIPTED_VOCAB[i], lp) for i, lp in enumerate(logprobs)), key=lambda t: (-t[2], t[0]))
+        return token_ids_completion(triples[:top], prompt_tokens=sum(len(m["content"].split()) for m in messages))
+
+    def end_ids(self) -> frozenset[int]:
+        return frozenset({SCRIPTED_END})
+
+    def decode_ids(self, ids: Sequence[int]) -> str:
+        return "".join(SCRIPTED_VOCAB[i] for i in ids)
 
     def next_token(self, messages: Sequence[Message], *, prefix: str, top: int, seed: int) -> Completion:
         if self.next_token_responder is None:

@@ -12,12 +12,21 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from deliberation.engine.models import Completion, Message, ModelClient, Params, TokenLogprob, gives_next_token
+from deliberation.engine.models import (
+    Completion,
+    Message,
+    ModelClient,
+    Params,
+    TokenLogprob,
+    gives_next_token,
+    gives_token_ids,
+)
 from deliberation.runs.hotpath import before_uncached_call, insert_or_ignore, update_returning
 from deliberation.runs.models import CachedCompletion
 
 # Appended to the model's name in the key of a next-token call (never in the stored model column).
 NEXT_TOKEN_KEY = "#next-token"
+NEXT_TOKEN_IDS_KEY = "#next-token-ids"
 # What a hit needs from the row (a Completion); the messages and parameters stay in the database.
 HIT_FIELDS = ("text", "prompt_tokens", "completion_tokens", "seconds", "logprobs")
 
@@ -38,7 +47,8 @@ def completion_key(*, model: str, messages: Sequence[Message], params: Params, s
 def logprobs_to_json(logprobs: tuple[TokenLogprob, ...] | None) -> list | None:
     if logprobs is None:
         return None
-    return [{"token": t.token, "logprob": t.logprob, "top": [list(pair) for pair in t.top]}
+    return [{"token": t.token, "logprob": t.logprob, "top": [list(pair) for pair in t.top],
+             **({"top_ids": list(t.top_ids)} if t.top_ids else {})}
             for t in logprobs]
 
 
@@ -46,7 +56,8 @@ def logprobs_from_json(data: list | None) -> tuple[TokenLogprob, ...] | None:
     if data is None:
         return None
     return tuple(TokenLogprob(token=t["token"], logprob=t["logprob"],
-                              top=tuple((token, logprob) for token, logprob in t["top"]))
+                              top=tuple((token, logprob) for token, logprob in t["top"]),
+                              top_ids=tuple(t.get("top_ids", ())))
                  for t in data)
 
 
@@ -83,6 +94,30 @@ class CachingClient:
         key = completion_key(model=self.model + NEXT_TOKEN_KEY, messages=stored, params=params, seed=seed)
         return self._cached(key, messages=stored, params=params, seed=seed,
                             call=lambda: self.inner.next_token(messages, prefix=prefix, top=top, seed=seed))
+
+    @property
+    def gives_token_ids(self) -> bool:
+        return gives_token_ids(self.inner)
+
+    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
+                       seed: int) -> Completion:
+        """Cached one row per token step, keyed under the model's name with NEXT_TOKEN_IDS_KEY by the
+        full prompt and the reply's ids. The row stores the prompt's digest and the ids, not the
+        prompt: a decoded reply makes hundreds of rows that share it."""
+        ids = " ".join(str(int(i)) for i in prefix_ids)
+        keyed = [*canonical_messages(messages), {"role": "assistant", "content": ids}]
+        params = Params(temperature=0.0, max_tokens=1, top_logprobs=top)
+        key = completion_key(model=self.model + NEXT_TOKEN_IDS_KEY, messages=keyed, params=params, seed=seed)
+        prompt = completion_key(model=self.model, messages=messages, params=Params(), seed=0)
+        stored = [{"role": "prompt-digest", "content": prompt}, {"role": "assistant", "content": ids}]
+        return self._cached(key, messages=stored, params=params, seed=seed,
+                            call=lambda: self.inner.next_token_ids(messages, prefix_ids=prefix_ids, top=top, seed=seed))
+
+    def end_ids(self) -> frozenset[int]:
+        return self.inner.end_ids()
+
+    def decode_ids(self, ids: Sequence[int]) -> str:
+        return self.inner.decode_ids(ids)
 
     def _cached(self, key: str, *, messages: Sequence[Message], params: Params, seed: int,
                 call: Callable[[], Completion]) -> Completion:

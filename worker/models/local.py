@@ -20,10 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deliberation.engine.models import Completion, Message, ModelError, Params, TokenLogprob, next_token_completion
+from deliberation.engine.models import (
+    Completion,
+    Message,
+    ModelError,
+    Params,
+    TokenLogprob,
+    next_token_completion,
+    token_ids_completion,
+)
 from worker.models.retry import PermanentModelError
 
 if TYPE_CHECKING:
+    import numpy as np
     from llama_cpp import Llama
 
 logger = logging.getLogger(__name__)
@@ -35,6 +44,10 @@ PROMPT_OVERHEAD_TOKENS = 32
 TRUNCATION_MARK = "[...] "
 # llama.cpp reads this seed as "pick one at random"; fold it away so every seed reproduces.
 LLAMA_RANDOM_SEED = 0xFFFFFFFF
+# Contexts kept for next-token calls: amulet decodes two prompts in turn, so two, each holding its
+# prompt, make a step cost one new token per prompt (about 190 MB of KV cache each at 8k context).
+NEXT_TOKEN_CONTEXTS = 2
+PROMPTS_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,11 @@ class LocalModel:
         # 2x slower here, and the library then sorts the whole vocabulary per token: so calls that
         # ask for logprobs get a second instance, loaded on first use, and the others stay fast.
         self._llamas: dict[bool, "Llama"] = {}
+        # next_token calls: contexts by recent use (the first is the completion instance), prompt
+        # ids of recent prompts, the end-of-generation ids (see there)
+        self._next_token_contexts: list["Llama"] = []
+        self._prompts: dict[tuple, list[int]] = {}
+        self._end_ids: frozenset[int] | None = None
 
     def _llama(self, *, logits_all: bool) -> "Llama":  # call with the lock held
         if logits_all not in self._llamas:
@@ -207,38 +225,114 @@ class LocalModel:
 
 
     gives_next_token = True
+    gives_token_ids = True
 
     def next_token(self, messages: Sequence[Message], *, prefix: str, top: int, seed: int) -> Completion:
         """The full next-token distribution after the chat prompt and the open assistant `prefix`
         (the last position's logits, log-softmaxed over the whole vocabulary), cut to its `top`
         tokens; no sampling, so `seed` changes nothing here."""
-        import llama_cpp
-        import numpy as np
-
         with self._lock:
-            # The fast instance: llama.cpp computes the logits of the prompt's last position
-            # anyway, and they are all this needs (logits_all would compute every position's).
             llama = self._llama(logits_all=False)
             prefix_tokens = len(llama.tokenize(prefix.encode(), add_bos=False, special=False))
             fitted = llama_fit(llama, messages, budget=self.spec.n_ctx - 1 - PROMPT_OVERHEAD_TOKENS - prefix_tokens)
             prompt = chat_prompt(llama, fitted) + prefix
             tokens = llama.tokenize(prompt.encode(), add_bos=True, special=True)
             started = time.perf_counter()
-            # Keep what the context already holds of this prompt (the judge's prompts for one
-            # record share their head), as create_chat_completion does; evaluate at least one token.
-            kept = min(shared_prefix(llama.input_ids[: llama.n_tokens], tokens), len(tokens) - 1)
-            try:
-                llama.n_tokens = kept
-                llama.eval(tokens[kept:])
-            except RuntimeError as exc:
-                raise ModelError(f"llama.cpp: {exc}") from exc
-            last = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, -1), shape=(llama.n_vocab(),))
-            logprobs = llama_cpp.Llama.logits_to_logprobs(last.astype(np.float64))
+            llama, logprobs = self._last_logprobs(tokens)
             seconds = time.perf_counter() - started
-            count = min(top, len(logprobs))
-            best = np.argpartition(-logprobs, count - 1)[:count]
+            best = top_indices(logprobs, top)
             pairs = [(llama.detokenize([int(i)]).decode("utf-8", errors="replace"), float(logprobs[i])) for i in best]
         return next_token_completion(pairs, prompt_tokens=len(tokens), seconds=seconds)
+
+    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
+                       seed: int) -> Completion:
+        """As next_token, after the reply's token ids `prefix_ids` (amulet's decoding): the exact
+        log-softmax of the full logits, cut to the `top` best tokens, with their ids."""
+        with self._lock:
+            llama = self._llama(logits_all=False)
+            budget = self.spec.n_ctx - 1 - PROMPT_OVERHEAD_TOKENS - len(prefix_ids)
+            tokens = [*self._prompt_ids(llama, messages, budget=budget), *map(int, prefix_ids)]
+            if any(not 0 <= i < llama.n_vocab() for i in prefix_ids):
+                raise PermanentModelError("a prefix token id is outside this model's vocabulary")
+            started = time.perf_counter()
+            llama, logprobs = self._last_logprobs(tokens)
+            seconds = time.perf_counter() - started
+            best = top_indices(logprobs, top)
+            triples = [(int(i), llama.detokenize([int(i)]).decode("utf-8", errors="replace"), float(logprobs[i]))
+                       for i in best]
+        return token_ids_completion(triples, prompt_tokens=len(tokens), seconds=seconds)
+
+    def end_ids(self) -> frozenset[int]:
+        """The ids that end a generation (llama.cpp's end-of-generation set: EOS, <|im_end|>, ...)."""
+        import llama_cpp
+
+        with self._lock:
+            if self._end_ids is None:
+                llama = self._llama(logits_all=False)
+                vocab = llama_cpp.llama_model_get_vocab(llama.model)
+                self._end_ids = frozenset(i for i in range(llama.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, i))
+            return self._end_ids
+
+    def decode_ids(self, ids: Sequence[int]) -> str:
+        with self._lock:
+            llama = self._llama(logits_all=False)
+            return llama.detokenize([int(i) for i in ids]).decode("utf-8", errors="replace")
+
+    def _prompt_ids(self, llama: "Llama", messages: Sequence[Message], *, budget: int) -> list[int]:
+        """The chat prompt's ids, assistant turn opened; a decoding loop asks for the same two
+        prompts hundreds of times, so the last few are kept (lock held)."""
+        key = (budget, tuple((m["role"], m["content"]) for m in messages))
+        ids = self._prompts.get(key)
+        if ids is None:
+            fitted = llama_fit(llama, messages, budget=budget)
+            ids = llama.tokenize(chat_prompt(llama, fitted).encode(), add_bos=True, special=True)
+            while len(self._prompts) >= PROMPTS_KEPT:
+                del self._prompts[next(iter(self._prompts))]
+            self._prompts[key] = ids
+        return ids
+
+    def _last_logprobs(self, tokens: Sequence[int]) -> tuple["Llama", "np.ndarray"]:
+        """The log-softmax of the logits after `tokens`, from the context that already holds the
+        longest head of them (lock held). Two prompts decoded in turn (amulet) each keep a context
+        of their own, so each step evaluates one new token instead of the whole prompt."""
+        import llama_cpp
+        import numpy as np
+
+        llama = self._context_for(tokens)
+        kept = min(shared_prefix(llama.input_ids[: llama.n_tokens], tokens), len(tokens) - 1)
+        try:
+            llama.n_tokens = kept
+            llama.eval(tokens[kept:])
+        except RuntimeError as exc:
+            raise ModelError(f"llama.cpp: {exc}") from exc
+        last = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, -1), shape=(llama.n_vocab(),))
+        return llama, llama_cpp.Llama.logits_to_logprobs(last.astype(np.float64))
+
+    def _context_for(self, tokens: Sequence[int]) -> "Llama":
+        """The next-token context to evaluate `tokens` in (lock held): the one sharing the longest
+        head with them; a new one (up to NEXT_TOKEN_CONTEXTS) when none shares half of them."""
+        contexts = self._next_token_contexts
+        if not contexts:
+            contexts.append(self._llama(logits_all=False))  # the completion instance is the first
+        shared = [shared_prefix(c.input_ids[: c.n_tokens], tokens) for c in contexts]
+        best = max(range(len(contexts)), key=lambda index: shared[index])
+        if 2 * shared[best] < len(tokens) and len(contexts) < NEXT_TOKEN_CONTEXTS:
+            contexts.append(llama_load(self.spec, n_threads=self.n_threads))
+            atexit.register(contexts[-1].close)
+            best = len(contexts) - 1
+        elif 2 * shared[best] < len(tokens):
+            # Every context holds another prompt: take the least recently used one.
+            best = 0
+        contexts.append(contexts.pop(best))  # most recently used last
+        return contexts[-1]
+
+
+def top_indices(logprobs: "np.ndarray", top: int) -> "np.ndarray":
+    """The indices of the `top` largest entries (unordered)."""
+    import numpy as np
+
+    count = max(1, min(top, len(logprobs)))
+    return np.argpartition(-logprobs, count - 1)[:count]
 
 
 def shared_prefix(held: Sequence[int], tokens: Sequence[int]) -> int:

@@ -21,13 +21,29 @@ from typing import Any
 
 import httpx
 
-from deliberation.engine.models import Completion, Message, ModelError, Params, next_token_completion
+from deliberation.engine.models import (
+    Completion,
+    Message,
+    ModelError,
+    Params,
+    next_token_completion,
+    token_ids_completion,
+)
 from worker.models.local import token_logprobs
 from worker.models.retry import PermanentModelError
 
 # What the engine's model strings put before a served model's name.
 PREFIXES = ("hosted_vllm/", "openai/")
 PERMANENT_STATUS = {400, 401, 403, 404, 422}
+PROMPTS_KEPT = 8
+TOKEN_ID_PREFIX = "token_id:"
+
+
+def token_id_of(key: str) -> int:
+    """The id in a `return_tokens_as_token_ids` token ("token_id:42")."""
+    if not key.startswith(TOKEN_ID_PREFIX):
+        raise ValueError(f"not a token id: {key!r}")
+    return int(key[len(TOKEN_ID_PREFIX):])
 
 
 def served_model(model: str) -> str | None:
@@ -42,6 +58,8 @@ class OpenAICompatibleClient:
     api_base: str  # ".../v1"
     timeout_s: float
     api_key: str = field(default="", repr=False)
+    _prompts: dict[tuple, list[int]] = field(default_factory=dict, init=False, repr=False)
+    _end_ids: frozenset[int] | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def _http(self) -> httpx.Client:
@@ -100,11 +118,101 @@ class OpenAICompatibleClient:
         return next_token_completion(pairs, prompt_tokens=(data.get("usage") or {}).get("prompt_tokens") or 0,
                                      seconds=seconds)
 
-    def _post(self, body: dict[str, Any]) -> tuple[dict, dict, float]:
-        """The server's answer to one chat completion request: the JSON, its first choice, seconds."""
+    gives_token_ids = True
+
+    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
+                       seed: int) -> Completion:
+        """vLLM's way to read a distribution after given ids: the chat prompt's ids (the server's
+        /tokenize, assistant turn opened) plus `prefix_ids` as the `prompt` of /v1/completions,
+        one greedy token, its top-k raw logprobs keyed by id (`return_tokens_as_token_ids`:
+        exact even inside a multi-byte character). k is capped by the server's --max-logprobs."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": [*self._prompt_ids(messages), *map(int, prefix_ids)],
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "seed": seed,
+            "logprobs": top,
+            "return_tokens_as_token_ids": True,
+        }
+        _, choice, seconds = self._post(body, path="completions")
+        top_entries = (choice.get("logprobs") or {}).get("top_logprobs") or [{}]
+        try:
+            triples = [(token_id_of(key), key, float(logprob)) for key, logprob in (top_entries[0] or {}).items()]
+        except (IndexError, AttributeError, TypeError, ValueError) as exc:
+            raise ModelError(self._reason(f"malformed logprobs: {str(choice)[:500]}")) from exc
+        if not triples:
+            raise ModelError(self._reason("the server answered without logprobs"))
+        return token_ids_completion(triples, prompt_tokens=len(body["prompt"]), seconds=seconds)
+
+    def end_ids(self) -> frozenset[int]:
+        """The id that closes an assistant turn in this model's chat template: where the template
+        with the reply closed goes on from the template with it open (the server's /tokenize)."""
+        if self._end_ids is None:
+            turn = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+            opened = self._tokenize(turn, add_generation_prompt=False, continue_final_message=True)
+            closed = self._tokenize(turn, add_generation_prompt=False)
+            if len(closed) <= len(opened) or closed[: len(opened)] != opened:
+                raise PermanentModelError(self._reason("cannot tell this model's end-of-turn token from its chat template"))
+            self._end_ids = frozenset({closed[len(opened)]})
+        return self._end_ids
+
+    def decode_ids(self, ids: Sequence[int]) -> str:
+        data = self._post_json(f"{self._root}/detokenize", {"model": self.model, "tokens": [int(i) for i in ids]})
+        return str(data.get("prompt", ""))
+
+    def _prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """The chat prompt's ids with the assistant turn opened; a decoding loop sends the same
+        prompts hundreds of times, so the last few are kept."""
+        key = tuple((m["role"], m["content"]) for m in messages)
+        ids = self._prompts.get(key)
+        if ids is None:
+            ids = self._tokenize(list(messages), add_generation_prompt=True)
+            while len(self._prompts) >= PROMPTS_KEPT:
+                del self._prompts[next(iter(self._prompts))]
+            self._prompts[key] = ids
+        return ids
+
+    def _tokenize(self, messages: Sequence[Message], **options: bool) -> list[int]:
+        body = {"model": self.model, "messages": [{"role": m["role"], "content": m["content"]} for m in messages], **options}
+        tokens = self._post_json(f"{self._root}/tokenize", body).get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise ModelError(self._reason("the server's /tokenize answered no token ids"))
+        return tokens
+
+    @property
+    def _root(self) -> str:
+        """The server's root: vLLM serves /tokenize and /detokenize beside /v1, not under it."""
+        return self.api_base.rstrip("/").removesuffix("/v1")
+
+    def _post_json(self, url: str, body: dict[str, Any]) -> dict:
+        """The server's JSON object answering `body` at `url` (/tokenize, /detokenize)."""
+        response, _ = self._send(url, body)
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ModelError(self._reason(f"malformed response: {response.text[:500]}"))
+        return data
+
+    def _post(self, body: dict[str, Any], *, path: str = "chat/completions") -> tuple[dict, dict, float]:
+        """The server's answer to one completion request: the JSON, its first choice, seconds."""
+        response, seconds = self._send(path, body)
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            if path == "chat/completions":
+                choice["message"].get("content")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ModelError(self._reason(f"malformed response: {response.text[:500]}")) from exc
+        return data, choice, seconds
+
+    def _send(self, url: str, body: dict[str, Any]) -> tuple[httpx.Response, float]:
+        """One POST; a refused request is permanent, the rest worth another try (module docstring)."""
         started = time.perf_counter()
         try:
-            response = self._http.post("chat/completions", json=body)
+            response = self._http.post(url, json=body)
         except httpx.TimeoutException as exc:
             raise TimeoutError(f"no answer within {self.timeout_s:g} s") from exc
         except httpx.HTTPError as exc:  # connection refused or reset, protocol errors
@@ -113,13 +221,7 @@ class OpenAICompatibleClient:
         if response.status_code != 200:
             reason = self._reason(f"HTTP {response.status_code}: {response.text[:500]}")
             raise (PermanentModelError if response.status_code in PERMANENT_STATUS else ModelError)(reason)
-        try:
-            data = response.json()
-            choice = data["choices"][0]
-            choice["message"].get("content")
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise ModelError(self._reason(f"malformed response: {response.text[:500]}")) from exc
-        return data, choice, seconds
+        return response, seconds
 
     def _reason(self, reason: str) -> str:
         return reason.replace(self.api_key, "***") if self.api_key else reason

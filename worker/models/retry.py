@@ -4,6 +4,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from deliberation.engine.models import (
     Completion,
@@ -12,10 +13,12 @@ from deliberation.engine.models import (
     ModelError,
     Params,
     gives_next_token,
+    gives_token_ids,
     retry_listener,
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class PermanentModelError(ModelError):
@@ -46,7 +49,21 @@ class RetryingClient:
     def next_token(self, messages: Sequence[Message], *, prefix: str, top: int, seed: int) -> Completion:
         return self._with_retries(lambda: self.inner.next_token(messages, prefix=prefix, top=top, seed=seed))
 
-    def _with_retries(self, call: Callable[[], Completion]) -> Completion:
+    @property
+    def gives_token_ids(self) -> bool:
+        return gives_token_ids(self.inner)
+
+    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
+                       seed: int) -> Completion:
+        return self._with_retries(lambda: self.inner.next_token_ids(messages, prefix_ids=prefix_ids, top=top, seed=seed))
+
+    def end_ids(self) -> frozenset[int]:
+        return self._with_retries(self.inner.end_ids)
+
+    def decode_ids(self, ids: Sequence[int]) -> str:
+        return self._with_retries(lambda: self.inner.decode_ids(ids))
+
+    def _with_retries(self, call: Callable[[], T]) -> T:
         attempts = 1 + self.retries
         errors: list[str] = []
         waited = 0.0

@@ -139,3 +139,22 @@ def test_next_token_calls_are_cached_apart_from_completions():
         model="m#next-token", messages=[*MESSAGES, {"role": "assistant", "content": ""}],
         params=Params(temperature=0.0, max_tokens=1, top_logprobs=20), seed=3))
     assert row.model == "m" and row.text == "7"
+
+
+@pytest.mark.django_db
+def test_token_id_steps_are_cached_one_row_each_with_their_ids():
+    from deliberation.engine.models import ScriptedModelClient
+
+    inner = ScriptedModelClient()
+    client = CachingClient(inner, model="m")
+    assert client.gives_token_ids and not CachingClient(CountingClient(), model="m").gives_token_ids
+    first = client.next_token_ids(MESSAGES, prefix_ids=[1, 2], top=5, seed=3)
+    again = client.next_token_ids(MESSAGES, prefix_ids=[1, 2], top=5, seed=3)
+    assert len(inner.token_id_calls) == 1 and again.cached and not first.cached
+    assert again.logprobs == first.logprobs and len(again.logprobs[0].top_ids) == 5
+    client.next_token_ids(MESSAGES, prefix_ids=[1, 3], top=5, seed=3)  # other ids: another step
+    client.next_token(MESSAGES, prefix="", top=5, seed=3)  # a text prefix is another kind of entry
+    assert len(inner.token_id_calls) == 2 and CachedCompletion.objects.count() == 3
+    row = CachedCompletion.objects.filter(model="m", messages__1__content="1 2").get()
+    assert row.messages[0]["role"] == "prompt-digest" and "Draft." not in str(row.messages)
+    assert client.end_ids() == frozenset({0}) and client.decode_ids([1, 2, 3]) == "The European Parliament"

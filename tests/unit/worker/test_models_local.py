@@ -108,6 +108,25 @@ def test_next_token_reads_the_full_distribution_of_the_first_reply_token():
     assert [lp for _, lp in again] == pytest.approx([lp for _, lp in token.top], abs=1e-4)
 
 
+def test_next_token_ids_continue_after_ids_as_a_fresh_evaluation_does():
+    model = local_model("smollm2-135m")
+    other = [{"role": "system", "content": "Answer like a poet."}, *QUESTION]
+    first = model.next_token_ids(QUESTION, prefix_ids=[], top=10, seed=1).logprobs[0]
+    assert first.top == model.next_token(QUESTION, prefix="", top=10, seed=1).logprobs[0].top
+    assert len(first.top_ids) == 10 and model.decode_ids(first.top_ids[:1]) == first.token
+    ids = list(first.top_ids[:1])
+    for _ in range(3):  # two prompts in turn, as amulet asks: each keeps a context of its own
+        model.next_token_ids(other, prefix_ids=ids, top=10, seed=1)
+        ids.append(model.next_token_ids(QUESTION, prefix_ids=ids, top=10, seed=1).logprobs[0].top_ids[0])
+    stepped = model.next_token_ids(QUESTION, prefix_ids=ids, top=10, seed=1).logprobs[0]
+    fresh = LocalModel(LOCAL_MODELS["smollm2-135m"], n_threads=1).next_token_ids(QUESTION, prefix_ids=ids, top=10, seed=1)
+    assert stepped.top_ids == fresh.logprobs[0].top_ids
+    assert [lp for _, lp in stepped.top] == pytest.approx([lp for _, lp in fresh.logprobs[0].top], abs=1e-3)
+    assert model.end_ids() >= {2}  # <|im_end|> closes the assistant's turn
+    with pytest.raises(PermanentModelError, match="vocabulary"):
+        model.next_token_ids(QUESTION, prefix_ids=[10**9], top=5, seed=1)
+
+
 def test_the_model_loads_once_per_process():
     client = model_client("local:smollm2-135m", cache=False)
     client.complete(QUESTION, params=Params(max_tokens=2), seed=1)

@@ -123,3 +123,51 @@ def test_next_token_without_logprobs_in_the_answer_is_an_error():
     client, _ = client_answering(lambda request: answer("7"))
     with pytest.raises(ModelError, match="without logprobs"):
         client.next_token(MESSAGES, prefix="", top=20, seed=4)
+
+
+def token_id_server(request: httpx.Request) -> httpx.Response:
+    """/tokenize renders a chat as ids (the open turn is [7, 8], a closed reply adds 99),
+    /detokenize joins ids, /v1/completions answers top logprobs keyed by id."""
+    body = json.loads(request.content)
+    path = request.url.path
+    if path == "/tokenize":
+        ids = [len(m["content"]) for m in body["messages"]]
+        if body.get("add_generation_prompt"):
+            ids += [7, 8]
+        elif not body.get("continue_final_message"):
+            ids += [99, 5]
+        return httpx.Response(200, json={"tokens": ids, "count": len(ids)})
+    if path == "/detokenize":
+        return httpx.Response(200, json={"prompt": "-".join(map(str, body["tokens"]))})
+    assert path == "/v1/completions"
+    logprobs = {"tokens": ["token_id:11"], "token_logprobs": [-0.2],
+                "top_logprobs": [{"token_id:11": -0.2, "token_id:4": -1.9, "token_id:3": -1.9}]}
+    return httpx.Response(200, json={"choices": [{"index": 0, "text": "", "logprobs": logprobs}],
+                                     "usage": {"prompt_tokens": 6, "completion_tokens": 1}})
+
+
+def test_next_token_ids_sends_the_prompt_as_ids_and_reads_ids_back():
+    client, requests = client_answering(token_id_server)
+    first = client.next_token_ids(MESSAGES, prefix_ids=[], top=20, seed=4)
+    client.next_token_ids(MESSAGES, prefix_ids=[11, 4], top=20, seed=4)
+    paths = [request.url.path for request in requests]
+    assert paths == ["/tokenize", "/v1/completions", "/v1/completions"]  # the prompt is rendered once
+    body = json.loads(requests[2].content)
+    assert body["prompt"] == [9, 5, 7, 8, 11, 4] and body["max_tokens"] == 1 and body["temperature"] == 0.0
+    assert body["logprobs"] == 20 and body["return_tokens_as_token_ids"] is True
+    (token,) = first.logprobs
+    assert token.top_ids == (11, 3, 4)  # best first; equal logprobs: the lower id first
+    assert [lp for _, lp in token.top] == [-0.2, -1.9, -1.9] and first.prompt_tokens == 4
+    assert client.end_ids() == frozenset({99})  # where the closed reply goes on from the open one
+    assert client.decode_ids([11, 4]) == "11-4"
+
+
+def test_next_token_ids_without_logprobs_in_the_answer_is_an_error():
+    def no_logprobs(request):
+        if request.url.path == "/tokenize":
+            return httpx.Response(200, json={"tokens": [1, 2]})
+        return httpx.Response(200, json={"choices": [{"index": 0, "text": "x", "logprobs": None}]})
+
+    client, _ = client_answering(no_logprobs)
+    with pytest.raises(ModelError, match="without logprobs"):
+        client.next_token_ids(MESSAGES, prefix_ids=[], top=20, seed=4)
