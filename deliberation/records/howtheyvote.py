@@ -35,17 +35,9 @@ from typing import TextIO
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
-from deliberation.records.importer import (
-    FileReport,
-    ImportPlan,
-    ImportReport,
-    Problem,
-    ReadLimits,
-    RecordPlan,
-    StancePlan,
-    plan_totals,
-    zip_refusal,
-)
+from deliberation.records.importing.plan import ImportPlan, RecordPlan, StancePlan, plan_totals
+from deliberation.records.importing.report import FileReport, ImportReport, Problem
+from deliberation.records.importing.sources import ReadLimits, zip_refusal
 from deliberation.records.models import RecordSetVersion
 from deliberation.records.normalise import collapse_whitespace, record_content_hash
 from deliberation.records.services import known_group_codes, read_limits, records_import_plan

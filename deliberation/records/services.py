@@ -14,15 +14,11 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Model
 
-from deliberation.records.importer import (
-    MAX_FILE_BYTES,
-    ImportPlan,
-    ImportReport,
-    Problem,
-    ReadLimits,
-    import_plan,
-    stances_agree,
-)
+from deliberation.records.importing.merge import stances_agree
+from deliberation.records.importing.plan import ImportPlan
+from deliberation.records.importing.planner import import_plan
+from deliberation.records.importing.report import ImportReport, Problem
+from deliberation.records.importing.sources import MAX_FILE_BYTES, ReadLimits
 from deliberation.records.models import (
     BenchmarkTask,
     GroupAlias,

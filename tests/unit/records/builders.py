@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from deliberation.records.importer import ImportReport
+from deliberation.records.importing.report import ImportReport
 from deliberation.records.services import records_import
 
 # Two topics in the EuroCon release's layout, written for this project (the tests never read the release).

@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
-from deliberation.records.importer import _read_member
+from deliberation.records.importing.sources import zip_member_read
 from deliberation.records.models import (
     BenchmarkTask,
     GroupAlias,
@@ -449,8 +449,8 @@ def test_inflated_bytes_are_counted_while_reading_not_taken_from_the_directory()
     archive = zipfile.ZipFile(io.BytesIO(zipped({"a.json": b" " * 5000})))
     info = archive.infolist()[0]
 
-    assert _read_member(archive, info, budget=4999) is None  # stops once the count passes the budget
-    assert _read_member(archive, info, budget=5000) == b" " * 5000
+    assert zip_member_read(archive, info, budget=4999) is None  # stops once the count passes the budget
+    assert zip_member_read(archive, info, budget=5000) == b" " * 5000
 
 
 def test_the_benchmark_runs_on_a_set_uploaded_in_the_browser(staff):
