@@ -12,7 +12,7 @@ tests/integration/test_api_schemathesis.py).
 """
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from django.contrib.auth.models import AnonymousUser
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -52,6 +52,7 @@ from deliberation.api.schemas import (
 from deliberation.api.services import api_token_user
 from deliberation.dashboards.exports import FORMATS, experiment_export
 from deliberation.dashboards.institutions import rule_sweep
+from deliberation.engine.events_doc import events_json_schema
 from deliberation.engine.power import RULE_KEYS as POWER_RULES
 from deliberation.engine.power import PowerError, parse_fraction, power_of
 from deliberation.records.models import Record
@@ -311,6 +312,12 @@ def run_events(request: HttpRequest, run_id: Id, after: Annotated[int, Field(ge=
     return [event.as_message() for event in run_events_after(run_id=run_id, seq=after)]
 
 
+@api.get("/events/schema", response={200: dict[str, Any], **ERRORS}, tags=["runs"])
+def event_schema(request: HttpRequest):
+    """The JSON Schema of each event type's data, as event_append enforces it (docs/events.md)."""
+    return events_json_schema()
+
+
 def _pairs(values: list[str], field: str) -> dict[str, float]:
     """['EPP:0.5', 'SD:0.3'] -> {'EPP': 0.5, 'SD': 0.3}; 'CODE=VALUE' is accepted too."""
     pairs: dict[str, float] = {}
@@ -529,6 +536,7 @@ SUMMARIES = {
     "run_start": "Start a run",
     "run": "Read a run",
     "run_events": "Read a run's events (after a sequence number)",
+    "event_schema": "Read the JSON Schema of every event type",
     "run_counterfactual_view": "Re-tally a finished run under other seats or rules",
     "power": "Compute voting power for a seat distribution",
     "experiments": "List your experiments",

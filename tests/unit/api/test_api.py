@@ -245,7 +245,14 @@ def test_the_openapi_schema_validates_and_documents_every_resource(client):
         "/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/events", "/api/v1/experiments",
         "/api/v1/experiments/{experiment_id}/start", "/api/v1/experiments/{experiment_id}/progress",
         "/api/v1/experiments/{experiment_id}/results", "/api/v1/experiments/{experiment_id}/export.zip",
-        "/api/v1/models", "/api/v1/budget",
+        "/api/v1/models", "/api/v1/budget", "/api/v1/events/schema",
     } <= paths
     assert {"RunOut", "ScenarioIn", "ExperimentIn", "FieldErrorsOut"} <= set(schema["components"]["schemas"])
     assert "BearerToken" in schema["components"]["securitySchemes"]
+
+
+def test_the_event_schema_is_published_with_every_type(client, token):
+    assert client.get("/api/v1/events/schema").status_code == 401
+    schema = client.get("/api/v1/events/schema", **bearer(token)).json()["types"]
+    assert {"run_started", "speech", "vote", "outcome", "control", "seat_joined"} <= set(schema)
+    assert "usage" in schema["speech"]["required"]
