@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Sum
 from django.utils import timezone
 
-from deliberation.engine.costs import run_cost
+from deliberation.engine.strategies import run_cost
 from deliberation.registry.models import UserBudget
 from deliberation.runs.models import Run, RunEvent
 from deliberation.runs.selectors import uncached_steps

@@ -41,10 +41,9 @@ from django.db import transaction
 from django.db.models import Exists, Q
 from django.utils import timezone
 
-from deliberation.engine.costs import run_cost
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.seeding import seed_for
-from deliberation.engine.strategies import STRATEGIES
+from deliberation.engine.strategies import STRATEGIES, run_cost
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import benchmark_task_list, record_set_get
 from deliberation.registry.budgets import budget_for, spending_for

@@ -4,12 +4,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from deliberation.engine.costs import RunCost
 from deliberation.engine.events import SERVICE_EVENT_TYPES, Event, make_event
 from deliberation.engine.goals import GOALS, outcome_from_scores, vote_position
 from deliberation.engine.judges import Judge
 from deliberation.engine.models import ModelClient
 from deliberation.engine.scenario import Outcome, RecordView, Scenario
 from deliberation.engine.seeding import seed_for
+from deliberation.engine.strategies.params import StrategyParams
 
 
 class ReplayMismatch(RuntimeError):
@@ -68,8 +70,15 @@ class RunContext:
 
 
 class Strategy(Protocol):
+    """A way to reach a resolution. `params_model` declares its parameters (params.py; the run
+    gets them validated as `ctx.params`' dict); `estimated_cost` counts the model steps of one run
+    of `groups` groups, the vote included (docs/strategies.md)."""
+
     name: str
     needs_model: bool
+    params_model: type[StrategyParams]
+
+    def estimated_cost(self, *, groups: int, params: StrategyParams, judge_uses_model: bool) -> RunCost: ...
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]: ...
 

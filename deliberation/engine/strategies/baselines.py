@@ -7,15 +7,28 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
+from deliberation.engine.costs import RunCost, vote_cost
 from deliberation.engine.events import Event
 from deliberation.engine.scenario import Group, Scenario
 from deliberation.engine.seeding import rng_for
 from deliberation.engine.strategies.base import RunContext, run_started, vote_on
+from deliberation.engine.strategies.params import NoParams, params_validate
+
+
+class _Baseline:
+    """No parameters; the only model steps are the judge's verdicts."""
+
+    params_model: ClassVar[type[NoParams]] = NoParams
+
+    def estimated_cost(self, *, groups: int, params: NoParams, judge_uses_model: bool) -> RunCost:
+        return vote_cost(groups=groups, judge_uses_model=judge_uses_model)
 
 
 def _adopt(scenario: Scenario, ctx: RunContext, name: str, draft: dict) -> Iterator[Event]:
     """Put a ready-made text to the vote."""
+    params_validate(NoParams, ctx.params, strategy=name)
     yield run_started(scenario, ctx, name)
     event = ctx.step("draft", lambda: {"author": name, **draft})
     yield event
@@ -27,7 +40,7 @@ def _stance_draft(group: Group) -> dict:
 
 
 @dataclass(frozen=True)
-class RandomStance:
+class RandomStance(_Baseline):
     name: str = "random"
     needs_model: bool = False
 
@@ -37,7 +50,7 @@ class RandomStance:
 
 
 @dataclass(frozen=True)
-class Greedy:
+class Greedy(_Baseline):
     name: str = "greedy"
     needs_model: bool = False
 
@@ -46,7 +59,7 @@ class Greedy:
 
 
 @dataclass(frozen=True)
-class RealResolution:
+class RealResolution(_Baseline):
     name: str = "real-resolution"
     needs_model: bool = False
 

@@ -2,7 +2,11 @@
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
+from pydantic import Field
+
+from deliberation.engine.costs import RunCost, vote_cost
 from deliberation.engine.events import Event
 from deliberation.engine.goals import GOALS, goal_requirement
 from deliberation.engine.judges import normalised_text
@@ -10,6 +14,7 @@ from deliberation.engine.models import Message, Params
 from deliberation.engine.scenario import RecordView, Scenario
 from deliberation.engine.seeding import rng_for
 from deliberation.engine.strategies.base import RunContext, run_started, vote_on
+from deliberation.engine.strategies.params import StrategyParams, params_validate
 
 DRAFT_SYSTEM = (
     "You are an assistant that gives helpful, clear and concise answers, accurate and detailed "
@@ -82,21 +87,28 @@ def draft_messages(scenario: Scenario, example: RecordView | None) -> list[Messa
     return [{"role": "system", "content": DRAFT_SYSTEM}, {"role": "user", "content": prompt}]
 
 
+class OneShotParams(StrategyParams):
+    temperature: float = Field(0.0, ge=0, le=2, title="Temperature", description="The drafter's sampling temperature (0: its most likely text).")
+    max_tokens: int = Field(400, ge=16, le=2048, title="Draft tokens", description="The most tokens the resolution may take.")
+
+
 @dataclass(frozen=True)
 class OneShot:
     name: str = "one-shot"
     needs_model: bool = True
-    max_tokens: int = 400
+    params_model: ClassVar[type[OneShotParams]] = OneShotParams
+
+    def estimated_cost(self, *, groups: int, params: OneShotParams, judge_uses_model: bool) -> RunCost:
+        """One draft, then the vote."""
+        return RunCost(1, params.max_tokens) + vote_cost(groups=groups, judge_uses_model=judge_uses_model)
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
+        settings = params_validate(self.params_model, ctx.params, strategy=self.name)
         yield run_started(scenario, ctx, self.name)
 
         def draft() -> dict:
             example = pick_example(scenario, ctx.examples, ctx.seed)
-            params = Params(
-                temperature=float(ctx.params.get("temperature", 0.0)),
-                max_tokens=int(ctx.params.get("max_tokens", self.max_tokens)),
-            )
+            params = Params(temperature=settings.temperature, max_tokens=settings.max_tokens)
             completion = ctx.model.complete(
                 draft_messages(scenario, example), params=params, seed=ctx.child_seed("draft")
             )

@@ -20,8 +20,11 @@ word budget in prompts (never in events) so that the bundled 8k-context model fi
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
+from deliberation.engine.costs import RunCost, vote_cost
 from deliberation.engine.events import Event
 from deliberation.engine.goals import goal_requirement
 from deliberation.engine.models import Completion, Message, ModelClient, Params
@@ -29,9 +32,9 @@ from deliberation.engine.scenario import Group, Scenario
 from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies.base import RunContext, run_started, vote_on
 from deliberation.engine.strategies.one_shot import seat_lines
+from deliberation.engine.strategies.params import StrategyParams, params_validate
 
 PHASES = ("opening", "negotiation", "drafting", "amendments", "vote")
-RAPPORTEURS = ("largest", "mediator")
 MAX_ROUNDS = 5
 DRAFT_TEMPERATURE = 0.3  # drafts and decisions: steadier than the speeches
 DECISION_TOKENS = 80
@@ -45,44 +48,23 @@ MIN_SPEECH_WORDS = 30
 ELLIPSIS = " [...]"
 
 
-@dataclass(frozen=True)
-class ParliamentSettings:
-    rounds: int = 2
-    rapporteur: str = "largest"
-    temperature: float = 0.7  # speeches and amendments
-    speech_tokens: int = 160
-    draft_tokens: int = 400
+class ParliamentSettings(StrategyParams):
+    """The parliament's parameters (a classroom session plays with them too)."""
+
+    rounds: int = Field(2, ge=0, le=MAX_ROUNDS, title="Negotiation rounds", description="Rounds in which every group answers the others after the opening statements (0 skips the negotiation).")
+    rapporteur: Literal["largest", "mediator"] = Field(
+        "largest", title="Rapporteur", description="Who drafts the resolution and decides on the amendments.",
+        json_schema_extra={"labels": {"largest": "The largest group", "mediator": "A neutral mediator"}},
+    )
+    temperature: float = Field(0.7, ge=0, le=2, title="Speech temperature", description="Sampling temperature of the speeches and amendments (drafts and decisions use 0.3).")
+    speech_tokens: int = Field(160, ge=16, le=1024, title="Speech tokens", description="The most tokens a speech or an amendment may take.")
+    draft_tokens: int = Field(400, ge=64, le=2048, title="Draft tokens", description="The most tokens a draft or a revision may take.")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "ParliamentSettings":
-        """The strategy's parameters, checked; a ValueError names the field and the allowed range."""
-        defaults = cls()
-
-        def number(key: str, kind: type) -> Any:
-            value = params.get(key, getattr(defaults, key))
-            try:
-                return kind(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"{key}: a number, not {value!r}") from None
-
-        settings = cls(
-            rounds=number("rounds", int),
-            rapporteur=str(params.get("rapporteur", defaults.rapporteur)),
-            temperature=number("temperature", float),
-            speech_tokens=number("speech_tokens", int),
-            draft_tokens=number("draft_tokens", int),
-        )
-        if not 0 <= settings.rounds <= MAX_ROUNDS:
-            raise ValueError(f"rounds: between 0 and {MAX_ROUNDS}, not {settings.rounds}")
-        if settings.rapporteur not in RAPPORTEURS:
-            raise ValueError(f"rapporteur: one of {', '.join(RAPPORTEURS)}, not {settings.rapporteur!r}")
-        if not 0.0 <= settings.temperature <= 2.0:
-            raise ValueError(f"temperature: between 0 and 2, not {settings.temperature}")
-        if not 16 <= settings.speech_tokens <= 1024:
-            raise ValueError(f"speech_tokens: between 16 and 1024, not {settings.speech_tokens}")
-        if not 64 <= settings.draft_tokens <= 2048:
-            raise ValueError(f"draft_tokens: between 64 and 2048, not {settings.draft_tokens}")
-        return settings
+        """The parliament's parameters among a scenario's (a classroom session plays a saved
+        scenario of any strategy, so other names are left aside); ParamsError names the field."""
+        return params_validate(cls, {key: value for key, value in params.items() if key in cls.model_fields}, strategy="parliament")
 
 
 # --- prompts ---------------------------------------------------------------------------------
@@ -420,7 +402,20 @@ class _Sitting:
 class Parliament:
     name: str = "parliament"
     needs_model: bool = True
+    params_model: ClassVar[type[ParliamentSettings]] = ParliamentSettings
+
+    def estimated_cost(self, *, groups: int, params: ParliamentSettings, judge_uses_model: bool) -> RunCost:
+        """k*(1+rounds) speeches, one draft, an amendment and a decision per group but the
+        rapporteur (an accepted amendment's revision comes on top), then the vote."""
+        speeches = groups * (1 + params.rounds)
+        amenders = groups - 1 if params.rapporteur == "largest" else groups
+        own = RunCost(
+            speeches + 1 + 2 * amenders,
+            speeches * params.speech_tokens + params.draft_tokens
+            + amenders * (params.speech_tokens + DECISION_TOKENS + params.draft_tokens),
+        )
+        return own + vote_cost(groups=groups, judge_uses_model=judge_uses_model)
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
-        settings = ParliamentSettings.from_params(ctx.params)
+        settings = params_validate(self.params_model, ctx.params, strategy=self.name)
         yield from _Sitting(self.name, scenario, ctx, settings).run()

@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.management import CommandError, call_command
 
-from deliberation.engine.costs import run_cost
+from deliberation.engine.strategies import run_cost
 from deliberation.live.routing import websocket_application
 from deliberation.records.models import BenchmarkTask
 from deliberation.runs import experiments, services

@@ -486,7 +486,7 @@ def test_bad_parameters_are_refused_with_the_field_named():
         run(rounds=6)
     with pytest.raises(ValueError, match="rapporteur"):
         run(rapporteur="speaker")
-    with pytest.raises(ValueError, match="speech_tokens: a number"):
+    with pytest.raises(ValueError, match="speech_tokens: a whole number"):
         run(speech_tokens="many")
 
 
