@@ -1,11 +1,10 @@
 /* The scenario builder. The page is a plain HTML form that posts to the server (which validates
  * everything); this script adds the record picker, the stances table with group checkboxes, the
  * custom seat inputs with their running sum, and the live hemicycle preview. */
-(function () {
-  "use strict";
+import { $, el, clear, groupChip, formatNumber } from "./dom.js";
+import * as Hemicycle from "./hemicycle.js";
 
-  const { el, clear, groupChip, formatNumber } = window.Dom;
-  const $ = (selector) => document.querySelector(selector);
+(function () {
   const form = $("#builder");
   if (!form) return;
 

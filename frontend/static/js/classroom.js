@@ -8,15 +8,16 @@
  *
  * Agents' text appears word by word at the session's reveal speed, counted from the time the
  * event was stored (server clock), so a reload shows what the room has already read.
- * Student and model text only ever reaches the DOM as text (Dom.el / textContent). */
-(function () {
-  "use strict";
+ * Student and model text only ever reaches the DOM as text (el() / textContent). */
+import { $, el, clear, readJson, socketUrl } from "./dom.js";
+import { createTranscript, showConnection } from "./transcript.js";
+import { phaseLabel, votePosition } from "./labels.js";
+import { openLive } from "./live.js";
 
-  const { el, clear } = window.Dom;
-  const $ = (selector) => document.querySelector(selector);
-  const pageNode = $("#classroom-page");
-  if (!pageNode) return;
-  const page = JSON.parse(pageNode.textContent);
+const page = readJson("classroom-page");
+if (page) classroomPage(page);
+
+function classroomPage(page) {
   const classroom = page.classroom;
   const role = classroom.role; // teacher | projector | student
   // Server time = Date.now() + offset. server_now was taken as the page was rendered: compare it
@@ -95,7 +96,7 @@
   // ---- the transcript, with the classroom's own events --------------------------------------
 
   // The transcript renders every event as on the run page; here, what the room's state takes from them.
-  const view = window.Transcript.create(page, {
+  const view = createTranscript(page, {
     text: revealText,
     highlight: () => (server.turn && server.turn.kind !== "vote" ? server.turn.group : null),
     onFinish: finish,
@@ -134,7 +135,7 @@
     badge.dataset.status = server.status;
     document.body.dataset.sessionStatus = server.status;
     const phase = view.state.phase && view.state.phase !== "done"
-      ? (view.state.phase === "negotiation" && view.state.round ? `Negotiation · round ${view.state.round} of ${view.rounds}` : window.Transcript.PHASE_LABELS[view.state.phase])
+      ? (view.state.phase === "negotiation" && view.state.round ? `Negotiation · round ${view.state.round} of ${view.rounds}` : phaseLabel(view.state.phase))
       : "";
     $("#now-phase").textContent = phase;
     const line = clear($("#now-turn"));
@@ -276,7 +277,7 @@
 
   function showVote() {
     const score = Number($("#vote-score").value);
-    const position = score >= 6 ? "for" : score >= 4 ? "abstain" : "against";
+    const position = votePosition(score);
     const output = $("#vote-output");
     output.textContent = `${score} · ${position}`;
     output.className = `vote vote-${position}`;
@@ -445,19 +446,16 @@
   renderAll();
   view.scheduleCharts();
   setInterval(renderTimer, 500);
-  live = window.Transcript.connect({
+  live = openLive({
     // The session's own status badge already says "live": the socket's badge says "connected".
     onConnection(kind, text) {
-      window.Transcript.showConnection(kind, kind === "open" && text === "live" ? "connected" : text);
+      showConnection(kind, kind === "open" && text === "live" ? "connected" : text);
     },
-    url(after) {
-      const scheme = location.protocol === "https:" ? "wss" : "ws";
-      return `${scheme}://${location.host}/ws/classroom/${encodeURIComponent(classroom.code)}/?after=${after}`;
-    },
+    url: (after) => socketUrl(`/ws/classroom/${encodeURIComponent(classroom.code)}/?after=${after}`),
     onEvent: view.apply,
     onOther,
     onRefused() {
-      window.Transcript.showConnection("closed", role === "student" ? "you are not in this session" : "not allowed");
+      showConnection("closed", role === "student" ? "you are not in this session" : "not allowed");
       if (role === "student") {
         const banner = $("#seat-banner");
         banner.hidden = false;
@@ -483,4 +481,4 @@
     if (!document.hidden) live.reopen();
   });
   window.HemicycleClassroom = { send: (payload) => live.send(payload), state: view.state, server, room }; // for tests
-})();
+}

@@ -1,20 +1,20 @@
 /* The live run page. Events come over a websocket in sequence order, each exactly once; a page
  * (re)load asks for everything after 0 and rebuilds the whole page from the replay.
  *
- * transcript.js renders the events (Transcript.create) and keeps the socket (Transcript.connect:
- * it reconnects by itself with exponential backoff, asking for ?after=<last seq>). This file adds
- * the run's status, banner, usage totals, the owner's controls and sharing. */
-(function () {
-  "use strict";
+ * transcript.js renders the events (createTranscript, through the renderer registry in
+ * events/index.js) and live.js keeps the socket (openLive: it reconnects by itself with
+ * exponential backoff, asking for ?after=<last seq>). This file adds the run's status, banner,
+ * usage totals, the owner's controls and sharing. */
+import { $, el, formatNumber, csrfToken, readJson, socketUrl } from "./dom.js";
+import { createTranscript, showConnection, TERMINAL } from "./transcript.js";
+import { openLive } from "./live.js";
+import { startCounterfactual } from "./counterfactual.js";
 
-  const { el, formatNumber, csrfToken } = window.Dom;
-  const $ = (selector) => document.querySelector(selector);
-  const pageNode = $("#run-page");
-  if (!pageNode) return;
-  const page = JSON.parse(pageNode.textContent);
-  const { TERMINAL } = window.Transcript;
+const page = readJson("run-page");
+if (page) runPage(page);
 
-  const view = window.Transcript.create(page, {
+function runPage(page) {
+  const view = createTranscript(page, {
     onStatus() {
       renderStatus();
       renderBanner();
@@ -167,20 +167,19 @@
   // ---- the socket ---------------------------------------------------------------------------
 
   function setConnection(kind, text) {
-    window.Transcript.showConnection(kind, kind === "open" && text === "live" && TERMINAL.has(state.status) ? "replayed" : text);
+    showConnection(kind, kind === "open" && text === "live" && TERMINAL.has(state.status) ? "replayed" : text);
   }
 
-  function socketUrl(after) {
+  function runSocketUrl(after) {
     const params = new URLSearchParams({ after: String(after) });
     if (page.token) params.set("token", page.token);
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    return `${scheme}://${location.host}/ws/runs/${page.run.id}/?${params}`;
+    return socketUrl(`/ws/runs/${page.run.id}/?${params}`);
   }
 
   // The run reached its end: nothing more will come.
   function finish() {
     if (live) live.finish();
-    if (state.status === "finished" && window.Counterfactual) window.Counterfactual.start(page);
+    if (state.status === "finished") startCounterfactual(page);
   }
 
   // ---- owner controls and sharing -----------------------------------------------------------
@@ -272,8 +271,8 @@
   renderUsage();
   wireControls();
   view.scheduleCharts();
-  live = window.Transcript.connect({
-    url: socketUrl,
+  live = openLive({
+    url: runSocketUrl,
     onEvent: view.apply,
     onConnection: setConnection,
     onRefused() {
@@ -282,4 +281,4 @@
     },
   });
   window.HemicycleRun = { state }; // for debugging and tests
-})();
+}
