@@ -29,9 +29,10 @@ from deliberation.engine.scenario import Group, Scenario
 from deliberation.engine.strategies.base import judge_seed, run_started_data, tally_and_outcome, verdict_data
 from deliberation.engine.strategies.parliament import (
     NO_STATEMENT,
-    PHASES,
     ParliamentAgents,
     ParliamentSettings,
+    phase_after,
+    phase_data,
 )
 
 CLASSROOM = "classroom"
@@ -261,16 +262,7 @@ class Sitting:
         return None
 
     def next_phase(self) -> tuple[str, int | None] | None:
-        if self.phase is None:
-            return "opening", None
-        if self.phase == "opening" or (self.phase == "negotiation" and (self.round or 0) < self.settings.rounds):
-            if self.settings.rounds >= 1:
-                return "negotiation", (self.round or 0) + 1
-            return "drafting", None
-        if self.phase == "negotiation":
-            return "drafting", None
-        index = PHASES.index(self.phase)
-        return (PHASES[index + 1], None) if index + 1 < len(PHASES) else None
+        return phase_after(self.phase, self.round, rounds=self.settings.rounds)
 
     def advance_refusal(self) -> str | None:
         """Why `advance` is refused now, or None when it is allowed."""
@@ -304,11 +296,8 @@ def _deadline(seconds: float | None, now: datetime) -> str | None:
 
 
 def _phase_event(sitting: Sitting, phase: str, round_number: int | None, now: datetime) -> NewEvent:
-    data: dict[str, Any] = {"phase": phase}
-    if round_number is not None:
-        data["round"] = round_number
     seconds = sitting.phase_seconds
-    return "phase", {**data, "seconds": seconds, "deadline": _deadline(seconds, now)}
+    return "phase", {**phase_data(phase, round_number), "seconds": seconds, "deadline": _deadline(seconds, now)}
 
 
 def start(sitting: Sitting, *, by: str, now: datetime) -> list[NewEvent]:

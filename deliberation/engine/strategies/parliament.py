@@ -48,6 +48,31 @@ MIN_SPEECH_WORDS = 30
 ELLIPSIS = " [...]"
 
 
+def phase_order(rounds: int) -> tuple[tuple[str, int | None], ...]:
+    """The sitting's phases in order, each with its round (negotiation 1..rounds, else None).
+    The one definition of the order: the strategy plays it, a classroom (engine/classroom.py)
+    advances through it."""
+    return tuple(
+        (phase, number)
+        for phase in PHASES
+        for number in (range(1, rounds + 1) if phase == "negotiation" else (None,))
+    )
+
+
+def phase_after(phase: str | None, round_number: int | None, *, rounds: int) -> tuple[str, int | None] | None:
+    """The phase (and round) that follows `phase`: the first for None, None after the vote."""
+    order = phase_order(rounds)
+    if phase is None:
+        return order[0]
+    index = order.index((phase, round_number if phase == "negotiation" else None))
+    return order[index + 1] if index + 1 < len(order) else None
+
+
+def phase_data(phase: str, round_number: int | None) -> dict[str, Any]:
+    """The data of the `phase` event that opens a phase (a classroom adds its timer)."""
+    return {"phase": phase} if round_number is None else {"phase": phase, "round": round_number}
+
+
 class ParliamentSettings(StrategyParams):
     """The parliament's parameters (a classroom session plays with them too)."""
 
@@ -345,6 +370,7 @@ class _Sitting:
         self.agents = ParliamentAgents(scenario, settings, ctx.model, ctx.seed)
         self.rapporteur = self.agents.rapporteur
         self.author = self.agents.author
+        self.text = ""  # the draft as it stands: written in drafting, amended in amendments
 
     def step(self, type: str, produce: Callable[[], dict[str, Any]]) -> Event:
         event = self.ctx.step(type, produce)
@@ -355,24 +381,23 @@ class _Sitting:
         event = run_started(self.scenario, self.ctx, self.name)
         self.events.append(event)
         yield event
+        turns = {"opening": self.speeches, "negotiation": self.speeches, "drafting": self.drafting,
+                 "amendments": self.amendments, "vote": self.vote}
+        for phase, number in phase_order(self.settings.rounds):
+            yield self.step("phase", lambda: phase_data(phase, number))
+            yield from turns[phase](phase, number)
 
-        yield self.step("phase", lambda: {"phase": "opening"})
+    def speeches(self, phase: str, number: int | None) -> Iterator[Event]:
         for group in self.speakers:
-            yield self.step("speech", lambda: self.agents.speech(group, "opening", 0, self.events))
+            yield self.step("speech", lambda: self.agents.speech(group, phase, number or 0, self.events))
 
-        for number in range(1, self.settings.rounds + 1):
-            yield self.step("phase", lambda: {"phase": "negotiation", "round": number})
-            for group in self.speakers:
-                yield self.step(
-                    "speech", lambda: self.agents.speech(group, "negotiation", number, self.events)
-                )
-
-        yield self.step("phase", lambda: {"phase": "drafting"})
+    def drafting(self, phase: str, number: None) -> Iterator[Event]:
         draft = self.step("draft", lambda: self.agents.first_draft(self.events))
         yield draft
-        text, version = draft["data"]["text"], 1
+        self.text = draft["data"]["text"]
 
-        yield self.step("phase", lambda: {"phase": "amendments"})
+    def amendments(self, phase: str, number: None) -> Iterator[Event]:
+        text, version = self.text, 1
         for group in self.speakers:
             if group is self.rapporteur:
                 continue
@@ -391,9 +416,10 @@ class _Sitting:
             yield self.step(
                 "draft", lambda: {"author": self.author, "text": text, "version": version}
             )
+        self.text = text
 
-        yield self.step("phase", lambda: {"phase": "vote"})
-        for event in vote_on(self.scenario, self.ctx, text):
+    def vote(self, phase: str, number: None) -> Iterator[Event]:
+        for event in vote_on(self.scenario, self.ctx, self.text):
             self.events.append(event)
             yield event
 

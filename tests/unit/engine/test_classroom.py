@@ -7,9 +7,11 @@ import pytest
 
 from deliberation.engine import classroom
 from deliberation.engine.classroom import Seat, SittingRefused, classroom_settings, sitting_state
+from deliberation.engine.events import event_validate
 from deliberation.engine.judges import ScriptedJudge
 from deliberation.engine.models import ScriptedModelClient
 from deliberation.engine.strategies import RunContext, strategy_named
+from deliberation.engine.strategies.parliament import phase_order
 from tests.unit.engine.conftest import build_scenario
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -35,13 +37,18 @@ class Play:
 
     def add(self, new):
         for type_, data in new:
-            self.events.append({"seq": len(self.events) + 1, "type": type_, "data": data})
+            self.append(type_, data)
         self.events_closing()
         return new
 
+    def append(self, type_, data):
+        event = {"seq": len(self.events) + 1, "type": type_, "data": data}
+        event_validate(event)  # as event_append does: every classroom event fits its model
+        self.events.append(event)
+
     def events_closing(self):
         for type_, data in classroom.closing_events(sitting_state(self.scenario, self.settings, self.events)):
-            self.events.append({"seq": len(self.events) + 1, "type": type_, "data": data})
+            self.append(type_, data)
 
     def join(self, student, group, name=None):
         return self.add([("seat_joined", {"student": student, "name": name or f"s{student}", "group": group})])
@@ -205,6 +212,17 @@ def test_advance_skips_the_due_speeches_and_opens_the_next_phase():
     assert new[1][1]["by"] == "agent"
     assert new[-1][1] == {"phase": "drafting", "seconds": 60,
                           "deadline": (NOW + timedelta(seconds=65)).isoformat()}
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 3])
+def test_advancing_goes_through_the_parliament_phase_order(rounds):
+    play = Play(rounds=rounds)
+    play.start()
+    while play.state.phase != "vote":
+        play.agents_until_students()
+        play.advance()
+    phases = [(e["data"]["phase"], e["data"].get("round")) for e in play.events if e["type"] == "phase"]
+    assert phases == list(phase_order(rounds))
 
 
 def test_drafting_cannot_end_before_the_draft_and_students_of_the_rapporteur_write_it():

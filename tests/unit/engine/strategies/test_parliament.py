@@ -10,7 +10,7 @@ from deliberation.engine.judges import ScriptedJudge, Verdict
 from deliberation.engine.models import ScriptedModelClient
 from deliberation.engine.scenario import Group, RecordView, Scenario
 from deliberation.engine.strategies import RunContext, strategy_named
-from deliberation.engine.strategies.parliament import Parliament, parse_decision
+from deliberation.engine.strategies.parliament import Parliament, parse_decision, phase_after, phase_order
 
 RECORD = RecordView(
     key="42", title="Water resilience", background="Droughts are spreading across Europe.",
@@ -524,3 +524,28 @@ def test_models_read_group_labels_not_codes():
     assert "[Greens/EFA]" in everything  # the transcript as the next speaker reads it
     assert "Group S&D's seat share is 30%." in everything
     assert "tables this amendment" in everything and "S&D tables this amendment" in everything
+
+
+# --- the phase order (one definition: the strategy plays it, a classroom advances through it) ---
+
+def test_phase_order_has_one_negotiation_phase_per_round():
+    assert phase_order(0) == (("opening", None), ("drafting", None), ("amendments", None), ("vote", None))
+    assert phase_order(2) == (
+        ("opening", None), ("negotiation", 1), ("negotiation", 2), ("drafting", None), ("amendments", None),
+        ("vote", None),
+    )
+
+
+def test_phase_after_walks_the_order_and_ends_after_the_vote():
+    walked, current = [], phase_after(None, None, rounds=2)
+    while current is not None:
+        walked.append(current)
+        current = phase_after(*current, rounds=2)
+    assert tuple(walked) == phase_order(2)
+
+
+@pytest.mark.parametrize("rounds", [0, 2])
+def test_the_strategy_announces_the_phases_in_the_order(rounds):
+    events, _ = run(Chamber(), rounds=rounds)
+    assert [(e["data"]["phase"], e["data"].get("round")) for e in events if e["type"] == "phase"] == list(
+        phase_order(rounds))
