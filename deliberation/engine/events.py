@@ -242,6 +242,110 @@ class SeatJoinedData(EventData):
     group: str | None
 
 
+# --- mediator (strategies/mediator.py) ------------------------------------------------------------
+
+class CandidateData(StepData):
+    """The mediator drafts one candidate statement (from round 2: a revision after the critiques)."""
+
+    round: int = Field(description="from 1")
+    index: int = Field(description="0..K-1 within the round")
+    revision: bool = Field(description="a revision of the last winner after the groups' critiques")
+    text: str
+    order: list[str] = Field(description="the order the opinions (and critiques) were shown in, group codes")
+    usage: Usage
+
+
+class RankingData(StepData):
+    """One group's agent ranks the round's candidates (shown in a seeded shuffled order)."""
+
+    round: int
+    group: str
+    shown: list[int] = Field(description="shown[j]: the candidate behind the j-th letter")
+    order: list[int] = Field(description="the candidates, best first")
+    answer: str = Field(description="the model's answer, shortened")
+    fallback: Literal["partial", "unparsed"] | None = Field(
+        description="null: a full ranking; partial: letters not named follow in the order shown; "
+        "unparsed: no letter named, the order shown")
+    usage: Usage
+
+
+class SchulzeData(StepData):
+    """The Schulze method over the round's rankings; ties broken by TBRC (seeded)."""
+
+    round: int
+    weights: dict[str, float] = Field(description="each group's ballot weight: 1, or its seat share")
+    pairwise: list[list[float]] = Field(description="d[a][b]: ballot weight preferring candidate a to b")
+    paths: list[list[float]] = Field(description="p[a][b]: the strongest path's weakest link from a to b")
+    tiers: list[list[int]] = Field(description="the Schulze ranking, best first; a tier holds tied candidates")
+    order: list[int] = Field(description="the strict order after tie-breaking")
+    winner: int = Field(description="the candidate that wins the round (order[0])")
+    tie_broken: bool = Field(description="the first tier held more than one candidate")
+
+
+class CritiqueData(StepData):
+    """A group critiques the last round's winner: what must change for it to support it."""
+
+    round: int
+    group: str
+    text: str
+    usage: Usage
+
+
+# --- forecast (strategies/forecast.py) ------------------------------------------------------------
+
+class ForecastData(StepData):
+    """The drafter forecasts each group's support and red line before it drafts."""
+
+    round: int
+    predicted: dict[str, int] = Field(description="group -> forecast support 0..9")
+    red_lines: dict[str, str]
+    fallback: list[str] = Field(description="groups the answer did not score: their last judged score, else 5")
+    usage: Usage
+
+
+class PlanData(StepData):
+    """The cheapest coalition that meets the goal given the forecasts, seats and veto group."""
+
+    round: int
+    coalition: list[str]
+    expected: dict[str, float] = Field(description="group -> the score the plan expects")
+    lift: float = Field(description="the sum of the coalition's raises from forecast to target")
+    feasible: bool | None = Field(description="null for the score goals (Rawlsian, utilitarian)")
+
+
+class VerificationData(VoteData):
+    """The run's judge scores a round's draft for one group, beside the drafter's forecast."""
+
+    round: int
+    forecast: int = Field(description="the forecast support of the group")
+    expected: float = Field(description="what the plan expected (the target inside the coalition)")
+
+
+class BeliefUpdateData(StepData):
+    """The round's verification against the forecasts; whether the strategy stops."""
+
+    round: int
+    margin: float = Field(description="the goal margin G of the round's draft (>= 0 passes a voting goal)")
+    passes: bool | None = Field(description="null for the score goals")
+    errors: dict[str, float] = Field(description="group -> judged - forecast")
+    bias: float = Field(description="the mean error")
+    stop: bool
+    reason: str = Field(description='"goal met", "gain below 0.25", "last round", or empty')
+
+
+# --- advisor (strategies/advisor.py) --------------------------------------------------------------
+
+class SignalData(StepData):
+    """The advisor's brief to the drafter (arm none: empty; random: drawn from the prior)."""
+
+    arm: Literal["none", "random", "advisor"]
+    pivotal: list[str] = Field(description="the groups in some minimal passing coalition (the state)")
+    text: str = Field(description="the brief the drafter reads (empty for none)")
+    fallback: bool = Field(description="the advisor's answer was empty: the brief names the pivotal groups only")
+    model: str | None = Field(None, description="the advisor model (null: the run's model)")
+    usage: Usage = None
+
+
 EVENT_DATA: dict[str, type[EventData]] = {
     "run_started": RunStartedData,
     "phase": PhaseData,
@@ -255,6 +359,15 @@ EVENT_DATA: dict[str, type[EventData]] = {
     "error": ErrorData,
     "control": ControlData,
     "seat_joined": SeatJoinedData,
+    "candidate": CandidateData,
+    "ranking": RankingData,
+    "schulze": SchulzeData,
+    "critique": CritiqueData,
+    "forecast": ForecastData,
+    "plan": PlanData,
+    "verification": VerificationData,
+    "belief_update": BeliefUpdateData,
+    "signal": SignalData,
 }
 # Appended by the run service around the strategy, never by a strategy: a resumed strategy skips
 # them when it replays the log.

@@ -145,3 +145,19 @@ def vote_position(score: int) -> Literal["for", "abstain", "against"]:
     if score >= 4:
         return "abstain"
     return "against"
+
+
+def goal_margin(
+    scores: Mapping[str, float], *, seats: Mapping[str, float], goal: str, veto_group: str | None
+) -> float:
+    """G: how far a text is past its goal. Voting goals: u - 5, u - 20/3, and for veto power
+    min(u - 5, u_veto - 6), passing at G >= 0; Rawlsian and utilitarian: their score."""
+    tally = Tally(scores=scores, seats=seats, veto_group=veto_group)
+    if goal == "veto_power":
+        if veto_group is None:
+            raise ValueError("veto_power needs a veto group")
+        return min(tally.weighted_total - MAJORITY, scores[veto_group] - VETO_MIN)
+    definition = GOALS[goal]
+    if definition.kind == "pass":
+        return tally.weighted_total - definition.threshold
+    return float(definition.evaluate(tally))

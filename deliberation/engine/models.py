@@ -2,6 +2,7 @@
 
 import hashlib
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
@@ -143,6 +144,8 @@ JUDGE_MARKER = "choice_number"
 REASON_MARKER = "reason_and_score"
 DECISION_MARKER = "ACCEPT or REJECT"
 NO_AMENDMENT = "NO AMENDMENT"
+RANKING_MARKER = "Candidates to rank:"  # then the letters, "A, B, C, D" (strategies.mediator)
+FORECAST_MARKER = "Groups to forecast:"  # then the groups' names, ", "-separated (strategies.forecast)
 
 Responder = Callable[[Sequence[Message], Params, int], str]
 # (messages, prefix, seed) -> (token, logprob) pairs: the scripted next-token distribution
@@ -154,10 +157,19 @@ def _digest(messages: Sequence[Message], seed: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}\x1d{text}".encode()).digest()[:8], "big")
 
 
+def _listed_after(ask: str, marker: str) -> list[str]:
+    """The ", "-separated items on the line that starts with `marker` (empty when there is none)."""
+    for line in ask.splitlines():
+        if line.startswith(marker):
+            return [item.strip() for item in line.removeprefix(marker).split(", ") if item.strip()]
+    return []
+
+
 def scripted_reply(messages: Sequence[Message], params: Params, seed: int) -> str:
     """Deterministic text that has the shape each caller expects.
 
-    A judge prompt gets one digit; any other prompt gets a short paragraph that starts the way a
+    A judge prompt gets one digit; a ranking prompt a shuffle of its letters ("C > A > B"); a
+    forecast prompt one line per group ("EPP: 6 | ..."); any other prompt gets a short paragraph that starts the way a
     resolution must, and names a token derived from the prompt so that different prompts differ.
     """
     digest = _digest(messages, seed)
@@ -170,6 +182,14 @@ def scripted_reply(messages: Sequence[Message], params: Params, seed: int) -> st
     if DECISION_MARKER in ask:
         verdict = "ACCEPT" if digest % 2 else "REJECT"
         return f"{verdict} because it {'brings' if digest % 2 else 'would cost'} the votes the goal needs."
+    listed = _listed_after(ask, RANKING_MARKER)
+    if listed:
+        random.Random(digest).shuffle(listed)
+        return " > ".join(listed)
+    listed = _listed_after(ask, FORECAST_MARKER)
+    if listed:
+        draw = random.Random(digest)
+        return "\n".join(f"{name}: {draw.randrange(10)} | {name} wants its core demand kept" for name in listed)
     if NO_AMENDMENT in ask and digest % 4 == 0:
         return NO_AMENDMENT
     return (

@@ -10,6 +10,7 @@ Weights are exact (Fractions), so a tie on paper is a tie here, whatever floats 
 """
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -88,14 +89,12 @@ def borda(ballots: Sequence[Ballot], candidates: Sequence[str]) -> RankedResult:
     return RankedResult(winners=ranking[0], ranking=ranking, points=points)
 
 
-def schulze(ballots: Sequence[Ballot], candidates: Sequence[str]) -> RankedResult:
-    """The Schulze method, winning votes: strongest paths through the pairwise defeats.
-
-    d[a][b] is the weight that prefers a strictly to b; a link a->b has strength d[a][b] when
-    d[a][b] > d[b][a], else none; p[a][b] is the strongest path's weakest link (Floyd-Warshall).
-    a ranks above b when p[a][b] > p[b][a]; this order is transitive, so tiers are well defined,
-    and candidates in one tier are tied (the caller breaks ties, e.g. by its own order).
-    """
+def schulze_paths(
+    ballots: Sequence[Ballot], candidates: Sequence[str]
+) -> tuple[dict[str, dict[str, Fraction]], dict[str, dict[str, Fraction]]]:
+    """Schulze's two matrices, winning votes: d[a][b] is the weight that prefers a strictly to b;
+    a link a->b has strength d[a][b] when d[a][b] > d[b][a], else none; p[a][b] is the strongest
+    path's weakest link (Floyd-Warshall)."""
     weights = _check(ballots, candidates)
     d = {a: {b: Fraction(0) for b in candidates} for a in candidates}
     for ballot, weight in zip(ballots, weights):
@@ -112,9 +111,51 @@ def schulze(ballots: Sequence[Ballot], candidates: Sequence[str]) -> RankedResul
                 if b in (a, k):
                     continue
                 p[a][b] = max(p[a][b], min(p[a][k], p[k][b]))
+    return d, p
+
+
+def schulze(ballots: Sequence[Ballot], candidates: Sequence[str]) -> RankedResult:
+    """The Schulze method over schulze_paths: a ranks above b when p[a][b] > p[b][a]; this order
+    is transitive, so tiers are well defined, and candidates in one tier are tied (the caller
+    breaks ties, e.g. by its own order or by schulze_tie_break)."""
+    _, p = schulze_paths(ballots, candidates)
     ranking = _tiers(candidates, lambda a, b: p[a][b] > p[b][a])
     beaten = {a: Fraction(sum(1 for b in candidates if b != a and p[a][b] > p[b][a])) for a in candidates}
     return RankedResult(winners=ranking[0], ranking=ranking, points=beaten)
+
+
+def _consecutive(ranks: Mapping[str, Fraction | float | int]) -> dict[str, int]:
+    """Dense ranks 0, 1, 2, ... keeping ties (lower is better)."""
+    levels = {value: index for index, value in enumerate(sorted(set(ranks.values())))}
+    return {candidate: levels[value] for candidate, value in ranks.items()}
+
+
+def schulze_tie_break(
+    ranking: Sequence[Sequence[str]], ballots: Sequence[Ballot], rng: random.Random
+) -> tuple[str, ...]:
+    """A strict order from Schulze tiers by Tie-Breaking Ranking of Candidates (TBRC), as the
+    Habermas Machine does: the ballots, in a seeded random order, refine the tied ranks one at a
+    time (r <- norm(norm(r) * K + norm(ballot))) until no tie is left; a random permutation
+    settles whatever the ballots leave tied."""
+    ranks = {candidate: tier for tier, members in enumerate(ranking) for candidate in members}
+    size = len(ranks)
+
+    def refine(by: Mapping[str, int]) -> None:
+        ordered = _consecutive(by)
+        base = _consecutive(ranks)
+        ranks.update(_consecutive({c: base[c] * size + ordered[c] for c in ranks}))
+
+    order = list(ballots)
+    rng.shuffle(order)
+    for ballot in order:
+        if len(set(ranks.values())) == size:
+            break
+        refine({c: -ballot.scores[c] for c in ranks})  # a higher score is the better rank
+    if len(set(ranks.values())) < size:
+        permutation = list(ranks)
+        rng.shuffle(permutation)
+        refine({c: position for position, c in enumerate(permutation)})
+    return tuple(sorted(ranks, key=ranks.__getitem__))
 
 
 def double_majority(

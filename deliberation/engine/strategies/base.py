@@ -1,5 +1,6 @@
 """What every strategy shares: the run context, replay of stored events, and the vote."""
 
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,6 +35,9 @@ class RunContext:
     params: Mapping[str, Any] = field(default_factory=dict)
     examples: Sequence[RecordView] = ()
     recorded: Sequence[Event] = ()
+    # Further model clients, by the parameter that names them (Strategy.model_params: advisor's
+    # "advisor_model"); the run service builds them as it builds `model`.
+    models: Mapping[str, ModelClient] = field(default_factory=dict)
     _next_seq: int = field(default=1, init=False)
     _stored: dict[int, Event] = field(default_factory=dict, init=False)
     _retries: list[dict[str, Any]] = field(default_factory=list, init=False)
@@ -68,6 +72,10 @@ class RunContext:
     def child_seed(self, *parts: object) -> int:
         return seed_for(self.seed, *parts)
 
+    def rng(self, *parts: object) -> random.Random:
+        """A generator seeded by a child seed: shuffles and draws that replay alike."""
+        return random.Random(self.child_seed(*parts))
+
 
 class Strategy(Protocol):
     """A way to reach a resolution. `params_model` declares its parameters (params.py; the run
@@ -81,6 +89,12 @@ class Strategy(Protocol):
     def estimated_cost(self, *, groups: int, params: StrategyParams, judge_uses_model: bool) -> RunCost: ...
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]: ...
+
+
+def model_params_of(strategy: Strategy) -> tuple[str, ...]:
+    """The parameters whose value names a further model the strategy calls (a registry name;
+    absent or empty: the run's own model). A strategy declares them as `model_params`."""
+    return tuple(getattr(strategy, "model_params", ()))
 
 
 def run_started_data(scenario: Scenario, strategy: str) -> dict[str, Any]:
@@ -181,3 +195,29 @@ def usage_totals(events: Sequence[Event]) -> dict[str, float]:
             totals["seconds"] += 0.0 if usage["cached"] else usage["seconds"]
             totals["calls"] += 1
     return totals
+
+
+# --- strategy parameters ----------------------------------------------------------------------
+
+class ParamError(ValueError):
+    """A strategy parameter out of its type or range; the message names it and what is allowed."""
+
+
+def param_number(params: Mapping[str, Any], key: str, default: Any, kind: type, low: float, high: float) -> Any:
+    value = params.get(key, default)
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ParamError(f"{key}: a number, not {value!r}") from None
+    if kind is int and isinstance(value, float) and value != number:
+        raise ParamError(f"{key}: a whole number, not {value!r}")
+    if not low <= number <= high:
+        raise ParamError(f"{key}: between {low} and {high}, not {number}")
+    return number
+
+
+def param_choice(params: Mapping[str, Any], key: str, default: str, choices: Sequence[str]) -> str:
+    value = str(params.get(key, default))
+    if value not in choices:
+        raise ParamError(f"{key}: one of {', '.join(choices)}, not {value!r}")
+    return value

@@ -1,0 +1,272 @@
+"""The mediator strategy: the Habermas Machine (Tessler, Bakker et al., Science 2024).
+
+Round 1: the mediator drafts K candidate statements from the groups' stances (the stances in a
+fresh seeded order for every call); each group's agent ranks all K candidates (shown in a fresh
+seeded order, answered as letters "C > A > D > B"); the Schulze method aggregates the rankings,
+ties broken by TBRC with a seeded generator (rules.schulze_tie_break); the winner is untied rank 0.
+Rounds 2..R: each group critiques the last winner, the mediator revises it into K new candidates
+(the critiques in a fresh order per call), and they are ranked and aggregated again. The last
+winner goes to the vote.
+
+Events, in order: per round [critique x n (from round 2)], candidate x K, ranking x n, schulze;
+then the final draft and the vote (base.vote_on). Model steps: R*K candidates + R*n rankings +
+(R-1)*n critiques, plus the judge's. A ranking the model garbles falls back deterministically
+(letters it did name first, then the rest in the order shown) and says so in `fallback`.
+"""
+
+import random
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from deliberation.engine.events import Event
+from deliberation.engine.goals import goal_requirement
+from deliberation.engine.models import RANKING_MARKER, Message, Params
+from deliberation.engine.power import exact_share
+from deliberation.engine.rules import Ballot, schulze, schulze_paths, schulze_tie_break
+from deliberation.engine.scenario import Group, Scenario
+from deliberation.engine.strategies.base import RunContext, param_choice, param_number, run_started, vote_on
+from deliberation.engine.strategies.parliament import GROUP_PERSONA, MEDIATOR_PERSONA, RESOLUTION_RULES, shortened
+
+LETTERS = "ABCDEFGH"
+WEIGHTINGS = ("none", "seats")
+RANKING_TOKENS = 40
+RANKING_TEMPERATURE = 0.0
+RAW_ANSWER_WORDS = 60  # how much of a ranking's raw answer its event keeps
+
+
+@dataclass(frozen=True)
+class MediatorSettings:
+    candidates: int = 4  # K; the reference code's default is 16, its notebook's 4 (CPU-sized)
+    rounds: int = 2  # the opinion round + one critique round, as in the paper
+    weighting: str = "none"  # "seats": a group's ranking counts by its seat share
+    temperature: float = 0.7  # candidates and critiques; rankings at 0
+    draft_tokens: int = 300
+    critique_tokens: int = 120
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "MediatorSettings":
+        d = cls()
+        return cls(
+            candidates=param_number(params, "candidates", d.candidates, int, 2, len(LETTERS)),
+            rounds=param_number(params, "rounds", d.rounds, int, 1, 4),
+            weighting=param_choice(params, "weighting", d.weighting, WEIGHTINGS),
+            temperature=param_number(params, "temperature", d.temperature, float, 0.0, 2.0),
+            draft_tokens=param_number(params, "draft_tokens", d.draft_tokens, int, 64, 2048),
+            critique_tokens=param_number(params, "critique_tokens", d.critique_tokens, int, 16, 1024),
+        )
+
+    def model_steps(self, groups: int) -> int:
+        return self.rounds * self.candidates + self.rounds * groups + (self.rounds - 1) * groups
+
+
+# --- prompts ---------------------------------------------------------------------------------
+
+ISSUE = "Issue: {title}\nBackground: {background}\nGoal: {goal}"
+CANDIDATE_ASK = (
+    "The groups' opinions, in no particular order:\n{opinions}\n\n"
+    "Write one joint statement that all these groups can support: it must not conflict with "
+    "what matters most to any of them. " + RESOLUTION_RULES + "\nNow write the statement:"
+)
+REVISION_ASK = (
+    "The groups' opinions, in no particular order:\n{opinions}\n\n"
+    "The statement the groups preferred last round:\n'''{winner}'''\n\n"
+    "Their critiques of it, in no particular order:\n{critiques}\n\n"
+    "Revise the statement so that it answers the critiques while keeping what the groups "
+    "already support. " + RESOLUTION_RULES + "\nNow write the revised statement:"
+)
+RANKING_ASK = (
+    "Candidate statements:\n{candidates}\n\n"
+    "Rank all {count} candidates from the one {name} prefers most to the one it prefers least.\n"
+    + RANKING_MARKER + " {letters}\n"
+    "Answer with the letters only, best first, separated by '>', for example: {example}\nRanking:"
+)
+CRITIQUE_ASK = (
+    "The mediation's current statement:\n'''{winner}'''\n\n"
+    "What must change for {name} to support it? Name the changes concretely, at most three "
+    "sentences."
+)
+
+
+def issue_text(scenario: Scenario) -> str:
+    return ISSUE.format(
+        title=scenario.record.title, background=scenario.record.background,
+        goal=goal_requirement(scenario.goal, veto_group=scenario.name_of(scenario.veto_group)),
+    )
+
+
+def mediator_messages(scenario: Scenario, ask: str) -> list[Message]:
+    return [{"role": "system", "content": f"{MEDIATOR_PERSONA}\n\n{issue_text(scenario)}"},
+            {"role": "user", "content": ask}]
+
+
+def group_messages(scenario: Scenario, group: Group, ask: str) -> list[Message]:
+    persona = GROUP_PERSONA.format(code=group.name, stance=group.stance)
+    return [{"role": "system", "content": f"{persona}\n\n{issue_text(scenario)}"},
+            {"role": "user", "content": ask}]
+
+
+def quoted_lines(scenario: Scenario, order: Sequence[str], texts: Mapping[str, str]) -> str:
+    return "\n".join(f"{scenario.name_of(code)}: '''{texts[code]}'''" for code in order)
+
+
+# --- reading rankings ------------------------------------------------------------------------
+
+_ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
+
+
+def parse_ranking(raw: str, letters: Sequence[str]) -> tuple[list[str], str | None]:
+    """(letters best first, fallback) from a ranking answer (inside <answer> after the reasoning's
+    <sep> when there is one). The longest "C > A > B" chain leads; then standalone capitals in
+    order of first mention. fallback is None for a full ranking, "partial" when the letters named
+    lead and the others follow in the order shown, "unparsed" when none was named (the order shown)."""
+    text = raw
+    answer = _ANSWER.search(text)
+    if answer:
+        text = answer.group(1).rsplit("<sep>", 1)[-1]
+    allowed = set(letters)
+    chains = [m.group(0) for m in re.finditer(r"(?<![A-Za-z])[A-Z](?:\s*>\s*[A-Z](?![A-Za-z]))+", text)]
+    longest = max(chains, key=len, default="")
+    named: list[str] = []
+    for token in [*re.findall(r"[A-Z]", longest), *re.findall(r"(?<![A-Za-z])([A-Z])(?![A-Za-z])", text)]:
+        if token in allowed and token not in named:
+            named.append(token)
+    if len(named) == len(letters):
+        return named, None
+    rest = [letter for letter in letters if letter not in named]
+    return named + rest, ("partial" if named else "unparsed")
+
+
+# --- the strategy ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mediator:
+    name: str = "mediator"
+    needs_model: bool = True
+
+    def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
+        settings = MediatorSettings.from_params(ctx.params)
+        yield run_started(scenario, ctx, self.name)
+        winner: str | None = None
+        critiques: dict[str, str] = {}
+        for round_number in range(1, settings.rounds + 1):
+            if winner is not None:
+                critiques = {}
+                for group in scenario.groups:
+                    event = ctx.step("critique", lambda: self._critique(scenario, ctx, settings, group, winner, round_number))
+                    critiques[group.code] = event["data"]["text"]
+                    yield event
+            candidates: list[str] = []
+            for index in range(settings.candidates):
+                event = ctx.step("candidate", lambda: self._candidate(
+                    scenario, ctx, settings, round_number, index, winner, critiques))
+                candidates.append(event["data"]["text"])
+                yield event
+            orders: dict[str, list[int]] = {}
+            for group in scenario.groups:
+                event = ctx.step("ranking", lambda: self._ranking(scenario, ctx, group, round_number, candidates))
+                orders[group.code] = event["data"]["order"]
+                yield event
+            event = ctx.step("schulze", lambda: schulze_data(
+                scenario, orders, candidates=len(candidates), weighting=settings.weighting,
+                rng=ctx.rng("mediator", "tie-break", round_number), round_number=round_number))
+            yield event
+            winner = candidates[event["data"]["winner"]]
+        yield ctx.step("draft", lambda: {"author": "mediator", "text": winner, "version": settings.rounds})
+        yield from vote_on(scenario, ctx, winner)
+
+    def _candidate(self, scenario: Scenario, ctx: RunContext, settings: MediatorSettings, round_number: int,
+                   index: int, winner: str | None, critiques: Mapping[str, str]) -> dict[str, Any]:
+        order = list(scenario.codes)
+        ctx.rng("mediator", "opinions", round_number, index).shuffle(order)
+        opinions = quoted_lines(scenario, order, {g.code: g.stance for g in scenario.groups})
+        if winner is None:
+            ask = CANDIDATE_ASK.format(opinions=opinions)
+        else:
+            ask = REVISION_ASK.format(opinions=opinions, winner=winner,
+                                      critiques=quoted_lines(scenario, order, critiques))
+        completion = ctx.model.complete(
+            mediator_messages(scenario, ask),
+            params=Params(temperature=settings.temperature, max_tokens=settings.draft_tokens),
+            seed=ctx.child_seed("mediator", "candidate", round_number, index),
+        )
+        return {
+            "round": round_number,
+            "index": index,
+            "revision": winner is not None,
+            "text": completion.text.strip(),
+            "order": order,
+            "usage": completion.usage(),
+        }
+
+    def _ranking(self, scenario: Scenario, ctx: RunContext, group: Group, round_number: int,
+                 candidates: Sequence[str]) -> dict[str, Any]:
+        shown = list(range(len(candidates)))
+        ctx.rng("mediator", "shown", round_number, group.code).shuffle(shown)
+        letters = list(LETTERS[: len(candidates)])
+        example = list(reversed(letters))
+        ctx.rng("mediator", "example", round_number, group.code).shuffle(example)
+        ask = RANKING_ASK.format(
+            candidates="\n".join(f"{letter}: '''{candidates[i]}'''" for letter, i in zip(letters, shown)),
+            count=len(candidates), name=group.name, letters=", ".join(letters), example=" > ".join(example),
+        )
+        completion = ctx.model.complete(
+            group_messages(scenario, group, ask),
+            params=Params(temperature=RANKING_TEMPERATURE, max_tokens=RANKING_TOKENS),
+            seed=ctx.child_seed("mediator", "ranking", round_number, group.code),
+        )
+        ranked, fallback = parse_ranking(completion.text, letters)
+        return {
+            "round": round_number,
+            "group": group.code,
+            "shown": shown,  # shown[j]: the candidate behind letter j
+            "order": [shown[letters.index(letter)] for letter in ranked],  # candidates, best first
+            "answer": shortened(" ".join(completion.text.split()), RAW_ANSWER_WORDS),
+            "fallback": fallback,
+            "usage": completion.usage(),
+        }
+
+    def _critique(self, scenario: Scenario, ctx: RunContext, settings: MediatorSettings, group: Group,
+                  winner: str, round_number: int) -> dict[str, Any]:
+        completion = ctx.model.complete(
+            group_messages(scenario, group, CRITIQUE_ASK.format(winner=winner, name=group.name)),
+            params=Params(temperature=settings.temperature, max_tokens=settings.critique_tokens),
+            seed=ctx.child_seed("mediator", "critique", round_number, group.code),
+        )
+        return {
+            "round": round_number,
+            "group": group.code,
+            "text": completion.text.strip() or "(no critique)",
+            "usage": completion.usage(),
+        }
+
+
+def schulze_data(
+    scenario: Scenario, orders: Mapping[str, Sequence[int]], *, candidates: int, weighting: str,
+    rng: random.Random, round_number: int,
+) -> dict[str, Any]:
+    """The `schulze` event: each group's ranking as a ballot (weighted by seat share or one each),
+    the pairwise matrix d, the strongest paths p, the tiers and the TBRC order; the winner is the
+    order's first candidate."""
+    names = [str(i) for i in range(candidates)]
+    weights = {code: (exact_share(scenario.seats[code]) if weighting == "seats" else Fraction(1)) for code in orders}
+    ballots = [
+        Ballot(scores={str(c): candidates - position for position, c in enumerate(order)}, weight=weights[code])
+        for code, order in orders.items()
+    ]
+    d, p = schulze_paths(ballots, names)
+    tiers = schulze(ballots, names).ranking
+    order = schulze_tie_break(tiers, ballots, rng)
+    return {
+        "round": round_number,
+        "weights": {code: float(weight) for code, weight in weights.items()},
+        "pairwise": [[float(d[a][b]) for b in names] for a in names],
+        "paths": [[float(p[a][b]) for b in names] for a in names],
+        "tiers": [[int(c) for c in tier] for tier in tiers],
+        "order": [int(c) for c in order],
+        "winner": int(order[0]),
+        "tie_broken": len(tiers[0]) > 1,
+    }
