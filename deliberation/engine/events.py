@@ -297,7 +297,7 @@ class ForecastData(StepData):
     """The drafter forecasts each group's support and red line before it drafts."""
 
     round: int
-    predicted: dict[str, int] = Field(description="group -> forecast support 0..9")
+    predicted: dict[str, float] = Field(description="group -> forecast support 0..9")
     red_lines: dict[str, str]
     fallback: list[str] = Field(description="groups the answer did not score: their last judged score, else 5")
     usage: Usage
@@ -317,7 +317,7 @@ class VerificationData(VoteData):
     """The run's judge scores a round's draft for one group, beside the drafter's forecast."""
 
     round: int
-    forecast: int = Field(description="the forecast support of the group")
+    forecast: float = Field(description="the forecast support of the group")
     expected: float = Field(description="what the plan expected (the target inside the coalition)")
 
 

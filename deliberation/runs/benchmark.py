@@ -7,9 +7,10 @@ the three voting goals and mean scores for the Rawlsian and utilitarian goals, p
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import close_old_connections
 
@@ -18,7 +19,7 @@ from deliberation.engine.models import ModelError
 from deliberation.engine.scenario import Outcome
 from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies import RunContext, outcome_of, strategy_named
-from deliberation.engine.strategies.base import usage_totals
+from deliberation.engine.strategies.base import model_params_of, usage_totals
 from deliberation.records.models import BenchmarkTask
 from deliberation.records.selectors import (
     benchmark_task_list,
@@ -72,6 +73,7 @@ def benchmark_evaluate(
     topic: str | None = None,
     limit: int | None = None,
     seed: int = 0,
+    params: Mapping[str, Any] | None = None,
     concurrency: int = 1,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
@@ -90,8 +92,11 @@ def benchmark_evaluate(
         )
     the_set = record_set_get(name=record_set)
     # The command checked the names (a registry model, or a raw backend string it validated).
+    params = dict(params or {})
     try:
         drafter = drafting_client(model, allow_raw=True) if chosen.needs_model else None
+        models = {param: drafting_client(str(params[param]), allow_raw=True)
+                  for param in model_params_of(chosen) if params.get(param)}
         the_judge = judge_for(judge, model=judge_model or model, allow_raw=True)
     except (ModelError, ValueError) as error:
         raise BenchmarkError(str(error)) from None
@@ -112,6 +117,8 @@ def benchmark_evaluate(
                 model=drafter,
                 judge=the_judge,
                 seed=seed_for(seed, task.content_hash),
+                params=params,
+                models=models,
                 examples=examples,
             )
             events = list(chosen.run(scenario, context))

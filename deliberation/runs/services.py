@@ -22,7 +22,7 @@ from django.utils import timezone
 from deliberation.engine.events import Event, event_validate
 from deliberation.engine.models import ModelError, retry_listener
 from deliberation.engine.strategies import RunContext, strategy_named
-from deliberation.engine.strategies.base import usage_totals
+from deliberation.engine.strategies.base import model_params_of, usage_totals
 from deliberation.live.fanout import broadcast_events
 from deliberation.records.selectors import example_pool, record_version_for_run
 from deliberation.runs.clients import drafting_client, judge_for, judge_uses_model
@@ -279,6 +279,14 @@ def _run_parts(run: Run, stored: list[Event]):
             model = drafting_client(run.model, allow_raw=allow_raw)
         except Exception as error:
             raise RunStartError(f"drafting model {run.model}: {_cause(error)}") from error
+    models = {}
+    for param in model_params_of(strategy):  # further models the strategy names (advisor_model)
+        name = str(run.params.get(param) or "")
+        if name:
+            try:
+                models[param] = drafting_client(name, allow_raw=allow_raw)
+            except Exception as error:
+                raise RunStartError(f"{param} {name}: {_cause(error)}") from error
     judge_model = run.judge_model or run.model
     try:
         judge = judge_for(run.judge, model=judge_model, allow_raw=allow_raw)
@@ -290,6 +298,7 @@ def _run_parts(run: Run, stored: list[Event]):
         judge=judge,
         seed=run.seed,
         params=run.params,
+        models=models,
         examples=_example_pool(run.record.record_set) if run.strategy == "one-shot" else (),
         recorded=stored,
     )

@@ -12,17 +12,23 @@ Events: `signal` (arm, pivotal set, text), the `draft`, then the vote. Model ste
 brief for the advisor arm, plus the judge's.
 """
 
-import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from deliberation.engine.events import Event
 from deliberation.engine.goals import GOALS, goal_requirement
 from deliberation.engine.models import Message, Params
 from deliberation.engine.scenario import Scenario
-from deliberation.engine.strategies.base import RunContext, param_choice, param_number, run_started, vote_on
+from deliberation.engine.strategies.base import (
+    ParamError,
+    RunContext,
+    param_choice,
+    param_number,
+    run_started,
+    vote_on,
+)
 from deliberation.engine.strategies.forecast import coalition_feasible
 from deliberation.engine.strategies.one_shot import draft_messages, seat_lines
 
@@ -46,7 +52,7 @@ class AdvisorSettings:
         d = cls()
         model = params.get("advisor_model", d.advisor_model)
         if not isinstance(model, str):
-            raise ValueError(f"advisor_model: a model name, not {model!r}")
+            raise ParamError(f"advisor_model: a model name, not {model!r}")
         return cls(
             signal=param_choice(params, "signal", d.signal, SIGNALS),
             advisor_model=model.strip(),
@@ -146,6 +152,7 @@ def advised_draft_messages(scenario: Scenario, brief: str) -> list[Message]:
 class Advisor:
     name: str = "advisor"
     needs_model: bool = True
+    settings: ClassVar[type] = AdvisorSettings
     model_params: tuple[str, ...] = ("advisor_model",)
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:

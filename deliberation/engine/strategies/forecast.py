@@ -23,10 +23,17 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from deliberation.engine.events import Event
-from deliberation.engine.goals import GOALS, VETO_MIN, goal_margin, goal_requirement, reaches, weighted_support
+from deliberation.engine.goals import (
+    GOALS,
+    VETO_MIN,
+    goal_margin,
+    goal_requirement,
+    reaches,
+    weighted_support,
+)
 from deliberation.engine.models import FORECAST_MARKER, Message, Params
 from deliberation.engine.scenario import Scenario
 from deliberation.engine.strategies.base import (
@@ -255,6 +262,7 @@ def forecast_draft_messages(scenario: Scenario, plan_block: str) -> list[Message
 class Forecast:
     name: str = "forecast"
     needs_model: bool = True
+    settings: ClassVar[type] = ForecastSettings
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
         settings = ForecastSettings.from_params(ctx.params)
@@ -294,7 +302,7 @@ class Forecast:
             yield update
             if update["data"]["stop"]:
                 break
-        best_margin, best_round, best_text = max(drafts, key=lambda item: (item[0], -item[1]))
+        _, best_round, best_text = max(drafts, key=lambda item: (item[0], -item[1]))
         if best_round != drafts[-1][1]:
             yield ctx.step("draft", lambda: {"author": "drafter", "text": best_text, "version": best_round})
         yield from vote_on(scenario, ctx, best_text)

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
 
 from deliberation.engine.events import Event
 from deliberation.engine.goals import goal_requirement
@@ -27,8 +27,19 @@ from deliberation.engine.models import RANKING_MARKER, Message, Params
 from deliberation.engine.power import exact_share
 from deliberation.engine.rules import Ballot, schulze, schulze_paths, schulze_tie_break
 from deliberation.engine.scenario import Group, Scenario
-from deliberation.engine.strategies.base import RunContext, param_choice, param_number, run_started, vote_on
-from deliberation.engine.strategies.parliament import GROUP_PERSONA, MEDIATOR_PERSONA, RESOLUTION_RULES, shortened
+from deliberation.engine.strategies.base import (
+    RunContext,
+    param_choice,
+    param_number,
+    run_started,
+    vote_on,
+)
+from deliberation.engine.strategies.parliament import (
+    GROUP_PERSONA,
+    MEDIATOR_PERSONA,
+    RESOLUTION_RULES,
+    shortened,
+)
 
 LETTERS = "ABCDEFGH"
 WEIGHTINGS = ("none", "seats")
@@ -146,6 +157,7 @@ def parse_ranking(raw: str, letters: Sequence[str]) -> tuple[list[str], str | No
 class Mediator:
     name: str = "mediator"
     needs_model: bool = True
+    settings: ClassVar[type] = MediatorSettings
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
         settings = MediatorSettings.from_params(ctx.params)

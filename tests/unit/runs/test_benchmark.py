@@ -101,3 +101,38 @@ def test_evaluate_command_plays_a_registry_models_backend_string(sample_set):
                                 strategy="one-shot", model="drafter", judge="llm", limit=1)
     assert result.failures == [] and result.usage["calls"] > 0
     assert set(CachedCompletion.objects.values_list("model", flat=True)) == {"scripted:default"}
+
+
+@pytest.mark.parametrize("strategy, params", [
+    ("mediator", ["candidates=2", "rounds=1"]),
+    ("forecast", ["rounds=2", "target=8"]),
+    ("advisor", ["signal=advisor", "advisor_model=scripted:slow"]),
+    ("advisor", ["signal=random"]),
+])
+def test_evaluate_command_plays_each_new_strategy_with_its_params(sample_set, capsys, strategy, params):
+    options = [item for param in params for item in ("--param", param)]
+    call_command("evaluate", "--record-set", sample_set, "--parties", "2", "--goals", "simple_majority",
+                 "--strategy", strategy, "--model", "scripted:default", "--judge", "llm", "--limit", "1", *options, "-v0")
+    assert "Simple majority" in capsys.readouterr().out
+    if "advisor_model=scripted:slow" in params:  # the advisor's calls went to its own model
+        assert CachedCompletion.objects.filter(model="scripted:slow").count() == 1  # the one run's brief
+    if strategy == "mediator":  # one run: 2 candidates + 2 rankings, then the judge's 2 verdicts
+        assert CachedCompletion.objects.count() == 2 + 2 + 2
+
+
+@pytest.mark.parametrize("param, error", [
+    ("candidates=20", "--param candidates: between 2 and 8, not 20"),
+    ("speed=3", "--param speed: not a parameter of mediator"),
+    ("candidates", "give NAME=VALUE"),
+])
+def test_evaluate_command_refuses_a_bad_param_before_playing_anything(sample_set, param, error):
+    with pytest.raises(CommandError, match=error):
+        call_command("evaluate", "--record-set", sample_set, "--strategy", "mediator", "--judge", "llm",
+                     "--model", "scripted:default", "--param", param, "-v0")
+    assert not CachedCompletion.objects.exists()
+
+
+def test_evaluate_command_refuses_an_advisor_model_that_could_not_run(sample_set):
+    with pytest.raises(CommandError, match="--param advisor_model: unknown scripted model 'nope'"):
+        call_command("evaluate", "--record-set", sample_set, "--strategy", "advisor", "--judge", "scripted",
+                     "--param", "advisor_model=scripted:nope", "-v0")

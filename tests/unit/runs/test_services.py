@@ -328,3 +328,26 @@ def test_a_missing_key_fails_the_run_at_once_naming_the_variable_never_a_key(enq
     run_advance(run_id=run.pk)
     assert_failed_at_once(run, reason="drafting model qwen@gpu1: the key of hosted_vllm/Qwen/Qwen2.5-7B-Instruct is missing: "
                                       "environment variable HEMICYCLE_TEST_GPU_KEY is not set on this worker")
+
+
+def test_an_advisor_run_briefs_with_its_advisor_model_and_drafts_with_the_runs_model(enqueued, broadcasts):
+    import dataclasses
+
+    config = scenario_config(make_record(), strategy="advisor")
+    run = run_create(owner=make_user(), config=dataclasses.replace(config, params={"advisor_model": "scripted:slow"}))
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FINISHED
+    assert run.events.get(type="signal").data["model"] == "scripted:slow"
+    assert CachedCompletion.objects.filter(model="scripted:slow").count() == 1  # the brief
+    assert CachedCompletion.objects.filter(model="scripted:default").count() == 1  # the draft
+
+
+def test_an_advisor_model_that_cannot_run_fails_the_run_naming_it(enqueued, broadcasts):
+    import dataclasses
+
+    config = scenario_config(make_record(), strategy="advisor")
+    run = run_create(owner=make_user(), config=dataclasses.replace(config, params={"advisor_model": "nope:gone"}))
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED and "advisor_model nope:gone" in run.error

@@ -1,3 +1,4 @@
+import argparse
 import json
 from pathlib import Path
 
@@ -5,11 +6,23 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from deliberation.engine.goals import GOAL_KEYS
-from deliberation.engine.strategies import STRATEGIES
+from deliberation.engine.strategies import STRATEGIES, strategy_params_check
+from deliberation.engine.strategies.base import model_params_of
 from deliberation.records.models import RecordSet
 from deliberation.registry.selectors import ModelRefused, model_runnable
 from deliberation.runs.benchmark import BenchmarkError, benchmark_evaluate
 from deliberation.runs.clients import JUDGES
+
+
+def strategy_param(text: str) -> tuple[str, object]:
+    """NAME=VALUE; the value is read as JSON when it parses (3, 0.5, true), else kept as text."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=VALUE")
+    try:
+        return name.strip(), json.loads(value)
+    except ValueError:
+        return name.strip(), value
 
 
 class Command(BaseCommand):
@@ -27,6 +40,8 @@ class Command(BaseCommand):
         parser.add_argument("--topic", default=None)
         parser.add_argument("--limit", type=int, default=None, help="at most N tasks per party count")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=strategy_param,
+                            help="a strategy parameter (repeatable), e.g. --param rounds=2 --param advisor_model=scripted:default")
         parser.add_argument("--concurrency", type=int, default=1, help="runs in flight at once (hosted models)")
         parser.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
 
@@ -34,10 +49,17 @@ class Command(BaseCommand):
         from django.conf import settings
 
         goals = list(GOAL_KEYS) if options["goals"] == ["all"] else options["goals"]
+        params = dict(options["param"])
+        try:
+            strategy_params_check(options["strategy"], params)
+        except ValueError as error:
+            raise CommandError(f"--param {error}") from None
         model = options["model"] or settings.HEMICYCLE_DEFAULT_MODEL
         # The shell is the operator's (staff): a registry name, or a raw string checked as the
         # registry checks its entries.
-        for what, name in (("--model", model), ("--judge-model", options["judge_model"])):
+        further = [(f"--param {param}", str(params[param])) for param in model_params_of(STRATEGIES[options["strategy"]])
+                   if params.get(param)]
+        for what, name in (("--model", model), ("--judge-model", options["judge_model"]), *further):
             if name:
                 try:
                     model_runnable(name=name)
@@ -56,6 +78,7 @@ class Command(BaseCommand):
                 topic=options["topic"],
                 limit=options["limit"],
                 seed=options["seed"],
+                params=params,
                 concurrency=options["concurrency"],
                 progress=bar.update,
                 on_total=lambda total: setattr(bar, "total", total) or bar.refresh(),
