@@ -5,14 +5,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from deliberation.engine.costs import RunCost
-from deliberation.engine.strategies.base import RunContext, Strategy, outcome_of
 from deliberation.engine.strategies.advisor import Advisor
-from deliberation.engine.strategies.baselines import Greedy, RandomStance, RealResolution
+from deliberation.engine.strategies.base import RunContext, Strategy, outcome_of
+from deliberation.engine.strategies.baselines import (
+    Greedy,
+    RandomStance,
+    RealResolution,
+)
 from deliberation.engine.strategies.forecast import Forecast
 from deliberation.engine.strategies.mediator import Mediator
 from deliberation.engine.strategies.one_shot import OneShot
+from deliberation.engine.strategies.params import (
+    ParamsError,
+    StrategyParams,
+    params_description,
+    params_validate,
+)
 from deliberation.engine.strategies.parliament import Parliament
-from deliberation.engine.strategies.params import ParamsError, StrategyParams, params_description, params_validate
 
 STRATEGIES: dict[str, Strategy] = {
     strategy.name: strategy

@@ -13,56 +13,37 @@ brief for the advisor arm, plus the judge's.
 """
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
+from deliberation.engine.costs import RunCost, vote_cost
 from deliberation.engine.events import Event
 from deliberation.engine.goals import GOALS, goal_requirement
 from deliberation.engine.models import Message, Params
 from deliberation.engine.scenario import Scenario
-from deliberation.engine.strategies.base import (
-    ParamError,
-    RunContext,
-    param_choice,
-    param_number,
-    run_started,
-    vote_on,
-)
+from deliberation.engine.strategies.base import RunContext, run_started, vote_on
 from deliberation.engine.strategies.forecast import coalition_feasible
 from deliberation.engine.strategies.one_shot import draft_messages, seat_lines
+from deliberation.engine.strategies.params import StrategyParams, params_validate
 
-SIGNALS = ("none", "random", "advisor")
 BRIEF_WORDS = 120
 # The state: a group is pivotal when it belongs to a minimal coalition that passes with its members
 # at IN_SCORE and everyone else at OUT_SCORE (forecast's feasibility rule, its default margin).
 IN_SCORE, OUT_SCORE, PIVOT_MARGIN = 7, 2, 0.3
 
 
-@dataclass(frozen=True)
-class AdvisorSettings:
-    signal: str = "advisor"
-    advisor_model: str = ""  # a registry model name; empty: the run's model
-    brief_tokens: int = 200
-    advisor_temperature: float = 0.3
-    draft_tokens: int = 400
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "AdvisorSettings":
-        d = cls()
-        model = params.get("advisor_model", d.advisor_model)
-        if not isinstance(model, str):
-            raise ParamError(f"advisor_model: a model name, not {model!r}")
-        return cls(
-            signal=param_choice(params, "signal", d.signal, SIGNALS),
-            advisor_model=model.strip(),
-            brief_tokens=param_number(params, "brief_tokens", d.brief_tokens, int, 32, 512),
-            advisor_temperature=param_number(params, "advisor_temperature", d.advisor_temperature, float, 0.0, 2.0),
-            draft_tokens=param_number(params, "draft_tokens", d.draft_tokens, int, 64, 2048),
-        )
-
-    def model_steps(self) -> int:
-        return 1 + (1 if self.signal == "advisor" else 0)
+class AdvisorParams(StrategyParams):
+    signal: Literal["none", "random", "advisor"] = Field(
+        "advisor", title="Signal", description="What the drafter is told before it writes (the method's three arms).",
+        json_schema_extra={"labels": {"none": "No signal", "random": "A random brief (the prior)", "advisor": "The advisor's brief"}},
+    )
+    advisor_model: str = Field("", max_length=200, title="Advisor model", description="The model that writes the brief (a registry name); empty: the run's model. The run's model drafts.")
+    brief_tokens: int = Field(200, ge=32, le=512, title="Brief tokens", description="The most tokens the advisor's brief may take (it is cut to 120 words).")
+    advisor_temperature: float = Field(0.3, ge=0, le=2, title="Advisor temperature", description="Sampling temperature of the advisor.")
+    draft_tokens: int = Field(400, ge=64, le=2048, title="Draft tokens", description="The most tokens the resolution may take.")
 
 
 def pivotal_groups(scenario: Scenario) -> tuple[str, ...]:
@@ -152,11 +133,16 @@ def advised_draft_messages(scenario: Scenario, brief: str) -> list[Message]:
 class Advisor:
     name: str = "advisor"
     needs_model: bool = True
-    settings: ClassVar[type] = AdvisorSettings
-    model_params: tuple[str, ...] = ("advisor_model",)
+    params_model: ClassVar[type[AdvisorParams]] = AdvisorParams
+    model_params: ClassVar[tuple[str, ...]] = ("advisor_model",)
+
+    def estimated_cost(self, *, groups: int, params: AdvisorParams, judge_uses_model: bool) -> RunCost:
+        """The advisor's brief (advisor arm only), the draft, then the vote."""
+        brief = RunCost(1, params.brief_tokens) if params.signal == "advisor" else RunCost(0, 0)
+        return brief + RunCost(1, params.draft_tokens) + vote_cost(groups=groups, judge_uses_model=judge_uses_model)
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
-        settings = AdvisorSettings.from_params(ctx.params)
+        settings = params_validate(self.params_model, ctx.params, strategy=self.name)
         yield run_started(scenario, ctx, self.name)
         signal = ctx.step("signal", lambda: self._signal(scenario, ctx, settings))
         yield signal
@@ -174,7 +160,7 @@ class Advisor:
         yield event
         yield from vote_on(scenario, ctx, event["data"]["text"])
 
-    def _signal(self, scenario: Scenario, ctx: RunContext, settings: AdvisorSettings) -> dict[str, Any]:
+    def _signal(self, scenario: Scenario, ctx: RunContext, settings: AdvisorParams) -> dict[str, Any]:
         pivotal = pivotal_groups(scenario)
         data: dict[str, Any] = {"arm": settings.signal, "pivotal": list(pivotal), "text": "", "fallback": False}
         if settings.signal == "random":

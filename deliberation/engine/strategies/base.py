@@ -196,28 +196,3 @@ def usage_totals(events: Sequence[Event]) -> dict[str, float]:
             totals["calls"] += 1
     return totals
 
-
-# --- strategy parameters ----------------------------------------------------------------------
-
-class ParamError(ValueError):
-    """A strategy parameter out of its type or range; the message names it and what is allowed."""
-
-
-def param_number(params: Mapping[str, Any], key: str, default: Any, kind: type, low: float, high: float) -> Any:
-    value = params.get(key, default)
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ParamError(f"{key}: a number, not {value!r}") from None
-    if kind is int and isinstance(value, float) and value != number:
-        raise ParamError(f"{key}: a whole number, not {value!r}")
-    if not low <= number <= high:
-        raise ParamError(f"{key}: between {low} and {high}, not {number}")
-    return number
-
-
-def param_choice(params: Mapping[str, Any], key: str, default: str, choices: Sequence[str]) -> str:
-    value = str(params.get(key, default))
-    if value not in choices:
-        raise ParamError(f"{key}: one of {', '.join(choices)}, not {value!r}")
-    return value

@@ -25,6 +25,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pydantic import Field
+
+from deliberation.engine.costs import RunCost, vote_cost
 from deliberation.engine.events import Event
 from deliberation.engine.goals import (
     GOALS,
@@ -39,12 +42,12 @@ from deliberation.engine.scenario import Scenario
 from deliberation.engine.strategies.base import (
     RunContext,
     judge_seed,
-    param_number,
     run_started,
     verdict_data,
     vote_on,
 )
 from deliberation.engine.strategies.one_shot import draft_messages
+from deliberation.engine.strategies.params import StrategyParams, params_validate
 
 NEUTRAL_FORECAST = 5
 FORECAST_TOKENS = 200
@@ -57,30 +60,12 @@ RUBRIC = (
 )
 
 
-@dataclass(frozen=True)
-class ForecastSettings:
-    rounds: int = 3
-    target: int = 7  # the score the plan aims at for each coalition member
-    margin: float = 0.3  # the plan's safety margin over the goal's threshold
-    temperature: float = 0.3  # drafts; forecasts at 0
-    draft_tokens: int = 400
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "ForecastSettings":
-        d = cls()
-        return cls(
-            rounds=param_number(params, "rounds", d.rounds, int, 1, 5),
-            target=param_number(params, "target", d.target, int, VETO_MIN, 9),
-            margin=param_number(params, "margin", d.margin, float, 0.0, 2.0),
-            temperature=param_number(params, "temperature", d.temperature, float, 0.0, 2.0),
-            draft_tokens=param_number(params, "draft_tokens", d.draft_tokens, int, 64, 2048),
-        )
-
-    def model_steps(self, groups: int, *, judge_steps: bool) -> int:
-        """At most: per round a forecast and a draft (and a verdict per group with a model judge),
-        then the vote."""
-        per_round = 2 + (groups if judge_steps else 0)
-        return self.rounds * per_round + (groups if judge_steps else 0)
+class ForecastParams(StrategyParams):
+    rounds: int = Field(3, ge=1, le=5, title="Rounds", description="The most forecast-plan-draft-verify rounds; it stops early once the goal is met.")
+    target: int = Field(7, ge=VETO_MIN, le=9, title="Target score", description="The support the plan aims at for each group of the chosen coalition.")
+    margin: float = Field(0.3, ge=0, le=2, title="Safety margin", description="How far above the goal's threshold the plan's expected total must be.")
+    temperature: float = Field(0.3, ge=0, le=2, title="Draft temperature", description="Sampling temperature of the drafts (forecasts use 0).")
+    draft_tokens: int = Field(400, ge=64, le=2048, title="Draft tokens", description="The most tokens a draft may take.")
 
 
 # --- the plan (pure) -------------------------------------------------------------------------
@@ -262,10 +247,18 @@ def forecast_draft_messages(scenario: Scenario, plan_block: str) -> list[Message
 class Forecast:
     name: str = "forecast"
     needs_model: bool = True
-    settings: ClassVar[type] = ForecastSettings
+    params_model: ClassVar[type[ForecastParams]] = ForecastParams
+
+    def estimated_cost(self, *, groups: int, params: ForecastParams, judge_uses_model: bool) -> RunCost:
+        """At most: per round a forecast, a draft and the judge's verdict per group, then the vote
+        (an upper bound: it stops once the goal is met; with a caching backend the vote repeats
+        the best round's verdicts from the cache)."""
+        verdicts = vote_cost(groups=groups, judge_uses_model=judge_uses_model)
+        per_round = RunCost(2, FORECAST_TOKENS + params.draft_tokens) + verdicts
+        return RunCost(params.rounds * per_round.steps, params.rounds * per_round.completion_tokens) + verdicts
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
-        settings = ForecastSettings.from_params(ctx.params)
+        settings = params_validate(self.params_model, ctx.params, strategy=self.name)
         yield run_started(scenario, ctx, self.name)
         rows: list[dict[str, Any]] = []  # the belief table: round, group, forecast, score
         last_scores: dict[str, float] = {}
@@ -324,7 +317,7 @@ class Forecast:
             "usage": completion.usage(),
         }
 
-    def _draft(self, scenario: Scenario, ctx: RunContext, settings: ForecastSettings, block: str,
+    def _draft(self, scenario: Scenario, ctx: RunContext, settings: ForecastParams, block: str,
                round_number: int) -> dict[str, Any]:
         completion = ctx.model.complete(
             forecast_draft_messages(scenario, block),

@@ -19,8 +19,11 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
+from deliberation.engine.costs import RunCost, vote_cost
 from deliberation.engine.events import Event
 from deliberation.engine.goals import goal_requirement
 from deliberation.engine.models import RANKING_MARKER, Message, Params
@@ -29,11 +32,10 @@ from deliberation.engine.rules import Ballot, schulze, schulze_paths, schulze_ti
 from deliberation.engine.scenario import Group, Scenario
 from deliberation.engine.strategies.base import (
     RunContext,
-    param_choice,
-    param_number,
     run_started,
     vote_on,
 )
+from deliberation.engine.strategies.params import StrategyParams, params_validate
 from deliberation.engine.strategies.parliament import (
     GROUP_PERSONA,
     MEDIATOR_PERSONA,
@@ -42,35 +44,21 @@ from deliberation.engine.strategies.parliament import (
 )
 
 LETTERS = "ABCDEFGH"
-WEIGHTINGS = ("none", "seats")
 RANKING_TOKENS = 40
 RANKING_TEMPERATURE = 0.0
 RAW_ANSWER_WORDS = 60  # how much of a ranking's raw answer its event keeps
 
 
-@dataclass(frozen=True)
-class MediatorSettings:
-    candidates: int = 4  # K; the reference code's default is 16, its notebook's 4 (CPU-sized)
-    rounds: int = 2  # the opinion round + one critique round, as in the paper
-    weighting: str = "none"  # "seats": a group's ranking counts by its seat share
-    temperature: float = 0.7  # candidates and critiques; rankings at 0
-    draft_tokens: int = 300
-    critique_tokens: int = 120
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "MediatorSettings":
-        d = cls()
-        return cls(
-            candidates=param_number(params, "candidates", d.candidates, int, 2, len(LETTERS)),
-            rounds=param_number(params, "rounds", d.rounds, int, 1, 4),
-            weighting=param_choice(params, "weighting", d.weighting, WEIGHTINGS),
-            temperature=param_number(params, "temperature", d.temperature, float, 0.0, 2.0),
-            draft_tokens=param_number(params, "draft_tokens", d.draft_tokens, int, 64, 2048),
-            critique_tokens=param_number(params, "critique_tokens", d.critique_tokens, int, 16, 1024),
-        )
-
-    def model_steps(self, groups: int) -> int:
-        return self.rounds * self.candidates + self.rounds * groups + (self.rounds - 1) * groups
+class MediatorParams(StrategyParams):
+    candidates: int = Field(4, ge=2, le=len(LETTERS), title="Candidate statements", description="Statements the mediator drafts each round (K; the reference code's default is 16, its notebook's 4, sized for a CPU).")
+    rounds: int = Field(2, ge=1, le=4, title="Rounds", description="The opinion round and the critique rounds after it (2: one critique and revision, as in the paper).")
+    weighting: Literal["none", "seats"] = Field(
+        "none", title="Ballot weights", description="How much each group's ranking counts in the Schulze count.",
+        json_schema_extra={"labels": {"none": "One ballot per group (the reference)", "seats": "By seat share"}},
+    )
+    temperature: float = Field(0.7, ge=0, le=2, title="Temperature", description="Sampling temperature of the candidates and critiques (rankings use 0).")
+    draft_tokens: int = Field(300, ge=64, le=2048, title="Candidate tokens", description="The most tokens a candidate statement may take.")
+    critique_tokens: int = Field(120, ge=16, le=1024, title="Critique tokens", description="The most tokens a critique may take.")
 
 
 # --- prompts ---------------------------------------------------------------------------------
@@ -157,10 +145,18 @@ def parse_ranking(raw: str, letters: Sequence[str]) -> tuple[list[str], str | No
 class Mediator:
     name: str = "mediator"
     needs_model: bool = True
-    settings: ClassVar[type] = MediatorSettings
+    params_model: ClassVar[type[MediatorParams]] = MediatorParams
+
+    def estimated_cost(self, *, groups: int, params: MediatorParams, judge_uses_model: bool) -> RunCost:
+        """Per round K candidates and a ranking per group, a critique per group from round 2,
+        then the vote."""
+        r, k = params.rounds, params.candidates
+        own = RunCost(r * k + r * groups + (r - 1) * groups,
+                      r * k * params.draft_tokens + r * groups * RANKING_TOKENS + (r - 1) * groups * params.critique_tokens)
+        return own + vote_cost(groups=groups, judge_uses_model=judge_uses_model)
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
-        settings = MediatorSettings.from_params(ctx.params)
+        settings = params_validate(self.params_model, ctx.params, strategy=self.name)
         yield run_started(scenario, ctx, self.name)
         winner: str | None = None
         critiques: dict[str, str] = {}
@@ -190,7 +186,7 @@ class Mediator:
         yield ctx.step("draft", lambda: {"author": "mediator", "text": winner, "version": settings.rounds})
         yield from vote_on(scenario, ctx, winner)
 
-    def _candidate(self, scenario: Scenario, ctx: RunContext, settings: MediatorSettings, round_number: int,
+    def _candidate(self, scenario: Scenario, ctx: RunContext, settings: MediatorParams, round_number: int,
                    index: int, winner: str | None, critiques: Mapping[str, str]) -> dict[str, Any]:
         order = list(scenario.codes)
         ctx.rng("mediator", "opinions", round_number, index).shuffle(order)
@@ -241,7 +237,7 @@ class Mediator:
             "usage": completion.usage(),
         }
 
-    def _critique(self, scenario: Scenario, ctx: RunContext, settings: MediatorSettings, group: Group,
+    def _critique(self, scenario: Scenario, ctx: RunContext, settings: MediatorParams, group: Group,
                   winner: str, round_number: int) -> dict[str, Any]:
         completion = ctx.model.complete(
             group_messages(scenario, group, CRITIQUE_ASK.format(winner=winner, name=group.name)),

@@ -121,8 +121,8 @@ def test_evaluate_command_plays_each_new_strategy_with_its_params(sample_set, ca
 
 
 @pytest.mark.parametrize("param, error", [
-    ("candidates=20", "--param candidates: between 2 and 8, not 20"),
-    ("speed=3", "--param speed: not a parameter of mediator"),
+    ("candidates=20", "--param candidates: between 2 and 8, not '20'"),
+    ("speed=3", "--param speed: mediator has no such parameter"),
     ("candidates", "give NAME=VALUE"),
 ])
 def test_evaluate_command_refuses_a_bad_param_before_playing_anything(sample_set, param, error):

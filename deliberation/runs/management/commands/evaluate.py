@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from deliberation.engine.goals import GOAL_KEYS
-from deliberation.engine.strategies import STRATEGIES, strategy_params_check
+from deliberation.engine.strategies import STRATEGIES, strategy_params
 from deliberation.engine.strategies.base import model_params_of
 from deliberation.records.models import RecordSet
 from deliberation.registry.selectors import ModelRefused, model_runnable
@@ -14,15 +14,12 @@ from deliberation.runs.benchmark import BenchmarkError, benchmark_evaluate
 from deliberation.runs.clients import JUDGES
 
 
-def strategy_param(text: str) -> tuple[str, object]:
-    """NAME=VALUE; the value is read as JSON when it parses (3, 0.5, true), else kept as text."""
+def strategy_param(text: str) -> tuple[str, str]:
+    """NAME=VALUE; the strategy's declaration reads the value as its type (params.py)."""
     name, sep, value = text.partition("=")
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"{text!r}: give NAME=VALUE")
-    try:
-        return name.strip(), json.loads(value)
-    except ValueError:
-        return name.strip(), value
+    return name.strip(), value
 
 
 class Command(BaseCommand):
@@ -51,7 +48,7 @@ class Command(BaseCommand):
         goals = list(GOAL_KEYS) if options["goals"] == ["all"] else options["goals"]
         params = dict(options["param"])
         try:
-            strategy_params_check(options["strategy"], params)
+            params = strategy_params(options["strategy"], params).model_dump()
         except ValueError as error:
             raise CommandError(f"--param {error}") from None
         model = options["model"] or settings.HEMICYCLE_DEFAULT_MODEL

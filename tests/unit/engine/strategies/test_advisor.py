@@ -3,18 +3,20 @@ model slots, parameters and cost."""
 
 import pytest
 
-from deliberation.engine.costs import run_cost
 from deliberation.engine.events import event_validate
 from deliberation.engine.judges import LLMJudge, ScriptedJudge
 from deliberation.engine.models import ScriptedModelClient
-from deliberation.engine.strategies import STRATEGIES, RunContext
+from deliberation.engine.strategies import (
+    STRATEGIES,
+    RunContext,
+    run_cost,
+    strategy_params,
+)
 from deliberation.engine.strategies.advisor import (
     Advisor,
-    AdvisorSettings,
     pivotal_groups,
 )
 from deliberation.engine.strategies.base import (
-    ParamError,
     model_params_of,
     usage_totals,
 )
@@ -115,13 +117,13 @@ def test_the_random_arm_calls_no_advisor_and_is_seeded(scenario):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"signal": "loud"}, "signal: one of none, random, advisor"),
-    ({"advisor_model": 3}, "advisor_model: a model name"),
-    ({"brief_tokens": 4}, "brief_tokens: between 32 and 512"),
+    ({"signal": "loud"}, "signal: one of none, random, advisor, not 'loud'"),
+    ({"advisor_model": 3}, "advisor_model: Input should be a valid string"),
+    ({"brief_tokens": 4}, "brief_tokens: between 32 and 512, not 4"),
 ])
 def test_parameters_are_checked(params, message):
-    with pytest.raises(ParamError, match=message):
-        AdvisorSettings.from_params(params)
+    with pytest.raises(match=message):
+        strategy_params("advisor", params)
 
 
 @pytest.mark.parametrize("signal", ["none", "random", "advisor"])

@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from deliberation.engine.costs import run_cost
 from deliberation.engine.events import event_validate
 from deliberation.engine.goals import goal_margin
 from deliberation.engine.judges import LLMJudge, ScriptedJudge, Verdict
@@ -14,11 +13,14 @@ from deliberation.engine.models import (
     ScriptedModelClient,
     scripted_reply,
 )
-from deliberation.engine.strategies import RunContext
-from deliberation.engine.strategies.base import ParamError, usage_totals
+from deliberation.engine.strategies import (
+    RunContext,
+    run_cost,
+    strategy_params,
+)
+from deliberation.engine.strategies.base import usage_totals
 from deliberation.engine.strategies.forecast import (
     Forecast,
-    ForecastSettings,
     coalition_plan,
     parse_forecast,
 )
@@ -219,14 +221,14 @@ def test_same_seed_same_run_and_a_resumed_run_replays(scenario):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"rounds": 0}, "rounds: between 1 and 5"),
-    ({"target": 5}, "target: between 6 and 9"),
-    ({"margin": -1}, "margin: between 0.0 and 2.0"),
-    ({"draft_tokens": "many"}, "draft_tokens: a number"),
+    ({"rounds": 0}, "rounds: between 1 and 5, not 0"),
+    ({"target": 5}, "target: between 6 and 9, not 5"),
+    ({"margin": -1}, "margin: between 0 and 2, not -1"),
+    ({"draft_tokens": "many"}, "draft_tokens: a whole number, not 'many'"),
 ])
 def test_parameters_are_checked(params, message):
-    with pytest.raises(ParamError, match=message):
-        ForecastSettings.from_params(params)
+    with pytest.raises(match=message):
+        strategy_params("forecast", params)
 
 
 @pytest.mark.parametrize("rounds", [1, 2, 3])

@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from deliberation.engine.costs import run_cost
 from deliberation.engine.events import event_validate
 from deliberation.engine.judges import LLMJudge, ScriptedJudge
 from deliberation.engine.models import (
@@ -14,11 +13,15 @@ from deliberation.engine.models import (
     ScriptedModelClient,
     scripted_reply,
 )
-from deliberation.engine.strategies import STRATEGIES, RunContext
-from deliberation.engine.strategies.base import ParamError, usage_totals
+from deliberation.engine.strategies import (
+    STRATEGIES,
+    RunContext,
+    run_cost,
+    strategy_params,
+)
+from deliberation.engine.strategies.base import usage_totals
 from deliberation.engine.strategies.mediator import (
     Mediator,
-    MediatorSettings,
     parse_ranking,
 )
 
@@ -184,17 +187,18 @@ def test_a_resumed_run_replays_the_log_and_continues_identically(scenario):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"candidates": 1}, "candidates: between 2 and 8"),
-    ({"candidates": 9}, "candidates: between 2 and 8"),
-    ({"candidates": "four"}, "candidates: a number"),
-    ({"rounds": 0}, "rounds: between 1 and 4"),
-    ({"rounds": 1.5}, "rounds: a whole number"),
-    ({"weighting": "votes"}, "weighting: one of none, seats"),
-    ({"temperature": 3}, "temperature: between 0.0 and 2.0"),
+    ({"candidates": 1}, "candidates: between 2 and 8, not 1"),
+    ({"candidates": 9}, "candidates: between 2 and 8, not 9"),
+    ({"candidates": "four"}, "candidates: a whole number, not 'four'"),
+    ({"rounds": 0}, "rounds: between 1 and 4, not 0"),
+    ({"rounds": 1.5}, "rounds: a whole number, not 1.5"),
+    ({"weighting": "votes"}, "weighting: one of none, seats, not 'votes'"),
+    ({"temperature": 3}, "temperature: between 0 and 2, not 3"),
+    ({"candidate": 3}, "candidate: mediator has no such parameter"),
 ])
 def test_parameters_are_checked_with_a_message_that_names_them(params, message):
-    with pytest.raises(ParamError, match=message):
-        MediatorSettings.from_params(params)
+    with pytest.raises(match=message):
+        strategy_params("mediator", params)
 
 
 @pytest.mark.parametrize("params", [{}, {"candidates": 2, "rounds": 1}, {"candidates": 5, "rounds": 3}])
