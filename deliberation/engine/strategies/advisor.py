@@ -26,7 +26,11 @@ from deliberation.engine.models import Message, Params
 from deliberation.engine.scenario import Scenario
 from deliberation.engine.strategies.base import RunContext, run_started, vote_on
 from deliberation.engine.strategies.forecast import coalition_feasible
-from deliberation.engine.strategies.one_shot import draft_messages, seat_lines
+from deliberation.engine.strategies.one_shot import (
+    draft_messages,
+    draft_messages_with,
+    seat_lines,
+)
 from deliberation.engine.strategies.params import StrategyParams, params_validate
 
 BRIEF_WORDS = 120
@@ -122,11 +126,7 @@ def computed_brief(scenario: Scenario, pivotal: Sequence[str]) -> str:
 
 
 def advised_draft_messages(scenario: Scenario, brief: str) -> list[Message]:
-    messages = draft_messages(scenario, None)
-    if not brief:
-        return messages
-    head, ask = messages[-1]["content"].rsplit("\n", 1)
-    return [*messages[:-1], {"role": "user", "content": f"{head}\nAdvisor brief:\n'''{brief}'''\n{ask}"}]
+    return draft_messages_with(scenario, f"Advisor brief:\n'''{brief}'''") if brief else draft_messages(scenario, None)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from deliberation.engine.strategies.base import (
     verdict_data,
     vote_on,
 )
-from deliberation.engine.strategies.one_shot import draft_messages
+from deliberation.engine.strategies.one_shot import draft_messages_with
 from deliberation.engine.strategies.params import StrategyParams, params_validate
 
 NEUTRAL_FORECAST = 5
@@ -234,12 +234,6 @@ def plan_text(scenario: Scenario, plan: Mapping[str, Any], forecast: Mapping[str
     )
 
 
-def forecast_draft_messages(scenario: Scenario, plan_block: str) -> list[Message]:
-    messages = draft_messages(scenario, None)
-    head, ask = messages[-1]["content"].rsplit("\n", 1)  # the template ends with its ask line
-    return [*messages[:-1], {"role": "user", "content": f"{head}\n{plan_block}{ask}"}]
-
-
 # --- the strategy ----------------------------------------------------------------------------
 
 
@@ -320,7 +314,7 @@ class Forecast:
     def _draft(self, scenario: Scenario, ctx: RunContext, settings: ForecastParams, block: str,
                round_number: int) -> dict[str, Any]:
         completion = ctx.model.complete(
-            forecast_draft_messages(scenario, block),
+            draft_messages_with(scenario, block),
             params=Params(temperature=settings.temperature, max_tokens=settings.draft_tokens),
             seed=ctx.child_seed("forecast", "draft", round_number),
         )

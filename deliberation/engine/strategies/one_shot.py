@@ -87,6 +87,14 @@ def draft_messages(scenario: Scenario, example: RecordView | None) -> list[Messa
     return [{"role": "system", "content": DRAFT_SYSTEM}, {"role": "user", "content": prompt}]
 
 
+
+def draft_messages_with(scenario: Scenario, block: str) -> list[Message]:
+    """The one-shot prompt (no example) with `block` just before its closing ask: forecast's plan,
+    advisor's brief."""
+    messages = draft_messages(scenario, None)
+    head, ask = messages[-1]["content"].rsplit("\n", 1)  # the template ends with its ask line
+    return [*messages[:-1], {"role": "user", "content": f"{head}\n{block.strip()}\n{ask}"}]
+
 class OneShotParams(StrategyParams):
     temperature: float = Field(0.0, ge=0, le=2, title="Temperature", description="The drafter's sampling temperature (0: its most likely text).")
     max_tokens: int = Field(400, ge=16, le=2048, title="Draft tokens", description="The most tokens the resolution may take.")

@@ -1,7 +1,6 @@
 """The mediator strategy (Habermas Machine): candidates, shuffled rankings, Schulze, critiques,
 revisions; seeds, replay, parameters and the cost estimate."""
 
-import json
 import re
 
 import pytest
@@ -24,6 +23,7 @@ from deliberation.engine.strategies.mediator import (
     Mediator,
     parse_ranking,
 )
+from tests.unit.engine.test_strategies import without_timings
 
 SEATS = {"EPP": 0.5, "SD": 0.3, "GREEN_EFA": 0.2}
 
@@ -41,14 +41,6 @@ def run(scenario, *, model=None, judge=None, seed=5, params=None, recorded=()):
 
 def types(events):
     return [e["type"] for e in events]
-
-
-def without_timings(events):
-    events = json.loads(json.dumps(events))
-    for event in events:
-        if "usage" in event["data"]:
-            event["data"]["usage"]["seconds"] = 0.0
-    return events
 
 
 def test_events_come_in_the_habermas_order(scenario):
