@@ -35,6 +35,11 @@ are served at `/api/v1/events/schema`.
 
 Types a strategy yields: {strategy_types}. Types the run service (or the classroom) writes around
 the strategy: {service_types}; a resumed strategy skips those when it replays the log.
+
+A run's state (status, drafts, votes, tally, outcome, error, tokens) follows from its events alone:
+`deliberation/engine/run_state.py` rebuilds it as a client would, and
+`tests/unit/runs/test_event_rebuild.py` checks, for every strategy, that it equals what the run
+services record (a classroom session's state: `engine/classroom.py`, `sitting_state`).
 """
 
 

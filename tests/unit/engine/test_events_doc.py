@@ -3,7 +3,12 @@
 from pathlib import Path
 
 from deliberation.engine.events import EVENT_DATA, Usage, VoteData
-from deliberation.engine.events_doc import DOC_PATH, events_json_schema, events_markdown, type_text
+from deliberation.engine.events_doc import (
+    DOC_PATH,
+    events_json_schema,
+    events_markdown,
+    type_text,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
