@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deliberation.engine.costs import RunCost
-from deliberation.engine.strategies.advisor import Advisor
+from deliberation.engine.strategies.advisor import ADVISOR_ARMS
 from deliberation.engine.strategies.base import RunContext, Strategy, outcome_of
 from deliberation.engine.strategies.baselines import (
     Greedy,
@@ -26,7 +26,7 @@ from deliberation.engine.strategies.parliament import Parliament
 STRATEGIES: dict[str, Strategy] = {
     strategy.name: strategy
     for strategy in (OneShot(), Parliament(), RandomStance(), Greedy(), RealResolution(), Mediator(), Forecast(),
-                     Advisor())
+                     *ADVISOR_ARMS)
 }
 
 

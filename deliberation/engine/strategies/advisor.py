@@ -2,12 +2,12 @@
 
 A small advisor model reads the scenario and the state it cannot be wrong about, the pivotal
 groups (computed: pivotal_groups), and sends the drafter a short brief; a second, usually larger
-drafter model (the run's model) writes the resolution with the brief in its prompt. Three arms, as
-the method's evaluation has (parameter `signal`):
-- none     no brief (the one-shot prompt);
-- random   a brief of the same format drawn at random from the scenario's groups and stance
-           sentences, without the goal: information from the prior, no model call;
-- advisor  the advisor model's brief (parameter `advisor_model`; empty: the run's model).
+drafter model (the run's model) writes the resolution with the brief in its prompt. The method's
+evaluation has three arms; each is a strategy, so an experiment compares them side by side:
+- advisor-none    no brief (the one-shot prompt, without its example);
+- advisor-random  a brief of the same format drawn at random from the scenario's groups and stance
+                  sentences, without the goal: information from the prior, no model call;
+- advisor         the advisor model's brief (parameter `advisor_model`; empty: the run's model).
 Events: `signal` (arm, pivotal set, text), the `draft`, then the vote. Model steps: 1 draft, plus 1
 brief for the advisor arm, plus the judge's.
 """
@@ -15,7 +15,7 @@ brief for the advisor arm, plus the judge's.
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -39,15 +39,16 @@ BRIEF_WORDS = 120
 IN_SCORE, OUT_SCORE, PIVOT_MARGIN = 7, 2, 0.3
 
 
-class AdvisorParams(StrategyParams):
-    signal: Literal["none", "random", "advisor"] = Field(
-        "advisor", title="Signal", description="What the drafter is told before it writes (the method's three arms).",
-        json_schema_extra={"labels": {"none": "No signal", "random": "A random brief (the prior)", "advisor": "The advisor's brief"}},
-    )
+class DraftOnlyParams(StrategyParams):
+    """The arms without an advisor (advisor-none, advisor-random): only the drafter's budget."""
+
+    draft_tokens: int = Field(400, ge=64, le=2048, title="Draft tokens", description="The most tokens the resolution may take.")
+
+
+class AdvisorParams(DraftOnlyParams):
     advisor_model: str = Field("", max_length=200, title="Advisor model", description="The model that writes the brief (a registry name); empty: the run's model. The run's model drafts.")
     brief_tokens: int = Field(200, ge=32, le=512, title="Brief tokens", description="The most tokens the advisor's brief may take (it is cut to 120 words).")
     advisor_temperature: float = Field(0.3, ge=0, le=2, title="Advisor temperature", description="Sampling temperature of the advisor.")
-    draft_tokens: int = Field(400, ge=64, le=2048, title="Draft tokens", description="The most tokens the resolution may take.")
 
 
 def pivotal_groups(scenario: Scenario) -> tuple[str, ...]:
@@ -131,14 +132,21 @@ def advised_draft_messages(scenario: Scenario, brief: str) -> list[Message]:
 
 @dataclass(frozen=True)
 class Advisor:
-    name: str = "advisor"
-    needs_model: bool = True
-    params_model: ClassVar[type[AdvisorParams]] = AdvisorParams
-    model_params: ClassVar[tuple[str, ...]] = ("advisor_model",)
+    """One arm of the method's evaluation; each arm is its own strategy, so that an experiment
+    puts them side by side like any strategies."""
 
-    def estimated_cost(self, *, groups: int, params: AdvisorParams, judge_uses_model: bool) -> RunCost:
+    name: str = "advisor"
+    arm: Literal["none", "random", "advisor"] = "advisor"
+    needs_model: bool = True
+    params_model: type[DraftOnlyParams] = AdvisorParams
+
+    @property
+    def model_params(self) -> tuple[str, ...]:
+        return ("advisor_model",) if self.arm == "advisor" else ()
+
+    def estimated_cost(self, *, groups: int, params: DraftOnlyParams, judge_uses_model: bool) -> RunCost:
         """The advisor's brief (advisor arm only), the draft, then the vote."""
-        brief = RunCost(1, params.brief_tokens) if params.signal == "advisor" else RunCost(0, 0)
+        brief = RunCost(1, params.brief_tokens) if isinstance(params, AdvisorParams) else RunCost(0, 0)
         return brief + RunCost(1, params.draft_tokens) + vote_cost(groups=groups, judge_uses_model=judge_uses_model)
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
@@ -160,12 +168,12 @@ class Advisor:
         yield event
         yield from vote_on(scenario, ctx, event["data"]["text"])
 
-    def _signal(self, scenario: Scenario, ctx: RunContext, settings: AdvisorParams) -> dict[str, Any]:
+    def _signal(self, scenario: Scenario, ctx: RunContext, settings: DraftOnlyParams) -> dict[str, Any]:
         pivotal = pivotal_groups(scenario)
-        data: dict[str, Any] = {"arm": settings.signal, "pivotal": list(pivotal), "text": "", "fallback": False}
-        if settings.signal == "random":
+        data: dict[str, Any] = {"arm": self.arm, "pivotal": list(pivotal), "text": "", "fallback": False}
+        if self.arm == "random":
             data["text"] = random_brief(scenario, ctx.rng("advisor", "prior"))
-        elif settings.signal == "advisor":
+        elif isinstance(settings, AdvisorParams):
             client = ctx.models.get("advisor_model") or ctx.model
             completion = client.complete(
                 advisor_messages(scenario, pivotal),
@@ -176,3 +184,10 @@ class Advisor:
             data.update(text=text or computed_brief(scenario, pivotal), fallback=not text,
                         model=settings.advisor_model or None, usage=completion.usage())
         return data
+
+
+ADVISOR_ARMS = (
+    Advisor(),
+    Advisor(name="advisor-random", arm="random", params_model=DraftOnlyParams),
+    Advisor(name="advisor-none", arm="none", params_model=DraftOnlyParams),
+)

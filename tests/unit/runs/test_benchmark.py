@@ -106,8 +106,9 @@ def test_evaluate_command_plays_a_registry_models_backend_string(sample_set):
 @pytest.mark.parametrize("strategy, params", [
     ("mediator", ["candidates=2", "rounds=1"]),
     ("forecast", ["rounds=2", "target=8"]),
-    ("advisor", ["signal=advisor", "advisor_model=scripted:slow"]),
-    ("advisor", ["signal=random"]),
+    ("advisor", ["advisor_model=scripted:slow"]),
+    ("advisor-random", []),
+    ("advisor-none", ["draft_tokens=200"]),
 ])
 def test_evaluate_command_plays_each_new_strategy_with_its_params(sample_set, capsys, strategy, params):
     options = [item for param in params for item in ("--param", param)]

@@ -1,4 +1,4 @@
-"""The advisor strategy (Bayesian persuasion): the pivotal groups, the three signal arms, two
+"""The advisor strategies (Bayesian persuasion): the pivotal groups, the three arms, two
 model slots, parameters and cost."""
 
 import pytest
@@ -8,12 +8,12 @@ from deliberation.engine.judges import LLMJudge, ScriptedJudge
 from deliberation.engine.models import ScriptedModelClient
 from deliberation.engine.strategies import (
     STRATEGIES,
+    ParamsError,
     RunContext,
     run_cost,
     strategy_params,
 )
 from deliberation.engine.strategies.advisor import (
-    Advisor,
     pivotal_groups,
 )
 from deliberation.engine.strategies.base import (
@@ -27,11 +27,11 @@ def scenario(make_scenario):
     return make_scenario(seats={"EPP": 0.5, "SD": 0.3, "GREEN_EFA": 0.2}, goal="simple_majority")
 
 
-def run(scenario, *, params=None, model=None, advisor=None, judge=None, seed=2):
+def run(scenario, *, strategy="advisor", params=None, model=None, advisor=None, judge=None, seed=2):
     models = {"advisor_model": advisor} if advisor is not None else {}
     ctx = RunContext(model=model or ScriptedModelClient(), judge=judge or ScriptedJudge(), seed=seed,
                      params=params or {}, models=models)
-    return list(Advisor().run(scenario, ctx))
+    return list(STRATEGIES[strategy].run(scenario, ctx))
 
 
 # --- the state ----------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def drafter_ask(model):
 
 def test_no_signal_drafts_from_the_one_shot_prompt_alone(scenario):
     drafter = ScriptedModelClient()
-    events = run(scenario, params={"signal": "none"}, model=drafter)
+    events = run(scenario, strategy="advisor-none", model=drafter)
     assert [e["type"] for e in events] == ["run_started", "signal", "draft", "vote", "vote", "vote", "tally", "outcome"]
     assert events[1]["data"] == {"arm": "none", "pivotal": ["EPP", "SD", "GREEN_EFA"], "text": "", "fallback": False}
     assert "Advisor brief" not in drafter_ask(drafter)
@@ -74,8 +74,7 @@ def test_no_signal_drafts_from_the_one_shot_prompt_alone(scenario):
 def test_the_advisor_model_briefs_the_drafter_model(scenario):
     drafter = ScriptedModelClient(responder=lambda m, p, s: "The European Parliament, as advised.")
     advisor = ScriptedModelClient(responder=lambda m, p, s: "Pivotal: EPP, S&D\nRed lines: no taxes\nOffer: a review")
-    events = run(scenario, params={"signal": "advisor", "advisor_model": "scripted:default"},
-                 model=drafter, advisor=advisor)
+    events = run(scenario, params={"advisor_model": "scripted:default"}, model=drafter, advisor=advisor)
     signal = events[1]["data"]
     assert signal["arm"] == "advisor" and signal["model"] == "scripted:default" and not signal["fallback"]
     assert signal["text"] == "Pivotal: EPP, S&D\nRed lines: no taxes\nOffer: a review"
@@ -105,36 +104,37 @@ def test_a_long_brief_is_cut_to_120_words(scenario):
 
 def test_the_random_arm_calls_no_advisor_and_is_seeded(scenario):
     advisor, drafter = ScriptedModelClient(), ScriptedModelClient()
-    events = run(scenario, params={"signal": "random"}, model=drafter, advisor=advisor)
+    events = run(scenario, strategy="advisor-random", model=drafter, advisor=advisor)
     assert advisor.calls == [] and len(drafter.calls) == 1
     text = events[1]["data"]["text"]
     assert text.startswith("Pivotal: ") and "\nRed lines: " in text and "\nOffer: " in text
     assert "majority" not in text.lower()  # the prior arm knows nothing of the goal
     assert f"Advisor brief:\n'''{text}'''" in drafter_ask(drafter)
-    again = run(scenario, params={"signal": "random"})[1]["data"]["text"]
-    others = {run(scenario, params={"signal": "random"}, seed=seed)[1]["data"]["text"] for seed in range(6)}
+    again = run(scenario, strategy="advisor-random")[1]["data"]["text"]
+    others = {run(scenario, strategy="advisor-random", seed=seed)[1]["data"]["text"] for seed in range(6)}
     assert again == text and len(others) > 1
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"signal": "loud"}, "signal: one of none, random, advisor, not 'loud'"),
-    ({"advisor_model": 3}, "advisor_model: Input should be a valid string"),
-    ({"brief_tokens": 4}, "brief_tokens: between 32 and 512, not 4"),
+@pytest.mark.parametrize("strategy, params, message", [
+    ("advisor", {"advisor_model": 3}, "advisor_model: Input should be a valid string"),
+    ("advisor", {"brief_tokens": 4}, "brief_tokens: between 32 and 512, not 4"),
+    ("advisor-random", {"advisor_model": "scripted:default"}, "advisor-random has no such parameter; it takes draft_tokens"),
 ])
-def test_parameters_are_checked(params, message):
-    with pytest.raises(match=message):
-        strategy_params("advisor", params)
+def test_parameters_are_checked(strategy, params, message):
+    with pytest.raises(ParamsError, match=message):
+        strategy_params(strategy, params)
 
 
-@pytest.mark.parametrize("signal", ["none", "random", "advisor"])
-def test_the_cost_estimate_is_the_model_calls_made(scenario, signal):
+@pytest.mark.parametrize("strategy", ["advisor-none", "advisor-random", "advisor"])
+def test_the_cost_estimate_is_the_model_calls_made(scenario, strategy):
     drafter, advisor, judge_model = ScriptedModelClient(), ScriptedModelClient(), ScriptedModelClient()
-    events = run(scenario, params={"signal": signal}, model=drafter, advisor=advisor, judge=LLMJudge(judge_model))
+    events = run(scenario, strategy=strategy, model=drafter, advisor=advisor, judge=LLMJudge(judge_model))
     calls = len(drafter.calls) + len(advisor.calls) + len(judge_model.calls)
     assert usage_totals(events)["calls"] == calls
-    assert run_cost(strategy="advisor", party_count=3, judge_uses_model=True, params={"signal": signal}).steps == calls
+    assert run_cost(strategy=strategy, party_count=3, judge_uses_model=True, params={}).steps == calls
 
 
-def test_the_advisor_declares_its_second_model():
+def test_each_arm_is_a_strategy_and_only_the_advisor_arm_names_a_second_model():
+    assert [STRATEGIES[name].arm for name in ("advisor-none", "advisor-random", "advisor")] == ["none", "random", "advisor"]
     assert model_params_of(STRATEGIES["advisor"]) == ("advisor_model",)
-    assert model_params_of(STRATEGIES["mediator"]) == ()
+    assert model_params_of(STRATEGIES["advisor-random"]) == model_params_of(STRATEGIES["mediator"]) == ()

@@ -14,6 +14,7 @@ from deliberation.engine.models import (
     scripted_reply,
 )
 from deliberation.engine.strategies import (
+    ParamsError,
     RunContext,
     run_cost,
     strategy_params,
@@ -227,7 +228,7 @@ def test_same_seed_same_run_and_a_resumed_run_replays(scenario):
     ({"draft_tokens": "many"}, "draft_tokens: a whole number, not 'many'"),
 ])
 def test_parameters_are_checked(params, message):
-    with pytest.raises(match=message):
+    with pytest.raises(ParamsError, match=message):
         strategy_params("forecast", params)
 
 

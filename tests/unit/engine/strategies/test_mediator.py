@@ -14,6 +14,7 @@ from deliberation.engine.models import (
 )
 from deliberation.engine.strategies import (
     STRATEGIES,
+    ParamsError,
     RunContext,
     run_cost,
     strategy_params,
@@ -189,7 +190,7 @@ def test_a_resumed_run_replays_the_log_and_continues_identically(scenario):
     ({"candidate": 3}, "candidate: mediator has no such parameter"),
 ])
 def test_parameters_are_checked_with_a_message_that_names_them(params, message):
-    with pytest.raises(match=message):
+    with pytest.raises(ParamsError, match=message):
         strategy_params("mediator", params)
 
 
