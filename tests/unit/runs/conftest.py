@@ -9,3 +9,11 @@ def enqueued(monkeypatch) -> list[int]:
     calls: list[int] = []
     monkeypatch.setattr(services, "_enqueue", calls.append)
     return calls
+
+
+@pytest.fixture
+def broadcasts(monkeypatch) -> list[dict]:
+    """The event messages the services broadcast (after commit), instead of the channel layer."""
+    sent: list[dict] = []
+    monkeypatch.setattr(services, "broadcast_events", lambda *, run_id, messages: sent.extend(messages))
+    return sent

@@ -24,23 +24,9 @@ from deliberation.runs.services import (
 )
 from tests.factories import make_record, make_user, scenario_config
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 MODEL_STRATEGIES = [name for name, strategy in STRATEGIES.items() if strategy.needs_model]
-
-
-@pytest.fixture
-def broadcasts(monkeypatch):
-    sent: list[dict] = []
-    monkeypatch.setattr(services, "broadcast_events", lambda *, run_id, messages: sent.extend(messages))
-    return sent
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr(services, "_enqueue", calls.append)
-    return calls
 
 
 def new_run(strategy: str, **overrides) -> Run:

@@ -21,22 +21,6 @@ from tests.factories import make_record, make_user, scenario_config
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr(services, "_enqueue", calls.append)
-    return calls
-
-
-@pytest.fixture
-def broadcasts(monkeypatch):
-    sent: list[dict] = []
-    monkeypatch.setattr(services, "broadcast_events", lambda *, run_id, messages: sent.extend(messages))
-    return sent
-
-
-
-
 def started_run(**overrides) -> Run:
     owner = make_user()
     return run_create(owner=owner, config=scenario_config(make_record(), **overrides))
