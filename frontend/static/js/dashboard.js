@@ -1,7 +1,7 @@
-/* Experiment pages (experiment_live.js first).
+/* Experiment pages.
  *
  * Dashboard: draws the server-built Plotly figures; keeps the progress bar live (done, failed,
- * running, remaining, ETA, status) from the experiment's websocket through ExperimentLive (its
+ * running, remaining, ETA, status) from the experiment's websocket through experiment_live.js (its
  * reconnects and its poll while the socket cannot open); reloads the results fragment (tables,
  * figures, breakdowns) when the number of settled runs moves, at most every few seconds; and
  * drives the start / resume, pause and cancel buttons in place.
@@ -13,8 +13,10 @@
  * Data is only ever set as text (textContent). The results fragment is HTML the server rendered
  * (Django-escaped); it is parsed with DOMParser, which runs no script, and moved in as nodes.
  */
+import { readJson } from "./dom.js";
+import { renderProgress, watchExperiment } from "./experiment_live.js";
+
 (function () {
-  "use strict";
 
   // ---- the new-experiment form -----------------------------------------------------------------
 
@@ -81,9 +83,8 @@
     makeSortable(root);
     if (!window.Plotly) return;
     root.querySelectorAll("[data-figure]").forEach(function (node) {
-      const script = document.getElementById(node.dataset.figure);
-      if (!script) return;
-      const figure = JSON.parse(script.textContent);
+      const figure = readJson(node.dataset.figure);
+      if (!figure) return;
       window.Plotly.newPlot(node, figure.data, figure.layout, { responsive: true, displaylogo: false });
     });
   }
@@ -111,11 +112,11 @@
     .forEach(function (row) {
       const rowBadge = row.querySelector("[data-role=status]");
       const block = row.querySelector("[data-testid=experiment-progress]");
-      window.ExperimentLive.watch({
+      watchExperiment({
         socketPath: row.dataset.socketPath,
         progressUrl: row.dataset.progressUrl,
         onProgress: function (progress) {
-          window.ExperimentLive.render(block, progress);
+          renderProgress(block, progress);
           row.dataset.status = progress.status;
           rowBadge.textContent = progress.status;
           rowBadge.className = "status status-" + progress.status;
@@ -155,7 +156,7 @@
 
   function show(progress) {
     if (!progress || typeof progress.total !== "number") return;
-    window.ExperimentLive.render(progressBlock, progress);
+    renderProgress(progressBlock, progress);
     live.dataset.status = progress.status;
     if (badge) {
       badge.textContent = progress.status;
@@ -272,7 +273,7 @@
   });
 
   setButtons(state.status);
-  window.ExperimentLive.watch({
+  watchExperiment({
     socketPath: live.dataset.socketPath,
     progressUrl: live.dataset.progressUrl,
     onProgress: show,

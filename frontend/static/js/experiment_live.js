@@ -1,152 +1,121 @@
-/* One experiment's progress, live: window.ExperimentLive.
+/* One experiment's progress, live.
  *
- *   ExperimentLive.watch({socketPath, progressUrl, onProgress, onConnection, isRunning})
+ *   import { watchExperiment, renderProgress } from "./experiment_live.js";
+ *   watchExperiment({socketPath, progressUrl, onProgress, onConnection, isRunning})
  *
- * Opens the websocket /ws/experiments/<id>/ (a whole progress snapshot per message: done, failed,
- * running, remaining, eta_s, status) and hands every snapshot to onProgress. The socket
- * reconnects by itself with exponential backoff (1 s doubling to 30 s, jittered). The progress
- * API (progressUrl) is polled only while the socket cannot open, every 2 s while the experiment
- * runs and every 10 s otherwise, and once after 30 s of silence on an open socket while it runs:
- * a run can take minutes on a small model, and a worker in another embedded process
- * (`manage.py experiment run --wait` beside `make run`) cannot push. onConnection(state, text)
- * says how the page is connected: state "connecting", "open" or "closed".
+ * Opens the websocket /ws/experiments/<id>/ through live.js (a whole progress snapshot per
+ * message: done, failed, running, remaining, eta_s, status) and hands every snapshot to
+ * onProgress. The socket reconnects by itself with exponential backoff (1 s doubling to 30 s,
+ * jittered). The progress API (progressUrl) is polled only while the socket cannot open, every
+ * 2 s while the experiment runs and every 10 s otherwise, and once after 30 s of silence on an
+ * open socket while it runs: a run can take minutes on a small model, and a worker in another
+ * embedded process (`manage.py experiment run --wait` beside `make run`) cannot push.
+ * onConnection(state, text) says how the page is connected: state "connecting", "open" or "closed".
  *
- * ExperimentLive.render(container, progress) writes a snapshot into a dashboards/_progress.html
- * block (bar, counts, ETA), as text.
+ * renderProgress(container, progress) writes a snapshot into a dashboards/_progress.html block
+ * (bar, counts, ETA), as text.
  */
-(function () {
-  "use strict";
+import { socketUrl } from "./dom.js";
+import { openLive } from "./live.js";
 
-  const SILENCE_MS = 30000;
-  const MAX_BACKOFF_MS = 30000;
+const SILENCE_MS = 30000;
 
-  function formatDuration(seconds) {
-    const s = Math.max(0, Math.round(seconds));
-    if (s < 90) return s + " s";
-    const minutes = Math.round(s / 60);
-    if (minutes < 90) return minutes + " min";
-    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+export function formatDuration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 90) return s + " s";
+  const minutes = Math.round(s / 60);
+  if (minutes < 90) return minutes + " min";
+  return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+}
+
+function isProgress(progress) {
+  return Boolean(progress) && typeof progress.total === "number";
+}
+
+export function renderProgress(container, progress) {
+  if (!container || !isProgress(progress)) return;
+  const bar = container.querySelector("[data-role=bar]");
+  if (bar) {
+    bar.max = Math.max(1, progress.total);
+    bar.value = progress.done + progress.failed;
+  }
+  ["done", "failed", "running", "remaining", "total"].forEach((key) => {
+    const node = container.querySelector("[data-count=" + key + "]");
+    if (node) node.textContent = String(progress[key]);
+  });
+  const eta = container.querySelector("[data-role=eta]");
+  if (eta) {
+    eta.textContent = progress.eta_s != null && progress.status === "running"
+      ? " · about " + formatDuration(progress.eta_s) + " left" : "";
+  }
+  container.dataset.status = progress.status;
+}
+
+export function watchExperiment(options) {
+  const onConnection = options.onConnection || (() => {});
+  const isRunning = options.isRunning || (() => true);
+  const poll = { timer: null, on: false };
+  let heard = Date.now();
+
+  function deliver(progress) {
+    if (isProgress(progress)) options.onProgress(progress);
   }
 
-  function isProgress(progress) {
-    return Boolean(progress) && typeof progress.total === "number";
-  }
-
-  function render(container, progress) {
-    if (!container || !isProgress(progress)) return;
-    const bar = container.querySelector("[data-role=bar]");
-    if (bar) {
-      bar.max = Math.max(1, progress.total);
-      bar.value = progress.done + progress.failed;
+  async function pollOnce() {
+    try {
+      const response = await fetch(options.progressUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (response.ok) deliver(await response.json());
+    } catch (error) {
+      /* offline: try again at the next tick */
     }
-    ["done", "failed", "running", "remaining", "total"].forEach(function (key) {
-      const node = container.querySelector("[data-count=" + key + "]");
-      if (node) node.textContent = String(progress[key]);
+  }
+
+  function pollLoop() {
+    if (!poll.on) return;
+    pollOnce().finally(() => {
+      if (poll.on) poll.timer = setTimeout(pollLoop, isRunning() ? 2000 : 10000);
     });
-    const eta = container.querySelector("[data-role=eta]");
-    if (eta) {
-      eta.textContent = progress.eta_s != null && progress.status === "running"
-        ? " · about " + formatDuration(progress.eta_s) + " left" : "";
-    }
-    container.dataset.status = progress.status;
   }
 
-  function watch(options) {
-    const onConnection = options.onConnection || function () {};
-    const isRunning = options.isRunning || function () { return true; };
-    const socket = { ws: null, attempts: 0, timer: null, stableTimer: null, pollTimer: null, polling: false, heard: Date.now() };
-
-    function deliver(progress) {
-      if (isProgress(progress)) options.onProgress(progress);
-    }
-
-    function socketUrl() {
-      const scheme = location.protocol === "https:" ? "wss" : "ws";
-      return scheme + "://" + location.host + options.socketPath;
-    }
-
-    async function pollOnce() {
-      try {
-        const response = await fetch(options.progressUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
-        if (response.ok) deliver(await response.json());
-      } catch (error) {
-        /* offline: try again at the next tick */
-      }
-    }
-
-    function pollLoop() {
-      if (!socket.polling) return;
-      pollOnce().finally(function () {
-        if (socket.polling) socket.pollTimer = setTimeout(pollLoop, isRunning() ? 2000 : 10000);
-      });
-    }
-
-    function startPolling() {
-      if (socket.polling) return;
-      socket.polling = true;
-      pollLoop();
-    }
-
-    function stopPolling() {
-      socket.polling = false;
-      clearTimeout(socket.pollTimer);
-    }
-
-    function connect() {
-      clearTimeout(socket.timer);
-      onConnection("connecting", socket.attempts ? "reconnecting…" : "connecting…");
-      let ws;
-      try {
-        ws = new WebSocket(socketUrl());
-      } catch (error) {
-        startPolling();
-        return;
-      }
-      socket.ws = ws;
-      let opened = false;
-      ws.addEventListener("open", function () {
-        opened = true;
-        socket.heard = Date.now();
-        stopPolling();
-        onConnection("open", "live");
-        socket.stableTimer = setTimeout(function () { socket.attempts = 0; }, 5000);
-      });
-      ws.addEventListener("message", function (event) {
-        let message;
-        try {
-          message = JSON.parse(event.data);
-        } catch (error) {
-          return;
-        }
-        socket.heard = Date.now();
-        deliver(message);
-      });
-      ws.addEventListener("close", function (event) {
-        clearTimeout(socket.stableTimer);
-        if (socket.ws !== ws) return;
-        socket.ws = null;
-        if (event.code === 4403) {
-          onConnection("closed", "not allowed to watch this experiment (signed out?)");
-          return;
-        }
-        // It could not open, or it dropped and the reconnect failed: poll meanwhile, keep trying.
-        if (!opened || socket.attempts > 0) startPolling();
-        const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** socket.attempts) * (0.8 + Math.random() * 0.4);
-        socket.attempts += 1;
-        onConnection("closed", (socket.polling ? "polling; " : "") + "live updates retry in " + Math.max(1, Math.round(delay / 1000)) + " s");
-        socket.timer = setTimeout(connect, delay);
-      });
-    }
-
-    connect();
-    setInterval(function () {
-      if (socket.ws && socket.ws.readyState === WebSocket.OPEN && isRunning() && Date.now() - socket.heard > SILENCE_MS) {
-        socket.heard = Date.now();
-        pollOnce();
-      }
-    }, 5000);
-    return { pollNow: pollOnce };
+  function startPolling() {
+    if (poll.on) return;
+    poll.on = true;
+    pollLoop();
   }
 
-  window.ExperimentLive = { watch: watch, render: render, formatDuration: formatDuration };
-})();
+  function stopPolling() {
+    poll.on = false;
+    clearTimeout(poll.timer);
+  }
+
+  const live = openLive({
+    url: () => socketUrl(options.socketPath),
+    onOther(message) { // every frame is a whole snapshot: nothing to resume or order
+      heard = Date.now();
+      deliver(message);
+    },
+    onOpen() {
+      heard = Date.now();
+      stopPolling();
+    },
+    // It could not open, or it dropped and the reconnect failed: poll meanwhile, keep trying.
+    onDown({ opened, attempts }) {
+      if (!opened || attempts > 0) startPolling();
+    },
+    onRefused() {
+      onConnection("closed", "not allowed to watch this experiment (signed out?)");
+      return true;
+    },
+    onConnection,
+    backoff: { firstMs: 1000, maxMs: 30000 },
+    retryText: (seconds) => (poll.on ? "polling; " : "") + "live updates retry in " + seconds + " s",
+  });
+
+  setInterval(() => {
+    if (live.isOpen() && isRunning() && Date.now() - heard > SILENCE_MS) {
+      heard = Date.now();
+      pollOnce();
+    }
+  }, 5000);
+  return { pollNow: pollOnce };
+}

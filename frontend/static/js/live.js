@@ -6,7 +6,8 @@
  *     url(after),                  // the socket URL asking for the stored events after `after` (0: all)
  *     onEvent(message),            // a stored event {seq, type, at, data}: in sequence order, exactly once
  *     onOther(message),            // any other frame (no seq, or a NOT_EVENTS type: the classroom's
- *                                  // hello/state/presence, an experiment's progress snapshot)
+ *                                  // hello/state/presence); every frame when there is no onEvent
+ *                                  // (an experiment's progress snapshots)
  *     onConnection(kind, text),    // kind: connecting | open | closed; text says it in words
  *     onRefused(code) -> bool,     // the server closed with 4403: true stops for good
  *     onOpen(), onDown({opened, attempts}),   // the socket opened; it closed (before a retry)
@@ -35,7 +36,7 @@ export function openLive(options) {
 
   function receive(message) {
     if (!message) return;
-    if (typeof message.seq !== "number" || NOT_EVENTS.has(message.type)) {
+    if (!options.onEvent || typeof message.seq !== "number" || NOT_EVENTS.has(message.type)) {
       if (options.onOther) options.onOther(message);
       return;
     }
@@ -138,7 +139,7 @@ export function openLive(options) {
   return {
     send, reconnectNow, finish,
     lastSeq: () => lastSeq,
-    isOpen: () => Boolean(socket.ws),
+    isOpen: () => Boolean(socket.ws && socket.ws.readyState === WebSocket.OPEN),
     closedForGood: () => socket.closedForGood,
     reopen: () => { if (!socket.ws && !socket.closedForGood) open(); },
   };

@@ -1,8 +1,6 @@
 /* The upload page while an import runs: poll its progress every second, then show the report. */
-(function () {
-  "use strict";
-  const panel = document.getElementById("import-progress");
-  if (!panel) return;
+const panel = document.getElementById("import-progress");
+if (panel) {
   const bar = document.getElementById("import-bar");
   const label = document.getElementById("import-label");
 
@@ -24,4 +22,4 @@
     setTimeout(poll, 1000);
   }
   poll();
-})();
+}
