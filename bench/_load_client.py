@@ -89,7 +89,7 @@ class RawViewer(asyncio.Protocol):
     the moment its bytes reach the process, and costs the shared CPU a few microseconds instead of
     the websockets library's ~25, so more of the machine is left to the server being measured."""
 
-    def __init__(self, viewers: "Viewers", index: int, path: str, host: str, deflate: bool) -> None:
+    def __init__(self, viewers: Viewers, index: int, path: str, host: str, deflate: bool) -> None:
         self.viewers, self.index, self.path, self.host, self.deflate = viewers, index, path, host, deflate
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
@@ -284,7 +284,7 @@ class Viewers:
             return
         try:
             await asyncio.wait_for(asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         for ws in sockets:
             ws.transport.abort()

@@ -103,7 +103,7 @@ class Client:
     """One websocket: the frames it got (event seqs, state seqs, arrival times), and, for the
     teacher and one student per seated group, what it does when the state says it is its turn."""
 
-    def __init__(self, bench: "Classroom", name: str, cookie: str, group: str | None, acts: bool) -> None:
+    def __init__(self, bench: Classroom, name: str, cookie: str, group: str | None, acts: bool) -> None:
         self.bench, self.name, self.cookie, self.group, self.acts = bench, name, cookie, group, acts
         self.events: list[tuple[int, float]] = []
         self.states: list[tuple[int, float]] = []
@@ -232,9 +232,9 @@ async def drive(cfg: argparse.Namespace, base: str, setup: dict, env: dict, serv
     runners = [asyncio.create_task(client.run()) for client in clients]
     try:
         await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), cfg.connect_timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         failed = [r.exception() for r in runners if r.done() and r.exception()]
-        raise RuntimeError(f"not every client connected: {sum(c.ready.is_set() for c in clients)}/{len(clients)}; {failed[:3]}")
+        raise RuntimeError(f"not every client connected: {sum(c.ready.is_set() for c in clients)}/{len(clients)}; {failed[:3]}") from None
     connect_s = time.monotonic() - t0
     if any(c.hello is None or c.hello["role"] != ("teacher" if c.group is None else "student") for c in clients):
         raise RuntimeError("a client got the wrong role")
@@ -248,7 +248,7 @@ async def drive(cfg: argparse.Namespace, base: str, setup: dict, env: dict, serv
     await clients[0].ws.send(json.dumps({"action": "start"}))
     try:
         await asyncio.wait_for(asyncio.gather(*(c.done.wait() for c in clients)), cfg.run_timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     live_s = time.time() - started
     cpu = {pid: round(cpu_seconds(pid, children=True) - cpu0[pid], 2) for pid in server_pids}

@@ -97,7 +97,7 @@ def populate(*, runs: int, records: int, seed: int) -> int:
     tasks = BenchmarkTask.objects.bulk_create(tasks, batch_size=5000)
     experiment = Experiment.objects.create(owner=owner, name="bench", spec={}, estimate={"runs": runs},
                                            status=Experiment.Status.FINISHED)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     batch = []
     for i in range(runs):
         task = tasks[i % len(tasks)]
@@ -233,10 +233,9 @@ def measure(args) -> dict:
     from django.core.cache import cache
     from django.db import connection
     from django.test import Client
-
-    from deliberation.dashboards import institutions, selectors
     from django.utils import timezone
 
+    from deliberation.dashboards import institutions, selectors
     from deliberation.runs.models import Experiment, Run
     from deliberation.runs.selectors import experiment_progress
 
@@ -336,7 +335,7 @@ def measure(args) -> dict:
         "populate_seconds": round(populate_s, 1), "group_score_rows": group_rows,
         "backfill_seconds": round(backfill_s, 1), "repeats": args.repeats,
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
-        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
 

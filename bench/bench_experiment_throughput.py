@@ -330,7 +330,7 @@ def main() -> int:
         ratio = (stack["calls_per_s"] / direct["calls_per_s"] if direct["calls_per_s"] else 0.0) if direct else None
         speedup = stack["wall_s"] / rerun["wall_s"] if rerun["wall_s"] else float("inf")
         result = {
-            "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "platform": platform.platform(), "loadavg_1min": round(os.getloadavg()[0], 2)},
             "params": {"concurrency": c, "worker_processes": args.workers, "worker_threads": threads, "latency_ms": args.latency_ms,

@@ -316,7 +316,7 @@ async def drive_viewers(cfg: argparse.Namespace, base: str, run: dict, server_pi
     try:
         await asyncio.wait_for(viewers.outcome_seen.wait(), cfg.run_timeout)
         await asyncio.wait_for(viewers.all_done.wait(), 30)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     live_s = time.time() - started
     load_after = round(os.getloadavg()[0], 2)
@@ -518,7 +518,7 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "packages": packages,
         "redis_server": redis_version,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -79,7 +79,7 @@ def main() -> None:
     speedup = first["wall_s"] / again["wall_s"]
     result = {
         "benchmark": "cached re-run on the bundled model, bench/bench_rerun_bundled.py",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "loadavg_1min": os.getloadavg()[0]},
         "params": {"model": MODEL, "sample": args.sample, "strategies": args.strategies, "rounds": args.rounds,
                    "goals": ["simple_majority"], "judge": "llm", "seeds": [0]},

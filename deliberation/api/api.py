@@ -23,8 +23,8 @@ from ninja.security import APIKeyQuery, HttpBearer, SessionAuth
 from pydantic import Field
 
 from deliberation.api.schemas import (
-    BudgetOut,
     BIGINT_MAX,
+    BudgetOut,
     Code,
     CounterfactualOut,
     CreatedOut,
@@ -34,9 +34,9 @@ from deliberation.api.schemas import (
     ExperimentOut,
     FieldErrorsOut,
     Id,
+    ModelOut,
     Name,
     PowerOut,
-    ModelOut,
     ProgressOut,
     RecordDetailOut,
     RecordOut,
@@ -53,8 +53,7 @@ from deliberation.api.services import api_token_user
 from deliberation.dashboards.exports import FORMATS, experiment_export
 from deliberation.dashboards.institutions import rule_sweep
 from deliberation.engine.events_doc import events_json_schema
-from deliberation.engine.power import RULE_KEYS as POWER_RULES
-from deliberation.engine.power import PowerError, parse_fraction, power_of
+from deliberation.engine.power import RULE_KEYS as POWER_RULES, PowerError, parse_fraction, power_of
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
 from deliberation.registry.budgets import BudgetExceeded, spending_for
@@ -511,7 +510,7 @@ def experiment_results_view(request: HttpRequest, experiment_id: Id):
 )
 def experiment_export_zip(
     request: HttpRequest, experiment_id: Id,
-    format: list[Literal[FORMATS]] = Query(list(FORMATS), max_length=len(FORMATS)),
+    format: list[Literal[FORMATS]] = Query(list(FORMATS), max_length=len(FORMATS)),  # noqa: B008 - ninja's marker
 ):
     """Tidy tables (experiments, runs, group_scores, events) in the asked formats (csv, parquet,
     json; repeat `format`) and their data dictionary, as a zip."""

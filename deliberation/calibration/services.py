@@ -14,11 +14,11 @@ from django.db import close_old_connections, transaction
 from deliberation.calibration.models import Calibration
 from deliberation.engine.calibration import (
     DEFAULT_RESAMPLES,
+    REASON_DISAGREES,
     REPORTED_PAPER_R,
     Pair,
     calibration_metrics,
     isotonic_calibration,
-    REASON_DISAGREES,
     paired_shift,
     reason_metrics,
 )

@@ -33,12 +33,12 @@ from deliberation.engine.classroom import NewEvent, Seat, Sitting, SittingRefuse
 from deliberation.engine.events import Event
 from deliberation.engine.models import ModelError
 from deliberation.engine.scenario import ScenarioError
-from deliberation.live.fanout import group_send, encode
+from deliberation.live.fanout import encode, group_send
 from deliberation.records.selectors import record_version_for_run
 from deliberation.registry.selectors import ModelRefused
 from deliberation.runs.clients import drafting_client, judge_for
 from deliberation.runs.models import Run
-from deliberation.runs.services import CLASSROOM_STRATEGY, run_finish, event_append, run_queue
+from deliberation.runs.services import CLASSROOM_STRATEGY, event_append, run_finish, run_queue
 from deliberation.scenarios.models import SavedScenario
 
 logger = logging.getLogger(__name__)

@@ -4,6 +4,8 @@ page is the websocket (consumers.py) and classroom.js."""
 
 from urllib.parse import urlsplit
 
+import qrcode
+import qrcode.image.svg
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -12,8 +14,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
-import qrcode
-import qrcode.image.svg
 
 from deliberation.classroom import selectors, services
 from deliberation.classroom.lan import is_loopback

@@ -21,9 +21,9 @@ import json
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from itertools import islice
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -189,7 +189,7 @@ def _joined(values: Iterable) -> str:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    return value.astimezone(timezone.utc) if value is not None else None
+    return value.astimezone(UTC) if value is not None else None
 
 
 def _experiment_rows(experiment: Experiment) -> list[dict]:

@@ -18,7 +18,6 @@ from fractions import Fraction
 from deliberation.engine.goals import GOALS, Tally, vote_position
 from deliberation.engine.power import DOUBLE_MAJORITY_GROUPS, DOUBLE_MAJORITY_SEATS, exact_share
 
-
 EXACT_BAND = 1e-9
 
 

@@ -1,7 +1,6 @@
 """Reads of records, and their translation into the engine's plain data."""
 
 from collections.abc import Sequence
-
 from dataclasses import dataclass
 
 from django.db.models import Count, F, Prefetch, Q, QuerySet

@@ -9,11 +9,11 @@ from deliberation.engine.judges import (
     CalibratedJudge,
     EnsembleJudge,
     ExpectedJudge,
-    SimilarityJudge,
     Judge,
     LLMJudge,
     RealVotesJudge,
     ScriptedJudge,
+    SimilarityJudge,
 )
 from deliberation.engine.models import ModelClient
 from deliberation.registry.selectors import model_endpoint

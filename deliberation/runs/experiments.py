@@ -44,13 +44,13 @@ from django.utils import timezone
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies import STRATEGIES, run_cost
+from deliberation.live.fanout import broadcast_experiment_progress
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import benchmark_task_list, record_set_get
 from deliberation.registry.budgets import budget_for, spending_for
 from deliberation.registry.selectors import ModelRefused, model_bounds, model_check
 from deliberation.runs.clients import judge_choices
 from deliberation.runs.models import Experiment, Run
-from deliberation.live.fanout import broadcast_experiment_progress
 from deliberation.runs.selectors import experiment_progress, experiment_steps_by_run
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioConfig

@@ -12,7 +12,6 @@ own insert), so defaults and auto_now_add apply and a field added later is writt
 """
 
 from collections.abc import Callable, Sequence
-
 from contextvars import ContextVar
 
 from django.db import connections, models, router

@@ -19,7 +19,6 @@ from deliberation.scenarios.forms import ScenarioForm
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import most_divided_groups, scenario_save, scenario_seats, term_seat_counts
 
-
 DEMO_MODEL = "scripted:demo"
 
 

@@ -13,8 +13,7 @@ import zipfile
 from pathlib import Path
 
 from django.contrib.auth.models import User
-from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Error as PlaywrightError, Page, Request, expect
 
 from deliberation.records.models import BenchmarkTask, Record, RecordSet, RecordUpload, seating_key
 

@@ -4,7 +4,6 @@ import json
 import re
 import threading
 
-import pytest
 import requests
 from websockets.sync.client import connect
 

@@ -169,10 +169,10 @@ class LocalModel:
         # Logprobs need logits kept for every position (logits_all), which makes each call about
         # 2x slower here, and the library then sorts the whole vocabulary per token: so calls that
         # ask for logprobs get a second instance, loaded on first use, and the others stay fast.
-        self._llamas: dict[bool, "Llama"] = {}
+        self._llamas: dict[bool, Llama] = {}
         # next_token calls: contexts by recent use (the first is the completion instance), prompt
         # ids of recent prompts, the end-of-generation ids (see there)
-        self._next_token_contexts: list["Llama"] = []
+        self._next_token_contexts: list[Llama] = []
         self._prompts: dict[tuple, list[int]] = {}
         self._end_ids: frozenset[int] | None = None
 

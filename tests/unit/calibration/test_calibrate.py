@@ -9,8 +9,8 @@ from django.core.management import CommandError, call_command
 from deliberation.calibration.models import Calibration
 from deliberation.calibration.services import CalibrationError, calibration_items, calibration_run
 from deliberation.engine.judges import judge_messages
-from deliberation.engine.strategies.base import judge_seed
 from deliberation.engine.seeding import seed_for
+from deliberation.engine.strategies.base import judge_seed
 from deliberation.records.selectors import record_set_get
 from deliberation.records.services import records_import
 from deliberation.runs.models import CachedCompletion

@@ -1,7 +1,7 @@
 """engine/classroom.py: a sitting's state from its events, the due turn, the teacher's and the
 students' actions, agent turns with the parliament's prompts, and the closing tally."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,7 +14,7 @@ from deliberation.engine.strategies import RunContext, strategy_named
 from deliberation.engine.strategies.parliament import phase_order
 from tests.unit.engine.conftest import build_scenario
 
-NOW = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 SEATS = {"EPP": 0.5, "SD": 0.3, "GREEN_EFA": 0.2}  # seat order EPP, SD, GREEN_EFA; EPP is rapporteur
 
 

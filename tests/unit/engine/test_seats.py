@@ -115,7 +115,7 @@ def test_select_max_variance_breaks_ties_like_reference():
     state = random.getstate()
     try:
         generator = random.Random(2024)
-        for case in range(300):
+        for _case in range(300):
             n = generator.randint(2, 8)
             codes = generator.sample(["EPP", "SD", "ECR", "RENEW", "GREEN_EFA", "GUE_NGL", "ID", "NI"], n)
             # few distinct values, so ties are common

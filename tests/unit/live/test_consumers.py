@@ -6,10 +6,9 @@ as the embedded Celery worker does it.
 
 import asyncio
 import json
-
-import pytest
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 

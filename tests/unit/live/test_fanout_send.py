@@ -3,10 +3,8 @@ Task; either way it completes, in order, with the coroutine seeing what a Task w
 
 import asyncio
 import contextvars
-import json
 
 import pytest
-
 from channels.layers import get_channel_layer
 
 from deliberation.live.fanout import FrameBatch, RunHub, run_group, send_eagerly

@@ -79,7 +79,7 @@ def test_task_file_is_recognised_by_content_anywhere(tmp_path):
 
 
 def test_file_under_task_datas_without_task_fields_keeps_record_but_not_task(tmp_path):
-    path = write_json(tmp_path, "eurocon/task_datas/4/agriculture.json", [topic_record(0)])
+    write_json(tmp_path, "eurocon/task_datas/4/agriculture.json", [topic_record(0)])
 
     report = run_import(tmp_path / "eurocon")
 

@@ -4,8 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from deliberation.calibration.services import CalibrationError, calibration_run
 from deliberation.calibration.selectors import calibration_summary
+from deliberation.calibration.services import CalibrationError, calibration_run
 from deliberation.engine.calibration import DEFAULT_RESAMPLES
 from deliberation.records.models import RecordSet
 

@@ -14,7 +14,6 @@ from deliberation.engine.strategies import (
     strategy_params,
 )
 from deliberation.engine.strategies.params import StrategyParams
-
 from tests.unit.engine.strategies.test_parliament import SCENARIO, Chamber
 
 

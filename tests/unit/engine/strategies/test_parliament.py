@@ -266,9 +266,8 @@ def test_accepted_amendment_rewrites_the_draft_and_the_vote_scores_the_new_text(
     assert sd["accepted"] is True
     assert sd["reason"] == "it keeps the majority together."
     assert sd["draft_after"] != sd["draft_before"]
-    assert sd["draft_after"] == "The European Parliament, revised for SD (%d)." % model.calls[
-        [kind_of(m) for m, _, _ in model.calls].index("revision")
-    ][2]
+    revision_seed = model.calls[[kind_of(m) for m, _, _ in model.calls].index("revision")][2]
+    assert sd["draft_after"] == f"The European Parliament, revised for SD ({revision_seed})."
     assert decisions["ECR"]["draft_before"] == sd["draft_after"]
     assert drafts[-1]["text"] == sd["draft_after"] and drafts[-1]["version"] == 2
     assert set(judge.texts) == {sd["draft_after"]}
