@@ -25,7 +25,7 @@ export const renderers = {
     const version = data.version || state.drafts.length + 1;
     state.drafts.push({ version, author: data.author, text: data.text, seq: message.seq });
     if (!state.phase || !t.debating) t.setPhase("drafting");
-    const title = version > 1 ? `Draft version ${version}: the amended text` : `Draft version ${version}`;
+    const title = version > 1 && t.debating ? `Draft version ${version}: the amended text` : `Draft version ${version}`;
     t.append(t.eventNode(message, "draft",
       el("header", {}, el("span", { class: "what" }, title), el("span", { class: "muted small" }, "by"), t.chipFor(data.author),
         data.source_group ? el("span", { class: "muted small" }, `(the stance of ${t.groupLabel(data.source_group)})`) : null,

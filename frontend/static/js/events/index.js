@@ -22,5 +22,8 @@
 import { renderers as run } from "./run.js";
 import { renderers as debate } from "./debate.js";
 import { renderers as classroom } from "./classroom.js";
+import { renderers as mediator } from "./mediator.js";
+import { renderers as forecast } from "./forecast.js";
+import { renderers as advisor } from "./advisor.js";
 
-export const RENDERERS = Object.freeze({ ...run, ...debate, ...classroom });
+export const RENDERERS = Object.freeze({ ...run, ...debate, ...classroom, ...mediator, ...forecast, ...advisor });

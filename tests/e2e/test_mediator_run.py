@@ -1,0 +1,55 @@
+"""A mediator run (the Habermas Machine) in Chromium: built in the builder, played by a real Celery
+worker on scripted:slow, and watched on the run page: the candidates, each group's ranking, the
+Schulze winner with its pairwise matrix, the critiques and the revised candidates appear."""
+
+import random
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from deliberation.records.models import RecordSet
+from deliberation.runs.models import Run
+from tests.e2e.test_live_run import RUN_TIMEOUT_MS, pick_record, sample_records, sign_up  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+TWO = ["EPP", "SD"]
+
+
+def test_a_mediator_run_shows_candidates_rankings_and_the_winner(page: Page, sample_records: RecordSet, celery_worker) -> None:
+    sign_up(page)
+    pick_record(page)
+    for box in page.locator("#stances-body input[data-testid^=group-]").all():
+        if box.get_attribute("data-testid").removeprefix("group-") not in TWO:
+            box.uncheck()
+    page.get_by_test_id("seed").fill(str(random.randrange(1, 2**31 - 1)))
+    page.get_by_test_id("strategy").select_option("mediator")
+    page.locator('[data-testid=model-choice][data-model="scripted:slow"]').click()
+    page.get_by_test_id("judge").select_option("scripted")
+    page.get_by_test_id("start-run").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
+    run = Run.objects.get(pk=int(re.search(r"/runs/(\d+)/$", page.url).group(1)))
+    assert run.strategy == "mediator"
+
+    transcript = page.get_by_test_id("transcript")
+    # The defaults: 4 candidates a round, 2 rounds; 2 groups rank each round and critique once.
+    expect(transcript.get_by_test_id("event-candidate")).to_have_count(8, timeout=RUN_TIMEOUT_MS)
+    expect(transcript.get_by_test_id("event-ranking")).to_have_count(4, timeout=RUN_TIMEOUT_MS)
+    expect(transcript.get_by_test_id("event-critique")).to_have_count(2, timeout=RUN_TIMEOUT_MS)
+    expect(transcript.get_by_test_id("schulze-winner")).to_have_count(2, timeout=RUN_TIMEOUT_MS)
+    expect(page.get_by_test_id("outcome")).to_be_visible(timeout=RUN_TIMEOUT_MS)
+
+    # Each ranking lists all four candidates; the winner is one of them, as the stored event says.
+    for order in transcript.get_by_test_id("ranking-order").all_inner_texts():
+        assert sorted(order.split(" > ")) == ["#1", "#2", "#3", "#4"]
+    last = run.events.filter(type="schulze").order_by("-seq").first().data
+    expect(transcript.get_by_test_id("schulze-winner").last).to_have_text(f"candidate #{last['winner'] + 1}")
+    # The pairwise matrix is there, folded: opened, it shows d and p for the four candidates.
+    matrix = transcript.get_by_test_id("schulze-matrix").last
+    matrix.locator("summary").click()
+    expect(matrix.locator("table")).to_have_count(2)
+    expect(matrix.locator("table").first.locator("tbody tr")).to_have_count(4)
+    # The text put to the vote is the last winner's.
+    winner_text = run.events.filter(type="candidate", data__round=2, data__index=last["winner"]).get().data["text"]
+    expect(page.locator("#current-draft")).to_have_text(winner_text)
