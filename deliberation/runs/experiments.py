@@ -44,6 +44,7 @@ from django.utils import timezone
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies import STRATEGIES, run_cost
+from deliberation.engine.strategies.base import model_params_of
 from deliberation.live.fanout import broadcast_experiment_progress
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import benchmark_task_list, record_set_get
@@ -229,6 +230,14 @@ def experiment_create(
     if call_cap is not None and call_cap < 0:
         raise ExperimentError("call_cap: zero or more model steps")
     params = {strategy: dict(values) for strategy, values in (params or {}).items() if strategy in strategies}
+    for strategy in strategies:  # a further model a strategy names (advisor_model), checked as the models are
+        for param in model_params_of(STRATEGIES[strategy]):
+            further = str(params.get(strategy, {}).get(param) or "").strip()
+            if further:
+                try:
+                    model_check(name=further, user=owner, field=param, allow_raw=allow_raw_models)
+                except ModelRefused as error:
+                    raise ExperimentError(f"params: {strategy} {error}") from None
     if (record_set is None) == (not scenario_ids):
         raise ExperimentError("source: choose either a record set's benchmark tasks or saved scenarios")
     if record_set is not None:

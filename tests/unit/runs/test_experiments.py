@@ -614,3 +614,31 @@ def test_a_task_sample_covers_every_requested_party_count(sample_set):
         assert counts == [2, 4, 6], (seed, counts)
     small = grid(owner, name="two", parties=[2, 4], sample=2, sample_seed=1)
     assert sorted(small.spec["source"]["party_counts"].values()) == [2, 4]
+
+
+# --- the consensus strategies of issue 13 ------------------------------------------------------
+
+
+NEW_STRATEGIES = ["mediator", "forecast", "advisor", "advisor-random", "advisor-none"]
+
+
+def test_one_experiment_plays_the_consensus_strategies_beside_one_shot_within_their_estimate(sample_set, queues):
+    owner = make_user()
+    experiment = grid(owner, sample=1, goals=["simple_majority"], strategies=["one-shot", *NEW_STRATEGIES], seeds=[0],
+                      params={"mediator": {"candidates": 2, "rounds": 2}, "advisor": {"advisor_model": "scripted:slow"}})
+    experiment_start(experiment=experiment, user=owner)
+    queues.play(experiment)
+    runs = {run.strategy: run for run in experiment.runs.all()}
+    assert sorted(runs) == sorted(["one-shot", *NEW_STRATEGIES])
+    assert all(run.status == Run.Status.FINISHED for run in runs.values()), {r.strategy: r.error for r in runs.values()}
+    for strategy, run in runs.items():  # the cache was empty, so every step was a call; forecast may stop early
+        estimate = experiment.estimate["per_strategy"][strategy]["steps"]
+        assert run.uncached_steps == estimate or (strategy == "forecast" and run.uncached_steps < estimate)
+    assert runs["mediator"].params["candidates"] == 2 and runs["mediator"].events.filter(type="candidate").count() == 4
+    assert runs["advisor"].events.get(type="signal").data["model"] == "scripted:slow"
+    assert [runs[name].events.get(type="signal").data["arm"] for name in ("advisor-none", "advisor-random")] == ["none", "random"]
+
+
+def test_create_refuses_an_advisor_model_the_owner_may_not_use(sample_set):
+    with pytest.raises(ExperimentError, match="params: advisor advisor_model: 'nope' is not a model of this lab"):
+        grid(make_user(), strategies=["advisor"], params={"advisor": {"advisor_model": "nope"}})
