@@ -11,7 +11,8 @@ function matrixTable(caption, rows) {
   const head = el("tr", {}, el("th", {}, ""), ...rows.map((_, j) => el("th", { class: "num" }, number(j))));
   const body = rows.map((row, i) => el("tr", {}, el("th", {}, number(i)),
     ...row.map((value, j) => el("td", { class: "num" }, i === j ? "–" : formatNumber(value, Number.isInteger(value) ? 0 : 2)))));
-  return el("table", { class: "matrix small" }, el("caption", {}, caption), el("thead", {}, head), el("tbody", {}, ...body));
+  return el("div", { class: "matrix" }, el("p", { class: "muted small" }, caption),
+    el("table", { class: "small" }, el("thead", {}, head), el("tbody", {}, ...body)));
 }
 
 export const renderers = {
