@@ -300,6 +300,7 @@ class ForecastData(StepData):
     predicted: dict[str, float] = Field(description="group -> forecast support 0..9")
     red_lines: dict[str, str]
     fallback: list[str] = Field(description="groups the answer did not score: their last judged score, else 5")
+    answer: str = Field(description="the model's answer, shortened")
     usage: Usage
 
 

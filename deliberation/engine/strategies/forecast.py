@@ -48,9 +48,12 @@ from deliberation.engine.strategies.base import (
 )
 from deliberation.engine.strategies.one_shot import draft_messages_with
 from deliberation.engine.strategies.params import StrategyParams, params_validate
+from deliberation.engine.strategies.parliament import shortened
 
 NEUTRAL_FORECAST = 5
 FORECAST_TOKENS = 200
+EXAMPLE_RED_LINE = "(the red line of "
+ANSWER_WORDS = 80  # how much of a forecast's raw answer its event keeps
 SCORE_GAIN_STOP = 0.25  # Rawlsian / utilitarian: stop when a round gains less than this
 NO_DRAFT = "No draft yet: forecast for a plain compromise resolution on the issue."
 RUBRIC = (
@@ -150,7 +153,10 @@ Goal: {goal} {rule}
 {table}
 Forecast the judge's score (0..9) of a draft like this one for each group, and name the group's main red line.
 {marker} {names}
-Answer one line per group in this form: GROUP: score | red line"""
+Answer one line per group in this form: GROUP: score | red line
+For example:
+{example}
+Your forecast:"""
 
 GOAL_RULES = {
     "simple_majority": "(Passes when the seat-weighted mean score is at least 5.)",
@@ -180,6 +186,8 @@ def forecast_messages(scenario: Scenario, draft: str | None, rows: Sequence[Mapp
         rubric=RUBRIC, draft=f"Current draft: '''{draft}'''" if draft else NO_DRAFT,
         table=table_text(scenario, rows), marker=FORECAST_MARKER,
         names=", ".join(g.name for g in scenario.groups),
+        # The shape only: a neutral score and no red line to copy, so that copying it biases nothing.
+        example="\n".join(f"{g.name}: 5 | {EXAMPLE_RED_LINE}{g.name}, in a few words)" for g in scenario.groups[:2]),
     )
     return [{"role": "system", "content": FORECAST_SYSTEM}, {"role": "user", "content": ask}]
 
@@ -306,8 +314,11 @@ class Forecast:
             "round": round_number,
             "predicted": {code: found[code][0] if code in found else last_scores.get(code, NEUTRAL_FORECAST)
                           for code in scenario.codes},
-            "red_lines": {code: found[code][1] for code in scenario.codes if code in found and found[code][1]},
+            # A red line copied from the prompt's example says nothing: left out.
+            "red_lines": {code: found[code][1] for code in scenario.codes
+                          if code in found and found[code][1] and not found[code][1].startswith(EXAMPLE_RED_LINE)},
             "fallback": fallback,
+            "answer": shortened(" ".join(completion.text.split()), ANSWER_WORDS),
             "usage": completion.usage(),
         }
 

@@ -13,7 +13,9 @@ export const renderers = {
     t.append(t.eventNode(message, "forecast",
       el("header", {}, el("span", { class: "what" }, `Round ${data.round}: the drafter forecasts each group's support`), t.usageText(data.usage)),
       el("table", { class: "small" }, el("thead", {}, el("tr", {}, el("th", {}, "Group"), el("th", { class: "num" }, "Forecast"), el("th", {}, "Red line"))),
-        el("tbody", {}, ...rows))));
+        el("tbody", {}, ...rows)),
+      data.fallback.length ? el("details", { class: "small" }, el("summary", {}, "The model's answer (some groups were not forecast)"),
+        el("p", { class: "prose small" }, data.answer || "(empty)")) : null));
   },
 
   plan(message, t) {

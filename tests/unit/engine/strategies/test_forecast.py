@@ -196,6 +196,7 @@ def test_unscored_groups_keep_their_last_judged_score_and_are_listed(scenario):
     judge = FixedJudge([{"EPP": 1, "SD": 3, "GREEN_EFA": 2}, {"EPP": 1, "SD": 3, "GREEN_EFA": 2}])
     events = run(scenario, model=ScriptedModelClient(responder=responder), judge=judge, params={"rounds": 2})
     first, second = [e["data"] for e in events if e["type"] == "forecast"]
+    assert first["answer"] == "EPP: 8 | subsidies"
     assert first["predicted"] == {"EPP": 8, "SD": 5, "GREEN_EFA": 5} and first["fallback"] == ["SD", "GREEN_EFA"]
     assert second["predicted"] == {"EPP": 8, "SD": 3, "GREEN_EFA": 2}
     assert first["red_lines"] == {"EPP": "subsidies"}
@@ -245,3 +246,18 @@ def test_the_cost_estimate_is_the_model_calls_of_a_run_that_uses_every_round(sce
     cost = run_cost(strategy="forecast", party_count=3, judge_uses_model=True, params={"rounds": rounds})
     assert cost.steps == len(model.calls) + len(judge_model.calls) == rounds * (2 + 3) + 3
     assert run_cost(strategy="forecast", party_count=3, judge_uses_model=False, params={"rounds": rounds}).steps == 2 * rounds
+
+
+def test_a_forecast_that_copies_the_prompts_example_keeps_no_red_line(scenario):
+    model = ScriptedModelClient()
+    run(scenario, model=model, judge=ScriptedJudge(scores={"EPP": 9, "SD": 9, "GREEN_EFA": 9}))
+    ask = model.calls[0][0][-1]["content"]
+    example = ask.split("For example:\n", 1)[1].split("\nYour forecast:")[0]
+    assert example == "EPP: 5 | (the red line of EPP, in a few words)\nSD: 5 | (the red line of SD, in a few words)"
+
+    copied = ScriptedModelClient(responder=lambda messages, params, seed: example if FORECAST_MARKER in messages[-1]["content"]
+                                 else scripted_reply(messages, params, seed))
+    events = run(scenario, model=copied, judge=ScriptedJudge(scores={"EPP": 9, "SD": 9, "GREEN_EFA": 9}))
+    forecast = next(e["data"] for e in events if e["type"] == "forecast")
+    assert forecast["predicted"] == {"EPP": 5, "SD": 5, "GREEN_EFA": 5} and forecast["red_lines"] == {}
+    assert forecast["fallback"] == ["GREEN_EFA"]
