@@ -137,3 +137,26 @@ def test_evaluate_command_refuses_an_advisor_model_that_could_not_run(sample_set
     with pytest.raises(CommandError, match="--param advisor_model: unknown scripted model 'nope'"):
         call_command("evaluate", "--record-set", sample_set, "--strategy", "advisor", "--judge", "scripted",
                      "--param", "advisor_model=scripted:nope", "-v0")
+
+
+@pytest.mark.parametrize("strategy, params", [
+    ("mediator", {"candidates": 2}),
+    ("forecast", {"rounds": 2}),
+    ("advisor", {"advisor_model": "scripted:slow"}),
+])
+def test_a_second_evaluation_of_a_consensus_strategy_makes_no_model_call(sample_set, monkeypatch, strategy, params):
+    options = dict(record_set=sample_set, party_counts=[2], goals=["simple_majority", "rawlsian"],
+                   strategy=strategy, model="scripted:default", judge="llm", limit=2, params=params)
+    first = benchmark_evaluate(**options)
+    assert first.failures == [] and first.usage["calls"] > 0
+    stored = CachedCompletion.objects.count()
+
+    from worker.models import scripted
+
+    def no_model_call(*args, **kwargs):
+        raise AssertionError("a cached re-run must not call the model")
+
+    monkeypatch.setattr(scripted.ScriptedModelClient, "complete", no_model_call)
+    second = benchmark_evaluate(**options)
+    assert second.failures == [] and second.table == first.table and second.usage["calls"] == first.usage["calls"]
+    assert CachedCompletion.objects.count() == stored
