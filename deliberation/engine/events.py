@@ -26,6 +26,8 @@ How to declare a new event type
    the strategy (not the strategy itself) also goes into SERVICE_EVENT_TYPES.
 3. Run `python manage.py events_doc` to regenerate docs/events.md (a unit test fails while it
    is stale) and add the type to the rebuild in tests if it changes the run's state.
+4. Give it a renderer for the run page's transcript: one function in frontend/static/js/events/
+   (index.js there says how); without one the page shows a bare "(type)" line.
 
 An event of an unknown type, or whose data does not fit its model, raises EventInvalid naming the
 event and the offending key, before anything is stored.

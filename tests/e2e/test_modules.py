@@ -13,6 +13,7 @@ from playwright.sync_api import ConsoleMessage, Page, expect
 
 from deliberation.calibration.services import calibration_run
 from deliberation.classroom.services import class_session_open
+from deliberation.engine.events import EVENT_TYPES
 from deliberation.engine.goals import GOALS
 from deliberation.records.models import RecordSet, RecordUpload
 from deliberation.runs.experiments import experiment_create
@@ -30,6 +31,7 @@ from tests.e2e.test_power import finished_run  # noqa: F401 - a fixture
 
 # The page's own scripts (not the vendored Plotly, a classic script the modules find on window).
 OUR_SCRIPTS_JS = """() => [...document.scripts].filter((s) => s.src.includes('/static/js/')).map((s) => ({src: s.src, type: s.type}))"""
+RENDERED_TYPES_JS = "async () => Object.keys((await import('/static/js/events/index.js')).RENDERERS)"
 
 
 class PageProblems:
@@ -63,6 +65,14 @@ def test_the_run_pages_modules_draw_a_finished_run(page: Page, finished_run: Run
     expect(page.locator(f"#goal-table tr[data-goal={goal}] td").first).to_have_text(f"{GOALS[goal].label} (this run's goal)")
     expect(page.locator("#whatif-panel")).to_have_attribute("data-state", "ready")  # counterfactual.js, imported by run.js
     assert_modules_ran(page, problems)
+
+
+def test_every_event_renderer_draws_a_declared_event_type(page: Page) -> None:
+    """The transcript's renderer registry (js/events/index.js) names only types engine/events.py declares."""
+    page.goto("/")
+    rendered = page.evaluate(RENDERED_TYPES_JS)
+    assert {"run_started", "speech", "draft", "vote", "outcome"} <= set(rendered)
+    assert set(rendered) <= set(EVENT_TYPES), set(rendered) - set(EVENT_TYPES)
 
 
 def test_the_classroom_pages_modules_connect(contexts, ep_groups) -> None:  # noqa: F811

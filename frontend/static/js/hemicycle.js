@@ -16,7 +16,7 @@
  * Seats are apportioned by largest remainder and seated in concentric semicircle rows, each
  * group taking a wedge. Everything shown comes from data, so text given to Plotly is escaped.
  */
-import { readJson } from "./dom.js";
+import { clear, el, readJson } from "./dom.js";
 
 const INNER_RADIUS = 0.38;
 
@@ -92,10 +92,8 @@ function parts(container) {
   let plot = container.querySelector(":scope > .hemicycle-plot");
   let legend = container.querySelector(":scope > .hemicycle-legend");
   if (!plot) {
-    plot = document.createElement("div");
-    plot.className = "hemicycle-plot";
-    legend = document.createElement("ul");
-    legend.className = "hemicycle-legend";
+    plot = el("div", { class: "hemicycle-plot" });
+    legend = el("ul", { class: "hemicycle-legend" });
     container.append(plot, legend);
   }
   return { plot, legend };
@@ -114,7 +112,7 @@ function draw(container, options) {
   const byVote = Boolean(options.colourBy);
   const traces = [];
   const bands = [];
-  while (legend.firstChild) legend.removeChild(legend.firstChild);
+  clear(legend);
   let next = 0;
   for (const g of groups) {
     const mine = seats.slice(next, next + counts[g.code]);
@@ -145,13 +143,11 @@ function draw(container, options) {
         line: { color: colour, width: Math.max(4, size * 0.6) },
       });
     }
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
-    swatch.style.background = fill;
-    if (byVote) swatch.style.boxShadow = `0 0 0 2px #fff, 0 0 0 4px ${colour}`;
-    const item = document.createElement("li");
-    item.append(swatch, document.createTextNode(name));
-    legend.append(item);
+    const swatch = el("span", {
+      class: "swatch",
+      style: { background: fill, boxShadow: byVote ? `0 0 0 2px #fff, 0 0 0 4px ${colour}` : "" },
+    });
+    legend.append(el("li", {}, swatch, name));
   }
   legend.hidden = options.legend === false;
   const layout = {

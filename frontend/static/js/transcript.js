@@ -16,7 +16,7 @@
  * the DOM as text (el() / textContent). */
 import { $, el, clear, groupChip, formatNumber } from "./dom.js";
 import { draw as drawHemicycle, plotlyText, NEUTRAL } from "./hemicycle.js";
-import { goalLabel, phaseLabel } from "./labels.js";
+import { debatePhases, goalLabel, phaseLabel } from "./labels.js";
 import { RENDERERS } from "./events/index.js";
 
 export const VOTE_COLOURS = { for: "#2e9d4e", abstain: "#e0a100", against: "#d0342c" };
@@ -25,8 +25,10 @@ export const TERMINAL = new Set(["finished", "failed", "stopped"]);
 export function createTranscript(page, hooks = {}) {
   const rounds = Number(page.run.params && page.run.params.rounds != null ? page.run.params.rounds : 2);
   const debating = page.run.strategy === "parliament" || page.run.strategy === "classroom";
+  // The steps the phase list shows: a debate's phases (no negotiation without rounds); a
+  // one-shot run has no phase events, only a draft and a vote.
   const PHASES = debating
-    ? ["opening", ...(rounds > 0 ? ["negotiation"] : []), "drafting", "amendments", "vote", "done"]
+    ? [...debatePhases().filter((phase) => phase !== "negotiation" || rounds > 0), "done"]
     : ["drafting", "vote", "done"];
   const groups = Object.fromEntries(page.groups.map((g) => [g.code, g]));
 

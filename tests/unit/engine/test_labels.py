@@ -13,6 +13,10 @@ def test_every_phase_of_a_debate_and_the_pages_done_step_have_a_label() -> None:
     assert set(PHASES) | {"done"} == set(PHASE_LABELS)
 
 
+def test_a_debates_phases_go_to_the_page_in_the_strategys_order() -> None:
+    assert display_labels()["debate_phases"] == list(PHASES)
+
+
 def test_positions_follow_the_engines_bands_score_by_score() -> None:
     positions = display_labels()["positions"]
     assert positions == [vote_position(score) for score in range(10)]
