@@ -17,7 +17,9 @@ from deliberation.engine.goals import GOALS
 
 # One colour per strategy in every figure (baselines in greys), one bar pattern per model.
 STRATEGY_COLOURS = {"random": "#9aa0a6", "greedy": "#5f6368", "real-resolution": "#b08d57", "one-shot": "#1f77b4",
-                    "parliament": "#d62728"}
+                    "parliament": "#d62728", "mediator": "#2ca02c", "forecast": "#9467bd",
+                    # the advisor's three arms in one hue, the no-signal arm palest
+                    "advisor": "#e6550d", "advisor-random": "#fd8d3c", "advisor-none": "#fdbe85"}
 EXTRA_COLOURS = ("#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2")
 PATTERNS = ("", "/", "x", ".", "\\", "+")
 

@@ -6,6 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from deliberation.engine.strategies import run_cost
 from deliberation.live.routing import websocket_application
@@ -622,7 +623,7 @@ def test_a_task_sample_covers_every_requested_party_count(sample_set):
 NEW_STRATEGIES = ["mediator", "forecast", "advisor", "advisor-random", "advisor-none"]
 
 
-def test_one_experiment_plays_the_consensus_strategies_beside_one_shot_within_their_estimate(sample_set, queues):
+def test_one_experiment_plays_the_consensus_strategies_beside_one_shot_within_their_estimate(sample_set, queues, client):
     owner = make_user()
     experiment = grid(owner, sample=1, goals=["simple_majority"], strategies=["one-shot", *NEW_STRATEGIES], seeds=[0],
                       params={"mediator": {"candidates": 2, "rounds": 2}, "advisor": {"advisor_model": "scripted:slow"}})
@@ -637,6 +638,11 @@ def test_one_experiment_plays_the_consensus_strategies_beside_one_shot_within_th
     assert runs["mediator"].params["candidates"] == 2 and runs["mediator"].events.filter(type="candidate").count() == 4
     assert runs["advisor"].events.get(type="signal").data["model"] == "scripted:slow"
     assert [runs[name].events.get(type="signal").data["arm"] for name in ("advisor-none", "advisor-random")] == ["none", "random"]
+    # The dashboard's paper table has a cell for each of them, beside one-shot.
+    client.force_login(owner)
+    page = client.get(reverse("experiment-dashboard", args=[experiment.pk])).content.decode()
+    for strategy in ["one-shot", *NEW_STRATEGIES]:
+        assert f"strategy={strategy}&amp;model=scripted%3Adefault&amp;judge=llm&amp;goal=simple_majority" in page
 
 
 def test_create_refuses_an_advisor_model_the_owner_may_not_use(sample_set):
