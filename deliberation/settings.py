@@ -224,9 +224,9 @@ CELERY_TASK_DEFAULT_QUEUE = "runs"
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "6600"))
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "6300"))
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stuck-runs": {"task": "worker.tasks.runs_sweep_task", "schedule": 300.0},
-    "expire-completions": {"task": "worker.tasks.completions_expire_task", "schedule": 3600.0},
-    "reclaim-lost-runs": {"task": "worker.tasks.runs_reclaim_task", "schedule": float(os.environ.get("HEMICYCLE_RUN_RECLAIM_S", "10"))},
+    "sweep-stuck-runs": {"task": "deliberation.runs.tasks.runs_sweep_task", "schedule": 300.0},
+    "expire-completions": {"task": "deliberation.runs.tasks.completions_expire_task", "schedule": 3600.0},
+    "reclaim-lost-runs": {"task": "deliberation.runs.tasks.runs_reclaim_task", "schedule": float(os.environ.get("HEMICYCLE_RUN_RECLAIM_S", "10"))},
 }
 
 # Models. Users pick from the model registry (deliberation/registry, edited in the admin); each

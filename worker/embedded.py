@@ -10,6 +10,7 @@ import threading
 from django.conf import settings
 
 from worker.celery import app
+from worker.enqueue import task_enqueue
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -43,9 +44,7 @@ def embedded_worker_start() -> bool:
         _thread.start()
         # The memory broker forgets its queue when the process ends: pick up unfinished runs. This
         # is the only worker of the memory broker: every run left running lost its worker.
-        from worker.tasks import runs_reclaim_task, runs_sweep_task
-
-        runs_reclaim_task.delay(lost_after_s=0)
-        runs_sweep_task.delay(idle_seconds=0)
+        task_enqueue("deliberation.runs.tasks.runs_reclaim_task", lost_after_s=0)
+        task_enqueue("deliberation.runs.tasks.runs_sweep_task", idle_seconds=0)
         logger.info("embedded Celery worker started (%s threads)", settings.CELERY_EMBEDDED_CONCURRENCY)
         return True

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -23,16 +23,18 @@ _thread: threading.Thread | None = None
 
 
 @contextmanager
-def run_heartbeat(*, run_id: int) -> Iterator[None]:
-    """Keep `run_id` stamped while the block runs (nothing when HEMICYCLE_RUN_HEARTBEAT_S is 0:
-    the embedded worker, which lives and dies with the web process and its start-up sweep)."""
+def run_heartbeat(*, run_id: int, stamp: Callable[..., object]) -> Iterator[None]:
+    """Keep `run_id` stamped while the block runs: every interval, one thread of the process calls
+    `stamp(run_ids=[...])` (runs.recovery.runs_heartbeat) with all the runs held. Nothing when
+    HEMICYCLE_RUN_HEARTBEAT_S is 0: the embedded worker, which lives and dies with the web
+    process and its start-up sweep."""
     interval = settings.HEMICYCLE_RUN_HEARTBEAT_S
     if interval <= 0:
         yield
         return
     with _lock:
         _held[run_id] += 1
-        _start(interval)
+        _start(interval, stamp)
     try:
         yield
     finally:
@@ -47,17 +49,15 @@ def runs_held() -> list[int]:
         return list(_held)
 
 
-def _start(interval: float) -> None:
+def _start(interval: float, stamp: Callable[..., object]) -> None:
     global _thread
     if _thread is None or not _thread.is_alive():
-        _thread = threading.Thread(target=_beat, args=(interval,), name="run-heartbeat", daemon=True)
+        _thread = threading.Thread(target=_beat, args=(interval, stamp), name="run-heartbeat", daemon=True)
         _thread.start()
 
 
-def _beat(interval: float) -> None:
+def _beat(interval: float, stamp: Callable[..., object]) -> None:
     from django.db import close_old_connections
-
-    from deliberation.runs.recovery import runs_heartbeat
 
     while True:
         time.sleep(interval)
@@ -66,6 +66,6 @@ def _beat(interval: float) -> None:
             continue
         try:
             close_old_connections()
-            runs_heartbeat(run_ids=run_ids)
+            stamp(run_ids=run_ids)
         except Exception:  # noqa: BLE001 - the database is away: the next beat tries again
             logger.exception("heartbeat of runs %s failed", run_ids)

@@ -40,6 +40,7 @@ from deliberation.runs.clients import drafting_client, judge_for
 from deliberation.runs.models import Run
 from deliberation.runs.services import CLASSROOM_STRATEGY, event_append, run_finish, run_queue
 from deliberation.scenarios.models import SavedScenario
+from worker.enqueue import task_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -372,16 +373,14 @@ def _after_commit(session_id: int, model: str, before: Sitting, after: Sitting, 
 
 def queue_agent_turn(*, session_id: int, turn_key: str, model: str, countdown: float) -> None:
     """The agent's turn, on the queue of its model's workers, once the room has read the last text."""
-    from deliberation.classroom.tasks import classroom_agent_turn_task
-
-    classroom_agent_turn_task.apply_async(
-        kwargs={"session_id": session_id, "turn_key": turn_key}, queue=run_queue(model), countdown=countdown
+    task_enqueue(
+        "deliberation.classroom.tasks.classroom_agent_turn_task",
+        session_id=session_id, turn_key=turn_key, queue=run_queue(model), countdown=countdown,
     )
 
 
 def queue_timer(*, session_id: int, deadline: str) -> None:
-    from deliberation.classroom.tasks import classroom_timer_task
-
-    classroom_timer_task.apply_async(
-        kwargs={"session_id": session_id, "deadline": deadline}, eta=datetime.fromisoformat(deadline)
+    task_enqueue(
+        "deliberation.classroom.tasks.classroom_timer_task",
+        session_id=session_id, deadline=deadline, eta=datetime.fromisoformat(deadline),
     )

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from django.db.models import Count, Sum
 
-from deliberation.dashboards.selectors import _cached
+from deliberation.dashboards.selectors import experiment_results_cached
 from deliberation.engine.goals import GOALS
 from deliberation.engine.power import goal_quota, power_indices
 from deliberation.engine.rules import RULES, rank_drafts, tally_rules
@@ -50,7 +50,7 @@ def _bin(value: float) -> int:
 
 def power_support(*, experiment: Experiment, version: str | None = None) -> list[dict]:
     """[{"strategy", "measure", "x" (the bin's mean), "mean" (support 0..9), "n"}], bins of tenths."""
-    return _cached(experiment, "power-support", lambda: _make_power_support(experiment), version)
+    return experiment_results_cached(experiment, "power-support", lambda: _make_power_support(experiment), version)
 
 
 def _make_power_support(experiment: Experiment) -> list[dict]:
@@ -91,7 +91,7 @@ class Sweep:
 
 
 def rule_sweep(*, experiment: Experiment, version: str | None = None) -> Sweep:
-    return _cached(experiment, "rule-sweep", lambda: _make_rule_sweep(experiment), version)
+    return experiment_results_cached(experiment, "rule-sweep", lambda: _make_rule_sweep(experiment), version)
 
 
 @lru_cache(maxsize=65536)

@@ -119,7 +119,7 @@ def results_version(*, experiment: Experiment) -> str:
     return f"{experiment.pk}:{created}:{done['n']}:{last}"
 
 
-def _cached(experiment: Experiment, part: str, build, version: str | None = None):
+def experiment_results_cached(experiment: Experiment, part: str, build, version: str | None = None):
     """`build()`'s value for this version of the experiment's results (results_version, read
     here unless the caller has it), from the cache when made before (the cache pickles, so every
     caller gets its own copy). One entry per experiment and part, holding its version: a running
@@ -250,7 +250,7 @@ def _make_aggregates(experiment: Experiment) -> dict[str, dict[tuple, Cell]]:
 
 
 def _aggregates(experiment: Experiment, version: str | None) -> dict[str, dict[tuple, Cell]]:
-    return _cached(experiment, "aggregates", lambda: _make_aggregates(experiment), version)
+    return experiment_results_cached(experiment, "aggregates", lambda: _make_aggregates(experiment), version)
 
 
 @dataclass
@@ -321,7 +321,7 @@ class GroupViews:
 
 def group_views(*, experiment: Experiment, version: str | None = None) -> GroupViews:
     """The dominant-group views (see _make_group_views), cached as the aggregates are."""
-    return _cached(experiment, "groups", lambda: _make_group_views(experiment), version)
+    return experiment_results_cached(experiment, "groups", lambda: _make_group_views(experiment), version)
 
 
 def _make_group_views(experiment: Experiment) -> GroupViews:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from deliberation.engine.scenario import Outcome
+from deliberation.engine.outcome import Outcome
 
 # Seat shares in tenths make float sums such as 0.7*5 + 0.3*5 land a hair off 5.0; a tie with
 # the threshold is a pass, as in the exact arithmetic of the rules.

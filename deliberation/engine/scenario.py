@@ -1,8 +1,10 @@
-"""Plain data: what a run is about (Scenario) and how it ended (Outcome)."""
+"""Plain data: what a run is about (Scenario); how it ended is engine/outcome.py."""
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from deliberation.engine.goals import GOALS
 
 SEAT_SUM_TOLERANCE = 1e-6
 
@@ -44,8 +46,6 @@ class Scenario:
     veto_group: str | None = None
 
     def __post_init__(self) -> None:
-        from deliberation.engine.goals import GOALS
-
         codes = [group.code for group in self.groups]
         if len(codes) < 2:
             raise ScenarioError("groups: a scenario needs at least two groups")
@@ -81,41 +81,3 @@ class Scenario:
         """Groups from the largest to the smallest; ties keep the scenario's order."""
         order = {code: index for index, code in enumerate(self.codes)}
         return tuple(sorted(self.groups, key=lambda g: (-self.seats[g.code], order[g.code])))
-
-
-@dataclass(frozen=True)
-class Outcome:
-    scores: Mapping[str, int]  # group code -> support 0..9
-    seats: Mapping[str, float]
-    weighted_total: float  # u = sum of seat share x score
-    goals: Mapping[str, bool | float]  # every goal's pass (voting goals) or score (welfare goals)
-    goal: str  # the scenario's own goal
-    veto_group: str | None = None
-    fallbacks: tuple[str, ...] = field(default=())  # groups whose score is the judge's fallback
-
-    @property
-    def result(self) -> bool | float:
-        return self.goals[self.goal]
-
-    def as_dict(self) -> dict:
-        return {
-            "scores": dict(self.scores),
-            "seats": dict(self.seats),
-            "weighted_total": self.weighted_total,
-            "goals": dict(self.goals),
-            "goal": self.goal,
-            "veto_group": self.veto_group,
-            "fallbacks": list(self.fallbacks),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "Outcome":
-        return cls(
-            scores=dict(data["scores"]),
-            seats=dict(data["seats"]),
-            weighted_total=data["weighted_total"],
-            goals=dict(data["goals"]),
-            goal=data["goal"],
-            veto_group=data.get("veto_group"),
-            fallbacks=tuple(data.get("fallbacks", ())),
-        )

@@ -31,6 +31,7 @@ from deliberation.records.models import (
     Stance,
     Topic,
 )
+from worker.enqueue import task_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -424,15 +425,11 @@ def record_upload_start(*, upload: RecordUpload, skip_problems: bool = False) ->
 
 
 def _enqueue_check(upload_id: int) -> None:
-    from worker.tasks import record_upload_check_task
-
-    record_upload_check_task.apply_async(kwargs={"upload_id": upload_id})
+    task_enqueue("deliberation.records.tasks.record_upload_check_task", upload_id=upload_id)
 
 
 def _enqueue_upload(upload_id: int) -> None:
-    from worker.tasks import record_upload_import_task
-
-    record_upload_import_task.apply_async(kwargs={"upload_id": upload_id})
+    task_enqueue("deliberation.records.tasks.record_upload_import_task", upload_id=upload_id)
 
 
 def upload_progress_key(upload_id: int) -> str:

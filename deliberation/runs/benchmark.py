@@ -16,7 +16,7 @@ from django.db import close_old_connections
 
 from deliberation.engine.goals import GOAL_KEYS, GOALS
 from deliberation.engine.models import ModelError
-from deliberation.engine.scenario import Outcome
+from deliberation.engine.outcome import Outcome
 from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies import RunContext, outcome_of, strategy_named
 from deliberation.engine.strategies.base import model_params_of, usage_totals

@@ -55,6 +55,7 @@ from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import experiment_progress, experiment_steps_by_run
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioConfig
+from worker.enqueue import task_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -311,15 +312,13 @@ def _cell_config(cell: Cell, spec: dict) -> tuple[ScenarioConfig, BenchmarkTask 
 
 
 def _enqueue_run(run_id: int) -> None:
-    from deliberation.runs.services import _enqueue
+    from deliberation.runs import services
 
-    _enqueue(run_id)
+    services.run_enqueue(run_id)  # looked up at call time: tests replace it
 
 
 def _enqueue_advance(experiment_id: int) -> None:
-    from worker.tasks import experiment_advance_task
-
-    experiment_advance_task.apply_async(kwargs={"experiment_id": experiment_id}, queue="runs")
+    task_enqueue("deliberation.runs.tasks.experiment_advance_task", experiment_id=experiment_id, queue="runs")
 
 
 def experiment_advance(*, experiment_id: int) -> list[int]:

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 
 from django.db import connections, models, router
 
-# Set by a run while it steps (runs.services._run_steps): called by the completion cache just
+# Set by a run while it steps (runs.services.run_play): called by the completion cache just
 # before a call that the cache cannot answer, so that the run writes the events it holds first.
 before_uncached_call: ContextVar[Callable[[], None] | None] = ContextVar("before_uncached_call", default=None)
 

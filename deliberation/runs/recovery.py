@@ -19,20 +19,12 @@ from django.utils import timezone
 
 from deliberation.runs import services
 from deliberation.runs.models import Run
-
-WORKER_LOST = "worker_lost"
+from deliberation.runs.services import WORKER_LOST, run_resumed_after_worker_lost
 
 
 def runs_heartbeat(*, run_ids: list[int]) -> int:
     """Stamp the runs a worker process is advancing (one statement for all of them)."""
     return Run.objects.filter(pk__in=run_ids, status=Run.Status.RUNNING).update(heartbeat_at=timezone.now())
-
-
-def run_resumed_after_worker_lost(*, run: Run, attempt: int) -> None:
-    """The event the run page shows: "resuming after a worker was lost"."""
-    services._append_service_event(
-        run=run, type="control", data={"action": "resumed", "reason": WORKER_LOST, "attempt": attempt}
-    )
 
 
 def runs_reclaim_lost(*, lost_after_s: float) -> list[int]:
@@ -59,6 +51,6 @@ def runs_reclaim_lost(*, lost_after_s: float) -> list[int]:
                 continue
             run = Run.objects.get(pk=run_id)
             run_resumed_after_worker_lost(run=run, attempt=run.attempts + 1)
-            transaction.on_commit(lambda run_id=run_id: services._enqueue(run_id))
+            transaction.on_commit(lambda run_id=run_id: services.run_enqueue(run_id))
         reclaimed.append(run_id)
     return reclaimed

@@ -35,6 +35,7 @@ from deliberation.runs.models import CachedCompletion, Experiment, Run, RunEvent
 from deliberation.runs.selectors import uncached_steps
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioConfig, engine_scenario
+from worker.enqueue import task_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +66,12 @@ def run_queue(model: str) -> str:
     return settings.HEMICYCLE_LOCAL_MODEL_QUEUE if model.startswith("local:") else "runs"
 
 
-def _enqueue(run_id: int) -> None:
-    from worker.tasks import run_advance_task
-
+def run_enqueue(run_id: int) -> None:
+    """Put the run's task on its model's queue (call it after commit: the worker must see the run)."""
     with _created_models_lock:
         model = _created_models.pop(run_id, None)
     model = model or Run.objects.values_list("model", flat=True).get(pk=run_id)
-    run_advance_task.apply_async(kwargs={"run_id": run_id}, queue=run_queue(model))
+    task_enqueue("deliberation.runs.tasks.run_advance_task", run_id=run_id, queue=run_queue(model))
 
 
 # The model of each run this process created and has not enqueued yet: run_create knows it, so the
@@ -111,7 +111,7 @@ def run_create(
                 while len(_created_models) >= CREATED_MODELS_KEPT:
                     del _created_models[next(iter(_created_models))]
                 _created_models[run.pk] = run.model
-            transaction.on_commit(partial(_enqueue, run.pk))
+            transaction.on_commit(partial(run_enqueue, run.pk))
     return run
 
 
@@ -182,9 +182,21 @@ def _stored_events(run: Run) -> list[Event]:
     ]
 
 
-def _append_service_event(*, run: Run, type: str, data: dict) -> RunEvent:
+def event_append_next(*, run: Run, type: str, data: dict) -> RunEvent:
+    """Append an event of the services (control, error) after the run's last stored event."""
     last = run.events.order_by("-seq").values_list("seq", flat=True).first() or 0
     return event_append(run=run, event={"seq": last + 1, "type": type, "data": data})
+
+
+# The reason of the "resumed" control event of a run whose worker was lost (runs.recovery).
+WORKER_LOST = "worker_lost"
+
+
+def run_resumed_after_worker_lost(*, run: Run, attempt: int) -> None:
+    """The event the run page shows: "resuming after a worker was lost"."""
+    event_append_next(
+        run=run, type="control", data={"action": "resumed", "reason": WORKER_LOST, "attempt": attempt}
+    )
 
 
 def _status(run_id: int) -> str:
@@ -215,34 +227,8 @@ def run_finish(*, run: Run, events: list[Event]) -> None:
 
 
 def run_fail(*, run: Run, reason: str) -> None:
-    _append_service_event(run=run, type="error", data={"message": reason, "attempt": run.attempts, "final": True})
+    event_append_next(run=run, type="error", data={"message": reason, "attempt": run.attempts, "final": True})
     Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error=reason, finished_at=timezone.now())
-
-
-# A task whose run the cache answered alone plays the next run its experiment starts itself, up to
-# this many runs in all: a cached run takes milliseconds, less than the broker hop and the task of
-# its own it had (bench/bench_experiment_throughput.py). The first run that calls the model ends
-# the chain, so runs that wait on a model still spread over the workers through the queue.
-CACHED_RUNS_PER_TASK = 100
-
-
-def run_advance(*, run_id: int) -> None:
-    """Step the run's strategy from its last stored event to the end, a pause or a stop; a run
-    of an experiment that has settled lets the experiment start its next runs (and, when the
-    cache answered the run alone, plays the next of them here: CACHED_RUNS_PER_TASK)."""
-    from deliberation.runs.experiments import experiment_run_settled
-
-    for played in range(1, CACHED_RUNS_PER_TASK + 1):
-        queue = None
-        try:
-            queue = _run_steps(run_id=run_id)
-        finally:
-            next_run = experiment_run_settled(
-                run_id=run_id, play_next_on=queue if played < CACHED_RUNS_PER_TASK else None
-            )
-        if next_run is None:
-            return
-        run_id = next_run
 
 
 _example_pools: dict[tuple, tuple] = {}
@@ -314,8 +300,8 @@ def _cause(error: Exception) -> str:
     return message if isinstance(error, (ModelError, ModelRefused)) else f"{type(error).__name__}: {message}"
 
 
-def _run_steps(*, run_id: int) -> str | None:
-    """Play the run; returns its queue when it finished with every model step from the cache."""
+def run_play(*, run_id: int) -> str | None:
+    """Play the run (run_advance's step, runs.advance); returns its queue when it finished with every model step from the cache."""
     # Every task attempt counts, whatever it finds; the count goes up with the statement that
     # starts the run.
     run = (
@@ -347,11 +333,9 @@ def _run_steps(*, run_id: int) -> str | None:
         return
     stored = _stored_events(run) if run.has_events else []
     if stored and stored[-1]["type"] == "control" and stored[-1]["data"]["action"] == "paused":
-        _append_service_event(run=run, type="control", data={"action": "resumed", "by": run.owner.get_username()})
+        event_append_next(run=run, type="control", data={"action": "resumed", "by": run.owner.get_username()})
         stored = _stored_events(run)
     elif stored and run.status == Run.Status.RUNNING:  # the task before this one died with its worker
-        from deliberation.runs.recovery import run_resumed_after_worker_lost
-
         run_resumed_after_worker_lost(run=run, attempt=run.attempts)
         stored = _stored_events(run)
     stored_seqs = {event["seq"] for event in stored}
@@ -404,7 +388,7 @@ def _run_steps(*, run_id: int) -> str | None:
             write()
     except _Halted as halted:
         action = "paused" if halted.status == Run.Status.PAUSED else "stopped"
-        _append_service_event(run=run, type="control", data={"action": action, "by": run.owner.get_username()})
+        event_append_next(run=run, type="control", data={"action": action, "by": run.owner.get_username()})
         return
     except Exception as error:  # a model that keeps failing, or a bug: both end the run visibly
         if isinstance(error, ModelError):
@@ -415,7 +399,7 @@ def _run_steps(*, run_id: int) -> str | None:
         if pending:  # the steps before the failure, so that the error follows them
             write()
         final = run.attempts >= max_attempts
-        _append_service_event(run=run, type="error", data={"message": message, "attempt": run.attempts, "final": final})
+        event_append_next(run=run, type="error", data={"message": message, "attempt": run.attempts, "final": final})
         if final:
             Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error=message, finished_at=timezone.now())
             return
@@ -444,7 +428,7 @@ def run_resume(*, run: Run, user: AbstractBaseUser) -> None:
     with transaction.atomic():
         if Run.objects.filter(pk=run.pk, status=Run.Status.PAUSED).update(status=Run.Status.QUEUED, attempts=0) == 0:
             raise RunControlError(f"a {run.status} run cannot be resumed")
-        transaction.on_commit(partial(_enqueue, run.pk))
+        transaction.on_commit(partial(run_enqueue, run.pk))
 
 
 def run_stop(*, run: Run, user: AbstractBaseUser) -> None:
@@ -457,7 +441,7 @@ def run_stop(*, run: Run, user: AbstractBaseUser) -> None:
     if previous in {Run.Status.PAUSED, Run.Status.QUEUED}:
         # No task is advancing a paused or queued run (one that starts now sees STOPPED and
         # returns), so the stop is written here.
-        _append_service_event(run=run, type="control", data={"action": "stopped", "by": user.get_username()})
+        event_append_next(run=run, type="control", data={"action": "stopped", "by": user.get_username()})
 
 
 @transaction.atomic
@@ -490,7 +474,7 @@ def runs_requeue_stuck(*, idle_seconds: float) -> list[int]:
     )
     run_ids = list(stuck)
     for run_id in run_ids:
-        _enqueue(run_id)
+        run_enqueue(run_id)
     return run_ids
 
 

@@ -11,6 +11,7 @@ from deliberation.engine.power import power_of
 from deliberation.engine.rules import tally_rules
 from deliberation.records.models import PartyGroup, Record, RecordSet
 from deliberation.runs import services
+from deliberation.runs.advance import run_advance
 from deliberation.runs.models import Run
 from deliberation.runs.services import run_create
 from tests.e2e.test_live_run import RECORD_TITLE, SAMPLE_SET, sample_records, sign_up  # noqa: F401 - a fixture
@@ -60,11 +61,11 @@ def test_the_builder_shows_voting_power_beside_the_seats(page: Page, sample_reco
 @pytest.fixture
 def finished_run(sample_records: RecordSet, monkeypatch) -> Run:  # noqa: F811 - the fixture imported above
     """A run of the sample record played in this process on the scripted model, shared by link."""
-    monkeypatch.setattr(services, "_enqueue", lambda run_id: None)  # no worker: it is played right here
+    monkeypatch.setattr(services, "run_enqueue", lambda run_id: None)  # no worker: it is played right here
     record = Record.objects.get(record_set__name=SAMPLE_SET, title__startswith=RECORD_TITLE)
     owner = User.objects.create_user("owner", password="an-owner-password-7")
     run = run_create(owner=owner, config=scenario_config(record), visibility=Run.Visibility.LINK)
-    services.run_advance(run_id=run.pk)
+    run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.FINISHED
     return run

@@ -143,7 +143,7 @@ def test_the_beat_sweep_task_revives_a_run_whose_task_was_lost(celery_worker, ce
     run = Run.objects.create(owner=owner, **scenario_config(record).model_fields())
     Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1))
 
-    celery_app.send_task("worker.tasks.runs_sweep_task", kwargs={"idle_seconds": 600}, queue="runs")
+    celery_app.send_task("deliberation.runs.tasks.runs_sweep_task", kwargs={"idle_seconds": 600}, queue="runs")
 
     servers.wait_until(lambda: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED,
                        timeout=60, what="the swept run to finish")

@@ -10,7 +10,8 @@ from deliberation.engine.events import SERVICE_EVENT_TYPES, Event, make_event
 from deliberation.engine.goals import GOALS, outcome_from_scores, vote_position
 from deliberation.engine.judges import Judge
 from deliberation.engine.models import ModelClient
-from deliberation.engine.scenario import Outcome, RecordView, Scenario
+from deliberation.engine.outcome import Outcome
+from deliberation.engine.scenario import RecordView, Scenario
 from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies.params import StrategyParams
 

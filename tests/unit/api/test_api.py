@@ -10,6 +10,7 @@ from openapi_spec_validator import validate
 from deliberation.api.models import ApiToken
 from deliberation.api.services import api_token_create, token_hash
 from deliberation.runs import experiments, services
+from deliberation.runs.advance import run_advance
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.services import run_create
 from tests.factories import make_record, make_user, scenario_config
@@ -25,7 +26,7 @@ RUN_BODY = {
 @pytest.fixture
 def enqueued(monkeypatch):
     calls: list[int] = []
-    monkeypatch.setattr(services, "_enqueue", calls.append)
+    monkeypatch.setattr(services, "run_enqueue", calls.append)
     monkeypatch.setattr(experiments, "_enqueue_advance", lambda experiment_id: None)
     return calls
 
@@ -163,7 +164,7 @@ def test_another_users_run_is_not_found_and_its_events_neither(client, token, en
 def test_a_finished_runs_detail_has_its_outcome_and_events_after_a_seq(client, alice, token, enqueued, monkeypatch):
     monkeypatch.setattr(services, "broadcast_events", lambda *, run_id, messages: None)
     run = run_create(owner=alice, config=scenario_config(make_record()))
-    services.run_advance(run_id=run.pk)
+    run_advance(run_id=run.pk)
     detail = client.get(f"/api/v1/runs/{run.pk}", **bearer(token)).json()
     assert detail["status"] == "finished" and set(detail["outcome"]["scores"]) == {"EPP", "SD", "ALDE"}
     events = client.get(f"/api/v1/runs/{run.pk}/events?after=2", **bearer(token)).json()

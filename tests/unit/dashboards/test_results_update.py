@@ -11,7 +11,8 @@ from deliberation.dashboards.selectors import breakdown, group_views, paper_tabl
 from deliberation.runs import services
 from deliberation.runs.group_scores import group_scores_backfill, group_scores_write
 from deliberation.runs.models import Run, RunGroupScore
-from deliberation.runs.services import run_advance, run_create
+from deliberation.runs.advance import run_advance
+from deliberation.runs.services import run_create
 from tests.factories import make_record, make_user, scenario_config
 
 
@@ -88,7 +89,7 @@ def test_backfill_writes_the_rows_of_finished_runs_that_lack_them_once(made):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_run_finished_by_the_service_writes_its_group_scores(monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda run_id: None)
+    monkeypatch.setattr(services, "run_enqueue", lambda run_id: None)
     monkeypatch.setattr(services, "broadcast_events", lambda **kwargs: None)
     run = run_create(owner=make_user(), config=scenario_config(make_record(), strategy="greedy"))
     run_advance(run_id=run.pk)

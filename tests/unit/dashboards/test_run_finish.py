@@ -4,7 +4,8 @@ import pytest
 
 from deliberation.runs import services
 from deliberation.runs.models import Run
-from deliberation.runs.services import outcome_goal_value, run_advance, run_create
+from deliberation.runs.advance import run_advance
+from deliberation.runs.services import outcome_goal_value, run_create
 from tests.factories import make_record, make_user, scenario_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.mark.parametrize("goal", ["simple_majority", "rawlsian"])
 def test_a_finished_run_stores_its_goal_value_and_largest_share(monkeypatch, goal):
-    monkeypatch.setattr(services, "_enqueue", lambda run_id: None)
+    monkeypatch.setattr(services, "run_enqueue", lambda run_id: None)
     monkeypatch.setattr(services, "broadcast_events", lambda **kwargs: None)
     run = run_create(owner=make_user(), config=scenario_config(make_record(), goal=goal, strategy="greedy"))
     run_advance(run_id=run.pk)

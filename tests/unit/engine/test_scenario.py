@@ -3,7 +3,8 @@
 import pytest
 
 from deliberation.engine.goals import outcome_from_scores
-from deliberation.engine.scenario import Outcome, Scenario, ScenarioError
+from deliberation.engine.outcome import Outcome
+from deliberation.engine.scenario import Scenario, ScenarioError
 
 
 def test_valid_scenario_keeps_its_groups_in_order(make_scenario):

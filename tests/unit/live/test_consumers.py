@@ -15,7 +15,8 @@ from channels.testing import WebsocketCommunicator
 from deliberation.live.routing import websocket_application
 from deliberation.runs import services
 from deliberation.runs.models import Run
-from deliberation.runs.services import event_append, run_advance, run_create
+from deliberation.runs.advance import run_advance
+from deliberation.runs.services import event_append, run_create
 from tests.factories import make_record, make_user, scenario_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,7 +26,7 @@ ORIGIN = (b"origin", b"http://127.0.0.1")
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda run_id: None)
+    monkeypatch.setattr(services, "run_enqueue", lambda run_id: None)
 
 
 def new_run(owner=None, **overrides) -> Run:

@@ -29,7 +29,7 @@ from deliberation.records.models import (
 )
 from deliberation.records.services import records_import
 from tests.unit.records.builders import stance, task_record, topic_record, write_json
-from worker.tasks import record_upload_check_task, record_upload_import_task
+from deliberation.records.tasks import record_upload_check_task, record_upload_import_task
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,8 @@ from deliberation.registry.models import UserBudget
 from deliberation.runs import experiments, services
 from deliberation.runs.experiments import experiment_advance, experiment_create, experiment_start
 from deliberation.runs.models import Experiment, Run
-from deliberation.runs.services import run_advance, run_create
+from deliberation.runs.advance import run_advance
+from deliberation.runs.services import run_create
 from deliberation.scenarios.models import SavedScenario
 from tests.factories import make_record, make_user, sample_record_set, scenario_config
 
@@ -28,7 +29,7 @@ PARLIAMENT_STEPS = 11
 def queued(monkeypatch):
     runs: list[int] = []
     advances: list[int] = []
-    monkeypatch.setattr(services, "_enqueue", runs.append)
+    monkeypatch.setattr(services, "run_enqueue", runs.append)
     monkeypatch.setattr(experiments, "_enqueue_advance", advances.append)
     return SimpleNamespace(runs=runs, advances=advances)
 

@@ -7,7 +7,7 @@ from deliberation.runs import services
 def enqueued(monkeypatch) -> list[int]:
     """The run ids the services enqueue (after commit), instead of Celery tasks."""
     calls: list[int] = []
-    monkeypatch.setattr(services, "_enqueue", calls.append)
+    monkeypatch.setattr(services, "run_enqueue", calls.append)
     return calls
 
 

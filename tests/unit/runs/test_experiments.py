@@ -11,7 +11,7 @@ from django.urls import reverse
 from deliberation.engine.strategies import run_cost
 from deliberation.live.routing import websocket_application
 from deliberation.records.models import BenchmarkTask
-from deliberation.runs import experiments, services
+from deliberation.runs import advance, experiments, services
 from deliberation.runs.experiments import (
     ExperimentError,
     experiment_advance,
@@ -25,7 +25,7 @@ from deliberation.runs.experiments import (
 )
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import experiment_progress
-from deliberation.runs.services import run_advance
+from deliberation.runs.advance import run_advance
 from tests.factories import make_user, sample_record_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,8 +48,8 @@ class Queues:
         self.max_in_flight = 0
         self.tasks = 0
         # One run per task, as the counts below assume; the test of cached chains sets it back.
-        monkeypatch.setattr(services, "CACHED_RUNS_PER_TASK", 1)
-        monkeypatch.setattr(services, "_enqueue", self.runs.append)
+        monkeypatch.setattr(advance, "CACHED_RUNS_PER_TASK", 1)
+        monkeypatch.setattr(services, "run_enqueue", self.runs.append)
         monkeypatch.setattr(experiments, "_enqueue_advance", self.advances.append)
 
     def in_flight(self, experiment: Experiment) -> int:
@@ -341,7 +341,7 @@ def test_a_task_whose_run_the_cache_answered_plays_the_next_runs_itself(sample_s
     queues.play(first)
     assert queues.tasks == 12  # the first time every run calls the model: a task each
 
-    monkeypatch.setattr(services, "CACHED_RUNS_PER_TASK", 4)
+    monkeypatch.setattr(advance, "CACHED_RUNS_PER_TASK", 4)
     queues.tasks = 0
     model_calls.clear()
     again = grid(owner, name="again", strategies=["one-shot"])

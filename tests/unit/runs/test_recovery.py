@@ -9,9 +9,10 @@ from django.utils import timezone
 from deliberation.engine.events import SERVICE_EVENT_TYPES
 from deliberation.runs import services
 from deliberation.runs.models import Run, RunEvent
-from deliberation.runs.recovery import WORKER_LOST, runs_heartbeat, runs_reclaim_lost
+from deliberation.runs.recovery import runs_heartbeat, runs_reclaim_lost
 from deliberation.runs.selectors import run_transcript
-from deliberation.runs.services import run_advance, run_create
+from deliberation.runs.advance import run_advance
+from deliberation.runs.services import WORKER_LOST, run_create
 from tests.factories import make_record, make_user, scenario_config
 from worker import heartbeat
 
@@ -106,13 +107,13 @@ def test_the_task_stamps_the_run_when_it_takes_it_and_the_heartbeat_stamps_runni
 
 def test_a_worker_process_holds_each_run_while_a_task_advances_it(settings):
     settings.HEMICYCLE_RUN_HEARTBEAT_S = 3600  # the thread starts, and sleeps through the test
-    with heartbeat.run_heartbeat(run_id=41):
-        with heartbeat.run_heartbeat(run_id=41):  # a duplicate task of the same run
+    with heartbeat.run_heartbeat(run_id=41, stamp=runs_heartbeat):
+        with heartbeat.run_heartbeat(run_id=41, stamp=runs_heartbeat):  # a duplicate task of the same run
             assert heartbeat.runs_held() == [41]
         assert heartbeat.runs_held() == [41]
     assert heartbeat.runs_held() == []
     settings.HEMICYCLE_RUN_HEARTBEAT_S = 0  # the embedded worker: no thread, nothing held
-    with heartbeat.run_heartbeat(run_id=42):
+    with heartbeat.run_heartbeat(run_id=42, stamp=runs_heartbeat):
         assert heartbeat.runs_held() == []
 
 

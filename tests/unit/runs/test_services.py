@@ -4,13 +4,13 @@ from django.db import transaction
 from deliberation.engine.events import EventInvalid
 from deliberation.engine.models import ModelError, Params
 from deliberation.runs import services
+from deliberation.runs.advance import run_advance
 from deliberation.runs.models import CachedCompletion, Run
 from deliberation.runs.selectors import run_transcript
 from deliberation.runs.services import (
     RunControlError,
     RunRetry,
     event_append,
-    run_advance,
     run_create,
     run_pause,
     run_resume,

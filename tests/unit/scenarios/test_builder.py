@@ -21,7 +21,7 @@ def signed_in(client):
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda run_id: None)
+    monkeypatch.setattr(services, "run_enqueue", lambda run_id: None)
 
 
 def builder_post(client, record, **fields):
