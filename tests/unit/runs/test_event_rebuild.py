@@ -11,12 +11,12 @@ from deliberation.engine.run_state import run_state
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.engine.strategies.base import judge_seed
 from deliberation.runs import services
+from deliberation.runs.advance import run_advance
 from deliberation.runs.models import CachedCompletion, Run, RunGroupScore
 from deliberation.runs.selectors import uncached_steps
 from deliberation.runs.services import (
     RunRetry,
     outcome_goal_value,
-    run_advance,
     run_create,
     run_pause,
     run_resume,
