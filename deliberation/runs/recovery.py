@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from deliberation.runs import services
 from deliberation.runs.models import Run
-from deliberation.runs.services import WORKER_LOST, run_resumed_after_worker_lost
+from deliberation.runs.services import run_resumed_after_worker_lost
 
 
 def runs_heartbeat(*, run_ids: list[int]) -> int:

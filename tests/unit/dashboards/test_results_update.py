@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from deliberation.dashboards.selectors import breakdown, group_views, paper_tables, results_version
 from deliberation.runs import services
+from deliberation.runs.advance import run_advance
 from deliberation.runs.group_scores import group_scores_backfill, group_scores_write
 from deliberation.runs.models import Run, RunGroupScore
-from deliberation.runs.advance import run_advance
 from deliberation.runs.services import run_create
 from tests.factories import make_record, make_user, scenario_config
 

@@ -3,8 +3,8 @@
 import pytest
 
 from deliberation.runs import services
-from deliberation.runs.models import Run
 from deliberation.runs.advance import run_advance
+from deliberation.runs.models import Run
 from deliberation.runs.services import outcome_goal_value, run_create
 from tests.factories import make_record, make_user, scenario_config
 

@@ -14,8 +14,8 @@ from channels.testing import WebsocketCommunicator
 
 from deliberation.live.routing import websocket_application
 from deliberation.runs import services
-from deliberation.runs.models import Run
 from deliberation.runs.advance import run_advance
+from deliberation.runs.models import Run
 from deliberation.runs.services import event_append, run_create
 from tests.factories import make_record, make_user, scenario_config
 

@@ -28,8 +28,8 @@ from deliberation.records.models import (
     Topic,
 )
 from deliberation.records.services import records_import
-from tests.unit.records.builders import stance, task_record, topic_record, write_json
 from deliberation.records.tasks import record_upload_check_task, record_upload_import_task
+from tests.unit.records.builders import stance, task_record, topic_record, write_json
 
 pytestmark = pytest.mark.django_db
 

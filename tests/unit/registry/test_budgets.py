@@ -10,9 +10,9 @@ from deliberation.api.services import api_token_create
 from deliberation.registry.budgets import BudgetExceeded, budget_for, spending_for
 from deliberation.registry.models import UserBudget
 from deliberation.runs import experiments, services
+from deliberation.runs.advance import run_advance
 from deliberation.runs.experiments import experiment_advance, experiment_create, experiment_start
 from deliberation.runs.models import Experiment, Run
-from deliberation.runs.advance import run_advance
 from deliberation.runs.services import run_create
 from deliberation.scenarios.models import SavedScenario
 from tests.factories import make_record, make_user, sample_record_set, scenario_config

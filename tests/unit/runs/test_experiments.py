@@ -12,6 +12,7 @@ from deliberation.engine.strategies import run_cost
 from deliberation.live.routing import websocket_application
 from deliberation.records.models import BenchmarkTask
 from deliberation.runs import advance, experiments, services
+from deliberation.runs.advance import run_advance
 from deliberation.runs.experiments import (
     ExperimentError,
     experiment_advance,
@@ -25,7 +26,6 @@ from deliberation.runs.experiments import (
 )
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import experiment_progress
-from deliberation.runs.advance import run_advance
 from tests.factories import make_user, sample_record_set
 
 pytestmark = pytest.mark.django_db(transaction=True)

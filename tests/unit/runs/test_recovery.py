@@ -8,10 +8,10 @@ from django.utils import timezone
 
 from deliberation.engine.events import SERVICE_EVENT_TYPES
 from deliberation.runs import services
+from deliberation.runs.advance import run_advance
 from deliberation.runs.models import Run, RunEvent
 from deliberation.runs.recovery import runs_heartbeat, runs_reclaim_lost
 from deliberation.runs.selectors import run_transcript
-from deliberation.runs.advance import run_advance
 from deliberation.runs.services import WORKER_LOST, run_create
 from tests.factories import make_record, make_user, scenario_config
 from worker import heartbeat
