@@ -2,32 +2,39 @@
 
 As in the paper, each (task, goal) pair is its own drafting run; the table reports pass rates for
 the three voting goals and mean scores for the Rawlsian and utilitarian goals, per party count.
+
+The runs are an experiment's, played the one way many runs are played (runs/play.py: the
+experiment's top-ups start them, the run tasks play them through run_advance; with no broker this
+process is the worker). So an evaluation is stored like any experiment: its runs can be opened,
+exported and compared on the dashboards, and its cells share the completion cache with
+experiments over the same tasks and seeds.
 """
 
 import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
-from django.db import close_old_connections
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from deliberation.engine.goals import GOAL_KEYS, GOALS
-from deliberation.engine.models import ModelError
-from deliberation.engine.outcome import Outcome
-from deliberation.engine.seeding import seed_for
-from deliberation.engine.strategies import RunContext, outcome_of, strategy_named
-from deliberation.engine.strategies.base import model_params_of, usage_totals
-from deliberation.records.models import BenchmarkTask
-from deliberation.records.selectors import (
-    benchmark_task_list,
-    example_pool,
-    record_set_get,
-    task_scenario,
-)
-from deliberation.runs.clients import drafting_client, judge_for
+from deliberation.engine.strategies import strategy_named
+from deliberation.engine.strategies.base import usage_totals
+from deliberation.runs.experiments import ExperimentError, experiment_create
+from deliberation.runs.models import Experiment, Run, RunEvent
+from deliberation.runs.play import experiment_play
+
+# The owner of the evaluations' experiments: staff, as the operator's shell is, so that a backend
+# model string outside the registry is accepted (checked as the registry checks its entries); it
+# has no usable password, so nobody signs in as it.
+EVALUATE_OWNER = "evaluate"
+USAGE_CHUNK = 2000  # events read at a time for the usage totals
 
 
 class BenchmarkError(ValueError):
@@ -41,6 +48,7 @@ class BenchmarkResult:
     failures: list[str] = field(default_factory=list)
     usage: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    experiment: str = ""  # the name of the experiment holding the runs
 
     def render(self) -> str:
         counts = list(self.table)
@@ -61,7 +69,15 @@ class BenchmarkResult:
         return "\n".join(lines)
 
 
-def benchmark_evaluate(
+def benchmark_owner() -> AbstractBaseUser:
+    user, created = get_user_model().objects.get_or_create(username=EVALUATE_OWNER, defaults={"is_staff": True})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+def benchmark_experiment_create(
     *,
     record_set: str,
     party_counts: Sequence[int],
@@ -74,89 +90,52 @@ def benchmark_evaluate(
     limit: int | None = None,
     seed: int = 0,
     params: Mapping[str, Any] | None = None,
-    concurrency: int = 1,
-    progress: Callable[[int], None] | None = None,
-    on_total: Callable[[int], None] | None = None,
-) -> BenchmarkResult:
-    started = time.perf_counter()
+) -> Experiment:
+    """The evaluation as an experiment (a draft): the record set's tasks (`limit` per party count)
+    times the goals, for one strategy, model, judge and seed."""
     unknown = [goal for goal in goals if goal not in GOALS]
     if unknown:
         raise BenchmarkError(f"unknown goal(s) {', '.join(unknown)}; choose from {', '.join(GOAL_KEYS)} or all")
     try:
-        chosen = strategy_named(strategy)
+        strategy_named(strategy)
     except ValueError as error:
         raise BenchmarkError(str(error)) from None
     if judge == "real-votes" and strategy != "real-resolution":
         raise BenchmarkError(
             "the real-votes judge only scores the adopted resolution: use --strategy real-resolution"
         )
-    the_set = record_set_get(name=record_set)
-    # The command checked the names (a registry model, or a raw backend string it validated).
-    params = dict(params or {})
     try:
-        drafter = drafting_client(model, allow_raw=True) if chosen.needs_model else None
-        models = {param: drafting_client(str(params[param]), allow_raw=True)
-                  for param in model_params_of(chosen) if params.get(param)}
-        the_judge = judge_for(judge, model=judge_model or model, allow_raw=True)
-    except (ModelError, ValueError) as error:
+        return experiment_create(
+            owner=benchmark_owner(),
+            name=f"evaluate {strategy} on {record_set} at {timezone.now().isoformat(timespec='microseconds')}",
+            record_set=record_set, topic=topic, parties=party_counts, limit=limit, goals=goals,
+            strategies=[strategy], models=[model], judges=[judge], judge_model=judge_model or "", seeds=[seed],
+            params={strategy: dict(params or {})}, allow_raw_models=True,
+        )
+    except ExperimentError as error:
         raise BenchmarkError(str(error)) from None
-    examples = example_pool(record_set=the_set) if strategy == "one-shot" else []
 
-    tasks = benchmark_task_list(
-        record_set=the_set, party_counts=party_counts, topic=topic, limit=limit
-    )
-    jobs = [(task, goal) for task in tasks for goal in goals]
-    if on_total:
-        on_total(len(jobs))
 
-    def play(job: tuple[BenchmarkTask, str]) -> tuple[BenchmarkTask, str, Outcome | None, dict, str]:
-        task, goal = job
-        try:
-            scenario = task_scenario(task, goal=goal)
-            context = RunContext(
-                model=drafter,
-                judge=the_judge,
-                seed=seed_for(seed, task.content_hash),
-                params=params,
-                models=models,
-                examples=examples,
-            )
-            events = list(chosen.run(scenario, context))
-            return task, goal, outcome_of(events), usage_totals(events), ""
-        except (ModelError, ValueError) as error:
-            return task, goal, None, {}, f"task {task.pk} ({goal}): {error}"
-        finally:
-            if concurrency > 1:
-                close_old_connections()
-
+def benchmark_table(*, experiment: Experiment, seconds: float = 0.0) -> BenchmarkResult:
+    """The paper's table from an evaluation's runs: per party count, each goal's pass rate or mean
+    score over the finished runs, and the tasks played; failed runs listed with their reason."""
+    spec = experiment.spec
+    goals = spec["goals"]
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     task_ids: dict[str, set[int]] = defaultdict(set)
     failures: list[str] = []
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0, "calls": 0}
-
-    def collect(result) -> None:
-        task, goal, outcome, run_usage, failure = result
-        key = str(task.party_count)
-        task_ids[key].add(task.pk)
-        if failure:
-            failures.append(failure)
-        else:
-            values[key][goal].append(float(outcome.goals[goal]))
-            for name, amount in run_usage.items():
-                usage[name] += amount
-        if progress:
-            progress(1)
-
-    if concurrency > 1:
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            for result in pool.map(play, jobs):
-                collect(result)
-    else:
-        for job in jobs:
-            collect(play(job))
-
+    rows = experiment.runs.order_by("pk").values_list("task_id", "task__party_count", "goal", "status", "outcome", "error")
+    runs = 0
+    for task_id, party_count, goal, status, outcome, error in rows:
+        runs += 1
+        key = str(party_count)
+        task_ids[key].add(task_id)
+        if status != Run.Status.FINISHED:
+            failures.append(f"task {task_id} ({goal}): {error or status}")
+            continue
+        values[key][goal].append(float(outcome["goals"][goal]))
     table: dict[str, dict[str, float | int]] = {}
-    for count in party_counts:
+    for count in spec["source"]["parties"]:
         key = str(count)
         row: dict[str, float | int] = {}
         for goal in goals:
@@ -164,10 +143,36 @@ def benchmark_evaluate(
             row[goal] = round(math.fsum(samples) / len(samples), 4) if samples else None
         row["tasks"] = len(task_ids[key])
         table[key] = row
+    usage = _usage(experiment.runs.filter(status=Run.Status.FINISHED))
     return BenchmarkResult(
-        table=table,
-        runs=len(jobs),
-        failures=failures,
-        usage=usage,
-        seconds=time.perf_counter() - started,
+        table=table, runs=runs, failures=failures, usage=usage, seconds=seconds, experiment=experiment.name
     )
+
+
+def _usage(runs: QuerySet[Run]) -> dict[str, float]:
+    """Tokens, uncached model seconds and model calls (the cache's answers too) over the runs'
+    events, read a chunk at a time."""
+    totals = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0, "calls": 0}
+    events = (
+        {"data": data}
+        for data in RunEvent.objects.filter(run__in=runs, data__has_key="usage")
+        .values_list("data", flat=True)
+        .iterator(chunk_size=USAGE_CHUNK)
+    )
+    while chunk := list(islice(events, USAGE_CHUNK)):
+        for name, amount in usage_totals(chunk).items():
+            totals[name] += amount
+    return totals
+
+
+def benchmark_evaluate(
+    *,
+    play: Callable[[Experiment], dict] = lambda experiment: experiment_play(experiment=experiment),
+    **options: Any,
+) -> BenchmarkResult:
+    """Create the evaluation's experiment (benchmark_experiment_create's options), play it
+    (`play`: runs/play.py's way, or the command's with a progress bar) and read its table."""
+    started = time.perf_counter()
+    experiment = benchmark_experiment_create(**options)
+    play(experiment)
+    return benchmark_table(experiment=experiment, seconds=time.perf_counter() - started)

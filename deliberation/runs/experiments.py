@@ -154,12 +154,17 @@ def tasks_sample(tasks: Sequence[BenchmarkTask], *, size: int, seed: int) -> lis
     return sorted(picked, key=lambda task: (task.party_count, task.pk))
 
 
-def _task_source(*, record_set: str, topic: str | None, parties: Sequence[int], sample: int | None, sample_seed: int) -> dict:
+def _task_source(
+    *, record_set: str, topic: str | None, parties: Sequence[int], limit: int | None, sample: int | None,
+    sample_seed: int,
+) -> dict:
     try:
         the_set = record_set_get(name=record_set)
     except RecordSet.DoesNotExist as error:  # its message names the known sets
         raise ExperimentError(f"record_set: {error}") from None
-    tasks = benchmark_task_list(record_set=the_set, party_counts=parties, topic=topic)
+    if limit is not None and limit < 1:
+        raise ExperimentError("limit: at least one task per party count")
+    tasks = benchmark_task_list(record_set=the_set, party_counts=parties, topic=topic, limit=limit)
     if sample is not None:
         if sample < 1:
             raise ExperimentError("sample: at least one task")
@@ -167,7 +172,7 @@ def _task_source(*, record_set: str, topic: str | None, parties: Sequence[int], 
     if not tasks:
         raise ExperimentError("source: no benchmark task matches the record set, topic and party counts")
     return {
-        "kind": "task", "record_set": record_set, "topic": topic, "parties": list(parties),
+        "kind": "task", "record_set": record_set, "topic": topic, "parties": list(parties), "limit": limit,
         "sample": sample, "sample_seed": sample_seed,
         "ids": [task.pk for task in tasks],
         "party_counts": {str(task.pk): task.party_count for task in tasks},
@@ -200,16 +205,20 @@ def experiment_create(
     record_set: str | None = None,
     topic: str | None = None,
     parties: Sequence[int] = (2, 4, 6),
+    limit: int | None = None,
     sample: int | None = None,
     sample_seed: int = 0,
     scenario_ids: Sequence[int] = (),
     params: dict | None = None,
     call_cap: int | None = None,
+    judge_model: str = "",
     allow_raw_models: bool = False,
 ) -> Experiment:
     """Validate the grid, resolve its sources to ids, and store it with its estimate (a draft).
     Models are registry models the owner may use (`allow_raw_models`: the CLI, where staff may
-    also name a backend string, checked as the registry's are)."""
+    also name a backend string, checked as the registry's are). `limit`: the first N tasks per
+    party count (`sample`: a seeded sample); `judge_model`: the model of the judges that use one
+    (default: each cell's drafting model)."""
     if not name.strip():
         raise ExperimentError("name: give the experiment a name")
     if Experiment.objects.filter(owner=owner, name=name).exists():
@@ -220,6 +229,12 @@ def experiment_create(
     for model in models:
         try:
             model_check(name=model, user=owner, field="models", allow_raw=allow_raw_models)
+        except ModelRefused as error:
+            raise ExperimentError(str(error)) from None
+    judge_model = judge_model.strip()
+    if judge_model:
+        try:
+            model_check(name=judge_model, user=owner, field="judge_model", allow_raw=allow_raw_models)
         except ModelRefused as error:
             raise ExperimentError(str(error)) from None
     judges = _choices("judges", judges, judge_choices())
@@ -242,12 +257,14 @@ def experiment_create(
     if (record_set is None) == (not scenario_ids):
         raise ExperimentError("source: choose either a record set's benchmark tasks or saved scenarios")
     if record_set is not None:
-        source = _task_source(record_set=record_set, topic=topic, parties=parties, sample=sample, sample_seed=sample_seed)
+        source = _task_source(
+            record_set=record_set, topic=topic, parties=parties, limit=limit, sample=sample, sample_seed=sample_seed
+        )
     else:
         source = _scenario_source(owner=owner, scenario_ids=scenario_ids, goals=goals)
     spec = {
         "source": source, "goals": goals, "strategies": strategies, "models": models,
-        "judges": judges, "seeds": seeds, "params": params,
+        "judges": judges, "seeds": seeds, "params": params, "judge_model": judge_model,
     }
     try:
         estimate = experiment_estimate(spec)
@@ -296,7 +313,7 @@ def _cell_config(cell: Cell, spec: dict) -> tuple[ScenarioConfig, BenchmarkTask 
         config = ScenarioConfig(
             record=task.record, groups=tuple(task.groups), seat_structure="custom",
             seats=dict(zip(task.groups, task.seat_weights)), goal=cell.goal, veto_group=task.veto_group,
-            strategy=cell.strategy, model=cell.model, judge=cell.judge, judge_model="",
+            strategy=cell.strategy, model=cell.model, judge=cell.judge, judge_model=spec.get("judge_model", ""),
             # As `manage.py evaluate` seeds a task: the two share the completion cache.
             seed=seed_for(cell.seed, task.content_hash), params=params,
         )
@@ -305,7 +322,7 @@ def _cell_config(cell: Cell, spec: dict) -> tuple[ScenarioConfig, BenchmarkTask 
     config = ScenarioConfig(
         record=scenario.record, groups=tuple(scenario.groups), seat_structure=scenario.seat_structure,
         seats=dict(scenario.seats), goal=cell.goal, veto_group=scenario.veto_group,
-        strategy=cell.strategy, model=cell.model, judge=cell.judge, judge_model="",
+        strategy=cell.strategy, model=cell.model, judge=cell.judge, judge_model=spec.get("judge_model", ""),
         seed=cell.seed, params=params,
     )
     return config, None

@@ -1,23 +1,35 @@
 import json
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from deliberation.records.services import records_import
-from deliberation.runs.benchmark import BenchmarkError, benchmark_evaluate
-from deliberation.runs.models import CachedCompletion
+from deliberation.registry.services import models_sync_from_settings
+from deliberation.runs.benchmark import EVALUATE_OWNER, BenchmarkError, benchmark_evaluate
+from deliberation.runs.models import CachedCompletion, Experiment, Run
+from tests.factories import sample_record_set
 
-pytestmark = pytest.mark.django_db
+# The runs are an experiment's, played by the run tasks: committed, as a worker sees them.
+pytestmark = pytest.mark.django_db(transaction=True)
 
-SAMPLE = Path(__file__).resolve().parents[3] / "fixtures" / "sample_records"
 ALL_GOALS = ["simple_majority", "two_thirds_majority", "veto_power", "rawlsian", "utilitarian"]
+
+
+@pytest.fixture(autouse=True)
+def eager_worker(monkeypatch, settings):
+    """The evaluation plays its experiment as `experiment run --wait` does, with this process as
+    the worker; the unit tests' SQLite cannot take the worker threads' concurrent writes (nor would
+    the stack's broker reach a worker here), so Celery plays each task where it is sent."""
+    from worker import embedded
+    from worker.celery import app
+
+    settings.CELERY_EMBEDDED_WORKER = True
+    monkeypatch.setattr(embedded, "embedded_worker_start", lambda: monkeypatch.setitem(app.conf, "task_always_eager", True))
 
 
 @pytest.fixture
 def sample_set():
-    records_import(paths=[SAMPLE], name="Sample EP issues")
-    return "Sample EP issues"
+    models_sync_from_settings()  # a transactional test's flush empties the registry that migrate filled
+    return sample_record_set("Sample EP issues")
 
 
 def test_oracle_table_scores_every_task_with_real_votes(sample_set):
@@ -27,6 +39,7 @@ def test_oracle_table_scores_every_task_with_real_votes(sample_set):
     )
     assert {k: row["tasks"] for k, row in result.table.items()} == {"2": 13, "4": 13, "6": 11}
     assert result.failures == []
+    assert result.runs == 37 * len(ALL_GOALS)
     for row in result.table.values():
         assert 0 <= row["simple_majority"] <= 1 and 0 <= row["rawlsian"] <= row["utilitarian"] <= 9
 
@@ -66,6 +79,9 @@ def test_evaluate_command_writes_the_papers_table_as_json(sample_set, tmp_path, 
     assert set(table["2"]) == {*ALL_GOALS, "tasks"}
     printed = capsys.readouterr().out
     assert "Two-thirds majority" in printed and "tasks" in printed
+    experiment = Experiment.objects.get(owner__username=EVALUATE_OWNER)
+    assert f"runs stored as experiment {experiment.name!r}" in printed
+    assert experiment.runs.filter(status=Run.Status.FINISHED).count() == (13 + 13) * len(ALL_GOALS)
 
 
 def test_evaluate_command_names_an_unknown_record_set(sample_set):
@@ -160,3 +176,23 @@ def test_a_second_evaluation_of_a_consensus_strategy_makes_no_model_call(sample_
     second = benchmark_evaluate(**options)
     assert second.failures == [] and second.table == first.table and second.usage["calls"] == first.usage["calls"]
     assert CachedCompletion.objects.count() == stored
+
+
+def test_an_evaluation_is_an_experiment_whose_runs_played_through_the_run_tasks(sample_set):
+    result = benchmark_evaluate(record_set=sample_set, party_counts=[2, 4], goals=["simple_majority", "rawlsian"],
+                                strategy="greedy", model="scripted:default", judge="scripted", limit=2, seed=3)
+    experiment = Experiment.objects.get(owner__username=EVALUATE_OWNER)
+    assert experiment.status == Experiment.Status.FINISHED
+    assert experiment.spec["source"]["limit"] == 2 and experiment.spec["seeds"] == [3]
+    runs = list(experiment.runs.all())
+    assert len(runs) == result.runs == 2 * 2 * 2
+    assert {run.status for run in runs} == {Run.Status.FINISHED}
+    assert {run.cell.split("|")[1] for run in runs} == {"simple_majority", "rawlsian"}
+    two = [run for run in runs if run.task.party_count == 2 and run.goal == "rawlsian"]
+    assert result.table["2"]["rawlsian"] == pytest.approx(sum(run.outcome["goals"]["rawlsian"] for run in two) / 2)
+
+
+def test_the_judge_model_reaches_every_run_of_the_evaluation(sample_set):
+    benchmark_evaluate(record_set=sample_set, party_counts=[2], goals=["simple_majority"], strategy="one-shot",
+                       model="scripted:default", judge="llm", judge_model="scripted:slow", limit=1)
+    assert set(Run.objects.values_list("judge_model", flat=True)) == {"scripted:slow"}

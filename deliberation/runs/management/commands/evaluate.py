@@ -1,17 +1,17 @@
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES, strategy_params
 from deliberation.engine.strategies.base import model_params_of
-from deliberation.records.models import RecordSet
 from deliberation.registry.selectors import ModelRefused, model_runnable
-from deliberation.runs.benchmark import BenchmarkError, benchmark_evaluate
+from deliberation.runs.benchmark import EVALUATE_OWNER, BenchmarkError, benchmark_evaluate
 from deliberation.runs.clients import JUDGES
+from deliberation.runs.play import experiment_play_followed
 
 
 def strategy_param(text: str) -> tuple[str, str]:
@@ -23,7 +23,8 @@ def strategy_param(text: str) -> tuple[str, str]:
 
 
 class Command(BaseCommand):
-    help = "Run the PoliCon benchmark over a record set's tasks and print the paper's table."
+    help = ("Run the PoliCon benchmark over a record set's tasks and print the paper's table (the runs are stored "
+            "as an experiment of the 'evaluate' account).")
 
     def add_arguments(self, parser):
         parser.add_argument("--record-set", required=True, help="name of the record set")
@@ -39,7 +40,6 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=strategy_param,
                             help="a strategy parameter (repeatable), e.g. --param rounds=2 --param advisor_model=scripted:default")
-        parser.add_argument("--concurrency", type=int, default=1, help="runs in flight at once (hosted models)")
         parser.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
 
     def handle(self, *args, **options):
@@ -62,7 +62,6 @@ class Command(BaseCommand):
                     model_runnable(name=name)
                 except ModelRefused as error:
                     raise CommandError(f"{what}: {error.message}") from None
-        bar = tqdm(total=0, unit="run", disable=options["verbosity"] == 0)
         try:
             result = benchmark_evaluate(
                 record_set=options["record_set"],
@@ -76,14 +75,10 @@ class Command(BaseCommand):
                 limit=options["limit"],
                 seed=options["seed"],
                 params=params,
-                concurrency=options["concurrency"],
-                progress=bar.update,
-                on_total=lambda total: setattr(bar, "total", total) or bar.refresh(),
+                play=partial(experiment_play_followed, disable=options["verbosity"] == 0),
             )
-        except (BenchmarkError, RecordSet.DoesNotExist) as error:
+        except BenchmarkError as error:
             raise CommandError(str(error)) from None
-        finally:
-            bar.close()
 
         self.stdout.write(result.render())
         usage = result.usage
@@ -96,6 +91,7 @@ class Command(BaseCommand):
             self.stderr.write(f"{len(result.failures)} runs failed:")
             for failure in result.failures[:20]:
                 self.stderr.write(f"  {failure}")
+        self.stdout.write(f"runs stored as experiment {result.experiment!r} (owner {EVALUATE_OWNER!r})")
         if options["out"]:
             options["out"].write_text(json.dumps(result.table, indent=2) + "\n")
             self.stdout.write(f"wrote {options['out']}")

@@ -12,13 +12,11 @@
 """
 
 import json
-import time
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from deliberation.dashboards.exports import FORMATS, experiment_export
 from deliberation.engine.goals import GOAL_KEYS
@@ -32,9 +30,9 @@ from deliberation.runs.experiments import (
     experiment_start,
 )
 from deliberation.runs.models import Experiment
+from deliberation.runs.play import experiment_play_followed, progress_line
 from deliberation.runs.selectors import experiment_get, experiment_progress, experiment_results
 
-POLL_S = 0.2
 DEFAULT_OWNER = "experiments"
 
 
@@ -127,44 +125,16 @@ class Command(BaseCommand):
 
     def handle_run(self, options) -> None:
         experiment = self._experiment(options)
-        embedded = settings.CELERY_EMBEDDED_WORKER
-        if options["wait"] and embedded:
-            # No broker: this process is the worker (the memory broker reaches only its own threads).
-            from worker.embedded import embedded_worker_start
-
-            embedded_worker_start()
+        if options["wait"]:
+            self._write_progress(experiment_play_followed(experiment, disable=options["verbosity"] == 0))
+            return
         started = experiment_start(experiment=experiment, user=experiment.owner)
         self.stdout.write(f"experiment {experiment.name!r} is {experiment.status}; {len(started)} runs started")
-        if not options["wait"]:
-            if embedded:
-                self.stdout.write("no broker is configured: the web process's worker plays it when it starts, or use --wait")
-            return
-        self._follow(experiment, disable=options["verbosity"] == 0)
-
-    def _follow(self, experiment: Experiment, *, disable: bool) -> None:
-        progress = experiment_progress(experiment=experiment)
-        bar = tqdm(total=progress["total"], unit="run", disable=disable)
-        try:
-            while True:
-                experiment.refresh_from_db()
-                progress = experiment_progress(experiment=experiment)
-                bar.n = progress["done"] + progress["failed"]
-                bar.set_postfix(running=progress["running"], failed=progress["failed"], steps=progress["steps_spent"])
-                if experiment.status != Experiment.Status.RUNNING:
-                    break
-                time.sleep(POLL_S)
-        finally:
-            bar.close()
-        self._write_progress(progress)
+        if settings.CELERY_EMBEDDED_WORKER:
+            self.stdout.write("no broker is configured: the web process's worker plays it when it starts, or use --wait")
 
     def _write_progress(self, progress: dict) -> None:
-        cap = f" of a cap of {progress['call_cap']}" if progress["call_cap"] is not None else ""
-        eta = f", about {progress['eta_s']:.0f} s left" if progress["eta_s"] is not None else ""
-        self.stdout.write(
-            f"{progress['name']}: {progress['status']}; {progress['done']} done, {progress['failed']} failed, "
-            f"{progress['running']} running, {progress['remaining']} remaining of {progress['total']}; "
-            f"{progress['steps_spent']} uncached model steps{cap}{eta}"
-        )
+        self.stdout.write(progress_line(progress))
 
     def handle_pause(self, options) -> None:
         experiment = self._experiment(options)
