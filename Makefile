@@ -35,6 +35,7 @@ PIP_INSTALL := $(PIP) install --require-hashes
 help:
 	@echo "make run               set up (venv, migrate, sample data, static) and serve http://$(HOST):$(PORT)"
 	@echo "make test              install what the tests need, then run unit, integration and e2e tests"
+	@echo "make checks            ruff check and missing migrations (the first step of make test)"
 	@echo "make test-unit         unit tests only (SQLite, no servers)"
 	@echo "make test-integration  integration and e2e tests only (PostgreSQL, Redis, Celery, uvicorn, Chromium)"
 	@echo "make bench             run the benchmarks in bench/ (they write bench/results/)"
