@@ -1,9 +1,4 @@
-/* The calibration page: draws the server-built Plotly figures (data read from json_script only). */
-import { readJson } from "./dom.js";
+/* The calibration page: draws the server-built Plotly figures. */
+import { drawFigures } from "./figures.js";
 
-if (window.Plotly) {
-  document.querySelectorAll("#calibration-figures [data-figure]").forEach((node) => {
-    const figure = readJson(node.dataset.figure);
-    if (figure) window.Plotly.newPlot(node, figure.data, figure.layout, { responsive: true, displaylogo: false });
-  });
-}
+drawFigures(document.getElementById("calibration-figures"));

@@ -13,7 +13,7 @@
  * Data is only ever set as text (textContent). The results fragment is HTML the server rendered
  * (Django-escaped); it is parsed with DOMParser, which runs no script, and moved in as nodes.
  */
-import { readJson } from "./dom.js";
+import { drawFigures, purgeFigures } from "./figures.js";
 import { renderProgress, watchExperiment } from "./experiment_live.js";
 
 (function () {
@@ -79,29 +79,13 @@ import { renderProgress, watchExperiment } from "./experiment_live.js";
     });
   }
 
-  function drawFigures(root) {
+  function drawResults(root) {
     makeSortable(root);
-    if (!window.Plotly) return;
-    root.querySelectorAll("[data-figure]").forEach(function (node) {
-      const figure = readJson(node.dataset.figure);
-      if (!figure) return;
-      window.Plotly.newPlot(node, figure.data, figure.layout, { responsive: true, displaylogo: false });
-    });
-  }
-
-  function purgeFigures(root) {
-    if (!window.Plotly) return;
-    root.querySelectorAll("[data-figure]").forEach(function (node) {
-      try {
-        window.Plotly.purge(node);
-      } catch (error) {
-        /* never drawn */
-      }
-    });
+    drawFigures(root);
   }
 
   const initialResults = document.getElementById("experiment-results");
-  if (initialResults) drawFigures(initialResults);
+  if (initialResults) drawResults(initialResults);
 
   // ---- the experiment list: running and paused rows stay live -----------------------------------
 
@@ -216,7 +200,7 @@ import { renderProgress, watchExperiment } from "./experiment_live.js";
           const node = document.adoptNode(fresh);
           purgeFigures(current);
           current.replaceWith(node);
-          drawFigures(node);
+          drawResults(node);
         }
       }
     } catch (error) {
