@@ -98,6 +98,21 @@ def fresh_channel_layers() -> Iterator[None]:
     channel_layers_reset()
 
 
+@pytest.fixture
+def eager_worker(monkeypatch: pytest.MonkeyPatch, settings) -> None:
+    """What plays an experiment from the command line (`experiment run --wait`, `evaluate`:
+    runs/play.py) starts the embedded worker; the unit tests' in-memory SQLite cannot take its
+    threads' concurrent writes, so here Celery plays each task where it is sent. On the stack too:
+    there the command would wait for a worker process, and found one only when an earlier test of
+    the session had started it (alone or in another order, it waited forever). Use it in
+    transactional tests: the runs are enqueued once their rows are committed."""
+    from worker import embedded
+    from worker.celery import app
+
+    settings.CELERY_EMBEDDED_WORKER = True
+    monkeypatch.setattr(embedded, "embedded_worker_start", lambda: monkeypatch.setitem(app.conf, "task_always_eager", True))
+
+
 # ---------------------------------------------------------------------------------------------
 # Servers: PostgreSQL and Redis (session-wide, started on first use)
 

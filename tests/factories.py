@@ -20,16 +20,25 @@ STANCES_7TH = {
 SAMPLE_RECORDS = Path(__file__).resolve().parents[1] / "fixtures" / "sample_records"
 
 
-def sample_record_set(name: str = "Sample EP issues") -> str:
-    """The repository's sample record set, imported under `name`. A transactional test's flush
-    drops the EP groups that the records 0002 data migration loads: they are loaded again first."""
+def migrated_rows_load() -> None:
+    """The rows that migrations write (the EP groups, the registry's models), written again: a
+    transactional test's flush drops them."""
     from django.apps import apps
     from django.db import connection
 
-    from deliberation.records.services import records_import
+    from deliberation.registry.services import models_sync_from_settings
 
     ep_groups = importlib.import_module("deliberation.records.migrations.0002_ep_groups")
     ep_groups.load_ep_groups(apps, SimpleNamespace(connection=connection))
+    models_sync_from_settings()
+
+
+def sample_record_set(name: str = "Sample EP issues") -> str:
+    """The repository's sample record set, imported under `name`, with the migrations' rows (a
+    transactional test's flush drops them)."""
+    from deliberation.records.services import records_import
+
+    migrated_rows_load()
     records_import(paths=[SAMPLE_RECORDS], name=name)
     return name
 

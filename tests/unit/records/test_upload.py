@@ -29,6 +29,7 @@ from deliberation.records.models import (
 )
 from deliberation.records.services import records_import
 from deliberation.records.tasks import record_upload_check_task, record_upload_import_task
+from tests.factories import migrated_rows_load
 from tests.unit.records.builders import stance, task_record, topic_record, write_json
 
 pytestmark = pytest.mark.django_db
@@ -453,7 +454,9 @@ def test_inflated_bytes_are_counted_while_reading_not_taken_from_the_directory()
     assert zip_member_read(archive, info, budget=5000) == b" " * 5000
 
 
-def test_the_benchmark_runs_on_a_set_uploaded_in_the_browser(staff):
+@pytest.mark.django_db(transaction=True)  # the evaluation's runs are played once committed
+def test_the_benchmark_runs_on_a_set_uploaded_in_the_browser(staff, eager_worker):
+    migrated_rows_load()
     other = topic_record(1, title="Other widgets", stances=[stance("EPP", 0.2), stance("SD", 0.8), stance("ALDE", 0.6)])
     tasks = [task_record(GOOD, ["EPP", "SD"], [0.4, 0.6], "SD"), task_record(other, ["EPP", "ALDE"], [0.7, 0.3], "EPP")]
     post_upload(staff, {"t.json": js(tasks)}, record_set="Browser set")

@@ -3,10 +3,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from deliberation.registry.services import models_sync_from_settings
 from deliberation.runs.benchmark import EVALUATE_OWNER, BenchmarkError, benchmark_evaluate
 from deliberation.runs.models import CachedCompletion, Experiment, Run
-from tests.factories import sample_record_set
+from tests.factories import migrated_rows_load, sample_record_set
 
 # The runs are an experiment's, played by the run tasks: committed, as a worker sees them.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -15,20 +14,13 @@ ALL_GOALS = ["simple_majority", "two_thirds_majority", "veto_power", "rawlsian",
 
 
 @pytest.fixture(autouse=True)
-def eager_worker(monkeypatch, settings):
-    """The evaluation plays its experiment as `experiment run --wait` does, with this process as
-    the worker; the unit tests' SQLite cannot take the worker threads' concurrent writes (nor would
-    the stack's broker reach a worker here), so Celery plays each task where it is sent."""
-    from worker import embedded
-    from worker.celery import app
-
-    settings.CELERY_EMBEDDED_WORKER = True
-    monkeypatch.setattr(embedded, "embedded_worker_start", lambda: monkeypatch.setitem(app.conf, "task_always_eager", True))
+def eager(eager_worker):
+    """The evaluation plays its experiment as `experiment run --wait` does (tests/conftest.py)."""
 
 
 @pytest.fixture
 def sample_set():
-    models_sync_from_settings()  # a transactional test's flush empties the registry that migrate filled
+    migrated_rows_load()
     return sample_record_set("Sample EP issues")
 
 

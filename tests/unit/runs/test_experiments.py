@@ -407,19 +407,6 @@ def test_only_the_owner_controls_an_experiment(sample_set):
 # --- command line ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def eager_worker(monkeypatch, settings):
-    """`run --wait` starts the embedded worker; the unit tests' in-memory SQLite cannot take its
-    threads' concurrent writes, so here Celery plays each task where it is sent. On the stack too:
-    there the command would wait for a worker process, and found one only when an earlier test of
-    the session had started it (alone or in another order, it waited forever)."""
-    from worker import embedded
-    from worker.celery import app
-
-    settings.CELERY_EMBEDDED_WORKER = True
-    monkeypatch.setattr(embedded, "embedded_worker_start", lambda: monkeypatch.setitem(app.conf, "task_always_eager", True))
-
-
 def test_cli_creates_runs_waits_reports_and_exports(sample_set, tmp_path, capsys, eager_worker):
     call_command(
         "experiment", "create", "--name", "cli", "--record-set", SET, "--parties", "2", "4", "--sample", "2",
