@@ -15,9 +15,9 @@ from typing import Any
 from deliberation.engine.events import Event
 from deliberation.engine.strategies.base import usage_totals
 
-# What a `control` event's action leaves the run in (the others are a classroom's, whose sitting
-# engine/classroom.py reads).
-CONTROL_STATUS = {"paused": "paused", "resumed": "running", "stopped": "stopped"}
+# What a `control` event's action leaves the run in. A classroom session's run also starts and
+# ends by control events (its other actions: engine/classroom.py's sitting reads them).
+CONTROL_STATUS = {"paused": "paused", "resumed": "running", "stopped": "stopped", "started": "running", "ended": "stopped"}
 
 
 @dataclass
@@ -39,8 +39,8 @@ class RunState:
     def apply(self, event: Event) -> None:
         kind, data = event["type"], event["data"]
         self.last_seq = max(self.last_seq, event["seq"])
-        if kind == "run_started":
-            self.strategy, self.status = data["strategy"], "running"
+        if kind == "run_started":  # a classroom session waits in its lobby until the teacher starts it
+            self.strategy, self.status = data["strategy"], "queued" if data.get("classroom") else "running"
         elif kind == "phase":
             self.phase, self.round = data["phase"], data.get("round")
         elif kind == "draft":
@@ -56,8 +56,10 @@ class RunState:
             self.tally = data
         elif kind == "outcome":
             self.outcome, self.status = data, "finished"
-        elif kind == "error":  # not final: the run waits in the queue for its next attempt
-            self.error, self.status = (data["message"], "failed") if data["final"] else (None, "queued")
+        elif kind == "error" and data["final"]:
+            self.error, self.status = data["message"], "failed"
+        elif kind == "error" and "turn" not in data:  # the run waits in the queue for its next attempt
+            self.status = "queued"  # (a classroom agent's failed turn stays due: the session goes on)
         elif kind == "control" and data["action"] in CONTROL_STATUS:
             self.status = CONTROL_STATUS[data["action"]]
 
