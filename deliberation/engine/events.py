@@ -119,6 +119,14 @@ class SpeechData(ClassroomTurn):
     round: int = Field(None, description="negotiation: the round, from 1")
 
 
+class DecodingData(EventData):
+    """amulet: the token-level decoding behind a draft (one step, many cached token calls)."""
+
+    tokens: int = Field(description="tokens decoded")
+    calls: int = Field(description="next-token calls made, two per token (preference and base context)")
+    stopped: Literal["end", "max_tokens"] = Field(description="an end-of-turn token won, or max_tokens ran out")
+
+
 class DraftData(ClassroomTurn):
     """A version of the resolution; the last draft of a run is the text put to the vote."""
 
@@ -128,6 +136,49 @@ class DraftData(ClassroomTurn):
     version: int = Field(None, description="1 for the first draft, +1 for each accepted amendment")
     source_group: str = Field(None, description="random / greedy baselines: whose stance became the text")
     example_record: str | None = Field(None, description="one-shot: the record its example came from")
+    decoding: DecodingData = Field(None, description="amulet: how the text was decoded")
+    agreed_turn: int = Field(None, description="negotiation: the turn whose ACCEPT agreed this text")
+
+
+class ChatMessage(EventData):
+    role: str
+    content: str
+
+
+class TurnData(StepData):
+    """negotiation: one side's turn and the judge's feedback on the proposal it leaves on the table."""
+
+    turn: int = Field(description="from 1; side A speaks on odd turns")
+    side: Literal["A", "B"]
+    groups: list[str] = Field(description="the group codes the speaking agent represents")
+    sides: dict[str, list[str]] = Field(description='"A" and "B" -> their group codes (fixed after turn 1)')
+    messages: list[ChatMessage] = Field(description="the prompt the agent saw")
+    text: str = Field(description="the agent's reply")
+    accept: bool = Field(description="the agent accepted the other side's latest proposal")
+    proposal: str = Field(description="the text on the table after this turn")
+    proposal_hash: str = Field(description="sha256 of the proposal, whitespace-normalised")
+    scores_before: dict[str, float] | None = Field(description="each group's judged support for the text on the table before (null: none yet)")
+    scores_after: dict[str, float]
+    support_before: dict[str, float] | None = Field(description="each side's seat-weighted support before")
+    support_after: dict[str, float]
+    margin_before: float | None = Field(description="the goal margin G before (goals.goal_margin)")
+    margin_after: float
+    reward: float | None = Field(description="the speaker's reward G_after - G_before (null on the opening turn)")
+    judge_calls: int = Field(description="judge verdicts this turn took (in usage with the agent's call)")
+    usage: Usage
+
+
+class AmuletData(StepData):
+    """amulet: the closed form's constant and the preference the decoding pushes towards."""
+
+    beta: float = Field(description="(1 + beta) * log p_pref - beta * log p_base is each token's score")
+    iterations: int = Field(description="the reference's iterations T per token")
+    alpha: float
+    lam: float = Field(description="lambda, the KL anchor to the preference distribution")
+    eta: float
+    top_k: int = Field(description="candidates per token: the preference context's k most likely")
+    favoured: list[str] = Field(description="group codes the preference prompt names")
+    preference: str = Field(description="the sentence the preference prompt adds to the base prompt")
 
 
 class AmendmentData(ClassroomTurn):
@@ -354,6 +405,8 @@ EVENT_DATA: dict[str, type[EventData]] = {
     "phase": PhaseData,
     "speech": SpeechData,
     "draft": DraftData,
+    "amulet": AmuletData,
+    "turn": TurnData,
     "amendment": AmendmentData,
     "amendment_decision": AmendmentDecisionData,
     "vote": VoteData,

@@ -226,11 +226,15 @@ SCRIPTED_END_AFTER = 12  # replies end (most mass on SCRIPTED_END) from this man
 
 def scripted_next_token_ids(messages: Sequence[Message], prefix_ids: Sequence[int], seed: int) -> list[float]:
     """Log-probabilities over SCRIPTED_VOCAB, derived from the prompt, the reply so far and the
-    seed (two prompts give two distributions, as two contexts of one model do); after
-    SCRIPTED_END_AFTER tokens the end token takes nearly all the mass."""
-    head = _digest([*messages, {"role": "assistant", "content": " ".join(map(str, prefix_ids))}], seed)
-    logits = [-((head >> (index % 60)) % 97) / 12.0 for index in range(len(SCRIPTED_VOCAB))]
-    logits[SCRIPTED_END] = 12.0 if len(prefix_ids) >= SCRIPTED_END_AFTER else -20.0
+    seed (two prompts give two distributions, as two contexts of one model do); from
+    SCRIPTED_END_AFTER tokens on, the end token takes nearly all the mass in every context."""
+    if len(prefix_ids) >= SCRIPTED_END_AFTER:  # the same in every context: the end wins any mix
+        logits = [-20.0] * len(SCRIPTED_VOCAB)
+        logits[SCRIPTED_END] = 12.0
+    else:
+        head = _digest([*messages, {"role": "assistant", "content": " ".join(map(str, prefix_ids))}], seed)
+        logits = [-((head >> (index % 60)) % 97) / 12.0 for index in range(len(SCRIPTED_VOCAB))]
+        logits[SCRIPTED_END] = -20.0
     top = max(logits)
     norm = top + math.log(math.fsum(math.exp(logit - top) for logit in logits))
     return [logit - norm for logit in logits]

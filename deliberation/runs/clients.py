@@ -16,7 +16,7 @@ from deliberation.engine.judges import (
     SimilarityJudge,
 )
 from deliberation.engine.models import ModelClient
-from deliberation.registry.selectors import model_endpoint
+from deliberation.registry.selectors import ModelRefused, model_endpoint
 
 JUDGES = ("llm", "llm-expected", "ensemble-mean", "ensemble-median", "similarity", "real-votes", "scripted")
 # Judges that call the judge model (the others need none).
@@ -35,6 +35,23 @@ def drafting_client(model: str, *, allow_raw: bool = False) -> ModelClient:
 
     endpoint = model_endpoint(name=model, allow_raw=allow_raw)
     return model_client(endpoint.model, api_base=endpoint.api_base, api_key_env=endpoint.api_key_env)
+
+
+def strategy_model_check(*, strategy: str, model: str, allow_raw: bool = False) -> None:
+    """ModelRefused (field "model") when the strategy needs a capability the model's backend
+    lacks: amulet decodes by token ids (engine/models.py: TokenIdClient). Where runs and
+    experiments are created, so that the refusal comes before anything runs."""
+    from deliberation.engine.strategies import strategy_named
+    from worker.models import model_gives_token_ids
+
+    if not getattr(strategy_named(strategy), "needs_token_ids", False):
+        return
+    endpoint = model_endpoint(name=model, allow_raw=allow_raw)
+    if not model_gives_token_ids(endpoint.model, api_base=endpoint.api_base):
+        raise ModelRefused("model", (
+            f"{strategy} decodes token by token from next-token log-probabilities, which {model!r} does not "
+            "give: choose a local model or one served by an OpenAI-compatible server such as vLLM"
+        ))
 
 
 def judge_uses_model(name: str) -> bool:

@@ -50,7 +50,7 @@ from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import benchmark_task_list, record_set_get
 from deliberation.registry.budgets import budget_for, spending_for
 from deliberation.registry.selectors import ModelRefused, model_bounds, model_check
-from deliberation.runs.clients import judge_choices
+from deliberation.runs.clients import judge_choices, strategy_model_check
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import experiment_progress, experiment_steps_by_run
 from deliberation.scenarios.models import SavedScenario
@@ -237,6 +237,12 @@ def experiment_create(
             model_check(name=judge_model, user=owner, field="judge_model", allow_raw=allow_raw_models)
         except ModelRefused as error:
             raise ExperimentError(str(error)) from None
+    for strategy in strategies:
+        for model in models:
+            try:
+                strategy_model_check(strategy=strategy, model=model, allow_raw=allow_raw_models)
+            except ModelRefused as error:
+                raise ExperimentError(f"models: {error.message}") from None
     judges = _choices("judges", judges, judge_choices())
     seeds = _choices("seeds", [int(seed) for seed in seeds])
     if "real-votes" in judges and set(strategies) != {"real-resolution"}:

@@ -11,7 +11,7 @@ from deliberation.engine.scenario import ScenarioError
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.records.models import Record
 from deliberation.registry.selectors import ModelRefused, model_check, model_entries_for
-from deliberation.runs.clients import judge_choices
+from deliberation.runs.clients import judge_choices, strategy_model_check
 from deliberation.scenarios.models import GOAL_CHOICES, SEAT_STRUCTURE_CHOICES
 from deliberation.scenarios.services import (
     ScenarioConfig,
@@ -122,6 +122,11 @@ class ScenarioForm(forms.Form):
         strategy, judge = data["strategy"], data["judge"]
         if judge == "real-votes" and strategy != "real-resolution":
             self.add_error("judge", "The real-votes judge only scores the adopted resolution (strategy real-resolution).")
+            return data
+        try:
+            strategy_model_check(strategy=strategy, model=data["model"])
+        except ModelRefused as error:
+            self.add_error(error.field, error.message)
             return data
         goal, veto = data["goal"], (data.get("veto_group") or "").strip()
         if goal == "veto_power" and not veto:

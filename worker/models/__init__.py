@@ -22,7 +22,7 @@ import threading
 
 from django.conf import settings
 
-from deliberation.engine.models import ModelClient
+from deliberation.engine.models import ModelClient, gives_token_ids
 from worker.models.openai_compatible import OpenAICompatibleClient, served_model
 from worker.models.retry import PermanentModelError, RetryingClient
 
@@ -58,6 +58,20 @@ def model_string_check(model: str) -> None:
     from worker.models.litellm_backend import litellm_provider
 
     litellm_provider(model)
+
+
+def model_gives_token_ids(model: str, *, api_base: str = "") -> bool:
+    """Whether the backend of `model` at that endpoint answers next_token_ids (amulet), told from
+    the string alone: no model is loaded, litellm is not imported. The local backend and
+    OpenAI-compatible servers do; litellm's providers (hosted APIs) do not."""
+    kind, _, name = model.partition(":")
+    if kind == "scripted":
+        from worker.models.scripted import SCRIPTED_CLIENTS
+
+        return name in SCRIPTED_CLIENTS and gives_token_ids(SCRIPTED_CLIENTS[name]())
+    if kind == "local":
+        return True
+    return served_model(model) is not None and bool(api_base or settings.HEMICYCLE_MODEL_API_BASE)
 
 
 def _api_key(api_key_env: str, model: str) -> str:

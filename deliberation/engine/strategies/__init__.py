@@ -6,6 +6,7 @@ from typing import Any
 
 from deliberation.engine.costs import RunCost
 from deliberation.engine.strategies.advisor import ADVISOR_ARMS
+from deliberation.engine.strategies.amulet import Amulet
 from deliberation.engine.strategies.base import RunContext, Strategy, outcome_of
 from deliberation.engine.strategies.baselines import (
     Greedy,
@@ -14,6 +15,7 @@ from deliberation.engine.strategies.baselines import (
 )
 from deliberation.engine.strategies.forecast import Forecast
 from deliberation.engine.strategies.mediator import Mediator
+from deliberation.engine.strategies.negotiation import Negotiation
 from deliberation.engine.strategies.one_shot import OneShot
 from deliberation.engine.strategies.params import (
     ParamsError,
@@ -26,7 +28,7 @@ from deliberation.engine.strategies.parliament import Parliament
 STRATEGIES: dict[str, Strategy] = {
     strategy.name: strategy
     for strategy in (OneShot(), Parliament(), RandomStance(), Greedy(), RealResolution(), Mediator(), Forecast(),
-                     *ADVISOR_ARMS)
+                     *ADVISOR_ARMS, Amulet(), Negotiation())
 }
 
 

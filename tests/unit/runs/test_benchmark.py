@@ -188,3 +188,39 @@ def test_the_judge_model_reaches_every_run_of_the_evaluation(sample_set):
     benchmark_evaluate(record_set=sample_set, party_counts=[2], goals=["simple_majority"], strategy="one-shot",
                        model="scripted:default", judge="llm", judge_model="scripted:slow", limit=1)
     assert set(Run.objects.values_list("judge_model", flat=True)) == {"scripted:slow"}
+
+
+@pytest.mark.parametrize(("strategy", "params"), [("amulet", ["max_tokens=8"]), ("negotiation", ["max_turns=2"])])
+def test_evaluate_plays_a_strategy_with_its_params_and_a_rerun_calls_no_model(sample_set, capsys, monkeypatch,
+                                                                              strategy, params):
+    options = ["--record-set", sample_set, "--parties", "2", "--goals", "simple_majority", "--limit", "1",
+               "--strategy", strategy, "--model", "scripted:default", "--judge", "llm", "-v0"]
+    call_command("evaluate", *options, *(arg for pair in params for arg in ("--param", pair)))
+    first = capsys.readouterr().out
+    assert "1 runs" in first and "0 model steps" not in first
+
+    from worker.models import scripted
+
+    def no_model_call(*args, **kwargs):
+        raise AssertionError("a cached re-run must not call the model")
+
+    for method in ("complete", "next_token_ids"):
+        monkeypatch.setattr(scripted.ScriptedModelClient, method, no_model_call)
+    call_command("evaluate", *options, *(arg for pair in params for arg in ("--param", pair)))
+    assert "failed" not in capsys.readouterr().err
+
+
+def test_evaluate_param_is_validated_against_the_strategy(sample_set):
+    base = ["--record-set", sample_set, "--strategy", "negotiation", "--judge", "scripted", "-v0"]
+    with pytest.raises(CommandError, match="--param max_turns: between 2 and 12, not '99'"):
+        call_command("evaluate", *base, "--param", "max_turns=99")
+    with pytest.raises(CommandError, match="negotiation has no such parameter"):
+        call_command("evaluate", *base, "--param", "rounds=2")
+    with pytest.raises(CommandError, match="NAME=VALUE"):
+        call_command("evaluate", *base, "--param", "max_turns")
+
+
+def test_evaluate_refuses_amulet_on_a_model_without_token_ids(sample_set):
+    with pytest.raises(CommandError, match="--model: amulet decodes token by token"):
+        call_command("evaluate", "--record-set", sample_set, "--strategy", "amulet", "--judge", "scripted",
+                     "--model", "scripted:no-logprobs", "-v0")

@@ -635,3 +635,10 @@ def test_one_experiment_plays_the_consensus_strategies_beside_one_shot_within_th
 def test_create_refuses_an_advisor_model_the_owner_may_not_use(sample_set):
     with pytest.raises(ExperimentError, match="params: advisor advisor_model: 'nope' is not a model of this lab"):
         grid(make_user(), strategies=["advisor"], params={"advisor": {"advisor_model": "nope"}})
+
+
+def test_create_refuses_amulet_with_a_model_without_token_ids(sample_set):
+    with pytest.raises(ExperimentError, match="models: amulet decodes token by token.*'scripted:no-logprobs'"):
+        grid(make_user(), strategies=["one-shot", "amulet"], models=["scripted:default", "scripted:no-logprobs"])
+    experiment = grid(make_user("bob"), strategies=["amulet", "negotiation"], models=["scripted:default"])
+    assert set(experiment.estimate["per_strategy"]) == {"amulet", "negotiation"}

@@ -174,3 +174,13 @@ def test_more_than_five_rounds_are_refused_beside_the_rounds_field(client, signe
 def test_the_builder_suggests_the_demo_model_for_a_first_look(client, signed_in):
     page = client.get(reverse("scenario-builder")).content.decode()
     assert 'data-testid="first-look"' in page and 'data-model="scripted:demo"' in page
+
+
+def test_amulet_on_a_model_without_token_ids_is_refused_beside_the_model(client, signed_in):
+    record = make_record()
+    response = builder_post(client, record, strategy="amulet", model="scripted:no-logprobs")
+    assert response.status_code == 200
+    assert "amulet decodes token by token" in " ".join(response.context["form"].errors["model"])
+    assert Run.objects.count() == 0
+    response = builder_post(client, record, strategy="amulet", model="scripted:default")
+    assert response.status_code == 302 and Run.objects.get().strategy == "amulet"

@@ -10,7 +10,7 @@ from deliberation.engine.strategies import STRATEGIES, strategy_params
 from deliberation.engine.strategies.base import model_params_of
 from deliberation.registry.selectors import ModelRefused, model_runnable
 from deliberation.runs.benchmark import EVALUATE_OWNER, BenchmarkError, benchmark_evaluate
-from deliberation.runs.clients import JUDGES
+from deliberation.runs.clients import JUDGES, strategy_model_check
 from deliberation.runs.play import experiment_play_followed
 
 
@@ -62,6 +62,10 @@ class Command(BaseCommand):
                     model_runnable(name=name)
                 except ModelRefused as error:
                     raise CommandError(f"{what}: {error.message}") from None
+        try:
+            strategy_model_check(strategy=options["strategy"], model=model, allow_raw=True)
+        except ModelRefused as error:
+            raise CommandError(f"--model: {error.message}") from None
         try:
             result = benchmark_evaluate(
                 record_set=options["record_set"],
