@@ -150,6 +150,8 @@ FORECAST_MARKER = "Groups to forecast:"  # then the groups' names, ", "-separate
 Responder = Callable[[Sequence[Message], Params, int], str]
 # (messages, prefix, seed) -> (token, logprob) pairs: the scripted next-token distribution
 NextTokenResponder = Callable[[Sequence[Message], str, int], Sequence[tuple[str, float]]]
+# (messages, prefix ids, seed) -> a logprob per SCRIPTED_VOCAB id: the scripted distribution by id
+TokenIdsResponder = Callable[[Sequence[Message], Sequence[int], int], Sequence[float]]
 
 
 def _digest(messages: Sequence[Message], seed: int) -> int:
@@ -249,8 +251,9 @@ class ScriptedModelClient:
     its clients for its lifetime: an unbounded record grew its memory with every run).
     `next_token_responder` gives the next-token distribution (None: this double has no logprobs,
     like a backend without them); `next_token_calls` records (messages, prefix, top, seed), bounded alike.
-    With logprobs it also decodes by token ids over SCRIPTED_VOCAB (scripted_next_token_ids);
-    `token_id_calls` records (messages, prefix_ids, top, seed).
+    `token_ids_responder` gives the distribution over SCRIPTED_VOCAB by token id
+    (scripted_next_token_ids; None: no next_token_ids either); `token_id_calls` records
+    (messages, prefix_ids, top, seed).
     """
 
     responder: Responder = scripted_reply
@@ -259,6 +262,7 @@ class ScriptedModelClient:
     max_calls: int = 1000
     next_token_responder: NextTokenResponder | None = scripted_next_token
     next_token_calls: list[tuple[tuple[Message, ...], str, int, int]] = field(default_factory=list)
+    token_ids_responder: TokenIdsResponder | None = scripted_next_token_ids
     token_id_calls: list[tuple[tuple[Message, ...], tuple[int, ...], int, int]] = field(default_factory=list)
 
     @property
@@ -267,16 +271,16 @@ class ScriptedModelClient:
 
     @property
     def gives_token_ids(self) -> bool:
-        return self.next_token_responder is not None
+        return self.token_ids_responder is not None
 
     def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
                        seed: int) -> Completion:
-        if self.next_token_responder is None:
+        if self.token_ids_responder is None:
             raise ModelError("this scripted model gives no next-token log-probabilities")
         self.token_id_calls.append((tuple(messages), tuple(prefix_ids), top, seed))
         if len(self.token_id_calls) > 2 * self.max_calls:
             del self.token_id_calls[: len(self.token_id_calls) - self.max_calls]
-        logprobs = scripted_next_token_ids(messages, prefix_ids, seed)
+        logprobs = self.token_ids_responder(messages, prefix_ids, seed)
         triples = sorted(((i, SCRIPTED_VOCAB[i], lp) for i, lp in enumerate(logprobs)), key=lambda t: (-t[2], t[0]))
         return token_ids_completion(triples[:top], prompt_tokens=sum(len(m["content"].split()) for m in messages))
 

@@ -42,6 +42,10 @@ def failing_reply(messages: Sequence[Message], params: Params, seed: int) -> str
     raise TimeoutError("scripted:fail always times out")
 
 
+def failing_token_ids(messages: Sequence[Message], prefix_ids: Sequence[int], seed: int) -> list[float]:
+    raise TimeoutError("scripted:fail always times out")
+
+
 class FirstAttemptTimesOut:
     """Every other call times out, starting with the first: each call a RetryingClient makes
     fails once, then answers. One counter per client; nothing kept per call."""
@@ -64,8 +68,8 @@ SCRIPTED_CLIENTS = {
     "slow": lambda: ScriptedModelClient(delay_s=SLOW_DELAY_S),
     "demo": lambda: ScriptedModelClient(delay_s=DEMO_DELAY_S),
     "bad-judge": lambda: ScriptedModelClient(responder=bad_judge_reply, next_token_responder=bad_judge_next_token),
-    "no-logprobs": lambda: ScriptedModelClient(next_token_responder=None),
-    "fail": lambda: ScriptedModelClient(responder=failing_reply),
+    "no-logprobs": lambda: ScriptedModelClient(next_token_responder=None, token_ids_responder=None),
+    "fail": lambda: ScriptedModelClient(responder=failing_reply, token_ids_responder=failing_token_ids),
     "flaky": lambda: ScriptedModelClient(responder=FirstAttemptTimesOut()),
 }
 

@@ -22,4 +22,4 @@ def test_scripted_token_ids_depend_on_prompt_and_prefix_and_end_after_a_dozen_to
     assert other.top != first.top and SCRIPTED_END not in first.top_ids
     late = client.next_token_ids(messages, prefix_ids=[1] * SCRIPTED_END_AFTER, top=5, seed=1).logprobs[0]
     assert late.top_ids[0] == SCRIPTED_END and client.end_ids() == frozenset({SCRIPTED_END})
-    assert ScriptedModelClient(next_token_responder=None).gives_token_ids is False
+    assert ScriptedModelClient(token_ids_responder=None).gives_token_ids is False

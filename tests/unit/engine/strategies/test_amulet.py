@@ -198,7 +198,7 @@ def test_parameters_are_validated_with_their_ranges():
 
 def test_a_backend_without_token_ids_is_refused_with_the_reason():
     with pytest.raises(ValueError, match="next-token log-probabilities by token id"):
-        run(ScriptedModelClient(next_token_responder=None))
+        run(ScriptedModelClient(token_ids_responder=None))
     assert "amulet needs" in NEEDS
 
 
