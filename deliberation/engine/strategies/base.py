@@ -184,6 +184,16 @@ def outcome_of(events: Sequence[Event]) -> Outcome | None:
     return None
 
 
+def usage_sum(usages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One step's usage from its model calls' usages (a step may take several calls)."""
+    return {
+        "prompt_tokens": sum(u["prompt_tokens"] for u in usages),
+        "completion_tokens": sum(u["completion_tokens"] for u in usages),
+        "seconds": round(sum(u["seconds"] for u in usages), 4),
+        "cached": all(u["cached"] for u in usages),
+    }
+
+
 def usage_totals(events: Sequence[Event]) -> dict[str, float]:
     """Tokens and model seconds spent over a run's events (cached calls cost no seconds)."""
     totals = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0, "calls": 0}

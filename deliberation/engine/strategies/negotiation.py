@@ -38,6 +38,7 @@ from deliberation.engine.strategies.base import (
     RunContext,
     judge_seed,
     run_started,
+    usage_sum,
     vote_on,
 )
 from deliberation.engine.strategies.one_shot import (
@@ -133,15 +134,6 @@ def joint_messages(scenario: Scenario, latest: Mapping[str, str | None], sides: 
     )
     ask = f"Two sides negotiated without agreeing. {proposals}\nBuild on both proposals.\n\n"
     return [{"role": "system", "content": DRAFT_SYSTEM}, {"role": "user", "content": ask + base[1]["content"]}]
-
-
-def usage_sum(usages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    return {
-        "prompt_tokens": sum(u["prompt_tokens"] for u in usages),
-        "completion_tokens": sum(u["completion_tokens"] for u in usages),
-        "seconds": round(sum(u["seconds"] for u in usages), 4),
-        "cached": all(u["cached"] for u in usages),
-    }
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from deliberation.engine.goals import goal_requirement
 from deliberation.engine.models import Completion, Message, ModelClient, Params
 from deliberation.engine.scenario import Group, Scenario
 from deliberation.engine.seeding import seed_for
-from deliberation.engine.strategies.base import RunContext, run_started, vote_on
+from deliberation.engine.strategies.base import RunContext, run_started, usage_sum, vote_on
 from deliberation.engine.strategies.one_shot import seat_lines
 from deliberation.engine.strategies.params import StrategyParams, params_validate
 
@@ -236,13 +236,7 @@ def parse_decision(raw: str) -> tuple[bool, str] | None:
 
 
 def usage_of(*completions: Completion) -> dict[str, Any]:
-    usages = [completion.usage() for completion in completions]
-    return {
-        "prompt_tokens": sum(u["prompt_tokens"] for u in usages),
-        "completion_tokens": sum(u["completion_tokens"] for u in usages),
-        "seconds": round(sum(u["seconds"] for u in usages), 4),
-        "cached": all(u["cached"] for u in usages),
-    }
+    return usage_sum([completion.usage() for completion in completions])
 
 
 # --- the strategy ----------------------------------------------------------------------------
