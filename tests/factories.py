@@ -1,7 +1,6 @@
 """Small builders for database rows that tests need; the data is written here, not copied."""
 
 import importlib
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -76,14 +75,12 @@ def make_record(*, title: str = "Regulation on test issues", groups=STANCES_7TH,
 def scenario_config(record: Record, *, user: User | None = None, **overrides):
     """A validated ScenarioConfig for a parliament run on the scripted model (fields overridable),
     checked as `user` would be (default: a signed-in user, who may use every model open to all)."""
-    from deliberation.scenarios.forms import ScenarioForm
+    from deliberation.scenarios.services import scenario_config_build
 
     data = {
-        "record": record.pk, "groups": json.dumps(["EPP", "SD", "ALDE"]), "seat_structure": "random_tenths",
+        "record": record.pk, "groups": ["EPP", "SD", "ALDE"], "seat_structure": "random_tenths",
         "goal": "simple_majority", "strategy": "parliament", "model": "scripted:default",
         "judge": "scripted", "seed": 7, "rounds": 1,
     }
     data.update(overrides)
-    form = ScenarioForm(data, user=user or User.objects.get_or_create(username="scenario-builder")[0])
-    assert form.is_valid(), form.errors
-    return form.config
+    return scenario_config_build(data=data, user=user or User.objects.get_or_create(username="scenario-builder")[0])

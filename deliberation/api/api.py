@@ -1,8 +1,8 @@
 """The REST API for scripts, /api/v1/ (OpenAPI schema at /api/v1/openapi.json, docs at /api/v1/docs).
 
 Thin: every operation authorises, then calls the services and selectors the pages use
-(ScenarioForm is the one validator of a scenario; run_create, experiment_create and
-experiment_start do the writes). Authentication: `Authorization: Bearer <token>` (manage.py
+(scenarios.services.scenario_config_build is the one validator of a scenario; run_create,
+experiment_create and experiment_start do the writes). Authentication: `Authorization: Bearer <token>` (manage.py
 api_token create USERNAME) for everything; a browser's session also reads (GET). Invalid input
 answers 400 with `{"errors": {field: [message, ...]}}`, whatever found it (the schemas, the
 forms and services, or a body that is not JSON); every other error answers `{"error": message}`
@@ -11,7 +11,6 @@ the answers it can give, so the OpenAPI schema is complete (schemathesis checks 
 tests/integration/test_api_schemathesis.py).
 """
 
-import json
 from typing import Annotated, Any, Literal
 
 from django.contrib.auth.models import AnonymousUser
@@ -29,6 +28,7 @@ from deliberation.api.schemas import (
     CounterfactualOut,
     CreatedOut,
     ErrorOut,
+    EstimateOut,
     EventOut,
     ExperimentIn,
     ExperimentOut,
@@ -47,6 +47,7 @@ from deliberation.api.schemas import (
     ScenarioOut,
     Seed,
     StartedOut,
+    StrategyOut,
     SweepOut,
 )
 from deliberation.api.services import api_token_user
@@ -54,6 +55,8 @@ from deliberation.dashboards.exports import FORMATS, experiment_export
 from deliberation.dashboards.institutions import rule_sweep
 from deliberation.engine.events_doc import events_json_schema
 from deliberation.engine.power import RULE_KEYS as POWER_RULES, PowerError, parse_fraction, power_of
+from deliberation.engine.strategies import STRATEGIES, ParamsError, run_cost, strategy_descriptions, strategy_params
+from deliberation.engine.strategies.params import params_from_pairs
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
 from deliberation.registry.budgets import BudgetExceeded, spending_for
@@ -74,11 +77,12 @@ from deliberation.runs.selectors import (
     run_events_after,
     run_for_viewer,
     run_list_for_owner,
+    run_summary,
 )
+from deliberation.runs.clients import judge_uses_model
 from deliberation.runs.services import run_create
-from deliberation.scenarios.forms import ScenarioForm
 from deliberation.scenarios.models import SavedScenario
-from deliberation.scenarios.services import scenario_save
+from deliberation.scenarios.services import ScenarioInvalid, scenario_config_build, scenario_save
 
 MAX_LIMIT = 1000
 
@@ -148,18 +152,6 @@ def not_found(request: HttpRequest, error: Http404) -> HttpResponse:
 ERRORS = {400: FieldErrorsOut, 401: ErrorOut}
 BODY_ERRORS = {**ERRORS, 413: ErrorOut}
 NOT_FOUND = {404: ErrorOut}
-
-
-def _field_errors(form: ScenarioForm) -> dict:
-    return {"errors": {field: [str(message) for message in messages] for field, messages in form.errors.items()}}
-
-
-def _scenario_form(request: HttpRequest, payload: ScenarioIn) -> ScenarioForm:
-    data = {
-        key: json.dumps(value) if key in {"groups", "custom_seats"} else value
-        for key, value in payload.dict(exclude_none=True).items()
-    }
-    return ScenarioForm(data, user=request.auth)
 
 
 # Power indices are exact: their work grows with 2**groups; a parliament has a dozen at most.
@@ -246,28 +238,45 @@ def scenarios(request: HttpRequest):
 @api.post("/scenarios", auth=WRITE, response={201: ScenarioOut, **BODY_ERRORS}, tags=["scenarios"])
 def scenario_create(request: HttpRequest, payload: ScenarioIn):
     """Save a scenario under a name (the same name again replaces it)."""
-    form = _scenario_form(request, payload)
-    if not form.is_valid():
-        return Status(400, _field_errors(form))
-    name = (form.cleaned_data.get("name") or "").strip()
+    try:
+        config = scenario_config_build(data=payload, user=request.auth)
+    except ScenarioInvalid as error:
+        return Status(400, {"errors": error.errors})
+    name = payload.name.strip()
     if not name:
         return Status(400, {"errors": {"name": ["Name the scenario to save it."]}})
-    return Status(201, scenario_save(owner=request.auth, name=name, config=form.config))
+    return Status(201, scenario_save(owner=request.auth, name=name, config=config))
+
+
+# Strategies --------------------------------------------------------------------------------
+
+@api.get("/strategies", response={200: list[StrategyOut], **ERRORS}, tags=["scenarios"])
+def strategies(request: HttpRequest):
+    """The strategies and their parameters: what a scenario's `strategy` and `strategy_params` accept."""
+    return strategy_descriptions()
+
+
+@api.get(
+    "/strategies/{name}/estimate", response={200: EstimateOut, **ERRORS, **NOT_FOUND}, tags=["scenarios"],
+)
+def strategy_estimate(
+    request: HttpRequest, name: Code, groups: Annotated[int, Field(ge=2, le=MAX_GROUPS)], judge: Code = "llm",
+    param: list[str] = Query([], max_length=MAX_GROUPS),
+):
+    """The model steps one run of this strategy takes for `groups` groups and `judge`, with its
+    parameters (repeat `param=NAME=VALUE`; omitted ones take their defaults)."""
+    if name not in STRATEGIES:
+        return Status(404, {"error": f"no strategy {name!r}; GET /strategies lists them"})
+    try:
+        params = strategy_params(name, params_from_pairs(param))
+    except ParamsError as error:
+        return Status(400, {"errors": error.errors})
+    cost = run_cost(strategy=name, party_count=groups, judge_uses_model=judge_uses_model(judge), params=params.model_dump())
+    return {"strategy": name, "groups": groups, "judge": judge, "steps": cost.steps,
+            "completion_tokens": cost.completion_tokens, "params": params.model_dump()}
 
 
 # Runs --------------------------------------------------------------------------------------
-
-def _run(run: Run) -> dict:
-    return {
-        "id": run.pk, "status": run.status, "record": run.record_id, "experiment": run.experiment_id,
-        "cell": run.cell, "strategy": run.strategy, "model": run.model, "judge": run.judge, "goal": run.goal,
-        "groups": run.groups, "seats": run.seats, "veto_group": run.veto_group or None, "seed": run.seed,
-        "params": run.params, "outcome": run.outcome, "error": run.error,
-        "prompt_tokens": run.prompt_tokens, "completion_tokens": run.completion_tokens,
-        "model_seconds": run.model_seconds, "wall_seconds": run.wall_seconds, "created_at": run.created_at,
-        "url": reverse("run-detail", args=[run.pk]),
-    }
-
 
 @api.get("/runs", response={200: list[RunOut], **ERRORS}, tags=["runs"])
 def runs(request: HttpRequest, status: Code | None = None, limit: Limit = 100, offset: Offset = 0):
@@ -275,17 +284,17 @@ def runs(request: HttpRequest, status: Code | None = None, limit: Limit = 100, o
     mine = run_list_for_owner(owner=request.auth)
     if status:
         mine = mine.filter(status=status)
-    return [_run(run) for run in mine[offset:offset + limit]]
+    return [run_summary(run) for run in mine[offset:offset + limit]]
 
 
 @api.post("/runs", auth=WRITE, response={201: CreatedOut, **BODY_ERRORS}, tags=["runs"])
 def run_start(request: HttpRequest, payload: ScenarioIn):
     """Validate the scenario and start a run of it; answers its id."""
-    form = _scenario_form(request, payload)
-    if not form.is_valid():
-        return Status(400, _field_errors(form))
     try:
-        run = run_create(owner=request.auth, config=form.config, visibility=form.cleaned_data.get("visibility") or "private")
+        run = run_create(owner=request.auth, config=scenario_config_build(data=payload, user=request.auth),
+                         visibility=payload.visibility)
+    except ScenarioInvalid as error:
+        return Status(400, {"errors": error.errors})
     except BudgetExceeded as error:
         return Status(400, {"errors": {"budget": [error.reason]}})
     return Status(201, {"id": run.pk, "url": reverse("run-detail", args=[run.pk])})
@@ -300,7 +309,7 @@ def run(request: HttpRequest, run_id: Id):
     found = _viewable_run(request, run_id)
     if found is None:
         return Status(404, {"error": "no such run, or it is not shared with you"})
-    return _run(found)
+    return run_summary(found)
 
 
 @api.get("/runs/{run_id}/events", response={200: list[EventOut], **ERRORS, **NOT_FOUND}, tags=["runs"])
@@ -531,6 +540,8 @@ SUMMARIES = {
     "models": "List the models you may use",
     "scenarios": "List your saved scenarios",
     "scenario_create": "Save a scenario",
+    "strategies": "List the strategies and their parameters",
+    "strategy_estimate": "Estimate a strategy's model steps for a scenario",
     "runs": "List your runs",
     "run_start": "Start a run",
     "run": "Read a run",

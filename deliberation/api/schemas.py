@@ -6,24 +6,20 @@ characters (deliberation/safetext.py) and a length that fits its column, lists a
 """
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
 from pydantic import AfterValidator, Field
 
-from deliberation.safetext import SafeText, json_checked
+from deliberation.safetext import json_checked
+from deliberation.scenarios.schemas import BIGINT_MAX, INT_MAX, Code, Id, Name, ScenarioIn, Seed
 
-BIGINT_MAX = 2**63 - 1
-INT_MAX = 2**31 - 1
 MAX_ITEMS = 100
 
-Id = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
-Count = Annotated[int, Field(ge=-INT_MAX - 1, le=INT_MAX)]  # the form or service checks its meaning
-Seed = Annotated[int, Field(ge=0, le=INT_MAX)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Code = Annotated[SafeText, Field(max_length=32)]
-Name = Annotated[SafeText, Field(max_length=200)]
+Count = Annotated[int, Field(ge=-INT_MAX - 1, le=INT_MAX)]  # the service checks its meaning
 Params = Annotated[dict[Code, dict[Code, Any]], AfterValidator(json_checked)]
+
+__all__ = ["BIGINT_MAX", "Code", "Id", "Name", "ScenarioIn", "Seed"]  # the scenario's input model lives with scenarios
 
 
 class ErrorOut(Schema):
@@ -86,26 +82,36 @@ class BudgetOut(Schema):
     experiment_cap: int | None
 
 
-class ScenarioIn(Schema):
-    """The scenario builder's fields; scenarios/forms.py (ScenarioForm) validates them. `model` and
-    `judge_model` are names from GET /models (empty model: the lab's default)."""
+class ParamOut(Schema):
+    """One parameter of a strategy: `type` is integer, number, string, boolean or choice (then
+    `choices` holds [value, label] pairs); `minimum` and `maximum` bound a number."""
 
-    record: Id | None = None
-    groups: Annotated[list[Code], Field(max_length=MAX_ITEMS)] | None = None
-    most_divided: Count | None = None
-    seat_structure: Code | None = None
-    custom_seats: Annotated[dict[Code, Finite], Field(max_length=MAX_ITEMS)] | None = None
-    goal: Code | None = None
-    veto_group: Code | None = None
-    strategy: Code | None = None
-    model: Name | None = None
-    judge: Code | None = None
-    judge_model: Name | None = None
-    seed: Count | None = None
-    rounds: Count | None = None
-    rapporteur: Code | None = None
-    name: Name | None = None
-    visibility: Code | None = None
+    name: str
+    label: str
+    help: str
+    type: Literal["integer", "number", "string", "boolean", "choice"]
+    default: int | float | bool | str | None
+    minimum: float | None
+    maximum: float | None
+    choices: list[list[Any]]
+
+
+class StrategyOut(Schema):
+    name: str
+    needs_model: bool
+    params: list[ParamOut]
+
+
+class EstimateOut(Schema):
+    """A run's model steps and the most completion tokens they may generate (its first attempt:
+    a retried call costs more), with the parameters it would play, defaults filled in."""
+
+    strategy: str
+    groups: int
+    judge: str
+    steps: int
+    completion_tokens: int
+    params: dict[str, Any]
 
 
 class ScenarioOut(Schema):

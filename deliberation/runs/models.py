@@ -5,7 +5,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 
-from deliberation.scenarios.models import ScenarioFields
+from deliberation.scenarios.models import ScenarioFields, Visibility
 
 
 def new_share_token() -> str:
@@ -82,10 +82,7 @@ class Run(ScenarioFields):
         FAILED = "failed"
         STOPPED = "stopped"
 
-    class Visibility(models.TextChoices):
-        PRIVATE = "private", "Only me"
-        SIGNED_IN = "signed_in", "Anyone signed in"
-        LINK = "link", "Anyone with the link"
+    Visibility = Visibility
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
     scenario = models.ForeignKey(

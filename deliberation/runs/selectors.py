@@ -2,8 +2,23 @@
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Avg, Count, DurationField, F, Q, QuerySet, Sum
+from django.urls import reverse
 
 from deliberation.runs.models import Experiment, Run, RunEvent
+
+
+def run_summary(run: Run) -> dict:
+    """A run as every reader gets it: the API (RunOut, /api/v1/runs and its /api/runs aliases)
+    and the run page's data."""
+    return {
+        "id": run.pk, "status": run.status, "record": run.record_id, "experiment": run.experiment_id,
+        "cell": run.cell, "strategy": run.strategy, "model": run.model, "judge": run.judge, "goal": run.goal,
+        "groups": run.groups, "seats": run.seats, "veto_group": run.veto_group or None, "seed": run.seed,
+        "params": run.params, "outcome": run.outcome, "error": run.error,
+        "prompt_tokens": run.prompt_tokens, "completion_tokens": run.completion_tokens,
+        "model_seconds": run.model_seconds, "wall_seconds": run.wall_seconds, "created_at": run.created_at,
+        "url": reverse("run-detail", args=[run.pk]),
+    }
 
 
 def run_events_after(*, run_id: int, seq: int) -> QuerySet[RunEvent]:

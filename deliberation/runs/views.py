@@ -26,6 +26,7 @@ from deliberation.runs.selectors import (
     experiment_progress,
     run_for_viewer,
     run_list_for_owner,
+    run_summary,
     runs_of_owner,
 )
 from deliberation.runs.services import (
@@ -38,7 +39,7 @@ from deliberation.runs.services import (
     run_resume,
     run_stop,
 )
-from deliberation.scenarios.forms import ScenarioForm
+from deliberation.scenarios.services import ScenarioInvalid, scenario_config_build
 from deliberation.scenarios.models import SEAT_STRUCTURE_CHOICES, SavedScenario
 
 
@@ -47,29 +48,6 @@ def _run_or_404(request: HttpRequest, run_id: int) -> Run:
     if run is None:
         raise Http404("no such run, or it is not shared with you")
     return run
-
-
-def run_summary(run: Run) -> dict:
-    return {
-        "id": run.pk,
-        "status": run.status,
-        "strategy": run.strategy,
-        "model": run.model,
-        "judge": run.judge,
-        "goal": run.goal,
-        "groups": run.groups,
-        "seats": run.seats,
-        "veto_group": run.veto_group or None,
-        "seed": run.seed,
-        "params": run.params,
-        "outcome": run.outcome,
-        "error": run.error,
-        "prompt_tokens": run.prompt_tokens,
-        "completion_tokens": run.completion_tokens,
-        "model_seconds": run.model_seconds,
-        "wall_seconds": run.wall_seconds,
-        "url": reverse("run-detail", args=[run.pk]),
-    }
 
 
 RUNS_PER_PAGE = 50
@@ -221,7 +199,8 @@ def run_visibility(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def runs_api(request: HttpRequest) -> JsonResponse:
-    """POST /api/runs with the scenario fields as JSON starts a run and answers its id."""
+    """/api/runs, kept for the scripts that use it: the browser session's alias of GET and POST
+    /api/v1/runs (same validator, same answers; POST takes the session's CSRF token)."""
     if not request.user.is_authenticated:
         return JsonResponse({"error": "sign in first"}, status=401)
     if request.method == "GET":
@@ -229,21 +208,21 @@ def runs_api(request: HttpRequest) -> JsonResponse:
     try:
         payload = json.loads(request.body or b"{}")
     except ValueError:
-        return JsonResponse({"error": "the body must be JSON"}, status=400)
+        return JsonResponse({"errors": {"__all__": ["the body must be JSON"]}}, status=400)
     if not isinstance(payload, dict):
-        return JsonResponse({"error": "the body must be a JSON object"}, status=400)
-    data = {key: json.dumps(value) if key in {"groups", "custom_seats"} else value for key, value in payload.items()}
-    form = ScenarioForm(data, user=request.user)
-    if not form.is_valid():
-        return JsonResponse({"errors": {field: [str(m) for m in msgs] for field, msgs in form.errors.items()}}, status=400)
+        return JsonResponse({"errors": {"__all__": ["the body must be a JSON object"]}}, status=400)
     try:
-        run = run_create(owner=request.user, config=form.config, visibility=form.cleaned_data.get("visibility") or "private")
+        config = scenario_config_build(data=payload, user=request.user)
+        run = run_create(owner=request.user, config=config, visibility=payload.get("visibility") or "private")
+    except ScenarioInvalid as error:
+        return JsonResponse({"errors": error.errors}, status=400)
     except BudgetExceeded as error:
         return JsonResponse({"errors": {"budget": [error.reason]}}, status=400)
     return JsonResponse({"id": run.pk, "url": reverse("run-detail", args=[run.pk])}, status=201)
 
 
 def run_api(request: HttpRequest, run_id: int) -> JsonResponse:
+    """/api/runs/<id>: the alias of GET /api/v1/runs/<id> (same answer)."""
     return JsonResponse(run_summary(_run_or_404(request, run_id)))
 
 

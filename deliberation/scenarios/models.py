@@ -16,6 +16,14 @@ SEAT_STRUCTURE_CHOICES = [
 assert [key for key, _ in SEAT_STRUCTURE_CHOICES] == list(SEAT_STRUCTURES)
 
 
+class Visibility(models.TextChoices):
+    """Who can watch a run (Run.Visibility; the scenario input offers the same)."""
+
+    PRIVATE = "private", "Only me"
+    SIGNED_IN = "signed_in", "Anyone signed in"
+    LINK = "link", "Anyone with the link"
+
+
 class ScenarioFields(models.Model):
     """What a saved scenario and a run both carry: everything needed to play it again."""
 

@@ -1,18 +1,26 @@
-"""Building scenarios: choosing groups, resolving seat shares, saving them."""
+"""Building scenarios: validating a user's choices (scenario_config_build), choosing groups,
+resolving seat shares, saving them."""
 
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
+from pydantic import ValidationError
 
 from deliberation.engine.scenario import Scenario, ScenarioError
 from deliberation.engine.seats import seat_shares, select_max_variance
 from deliberation.engine.seeding import seed_for
+from deliberation.engine.strategies import ParamsError, strategy_params
 from deliberation.records.models import PartyGroup, Record
 from deliberation.records.selectors import engine_group, record_view
+from deliberation.registry.selectors import ModelRefused, model_check
+from deliberation.runs.clients import judge_choices, strategy_model_check
 from deliberation.scenarios.models import SavedScenario
+from deliberation.scenarios.schemas import ScenarioIn, input_errors
 
 
 @dataclass(frozen=True)
@@ -99,3 +107,96 @@ def scenario_save(*, owner: AbstractBaseUser, name: str, config: ScenarioConfig)
         owner=owner, name=name, defaults=config.model_fields()
     )
     return scenario
+
+
+class ScenarioInvalid(ValueError):
+    """A scenario that cannot be played: `errors` maps each field (a strategy parameter by its
+    own name) to its messages, shown beside the builder's inputs and in the API's 400 answer."""
+
+    def __init__(self, errors: Mapping[str, list[str]]) -> None:
+        self.errors = {field: list(messages) for field, messages in errors.items()}
+        super().__init__("; ".join(f"{field}: {' '.join(messages)}" for field, messages in self.errors.items()))
+
+
+# ScenarioError messages start with the engine's field name; each goes under the right input.
+ENGINE_FIELD = {"seats": "seat_structure", "groups": "groups", "goal": "goal", "veto_group": "veto_group"}
+
+
+def _invalid(field: str, message: str) -> ScenarioInvalid:
+    return ScenarioInvalid({field: [message]})
+
+
+def scenario_config_build(
+    *, data: ScenarioIn | Mapping[str, Any], user: AbstractBaseUser | AnonymousUser,
+) -> ScenarioConfig:
+    """The one validator of a scenario (builder, API, CLI): `data` checked against the input
+    model, the database (record, stances), the registry's models this user may use, the judges
+    and the strategy's declared parameters; resolved into a ScenarioConfig (groups chosen, seats
+    drawn, parameters with their defaults). ScenarioInvalid says what is wrong, per field."""
+    if not isinstance(data, ScenarioIn):
+        try:
+            data = ScenarioIn.model_validate(dict(data))
+        except ValidationError as error:
+            raise ScenarioInvalid(input_errors(error)) from None
+    errors: dict[str, list[str]] = {}
+    record = Record.objects.filter(pk=data.record).first()
+    if record is None:
+        errors["record"] = ["That record does not exist (any more): pick another one."]
+    models = {}
+    # Empty model: the lab's default, if this user may use it (else the message says to choose).
+    for field, name in (("model", data.model.strip() or settings.HEMICYCLE_DEFAULT_MODEL), ("judge_model", data.judge_model.strip())):
+        try:
+            models[field] = model_check(name=name, user=user, field=field) if name else ""
+        except ModelRefused as error:
+            errors[field] = [error.message]
+    if data.judge not in judge_choices():
+        errors["judge"] = [f"Choose one of: {', '.join(judge_choices())}."]
+    try:
+        params = strategy_params(data.strategy, data.strategy_params)
+    except ParamsError as error:
+        errors.update(error.errors)
+    if errors:
+        raise ScenarioInvalid(errors)
+
+    groups = list(data.groups)
+    if not groups:
+        if not data.most_divided:
+            raise _invalid("groups", "Pick at least two groups, or ask for the k most divided.")
+        try:
+            groups = most_divided_groups(record=record, count=data.most_divided, seed=data.seed)
+        except ScenarioError as error:
+            raise _invalid("most_divided", str(error).split(": ", 1)[-1]) from None
+    if len(set(groups)) != len(groups) or len(groups) < 2:
+        raise _invalid("groups", "Pick at least two different groups.")
+    if data.seat_structure == "custom":
+        if set(data.custom_seats) != set(groups):
+            raise _invalid("custom_seats", "Give a seat share for every participating group.")
+        total = sum(data.custom_seats.values())
+        if abs(total - 100) > 0.01:
+            raise _invalid("custom_seats", f"Custom seat shares add up to {total:g}%, not 100%.")
+    if data.judge == "real-votes" and data.strategy != "real-resolution":
+        raise _invalid("judge", "The real-votes judge only scores the adopted resolution (strategy real-resolution).")
+    try:  # a capability the strategy needs from the model's backend (amulet: next-token ids)
+        strategy_model_check(strategy=data.strategy, model=models["model"])
+    except ModelRefused as error:
+        raise _invalid(error.field, error.message) from None
+    veto = data.veto_group.strip()
+    if data.goal == "veto_power" and not veto:
+        raise _invalid("veto_group", "Veto power needs a veto group.")
+    if veto and veto not in groups:
+        raise _invalid("veto_group", "The veto group must be one of the participating groups.")
+    try:
+        seats = scenario_seats(
+            record=record, groups=groups, structure=data.seat_structure, seed=data.seed,
+            custom_percent=data.custom_seats,
+        )
+        # Build the engine's scenario once: it is the final word on what can be played.
+        engine_scenario(record=record, groups=groups, seats=seats, goal=data.goal, veto_group=veto)
+    except ScenarioError as error:
+        field, _, message = str(error).partition(": ")
+        raise _invalid(ENGINE_FIELD.get(field, "__all__"), message or str(error)) from None
+    return ScenarioConfig(
+        record=record, groups=tuple(groups), seat_structure=data.seat_structure, seats=seats,
+        goal=data.goal, veto_group=veto, strategy=data.strategy, model=models["model"],
+        judge=data.judge, judge_model=models["judge_model"], seed=data.seed, params=params.model_dump(),
+    )

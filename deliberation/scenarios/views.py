@@ -1,81 +1,139 @@
 """The scenario builder (browser) and the JSON it reads while you build."""
 
 import json
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
 from deliberation.engine.goals import GOALS, vote_position
 from deliberation.engine.scenario import ScenarioError
-from deliberation.engine.strategies import STRATEGIES
+from deliberation.engine.strategies import strategy_descriptions
 from deliberation.records.models import TERMS, Record, RecordSet, Topic
 from deliberation.records.selectors import record_search
 from deliberation.registry.budgets import BudgetExceeded, spending_for
+from deliberation.registry.selectors import model_entries_for
+from deliberation.runs.clients import judge_choices
 from deliberation.runs.services import run_create
-from deliberation.scenarios.forms import ScenarioForm
-from deliberation.scenarios.models import SavedScenario
-from deliberation.scenarios.services import most_divided_groups, scenario_save, scenario_seats, term_seat_counts
+from deliberation.scenarios.models import GOAL_CHOICES, SEAT_STRUCTURE_CHOICES, SavedScenario, Visibility
+from deliberation.scenarios.services import (
+    ScenarioInvalid,
+    most_divided_groups,
+    scenario_config_build,
+    scenario_save,
+    scenario_seats,
+    term_seat_counts,
+)
 
 DEMO_MODEL = "scripted:demo"
 
+# The builder form's inputs that carry one value each (ScenarioIn's fields of the same names).
+SCALAR_FIELDS = (
+    "record", "most_divided", "seat_structure", "goal", "veto_group", "strategy", "model", "judge",
+    "judge_model", "seed", "name", "visibility",
+)
+CUSTOM_SEAT = "custom_seats."  # + group code: that group's percent
+PARAM = "params.{strategy}."  # + parameter name: a strategy's parameter (each strategy has its inputs)
 
-def _form_data_from_post(request: HttpRequest) -> dict:
-    data = request.POST.dict()
-    data["groups"] = json.dumps(request.POST.getlist("groups")) if request.POST.getlist("groups") else ""
+
+def _builder_input(post: QueryDict) -> dict[str, Any]:
+    """The posted form as ScenarioIn's input: empty inputs left out (their defaults apply), the
+    groups' checkboxes and custom seat inputs gathered, the chosen strategy's parameters."""
+    data: dict[str, Any] = {key: post[key] for key in SCALAR_FIELDS if post.get(key, "").strip()}
+    data["groups"] = post.getlist("groups")
+    data["custom_seats"] = {
+        key.removeprefix(CUSTOM_SEAT): value for key, value in post.items() if key.startswith(CUSTOM_SEAT) and value.strip()
+    }
+    prefix = PARAM.format(strategy=post.get("strategy", ""))
+    data["strategy_params"] = {
+        key.removeprefix(prefix): value for key, value in post.items() if key.startswith(prefix) and value.strip()
+    }
     return data
+
+
+def _saved_input(saved: SavedScenario) -> dict[str, Any]:
+    """A saved scenario as the builder's values (custom seats back in percent)."""
+    data = {**saved.scenario_fields(), "record": saved.record_id, "name": saved.name, "strategy_params": saved.params}
+    data["custom_seats"] = (
+        {code: round(share * 100, 4) for code, share in saved.seats.items()} if saved.seat_structure == "custom" else {}
+    )
+    return data
+
+
+def _strategies(values: dict[str, Any], errors: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Every strategy's parameter inputs: the chosen one's with the values and messages it came
+    with, the others with their defaults (engine/strategies/params.py describes them)."""
+    chosen = values.get("strategy") or "parliament"
+    given = values.get("strategy_params") or {}
+    return [
+        {**strategy, "chosen": strategy["name"] == chosen, "params": [
+            {**param, "input": PARAM.format(strategy=strategy["name"]) + param["name"],
+             "value": given.get(param["name"], param["default"]) if strategy["name"] == chosen else param["default"],
+             "errors": errors.get(param["name"], []) if strategy["name"] == chosen else []}
+            for param in strategy["params"]
+        ]}
+        for strategy in strategy_descriptions()
+    ]
 
 
 @login_required
 def scenario_builder(request: HttpRequest) -> HttpResponse:
-    initial = {}
-    if "scenario" in request.GET:
-        saved = get_object_or_404(SavedScenario, pk=request.GET["scenario"], owner=request.user)
-        initial = {**saved.scenario_fields(), "record": saved.record_id, "name": saved.name,
-                   "rounds": saved.params.get("rounds", 1),
-                   "rapporteur": saved.params.get("rapporteur", "largest")}
-        if saved.seat_structure == "custom":
-            initial["custom_seats"] = {code: round(share * 100, 4) for code, share in saved.seats.items()}
-    elif "record" in request.GET:
-        initial = {"record": request.GET["record"]}
-    form = ScenarioForm(_form_data_from_post(request) if request.method == "POST" else None, initial=initial,
-                        user=request.user)
-    saving = request.POST.get("action") == "save"
-    if request.method == "POST" and form.is_valid() and saving and not form.cleaned_data.get("name"):
-        form.add_error("name", "Give the scenario a name to save it.")
-    if request.method == "POST" and form.is_valid():
-        name = form.cleaned_data.get("name")
+    values: dict[str, Any] = {"seat_structure": "random_tenths", "goal": "simple_majority", "strategy": "parliament",
+                              "judge": "llm", "seed": 0, "visibility": "private"}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        values = _builder_input(request.POST)
+        saving = request.POST.get("action") == "save"
+        name = values.get("name", "").strip()
         try:
+            config = scenario_config_build(data=values, user=request.user)
+            if saving and not name:
+                raise ScenarioInvalid({"name": ["Give the scenario a name to save it."]})
             # One transaction: a run the budget refuses leaves no saved scenario behind either.
             with transaction.atomic():
-                scenario = scenario_save(owner=request.user, name=name, config=form.config) if name else None
+                scenario = scenario_save(owner=request.user, name=name, config=config) if name else None
                 if saving:
                     return redirect(f"{request.path}?scenario={scenario.pk}")
-                run = run_create(
-                    owner=request.user, config=form.config, scenario=scenario,
-                    visibility=form.cleaned_data.get("visibility") or "private",
-                )
+                run = run_create(owner=request.user, config=config, scenario=scenario,
+                                 visibility=values.get("visibility") or "private")
+        except ScenarioInvalid as error:
+            errors = error.errors
         except BudgetExceeded as error:
-            form.add_error(None, error.reason)
+            errors = {"__all__": [error.reason]}
         else:
             return redirect("run-detail", run_id=run.pk)
+    elif "scenario" in request.GET:
+        values = _saved_input(get_object_or_404(SavedScenario, pk=request.GET["scenario"], owner=request.user))
+    elif "record" in request.GET:
+        values = {**values, "record": request.GET["record"]}
     saved = SavedScenario.objects.filter(owner=request.user).select_related("record")
+    model_choices = list(model_entries_for(user=request.user))
     return render(request, "scenarios/builder.html", {
-        "form": form,
+        "values": values,
+        "errors": errors,
+        "form_errors": errors.get("__all__", []),  # a template cannot read a key that starts with _
+        "strategies": _strategies(values, errors),
+        "choices": {
+            "seat_structures": SEAT_STRUCTURE_CHOICES, "goals": GOAL_CHOICES, "judges": judge_choices(),
+            "visibilities": Visibility.choices,
+        },
+        "records": Record.objects.only("id", "title"),
+        "model_choices": model_choices,
         "spending": spending_for(user=request.user),
         "goals": GOALS,
-        "strategies": sorted(STRATEGIES),
         "saved_scenarios": saved,
         # A first look: the watchable scripted model, when the registry offers it to this user.
-        "demo_model": next((entry.name for entry in form.model_choices if entry.name == DEMO_MODEL), None),
+        "demo_model": next((entry.name for entry in model_choices if entry.name == DEMO_MODEL), None),
         "record_filters": {
             "topics": Topic.objects.values_list("name", flat=True),
             "terms": TERMS,
             "record_sets": RecordSet.objects.values_list("name", flat=True),
         },
-        "initial_json": json.dumps({k: (v if not hasattr(v, "pk") else v.pk) for k, v in initial.items()}, default=str),
+        # What the script restores (json_script encodes it once): the groups, custom seats, mode.
+        "initial": {key: values.get(key) for key in ("record", "groups", "custom_seats", "most_divided")},
     })
 
 

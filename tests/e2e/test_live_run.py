@@ -93,7 +93,7 @@ def build_scenario(page: Page, *, seed: int) -> None:
     page.get_by_test_id("goal").select_option("veto_power")
     page.get_by_test_id("veto-group").select_option(VETO)
     page.get_by_test_id("strategy").select_option("parliament")
-    page.get_by_test_id("rounds").fill("1")
+    page.get_by_test_id("parliament-rounds").fill("1")
     page.get_by_role("button", name="scripted:slow").click()
     expect(page.get_by_test_id("model")).to_have_value("scripted:slow")
     page.get_by_test_id("judge").select_option("scripted")

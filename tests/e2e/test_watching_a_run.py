@@ -26,7 +26,7 @@ def build_two_group_run(page: Page, *, model_button: str, seed: int, rounds: int
     page.get_by_test_id("seed").fill(str(seed))
     page.get_by_test_id("seat-structure").select_option("real")
     page.get_by_test_id("strategy").select_option("parliament")
-    page.get_by_test_id("rounds").fill(str(rounds))
+    page.get_by_test_id("parliament-rounds").fill(str(rounds))
     if model_button == "use-demo-model":
         page.get_by_test_id(model_button).click()
     else:  # the registry's chip for that model
@@ -49,11 +49,41 @@ def test_the_builder_shows_each_invalid_field_beside_it(page: Page, sample_recor
 
     # Too many rounds: the message sits beside the rounds field, not in a browser pop-up.
     pick_record(page)
-    page.get_by_test_id("rounds").fill("6")
+    page.get_by_test_id("parliament-rounds").fill("6")
     page.get_by_test_id("start-run").click()
-    expect(page.get_by_test_id("error-rounds")).to_contain_text("At most 5 negotiation rounds")
+    expect(page.get_by_test_id("error-parliament-rounds")).to_contain_text("between 0 and 5, not 6")
     expect(page.get_by_test_id("error-record")).to_be_empty()
     assert Run.objects.count() == 0
+
+
+def test_the_builder_shows_the_chosen_strategys_parameters_and_its_estimated_steps(
+    page: Page, sample_records: RecordSet
+) -> None:
+    sign_up(page)
+    pick_record(page)
+    for box in page.locator("#stances-body input[data-testid^=group-]").all():
+        if box.get_attribute("data-testid").removeprefix("group-") not in TWO:
+            box.uncheck()
+    page.get_by_test_id("judge").select_option("scripted")
+    page.get_by_test_id("strategy").select_option("parliament")
+    estimate = page.get_by_test_id("strategy-estimate")
+    # The declared defaults, from the server's description: 2 x (1 + 2) speeches, a draft, an
+    # amendment and its decision; the scripted judge calls no model.
+    expect(page.get_by_test_id("parliament-rounds")).to_have_value("2")
+    expect(page.get_by_test_id("parliament-rapporteur")).to_have_value("largest")
+    expect(estimate).to_contain_text("Estimated model steps: 9 for 2 groups")
+    page.get_by_test_id("parliament-rounds").fill("0")
+    expect(estimate).to_contain_text("Estimated model steps: 5 for 2 groups")
+    page.get_by_test_id("parliament-rounds").fill("7")
+    expect(estimate).to_contain_text("rounds: between 0 and 5, not 7")
+
+    page.get_by_test_id("strategy").select_option("one-shot")
+    expect(page.get_by_test_id("params-parliament")).to_be_hidden()
+    expect(page.get_by_test_id("one-shot-max_tokens")).to_be_visible()
+    expect(page.get_by_test_id("one-shot-max_tokens")).to_have_value("400")
+    expect(estimate).to_contain_text("Estimated model steps: 1 for 2 groups")
+    page.get_by_test_id("judge").select_option("llm")
+    expect(estimate).to_contain_text("Estimated model steps: 3 for 2 groups")
 
 
 def test_a_demo_run_says_who_has_the_floor_and_tidies_up_after_the_outcome(

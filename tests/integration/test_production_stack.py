@@ -114,9 +114,9 @@ def test_each_queue_has_its_own_worker_and_bundled_model_runs_go_to_the_models_q
     models_worker = start_celery_worker(name="models-only", queues="models", concurrency=1,
                                         extra_args=("--prefetch-multiplier", "1"))
     owner, record = make_user(), make_record()
-    scripted = run_create(owner=owner, config=scenario_config(record, strategy="greedy", groups=json.dumps(["EPP", "SD"])))
+    scripted = run_create(owner=owner, config=scenario_config(record, strategy="greedy", groups=["EPP", "SD"]))
     local = run_create(owner=owner, config=scenario_config(
-        record, strategy="one-shot", model="local:smollm2-135m", groups=json.dumps(["EPP", "SD"])))
+        record, strategy="one-shot", model="local:smollm2-135m", groups=["EPP", "SD"]))
     for run in (scripted, local):
         servers.wait_until(lambda run=run: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED,
                            timeout=300, what=f"run {run.pk} ({run.model}) to finish")

@@ -13,19 +13,18 @@ from deliberation.engine.events import SERVICE_EVENT_TYPES
 from deliberation.runs.models import Run
 from deliberation.runs.selectors import run_transcript
 from deliberation.runs.services import run_create
-from deliberation.scenarios.forms import ScenarioForm
+from deliberation.scenarios.services import scenario_config_build
 from tests.factories import make_record, make_user
 from tests.integration import servers
 
 
 def start_run(record, owner, *, model: str, visibility: str = "private") -> Run:
-    form = ScenarioForm({
-        "record": record.pk, "groups": json.dumps(["EPP", "SD", "ALDE", "GREEN_EFA"]),
+    config = scenario_config_build(data={
+        "record": record.pk, "groups": ["EPP", "SD", "ALDE", "GREEN_EFA"],
         "seat_structure": "random_tenths", "goal": "two_thirds_majority", "strategy": "parliament",
-        "model": model, "judge": "scripted", "seed": 11, "rounds": 2,
+        "model": model, "judge": "scripted", "seed": 11, "strategy_params": {"rounds": 2},
     }, user=owner)
-    assert form.is_valid(), form.errors
-    return run_create(owner=owner, config=form.config, visibility=visibility)
+    return run_create(owner=owner, config=config, visibility=visibility)
 
 
 def wait_for_status(run: Run, status: str, *, timeout: float) -> None:

@@ -54,8 +54,8 @@ def _message(model: type[StrategyParams], strategy: str, error: dict) -> str:
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         low, high = _bounds(model, name)
         if low is not None and high is not None:
-            return f"between {low:g} and {high:g}, not {value!r}"
-        return f"at least {low:g}, not {value!r}" if low is not None else f"at most {high:g}, not {value!r}"
+            return f"between {low:g} and {high:g}, not {value}"
+        return f"at least {low:g}, not {value}" if low is not None else f"at most {high:g}, not {value}"
     if kind == "literal_error":
         choices = model.model_json_schema()["properties"][name].get("enum", [])
         return f"one of {', '.join(map(str, choices))}, not {value!r}"
@@ -75,6 +75,18 @@ def params_validate(model: type[StrategyParams], raw: Mapping[str, Any], *, stra
             name = str(item["loc"][0]) if item["loc"] else "strategy_params"
             errors.setdefault(name, []).append(_message(model, strategy, item))
         raise ParamsError(errors) from None
+
+
+def params_from_pairs(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """["rounds=2", "rapporteur=mediator"] (the CLI's --param, the estimate's ?param=) as a dict
+    of strings, which params_validate reads as the declared types."""
+    raw: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ParamsError({"param": [f"{pair!r} is not NAME=VALUE"]})
+        raw[name.strip()] = value.strip()
+    return raw
 
 
 def params_description(model: type[StrategyParams]) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 /* The scenario builder. The page is a plain HTML form that posts to the server (which validates
  * everything); this script adds the record picker, the stances table with group checkboxes, the
- * custom seat inputs with their running sum, and the live hemicycle preview. */
+ * custom seat inputs with their running sum, the live hemicycle preview, the chosen strategy's
+ * parameters (the server renders every strategy's; this shows one) and its estimated model steps. */
 import { $, el, clear, groupChip, formatNumber } from "./dom.js";
 import * as Hemicycle from "./hemicycle.js";
 
@@ -10,16 +11,15 @@ import * as Hemicycle from "./hemicycle.js";
 
   const inputs = {
     record: $("#id_record"),
-    groupsState: $("#groups-state"),
     modeHand: $("#mode-hand"),
     modeDivided: $("#mode-divided"),
     mostDivided: $("#id_most_divided"),
     structure: $("#id_seat_structure"),
     seed: $("#id_seed"),
-    customJson: $("#id_custom_seats"),
     goal: $("#id_goal"),
     veto: $("#id_veto_group"),
     strategy: $("#id_strategy"),
+    judge: $("#id_judge"),
     model: $("#id_model"),
     name: $("#id_name"),
   };
@@ -34,23 +34,9 @@ import * as Hemicycle from "./hemicycle.js";
     previewGroups: [], // the participants of the last preview (the server's choice in "most divided" mode)
     customRowsFor: "",
     vetoValue: inputs.veto ? inputs.veto.value : "",
-    requests: { records: 0, detail: 0, preview: 0, power: 0 },
+    requests: { records: 0, detail: 0, preview: 0, power: 0, estimate: 0 },
     previewSeats: null, // the last preview's seat shares, for the power indices
   };
-
-  function parseJson(text) {
-    // Django renders a JSONField's initial value encoded twice; decode until it is not a string.
-    let value = text;
-    for (let i = 0; i < 3 && typeof value === "string"; i++) {
-      if (!value.trim()) return null;
-      try {
-        value = JSON.parse(value);
-      } catch (error) {
-        return null;
-      }
-    }
-    return value;
-  }
 
   function debounce(fn, ms) {
     let timer = null;
@@ -218,7 +204,7 @@ import * as Hemicycle from "./hemicycle.js";
       rows.append(el("div", { class: "custom-seat" },
         el("label", { for: id }, groupChip(stance ? stance.short_label : code, stance ? stance.colour : "#888888")),
         el("input", {
-          type: "number", id, min: "0", max: "100", step: "0.1", inputmode: "decimal",
+          type: "number", id, name: `custom_seats.${code}`, min: "0", max: "100", step: "0.1", inputmode: "decimal",
           value: state.custom[code] == null ? "" : String(state.custom[code]),
           dataset: { code, testid: id },
           oninput: (event) => {
@@ -261,17 +247,7 @@ import * as Hemicycle from "./hemicycle.js";
     $("#custom-sum").textContent = formatNumber(sum, Number.isInteger(sum) ? 0 : 1);
     $("#custom-sum-line").classList.toggle("bad", !exact);
     $("#custom-sum-line").classList.toggle("good", exact);
-    syncCustomJson();
     return exact;
-  }
-
-  function syncCustomJson() {
-    if (inputs.structure.value !== "custom") {
-      inputs.customJson.value = "";
-      return;
-    }
-    const groups = participants();
-    inputs.customJson.value = JSON.stringify(Object.fromEntries(groups.map((code) => [code, Number(state.custom[code]) || 0])));
   }
 
   function renderVetoOptions() {
@@ -308,10 +284,41 @@ import * as Hemicycle from "./hemicycle.js";
   }
 
   function applyStrategy() {
-    const parliament = inputs.strategy.value === "parliament";
-    $("#parliament-params").hidden = !parliament;
+    document.querySelectorAll("#strategy-params fieldset[data-strategy]").forEach((fieldset) => {
+      fieldset.hidden = fieldset.dataset.strategy !== inputs.strategy.value;
+    });
     document.querySelectorAll("#strategy-help li").forEach((li) => { li.hidden = li.dataset.strategy !== inputs.strategy.value; });
   }
+
+  // The chosen strategy's model steps for these groups, parameters and judge, as the server
+  // estimates them (GET /api/v1/strategies/<name>/estimate): the same figure budgets count.
+  async function refreshEstimate() {
+    const ticket = ++state.requests.estimate;
+    const note = $("#strategy-estimate");
+    const groups = participants().length || (mode() === "divided" ? Number(inputs.mostDivided.value) || 0 : 0);
+    if (groups < 2) {
+      note.textContent = "Estimated model steps: choose the groups first.";
+      return;
+    }
+    const strategy = inputs.strategy.value;
+    const params = new URLSearchParams({ groups: String(groups), judge: inputs.judge.value });
+    const fieldset = document.querySelector(`#strategy-params fieldset[data-strategy="${CSS.escape(strategy)}"]`);
+    if (fieldset) {
+      fieldset.querySelectorAll("[data-param]").forEach((input) => {
+        if (input.value.trim()) params.append("param", `${input.dataset.param}=${input.value.trim()}`);
+      });
+    }
+    const answer = await getJson(`/api/v1/strategies/${encodeURIComponent(strategy)}/estimate?${params}`);
+    if (ticket !== state.requests.estimate) return;
+    if (!answer.ok) {
+      const errors = answer.body.errors || {};
+      note.textContent = `Estimated model steps: none until the parameters are valid (${Object.entries(errors).map(([name, messages]) => `${name}: ${messages.join(" ")}`).join("; ")}).`;
+      return;
+    }
+    note.textContent = `Estimated model steps: ${formatNumber(answer.body.steps)} for ${groups} groups` +
+      ` (at most ${formatNumber(answer.body.completion_tokens)} completion tokens; cached steps cost nothing).`;
+  }
+  const refreshEstimateSoon = debounce(refreshEstimate, 250);
 
   function applyStructure() {
     const custom = inputs.structure.value === "custom";
@@ -319,8 +326,6 @@ import * as Hemicycle from "./hemicycle.js";
     if (custom) {
       renderCustomRows(participants());
       updateCustomSum();
-    } else {
-      syncCustomJson();
     }
   }
 
@@ -338,6 +343,7 @@ import * as Hemicycle from "./hemicycle.js";
     state.previewSeats = null;
     $("#preview-power").textContent = "";
     previewMessage(text, isError);
+    refreshEstimate();
   }
 
   async function seatsFor(structure, groups, custom) {
@@ -430,6 +436,7 @@ import * as Hemicycle from "./hemicycle.js";
     previewMessage(`${groups.length} groups · ${structureLabel}`);
     state.previewSeats = answer.seats;
     refreshPower();
+    refreshEstimate();
   }
 
   // Voting power beside the seats: the coalitions that reach the goal's quota (GET /api/v1/power).
@@ -470,16 +477,11 @@ import * as Hemicycle from "./hemicycle.js";
 
   // ---- start --------------------------------------------------------------------------------
 
+  // What the server sent back (a refused form, a saved scenario): the groups, custom seats in percent.
   function restoreState(initial) {
-    const groups = parseJson(inputs.groupsState.value) || (initial && parseJson(initial.groups));
-    if (Array.isArray(groups) && groups.length) state.pendingGroups = groups;
-    const custom = parseJson(inputs.customJson.value);
-    if (custom && typeof custom === "object" && !Array.isArray(custom)) {
-      state.custom = Object.fromEntries(Object.entries(custom).map(([code, value]) => [code, Number(value)]));
-    } else if (initial && initial.seat_structure === "custom" && initial.seats) {
-      // A saved scenario keeps its resolved shares; offer them back as percent.
-      const seats = typeof initial.seats === "string" ? parseJson(initial.seats) : initial.seats;
-      state.custom = Object.fromEntries(Object.entries(seats || {}).map(([code, share]) => [code, Math.round(share * 1000) / 10]));
+    if (Array.isArray(initial.groups) && initial.groups.length) state.pendingGroups = initial.groups;
+    if (initial.custom_seats && typeof initial.custom_seats === "object") {
+      state.custom = Object.fromEntries(Object.entries(initial.custom_seats).map(([code, value]) => [code, Number(value)]));
     }
     const divided = !state.pendingGroups && inputs.mostDivided.value;
     inputs.modeDivided.checked = Boolean(divided);
@@ -488,12 +490,10 @@ import * as Hemicycle from "./hemicycle.js";
 
   function init() {
     const initialNode = $("#builder-initial");
-    const initial = initialNode ? parseJson(initialNode.textContent) : null;
-    restoreState(initial || {});
+    restoreState((initialNode && JSON.parse(initialNode.textContent)) || {});
 
     $("#record-fallback").hidden = true;
     $("#record-picker").hidden = false;
-    $("#custom-json-field").hidden = true;
     vetoSelect();
 
     const reload = debounce(loadRecords, 250);
@@ -513,13 +513,15 @@ import * as Hemicycle from "./hemicycle.js";
     inputs.structure.addEventListener("change", () => { applyStructure(); refreshPreview(); });
     inputs.seed.addEventListener("input", refreshPreviewSoon);
     inputs.goal.addEventListener("change", () => { applyGoal(); refreshPower(); });
-    inputs.strategy.addEventListener("change", applyStrategy);
+    inputs.strategy.addEventListener("change", () => { applyStrategy(); refreshEstimate(); });
+    inputs.judge.addEventListener("change", refreshEstimate);
+    $("#strategy-params").addEventListener("input", refreshEstimateSoon);
+    $("#strategy-params").addEventListener("change", refreshEstimateSoon);
     document.querySelectorAll("[data-model]").forEach((button) => {
       button.addEventListener("click", () => { inputs.model.value = button.dataset.model; inputs.model.focus(); });
     });
 
     form.addEventListener("submit", (event) => {
-      syncCustomJson();
       const saving = event.submitter && event.submitter.value === "save";
       if (saving && !inputs.name.value.trim()) {
         event.preventDefault();
@@ -533,6 +535,7 @@ import * as Hemicycle from "./hemicycle.js";
     applyGoal();
     applyStrategy();
     applyStructure();
+    refreshEstimate();
     loadRecords();
     if (inputs.record.value) loadRecord(inputs.record.value);
   }

@@ -100,8 +100,8 @@ def test_the_builder_shows_what_is_left_and_refuses_a_run_that_does_not_fit(clie
     page = client.get(reverse("scenario-builder")).content.decode()
     assert 'data-testid="budget-steps-left">16<' in page
     data = {"record": record.pk, "groups": ["EPP", "SD", "ALDE"], "seat_structure": "equal", "goal": "simple_majority",
-            "strategy": "parliament", "model": "scripted:default", "judge": "scripted", "seed": 3, "rounds": 1,
-            "rapporteur": "largest", "visibility": "private"}
+            "strategy": "parliament", "model": "scripted:default", "judge": "scripted", "seed": 3, "params.parliament.rounds": 1,
+            "params.parliament.rapporteur": "largest", "visibility": "private"}
     assert client.post(reverse("scenario-builder"), data).status_code == 302
     response = client.post(reverse("scenario-builder"), {**data, "seed": 4, "name": "refused"})
     assert response.status_code == 200

@@ -1,4 +1,3 @@
-import json
 import re
 
 import pytest
@@ -27,8 +26,8 @@ def no_queue(monkeypatch):
 def builder_post(client, record, **fields):
     data = {
         "record": record.pk, "groups": ["EPP", "SD"], "seat_structure": "equal", "goal": "simple_majority",
-        "strategy": "parliament", "model": "scripted:default", "judge": "scripted", "seed": 3, "rounds": 1,
-        "rapporteur": "largest", "visibility": "private",
+        "strategy": "parliament", "model": "scripted:default", "judge": "scripted", "seed": 3, "params.parliament.rounds": 1,
+        "params.parliament.rapporteur": "largest", "visibility": "private",
     }
     data.update(fields)
     return client.post(reverse("scenario-builder"), data)
@@ -40,30 +39,33 @@ def test_starting_from_the_builder_creates_a_run_and_opens_its_page(client, sign
     run = Run.objects.get()
     assert response.status_code == 302 and response.url == reverse("run-detail", args=[run.pk])
     assert run.groups == ["EPP", "SD"] and run.seats == {"EPP": 0.5, "SD": 0.5}
-    assert run.params == {"rounds": 1, "rapporteur": "largest"}
+    # The run keeps every parameter it plays with, the defaults filled in.
+    assert run.params == {"rounds": 1, "rapporteur": "largest", "temperature": 0.7, "speech_tokens": 160, "draft_tokens": 400}
 
 
 def test_custom_seats_that_do_not_add_up_are_refused_under_their_field(client, signed_in):
-    response = builder_post(client, make_record(), seat_structure="custom", custom_seats=json.dumps({"EPP": 60, "SD": 30}))
+    response = builder_post(client, make_record(), seat_structure="custom", **{"custom_seats.EPP": "60", "custom_seats.SD": "30"})
     assert response.status_code == 200
-    assert "add up to 90%" in " ".join(response.context["form"].errors["custom_seats"])
+    assert "add up to 90%" in " ".join(response.context["errors"]["custom_seats"])
     assert Run.objects.count() == 0
 
 
 def test_veto_power_needs_a_participating_veto_group(client, signed_in):
     response = builder_post(client, make_record(), goal="veto_power", veto_group="ALDE")
-    assert "must be one of the participating groups" in " ".join(response.context["form"].errors["veto_group"])
+    assert "must be one of the participating groups" in " ".join(response.context["errors"]["veto_group"])
 
 
 def test_saving_needs_a_name_and_saved_scenarios_reload(client, signed_in):
     record = make_record()
     response = builder_post(client, record, action="save")
-    assert "name" in response.context["form"].errors
+    assert response.context["errors"] == {"name": ["Give the scenario a name to save it."]}
     response = builder_post(client, record, action="save", name="Posting workers, equal seats")
     saved = SavedScenario.objects.get()
     assert response.url.endswith(f"?scenario={saved.pk}")
     page = client.get(reverse("scenario-builder"), {"scenario": saved.pk})
-    assert page.context["form"].initial["groups"] == ["EPP", "SD"]
+    assert page.context["values"]["groups"] == ["EPP", "SD"]
+    assert page.context["initial"]["groups"] == ["EPP", "SD"]  # what the script restores (json_script)
+    assert 'id="builder-initial"' in page.content.decode()
     assert Run.objects.count() == 0
 
 
@@ -77,7 +79,7 @@ def test_api_starts_a_run_and_answers_its_id(client, signed_in):
     record = make_record()
     payload = {"record": record.pk, "groups": ["EPP", "SD", "ALDE"], "seat_structure": "random_tenths",
                "goal": "two_thirds_majority", "strategy": "one-shot", "model": "scripted:default", "judge": "llm"}
-    response = client.post("/api/runs", json.dumps(payload), content_type="application/json")
+    response = client.post("/api/runs", payload, content_type="application/json")
     assert response.status_code == 201
     run = Run.objects.get(pk=response.json()["id"])
     assert run.owner == signed_in and run.strategy == "one-shot"
@@ -86,7 +88,7 @@ def test_api_starts_a_run_and_answers_its_id(client, signed_in):
 def test_api_answers_a_clear_message_per_field(client, signed_in):
     payload = {"record": make_record().pk, "groups": ["EPP"], "seat_structure": "equal", "goal": "nope",
                "strategy": "greedy", "judge": "scripted"}
-    response = client.post("/api/runs", json.dumps(payload), content_type="application/json")
+    response = client.post("/api/runs", payload, content_type="application/json")
     assert response.status_code == 400
     assert set(response.json()["errors"]) >= {"goal"}
 
@@ -157,7 +159,7 @@ def test_a_start_without_a_record_says_so_beside_the_record_field(client, signed
                                                           "strategy": "parliament", "judge": "scripted"})
     page = response.content.decode()
     assert response.status_code == 200 and Run.objects.count() == 0
-    assert "Pick a record first" in " ".join(response.context["form"].errors["record"])
+    assert "Pick a record first" in " ".join(response.context["errors"]["record"])
     assert re.search(r'data-testid="error-record"><ul class="errorlist"[^>]*><li>Pick a record first', page)
     # The server validates: the browser's own pop-ups (which cannot reach the hidden record
     # field) are off, so every message is the server's, beside its field.
@@ -165,10 +167,33 @@ def test_a_start_without_a_record_says_so_beside_the_record_field(client, signed
 
 
 def test_more_than_five_rounds_are_refused_beside_the_rounds_field(client, signed_in):
-    response = builder_post(client, make_record(), rounds=6)
-    assert "At most 5 negotiation rounds." in " ".join(response.context["form"].errors["rounds"])
-    assert re.search(r'data-testid="error-rounds"><ul class="errorlist"[^>]*><li>At most 5 negotiation rounds\.', response.content.decode())
+    response = builder_post(client, make_record(), **{"params.parliament.rounds": 6})
+    assert response.context["errors"] == {"rounds": ["between 0 and 5, not 6"]}
+    assert re.search(r'data-testid="error-parliament-rounds"><ul class="errorlist"[^>]*><li>between 0 and 5, not 6', response.content.decode())
     assert Run.objects.count() == 0
+
+
+def test_only_the_chosen_strategys_parameters_are_read(client, signed_in):
+    builder_post(client, make_record(), strategy="one-shot", **{"params.one-shot.max_tokens": "300", "params.parliament.rounds": 9})
+    assert Run.objects.get().params == {"temperature": 0.0, "max_tokens": 300}
+
+
+def test_the_builder_shows_every_strategys_parameters_with_their_defaults(client, signed_in):
+    page = client.get(reverse("scenario-builder")).content.decode()
+    fieldset = page.split('data-testid="params-parliament"', 1)[1].split("</fieldset>", 1)[0]
+    assert re.search(r'name="params\.parliament\.rounds"[^>]*data-testid="parliament-rounds"\s+type="number" step="1" min="0" max="5"\s+value="2"', fieldset)
+    assert '<option value="mediator">A neutral mediator</option>' in fieldset
+    one_shot = page.split('data-testid="params-one-shot"', 1)[1].split("</fieldset>", 1)[0]
+    assert 'name="params.one-shot.max_tokens"' in one_shot and 'value="400"' in one_shot
+    assert " hidden>" in page.split('data-testid="params-one-shot"', 1)[1][:20]  # the chosen one shows
+    assert "greedy has no parameters" in page
+
+
+def test_a_saved_scenario_reloads_its_parameters(client, signed_in):
+    builder_post(client, make_record(), action="save", name="Three rounds", **{"params.parliament.rounds": 3})
+    saved = SavedScenario.objects.get()
+    page = client.get(reverse("scenario-builder"), {"scenario": saved.pk}).content.decode()
+    assert re.search(r'data-testid="parliament-rounds"[^>]*value="3"', page.replace("\n", " "))
 
 
 def test_the_builder_suggests_the_demo_model_for_a_first_look(client, signed_in):

@@ -20,7 +20,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from deliberation.dashboards.exports import FORMATS, experiment_export
 from deliberation.engine.goals import GOAL_KEYS
-from deliberation.engine.strategies import STRATEGIES
+from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
+from deliberation.engine.strategies.params import params_from_pairs
 from deliberation.runs.clients import JUDGES
 from deliberation.runs.experiments import (
     ExperimentError,
@@ -55,6 +56,8 @@ class Command(BaseCommand):
         create.add_argument("--judges", nargs="+", required=True, help=f"any of {', '.join(JUDGES)} or calibrated:<id>")
         create.add_argument("--seeds", nargs="+", type=int, default=[0])
         create.add_argument("--rounds", type=int, default=None, help="parliament: negotiation rounds")
+        create.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                            help="a strategy parameter, for every strategy of the grid that has it (repeatable)")
         create.add_argument("--cap", type=int, default=None, help="at most this many uncached model steps")
         for action in (create, *(actions.add_parser(name, help=text) for name, text in (
             ("run", "start or resume an experiment"),
@@ -94,9 +97,28 @@ class Command(BaseCommand):
         except Experiment.MultipleObjectsReturned:
             raise CommandError(f"several owners have an experiment named {options['name']!r}: give --owner") from None
 
+    def _grid_params(self, options) -> dict[str, dict]:
+        """--param NAME=VALUE for each strategy of the grid that declares NAME (typed as declared),
+        and --rounds for the parliament."""
+        try:
+            pairs = params_from_pairs(options["param"])
+            params: dict[str, dict] = {}
+            for strategy in options["strategies"]:
+                given = {name: value for name, value in pairs.items() if name in STRATEGIES[strategy].params_model.model_fields}
+                if strategy == "parliament" and options["rounds"] is not None:
+                    given["rounds"] = options["rounds"]
+                if given:
+                    params[strategy] = strategy_params(strategy, given).model_dump(include=set(given))
+        except ParamsError as error:
+            raise CommandError(f"--param: {error}") from None
+        unused = [name for name in pairs if not any(name in params.get(strategy, {}) for strategy in options["strategies"])]
+        if unused:
+            raise CommandError(f"--param: no strategy of the grid has a parameter named {', '.join(unused)}")
+        return params
+
     def handle_create(self, options) -> None:
         owner, _ = get_user_model().objects.get_or_create(username=options["owner"] or DEFAULT_OWNER)
-        params = {"parliament": {"rounds": options["rounds"]}} if options["rounds"] is not None else {}
+        params = self._grid_params(options)
         experiment = experiment_create(
             owner=owner,
             name=options["name"],
