@@ -61,6 +61,7 @@ from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
 from deliberation.registry.budgets import BudgetExceeded, spending_for
 from deliberation.registry.selectors import model_entries_for
+from deliberation.runs.clients import judge_uses_model
 from deliberation.runs.counterfactuals import CounterfactualError, NotFinished, run_counterfactual
 from deliberation.runs.experiments import (
     ExperimentError,
@@ -79,7 +80,6 @@ from deliberation.runs.selectors import (
     run_list_for_owner,
     run_summary,
 )
-from deliberation.runs.clients import judge_uses_model
 from deliberation.runs.services import run_create
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioInvalid, scenario_config_build, scenario_save

@@ -98,6 +98,7 @@ class ParamOut(Schema):
 
 class StrategyOut(Schema):
     name: str
+    summary: str
     needs_model: bool
     params: list[ParamOut]
 

@@ -39,8 +39,8 @@ from deliberation.runs.services import (
     run_resume,
     run_stop,
 )
-from deliberation.scenarios.services import ScenarioInvalid, scenario_config_build
 from deliberation.scenarios.models import SEAT_STRUCTURE_CHOICES, SavedScenario
+from deliberation.scenarios.services import ScenarioInvalid, scenario_config_build
 
 
 def _run_or_404(request: HttpRequest, run_id: int) -> Run:

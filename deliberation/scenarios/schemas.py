@@ -4,7 +4,7 @@ needs the database (the record, the registry's models, the judges, the stances) 
 own parameters are checked by scenarios.services.scenario_config_build, the one validator.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 

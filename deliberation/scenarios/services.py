@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from deliberation.engine.scenario import Scenario, ScenarioError
 from deliberation.engine.seats import seat_shares, select_max_variance
 from deliberation.engine.seeding import seed_for
-from deliberation.engine.strategies import ParamsError, strategy_params
+from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
+from deliberation.engine.strategies.base import model_params_of
 from deliberation.records.models import PartyGroup, Record
 from deliberation.records.selectors import engine_group, record_view
 from deliberation.registry.selectors import ModelRefused, model_check
@@ -155,6 +156,14 @@ def scenario_config_build(
         params = strategy_params(data.strategy, data.strategy_params)
     except ParamsError as error:
         errors.update(error.errors)
+    else:  # a further model the strategy calls (advisor_model): one this user may use, as `model`
+        for param in model_params_of(STRATEGIES[data.strategy]):
+            name = str(getattr(params, param, "") or "").strip()
+            try:
+                if name:
+                    model_check(name=name, user=user, field=param)
+            except ModelRefused as error:
+                errors[param] = [error.message]
     if errors:
         raise ScenarioInvalid(errors)
 

@@ -1,6 +1,7 @@
 """Strategies: how a resolution comes about. Each is a generator of events, declares its
 parameters (params.py) and estimates its model steps (docs/strategies.md)."""
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,10 +54,18 @@ def run_cost(*, strategy: str, party_count: int, judge_uses_model: bool, params:
     )
 
 
+def strategy_summary(strategy: Strategy) -> str:
+    """One line on what the strategy does: its `summary`, else its module's first docstring line."""
+    summary = getattr(strategy, "summary", "")
+    if not summary:
+        summary = (sys.modules[type(strategy).__module__].__doc__ or "").strip().split("\n", 1)[0]
+    return summary
+
+
 def strategy_descriptions() -> list[dict[str, Any]]:
     """Every strategy with its parameters, as the builder and GET /api/v1/strategies show them."""
     return [
-        {"name": name, "needs_model": STRATEGIES[name].needs_model,
+        {"name": name, "summary": strategy_summary(STRATEGIES[name]), "needs_model": STRATEGIES[name].needs_model,
          "params": params_description(STRATEGIES[name].params_model)}
         for name in sorted(STRATEGIES)
     ]

@@ -42,6 +42,7 @@ def _stance_draft(group: Group) -> dict:
 @dataclass(frozen=True)
 class RandomStance(_Baseline):
     name: str = "random"
+    summary: ClassVar[str] = "A random group's stance becomes the text (no model)."
     needs_model: bool = False
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
@@ -52,6 +53,7 @@ class RandomStance(_Baseline):
 @dataclass(frozen=True)
 class Greedy(_Baseline):
     name: str = "greedy"
+    summary: ClassVar[str] = "The largest group's stance becomes the text (no model)."
     needs_model: bool = False
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
@@ -61,6 +63,7 @@ class Greedy(_Baseline):
 @dataclass(frozen=True)
 class RealResolution(_Baseline):
     name: str = "real-resolution"
+    summary: ClassVar[str] = "The resolution Parliament really adopted (pair with the real-votes judge)."
     needs_model: bool = False
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:

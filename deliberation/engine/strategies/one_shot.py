@@ -103,6 +103,7 @@ class OneShotParams(StrategyParams):
 @dataclass(frozen=True)
 class OneShot:
     name: str = "one-shot"
+    summary: ClassVar[str] = "One prompt with every stance and the goal; one resolution (PoliCon's baseline drafter)."
     needs_model: bool = True
     params_model: ClassVar[type[OneShotParams]] = OneShotParams
 

@@ -421,6 +421,7 @@ class _Sitting:
 @dataclass(frozen=True)
 class Parliament:
     name: str = "parliament"
+    summary: ClassVar[str] = "Party agents give opening statements, negotiate, a rapporteur drafts, groups table amendments, the chamber votes."
     needs_model: bool = True
     params_model: ClassVar[type[ParliamentSettings]] = ParliamentSettings
 

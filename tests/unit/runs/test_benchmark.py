@@ -130,7 +130,7 @@ def test_evaluate_command_plays_each_new_strategy_with_its_params(sample_set, ca
 
 
 @pytest.mark.parametrize("param, error", [
-    ("candidates=20", "--param candidates: between 2 and 8, not '20'"),
+    ("candidates=20", "--param candidates: between 2 and 8, not 20"),
     ("speed=3", "--param speed: mediator has no such parameter"),
     ("candidates", "give NAME=VALUE"),
 ])

@@ -86,3 +86,10 @@ def test_rules_beyond_types_say_what_is_wrong_under_their_field(fields, field, m
 def test_custom_seats_in_percent_become_shares():
     config = build(record=make_record().pk, seat_structure="custom", custom_seats={"EPP": "50", "SD": 30, "ALDE": 20})
     assert config.seats == {"EPP": 0.5, "SD": 0.3, "ALDE": 0.2}
+
+
+def test_a_model_a_strategy_parameter_names_is_checked_against_the_registry():
+    errors = refused(record=make_record().pk, strategy="advisor", strategy_params={"advisor_model": "scripted:nope"})
+    assert list(errors) == ["advisor_model"] and "'scripted:nope' is not a model of this lab" in errors["advisor_model"][0]
+    assert build(record=make_record(title="Other").pk, strategy="advisor",
+                 strategy_params={"advisor_model": "scripted:slow"}).params["advisor_model"] == "scripted:slow"

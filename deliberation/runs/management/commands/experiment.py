@@ -110,7 +110,7 @@ class Command(BaseCommand):
                 if given:
                     params[strategy] = strategy_params(strategy, given).model_dump(include=set(given))
         except ParamsError as error:
-            raise CommandError(f"--param: {error}") from None
+            raise CommandError(f"--param {error}") from None
         unused = [name for name in pairs if not any(name in params.get(strategy, {}) for strategy in options["strategies"])]
         if unused:
             raise CommandError(f"--param: no strategy of the grid has a parameter named {', '.join(unused)}")
