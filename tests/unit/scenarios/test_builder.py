@@ -205,7 +205,7 @@ def test_amulet_on_a_model_without_token_ids_is_refused_beside_the_model(client,
     record = make_record()
     response = builder_post(client, record, strategy="amulet", model="scripted:no-logprobs")
     assert response.status_code == 200
-    assert "amulet decodes token by token" in " ".join(response.context["form"].errors["model"])
+    assert "amulet decodes token by token" in " ".join(response.context["errors"]["model"])
     assert Run.objects.count() == 0
     response = builder_post(client, record, strategy="amulet", model="scripted:default")
     assert response.status_code == 302 and Run.objects.get().strategy == "amulet"
