@@ -37,9 +37,8 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-# Classroom sessions (engine/classroom.py): who took a turn. "judge" scores votes for groups
-# whose students did not vote, and for the agents' groups.
-Actor = Literal["students", "agent", "judge"]
+# Classroom sessions (engine/classroom.py): who took a turn, a group's students or its agent.
+Actor = Literal["students", "agent"]
 
 
 class EventData(BaseModel):
@@ -233,6 +232,8 @@ class VoteData(ClassroomTurn):
     attempts: int
     usage: Usage
     detail: VoteDetail = None
+    # The judge scores the agents' groups, and the students' groups that did not vote in time.
+    by: Literal["students", "judge"] = Field(None, description="classroom: who cast the vote")
 
 
 class TallyData(StepData):

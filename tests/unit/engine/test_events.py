@@ -131,8 +131,10 @@ def test_the_classroom_keys_are_declared():
     event_validate(event("control", {"action": "reveal_speed", "by": "teacher", "words_per_second": 4.0}))
     event_validate(event("error", {"message": "EPP: down", "attempt": 1, "final": False, "turn": "opening:speech:EPP"}))
     event_validate(event("seat_joined", {"student": 12, "name": "Ada", "group": None}))
-    with pytest.raises(EventInvalid, match="by: Input should be 'students', 'agent' or 'judge'"):
-        event_validate(event("vote", vote_data(by="teacher")))
+    with pytest.raises(EventInvalid, match="by: Input should be 'students' or 'judge'"):
+        event_validate(event("vote", vote_data(by="agent")))
+    with pytest.raises(EventInvalid, match="by: Input should be 'students' or 'agent'"):
+        event_validate(event("speech", {"group": "EPP", "phase": "opening", "text": "x", "usage": usage, "by": "judge"}))
     with pytest.raises(EventInvalid, match="action: Input should be"):
         event_validate(event("control", {"action": "applauded", "by": "teacher"}))
 
