@@ -159,7 +159,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("run_id", "integer", "The run."),
         ("experiment_id", "integer", "The experiment the run belongs to."),
         ("seq", "integer", "The event's sequence number in its run, from 1."),
-        ("type", "string", "The event type (engine/events.py documents the shape of each)."),
+        ("type", "string", "The event type; docs/events.md documents the data of each (JSON Schema: /api/v1/events/schema)."),
         ("at", "timestamp", "When the event was stored (ISO 8601, UTC)."),
         ("prompt_tokens", "integer", "Prompt tokens of the event's model call; empty when it made none."),
         ("completion_tokens", "integer", "Completion tokens of the event's model call; empty when it made none."),
