@@ -30,7 +30,10 @@ export const renderers = {
       el("header", {}, el("span", { class: "what" }, title), el("span", { class: "muted small" }, "by"), t.chipFor(data.author),
         data.source_group ? el("span", { class: "muted small" }, `(the stance of ${t.groupLabel(data.source_group)})`) : null,
         t.byline(data), t.usageText(data.usage)),
-      t.textNode(message, data.text || "(empty)")));
+      t.textNode(message, data.text || "(empty)"),
+      data.decoding ? el("p", { class: "muted small" }, `Decoded ${data.decoding.tokens} tokens with ${data.decoding.calls} next-token calls; `,
+        data.decoding.stopped === "end" ? "the model ended its turn." : "the token limit ended it.") : null,
+      data.agreed_turn ? el("p", { class: "muted small", dataset: { testid: "agreed" } }, `Agreed at turn ${data.agreed_turn}: the accepted proposal, verbatim.`) : null));
     t.renderCurrentDraft();
   },
 

@@ -25,5 +25,7 @@ import { renderers as classroom } from "./classroom.js";
 import { renderers as mediator } from "./mediator.js";
 import { renderers as forecast } from "./forecast.js";
 import { renderers as advisor } from "./advisor.js";
+import { renderers as amulet } from "./amulet.js";
+import { renderers as negotiation } from "./negotiation.js";
 
-export const RENDERERS = Object.freeze({ ...run, ...debate, ...classroom, ...mediator, ...forecast, ...advisor });
+export const RENDERERS = Object.freeze({ ...run, ...debate, ...classroom, ...mediator, ...forecast, ...advisor, ...amulet, ...negotiation });
