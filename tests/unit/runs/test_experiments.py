@@ -607,7 +607,7 @@ def test_a_task_sample_covers_every_requested_party_count(sample_set):
 # --- the consensus strategies of issue 13 ------------------------------------------------------
 
 
-NEW_STRATEGIES = ["mediator", "forecast", "advisor", "advisor-random", "advisor-none"]
+NEW_STRATEGIES = ["mediator", "forecast", "advisor", "advisor-random", "advisor-none", "amulet", "negotiation"]
 
 
 def test_one_experiment_plays_the_consensus_strategies_beside_one_shot_within_their_estimate(sample_set, queues, client):
