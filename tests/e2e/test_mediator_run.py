@@ -1,6 +1,7 @@
 """A mediator run (the Habermas Machine) in Chromium: built in the builder, played by a real Celery
-worker on scripted:slow, and watched on the run page: the candidates, each group's ranking, the
-Schulze winner with its pairwise matrix, the critiques and the revised candidates appear."""
+worker on scripted:demo (a second a call), and watched on the run page: who is at work now, the
+candidates, each group's ranking, the Schulze winner with its pairwise matrix, the critiques and
+the revised candidates appear."""
 
 import random
 import re
@@ -25,12 +26,19 @@ def test_a_mediator_run_shows_candidates_rankings_and_the_winner(page: Page, sam
             box.uncheck()
     page.get_by_test_id("seed").fill(str(random.randrange(1, 2**31 - 1)))
     page.get_by_test_id("strategy").select_option("mediator")
-    page.locator('[data-testid=model-choice][data-model="scripted:slow"]').click()
+    page.get_by_test_id("use-demo-model").click()
     page.get_by_test_id("judge").select_option("scripted")
     page.get_by_test_id("start-run").click()
     expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
     run = Run.objects.get(pk=int(re.search(r"/runs/(\d+)/$", page.url).group(1)))
     assert run.strategy == "mediator"
+
+    # While a step runs, the page says who is at work, in the mediator's order.
+    now = page.get_by_test_id("now-step")
+    expect(now).to_contain_text(re.compile(r"The mediator is drafting candidate #\d of 4"), timeout=RUN_TIMEOUT_MS)
+    expect(now).to_contain_text(re.compile(r"(EPP|S&D) ranks the candidates"), timeout=RUN_TIMEOUT_MS)
+    expect(now).to_contain_text(re.compile(r"(EPP|S&D) critiques the winner"), timeout=RUN_TIMEOUT_MS)
+    expect(now).to_contain_text("The mediator is revising the winner: candidate #", timeout=RUN_TIMEOUT_MS)
 
     transcript = page.get_by_test_id("transcript")
     # The defaults: 4 candidates a round, 2 rounds; 2 groups rank each round and critique once.

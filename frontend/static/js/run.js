@@ -126,9 +126,51 @@ function runPage(page) {
     return null;
   }
 
+  // mediator, forecast and the advisor arms (engine/strategies/*.py): their groups rank, critique
+  // and are forecast in the scenario's order (run_started's groups); the judge goes by seats.
+  let scenarioOrder = speakers;
+  const params = page.run.params || {};
+
+  function consensusStep(message) {
+    const { type, data } = message;
+    const judging = (code) => (code ? { group: code, text: `The judge is scoring ${name(code)}'s support` } : { text: "Counting the votes" });
+    const turn = (code, what) => (code ? { group: code, text: `${name(code)} ${what}` } : null);
+    if (type === "run_started") scenarioOrder = data.groups;
+    if (type === "vote") return judging(after(speakers, data.group));
+    if (page.run.strategy === "mediator") {
+      const k = Number(params.candidates || 4);
+      const candidate = (index, revision) => ({ text: `The mediator is ${revision ? "revising the winner:" : "drafting"} candidate #${index + 1} of ${k}` });
+      if (type === "run_started") return candidate(0, false);
+      if (type === "candidate") return data.index + 1 < k ? candidate(data.index + 1, data.revision) : turn(scenarioOrder[0], "ranks the candidates");
+      if (type === "ranking") return turn(after(scenarioOrder, data.group), "ranks the candidates");
+      if (type === "schulze") return data.round < Number(params.rounds || 2) ? turn(scenarioOrder[0], "critiques the winner") : null;
+      if (type === "critique") return turn(after(scenarioOrder, data.group), "critiques the winner") || candidate(0, true);
+      if (type === "draft") return judging(speakers[0]);
+    }
+    if (page.run.strategy === "forecast") {
+      const forecasting = { text: "The drafter forecasts each group's support" };
+      if (type === "run_started") return forecasting;
+      if (type === "plan") return { text: `The drafter writes for the coalition (round ${data.round})` };
+      if (type === "draft") return data.usage ? { group: speakers[0], text: `The judge verifies ${name(speakers[0])}'s support` } : judging(speakers[0]);
+      if (type === "verification") {
+        const next = after(speakers, data.group);
+        return next ? { group: next, text: `The judge verifies ${name(next)}'s support` } : null;
+      }
+      if (type === "belief_update") return data.stop ? judging(speakers[0]) : forecasting;
+    }
+    if (page.run.strategy.startsWith("advisor")) {
+      const drafting = { text: "The drafting model is writing the draft" };
+      if (type === "run_started") return page.run.strategy === "advisor" ? { text: "The advisor writes its brief" } : drafting;
+      if (type === "signal") return drafting;
+      if (type === "draft") return judging(speakers[0]);
+    }
+    return null;
+  }
+
   function noteStep(message) {
-    if (!["parliament", "one-shot"].includes(page.run.strategy)) return;
-    const next = nextStep(message);
+    const consensus = ["mediator", "forecast"].includes(page.run.strategy) || page.run.strategy.startsWith("advisor");
+    if (!consensus && !["parliament", "one-shot"].includes(page.run.strategy)) return;
+    const next = consensus ? consensusStep(message) : nextStep(message);
     if (next) Object.assign(step, next, { since: Date.now() });
     else if (message.type !== "control" && message.type !== "error") Object.assign(step, { text: null, group: null });
     renderStep();
