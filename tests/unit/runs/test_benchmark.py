@@ -212,7 +212,7 @@ def test_evaluate_plays_a_strategy_with_its_params_and_a_rerun_calls_no_model(sa
 
 def test_evaluate_param_is_validated_against_the_strategy(sample_set):
     base = ["--record-set", sample_set, "--strategy", "negotiation", "--judge", "scripted", "-v0"]
-    with pytest.raises(CommandError, match="--param max_turns: between 2 and 12, not '99'"):
+    with pytest.raises(CommandError, match="--param max_turns: between 2 and 12, not 99"):
         call_command("evaluate", *base, "--param", "max_turns=99")
     with pytest.raises(CommandError, match="negotiation has no such parameter"):
         call_command("evaluate", *base, "--param", "rounds=2")
