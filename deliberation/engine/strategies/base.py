@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from deliberation.engine.costs import RunCost
-from deliberation.engine.events import SERVICE_EVENT_TYPES, Event, make_event
+from deliberation.engine.events import SERVICE_EVENT_TYPES, Event, event_validate, make_event
 from deliberation.engine.goals import GOALS, outcome_from_scores, vote_position
 from deliberation.engine.judges import Judge
 from deliberation.engine.models import ModelClient
@@ -68,7 +68,11 @@ class RunContext:
             retries, self._retries = self._retries, []
             usage = data.get("usage")
             data = {**data, "usage": {**usage, "retries": retries}} if isinstance(usage, dict) else {**data, "retries": retries}
-        return make_event(seq, type, data)
+        event = make_event(seq, type, data)
+        # Checked here too, not only where it is stored: the strategy stops at the step that made
+        # it, and the steps before it are still written (a batch with a bad event is refused whole).
+        event_validate(event)
+        return event
 
     def child_seed(self, *parts: object) -> int:
         return seed_for(self.seed, *parts)

@@ -3,6 +3,7 @@ from django.db import transaction
 
 from deliberation.engine.events import EventInvalid
 from deliberation.engine.models import ModelError, Params
+from deliberation.engine.strategies.parliament import ParliamentAgents
 from deliberation.runs import services
 from deliberation.runs.advance import run_advance
 from deliberation.runs.models import CachedCompletion, Run
@@ -77,6 +78,21 @@ def test_a_batch_with_one_bad_event_writes_none_of_them(enqueued, broadcasts):
     with pytest.raises(EventInvalid, match=r"event 2 \(phase\): round"):
         services._events_store(run=run, events=[good, bad])
     assert run.events.count() == 0
+
+
+def test_a_strategy_step_that_does_not_fit_its_type_fails_the_run_after_the_steps_before_it(
+    enqueued, broadcasts, settings, monkeypatch,
+):
+    settings.HEMICYCLE_RUN_MAX_ATTEMPTS = 1
+    real_amendment = ParliamentAgents.amendment
+    monkeypatch.setattr(ParliamentAgents, "amendment", lambda *a: {**real_amendment(*a), "applause": True})
+    run = started_run()
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert "EventInvalid" in run.error and "(amendment): applause: Extra inputs are not permitted" in run.error
+    types = list(run.events.order_by("seq").values_list("type", flat=True))
+    assert "amendment" not in types and types[-3:] == ["draft", "phase", "error"]
 
 
 def test_a_retried_run_continues_after_its_last_event_without_redoing_it(enqueued, broadcasts):
