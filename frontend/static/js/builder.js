@@ -291,7 +291,7 @@ import * as Hemicycle from "./hemicycle.js";
   }
 
   // The chosen strategy's model steps for these groups, parameters and judge, as the server
-  // estimates them (GET /api/v1/strategies/<name>/estimate): the same figure budgets count.
+  // estimates them (GET /api/v1/strategies/<name>/estimate, from the strategy's own estimated_cost).
   async function refreshEstimate() {
     const ticket = ++state.requests.estimate;
     const note = $("#strategy-estimate");
