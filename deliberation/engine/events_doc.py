@@ -40,6 +40,9 @@ A run's state (status, drafts, votes, tally, outcome, error, tokens) follows fro
 `deliberation/engine/run_state.py` rebuilds it as a client would, and
 `tests/unit/runs/test_event_rebuild.py` checks, for every strategy, that it equals what the run
 services record (a classroom session's state: `engine/classroom.py`, `sitting_state`).
+
+A new event type is a pydantic model in `deliberation/engine/events.py` registered in `EVENT_DATA`
+(the module's docstring says how); then `python manage.py events_doc` rewrites this file.
 """
 
 
