@@ -139,6 +139,8 @@ class Advisor:
     arm: Literal["none", "random", "advisor"] = "advisor"
     needs_model: bool = True
     params_model: type[DraftOnlyParams] = AdvisorParams
+    summary: str = ("Bayesian persuasion (Bai et al., arXiv 2405.18718): a small advisor model briefs the drafter on the "
+                    "pivotal groups and what buys their votes.")
 
     @property
     def model_params(self) -> tuple[str, ...]:
@@ -188,6 +190,9 @@ class Advisor:
 
 ADVISOR_ARMS = (
     Advisor(),
-    Advisor(name="advisor-random", arm="random", params_model=DraftOnlyParams),
-    Advisor(name="advisor-none", arm="none", params_model=DraftOnlyParams),
+    Advisor(name="advisor-random", arm="random", params_model=DraftOnlyParams,
+            summary="The advisor's control arm: a brief of the same shape drawn at random from the stances (the prior), "
+                    "no goal, no model call."),
+    Advisor(name="advisor-none", arm="none", params_model=DraftOnlyParams,
+            summary="The advisor's no-signal arm: the drafter alone, with the one-shot prompt (no example)."),
 )

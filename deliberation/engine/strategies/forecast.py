@@ -249,6 +249,8 @@ def plan_text(scenario: Scenario, plan: Mapping[str, Any], forecast: Mapping[str
 class Forecast:
     name: str = "forecast"
     needs_model: bool = True
+    summary: ClassVar[str] = ("ProAgent (arXiv 2308.11339): forecast each group's support, draft for the cheapest "
+                              "coalition that meets the goal, verify with the judge, correct the forecasts.")
     params_model: ClassVar[type[ForecastParams]] = ForecastParams
 
     def estimated_cost(self, *, groups: int, params: ForecastParams, judge_uses_model: bool) -> RunCost:

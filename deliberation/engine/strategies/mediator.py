@@ -145,6 +145,8 @@ def parse_ranking(raw: str, letters: Sequence[str]) -> tuple[list[str], str | No
 class Mediator:
     name: str = "mediator"
     needs_model: bool = True
+    summary: ClassVar[str] = ("The Habermas Machine (Tessler, Bakker et al., Science 2024): K candidate statements, each "
+                              "group's ranking, the Schulze winner, critiques and a revision round.")
     params_model: ClassVar[type[MediatorParams]] = MediatorParams
 
     def estimated_cost(self, *, groups: int, params: MediatorParams, judge_uses_model: bool) -> RunCost:
