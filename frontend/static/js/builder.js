@@ -2,13 +2,13 @@
  * everything); this script adds the record picker, the stances table with group checkboxes, the
  * custom seat inputs with their running sum, the live hemicycle preview, the chosen strategy's
  * parameters (the server renders every strategy's; this shows one) and its estimated model steps. */
-import { $, el, clear, groupChip, formatNumber } from "./dom.js";
+import { $, el, clear, groupChip, formatNumber, readJson } from "./dom.js";
 import * as Hemicycle from "./hemicycle.js";
 
-(function () {
-  const form = $("#builder");
-  if (!form) return;
+const builderForm = $("#builder");
+if (builderForm) builderPage(builderForm);
 
+function builderPage(form) {
   const inputs = {
     record: $("#id_record"),
     modeHand: $("#mode-hand"),
@@ -489,8 +489,7 @@ import * as Hemicycle from "./hemicycle.js";
   }
 
   function init() {
-    const initialNode = $("#builder-initial");
-    restoreState((initialNode && JSON.parse(initialNode.textContent)) || {});
+    restoreState(readJson("builder-initial") || {});
 
     $("#record-fallback").hidden = true;
     $("#record-picker").hidden = false;
@@ -541,4 +540,4 @@ import * as Hemicycle from "./hemicycle.js";
   }
 
   init();
-})();
+}
