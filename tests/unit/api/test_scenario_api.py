@@ -85,3 +85,29 @@ def test_api_runs_answers_as_api_v1_runs(client, alice, token, enqueued):
     refused = client.post("/api/runs", {**RUN_BODY, "record": record.pk, "strategy_params": {"rounds": 9}},
                           content_type="application/json")
     assert refused.status_code == 400 and refused.json() == {"errors": {"rounds": ["between 0 and 5, not 9"]}}
+
+
+def test_the_consensus_strategies_are_offered_with_their_parameters_and_estimates(client, token):
+    listed = {s["name"]: s for s in client.get("/api/v1/strategies", **bearer(token)).json()}
+    assert {"mediator", "forecast", "advisor", "advisor-random", "advisor-none"} <= set(listed)
+    assert [p["name"] for p in listed["mediator"]["params"]][:3] == ["candidates", "rounds", "weighting"]
+    assert [p["name"] for p in listed["advisor-none"]["params"]] == ["draft_tokens"]
+    url = "/api/v1/strategies/mediator/estimate"
+    # 3 groups, K 3, R 2: 6 candidates + 6 rankings + 3 critiques, then 3 verdicts
+    assert client.get(url, {"groups": 3, "judge": "llm", "param": ["candidates=3"]}, **bearer(token)).json()["steps"] == 18
+
+
+def test_a_mediator_run_from_the_api_stores_its_parameters(client, token, enqueued):
+    body = {**RUN_BODY, "record": make_record().pk, "strategy": "mediator", "strategy_params": {"candidates": 3, "weighting": "seats"}}
+    response = post(client, "/api/v1/runs", body, token)
+    assert response.status_code == 201, response.content
+    params = Run.objects.get(pk=response.json()["id"]).params
+    assert (params["candidates"], params["rounds"], params["weighting"]) == (3, 2, "seats")
+
+
+def test_an_advisor_model_the_user_may_not_use_is_refused_under_its_name(client, token, enqueued):
+    body = {**RUN_BODY, "record": make_record().pk, "strategy": "advisor", "strategy_params": {"advisor_model": "nope:gone"}}
+    response = post(client, "/api/v1/runs", body, token)
+    assert response.status_code == 400
+    assert "advisor_model" in response.json()["errors"]
+    assert not Run.objects.exists()
