@@ -82,7 +82,16 @@ def main() -> None:
         "strategies": rows,
     }
     name = "strategy_steps.json" if args.model == "scripted:default" else f"strategy_steps_{args.model.replace(':', '_')}.json"
-    (REPO_ROOT / "bench" / "results" / name).write_text(json.dumps(result, indent=2) + "\n")
+    path = REPO_ROOT / "bench" / "results" / name
+    if path.exists():  # a run of some strategies keeps the others' rows, each with its own time and load
+        earlier = json.loads(path.read_text())
+        for row in earlier.get("strategies", {}).values():
+            row.setdefault("when", earlier.get("when"))
+            row.setdefault("machine", earlier.get("machine"))
+        result["strategies"] = {**earlier.get("strategies", {}), **rows}
+    for row in rows.values():
+        row.update(when=result["when"], machine=result["machine"])
+    path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote bench/results/{name}")
 
 

@@ -250,8 +250,7 @@ class LocalModel:
         log-softmax of the full logits, cut to the `top` best tokens, with their ids."""
         with self._lock:
             llama = self._llama(logits_all=False)
-            budget = self.spec.n_ctx - 1 - PROMPT_OVERHEAD_TOKENS - len(prefix_ids)
-            tokens = [*self._prompt_ids(llama, messages, budget=budget), *map(int, prefix_ids)]
+            tokens = [*self._prompt_ids(llama, messages, reply_tokens=len(prefix_ids)), *map(int, prefix_ids)]
             if any(not 0 <= i < llama.n_vocab() for i in prefix_ids):
                 raise PermanentModelError("a prefix token id is outside this model's vocabulary")
             started = time.perf_counter()
@@ -278,18 +277,27 @@ class LocalModel:
             llama = self._llama(logits_all=False)
             return llama.detokenize([int(i) for i in ids]).decode("utf-8", errors="replace")
 
-    def _prompt_ids(self, llama: "Llama", messages: Sequence[Message], *, budget: int) -> list[int]:
-        """The chat prompt's ids, assistant turn opened; a decoding loop asks for the same two
-        prompts hundreds of times, so the last few are kept (lock held)."""
-        key = (budget, tuple((m["role"], m["content"]) for m in messages))
+    def _prompt_ids(self, llama: "Llama", messages: Sequence[Message], *, reply_tokens: int) -> list[int]:
+        """The chat prompt's ids, assistant turn opened, fitted to leave room for `reply_tokens`
+        (lock held). A decoding loop asks for the same prompts hundreds of times with a reply one
+        token longer each time, so the fit for an empty reply is kept and reused while the reply
+        still fits beside it; only a reply that does not is fitted anew (the same result in any
+        process: it depends on the messages and the reply's length alone)."""
+        key = tuple((m["role"], m["content"]) for m in messages)
         ids = self._prompts.get(key)
         if ids is None:
-            fitted = llama_fit(llama, messages, budget=budget)
-            ids = llama.tokenize(chat_prompt(llama, fitted).encode(), add_bos=True, special=True)
+            ids = self._fitted_ids(llama, messages, budget=self.spec.n_ctx - 1 - PROMPT_OVERHEAD_TOKENS)
             while len(self._prompts) >= PROMPTS_KEPT:
                 del self._prompts[next(iter(self._prompts))]
             self._prompts[key] = ids
+        if len(ids) + reply_tokens + 1 > self.spec.n_ctx:
+            ids = self._fitted_ids(llama, messages, budget=self.spec.n_ctx - 1 - PROMPT_OVERHEAD_TOKENS - reply_tokens)
         return ids
+
+    @staticmethod
+    def _fitted_ids(llama: "Llama", messages: Sequence[Message], *, budget: int) -> list[int]:
+        fitted = llama_fit(llama, messages, budget=budget)
+        return llama.tokenize(chat_prompt(llama, fitted).encode(), add_bos=True, special=True)
 
     def _last_logprobs(self, tokens: Sequence[int]) -> tuple["Llama", "np.ndarray"]:
         """The log-softmax of the logits after `tokens`, from the context that already holds the
@@ -336,13 +344,15 @@ def top_indices(logprobs: "np.ndarray", top: int) -> "np.ndarray":
 
 
 def shared_prefix(held: Sequence[int], tokens: Sequence[int]) -> int:
-    """How many leading tokens the two sequences share."""
-    count = 0
-    for a, b in zip(held, tokens):
-        if a != b:
-            break
-        count += 1
-    return count
+    """How many leading tokens the two sequences share (vectorised: a decoding step compares
+    thousands of prompt tokens per context)."""
+    import numpy as np
+
+    count = min(len(held), len(tokens))
+    if count == 0:
+        return 0
+    differs = np.asarray(held[:count]) != np.asarray(tokens[:count])
+    return int(differs.argmax()) if differs.any() else count
 
 
 def chat_prompt(llama: "Llama", messages: Sequence[Message]) -> str:
