@@ -113,7 +113,7 @@ def main() -> None:
         return tokens / (sum(s[clock] for s in samples[name]) - sum(f[clock] for f in firsts[name]))
 
     result = {
-        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_1m": round(os.getloadavg()[0], 2), "threads": model.n_threads},
         "rounds": args.rounds, "max_tokens": args.max_tokens, "top_k": TOP, "beta": round(beta, 4),
