@@ -11,7 +11,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from deliberation.bodylimit import BodySizeLimit  # noqa: E402
-from deliberation.live.routing import websocket_application  # noqa: E402
+from deliberation.routing import websocket_application  # noqa: E402
 from worker.embedded import embedded_worker_start  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -51,7 +51,6 @@ from deliberation.api.schemas import (
     SweepOut,
 )
 from deliberation.api.services import api_token_user
-from deliberation.dashboards.exports import FORMATS, experiment_export
 from deliberation.dashboards.institutions import rule_sweep
 from deliberation.engine.events_doc import events_json_schema
 from deliberation.engine.power import RULE_KEYS as POWER_RULES, PowerError, parse_fraction, power_of
@@ -59,7 +58,7 @@ from deliberation.engine.strategies import STRATEGIES, ParamsError, run_cost, st
 from deliberation.engine.strategies.params import params_from_pairs
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
-from deliberation.registry.budgets import BudgetExceeded, spending_for
+from deliberation.runs.budgets import BudgetExceeded, spending_for
 from deliberation.registry.selectors import model_entries_for
 from deliberation.runs.clients import judge_uses_model
 from deliberation.runs.counterfactuals import CounterfactualError, NotFinished, run_counterfactual
@@ -70,6 +69,7 @@ from deliberation.runs.experiments import (
     experiment_pause,
     experiment_start,
 )
+from deliberation.runs.exports import FORMATS, experiment_export
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import (
     experiment_for_owner,

@@ -31,8 +31,8 @@ from deliberation.classroom.services import (
     student_disconnected,
     student_seen,
 )
-from deliberation.live.consumers import RunConsumer, after_seq
 from deliberation.live.fanout import encode, hub
+from deliberation.runs.consumers import RunConsumer, after_seq
 
 MESSAGE_LIMIT = 16_000  # characters: a 2,000-character text and its JSON, with room to spare
 

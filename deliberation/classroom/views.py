@@ -20,7 +20,7 @@ from deliberation.classroom.lan import is_loopback
 from deliberation.classroom.models import NAME_LIMIT, ClassSession, Student
 from deliberation.engine.classroom import MAX_WORDS_PER_SECOND
 from deliberation.engine.goals import vote_position
-from deliberation.runs.views import run_page_data
+from deliberation.runs.selectors import run_page_data
 from deliberation.scenarios.models import SavedScenario
 from deliberation.throttling import join_lookup_throttled, join_throttled
 

@@ -28,7 +28,6 @@ from functools import lru_cache
 from urllib.parse import urlencode
 
 import numpy as np
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, QuerySet, Sum
@@ -52,12 +51,6 @@ POWER_BINS = (
     (0.75, "largest 60–70% (a majority alone)"),
     (None, "largest ≥ 80% (dominant)"),
 )
-
-
-def experiments_for_owner(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Experiment]:
-    if not user.is_authenticated:
-        return Experiment.objects.none()
-    return Experiment.objects.filter(owner=user).order_by("-created_at")
 
 
 @dataclass

@@ -19,7 +19,6 @@ from deliberation.dashboards.institutions import power_support, rule_sweep
 from deliberation.dashboards.selectors import (
     breakdown,
     experiment_runs,
-    experiments_for_owner,
     group_views,
     paper_tables,
     results_cache_seconds,
@@ -35,7 +34,7 @@ from deliberation.runs.experiments import (
     experiment_start,
 )
 from deliberation.runs.models import Experiment
-from deliberation.runs.selectors import experiment_for_owner, experiment_progress
+from deliberation.runs.selectors import experiment_for_owner, experiment_progress, experiments_for_owner
 
 # The dashboard's buttons. `start` starts a draft and resumes a paused, cancelled or capped one.
 CONTROLS = {"start": experiment_start, "resume": experiment_start, "pause": experiment_pause, "cancel": experiment_cancel}

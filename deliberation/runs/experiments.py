@@ -22,7 +22,7 @@ is; the run events record each step's usage and whether the cache answered it). 
 if the steps already spent by settled runs, plus the estimate of every run in flight, plus its
 own estimate fit under the cap; when nothing is in flight and no remaining cell fits, the
 experiment ends `capped`. Runs are never cut in the middle, and a cached re-run spends nothing.
-The owner's daily budget (registry/budgets.py) bounds the runs started the same way, over all of
+The owner's daily budget (runs/budgets.py) bounds the runs started the same way, over all of
 their runs; an experiment created without a cap gets the owner's default cap.
 """
 
@@ -48,7 +48,7 @@ from deliberation.engine.strategies.base import model_params_of
 from deliberation.live.fanout import broadcast_experiment_progress
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import benchmark_task_list, record_set_get
-from deliberation.registry.budgets import budget_for, spending_for
+from deliberation.runs.budgets import budget_for, spending_for
 from deliberation.registry.selectors import ModelRefused, model_bounds, model_check
 from deliberation.runs.clients import judge_choices, strategy_model_check
 from deliberation.runs.models import Experiment, Run

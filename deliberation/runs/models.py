@@ -7,6 +7,9 @@ from django.db import models
 
 from deliberation.scenarios.models import ScenarioFields, Visibility
 
+# A classroom session's run (deliberation.classroom): people and agent turns append its events.
+CLASSROOM_STRATEGY = "classroom"
+
 
 def new_share_token() -> str:
     return secrets.token_urlsafe(32)

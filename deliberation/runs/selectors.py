@@ -4,7 +4,30 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Avg, Count, DurationField, F, Q, QuerySet, Sum
 from django.urls import reverse
 
-from deliberation.runs.models import Experiment, Run, RunEvent
+from deliberation.engine.classroom import classroom_settings
+from deliberation.engine.goals import GOALS
+from deliberation.records.models import PartyGroup
+from deliberation.runs.models import CLASSROOM_STRATEGY, Experiment, Run, RunEvent
+
+
+def run_page_data(run: Run) -> dict:
+    """What a page that renders a run's events needs (transcript.js): the run, its goal, its groups."""
+    groups = {g.code: g for g in PartyGroup.objects.filter(term=run.record.term, code__in=run.groups)}
+    summary = run_summary(run)
+    if run.strategy == CLASSROOM_STRATEGY:  # a session's rounds default to the classroom's, not the parliament's
+        summary["params"] = {**run.params, "rounds": classroom_settings(run.params).rounds}
+    return {
+        "run": summary,
+        "goal": {"key": run.goal, "label": GOALS[run.goal].label, "kind": GOALS[run.goal].kind,
+                 "threshold": GOALS[run.goal].threshold},
+        "groups": [
+            {"code": code, "label": groups[code].label if code in groups else code,
+             "short_label": (groups[code].short_label or code) if code in groups else code,
+             "colour": groups[code].colour if code in groups else "#888888",
+             "seats": run.seats[code]}
+            for code in run.groups
+        ],
+    }
 
 
 def run_summary(run: Run) -> dict:
@@ -107,6 +130,12 @@ def experiment_get(*, name: str, owner: AbstractBaseUser | None = None) -> Exper
     if owner is not None:
         experiments = experiments.filter(owner=owner)
     return experiments.select_related("owner").get()
+
+
+def experiments_for_owner(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Experiment]:
+    if not user.is_authenticated:
+        return Experiment.objects.none()
+    return Experiment.objects.filter(owner=user).order_by("-created_at")
 
 
 def experiment_for_owner(*, user: AbstractBaseUser | AnonymousUser, experiment_id: int) -> Experiment | None:

@@ -26,12 +26,12 @@ from deliberation.engine.strategies.base import model_params_of, usage_totals
 from deliberation.live.fanout import broadcast_events
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import example_pool, record_version_for_run
-from deliberation.registry.budgets import budget_check, run_steps_estimate
+from deliberation.runs.budgets import budget_check, run_steps_estimate
 from deliberation.registry.selectors import ModelRefused
 from deliberation.runs.clients import drafting_client, judge_for, judge_uses_model
 from deliberation.runs.group_scores import group_scores_write
 from deliberation.runs.hotpath import before_uncached_call, insert_all_or_ignore, insert_or_ignore
-from deliberation.runs.models import CachedCompletion, Experiment, Run, RunEvent
+from deliberation.runs.models import CLASSROOM_STRATEGY, CachedCompletion, Experiment, Run, RunEvent
 from deliberation.runs.selectors import uncached_steps
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioConfig, engine_scenario
@@ -39,8 +39,6 @@ from worker.enqueue import task_enqueue
 
 logger = logging.getLogger(__name__)
 
-# A classroom session's run (deliberation.classroom): people and agent turns append its events.
-CLASSROOM_STRATEGY = "classroom"
 TERMINAL = {Run.Status.FINISHED, Run.Status.FAILED, Run.Status.STOPPED}
 
 

@@ -12,20 +12,18 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from deliberation.dashboards.exports import FORMATS, run_export
-from deliberation.dashboards.selectors import experiments_for_owner
-from deliberation.engine.classroom import classroom_settings
-from deliberation.engine.goals import GOALS
 from deliberation.engine.rules import RULES
 from deliberation.engine.strategies import STRATEGIES
-from deliberation.records.models import PartyGroup
-from deliberation.registry.budgets import BudgetExceeded
+from deliberation.runs.budgets import BudgetExceeded
+from deliberation.runs.exports import FORMATS, run_export
 from deliberation.runs.models import Run
 from deliberation.runs.selectors import (
     experiment_for_owner,
     experiment_progress,
+    experiments_for_owner,
     run_for_viewer,
     run_list_for_owner,
+    run_page_data,
     run_summary,
     runs_of_owner,
 )
@@ -80,26 +78,6 @@ def my_dashboard(request: HttpRequest) -> HttpResponse:
         "experiments": [{"experiment": e, "progress": experiment_progress(experiment=e)} for e in experiments],
         "has_scenarios": SavedScenario.objects.filter(owner=request.user).exists(),
     })
-
-
-def run_page_data(run: Run) -> dict:
-    """What a page that renders a run's events needs (transcript.js): the run, its goal, its groups."""
-    groups = {g.code: g for g in PartyGroup.objects.filter(term=run.record.term, code__in=run.groups)}
-    summary = run_summary(run)
-    if run.strategy == CLASSROOM_STRATEGY:  # a session's rounds default to the classroom's, not the parliament's
-        summary["params"] = {**run.params, "rounds": classroom_settings(run.params).rounds}
-    return {
-        "run": summary,
-        "goal": {"key": run.goal, "label": GOALS[run.goal].label, "kind": GOALS[run.goal].kind,
-                 "threshold": GOALS[run.goal].threshold},
-        "groups": [
-            {"code": code, "label": groups[code].label if code in groups else code,
-             "short_label": (groups[code].short_label or code) if code in groups else code,
-             "colour": groups[code].colour if code in groups else "#888888",
-             "seats": run.seats[code]}
-            for code in run.groups
-        ],
-    }
 
 
 WHATIF_CHOICES = {

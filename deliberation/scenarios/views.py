@@ -14,8 +14,8 @@ from deliberation.engine.scenario import ScenarioError
 from deliberation.engine.strategies import strategy_descriptions
 from deliberation.records.models import TERMS, Record, RecordSet, Topic
 from deliberation.records.selectors import record_search
-from deliberation.registry.budgets import BudgetExceeded, spending_for
 from deliberation.registry.selectors import model_entries_for
+from deliberation.runs.budgets import BudgetExceeded, spending_for
 from deliberation.runs.clients import judge_choices
 from deliberation.runs.services import run_create
 from deliberation.scenarios.models import GOAL_CHOICES, SEAT_STRUCTURE_CHOICES, SavedScenario, Visibility

@@ -172,9 +172,37 @@ def test_no_module_imports_another_in_a_cycle():
     assert cycles_report(module_graph()) == []
 
 
-@pytest.mark.xfail(reason="issue 12 §1: the app-level ties are being cut (runs<->scenarios, live, dashboards, ...)")
-def test_no_app_imports_another_in_a_cycle():
-    assert cycles_report(app_graph(module_graph())) == []
+# App ties not cut yet, each an edge inside an app cycle: a new tie fails the test, and so does a
+# tie listed here once it is cut (the list only shrinks).
+#  - the completion cache (worker/models/cache.py) stores into runs' CachedCompletion, and runs
+#    build model clients from worker/models;
+#  - runs build calibrated judges (runs/clients.py reads calibration's table), and calibration
+#    calibrates judges through runs/clients.py (with the completion cache);
+#  - the builder (scenarios/views.py) starts runs, and a run is made of a scenario.
+KNOWN_APP_TIES = {
+    ("worker", "deliberation.runs"),
+    ("deliberation.runs", "deliberation.calibration"),
+    ("deliberation.calibration", "deliberation.runs"),
+    ("deliberation.scenarios", "deliberation.runs"),
+}
+
+
+def app_cycle_ties(apps: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """The edges that lie on some cycle: both ends in one strongly connected component."""
+    ties = set()
+    for component in strongly_connected(apps):
+        members = set(component)
+        ties |= {(source, target) for source in component for target in apps[source] & members}
+    return ties
+
+
+def test_no_app_imports_another_in_a_cycle_beyond_the_known_ties():
+    apps = app_graph(module_graph())
+    ties = app_cycle_ties(apps)
+    # With the known ties removed, no cycle is left at all.
+    cut = {app: targets - {t for s, t in KNOWN_APP_TIES if s == app} for app, targets in apps.items()}
+    assert cycles_report(cut) == []
+    assert KNOWN_APP_TIES <= ties, f"cut, drop from KNOWN_APP_TIES: {sorted(KNOWN_APP_TIES - ties)}"
 
 
 def private_uses(name: str, path: Path, known: set[str]) -> list[str]:

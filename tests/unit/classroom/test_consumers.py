@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 
 from deliberation.classroom import services
-from deliberation.live.routing import websocket_application
+from deliberation.routing import websocket_application
 from tests.factories import make_user
 from tests.unit.classroom.conftest import open_session, teach
 

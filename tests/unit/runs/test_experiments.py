@@ -9,8 +9,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from deliberation.engine.strategies import run_cost
-from deliberation.live.routing import websocket_application
 from deliberation.records.models import BenchmarkTask
+from deliberation.routing import websocket_application
 from deliberation.runs import advance, experiments, services
 from deliberation.runs.advance import run_advance
 from deliberation.runs.experiments import (

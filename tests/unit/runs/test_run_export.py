@@ -73,7 +73,7 @@ def test_others_cannot_export_a_private_run(client, db):
 def test_the_export_streams_in_pieces_and_never_holds_the_tables_or_the_zip(db):
     import tracemalloc
 
-    from deliberation.dashboards.exports import run_export
+    from deliberation.runs.exports import run_export
 
     run = make_finished_run(make_user())
     text = "x" * 2000

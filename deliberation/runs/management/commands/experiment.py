@@ -8,7 +8,7 @@
     manage.py experiment status NAME
     manage.py experiment export NAME --out FILE.json
     manage.py experiment export NAME --out FILE.zip [--format csv parquet json]
-        (tidy tables and their data dictionary: dashboards/exports.py)
+        (tidy tables and their data dictionary: runs/exports.py)
 """
 
 import json
@@ -18,7 +18,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from deliberation.dashboards.exports import FORMATS, experiment_export
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
 from deliberation.engine.strategies.params import params_from_pairs
@@ -30,6 +29,7 @@ from deliberation.runs.experiments import (
     experiment_pause,
     experiment_start,
 )
+from deliberation.runs.exports import FORMATS, experiment_export
 from deliberation.runs.models import Experiment
 from deliberation.runs.play import experiment_play_followed, progress_line
 from deliberation.runs.selectors import experiment_get, experiment_progress, experiment_results

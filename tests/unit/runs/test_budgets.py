@@ -1,4 +1,4 @@
-"""deliberation/registry/budgets.py: what each user may spend, enforced where runs start."""
+"""deliberation/runs/budgets.py: what each user may spend, enforced where runs start."""
 
 import json
 from types import SimpleNamespace
@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from deliberation.api.services import api_token_create
-from deliberation.registry.budgets import BudgetExceeded, budget_for, spending_for
+from deliberation.runs.budgets import BudgetExceeded, budget_for, spending_for
 from deliberation.registry.models import UserBudget
 from deliberation.runs import experiments, services
 from deliberation.runs.advance import run_advance

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 
-from deliberation.dashboards.exports import ARROW_TYPES, TABLES, experiment_export
 from deliberation.records.services import records_import
+from deliberation.runs.exports import ARROW_TYPES, TABLES, experiment_export
 from deliberation.runs.models import Experiment, Run, RunEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)

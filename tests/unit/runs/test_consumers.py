@@ -12,7 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from deliberation.live.routing import websocket_application
+from deliberation.routing import websocket_application
 from deliberation.runs import services
 from deliberation.runs.advance import run_advance
 from deliberation.runs.models import Run

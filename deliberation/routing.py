@@ -1,10 +1,12 @@
+"""The websocket routes (beside urls.py, the HTTP ones): each app's consumers under one origin check."""
+
 from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
 from deliberation.classroom.consumers import ClassroomConsumer
-from deliberation.live.consumers import ExperimentConsumer, RunConsumer
+from deliberation.runs.consumers import ExperimentConsumer, RunConsumer
 
 websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
