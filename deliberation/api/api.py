@@ -58,8 +58,8 @@ from deliberation.engine.strategies import STRATEGIES, ParamsError, run_cost, st
 from deliberation.engine.strategies.params import params_from_pairs
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
-from deliberation.runs.budgets import BudgetExceeded, spending_for
 from deliberation.registry.selectors import model_entries_for
+from deliberation.runs.budgets import BudgetExceeded, spending_for
 from deliberation.runs.clients import judge_uses_model
 from deliberation.runs.counterfactuals import CounterfactualError, NotFinished, run_counterfactual
 from deliberation.runs.experiments import (

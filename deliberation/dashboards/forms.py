@@ -7,8 +7,8 @@ from deliberation.engine.goals import GOALS
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.engine.strategies.parliament import MAX_ROUNDS
 from deliberation.records.selectors import record_set_list, topic_task_counts
-from deliberation.runs.budgets import budget_for, spending_for
 from deliberation.registry.selectors import ModelRefused, model_check, model_entries_for
+from deliberation.runs.budgets import budget_for, spending_for
 from deliberation.runs.clients import judge_choices
 from deliberation.scenarios.models import SavedScenario
 

@@ -48,8 +48,8 @@ from deliberation.engine.strategies.base import model_params_of
 from deliberation.live.fanout import broadcast_experiment_progress
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import benchmark_task_list, record_set_get
-from deliberation.runs.budgets import budget_for, spending_for
 from deliberation.registry.selectors import ModelRefused, model_bounds, model_check
+from deliberation.runs.budgets import budget_for, spending_for
 from deliberation.runs.clients import judge_choices, strategy_model_check
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import experiment_progress, experiment_steps_by_run

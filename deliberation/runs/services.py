@@ -26,8 +26,8 @@ from deliberation.engine.strategies.base import model_params_of, usage_totals
 from deliberation.live.fanout import broadcast_events
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import example_pool, record_version_for_run
-from deliberation.runs.budgets import budget_check, run_steps_estimate
 from deliberation.registry.selectors import ModelRefused
+from deliberation.runs.budgets import budget_check, run_steps_estimate
 from deliberation.runs.clients import drafting_client, judge_for, judge_uses_model
 from deliberation.runs.group_scores import group_scores_write
 from deliberation.runs.hotpath import before_uncached_call, insert_all_or_ignore, insert_or_ignore

@@ -7,10 +7,10 @@ import pytest
 from django.urls import reverse
 
 from deliberation.api.services import api_token_create
-from deliberation.runs.budgets import BudgetExceeded, budget_for, spending_for
 from deliberation.registry.models import UserBudget
 from deliberation.runs import experiments, services
 from deliberation.runs.advance import run_advance
+from deliberation.runs.budgets import BudgetExceeded, budget_for, spending_for
 from deliberation.runs.experiments import experiment_advance, experiment_create, experiment_start
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.services import run_create
