@@ -4,13 +4,13 @@ from django import forms
 from django.conf import settings
 
 from deliberation.engine.goals import GOALS
-from deliberation.engine.strategies import STRATEGIES
-from deliberation.engine.strategies.parliament import MAX_ROUNDS
+from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
 from deliberation.records.selectors import record_set_list, topic_task_counts
 from deliberation.registry.selectors import ModelRefused, model_check, model_entries_for
 from deliberation.runs.budgets import budget_for, spending_for
 from deliberation.runs.clients import judge_choices
 from deliberation.scenarios.models import SavedScenario
+from deliberation.scenarios.strategy_inputs import strategy_inputs, strategy_params_posted
 
 # What a new user compares first: the paper's drafter, the debate and the two baselines.
 DEFAULT_STRATEGIES = [name for name in ("one-shot", "parliament", "random", "greedy") if name in STRATEGIES]
@@ -42,9 +42,6 @@ class ExperimentForm(forms.Form):
                                       initial=["simple_majority"], widget=forms.CheckboxSelectMultiple)
     strategies = forms.MultipleChoiceField(choices=[(name, name) for name in STRATEGIES], initial=DEFAULT_STRATEGIES,
                                            widget=forms.CheckboxSelectMultiple)
-    rounds = forms.IntegerField(required=False, min_value=0, max_value=MAX_ROUNDS, label="Parliament rounds",
-                                help_text=f"Negotiation rounds of the parliament strategy (0–{MAX_ROUNDS}; empty: its default). "
-                                          "Fewer rounds, fewer model calls.")
     models = forms.CharField(max_length=1000, help_text="Drafting models of the lab's registry, separated by spaces.",
                              widget=forms.TextInput(attrs={"list": "model-suggestions"}))
     judges = forms.MultipleChoiceField(choices=lambda: [(name, name) for name in judge_choices()], initial=["llm"],
@@ -57,6 +54,8 @@ class ExperimentForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        self.params_posted = {name: strategy_params_posted(self.data, strategy=name) for name in STRATEGIES} if self.is_bound else {}
+        self.params_errors: dict[str, dict[str, list[str]]] = {}
         self.fields["record_set"].choices = [(s.name, s.name) for s in record_set_list()]
         self.fields["topic"].choices = [("", "Every topic")] + [
             (name, f"{name} ({count} task{'' if count == 1 else 's'})") for name, count in topic_task_counts()
@@ -91,8 +90,23 @@ class ExperimentForm(forms.Form):
         except ValueError:
             raise forms.ValidationError("seeds are whole numbers") from None
 
+    def strategy_inputs(self) -> list[dict]:
+        """Every strategy's parameter inputs (empty: the default), with what was posted and its messages."""
+        return strategy_inputs(values=self.params_posted, errors=self.params_errors, shown=lambda name: True, prefill=False)
+
     def clean(self):
         data = super().clean()
+        # The strategies' parameters (params.<strategy>.<name>), typed as each declares them.
+        data["params"] = {}
+        for strategy in data.get("strategies") or []:
+            given = self.params_posted.get(strategy)
+            if not given:
+                continue
+            try:
+                data["params"][strategy] = strategy_params(strategy, given).model_dump(include=set(given))
+            except ParamsError as error:
+                self.params_errors[strategy] = error.errors
+                self.add_error(None, f"{strategy}: {error}")
         if data.get("source") == "scenarios" and not data.get("scenarios"):
             self.add_error("scenarios", "Tick at least one saved scenario (save one from the builder first).")
         if data.get("source") != "scenarios" and not data.get("record_set"):
@@ -101,7 +115,7 @@ class ExperimentForm(forms.Form):
 
     def create_kwargs(self) -> dict:
         data = self.cleaned_data
-        params = {"parliament": {"rounds": data["rounds"]}} if data.get("rounds") is not None else {}
+        params = data["params"]
         grid = {
             "name": data["name"], "goals": data["goals"], "strategies": data["strategies"],
             "models": data["models"], "judges": data["judges"], "seeds": data["seeds"],

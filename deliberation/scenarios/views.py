@@ -11,7 +11,6 @@ from django.views.decorators.http import require_GET
 
 from deliberation.engine.goals import GOALS, vote_position
 from deliberation.engine.scenario import ScenarioError
-from deliberation.engine.strategies import strategy_descriptions
 from deliberation.records.models import TERMS, Record, RecordSet, Topic
 from deliberation.records.selectors import record_search
 from deliberation.registry.selectors import model_entries_for
@@ -27,6 +26,7 @@ from deliberation.scenarios.services import (
     scenario_seats,
     term_seat_counts,
 )
+from deliberation.scenarios.strategy_inputs import strategy_inputs, strategy_params_posted
 
 DEMO_MODEL = "scripted:demo"
 
@@ -36,7 +36,6 @@ SCALAR_FIELDS = (
     "judge_model", "seed", "name", "visibility",
 )
 CUSTOM_SEAT = "custom_seats."  # + group code: that group's percent
-PARAM = "params.{strategy}."  # + parameter name: a strategy's parameter (each strategy has its inputs)
 
 
 def _builder_input(post: QueryDict) -> dict[str, Any]:
@@ -47,10 +46,7 @@ def _builder_input(post: QueryDict) -> dict[str, Any]:
     data["custom_seats"] = {
         key.removeprefix(CUSTOM_SEAT): value for key, value in post.items() if key.startswith(CUSTOM_SEAT) and value.strip()
     }
-    prefix = PARAM.format(strategy=post.get("strategy", ""))
-    data["strategy_params"] = {
-        key.removeprefix(prefix): value for key, value in post.items() if key.startswith(prefix) and value.strip()
-    }
+    data["strategy_params"] = strategy_params_posted(post, strategy=post.get("strategy", ""))
     return data
 
 
@@ -64,19 +60,13 @@ def _saved_input(saved: SavedScenario) -> dict[str, Any]:
 
 
 def _strategies(values: dict[str, Any], errors: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """Every strategy's parameter inputs: the chosen one's with the values and messages it came
-    with, the others with their defaults (engine/strategies/params.py describes them)."""
+    """Every strategy's parameter inputs, the chosen one shown with the values and messages it
+    came with, the others with their defaults."""
     chosen = values.get("strategy") or "parliament"
-    given = values.get("strategy_params") or {}
-    return [
-        {**strategy, "chosen": strategy["name"] == chosen, "params": [
-            {**param, "input": PARAM.format(strategy=strategy["name"]) + param["name"],
-             "value": given.get(param["name"], param["default"]) if strategy["name"] == chosen else param["default"],
-             "errors": errors.get(param["name"], []) if strategy["name"] == chosen else []}
-            for param in strategy["params"]
-        ]}
-        for strategy in strategy_descriptions()
-    ]
+    return strategy_inputs(
+        values={chosen: values.get("strategy_params") or {}}, errors={chosen: errors},
+        shown=lambda name: name == chosen, prefill=True,
+    )
 
 
 @login_required

@@ -38,7 +38,8 @@ def create_experiment(page: Page, name: str) -> None:
     for parties in ("4", "6"):
         page.locator(f"input[name=parties][value='{parties}']").uncheck()
     page.fill("#id_sample", str(TASKS))
-    page.fill("#id_rounds", "0")
+    page.get_by_test_id("experiment-params").locator("summary").click()
+    page.get_by_test_id("parliament-rounds").fill("0")
     page.get_by_test_id("model-choice").filter(has_text="scripted:default").click()
     expect(page.locator("#id_models")).to_have_value("scripted:default")
 

@@ -155,7 +155,8 @@ def test_new_experiment_form_offers_the_bundled_model_and_the_papers_strategies(
     assert 'value="local:smollm2-135m"' in page and 'data-model="local:smollm2-135m"' in page
     for strategy in ("one-shot", "parliament", "random", "greedy"):
         assert f'value="{strategy}"' in page
-    assert 'name="rounds"' in page and 'name="preview"' in page
+    assert 'name="params.parliament.rounds"' in page and 'name="preview"' in page
+    assert 'name="params.mediator.candidates"' in page  # every strategy's declared parameters
 
 
 def test_the_experiment_form_offers_only_registry_models_and_refuses_others_beside_the_field(client, made, owner):
@@ -187,12 +188,24 @@ def test_estimate_shows_without_creating_the_experiment(client, made, owner):
 def test_new_experiment_form_passes_parliament_rounds_and_the_sample_seed(client, made, owner):
     client.force_login(owner)
     client.post(reverse("experiment-new"), _form(
-        made.record.record_set.name, strategies=["parliament", "greedy"], rounds="0", sample="1", sample_seed="3",
+        made.record.record_set.name, strategies=["parliament", "greedy"], sample="1", sample_seed="3",
+        **{"params.parliament.rounds": "0", "params.parliament.rapporteur": "", "params.one-shot.max_tokens": "99"},
     ))
     experiment = Experiment.objects.get(owner=owner, name="grid")
+    # Only the grid's strategies, only what was given: the rest keep their defaults.
     assert experiment.spec["params"] == {"parliament": {"rounds": 0}}
     assert (experiment.spec["source"]["sample"], experiment.spec["source"]["sample_seed"]) == (1, 3)
     assert experiment.estimate["per_strategy"]["parliament"]["runs"] == 1
+
+
+def test_a_bad_strategy_parameter_is_refused_beside_its_input(client, made, owner):
+    client.force_login(owner)
+    response = client.post(reverse("experiment-new"), _form(
+        made.record.record_set.name, strategies=["parliament"], **{"params.parliament.rounds": "9"},
+    ))
+    assert response.status_code == 200 and not Experiment.objects.filter(owner=owner, name="grid").exists()
+    page = response.content.decode()
+    assert 'data-testid="error-parliament-rounds"><ul class="errorlist"><li>between 0 and 5, not 9' in page
 
 
 def test_dashboard_shows_each_judges_latest_calibration_or_not_calibrated(client, made, owner):
