@@ -320,6 +320,7 @@ class RankingData(StepData):
     fallback: Literal["partial", "unparsed"] | None = Field(
         description="null: a full ranking; partial: letters not named follow in the order shown; "
         "unparsed: no letter named, the order shown")
+    scores: list[float] = Field(None, description="ranking=judge: the judge's score of each candidate (the ballot; ties kept)")
     usage: Usage
 
 

@@ -8,6 +8,9 @@ Rounds 2..R: each group critiques the last winner, the mediator revises it into 
 (the critiques in a fresh order per call), and they are ranked and aggregated again. The last
 winner goes to the vote.
 
+With `ranking=judge` the run's judge scores every candidate for each group instead (one ranking
+step of K verdicts; equal scores tie on the ballot, which Schulze allows).
+
 Events, in order: per round [critique x n (from round 2)], candidate x K, ranking x n, schulze;
 then the final draft and the vote (base.vote_on). Model steps: R*K candidates + R*n rankings +
 (R-1)*n critiques, plus the judge's. A ranking the model garbles falls back deterministically
@@ -23,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from deliberation.engine.costs import RunCost, vote_cost
+from deliberation.engine.costs import JUDGE_TOKENS, RunCost, vote_cost
 from deliberation.engine.events import Event
 from deliberation.engine.goals import goal_requirement
 from deliberation.engine.models import RANKING_MARKER, Message, Params
@@ -32,7 +35,10 @@ from deliberation.engine.rules import Ballot, schulze, schulze_paths, schulze_ti
 from deliberation.engine.scenario import Group, Scenario
 from deliberation.engine.strategies.base import (
     RunContext,
+    judge_seed,
     run_started,
+    usage_sum,
+    verdict_data,
     vote_on,
 )
 from deliberation.engine.strategies.params import StrategyParams, params_validate
@@ -52,6 +58,12 @@ RAW_ANSWER_WORDS = 60  # how much of a ranking's raw answer its event keeps
 class MediatorParams(StrategyParams):
     candidates: int = Field(4, ge=2, le=len(LETTERS), title="Candidate statements", description="Statements the mediator drafts each round (K; the reference code's default is 16, its notebook's 4, sized for a CPU).")
     rounds: int = Field(2, ge=1, le=4, title="Rounds", description="The opinion round and the critique rounds after it (2: one critique and revision, as in the paper).")
+    ranking: Literal["llm", "judge"] = Field(
+        "llm", title="Rankings by",
+        description="llm: each group's agent ranks the candidates in one call (the reference); judge: the run's judge "
+                    "scores every candidate for each group (K verdicts a ranking, equal scores tie).",
+        json_schema_extra={"labels": {"llm": "Each group's agent (one call)", "judge": "The run's judge (K verdicts)"}},
+    )
     weighting: Literal["none", "seats"] = Field(
         "none", title="Ballot weights", description="How much each group's ranking counts in the Schulze count.",
         json_schema_extra={"labels": {"none": "One ballot per group (the reference)", "seats": "By seat share"}},
@@ -153,8 +165,11 @@ class Mediator:
         """Per round K candidates and a ranking per group, a critique per group from round 2,
         then the vote."""
         r, k = params.rounds, params.candidates
-        own = RunCost(r * k + r * groups + (r - 1) * groups,
-                      r * k * params.draft_tokens + r * groups * RANKING_TOKENS + (r - 1) * groups * params.critique_tokens)
+        # a judged ranking is one step of K verdicts (no model call with a judge that calls none)
+        ranking_tokens = RANKING_TOKENS if params.ranking == "llm" else k * JUDGE_TOKENS
+        rankings = r * groups if params.ranking == "llm" or judge_uses_model else 0
+        own = RunCost(r * k + rankings + (r - 1) * groups,
+                      r * k * params.draft_tokens + rankings * ranking_tokens + (r - 1) * groups * params.critique_tokens)
         return own + vote_cost(groups=groups, judge_uses_model=judge_uses_model)
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
@@ -175,13 +190,14 @@ class Mediator:
                     scenario, ctx, settings, round_number, index, winner, critiques))
                 candidates.append(event["data"]["text"])
                 yield event
-            orders: dict[str, list[int]] = {}
+            ballots: dict[str, list[float]] = {}
+            rank = self._judged_ranking if settings.ranking == "judge" else self._ranking
             for group in scenario.groups:
-                event = ctx.step("ranking", lambda: self._ranking(scenario, ctx, group, round_number, candidates))
-                orders[group.code] = event["data"]["order"]
+                event = ctx.step("ranking", lambda: rank(scenario, ctx, group, round_number, candidates))
+                ballots[group.code] = ballot_scores(event["data"])
                 yield event
             event = ctx.step("schulze", lambda: schulze_data(
-                scenario, orders, candidates=len(candidates), weighting=settings.weighting,
+                scenario, ballots, weighting=settings.weighting,
                 rng=ctx.rng("mediator", "tie-break", round_number), round_number=round_number))
             yield event
             winner = candidates[event["data"]["winner"]]
@@ -239,6 +255,24 @@ class Mediator:
             "usage": completion.usage(),
         }
 
+    def _judged_ranking(self, scenario: Scenario, ctx: RunContext, group: Group, round_number: int,
+                        candidates: Sequence[str]) -> dict[str, Any]:
+        """The run's judge scores every candidate for the group (the vote's seed: a caching backend
+        answers the winner's vote from these); equal scores stay tied on the ballot."""
+        verdicts = [verdict_data(scenario=scenario, judge=ctx.judge, seed=judge_seed(ctx.seed), group=group.code, text=text)
+                    for text in candidates]
+        scores = [verdict["score"] for verdict in verdicts]
+        return {
+            "round": round_number,
+            "group": group.code,
+            "shown": list(range(len(candidates))),
+            "order": sorted(range(len(candidates)), key=lambda i: (-scores[i], i)),
+            "answer": ", ".join(f"#{i + 1}: {score:g}" for i, score in enumerate(scores)),
+            "fallback": None,
+            "scores": scores,
+            "usage": usage_sum([verdict["usage"] for verdict in verdicts]),
+        }
+
     def _critique(self, scenario: Scenario, ctx: RunContext, settings: MediatorParams, group: Group,
                   winner: str, round_number: int) -> dict[str, Any]:
         completion = ctx.model.complete(
@@ -254,22 +288,31 @@ class Mediator:
         }
 
 
+def ballot_scores(ranking: Mapping[str, Any]) -> list[float]:
+    """A ranking event's ballot, one score per candidate (higher is better): the judge's scores
+    (ties kept), else from the strict order (K for the first, down to 1)."""
+    if "scores" in ranking:
+        return [float(score) for score in ranking["scores"]]
+    order = ranking["order"]
+    scores = [0.0] * len(order)
+    for position, candidate in enumerate(order):
+        scores[candidate] = float(len(order) - position)
+    return scores
+
+
 def schulze_data(
-    scenario: Scenario, orders: Mapping[str, Sequence[int]], *, candidates: int, weighting: str,
-    rng: random.Random, round_number: int,
+    scenario: Scenario, ballots: Mapping[str, Sequence[float]], *, weighting: str, rng: random.Random,
+    round_number: int,
 ) -> dict[str, Any]:
-    """The `schulze` event: each group's ranking as a ballot (weighted by seat share or one each),
-    the pairwise matrix d, the strongest paths p, the tiers and the TBRC order; the winner is the
-    order's first candidate."""
-    names = [str(i) for i in range(candidates)]
-    weights = {code: (exact_share(scenario.seats[code]) if weighting == "seats" else Fraction(1)) for code in orders}
-    ballots = [
-        Ballot(scores={str(c): candidates - position for position, c in enumerate(order)}, weight=weights[code])
-        for code, order in orders.items()
-    ]
-    d, p = schulze_paths(ballots, names)
-    tiers = schulze(ballots, names).ranking
-    order = schulze_tie_break(tiers, ballots, rng)
+    """The `schulze` event: each group's ballot (weighted by seat share or one each), the pairwise
+    matrix d, the strongest paths p, the tiers and the TBRC order; the winner is the order's first
+    candidate."""
+    names = [str(i) for i in range(len(next(iter(ballots.values()))))]
+    weights = {code: (exact_share(scenario.seats[code]) if weighting == "seats" else Fraction(1)) for code in ballots}
+    counted = [Ballot(scores=dict(zip(names, scores)), weight=weights[code]) for code, scores in ballots.items()]
+    d, p = schulze_paths(counted, names)
+    tiers = schulze(counted, names).ranking
+    order = schulze_tie_break(tiers, counted, rng)
     return {
         "round": round_number,
         "weights": {code: float(weight) for code, weight in weights.items()},

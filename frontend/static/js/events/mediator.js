@@ -33,14 +33,16 @@ export const renderers = {
   ranking(message, t) {
     const data = message.data;
     const node = t.eventNode(message, "ranking",
-      el("header", {}, t.chipFor(data.group), el("span", { class: "what" }, "ranks the candidates"),
+      el("header", {}, data.scores ? el("span", { class: "what" }, "The judge ranks the candidates for") : null, t.chipFor(data.group),
+        data.scores ? null : el("span", { class: "what" }, "ranks the candidates"),
         el("span", { class: "muted small" }, `round ${data.round}`), t.usageText(data.usage)),
       el("p", { class: "ranking-order", dataset: { testid: "ranking-order" } }, data.order.map(number).join(" > ")),
       data.fallback ? el("p", { class: "muted small", dataset: { testid: "ranking-fallback" } },
         data.fallback === "unparsed"
           ? "The answer named no candidate: the order they were shown in stands."
           : "The answer named only some candidates: the others follow in the order shown.") : null,
-      el("details", { class: "small" }, el("summary", {}, "The model's answer"), el("p", { class: "prose small" }, data.answer || "(empty)")));
+      el("details", { class: "small" }, el("summary", {}, data.scores ? "The judge's scores (equal scores tie)" : "The model's answer"),
+        el("p", { class: "prose small" }, data.answer || "(empty)")));
     node.dataset.group = data.group;
     t.append(node);
   },

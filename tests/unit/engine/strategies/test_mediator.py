@@ -6,7 +6,7 @@ import re
 import pytest
 
 from deliberation.engine.events import event_validate
-from deliberation.engine.judges import LLMJudge, ScriptedJudge
+from deliberation.engine.judges import LLMJudge, ScriptedJudge, Verdict
 from deliberation.engine.models import (
     RANKING_MARKER,
     ScriptedModelClient,
@@ -19,7 +19,7 @@ from deliberation.engine.strategies import (
     run_cost,
     strategy_params,
 )
-from deliberation.engine.strategies.base import usage_totals
+from deliberation.engine.strategies.base import judge_seed, usage_totals
 from deliberation.engine.strategies.mediator import (
     Mediator,
     parse_ranking,
@@ -206,3 +206,49 @@ def test_the_cost_estimate_is_the_model_calls_made(scenario, params, llm_judge):
 
 def test_the_mediator_is_registered():
     assert STRATEGIES["mediator"].needs_model is True
+
+
+# --- rankings by the run's judge -----------------------------------------------------------------
+
+class CandidateJudge:
+    """Scores by candidate number (found in the text) per group; records what it was asked."""
+
+    name = "candidate-judge"
+
+    def __init__(self, scores):
+        self.scores, self.asked = scores, []
+
+    def score(self, *, scenario, group, text, seed):
+        self.asked.append((group, text, seed))
+        number = int(re.search(r"candidate (\d+)", text).group(1)) % 3
+        return Verdict(group, self.scores[group][number])
+
+
+def test_judged_rankings_score_every_candidate_and_keep_ties_on_the_ballot(scenario):
+    # Round 1's candidates 0, 1, 2. EPP: 2 > 1 = 0; SD: 1 > 2 > 0; GREEN_EFA: all equal (no preference).
+    judge = CandidateJudge({"EPP": [4, 4, 8], "SD": [1, 7, 5], "GREEN_EFA": [6, 6, 6]})
+    events = run(scenario, model=ScriptedModelClient(responder=Voters({})), judge=judge,
+                 params={"ranking": "judge", "rounds": 1, "candidates": 3})
+    rankings = {e["data"]["group"]: e["data"] for e in events if e["type"] == "ranking"}
+    assert rankings["EPP"]["scores"] == [4, 4, 8] and rankings["EPP"]["order"] == [2, 0, 1]
+    assert rankings["GREEN_EFA"]["order"] == [0, 1, 2] and rankings["SD"]["order"] == [1, 2, 0]
+    result = next(e for e in events if e["type"] == "schulze")["data"]
+    # d[2][0] = EPP + SD = 2; d[0][1] = 0 (EPP ties them, SD prefers 1); GREEN_EFA adds nothing anywhere.
+    assert result["pairwise"] == [[0.0, 0.0, 0.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]]
+    # 2 beats 0 (2:0) and 1 beats 0 (1:0); 1 and 2 split 1:1, so they share the first tier, broken by TBRC.
+    assert result["tiers"] == [[1, 2], [0]] and result["tie_broken"] is True and result["winner"] in (1, 2)
+    # 3 groups x 3 candidates judged, then the vote on the winner with the same judge seed.
+    assert len(judge.asked) == 9 + 3 and {seed for _, _, seed in judge.asked} == {judge_seed(5)}
+    for event in events:
+        event_validate(event)
+
+
+def test_judged_rankings_cost_one_step_each_with_a_model_judge(scenario):
+    model, judge_model = ScriptedModelClient(), ScriptedModelClient()
+    params = {"ranking": "judge", "candidates": 3}
+    events = run(scenario, model=model, judge=LLMJudge(judge_model), params=params)
+    steps = usage_totals(events)["calls"]
+    assert steps == run_cost(strategy="mediator", party_count=3, judge_uses_model=True, params=params).steps
+    assert steps == 2 * 3 + 2 * 3 + 3 + 3  # candidates, judged rankings, critiques, votes
+    assert len(model.calls) == 2 * 3 + 3 and len(judge_model.calls) == 2 * 3 * 3 + 3
+    assert run_cost(strategy="mediator", party_count=3, judge_uses_model=False, params=params).steps == 2 * 3 + 3
