@@ -90,7 +90,7 @@ def test_api_runs_answers_as_api_v1_runs(client, alice, token, enqueued):
 def test_the_consensus_strategies_are_offered_with_their_parameters_and_estimates(client, token):
     listed = {s["name"]: s for s in client.get("/api/v1/strategies", **bearer(token)).json()}
     assert {"mediator", "forecast", "advisor", "advisor-random", "advisor-none"} <= set(listed)
-    assert [p["name"] for p in listed["mediator"]["params"]][:3] == ["candidates", "rounds", "weighting"]
+    assert [p["name"] for p in listed["mediator"]["params"]][:4] == ["candidates", "rounds", "ranking", "weighting"]
     assert [p["name"] for p in listed["advisor-none"]["params"]] == ["draft_tokens"]
     url = "/api/v1/strategies/mediator/estimate"
     # 3 groups, K 3, R 2: 6 candidates + 6 rankings + 3 critiques, then 3 verdicts
