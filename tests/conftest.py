@@ -59,6 +59,28 @@ class BrowserTestsLast:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(BrowserTestsLast(), "hemicycle-browser-tests-last")
+    _flush_retried_on_deadlock()
+
+
+def _flush_retried_on_deadlock() -> None:
+    """A transactional test empties every table when it ends (TRUNCATE), while the session's
+    worker or server process may still be finishing a write for it (a run's last event, a
+    heartbeat). PostgreSQL then breaks the deadlock by aborting one side; when that is the
+    TRUNCATE, the flush is simply tried again: the other side has finished by then."""
+    from django.db import OperationalError
+    from django.test import TransactionTestCase
+
+    flush = TransactionTestCase._fixture_teardown
+
+    def flush_retrying(self) -> None:
+        for attempt in range(5):
+            try:
+                return flush(self)
+            except OperationalError as error:
+                if "deadlock" not in str(error) or attempt == 4:
+                    raise
+
+    TransactionTestCase._fixture_teardown = flush_retrying
 
 
 # ---------------------------------------------------------------------------------------------
