@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from django.db.models import QuerySet
 
 from deliberation.records.models import Stance
-from deliberation.runs.models import Experiment, Run, RunEvent
+from deliberation.runs.models import Experiment, Run, RunEvent, RunGroupScore
 
 FORMATS = ("csv", "parquet", "json")
 
@@ -39,7 +39,7 @@ data_dictionary.csv (table, column, type, meaning).
 
   experiments   one row: the grid, its estimate and status
   runs          one row per run: cell, scenario, outcome, cost
-  group_scores  one row per run x group: seat share, score 0..9, real vote
+  group_scores  one row per run x group: seat share, score 0..9, real vote, moral rewards
   events        one row per stored run event (data_json holds the event's data)
 
 Join on experiment_id and run_id. Timestamps are ISO 8601 in UTC; empty cells are missing
@@ -54,7 +54,7 @@ RUN_README = """Hemicycle run export: one run as tables, described column by col
 data_dictionary.csv (table, column, type, meaning).
 
   runs          one row: the scenario, outcome and cost
-  group_scores  one row per group: seat share, score 0..9, real vote
+  group_scores  one row per group: seat share, score 0..9, real vote, moral rewards
   events        one row per stored event, in order (data_json holds the event's data; in a
                 classroom session students' speeches, amendments and votes carry by=students)
 
@@ -154,6 +154,12 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("is_veto_group", "boolean", "Whether the group holds the scenario's veto."),
         ("real_score", "float", "Share of the group's MEPs that voted for the adopted text, 0..1."),
         ("real_choice", "integer", "The real vote as a choice 0..9: min(9, floor(10 x real_score))."),
+        ("reward_deontological", "float", "Moral reward (engine/rewards.py): -1 the group voted against a final "
+                                          "text it had endorsed (its amendment accepted, a negotiated text agreed, "
+                                          "or its first choice of the mediator's last round), +1 it endorsed it and "
+                                          "did not vote against, 0 it endorsed nothing; empty until finished."),
+        ("reward_utilitarian", "float", "Moral reward (engine/rewards.py): the mean judged support of the final "
+                                        "text over the run's groups, 0..9; empty until finished."),
     ),
     "events": _columns(
         ("run_id", "integer", "The run."),
@@ -267,16 +273,24 @@ def _group_score_rows(runs: Iterable[Run]) -> Iterator[dict]:
                 record_id__in={run.record_id for run in batch}
             ).values_list("record_id", "group__code", "real_score", "real_choice")
         }
+        rewards = {
+            (run_id, code): (deontological, utilitarian)
+            for run_id, code, deontological, utilitarian in RunGroupScore.objects.filter(
+                run_id__in=[run.pk for run in batch]
+            ).values_list("run_id", "group", "reward_deontological", "reward_utilitarian")
+        }
         for run in batch:
-            yield from _run_group_scores(run, real)
+            yield from _run_group_scores(run, real, rewards)
 
 
-def _run_group_scores(run: Run, real: dict[tuple[int, str], tuple[float, int]]) -> Iterator[dict]:
+def _run_group_scores(run: Run, real: dict[tuple[int, str], tuple[float, int]],
+                      rewards: dict[tuple[int, str], tuple[float | None, float | None]]) -> Iterator[dict]:
     outcome = run.outcome or {}
     scores = outcome.get("scores") or {}
     fallbacks = set(outcome.get("fallbacks") or ())
     for position, code in enumerate(run.groups, start=1):
         real_score, real_choice = real.get((run.record_id, code), (None, None))
+        deontological, utilitarian = rewards.get((run.pk, code), (None, None))
         yield {
             "run_id": run.pk,
             "experiment_id": run.experiment_id,
@@ -288,6 +302,8 @@ def _run_group_scores(run: Run, real: dict[tuple[int, str], tuple[float, int]]) 
             "is_veto_group": code == run.veto_group,
             "real_score": real_score,
             "real_choice": real_choice,
+            "reward_deontological": deontological,
+            "reward_utilitarian": utilitarian,
         }
 
 

@@ -200,6 +200,13 @@ class RunGroupScore(models.Model):
     real_choice = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="The group's real vote on the record (Stance.real_choice), 0..9."
     )
+    # engine/rewards.py: computed from the run's events when it finishes (and by rewards_backfill).
+    reward_deontological = models.FloatField(
+        null=True, blank=True, help_text="-1 voted against a text it endorsed, +1 kept, 0 endorsed nothing."
+    )
+    reward_utilitarian = models.FloatField(
+        null=True, blank=True, help_text="Mean judged support of the final text over the run's groups, 0..9."
+    )
 
     class Meta:
         # The per-group views read all of an experiment's rows (the experiment's index finds them;

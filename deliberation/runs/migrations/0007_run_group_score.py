@@ -11,7 +11,8 @@ def backfill(apps, schema_editor):
 
     group_scores_backfill(
         run_model=apps.get_model("runs", "Run"), score_model=apps.get_model("runs", "RunGroupScore"),
-        stance_model=apps.get_model("records", "Stance"), using=schema_editor.connection.alias,
+        stance_model=apps.get_model("records", "Stance"), event_model=apps.get_model("runs", "RunEvent"),
+        using=schema_editor.connection.alias,
     )
 
 

@@ -100,6 +100,10 @@ def test_csv_and_parquet_read_back_through_pandas_with_declared_columns_and_type
     mine = scores[scores["run_id"] == run.pk].set_index("group")
     assert mine["score"].to_dict() == run.outcome["scores"]
     assert mine["real_choice"].between(0, 9).all()
+    # Moral rewards: one-shot and greedy drafts are endorsed by nobody; welfare is the mean score.
+    welfare = sum(run.outcome["scores"].values()) / len(run.outcome["scores"])
+    assert mine["reward_utilitarian"].round(9).eq(round(welfare, 9)).all()
+    assert scores["reward_deontological"].eq(0).all()
     assert json.loads(runs_table.set_index("run_id").loc[run.pk, "outcome_goals_json"]) == run.outcome["goals"]
 
 

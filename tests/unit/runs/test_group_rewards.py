@@ -1,0 +1,81 @@
+"""Moral rewards (engine/rewards.py) stored per run and group: written when a run finishes,
+recomputed from the stored events by the backfill, the command and the 0009 migration."""
+
+import importlib
+from types import SimpleNamespace
+
+import pytest
+from django.core.management import call_command
+
+from deliberation.runs import services
+from deliberation.runs.advance import run_advance
+from deliberation.runs.group_scores import group_rewards_backfill
+from deliberation.runs.models import Run, RunEvent, RunGroupScore
+from deliberation.runs.services import run_create
+from tests.factories import make_record, make_user, scenario_config
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def played(monkeypatch) -> Run:
+    monkeypatch.setattr(services, "run_enqueue", lambda run_id: None)
+    monkeypatch.setattr(services, "broadcast_events", lambda **kwargs: None)
+    run = run_create(owner=make_user(), config=scenario_config(make_record(), strategy="greedy"))
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FINISHED
+    return run
+
+
+def _rewards(run: Run) -> dict[str, tuple]:
+    return {
+        row.group: (row.reward_deontological, row.reward_utilitarian)
+        for row in RunGroupScore.objects.filter(run=run)
+    }
+
+
+def _break_a_promise(run: Run) -> str:
+    """EPP's amendment accepted and its vote turned against, as a stored log would show it."""
+    vote = RunEvent.objects.get(run=run, type="vote", data__group="EPP")
+    vote.data = {**vote.data, "position": "against"}
+    vote.save()
+    last = RunEvent.objects.filter(run=run).order_by("-seq").first().seq
+    RunEvent.objects.create(run=run, seq=last + 1, type="amendment_decision", data={
+        "group": "EPP", "accepted": True, "reason": "", "draft_before": "a", "draft_after": "b",
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0},
+    })
+    return "EPP"
+
+
+def test_a_finished_run_stores_welfare_and_no_endorsement_for_greedy(played):
+    rewards = _rewards(played)
+    scores = {code: score for code, score in played.outcome["scores"].items() if score is not None}
+    welfare = sum(scores.values()) / len(scores)
+    assert set(rewards) == set(scores)
+    assert all(deon == 0.0 and util == pytest.approx(welfare) for deon, util in rewards.values())
+
+
+def test_the_backfill_and_the_command_recompute_rewards_from_the_stored_events(played):
+    group = _break_a_promise(played)
+    assert group_rewards_backfill(batch=1) == len(_rewards(played))
+    rewards = _rewards(played)
+    assert rewards[group][0] == -1.0
+    assert {deon for code, (deon, _) in rewards.items() if code != group} == {0.0}
+
+    RunGroupScore.objects.update(reward_deontological=None, reward_utilitarian=None)
+    call_command("rewards_backfill", verbosity=0)
+    assert _rewards(played) == rewards
+
+
+def test_the_migration_backfills_rewards_with_its_historical_models(played):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    group = _break_a_promise(played)
+    RunGroupScore.objects.update(reward_deontological=None, reward_utilitarian=None)
+    state = MigrationExecutor(connection).loader.project_state(("runs", "0009_group_rewards"))
+    migration = importlib.import_module("deliberation.runs.migrations.0009_group_rewards")
+    migration.backfill(state.apps, SimpleNamespace(connection=connection))
+    assert _rewards(played)[group][0] == -1.0
+    assert all(util is not None for _, util in _rewards(played).values())
