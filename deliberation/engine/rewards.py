@@ -9,7 +9,9 @@ Deontological (the norm "do not vote against a text you endorsed"), per group, i
     accepted true): the group asked for a change and got it;
   - negotiation: the run ended on an agreed text (the final draft has agreed_turn t) and the group
     sat on either side then (one side proposed the text, the other accepted it);
-  - mediator: the group's ranking in the last round put the round's Schulze winner first.
+  - mediator: the group's agent, ranking the last round's candidates itself, put the round's
+    Schulze winner first (a ranking the judge made for it, ranking=judge, or an unparsed answer
+    endorses nothing).
   Then: -1 if the group endorsed the final text and its vote position is "against" (the norm is
   broken); +1 if it endorsed it and did not vote against (kept; abstention counts as kept, as the
   IPD rule punishes only the defection); 0 if it endorsed nothing. None when the group cast no
@@ -50,7 +52,7 @@ def endorsements(events: Iterable[Mapping]) -> set[str]:
             turn_sides[data["turn"]] = data["sides"]
         elif kind == "draft":
             agreed_turn = data.get("agreed_turn")  # only the last draft counts
-        elif kind == "ranking" and data["order"]:
+        elif kind == "ranking" and data["order"] and data.get("scores") is None and data.get("fallback") != "unparsed":
             last_rankings.setdefault(data["round"], {})[data["group"]] = data["order"][0]
         elif kind == "schulze":
             last_winner = (data["round"], data["winner"])

@@ -51,6 +51,9 @@ def test_mediator_groups_that_ranked_the_last_winner_first_endorsed_it():
         ranking(2, "EPP", [1, 0]), ranking(2, "S&D", [0, 1]), schulze(2, 0),
     ]
     assert endorsements(events) == {"S&D"}  # the last round only
+    judged = {"type": "ranking", "data": {"round": 2, "group": "ECR", "order": [0, 1], "scores": [7.0, 3.0]}}
+    unparsed = {"type": "ranking", "data": {"round": 2, "group": "RE", "order": [0, 1], "fallback": "unparsed"}}
+    assert endorsements([*events[:-1], judged, unparsed, events[-1]]) == {"S&D"}  # the agents' own choices only
 
 
 def test_no_votes_no_rewards():
