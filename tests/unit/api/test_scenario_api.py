@@ -111,3 +111,25 @@ def test_an_advisor_model_the_user_may_not_use_is_refused_under_its_name(client,
     assert response.status_code == 400
     assert "advisor_model" in response.json()["errors"]
     assert not Run.objects.exists()
+
+
+def test_amulet_and_negotiation_runs_through_the_api_with_their_params_and_estimates(client, token, enqueued):
+    record = make_record()
+    body = {**RUN_BODY, "record": record.pk, "strategy": "negotiation", "strategy_params": {"max_turns": 4}}
+    response = post(client, "/api/v1/runs", body, token)
+    assert response.status_code == 201, response.content
+    assert Run.objects.get(pk=response.json()["id"]).params == {
+        "max_turns": 4, "temperature": 0.7, "turn_tokens": 300, "final_tokens": 400}
+    estimate = client.get("/api/v1/strategies/negotiation/estimate", {"groups": 3, "judge": "llm", "param": ["max_turns=4"]},
+                          **bearer(token)).json()
+    assert estimate["steps"] == 4 + 1 + 3
+    amulet = client.get("/api/v1/strategies/amulet/estimate", {"groups": 3, "judge": "llm"}, **bearer(token)).json()
+    assert amulet["steps"] == 1 + 3 and amulet["params"]["top_k"] == 20
+
+
+def test_amulet_on_a_model_without_token_ids_is_refused_at_creation(client, token, enqueued):
+    body = {**RUN_BODY, "record": make_record().pk, "strategy": "amulet", "model": "scripted:no-logprobs"}
+    response = post(client, "/api/v1/runs", body, token)
+    assert response.status_code == 400
+    assert "amulet decodes token by token" in response.json()["errors"]["model"][0]
+    assert not Run.objects.exists()
