@@ -205,3 +205,23 @@ def power_support_figure(points: list[dict]) -> dict | None:
                                      anchor=f"x{axis}", **({} if index == 0 else {"matches": "y"}))
     fig = _figure(traces, title="Judged support against seats and voting power (voting goals)", **axes)
     return {"id": "power-support", "figure": fig}
+
+
+def moral_rewards_figure(rows: list[dict]) -> dict | None:
+    """Mean deontological against mean utilitarian reward, a point per strategy and model: up is
+    kept commitments, right is welfare."""
+    if not rows:
+        return None
+    models = sorted({row["model"] for row in rows})
+    symbols = ["circle", "square", "diamond", "triangle-up", "cross", "x"]
+    data = [
+        {"type": "scatter", "mode": "markers", "name": f"{row['strategy']} · {row['model']}",
+         "x": [row["utilitarian"]], "y": [row["deontological"]], "customdata": [row["n"]],
+         "marker": {"size": 12, "color": strategy_colour(row["strategy"]),
+                    "symbol": symbols[models.index(row["model"]) % len(symbols)]},
+         "hovertemplate": "utilitarian %{x:.2f}, deontological %{y:.2f} (%{customdata} group-runs)"}
+        for row in rows
+    ]
+    fig = _figure(data, title="Moral rewards per strategy and model", xaxis=_axis("utilitarian: mean support (0–9)"),
+                  yaxis=_axis("deontological (−1 broken … +1 kept)", range=[-1.05, 1.05]))
+    return {"id": "moral-rewards", "figure": fig}

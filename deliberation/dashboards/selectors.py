@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 import numpy as np
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, QuerySet, Sum
+from django.db.models import Avg, Count, F, Max, Q, QuerySet, Sum
 
 from deliberation.engine.calibration import pearson_from_sums
 from deliberation.engine.goals import GOALS
@@ -361,6 +361,30 @@ def _make_group_views(experiment: Experiment) -> GroupViews:
              "r_share": pearson_from_sums(n=n, sx=sx, sy=ss, sxx=sxx, syy=sss, sxy=sxs)}
             for strategy, (n, sx, sxx, ss, sss, sr, srr, sxs, sxr) in sorted(moments.items())
         ),
+    )
+
+
+def moral_rewards(*, experiment: Experiment, version: str | None = None) -> list[dict]:
+    """Per strategy and drafting model, the groups' moral rewards (engine/rewards.py) over the
+    experiment's finished runs: mean deontological (-1..+1), broken commitments (groups that voted
+    against a text they had endorsed) of all endorsements, mean utilitarian (0..9)."""
+    return experiment_results_cached(experiment, "rewards", lambda: _make_moral_rewards(experiment), version)
+
+
+def _make_moral_rewards(experiment: Experiment) -> list[dict]:
+    rows = (
+        RunGroupScore.objects.filter(experiment=experiment, reward_utilitarian__isnull=False).order_by()
+        .values("strategy", "run__model")
+        .annotate(
+            n=Count("*"), deontological=Avg("reward_deontological"), utilitarian=Avg("reward_utilitarian"),
+            broken=Count("id", filter=Q(reward_deontological__lt=0)),
+            endorsed=Count("id", filter=~Q(reward_deontological=0)),
+        )
+    )
+    return sorted(
+        ({"strategy": row["strategy"], "model": row["run__model"], "n": row["n"], "deontological": row["deontological"],
+          "utilitarian": row["utilitarian"], "broken": row["broken"], "endorsed": row["endorsed"]} for row in rows),
+        key=lambda row: (row["strategy"], row["model"]),
     )
 
 

@@ -20,6 +20,7 @@ from deliberation.dashboards.selectors import (
     breakdown,
     experiment_runs,
     group_views,
+    moral_rewards,
     paper_tables,
     results_cache_seconds,
     results_version,
@@ -71,11 +72,13 @@ def _results_content(experiment: Experiment, version: str, calibrations: dict) -
     power = breakdown(experiment=experiment, by="power", version=version)
     topic = breakdown(experiment=experiment, by="topic", version=version)
     groups = group_views(experiment=experiment, version=version)
+    rewards = moral_rewards(experiment=experiment, version=version)
     charts = [
         *figures.paper_table_figures(tables),
         *figures.power_figures(power),
         *figures.topic_figures(topic),
-        *[figure for figure in (figures.dominant_group_figure(groups.by_share, labels=group_labels()), figures.support_figure(groups.by_real_vote)) if figure],
+        *[figure for figure in (figures.dominant_group_figure(groups.by_share, labels=group_labels()), figures.support_figure(groups.by_real_vote),
+                                     figures.moral_rewards_figure(rewards)) if figure],
     ]
     return {
         # each judge's table beside its latest calibrations on the experiment's record set
@@ -87,6 +90,7 @@ def _results_content(experiment: Experiment, version: str, calibrations: dict) -
         ],
         "charts": charts,
         "partisan": groups.partisan,
+        "rewards": rewards,
     }
 
 
@@ -107,7 +111,7 @@ def _results_context(experiment: Experiment, progress: dict) -> dict:
         "settled": progress["done"] + progress["failed"],
         "results_version": version,
         "results_cache_seconds": results_cache_seconds(experiment=experiment),
-        **{name: SimpleLazyObject(partial(lambda name: content[name], name)) for name in ("tables", "breakdowns", "charts", "partisan")},
+        **{name: SimpleLazyObject(partial(lambda name: content[name], name)) for name in ("tables", "breakdowns", "charts", "partisan", "rewards")},
     }
 
 

@@ -7,7 +7,7 @@ from django.urls import reverse
 from deliberation.engine.classroom import classroom_settings
 from deliberation.engine.goals import GOALS
 from deliberation.records.models import PartyGroup
-from deliberation.runs.models import CLASSROOM_STRATEGY, Experiment, Run, RunEvent
+from deliberation.runs.models import CLASSROOM_STRATEGY, Experiment, Run, RunEvent, RunGroupScore
 
 
 def run_page_data(run: Run) -> dict:
@@ -28,6 +28,20 @@ def run_page_data(run: Run) -> dict:
             for code in run.groups
         ],
     }
+
+
+def run_group_rewards(*, run: Run) -> list[dict]:
+    """The run's moral rewards per group (engine/rewards.py), in the scenario's order; empty until
+    the run finished (they are stored with its per-group scores)."""
+    stored = {
+        row["group"]: row
+        for row in RunGroupScore.objects.filter(run=run).values("group", "reward_deontological", "reward_utilitarian")
+    }
+    return [
+        {"group": code, "deontological": stored[code]["reward_deontological"],
+         "utilitarian": stored[code]["reward_utilitarian"]}
+        for code in run.groups if code in stored
+    ]
 
 
 def run_summary(run: Run) -> dict:

@@ -22,6 +22,7 @@ from deliberation.runs.selectors import (
     experiment_progress,
     experiments_for_owner,
     run_for_viewer,
+    run_group_rewards,
     run_list_for_owner,
     run_page_data,
     run_summary,
@@ -98,6 +99,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "runs/detail.html", {
         "run": run, "page": page, "share_url": share_url,
         "visibilities": Run.Visibility.choices, "whatif": WHATIF_CHOICES,
+        "rewards": [{**row, "label": labels.get(row["group"], row["group"])} for row in run_group_rewards(run=run)],
         "veto_label": labels.get(run.veto_group, run.veto_group),
         "terminal": run.status in TERMINAL,
         # An experiment's run is seeded from its grid seed (and its task); show both.

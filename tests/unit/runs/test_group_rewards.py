@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from deliberation.runs import services
 from deliberation.runs.advance import run_advance
@@ -79,3 +80,15 @@ def test_the_migration_backfills_rewards_with_its_historical_models(played):
     migration.backfill(state.apps, SimpleNamespace(connection=connection))
     assert _rewards(played)[group][0] == -1.0
     assert all(util is not None for _, util in _rewards(played).values())
+
+
+def test_the_run_page_shows_each_groups_rewards(played, client):
+    group = _break_a_promise(played)
+    group_rewards_backfill()
+    client.force_login(played.owner)
+    page = client.get(reverse("run-detail", args=[played.pk])).content.decode()
+    panel = page[page.index('data-testid="rewards"'):]
+    panel = panel[:panel.index("</section>")]
+    assert panel.count("<tr><td>") == len(_rewards(played))
+    row = panel[panel.index(f"<tr><td>{group}"):] if f"<tr><td>{group}" in panel else None
+    assert row is not None and row.split("</tr>")[0].count(">-1<") == 1
