@@ -106,6 +106,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "deliberation.errors.ApplicationErrorMiddleware",  # an ApplicationError a view lets through: its status
 ]
 
 ROOT_URLCONF = "deliberation.urls"

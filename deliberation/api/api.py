@@ -56,12 +56,13 @@ from deliberation.engine.events_doc import events_json_schema
 from deliberation.engine.power import RULE_KEYS as POWER_RULES, PowerError, parse_fraction, power_of
 from deliberation.engine.strategies import STRATEGIES, ParamsError, run_cost, strategy_descriptions, strategy_params
 from deliberation.engine.strategies.params import params_from_pairs
+from deliberation.errors import ApplicationError, Conflict, Invalid, error_body
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
 from deliberation.registry.selectors import model_entries_for
-from deliberation.runs.budgets import BudgetExceeded, spending_for
+from deliberation.runs.budgets import spending_for
 from deliberation.runs.clients import judge_uses_model
-from deliberation.runs.counterfactuals import CounterfactualError, NotFinished, run_counterfactual
+from deliberation.runs.counterfactuals import CounterfactualError, run_counterfactual
 from deliberation.runs.experiments import (
     ExperimentError,
     experiment_cancel,
@@ -82,7 +83,7 @@ from deliberation.runs.selectors import (
 )
 from deliberation.runs.services import run_create
 from deliberation.scenarios.models import SavedScenario
-from deliberation.scenarios.services import ScenarioInvalid, scenario_config_build, scenario_save
+from deliberation.scenarios.services import scenario_config_build, scenario_save
 
 MAX_LIMIT = 1000
 
@@ -140,6 +141,13 @@ def http_errors(request: HttpRequest, error: HttpError) -> HttpResponse:
     if error.status_code == 400:
         return api.create_response(request, {"errors": {"__all__": [str(error)]}}, status=400)
     return api.create_response(request, {"error": str(error)}, status=error.status_code)
+
+
+@api.exception_handler(ApplicationError)
+def application_errors(request: HttpRequest, error: ApplicationError) -> HttpResponse:
+    """Every service's refusal (deliberation/errors.py), answered here once: its kind's status and
+    body ({"errors": {field: [message]}} for invalid input, {"error": message} otherwise)."""
+    return api.create_response(request, error_body(error), status=error.status)
 
 
 @api.exception_handler(Http404)
@@ -238,10 +246,7 @@ def scenarios(request: HttpRequest):
 @api.post("/scenarios", auth=WRITE, response={201: ScenarioOut, **BODY_ERRORS}, tags=["scenarios"])
 def scenario_create(request: HttpRequest, payload: ScenarioIn):
     """Save a scenario under a name (the same name again replaces it)."""
-    try:
-        config = scenario_config_build(data=payload, user=request.auth)
-    except ScenarioInvalid as error:
-        return Status(400, {"errors": error.errors})
+    config = scenario_config_build(data=payload, user=request.auth)
     name = payload.name.strip()
     if not name:
         return Status(400, {"errors": {"name": ["Name the scenario to save it."]}})
@@ -290,13 +295,8 @@ def runs(request: HttpRequest, status: Code | None = None, limit: Limit = 100, o
 @api.post("/runs", auth=WRITE, response={201: CreatedOut, **BODY_ERRORS}, tags=["runs"])
 def run_start(request: HttpRequest, payload: ScenarioIn):
     """Validate the scenario and start a run of it; answers its id."""
-    try:
-        run = run_create(owner=request.auth, config=scenario_config_build(data=payload, user=request.auth),
-                         visibility=payload.visibility)
-    except ScenarioInvalid as error:
-        return Status(400, {"errors": error.errors})
-    except BudgetExceeded as error:
-        return Status(400, {"errors": {"budget": [error.reason]}})
+    run = run_create(owner=request.auth, config=scenario_config_build(data=payload, user=request.auth),
+                     visibility=payload.visibility)
     return Status(201, {"id": run.pk, "url": reverse("run-detail", args=[run.pk])})
 
 
@@ -342,11 +342,6 @@ def _pairs(values: list[str], field: str) -> dict[str, float]:
     return pairs
 
 
-def _field_error(error: ValueError) -> dict:
-    field, _, message = str(error).partition(": ")
-    return {"errors": {field: [message]}} if message else {"errors": {"__all__": [str(error)]}}
-
-
 @api.get(
     "/runs/{run_id}/counterfactual", auth=[*READ, LinkToken()],
     response={200: CounterfactualOut, **ERRORS, **NOT_FOUND, 409: ErrorOut}, tags=["runs"],
@@ -363,15 +358,10 @@ def run_counterfactual_view(
         return Status(401, {"error": "this share link's token does not open this run"})
     if found is None:
         return Status(404, {"error": "no such run, or it is not shared with you"})
-    try:
-        return run_counterfactual(
-            run=found, seats=seats, seed=seed, custom=_pairs(custom, "custom") if custom else None,
-            rule=rule, veto_group=veto_group,
-        )
-    except NotFinished as error:
-        return Status(409, {"error": str(error)})
-    except CounterfactualError as error:
-        return Status(400, _field_error(error))
+    return run_counterfactual(  # NotFinished: 409, CounterfactualError: 400 (application_errors)
+        run=found, seats=seats, seed=seed, custom=_pairs(custom, "custom") if custom else None,
+        rule=rule, veto_group=veto_group,
+    )
 
 
 @api.get("/power", response={200: PowerOut, **ERRORS}, tags=["scenarios"])
@@ -387,17 +377,12 @@ def power(
         return Status(400, {"errors": {"goal": [f"choose one of {', '.join(POWER_RULES)}"]}})
     try:
         result = power_of(_pairs(seats, "seats"), goal=goal, veto_group=veto_group or None, quota=quota, strict=strict)
-    except (CounterfactualError, PowerError) as error:
-        return Status(400, _field_error(error))
+    except PowerError as error:  # the engine's: invalid input here
+        raise Invalid(str(error)) from None
     return {"goal": goal, **result.as_dict()}
 
 
 # Experiments -------------------------------------------------------------------------------
-
-def _experiment_errors(error: ExperimentError) -> dict:
-    field, _, message = str(error).partition(": ")
-    return {"errors": {field: [message]}} if message else {"errors": {"__all__": [str(error)]}}
-
 
 def _own_experiment(request: HttpRequest, experiment_id: int) -> Experiment | None:
     return experiment_for_owner(user=request.auth, experiment_id=experiment_id)
@@ -414,10 +399,7 @@ def experiments(request: HttpRequest):
 @api.post("/experiments", auth=WRITE, response={201: ExperimentOut, **BODY_ERRORS}, tags=["experiments"])
 def experiment_new(request: HttpRequest, payload: ExperimentIn):
     """Store a grid and its estimate; nothing runs until it is started."""
-    try:
-        return Status(201, experiment_create(owner=request.auth, **payload.dict()))
-    except ExperimentError as error:
-        return Status(400, _experiment_errors(error))
+    return Status(201, experiment_create(owner=request.auth, **payload.dict()))
 
 
 @api.get("/experiments/{experiment_id}", response={200: ExperimentOut, **ERRORS, **NOT_FOUND}, tags=["experiments"])
@@ -437,8 +419,8 @@ def experiment_run(request: HttpRequest, experiment_id: Id):
         return Status(404, NO_EXPERIMENT)
     try:
         started = experiment_start(experiment=found, user=request.auth)
-    except ExperimentError as error:
-        return Status(409, {"error": str(error)})
+    except ExperimentError as error:  # refused in the experiment's state
+        raise Conflict(str(error)) from None
     return {"status": found.status, "started_runs": started}
 
 
@@ -448,8 +430,8 @@ def _control(request: HttpRequest, experiment_id: int, control) -> Status | dict
         return Status(404, NO_EXPERIMENT)
     try:
         control(experiment=found, user=request.auth)
-    except ExperimentError as error:
-        return Status(409, {"error": str(error)})
+    except ExperimentError as error:  # refused in the experiment's state
+        raise Conflict(str(error)) from None
     found.refresh_from_db()
     return experiment_progress(experiment=found)
 

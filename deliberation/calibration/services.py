@@ -27,6 +27,7 @@ from deliberation.engine.models import ModelError
 from deliberation.engine.scenario import Scenario
 from deliberation.engine.seeding import rng_for, seed_for
 from deliberation.engine.strategies.base import judge_seed, verdict_data
+from deliberation.errors import Invalid
 from deliberation.records.models import Record, RecordSet, Stance
 from deliberation.records.selectors import current_records, engine_group, record_set_get, record_view
 from deliberation.runs.clients import CALIBRATED_PREFIX, drafting_client, judge_for, judge_uses_model
@@ -43,7 +44,7 @@ PROMPT_JUDGES = {"llm": LLMJudge, "llm-expected": ExpectedJudge}
 REASON_EXAMPLES = 20  # reasons kept for the page where the reason does not support the score
 
 
-class CalibrationError(ValueError):
+class CalibrationError(Invalid, ValueError):
     """The calibration cannot run as asked (unknown judge, nothing to score); nothing was stored."""
 
 

@@ -23,7 +23,6 @@ from deliberation.classroom.selectors import (
     student_for_token,
 )
 from deliberation.classroom.services import (
-    ClassroomRefused,
     classroom_act,
     classroom_nudge,
     session_group,
@@ -31,6 +30,7 @@ from deliberation.classroom.services import (
     student_disconnected,
     student_seen,
 )
+from deliberation.errors import ApplicationError, Invalid, websocket_refusal
 from deliberation.live.fanout import encode, hub
 from deliberation.runs.consumers import RunConsumer, after_seq
 
@@ -121,18 +121,18 @@ class ClassroomConsumer(RunConsumer):
             except ValueError:
                 pass
         if not isinstance(message, dict) or not isinstance(message.get("action"), str):
-            await self._refuse("", "send JSON with an action")
+            await self._refuse("", Invalid("send JSON with an action"))
             return
         action = message.pop("action")
         try:
             await database_sync_to_async(_act)(
                 self.class_session, self.role, self.scope.get("user"), self.student, action, message
             )
-        except ClassroomRefused as refused:
-            await self._refuse(action, str(refused))
+        except ApplicationError as refused:  # ClassroomRefused, ...: the sender hears why
+            await self._refuse(action, refused)
 
-    async def _refuse(self, action: str, reason: str) -> None:
-        await self.send(text_data=encode({"type": "refused", "action": action, "message": reason}))
+    async def _refuse(self, action: str, error: ApplicationError) -> None:
+        await self.send(text_data=encode(websocket_refusal(error, action=action)))
 
     async def _send_newest(self, kind: str, order: float | None, frame: str) -> None:
         """State and presence frames are whole snapshots: one older than the last sent is dropped."""

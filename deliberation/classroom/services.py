@@ -33,6 +33,7 @@ from deliberation.engine.classroom import NewEvent, Seat, Sitting, SittingRefuse
 from deliberation.engine.events import Event
 from deliberation.engine.models import ModelError
 from deliberation.engine.scenario import ScenarioError
+from deliberation.errors import Forbidden, Invalid
 from deliberation.live.fanout import encode, group_send
 from deliberation.records.selectors import record_version_for_run
 from deliberation.registry.selectors import ModelRefused
@@ -51,11 +52,11 @@ RUN_STATUS = {
 }
 
 
-class ClassroomError(ValueError):
+class ClassroomError(Invalid, ValueError):
     """Opening or joining a session failed; the message is for the person who tried."""
 
 
-class ClassroomRefused(ValueError):
+class ClassroomRefused(Forbidden, ValueError):
     """An action of the protocol is not allowed; the message is for the sender."""
 
 

@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Model
 
+from deliberation.errors import Invalid
 from deliberation.records.importing.merge import stances_agree
 from deliberation.records.importing.plan import ImportPlan
 from deliberation.records.importing.planner import import_plan
@@ -307,7 +308,7 @@ def _conflict(report: ImportReport, origin: Problem, message: str) -> None:
 # Uploads from the browser -----------------------------------------------------------------------
 
 
-class UploadRefused(Exception):
+class UploadRefused(Invalid):
     """An upload that is not stored or not started, with the reason in an admin's words."""
 
 

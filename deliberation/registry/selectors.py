@@ -5,16 +5,17 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
+from deliberation.errors import Invalid
 from deliberation.registry.models import ModelEntry
 
 
-class ModelRefused(ValueError):
+class ModelRefused(Invalid, ValueError):
     """The model is not in the registry, disabled, or not for this user. `str()` is
     "field: message", as the other services' errors (forms and the API show it beside the field)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(message, field=field)
+        self.args = (f"{field}: {message}",)
         self.message = message
 
 

@@ -26,6 +26,7 @@ from django.utils import timezone
 from deliberation.engine.goals import GOAL_KEYS, GOALS
 from deliberation.engine.strategies import strategy_named
 from deliberation.engine.strategies.base import usage_totals
+from deliberation.errors import Invalid
 from deliberation.runs.experiments import ExperimentError, experiment_create
 from deliberation.runs.models import Experiment, Run, RunEvent
 from deliberation.runs.play import experiment_play
@@ -37,7 +38,7 @@ EVALUATE_OWNER = "evaluate"
 USAGE_CHUNK = 2000  # events read at a time for the usage totals
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(Invalid, ValueError):
     """The requested evaluation cannot run (bad combination of options); nothing was run."""
 
 

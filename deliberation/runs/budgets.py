@@ -18,6 +18,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from deliberation.engine.strategies import run_cost
+from deliberation.errors import QuotaExceeded
 from deliberation.registry.models import UserBudget
 from deliberation.runs.models import Run, RunEvent
 from deliberation.runs.selectors import uncached_steps
@@ -26,11 +27,11 @@ WINDOW = timedelta(hours=24)
 IN_FLIGHT = (Run.Status.QUEUED, Run.Status.RUNNING)
 
 
-class BudgetExceeded(ValueError):
+class BudgetExceeded(QuotaExceeded, ValueError):
     """Starting this would go over the user's daily budget; `reason` says what is left."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"budget: {reason}")
+        super().__init__(f"budget: {reason}")  # the field errors: {"budget": [reason]}
         self.reason = reason
 
 

@@ -15,6 +15,7 @@ from deliberation.engine.power import PowerError, goal_quota, power_indices
 from deliberation.engine.rules import RULES, RuleError, rank_drafts, tally_rules
 from deliberation.engine.scenario import ScenarioError
 from deliberation.engine.seats import SEAT_STRUCTURES
+from deliberation.errors import Conflict, Invalid
 from deliberation.runs.models import Run
 from deliberation.scenarios.services import scenario_seats
 
@@ -22,11 +23,11 @@ SEAT_CHOICES: tuple[str, ...] = ("run", *SEAT_STRUCTURES)  # "run": the seats th
 CELL_STRATEGY = 2  # the strategy's place in an experiment cell's key (runs.experiments.Cell.key)
 
 
-class CounterfactualError(ValueError):
+class CounterfactualError(Invalid, ValueError):
     """Input the re-tally cannot use: 'field: message'."""
 
 
-class NotFinished(CounterfactualError):
+class NotFinished(Conflict, ValueError):
     """The run has no outcome to re-tally yet."""
 
 

@@ -45,6 +45,7 @@ from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies import STRATEGIES, run_cost
 from deliberation.engine.strategies.base import model_params_of
+from deliberation.errors import Forbidden, Invalid
 from deliberation.live.fanout import broadcast_experiment_progress
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import benchmark_task_list, record_set_get
@@ -65,7 +66,7 @@ SETTLED = (Run.Status.FINISHED, Run.Status.FAILED, Run.Status.STOPPED)
 INTERRUPTED = (Run.Status.PAUSED, Run.Status.STOPPED)
 
 
-class ExperimentError(ValueError):
+class ExperimentError(Invalid, ValueError):
     """The grid or the action is not valid; the message says which field and why."""
 
 
@@ -543,7 +544,7 @@ def _top_up(experiment_id: int, *, hold_for: str | None = None) -> int | None:
 
 def _require_owner(experiment: Experiment, user: AbstractBaseUser) -> None:
     if experiment.owner_id != user.pk:
-        raise PermissionError("only the experiment's owner can control it")
+        raise Forbidden("only the experiment's owner can control it")
 
 
 def experiment_start(*, experiment: Experiment, user: AbstractBaseUser) -> list[int]:

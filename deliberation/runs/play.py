@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from tqdm import tqdm
 
+from deliberation.commands import progress_bar
 from deliberation.runs.experiments import experiment_start
 from deliberation.runs.models import Experiment
 from deliberation.runs.selectors import experiment_progress
@@ -41,7 +41,7 @@ def experiment_play(
 
 def experiment_play_followed(experiment: Experiment, *, disable: bool = False) -> dict:
     """experiment_play with a progress bar on the terminal (manage.py experiment run --wait, evaluate)."""
-    bar = tqdm(total=experiment.estimate.get("runs", 0), unit="run", disable=disable)
+    bar = progress_bar(total=experiment.estimate.get("runs", 0), unit="run", quiet=disable)
 
     def show(reading: dict) -> None:
         bar.n = reading["done"] + reading["failed"]

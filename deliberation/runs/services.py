@@ -23,6 +23,7 @@ from deliberation.engine.events import Event, event_validate
 from deliberation.engine.models import ModelError, retry_listener
 from deliberation.engine.strategies import RunContext, strategy_named
 from deliberation.engine.strategies.base import model_params_of, usage_totals
+from deliberation.errors import Conflict, Forbidden, Invalid
 from deliberation.live.fanout import broadcast_events
 from deliberation.records.models import BenchmarkTask, RecordSet
 from deliberation.records.selectors import example_pool, record_version_for_run
@@ -50,11 +51,11 @@ class RunRetry(Exception):
         self.countdown = countdown
 
 
-class RunControlError(ValueError):
+class RunControlError(Conflict, ValueError):
     """The run is not in a state that allows this action."""
 
 
-class RunStartError(ValueError):
+class RunStartError(Invalid, ValueError):
     """A run cannot start: its model, judge or scenario cannot be built. The run fails at once."""
 
 
@@ -410,7 +411,7 @@ def run_play(*, run_id: int) -> str | None:
 
 def _require_owner(run: Run, user: AbstractBaseUser) -> None:
     if run.owner_id != user.pk:
-        raise PermissionError("only the run's owner can control it")
+        raise Forbidden("only the run's owner can control it")
     if run.strategy == CLASSROOM_STRATEGY:
         raise RunControlError("a classroom run is controlled from its session's teacher console")
 

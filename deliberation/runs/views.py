@@ -121,9 +121,7 @@ def run_new_seed(request: HttpRequest, run_id: int) -> HttpResponse:
         seed = secrets.randbelow(2**31 - 1) + 1
     try:
         new = run_reseed(run=run, user=request.user, seed=seed)
-    except PermissionError as error:
-        return JsonResponse({"error": str(error)}, status=403)
-    except RunControlError as error:
+    except RunControlError as error:  # a Forbidden goes on to ApplicationErrorMiddleware: 403
         messages.error(request, str(error))
         return redirect("run-detail", run_id=run.pk)
     return redirect("run-detail", run_id=new.pk)
@@ -152,9 +150,7 @@ def run_control(request: HttpRequest, run_id: int, action: str) -> HttpResponse:
         raise Http404(action)
     try:
         controls[action](run=run, user=request.user)
-    except PermissionError as error:
-        return JsonResponse({"error": str(error)}, status=403)
-    except RunControlError as error:
+    except RunControlError as error:  # a Forbidden goes on to ApplicationErrorMiddleware: 403
         if request.accepts("text/html") and not request.headers.get("X-Requested-With"):
             messages.error(request, str(error))
         else:

@@ -16,6 +16,7 @@ from deliberation.engine.seats import seat_shares, select_max_variance
 from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
 from deliberation.engine.strategies.base import model_params_of
+from deliberation.errors import Invalid
 from deliberation.records.models import PartyGroup, Record
 from deliberation.records.selectors import engine_group, record_view
 from deliberation.registry.selectors import ModelRefused, model_check
@@ -110,13 +111,16 @@ def scenario_save(*, owner: AbstractBaseUser, name: str, config: ScenarioConfig)
     return scenario
 
 
-class ScenarioInvalid(ValueError):
+class ScenarioInvalid(Invalid, ValueError):
     """A scenario that cannot be played: `errors` maps each field (a strategy parameter by its
     own name) to its messages, shown beside the builder's inputs and in the API's 400 answer."""
 
     def __init__(self, errors: Mapping[str, list[str]]) -> None:
         self.errors = {field: list(messages) for field, messages in errors.items()}
         super().__init__("; ".join(f"{field}: {' '.join(messages)}" for field, messages in self.errors.items()))
+
+    def field_errors(self) -> dict[str, list[str]]:
+        return self.errors
 
 
 # ScenarioError messages start with the engine's field name; each goes under the right input.

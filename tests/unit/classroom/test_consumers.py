@@ -181,7 +181,7 @@ def test_a_student_speaks_only_for_their_own_seat_whatever_the_message_claims():
         return refused[-1], speech[-1], too_early[-1]
 
     refused, speech, too_early = in_own_loop(scenario)()
-    assert refused == {"type": "refused", "action": "speak", "message": "the session has not started"}
+    assert refused == {"type": "refused", "action": "speak", "code": "forbidden", "message": "the session has not started"}
     assert speech["data"]["text"] == "<script>alert(1)</script> SD speaks"  # stored as typed; pages escape it
     assert (speech["data"]["student"], speech["data"]["name"]) == (ada.pk, "Ada")
     assert too_early["message"] == "the vote has not begun"

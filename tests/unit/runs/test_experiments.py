@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from deliberation.engine.strategies import run_cost
+from deliberation.errors import Forbidden
 from deliberation.records.models import BenchmarkTask
 from deliberation.routing import websocket_application
 from deliberation.runs import advance, experiments, services
@@ -400,7 +401,7 @@ def test_progress_counts_done_running_and_remaining_runs(sample_set, queues, set
 def test_only_the_owner_controls_an_experiment(sample_set):
     owner = make_user()
     experiment = grid(owner)
-    with pytest.raises(PermissionError):
+    with pytest.raises(Forbidden):
         experiment_start(experiment=experiment, user=make_user("mallory"))
 
 

@@ -4,6 +4,7 @@ from django.db import transaction
 from deliberation.engine.events import EventInvalid
 from deliberation.engine.models import ModelError, Params
 from deliberation.engine.strategies.parliament import ParliamentAgents
+from deliberation.errors import Forbidden
 from deliberation.runs import services
 from deliberation.runs.advance import run_advance
 from deliberation.runs.models import CachedCompletion, Run
@@ -167,7 +168,7 @@ def test_pause_stops_the_task_and_resume_continues_to_the_same_transcript(enqueu
 def test_only_the_owner_controls_a_run_and_finished_runs_cannot_be_stopped(enqueued, broadcasts):
     run = started_run()
     intruder = make_user("mallory")
-    with pytest.raises(PermissionError):
+    with pytest.raises(Forbidden):
         run_pause(run=run, user=intruder)
     run_advance(run_id=run.pk)
     with pytest.raises(RunControlError):

@@ -1,16 +1,16 @@
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
+from django.core.management.base import CommandError
 
 from deliberation.calibration.selectors import calibration_summary
-from deliberation.calibration.services import CalibrationError, calibration_run
+from deliberation.calibration.services import calibration_run
+from deliberation.commands import ApplicationCommand, progress_bar
 from deliberation.engine.calibration import DEFAULT_RESAMPLES
 from deliberation.records.models import RecordSet
 
 
-class Command(BaseCommand):
+class Command(ApplicationCommand):
     help = ("Score every real adopted resolution of a record set for every group with a real vote, "
             "with one judge, and measure the scores against the real votes (stored as a calibration).")
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
     def handle(self, *args, **options):
-        bar = tqdm(total=0, unit="pair", disable=options["verbosity"] == 0)
+        bar = progress_bar(total=0, unit="pair", quiet=options["verbosity"] == 0)
         try:
             calibration = calibration_run(
                 record_set=options["record_set"],
@@ -47,7 +47,7 @@ class Command(BaseCommand):
                 progress=bar.update,
                 on_total=lambda total: setattr(bar, "total", total) or bar.refresh(),
             )
-        except (CalibrationError, RecordSet.DoesNotExist) as error:
+        except RecordSet.DoesNotExist as error:  # a CalibrationError ends the command as ApplicationCommand says
             raise CommandError(str(error)) from None
         finally:
             bar.close()

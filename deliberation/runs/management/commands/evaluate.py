@@ -3,13 +3,14 @@ import json
 from functools import partial
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from deliberation.commands import ApplicationCommand
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES, strategy_params
 from deliberation.engine.strategies.base import model_params_of
 from deliberation.registry.selectors import ModelRefused, model_runnable
-from deliberation.runs.benchmark import EVALUATE_OWNER, BenchmarkError, benchmark_evaluate
+from deliberation.runs.benchmark import EVALUATE_OWNER, benchmark_evaluate
 from deliberation.runs.clients import JUDGES, strategy_model_check
 from deliberation.runs.play import experiment_play_followed
 
@@ -22,7 +23,7 @@ def strategy_param(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-class Command(BaseCommand):
+class Command(ApplicationCommand):
     help = ("Run the PoliCon benchmark over a record set's tasks and print the paper's table (the runs are stored "
             "as an experiment of the 'evaluate' account).")
 
@@ -66,23 +67,20 @@ class Command(BaseCommand):
             strategy_model_check(strategy=options["strategy"], model=model, allow_raw=True)
         except ModelRefused as error:
             raise CommandError(f"--model: {error.message}") from None
-        try:
-            result = benchmark_evaluate(
-                record_set=options["record_set"],
-                party_counts=options["parties"],
-                goals=goals,
-                strategy=options["strategy"],
-                model=model,
-                judge=options["judge"],
-                judge_model=options["judge_model"],
-                topic=options["topic"],
-                limit=options["limit"],
-                seed=options["seed"],
-                params=params,
-                play=partial(experiment_play_followed, disable=options["verbosity"] == 0),
-            )
-        except BenchmarkError as error:
-            raise CommandError(str(error)) from None
+        result = benchmark_evaluate(  # a BenchmarkError ends the command as ApplicationCommand says
+            record_set=options["record_set"],
+            party_counts=options["parties"],
+            goals=goals,
+            strategy=options["strategy"],
+            model=model,
+            judge=options["judge"],
+            judge_model=options["judge_model"],
+            topic=options["topic"],
+            limit=options["limit"],
+            seed=options["seed"],
+            params=params,
+            play=partial(experiment_play_followed, disable=options["verbosity"] == 0),
+        )
 
         self.stdout.write(result.render())
         usage = result.usage

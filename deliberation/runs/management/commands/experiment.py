@@ -16,14 +16,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from deliberation.commands import ApplicationCommand
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
 from deliberation.engine.strategies.params import params_from_pairs
 from deliberation.runs.clients import JUDGES
 from deliberation.runs.experiments import (
-    ExperimentError,
     experiment_cancel,
     experiment_create,
     experiment_pause,
@@ -37,7 +37,7 @@ from deliberation.runs.selectors import experiment_get, experiment_progress, exp
 DEFAULT_OWNER = "experiments"
 
 
-class Command(BaseCommand):
+class Command(ApplicationCommand):
     help = "Create, run, inspect and export experiments (grids of runs)."
 
     def add_arguments(self, parser):
@@ -79,10 +79,7 @@ class Command(BaseCommand):
                 )
 
     def handle(self, *args, **options):
-        try:
-            getattr(self, f"handle_{options['action']}")(options)
-        except (ExperimentError, PermissionError) as error:
-            raise CommandError(str(error)) from None
+        getattr(self, f"handle_{options['action']}")(options)  # ExperimentError, Forbidden: ApplicationCommand
 
     def _experiment(self, options) -> Experiment:
         owner = None
