@@ -14,7 +14,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from deliberation.engine.rules import RULES
 from deliberation.engine.strategies import STRATEGIES
-from deliberation.runs.budgets import BudgetExceeded
 from deliberation.runs.exports import FORMATS, run_export
 from deliberation.runs.models import Run
 from deliberation.runs.selectors import (
@@ -39,7 +38,7 @@ from deliberation.runs.services import (
     run_stop,
 )
 from deliberation.scenarios.models import SEAT_STRUCTURE_CHOICES, SavedScenario
-from deliberation.scenarios.services import ScenarioInvalid, scenario_config_build
+from deliberation.scenarios.services import scenario_config_build
 
 
 def _run_or_404(request: HttpRequest, run_id: int) -> Run:
@@ -187,13 +186,9 @@ def runs_api(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"errors": {"__all__": ["the body must be JSON"]}}, status=400)
     if not isinstance(payload, dict):
         return JsonResponse({"errors": {"__all__": ["the body must be a JSON object"]}}, status=400)
-    try:
-        config = scenario_config_build(data=payload, user=request.user)
-        run = run_create(owner=request.user, config=config, visibility=payload.get("visibility") or "private")
-    except ScenarioInvalid as error:
-        return JsonResponse({"errors": error.errors}, status=400)
-    except BudgetExceeded as error:
-        return JsonResponse({"errors": {"budget": [error.reason]}}, status=400)
+    # ScenarioInvalid and BudgetExceeded answer 400 with their field errors (ApplicationErrorMiddleware).
+    config = scenario_config_build(data=payload, user=request.user)
+    run = run_create(owner=request.user, config=config, visibility=payload.get("visibility") or "private")
     return JsonResponse({"id": run.pk, "url": reverse("run-detail", args=[run.pk])}, status=201)
 
 
