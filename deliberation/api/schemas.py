@@ -94,6 +94,7 @@ class ParamOut(Schema):
     minimum: float | None
     maximum: float | None
     choices: list[list[Any]]
+    names_model: bool  # its value is a model of GET /models (checked as `model` is)
 
 
 class StrategyOut(Schema):

@@ -8,7 +8,7 @@ from typing import Any
 from deliberation.engine.costs import RunCost
 from deliberation.engine.strategies.advisor import ADVISOR_ARMS
 from deliberation.engine.strategies.amulet import Amulet
-from deliberation.engine.strategies.base import RunContext, Strategy, outcome_of
+from deliberation.engine.strategies.base import RunContext, Strategy, model_params_of, outcome_of
 from deliberation.engine.strategies.baselines import (
     Greedy,
     RandomStance,
@@ -66,7 +66,8 @@ def strategy_descriptions() -> list[dict[str, Any]]:
     """Every strategy with its parameters, as the builder and GET /api/v1/strategies show them."""
     return [
         {"name": name, "summary": strategy_summary(STRATEGIES[name]), "needs_model": STRATEGIES[name].needs_model,
-         "params": params_description(STRATEGIES[name].params_model)}
+         "params": [{**param, "names_model": param["name"] in model_params_of(STRATEGIES[name])}
+                    for param in params_description(STRATEGIES[name].params_model)]}
         for name in sorted(STRATEGIES)
     ]
 

@@ -16,6 +16,7 @@ def test_strategies_are_listed_with_their_parameters(client, token):
     rounds = next(p for p in listed["parliament"]["params"] if p["name"] == "rounds")
     assert (rounds["type"], rounds["default"], rounds["minimum"], rounds["maximum"]) == ("integer", 2, 0, 5)
     assert listed["greedy"]["params"] == [] and listed["greedy"]["needs_model"] is False
+    assert [p["name"] for p in listed["advisor"]["params"] if p["names_model"]] == ["advisor_model"]
 
 
 def test_the_estimate_counts_a_parliaments_steps_for_its_parameters(client, token):

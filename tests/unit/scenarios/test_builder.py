@@ -187,6 +187,8 @@ def test_the_builder_shows_every_strategys_parameters_with_their_defaults(client
     assert 'name="params.one-shot.max_tokens"' in one_shot and 'value="400"' in one_shot
     assert " hidden>" in page.split('data-testid="params-one-shot"', 1)[1][:20]  # the chosen one shows
     assert "greedy has no parameters" in page
+    # A parameter that names a model offers the registry's models, as the model field does.
+    assert re.search(r'name="params\.advisor\.advisor_model"[^>]*type="text" list="model-suggestions"', page.replace("\n", " "))
 
 
 def test_a_saved_scenario_reloads_its_parameters(client, signed_in):

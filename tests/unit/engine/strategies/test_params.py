@@ -31,7 +31,7 @@ def test_parliament_is_described_with_types_ranges_choices_and_help():
     described = {p["name"]: p for p in next(d for d in strategy_descriptions() if d["name"] == "parliament")["params"]}
     assert described["rounds"] == {
         "name": "rounds", "label": "Negotiation rounds", "type": "integer", "default": 2, "minimum": 0, "maximum": 5,
-        "choices": [], "help": described["rounds"]["help"],
+        "choices": [], "help": described["rounds"]["help"], "names_model": False,
     }
     assert described["rounds"]["help"].startswith("Rounds in which every group answers")
     assert described["rapporteur"]["type"] == "choice"
