@@ -1,9 +1,7 @@
-import importlib
 import io
 import json
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pyarrow as pa
@@ -11,9 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 
-from deliberation.records.services import records_import
 from deliberation.runs.exports import ARROW_TYPES, TABLES, experiment_export
-from deliberation.runs.models import Experiment, Run, RunEvent
+from deliberation.runs.models import Run, RunEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,32 +19,12 @@ SET = "Sample EP issues"
 
 
 @pytest.fixture(scope="function")
-def finished_experiment(monkeypatch):
+def finished_experiment(play_sample_experiment):
     """A 2-task x 2-strategy x 1-seed experiment on the scripted model, played to the end."""
-    from django.apps import apps
-    from django.db import connection
-
-    from worker import embedded
-    from worker.celery import app
-
-    # A transactional test's flush drops the EP groups that the records 0002 data migration loads.
-    importlib.import_module("deliberation.records.migrations.0002_ep_groups").load_ep_groups(
-        apps, SimpleNamespace(connection=connection)
+    return play_sample_experiment(
+        "tidy", "--parties", "2", "4", "--sample", "2", "--goals", "simple_majority",
+        "--strategies", "one-shot", "greedy", "--models", "scripted:default", "--judges", "scripted", "--seeds", "0",
     )
-    records_import(paths=[SAMPLE], name=SET)
-    # The runs play in this process, eagerly, with or without a broker (HEMICYCLE_TEST_STACK=1 has
-    # one and no worker here: the command's --wait would wait for ever).
-    monkeypatch.setattr(embedded, "embedded_worker_start", lambda: True)
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
-    call_command(
-        "experiment", "create", "--name", "tidy", "--record-set", SET, "--parties", "2", "4", "--sample", "2",
-        "--goals", "simple_majority", "--strategies", "one-shot", "greedy", "--models", "scripted:default",
-        "--judges", "scripted", "--seeds", "0",
-    )
-    call_command("experiment", "run", "tidy", "--wait", verbosity=0)
-    experiment = Experiment.objects.get(name="tidy")
-    assert experiment.status == Experiment.Status.FINISHED
-    return experiment
 
 
 NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}

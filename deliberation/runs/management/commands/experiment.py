@@ -37,6 +37,22 @@ from deliberation.runs.selectors import experiment_get, experiment_progress, exp
 DEFAULT_OWNER = "experiments"
 
 
+def experiment_named(*, name: str, owner: str | None) -> Experiment:
+    """The experiment a command names (and its owner's username, when several owners use the
+    name), or a CommandError saying why not."""
+    user = None
+    if owner:
+        user = get_user_model().objects.filter(username=owner).first()
+        if user is None:
+            raise CommandError(f"no user named {owner!r}")
+    try:
+        return experiment_get(name=name, owner=user)
+    except Experiment.DoesNotExist:
+        raise CommandError(f"no experiment named {name!r}") from None
+    except Experiment.MultipleObjectsReturned:
+        raise CommandError(f"several owners have an experiment named {name!r}: give --owner") from None
+
+
 class Command(ApplicationCommand):
     help = "Create, run, inspect and export experiments (grids of runs)."
 
@@ -82,17 +98,7 @@ class Command(ApplicationCommand):
         getattr(self, f"handle_{options['action']}")(options)  # ExperimentError, Forbidden: ApplicationCommand
 
     def _experiment(self, options) -> Experiment:
-        owner = None
-        if options["owner"]:
-            owner = get_user_model().objects.filter(username=options["owner"]).first()
-            if owner is None:
-                raise CommandError(f"no user named {options['owner']!r}")
-        try:
-            return experiment_get(name=options["name"], owner=owner)
-        except Experiment.DoesNotExist:
-            raise CommandError(f"no experiment named {options['name']!r}") from None
-        except Experiment.MultipleObjectsReturned:
-            raise CommandError(f"several owners have an experiment named {options['name']!r}: give --owner") from None
+        return experiment_named(name=options["name"], owner=options["owner"])
 
     def _grid_params(self, options) -> dict[str, dict]:
         """--param NAME=VALUE for each strategy of the grid that declares NAME (typed as declared),

@@ -1,0 +1,129 @@
+"""Training exports (runs/training.py): an experiment on the sample records with the scripted model
+and several strategies, exported as dpo, grpo and sft, read back with pandas and `datasets`."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import datasets
+import pandas as pd
+import pytest
+from django.core.management import call_command
+
+from deliberation.engine.goals import goal_margin
+from deliberation.runs.models import Run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SAMPLE = Path(__file__).resolve().parents[3] / "fixtures" / "sample_records"
+SET = "Sample EP issues"
+MESSAGE_LIST = {"role", "content"}
+
+
+@pytest.fixture
+def played(play_sample_experiment):
+    return play_sample_experiment(
+        "train", "--parties", "2", "--sample", "4", "--goals", "simple_majority", "rawlsian",
+        "--strategies", "one-shot", "greedy", "random", "negotiation",
+        "--models", "scripted:default", "--judges", "scripted", "--seeds", "0", "1",
+    )
+
+
+def _export(fmt: str, tmp_path: Path, **options) -> Path:
+    out = tmp_path / fmt
+    call_command("export_training", "--experiment", "train", "--format", fmt, "--out", str(out),
+                 *[arg for key, value in options.items() for arg in (f"--{key}", str(value))], verbosity=0)
+    return out
+
+
+def _read(folder: Path) -> dict[str, pd.DataFrame]:
+    """Each split through pandas (JSONL and Parquet, the same rows) and through `datasets`."""
+    frames = {}
+    loaded = datasets.load_dataset("json", data_files={s: str(folder / f"{s}.jsonl") for s in ("train", "test")
+                                                       if (folder / f"{s}.jsonl").stat().st_size})
+    parquet = datasets.load_dataset("parquet", data_files={s: str(folder / f"{s}.parquet") for s in ("train", "test")})
+    for split in ("train", "test"):
+        jsonl = pd.read_json(folder / f"{split}.jsonl", lines=True) if (folder / f"{split}.jsonl").stat().st_size else pd.DataFrame()
+        table = pd.read_parquet(folder / f"{split}.parquet")
+        assert len(jsonl) == len(table) == parquet[split].num_rows
+        if len(table):
+            assert list(jsonl.columns) == list(table.columns) == parquet[split].column_names
+            assert loaded[split].num_rows == len(table)
+        frames[split] = table
+    return frames
+
+
+def _is_messages(value, roles=None) -> bool:
+    messages = list(value)
+    return bool(messages) and all(set(m) == MESSAGE_LIST for m in messages) and (
+        roles is None or [m["role"] for m in messages] == roles)
+
+
+def test_dpo_pairs_read_back_in_trl_columns_chosen_beats_rejected_and_records_never_cross(played, tmp_path):
+    frames = _read(_export("dpo", tmp_path, split=0.5, seed=3))
+    both = pd.concat(frames.values())
+    assert len(both) > 0 and len(frames["train"]) > 0
+    assert {"prompt", "chosen", "rejected"} <= set(both.columns)
+    assert all(_is_messages(p, ["system", "user"]) for p in both["prompt"])
+    assert all(_is_messages(c, ["assistant"]) and _is_messages(r, ["assistant"]) for c, r in zip(both["chosen"], both["rejected"]))
+    assert (both["score_chosen"] > both["score_rejected"]).all()  # ties dropped
+    assert not set(frames["train"]["record_id"]) & set(frames["test"]["record_id"])
+    # The chosen text's value is the goal margin of its run's judged scores.
+    row = both.iloc[0]
+    run = Run.objects.get(pk=row["run_id_chosen"])
+    assert row["score_chosen"] == pytest.approx(goal_margin(run.outcome["scores"], seats=run.seats, goal=run.goal,
+                                                             veto_group=run.veto_group or None))
+    card = (tmp_path / "dpo" / "README.md").read_text()
+    assert "train" in card and "MIT" in card and "scripted" in card
+
+    wide = pd.concat(_read(_export("dpo", tmp_path / "wide", margin=1.0)).values())
+    assert len(wide) <= len(both) and (wide["margin"] > 1.0).all()
+
+
+def test_sft_holds_the_best_draft_of_each_scenario(played, tmp_path):
+    frames = _read(_export("sft", tmp_path))
+    both = pd.concat(frames.values())
+    assert both["scenario_id"].is_unique
+    assert all(_is_messages(m, ["system", "user", "assistant"]) for m in both["messages"])
+    for _, row in both.iterrows():
+        others = Run.objects.filter(experiment=played, record_id=row["record_id"], goal=row["goal"],
+                                    groups=[g["group"] for g in row["groups"]])
+        best = max(goal_margin(r.outcome["scores"], seats=r.seats, goal=r.goal, veto_group=r.veto_group or None) for r in others)
+        assert row["value"] == pytest.approx(best)
+
+
+def test_grpo_prompts_with_reward_columns_and_the_standalone_reward_module_agrees_with_the_lab(played, tmp_path):
+    out = _export("grpo", tmp_path)
+    drafts = pd.concat(_read(out / "drafts").values())
+    turns = pd.concat(_read(out / "turns").values())
+    assert len(drafts) == Run.objects.filter(experiment=played, status="finished").count()
+    assert len(turns) > 0 and set(turns["strategy"]) == {"negotiation"}
+    assert all(_is_messages(p) for p in turns["prompt"])
+    # The copied module imports without Django or the package (a fresh import from the folder).
+    sys.path.insert(0, str(out))
+    try:
+        sys.modules.pop("hemicycle_rewards", None)
+        module = importlib.import_module("hemicycle_rewards")
+    finally:
+        sys.path.remove(str(out))
+        sys.modules.pop("hemicycle_rewards", None)
+    assert "deliberation" not in module.__dict__ and module.__file__.startswith(str(out))
+    columns = {name: list(drafts[name]) for name in ("goal", "groups", "veto_group", "scores")}
+    rewards = module.stored_goal_reward(list(drafts["text"]), **columns, prompts=list(drafts["prompt"]))
+    assert rewards == pytest.approx(list(drafts["goal_value"]))
+    turn_rewards = module.negotiation_turn_reward(list(turns["text"]), margin_before=list(turns["margin_before"]),
+                                                  margin_after=list(turns["margin_after"]))
+    stored = [0.0 if pd.isna(value) else value for value in turns["reward"]]
+    assert turn_rewards == pytest.approx(stored)
+    judged = module.make_goal_reward(lambda text, group, stance: 9.0)(["t"], goal=["rawlsian"],
+                                                                      groups=[[{"group": "EPP", "seat": 1.0}]], veto_group=[None])
+    assert judged == [9.0]
+
+
+def test_an_unknown_experiment_or_split_is_refused(played, tmp_path):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no experiment"):
+        call_command("export_training", "--experiment", "nope", "--format", "dpo", "--out", str(tmp_path))
+    with pytest.raises(CommandError, match="train fraction"):
+        call_command("export_training", "--experiment", "train", "--format", "dpo", "--out", str(tmp_path), "--split", "0")
