@@ -90,16 +90,16 @@ def _pace_events(pace: float) -> None:
     """Space the run's event writes `pace` seconds apart (a steady stream, as in the DESIGN.md
     reference). The wait comes before the write, so RunEvent.at, and the latency, start after it.
 
-    A run writes its steps through services._events_store (several events in one statement where
-    the cache answered them, runs/services.py) and its control events through event_append: both
-    are wrapped, and a batch is written one event at a time, each after its wait. (The pacer once
-    wrapped event_append alone; once the steps went through _events_store, nothing was paced and
-    the bench measured bursts: 67 events as fast as the run went.)"""
+    A run writes its steps through services.events_store (several events in one statement where
+    the cache answered them; runs/steps.py' writer calls it) and its control events through
+    event_append: both are wrapped, and a batch is written one event at a time, each after its
+    wait. (The pacer once wrapped event_append alone; once the steps went through events_store,
+    nothing was paced and the bench measured bursts: 67 events as fast as the run went.)"""
     if pace <= 0:
         return
     import threading
 
-    from deliberation.runs import services
+    from deliberation.runs import services, steps
 
     lock, last = threading.Lock(), [0.0]
 
@@ -110,7 +110,7 @@ def _pace_events(pace: float) -> None:
                 time.sleep(wait)
             last[0] = time.monotonic()
 
-    event_append, events_store = services.event_append, services._events_store
+    event_append, events_store = services.event_append, services.events_store
 
     def paced_event_append(*, run, event):
         wait_turn()
@@ -123,8 +123,8 @@ def _pace_events(pace: float) -> None:
             status = events_store(run=run, events=[event])
         return status
 
-    # run_advance looks both up in the module
-    services.event_append, services._events_store = paced_event_append, paced_events_store
+    # services.event_append_next and runs.steps' writer look them up in their modules
+    services.event_append, steps.events_store = paced_event_append, paced_events_store
 
 
 def role_server(args: argparse.Namespace) -> None:

@@ -5,7 +5,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, TypedDict
 
@@ -58,14 +57,29 @@ class ModelError(Exception):
     """A model call failed for good (after the backend's own bounded retries)."""
 
 
-# Who hears of a model call that answered after retries (a backend's retry wrapper tells it): the
-# run service sets it around a run's steps, so the run's events show each such call
-# ({"model", "attempts", "errors", "waited_s"}: events.RetryData).
-retry_listener: ContextVar[Callable[[dict], None] | None] = ContextVar("retry_listener", default=None)
-
-
 class ModelClient(Protocol):
     def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion: ...
+
+
+class CallObserver(Protocol):
+    """Who hears of one run's model calls: the run service, given to the run's clients when it
+    builds them (`observed`), so that the clients report to the run and never reach into it.
+
+    `before_uncached_call`: the completion cache cannot answer and is about to call the model (the
+    run writes the events it holds first, and may stop there: a pause). `retried`: a call answered
+    only after retries ({"model", "attempts", "errors", "waited_s"}: events.RetryData)."""
+
+    def before_uncached_call(self) -> None: ...
+
+    def retried(self, retry: dict) -> None: ...
+
+
+def observed(client: ModelClient, observer: CallObserver) -> ModelClient:
+    """`client` as one run uses it: each wrapper that reports (the cache, the retries) is copied
+    with the run's observer; the backend under them stays the process's own (its connections, a
+    loaded model). A client that reports nothing is returned as it is."""
+    bind = getattr(client, "observed_by", None)
+    return client if bind is None else bind(observer)
 
 
 class NextTokenClient(ModelClient, Protocol):

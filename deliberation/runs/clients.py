@@ -3,7 +3,13 @@
 A model name is a registry entry's (deliberation/registry): the entry gives the backend model
 string and its endpoint. Building a client raises ModelRefused (the entry is gone or disabled) or
 PermanentModelError (unknown backend, missing key); runs.services turns either into a failed run.
+
+A run builds its clients with its observer (engine.models.CallObserver): the clients report their
+calls to the run (before an uncached call, after retries); `endpoints` resolves a registry name
+(registry.selectors.model_endpoint, or the same read remembered over a task's runs).
 """
+
+from collections.abc import Callable
 
 from deliberation.engine.judges import (
     CalibratedJudge,
@@ -15,8 +21,10 @@ from deliberation.engine.judges import (
     ScriptedJudge,
     SimilarityJudge,
 )
-from deliberation.engine.models import ModelClient
-from deliberation.registry.selectors import ModelRefused, model_endpoint
+from deliberation.engine.models import CallObserver, ModelClient, observed
+from deliberation.registry.selectors import ModelEndpoint, ModelRefused, model_endpoint
+
+Endpoints = Callable[..., ModelEndpoint]  # as model_endpoint: (*, name, allow_raw) -> ModelEndpoint
 
 JUDGES = ("llm", "llm-expected", "ensemble-mean", "ensemble-median", "similarity", "real-votes", "scripted")
 # Judges that call the judge model (the others need none).
@@ -28,13 +36,15 @@ CALIBRATED_PREFIX = "calibrated:"
 CALIBRATED_CHOICES = 50  # the newest calibrations offered as judges in the forms
 
 
-def drafting_client(model: str, *, allow_raw: bool = False) -> ModelClient:
+def drafting_client(model: str, *, allow_raw: bool = False, observer: CallObserver | None = None,
+                    endpoints: Endpoints = model_endpoint) -> ModelClient:
     """The client of a registry model (with `allow_raw`, also of a backend string the registry
-    lacks: a staff owner's run, the evaluate command)."""
+    lacks: a staff owner's run, the evaluate command), reporting to `observer` if given."""
     from worker.models import model_client
 
-    endpoint = model_endpoint(name=model, allow_raw=allow_raw)
-    return model_client(endpoint.model, api_base=endpoint.api_base, api_key_env=endpoint.api_key_env)
+    endpoint = endpoints(name=model, allow_raw=allow_raw)
+    client = model_client(endpoint.model, api_base=endpoint.api_base, api_key_env=endpoint.api_key_env)
+    return client if observer is None else observed(client, observer)
 
 
 def strategy_model_check(*, strategy: str, model: str, allow_raw: bool = False) -> None:
@@ -73,7 +83,8 @@ def similarity_embedder():
     return LocalEmbedder(threads=settings.HEMICYCLE_LOCAL_THREADS)
 
 
-def calibrated_judge(name: str, *, allow_raw: bool) -> Judge:
+def calibrated_judge(name: str, *, allow_raw: bool, observer: CallObserver | None = None,
+                     endpoints: Endpoints = model_endpoint) -> Judge:
     from deliberation.calibration.models import Calibration
     from deliberation.engine.calibration import IsotonicMap
 
@@ -84,25 +95,28 @@ def calibrated_judge(name: str, *, allow_raw: bool) -> Judge:
     isotonic = (calibration.results or {}).get("isotonic")
     if not isotonic:
         raise ValueError(f"judge {name!r}: calibration {number} has no isotonic map (too few records)")
-    inner = judge_for(calibration.judge, model=calibration.judge_model, allow_raw=allow_raw)
+    inner = judge_for(calibration.judge, model=calibration.judge_model, allow_raw=allow_raw, observer=observer,
+                      endpoints=endpoints)
     return CalibratedJudge(inner, IsotonicMap.from_dict(isotonic["map"]), name=name)
 
 
-def judge_for(name: str, *, model: str, allow_raw: bool = False) -> Judge:
+def judge_for(name: str, *, model: str, allow_raw: bool = False, observer: CallObserver | None = None,
+              endpoints: Endpoints = model_endpoint) -> Judge:
     """`llm` scores with `model` (the paper's judge), `llm-expected` the same prompt as the expected
     digit under the model's next-token distribution, `ensemble-mean`/`-median` both of them,
     `calibrated:<id>` a calibration's judge through its isotonic map, `similarity` sentence
     embeddings of the stance against the text (an offline baseline), `real-votes` is the oracle,
     `scripted` tests."""
+    reach = {"allow_raw": allow_raw, "observer": observer, "endpoints": endpoints}
     if name == "llm":
-        return LLMJudge(drafting_client(model, allow_raw=allow_raw))
+        return LLMJudge(drafting_client(model, **reach))
     if name == "llm-expected":  # JudgeUnavailable (a ValueError) when the backend gives no logprobs
-        return ExpectedJudge(drafting_client(model, allow_raw=allow_raw))
+        return ExpectedJudge(drafting_client(model, **reach))
     if name in ("ensemble-mean", "ensemble-median"):
-        members = {member: judge_for(member, model=model, allow_raw=allow_raw) for member in ENSEMBLE_MEMBERS}
+        members = {member: judge_for(member, model=model, **reach) for member in ENSEMBLE_MEMBERS}
         return EnsembleJudge(members, aggregate=name.removeprefix("ensemble-"), name=name)
     if name.startswith(CALIBRATED_PREFIX):
-        return calibrated_judge(name, allow_raw=allow_raw)
+        return calibrated_judge(name, **reach)
     if name == "similarity":
         return SimilarityJudge(similarity_embedder())
     if name == "real-votes":

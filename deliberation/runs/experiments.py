@@ -32,7 +32,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from django.conf import settings
@@ -47,13 +47,13 @@ from deliberation.engine.strategies import STRATEGIES, run_cost
 from deliberation.engine.strategies.base import model_params_of
 from deliberation.errors import Forbidden, Invalid
 from deliberation.live.fanout import broadcast_experiment_progress
-from deliberation.records.models import BenchmarkTask, RecordSet
-from deliberation.records.selectors import benchmark_task_list, record_set_get
+from deliberation.records.models import BenchmarkTask, RecordSet, RecordSetVersion
+from deliberation.records.selectors import benchmark_task_list, record_set_get, record_version_for_run
 from deliberation.registry.selectors import ModelRefused, model_bounds, model_check
 from deliberation.runs.budgets import budget_for, spending_for
 from deliberation.runs.clients import judge_choices, strategy_model_check
 from deliberation.runs.models import Experiment, Run
-from deliberation.runs.selectors import experiment_progress, experiment_steps_by_run
+from deliberation.runs.selectors import TaskReads, experiment_progress, experiment_steps_by_run
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioConfig
 from worker.enqueue import task_enqueue
@@ -296,8 +296,9 @@ class _Bounds:
     """Runs in flight per bucket against each bucket's bound: a registry model with its own
     concurrency is a bucket of its own; the others share HEMICYCLE_MODEL_CONCURRENCY's buckets."""
 
-    def __init__(self, models) -> None:
-        self.own = model_bounds(names=models)
+    def __init__(self, models, *, reads: TaskReads) -> None:
+        names = frozenset(models)
+        self.own = reads.get(("model_bounds", names), lambda: model_bounds(names=names))
         self.in_flight: Counter[str] = Counter()
 
     def bucket(self, model: str) -> str:
@@ -312,11 +313,20 @@ class _Bounds:
         self.in_flight[self.bucket(model)] += 1
 
 
-def _cell_config(cell: Cell, spec: dict) -> tuple[ScenarioConfig, BenchmarkTask | None]:
+def _cell_config(cell: Cell, spec: dict, *, tasks: dict[int, BenchmarkTask] | None = None
+                 ) -> tuple[ScenarioConfig, BenchmarkTask | None]:
+    """The cell's scenario and task (`tasks`: the ones read before, by id; a task never changes)."""
     kind, source_id = cell.source.split(":")
     params = spec["params"].get(cell.strategy, {})
     if kind == "task":
-        task = BenchmarkTask.objects.select_related("record").get(pk=int(source_id))
+        task = (tasks or {}).get(int(source_id))
+        if task is None:
+            # With what playing its run reads (runs.steps), so that a run the top-up hands to its
+            # task is played without reading it again.
+            task = BenchmarkTask.objects.select_related("record__record_set__current_version", "topic").get(
+                pk=int(source_id))
+            if tasks is not None:
+                tasks[task.pk] = task
         config = ScenarioConfig(
             record=task.record, groups=tuple(task.groups), seat_structure="custom",
             seats=dict(zip(task.groups, task.seat_weights)), goal=cell.goal, veto_group=task.veto_group,
@@ -325,7 +335,7 @@ def _cell_config(cell: Cell, spec: dict) -> tuple[ScenarioConfig, BenchmarkTask 
             seed=seed_for(cell.seed, task.content_hash), params=params,
         )
         return config, task
-    scenario = SavedScenario.objects.select_related("record").get(pk=int(source_id))
+    scenario = SavedScenario.objects.select_related("record__record_set__current_version").get(pk=int(source_id))
     config = ScenarioConfig(
         record=scenario.record, groups=tuple(scenario.groups), seat_structure=scenario.seat_structure,
         seats=dict(scenario.seats), goal=cell.goal, veto_group=scenario.veto_group,
@@ -348,7 +358,7 @@ def _enqueue_advance(experiment_id: int) -> None:
 def experiment_advance(*, experiment_id: int) -> list[int]:
     """Start runs for the cells not yet played, up to the bound per model backend and within the
     cap; finish the experiment when every cell is settled. Returns the runs it started."""
-    return _advance(experiment_id=experiment_id, hold_for=None)[0]
+    return _advance(experiment_id=experiment_id, hold_for=None, reads=TaskReads())[0]
 
 
 @dataclass
@@ -362,6 +372,10 @@ class _Seen:
     runs: dict[str, tuple[int, str]]  # cell key -> (run id, status as last read)
     last_pk: int = 0
     first_open: int = 0
+    # What a new run of a cell needs, read once: its benchmark task (with its record; a task
+    # never changes) and the record set version of each record (runs.services.run_create).
+    tasks: dict[int, BenchmarkTask] = field(default_factory=dict)
+    versions: dict[int, RecordSetVersion | None] = field(default_factory=dict)
 
 
 # A top-up per settled run used to read every run of its experiment and rebuild the whole grid:
@@ -377,9 +391,11 @@ _seen_lock = threading.Lock()
 SEEN_EXPERIMENTS_KEPT = 8
 
 
-def _advance(*, experiment_id: int, hold_for: str | None) -> tuple[list[int], int | None]:
+def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> tuple[list[int], Run | int | None]:
     """experiment_advance; hold_for: a queue, and the first run started for that queue is not
-    enqueued but returned second, for the calling task to play (experiment_run_settled)."""
+    enqueued but returned second, for the calling task to play (experiment_run_settled): the Run as
+    created here, or the id of an interrupted run queued again. reads: the registry's and budget
+    reads of the calling task's earlier runs; it learns the running experiments, as read here."""
     from deliberation.runs.services import run_create, run_queue
 
     with transaction.atomic():
@@ -387,9 +403,10 @@ def _advance(*, experiment_id: int, hold_for: str | None) -> tuple[list[int], in
         # run one at a time and none fills a slot another has just filled.
         # The top-up holds these locks for every statement it makes: each one counts, so the lock
         # also reads this experiment, and one query reads its runs and every run in flight.
-        running = Experiment.objects.select_for_update(of=("self",)).select_related("owner")
-        experiment = next((row for row in running.filter(status=Experiment.Status.RUNNING).order_by("pk")
-                           if row.pk == experiment_id), None)
+        running = list(Experiment.objects.select_for_update(of=("self",)).select_related("owner")
+                       .filter(status=Experiment.Status.RUNNING).order_by("pk"))
+        reads.running_experiments = [row.pk for row in running]
+        experiment = next((row for row in running if row.pk == experiment_id), None)
         if experiment is None:
             return [], None
         spec = experiment.spec
@@ -424,10 +441,10 @@ def _advance(*, experiment_id: int, hold_for: str | None) -> tuple[list[int], in
         while seen.first_open < len(cells) and (run := runs.get(cells[seen.first_open].key)) is not None \
                 and run[1] not in INTERRUPTED:
             seen.first_open += 1
-        bounds = _Bounds({*flying, *spec["models"]})
+        bounds = _Bounds({*flying, *spec["models"]}, reads=reads)
         for model in flying:
             bounds.add(model)
-        budget = budget_for(user=experiment.owner)
+        budget = reads.get(("budget", experiment.owner_id), lambda: budget_for(user=experiment.owner))
         spending = spending_for(user=experiment.owner, budget=budget) if budget.limited else None
         budgeted = 0  # the estimated steps of the runs this top-up starts (the budget counts them)
         committed = 0
@@ -463,9 +480,13 @@ def _advance(*, experiment_id: int, hold_for: str | None) -> tuple[list[int], in
                 budgeted += cost
             hold = held is None and hold_for is not None and run_queue(cell.model) == hold_for
             if run is None:
-                config, task = _cell_config(cell, spec)
-                run_id = run_create(owner=experiment.owner, config=config, experiment=experiment, cell=cell.key,
-                                    task=task, enqueue=not hold).pk
+                config, task = _cell_config(cell, spec, tasks=seen.tasks)
+                record = config.record
+                if record.pk not in seen.versions:
+                    seen.versions[record.pk] = record_version_for_run(record=record)
+                created = run_create(owner=experiment.owner, config=config, experiment=experiment, cell=cell.key,
+                                     task=task, enqueue=not hold, record_version=seen.versions[record.pk])
+                run_id = created.pk
             else:
                 run_id = run[0]
                 Run.objects.filter(pk=run_id).update(status=Run.Status.QUEUED, attempts=0, finished_at=None, error="")
@@ -473,7 +494,7 @@ def _advance(*, experiment_id: int, hold_for: str | None) -> tuple[list[int], in
                 if not hold:
                     transaction.on_commit(partial(_enqueue_run, run_id))
             if hold:
-                held = run_id
+                held = created if run is None else run_id
             bounds.add(cell.model)
             started.append(run_id)
         # The end: nothing left to start (or nothing fits the cap) and nothing in flight, asked
@@ -511,31 +532,42 @@ def _announce_progress(experiment: Experiment) -> None:
     _announce(experiment, refresh=False)
 
 
-def experiment_run_settled(*, run_id: int, play_next_on: str | None = None) -> int | None:
+def experiment_run_settled(*, run_id: int, play_next_on: str | None = None, reads: TaskReads | None = None,
+                           settled_in: int | None = None) -> Run | int | None:
     """A run stopped stepping (run_advance's last word): if it belongs to an experiment and has
     settled, its slot is free, so every running experiment tops up (they share the bounds), here
     in the worker that played the run; a top-up that fails is left to the task (and the sweep).
 
     play_next_on: the queue of the task calling (its run came from the cache alone); the first
     run the top-ups start for that queue is not enqueued but returned, for the task to play.
-    Should this worker die while playing it, the run waits for runs_requeue_stuck (the sweep)."""
-    settled = Exists(Run.objects.filter(pk=run_id, experiment__isnull=False, status__in=SETTLED))
-    running = Experiment.objects.filter(settled, status=Experiment.Status.RUNNING).order_by("pk")
+    Should this worker die while playing it, the run waits for runs_requeue_stuck (the sweep); the
+    run comes back as created (a Run) or as the id of an interrupted run queued again.
+    reads: the calling task's registry and budget reads (runs.selectors.TaskReads). settled_in:
+    the run's experiment when the caller knows the run settled (it finished it); the running
+    experiments are then those the task's last top-up read under its lock, milliseconds ago (one
+    started since tops up by its start, and at the next settled run), and nothing is asked."""
+    reads = reads or TaskReads()
+    if settled_in is not None and reads.running_experiments is not None:
+        running = list(reads.running_experiments)
+    else:
+        settled = Exists(Run.objects.filter(pk=run_id, experiment__isnull=False, status__in=SETTLED))
+        running = Experiment.objects.filter(settled, status=Experiment.Status.RUNNING).order_by("pk").values_list(
+            "pk", flat=True)
     held = None
-    for experiment_id in running.values_list("pk", flat=True):
+    for experiment_id in running:
         if held is None and play_next_on is not None and not transaction.get_connection().in_atomic_block:
-            held = _top_up(experiment_id, hold_for=play_next_on)
+            held = _top_up(experiment_id, hold_for=play_next_on, reads=reads)
         else:
             transaction.on_commit(partial(_top_up, experiment_id))
     return held
 
 
-def _top_up(experiment_id: int, *, hold_for: str | None = None) -> int | None:
+def _top_up(experiment_id: int, *, hold_for: str | None = None, reads: TaskReads | None = None) -> Run | int | None:
     try:
         if hold_for is None:
             experiment_advance(experiment_id=experiment_id)
             return None
-        return _advance(experiment_id=experiment_id, hold_for=hold_for)[1]
+        return _advance(experiment_id=experiment_id, hold_for=hold_for, reads=reads or TaskReads())[1]
     except Exception:  # noqa: BLE001 - the run itself is done; the task tries the top-up again
         logger.exception("experiment %s: top-up after a settled run failed; enqueued instead", experiment_id)
         _enqueue_advance(experiment_id)

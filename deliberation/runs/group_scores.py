@@ -12,7 +12,7 @@ changes, whereas rows written after the status could miss a dashboard built in b
 Writing is idempotent (a retried finish replaces the run's rows).
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 
 from deliberation.engine.rewards import REWARD_EVENT_TYPES, MoralReward, moral_rewards
@@ -67,11 +67,18 @@ def run_moral_rewards(*, run_ids: Iterable[int], event_model=RunEvent,
     return {run_id: moral_rewards(run_events) for run_id, run_events in events.items()}
 
 
-def group_scores_write(*, run: Run, outcome: Mapping | None) -> None:
+def group_scores_write(*, run: Run, outcome: Mapping | None, real: Mapping[str, int] | None = None,
+                       events: Sequence[Mapping] | None = None) -> None:
     """Store the finishing run's per-group scores, replacing any it has: one upsert on (run, group),
-    since a run's groups never change (one statement instead of a transaction of four)."""
-    real = real_choices(record_ids=[run.record_id]).get(run.record_id, {})
-    rewards = run_moral_rewards(run_ids=[run.pk])[run.pk]
+    since a run's groups never change (one statement instead of a transaction of four). What the
+    finishing run holds is not read again: `real`, the groups' real votes (its scenario has them),
+    and `events`, its events in order (for the rewards); either None: read here."""
+    if real is None:
+        real = real_choices(record_ids=[run.record_id]).get(run.record_id, {})
+    if events is None:
+        rewards = run_moral_rewards(run_ids=[run.pk])[run.pk]
+    else:
+        rewards = moral_rewards(event for event in events if event["type"] in REWARD_EVENT_TYPES)
     rows = group_score_rows(run=run, outcome=outcome, real=real, rewards=rewards)
     RunGroupScore.objects.bulk_create(
         [RunGroupScore(**row) for row in rows], update_conflicts=True, unique_fields=["run", "group"],

@@ -11,14 +11,9 @@ The rows are built from model instances (each field's pre_save and get_db_prep_s
 own insert), so defaults and auto_now_add apply and a field added later is written too.
 """
 
-from collections.abc import Callable, Sequence
-from contextvars import ContextVar
+from collections.abc import Sequence
 
 from django.db import connections, models, router
-
-# Set by a run while it steps (runs.services.run_play): called by the completion cache just
-# before a call that the cache cannot answer, so that the run writes the events it holds first.
-before_uncached_call: ContextVar[Callable[[], None] | None] = ContextVar("before_uncached_call", default=None)
 
 
 def _connection(model: type[models.Model]):

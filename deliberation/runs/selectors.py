@@ -1,5 +1,8 @@
 """Reads of runs and their event log."""
 
+from collections.abc import Callable, Hashable
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Avg, Count, DurationField, F, Q, QuerySet, Sum
 from django.urls import reverse
@@ -56,6 +59,25 @@ def run_summary(run: Run) -> dict:
         "model_seconds": run.model_seconds, "wall_seconds": run.wall_seconds, "created_at": run.created_at,
         "url": reverse("run-detail", args=[run.pk]),
     }
+
+
+class TaskReads:
+    """Reads that the runs one task plays in a row share, made once per task: a task that the
+    cache answers plays a chain of runs (runs.advance), and each of them read the same registry
+    entries, bounds and owner's budget again. A chain lasts about a second (CACHED_RUNS_PER_TASK
+    runs without a model call), and the next task reads afresh, so a change to the registry or to
+    a budget reaches the runs of the next task. A read that raises is not remembered."""
+
+    def __init__(self) -> None:
+        self._values: dict[Hashable, Any] = {}
+        # The running experiments' ids as the task's last top-up read them under its lock
+        # (runs.experiments.experiment_run_settled).
+        self.running_experiments: list[int] | None = None
+
+    def get(self, key: Hashable, read: Callable[[], Any]) -> Any:
+        if key not in self._values:
+            self._values[key] = read()
+        return self._values[key]
 
 
 def run_events_after(*, run_id: int, seq: int) -> QuerySet[RunEvent]:

@@ -1,44 +1,36 @@
-"""Runs: start, advance (the Celery task's body), pause, resume, stop; and the event log.
+"""Runs: create, pause, resume, stop, finish, fail; and the event log.
 
 The database is the truth: events are written (one statement for each write: an event after a
 model call, or the steps the cache answered together), then sent to the run's Channels group on
-commit. Sequence numbers are allocated only by the task that advances the run, so a retried task
-finds the events it already wrote and continues after the last one (steps it had not written yet
-are played again, from the cache).
+commit. Playing a run, step by step, is runs.steps'; its task is runs.advance's.
 """
 
-import logging
 import threading
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Max
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from deliberation.engine.events import Event, event_validate
-from deliberation.engine.models import ModelError, retry_listener
-from deliberation.engine.strategies import RunContext, strategy_named
-from deliberation.engine.strategies.base import model_params_of, usage_totals
-from deliberation.errors import Conflict, Forbidden, Invalid
+from deliberation.engine.strategies.base import usage_totals
+from deliberation.errors import Conflict, Forbidden
 from deliberation.live.fanout import broadcast_events
-from deliberation.records.models import BenchmarkTask, RecordSet
-from deliberation.records.selectors import example_pool, record_version_for_run
-from deliberation.registry.selectors import ModelRefused
+from deliberation.records.models import BenchmarkTask, RecordSetVersion
+from deliberation.records.selectors import record_version_for_run
 from deliberation.runs.budgets import budget_check, run_steps_estimate
-from deliberation.runs.clients import drafting_client, judge_for, judge_uses_model
 from deliberation.runs.group_scores import group_scores_write
-from deliberation.runs.hotpath import before_uncached_call, insert_all_or_ignore, insert_or_ignore
+from deliberation.runs.hotpath import insert_all_or_ignore, insert_or_ignore
 from deliberation.runs.models import CLASSROOM_STRATEGY, CachedCompletion, Experiment, Run, RunEvent
 from deliberation.runs.selectors import uncached_steps
 from deliberation.scenarios.models import SavedScenario
-from deliberation.scenarios.services import ScenarioConfig, engine_scenario
+from deliberation.scenarios.services import ScenarioConfig
 from worker.enqueue import task_enqueue
-
-logger = logging.getLogger(__name__)
 
 TERMINAL = {Run.Status.FINISHED, Run.Status.FAILED, Run.Status.STOPPED}
 
@@ -53,10 +45,6 @@ class RunRetry(Exception):
 
 class RunControlError(Conflict, ValueError):
     """The run is not in a state that allows this action."""
-
-
-class RunStartError(Invalid, ValueError):
-    """A run cannot start: its model, judge or scenario cannot be built. The run fails at once."""
 
 
 def run_queue(model: str) -> str:
@@ -90,17 +78,20 @@ def run_create(
     cell: str = "",
     task: BenchmarkTask | None = None,
     enqueue: bool = True,
+    record_version: RecordSetVersion | None = None,
 ) -> Run:
     """Create the run and enqueue it after commit (enqueue=False: the caller plays it itself, as a
     task that played a run from the cache goes on with the next one its experiment starts);
     BudgetExceeded (before anything is written) when a run outside an experiment does not fit its
-    owner's daily budget (an experiment's runs are held to it by the experiment's top-up)."""
+    owner's daily budget (an experiment's runs are held to it by the experiment's top-up).
+    record_version: the record's set version as the caller read it (an experiment's top-up reads
+    each record's once); None: read here."""
     if experiment is None:
         budget_check(user=owner, steps=run_steps_estimate(
             strategy=config.strategy, party_count=len(config.groups), judge=config.judge, params=dict(config.params)))
     fields = config.model_fields()
     with transaction.atomic(savepoint=False):  # an experiment's top-up creates runs in its own transaction
-        version = record_version_for_run(record=fields["record"])
+        version = record_version or record_version_for_run(record=fields["record"])
         run = Run.objects.create(
             owner=owner, scenario=scenario, visibility=visibility, record_set_version=version,
             experiment=experiment, cell=cell, task=task, **fields,
@@ -139,10 +130,10 @@ def _event_store(*, run: Run, event: Event) -> tuple[RunEvent, str | None]:
     return stored, None
 
 
-def _events_store(*, run: Run, events: list[Event]) -> str:
+def events_store(*, run: Run, events: list[Event]) -> str:
     """Store a run's next events in one statement (idempotent by sequence number, as
     event_append), broadcast those it wrote once committed, and return the run's status as the
-    same statement read it."""
+    same statement read it (runs.steps' writer: a pause or a stop takes effect there)."""
     if len(events) == 1:
         status = _event_store(run=run, event=events[0])[1]
         return status if status is not None else _status(run.pk)
@@ -164,21 +155,6 @@ def _events_store(*, run: Run, events: list[Event]) -> str:
     messages = [obj.as_message() for obj in objs if obj.seq in written]
     transaction.on_commit(partial(broadcast_events, run_id=run.pk, messages=messages))
     return rows[0][2] if rows else _status(run.pk)
-
-
-class _Halted(Exception):
-    """The run was paused or stopped while it held events (raised from before_uncached_call)."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-def _stored_events(run: Run) -> list[Event]:
-    return [
-        {"seq": seq, "type": type_, "data": data}
-        for seq, type_, data in run.events.order_by("seq").values_list("seq", "type", "data")
-    ]
 
 
 def event_append_next(*, run: Run, type: str, data: dict) -> RunEvent:
@@ -208,10 +184,13 @@ def outcome_goal_value(outcome: dict, goal: str) -> float | None:
     return None if value is None else float(value)
 
 
-def run_finish(*, run: Run, events: list[Event]) -> None:
+def run_finish(*, run: Run, events: list[Event], real: Mapping[str, int] | None = None) -> None:
+    """The run's outcome and totals, after its per-group rows (`real`: the groups' real votes, as
+    the run's scenario holds them; None: read)."""
     totals = usage_totals(events)
     outcome = events[-1]["data"]
-    group_scores_write(run=run, outcome=outcome)  # the dashboards' per-group rows, before the status (see there)
+    # The dashboards' per-group rows, before the status (see there).
+    group_scores_write(run=run, outcome=outcome, real=real, events=events)
     Run.objects.filter(pk=run.pk).update(
         status=Run.Status.FINISHED,
         goal_value=outcome_goal_value(outcome, run.goal),
@@ -228,185 +207,6 @@ def run_finish(*, run: Run, events: list[Event]) -> None:
 def run_fail(*, run: Run, reason: str) -> None:
     event_append_next(run=run, type="error", data={"message": reason, "attempt": run.attempts, "final": True})
     Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error=reason, finished_at=timezone.now())
-
-
-_example_pools: dict[tuple, tuple] = {}
-_example_pools_lock = threading.Lock()
-EXAMPLE_POOLS_KEPT = 16
-
-
-def _example_pool(record_set: RecordSet) -> tuple:
-    """The one-shot examples of the set's current version, read once per worker process instead of
-    once per run: a version's records never change (they are content-addressed), and an import
-    makes a new version, so a new key. created_at tells apart versions whose ids a database reused."""
-    version = record_set.current_version
-    key = (record_set.pk, record_set.current_version_id, version.created_at if version else None)
-    with _example_pools_lock:
-        pool = _example_pools.get(key)
-    if pool is None:
-        pool = tuple(example_pool(record_set=record_set))
-        with _example_pools_lock:
-            while len(_example_pools) >= EXAMPLE_POOLS_KEPT:
-                del _example_pools[next(iter(_example_pools))]
-            _example_pools[key] = pool
-    return pool
-
-
-def _run_parts(run: Run, stored: list[Event]):
-    """The strategy, the engine's context (its model and judge clients) and scenario of a run.
-    A model the registry no longer offers, an unknown backend, a missing key or a scenario the
-    engine refuses raises here, before any step, with a message that names the cause."""
-    strategy = strategy_named(run.strategy)
-    allow_raw = run.owner.is_staff  # the CLI lets staff run backend strings the registry lacks
-    model = None
-    if strategy.needs_model:
-        try:
-            model = drafting_client(run.model, allow_raw=allow_raw)
-        except Exception as error:
-            raise RunStartError(f"drafting model {run.model}: {_cause(error)}") from error
-    models = {}
-    for param in model_params_of(strategy):  # further models the strategy names (advisor_model)
-        name = str(run.params.get(param) or "")
-        if name:
-            try:
-                models[param] = drafting_client(name, allow_raw=allow_raw)
-            except Exception as error:
-                raise RunStartError(f"{param} {name}: {_cause(error)}") from error
-    judge_model = run.judge_model or run.model
-    try:
-        judge = judge_for(run.judge, model=judge_model, allow_raw=allow_raw)
-    except Exception as error:
-        what = f"judge model {judge_model}" if judge_uses_model(run.judge) else f"judge {run.judge}"
-        raise RunStartError(f"{what}: {_cause(error)}") from error
-    context = RunContext(
-        model=model,
-        judge=judge,
-        seed=run.seed,
-        params=run.params,
-        models=models,
-        examples=_example_pool(run.record.record_set) if run.strategy == "one-shot" else (),
-        recorded=stored,
-    )
-    scenario = engine_scenario(
-        record=run.record, groups=run.groups, seats=run.seats, goal=run.goal, veto_group=run.veto_group,
-        topic=run.task.topic.name if run.task_id else None,
-    )
-    return strategy, context, scenario
-
-
-def _cause(error: Exception) -> str:
-    message = error.message if isinstance(error, ModelRefused) else str(error)
-    return message if isinstance(error, (ModelError, ModelRefused)) else f"{type(error).__name__}: {message}"
-
-
-def run_play(*, run_id: int) -> str | None:
-    """Play the run (run_advance's step, runs.advance); returns its queue when it finished with every model step from the cache."""
-    # Every task attempt counts, whatever it finds; the count goes up with the statement that
-    # starts the run.
-    run = (
-        Run.objects.select_related("record__record_set__current_version", "task__topic", "owner")
-        .annotate(has_events=Exists(RunEvent.objects.filter(run=OuterRef("pk"))))
-        .get(pk=run_id)
-    )
-    alive_since = timezone.now() - timedelta(seconds=settings.HEMICYCLE_RUN_LOST_S)
-    if run.status == Run.Status.RUNNING and run.heartbeat_at is not None and run.heartbeat_at >= alive_since:
-        return  # another task advances it and its worker beats (runs.recovery): this one is a duplicate
-    run.attempts += 1
-    max_attempts = settings.HEMICYCLE_RUN_MAX_ATTEMPTS
-    if run.status in TERMINAL or run.status == Run.Status.PAUSED or run.attempts > max_attempts:
-        Run.objects.filter(pk=run_id).update(attempts=F("attempts") + 1)
-        if run.status not in TERMINAL and run.status != Run.Status.PAUSED:
-            run_fail(run=run, reason=f"gave up after {max_attempts} attempts (worker lost or model failing)")
-        return
-    # Conditional, so that a stop that lands first wins and a stop that lands later sees RUNNING
-    # and leaves its event to this task; and so that of two tasks of a run only one takes it (a
-    # running run only once its heartbeat is older than HEMICYCLE_RUN_LOST_S: its worker is lost).
-    claimable = Q(status=Run.Status.QUEUED) | Q(status=Run.Status.RUNNING) & (
-        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=alive_since)
-    )
-    if not Run.objects.filter(claimable, pk=run.pk).update(
-        status=Run.Status.RUNNING, started_at=run.started_at or timezone.now(), attempts=F("attempts") + 1,
-        heartbeat_at=timezone.now(),  # alive from here on (runs.recovery)
-    ):
-        Run.objects.filter(pk=run_id).exclude(status=Run.Status.RUNNING).update(attempts=F("attempts") + 1)
-        return
-    stored = _stored_events(run) if run.has_events else []
-    if stored and stored[-1]["type"] == "control" and stored[-1]["data"]["action"] == "paused":
-        event_append_next(run=run, type="control", data={"action": "resumed", "by": run.owner.get_username()})
-        stored = _stored_events(run)
-    elif stored and run.status == Run.Status.RUNNING:  # the task before this one died with its worker
-        run_resumed_after_worker_lost(run=run, attempt=run.attempts)
-        stored = _stored_events(run)
-    stored_seqs = {event["seq"] for event in stored}
-
-    try:
-        strategy, context, scenario = _run_parts(run, stored)
-    except Exception as error:  # noqa: BLE001 - nothing was played: no retry can mend it
-        logger.warning("run %s: cannot start: %s", run.pk, error)
-        run_fail(run=run, reason=str(error))
-        return
-    events = list(stored)
-    # Events are written when a step took a model call (after it, so that a viewer sees each step
-    # as it happens), before a call the cache cannot answer, and at the end; the steps in between
-    # (cache hits, steps without a model) take no time, and are written together: a cached re-run
-    # makes one write instead of one per event. Each write reads the run's status: a pause or a
-    # stop takes effect there, as the run's next step.
-    pending: list[Event] = []
-    called = uncached = False
-
-    def write() -> str:
-        status = _events_store(run=run, events=pending)
-        pending.clear()
-        return status
-
-    def before_call() -> None:
-        nonlocal called, uncached
-        called = uncached = True
-        if pending and (status := write()) in (Run.Status.PAUSED, Run.Status.STOPPED):
-            raise _Halted(status)
-
-    calls_announced = before_uncached_call.set(before_call)
-    retries_heard = retry_listener.set(context.retried)  # into each step's usage
-    try:
-        for event in strategy.run(scenario, context):
-            if event["seq"] in stored_seqs:
-                continue
-            pending.append(event)
-            events.append(event)
-            if event["type"] == "outcome":
-                write()
-                run_finish(run=run, events=events)
-                return None if uncached else run_queue(run.model)
-            if not called:
-                continue
-            called = False
-            status = write()
-            if status in (Run.Status.PAUSED, Run.Status.STOPPED):
-                raise _Halted(status)
-        if pending:
-            write()
-    except _Halted as halted:
-        action = "paused" if halted.status == Run.Status.PAUSED else "stopped"
-        event_append_next(run=run, type="control", data={"action": action, "by": run.owner.get_username()})
-        return
-    except Exception as error:  # a model that keeps failing, or a bug: both end the run visibly
-        if isinstance(error, ModelError):
-            message = str(error)
-        else:
-            logger.exception("run %s: step failed", run.pk)
-            message = f"internal error: {type(error).__name__}: {error}"
-        if pending:  # the steps before the failure, so that the error follows them
-            write()
-        final = run.attempts >= max_attempts
-        event_append_next(run=run, type="error", data={"message": message, "attempt": run.attempts, "final": final})
-        if final:
-            Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error=message, finished_at=timezone.now())
-            return
-        Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED)
-        raise RunRetry(countdown=settings.HEMICYCLE_RUN_RETRY_DELAY_S * run.attempts) from error
-    finally:
-        before_uncached_call.reset(calls_announced)
-        retry_listener.reset(retries_heard)
 
 
 def _require_owner(run: Run, user: AbstractBaseUser) -> None:

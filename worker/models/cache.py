@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from deliberation.engine.models import (
+    CallObserver,
     Completion,
     Message,
     ModelClient,
@@ -20,8 +21,9 @@ from deliberation.engine.models import (
     TokenLogprob,
     gives_next_token,
     gives_token_ids,
+    observed,
 )
-from deliberation.runs.hotpath import before_uncached_call, insert_or_ignore, update_returning
+from deliberation.runs.hotpath import insert_or_ignore, update_returning
 from deliberation.runs.models import CachedCompletion
 
 # Appended to the model's name in the key of a next-token call (never in the stored model column).
@@ -74,8 +76,15 @@ def completion_from_row(row: CachedCompletion) -> Completion:
 
 @dataclass
 class CachingClient:
+    """The process's client of a model behind the cache; a run uses a copy that tells the run's
+    observer before each call the cache cannot answer (observed_by)."""
+
     inner: ModelClient
     model: str
+    observer: CallObserver | None = None
+
+    def observed_by(self, observer: CallObserver) -> "CachingClient":
+        return CachingClient(inner=observed(self.inner, observer), model=self.model, observer=observer)
 
     @property
     def gives_next_token(self) -> bool:
@@ -124,9 +133,8 @@ class CachingClient:
         row = update_returning(CachedCompletion, set_sql="hits = hits + 1", where={"key": key}, fields=HIT_FIELDS)
         if row is not None:
             return completion_from_row(row)
-        announce = before_uncached_call.get()
-        if announce is not None:
-            announce()
+        if self.observer is not None:
+            self.observer.before_uncached_call()
         completion = call()
         insert_or_ignore(CachedCompletion(
             key=key,

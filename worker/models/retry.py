@@ -3,10 +3,11 @@
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from deliberation.engine.models import (
+    CallObserver,
     Completion,
     Message,
     ModelClient,
@@ -14,7 +15,7 @@ from deliberation.engine.models import (
     Params,
     gives_next_token,
     gives_token_ids,
-    retry_listener,
+    observed,
 )
 
 logger = logging.getLogger(__name__)
@@ -31,13 +32,18 @@ RETRYABLE = (ModelError, TimeoutError, ConnectionError)
 
 @dataclass
 class RetryingClient:
-    """Calls `inner` up to 1 + `retries` times, waiting base, 2 x base, 4 x base ... in between."""
+    """Calls `inner` up to 1 + `retries` times, waiting base, 2 x base, 4 x base ... in between;
+    a call that answered only after retries is reported to the observer (a run's: observed_by)."""
 
     inner: ModelClient
     model: str
     retries: int = 3
     base_delay_s: float = 1.0
     sleep: Callable[[float], None] = time.sleep
+    observer: CallObserver | None = None
+
+    def observed_by(self, observer: CallObserver) -> "RetryingClient":
+        return replace(self, inner=observed(self.inner, observer), observer=observer)
 
     @property
     def gives_next_token(self) -> bool:
@@ -85,7 +91,7 @@ class RetryingClient:
                 self.sleep(delay)
                 waited += delay
                 continue
-            if errors and (listener := retry_listener.get()) is not None:
-                listener({"model": self.model, "attempts": attempt, "errors": errors, "waited_s": round(waited, 3)})
+            if errors and self.observer is not None:
+                self.observer.retried({"model": self.model, "attempts": attempt, "errors": errors, "waited_s": round(waited, 3)})
             return completion
         raise AssertionError("unreachable")

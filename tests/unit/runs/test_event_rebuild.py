@@ -10,7 +10,7 @@ from deliberation.engine.judges import ScriptedJudge
 from deliberation.engine.run_state import run_state
 from deliberation.engine.strategies import STRATEGIES
 from deliberation.engine.strategies.base import judge_seed
-from deliberation.runs import services
+from deliberation.runs import steps
 from deliberation.runs.advance import run_advance
 from deliberation.runs.models import CachedCompletion, Run, RunGroupScore
 from deliberation.runs.selectors import uncached_steps
@@ -95,7 +95,7 @@ def halting_store(monkeypatch, halt):
     """Make each step a write (no cache), and call `halt(run)` once, after the first write past
     event 1 (a strategy whose later steps take no model call writes them with its outcome, and
     finishes whatever lands meanwhile: the halt then finds a finished run)."""
-    real_store = services._events_store
+    real_store = steps.events_store
     CachedCompletion.objects.all().delete()
 
     def store_then_halt(*, run, events):
@@ -105,7 +105,7 @@ def halting_store(monkeypatch, halt):
             halt(run)
         return status
 
-    monkeypatch.setattr(services, "_events_store", store_then_halt)
+    monkeypatch.setattr(steps, "events_store", store_then_halt)
     return real_store
 
 
@@ -120,7 +120,7 @@ def test_a_paused_then_resumed_run_rebuilds_from_its_events_at_each_stop(strateg
     if run.status == Run.Status.FINISHED:
         return
 
-    monkeypatch.setattr(services, "_events_store", real_store)
+    monkeypatch.setattr(steps, "events_store", real_store)
     run_resume(run=run, user=run.owner)
     run_advance(run_id=run.pk)
     run.refresh_from_db()

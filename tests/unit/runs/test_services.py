@@ -5,7 +5,7 @@ from deliberation.engine.events import EventInvalid
 from deliberation.engine.models import ModelError, Params
 from deliberation.engine.strategies.parliament import ParliamentAgents
 from deliberation.errors import Forbidden
-from deliberation.runs import services
+from deliberation.runs import services, steps
 from deliberation.runs.advance import run_advance
 from deliberation.runs.models import CachedCompletion, Run
 from deliberation.runs.selectors import run_transcript
@@ -77,7 +77,7 @@ def test_a_batch_with_one_bad_event_writes_none_of_them(enqueued, broadcasts):
     good = {"seq": 1, "type": "phase", "data": {"phase": "opening"}}
     bad = {"seq": 2, "type": "phase", "data": {"phase": "opening", "round": "first"}}
     with pytest.raises(EventInvalid, match=r"event 2 \(phase\): round"):
-        services._events_store(run=run, events=[good, bad])
+        services.events_store(run=run, events=[good, bad])
     assert run.events.count() == 0
 
 
@@ -137,7 +137,7 @@ def test_pause_stops_the_task_and_resume_continues_to_the_same_transcript(enqueu
     expected = [(type_, data) for _, type_, data in run_transcript(run=reference)]
 
     run = run_create(owner=reference.owner, config=scenario_config(reference.record))
-    real_store = services._events_store
+    real_store = steps.events_store
 
     def store_then_pause(*, run, events):
         status = real_store(run=run, events=events)
@@ -148,13 +148,13 @@ def test_pause_stops_the_task_and_resume_continues_to_the_same_transcript(enqueu
     # The run reads its status with each write: a pause that lands just after that read is seen at
     # the next one. Each step is a model call here (the cache is emptied), so each is a write.
     CachedCompletion.objects.all().delete()
-    monkeypatch.setattr(services, "_events_store", store_then_pause)
+    monkeypatch.setattr(steps, "events_store", store_then_pause)
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.PAUSED
     assert run.events.last().data == {"action": "paused", "by": run.owner.username}
 
-    monkeypatch.setattr(services, "_events_store", real_store)
+    monkeypatch.setattr(steps, "events_store", real_store)
     run_resume(run=run, user=run.owner)
     assert enqueued[-1] == run.pk
     run_advance(run_id=run.pk)
@@ -208,7 +208,7 @@ def test_an_unexpected_error_is_retried_then_fails_the_run_with_its_reason(enque
             raise RuntimeError("the strategy broke")
             yield  # a generator, like every strategy
 
-    monkeypatch.setattr(services, "strategy_named", lambda name: Broken())
+    monkeypatch.setattr(steps, "strategy_named", lambda name: Broken())
     with pytest.raises(RunRetry):
         run_advance(run_id=run.pk)
     run_advance(run_id=run.pk)
@@ -222,13 +222,13 @@ def test_a_cached_rerun_writes_its_events_in_one_statement_with_the_same_transcr
     reference = started_run()
     run_advance(run_id=reference.pk)
     writes: list[list[int]] = []
-    real_store = services._events_store
+    real_store = steps.events_store
 
     def counted(*, run, events):
         writes.append([event["seq"] for event in events])
         return real_store(run=run, events=events)
 
-    monkeypatch.setattr(services, "_events_store", counted)
+    monkeypatch.setattr(steps, "events_store", counted)
     broadcasts.clear()
     layer_messages: list[int] = []
     record = services.broadcast_events
@@ -254,18 +254,18 @@ def test_a_pause_during_cached_steps_takes_effect_before_the_next_model_call(enq
     monkeypatch.setattr(ScriptedModelClient, "complete",
                         lambda self, messages, **kwargs: calls.append(1) or real_complete(self, messages, **kwargs))
     run = run_create(owner=reference.owner, config=scenario_config(reference.record))
-    real_store = services._events_store
+    real_store = steps.events_store
 
     def pause_then_store(*, run, events):
         run_pause(run=run, user=run.owner)  # lands while the run held its cached steps
         return real_store(run=run, events=events)
 
-    monkeypatch.setattr(services, "_events_store", pause_then_store)
+    monkeypatch.setattr(steps, "events_store", pause_then_store)
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.PAUSED and calls == []
     assert run.events.last().data == {"action": "paused", "by": run.owner.username}
-    monkeypatch.setattr(services, "_events_store", real_store)
+    monkeypatch.setattr(steps, "events_store", real_store)
     run_resume(run=run, user=run.owner)
     run_advance(run_id=run.pk)
     run.refresh_from_db()

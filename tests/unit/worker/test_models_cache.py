@@ -158,3 +158,35 @@ def test_token_id_steps_are_cached_one_row_each_with_their_ids():
     row = CachedCompletion.objects.filter(model="m", messages__1__content="1 2").get()
     assert row.messages[0]["role"] == "prompt-digest" and "Draft." not in str(row.messages)
     assert client.end_ids() == frozenset({0}) and client.decode_ids([1, 2, 3]) == "The European Parliament"
+
+
+class Heard:
+    """A run's CallObserver: what its clients told it."""
+
+    def __init__(self) -> None:
+        self.before_calls = 0
+        self.retries: list[dict] = []
+
+    def before_uncached_call(self) -> None:
+        self.before_calls += 1
+
+    def retried(self, retry: dict) -> None:
+        self.retries.append(retry)
+
+
+@pytest.mark.django_db
+def test_a_runs_copy_tells_its_observer_before_each_miss_and_never_on_a_hit():
+    from deliberation.engine.models import observed
+    from worker.models.retry import RetryingClient
+
+    inner = CountingClient()
+    shared = CachingClient(RetryingClient(inner, model="m", base_delay_s=0), model="m")
+    heard = Heard()
+    mine = observed(shared, heard)
+    mine.complete(MESSAGES, params=PARAMS, seed=7)
+    mine.complete(MESSAGES, params=PARAMS, seed=7)  # a hit: the model is not called
+    mine.complete(MESSAGES, params=PARAMS, seed=8)
+    assert heard.before_calls == 2 and inner.calls == 2
+    # The process's client is untouched: another run's calls reach no one else's observer.
+    shared.complete(MESSAGES, params=PARAMS, seed=9)
+    assert heard.before_calls == 2 and shared.observer is None and shared.inner.observer is None

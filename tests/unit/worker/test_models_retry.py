@@ -60,3 +60,24 @@ def test_programming_errors_propagate_without_retry():
     with pytest.raises(TypeError):
         client.complete(MESSAGES, params=Params(), seed=1)
     assert inner.calls == 1
+
+
+def test_a_call_answered_after_retries_is_reported_to_the_runs_observer_only():
+    from deliberation.engine.models import observed
+
+    heard: list[dict] = []
+
+    class Observer:
+        def before_uncached_call(self) -> None:
+            pass
+
+        def retried(self, retry: dict) -> None:
+            heard.append(retry)
+
+    inner = FlakyClient(TimeoutError("slow"))
+    shared, _ = retrying(inner)
+    assert observed(shared, Observer()).complete(MESSAGES, params=Params(), seed=1).text == "ok"
+    assert heard == [{"model": "test:model", "attempts": 2, "errors": ["TimeoutError: slow"], "waited_s": 0.01}]
+    inner.errors.append(TimeoutError("again"))
+    shared.complete(MESSAGES, params=Params(), seed=1)  # the process's client has no observer
+    assert len(heard) == 1
