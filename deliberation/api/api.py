@@ -37,6 +37,8 @@ from deliberation.api.schemas import (
     ModelOut,
     Name,
     PowerOut,
+    PreferenceIn,
+    PreferenceOut,
     ProgressOut,
     RecordDetailOut,
     RecordOut,
@@ -72,6 +74,7 @@ from deliberation.runs.experiments import (
 )
 from deliberation.runs.exports import FORMATS, experiment_export
 from deliberation.runs.models import Experiment, Run
+from deliberation.runs.oracle import preference_oracle
 from deliberation.runs.selectors import (
     experiment_for_owner,
     experiment_progress,
@@ -82,6 +85,7 @@ from deliberation.runs.selectors import (
     run_summary,
 )
 from deliberation.runs.services import run_create
+from deliberation.runs.training import FORMATS as TRAINING_FORMATS, training_zip
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import scenario_config_build, scenario_save
 
@@ -513,6 +517,40 @@ def experiment_export_zip(
     return response
 
 
+@api.get(
+    "/experiments/{experiment_id}/training.zip", response={**ERRORS, **NOT_FOUND}, tags=["experiments"],
+    openapi_extra={"responses": {"200": {
+        "description": "The zip: train/test .jsonl and .parquet (grpo: drafts/ and turns/, hemicycle_rewards.py) and README.md",
+        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    }}},
+)
+def experiment_training_zip(
+    request: HttpRequest, experiment_id: Id, format: Literal[TRAINING_FORMATS],
+    split: float = Query(0.9, gt=0, le=1), seed: Seed = 0, margin: float = Query(0.0, ge=0, le=100),  # noqa: B008 - ninja's marker
+):
+    """The experiment's judged drafts as a training dataset in TRL's columns: dpo (prompt, chosen,
+    rejected), grpo (prompt and reward columns) or sft (messages), split by record (docs/training.md)."""
+    found = _own_experiment(request, experiment_id)
+    if found is None:
+        return Status(404, NO_EXPERIMENT)
+    pieces = training_zip(experiment=found, format=format, train=split, seed=seed, margin=margin)
+    response = StreamingHttpResponse(pieces, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="experiment-{found.pk}-{format}.zip"'
+    return response
+
+
+@api.post(
+    "/runs/{run_id}/preference", auth=WRITE, response={200: PreferenceOut, **BODY_ERRORS, **NOT_FOUND}, tags=["runs"],
+)
+def run_preference(request: HttpRequest, run_id: Id, payload: PreferenceIn):
+    """The pairwise preference oracle: which of two texts the run's goal prefers, and by how much,
+    from the run's judge (each text scored for every group; cached like the run's own verdicts)."""
+    found = run_for_viewer(user=request.auth, run_id=run_id)
+    if found is None or found.owner_id != request.auth.pk:
+        return Status(404, {"error": "no such run of yours"})
+    return preference_oracle(run=found, text_a=payload.text_a, text_b=payload.text_b, tau=payload.tau)
+
+
 # Endpoint names as the docs show them: sentences, not the view functions' names
 # ("Pause an experiment", not "Experiment Pause View"). Every operation has one (tests check).
 SUMMARIES = {
@@ -540,6 +578,8 @@ SUMMARIES = {
     "experiment_progress_view": "Read an experiment's progress",
     "experiment_results_view": "Read an experiment's results tables",
     "experiment_export_zip": "Export an experiment's tables (CSV, Parquet, JSON)",
+    "experiment_training_zip": "Export an experiment's drafts as a training dataset (dpo, grpo, sft)",
+    "run_preference": "Ask the pairwise preference oracle which of two texts a run's goal prefers",
     "experiment_sweep_view": "Re-tally an experiment's runs under other seats and rules",
     "budget": "Read your spending budget and what is left of it",
 }

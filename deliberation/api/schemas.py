@@ -336,3 +336,20 @@ class SweepOut(Schema):
     structures: list[SweepStructureOut]
     rules: list[RuleOut]
     rows: list[SweepRowOut]
+
+
+class PreferenceIn(Schema):
+    text_a: str = Field(max_length=20_000, description="The first text (a resolution).")
+    text_b: str = Field(max_length=20_000, description="The second text.")
+    tau: float = Field(1.0, gt=0, le=100, description="The oracle's temperature: P(a > b) = sigmoid((G(a) - G(b)) / tau).")
+
+
+class PreferenceOut(Schema):
+    preferred: Literal["a", "b"] | None = Field(description="The text the run's goal prefers; null: a tie.")
+    p_a: float = Field(description="P(a preferred to b).")
+    value_a: float = Field(description="G(a): the goal margin of text a over the judge's scores.")
+    value_b: float
+    scores_a: dict[str, float] = Field(description="The judge's score of text a for each group, 0..9.")
+    scores_b: dict[str, float]
+    goal: str
+    judge: str

@@ -127,3 +127,58 @@ def test_an_unknown_experiment_or_split_is_refused(played, tmp_path):
         call_command("export_training", "--experiment", "nope", "--format", "dpo", "--out", str(tmp_path))
     with pytest.raises(CommandError, match="train fraction"):
         call_command("export_training", "--experiment", "train", "--format", "dpo", "--out", str(tmp_path), "--split", "0")
+
+
+def test_the_api_and_the_experiment_page_serve_the_dataset_as_a_zip_to_the_owner_only(played, client, tmp_path):
+    import io
+    import zipfile
+
+    from django.urls import reverse
+
+    from deliberation.api.services import api_token_create
+    from tests.factories import make_user
+
+    token = api_token_create(user=played.owner)[1]
+    url = f"/api/v1/experiments/{played.pk}/training.zip"
+    response = client.get(f"{url}?format=dpo&split=0.5&seed=3", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).extractall(tmp_path / "zip")
+    assert {"README.md", "train.jsonl", "test.parquet"} <= {p.name for p in (tmp_path / "zip").iterdir()}
+    via_command = _export("dpo", tmp_path, split=0.5, seed=3)
+    assert (tmp_path / "zip" / "train.jsonl").read_text() == (via_command / "train.jsonl").read_text()
+    assert client.get(f"{url}?format=xlsx", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 400
+    bob = api_token_create(user=make_user("bob"))[1]
+    assert client.get(f"{url}?format=dpo", HTTP_AUTHORIZATION=f"Bearer {bob}").status_code == 404
+    client.force_login(played.owner)
+    page = client.get(reverse("experiment-dashboard", args=[played.pk])).content.decode()
+    assert f'{url}?format=grpo' in page
+
+
+def test_the_preference_oracle_scores_both_texts_with_the_runs_judge_and_orders_them_by_the_goal(played, client):
+    from deliberation.api.services import api_token_create
+    from deliberation.runs.models import RunEvent
+
+    def final(run: Run) -> str:
+        return RunEvent.objects.filter(run=run, type="draft").order_by("-seq").values_list("data", flat=True)[0]["text"]
+
+    def value(run: Run) -> float:
+        return goal_margin(run.outcome["scores"], seats=run.seats, goal=run.goal, veto_group=run.veto_group or None)
+
+    runs = list(Run.objects.filter(experiment=played, goal="simple_majority", strategy__in=["one-shot", "greedy", "random"]))
+    first = runs[0]
+    same = [run for run in runs if (run.record_id, run.groups, run.seats) == (first.record_id, first.groups, first.seats)]
+    other = next((run for run in same if value(run) != value(first)), same[-1])
+    token = api_token_create(user=played.owner)[1]
+    response = client.post(f"/api/v1/runs/{first.pk}/preference", {"text_a": final(first), "text_b": final(other)},
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    # The run's judge with the run's judge seed: each run's own final text gets the scores it got.
+    assert body["value_a"] == pytest.approx(value(first)) and body["value_b"] == pytest.approx(value(other))
+    assert body["scores_a"] == pytest.approx({code: float(score) for code, score in first.outcome["scores"].items()})
+    expected = None if value(first) == value(other) else ("a" if value(first) > value(other) else "b")
+    assert body["preferred"] == expected
+    assert (body["p_a"] > 0.5) == (expected == "a") and (body["p_a"] < 0.5) == (expected == "b")
+    empty = client.post(f"/api/v1/runs/{first.pk}/preference", {"text_a": " ", "text_b": "x"},
+                        content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert empty.status_code == 400
