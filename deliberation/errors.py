@@ -6,8 +6,8 @@ errors (RunControlError, BudgetExceeded, ...) are subclasses of these. Each inte
 one place:
 - HTTP, the API: deliberation/api/api.py's exception handler, with error_body() and `status`;
 - HTTP, plain views: ApplicationErrorMiddleware below (the same body and status as JSON);
-- websockets: websocket_refusal() below (the frame the consumers send; 4403 closes a socket
-  whose viewer may not watch);
+- websockets: websocket_refusal() below (the frame a refused action gets) and
+  websocket_close_code() (the code a refused socket closes with: 4403);
 - CLI: deliberation/commands.py (CommandError, exit code 1).
 The engine's own errors (ScenarioError, ParamsError, ...) stay plain ValueErrors: the engine
 knows no interface; the services turn them into these.
@@ -77,6 +77,12 @@ def error_body(error: ApplicationError) -> dict:
     if isinstance(error, Invalid):
         return {"errors": error.field_errors()}
     return {"error": error.user_message}
+
+
+def websocket_close_code(kind: type[ApplicationError]) -> int:
+    """The code a socket closes with when its viewer is refused: 4000 + the HTTP status (4403:
+    may not watch, or no longer; 4404: no such thing)."""
+    return 4000 + kind.status
 
 
 def websocket_refusal(error: ApplicationError, *, action: str) -> dict:

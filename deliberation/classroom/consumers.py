@@ -30,7 +30,7 @@ from deliberation.classroom.services import (
     student_disconnected,
     student_seen,
 )
-from deliberation.errors import ApplicationError, Invalid, websocket_refusal
+from deliberation.errors import ApplicationError, Forbidden, Invalid, websocket_close_code, websocket_refusal
 from deliberation.live.fanout import encode, hub
 from deliberation.runs.consumers import RunConsumer, after_seq
 
@@ -63,7 +63,7 @@ class ClassroomConsumer(RunConsumer):
             self.scope.get("user"), self.scope.get("session"), self.scope["url_route"]["kwargs"]["code"]
         )
         if found is None:
-            await self.close(code=4403)
+            await self.close(code=websocket_close_code(Forbidden))
             return
         self.class_session, self.role, self.student = found
         self.run_id = self.class_session.run_id
@@ -148,4 +148,4 @@ class ClassroomConsumer(RunConsumer):
 
     async def classroom_removed(self, message: dict) -> None:
         if self.student is not None and message["student"] == self.student.pk:
-            await self.close(code=4403)
+            await self.close(code=websocket_close_code(Forbidden))

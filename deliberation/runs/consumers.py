@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.sessions import InstanceSessionWrapper
 
+from deliberation.errors import Forbidden, websocket_close_code
 from deliberation.live.fanout import FrameBatch, encode, experiment_group, hub
 from deliberation.runs.selectors import experiment_for_owner, experiment_progress, run_events_after, run_for_viewer
 
@@ -52,7 +53,7 @@ class RunConsumer(AsyncWebsocketConsumer):
             user=self.scope.get("user"), run_id=self.run_id, token=token
         )
         if run is None:
-            await self.close(code=4403)
+            await self.close(code=websocket_close_code(Forbidden))
             return
         await self.accept()
         await self.stream(after=after_seq(self.scope))
@@ -127,7 +128,7 @@ class ExperimentConsumer(AsyncWebsocketConsumer):
         self.experiment_id = int(self.scope["url_route"]["kwargs"]["experiment_id"])
         progress = await database_sync_to_async(_progress_for_owner)(self.scope.get("user"), self.experiment_id)
         if progress is None:
-            await self.close(code=4403)
+            await self.close(code=websocket_close_code(Forbidden))
             return
         hub.loop = asyncio.get_running_loop()  # where the in-memory layer's sends must go
         await self.channel_layer.group_add(experiment_group(self.experiment_id), self.channel_name)

@@ -15,6 +15,7 @@ from deliberation.errors import (
     Invalid,
     NotFound,
     error_body,
+    websocket_close_code,
     websocket_refusal,
 )
 from deliberation.registry.selectors import ModelRefused
@@ -55,6 +56,10 @@ def test_the_services_errors_keep_their_messages_and_stay_value_errors_where_the
     assert str(ModelRefused("model", "gone")) == "model: gone"
     for kind in (BudgetExceeded, ModelRefused, RunControlError, ExperimentError, CounterfactualError, NotFinished):
         assert issubclass(kind, ValueError)
+
+
+def test_a_refused_socket_closes_with_4000_plus_the_status():
+    assert (websocket_close_code(Forbidden), websocket_close_code(NotFound)) == (4403, 4404)
 
 
 def test_a_refused_websocket_action_names_its_kind_and_message():
