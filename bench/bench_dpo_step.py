@@ -51,7 +51,7 @@ def export_dpo(folder: Path) -> Path:
     manage("experiment", "create", "--name", "dpo-bench", "--record-set", "Sample EP issues", "--parties", "2",
            "--sample", "4", "--goals", "simple_majority", "--strategies", "one-shot", "greedy", "random",
            "--models", "scripted:default", "--judges", "scripted", "--seeds", "0", "1")
-    manage("experiment", "run", "dpo-bench", "--wait", "-v0")
+    manage("experiment", "run", "dpo-bench", "--wait")
     out = folder / "dpo"
     manage("export_training", "--experiment", "dpo-bench", "--format", "dpo", "--out", str(out), "--split", "0.75")
     return out
