@@ -15,6 +15,7 @@ bench/results/dpo_step.json.
 """
 
 import argparse
+import copy
 import importlib.util
 import json
 import math
@@ -100,7 +101,8 @@ def dpo_step(data: Path) -> dict:
         config = DPOConfig(output_dir=out, max_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=1,
                            learning_rate=1e-3, max_length=1024, logging_steps=1, report_to=[], save_strategy="no",
                            use_cpu=not torch.cuda.is_available())
-        trainer = DPOTrainer(model=model, args=config, processing_class=tokenizer,
+        # The reference is a frozen copy: TRL would otherwise load one by the model's hub name.
+        trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model).eval(), args=config, processing_class=tokenizer,
                              train_dataset=train.select_columns(["prompt", "chosen", "rejected"]))
         started = time.perf_counter()
         result = trainer.train()
