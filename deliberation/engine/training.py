@@ -28,6 +28,7 @@ class JudgedDraft:
     run_id: int
     strategy: str
     seed: int
+    source: str = "final"  # the run's final text, or "candidate R.I" (mediator round R, candidate I)
 
 
 def draft_value(*, scores: Mapping[str, float], seats: Mapping[str, float], goal: str, veto_group: str | None) -> float:
@@ -78,3 +79,24 @@ def score_list(scores: Mapping[str, float] | None, groups: Sequence[str]) -> lis
     every row (a dict keyed by group code would not: codes differ by term). None: no text yet."""
     scores = scores or {}
     return [{"group": code, "score": float(scores[code]) if scores.get(code) is not None else None} for code in groups]
+
+
+def judged_candidates(events: Iterable[Mapping], groups: Sequence[str]) -> list[tuple[str, str, dict[str, float]]]:
+    """(source, text, scores) of each mediator candidate the judge scored for every group
+    (ranking=judge: each group's ranking event carries the judge's score of every candidate of its
+    round, by candidate index). Candidates of rounds ranked by the agents themselves have no
+    judged scores and are left out."""
+    texts: dict[tuple[int, int], str] = {}
+    scores: dict[int, dict[str, list[float]]] = {}
+    for event in events:
+        data = event["data"]
+        if event["type"] == "candidate":
+            texts[(data["round"], data["index"])] = data["text"]
+        elif event["type"] == "ranking" and data.get("scores") is not None:
+            scores.setdefault(data["round"], {})[data["group"]] = data["scores"]
+    out = []
+    for (round_, index), text in sorted(texts.items()):
+        by_group = scores.get(round_, {})
+        if all(code in by_group and index < len(by_group[code]) for code in groups):
+            out.append((f"candidate {round_}.{index}", text, {code: float(by_group[code][index]) for code in groups}))
+    return out

@@ -20,6 +20,7 @@ The split is by record: a record's rows are all in train or all in test.
 import hashlib
 import json
 import shutil
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from deliberation.engine.training import (
     JudgedDraft,
     assistant,
     draft_value,
+    judged_candidates,
     preference_pairs,
     record_split,
     score_list,
@@ -87,6 +89,11 @@ def experiment_scenarios(*, experiment: Experiment) -> dict[tuple, ScenarioRows]
         drafts = RunEvent.objects.filter(run_id__in=[run.pk for run in batch], type="draft").order_by("run_id", "seq")
         for run_id, data in drafts.values_list("run_id", "data"):
             finals[run_id] = data["text"]  # the last draft is the text put to the vote
+        candidates: dict[int, list[dict]] = defaultdict(list)  # the mediator's judged candidates
+        mediated = [run.pk for run in batch if run.strategy == "mediator"]
+        rows = RunEvent.objects.filter(run_id__in=mediated, type__in=("candidate", "ranking")).order_by("run_id", "seq")
+        for run_id, type_, data in rows.values_list("run_id", "type", "data"):
+            candidates[run_id].append({"type": type_, "data": data})
         for run in batch:
             scores = (run.outcome or {}).get("scores") or {}
             if run.pk not in finals or any(scores.get(code) is None for code in run.groups):
@@ -96,9 +103,11 @@ def experiment_scenarios(*, experiment: Experiment) -> dict[tuple, ScenarioRows]
                 scenario = engine_scenario(record=run.record, groups=run.groups, seats=run.seats, goal=run.goal,
                                            veto_group=run.veto_group)
                 scenarios[key] = ScenarioRows(meta=_scenario_meta(run, scenario), prompt=draft_messages(scenario, None))
-            value = draft_value(scores=scores, seats=run.seats, goal=run.goal, veto_group=run.veto_group or None)
-            scenarios[key].drafts.append(JudgedDraft(text=finals[run.pk], scores=scores, value=value,
-                                                     run_id=run.pk, strategy=run.strategy, seed=run.seed))
+            judged = [("final", finals[run.pk], scores), *judged_candidates(candidates.get(run.pk, ()), run.groups)]
+            for source, text, text_scores in judged:
+                value = draft_value(scores=text_scores, seats=run.seats, goal=run.goal, veto_group=run.veto_group or None)
+                scenarios[key].drafts.append(JudgedDraft(text=text, scores=text_scores, value=value, run_id=run.pk,
+                                                         strategy=run.strategy, seed=run.seed, source=source))
     return scenarios
 
 
@@ -111,7 +120,8 @@ def dpo_rows(scenarios: dict[tuple, ScenarioRows], *, margin: float) -> list[dic
                 "score_chosen": chosen.value, "score_rejected": rejected.value,
                 "margin": chosen.value - rejected.value,
                 "strategy_chosen": chosen.strategy, "strategy_rejected": rejected.strategy,
-                "run_id_chosen": chosen.run_id, "run_id_rejected": rejected.run_id, **entry.meta,
+                "run_id_chosen": chosen.run_id, "run_id_rejected": rejected.run_id,
+                "source_chosen": chosen.source, "source_rejected": rejected.source, **entry.meta,
             })
     return rows
 
@@ -121,7 +131,8 @@ def sft_rows(scenarios: dict[tuple, ScenarioRows]) -> list[dict]:
     for entry in scenarios.values():
         best = max(entry.drafts, key=lambda draft: (draft.value, -draft.run_id))
         rows.append({"messages": [*entry.prompt, *assistant(best.text)], "value": best.value,
-                     "strategy": best.strategy, "run_id": best.run_id, "seed": best.seed, **entry.meta})
+                     "strategy": best.strategy, "run_id": best.run_id, "seed": best.seed, "source": best.source,
+                     **entry.meta})
     return rows
 
 
@@ -129,7 +140,8 @@ def grpo_draft_rows(scenarios: dict[tuple, ScenarioRows]) -> list[dict]:
     codes = lambda entry: [group["group"] for group in entry.meta["groups"]]  # noqa: E731
     return [
         {"prompt": entry.prompt, "text": draft.text, "scores": score_list(draft.scores, codes(entry)),
-         "goal_value": draft.value, "strategy": draft.strategy, "run_id": draft.run_id, "seed": draft.seed, **entry.meta}
+         "goal_value": draft.value, "strategy": draft.strategy, "run_id": draft.run_id, "seed": draft.seed,
+         "source": draft.source, **entry.meta}
         for entry in scenarios.values() for draft in entry.drafts
     ]
 

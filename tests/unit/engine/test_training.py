@@ -69,3 +69,24 @@ def test_the_standalone_module_imports_only_the_standard_library():
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported <= {"math", "collections"}
+
+
+def test_judged_mediator_candidates_are_drafts_only_when_every_group_has_the_judges_scores():
+    from deliberation.engine.training import judged_candidates
+
+    def candidate(round_, index, text):
+        return {"type": "candidate", "data": {"round": round_, "index": index, "text": text}}
+
+    def ranking(round_, group, scores=None):
+        data = {"round": round_, "group": group, "order": [0, 1]}
+        if scores is not None:
+            data["scores"] = scores
+        return {"type": "ranking", "data": data}
+
+    events = [
+        candidate(1, 0, "a"), candidate(1, 1, "b"), ranking(1, "EPP", [7, 2]), ranking(1, "SD", [3, 8]),
+        candidate(2, 0, "c"), candidate(2, 1, "d"), ranking(2, "EPP", [5, 5]), ranking(2, "SD"),  # SD ranked itself
+    ]
+    assert judged_candidates(events, ["EPP", "SD"]) == [
+        ("candidate 1.0", "a", {"EPP": 7.0, "SD": 3.0}), ("candidate 1.1", "b", {"EPP": 2.0, "SD": 8.0}),
+    ]

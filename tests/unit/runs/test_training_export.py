@@ -182,3 +182,20 @@ def test_the_preference_oracle_scores_both_texts_with_the_runs_judge_and_orders_
     empty = client.post(f"/api/v1/runs/{first.pk}/preference", {"text_a": " ", "text_b": "x"},
                         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert empty.status_code == 400
+
+
+def test_a_mediator_ranked_by_the_judge_adds_its_candidates_as_pairs(play_sample_experiment, tmp_path):
+    play_sample_experiment(
+        "train", "--parties", "2", "--sample", "2", "--goals", "simple_majority", "--strategies", "mediator",
+        "--param", "ranking=judge", "--models", "scripted:default", "--judges", "scripted", "--seeds", "0",
+    )
+    drafts = pd.concat(_read(_export("grpo", tmp_path) / "drafts").values())
+    candidates = drafts[drafts["source"].str.startswith("candidate")]
+    assert len(candidates) > 0 and len(drafts) == len(candidates) + 2  # two runs' final texts
+    row = candidates.iloc[0]
+    module_value = goal_margin({s["group"]: s["score"] for s in row["scores"]},
+                               seats={g["group"]: g["seat"] for g in row["groups"]}, goal=row["goal"], veto_group=row["veto_group"])
+    assert row["goal_value"] == pytest.approx(module_value)
+    pairs = pd.concat(_read(_export("dpo", tmp_path / "dpo")).values())
+    sources = set(pairs["source_chosen"]) | set(pairs["source_rejected"])
+    assert any(source.startswith("candidate") for source in sources)
