@@ -23,7 +23,7 @@ RESULTS = BENCH / "results"
 PY = sys.executable
 # The recorded figures these are compared with (bench/README.md says how they were measured).
 FANOUT_RECORDED_LABEL = "after-p0.2"
-THROUGHPUT_RECORDED_KEY = "C=32|after-w1"
+THROUGHPUT_RECORDED_KEY = "C=32|issue12-steps-after-w1-d"
 
 
 def _fanout(out: Path) -> list[dict]:
