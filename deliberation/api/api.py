@@ -61,9 +61,9 @@ from deliberation.engine.strategies.params import params_from_pairs
 from deliberation.errors import ApplicationError, Conflict, Invalid, error_body
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
+from deliberation.registry.clients import judge_uses_model
 from deliberation.registry.selectors import model_entries_for
 from deliberation.runs.budgets import spending_for
-from deliberation.runs.clients import judge_uses_model
 from deliberation.runs.counterfactuals import CounterfactualError, run_counterfactual
 from deliberation.runs.experiments import (
     ExperimentError,

@@ -6,3 +6,9 @@ class CalibrationConfig(AppConfig):
     label = "calibration"
     default_auto_field = "django.db.models.BigAutoField"
     verbose_name = "Judge calibration"
+
+    def ready(self) -> None:
+        from deliberation.calibration.judges import CALIBRATED_JUDGES
+        from deliberation.registry.clients import judge_provider_register
+
+        judge_provider_register(CALIBRATED_JUDGES)

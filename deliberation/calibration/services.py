@@ -30,7 +30,7 @@ from deliberation.engine.strategies.base import judge_seed, verdict_data
 from deliberation.errors import Invalid
 from deliberation.records.models import Record, RecordSet, Stance
 from deliberation.records.selectors import current_records, engine_group, record_set_get, record_view
-from deliberation.runs.clients import CALIBRATED_PREFIX, drafting_client, judge_for, judge_uses_model
+from deliberation.registry.clients import CALIBRATED_PREFIX, drafting_client, judge_for, judge_uses_model
 
 # The isotonic map needs records on both sides of its split to mean anything.
 MIN_RECORDS_FOR_ISOTONIC = 4

@@ -36,8 +36,8 @@ from deliberation.engine.scenario import ScenarioError
 from deliberation.errors import Forbidden, Invalid
 from deliberation.live.fanout import encode, group_send
 from deliberation.records.selectors import record_version_for_run
+from deliberation.registry.clients import drafting_client, judge_for
 from deliberation.registry.selectors import ModelRefused
-from deliberation.runs.clients import drafting_client, judge_for
 from deliberation.runs.models import Run
 from deliberation.runs.services import CLASSROOM_STRATEGY, event_append, run_finish, run_queue
 from deliberation.scenarios.models import SavedScenario

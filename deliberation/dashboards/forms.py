@@ -6,9 +6,9 @@ from django.conf import settings
 from deliberation.engine.goals import GOALS
 from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
 from deliberation.records.selectors import record_set_list, topic_task_counts
+from deliberation.registry.clients import judge_choices
 from deliberation.registry.selectors import ModelRefused, model_check, model_entries_for
 from deliberation.runs.budgets import budget_for, spending_for
-from deliberation.runs.clients import judge_choices
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.strategy_inputs import strategy_inputs, strategy_params_posted
 

@@ -9,3 +9,7 @@ class RunsConfig(AppConfig):
     def ready(self) -> None:
         # Load the Celery app with Django so that @shared_task binds to it in every process.
         import worker.celery  # noqa: F401
+        from deliberation.runs.completion_store import DatabaseCompletionStore
+        from worker.models.cache import completion_store_set
+
+        completion_store_set(DatabaseCompletionStore())  # the cache's rows are this app's table

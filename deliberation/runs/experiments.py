@@ -49,9 +49,9 @@ from deliberation.errors import Forbidden, Invalid
 from deliberation.live.fanout import broadcast_experiment_progress
 from deliberation.records.models import BenchmarkTask, RecordSet, RecordSetVersion
 from deliberation.records.selectors import benchmark_task_list, record_set_get, record_version_for_run
+from deliberation.registry.clients import judge_choices, strategy_model_check
 from deliberation.registry.selectors import ModelRefused, model_bounds, model_check
 from deliberation.runs.budgets import budget_for, spending_for
-from deliberation.runs.clients import judge_choices, strategy_model_check
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import TaskReads, experiment_progress, experiment_steps_by_run
 from deliberation.scenarios.models import SavedScenario

@@ -10,7 +10,7 @@ sigmoid((G(a) - G(b)) / tau).
 from deliberation.engine.strategies.base import judge_seed
 from deliberation.engine.training import draft_value, preference_probability
 from deliberation.errors import Invalid
-from deliberation.runs.clients import judge_for
+from deliberation.registry.clients import judge_for
 from deliberation.runs.models import Run
 from deliberation.scenarios.services import engine_scenario
 

@@ -36,8 +36,8 @@ from deliberation.engine.strategies.base import model_params_of
 from deliberation.errors import Invalid
 from deliberation.records.models import RecordSet
 from deliberation.records.selectors import example_pool
+from deliberation.registry.clients import drafting_client, judge_for, judge_uses_model
 from deliberation.registry.selectors import ModelEndpoint, ModelRefused, model_endpoint
-from deliberation.runs.clients import drafting_client, judge_for, judge_uses_model
 from deliberation.runs.models import Run, RunEvent
 from deliberation.runs.selectors import TaskReads
 from deliberation.runs.services import (

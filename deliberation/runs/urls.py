@@ -1,8 +1,9 @@
 from django.urls import path
 
-from deliberation.runs import views
+from deliberation.runs import builder, views
 
 urlpatterns = [
+    path("scenarios/new/", builder.scenario_builder, name="scenario-builder"),
     path("runs/", views.run_list, name="run-list"),
     path("me/", views.my_dashboard, name="my-dashboard"),
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),

@@ -19,8 +19,8 @@ from deliberation.engine.strategies.base import model_params_of
 from deliberation.errors import Invalid
 from deliberation.records.models import PartyGroup, Record
 from deliberation.records.selectors import engine_group, record_view
+from deliberation.registry.clients import judge_choices, strategy_model_check
 from deliberation.registry.selectors import ModelRefused, model_check
-from deliberation.runs.clients import judge_choices, strategy_model_check
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.schemas import ScenarioIn, input_errors
 

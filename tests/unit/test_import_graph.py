@@ -172,19 +172,11 @@ def test_no_module_imports_another_in_a_cycle():
     assert cycles_report(module_graph()) == []
 
 
-# App ties not cut yet, each an edge inside an app cycle: a new tie fails the test, and so does a
-# tie listed here once it is cut (the list only shrinks).
-#  - the completion cache (worker/models/cache.py) stores into runs' CachedCompletion, and runs
-#    build model clients from worker/models;
-#  - runs build calibrated judges (runs/clients.py reads calibration's table), and calibration
-#    calibrates judges through runs/clients.py (with the completion cache);
-#  - the builder (scenarios/views.py) starts runs, and a run is made of a scenario.
-KNOWN_APP_TIES = {
-    ("worker", "deliberation.runs"),
-    ("deliberation.runs", "deliberation.calibration"),
-    ("deliberation.calibration", "deliberation.runs"),
-    ("deliberation.scenarios", "deliberation.runs"),
-}
+# No app imports another in a cycle either. Where a lower app needs what a higher one keeps, the
+# higher one hands it down when Django starts (its AppConfig.ready): runs gives the completion
+# cache (worker/models/cache.py) its table, calibration gives registry/clients.py its
+# `calibrated:<id>` judges. The builder page, which starts runs, is runs/builder.py.
+KNOWN_APP_TIES: set[tuple[str, str]] = set()
 
 
 def app_cycle_ties(apps: dict[str, set[str]]) -> set[tuple[str, str]]:

@@ -5,12 +5,17 @@ This is what makes runs reproducible and re-runs free. Failures are never cached
 A lookup is one statement: a hit counts itself and returns the row (UPDATE ... RETURNING), a miss
 stores the new completion with INSERT ... ON CONFLICT DO NOTHING (two workers that missed together
 store one row, and neither fails). deliberation/runs/hotpath.py says why.
+
+The rows live in the runs app's table (runs.models.CachedCompletion); the runs app gives this
+module its store when Django starts (runs.apps.RunsConfig.ready: completion_store_set), so that
+the model backends here never import the apps above them.
 """
 
 import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from deliberation.engine.models import (
     CallObserver,
@@ -23,8 +28,6 @@ from deliberation.engine.models import (
     gives_token_ids,
     observed,
 )
-from deliberation.runs.hotpath import insert_or_ignore, update_returning
-from deliberation.runs.models import CachedCompletion
 
 # Appended to the model's name in the key of a next-token call (never in the stored model column).
 NEXT_TOKEN_KEY = "#next-token"
@@ -63,7 +66,31 @@ def logprobs_from_json(data: list | None) -> tuple[TokenLogprob, ...] | None:
                  for t in data)
 
 
-def completion_from_row(row: CachedCompletion) -> Completion:
+class CompletionStore(Protocol):
+    """Where completions are kept: `hit` counts a hit and returns the row (None on a miss);
+    `keep` stores a new row unless another worker stored the same key first."""
+
+    def hit(self, key: str, *, fields: Sequence[str]) -> Any | None: ...
+
+    def keep(self, *, key: str, model: str, messages: list[dict], params: dict, seed: int, text: str,
+             logprobs: list | None, prompt_tokens: int, completion_tokens: int, seconds: float) -> None: ...
+
+
+_store: CompletionStore | None = None
+
+
+def completion_store_set(store: CompletionStore) -> None:
+    global _store
+    _store = store
+
+
+def completion_store() -> CompletionStore:
+    if _store is None:
+        raise RuntimeError("no completion store: Django's runs app sets it when Django starts (django.setup())")
+    return _store
+
+
+def completion_from_row(row: Any) -> Completion:
     return Completion(
         text=row.text,
         prompt_tokens=row.prompt_tokens,
@@ -130,13 +157,14 @@ class CachingClient:
 
     def _cached(self, key: str, *, messages: Sequence[Message], params: Params, seed: int,
                 call: Callable[[], Completion]) -> Completion:
-        row = update_returning(CachedCompletion, set_sql="hits = hits + 1", where={"key": key}, fields=HIT_FIELDS)
+        store = completion_store()
+        row = store.hit(key, fields=HIT_FIELDS)
         if row is not None:
             return completion_from_row(row)
         if self.observer is not None:
             self.observer.before_uncached_call()
         completion = call()
-        insert_or_ignore(CachedCompletion(
+        store.keep(
             key=key,
             model=self.model,
             messages=canonical_messages(messages),
@@ -147,5 +175,5 @@ class CachingClient:
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
             seconds=completion.seconds,
-        ), conflict=["key"])
+        )
         return completion

@@ -137,7 +137,7 @@ def test_expected_judge_is_refused_for_a_backend_without_logprobs(sample_set):
 
 
 def test_a_calibrated_judge_is_measured_only_on_records_its_map_never_saw(sample_set):
-    from deliberation.runs.clients import judge_choices, judge_for
+    from deliberation.registry.clients import judge_choices, judge_for
 
     base = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", resamples=10)
     iso = base.results["isotonic"]

@@ -9,9 +9,9 @@ from deliberation.commands import ApplicationCommand
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES, strategy_params
 from deliberation.engine.strategies.base import model_params_of
+from deliberation.registry.clients import JUDGES, strategy_model_check
 from deliberation.registry.selectors import ModelRefused, model_runnable
 from deliberation.runs.benchmark import EVALUATE_OWNER, benchmark_evaluate
-from deliberation.runs.clients import JUDGES, strategy_model_check
 from deliberation.runs.play import experiment_play_followed
 
 

@@ -22,7 +22,7 @@ from deliberation.commands import ApplicationCommand
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
 from deliberation.engine.strategies.params import params_from_pairs
-from deliberation.runs.clients import JUDGES
+from deliberation.registry.clients import JUDGES
 from deliberation.runs.experiments import (
     experiment_cancel,
     experiment_create,

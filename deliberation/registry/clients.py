@@ -7,12 +7,16 @@ PermanentModelError (unknown backend, missing key); runs.services turns either i
 A run builds its clients with its observer (engine.models.CallObserver): the clients report their
 calls to the run (before an uncached call, after retries); `endpoints` resolves a registry name
 (registry.selectors.model_endpoint, or the same read remembered over a task's runs).
+
+Judges kept by an app above this one (the calibration app's `calibrated:<id>`) are built by that
+app's JudgeProvider, registered when Django starts (its AppConfig.ready), so that the clients
+never import the apps that use them.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from deliberation.engine.judges import (
-    CalibratedJudge,
     EnsembleJudge,
     ExpectedJudge,
     Judge,
@@ -33,7 +37,6 @@ MODEL_JUDGES = frozenset({"llm", "llm-expected", "ensemble-mean", "ensemble-medi
 ENSEMBLE_MEMBERS = ("llm", "llm-expected")
 # `calibrated:<calibration id>`: that calibration's judge and model, through its isotonic map.
 CALIBRATED_PREFIX = "calibrated:"
-CALIBRATED_CHOICES = 50  # the newest calibrations offered as judges in the forms
 
 
 def drafting_client(model: str, *, allow_raw: bool = False, observer: CallObserver | None = None,
@@ -69,10 +72,9 @@ def judge_uses_model(name: str) -> bool:
 
 
 def judge_choices() -> list[str]:
-    """Every judge a run or an experiment may name: the fixed ones and the newest calibrated ones."""
-    from deliberation.calibration.selectors import calibrations_with_map
-
-    return [*JUDGES, *(f"{CALIBRATED_PREFIX}{pk}" for pk in calibrations_with_map(limit=CALIBRATED_CHOICES))]
+    """Every judge a run or an experiment may name: the fixed ones and the providers' (the newest
+    calibrated ones)."""
+    return [*JUDGES, *(name for provider in _providers.values() for name in provider.choices())]
 
 
 def similarity_embedder():
@@ -83,21 +85,21 @@ def similarity_embedder():
     return LocalEmbedder(threads=settings.HEMICYCLE_LOCAL_THREADS)
 
 
-def calibrated_judge(name: str, *, allow_raw: bool, observer: CallObserver | None = None,
-                     endpoints: Endpoints = model_endpoint) -> Judge:
-    from deliberation.calibration.models import Calibration
-    from deliberation.engine.calibration import IsotonicMap
+@dataclass(frozen=True)
+class JudgeProvider:
+    """Judges named `<prefix><rest>`: `build(name, *, allow_raw, observer, endpoints)` makes one
+    (ValueError for an unknown one); `choices()` names those a form offers."""
 
-    number = name.removeprefix(CALIBRATED_PREFIX)
-    calibration = Calibration.objects.filter(pk=int(number)).first() if number.isdigit() else None
-    if calibration is None:
-        raise ValueError(f"judge {name!r}: no calibration {number}")
-    isotonic = (calibration.results or {}).get("isotonic")
-    if not isotonic:
-        raise ValueError(f"judge {name!r}: calibration {number} has no isotonic map (too few records)")
-    inner = judge_for(calibration.judge, model=calibration.judge_model, allow_raw=allow_raw, observer=observer,
-                      endpoints=endpoints)
-    return CalibratedJudge(inner, IsotonicMap.from_dict(isotonic["map"]), name=name)
+    prefix: str
+    build: Callable[..., Judge]
+    choices: Callable[[], list[str]]
+
+
+_providers: dict[str, JudgeProvider] = {}
+
+
+def judge_provider_register(provider: JudgeProvider) -> None:
+    _providers[provider.prefix] = provider
 
 
 def judge_for(name: str, *, model: str, allow_raw: bool = False, observer: CallObserver | None = None,
@@ -115,8 +117,9 @@ def judge_for(name: str, *, model: str, allow_raw: bool = False, observer: CallO
     if name in ("ensemble-mean", "ensemble-median"):
         members = {member: judge_for(member, model=model, **reach) for member in ENSEMBLE_MEMBERS}
         return EnsembleJudge(members, aggregate=name.removeprefix("ensemble-"), name=name)
-    if name.startswith(CALIBRATED_PREFIX):
-        return calibrated_judge(name, **reach)
+    for prefix, provider in _providers.items():
+        if name.startswith(prefix):
+            return provider.build(name, **reach)
     if name == "similarity":
         return SimilarityJudge(similarity_embedder())
     if name == "real-votes":

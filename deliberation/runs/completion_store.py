@@ -1,0 +1,19 @@
+"""The completion cache's rows (worker/models/cache.py keeps the logic, this app the table):
+a hit is one UPDATE ... RETURNING, a new row one INSERT ... ON CONFLICT DO NOTHING (hotpath.py)."""
+
+from collections.abc import Sequence
+
+from deliberation.runs.hotpath import insert_or_ignore, update_returning
+from deliberation.runs.models import CachedCompletion
+
+
+class DatabaseCompletionStore:
+    def hit(self, key: str, *, fields: Sequence[str]) -> CachedCompletion | None:
+        return update_returning(CachedCompletion, set_sql="hits = hits + 1", where={"key": key}, fields=fields)
+
+    def keep(self, *, key: str, model: str, messages: list[dict], params: dict, seed: int, text: str,
+             logprobs: list | None, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
+        insert_or_ignore(CachedCompletion(
+            key=key, model=model, messages=messages, params=params, seed=seed, text=text, logprobs=logprobs,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, seconds=seconds,
+        ), conflict=["key"])
