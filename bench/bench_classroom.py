@@ -63,20 +63,17 @@ def role_setup(args: argparse.Namespace) -> None:
     from django.contrib.sessions.backends.db import SessionStore
 
     from deliberation.classroom.services import class_session_open, seat_token, student_join
-    from deliberation.scenarios.forms import ScenarioForm
-    from deliberation.scenarios.services import scenario_save
+    from deliberation.scenarios.services import scenario_config_build, scenario_save
     from tests.factories import make_record, make_user
 
     teacher = make_user("teacher")
     record = make_record(title="Classroom bench issue", groups=fan.GROUPS)
-    form = ScenarioForm({
-        "record": record.pk, "groups": json.dumps(list(fan.GROUPS)), "seat_structure": "real",
+    config = scenario_config_build(data={
+        "record": record.pk, "groups": list(fan.GROUPS), "seat_structure": "real",
         "goal": "simple_majority", "strategy": "parliament", "model": args.model,
-        "judge": "scripted", "seed": 7, "rounds": args.rounds,
-    }, user=teacher)
-    if not form.is_valid():
-        raise SystemExit(f"scenario form: {form.errors.as_json()}")
-    scenario = scenario_save(owner=teacher, name="bench", config=form.config)
+        "judge": "scripted", "seed": 7, "strategy_params": {"rounds": args.rounds},
+    }, user=teacher)  # ScenarioInvalid says what is wrong
+    scenario = scenario_save(owner=teacher, name="bench", config=config)
     session = class_session_open(teacher=teacher, scenario=scenario, phase_seconds=None,
                                  words_per_second=args.words_per_second)
     students = []

@@ -159,22 +159,20 @@ def role_worker(args: argparse.Namespace) -> None:
 def role_setup(args: argparse.Namespace) -> None:
     _django()
     from deliberation.runs.models import Run
-    from deliberation.scenarios.forms import ScenarioForm
+    from deliberation.scenarios.services import scenario_config_build
     from tests.factories import make_record, make_user
 
     user = make_user("bench")
     record = make_record(title="Fan-out bench issue", groups=GROUPS)
-    form = ScenarioForm({
-        "record": record.pk, "groups": json.dumps(list(GROUPS)), "seat_structure": "real",
+    config = scenario_config_build(data={
+        "record": record.pk, "groups": list(GROUPS), "seat_structure": "real",
         "goal": "simple_majority", "strategy": "parliament", "model": args.model,
-        "judge": "scripted", "seed": 7, "rounds": args.rounds,
-    }, user=user)
-    if not form.is_valid():
-        raise SystemExit(f"scenario form: {form.errors.as_json()}")
+        "judge": "scripted", "seed": 7, "strategy_params": {"rounds": args.rounds},
+    }, user=user)  # ScenarioInvalid says what is wrong
     # Created directly (not run_create) so that no task is enqueued: the run waits, paused,
     # until the bench resumes it with every viewer connected.
     run = Run.objects.create(
-        owner=user, visibility=Run.Visibility.LINK, status=Run.Status.PAUSED, **form.config.model_fields()
+        owner=user, visibility=Run.Visibility.LINK, status=Run.Status.PAUSED, **config.model_fields()
     )
     print(json.dumps({"run_id": run.pk, "token": run.share_token, "username": "bench",
                       "password": "a-long-test-password"}))
