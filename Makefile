@@ -125,6 +125,7 @@ test: test-deps
 # Lint (ruff check, pyproject.toml) and models changed without their migration.
 checks: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
 
 test-unit: $(TEST_STAMP)

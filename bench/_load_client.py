@@ -40,7 +40,6 @@ def raise_nofile(wanted: int = NOFILE) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -59,8 +58,9 @@ class Owner:
         return next(cookie.value for cookie in self.jar if cookie.name == "csrftoken")
 
     def _post(self, path: str, data: dict, headers: dict) -> tuple[int, bytes]:
-        request = urllib.request.Request(self.base + path, data=urllib.parse.urlencode(data).encode(),
-                                         headers=headers, method="POST")
+        request = urllib.request.Request(
+            self.base + path, data=urllib.parse.urlencode(data).encode(), headers=headers, method="POST"
+        )
         try:
             with self.opener.open(request, timeout=30) as response:
                 return response.status, response.read()
@@ -70,18 +70,19 @@ class Owner:
     def sign_in(self, username: str, password: str) -> None:
         with self.opener.open(self.base + "/accounts/login/", timeout=30) as response:
             response.read()
-        status, body = self._post("/accounts/login/", {"username": username, "password": password,
-                                                      "csrfmiddlewaretoken": self._csrf()}, {})
+        status, body = self._post(
+            "/accounts/login/", {"username": username, "password": password, "csrfmiddlewaretoken": self._csrf()}, {}
+        )
         if status != 302:
             raise RuntimeError(f"sign-in failed: HTTP {status} {body[:300]!r}")
 
     def control(self, run_id: int, action: str) -> dict:
-        status, body = self._post(f"/runs/{run_id}/{action}", {},
-                                  {"X-CSRFToken": self._csrf(), "X-Requested-With": "XMLHttpRequest"})
+        status, body = self._post(
+            f"/runs/{run_id}/{action}", {}, {"X-CSRFToken": self._csrf(), "X-Requested-With": "XMLHttpRequest"}
+        )
         if status != 200:
             raise RuntimeError(f"{action} failed: HTTP {status} {body[:300]!r}")
         return json.loads(body)
-
 
 
 class RawViewer(asyncio.Protocol):
@@ -104,11 +105,13 @@ class RawViewer(asyncio.Protocol):
         self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
         extension = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" if self.deflate else ""
-        transport.write((
-            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {self.viewers.origin}\r\n"
-            f"{extension}\r\n"
-        ).encode())
+        transport.write(
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {self.viewers.origin}\r\n"
+                f"{extension}\r\n"
+            ).encode()
+        )
 
     def _end(self, error: str | None = None) -> None:
         if error:
@@ -139,7 +142,7 @@ class RawViewer(asyncio.Protocol):
             if end < 0:
                 return
             head = bytes(buffer[:end]).decode("latin-1")
-            del buffer[:end + 4]
+            del buffer[: end + 4]
             if not head.startswith("HTTP/1.1 101"):
                 self._end(f"handshake refused: {head.splitlines()[0]}")
                 self.transport.close()
@@ -165,8 +168,8 @@ class RawViewer(asyncio.Protocol):
                 return
             if len(buffer) < start + length:
                 return
-            payload = bytes(buffer[start:start + length])
-            del buffer[:start + length]
+            payload = bytes(buffer[start : start + length])
+            del buffer[: start + length]
             opcode = first & 0x0F
             if opcode in (0x1, 0x2, 0x0):
                 if opcode != 0x0:
@@ -230,9 +233,12 @@ class Viewers:
         parts = urllib.parse.urlsplit(self.url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         loop = asyncio.get_running_loop()
-        _, viewer = await asyncio.wait_for(loop.create_connection(
-            lambda: RawViewer(self, index, path, parts.netloc, self.deflate), parts.hostname, parts.port
-        ), connect_timeout)
+        _, viewer = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: RawViewer(self, index, path, parts.netloc, self.deflate), parts.hostname, parts.port
+            ),
+            connect_timeout,
+        )
         self.sockets[index] = viewer
         if await asyncio.wait_for(viewer.opened, connect_timeout):
             return None  # refused: the error is recorded
@@ -241,8 +247,15 @@ class Viewers:
     async def _open_websockets(self, index: int, connect_timeout: float):
         from websockets.asyncio.client import connect
 
-        ws = await connect(self.url, origin=self.origin, compression="deflate" if self.deflate else None,
-                           max_size=None, ping_interval=None, open_timeout=connect_timeout, close_timeout=2)
+        ws = await connect(
+            self.url,
+            origin=self.origin,
+            compression="deflate" if self.deflate else None,
+            max_size=None,
+            ping_interval=None,
+            open_timeout=connect_timeout,
+            close_timeout=2,
+        )
         self.sockets[index] = ws
 
         async def read() -> None:
@@ -295,4 +308,3 @@ def percentile(ordered: list[float], q: float) -> float:
         return float("nan")
     rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
     return ordered[rank]
-

@@ -43,6 +43,6 @@ def cpu_seconds(pid: int, *, children: bool = False) -> float:
     children it has reaped too; 0.0 where the process is gone or /proc cannot say."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(int(value) for value in fields[11:15 if children else 13]) / os.sysconf("SC_CLK_TCK")
+        return sum(int(value) for value in fields[11 : 15 if children else 13]) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0

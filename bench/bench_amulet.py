@@ -49,8 +49,14 @@ def sample_scenario() -> Scenario:
     task = json.loads(RECORD.read_text())[0]
     stances = ast.literal_eval(task["stances"]) if isinstance(task["stances"], str) else task["stances"]
     groups = tuple(Group(code=s["party_name"], stance=s["stance"]) for s in stances)
-    record = RecordView(key=str(task["id"]), title=task["title"], background=task["background"],
-                        resolution=task["resolution"], topic=task["topic"], term=task["parliament_terms"])
+    record = RecordView(
+        key=str(task["id"]),
+        title=task["title"],
+        background=task["background"],
+        resolution=task["resolution"],
+        topic=task["topic"],
+        term=task["parliament_terms"],
+    )
     seats = dict(zip((g.code for g in groups), task["seat_weights"]))
     return Scenario(record=record, groups=groups, seats=seats, goal="veto_power", veto_group=task["veto_party_name"])
 
@@ -77,7 +83,9 @@ def main() -> None:
     ends = model.end_ids()
 
     def one_shot(head, n):
-        return model.complete(headed(base, head), params=Params(temperature=0.0, max_tokens=n), seed=0).completion_tokens
+        return model.complete(
+            headed(base, head), params=Params(temperature=0.0, max_tokens=n), seed=0
+        ).completion_tokens
 
     def ids_greedy(head, n):
         ids: list[int] = []
@@ -90,8 +98,11 @@ def main() -> None:
         return len(ids)
 
     def amulet(head, n):
-        return len(amulet_decode(model, headed(base, head), headed(preference, head), beta=beta, top=TOP,
-                                 max_tokens=n, seed=0).ids)
+        return len(
+            amulet_decode(
+                model, headed(base, head), headed(preference, head), beta=beta, top=TOP, max_tokens=n, seed=0
+            ).ids
+        )
 
     arms = {"one-shot": one_shot, "ids-greedy": ids_greedy, "amulet": amulet}
     model.complete(headed(base, "warm-up"), params=Params(max_tokens=1), seed=0)  # load outside the clock
@@ -100,7 +111,7 @@ def main() -> None:
     firsts: dict[str, list[dict]] = {name: [] for name in arms}
     for r in range(1, args.rounds + 1):
         names = list(arms)
-        names = names[r % len(names):] + names[: r % len(names)]
+        names = names[r % len(names) :] + names[: r % len(names)]
         for name in names:
             firsts[name].append(timed(lambda name=name: arms[name](f"Round {r} {name} short", 1)))
             samples[name].append(timed(lambda name=name: arms[name](f"Round {r} {name} long", args.max_tokens)))
@@ -114,9 +125,16 @@ def main() -> None:
 
     result = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_1m": round(os.getloadavg()[0], 2), "threads": model.n_threads},
-        "rounds": args.rounds, "max_tokens": args.max_tokens, "top_k": TOP, "beta": round(beta, 4),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_1m": round(os.getloadavg()[0], 2),
+            "threads": model.n_threads,
+        },
+        "rounds": args.rounds,
+        "max_tokens": args.max_tokens,
+        "top_k": TOP,
+        "beta": round(beta, 4),
         "arms": {
             name: {
                 "tokens_per_round": statistics.mean(s["tokens"] for s in samples[name]),
@@ -132,8 +150,12 @@ def main() -> None:
     }
     for clock in ("wall", "cpu"):
         per_token = {name: 1 / result["arms"][name][f"decode_tokens_per_{clock}_s"] for name in arms}
-        result[f"amulet_decode_cost_per_token_vs_one_shot_{clock}"] = round(per_token["amulet"] / per_token["one-shot"], 2)
-        result[f"amulet_decode_cost_per_token_vs_ids_greedy_{clock}"] = round(per_token["amulet"] / per_token["ids-greedy"], 2)
+        result[f"amulet_decode_cost_per_token_vs_one_shot_{clock}"] = round(
+            per_token["amulet"] / per_token["one-shot"], 2
+        )
+        result[f"amulet_decode_cost_per_token_vs_ids_greedy_{clock}"] = round(
+            per_token["amulet"] / per_token["ids-greedy"], 2
+        )
     out = REPO_ROOT / "bench" / "results" / "amulet.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

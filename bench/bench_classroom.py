@@ -68,14 +68,24 @@ def role_setup(args: argparse.Namespace) -> None:
 
     teacher = make_user("teacher")
     record = make_record(title="Classroom bench issue", groups=fan.GROUPS)
-    config = scenario_config_build(data={
-        "record": record.pk, "groups": list(fan.GROUPS), "seat_structure": "real",
-        "goal": "simple_majority", "strategy": "parliament", "model": args.model,
-        "judge": "scripted", "seed": 7, "strategy_params": {"rounds": args.rounds},
-    }, user=teacher)  # ScenarioInvalid says what is wrong
+    config = scenario_config_build(
+        data={
+            "record": record.pk,
+            "groups": list(fan.GROUPS),
+            "seat_structure": "real",
+            "goal": "simple_majority",
+            "strategy": "parliament",
+            "model": args.model,
+            "judge": "scripted",
+            "seed": 7,
+            "strategy_params": {"rounds": args.rounds},
+        },
+        user=teacher,
+    )  # ScenarioInvalid says what is wrong
     scenario = scenario_save(owner=teacher, name="bench", config=config)
-    session = class_session_open(teacher=teacher, scenario=scenario, phase_seconds=None,
-                                 words_per_second=args.words_per_second)
+    session = class_session_open(
+        teacher=teacher, scenario=scenario, phase_seconds=None, words_per_second=args.words_per_second
+    )
     students = []
     for index in range(args.students):
         group = STUDENT_GROUPS[index % len(STUDENT_GROUPS)]
@@ -84,16 +94,27 @@ def role_setup(args: argparse.Namespace) -> None:
         store[f"classroom.{session.code}"] = seat_token(student=student)
         store.save()
         students.append({"id": student.pk, "group": group, "session_key": store.session_key})
-    print(json.dumps({"code": session.code, "run_id": session.run_id, "username": "teacher",
-                      "password": PASSWORD, "students": students}))
+    print(
+        json.dumps(
+            {
+                "code": session.code,
+                "run_id": session.run_id,
+                "username": "teacher",
+                "password": PASSWORD,
+                "students": students,
+            }
+        )
+    )
 
 
 # --- the clients ------------------------------------------------------------------------------
 
 
 def speech_text(group: str, key: str) -> str:
-    return (f"{group} asks for a fund for the regions hit hardest, a review after two years and "
-            f"safeguards for small farms, and offers support on the budget in return ({key}).")
+    return (
+        f"{group} asks for a fund for the regions hit hardest, a review after two years and "
+        f"safeguards for small farms, and offers support on the budget in return ({key})."
+    )
 
 
 class Client:
@@ -117,9 +138,16 @@ class Client:
     async def run(self) -> None:
         from websockets.asyncio.client import connect
 
-        async with connect(self.bench.ws_url, origin=self.bench.origin, compression="deflate",
-                           additional_headers={"Cookie": self.cookie}, max_size=None,
-                           ping_interval=None, open_timeout=60, close_timeout=2) as ws:
+        async with connect(
+            self.bench.ws_url,
+            origin=self.bench.origin,
+            compression="deflate",
+            additional_headers={"Cookie": self.cookie},
+            max_size=None,
+            ping_interval=None,
+            open_timeout=60,
+            close_timeout=2,
+        ) as ws:
             self.ws = ws
             async for text in ws:
                 arrived = time.time()
@@ -166,8 +194,12 @@ class Client:
             "speech": {"action": "speak", "text": text},
             "draft": {"action": "draft", "text": "The European Parliament " + text},
             "amendment": {"action": "amend", "text": text},
-            "decision": {"action": "decide", "accept": True, "reason": "it widens support",
-                         "text": "The European Parliament, amended, " + text},
+            "decision": {
+                "action": "decide",
+                "accept": True,
+                "reason": "it widens support",
+                "text": "The European Parliament, amended, " + text,
+            },
         }.get(turn["kind"])
         if action is not None:
             self._send(turn["key"], action, self.bench.think)
@@ -231,11 +263,15 @@ async def drive(cfg: argparse.Namespace, base: str, setup: dict, env: dict, serv
         await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), cfg.connect_timeout)
     except TimeoutError:
         failed = [r.exception() for r in runners if r.done() and r.exception()]
-        raise RuntimeError(f"not every client connected: {sum(c.ready.is_set() for c in clients)}/{len(clients)}; {failed[:3]}") from None
+        raise RuntimeError(
+            f"not every client connected: {sum(c.ready.is_set() for c in clients)}/{len(clients)}; {failed[:3]}"
+        ) from None
     connect_s = time.monotonic() - t0
     if any(c.hello is None or c.hello["role"] != ("teacher" if c.group is None else "student") for c in clients):
         raise RuntimeError("a client got the wrong role")
-    before = await asyncio.to_thread(fan.run_json, [PY, FANOUT, "--role", "dump", "--run-id", str(setup["run_id"])], env, 120)
+    before = await asyncio.to_thread(
+        fan.run_json, [PY, FANOUT, "--role", "dump", "--run-id", str(setup["run_id"])], env, 120
+    )
     await asyncio.sleep(1.0)  # let the connection storm's presence frames settle
 
     load_before = round(os.getloadavg()[0], 2)
@@ -253,9 +289,19 @@ async def drive(cfg: argparse.Namespace, base: str, setup: dict, env: dict, serv
     for task in runners + room.tasks:
         task.cancel()
     await asyncio.gather(*runners, *room.tasks, return_exceptions=True)
-    after = await asyncio.to_thread(fan.run_json, [PY, FANOUT, "--role", "dump", "--run-id", str(setup["run_id"])], env, 120)
-    return {"clients": clients, "before": before, "after": after, "connect_s": connect_s, "live_s": live_s,
-            "server_cpu": cpu, "load_before": load_before, "load_after": load_after}
+    after = await asyncio.to_thread(
+        fan.run_json, [PY, FANOUT, "--role", "dump", "--run-id", str(setup["run_id"])], env, 120
+    )
+    return {
+        "clients": clients,
+        "before": before,
+        "after": after,
+        "connect_s": connect_s,
+        "live_s": live_s,
+        "server_cpu": cpu,
+        "load_before": load_before,
+        "load_after": load_after,
+    }
 
 
 def summary(values: list[float]) -> dict:
@@ -284,7 +330,9 @@ def analyse(cfg: argparse.Namespace, raw: dict) -> dict:
         duplicated += len(seqs) - len(set(seqs))
         out_of_order += sum(1 for a, b in zip(seqs, seqs[1:]) if b <= a)
         latencies += [(arrived - at[seq]) * 1000 for seq, arrived in client.events if seq in at and seq not in replayed]
-        state_latencies += [(arrived - at[seq]) * 1000 for seq, arrived in client.states if seq in at and seq not in replayed]
+        state_latencies += [
+            (arrived - at[seq]) * 1000 for seq, arrived in client.states if seq in at and seq not in replayed
+        ]
         round_trips += client.round_trips
     types = {}
     for seq, type_, _ in events:
@@ -306,7 +354,9 @@ def analyse(cfg: argparse.Namespace, raw: dict) -> dict:
         "live_event_types": types,
         "deliveries_expected": len(expected) * len(clients),
         "deliveries_received": sum(len(c.events) for c in clients),
-        "lost": lost, "duplicated": duplicated, "out_of_order": out_of_order,
+        "lost": lost,
+        "duplicated": duplicated,
+        "out_of_order": out_of_order,
         "clients_complete": complete,
         "nothing_lost": complete == len(clients),
         "event_latency_ms": summary(latencies),
@@ -325,29 +375,70 @@ def analyse(cfg: argparse.Namespace, raw: dict) -> dict:
 def run_config(cfg: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="classroom-bench-"))
     env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "DATABASE_URL")}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "deliberation.settings", "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"), "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", "HEMICYCLE_DEFAULT_MODEL": cfg.model,
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "deliberation.settings",
+            "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+            "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"),
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+            "HEMICYCLE_DEFAULT_MODEL": cfg.model,
+        }
+    )
     try:
         if cfg.layer == "redis":
             redis_bin = shutil.which("redis-server")
             if not redis_bin:
                 raise SystemExit("redis-server not found: apt-get install -y redis-server")
             redis_port = fan.free_port()
-            redis = fan.spawn([redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no"], env, tmp / "redis.log")
+            redis = fan.spawn(
+                [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                env,
+                tmp / "redis.log",
+            )
             fan.wait_until(lambda: fan.port_open(redis_port), 20, "redis-server", redis, tmp / "redis.log")
             env.update({"REDIS_URL": f"redis://127.0.0.1:{redis_port}", "CELERY_EMBEDDED_WORKER": "0"})
         else:
             env["CELERY_EMBEDDED_WORKER"] = "1"
         subprocess.run([PY, "manage.py", "migrate", "-v", "0"], env=env, cwd=REPO_ROOT, check=True, timeout=300)
-        setup = fan.run_json([PY, SELF, "--role", "setup", "--model", cfg.model, "--rounds", str(cfg.rounds),
-                              "--students", str(cfg.students), "--words-per-second", str(cfg.words_per_second)], env, 300)
+        setup = fan.run_json(
+            [
+                PY,
+                SELF,
+                "--role",
+                "setup",
+                "--model",
+                cfg.model,
+                "--rounds",
+                str(cfg.rounds),
+                "--students",
+                str(cfg.students),
+                "--words-per-second",
+                str(cfg.words_per_second),
+            ],
+            env,
+            300,
+        )
         port = fan.free_port()
         base = f"http://127.0.0.1:{port}"
-        server = fan.spawn([PY, FANOUT, "--role", "server", "--port", str(port), "--pace", "0", "--ws", "auto",
-                            "--ws-per-message-deflate", "on"], env, tmp / "server.log")
+        server = fan.spawn(
+            [
+                PY,
+                FANOUT,
+                "--role",
+                "server",
+                "--port",
+                str(port),
+                "--pace",
+                "0",
+                "--ws",
+                "auto",
+                "--ws-per-message-deflate",
+                "on",
+            ],
+            env,
+            tmp / "server.log",
+        )
         fan.wait_until(lambda: fan.port_open(port), 60, "uvicorn", server, tmp / "server.log")
         pids = [server.pid]
         if cfg.layer == "redis":
@@ -367,8 +458,10 @@ def run_config(cfg: argparse.Namespace) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    lines = [f"{'layer':<8}{'clients':>8}{'events':>7}{'live':>6}{'received':>10}{'lost':>5}{'dup':>4}"
-             f"{'p50':>7}{'p95':>7}{'p99':>7}{'max':>8}{'state p99':>10}{'action p50':>11}  status"]
+    lines = [
+        f"{'layer':<8}{'clients':>8}{'events':>7}{'live':>6}{'received':>10}{'lost':>5}{'dup':>4}"
+        f"{'p50':>7}{'p95':>7}{'p99':>7}{'max':>8}{'state p99':>10}{'action p50':>11}  status"
+    ]
     for r in results:
         lat = r["event_latency_ms"]
         lines.append(
@@ -377,8 +470,10 @@ def table(results: list[dict]) -> str:
             f"{lat['p50']:>7}{lat['p95']:>7}{lat['p99']:>7}{lat['max']:>8}{r['state_latency_ms']['p99']:>10}"
             f"{r['action_round_trip_ms']['p50']:>11}  {r['run_status']}"
         )
-    lines.append("latency ms = arrival at each client - RunEvent.at (the row's write), live events, every client; "
-                 "action = a student's send -> their own event back")
+    lines.append(
+        "latency ms = arrival at each client - RunEvent.at (the row's write), live events, every client; "
+        "action = a student's send -> their own event back"
+    )
     lines.append("caveat: " + fan.CAVEAT.format(n=os.cpu_count()))
     return "\n".join(lines)
 
@@ -390,8 +485,12 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=60)
     parser.add_argument("--model", default=fan.FAST_MODEL)
     parser.add_argument("--rounds", type=int, default=1, help="negotiation rounds")
-    parser.add_argument("--words-per-second", type=float, default=20.0,
-                        help="reveal speed: an agent's turn waits for the room to read the last agent text")
+    parser.add_argument(
+        "--words-per-second",
+        type=float,
+        default=20.0,
+        help="reveal speed: an agent's turn waits for the room to read the last agent text",
+    )
     parser.add_argument("--think", type=float, default=0.5, help="seconds a student takes before acting")
     parser.add_argument("--connect-timeout", type=float, default=120)
     parser.add_argument("--run-timeout", type=float, default=300)
@@ -412,18 +511,27 @@ def main() -> None:
             result = run_config(cfg)
             results.append(result)
             lat = result["event_latency_ms"]
-            print(f"   {result['events_live']} live events, {result['deliveries_received']}/{result['deliveries_expected']} "
-                  f"deliveries, p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']} ms, {result['run_status']}", flush=True)
+            print(
+                f"   {result['events_live']} live events, {result['deliveries_received']}/{result['deliveries_expected']} "
+                f"deliveries, p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']} ms, {result['run_status']}",
+                flush=True,
+            )
     finally:
         kill_children()
         if results:
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({
-                "benchmark": "classroom websocket latency, bench/bench_classroom.py",
-                "machine": fan.machine_info(),
-                "caveat": fan.CAVEAT.format(n=os.cpu_count()),
-                "results": results,
-            }, indent=2) + "\n")
+            args.out.write_text(
+                json.dumps(
+                    {
+                        "benchmark": "classroom websocket latency, bench/bench_classroom.py",
+                        "machine": fan.machine_info(),
+                        "caveat": fan.CAVEAT.format(n=os.cpu_count()),
+                        "results": results,
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
     print()
     print(table(results))
     print(f"\nwrote {args.out}")

@@ -72,11 +72,19 @@ def populate(*, runs: int, records: int, seed: int) -> int:
     for group in PartyGroup.objects.all():
         groups_by_term.setdefault(group.term, []).append(group)
     terms = sorted(groups_by_term)
-    made = Record.objects.bulk_create([
-        Record(record_set=record_set, content_hash=f"r{i}", title=f"Record {i}", background="b",
-               resolution="The European Parliament ...", term=terms[i % len(terms)])
-        for i in range(records)
-    ])
+    made = Record.objects.bulk_create(
+        [
+            Record(
+                record_set=record_set,
+                content_hash=f"r{i}",
+                title=f"Record {i}",
+                background="b",
+                resolution="The European Parliament ...",
+                term=terms[i % len(terms)],
+            )
+            for i in range(records)
+        ]
+    )
     stances, tasks = [], []
     votes: dict[int, dict[str, int]] = {}
     for record in made:
@@ -85,18 +93,28 @@ def populate(*, runs: int, records: int, seed: int) -> int:
         for group in groups:
             score = rng.random()
             votes[record.pk][group.code] = min(9, int(score * 10))
-            stances.append(Stance(record=record, group=group, text="s", real_score=score, real_choice=min(9, int(score * 10))))
+            stances.append(
+                Stance(record=record, group=group, text="s", real_score=score, real_choice=min(9, int(score * 10)))
+            )
         for k in (2, 4, 6):
             chosen = rng.sample([g.code for g in groups], min(k, len(groups)))
-            tasks.append(BenchmarkTask(
-                record_set=record_set, record=record, topic=topics[record.pk % len(topics)], party_count=len(chosen),
-                groups=chosen, seat_weights=tenths(rng, len(chosen)), veto_group=chosen[0],
-                content_hash=f"t{record.pk}-{k}",
-            ))
+            tasks.append(
+                BenchmarkTask(
+                    record_set=record_set,
+                    record=record,
+                    topic=topics[record.pk % len(topics)],
+                    party_count=len(chosen),
+                    groups=chosen,
+                    seat_weights=tenths(rng, len(chosen)),
+                    veto_group=chosen[0],
+                    content_hash=f"t{record.pk}-{k}",
+                )
+            )
     Stance.objects.bulk_create(stances, batch_size=5000)
     tasks = BenchmarkTask.objects.bulk_create(tasks, batch_size=5000)
-    experiment = Experiment.objects.create(owner=owner, name="bench", spec={}, estimate={"runs": runs},
-                                           status=Experiment.Status.FINISHED)
+    experiment = Experiment.objects.create(
+        owner=owner, name="bench", spec={}, estimate={"runs": runs}, status=Experiment.Status.FINISHED
+    )
     now = dt.datetime.now(dt.UTC)
     batch = []
     for i in range(runs):
@@ -112,13 +130,35 @@ def populate(*, runs: int, records: int, seed: int) -> int:
             value = total >= (20 / 3 if goal == "two_thirds_majority" else 5)
         else:
             value = min(scores.values()) if goal == "rawlsian" else sum(scores.values()) / len(scores)
-        batch.append(Run(
-            owner=owner, experiment=experiment, cell=f"c{i}", task=task, record_id=task.record_id,
-            groups=task.groups, seat_structure="custom", seats=seats, goal=goal, veto_group=task.veto_group,
-            strategy=strategy, model=model, judge="llm", status=Run.Status.FINISHED,
-            outcome={"scores": scores, "seats": seats, "weighted_total": total, "goals": {goal: value}, "goal": goal},
-            goal_value=float(value), largest_share=max(seats.values()), started_at=now, finished_at=now,
-        ))
+        batch.append(
+            Run(
+                owner=owner,
+                experiment=experiment,
+                cell=f"c{i}",
+                task=task,
+                record_id=task.record_id,
+                groups=task.groups,
+                seat_structure="custom",
+                seats=seats,
+                goal=goal,
+                veto_group=task.veto_group,
+                strategy=strategy,
+                model=model,
+                judge="llm",
+                status=Run.Status.FINISHED,
+                outcome={
+                    "scores": scores,
+                    "seats": seats,
+                    "weighted_total": total,
+                    "goals": {goal: value},
+                    "goal": goal,
+                },
+                goal_value=float(value),
+                largest_share=max(seats.values()),
+                started_at=now,
+                finished_at=now,
+            )
+        )
         if len(batch) == 5000:
             Run.objects.bulk_create(batch)
             batch = []
@@ -176,8 +216,12 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=600)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql",
-                        help="a throwaway PostgreSQL cluster (production's database) or a temp SQLite file")
+    parser.add_argument(
+        "--database",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="a throwaway PostgreSQL cluster (production's database) or a temp SQLite file",
+    )
     parser.add_argument("--label", default=None, help="the results key (default: the database)")
     args = parser.parse_args()
     label = args.label or args.database
@@ -224,8 +268,10 @@ def main() -> None:
     for name, value in rows:
         print(f"{name:<{width}}  {value * 1000:8.1f} ms  {cpu[name] * 1000:8.1f} ms")
     total = result["request_seconds"]["request"]
-    print(f"{args.database}, {args.runs} runs: the dashboard request {total * 1000:.0f} ms "
-          f"(goal < {GOAL_S * 1000:.0f} ms: {'met' if total < GOAL_S else 'NOT met'})")
+    print(
+        f"{args.database}, {args.runs} runs: the dashboard request {total * 1000:.0f} ms "
+        f"(goal < {GOAL_S * 1000:.0f} ms: {'met' if total < GOAL_S else 'NOT met'})"
+    )
 
 
 def measure(args) -> dict:
@@ -261,6 +307,7 @@ def measure(args) -> dict:
         def call():
             forget()
             return function()
+
         return call
 
     phases = {
@@ -321,19 +368,30 @@ def measure(args) -> dict:
     after_s, _, after_cpu = timed(after_a_finish, args.repeats)
     return {
         "benchmark": "dashboard selectors and request",
-        "runs": args.runs, "records": args.records,
+        "runs": args.runs,
+        "records": args.records,
         "database": "postgresql (throwaway cluster)" if connection.vendor == "postgresql" else "sqlite (temp file)",
         "seconds": {name: round(value, 4) for name, value in seconds.items()},
         "total_seconds": round(total, 4),
-        "request_seconds": {"request": round(request_s, 4), "request_cached": round(cached_s, 4),
-                            "request_after_a_finish": round(after_s, 4)},
-        "cpu_seconds": {**{name: round(value, 3) for name, value in cpu.items()}, "selectors": round(total_cpu, 3),
-                        "request": round(request_cpu, 3), "request_cached": round(cached_cpu, 3),
-                        "request_after_a_finish": round(after_cpu, 3)},
+        "request_seconds": {
+            "request": round(request_s, 4),
+            "request_cached": round(cached_s, 4),
+            "request_after_a_finish": round(after_s, 4),
+        },
+        "cpu_seconds": {
+            **{name: round(value, 3) for name, value in cpu.items()},
+            "selectors": round(total_cpu, 3),
+            "request": round(request_cpu, 3),
+            "request_cached": round(cached_cpu, 3),
+            "request_after_a_finish": round(after_cpu, 3),
+        },
         "response_bytes": len(response.content),
-        "goal_seconds": GOAL_S, "meets_goal": request_s < GOAL_S,
-        "populate_seconds": round(populate_s, 1), "group_score_rows": group_rows,
-        "backfill_seconds": round(backfill_s, 1), "repeats": args.repeats,
+        "goal_seconds": GOAL_S,
+        "meets_goal": request_s < GOAL_S,
+        "populate_seconds": round(populate_s, 1),
+        "group_score_rows": group_rows,
+        "backfill_seconds": round(backfill_s, 1),
+        "repeats": args.repeats,
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "load_average_1m": round(os.getloadavg()[0], 2),

@@ -44,14 +44,35 @@ def export_dpo(folder: Path) -> Path:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3", "DJANGO_DEBUG": "1"}
 
     def manage(*args: str) -> None:
-        subprocess.run([django_python(), "manage.py", *args], cwd=REPO, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run([django_python(), "manage.py", *args], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
 
     manage("migrate", "-v0")
     manage("import_records", str(SAMPLE), "--name", "Sample EP issues")
-    manage("experiment", "create", "--name", "dpo-bench", "--record-set", "Sample EP issues", "--parties", "2",
-           "--sample", "4", "--goals", "simple_majority", "--strategies", "one-shot", "greedy", "random",
-           "--models", "scripted:default", "--judges", "scripted", "--seeds", "0", "1")
+    manage(
+        "experiment",
+        "create",
+        "--name",
+        "dpo-bench",
+        "--record-set",
+        "Sample EP issues",
+        "--parties",
+        "2",
+        "--sample",
+        "4",
+        "--goals",
+        "simple_majority",
+        "--strategies",
+        "one-shot",
+        "greedy",
+        "random",
+        "--models",
+        "scripted:default",
+        "--judges",
+        "scripted",
+        "--seeds",
+        "0",
+        "1",
+    )
     manage("experiment", "run", "dpo-bench", "--wait")
     out = folder / "dpo"
     manage("export_training", "--experiment", "dpo-bench", "--format", "dpo", "--out", str(out), "--split", "0.75")
@@ -67,9 +88,14 @@ def tiny_tokenizer(texts: list[str]):
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=1000, special_tokens=["<pad>", "<eos>", "<unk>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=1000,
+            special_tokens=["<pad>", "<eos>", "<unk>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
     fast.chat_template = (
         "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}{{ eos_token }}{% endfor %}"
@@ -92,18 +118,40 @@ def dpo_step(data: Path) -> dict:
         raise SystemExit(f"{data}: no {', '.join(sorted(missing))} column")
     texts = [m["content"] for row in train for column in ("prompt", "chosen", "rejected") for m in row[column]]
     tokenizer = tiny_tokenizer(texts)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    ))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=4096,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
     with tempfile.TemporaryDirectory() as out:
-        config = DPOConfig(output_dir=out, max_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=1,
-                           learning_rate=1e-3, max_length=1024, logging_steps=1, report_to=[], save_strategy="no",
-                           use_cpu=not torch.cuda.is_available())
+        config = DPOConfig(
+            output_dir=out,
+            max_steps=1,
+            per_device_train_batch_size=2,
+            gradient_accumulation_steps=1,
+            learning_rate=1e-3,
+            max_length=1024,
+            logging_steps=1,
+            report_to=[],
+            save_strategy="no",
+            use_cpu=not torch.cuda.is_available(),
+        )
         # The reference is a frozen copy: TRL would otherwise load one by the model's hub name.
-        trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model).eval(), args=config, processing_class=tokenizer,
-                             train_dataset=train.select_columns(["prompt", "chosen", "rejected"]))
+        trainer = DPOTrainer(
+            model=model,
+            ref_model=copy.deepcopy(model).eval(),
+            args=config,
+            processing_class=tokenizer,
+            train_dataset=train.select_columns(["prompt", "chosen", "rejected"]),
+        )
         started = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - started
@@ -111,9 +159,16 @@ def dpo_step(data: Path) -> dict:
     loss = logged[0]["loss"] if logged else result.training_loss
     if not math.isfinite(loss):
         raise SystemExit(f"the DPO step's loss is {loss}")
-    return {"rows": train.num_rows, "loss": loss, "step_seconds": round(seconds, 2), "trl": trl.__version__,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "logged": {key: value for key, value in (logged[0] if logged else {}).items() if isinstance(value, (int, float))}}
+    return {
+        "rows": train.num_rows,
+        "loss": loss,
+        "step_seconds": round(seconds, 2),
+        "trl": trl.__version__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "logged": {
+            key: value for key, value in (logged[0] if logged else {}).items() if isinstance(value, (int, float))
+        },
+    }
 
 
 def main() -> None:
@@ -122,8 +177,10 @@ def main() -> None:
     args = parser.parse_args()
     absent = [name for name in NEEDED if importlib.util.find_spec(name) is None]
     if absent:
-        print(f"skipped: {', '.join(absent)} not installed in {sys.executable} (TRL is not a requirement of "
-              "Hemicycle; install trl in an environment of your own to run this bench)")
+        print(
+            f"skipped: {', '.join(absent)} not installed in {sys.executable} (TRL is not a requirement of "
+            "Hemicycle; install trl in an environment of your own to run this bench)"
+        )
         return
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or export_dpo(Path(tmp))

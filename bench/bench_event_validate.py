@@ -31,9 +31,17 @@ SEATS = {"EPP": 0.3, "SD": 0.25, "RENEW": 0.15, "GREENS": 0.12, "ECR": 0.1, "ID"
 
 
 def scenario() -> Scenario:
-    record = RecordView(key="bench", title="Water resilience", background="Droughts are spreading.",
-                        resolution="The European Parliament calls for a water fund.", topic="environment", term="9th")
-    groups = tuple(Group(code, f"{code} has a view on water.", real_choice=index % 10) for index, code in enumerate(SEATS))
+    record = RecordView(
+        key="bench",
+        title="Water resilience",
+        background="Droughts are spreading.",
+        resolution="The European Parliament calls for a water fund.",
+        topic="environment",
+        term="9th",
+    )
+    groups = tuple(
+        Group(code, f"{code} has a view on water.", real_choice=index % 10) for index, code in enumerate(SEATS)
+    )
     return Scenario(record=record, groups=groups, seats=SEATS, goal="simple_majority")
 
 

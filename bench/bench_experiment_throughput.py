@@ -66,14 +66,28 @@ from _processes import children as _children, cpu_seconds, exit_on_signal as _on
 
 def spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     with open(log, "wb") as handle:
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     _children.append(proc)
     return proc
 
 
-def wait_until(predicate, *, timeout: float, what: str, proc: subprocess.Popen | None = None,
-               log: Path | None = None, interval: float = 0.1):
+def wait_until(
+    predicate,
+    *,
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen | None = None,
+    log: Path | None = None,
+    interval: float = 0.1,
+):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -91,8 +105,9 @@ def wait_until(predicate, *, timeout: float, what: str, proc: subprocess.Popen |
 
 
 def manage(*args: str, env: dict, timeout: float = 300) -> str:
-    out = subprocess.run([PY, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                         text=True, timeout=timeout)
+    out = subprocess.run(
+        [PY, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if out.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
     return out.stdout
@@ -113,9 +128,11 @@ def experiment_row(db_url: str, name: str) -> dict | None:
         ).fetchone()
         if row is None:
             return None
-        counts = dict(conn.execute(
-            "SELECT status, count(*) FROM runs_run WHERE experiment_id = %s GROUP BY status", (row[0],)
-        ).fetchall())
+        counts = dict(
+            conn.execute(
+                "SELECT status, count(*) FROM runs_run WHERE experiment_id = %s GROUP BY status", (row[0],)
+            ).fetchall()
+        )
     return {"id": row[0], "status": row[1], "started_at": row[2], "finished_at": row[3], "runs": counts}
 
 
@@ -128,17 +145,28 @@ def run_timings(db_url: str, experiment_id: int) -> dict:
     with psycopg.connect(db_url, connect_timeout=5) as conn:
         queued, wall, model = conn.execute(
             "SELECT avg(extract(epoch FROM started_at - created_at)), avg(extract(epoch FROM finished_at - started_at)),"
-            " avg(model_seconds) FROM runs_run WHERE experiment_id = %s AND status = 'finished'", (experiment_id,)
+            " avg(model_seconds) FROM runs_run WHERE experiment_id = %s AND status = 'finished'",
+            (experiment_id,),
         ).fetchone()
     queued, wall, model = (float(value or 0) for value in (queued, wall, model))
     ms = lambda value: round(1000 * float(value or 0), 1)  # noqa: E731
-    return {"queued_ms": ms(queued), "wall_ms": ms(wall), "model_ms": ms(model),
-            "harness_ms": ms(wall - model)}
+    return {"queued_ms": ms(queued), "wall_ms": ms(wall), "model_ms": ms(model), "harness_ms": ms(wall - model)}
 
 
-def play_experiment(*, name: str, create_args: list[str], env: dict, db_url: str, standin: str,
-                    workers: list[subprocess.Popen], worker_log: Path, timeout: float, py_spy: str | None,
-                    profile_out: Path | None, latency_s: float) -> dict:
+def play_experiment(
+    *,
+    name: str,
+    create_args: list[str],
+    env: dict,
+    db_url: str,
+    standin: str,
+    workers: list[subprocess.Popen],
+    worker_log: Path,
+    timeout: float,
+    py_spy: str | None,
+    profile_out: Path | None,
+    latency_s: float,
+) -> dict:
     out = manage("experiment", "create", "--name", name, *create_args, env=env)
     http_json(f"{standin}/stats/reset", method="POST")
     worker = workers[0]
@@ -147,15 +175,35 @@ def play_experiment(*, name: str, create_args: list[str], env: dict, db_url: str
     if py_spy and profile_out is not None:
         # --gil: only the thread holding the GIL is sampled, so the profile is where the CPU goes
         # (without it, threads waiting on PostgreSQL or the model server fill it).
-        spy = subprocess.Popen([py_spy, "record", "-p", str(worker.pid), "-o", str(profile_out), "-f", "raw",
-                                "-r", "200", "--nonblocking", "--gil"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+        spy = subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "-p",
+                str(worker.pid),
+                "-o",
+                str(profile_out),
+                "-f",
+                "raw",
+                "-r",
+                "200",
+                "--nonblocking",
+                "--gil",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         _children.append(spy)
     t0 = time.monotonic()
     manage("experiment", "run", name, env=env)
     row = wait_until(
         lambda: (lambda r: r if r and r["status"] not in ("running", "draft") else None)(experiment_row(db_url, name)),
-        timeout=timeout, what=f"experiment {name}", proc=worker, log=worker_log, interval=0.2,
+        timeout=timeout,
+        what=f"experiment {name}",
+        proc=worker,
+        log=worker_log,
+        interval=0.2,
     )
     t1 = time.monotonic()
     if spy is not None:
@@ -168,9 +216,14 @@ def play_experiment(*, name: str, create_args: list[str], env: dict, db_url: str
     wall = (row["finished_at"] - row["started_at"]).total_seconds()
     span = (stats["last"] - stats["first"]) if stats["calls"] > 1 else None
     return {
-        "name": name, "created": out.strip().splitlines()[0], "status": row["status"], "runs": row["runs"],
-        "wall_s": round(wall, 3), "bench_wall_s": round(t1 - t0, 3),
-        "model_calls": stats["calls"], "max_in_flight_at_model": stats["max_in_flight"],
+        "name": name,
+        "created": out.strip().splitlines()[0],
+        "status": row["status"],
+        "runs": row["runs"],
+        "wall_s": round(wall, 3),
+        "bench_wall_s": round(t1 - t0, 3),
+        "model_calls": stats["calls"],
+        "max_in_flight_at_model": stats["max_in_flight"],
         "calls_span_s": round(span, 3) if span else None,
         "calls_per_s": round((stats["calls"] - 1) / span, 2) if span else 0.0,
         "calls_per_s_over_wall": round(stats["calls"] / wall, 2) if wall else None,
@@ -192,8 +245,13 @@ async def _direct(url: str, prompts: list[dict], concurrency: int, deadline: flo
         nonlocal done
         while queue and time.monotonic() < deadline:
             prompt = queue.pop()
-            body = {"model": "standin", "messages": prompt["messages"], "seed": prompt["seed"],
-                    "temperature": 0.0, "max_tokens": 512}
+            body = {
+                "model": "standin",
+                "messages": prompt["messages"],
+                "seed": prompt["seed"],
+                "temperature": 0.0,
+                "max_tokens": 512,
+            }
             async with session.post(url, json=body) as response:
                 data = await response.json()
                 assert data["choices"][0]["message"]["content"]
@@ -212,21 +270,30 @@ def direct_phase(*, standin: str, prompts: list[dict], concurrency: int, timeout
     elapsed = time.monotonic() - t0
     stats = http_json(f"{standin}/stats")
     span = stats["last"] - stats["first"]
-    return {"model_calls": stats["calls"], "completed": done, "wall_s": round(elapsed, 3),
-            "mean_in_flight_at_model": round(stats["calls"] * latency_s / span, 2) if span > 0 else 0.0,
-            "max_in_flight_at_model": stats["max_in_flight"],
-            "calls_per_s": round((stats["calls"] - 1) / span, 2) if span > 0 else 0.0,
-            "ideal_calls_per_s": None}
+    return {
+        "model_calls": stats["calls"],
+        "completed": done,
+        "wall_s": round(elapsed, 3),
+        "mean_in_flight_at_model": round(stats["calls"] * latency_s / span, 2) if span > 0 else 0.0,
+        "max_in_flight_at_model": stats["max_in_flight"],
+        "calls_per_s": round((stats["calls"] - 1) / span, 2) if span > 0 else 0.0,
+        "ideal_calls_per_s": None,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, default=4, help="C: runs in flight, worker threads, direct workers")
-    parser.add_argument("--worker-threads", type=int, default=None,
-                        help="worker pool threads (default 2C, as docker-compose.yml runs 8 against a bound of 4: a "
-                             "thread is free to start the next run while the one that started it finishes)")
-    parser.add_argument("--skip-direct", action="store_true",
-                        help="no phase 2 (no ratio): for the re-run's speed-up at a long latency")
+    parser.add_argument(
+        "--worker-threads",
+        type=int,
+        default=None,
+        help="worker pool threads (default 2C, as docker-compose.yml runs 8 against a bound of 4: a "
+        "thread is free to start the next run while the one that started it finishes)",
+    )
+    parser.add_argument(
+        "--skip-direct", action="store_true", help="no phase 2 (no ratio): for the re-run's speed-up at a long latency"
+    )
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes, each with --worker-threads")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -254,26 +321,49 @@ def main() -> int:
         standin = f"http://127.0.0.1:{standin_port}"
         prompts_file = tmp / "prompts.jsonl"
         standin_log = tmp / "standin.log"
-        standin_proc = spawn([PY, str(REPO_ROOT / "bench" / "standin_model_server.py"), "--port", str(standin_port),
-                              "--latency-ms", str(args.latency_ms), "--record", str(prompts_file)], dict(os.environ),
-                             standin_log)
-        wait_until(lambda: http_json(f"{standin}/stats", timeout=2) is not None, timeout=30,
-                   what="stand-in model server", proc=standin_proc, log=standin_log)
+        standin_proc = spawn(
+            [
+                PY,
+                str(REPO_ROOT / "bench" / "standin_model_server.py"),
+                "--port",
+                str(standin_port),
+                "--latency-ms",
+                str(args.latency_ms),
+                "--record",
+                str(prompts_file),
+            ],
+            dict(os.environ),
+            standin_log,
+        )
+        wait_until(
+            lambda: http_json(f"{standin}/stats", timeout=2) is not None,
+            timeout=30,
+            what="stand-in model server",
+            proc=standin_proc,
+            log=standin_log,
+        )
 
         env = dict(os.environ)
-        env.update({
-            "DJANGO_SETTINGS_MODULE": "deliberation.settings",
-            "DATABASE_URL": postgres.url(), "REDIS_URL": redis.url, "CELERY_EMBEDDED_WORKER": "0",
-            "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING",
-            # As production runs (docker/Dockerfile): debug off, so no query log per connection.
-            "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50,
-            # Persistent connections (README: DATABASE_CONN_MAX_AGE): a worker thread keeps its
-            # connection from one task to the next (worker/celery.py) instead of a new one per run.
-            "DATABASE_CONN_MAX_AGE": "60",  # as .env.example
-            "HEMICYCLE_MODEL_API_BASE": f"{standin}/v1", "HEMICYCLE_MODEL_API_KEY": "standin-key",
-            "HEMICYCLE_MODEL_CONCURRENCY": json.dumps({"openai/": c, "local:": 1, "scripted:": c, "*": c}),
-            "HEMICYCLE_DEFAULT_MODEL": MODEL,
-        })
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "deliberation.settings",
+                "DATABASE_URL": postgres.url(),
+                "REDIS_URL": redis.url,
+                "CELERY_EMBEDDED_WORKER": "0",
+                "PYTHONUNBUFFERED": "1",
+                "LOG_LEVEL": "WARNING",
+                # As production runs (docker/Dockerfile): debug off, so no query log per connection.
+                "DJANGO_DEBUG": "0",
+                "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50,
+                # Persistent connections (README: DATABASE_CONN_MAX_AGE): a worker thread keeps its
+                # connection from one task to the next (worker/celery.py) instead of a new one per run.
+                "DATABASE_CONN_MAX_AGE": "60",  # as .env.example
+                "HEMICYCLE_MODEL_API_BASE": f"{standin}/v1",
+                "HEMICYCLE_MODEL_API_KEY": "standin-key",
+                "HEMICYCLE_MODEL_CONCURRENCY": json.dumps({"openai/": c, "local:": 1, "scripted:": c, "*": c}),
+                "HEMICYCLE_DEFAULT_MODEL": MODEL,
+            }
+        )
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         t_setup = time.monotonic()
         manage("migrate", "--noinput", "-v", "0", env=env)
@@ -282,68 +372,184 @@ def main() -> int:
         for index in range(args.workers):
             worker_log = tmp / f"worker{index}.log"
             name = f"bench{index}@hemicycle"
-            worker = spawn([PY, "-m", "celery", "-A", "worker.celery", "worker", "-Q", "runs,models", "--pool", "threads",
-                            "-c", str(threads), "-n", name, "--without-gossip", "--without-mingle",
-                            "--without-heartbeat", "-l", "WARNING"], env, worker_log)
+            worker = spawn(
+                [
+                    PY,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "worker.celery",
+                    "worker",
+                    "-Q",
+                    "runs,models",
+                    "--pool",
+                    "threads",
+                    "-c",
+                    str(threads),
+                    "-n",
+                    name,
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "-l",
+                    "WARNING",
+                ],
+                env,
+                worker_log,
+            )
             workers.append(worker)
-            wait_until(lambda: subprocess.run([PY, "-m", "celery", "-A", "worker.celery", "inspect", "ping", "-d",
-                                               name, "-t", "2"], cwd=REPO_ROOT, env=env,
-                                              capture_output=True, timeout=30).returncode == 0,
-                       timeout=90, what="celery worker", proc=worker, log=worker_log, interval=0.5)
+            wait_until(
+                lambda: (
+                    subprocess.run(
+                        [PY, "-m", "celery", "-A", "worker.celery", "inspect", "ping", "-d", name, "-t", "2"],
+                        cwd=REPO_ROOT,
+                        env=env,
+                        capture_output=True,
+                        timeout=30,
+                    ).returncode
+                    == 0
+                ),
+                timeout=90,
+                what="celery worker",
+                proc=worker,
+                log=worker_log,
+                interval=0.5,
+            )
         worker, worker_log = workers[0], tmp / "worker0.log"
         setup_s = time.monotonic() - t_setup
 
-        create_args = ["--record-set", RECORD_SET, "--parties", "2", "4", "6", "--goals", *args.goals,
-                       "--strategies", "one-shot", "--models", MODEL, "--judges", "llm",
-                       "--seeds", *map(str, args.seeds)]
+        create_args = [
+            "--record-set",
+            RECORD_SET,
+            "--parties",
+            "2",
+            "4",
+            "6",
+            "--goals",
+            *args.goals,
+            "--strategies",
+            "one-shot",
+            "--models",
+            MODEL,
+            "--judges",
+            "llm",
+            "--seeds",
+            *map(str, args.seeds),
+        ]
         # Warm-up: a one-run experiment on another seed, so that the model client's first import
         # and the worker's first connections are not inside phase 1. Its cells are not in the grid.
-        manage("experiment", "create", "--name", "warmup", "--record-set", RECORD_SET, "--parties", "2",
-               "--sample", "1", "--goals", "simple_majority", "--strategies", "one-shot", "--models", MODEL,
-               "--judges", "llm", "--seeds", "999999", env=env)
+        manage(
+            "experiment",
+            "create",
+            "--name",
+            "warmup",
+            "--record-set",
+            RECORD_SET,
+            "--parties",
+            "2",
+            "--sample",
+            "1",
+            "--goals",
+            "simple_majority",
+            "--strategies",
+            "one-shot",
+            "--models",
+            MODEL,
+            "--judges",
+            "llm",
+            "--seeds",
+            "999999",
+            env=env,
+        )
         manage("experiment", "run", "warmup", env=env)
-        wait_until(lambda: (experiment_row(postgres.url(), "warmup") or {}).get("status") == "finished",
-                   timeout=120, what="warm-up experiment", proc=worker, log=worker_log, interval=0.2)
+        wait_until(
+            lambda: (experiment_row(postgres.url(), "warmup") or {}).get("status") == "finished",
+            timeout=120,
+            what="warm-up experiment",
+            proc=worker,
+            log=worker_log,
+            interval=0.2,
+        )
         print(f"setup done in {setup_s:.1f} s; phase 1: the experiment through the stack (C={c})", flush=True)
-        stack = play_experiment(name="throughput", create_args=create_args, env=env, db_url=postgres.url(),
-                                standin=standin, workers=workers, worker_log=worker_log, timeout=args.timeout,
-                                py_spy=args.py_spy, profile_out=tmp / "worker-profile.txt",
-                                latency_s=args.latency_ms / 1000)
+        stack = play_experiment(
+            name="throughput",
+            create_args=create_args,
+            env=env,
+            db_url=postgres.url(),
+            standin=standin,
+            workers=workers,
+            worker_log=worker_log,
+            timeout=args.timeout,
+            py_spy=args.py_spy,
+            profile_out=tmp / "worker-profile.txt",
+            latency_s=args.latency_ms / 1000,
+        )
         print(json.dumps(stack, default=str), flush=True)
 
         prompts = [json.loads(line) for line in prompts_file.read_text().splitlines() if line.strip()]
         direct = None
         if not args.skip_direct:
             print(f"phase 2: {len(prompts)} recorded prompts straight to the stand-in (C={c})", flush=True)
-            direct = direct_phase(standin=standin, prompts=prompts, concurrency=c, timeout=args.timeout,
-                                  latency_s=args.latency_ms / 1000)
+            direct = direct_phase(
+                standin=standin, prompts=prompts, concurrency=c, timeout=args.timeout, latency_s=args.latency_ms / 1000
+            )
             direct["ideal_calls_per_s"] = round(c / (args.latency_ms / 1000), 2)
             print(json.dumps(direct), flush=True)
 
         print("phase 3: the same grid again (cached)", flush=True)
-        rerun = play_experiment(name="throughput-rerun", create_args=create_args, env=env, db_url=postgres.url(),
-                                standin=standin, workers=workers, worker_log=worker_log, timeout=args.timeout,
-                                py_spy=args.py_spy, profile_out=tmp / "worker-profile-rerun.txt",
-                                latency_s=args.latency_ms / 1000)
+        rerun = play_experiment(
+            name="throughput-rerun",
+            create_args=create_args,
+            env=env,
+            db_url=postgres.url(),
+            standin=standin,
+            workers=workers,
+            worker_log=worker_log,
+            timeout=args.timeout,
+            py_spy=args.py_spy,
+            profile_out=tmp / "worker-profile-rerun.txt",
+            latency_s=args.latency_ms / 1000,
+        )
         print(json.dumps(rerun, default=str), flush=True)
 
         ratio = (stack["calls_per_s"] / direct["calls_per_s"] if direct["calls_per_s"] else 0.0) if direct else None
         speedup = stack["wall_s"] / rerun["wall_s"] if rerun["wall_s"] else float("inf")
         result = {
             "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "platform": platform.platform(), "loadavg_1min": round(os.getloadavg()[0], 2)},
-            "params": {"concurrency": c, "worker_processes": args.workers, "worker_threads": threads, "latency_ms": args.latency_ms,
-                       "seeds": args.seeds, "goals": args.goals, "model": MODEL, "strategy": "one-shot",
-                       "judge": "llm", "record_set": RECORD_SET, "database": "postgresql", "broker": "redis"},
-            "direct": direct, "stack": stack, "rerun": rerun,
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "loadavg_1min": round(os.getloadavg()[0], 2),
+            },
+            "params": {
+                "concurrency": c,
+                "worker_processes": args.workers,
+                "worker_threads": threads,
+                "latency_ms": args.latency_ms,
+                "seeds": args.seeds,
+                "goals": args.goals,
+                "model": MODEL,
+                "strategy": "one-shot",
+                "judge": "llm",
+                "record_set": RECORD_SET,
+                "database": "postgresql",
+                "broker": "redis",
+            },
+            "direct": direct,
+            "stack": stack,
+            "rerun": rerun,
             "ratio_stack_to_direct": None if ratio is None else round(ratio, 3),
-            "ratio_goal": RATIO_GOAL, "ratio_met": None if ratio is None else ratio >= RATIO_GOAL,
+            "ratio_goal": RATIO_GOAL,
+            "ratio_met": None if ratio is None else ratio >= RATIO_GOAL,
             # The worker processes' CPU per model call (first run) and per cached run (re-run).
             "worker_cpu_ms_per_call": round(1000 * stack["worker_cpu_s"] / max(1, stack["model_calls"]), 2),
             "rerun_cpu_ms_per_run": round(1000 * rerun["worker_cpu_s"] / max(1, sum(rerun["runs"].values())), 2),
-            "rerun_model_calls": rerun["model_calls"], "rerun_zero_calls": rerun["model_calls"] == 0,
-            "rerun_speedup": round(speedup, 2), "speedup_goal": SPEEDUP_GOAL, "speedup_met": speedup >= SPEEDUP_GOAL,
+            "rerun_model_calls": rerun["model_calls"],
+            "rerun_zero_calls": rerun["model_calls"] == 0,
+            "rerun_speedup": round(speedup, 2),
+            "speedup_goal": SPEEDUP_GOAL,
+            "speedup_met": speedup >= SPEEDUP_GOAL,
         }
         if args.py_spy:
             result["profiles"] = [str(path) for path in sorted(tmp.glob("worker-profile*.txt"))]
@@ -356,15 +562,26 @@ def main() -> int:
         print()
         print(f"{'phase':<10} {'calls':>7} {'calls/s':>9} {'wall s':>8} {'in flight mean/peak':>20}  note")
         if direct:
-            print(f"{'direct':<10} {direct['model_calls']:>7} {direct['calls_per_s']:>9.1f} {direct['wall_s']:>8.2f} "
-              f"{direct['mean_in_flight_at_model']:>13.2f} / {direct['max_in_flight_at_model']:<4}  ideal {direct['ideal_calls_per_s']:.0f}/s")
-        print(f"{'stack':<10} {stack['model_calls']:>7} {stack['calls_per_s']:>9.1f} {stack['wall_s']:>8.2f} "
-              f"{stack['mean_in_flight_at_model']:>13.2f} / {stack['max_in_flight_at_model']:<4}  runs {stack['runs']}, {stack['ms_per_run']} ms/run, worker CPU {stack['worker_cpu_s']} s")
-        print(f"{'rerun':<10} {rerun['model_calls']:>7} {'-':>9} {rerun['wall_s']:>8.2f} {'-':>20}  runs {rerun['runs']}, {rerun['ms_per_run']} ms/run, worker CPU {rerun['worker_cpu_s']} s")
-        print((f"ratio stack/direct {ratio:.3f} (goal >= {RATIO_GOAL}: {'met' if ratio >= RATIO_GOAL else 'MISSED'}); "
-               if ratio is not None else "no direct phase; ") +
-              f"re-run calls {rerun['model_calls']} ({'zero: met' if rerun['model_calls'] == 0 else 'MISSED'}); "
-              f"speed-up {speedup:.1f}x (goal >= {SPEEDUP_GOAL:.0f}x: {'met' if speedup >= SPEEDUP_GOAL else 'MISSED'})")
+            print(
+                f"{'direct':<10} {direct['model_calls']:>7} {direct['calls_per_s']:>9.1f} {direct['wall_s']:>8.2f} "
+                f"{direct['mean_in_flight_at_model']:>13.2f} / {direct['max_in_flight_at_model']:<4}  ideal {direct['ideal_calls_per_s']:.0f}/s"
+            )
+        print(
+            f"{'stack':<10} {stack['model_calls']:>7} {stack['calls_per_s']:>9.1f} {stack['wall_s']:>8.2f} "
+            f"{stack['mean_in_flight_at_model']:>13.2f} / {stack['max_in_flight_at_model']:<4}  runs {stack['runs']}, {stack['ms_per_run']} ms/run, worker CPU {stack['worker_cpu_s']} s"
+        )
+        print(
+            f"{'rerun':<10} {rerun['model_calls']:>7} {'-':>9} {rerun['wall_s']:>8.2f} {'-':>20}  runs {rerun['runs']}, {rerun['ms_per_run']} ms/run, worker CPU {rerun['worker_cpu_s']} s"
+        )
+        print(
+            (
+                f"ratio stack/direct {ratio:.3f} (goal >= {RATIO_GOAL}: {'met' if ratio >= RATIO_GOAL else 'MISSED'}); "
+                if ratio is not None
+                else "no direct phase; "
+            )
+            + f"re-run calls {rerun['model_calls']} ({'zero: met' if rerun['model_calls'] == 0 else 'MISSED'}); "
+            f"speed-up {speedup:.1f}x (goal >= {SPEEDUP_GOAL:.0f}x: {'met' if speedup >= SPEEDUP_GOAL else 'MISSED'})"
+        )
         print(f"wrote {out_path}" + (f"; logs in {tmp}" if args.keep or args.py_spy else ""))
         return 0
     finally:

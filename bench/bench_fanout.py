@@ -150,10 +150,22 @@ def role_worker(args: argparse.Namespace) -> None:
     _pace_events(args.pace)
     from worker.celery import app
 
-    app.worker_main([
-        "worker", "-Q", "runs,models", "--pool", "threads", "-c", "2",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
-    ])
+    app.worker_main(
+        [
+            "worker",
+            "-Q",
+            "runs,models",
+            "--pool",
+            "threads",
+            "-c",
+            "2",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "INFO",
+        ]
+    )
 
 
 def role_setup(args: argparse.Namespace) -> None:
@@ -164,18 +176,30 @@ def role_setup(args: argparse.Namespace) -> None:
 
     user = make_user("bench")
     record = make_record(title="Fan-out bench issue", groups=GROUPS)
-    config = scenario_config_build(data={
-        "record": record.pk, "groups": list(GROUPS), "seat_structure": "real",
-        "goal": "simple_majority", "strategy": "parliament", "model": args.model,
-        "judge": "scripted", "seed": 7, "strategy_params": {"rounds": args.rounds},
-    }, user=user)  # ScenarioInvalid says what is wrong
+    config = scenario_config_build(
+        data={
+            "record": record.pk,
+            "groups": list(GROUPS),
+            "seat_structure": "real",
+            "goal": "simple_majority",
+            "strategy": "parliament",
+            "model": args.model,
+            "judge": "scripted",
+            "seed": 7,
+            "strategy_params": {"rounds": args.rounds},
+        },
+        user=user,
+    )  # ScenarioInvalid says what is wrong
     # Created directly (not run_create) so that no task is enqueued: the run waits, paused,
     # until the bench resumes it with every viewer connected.
     run = Run.objects.create(
         owner=user, visibility=Run.Visibility.LINK, status=Run.Status.PAUSED, **config.model_fields()
     )
-    print(json.dumps({"run_id": run.pk, "token": run.share_token, "username": "bench",
-                      "password": "a-long-test-password"}))
+    print(
+        json.dumps(
+            {"run_id": run.pk, "token": run.share_token, "username": "bench", "password": "a-long-test-password"}
+        )
+    )
 
 
 def role_dump(args: argparse.Namespace) -> None:
@@ -202,8 +226,13 @@ def _preexec() -> None:
 def spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     handle = open(log, "wb")
     proc = subprocess.Popen(
-        cmd, env=env, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT,
-        preexec_fn=_preexec, start_new_session=True,  # own process group: killed as a whole
+        cmd,
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_preexec,
+        start_new_session=True,  # own process group: killed as a whole
     )
     handle.close()
     _children.append(proc)
@@ -289,8 +318,10 @@ async def drive_viewers(cfg: argparse.Namespace, base: str, run: dict, server_pi
         await asyncio.sleep(0.05)
     connect_s = time.monotonic() - t0
     if viewers.connected < cfg.viewers:
-        raise RuntimeError(f"only {viewers.connected}/{cfg.viewers} viewers connected in {connect_s:.1f} s; "
-                           f"first errors: {viewers.errors[:3]}")
+        raise RuntimeError(
+            f"only {viewers.connected}/{cfg.viewers} viewers connected in {connect_s:.1f} s; "
+            f"first errors: {viewers.errors[:3]}"
+        )
 
     before = await asyncio.to_thread(run_json, [PY, SELF, "--role", "dump", "--run-id", str(run["run_id"])], env, 120)
     replayed = len(before["events"])
@@ -303,8 +334,23 @@ async def drive_viewers(cfg: argparse.Namespace, base: str, run: dict, server_pi
 
     profiler = None
     if cfg.py_spy:  # sample the web server during the live phase (collapsed stacks, for flame graphs)
-        profiler = spawn([cfg.py_spy, "record", "--pid", str(server_pids[0]), "--format", "raw", "--rate", "250",
-                          "--output", str(cfg.py_spy_out), "--nonblocking"], env, Path(str(cfg.py_spy_out) + ".log"))
+        profiler = spawn(
+            [
+                cfg.py_spy,
+                "record",
+                "--pid",
+                str(server_pids[0]),
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--output",
+                str(cfg.py_spy_out),
+                "--nonblocking",
+            ],
+            env,
+            Path(str(cfg.py_spy_out) + ".log"),
+        )
         await asyncio.sleep(1.0)
     load_before = round(os.getloadavg()[0], 2)
     cpu0 = {pid: cpu_seconds(pid, children=True) for pid in server_pids}
@@ -329,8 +375,19 @@ async def drive_viewers(cfg: argparse.Namespace, base: str, run: dict, server_pi
     await asyncio.gather(*tasks, return_exceptions=True)
 
     after = await asyncio.to_thread(run_json, [PY, SELF, "--role", "dump", "--run-id", str(run["run_id"])], env, 120)
-    return {"viewers": viewers, "connect_s": connect_s, "resume": answer, "before": before, "after": after,
-            "started": started, "live_s": live_s, "load_before": load_before, "load_after": load_after, "server_cpu": cpu, "client_cpu": client_cpu}
+    return {
+        "viewers": viewers,
+        "connect_s": connect_s,
+        "resume": answer,
+        "before": before,
+        "after": after,
+        "started": started,
+        "live_s": live_s,
+        "load_before": load_before,
+        "load_after": load_after,
+        "server_cpu": cpu,
+        "client_cpu": client_cpu,
+    }
 
 
 def analyse(cfg: argparse.Namespace, raw: dict) -> dict:
@@ -370,8 +427,11 @@ def analyse(cfg: argparse.Namespace, raw: dict) -> dict:
     received = sum(len(seqs) for seqs in viewers.seqs)
     detail = {}
     if cfg.keep_logs:  # per live event: type, first and last viewer's latency in ms
-        detail["per_event"] = [[seq, type_, round(per_event_first.get(seq, -1), 1), round(per_event_last.get(seq, -1), 1)]
-                               for seq, type_, _ in events if seq not in replayed]
+        detail["per_event"] = [
+            [seq, type_, round(per_event_first.get(seq, -1), 1), round(per_event_last.get(seq, -1), 1)]
+            for seq, type_, _ in events
+            if seq not in replayed
+        ]
     return {
         "layer": cfg.layer,
         "viewers": cfg.viewers,
@@ -417,18 +477,28 @@ def analyse(cfg: argparse.Namespace, raw: dict) -> dict:
         "live_s": round(raw["live_s"], 2),
         "cpu_s_during_live": {"server_processes": raw["server_cpu"], "client": raw["client_cpu"]},
         # The web server's CPU per delivered frame: steadier than latency on a shared, busy machine.
-        "server_cpu_us_per_delivery": (round(next(iter(raw["server_cpu"].values())) * 1e6 / max(1, received - len(replayed) * cfg.viewers), 1)),
+        "server_cpu_us_per_delivery": (
+            round(next(iter(raw["server_cpu"].values())) * 1e6 / max(1, received - len(replayed) * cfg.viewers), 1)
+        ),
         "loadavg_1min": {"before": raw["load_before"], "after": raw["load_after"]},
         "deflate_negotiated_viewers": sum(
-            1 for sock in viewers.sockets
-            if sock is not None and (getattr(sock, "inflater", None) is not None
-                                     or any("Deflate" in type(ext).__name__ for ext in getattr(getattr(sock, "protocol", None), "extensions", ())))
+            1
+            for sock in viewers.sockets
+            if sock is not None
+            and (
+                getattr(sock, "inflater", None) is not None
+                or any(
+                    "Deflate" in type(ext).__name__
+                    for ext in getattr(getattr(sock, "protocol", None), "extensions", ())
+                )
+            )
         ),
         "viewer_errors": viewers.errors[:5],
         "viewer_error_count": len(viewers.errors),
         # Issue 15: 500 viewers p99 <= 50 ms, 2000 viewers p99 <= 150 ms, nothing lost.
         "goal": f"p99 <= {goal_ms} ms, nothing lost",
-        "goal_met": percentile(latencies, 99) <= goal_ms and complete == cfg.viewers
+        "goal_met": percentile(latencies, 99) <= goal_ms
+        and complete == cfg.viewers
         and received == len(expected) * cfg.viewers,
         **detail,
     }
@@ -440,14 +510,16 @@ def run_config(cfg: argparse.Namespace) -> dict:
     env = dict(os.environ)
     for name in ("REDIS_URL", "DATABASE_URL"):
         env.pop(name, None)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "deliberation.settings",
-        "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"),
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-        "HEMICYCLE_DEFAULT_MODEL": "scripted:default",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "deliberation.settings",
+            "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"),
+            "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+            "HEMICYCLE_DEFAULT_MODEL": "scripted:default",
+        }
+    )
     env.setdefault("DJANGO_DEBUG", "1")  # as `make run` serves (plain HTTP on loopback)
     try:
         server_pids = []
@@ -456,8 +528,23 @@ def run_config(cfg: argparse.Namespace) -> dict:
             if not redis_bin:
                 raise SystemExit("redis-server not found: apt-get update && apt-get install -y redis-server")
             redis_port = free_port()
-            redis = spawn([redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                           "--appendonly", "no", "--maxclients", "10000"], env, tmp / "redis.log")
+            redis = spawn(
+                [
+                    redis_bin,
+                    "--port",
+                    str(redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--maxclients",
+                    "10000",
+                ],
+                env,
+                tmp / "redis.log",
+            )
             wait_until(lambda: port_open(redis_port), 20, "redis-server", redis, tmp / "redis.log")
             env.update({"REDIS_URL": f"redis://127.0.0.1:{redis_port}", "CELERY_EMBEDDED_WORKER": "0"})
         else:
@@ -468,21 +555,41 @@ def run_config(cfg: argparse.Namespace) -> dict:
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = spawn([PY, SELF, "--role", "server", "--port", str(port), "--pace", str(cfg.pace), "--ws", cfg.ws,
-                        "--ws-per-message-deflate", cfg.ws_per_message_deflate],
-                       env, tmp / "server.log")
+        server = spawn(
+            [
+                PY,
+                SELF,
+                "--role",
+                "server",
+                "--port",
+                str(port),
+                "--pace",
+                str(cfg.pace),
+                "--ws",
+                cfg.ws,
+                "--ws-per-message-deflate",
+                cfg.ws_per_message_deflate,
+            ],
+            env,
+            tmp / "server.log",
+        )
         wait_until(lambda: port_open(port), 60, "uvicorn", server, tmp / "server.log")
         server_pids.append(server.pid)
         if cfg.layer == "redis":
             worker_log = tmp / "worker.log"
             worker = spawn([PY, SELF, "--role", "worker", "--pace", str(cfg.pace)], env, worker_log)
-            wait_until(lambda: " ready." in worker_log.read_text(errors="replace"), 90, "celery worker", worker, worker_log)
+            wait_until(
+                lambda: " ready." in worker_log.read_text(errors="replace"), 90, "celery worker", worker, worker_log
+            )
             server_pids.append(worker.pid)
 
         cfg.db = tmp / "db.sqlite3"
         raw = asyncio.run(drive_viewers(cfg, base, run, server_pids, env))
         result = analyse(cfg, raw)
-        result["server_cpu_pids"] = {"uvicorn": server.pid, **({"celery": server_pids[1]} if cfg.layer == "redis" else {})}
+        result["server_cpu_pids"] = {
+            "uvicorn": server.pid,
+            **({"celery": server_pids[1]} if cfg.layer == "redis" else {}),
+        }
         if raw["after"]["status"] != "finished":
             result["run_error"] = raw["after"]["error"]
         if cfg.keep_logs:
@@ -499,7 +606,17 @@ def run_config(cfg: argparse.Namespace) -> dict:
 
 def machine_info() -> dict:
     packages = {}
-    for name in ("Django", "channels", "channels-redis", "redis", "uvicorn", "websockets", "celery", "uvloop", "httptools"):
+    for name in (
+        "Django",
+        "channels",
+        "channels-redis",
+        "redis",
+        "uvicorn",
+        "websockets",
+        "celery",
+        "uvloop",
+        "httptools",
+    ):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -520,14 +637,18 @@ def machine_info() -> dict:
     }
 
 
-CAVEAT = ("client and server share the same {n} cores: the viewers' own per-message work (one asyncio "
-          "loop reading every socket) is inside every latency and takes CPU from the server, so the "
-          "latencies overstate what the server alone adds; other load on the machine shows in loadavg_1min")
+CAVEAT = (
+    "client and server share the same {n} cores: the viewers' own per-message work (one asyncio "
+    "loop reading every socket) is inside every latency and takes CPU from the server, so the "
+    "latencies overstate what the server alone adds; other load on the machine shows in loadavg_1min"
+)
 
 
 def table(results: list[dict]) -> str:
-    head = (f"{'layer':<7}{'label':<11}{'viewers':>8}{'events':>7}{'replay':>7}{'expected':>10}{'received':>10}"
-            f"{'lost':>5}{'dup':>4}{'order':>6}{'p50':>7}{'p95':>7}{'p99':>7}{'max':>7}{'cpu/frame':>10}  goal")
+    head = (
+        f"{'layer':<7}{'label':<11}{'viewers':>8}{'events':>7}{'replay':>7}{'expected':>10}{'received':>10}"
+        f"{'lost':>5}{'dup':>4}{'order':>6}{'p50':>7}{'p95':>7}{'p99':>7}{'max':>7}{'cpu/frame':>10}  goal"
+    )
     lines = [head, "-" * (len(head) + 22)]
     for r in results:
         lat = r["latency_ms"]
@@ -541,8 +662,10 @@ def table(results: list[dict]) -> str:
             f"{r['out_of_order']:>6}{lat['p50']:>7}{lat['p95']:>7}{lat['p99']:>7}{lat['max']:>7}"
             f"{r['server_cpu_us_per_delivery']:>8}us  {goal}"
         )
-    lines.append("latency ms = arrival at the viewer - RunEvent.at, live events only; cpu/frame = web server "
-                 "process CPU per live delivery")
+    lines.append(
+        "latency ms = arrival at the viewer - RunEvent.at, live events only; cpu/frame = web server "
+        "process CPU per live delivery"
+    )
     lines.append("caveat: " + CAVEAT.format(n=os.cpu_count()))
     return "\n".join(lines)
 
@@ -558,46 +681,81 @@ def save(results: list[dict], path: Path) -> list[dict]:
     fresh = {key(r) for r in results}
     merged = [r for r in existing if key(r) not in fresh] + results
     order = {"before": 0, "after": 1, "no-deflate": 2}
-    merged.sort(key=lambda r: (order.get(r.get("label", ""), 3), r.get("label", ""), r["layer"] != "memory", r["viewers"]))
+    merged.sort(
+        key=lambda r: (order.get(r.get("label", ""), 3), r.get("label", ""), r["layer"] != "memory", r["viewers"])
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({
-        "benchmark": "websocket fan-out latency, bench/bench_fanout.py",
-        "machine": machine_info(),
-        "caveat": CAVEAT.format(n=os.cpu_count()),
-        "results": merged,
-    }, indent=2) + "\n")
+    tmp.write_text(
+        json.dumps(
+            {
+                "benchmark": "websocket fan-out latency, bench/bench_fanout.py",
+                "machine": machine_info(),
+                "caveat": CAVEAT.format(n=os.cpu_count()),
+                "results": merged,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     tmp.replace(path)
     return merged
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--role", choices=["main", "server", "worker", "setup", "dump"], default="main",
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--role", choices=["main", "server", "worker", "setup", "dump"], default="main", help=argparse.SUPPRESS
+    )
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--run-id", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--layer", nargs="+", choices=["memory", "redis"], default=["memory", "redis"])
     parser.add_argument("--viewers", nargs="+", type=int, default=[500, 2000])
-    parser.add_argument("--pace", type=float, default=0.2, help="seconds between event writes (0: as fast as the run goes, bursts)")
-    parser.add_argument("--model", default=FAST_MODEL, help="model string of the run (default: the fast scripted model)")
+    parser.add_argument(
+        "--pace", type=float, default=0.2, help="seconds between event writes (0: as fast as the run goes, bursts)"
+    )
+    parser.add_argument(
+        "--model", default=FAST_MODEL, help="model string of the run (default: the fast scripted model)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="parliament negotiation rounds (0..5)")
-    parser.add_argument("--preroll", type=int, default=12,
-                        help="events the run writes (then pauses) before the viewers connect: their replay")
-    parser.add_argument("--ws", default="auto", help="uvicorn --ws implementation (auto, websockets, websockets-sansio, wsproto)")
-    parser.add_argument("--ws-per-message-deflate", choices=["on", "off"], default="off",
-                        help="uvicorn's --ws-per-message-deflate (off: as make run and docker/Dockerfile serve; on: uvicorn's default)")
-    parser.add_argument("--client", choices=["raw", "websockets"], default="raw",
-                        help="viewer implementation: a lean RFC 6455 client (default) or the websockets library")
-    parser.add_argument("--compression", choices=["deflate", "none"], default="deflate",
-                        help="viewers offer permessage-deflate as browsers do (default) or not")
+    parser.add_argument(
+        "--preroll",
+        type=int,
+        default=12,
+        help="events the run writes (then pauses) before the viewers connect: their replay",
+    )
+    parser.add_argument(
+        "--ws", default="auto", help="uvicorn --ws implementation (auto, websockets, websockets-sansio, wsproto)"
+    )
+    parser.add_argument(
+        "--ws-per-message-deflate",
+        choices=["on", "off"],
+        default="off",
+        help="uvicorn's --ws-per-message-deflate (off: as make run and docker/Dockerfile serve; on: uvicorn's default)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["raw", "websockets"],
+        default="raw",
+        help="viewer implementation: a lean RFC 6455 client (default) or the websockets library",
+    )
+    parser.add_argument(
+        "--compression",
+        choices=["deflate", "none"],
+        default="deflate",
+        help="viewers offer permessage-deflate as browsers do (default) or not",
+    )
     parser.add_argument("--connect-parallel", type=int, default=100, help="websocket handshakes in flight at once")
     parser.add_argument("--connect-timeout", type=float, default=180)
     parser.add_argument("--run-timeout", type=float, default=300, help="longest wait for the outcome")
     parser.add_argument("--label", default="", help="tag of this series in the results (e.g. before, after)")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--py-spy", metavar="PY_SPY_BIN", help="profile the web server with py-spy during the live phase")
-    parser.add_argument("--py-spy-out", type=Path, default=Path("/tmp/fanout-profile.txt"), help="py-spy output (collapsed stacks)")
+    parser.add_argument(
+        "--py-spy", metavar="PY_SPY_BIN", help="profile the web server with py-spy during the live phase"
+    )
+    parser.add_argument(
+        "--py-spy-out", type=Path, default=Path("/tmp/fanout-profile.txt"), help="py-spy output (collapsed stacks)"
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the temp dir with server/worker logs")
     args = parser.parse_args()
 
@@ -625,9 +783,12 @@ def main() -> None:
                 result = run_config(cfg)
                 results.append(result)
                 lat = result["latency_ms"]
-                print(f"   {result['events']} events, {result['deliveries_received']}/{result['deliveries_expected']} "
-                      f"deliveries, p50 {lat['p50']} p99 {lat['p99']} max {lat['max']} ms, "
-                      f"cpu {result['cpu_s_during_live']}", flush=True)
+                print(
+                    f"   {result['events']} events, {result['deliveries_received']}/{result['deliveries_expected']} "
+                    f"deliveries, p50 {lat['p50']} p99 {lat['p99']} max {lat['max']} ms, "
+                    f"cpu {result['cpu_s_during_live']}",
+                    flush=True,
+                )
     finally:
         _kill_children()
         if results:

@@ -40,20 +40,36 @@ from worker.models.local import LLAMA_RANDOM_SEED, gguf_path, local_model  # noq
 MODEL = "local:smollm2-135m"
 SEED = 1234
 RESULTS = REPO_ROOT / "bench" / "results" / "local_model.json"
-TOPICS = ["fisheries subsidies", "rail freight corridors", "digital services taxation",
-          "asylum procedures", "agricultural water use", "cross-border healthcare",
-          "critical raw materials", "youth unemployment", "wildfire prevention",
-          "microplastics in rivers", "space debris", "vocational training"]
+TOPICS = [
+    "fisheries subsidies",
+    "rail freight corridors",
+    "digital services taxation",
+    "asylum procedures",
+    "agricultural water use",
+    "cross-border healthcare",
+    "critical raw materials",
+    "youth unemployment",
+    "wildfire prevention",
+    "microplastics in rivers",
+    "space debris",
+    "vocational training",
+]
 
 
 def messages_for(round_no: int) -> list[dict]:
     topic = TOPICS[round_no % len(TOPICS)]
     return [
-        {"role": "system", "content": "You draft motions for resolutions of the European Parliament. "
-                                      "Write formal, numbered paragraphs."},
-        {"role": "user", "content": f"Draft a motion for a resolution on {topic}. Start with the "
-                                    "recitals, then give at least eight numbered operative paragraphs "
-                                    "that call on the Commission and the Member States to act."},
+        {
+            "role": "system",
+            "content": "You draft motions for resolutions of the European Parliament. "
+            "Write formal, numbered paragraphs.",
+        },
+        {
+            "role": "user",
+            "content": f"Draft a motion for a resolution on {topic}. Start with the "
+            "recitals, then give at least eight numbered operative paragraphs "
+            "that call on the Commission and the Member States to act.",
+        },
     ]
 
 
@@ -80,8 +96,13 @@ def main() -> None:
 
     def run_direct(messages: list[dict]) -> int:
         response = direct.create_chat_completion(
-            messages=messages, temperature=params.temperature, top_p=params.top_p,
-            max_tokens=params.max_tokens, stop=None, seed=SEED % LLAMA_RANDOM_SEED)
+            messages=messages,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            stop=None,
+            seed=SEED % LLAMA_RANDOM_SEED,
+        )
         return response["usage"]["completion_tokens"]
 
     run_backend(messages_for(-1))  # load and warm both sides

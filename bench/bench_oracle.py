@@ -21,8 +21,9 @@ RESULTS = REPO / "bench" / "results" / "oracle.json"
 
 
 def manage(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, check=True)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
 
 
 def main() -> None:
@@ -33,9 +34,25 @@ def main() -> None:
         runs = []
         for _ in range(3):
             started = time.perf_counter()
-            result = manage("evaluate", "--record-set", "EuroCon", "--parties", "2", "4", "6",
-                            "--goals", "all", "--strategy", "real-resolution", "--judge", "real-votes",
-                            "--out", f"{tmp}/table.json", "-v0", env=env)
+            result = manage(
+                "evaluate",
+                "--record-set",
+                "EuroCon",
+                "--parties",
+                "2",
+                "4",
+                "6",
+                "--goals",
+                "all",
+                "--strategy",
+                "real-resolution",
+                "--judge",
+                "real-votes",
+                "--out",
+                f"{tmp}/table.json",
+                "-v0",
+                env=env,
+            )
             runs.append(time.perf_counter() - started)
         table = json.loads(Path(f"{tmp}/table.json").read_text())
     runs.sort()

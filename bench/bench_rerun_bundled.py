@@ -44,7 +44,9 @@ print(json.dumps({e.name: {"wall_s": (e.finished_at - e.started_at).total_second
 
 
 def manage(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run([PY, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(
+        [PY, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3600
+    )
     if done.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
@@ -63,9 +65,28 @@ def main() -> None:
         manage("migrate", "--noinput", "-v", "0", env=env)
         manage("import_records", "fixtures/sample_records", "--name", RECORD_SET, env=env)
         manage("shell", "-c", "from django.contrib.auth.models import User; User.objects.create_user('bench')", env=env)
-        grid = ["--owner", "bench", "--record-set", RECORD_SET, "--parties", "2", "--sample", str(args.sample),
-                "--goals", "simple_majority", "--strategies", *args.strategies, "--rounds", str(args.rounds),
-                "--models", MODEL, "--judges", "llm", "--seeds", "0"]
+        grid = [
+            "--owner",
+            "bench",
+            "--record-set",
+            RECORD_SET,
+            "--parties",
+            "2",
+            "--sample",
+            str(args.sample),
+            "--goals",
+            "simple_majority",
+            "--strategies",
+            *args.strategies,
+            "--rounds",
+            str(args.rounds),
+            "--models",
+            MODEL,
+            "--judges",
+            "llm",
+            "--seeds",
+            "0",
+        ]
         command_s = {}
         for name in ("first", "again"):
             manage("experiment", "create", "--name", name, *grid, env=env)
@@ -81,16 +102,25 @@ def main() -> None:
         "benchmark": "cached re-run on the bundled model, bench/bench_rerun_bundled.py",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"nproc": os.cpu_count(), "python": platform.python_version(), "loadavg_1min": os.getloadavg()[0]},
-        "params": {"model": MODEL, "sample": args.sample, "strategies": args.strategies, "rounds": args.rounds,
-                   "goals": ["simple_majority"], "judge": "llm", "seeds": [0]},
+        "params": {
+            "model": MODEL,
+            "sample": args.sample,
+            "strategies": args.strategies,
+            "rounds": args.rounds,
+            "goals": ["simple_majority"],
+            "judge": "llm",
+            "seeds": [0],
+        },
         "first": {**first, "command_s": command_s["first"]},
         "again": {**again, "command_s": command_s["again"]},
         "speedup": round(speedup, 1),
         "goal": {"speedup": SPEEDUP_GOAL, "met": speedup >= SPEEDUP_GOAL and again["uncached_steps"] == 0},
     }
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"first {first['wall_s']:.1f} s ({first['uncached_steps']} model steps); again {again['wall_s']:.2f} s "
-          f"({again['uncached_steps']} model steps): {speedup:.0f}x (goal >= {SPEEDUP_GOAL:.0f}x)")
+    print(
+        f"first {first['wall_s']:.1f} s ({first['uncached_steps']} model steps); again {again['wall_s']:.2f} s "
+        f"({again['uncached_steps']} model steps): {speedup:.0f}x (goal >= {SPEEDUP_GOAL:.0f}x)"
+    )
     print(f"wrote {RESULTS}")
 
 

@@ -36,7 +36,9 @@ STEPS = re.compile(r"(\d+) runs in [\d.]+ s; (\d+) model steps")
 
 
 def manage(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run([PY, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=7200)
+    done = subprocess.run(
+        [PY, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=7200
+    )
     if done.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
@@ -59,29 +61,59 @@ def main() -> None:
         manage("import_records", "fixtures/sample_records", "--name", RECORD_SET, env=env)
         for strategy in args.strategies:
             started = time.monotonic()
-            out = manage("evaluate", "--record-set", RECORD_SET, "--parties", str(args.parties), "--goals", "simple_majority",
-                         "--strategy", strategy, "--model", args.model, "--judge", "llm", "--limit", str(args.limit),
-                         "-v", "0", env=env)
+            out = manage(
+                "evaluate",
+                "--record-set",
+                RECORD_SET,
+                "--parties",
+                str(args.parties),
+                "--goals",
+                "simple_majority",
+                "--strategy",
+                strategy,
+                "--model",
+                args.model,
+                "--judge",
+                "llm",
+                "--limit",
+                str(args.limit),
+                "-v",
+                "0",
+                env=env,
+            )
             wall = time.monotonic() - started
             runs, steps = (int(value) for value in STEPS.search(out).groups())
             estimate = run_cost(strategy=strategy, party_count=args.parties, judge_uses_model=True, params={}).steps
             rows[strategy] = {
-                "runs": runs, "steps_per_run": round(steps / runs, 2), "estimate_per_run": estimate,
-                "within_estimate": steps <= estimate * runs, "exact": steps == estimate * runs,
+                "runs": runs,
+                "steps_per_run": round(steps / runs, 2),
+                "estimate_per_run": estimate,
+                "within_estimate": steps <= estimate * runs,
+                "exact": steps == estimate * runs,
                 "wall_s_per_run": round(wall / runs, 1),
             }
-            print(f"{strategy:16} {rows[strategy]['steps_per_run']:>6} steps/run (estimate {estimate:>3})  "
-                  f"{rows[strategy]['wall_s_per_run']:>7} s/run", flush=True)
+            print(
+                f"{strategy:16} {rows[strategy]['steps_per_run']:>6} steps/run (estimate {estimate:>3})  "
+                f"{rows[strategy]['wall_s_per_run']:>7} s/run",
+                flush=True,
+            )
 
     result = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
-        "model": args.model, "judge": "llm (same model)", "parties": args.parties, "goal": "simple_majority",
+        "model": args.model,
+        "judge": "llm (same model)",
+        "parties": args.parties,
+        "goal": "simple_majority",
         "note": "wall time includes the command's start and the model's load; steps count cached calls too "
-                "(forecast's vote repeats the verification from the cache)",
+        "(forecast's vote repeats the verification from the cache)",
         "strategies": rows,
     }
-    name = "strategy_steps.json" if args.model == "scripted:default" else f"strategy_steps_{args.model.replace(':', '_')}.json"
+    name = (
+        "strategy_steps.json"
+        if args.model == "scripted:default"
+        else f"strategy_steps_{args.model.replace(':', '_')}.json"
+    )
     path = REPO_ROOT / "bench" / "results" / name
     if path.exists():  # a run of some strategies keeps the others' rows, each with its own time and load
         earlier = json.loads(path.read_text())

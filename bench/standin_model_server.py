@@ -60,8 +60,7 @@ class Stats:
         self.max_in_flight = 0
 
     def as_dict(self) -> dict:
-        return {"calls": self.calls, "first": self.first, "last": self.last,
-                "max_in_flight": self.max_in_flight}
+        return {"calls": self.calls, "first": self.first, "last": self.last, "max_in_flight": self.max_in_flight}
 
 
 def make_app(*, latency_s: float, model: str, record: str | None) -> web.Application:
@@ -84,16 +83,27 @@ def make_app(*, latency_s: float, model: str, record: str | None) -> web.Applica
             text = reply_for(messages, body.get("seed"))
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
             completion_tokens = len(text.split())
-            return web.json_response({
-                "id": f"chatcmpl-standin-{stats.calls}",
-                "object": "chat.completion",
-                "created": int(now),
-                "model": body.get("model", model),
-                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                             "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens},
-            })
+            return web.json_response(
+                {
+                    "id": f"chatcmpl-standin-{stats.calls}",
+                    "object": "chat.completion",
+                    "created": int(now),
+                    "model": body.get("model", model),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                }
+            )
         finally:
             stats.in_flight -= 1
 

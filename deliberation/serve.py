@@ -31,7 +31,9 @@ def admin_account() -> str:
     if existing is not None:
         if PASSWORD_FILE.is_file() and existing.get_username() == ADMIN_NAME:
             return f"{ADMIN_NAME}, password in {PASSWORD_FILE.relative_to(BASE_DIR)}"
-        return f"{existing.get_username()} (reset its password with: manage.py changepassword {existing.get_username()})"
+        return (
+            f"{existing.get_username()} (reset its password with: manage.py changepassword {existing.get_username()})"
+        )
     password = secrets.token_urlsafe(12)
     users.objects.create_superuser(ADMIN_NAME, password=password)
     PASSWORD_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +48,8 @@ def banner(*, url: str, admin: str, log: Path, lan: bool) -> str:
         f"  Hemicycle is running on {url}",
         f"  Admin account: {admin}",
         f"  Logs (requests, the Celery worker, warnings): {log}",
-        "  Students on phones: make run HOST=0.0.0.0, then they open /join/" if not lan
+        "  Students on phones: make run HOST=0.0.0.0, then they open /join/"
+        if not lan
         else "  Students on phones open /join/ on this machine's address",
         "  Ctrl-C stops it.",
         "",
@@ -77,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     config = uvicorn.Config(
-        "deliberation.asgi:application", host=args.host, port=args.port, lifespan="off",
-        ws_per_message_deflate=False, proxy_headers=False,
+        "deliberation.asgi:application",
+        host=args.host,
+        port=args.port,
+        lifespan="off",
+        ws_per_message_deflate=False,
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
 
@@ -95,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
 
         everywhere = args.host in ("0.0.0.0", "::")  # noqa: S104 - the classroom's choice, made by the user
         host = (settings.HEMICYCLE_LAN_ADDRESS or args.host) if everywhere else args.host
-        print(banner(url=f"http://{host}:{args.port}/", admin=admin_account(), log=args.log, lan=everywhere),
-              file=console, flush=True)
+        print(
+            banner(url=f"http://{host}:{args.port}/", admin=admin_account(), log=args.log, lan=everywhere),
+            file=console,
+            flush=True,
+        )
 
     threading.Thread(target=announce, name="hemicycle-banner", daemon=True).start()
     try:

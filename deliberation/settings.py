@@ -227,7 +227,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-runs": {"task": "deliberation.runs.tasks.runs_sweep_task", "schedule": 300.0},
     "expire-completions": {"task": "deliberation.runs.tasks.completions_expire_task", "schedule": 3600.0},
-    "reclaim-lost-runs": {"task": "deliberation.runs.tasks.runs_reclaim_task", "schedule": float(os.environ.get("HEMICYCLE_RUN_RECLAIM_S", "10"))},
+    "reclaim-lost-runs": {
+        "task": "deliberation.runs.tasks.runs_reclaim_task",
+        "schedule": float(os.environ.get("HEMICYCLE_RUN_RECLAIM_S", "10")),
+    },
 }
 
 # Models. Users pick from the model registry (deliberation/registry, edited in the admin); each
@@ -239,21 +242,38 @@ CELERY_BEAT_SCHEDULE = {
 # default model when it is none of them. Entries without an endpoint use the API base and key here.
 HEMICYCLE_DEFAULT_MODEL = os.environ.get("HEMICYCLE_DEFAULT_MODEL", "local:smollm2-135m")
 HEMICYCLE_MODELS = json.loads(os.environ.get("HEMICYCLE_MODELS", "null")) or [
-    {"name": "local:smollm2-135m", "description": "the bundled SmolLM2-135M, in-process llama.cpp on this machine",
-     "position": 0},
-    {"name": "scripted:demo", "description": "scripted, about a second a call: a first look at the live page",
-     "position": 5},
-    {"name": "scripted:default", "description": "scripted test double: no model, instant, meaningless text",
-     "position": 10},
+    {
+        "name": "local:smollm2-135m",
+        "description": "the bundled SmolLM2-135M, in-process llama.cpp on this machine",
+        "position": 0,
+    },
+    {
+        "name": "scripted:demo",
+        "description": "scripted, about a second a call: a first look at the live page",
+        "position": 5,
+    },
+    {
+        "name": "scripted:default",
+        "description": "scripted test double: no model, instant, meaningless text",
+        "position": 10,
+    },
     {"name": "scripted:slow", "description": "scripted, 0.05 s a call: slow enough to watch", "position": 11},
-    {"name": "scripted:bad-judge", "description": "scripted, a judge that never answers a digit (tests)",
-     "position": 12},
-    {"name": "scripted:fail", "description": "scripted, every call times out (tests the failure path)",
-     "position": 13},
-    {"name": "scripted:no-logprobs", "description": "scripted, without next-token log-probabilities (tests)",
-     "position": 14},
-    {"name": "scripted:flaky", "description": "scripted, each call answers on its second attempt (tests retry events)",
-     "position": 15},
+    {
+        "name": "scripted:bad-judge",
+        "description": "scripted, a judge that never answers a digit (tests)",
+        "position": 12,
+    },
+    {"name": "scripted:fail", "description": "scripted, every call times out (tests the failure path)", "position": 13},
+    {
+        "name": "scripted:no-logprobs",
+        "description": "scripted, without next-token log-probabilities (tests)",
+        "position": 14,
+    },
+    {
+        "name": "scripted:flaky",
+        "description": "scripted, each call answers on its second attempt (tests retry events)",
+        "position": 15,
+    },
 ]
 HEMICYCLE_MODEL_API_BASE = os.environ.get("HEMICYCLE_MODEL_API_BASE", "")
 HEMICYCLE_MODEL_API_KEY = os.environ.get("HEMICYCLE_MODEL_API_KEY", "")

@@ -31,14 +31,20 @@ def join_throttled(request: HttpRequest, *, code: str) -> bool:
 def join_lookup_throttled(request: HttpRequest, *, count: bool = True) -> bool:
     """A lookup of a join code (the join form, an unknown code's page, a QR code): the guesses
     one address may make."""
-    return throttled(request, group="classroom-lookup", key=client_address(request),
-                     rate=settings.HEMICYCLE_JOIN_LOOKUP_RATE, count=count)
+    return throttled(
+        request,
+        group="classroom-lookup",
+        key=client_address(request),
+        rate=settings.HEMICYCLE_JOIN_LOOKUP_RATE,
+        count=count,
+    )
 
 
 def signin_throttled(request: HttpRequest, *, username: str) -> bool:
     """A sign-in attempt: per (address, user name), and per address over all names."""
     address = client_address(request)
-    per_name = throttled(request, group="signin", key=f"{address}|{username.strip().lower()[:150]}",
-                         rate=settings.HEMICYCLE_SIGNIN_RATE)
+    per_name = throttled(
+        request, group="signin", key=f"{address}|{username.strip().lower()[:150]}", rate=settings.HEMICYCLE_SIGNIN_RATE
+    )
     per_address = throttled(request, group="signin-address", key=address, rate=settings.HEMICYCLE_SIGNIN_ADDRESS_RATE)
     return per_name or per_address

@@ -31,7 +31,15 @@ LAYER_MARKERS = {
     "integration": servers.REPO_ROOT / "tests" / "integration",
     "e2e": servers.REPO_ROOT / "tests" / "e2e",
 }
-SERVER_PROCESS_FIXTURES = {"celery_worker", "start_celery_worker", "celery_beat", "asgi_server", "stack_env", "manage", "page"}
+SERVER_PROCESS_FIXTURES = {
+    "celery_worker",
+    "start_celery_worker",
+    "celery_beat",
+    "asgi_server",
+    "stack_env",
+    "manage",
+    "page",
+}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -132,7 +140,9 @@ def eager_worker(monkeypatch: pytest.MonkeyPatch, settings) -> None:
     from worker.celery import app
 
     settings.CELERY_EMBEDDED_WORKER = True
-    monkeypatch.setattr(embedded, "embedded_worker_start", lambda: monkeypatch.setitem(app.conf, "task_always_eager", True))
+    monkeypatch.setattr(
+        embedded, "embedded_worker_start", lambda: monkeypatch.setitem(app.conf, "task_always_eager", True)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +172,9 @@ def redis_server() -> Iterator[servers.RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None, request: pytest.FixtureRequest) -> None:
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, request: pytest.FixtureRequest
+) -> None:
     """With the stack on, the Django test database lives on our PostgreSQL: start it first, and
     Redis with it, since settings then put the broker, channel layer and cache there."""
     if servers.PLAN is not None:
@@ -177,7 +189,9 @@ def server_log_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack_env(postgres: servers.PostgresServer, redis_server: servers.RedisServer, django_db_setup: None) -> dict[str, str]:
+def stack_env(
+    postgres: servers.PostgresServer, redis_server: servers.RedisServer, django_db_setup: None
+) -> dict[str, str]:
     """Environment for a process of ours: DATABASE_URL of the *test* database, REDIS_URL,
     DJANGO_SETTINGS_MODULE, CELERY_EMBEDDED_WORKER=0. Copy it before changing it."""
     from django.db import connection
@@ -217,15 +231,29 @@ def celery_worker(_celery_worker_session: servers.CeleryWorker) -> servers.Celer
 
 
 @pytest.fixture
-def start_celery_worker(stack_env: dict[str, str], server_log_dir: Path) -> Iterator[Callable[..., servers.CeleryWorker]]:
+def start_celery_worker(
+    stack_env: dict[str, str], server_log_dir: Path
+) -> Iterator[Callable[..., servers.CeleryWorker]]:
     """Factory for extra workers, stopped after the test:
     ``start_celery_worker(name="models-1", queues="models", concurrency=1, env={...}, extra_args=(...))``."""
     started: list[servers.CeleryWorker] = []
 
-    def start(*, name: str, queues: str = "runs,models", concurrency: int = 2,
-              env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()) -> servers.CeleryWorker:
-        worker = servers.CeleryWorker(name=name, env={**stack_env, **(env or {})}, log_dir=server_log_dir,
-                                      queues=queues, concurrency=concurrency, extra_args=extra_args)
+    def start(
+        *,
+        name: str,
+        queues: str = "runs,models",
+        concurrency: int = 2,
+        env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> servers.CeleryWorker:
+        worker = servers.CeleryWorker(
+            name=name,
+            env={**stack_env, **(env or {})},
+            log_dir=server_log_dir,
+            queues=queues,
+            concurrency=concurrency,
+            extra_args=extra_args,
+        )
         started.append(worker)
         return worker.start()
 

@@ -78,9 +78,15 @@ def scenario_config(record: Record, *, user: User | None = None, **overrides):
     from deliberation.scenarios.services import scenario_config_build
 
     data = {
-        "record": record.pk, "groups": ["EPP", "SD", "ALDE"], "seat_structure": "random_tenths",
-        "goal": "simple_majority", "strategy": "parliament", "model": "scripted:default",
-        "judge": "scripted", "seed": 7, "rounds": 1,
+        "record": record.pk,
+        "groups": ["EPP", "SD", "ALDE"],
+        "seat_structure": "random_tenths",
+        "goal": "simple_majority",
+        "strategy": "parliament",
+        "model": "scripted:default",
+        "judge": "scripted",
+        "seed": 7,
+        "rounds": 1,
     }
     data.update(overrides)
     return scenario_config_build(data=data, user=user or User.objects.get_or_create(username="scenario-builder")[0])

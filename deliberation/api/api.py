@@ -174,28 +174,45 @@ Offset = Annotated[int, Field(ge=0, le=BIGINT_MAX - MAX_LIMIT)]
 
 # Record sets and records -------------------------------------------------------------------
 
+
 @api.get("/record-sets", response={200: list[RecordSetOut], **ERRORS}, tags=["records"])
 def record_sets(request: HttpRequest):
     return [
-        {"id": s.pk, "name": s.name, "description": s.description, "records": s.record_count,
-         "tasks": s.task_count, "version": s.current_version.number if s.current_version else None}
+        {
+            "id": s.pk,
+            "name": s.name,
+            "description": s.description,
+            "records": s.record_count,
+            "tasks": s.task_count,
+            "version": s.current_version.number if s.current_version else None,
+        }
         for s in record_set_list()
     ]
 
 
 def _record(record: Record) -> dict:
-    return {"id": record.pk, "record_set": record.record_set.name, "title": record.title,
-            "term": record.term, "topics": [topic.name for topic in record.topics.all()]}
+    return {
+        "id": record.pk,
+        "record_set": record.record_set.name,
+        "title": record.title,
+        "term": record.term,
+        "topics": [topic.name for topic in record.topics.all()],
+    }
 
 
 @api.get("/records", response={200: list[RecordOut], **ERRORS}, tags=["records"])
 def records(
-    request: HttpRequest, record_set: Name | None = None, topic: Name | None = None, term: Code | None = None,
-    q: Name | None = None, limit: Limit = 100, offset: Offset = 0,
+    request: HttpRequest,
+    record_set: Name | None = None,
+    topic: Name | None = None,
+    term: Code | None = None,
+    q: Name | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ):
     """The current records of every set, filtered by set, topic, term and title (q)."""
     found = record_search(record_set=record_set, topic=topic, term=term, query=q, min_stances=0)
-    return [_record(record) for record in found[offset:offset + limit]]
+    return [_record(record) for record in found[offset : offset + limit]]
 
 
 @api.get("/records/{record_id}", response={200: RecordDetailOut, **ERRORS, **NOT_FOUND}, tags=["records"])
@@ -205,11 +222,18 @@ def record(request: HttpRequest, record_id: Id):
     except Record.DoesNotExist:
         return Status(404, {"error": "no such record"})
     return {
-        **_record(found), "background": found.background, "resolution": found.resolution,
+        **_record(found),
+        "background": found.background,
+        "resolution": found.resolution,
         "real_total_score": found.real_total_score,
         "stances": [
-            {"group": s.group.code, "label": s.group.label, "text": s.text,
-             "real_score": s.real_score, "real_choice": s.real_choice}
+            {
+                "group": s.group.code,
+                "label": s.group.label,
+                "text": s.text,
+                "real_score": s.real_score,
+                "real_choice": s.real_choice,
+            }
             for s in found.stances.all()
         ],
     }
@@ -217,14 +241,18 @@ def record(request: HttpRequest, record_id: Id):
 
 # Models ------------------------------------------------------------------------------------
 
+
 @api.get("/models", response={200: list[ModelOut], **ERRORS}, tags=["models"])
 def models(request: HttpRequest):
     """The models of the lab's registry that you may use: what `model`, `judge_model` and an
     experiment's `models` accept."""
     return [
-        {"name": entry.name, "description": entry.description,
-         "prompt_price": None if entry.prompt_price is None else float(entry.prompt_price),
-         "completion_price": None if entry.completion_price is None else float(entry.completion_price)}
+        {
+            "name": entry.name,
+            "description": entry.description,
+            "prompt_price": None if entry.prompt_price is None else float(entry.prompt_price),
+            "completion_price": None if entry.completion_price is None else float(entry.completion_price),
+        }
         for entry in model_entries_for(user=request.auth)
     ]
 
@@ -234,13 +262,16 @@ def budget(request: HttpRequest):
     """Your spending budget: what is left before a run or an experiment is refused or capped."""
     spending = spending_for(user=request.auth)
     return {
-        "steps_per_day": spending.budget.steps_per_day, "steps_left": spending.steps_left,
-        "tokens_per_day": spending.budget.tokens_per_day, "tokens_left": spending.tokens_left,
+        "steps_per_day": spending.budget.steps_per_day,
+        "steps_left": spending.steps_left,
+        "tokens_per_day": spending.budget.tokens_per_day,
+        "tokens_left": spending.tokens_left,
         "experiment_cap": spending.budget.experiment_cap,
     }
 
 
 # Scenarios ---------------------------------------------------------------------------------
+
 
 @api.get("/scenarios", response={200: list[ScenarioOut], **ERRORS}, tags=["scenarios"])
 def scenarios(request: HttpRequest):
@@ -259,6 +290,7 @@ def scenario_create(request: HttpRequest, payload: ScenarioIn):
 
 # Strategies --------------------------------------------------------------------------------
 
+
 @api.get("/strategies", response={200: list[StrategyOut], **ERRORS}, tags=["scenarios"])
 def strategies(request: HttpRequest):
     """The strategies and their parameters: what a scenario's `strategy` and `strategy_params` accept."""
@@ -266,10 +298,15 @@ def strategies(request: HttpRequest):
 
 
 @api.get(
-    "/strategies/{name}/estimate", response={200: EstimateOut, **ERRORS, **NOT_FOUND}, tags=["scenarios"],
+    "/strategies/{name}/estimate",
+    response={200: EstimateOut, **ERRORS, **NOT_FOUND},
+    tags=["scenarios"],
 )
 def strategy_estimate(
-    request: HttpRequest, name: Code, groups: Annotated[int, Field(ge=2, le=MAX_GROUPS)], judge: Code = "llm",
+    request: HttpRequest,
+    name: Code,
+    groups: Annotated[int, Field(ge=2, le=MAX_GROUPS)],
+    judge: Code = "llm",
     param: list[str] = Query([], max_length=MAX_GROUPS),
 ):
     """The model steps one run of this strategy takes for `groups` groups and `judge`, with its
@@ -280,12 +317,21 @@ def strategy_estimate(
         params = strategy_params(name, params_from_pairs(param))
     except ParamsError as error:
         return Status(400, {"errors": error.errors})
-    cost = run_cost(strategy=name, party_count=groups, judge_uses_model=judge_uses_model(judge), params=params.model_dump())
-    return {"strategy": name, "groups": groups, "judge": judge, "steps": cost.steps,
-            "completion_tokens": cost.completion_tokens, "params": params.model_dump()}
+    cost = run_cost(
+        strategy=name, party_count=groups, judge_uses_model=judge_uses_model(judge), params=params.model_dump()
+    )
+    return {
+        "strategy": name,
+        "groups": groups,
+        "judge": judge,
+        "steps": cost.steps,
+        "completion_tokens": cost.completion_tokens,
+        "params": params.model_dump(),
+    }
 
 
 # Runs --------------------------------------------------------------------------------------
+
 
 @api.get("/runs", response={200: list[RunOut], **ERRORS}, tags=["runs"])
 def runs(request: HttpRequest, status: Code | None = None, limit: Limit = 100, offset: Offset = 0):
@@ -293,14 +339,15 @@ def runs(request: HttpRequest, status: Code | None = None, limit: Limit = 100, o
     mine = run_list_for_owner(owner=request.auth)
     if status:
         mine = mine.filter(status=status)
-    return [run_summary(run) for run in mine[offset:offset + limit]]
+    return [run_summary(run) for run in mine[offset : offset + limit]]
 
 
 @api.post("/runs", auth=WRITE, response={201: CreatedOut, **BODY_ERRORS}, tags=["runs"])
 def run_start(request: HttpRequest, payload: ScenarioIn):
     """Validate the scenario and start a run of it; answers its id."""
-    run = run_create(owner=request.auth, config=scenario_config_build(data=payload, user=request.auth),
-                     visibility=payload.visibility)
+    run = run_create(
+        owner=request.auth, config=scenario_config_build(data=payload, user=request.auth), visibility=payload.visibility
+    )
     return Status(201, {"id": run.pk, "url": reverse("run-detail", args=[run.pk])})
 
 
@@ -347,12 +394,19 @@ def _pairs(values: list[str], field: str) -> dict[str, float]:
 
 
 @api.get(
-    "/runs/{run_id}/counterfactual", auth=[*READ, LinkToken()],
-    response={200: CounterfactualOut, **ERRORS, **NOT_FOUND, 409: ErrorOut}, tags=["runs"],
+    "/runs/{run_id}/counterfactual",
+    auth=[*READ, LinkToken()],
+    response={200: CounterfactualOut, **ERRORS, **NOT_FOUND, 409: ErrorOut},
+    tags=["runs"],
 )
 def run_counterfactual_view(
-    request: HttpRequest, run_id: Id, seats: Code = "run", seed: Seed | None = None,
-    custom: list[str] = Query([], max_length=MAX_GROUPS), rule: Code | None = None, veto_group: Code | None = None,
+    request: HttpRequest,
+    run_id: Id,
+    seats: Code = "run",
+    seed: Seed | None = None,
+    custom: list[str] = Query([], max_length=MAX_GROUPS),
+    rule: Code | None = None,
+    veto_group: Code | None = None,
 ):
     """Re-tally a finished run's stored scores under other seats (run, real, equal, random_tenths
     with `seed`, custom: repeat `custom=CODE:WEIGHT`) and another rule (a goal, double_majority,
@@ -363,15 +417,23 @@ def run_counterfactual_view(
     if found is None:
         return Status(404, {"error": "no such run, or it is not shared with you"})
     return run_counterfactual(  # NotFinished: 409, CounterfactualError: 400 (application_errors)
-        run=found, seats=seats, seed=seed, custom=_pairs(custom, "custom") if custom else None,
-        rule=rule, veto_group=veto_group,
+        run=found,
+        seats=seats,
+        seed=seed,
+        custom=_pairs(custom, "custom") if custom else None,
+        rule=rule,
+        veto_group=veto_group,
     )
 
 
 @api.get("/power", response={200: PowerOut, **ERRORS}, tags=["scenarios"])
 def power(
-    request: HttpRequest, seats: list[str] = Query(..., max_length=MAX_GROUPS), goal: Code = "simple_majority",
-    veto_group: Code | None = None, quota: Code = "scale", strict: bool = False,
+    request: HttpRequest,
+    seats: list[str] = Query(..., max_length=MAX_GROUPS),
+    goal: Code = "simple_majority",
+    veto_group: Code | None = None,
+    quota: Code = "scale",
+    strict: bool = False,
 ):
     """Shapley-Shubik and normalised Banzhaf power of each group (repeat `seats=CODE:SHARE`; shares
     or seat counts) when a coalition wins by reaching the goal's quota: `scale` (5/9 for simple
@@ -387,6 +449,7 @@ def power(
 
 
 # Experiments -------------------------------------------------------------------------------
+
 
 def _own_experiment(request: HttpRequest, experiment_id: int) -> Experiment | None:
     return experiment_for_owner(user=request.auth, experiment_id=experiment_id)
@@ -413,8 +476,10 @@ def experiment(request: HttpRequest, experiment_id: Id):
 
 
 @api.post(
-    "/experiments/{experiment_id}/start", auth=WRITE,
-    response={200: StartedOut, **BODY_ERRORS, **NOT_FOUND, 409: ErrorOut}, tags=["experiments"],
+    "/experiments/{experiment_id}/start",
+    auth=WRITE,
+    response={200: StartedOut, **BODY_ERRORS, **NOT_FOUND, 409: ErrorOut},
+    tags=["experiments"],
 )
 def experiment_run(request: HttpRequest, experiment_id: Id):
     """Start a draft, or resume a paused, cancelled or capped experiment."""
@@ -456,7 +521,9 @@ def experiment_cancel_view(request: HttpRequest, experiment_id: Id):
 
 
 @api.get(
-    "/experiments/{experiment_id}/progress", response={200: ProgressOut, **ERRORS, **NOT_FOUND}, tags=["experiments"],
+    "/experiments/{experiment_id}/progress",
+    response={200: ProgressOut, **ERRORS, **NOT_FOUND},
+    tags=["experiments"],
 )
 def experiment_progress_view(request: HttpRequest, experiment_id: Id):
     found = _own_experiment(request, experiment_id)
@@ -464,7 +531,9 @@ def experiment_progress_view(request: HttpRequest, experiment_id: Id):
 
 
 @api.get(
-    "/experiments/{experiment_id}/sweep", response={200: SweepOut, **ERRORS, **NOT_FOUND}, tags=["experiments"],
+    "/experiments/{experiment_id}/sweep",
+    response={200: SweepOut, **ERRORS, **NOT_FOUND},
+    tags=["experiments"],
 )
 def experiment_sweep_view(request: HttpRequest, experiment_id: Id):
     """Pass rates per strategy re-tallied under each seat structure (as played, equal, real,
@@ -480,14 +549,17 @@ def experiment_sweep_view(request: HttpRequest, experiment_id: Id):
         "rules": sweep.rules,
         "rows": [
             {"strategy": row.strategy, "structure": structure, "rule": rule["key"], "rate": rate, "n": n}
-            for row in sweep.rows for rule in sweep.rules for structure, _ in sweep.structures
+            for row in sweep.rows
+            for rule in sweep.rules
+            for structure, _ in sweep.structures
             for rate, n in [row.cells[(structure, rule["key"])]]
         ],
     }
 
 
 @api.get(
-    "/experiments/{experiment_id}/results", response={200: list[ResultOut], **ERRORS, **NOT_FOUND},
+    "/experiments/{experiment_id}/results",
+    response={200: list[ResultOut], **ERRORS, **NOT_FOUND},
     tags=["experiments"],
 )
 def experiment_results_view(request: HttpRequest, experiment_id: Id):
@@ -497,14 +569,21 @@ def experiment_results_view(request: HttpRequest, experiment_id: Id):
 
 
 @api.get(
-    "/experiments/{experiment_id}/export.zip", response={**ERRORS, **NOT_FOUND}, tags=["experiments"],
-    openapi_extra={"responses": {"200": {
-        "description": "The zip: <table>.<format> files and data_dictionary.csv/.json",
-        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
-    }}},
+    "/experiments/{experiment_id}/export.zip",
+    response={**ERRORS, **NOT_FOUND},
+    tags=["experiments"],
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "The zip: <table>.<format> files and data_dictionary.csv/.json",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
 )
 def experiment_export_zip(
-    request: HttpRequest, experiment_id: Id,
+    request: HttpRequest,
+    experiment_id: Id,
     format: list[Literal[FORMATS]] = Query(list(FORMATS), max_length=len(FORMATS)),  # noqa: B008 - ninja's marker
 ):
     """Tidy tables (experiments, runs, group_scores, events) in the asked formats (csv, parquet,
@@ -512,21 +591,33 @@ def experiment_export_zip(
     found = _own_experiment(request, experiment_id)
     if found is None:
         return Status(404, NO_EXPERIMENT)
-    response = StreamingHttpResponse(experiment_export(experiment=found, formats=format), content_type="application/zip")
+    response = StreamingHttpResponse(
+        experiment_export(experiment=found, formats=format), content_type="application/zip"
+    )
     response["Content-Disposition"] = f'attachment; filename="experiment-{found.pk}.zip"'
     return response
 
 
 @api.get(
-    "/experiments/{experiment_id}/training.zip", response={**ERRORS, **NOT_FOUND}, tags=["experiments"],
-    openapi_extra={"responses": {"200": {
-        "description": "The zip: train/test .jsonl and .parquet (grpo: drafts/ and turns/, hemicycle_rewards.py) and README.md",
-        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
-    }}},
+    "/experiments/{experiment_id}/training.zip",
+    response={**ERRORS, **NOT_FOUND},
+    tags=["experiments"],
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "The zip: train/test .jsonl and .parquet (grpo: drafts/ and turns/, hemicycle_rewards.py) and README.md",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
 )
 def experiment_training_zip(
-    request: HttpRequest, experiment_id: Id, format: Literal[TRAINING_FORMATS],
-    split: float = Query(0.9, gt=0, le=1), seed: Seed = 0, margin: float = Query(0.0, ge=0, le=100),  # noqa: B008 - ninja's marker
+    request: HttpRequest,
+    experiment_id: Id,
+    format: Literal[TRAINING_FORMATS],
+    split: float = Query(0.9, gt=0, le=1),
+    seed: Seed = 0,
+    margin: float = Query(0.0, ge=0, le=100),  # noqa: B008 - ninja's marker
 ):
     """The experiment's judged drafts as a training dataset in TRL's columns: dpo (prompt, chosen,
     rejected), grpo (prompt and reward columns) or sft (messages), split by record (docs/training.md)."""
@@ -540,7 +631,10 @@ def experiment_training_zip(
 
 
 @api.post(
-    "/runs/{run_id}/preference", auth=WRITE, response={200: PreferenceOut, **BODY_ERRORS, **NOT_FOUND}, tags=["runs"],
+    "/runs/{run_id}/preference",
+    auth=WRITE,
+    response={200: PreferenceOut, **BODY_ERRORS, **NOT_FOUND},
+    tags=["runs"],
 )
 def run_preference(request: HttpRequest, run_id: Id, payload: PreferenceIn):
     """The pairwise preference oracle: which of two texts the run's goal prefers, and by how much,

@@ -246,6 +246,7 @@ class ResultOut(Schema):
 
 # Voting power and counterfactual re-tallies (engine/power.py, engine/rules.py, runs/counterfactuals.py)
 
+
 class QuotaOut(Schema):
     share: float
     fraction: str
@@ -341,7 +342,9 @@ class SweepOut(Schema):
 class PreferenceIn(Schema):
     text_a: str = Field(max_length=20_000, description="The first text (a resolution).")
     text_b: str = Field(max_length=20_000, description="The second text.")
-    tau: float = Field(1.0, gt=0, le=100, description="The oracle's temperature: P(a > b) = sigmoid((G(a) - G(b)) / tau).")
+    tau: float = Field(
+        1.0, gt=0, le=100, description="The oracle's temperature: P(a > b) = sigmoid((G(a) - G(b)) / tau)."
+    )
 
 
 class PreferenceOut(Schema):

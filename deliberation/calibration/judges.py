@@ -12,8 +12,9 @@ from deliberation.registry.selectors import model_endpoint
 CALIBRATED_CHOICES = 50  # the newest calibrations offered as judges in the forms
 
 
-def calibrated_judge(name: str, *, allow_raw: bool, observer: CallObserver | None = None,
-                     endpoints: Endpoints = model_endpoint) -> Judge:
+def calibrated_judge(
+    name: str, *, allow_raw: bool, observer: CallObserver | None = None, endpoints: Endpoints = model_endpoint
+) -> Judge:
     number = name.removeprefix(CALIBRATED_PREFIX)
     calibration = Calibration.objects.filter(pk=int(number)).first() if number.isdigit() else None
     if calibration is None:
@@ -21,8 +22,9 @@ def calibrated_judge(name: str, *, allow_raw: bool, observer: CallObserver | Non
     isotonic = (calibration.results or {}).get("isotonic")
     if not isotonic:
         raise ValueError(f"judge {name!r}: calibration {number} has no isotonic map (too few records)")
-    inner = judge_for(calibration.judge, model=calibration.judge_model, allow_raw=allow_raw, observer=observer,
-                      endpoints=endpoints)
+    inner = judge_for(
+        calibration.judge, model=calibration.judge_model, allow_raw=allow_raw, observer=observer, endpoints=endpoints
+    )
     return CalibratedJudge(inner, IsotonicMap.from_dict(isotonic["map"]), name=name)
 
 

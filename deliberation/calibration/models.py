@@ -23,8 +23,9 @@ class Calibration(models.Model):
     pairs = models.JSONField(default=list)
     errors = models.JSONField(default=list, help_text="Pairs the judge could not score (model errors), with why.")
     seconds = models.FloatField(default=0.0)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

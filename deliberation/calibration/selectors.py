@@ -15,7 +15,9 @@ def calibration_get(*, calibration_id: int) -> Calibration:
     return Calibration.objects.select_related("record_set", "record_set_version").get(pk=calibration_id)
 
 
-def calibrations_latest(*, record_set_ids: Iterable[int], judges: Iterable[str] | None = None) -> dict[str, list[Calibration]]:
+def calibrations_latest(
+    *, record_set_ids: Iterable[int], judges: Iterable[str] | None = None
+) -> dict[str, list[Calibration]]:
     """Per judge, the latest calibration of each judge model on any of these record sets (newest
     first); with `judges`, each of them is a key, an empty list when it was never calibrated there."""
     latest: dict[str, dict[str, Calibration]] = {judge: {} for judge in judges or ()}
@@ -39,11 +41,16 @@ def calibration_summary(calibration: Calibration) -> str:
         f"calibration {calibration.pk}: judge {calibration.judge}{model} on {calibration.record_set.name}",
         f"pairs {r['pairs']} (scored {r['scored']}, fallbacks {r['fallbacks']}, errors {r.get('errors', 0)}), "
         f"records {r['records']}"
-        + (f" (the {r['excluded_train_records']} records its map was fitted on left out)" if r.get("excluded_train_records") else ""),
+        + (
+            f" (the {r['excluded_train_records']} records its map was fitted on left out)"
+            if r.get("excluded_train_records")
+            else ""
+        ),
         f"pearson {_number(r['pearson'])} {_ci(r['pearson_ci'])}  spearman {_number(r['spearman'])} {_ci(r['spearman_ci'])}",
         f"mae {_number(r['mae'])}  bias {_number(r['bias'])}  exact {_number(r['exact'])}  "
         f"within 1 {_number(r['within_one'])}  positions {_number(r['positions']['rate'])}",
-        "bias by group: " + ", ".join(f"{g} {_number(v['bias'], 2)} (n={v['n']})" for g, v in sorted(r["bias_by_group"].items())),
+        "bias by group: "
+        + ", ".join(f"{g} {_number(v['bias'], 2)} (n={v['n']})" for g, v in sorted(r["bias_by_group"].items())),
     ]
     iso = r.get("isotonic")
     if iso:
@@ -80,8 +87,11 @@ def experiment_record_set_ids(*, experiment) -> list[int]:
     name = ((experiment.spec or {}).get("source") or {}).get("record_set")
     if name:
         return list(RecordSet.objects.filter(name=name).values_list("id", flat=True))
-    return list(experiment.runs.exclude(record_set_version=None)
-                .values_list("record_set_version__record_set_id", flat=True).distinct())
+    return list(
+        experiment.runs.exclude(record_set_version=None)
+        .values_list("record_set_version__record_set_id", flat=True)
+        .distinct()
+    )
 
 
 def calibrations_for_experiment(*, experiment) -> dict:
@@ -89,11 +99,17 @@ def calibrations_for_experiment(*, experiment) -> dict:
     experiment's record sets, and a version for the results fragment's cache key."""
     record_sets = experiment_record_set_ids(experiment=experiment)
     latest = calibrations_latest(record_set_ids=record_sets)
-    newest = Calibration.objects.filter(record_set_id__in=record_sets).order_by("-id").values_list("id", flat=True).first()
+    newest = (
+        Calibration.objects.filter(record_set_id__in=record_sets).order_by("-id").values_list("id", flat=True).first()
+    )
     return {"by_judge": latest, "version": newest or 0, "record_set": record_sets[0] if record_sets else None}
 
 
 def calibrations_with_map(*, limit: int) -> list[int]:
     """Ids of the newest calibrations that fitted an isotonic map (each is a `calibrated:<id>` judge)."""
-    return list(Calibration.objects.filter(results__isotonic__isnull=False).exclude(results__isotonic=None)
-                .order_by("-id").values_list("id", flat=True)[:limit])
+    return list(
+        Calibration.objects.filter(results__isotonic__isnull=False)
+        .exclude(results__isotonic=None)
+        .order_by("-id")
+        .values_list("id", flat=True)[:limit]
+    )

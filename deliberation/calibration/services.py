@@ -75,7 +75,11 @@ def _record_scenario(record: Record, *, topic: str) -> Scenario | None:
 
 
 def calibration_items(
-    *, record_set: RecordSet, topic: str | None = None, limit: int | None = None, seed: int = 0,
+    *,
+    record_set: RecordSet,
+    topic: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
     exclude: frozenset[str] = frozenset(),
 ) -> tuple[list[CalibrationItem], int]:
     """The items of the set's current version (adopted resolution, stance, real vote) and how many
@@ -125,17 +129,32 @@ def calibrated_train_records(*, judge: str, record_set: RecordSet) -> frozenset[
 def item_score(*, item: CalibrationItem, judge: Judge, seed: int) -> Pair:
     """The judge's vote on the adopted resolution, as a run on this record with `seed` would cast it."""
     run_seed = seed_for(seed, item.record_hash)
-    vote = verdict_data(scenario=item.scenario, judge=judge, seed=judge_seed(run_seed), group=item.group,
-                        text=item.scenario.record.resolution)
+    vote = verdict_data(
+        scenario=item.scenario,
+        judge=judge,
+        seed=judge_seed(run_seed),
+        group=item.group,
+        text=item.scenario.record.resolution,
+    )
     extra = {key: value for key, value in vote.items() if key not in ("group", "score", "position", "fallback")}
     return Pair(
-        record=item.scenario.record.key, group=item.group, real=item.real, predicted=float(vote["score"]),
-        term=item.scenario.record.term, topic=item.scenario.record.topic, fallback=vote["fallback"], extra=extra,
+        record=item.scenario.record.key,
+        group=item.group,
+        real=item.real,
+        predicted=float(vote["score"]),
+        term=item.scenario.record.term,
+        topic=item.scenario.record.topic,
+        fallback=vote["fallback"],
+        extra=extra,
     )
 
 
 def calibration_pairs(
-    *, items: list[CalibrationItem], judge: Judge, seed: int, concurrency: int = 1,
+    *,
+    items: list[CalibrationItem],
+    judge: Judge,
+    seed: int,
+    concurrency: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[Pair], list[str]]:
     """Every item scored, in the items' order; items the model failed on are reasons, not pairs."""
@@ -159,8 +178,15 @@ def calibration_pairs(
     return [r for r in results if isinstance(r, Pair)], [r for r in results if isinstance(r, str)]
 
 
-def reason_check_run(*, items: list[CalibrationItem], model: str, allow_raw: bool, seed: int, errors: list[str],
-                     progress: Callable[[int], None] | None = None) -> dict:
+def reason_check_run(
+    *,
+    items: list[CalibrationItem],
+    model: str,
+    allow_raw: bool,
+    seed: int,
+    errors: list[str],
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """The reason check on every item's adopted resolution: D, C, K, DCG and the share of scores
     their reasons do not support, with a few such reasons to read."""
     checker = ReasonCheck(drafting_client(model, allow_raw=allow_raw))
@@ -168,8 +194,12 @@ def reason_check_run(*, items: list[CalibrationItem], model: str, allow_raw: boo
     examples = []
     for item in items:
         try:
-            verdict = checker.check(scenario=item.scenario, group=item.group, text=item.scenario.record.resolution,
-                                    seed=judge_seed(seed_for(seed, item.record_hash)))
+            verdict = checker.check(
+                scenario=item.scenario,
+                group=item.group,
+                text=item.scenario.record.resolution,
+                seed=judge_seed(seed_for(seed, item.record_hash)),
+            )
         except (ModelError, TimeoutError, ConnectionError) as error:
             errors.append(f"reason check, record {item.scenario.record.key} {item.group}: {error}")
             continue
@@ -177,11 +207,22 @@ def reason_check_run(*, items: list[CalibrationItem], model: str, allow_raw: boo
             if progress:
                 progress(1)
         rows.append((item.scenario.record.key, item.real, verdict.score, verdict.reason_score))
-        unsupported = verdict.score is not None and verdict.reason_score is not None and \
-            abs(verdict.score - verdict.reason_score) >= REASON_DISAGREES
+        unsupported = (
+            verdict.score is not None
+            and verdict.reason_score is not None
+            and abs(verdict.score - verdict.reason_score) >= REASON_DISAGREES
+        )
         if unsupported and len(examples) < REASON_EXAMPLES:
-            examples.append({"record": item.scenario.record.key, "group": item.group, "real": item.real,
-                             "score": verdict.score, "reason_score": verdict.reason_score, "reason": verdict.reason})
+            examples.append(
+                {
+                    "record": item.scenario.record.key,
+                    "group": item.group,
+                    "real": item.real,
+                    "score": verdict.score,
+                    "reason_score": verdict.reason_score,
+                    "reason": verdict.reason,
+                }
+            )
     return {**reason_metrics(rows), "examples": examples}
 
 
@@ -191,7 +232,8 @@ def calibration_results(pairs: list[Pair], *, seed: int, resamples: int) -> dict
     scored_records = {p.record for p in pairs if not p.fallback}
     results["isotonic"] = (
         isotonic_calibration(pairs, seed=seed, resamples=resamples)
-        if len(scored_records) >= MIN_RECORDS_FOR_ISOTONIC else None
+        if len(scored_records) >= MIN_RECORDS_FOR_ISOTONIC
+        else None
     )
     return results
 
@@ -238,20 +280,23 @@ def calibration_run(
     allow_raw = owner is None or owner.is_staff
     if on_total:
         on_total(len(items) * (1 + (len(PROBE_VARIANTS) if probes else 0) + (1 if reason_check else 0)))
-    pairs, errors = calibration_pairs(items=items, judge=the_judge, seed=seed, concurrency=concurrency,
-                                      progress=progress)
+    pairs, errors = calibration_pairs(
+        items=items, judge=the_judge, seed=seed, concurrency=concurrency, progress=progress
+    )
     results = calibration_results(pairs, seed=seed, resamples=resamples)
     if probes:
         results["probes"] = {}
         for variant in PROBE_VARIANTS:
             probe_judge = PROMPT_JUDGES[judge](drafting_client(model, allow_raw=allow_raw), variant=variant)
-            variant_pairs, variant_errors = calibration_pairs(items=items, judge=probe_judge, seed=seed,
-                                                              concurrency=concurrency, progress=progress)
+            variant_pairs, variant_errors = calibration_pairs(
+                items=items, judge=probe_judge, seed=seed, concurrency=concurrency, progress=progress
+            )
             results["probes"][variant.key] = paired_shift(pairs, variant_pairs, seed=seed, resamples=resamples)
             errors.extend(f"{variant.key} probe: {error}" for error in variant_errors)
     if reason_check:
-        results["reason_check"] = reason_check_run(items=items, model=model, allow_raw=allow_raw, seed=seed,
-                                                   errors=errors, progress=progress)
+        results["reason_check"] = reason_check_run(
+            items=items, model=model, allow_raw=allow_raw, seed=seed, errors=errors, progress=progress
+        )
     results["skipped_records"] = skipped
     results["excluded_train_records"] = len(fitted_on)
     results["errors"] = len(errors)
@@ -262,8 +307,14 @@ def calibration_run(
             judge_model=model,
             record_set=the_set,
             record_set_version=the_set.current_version,
-            params={"topic": topic, "limit": limit, "seed": seed, "resamples": resamples, "probes": probes,
-                    "reason_check": reason_check},
+            params={
+                "topic": topic,
+                "limit": limit,
+                "seed": seed,
+                "resamples": resamples,
+                "probes": probes,
+                "reason_check": reason_check,
+            },
             results=_finite(results),
             pairs=[pair.as_dict() for pair in pairs],
             errors=errors,

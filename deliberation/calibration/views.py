@@ -20,9 +20,14 @@ def calibration_index(request: HttpRequest) -> HttpResponse:
     record_set = request.GET.get("record_set")
     if record_set and record_set.isdigit():
         calibrations = calibrations.filter(record_set_id=int(record_set))
-    return render(request, "calibration/calibration_list.html", {
-        "calibrations": calibrations[:LIST_SIZE], "paper_r": REPORTED_PAPER_R,
-    })
+    return render(
+        request,
+        "calibration/calibration_list.html",
+        {
+            "calibrations": calibrations[:LIST_SIZE],
+            "paper_r": REPORTED_PAPER_R,
+        },
+    )
 
 
 @login_required
@@ -33,15 +38,22 @@ def calibration_detail(request: HttpRequest, calibration_id: int) -> HttpRespons
     except Calibration.DoesNotExist:
         raise Http404("no such calibration") from None
     results = calibration.results
-    return render(request, "calibration/calibration_detail.html", {
-        "calibration": calibration,
-        "r": results,
-        "isotonic": results.get("isotonic"),
-        "confusion_rows": list(enumerate(results["confusion"])),
-        "positions": results["positions"],
-        "breakdowns": [(name, dict(sorted(results[key].items())))  # jsonb does not keep key order
-                       for name, key in (("Group", "bias_by_group"), ("Term", "bias_by_term"), ("Topic", "bias_by_topic"))],
-        "charts": calibration_figures(results=results, pairs=calibration.pairs,
-                                      seed=calibration.params.get("seed", 0)),
-        "paper_r": REPORTED_PAPER_R,
-    })
+    return render(
+        request,
+        "calibration/calibration_detail.html",
+        {
+            "calibration": calibration,
+            "r": results,
+            "isotonic": results.get("isotonic"),
+            "confusion_rows": list(enumerate(results["confusion"])),
+            "positions": results["positions"],
+            "breakdowns": [
+                (name, dict(sorted(results[key].items())))  # jsonb does not keep key order
+                for name, key in (("Group", "bias_by_group"), ("Term", "bias_by_term"), ("Topic", "bias_by_topic"))
+            ],
+            "charts": calibration_figures(
+                results=results, pairs=calibration.pairs, seed=calibration.params.get("seed", 0)
+            ),
+            "paper_r": REPORTED_PAPER_R,
+        },
+    )

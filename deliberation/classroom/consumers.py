@@ -73,13 +73,22 @@ class ClassroomConsumer(RunConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         student = self.student
-        await self.send(text_data=encode({
-            "type": "hello",
-            "role": self.role,
-            "student": None if student is None else {
-                "id": student.pk, "name": student.name, "group": student.group or None, "muted": student.muted,
-            },
-        }))
+        await self.send(
+            text_data=encode(
+                {
+                    "type": "hello",
+                    "role": self.role,
+                    "student": None
+                    if student is None
+                    else {
+                        "id": student.pk,
+                        "name": student.name,
+                        "group": student.group or None,
+                        "muted": student.muted,
+                    },
+                }
+            )
+        )
         if student is not None:
             await database_sync_to_async(student_connected)(student=student)
             self.counted = True

@@ -46,9 +46,23 @@ from worker.enqueue import task_enqueue
 logger = logging.getLogger(__name__)
 
 MAX_PHASE_SECONDS = 3600
-TEACHER_ACTIONS = ("start", "pause", "resume", "advance", "skip_turn", "reveal_speed", "mute", "unmute", "remove", "end")
+TEACHER_ACTIONS = (
+    "start",
+    "pause",
+    "resume",
+    "advance",
+    "skip_turn",
+    "reveal_speed",
+    "mute",
+    "unmute",
+    "remove",
+    "end",
+)
 RUN_STATUS = {
-    "lobby": Run.Status.QUEUED, "live": Run.Status.RUNNING, "paused": Run.Status.PAUSED, "ended": Run.Status.STOPPED,
+    "lobby": Run.Status.QUEUED,
+    "live": Run.Status.RUNNING,
+    "paused": Run.Status.PAUSED,
+    "ended": Run.Status.STOPPED,
 }
 
 
@@ -66,8 +80,15 @@ def session_group(session_id: int) -> str:
 
 
 def _broadcast(session_id: int, frame: dict) -> None:
-    group_send(session_group(session_id), {"type": "classroom.frame", "frame": encode(frame), "kind": frame["type"],
-                                            "order": frame.get("seq", frame.get("at"))})
+    group_send(
+        session_group(session_id),
+        {
+            "type": "classroom.frame",
+            "frame": encode(frame),
+            "kind": frame["type"],
+            "order": frame.get("seq", frame.get("at")),
+        },
+    )
 
 
 def broadcast_presence(*, class_session: ClassSession) -> None:
@@ -103,7 +124,9 @@ def class_session_open(
         try:
             with transaction.atomic():
                 run = Run.objects.create(
-                    owner=teacher, scenario=scenario, record_set_version=record_version_for_run(record=scenario.record),
+                    owner=teacher,
+                    scenario=scenario,
+                    record_set_version=record_version_for_run(record=scenario.record),
                     **fields,
                 )
                 try:
@@ -111,10 +134,16 @@ def class_session_open(
                 except ScenarioError as error:
                     raise ClassroomError(f"the scenario cannot be played: {error}") from None
                 session = ClassSession.objects.create(
-                    teacher=teacher, scenario=scenario, run=run, code=code,
-                    phase_seconds=phase_seconds, words_per_second=words_per_second,
+                    teacher=teacher,
+                    scenario=scenario,
+                    run=run,
+                    code=code,
+                    phase_seconds=phase_seconds,
+                    words_per_second=words_per_second,
                 )
-                data = rules.opening_data(engine_scenario, phase_seconds=phase_seconds, words_per_second=words_per_second)
+                data = rules.opening_data(
+                    engine_scenario, phase_seconds=phase_seconds, words_per_second=words_per_second
+                )
                 event_append(run=run, event={"seq": 1, "type": "run_started", "data": data})
             return session
         except IntegrityError:
@@ -177,8 +206,12 @@ def student_seen(*, student: Student) -> None:
 
 
 def classroom_act(
-    *, class_session: ClassSession, teacher: AbstractBaseUser | None = None, student: Student | None = None,
-    action: str, payload: dict,
+    *,
+    class_session: ClassSession,
+    teacher: AbstractBaseUser | None = None,
+    student: Student | None = None,
+    action: str,
+    payload: dict,
 ) -> None:
     """Every action of the protocol, by the session's teacher or one of its students."""
     if (teacher is None) == (student is None):
@@ -249,7 +282,9 @@ def classroom_agent_turn(*, session_id: int, turn_key: str) -> None:
         return
     try:
         new = rules.agent_turn_event(
-            sitting, turn, events,
+            sitting,
+            turn,
+            events,
             model=None if turn.kind == "vote" else drafting_client(run.model),
             judge=judge_for(run.judge, model=run.judge_model or run.model),
             seed=run.seed,
@@ -356,7 +391,9 @@ def _write(class_session: ClassSession, produce: Produce) -> Sitting:
 def _after_commit(session_id: int, model: str, before: Sitting, after: Sitting, new: list[NewEvent]) -> None:
     """Tell the sockets, and queue what comes next: the agent's turn, the phase timer."""
     _broadcast(session_id, state_frame(sitting=after))
-    seat_changes = [data for type_, data in new if type_ == "seat_joined" or data.get("action") in ("muted", "unmuted", "removed")]
+    seat_changes = [
+        data for type_, data in new if type_ == "seat_joined" or data.get("action") in ("muted", "unmuted", "removed")
+    ]
     if seat_changes:
         class_session = ClassSession.objects.select_related("run").get(pk=session_id)
         _broadcast(session_id, presence(class_session=class_session))
@@ -364,8 +401,11 @@ def _after_commit(session_id: int, model: str, before: Sitting, after: Sitting, 
             if data.get("action") == "removed":
                 group_send(session_group(session_id), {"type": "classroom.removed", "student": data["student"]})
     turn = after.turn
-    if after.status == "live" and turn is not None and turn.by == rules.AGENT and (
-        before.status != "live" or before.turn != turn
+    if (
+        after.status == "live"
+        and turn is not None
+        and turn.by == rules.AGENT
+        and (before.status != "live" or before.turn != turn)
     ):
         queue_agent_turn(session_id=session_id, turn_key=turn.key, model=model, countdown=after.reading_seconds)
     if after.status == "live" and after.deadline and after.deadline != before.deadline:
@@ -376,12 +416,17 @@ def queue_agent_turn(*, session_id: int, turn_key: str, model: str, countdown: f
     """The agent's turn, on the queue of its model's workers, once the room has read the last text."""
     task_enqueue(
         "deliberation.classroom.tasks.classroom_agent_turn_task",
-        session_id=session_id, turn_key=turn_key, queue=run_queue(model), countdown=countdown,
+        session_id=session_id,
+        turn_key=turn_key,
+        queue=run_queue(model),
+        countdown=countdown,
     )
 
 
 def queue_timer(*, session_id: int, deadline: str) -> None:
     task_enqueue(
         "deliberation.classroom.tasks.classroom_timer_task",
-        session_id=session_id, deadline=deadline, eta=datetime.fromisoformat(deadline),
+        session_id=session_id,
+        deadline=deadline,
+        eta=datetime.fromisoformat(deadline),
     )

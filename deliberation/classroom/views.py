@@ -61,11 +61,15 @@ def join_url(request: HttpRequest, code: str) -> str:
 
 def _reachability_warning(url: str) -> str:
     if is_loopback(urlsplit(url).hostname or ""):
-        return ("This join link only works on this computer: no local network address was found. "
-                "Connect to the classroom network, or set HEMICYCLE_PUBLIC_URL.")
+        return (
+            "This join link only works on this computer: no local network address was found. "
+            "Connect to the classroom network, or set HEMICYCLE_PUBLIC_URL."
+        )
     if settings.HEMICYCLE_BIND_HOST and is_loopback(settings.HEMICYCLE_BIND_HOST):
-        return ("The server listens on this computer only, so phones cannot open the link: "
-                "restart it with `make run HOST=0.0.0.0`.")
+        return (
+            "The server listens on this computer only, so phones cannot open the link: "
+            "restart it with `make run HOST=0.0.0.0`."
+        )
     return ""
 
 
@@ -101,21 +105,29 @@ def turn_time(model: str) -> str:
 
 
 class OpenSessionForm(forms.Form):
-    scenario = forms.ModelChoiceField(queryset=SavedScenario.objects.none(), empty_label=None,
-                                      help_text="A scenario you saved in the builder.")
+    scenario = forms.ModelChoiceField(
+        queryset=SavedScenario.objects.none(), empty_label=None, help_text="A scenario you saved in the builder."
+    )
     seconds_per_phase = forms.IntegerField(
-        min_value=0, max_value=services.MAX_PHASE_SECONDS, required=False, initial=0,
-        help_text="A timer for each phase (10 s or more); when it runs out the phase moves on. "
-                  "0 or empty: no timer.")
+        min_value=0,
+        max_value=services.MAX_PHASE_SECONDS,
+        required=False,
+        initial=0,
+        help_text="A timer for each phase (10 s or more); when it runs out the phase moves on. 0 or empty: no timer.",
+    )
     words_per_second = forms.FloatField(
-        min_value=0, max_value=MAX_WORDS_PER_SECOND, initial=3,
-        help_text="How fast agents' text appears, word by word. 0: all at once.")
+        min_value=0,
+        max_value=MAX_WORDS_PER_SECOND,
+        initial=3,
+        help_text="How fast agents' text appears, word by word. 0: all at once.",
+    )
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["scenario"].queryset = SavedScenario.objects.filter(owner=owner).select_related("record")
-        self.fields["scenario"].label_from_instance = (
-            lambda saved: f"{saved.name} ({saved.record.title[:60]}, {len(saved.groups)} groups)")
+        self.fields["scenario"].label_from_instance = lambda saved: (
+            f"{saved.name} ({saved.record.title[:60]}, {len(saved.groups)} groups)"
+        )
         # Which model plays the agents, and how long a turn takes on it, per scenario.
         self.agent_models = [
             {"id": saved.pk, "model": saved.model, "turn": turn_time(saved.model)}
@@ -139,10 +151,14 @@ def classroom_home(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(error))
         else:
             return redirect("classroom-teach", code=session.code)
-    return render(request, "classroom/home.html", {
-        "form": form,
-        "sessions": selectors.sessions_for_teacher(user=request.user).select_related("run__record")[:100],
-    })
+    return render(
+        request,
+        "classroom/home.html",
+        {
+            "form": form,
+            "sessions": selectors.sessions_for_teacher(user=request.user).select_related("run__record")[:100],
+        },
+    )
 
 
 @login_required
@@ -151,10 +167,17 @@ def classroom_teach(request: HttpRequest, code: str) -> HttpResponse:
     if isinstance(session, HttpResponse):
         return session
     url = join_url(request, session.code)
-    return render(request, "classroom/teach.html", {
-        "session": session, "run": session.run, "join_url": url, "warning": _reachability_warning(url),
-        "page": _page(session, "teacher"),
-    })
+    return render(
+        request,
+        "classroom/teach.html",
+        {
+            "session": session,
+            "run": session.run,
+            "join_url": url,
+            "warning": _reachability_warning(url),
+            "page": _page(session, "teacher"),
+        },
+    )
 
 
 @login_required
@@ -162,10 +185,16 @@ def classroom_projector(request: HttpRequest, code: str) -> HttpResponse:
     session = _teacher_session(request, code)
     if isinstance(session, HttpResponse):
         return session
-    return render(request, "classroom/projector.html", {
-        "session": session, "run": session.run, "join_url": join_url(request, session.code),
-        "page": _page(session, "projector"),
-    })
+    return render(
+        request,
+        "classroom/projector.html",
+        {
+            "session": session,
+            "run": session.run,
+            "join_url": join_url(request, session.code),
+            "page": _page(session, "projector"),
+        },
+    )
 
 
 def classroom_qr(request: HttpRequest, code: str) -> HttpResponse:
@@ -248,7 +277,9 @@ def join_code(request: HttpRequest, code: str) -> HttpResponse:
         elif form.is_valid():
             try:
                 student = services.student_join(
-                    class_session=session, name=form.cleaned_data["name"], group=form.cleaned_data["seat"] or None,
+                    class_session=session,
+                    name=form.cleaned_data["name"],
+                    group=form.cleaned_data["seat"] or None,
                 )
             except services.ClassroomError as error:
                 form.add_error(None, str(error))
@@ -258,11 +289,20 @@ def join_code(request: HttpRequest, code: str) -> HttpResponse:
         if status == 200:
             status = 400
     seated = selectors.presence(class_session=session)["seats"]
-    return render(request, "classroom/join_seat.html", {
-        "session": session, "run": session.run, "form": form,
-        "groups": [{**group, "students": [student["name"] for student in seated.get(group["code"], [])]}
-                   for group in page["groups"]],
-    }, status=status)
+    return render(
+        request,
+        "classroom/join_seat.html",
+        {
+            "session": session,
+            "run": session.run,
+            "form": form,
+            "groups": [
+                {**group, "students": [student["name"] for student in seated.get(group["code"], [])]}
+                for group in page["groups"]
+            ],
+        },
+        status=status,
+    )
 
 
 def classroom_seat(request: HttpRequest, code: str) -> HttpResponse:
@@ -271,11 +311,22 @@ def classroom_seat(request: HttpRequest, code: str) -> HttpResponse:
     if student is None:
         return redirect("classroom-join-code", code=session.code)
     # What a student needs to play the part: the issue, and the group's stance and real vote.
-    stance = (session.run.record.stances.select_related("group").filter(group__code=student.group).first()
-              if student.group else None)
-    return render(request, "classroom/seat.html", {
-        "session": session, "run": session.run, "student": student, "stance": stance,
-        "real_position": vote_position(stance.real_choice) if stance and stance.real_choice is not None else None,
-        "page": _page(session, "student",
-                      student={"id": student.pk, "name": student.name, "group": student.group or None}),
-    })
+    stance = (
+        session.run.record.stances.select_related("group").filter(group__code=student.group).first()
+        if student.group
+        else None
+    )
+    return render(
+        request,
+        "classroom/seat.html",
+        {
+            "session": session,
+            "run": session.run,
+            "student": student,
+            "stance": stance,
+            "real_position": vote_position(stance.real_choice) if stance and stance.real_choice is not None else None,
+            "page": _page(
+                session, "student", student={"id": student.pk, "name": student.name, "group": student.group or None}
+            ),
+        },
+    )

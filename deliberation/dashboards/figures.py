@@ -16,10 +16,19 @@ from deliberation.dashboards.selectors import POWER_BINS, Cell, Table
 from deliberation.engine.goals import GOALS
 
 # One colour per strategy in every figure (baselines in greys), one bar pattern per model.
-STRATEGY_COLOURS = {"random": "#9aa0a6", "greedy": "#5f6368", "real-resolution": "#b08d57", "one-shot": "#1f77b4",
-                    "parliament": "#d62728", "mediator": "#2ca02c", "forecast": "#9467bd",
-                    # the advisor's three arms in one hue, the no-signal arm palest
-                    "advisor": "#e6550d", "advisor-random": "#fd8d3c", "advisor-none": "#fdbe85"}
+STRATEGY_COLOURS = {
+    "random": "#9aa0a6",
+    "greedy": "#5f6368",
+    "real-resolution": "#b08d57",
+    "one-shot": "#1f77b4",
+    "parliament": "#d62728",
+    "mediator": "#2ca02c",
+    "forecast": "#9467bd",
+    # the advisor's three arms in one hue, the no-signal arm palest
+    "advisor": "#e6550d",
+    "advisor-random": "#fd8d3c",
+    "advisor-none": "#fdbe85",
+}
 EXTRA_COLOURS = ("#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2")
 PATTERNS = ("", "/", "x", ".", "\\", "+")
 
@@ -67,7 +76,8 @@ def _axis_title(goal: str) -> str:
 
 def _error(cells: list[Cell]) -> dict:
     return {
-        "type": "data", "symmetric": False,
+        "type": "data",
+        "symmetric": False,
         "array": [cell.ci[1] - cell.mean if cell.ci else None for cell in cells],
         "arrayminus": [cell.mean - cell.ci[0] if cell.ci else None for cell in cells],
     }
@@ -85,14 +95,24 @@ def paper_table_figures(tables: list[Table]) -> list[dict]:
         models = sorted({row.model for row in table.rows})
         for goal, series in by_goal.items():
             bars = [
-                {"type": "bar", "name": f"{row.strategy} · {row.model}", "x": [f"{p} parties" for p in table.party_counts],
-                 "marker": _bar_style(row.strategy, row.model, models), "y": [cell.mean for cell in cells],
-                 "error_y": _error(cells), "customdata": [cell.n for cell in cells],
-                 "hovertemplate": "%{y:.2f} (%{customdata} runs)"}
+                {
+                    "type": "bar",
+                    "name": f"{row.strategy} · {row.model}",
+                    "x": [f"{p} parties" for p in table.party_counts],
+                    "marker": _bar_style(row.strategy, row.model, models),
+                    "y": [cell.mean for cell in cells],
+                    "error_y": _error(cells),
+                    "customdata": [cell.n for cell in cells],
+                    "hovertemplate": "%{y:.2f} (%{customdata} runs)",
+                }
                 for row, cells in series
             ]
-            fig = _figure(bars, title=f"{GOALS[goal].label} · judge {table.judge}", yaxis=_axis(_axis_title(goal)),
-                          barmode="group")
+            fig = _figure(
+                bars,
+                title=f"{GOALS[goal].label} · judge {table.judge}",
+                yaxis=_axis(_axis_title(goal)),
+                barmode="group",
+            )
             figures.append({"id": f"table-{table.judge}-{goal}", "figure": fig})
     return figures
 
@@ -110,11 +130,18 @@ def breakdown_figures(cells: dict[tuple, Cell], *, by: str, title: str, order: l
         bars = []
         for (strategy, model, judge), bins in sorted(by_goal[goal].items()):
             present = [bucket for bucket in buckets if bucket in bins]
-            bars.append({"type": "bar", "name": f"{strategy} · {model} · {judge}", "x": present,
-                         "y": [bins[bucket].mean for bucket in present], "marker": _bar_style(strategy, model, models),
-                         "error_y": _error([bins[bucket] for bucket in present]),
-                         "customdata": [bins[bucket].n for bucket in present],
-                         "hovertemplate": "%{x}: %{y:.2f} (%{customdata} runs)"})
+            bars.append(
+                {
+                    "type": "bar",
+                    "name": f"{strategy} · {model} · {judge}",
+                    "x": present,
+                    "y": [bins[bucket].mean for bucket in present],
+                    "marker": _bar_style(strategy, model, models),
+                    "error_y": _error([bins[bucket] for bucket in present]),
+                    "customdata": [bins[bucket].n for bucket in present],
+                    "hovertemplate": "%{x}: %{y:.2f} (%{customdata} runs)",
+                }
+            )
         fig = _figure(bars, title=f"{GOALS[goal].label} by {title}", yaxis=_axis(_axis_title(goal)), barmode="group")
         figures.append({"id": f"{by}-{goal}", "figure": fig})
     return figures
@@ -140,15 +167,28 @@ def dominant_group_figure(points: list[dict], *, labels: Mapping[str, str] | Non
     for point in points:
         by_strategy[point["strategy"]].append(point)
     markers = [
-        {"type": "scatter", "name": strategy, "mode": "markers", "x": [p["share"] for p in items],
-         "y": [p["mean"] for p in items], "text": [f"{labels.get(p['group'], p['group'])}: {p['n']} runs" for p in items],
-         "marker": {"size": [min(30, 6 + p["n"] ** 0.5 * 2) for p in items], "opacity": 0.75,
-                    "color": strategy_colour(strategy)},
-         "hovertemplate": "%{text}<br>share %{x:.0%}, score %{y:.2f}"}
+        {
+            "type": "scatter",
+            "name": strategy,
+            "mode": "markers",
+            "x": [p["share"] for p in items],
+            "y": [p["mean"] for p in items],
+            "text": [f"{labels.get(p['group'], p['group'])}: {p['n']} runs" for p in items],
+            "marker": {
+                "size": [min(30, 6 + p["n"] ** 0.5 * 2) for p in items],
+                "opacity": 0.75,
+                "color": strategy_colour(strategy),
+            },
+            "hovertemplate": "%{text}<br>share %{x:.0%}, score %{y:.2f}",
+        }
         for strategy, items in sorted(by_strategy.items())
     ]
-    fig = _figure(markers, title="Group score against seat share", xaxis=_axis("seat share", tickformat=".0%"),
-                  yaxis=_axis("mean judge score (0–9)", range=[0, 9.3]))
+    fig = _figure(
+        markers,
+        title="Group score against seat share",
+        xaxis=_axis("seat share", tickformat=".0%"),
+        yaxis=_axis("mean judge score (0–9)", range=[0, 9.3]),
+    )
     return {"id": "dominant", "figure": fig}
 
 
@@ -157,18 +197,38 @@ def support_figure(points: list[dict]) -> dict | None:
     agreement."""
     if not points:
         return None
-    lines = [{"type": "scatter", "name": "agreement", "mode": "lines", "x": [0, 9], "y": [0, 9],
-              "line": {"dash": "dot", "color": "#999"}}]
+    lines = [
+        {
+            "type": "scatter",
+            "name": "agreement",
+            "mode": "lines",
+            "x": [0, 9],
+            "y": [0, 9],
+            "line": {"dash": "dot", "color": "#999"},
+        }
+    ]
     by_strategy: dict[str, list[dict]] = defaultdict(list)
     for point in points:
         by_strategy[point["strategy"]].append(point)
     for strategy, items in sorted(by_strategy.items()):
-        lines.append({"type": "scatter", "name": strategy, "mode": "lines+markers", "x": [p["real"] for p in items],
-                      "y": [p["mean"] for p in items], "customdata": [p["n"] for p in items],
-                      "line": {"color": strategy_colour(strategy)},
-                      "hovertemplate": "real %{x}: simulated %{y:.2f} (%{customdata} group-runs)"})
-    fig = _figure(lines, title="Simulated support against the real vote", xaxis=_axis("real vote (0–9)"),
-                  yaxis=_axis("mean judge score (0–9)"))
+        lines.append(
+            {
+                "type": "scatter",
+                "name": strategy,
+                "mode": "lines+markers",
+                "x": [p["real"] for p in items],
+                "y": [p["mean"] for p in items],
+                "customdata": [p["n"] for p in items],
+                "line": {"color": strategy_colour(strategy)},
+                "hovertemplate": "real %{x}: simulated %{y:.2f} (%{customdata} group-runs)",
+            }
+        )
+    fig = _figure(
+        lines,
+        title="Simulated support against the real vote",
+        xaxis=_axis("real vote (0–9)"),
+        yaxis=_axis("mean judge score (0–9)"),
+    )
     return {"id": "support", "figure": fig}
 
 
@@ -188,21 +248,35 @@ def power_support_figure(points: list[dict]) -> dict | None:
             if point["measure"] == measure:
                 by_strategy[point["strategy"]].append(point)
         for strategy, items in sorted(by_strategy.items()):
-            traces.append({
-                "type": "scatter", "mode": "lines+markers", "name": strategy, "legendgroup": strategy,
-                "showlegend": index == 0, "xaxis": f"x{axis}", "yaxis": f"y{axis}",
-                "x": [p["x"] for p in items], "y": [p["mean"] for p in items], "customdata": [p["n"] for p in items],
-                "line": {"color": strategy_colour(strategy)},
-                "hovertemplate": f"{measure} %{{x:.0%}}: support %{{y:.2f}} (%{{customdata}} group-runs)",
-            })
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": strategy,
+                    "legendgroup": strategy,
+                    "showlegend": index == 0,
+                    "xaxis": f"x{axis}",
+                    "yaxis": f"y{axis}",
+                    "x": [p["x"] for p in items],
+                    "y": [p["mean"] for p in items],
+                    "customdata": [p["n"] for p in items],
+                    "line": {"color": strategy_colour(strategy)},
+                    "hovertemplate": f"{measure} %{{x:.0%}}: support %{{y:.2f}} (%{{customdata}} group-runs)",
+                }
+            )
     axes = {}
     for index, measure in enumerate(measures):
         axis = "" if index == 0 else str(index + 1)
         start = index * (width + 0.05)
-        axes[f"xaxis{axis}"] = _axis(measure, tickformat=".0%", range=[0, 1], domain=[start, start + width],
-                                     anchor=f"y{axis}")
-        axes[f"yaxis{axis}"] = _axis("mean judged support (0–9)" if index == 0 else "", range=[0, 9.3],
-                                     anchor=f"x{axis}", **({} if index == 0 else {"matches": "y"}))
+        axes[f"xaxis{axis}"] = _axis(
+            measure, tickformat=".0%", range=[0, 1], domain=[start, start + width], anchor=f"y{axis}"
+        )
+        axes[f"yaxis{axis}"] = _axis(
+            "mean judged support (0–9)" if index == 0 else "",
+            range=[0, 9.3],
+            anchor=f"x{axis}",
+            **({} if index == 0 else {"matches": "y"}),
+        )
     fig = _figure(traces, title="Judged support against seats and voting power (voting goals)", **axes)
     return {"id": "power-support", "figure": fig}
 
@@ -215,13 +289,26 @@ def moral_rewards_figure(rows: list[dict]) -> dict | None:
     models = sorted({row["model"] for row in rows})
     symbols = ["circle", "square", "diamond", "triangle-up", "cross", "x"]
     data = [
-        {"type": "scatter", "mode": "markers", "name": f"{row['strategy']} · {row['model']}",
-         "x": [row["utilitarian"]], "y": [row["deontological"]], "customdata": [row["n"]],
-         "marker": {"size": 12, "color": strategy_colour(row["strategy"]),
-                    "symbol": symbols[models.index(row["model"]) % len(symbols)]},
-         "hovertemplate": "utilitarian %{x:.2f}, deontological %{y:.2f} (%{customdata} group-runs)"}
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": f"{row['strategy']} · {row['model']}",
+            "x": [row["utilitarian"]],
+            "y": [row["deontological"]],
+            "customdata": [row["n"]],
+            "marker": {
+                "size": 12,
+                "color": strategy_colour(row["strategy"]),
+                "symbol": symbols[models.index(row["model"]) % len(symbols)],
+            },
+            "hovertemplate": "utilitarian %{x:.2f}, deontological %{y:.2f} (%{customdata} group-runs)",
+        }
         for row in rows
     ]
-    fig = _figure(data, title="Moral rewards per strategy and model", xaxis=_axis("utilitarian: mean support (0–9)"),
-                  yaxis=_axis("deontological (−1 broken … +1 kept)", range=[-1.05, 1.05]))
+    fig = _figure(
+        data,
+        title="Moral rewards per strategy and model",
+        xaxis=_axis("utilitarian: mean support (0–9)"),
+        yaxis=_axis("deontological (−1 broken … +1 kept)", range=[-1.05, 1.05]),
+    )
     return {"id": "moral-rewards", "figure": fig}

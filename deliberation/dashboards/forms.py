@@ -25,28 +25,50 @@ SOURCES = [("tasks", "A record set's benchmark tasks"), ("scenarios", "Your save
 
 class ExperimentForm(forms.Form):
     name = forms.CharField(max_length=200)
-    source = forms.ChoiceField(choices=SOURCES, initial="tasks", required=False, widget=forms.RadioSelect, label="What to play")
+    source = forms.ChoiceField(
+        choices=SOURCES, initial="tasks", required=False, widget=forms.RadioSelect, label="What to play"
+    )
     record_set = forms.ChoiceField(choices=[], required=False)
     topic = forms.ChoiceField(required=False, choices=[], help_text="The number of benchmark tasks is in brackets.")
     scenarios = forms.TypedMultipleChoiceField(
-        required=False, coerce=int, choices=[], widget=forms.CheckboxSelectMultiple, label="Saved scenarios",
+        required=False,
+        coerce=int,
+        choices=[],
+        widget=forms.CheckboxSelectMultiple,
+        label="Saved scenarios",
         help_text="Each scenario keeps its record, groups and seats; the grid varies goals, strategies, models and seeds.",
     )
     parties = forms.TypedMultipleChoiceField(
         choices=[(2, "2"), (4, "4"), (6, "6")], coerce=int, initial=[2, 4, 6], widget=forms.CheckboxSelectMultiple
     )
-    sample = forms.IntegerField(required=False, min_value=1, initial=4,
-                                help_text="Play a seeded sample of this many tasks (empty: every matching task).")
-    sample_seed = forms.IntegerField(required=False, initial=0, help_text="Which sample: the same seed picks the same tasks.")
-    goals = forms.MultipleChoiceField(choices=[(key, goal.label) for key, goal in GOALS.items()],
-                                      initial=["simple_majority"], widget=forms.CheckboxSelectMultiple)
-    strategies = forms.MultipleChoiceField(choices=[(name, name) for name in STRATEGIES], initial=DEFAULT_STRATEGIES,
-                                           widget=forms.CheckboxSelectMultiple)
-    models = forms.CharField(max_length=1000, help_text="Drafting models of the lab's registry, separated by spaces.",
-                             widget=forms.TextInput(attrs={"list": "model-suggestions"}))
-    judges = forms.MultipleChoiceField(choices=lambda: [(name, name) for name in judge_choices()], initial=["llm"],
-                                       widget=forms.CheckboxSelectMultiple,
-                                       help_text="llm: the paper's judge, on the drafting model.")
+    sample = forms.IntegerField(
+        required=False,
+        min_value=1,
+        initial=4,
+        help_text="Play a seeded sample of this many tasks (empty: every matching task).",
+    )
+    sample_seed = forms.IntegerField(
+        required=False, initial=0, help_text="Which sample: the same seed picks the same tasks."
+    )
+    goals = forms.MultipleChoiceField(
+        choices=[(key, goal.label) for key, goal in GOALS.items()],
+        initial=["simple_majority"],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    strategies = forms.MultipleChoiceField(
+        choices=[(name, name) for name in STRATEGIES], initial=DEFAULT_STRATEGIES, widget=forms.CheckboxSelectMultiple
+    )
+    models = forms.CharField(
+        max_length=1000,
+        help_text="Drafting models of the lab's registry, separated by spaces.",
+        widget=forms.TextInput(attrs={"list": "model-suggestions"}),
+    )
+    judges = forms.MultipleChoiceField(
+        choices=lambda: [(name, name) for name in judge_choices()],
+        initial=["llm"],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="llm: the paper's judge, on the drafting model.",
+    )
     seeds = forms.CharField(max_length=200, initial="0", help_text="Integers, separated by spaces.")
     call_cap = forms.IntegerField(required=False, min_value=0, help_text="At most this many uncached model steps.")
     start = forms.BooleanField(required=False, initial=True, help_text="Start it now.")
@@ -54,7 +76,9 @@ class ExperimentForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.params_posted = {name: strategy_params_posted(self.data, strategy=name) for name in STRATEGIES} if self.is_bound else {}
+        self.params_posted = (
+            {name: strategy_params_posted(self.data, strategy=name) for name in STRATEGIES} if self.is_bound else {}
+        )
         self.params_errors: dict[str, dict[str, list[str]]] = {}
         self.fields["record_set"].choices = [(s.name, s.name) for s in record_set_list()]
         self.fields["topic"].choices = [("", "Every topic")] + [
@@ -67,13 +91,18 @@ class ExperimentForm(forms.Form):
         # The models this user may use, from the registry (the default first when it is one).
         self.model_choices = list(model_entries_for(user=user))
         names = [entry.name for entry in self.model_choices]
-        self.fields["models"].initial = settings.HEMICYCLE_DEFAULT_MODEL if settings.HEMICYCLE_DEFAULT_MODEL in names else (names[:1] or [""])[0]
+        self.fields["models"].initial = (
+            settings.HEMICYCLE_DEFAULT_MODEL if settings.HEMICYCLE_DEFAULT_MODEL in names else (names[:1] or [""])[0]
+        )
         # What the user may still spend, shown before they start (runs.experiments enforces it).
         budget = budget_for(user=user)
         self.spending = spending_for(user=user, budget=budget)
         if budget.experiment_cap is not None:
-            self.fields["call_cap"].help_text = (
-                f"At most this many uncached model steps (empty: your default cap, {budget.experiment_cap} steps).")
+            self.fields[
+                "call_cap"
+            ].help_text = (
+                f"At most this many uncached model steps (empty: your default cap, {budget.experiment_cap} steps)."
+            )
 
     def clean_models(self):
         names = _words(self.cleaned_data["models"])
@@ -92,7 +121,9 @@ class ExperimentForm(forms.Form):
 
     def strategy_inputs(self) -> list[dict]:
         """Every strategy's parameter inputs (empty: the default), with what was posted and its messages."""
-        return strategy_inputs(values=self.params_posted, errors=self.params_errors, shown=lambda name: True, prefill=False)
+        return strategy_inputs(
+            values=self.params_posted, errors=self.params_errors, shown=lambda name: True, prefill=False
+        )
 
     def clean(self):
         data = super().clean()
@@ -117,13 +148,22 @@ class ExperimentForm(forms.Form):
         data = self.cleaned_data
         params = data["params"]
         grid = {
-            "name": data["name"], "goals": data["goals"], "strategies": data["strategies"],
-            "models": data["models"], "judges": data["judges"], "seeds": data["seeds"],
-            "params": params, "call_cap": data["call_cap"],
+            "name": data["name"],
+            "goals": data["goals"],
+            "strategies": data["strategies"],
+            "models": data["models"],
+            "judges": data["judges"],
+            "seeds": data["seeds"],
+            "params": params,
+            "call_cap": data["call_cap"],
         }
         if data.get("source") == "scenarios":
             return {**grid, "scenario_ids": data["scenarios"]}
         return {
-            **grid, "record_set": data["record_set"], "topic": data["topic"] or None,
-            "parties": data["parties"], "sample": data["sample"], "sample_seed": data.get("sample_seed") or 0,
+            **grid,
+            "record_set": data["record_set"],
+            "topic": data["topic"] or None,
+            "parties": data["parties"],
+            "sample": data["sample"],
+            "sample_seed": data.get("sample_seed") or 0,
         }

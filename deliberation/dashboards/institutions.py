@@ -33,8 +33,12 @@ from deliberation.runs.models import Experiment, Run, RunGroupScore
 VOTING_GOALS = tuple(key for key, goal in GOALS.items() if goal.kind == "pass")
 MEASURES = ("seat share", "Shapley-Shubik", "Banzhaf")
 BINS = 10  # tenths of 0..1
-SWEEP_STRUCTURES = (("run", "as played"), ("equal", "equal shares"), ("real", "real EP seats"),
-                    ("random_tenths", "another random draw"))
+SWEEP_STRUCTURES = (
+    ("run", "as played"),
+    ("equal", "equal shares"),
+    ("real", "real EP seats"),
+    ("random_tenths", "another random draw"),
+)
 SWEEP_RULES = tuple(key for key, rule in RULES.items() if rule.kind != "score")
 
 
@@ -55,7 +59,8 @@ def power_support(*, experiment: Experiment, version: str | None = None) -> list
 
 def _make_power_support(experiment: Experiment) -> list[dict]:
     rows = (
-        RunGroupScore.objects.filter(experiment=experiment, run__goal__in=VOTING_GOALS).order_by()
+        RunGroupScore.objects.filter(experiment=experiment, run__goal__in=VOTING_GOALS)
+        .order_by()
         .values_list("strategy", "group", "run__seats", "run__goal", "run__veto_group")
         .annotate(total=Sum("score"), n=Count("*"))
     )
@@ -105,7 +110,9 @@ def _structures(run: dict, seat_counts: dict[str, dict[str, int]]) -> dict[str, 
     for structure in ("equal", "real", "random_tenths"):
         try:
             out[structure] = seat_shares(
-                structure, codes, rng=random.Random(seed_for(run["seed"], "seats")),
+                structure,
+                codes,
+                rng=random.Random(seed_for(run["seed"], "seats")),
                 seat_counts=seat_counts.get(run["term"], {}),
             )
         except ScenarioError:
@@ -115,14 +122,26 @@ def _structures(run: dict, seat_counts: dict[str, dict[str, int]]) -> dict[str, 
 
 def _make_rule_sweep(experiment: Experiment) -> Sweep:
     scores: dict[int, dict[str, int]] = defaultdict(dict)
-    for run_id, code, score in RunGroupScore.objects.filter(experiment=experiment).values_list("run_id", "group", "score"):
+    for run_id, code, score in RunGroupScore.objects.filter(experiment=experiment).values_list(
+        "run_id", "group", "score"
+    ):
         scores[run_id][code] = int(round(score))
     runs = [
-        {"id": pk, "strategy": strategy, "seats": seats, "veto": veto or None, "seed": seed, "cell": cell,
-         "term": term, "groups": groups}
+        {
+            "id": pk,
+            "strategy": strategy,
+            "seats": seats,
+            "veto": veto or None,
+            "seed": seed,
+            "cell": cell,
+            "term": term,
+            "groups": groups,
+        }
         for pk, strategy, seats, veto, seed, cell, term, groups in Run.objects.filter(
             experiment=experiment, status=Run.Status.FINISHED
-        ).order_by("pk").values_list("pk", "strategy", "seats", "veto_group", "seed", "cell", "record__term", "groups")
+        )
+        .order_by("pk")
+        .values_list("pk", "strategy", "seats", "veto_group", "seed", "cell", "record__term", "groups")
         if pk in scores and all(code in scores[pk] for code in groups)
     ]
     seat_counts: dict[str, dict[str, int]] = defaultdict(dict)
@@ -162,11 +181,15 @@ def _make_rule_sweep(experiment: Experiment) -> Sweep:
                     cell[1] += 1
     strategies = sorted({run["strategy"] for run in runs})
     rows = [
-        SweepRow(strategy=strategy, cells={
-            (structure, rule): ((passes[key][0] / passes[key][1]) if passes[key][1] else None, passes[key][1])
-            for structure, _ in SWEEP_STRUCTURES for rule in SWEEP_RULES
-            for key in [(strategy, structure, rule)]
-        })
+        SweepRow(
+            strategy=strategy,
+            cells={
+                (structure, rule): ((passes[key][0] / passes[key][1]) if passes[key][1] else None, passes[key][1])
+                for structure, _ in SWEEP_STRUCTURES
+                for rule in SWEEP_RULES
+                for key in [(strategy, structure, rule)]
+            },
+        )
         for strategy in strategies
     ]
     rules = [{"key": key, "label": RULES[key].label, "kind": RULES[key].kind} for key in SWEEP_RULES]

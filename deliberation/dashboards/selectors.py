@@ -68,8 +68,9 @@ class Cell:
         return urlencode(self.query)
 
 
-def bootstrap_ci(values: Sequence[float], counts: Sequence[int], *, samples: int = BOOTSTRAP_SAMPLES,
-                 seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float], counts: Sequence[int], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED
+) -> tuple[float, float]:
     """95% percentile bootstrap interval of the mean of a sample given as distinct values and
     how often each occurs.
 
@@ -104,8 +105,10 @@ def results_version(*, experiment: Experiment) -> str:
     finished and when the last one did (an index-only scan of run_experiment_status_finished).
     A finishing run changes it; so does a deleted one. The experiment's creation time keeps a
     reused id (SQLite reuses them after a rollback) from meeting another experiment's entry."""
-    done = Run.objects.filter(experiment=experiment, status=Run.Status.FINISHED).order_by().aggregate(
-        n=Count("*"), last=Max("finished_at")
+    done = (
+        Run.objects.filter(experiment=experiment, status=Run.Status.FINISHED)
+        .order_by()
+        .aggregate(n=Count("*"), last=Max("finished_at"))
     )
     created = experiment.created_at.isoformat() if experiment.created_at else ""
     last = done["last"].isoformat() if done["last"] else ""
@@ -148,8 +151,11 @@ def _aggregates_sql() -> str:
     PostgreSQL and SQLite (3.35+ for MATERIALIZED) run it as it is."""
     quote = connection.ops.quote_name
     runs, tasks, records = (quote(model._meta.db_table) for model in (Run, BenchmarkTask, Record))
-    power = " ".join(f"WHEN r.largest_share < {edge!r} THEN {index}" for index, (edge, _) in enumerate(POWER_BINS)
-                     if edge is not None)
+    power = " ".join(
+        f"WHEN r.largest_share < {edge!r} THEN {index}"
+        for index, (edge, _) in enumerate(POWER_BINS)
+        if edge is not None
+    )
     score_goals = ", ".join("%s" for _ in SCORE_GOALS)
     keys = "judge, strategy, model, goal"
     finished = "r.experiment_id = %s AND r.status = %s AND r.goal_value IS NOT NULL"
@@ -284,11 +290,21 @@ def paper_tables(*, experiment: Experiment, version: str | None = None) -> list[
                     row_cells = []
                     for parties in PARTY_COUNTS:
                         cell = cells.get((judge, strategy, model, goal, parties), Cell())
-                        cell.query = {"strategy": strategy, "model": model, "judge": judge, "goal": goal, "parties": parties}
+                        cell.query = {
+                            "strategy": strategy,
+                            "model": model,
+                            "judge": judge,
+                            "goal": goal,
+                            "parties": parties,
+                        }
                         row_cells.append(cell)
                     if any(cell.n for cell in row_cells):
-                        goal_rows.append({"goal": goal, "label": GOALS[goal].label, "kind": GOALS[goal].kind, "cells": row_cells})
-                rows.append(TableRow(strategy=strategy, model=model, is_baseline=strategy in BASELINES, goals=goal_rows))
+                        goal_rows.append(
+                            {"goal": goal, "label": GOALS[goal].label, "kind": GOALS[goal].kind, "cells": row_cells}
+                        )
+                rows.append(
+                    TableRow(strategy=strategy, model=model, is_baseline=strategy in BASELINES, goals=goal_rows)
+                )
         tables.append(Table(judge=judge, party_counts=PARTY_COUNTS, rows=rows))
     return tables
 
@@ -326,7 +342,8 @@ def _make_group_views(experiment: Experiment) -> GroupViews:
     it finishes: runs.group_scores), which carry the run's strategy, so no join; its few
     (strategy, group, share, real vote) rows are summed both ways here."""
     rows = (
-        RunGroupScore.objects.filter(experiment=experiment).order_by()
+        RunGroupScore.objects.filter(experiment=experiment)
+        .order_by()
         .values_list("strategy", "group", "seat_share", "real_choice")
         .annotate(total=Sum("score"), n=Count("*"), total_sq=Sum(F("score") * F("score")))
     )
@@ -338,11 +355,24 @@ def _make_group_views(experiment: Experiment) -> GroupViews:
     for strategy, code, share, vote, total, n, total_sq in rows:
         if share is not None and vote is not None:
             acc = moments[strategy]
-            for index, value in enumerate((n, total, total_sq, n * share, n * share * share, n * vote,
-                                           n * vote * vote, share * total, vote * total)):
+            for index, value in enumerate(
+                (
+                    n,
+                    total,
+                    total_sq,
+                    n * share,
+                    n * share * share,
+                    n * vote,
+                    n * vote * vote,
+                    share * total,
+                    vote * total,
+                )
+            ):
                 acc[index] += value
-        for sums, key in ((by_share, None if share is None else (strategy, code, share)),
-                          (by_vote, None if vote is None else (strategy, vote))):
+        for sums, key in (
+            (by_share, None if share is None else (strategy, code, share)),
+            (by_vote, None if vote is None else (strategy, vote)),
+        ):
             if key is not None:
                 sums[key][0] += total
                 sums[key][1] += n
@@ -356,9 +386,12 @@ def _make_group_views(experiment: Experiment) -> GroupViews:
             for (strategy, vote), (total, n) in sorted(by_vote.items())
         ],
         partisan=tuple(
-            {"strategy": strategy, "n": int(n),
-             "r_real": pearson_from_sums(n=n, sx=sx, sy=sr, sxx=sxx, syy=srr, sxy=sxr),
-             "r_share": pearson_from_sums(n=n, sx=sx, sy=ss, sxx=sxx, syy=sss, sxy=sxs)}
+            {
+                "strategy": strategy,
+                "n": int(n),
+                "r_real": pearson_from_sums(n=n, sx=sx, sy=sr, sxx=sxx, syy=srr, sxy=sxr),
+                "r_share": pearson_from_sums(n=n, sx=sx, sy=ss, sxx=sxx, syy=sss, sxy=sxs),
+            }
             for strategy, (n, sx, sxx, ss, sss, sr, srr, sxs, sxr) in sorted(moments.items())
         ),
     )
@@ -373,23 +406,43 @@ def moral_rewards(*, experiment: Experiment, version: str | None = None) -> list
 
 def _make_moral_rewards(experiment: Experiment) -> list[dict]:
     rows = (
-        RunGroupScore.objects.filter(experiment=experiment, reward_utilitarian__isnull=False).order_by()
+        RunGroupScore.objects.filter(experiment=experiment, reward_utilitarian__isnull=False)
+        .order_by()
         .values("strategy", "run__model")
         .annotate(
-            n=Count("*"), deontological=Avg("reward_deontological"), utilitarian=Avg("reward_utilitarian"),
+            n=Count("*"),
+            deontological=Avg("reward_deontological"),
+            utilitarian=Avg("reward_utilitarian"),
             broken=Count("id", filter=Q(reward_deontological__lt=0)),
             endorsed=Count("id", filter=~Q(reward_deontological=0)),
         )
     )
     return sorted(
-        ({"strategy": row["strategy"], "model": row["run__model"], "n": row["n"], "deontological": row["deontological"],
-          "utilitarian": row["utilitarian"], "broken": row["broken"], "endorsed": row["endorsed"]} for row in rows),
+        (
+            {
+                "strategy": row["strategy"],
+                "model": row["run__model"],
+                "n": row["n"],
+                "deontological": row["deontological"],
+                "utilitarian": row["utilitarian"],
+                "broken": row["broken"],
+                "endorsed": row["endorsed"],
+            }
+            for row in rows
+        ),
         key=lambda row: (row["strategy"], row["model"]),
     )
 
 
-def experiment_runs(*, experiment: Experiment, strategy: str | None = None, model: str | None = None,
-                    judge: str | None = None, goal: str | None = None, parties: int | None = None) -> QuerySet[Run]:
+def experiment_runs(
+    *,
+    experiment: Experiment,
+    strategy: str | None = None,
+    model: str | None = None,
+    judge: str | None = None,
+    goal: str | None = None,
+    parties: int | None = None,
+) -> QuerySet[Run]:
     """The runs behind a table cell (every filter optional)."""
     runs = experiment.runs.select_related("record", "task").order_by("pk")
     filters = {"strategy": strategy, "model": model, "judge": judge, "goal": goal, "task__party_count": parties}

@@ -38,7 +38,12 @@ from deliberation.runs.models import Experiment
 from deliberation.runs.selectors import experiment_for_owner, experiment_progress, experiments_for_owner
 
 # The dashboard's buttons. `start` starts a draft and resumes a paused, cancelled or capped one.
-CONTROLS = {"start": experiment_start, "resume": experiment_start, "pause": experiment_pause, "cancel": experiment_cancel}
+CONTROLS = {
+    "start": experiment_start,
+    "resume": experiment_start,
+    "pause": experiment_pause,
+    "cancel": experiment_cancel,
+}
 
 
 class _Preview(Exception):
@@ -61,7 +66,15 @@ def _wants_json(request: HttpRequest) -> bool:
 
 def _breakdown_rows(cells: dict) -> list[dict]:
     rows = [
-        {"strategy": s, "model": m, "judge": j, "goal": GOALS[g].label, "kind": GOALS[g].kind, "bucket": b, "cell": cell}
+        {
+            "strategy": s,
+            "model": m,
+            "judge": j,
+            "goal": GOALS[g].label,
+            "kind": GOALS[g].kind,
+            "bucket": b,
+            "cell": cell,
+        }
         for (s, m, j, g, b), cell in cells.items()
     ]
     return sorted(rows, key=lambda r: (str(r["bucket"]), r["goal"], r["strategy"], r["model"], r["judge"]))
@@ -77,8 +90,15 @@ def _results_content(experiment: Experiment, version: str, calibrations: dict) -
         *figures.paper_table_figures(tables),
         *figures.power_figures(power),
         *figures.topic_figures(topic),
-        *[figure for figure in (figures.dominant_group_figure(groups.by_share, labels=group_labels()), figures.support_figure(groups.by_real_vote),
-                                     figures.moral_rewards_figure(rewards)) if figure],
+        *[
+            figure
+            for figure in (
+                figures.dominant_group_figure(groups.by_share, labels=group_labels()),
+                figures.support_figure(groups.by_real_vote),
+                figures.moral_rewards_figure(rewards),
+            )
+            if figure
+        ],
     ]
     return {
         # each judge's table beside its latest calibrations on the experiment's record set
@@ -111,7 +131,10 @@ def _results_context(experiment: Experiment, progress: dict) -> dict:
         "settled": progress["done"] + progress["failed"],
         "results_version": version,
         "results_cache_seconds": results_cache_seconds(experiment=experiment),
-        **{name: SimpleLazyObject(partial(lambda name: content[name], name)) for name in ("tables", "breakdowns", "charts", "partisan", "rewards")},
+        **{
+            name: SimpleLazyObject(partial(lambda name: content[name], name))
+            for name in ("tables", "breakdowns", "charts", "partisan", "rewards")
+        },
     }
 
 
@@ -169,12 +192,16 @@ def experiment_dashboard(request: HttpRequest, experiment_id: int) -> HttpRespon
             messages.error(request, error)
         return redirect("experiment-dashboard", experiment_id=experiment.pk)
     progress = experiment_progress(experiment=experiment)
-    return render(request, "dashboards/experiment_detail.html", {
-        **_results_context(experiment, progress),
-        "progress": progress,
-        "spec_rows": _spec_summary(experiment),
-        "estimate": experiment.estimate,
-    })
+    return render(
+        request,
+        "dashboards/experiment_detail.html",
+        {
+            **_results_context(experiment, progress),
+            "progress": progress,
+            "spec_rows": _spec_summary(experiment),
+            "estimate": experiment.estimate,
+        },
+    )
 
 
 @login_required
@@ -182,7 +209,9 @@ def experiment_dashboard(request: HttpRequest, experiment_id: int) -> HttpRespon
 def experiment_results(request: HttpRequest, experiment_id: int) -> HttpResponse:
     """The dashboard's results alone (tables, figures, breakdowns): the page swaps it in as runs finish."""
     experiment = _experiment_or_404(request, experiment_id)
-    response = render(request, "dashboards/_results.html", _results_context(experiment, experiment_progress(experiment=experiment)))
+    response = render(
+        request, "dashboards/_results.html", _results_context(experiment, experiment_progress(experiment=experiment))
+    )
     response["Cache-Control"] = "no-store"
     return response
 
@@ -198,13 +227,22 @@ def experiment_sweep(request: HttpRequest, experiment_id: int) -> HttpResponse:
     sweep = rule_sweep(experiment=experiment, version=version)
     support = figures.power_support_figure(power_support(experiment=experiment, version=version))
     rows = [
-        {"strategy": row.strategy,
-         "cells": [row.cells[(structure, rule["key"])] for rule in sweep.rules for structure, _ in sweep.structures]}
+        {
+            "strategy": row.strategy,
+            "cells": [row.cells[(structure, rule["key"])] for rule in sweep.rules for structure, _ in sweep.structures],
+        }
         for row in sweep.rows
     ]
-    return render(request, "dashboards/experiment_sweep.html", {
-        "experiment": experiment, "sweep": sweep, "rows": rows, "charts": [support] if support else [],
-    })
+    return render(
+        request,
+        "dashboards/experiment_sweep.html",
+        {
+            "experiment": experiment,
+            "sweep": sweep,
+            "rows": rows,
+            "charts": [support] if support else [],
+        },
+    )
 
 
 @login_required
@@ -214,9 +252,15 @@ def experiment_run_list(request: HttpRequest, experiment_id: int) -> HttpRespons
     parties = request.GET.get("parties")
     filters["parties"] = int(parties) if parties and parties.isdigit() else None
     page = Paginator(experiment_runs(experiment=experiment, **filters), 200).get_page(request.GET.get("page"))
-    return render(request, "dashboards/experiment_runs.html", {
-        "experiment": experiment, "page": page, "filters": {k: v for k, v in filters.items() if v is not None},
-    })
+    return render(
+        request,
+        "dashboards/experiment_runs.html",
+        {
+            "experiment": experiment,
+            "page": page,
+            "filters": {k: v for k, v in filters.items() if v is not None},
+        },
+    )
 
 
 def _estimate_only(request: HttpRequest, form: ExperimentForm) -> dict:

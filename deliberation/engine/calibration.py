@@ -94,8 +94,7 @@ def bias_by(pairs: Sequence[Pair], key: Callable[[Pair], str]) -> dict[str, dict
     buckets: dict[str, list[Pair]] = defaultdict(list)
     for pair in pairs:
         buckets[key(pair)].append(pair)
-    return {name: {"n": len(items), "bias": bias(items), "mae": mae(items)}
-            for name, items in sorted(buckets.items())}
+    return {name: {"n": len(items), "bias": bias(items), "mae": mae(items)} for name, items in sorted(buckets.items())}
 
 
 def as_level(score: float) -> int:
@@ -122,8 +121,12 @@ def position_agreement(pairs: Sequence[Pair]) -> dict:
 
 
 def bootstrap_ci(
-    pairs: Sequence[Pair], statistic: Callable[[Sequence[Pair]], float | None], *,
-    seed: int, resamples: int = DEFAULT_RESAMPLES, level: float = 0.95,
+    pairs: Sequence[Pair],
+    statistic: Callable[[Sequence[Pair]], float | None],
+    *,
+    seed: int,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = 0.95,
 ) -> tuple[float, float] | None:
     """Percentile interval over resamples of whole records (seeded, so reproducible)."""
     by_record: dict[str, list[Pair]] = defaultdict(list)
@@ -259,8 +262,9 @@ def isotonic_fit(xs: Sequence[float], ys: Sequence[float]) -> IsotonicMap:
     return IsotonicMap(tuple(knots_x), tuple(knots_y))
 
 
-def isotonic_calibration(pairs: Sequence[Pair], *, seed: int, train_share: float = 0.5,
-                         resamples: int = DEFAULT_RESAMPLES) -> dict:
+def isotonic_calibration(
+    pairs: Sequence[Pair], *, seed: int, train_share: float = 0.5, resamples: int = DEFAULT_RESAMPLES
+) -> dict:
     """Fit on the train records, report raw and calibrated metrics on the test records."""
     scored = [p for p in pairs if not p.fallback]
     train, test = split_records((p.record for p in scored), seed=seed, train_share=train_share)
@@ -289,14 +293,14 @@ def isotonic_calibration(pairs: Sequence[Pair], *, seed: int, train_share: float
 FLIP_SHIFT = 2  # a score that moves this much or more under a layout change "flips"
 
 
-def paired_shift(base: Sequence[Pair], variant: Sequence[Pair], *, seed: int,
-                 resamples: int = DEFAULT_RESAMPLES) -> dict:
+def paired_shift(
+    base: Sequence[Pair], variant: Sequence[Pair], *, seed: int, resamples: int = DEFAULT_RESAMPLES
+) -> dict:
     """How a judge's scores move from `base` to `variant` on the same items (matched by record
     and group, fallbacks on either side left out): mean shift with a record-bootstrap interval,
     mean absolute shift, flip rate (|shift| >= FLIP_SHIFT), and the variant's own r and MAE."""
     before = {(p.record, p.group): p for p in base if not p.fallback}
-    matched = [(before[(p.record, p.group)], p) for p in variant
-               if not p.fallback and (p.record, p.group) in before]
+    matched = [(before[(p.record, p.group)], p) for p in variant if not p.fallback and (p.record, p.group) in before]
     # a shift as a Pair (predicted = variant - base, real = 0) so the record bootstrap applies
     shifts = [Pair(record=v.record, group=v.group, real=0, predicted=v.predicted - b.predicted) for b, v in matched]
     variant_pairs = [v for _, v in matched]

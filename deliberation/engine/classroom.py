@@ -183,7 +183,9 @@ class Sitting:
         elif action in ("muted", "unmuted", "removed") and data["student"] in self.seats:
             seat = self.seats[data["student"]]
             self.seats[seat.id] = Seat(
-                seat.id, seat.name, seat.group,
+                seat.id,
+                seat.name,
+                seat.group,
                 muted=seat.muted if action == "removed" else action == "muted",
                 removed=seat.removed or action == "removed",
             )
@@ -360,11 +362,16 @@ def _skipped(sitting: Sitting, turn: Turn) -> NewEvent:
         return "amendment", {"group": turn.group, "text": "", **by}
     if turn.kind == "decision":
         return "amendment_decision", {
-            "group": turn.about, "accepted": False, "reason": NO_DECISION,
-            "draft_before": sitting.draft, "draft_after": sitting.draft, **by,
+            "group": turn.about,
+            "accepted": False,
+            "reason": NO_DECISION,
+            "draft_before": sitting.draft,
+            "draft_after": sitting.draft,
+            **by,
         }
     raise SittingRefused(
-        "the draft cannot be skipped: write it or let the agent write it" if turn.kind == "draft"
+        "the draft cannot be skipped: write it or let the agent write it"
+        if turn.kind == "draft"
         else "votes are not skipped: advance closes the vote and the judge scores the rest"
     )
 
@@ -392,8 +399,17 @@ def advance(sitting: Sitting, *, by: str, now: datetime) -> list[NewEvent]:
         new.append(_skipped(state, turn))
         state = sitting.after(new)
     if sitting.phase == "amendments" and state.version > 1:
-        new.append(("draft", {"author": state.author, "text": state.draft, "version": state.version,
-                              "by": state.holder(state.author)}))
+        new.append(
+            (
+                "draft",
+                {
+                    "author": state.author,
+                    "text": state.draft,
+                    "version": state.version,
+                    "by": state.holder(state.author),
+                },
+            )
+        )
     phase, round_number = sitting.next_phase()
     new.append(_phase_event(sitting, phase, round_number, now))
     return new
@@ -442,8 +458,11 @@ def student_act(sitting: Sitting, *, seat: Seat, action: str, payload: Mapping[s
     if seat.muted:
         raise SittingRefused("the teacher has muted you")
     if sitting.status != "live":
-        raise SittingRefused({"lobby": "the session has not started", "paused": "the session is paused"}.get(
-            sitting.status, "the session has ended"))
+        raise SittingRefused(
+            {"lobby": "the session has not started", "paused": "the session is paused"}.get(
+                sitting.status, "the session has ended"
+            )
+        )
     who = {"by": STUDENTS, "student": seat.id, "name": seat.name, "usage": NO_USAGE}
 
     if action == "vote":
@@ -456,8 +475,19 @@ def student_act(sitting: Sitting, *, seat: Seat, action: str, payload: Mapping[s
         score = payload.get("score")
         if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 9:
             raise SittingRefused("score: a whole number from 0 to 9")
-        return [("vote", {"group": seat.group, "score": score, "position": vote_position(score),
-                          "fallback": False, "attempts": 0, **who})]
+        return [
+            (
+                "vote",
+                {
+                    "group": seat.group,
+                    "score": score,
+                    "position": vote_position(score),
+                    "fallback": False,
+                    "attempts": 0,
+                    **who,
+                },
+            )
+        ]
 
     turn = sitting.turn
     if turn is None or turn.kind != _TURN_OF_ACTION[action] or turn.group != seat.group or turn.by != STUDENTS:
@@ -477,10 +507,19 @@ def student_act(sitting: Sitting, *, seat: Seat, action: str, payload: Mapping[s
         draft_after = _text(payload)
         if draft_after == sitting.draft:  # accepted, but the draft left as it was
             draft_after = with_amendment(draft_after, sitting.amendments.get(turn.about, ""))
-    return [("amendment_decision", {
-        "group": turn.about, "accepted": accept, "reason": reason,
-        "draft_before": sitting.draft, "draft_after": draft_after, **who,
-    })]
+    return [
+        (
+            "amendment_decision",
+            {
+                "group": turn.about,
+                "accepted": accept,
+                "reason": reason,
+                "draft_before": sitting.draft,
+                "draft_after": draft_after,
+                **who,
+            },
+        )
+    ]
 
 
 # --- agents -----------------------------------------------------------------------------------
@@ -492,8 +531,9 @@ def agent_turn_event(
     """The agent's (or the judge's) event for `turn`, built with the parliament's prompts and
     seeds from the transcript in `events`. Calls the model: do not hold a lock meanwhile."""
     if turn.kind == "vote":
-        data = verdict_data(scenario=sitting.scenario, judge=judge, seed=judge_seed(seed),
-                            group=turn.group, text=sitting.draft or "")
+        data = verdict_data(
+            scenario=sitting.scenario, judge=judge, seed=judge_seed(seed), group=turn.group, text=sitting.draft or ""
+        )
         return "vote", {**data, "by": "judge"}
     agents = ParliamentAgents(sitting.scenario, sitting.settings, model, seed)
     if turn.kind == "speech":

@@ -156,7 +156,9 @@ class TurnData(StepData):
     accept: bool = Field(description="the agent accepted the other side's latest proposal")
     proposal: str = Field(description="the text on the table after this turn")
     proposal_hash: str = Field(description="sha256 of the proposal, whitespace-normalised")
-    scores_before: dict[str, float] | None = Field(description="each group's judged support for the text on the table before (null: none yet)")
+    scores_before: dict[str, float] | None = Field(
+        description="each group's judged support for the text on the table before (null: none yet)"
+    )
     scores_after: dict[str, float]
     support_before: dict[str, float] | None = Field(description="each side's seat-weighted support before")
     support_after: dict[str, float]
@@ -268,8 +270,16 @@ class ErrorData(EventData):
 
 
 ControlAction = Literal[
-    "paused", "resumed", "stopped",  # runs
-    "started", "ended", "vote_closed", "reveal_speed", "muted", "unmuted", "removed",  # classroom
+    "paused",
+    "resumed",
+    "stopped",  # runs
+    "started",
+    "ended",
+    "vote_closed",
+    "reveal_speed",
+    "muted",
+    "unmuted",
+    "removed",  # classroom
 ]
 
 
@@ -298,6 +308,7 @@ class SeatJoinedData(EventData):
 
 # --- mediator (strategies/mediator.py) ------------------------------------------------------------
 
+
 class CandidateData(StepData):
     """The mediator drafts one candidate statement (from round 2: a revision after the critiques)."""
 
@@ -319,8 +330,11 @@ class RankingData(StepData):
     answer: str = Field(description="the model's answer, shortened")
     fallback: Literal["partial", "unparsed"] | None = Field(
         description="null: a full ranking; partial: letters not named follow in the order shown; "
-        "unparsed: no letter named, the order shown")
-    scores: list[float] = Field(None, description="ranking=judge: the judge's score of each candidate (the ballot; ties kept)")
+        "unparsed: no letter named, the order shown"
+    )
+    scores: list[float] = Field(
+        None, description="ranking=judge: the judge's score of each candidate (the ballot; ties kept)"
+    )
     usage: Usage
 
 
@@ -347,6 +361,7 @@ class CritiqueData(StepData):
 
 
 # --- forecast (strategies/forecast.py) ------------------------------------------------------------
+
 
 class ForecastData(StepData):
     """The drafter forecasts each group's support and red line before it drafts."""
@@ -390,6 +405,7 @@ class BeliefUpdateData(StepData):
 
 
 # --- advisor (strategies/advisor.py) --------------------------------------------------------------
+
 
 class SignalData(StepData):
     """The advisor's brief to the drafter (arm none: empty; random: drawn from the prior)."""

@@ -97,10 +97,12 @@ def events_markdown() -> str:
     """The whole of docs/events.md."""
     strategy_types = [name for name in EVENT_DATA if name not in SERVICE_EVENT_TYPES]
     service_types = [name for name in EVENT_DATA if name in SERVICE_EVENT_TYPES]
-    lines = [INTRO.format(
-        strategy_types=", ".join(f"`{name}`" for name in strategy_types),
-        service_types=", ".join(f"`{name}`" for name in service_types),
-    )]
+    lines = [
+        INTRO.format(
+            strategy_types=", ".join(f"`{name}`" for name in strategy_types),
+            service_types=", ".join(f"`{name}`" for name in service_types),
+        )
+    ]
     shared: dict[str, type[BaseModel]] = {}
     for name, model in EVENT_DATA.items():
         lines += [f"## {name}", "", *model_table(model), ""]
@@ -115,4 +117,3 @@ def events_markdown() -> str:
 def events_json_schema() -> dict[str, Any]:
     """Every event type's data as JSON Schema: {"types": {type: schema}}. Shared: do not mutate."""
     return {"types": {name: model.model_json_schema() for name, model in EVENT_DATA.items()}}
-

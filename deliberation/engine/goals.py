@@ -77,30 +77,49 @@ GOALS: dict[str, Goal] = {
     goal.key: goal
     for goal in (
         Goal(
-            "simple_majority", "Simple majority", "pass", _simple_majority, MAJORITY,
+            "simple_majority",
+            "Simple majority",
+            "pass",
+            _simple_majority,
+            MAJORITY,
             "The resolution should be supported by more than 50% of the members of parliament "
             "and reflect each group's stance in proportion to its seats.",
         ),
         Goal(
-            "two_thirds_majority", "Two-thirds majority", "pass", _two_thirds, TWO_THIRDS,
+            "two_thirds_majority",
+            "Two-thirds majority",
+            "pass",
+            _two_thirds,
+            TWO_THIRDS,
             "The resolution should be supported by more than two-thirds of the members of "
             "parliament and reflect each group's stance in proportion to its seats.",
         ),
         Goal(
-            "veto_power", "Veto power", "pass", _veto_power, MAJORITY,
+            "veto_power",
+            "Veto power",
+            "pass",
+            _veto_power,
+            MAJORITY,
             "{veto_group} holds a veto: the resolution should meet {veto_group}'s stance as far "
             "as possible while being supported by more than 50% of the members, reflecting each "
             "group's stance in proportion to its seats.",
         ),
         Goal(
-            "rawlsian", "Rawlsian", "score", _rawlsian, None,
+            "rawlsian",
+            "Rawlsian",
+            "score",
+            _rawlsian,
+            None,
             "The resolution should follow the Rawlsian principle: maximise the benefit of the "
             "group whose position is weakest, for the greatest possible fairness.",
         ),
         Goal(
-            "utilitarian", "Utilitarian", "score", _utilitarian, None,
-            "The resolution should follow the utilitarian principle: maximise the sum of all "
-            "groups' preferences.",
+            "utilitarian",
+            "Utilitarian",
+            "score",
+            _utilitarian,
+            None,
+            "The resolution should follow the utilitarian principle: maximise the sum of all groups' preferences.",
         ),
     )
 }
@@ -121,11 +140,7 @@ def outcome_from_scores(
 ) -> Outcome:
     """Every goal at once: the tally is the same, so one vote answers all five questions."""
     tally = Tally(scores=scores, seats=seats, veto_group=veto_group)
-    goals = {
-        key: g.evaluate(tally)
-        for key, g in GOALS.items()
-        if key != "veto_power" or veto_group is not None
-    }
+    goals = {key: g.evaluate(tally) for key, g in GOALS.items() if key != "veto_power" or veto_group is not None}
     return Outcome(
         scores=dict(scores),
         seats=dict(seats),
@@ -147,9 +162,7 @@ def vote_position(score: int) -> Literal["for", "abstain", "against"]:
     return "against"
 
 
-def goal_margin(
-    scores: Mapping[str, float], *, seats: Mapping[str, float], goal: str, veto_group: str | None
-) -> float:
+def goal_margin(scores: Mapping[str, float], *, seats: Mapping[str, float], goal: str, veto_group: str | None) -> float:
     """G: how far a text is past its goal. Voting goals: u - 5, u - 20/3, and for veto power
     min(u - 5, u_veto - 6), passing at G >= 0; Rawlsian and utilitarian: their score."""
     tally = Tally(scores=scores, seats=seats, veto_group=veto_group)

@@ -48,8 +48,15 @@ def _by_code(records: Sequence[Mapping], key: str) -> dict[str, float]:
     return {record["group"]: float(record[key]) for record in records if record.get(key) is not None}
 
 
-def stored_goal_reward(completions: Sequence, *, goal: Sequence[str], groups: Sequence[Sequence[Mapping]],
-                       veto_group: Sequence[str | None], scores: Sequence[Sequence[Mapping]], **_) -> list[float]:
+def stored_goal_reward(
+    completions: Sequence,
+    *,
+    goal: Sequence[str],
+    groups: Sequence[Sequence[Mapping]],
+    veto_group: Sequence[str | None],
+    scores: Sequence[Sequence[Mapping]],
+    **_,
+) -> list[float]:
     """G of each row's stored text: `groups` holds {group, seat, ...}, `scores` {group, score}."""
     return [
         goal_margin(_by_code(row_scores, "score"), _by_code(row_groups, "seat"), row_goal, row_veto)
@@ -57,24 +64,35 @@ def stored_goal_reward(completions: Sequence, *, goal: Sequence[str], groups: Se
     ]
 
 
-def negotiation_turn_reward(completions: Sequence, *, margin_before: Sequence[float | None],
-                            margin_after: Sequence[float], **_) -> list[float]:
+def negotiation_turn_reward(
+    completions: Sequence, *, margin_before: Sequence[float | None], margin_after: Sequence[float], **_
+) -> list[float]:
     """The speaker's reward of each stored turn: G after its proposal minus G before (no text
     before: None, or NaN as pandas reads it)."""
-    return [0.0 if before is None or math.isnan(before) else float(after) - float(before)
-            for before, after in zip(margin_before, margin_after, strict=True)]
+    return [
+        0.0 if before is None or math.isnan(before) else float(after) - float(before)
+        for before, after in zip(margin_before, margin_after, strict=True)
+    ]
 
 
 def make_goal_reward(judge: Callable[[str, str, str], float]) -> Callable[..., list[float]]:
     """A GRPO reward function scoring each new completion with `judge(text, group, stance)` for
     every group of its row, then returning its goal margin G."""
 
-    def goal_reward(completions: Sequence, *, goal: Sequence[str], groups: Sequence[Sequence[Mapping]],
-                    veto_group: Sequence[str | None], **_) -> list[float]:
+    def goal_reward(
+        completions: Sequence,
+        *,
+        goal: Sequence[str],
+        groups: Sequence[Sequence[Mapping]],
+        veto_group: Sequence[str | None],
+        **_,
+    ) -> list[float]:
         rewards = []
         for completion, row_goal, row_groups, row_veto in zip(completions, goal, groups, veto_group, strict=True):
             text = completion[-1]["content"] if isinstance(completion, list) else completion
-            scores = {group["group"]: float(judge(text, group["group"], group.get("stance", ""))) for group in row_groups}
+            scores = {
+                group["group"]: float(judge(text, group["group"], group.get("stance", ""))) for group in row_groups
+            }
             rewards.append(goal_margin(scores, _by_code(row_groups, "seat"), row_goal, row_veto))
         return rewards
 

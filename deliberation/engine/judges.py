@@ -30,8 +30,16 @@ from deliberation.engine.scenario import Scenario
 from deliberation.engine.seeding import seed_for
 
 SCALE = (
-    "not at all", "very poorly", "poorly", "somewhat poorly", "somewhat",
-    "moderately", "somewhat well", "well", "very well", "perfectly",
+    "not at all",
+    "very poorly",
+    "poorly",
+    "somewhat poorly",
+    "somewhat",
+    "moderately",
+    "somewhat well",
+    "well",
+    "very well",
+    "perfectly",
 )
 
 
@@ -93,15 +101,19 @@ class PromptVariant:
 
     @property
     def key(self) -> str:
-        return "+".join(name for name, on in (("stance-first", self.stance_first), ("anonymous", self.anonymous)) if on) or "paper"
+        return (
+            "+".join(name for name, on in (("stance-first", self.stance_first), ("anonymous", self.anonymous)) if on)
+            or "paper"
+        )
 
 
 PAPER_PROMPT = PromptVariant()
 ANONYMOUS_GROUP = "the group"
 
 
-def judge_messages(*, scenario: Scenario, group: str, text: str, attempt: int,
-                   variant: PromptVariant = PAPER_PROMPT) -> list[Message]:
+def judge_messages(
+    *, scenario: Scenario, group: str, text: str, attempt: int, variant: PromptVariant = PAPER_PROMPT
+) -> list[Message]:
     choices = ", ".join(f"{number} = {label}" for number, label in enumerate(SCALE))
     name = ANONYMOUS_GROUP if variant.anonymous else scenario.name_of(group)  # "S&D", not "SD"
     statement = f"Statement to score: '''{text}'''"
@@ -156,10 +168,10 @@ class LLMJudge:
             all_cached = all_cached and completion.cached
             score = parse_score(completion.text)
             if score is not None:
-                return Verdict(group, score, False, attempt + 1, prompt_tokens,
-                               completion_tokens, seconds, all_cached)
-        return Verdict(group, self.fallback_score, True, self.max_attempts, prompt_tokens,
-                       completion_tokens, seconds, all_cached)
+                return Verdict(group, score, False, attempt + 1, prompt_tokens, completion_tokens, seconds, all_cached)
+        return Verdict(
+            group, self.fallback_score, True, self.max_attempts, prompt_tokens, completion_tokens, seconds, all_cached
+        )
 
 
 def normalised_text(text: str) -> str:
@@ -221,9 +233,14 @@ class DigitDistribution:
         return -math.fsum(p * math.log(p) for p in self.probabilities if p > 0)
 
     def as_dict(self) -> dict:
-        return {"probabilities": [round(p, 6) for p in self.probabilities], "mass": round(self.mass, 6),
-                "expected": round(self.expected, 4), "argmax": self.argmax, "sd": round(self.sd, 4),
-                "entropy": round(self.entropy, 4)}
+        return {
+            "probabilities": [round(p, 6) for p in self.probabilities],
+            "mass": round(self.mass, 6),
+            "expected": round(self.expected, 4),
+            "argmax": self.argmax,
+            "sd": round(self.sd, 4),
+            "entropy": round(self.entropy, 4),
+        }
 
 
 def digit_distribution(top: Sequence[tuple[str, float]]) -> DigitDistribution | None:
@@ -268,23 +285,40 @@ class ExpectedJudge:
 
     def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
         completion = self.client.next_token(
-            judge_messages(scenario=scenario, group=group, text=text, attempt=0, variant=self.variant), prefix="",
+            judge_messages(scenario=scenario, group=group, text=text, attempt=0, variant=self.variant),
+            prefix="",
             top=self.top,
             seed=seed_for(seed, "judge", group, 0),
         )
         top = completion.logprobs[0].top if completion.logprobs else ()
         distribution = digit_distribution(top)
         if distribution is None or distribution.mass < self.min_mass:
-            argmax = LLMJudge(self.client, variant=self.variant).score(scenario=scenario, group=group, text=text,
-                                                                      seed=seed)
+            argmax = LLMJudge(self.client, variant=self.variant).score(
+                scenario=scenario, group=group, text=text, seed=seed
+            )
             detail = {"expected_unavailable": True, "digit_mass": round(distribution.mass if distribution else 0.0, 6)}
-            return Verdict(group, argmax.score, argmax.fallback, argmax.attempts + 1,
-                           argmax.prompt_tokens + completion.prompt_tokens,
-                           argmax.completion_tokens + completion.completion_tokens,
-                           argmax.seconds + completion.seconds, argmax.cached and completion.cached, detail)
-        return Verdict(group, round(distribution.expected, 4), False, 1, completion.prompt_tokens,
-                       completion.completion_tokens, completion.seconds, completion.cached,
-                       {"distribution": distribution.as_dict()})
+            return Verdict(
+                group,
+                argmax.score,
+                argmax.fallback,
+                argmax.attempts + 1,
+                argmax.prompt_tokens + completion.prompt_tokens,
+                argmax.completion_tokens + completion.completion_tokens,
+                argmax.seconds + completion.seconds,
+                argmax.cached and completion.cached,
+                detail,
+            )
+        return Verdict(
+            group,
+            round(distribution.expected, 4),
+            False,
+            1,
+            completion.prompt_tokens,
+            completion.completion_tokens,
+            completion.seconds,
+            completion.cached,
+            {"distribution": distribution.as_dict()},
+        )
 
 
 @dataclass
@@ -324,8 +358,10 @@ class EnsembleJudge:
             raise ValueError("an ensemble needs at least one judge")
 
     def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
-        verdicts = {name: judge.score(scenario=scenario, group=group, text=text, seed=seed)
-                    for name, judge in self.members.items()}
+        verdicts = {
+            name: judge.score(scenario=scenario, group=group, text=text, seed=seed)
+            for name, judge in self.members.items()
+        }
         answered = [v.score for v in verdicts.values() if not v.fallback]
         usage = {
             "attempts": sum(v.attempts for v in verdicts.values()),
@@ -340,8 +376,7 @@ class EnsembleJudge:
             return Verdict(group, fallback, True, **usage, detail={"members": members, "spread": 0.0})
         center = statistics.median(answered) if self.aggregate == "median" else math.fsum(answered) / len(answered)
         spread = statistics.pstdev(answered) if len(answered) > 1 else 0.0
-        return Verdict(group, round(center, 4), False, **usage,
-                       detail={"members": members, "spread": round(spread, 4)})
+        return Verdict(group, round(center, 4), False, **usage, detail={"members": members, "spread": round(spread, 4)})
 
 
 class Embedder(Protocol):
@@ -378,7 +413,7 @@ class SimilarityJudge:
         stance_sentences = sentences(scenario.group(group).stance)
         text_sentences = sentences(text)
         vectors = self.embedder.embed([*stance_sentences, *text_sentences])
-        coverage = stance_coverage(vectors[: len(stance_sentences)], vectors[len(stance_sentences):])
+        coverage = stance_coverage(vectors[: len(stance_sentences)], vectors[len(stance_sentences) :])
         score = max(0.0, min(9.0, 9 * coverage))
         return Verdict(group, round(score, 4), detail={"coverage": round(coverage, 6)})
 
@@ -415,8 +450,12 @@ def reasoned_messages(*, scenario: Scenario, group: str, text: str) -> list[Mess
 
 def reason_only_messages(*, scenario: Scenario, group: str, reason: str, attempt: int) -> list[Message]:
     prompt = REASON_ONLY_TEMPLATE.format(
-        group=group, reason=reason, background=scenario.record.background, stance=scenario.group(group).stance,
-        choices=", ".join(f"{number} = {label}" for number, label in enumerate(SCALE)), marker=JUDGE_MARKER,
+        group=group,
+        reason=reason,
+        background=scenario.record.background,
+        stance=scenario.group(group).stance,
+        choices=", ".join(f"{number} = {label}" for number, label in enumerate(SCALE)),
+        marker=JUDGE_MARKER,
     )
     prompt += "".join(JUDGE_REMINDERS[: min(attempt, len(JUDGE_REMINDERS))])
     return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}]
@@ -444,9 +483,11 @@ class ReasonCheck:
     max_tokens: int = 120
 
     def check(self, *, scenario: Scenario, group: str, text: str, seed: int) -> ReasonVerdict:
-        reply = self.client.complete(reasoned_messages(scenario=scenario, group=group, text=text),
-                                     params=Params(temperature=0.0, max_tokens=self.max_tokens),
-                                     seed=seed_for(seed, "reason", group))
+        reply = self.client.complete(
+            reasoned_messages(scenario=scenario, group=group, text=text),
+            params=Params(temperature=0.0, max_tokens=self.max_tokens),
+            seed=seed_for(seed, "reason", group),
+        )
         parsed = parse_reasoned(reply.text)
         if parsed is None:
             return ReasonVerdict(group, None)

@@ -115,8 +115,9 @@ class TokenIdClient(ModelClient, Protocol):
 
     gives_token_ids: bool
 
-    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
-                       seed: int) -> Completion: ...
+    def next_token_ids(
+        self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int, seed: int
+    ) -> Completion: ...
 
     def end_ids(self) -> frozenset[int]: ...
 
@@ -128,29 +129,46 @@ def gives_token_ids(client: object) -> bool:
     return bool(getattr(client, "gives_token_ids", False))
 
 
-def token_ids_completion(top: Sequence[tuple[int, str, float]], *, prompt_tokens: int = 0,
-                         seconds: float = 0.0) -> Completion:
+def token_ids_completion(
+    top: Sequence[tuple[int, str, float]], *, prompt_tokens: int = 0, seconds: float = 0.0
+) -> Completion:
     """The Completion a next_token_ids call answers, from (id, text, logprob) triples in any
     order (equal logprobs: the lower id first, so that every backend ranks alike)."""
     ranked = sorted(top, key=lambda triple: (-triple[2], triple[0]))
     if not ranked:
         raise ModelError("the backend gave no next-token log-probabilities")
     _, token, logprob = ranked[0]
-    return Completion(text=token, prompt_tokens=prompt_tokens, completion_tokens=1, seconds=seconds,
-                      logprobs=(TokenLogprob(token=token, logprob=logprob,
-                                             top=tuple((text, lp) for _, text, lp in ranked),
-                                             top_ids=tuple(i for i, _, _ in ranked)),))
+    return Completion(
+        text=token,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=1,
+        seconds=seconds,
+        logprobs=(
+            TokenLogprob(
+                token=token,
+                logprob=logprob,
+                top=tuple((text, lp) for _, text, lp in ranked),
+                top_ids=tuple(i for i, _, _ in ranked),
+            ),
+        ),
+    )
 
 
-def next_token_completion(top: Sequence[tuple[str, float]], *, prompt_tokens: int = 0,
-                          seconds: float = 0.0) -> Completion:
+def next_token_completion(
+    top: Sequence[tuple[str, float]], *, prompt_tokens: int = 0, seconds: float = 0.0
+) -> Completion:
     """The Completion a next_token call answers, from (token, logprob) pairs in any order."""
     ranked = tuple(sorted(top, key=lambda pair: -pair[1]))
     if not ranked:
         raise ModelError("the backend gave no next-token log-probabilities")
     token, logprob = ranked[0]
-    return Completion(text=token, prompt_tokens=prompt_tokens, completion_tokens=1, seconds=seconds,
-                      logprobs=(TokenLogprob(token=token, logprob=logprob, top=ranked),))
+    return Completion(
+        text=token,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=1,
+        seconds=seconds,
+        logprobs=(TokenLogprob(token=token, logprob=logprob, top=ranked),),
+    )
 
 
 # Words in a prompt that tell the scripted double which shape of answer the caller expects.
@@ -193,8 +211,9 @@ def scripted_reply(messages: Sequence[Message], params: Params, seed: int) -> st
     if JUDGE_MARKER in ask:
         return str(digest % 10)
     if REASON_MARKER in ask:
-        return (f"Reason: the draft {'covers' if digest % 2 else 'misses'} the position's key points. "
-                f"Score: {digest % 10}")
+        return (
+            f"Reason: the draft {'covers' if digest % 2 else 'misses'} the position's key points. Score: {digest % 10}"
+        )
     if DECISION_MARKER in ask:
         verdict = "ACCEPT" if digest % 2 else "REJECT"
         return f"{verdict} because it {'brings' if digest % 2 else 'would cost'} the votes the goal needs."
@@ -232,9 +251,30 @@ def scripted_next_token(messages: Sequence[Message], prefix: str, seed: int) -> 
 
 # The scripted double's token vocabulary: id = index; SCRIPTED_END closes the assistant's turn.
 SCRIPTED_VOCAB: tuple[str, ...] = (
-    "<end>", "The", " European", " Parliament", " calls", " for", " a", " balanced", " compromise",
-    " with", " funding", ",", " review", " clause", " and", " safeguards", " groups", " that",
-    " oppose", " it", ".", " support", " welcomes", " urges",
+    "<end>",
+    "The",
+    " European",
+    " Parliament",
+    " calls",
+    " for",
+    " a",
+    " balanced",
+    " compromise",
+    " with",
+    " funding",
+    ",",
+    " review",
+    " clause",
+    " and",
+    " safeguards",
+    " groups",
+    " that",
+    " oppose",
+    " it",
+    ".",
+    " support",
+    " welcomes",
+    " urges",
 )
 SCRIPTED_END = 0
 SCRIPTED_END_AFTER = 12  # replies end (most mass on SCRIPTED_END) from this many tokens on
@@ -287,8 +327,9 @@ class ScriptedModelClient:
     def gives_token_ids(self) -> bool:
         return self.token_ids_responder is not None
 
-    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
-                       seed: int) -> Completion:
+    def next_token_ids(
+        self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int, seed: int
+    ) -> Completion:
         if self.token_ids_responder is None:
             raise ModelError("this scripted model gives no next-token log-probabilities")
         self.token_id_calls.append((tuple(messages), tuple(prefix_ids), top, seed))

@@ -180,6 +180,7 @@ def double_majority(
 
 # --- every rule over one tally or over competing drafts ------------------------------------------
 
+
 @dataclass(frozen=True)
 class Rule:
     key: str
@@ -209,12 +210,12 @@ def tally_rules(scores: Mapping[str, int], seats: Mapping[str, float], *, veto_g
     return verdicts
 
 
-def rank_drafts(
-    drafts: Mapping[str, Mapping[str, int]], seats: Mapping[str, float], *, rule: str
-) -> RankedResult:
+def rank_drafts(drafts: Mapping[str, Mapping[str, int]], seats: Mapping[str, float], *, rule: str) -> RankedResult:
     """Borda or Schulze over drafts (draft key -> group code -> support), groups weighted by seats."""
     if rule not in ("borda", "schulze"):
         raise RuleError(f"rule: {rule} does not rank drafts")
     candidates = list(drafts)
-    ballots = [Ballot(scores={key: drafts[key][code] for key in candidates}, weight=share) for code, share in seats.items()]
+    ballots = [
+        Ballot(scores={key: drafts[key][code] for key in candidates}, weight=share) for code, share in seats.items()
+    ]
     return (borda if rule == "borda" else schulze)(ballots, candidates)

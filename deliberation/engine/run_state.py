@@ -17,7 +17,13 @@ from deliberation.engine.strategies.base import usage_totals
 
 # What a `control` event's action leaves the run in. A classroom session's run also starts and
 # ends by control events (its other actions: engine/classroom.py's sitting reads them).
-CONTROL_STATUS = {"paused": "paused", "resumed": "running", "stopped": "stopped", "started": "running", "ended": "stopped"}
+CONTROL_STATUS = {
+    "paused": "paused",
+    "resumed": "running",
+    "stopped": "stopped",
+    "started": "running",
+    "ended": "stopped",
+}
 
 
 @dataclass

@@ -48,9 +48,7 @@ def custom_shares(shares: Mapping[str, float]) -> dict[str, float]:
     if any(share <= 0 for share in shares.values()):
         raise ScenarioError("seats: every group needs a positive seat share")
     if abs(math.fsum(shares.values()) - 1.0) > SEAT_SUM_TOLERANCE:
-        raise ScenarioError(
-            f"seats: custom shares add up to {math.fsum(shares.values()):.1%}, not 100%"
-        )
+        raise ScenarioError(f"seats: custom shares add up to {math.fsum(shares.values()):.1%}, not 100%")
     return dict(shares)
 
 
@@ -77,9 +75,7 @@ def seat_shares(
     raise ScenarioError(f"seats: unknown seat structure {structure!r}")
 
 
-def select_max_variance(
-    choices: Sequence[tuple[str, int]], k: int, rng: random.Random
-) -> list[str]:
+def select_max_variance(choices: Sequence[tuple[str, int]], k: int, rng: random.Random) -> list[str]:
     """PoliCon's party selection: the k-subset whose real choices (0..9) vary most.
 
     Sample variance over every k-combination in the given order; ties are broken by one

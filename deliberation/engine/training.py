@@ -43,7 +43,7 @@ def preference_pairs(drafts: Sequence[JudgedDraft], *, margin: float = 0.0) -> l
     ranked = sorted(drafts, key=lambda draft: (-draft.value, draft.run_id))
     pairs = []
     for i, chosen in enumerate(ranked):
-        for rejected in ranked[i + 1:]:
+        for rejected in ranked[i + 1 :]:
             if chosen.value - rejected.value > margin and chosen.text.strip() != rejected.text.strip():
                 pairs.append((chosen, rejected))
     return pairs

@@ -158,10 +158,13 @@ class RunHub:
                 await layer.group_add(run_group(run_id), channel)
                 inbox: list[tuple[int, str]] = []
                 ready = asyncio.Event()
-                self._readers[run_id] = (channel, [
-                    asyncio.create_task(self._read(run_id, channel, inbox, ready)),
-                    asyncio.create_task(self._send(run_id, inbox, ready)),
-                ])
+                self._readers[run_id] = (
+                    channel,
+                    [
+                        asyncio.create_task(self._read(run_id, channel, inbox, ready)),
+                        asyncio.create_task(self._send(run_id, inbox, ready)),
+                    ],
+                )
 
     async def leave(self, run_id: int, viewer: Viewer) -> None:
         self._on_running_loop()

@@ -58,8 +58,11 @@ class RecordSetVersionAdmin(admin.ModelAdmin):
     fields = ("record_set", "number", "created_at", "created_by", "mode", "note")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RecordSetVersion]:
-        return super().get_queryset(request).select_related("record_set", "created_by").annotate(
-            record_count=Count("records")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("record_set", "created_by")
+            .annotate(record_count=Count("records"))
         )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -74,8 +77,13 @@ class RecordSetVersionAdmin(admin.ModelAdmin):
         if version.number < 2:
             return "–"
         url = reverse("record-set-compare", args=[version.record_set_id])
-        return format_html('<a href="{}?old={}&amp;new={}">with version {}</a>', url, version.number - 1,
-                           version.number, version.number - 1)
+        return format_html(
+            '<a href="{}?old={}&amp;new={}">with version {}</a>',
+            url,
+            version.number - 1,
+            version.number,
+            version.number - 1,
+        )
 
 
 class RecordUploadFileInline(admin.TabularInline):
@@ -92,8 +100,19 @@ class RecordUploadAdmin(admin.ModelAdmin):
 
     list_display = ("id", "record_set_name", "status", "created_by", "created_at", "version")
     list_filter = ("status",)
-    readonly_fields = ("record_set_name", "description", "note", "mode", "status", "created_by", "created_at",
-                       "version", "error", "report_text", "page")
+    readonly_fields = (
+        "record_set_name",
+        "description",
+        "note",
+        "mode",
+        "status",
+        "created_by",
+        "created_at",
+        "version",
+        "error",
+        "report_text",
+        "page",
+    )
     exclude = ("check_report", "result_report", "progress")
     inlines = (RecordUploadFileInline,)
 

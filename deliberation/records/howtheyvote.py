@@ -46,22 +46,52 @@ from deliberation.records.services import known_group_codes, read_limits, record
 # periods by a suffix (EPP_2009_0); ours by term. Their EFD (2014-2019) is Europe of Freedom and
 # Direct Democracy, our 8th-term EFDD; their EFD_2009_0 is our 7th-term EFD.
 GROUP_CODES = {
-    "EPP": "EPP", "EPP_2009_0": "EPP", "SD": "SD", "RENEW": "RENEW", "ALDE": "ALDE", "ECR": "ECR",
-    "GREEN_EFA": "GREEN_EFA", "GUE_NGL": "GUE_NGL", "GUE_NGL_1995_0": "GUE_NGL", "ID": "ID", "ENF": "ENF",
-    "EFD": "EFDD", "EFD_2009_0": "EFD", "PFE": "PFE", "ESN": "ESN",
+    "EPP": "EPP",
+    "EPP_2009_0": "EPP",
+    "SD": "SD",
+    "RENEW": "RENEW",
+    "ALDE": "ALDE",
+    "ECR": "ECR",
+    "GREEN_EFA": "GREEN_EFA",
+    "GUE_NGL": "GUE_NGL",
+    "GUE_NGL_1995_0": "GUE_NGL",
+    "ID": "ID",
+    "ENF": "ENF",
+    "EFD": "EFDD",
+    "EFD_2009_0": "EFD",
+    "PFE": "PFE",
+    "ESN": "ESN",
 }
 NON_ATTACHED = "NI"
 # Terms by the date of their constitutive session, newest first.
-TERM_STARTS = (("10th", date(2024, 7, 16)), ("9th", date(2019, 7, 2)), ("8th", date(2014, 7, 1)), ("7th", date(2009, 7, 14)))
+TERM_STARTS = (
+    ("10th", date(2024, 7, 16)),
+    ("9th", date(2019, 7, 2)),
+    ("8th", date(2014, 7, 1)),
+    ("7th", date(2009, 7, 14)),
+)
 # Committee responsible for the procedure -> EuroCon's policy area.
 COMMITTEE_TOPICS = {
-    "AGRI": "agriculture", "BUDG": "budget", "CONT": "budgetary control",
-    "LIBE": "civil liberties, justice & home affairs", "AFCO": "constitutional and inter-institutional affairs",
-    "CULT": "culture & education", "DEVE": "development", "ECON": "economic & monetary affairs",
-    "EMPL": "employment & social affairs", "ENVI": "environment & public health", "PECH": "fisheries",
-    "AFET": "foreign & security policy", "SEDE": "foreign & security policy", "DROI": "foreign & security policy",
-    "FEMM": "gender equality", "ITRE": "industry, research & energy", "IMCO": "internal market & consumer protection",
-    "INTA": "international trade", "JURI": "legal affairs", "REGI": "regional development",
+    "AGRI": "agriculture",
+    "BUDG": "budget",
+    "CONT": "budgetary control",
+    "LIBE": "civil liberties, justice & home affairs",
+    "AFCO": "constitutional and inter-institutional affairs",
+    "CULT": "culture & education",
+    "DEVE": "development",
+    "ECON": "economic & monetary affairs",
+    "EMPL": "employment & social affairs",
+    "ENVI": "environment & public health",
+    "PECH": "fisheries",
+    "AFET": "foreign & security policy",
+    "SEDE": "foreign & security policy",
+    "DROI": "foreign & security policy",
+    "FEMM": "gender equality",
+    "ITRE": "industry, research & energy",
+    "IMCO": "internal market & consumer protection",
+    "INTA": "international trade",
+    "JURI": "legal affairs",
+    "REGI": "regional development",
     "TRAN": "transport & tourism",
 }
 UNSORTED_TOPIC = "plenary votes"
@@ -72,8 +102,17 @@ MEMBER_VOTES = "member_votes.csv"
 GROUPS = "groups.csv"
 COMMITTEES = "responsible_committee_votes.csv"
 COLUMNS = {
-    VOTES: ("id", "timestamp", "display_title", "description", "is_main", "procedure_title", "count_for",
-            "count_against", "count_abstention"),
+    VOTES: (
+        "id",
+        "timestamp",
+        "display_title",
+        "description",
+        "is_main",
+        "procedure_title",
+        "count_for",
+        "count_against",
+        "count_abstention",
+    ),
     MEMBER_VOTES: ("vote_id", "position", "group_code"),
     GROUPS: ("code",),
     COMMITTEES: ("vote_id", "committee_code"),
@@ -118,7 +157,9 @@ class _Tables:
         if refused:
             self.archive.close()
             raise ValueError(refused)
-        self.members = {PurePosixPath(info.filename.replace("\\", "/")).name: info for info in infos if not info.is_dir()}
+        self.members = {
+            PurePosixPath(info.filename.replace("\\", "/")).name: info for info in infos if not info.is_dir()
+        }
 
     def has(self, name: str) -> bool:
         return (self.folder / name).is_file() if self.folder else name in self.members
@@ -223,7 +264,9 @@ def _read_votes(tables: _Tables, report: FileReport) -> tuple[dict[int, _Vote], 
         if term is None:
             skip("timestamp", f"{day.isoformat()} is before the 7th term")
             continue
-        title = collapse_whitespace(row.get("display_title") or "") or collapse_whitespace(row.get("procedure_title") or "")
+        title = collapse_whitespace(row.get("display_title") or "") or collapse_whitespace(
+            row.get("procedure_title") or ""
+        )
         if not title:
             skip("display_title", "missing, and no procedure_title either")
             continue
@@ -242,7 +285,12 @@ def _read_groups(tables: _Tables, report: FileReport) -> set[str]:
 
 
 def _read_member_votes(
-    tables: _Tables, report: FileReport, *, votes: Mapping[int, _Vote], all_votes: set[int], listed_groups: set[str],
+    tables: _Tables,
+    report: FileReport,
+    *,
+    votes: Mapping[int, _Vote],
+    all_votes: set[int],
+    listed_groups: set[str],
     known_groups: Mapping[str, set[str]],
 ) -> dict[tuple[int, str], Counter]:
     """Positions counted per (main vote, our group code); bad rows reported and skipped."""
@@ -276,11 +324,15 @@ def _read_member_votes(
             if (vote_id, theirs) not in unknown:
                 unknown.add((vote_id, theirs))
                 reason = (
-                    f"not in {GROUPS}" if theirs not in listed_groups
-                    else f"no group of the {term} term in Hemicycle" if ours is not None
+                    f"not in {GROUPS}"
+                    if theirs not in listed_groups
+                    else f"no group of the {term} term in Hemicycle"
+                    if ours is not None
                     else "not a group code Hemicycle maps (docs/power-and-rules.md)"
                 )
-                report.problem(f"vote {vote_id}", "group_code", f"{theirs} is {reason}: its members' votes are not counted")
+                report.problem(
+                    f"vote {vote_id}", "group_code", f"{theirs} is {reason}: its members' votes are not counted"
+                )
             report.stances_skipped += 1
             continue
         counts.setdefault((vote_id, ours), Counter())[position] += 1
@@ -341,17 +393,25 @@ def howtheyvote_plan(
         tables.close()
 
 
-def _plan(tables: _Tables, *, report: ImportReport, files: dict[str, FileReport], known: dict[str, set[str]]) -> ImportPlan:
+def _plan(
+    tables: _Tables, *, report: ImportReport, files: dict[str, FileReport], known: dict[str, set[str]]
+) -> ImportPlan:
     votes, all_votes, not_main = _read_votes(tables, files[VOTES])
     if not_main:
         many = not_main > 1
         files[VOTES].problem(
-            "", "is_main", f"{not_main:,} vote{'s' * many} {'are' if many else 'is'} not a main vote (amendments, "
+            "",
+            "is_main",
+            f"{not_main:,} vote{'s' * many} {'are' if many else 'is'} not a main vote (amendments, "
             "procedure): not imported",
         )
     listed_groups = _read_groups(tables, files[GROUPS])
     counts = _read_member_votes(
-        tables, files[MEMBER_VOTES], votes=votes, all_votes=all_votes, listed_groups=listed_groups,
+        tables,
+        files[MEMBER_VOTES],
+        votes=votes,
+        all_votes=all_votes,
+        listed_groups=listed_groups,
         known_groups=known,
     )
     topics = _read_topics(tables, files[COMMITTEES], votes)
@@ -363,15 +423,25 @@ def _plan(tables: _Tables, *, report: ImportReport, files: dict[str, FileReport]
             if vote_id != vote.id or (result := group_vote(positions)) is None:
                 continue
             stances[code] = StancePlan(
-                group=code, text=_stance_text(positions, vote.day), score=result[0], choice=result[1],
+                group=code,
+                text=_stance_text(positions, vote.day),
+                score=result[0],
+                choice=result[1],
                 origin=Problem(MEMBER_VOTES, vote.ref, code, ""),
             )
         total = group_vote(dict(zip(("FOR", "AGAINST", "ABSTENTION"), vote.total)))
         content_hash = record_content_hash(title=vote.title, background=vote.background, resolution="", term=vote.term)
         records[content_hash] = RecordPlan(
-            content_hash=content_hash, title=vote.title, background=vote.background, resolution="", term=vote.term,
-            topics=topics.get(vote.id) or [UNSORTED_TOPIC], total_score=total[0] if total else None,
-            total_choice=total[1] if total else None, stances=stances, origin=(VOTES, vote.ref),
+            content_hash=content_hash,
+            title=vote.title,
+            background=vote.background,
+            resolution="",
+            term=vote.term,
+            topics=topics.get(vote.id) or [UNSORTED_TOPIC],
+            total_score=total[0] if total else None,
+            total_choice=total[1] if total else None,
+            stances=stances,
+            origin=(VOTES, vote.ref),
         )
     report.files = [file for name, file in files.items() if name != COMMITTEES or tables.has(COMMITTEES)]
     return plan_totals(ImportPlan(records=records, tasks={}, report=report))
@@ -388,4 +458,6 @@ def howtheyvote_import(
 ) -> ImportReport:
     """Import an export (folder or zip) into the record set `name`, as records_import imports EuroCon files."""
     plan = howtheyvote_plan(folder=folder, record_set=name, known_groups=known_group_codes(), limits=read_limits())
-    return records_import_plan(plan=plan, name=name, description=description, mode=mode, note=note, created_by=created_by)
+    return records_import_plan(
+        plan=plan, name=name, description=description, mode=mode, note=note, created_by=created_by
+    )

@@ -5,14 +5,29 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 TERMS = (
-    ("7th", "7th term (2009-2014)"), ("8th", "8th term (2014-2019)"), ("9th", "9th term (2019-2024)"),
+    ("7th", "7th term (2009-2014)"),
+    ("8th", "8th term (2014-2019)"),
+    ("9th", "9th term (2019-2024)"),
     ("10th", "10th term (2024-2029)"),
 )
 
 # Group codes from left to right, as the Parliament seats its chamber (far left first, the
 # non-attached members last); codes not listed sit after these, in the order given.
 SEATING_ORDER = (
-    "GUE_NGL", "SD", "GREEN_EFA", "ALDE", "RENEW", "EPP", "ECR", "EFD", "EFDD", "ENF", "ID", "PFE", "ESN", "NI",
+    "GUE_NGL",
+    "SD",
+    "GREEN_EFA",
+    "ALDE",
+    "RENEW",
+    "EPP",
+    "ECR",
+    "EFD",
+    "EFDD",
+    "ENF",
+    "ID",
+    "PFE",
+    "ESN",
+    "NI",
 )
 
 
@@ -55,7 +70,11 @@ class RecordSet(models.Model):
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     current_version = models.ForeignKey(
-        "RecordSetVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "RecordSetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The version that browsing, scenarios and the benchmark use.",
     )
 
@@ -80,9 +99,7 @@ class Record(models.Model):
     real_total_choice = models.PositiveSmallIntegerField(null=True, blank=True)  # 0..9
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["record_set", "content_hash"], name="record_content_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["record_set", "content_hash"], name="record_content_unique")]
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -117,9 +134,7 @@ class BenchmarkTask(models.Model):
     content_hash = models.CharField(max_length=64)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["record_set", "content_hash"], name="task_content_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["record_set", "content_hash"], name="task_content_unique")]
         indexes = [models.Index(fields=["record_set", "party_count"])]
         ordering = ["party_count", "id"]
 
@@ -176,7 +191,9 @@ class GroupAlias(models.Model):
 
         self.alias = normalise_group_code(self.alias or "")
         if self.group_id and self.group.term != self.term:
-            raise ValidationError({"group": f"{self.group} is a group of the {self.group.term} term, not the {self.term}."})
+            raise ValidationError(
+                {"group": f"{self.group} is a group of the {self.group.term} term, not the {self.term}."}
+            )
 
 
 def upload_path(instance: "RecordUploadFile", filename: str) -> str:

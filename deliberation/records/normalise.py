@@ -73,7 +73,7 @@ def normalise_topic(name: str) -> str:
 
 
 def normalise_term(value: str) -> str:
-    """"7th_datas", "7th", "7" -> "7th" (and "10th" for HowTheyVote imports). Raises ValueError for anything else."""
+    """ "7th_datas", "7th", "7" -> "7th" (and "10th" for HowTheyVote imports). Raises ValueError for anything else."""
     match = _TERM.match(collapse_whitespace(str(value)).lower())
     if not match:
         raise ValueError(f"unknown parliament term {value!r} (expected 7th, 8th, 9th or 10th)")
@@ -81,7 +81,7 @@ def normalise_term(value: str) -> str:
 
 
 def normalise_group_code(value: str) -> str:
-    """"sd", " S&D ", "Greens/EFA" -> "SD", "SD", "GREEN_EFA": the codes the data uses."""
+    """ "sd", " S&D ", "Greens/EFA" -> "SD", "SD", "GREEN_EFA": the codes the data uses."""
     code = re.sub(r"[\s/-]+", "_", collapse_whitespace(value).upper())
     return _GROUP_ALIASES.get(code, code)
 

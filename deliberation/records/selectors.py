@@ -40,8 +40,10 @@ def _term_number(term: str) -> int:
 def import_report_tables(report: dict) -> dict:
     """An import report's counts as people read them: party counts and terms in number order,
     topics by name, stances per term with each group's label, seated left to right."""
-    labels = dict(((term, code), label or code) for term, code, label
-                  in PartyGroup.objects.values_list("term", "code", "short_label"))
+    labels = dict(
+        ((term, code), label or code)
+        for term, code, label in PartyGroup.objects.values_list("term", "code", "short_label")
+    )
     by_term: dict[str, list[dict]] = {}
     for key, count in (report.get("stances_by_group") or {}).items():
         term, _, code = key.partition(" ")
@@ -49,7 +51,9 @@ def import_report_tables(report: dict) -> dict:
     return {
         "tasks_by_party_count": sorted(((int(k), n) for k, n in (report.get("tasks_by_party_count") or {}).items())),
         "records_by_topic": sorted((report.get("records_by_topic") or {}).items()),
-        "records_by_term": sorted((report.get("records_by_term") or {}).items(), key=lambda item: _term_number(item[0])),
+        "records_by_term": sorted(
+            (report.get("records_by_term") or {}).items(), key=lambda item: _term_number(item[0])
+        ),
         "stances_by_term": [
             {"term": term, "groups": sorted(rows, key=lambda row: (seating_key(row["code"]), row["code"]))}
             for term, rows in sorted(by_term.items(), key=lambda item: _term_number(item[0]))
@@ -59,12 +63,14 @@ def import_report_tables(report: dict) -> dict:
 
 def record_set_list() -> QuerySet[RecordSet]:
     """Record sets with the size of their current version."""
-    return RecordSet.objects.select_related("current_version").annotate(
-        record_count=Count("current_version__records", distinct=True),
-        task_count=Count(
-            "tasks", filter=Q(tasks__record__versions=F("current_version")), distinct=True
-        ),
-    ).order_by("name")
+    return (
+        RecordSet.objects.select_related("current_version")
+        .annotate(
+            record_count=Count("current_version__records", distinct=True),
+            task_count=Count("tasks", filter=Q(tasks__record__versions=F("current_version")), distinct=True),
+        )
+        .order_by("name")
+    )
 
 
 def current_records(queryset: QuerySet[Record]) -> QuerySet[Record]:
@@ -159,8 +165,10 @@ def record_search(
     record_set: str | None = None,
     min_stances: int = 2,  # a scenario needs two groups; browsing shows every record
 ) -> QuerySet[Record]:
-    records = current_records(Record.objects.select_related("record_set")).prefetch_related("topics").annotate(
-        stance_count=Count("stances", distinct=True)
+    records = (
+        current_records(Record.objects.select_related("record_set"))
+        .prefetch_related("topics")
+        .annotate(stance_count=Count("stances", distinct=True))
     )
     if record_set:
         records = records.filter(record_set__name=record_set)
@@ -176,15 +184,15 @@ def record_search(
 def record_get(*, record_id: int) -> Record:
     """A record with its set, topics and stances (groups biggest first), for its page."""
     return (
-        Record.objects.select_related("record_set")
-        .prefetch_related("topics", _stances_with_groups())
-        .get(pk=record_id)
+        Record.objects.select_related("record_set").prefetch_related("topics", _stances_with_groups()).get(pk=record_id)
     )
 
 
 def record_version_for_run(*, record: Record) -> RecordSetVersion | None:
     """The version a run on this record plays: the newest of its set's versions that holds it."""
-    return RecordSetVersion.objects.filter(record_set_id=record.record_set_id, records=record).order_by("-number").first()
+    return (
+        RecordSetVersion.objects.filter(record_set_id=record.record_set_id, records=record).order_by("-number").first()
+    )
 
 
 @dataclass(frozen=True)

@@ -338,7 +338,11 @@ def record_upload_create(
             )
     with transaction.atomic():
         upload = RecordUpload.objects.create(
-            record_set_name=record_set_name, description=description, note=note, mode=mode, created_by=created_by,
+            record_set_name=record_set_name,
+            description=description,
+            note=note,
+            mode=mode,
+            created_by=created_by,
             status=RecordUpload.Status.CHECKING,
         )
         for index, uploaded in enumerate(files):

@@ -131,7 +131,9 @@ def record_detail(request: HttpRequest, record_id: int) -> HttpResponse:
         record = record_get(record_id=record_id)
     except Record.DoesNotExist:
         raise Http404("no such record") from None
-    ordered = sorted(record.stances.all(), key=lambda stance: seating_key(stance.group.code))  # as seated, left to right
+    ordered = sorted(
+        record.stances.all(), key=lambda stance: seating_key(stance.group.code)
+    )  # as seated, left to right
     stances = [(stance, vote_position(stance.real_choice)) for stance in ordered]
     return render(request, "records/record.html", {"record": record, "stances": stances})
 
@@ -208,8 +210,10 @@ def record_upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
             "running": upload.status in RecordUpload.WORKING,
             "max_problems": 500,
             "refusal": refusal,
-            "needs_alias": any("map it in the admin" in problem["message"]
-                               for problem in (upload.check_report or {}).get("problems", [])),
+            "needs_alias": any(
+                "map it in the admin" in problem["message"]
+                for problem in (upload.check_report or {}).get("problems", [])
+            ),
         },
         status=400 if refusal else 200,
     )

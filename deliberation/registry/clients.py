@@ -39,8 +39,9 @@ ENSEMBLE_MEMBERS = ("llm", "llm-expected")
 CALIBRATED_PREFIX = "calibrated:"
 
 
-def drafting_client(model: str, *, allow_raw: bool = False, observer: CallObserver | None = None,
-                    endpoints: Endpoints = model_endpoint) -> ModelClient:
+def drafting_client(
+    model: str, *, allow_raw: bool = False, observer: CallObserver | None = None, endpoints: Endpoints = model_endpoint
+) -> ModelClient:
     """The client of a registry model (with `allow_raw`, also of a backend string the registry
     lacks: a staff owner's run, the evaluate command), reporting to `observer` if given."""
     from worker.models import model_client
@@ -61,10 +62,13 @@ def strategy_model_check(*, strategy: str, model: str, allow_raw: bool = False) 
         return
     endpoint = model_endpoint(name=model, allow_raw=allow_raw)
     if not model_gives_token_ids(endpoint.model, api_base=endpoint.api_base):
-        raise ModelRefused("model", (
-            f"{strategy} decodes token by token from next-token log-probabilities, which {model!r} does not "
-            "give: choose a local model or one served by an OpenAI-compatible server such as vLLM"
-        ))
+        raise ModelRefused(
+            "model",
+            (
+                f"{strategy} decodes token by token from next-token log-probabilities, which {model!r} does not "
+                "give: choose a local model or one served by an OpenAI-compatible server such as vLLM"
+            ),
+        )
 
 
 def judge_uses_model(name: str) -> bool:
@@ -102,8 +106,14 @@ def judge_provider_register(provider: JudgeProvider) -> None:
     _providers[provider.prefix] = provider
 
 
-def judge_for(name: str, *, model: str, allow_raw: bool = False, observer: CallObserver | None = None,
-              endpoints: Endpoints = model_endpoint) -> Judge:
+def judge_for(
+    name: str,
+    *,
+    model: str,
+    allow_raw: bool = False,
+    observer: CallObserver | None = None,
+    endpoints: Endpoints = model_endpoint,
+) -> Judge:
     """`llm` scores with `model` (the paper's judge), `llm-expected` the same prompt as the expected
     digit under the model's next-token distribution, `ensemble-mean`/`-median` both of them,
     `calibrated:<id>` a calibration's judge through its isotonic map, `similarity` sentence

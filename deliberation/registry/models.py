@@ -21,7 +21,8 @@ class ModelEntry(models.Model):
         GROUPS = "groups", "Members of the named groups (and staff)"
 
     name = models.CharField(
-        max_length=200, unique=True,
+        max_length=200,
+        unique=True,
         help_text="What users pick and runs record, e.g. qwen2.5-7b@gpu1 or scripted:default. Renaming makes a new model.",
     )
     description = models.CharField(max_length=300, blank=True, help_text="Shown beside the name.")
@@ -30,28 +31,38 @@ class ModelEntry(models.Model):
         help_text="The backend model string: scripted:NAME, local:NAME, hosted_vllm/NAME, openai/NAME or any litellm string.",
     )
     api_base = models.CharField(
-        max_length=300, blank=True,
+        max_length=300,
+        blank=True,
         help_text="The endpoint's base URL (an OpenAI-compatible server's .../v1). Empty: HEMICYCLE_MODEL_API_BASE.",
     )
     api_key_env = models.CharField(
-        max_length=100, blank=True, validators=[ENV_NAME],
+        max_length=100,
+        blank=True,
+        validators=[ENV_NAME],
         help_text="The NAME of the environment variable that holds the key on the workers (never the key). "
-                  "Empty: HEMICYCLE_MODEL_API_KEY.",
+        "Empty: HEMICYCLE_MODEL_API_KEY.",
     )
     concurrency = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
         help_text="Experiments keep at most this many runs of this model in flight. "
-                  "Empty: HEMICYCLE_MODEL_CONCURRENCY's bound for its backend.",
+        "Empty: HEMICYCLE_MODEL_CONCURRENCY's bound for its backend.",
     )
     prompt_price = models.DecimalField(
         max_digits=12, decimal_places=4, null=True, blank=True, help_text="Price per million prompt tokens (optional)."
     )
     completion_price = models.DecimalField(
-        max_digits=12, decimal_places=4, null=True, blank=True,
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
         help_text="Price per million completion tokens (optional).",
     )
     access = models.CharField(max_length=12, choices=Access.choices, default=Access.EVERYONE)
-    groups = models.ManyToManyField(Group, blank=True, related_name="+", help_text="Who may use it when access is 'groups'.")
+    groups = models.ManyToManyField(
+        Group, blank=True, related_name="+", help_text="Who may use it when access is 'groups'."
+    )
     enabled = models.BooleanField(default=True, help_text="Off: not offered, and its queued runs fail at once.")
     position = models.PositiveSmallIntegerField(default=100, help_text="Order in the lists users see (smaller first).")
 
@@ -65,9 +76,11 @@ class ModelEntry(models.Model):
     @property
     def summary(self) -> str:
         """The description and the prices, as the model lists show them beside the name."""
-        prices = [f"{price.normalize():f} per million {kind} tokens"
-                  for price, kind in ((self.prompt_price, "prompt"), (self.completion_price, "completion"))
-                  if price is not None]
+        prices = [
+            f"{price.normalize():f} per million {kind} tokens"
+            for price, kind in ((self.prompt_price, "prompt"), (self.completion_price, "completion"))
+            if price is not None
+        ]
         return "; ".join(part for part in (self.description, ", ".join(prices)) if part)
 
 
@@ -79,10 +92,13 @@ class UserBudget(models.Model):
         null=True, blank=True, help_text="Uncached model steps in any 24 hours. Empty: HEMICYCLE_DAILY_STEPS."
     )
     tokens_per_day = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Model tokens (prompt + completion) in any 24 hours. Empty: HEMICYCLE_DAILY_TOKENS."
+        null=True,
+        blank=True,
+        help_text="Model tokens (prompt + completion) in any 24 hours. Empty: HEMICYCLE_DAILY_TOKENS.",
     )
     experiment_cap = models.PositiveIntegerField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="The step cap of an experiment created without one. Empty: HEMICYCLE_EXPERIMENT_CAP.",
     )
 

@@ -45,8 +45,9 @@ def model_names_for(*, user: AbstractBaseUser | AnonymousUser) -> list[str]:
     return list(model_entries_for(user=user).values_list("name", flat=True))
 
 
-def model_check(*, name: str, user: AbstractBaseUser | AnonymousUser, field: str = "model",
-                allow_raw: bool = False) -> str:
+def model_check(
+    *, name: str, user: AbstractBaseUser | AnonymousUser, field: str = "model", allow_raw: bool = False
+) -> str:
     """`name` if this user may use it, else ModelRefused naming the field. With `allow_raw` (the
     CLI), staff may also give a backend model string that is not in the registry; it is checked
     as the admin checks an entry's (worker.models.model_string_check)."""
@@ -57,7 +58,9 @@ def model_check(*, name: str, user: AbstractBaseUser | AnonymousUser, field: str
     if entry is None:
         if allow_raw and user.is_authenticated and user.is_staff:
             return _raw_checked(name, field)
-        raise ModelRefused(field, f"{name!r} is not a model of this lab; choose from {', '.join(model_names_for(user=user)) or 'none'}")
+        raise ModelRefused(
+            field, f"{name!r} is not a model of this lab; choose from {', '.join(model_names_for(user=user)) or 'none'}"
+        )
     if not entry.enabled:
         raise ModelRefused(field, f"{name!r} is disabled")
     if not model_entries_for(user=user).filter(pk=entry.pk).exists():

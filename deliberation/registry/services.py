@@ -3,8 +3,18 @@
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 
-ENTRY_FIELDS = ("description", "model", "api_base", "api_key_env", "concurrency", "prompt_price",
-                "completion_price", "access", "enabled", "position")
+ENTRY_FIELDS = (
+    "description",
+    "model",
+    "api_base",
+    "api_key_env",
+    "concurrency",
+    "prompt_price",
+    "completion_price",
+    "access",
+    "enabled",
+    "position",
+)
 
 
 def settings_models() -> list[dict]:

@@ -30,8 +30,10 @@ def run_advance(*, run_id: int) -> None:
             played = run_play(run_id=run_id, created=created, reads=reads)
         finally:
             next_run = experiment_run_settled(
-                run_id=run_id, play_next_on=played.queue if played.cached and count < CACHED_RUNS_PER_TASK else None,
-                reads=reads, settled_in=played.experiment_id if played.finished else None,
+                run_id=run_id,
+                play_next_on=played.queue if played.cached and count < CACHED_RUNS_PER_TASK else None,
+                reads=reads,
+                settled_in=played.experiment_id if played.finished else None,
             )
         if next_run is None:
             return

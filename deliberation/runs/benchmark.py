@@ -64,9 +64,7 @@ class BenchmarkResult:
                 cells.append(f"{'-':>14}" if value is None else f"{value:>14.2f}")
             lines.append(GOALS[goal].label.ljust(width) + "".join(cells))
         lines.append("tasks".ljust(width) + "".join(f"{self.table[k]['tasks']:>14}" for k in counts))
-        lines.append(
-            "(pass rates for the voting goals, mean 0..9 scores for Rawlsian and utilitarian)"
-        )
+        lines.append("(pass rates for the voting goals, mean 0..9 scores for Rawlsian and utilitarian)")
         return "\n".join(lines)
 
 
@@ -102,16 +100,23 @@ def benchmark_experiment_create(
     except ValueError as error:
         raise BenchmarkError(str(error)) from None
     if judge == "real-votes" and strategy != "real-resolution":
-        raise BenchmarkError(
-            "the real-votes judge only scores the adopted resolution: use --strategy real-resolution"
-        )
+        raise BenchmarkError("the real-votes judge only scores the adopted resolution: use --strategy real-resolution")
     try:
         return experiment_create(
             owner=benchmark_owner(),
             name=f"evaluate {strategy} on {record_set} at {timezone.now().isoformat(timespec='microseconds')}",
-            record_set=record_set, topic=topic, parties=party_counts, limit=limit, goals=goals,
-            strategies=[strategy], models=[model], judges=[judge], judge_model=judge_model or "", seeds=[seed],
-            params={strategy: dict(params or {})}, allow_raw_models=True,
+            record_set=record_set,
+            topic=topic,
+            parties=party_counts,
+            limit=limit,
+            goals=goals,
+            strategies=[strategy],
+            models=[model],
+            judges=[judge],
+            judge_model=judge_model or "",
+            seeds=[seed],
+            params={strategy: dict(params or {})},
+            allow_raw_models=True,
         )
     except ExperimentError as error:
         raise BenchmarkError(str(error)) from None
@@ -125,7 +130,9 @@ def benchmark_table(*, experiment: Experiment, seconds: float = 0.0) -> Benchmar
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     task_ids: dict[str, set[int]] = defaultdict(set)
     failures: list[str] = []
-    rows = experiment.runs.order_by("pk").values_list("task_id", "task__party_count", "goal", "status", "outcome", "error")
+    rows = experiment.runs.order_by("pk").values_list(
+        "task_id", "task__party_count", "goal", "status", "outcome", "error"
+    )
     runs = 0
     for task_id, party_count, goal, status, outcome, error in rows:
         runs += 1

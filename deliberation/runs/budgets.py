@@ -65,8 +65,10 @@ class Spending:
         if self.tokens_left == 0:
             return f"your {self.budget.tokens_per_day} model tokens of the last 24 hours are spent"
         if self.steps_left is not None and steps > self.steps_left:
-            return (f"this needs up to {steps} model steps and {self.steps_left} of your "
-                    f"{self.budget.steps_per_day} a day are left")
+            return (
+                f"this needs up to {steps} model steps and {self.steps_left} of your "
+                f"{self.budget.steps_per_day} a day are left"
+            )
         return None
 
 
@@ -97,8 +99,8 @@ def spending_for(*, user: AbstractBaseUser, budget: Budget | None = None) -> Spe
     steps = runs.filter(status=Run.Status.FINISHED).aggregate(steps=Sum("uncached_steps"))["steps"] or 0
     tokens = 0
     usages: dict[int, list[dict]] = {}
-    for run_id, status, usage in (
-        RunEvent.objects.filter(run__in=runs, data__has_key="usage").values_list("run_id", "run__status", "data__usage")
+    for run_id, status, usage in RunEvent.objects.filter(run__in=runs, data__has_key="usage").values_list(
+        "run_id", "run__status", "data__usage"
     ):
         if usage and not usage.get("cached"):
             tokens += (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)
@@ -107,7 +109,8 @@ def spending_for(*, user: AbstractBaseUser, budget: Budget | None = None) -> Spe
     flying = {
         pk: run_steps_estimate(strategy=strategy, party_count=len(groups), judge=judge, params=params)
         for pk, strategy, groups, judge, params in runs.filter(status__in=IN_FLIGHT).values_list(
-            "pk", "strategy", "groups", "judge", "params")
+            "pk", "strategy", "groups", "judge", "params"
+        )
     }
     for run_id, items in usages.items():
         if run_id not in flying:  # failed, stopped or paused: what it spent

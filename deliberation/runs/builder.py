@@ -23,8 +23,18 @@ DEMO_MODEL = "scripted:demo"
 
 # The builder form's inputs that carry one value each (ScenarioIn's fields of the same names).
 SCALAR_FIELDS = (
-    "record", "most_divided", "seat_structure", "goal", "veto_group", "strategy", "model", "judge",
-    "judge_model", "seed", "name", "visibility",
+    "record",
+    "most_divided",
+    "seat_structure",
+    "goal",
+    "veto_group",
+    "strategy",
+    "model",
+    "judge",
+    "judge_model",
+    "seed",
+    "name",
+    "visibility",
 )
 CUSTOM_SEAT = "custom_seats."  # + group code: that group's percent
 
@@ -35,7 +45,9 @@ def _builder_input(post: QueryDict) -> dict[str, Any]:
     data: dict[str, Any] = {key: post[key] for key in SCALAR_FIELDS if post.get(key, "").strip()}
     data["groups"] = post.getlist("groups")
     data["custom_seats"] = {
-        key.removeprefix(CUSTOM_SEAT): value for key, value in post.items() if key.startswith(CUSTOM_SEAT) and value.strip()
+        key.removeprefix(CUSTOM_SEAT): value
+        for key, value in post.items()
+        if key.startswith(CUSTOM_SEAT) and value.strip()
     }
     data["strategy_params"] = strategy_params_posted(post, strategy=post.get("strategy", ""))
     return data
@@ -55,15 +67,23 @@ def _strategies(values: dict[str, Any], errors: dict[str, list[str]]) -> list[di
     came with, the others with their defaults."""
     chosen = values.get("strategy") or "parliament"
     return strategy_inputs(
-        values={chosen: values.get("strategy_params") or {}}, errors={chosen: errors},
-        shown=lambda name: name == chosen, prefill=True,
+        values={chosen: values.get("strategy_params") or {}},
+        errors={chosen: errors},
+        shown=lambda name: name == chosen,
+        prefill=True,
     )
 
 
 @login_required
 def scenario_builder(request: HttpRequest) -> HttpResponse:
-    values: dict[str, Any] = {"seat_structure": "random_tenths", "goal": "simple_majority", "strategy": "parliament",
-                              "judge": "llm", "seed": 0, "visibility": "private"}
+    values: dict[str, Any] = {
+        "seat_structure": "random_tenths",
+        "goal": "simple_majority",
+        "strategy": "parliament",
+        "judge": "llm",
+        "seed": 0,
+        "visibility": "private",
+    }
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         values = _builder_input(request.POST)
@@ -78,8 +98,12 @@ def scenario_builder(request: HttpRequest) -> HttpResponse:
                 scenario = scenario_save(owner=request.user, name=name, config=config) if name else None
                 if saving:
                     return redirect(f"{request.path}?scenario={scenario.pk}")
-                run = run_create(owner=request.user, config=config, scenario=scenario,
-                                 visibility=values.get("visibility") or "private")
+                run = run_create(
+                    owner=request.user,
+                    config=config,
+                    scenario=scenario,
+                    visibility=values.get("visibility") or "private",
+                )
         except ScenarioInvalid as error:
             errors = error.errors
         except BudgetExceeded as error:
@@ -92,27 +116,33 @@ def scenario_builder(request: HttpRequest) -> HttpResponse:
         values = {**values, "record": request.GET["record"]}
     saved = SavedScenario.objects.filter(owner=request.user).select_related("record")
     model_choices = list(model_entries_for(user=request.user))
-    return render(request, "scenarios/builder.html", {
-        "values": values,
-        "errors": errors,
-        "form_errors": errors.get("__all__", []),  # a template cannot read a key that starts with _
-        "strategies": _strategies(values, errors),
-        "choices": {
-            "seat_structures": SEAT_STRUCTURE_CHOICES, "goals": GOAL_CHOICES, "judges": judge_choices(),
-            "visibilities": Visibility.choices,
+    return render(
+        request,
+        "scenarios/builder.html",
+        {
+            "values": values,
+            "errors": errors,
+            "form_errors": errors.get("__all__", []),  # a template cannot read a key that starts with _
+            "strategies": _strategies(values, errors),
+            "choices": {
+                "seat_structures": SEAT_STRUCTURE_CHOICES,
+                "goals": GOAL_CHOICES,
+                "judges": judge_choices(),
+                "visibilities": Visibility.choices,
+            },
+            "records": Record.objects.only("id", "title"),
+            "model_choices": model_choices,
+            "spending": spending_for(user=request.user),
+            "goals": GOALS,
+            "saved_scenarios": saved,
+            # A first look: the watchable scripted model, when the registry offers it to this user.
+            "demo_model": next((entry.name for entry in model_choices if entry.name == DEMO_MODEL), None),
+            "record_filters": {
+                "topics": Topic.objects.values_list("name", flat=True),
+                "terms": TERMS,
+                "record_sets": RecordSet.objects.values_list("name", flat=True),
+            },
+            # What the script restores (json_script encodes it once): the groups, custom seats, mode.
+            "initial": {key: values.get(key) for key in ("record", "groups", "custom_seats", "most_divided")},
         },
-        "records": Record.objects.only("id", "title"),
-        "model_choices": model_choices,
-        "spending": spending_for(user=request.user),
-        "goals": GOALS,
-        "saved_scenarios": saved,
-        # A first look: the watchable scripted model, when the registry offers it to this user.
-        "demo_model": next((entry.name for entry in model_choices if entry.name == DEMO_MODEL), None),
-        "record_filters": {
-            "topics": Topic.objects.values_list("name", flat=True),
-            "terms": TERMS,
-            "record_sets": RecordSet.objects.values_list("name", flat=True),
-        },
-        # What the script restores (json_script encodes it once): the groups, custom seats, mode.
-        "initial": {key: values.get(key) for key in ("record", "groups", "custom_seats", "most_divided")},
-    })
+    )

@@ -11,9 +11,32 @@ class DatabaseCompletionStore:
     def hit(self, key: str, *, fields: Sequence[str]) -> CachedCompletion | None:
         return update_returning(CachedCompletion, set_sql="hits = hits + 1", where={"key": key}, fields=fields)
 
-    def keep(self, *, key: str, model: str, messages: list[dict], params: dict, seed: int, text: str,
-             logprobs: list | None, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
-        insert_or_ignore(CachedCompletion(
-            key=key, model=model, messages=messages, params=params, seed=seed, text=text, logprobs=logprobs,
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, seconds=seconds,
-        ), conflict=["key"])
+    def keep(
+        self,
+        *,
+        key: str,
+        model: str,
+        messages: list[dict],
+        params: dict,
+        seed: int,
+        text: str,
+        logprobs: list | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+        seconds: float,
+    ) -> None:
+        insert_or_ignore(
+            CachedCompletion(
+                key=key,
+                model=model,
+                messages=messages,
+                params=params,
+                seed=seed,
+                text=text,
+                logprobs=logprobs,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                seconds=seconds,
+            ),
+            conflict=["key"],
+        )

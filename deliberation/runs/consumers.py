@@ -49,9 +49,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         token = query.get("token", [""])[0]
-        run = await database_sync_to_async(run_for_viewer)(
-            user=self.scope.get("user"), run_id=self.run_id, token=token
-        )
+        run = await database_sync_to_async(run_for_viewer)(user=self.scope.get("user"), run_id=self.run_id, token=token)
         if run is None:
             await self.close(code=websocket_close_code(Forbidden))
             return

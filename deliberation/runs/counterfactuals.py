@@ -33,7 +33,7 @@ class NotFinished(Conflict, ValueError):
 
 def cell_without_strategy(cell: str) -> str:
     parts = cell.split("|")
-    return "|".join(parts[:CELL_STRATEGY] + parts[CELL_STRATEGY + 1:]) if len(parts) > CELL_STRATEGY else cell
+    return "|".join(parts[:CELL_STRATEGY] + parts[CELL_STRATEGY + 1 :]) if len(parts) > CELL_STRATEGY else cell
 
 
 def run_scores(run: Run) -> dict[str, int]:
@@ -58,8 +58,10 @@ def run_competitors(*, run: Run) -> list[Run]:
         .order_by("pk")
     )
     return [
-        other for other in candidates.iterator()
-        if cell_without_strategy(other.cell) == key and set(other.groups) == set(run.groups)
+        other
+        for other in candidates.iterator()
+        if cell_without_strategy(other.cell) == key
+        and set(other.groups) == set(run.groups)
         and all((other.outcome.get("scores") or {}).get(code) is not None for code in run.groups)
     ]
 
@@ -82,8 +84,11 @@ def counterfactual_seats(
         percent = {code: 100 * value / total for code, value in custom.items()}  # weights, normalised
     try:
         return scenario_seats(
-            record=run.record, groups=run.groups, structure=structure,
-            seed=run.seed if seed is None else seed, custom_percent=percent,
+            record=run.record,
+            groups=run.groups,
+            structure=structure,
+            seed=run.seed if seed is None else seed,
+            custom_percent=percent,
         )
     except ScenarioError as error:
         raise CounterfactualError(str(error)) from None
@@ -99,8 +104,15 @@ def _power(seats: Mapping[str, float], *, rule: str, veto_group: str | None) -> 
     return {"goal": rule, **indices.as_dict()}
 
 
-def _verdict(scores: Mapping[str, int], seats: Mapping[str, float], *, rule: str, veto_group: str | None,
-             drafts: Mapping[str, Mapping[str, int]], this: str) -> dict:
+def _verdict(
+    scores: Mapping[str, int],
+    seats: Mapping[str, float],
+    *,
+    rule: str,
+    veto_group: str | None,
+    drafts: Mapping[str, Mapping[str, int]],
+    this: str,
+) -> dict:
     verdicts = tally_rules(scores, seats, veto_group=veto_group)
     out = {
         "seats": dict(seats),
@@ -146,8 +158,9 @@ def run_counterfactual(
         for other in run_competitors(run=run):
             key = f"run {other.pk}"
             drafts[key] = {code: int(other.outcome["scores"][code]) for code in run.groups}
-            competitors.append({"key": key, "id": other.pk, "strategy": other.strategy,
-                                "url": reverse("run-detail", args=[other.pk])})
+            competitors.append(
+                {"key": key, "id": other.pk, "strategy": other.strategy, "url": reverse("run-detail", args=[other.pk])}
+            )
     try:
         original = _verdict(scores, run.seats, rule=rule, veto_group=veto_group, drafts=drafts, this=this)
         counterfactual = _verdict(scores, new_seats, rule=rule, veto_group=veto_group, drafts=drafts, this=this)
@@ -160,9 +173,15 @@ def run_counterfactual(
         "seat_structure": seats,
         "seed": seed,
         "veto_group": veto_group,
-        "stored": {"goal": run.goal, "label": GOALS[run.goal].label, "result": (run.outcome or {}).get("goals", {}).get(run.goal)},
+        "stored": {
+            "goal": run.goal,
+            "label": GOALS[run.goal].label,
+            "result": (run.outcome or {}).get("goals", {}).get(run.goal),
+        },
         "original": original,
         "counterfactual": counterfactual,
-        "drafts": [{"key": this, "id": run.pk, "strategy": run.strategy, "url": reverse("run-detail", args=[run.pk])},
-                   *competitors],
+        "drafts": [
+            {"key": this, "id": run.pk, "strategy": run.strategy, "url": reverse("run-detail", args=[run.pk])},
+            *competitors,
+        ],
     }

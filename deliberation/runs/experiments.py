@@ -101,7 +101,9 @@ def experiment_cells(spec: dict) -> list[Cell]:
 def cell_steps(cell: Cell, spec: dict) -> int:
     party_count = spec["source"]["party_counts"][cell.source.split(":")[1]]
     return run_cost(
-        strategy=cell.strategy, party_count=party_count, judge_uses_model=cell.judge == "llm",
+        strategy=cell.strategy,
+        party_count=party_count,
+        judge_uses_model=cell.judge == "llm",
         params=spec["params"].get(cell.strategy, {}),
     ).steps
 
@@ -112,7 +114,9 @@ def experiment_estimate(spec: dict) -> dict:
     for cell in experiment_cells(spec):
         party_count = spec["source"]["party_counts"][cell.source.split(":")[1]]
         cost = run_cost(
-            strategy=cell.strategy, party_count=party_count, judge_uses_model=cell.judge == "llm",
+            strategy=cell.strategy,
+            party_count=party_count,
+            judge_uses_model=cell.judge == "llm",
             params=spec["params"].get(cell.strategy, {}),
         )
         row = per_strategy[cell.strategy]
@@ -156,7 +160,12 @@ def tasks_sample(tasks: Sequence[BenchmarkTask], *, size: int, seed: int) -> lis
 
 
 def _task_source(
-    *, record_set: str, topic: str | None, parties: Sequence[int], limit: int | None, sample: int | None,
+    *,
+    record_set: str,
+    topic: str | None,
+    parties: Sequence[int],
+    limit: int | None,
+    sample: int | None,
     sample_seed: int,
 ) -> dict:
     try:
@@ -173,8 +182,13 @@ def _task_source(
     if not tasks:
         raise ExperimentError("source: no benchmark task matches the record set, topic and party counts")
     return {
-        "kind": "task", "record_set": record_set, "topic": topic, "parties": list(parties), "limit": limit,
-        "sample": sample, "sample_seed": sample_seed,
+        "kind": "task",
+        "record_set": record_set,
+        "topic": topic,
+        "parties": list(parties),
+        "limit": limit,
+        "sample": sample,
+        "sample_seed": sample_seed,
         "ids": [task.pk for task in tasks],
         "party_counts": {str(task.pk): task.party_count for task in tasks},
     }
@@ -247,7 +261,9 @@ def experiment_create(
     judges = _choices("judges", judges, judge_choices())
     seeds = _choices("seeds", [int(seed) for seed in seeds])
     if "real-votes" in judges and set(strategies) != {"real-resolution"}:
-        raise ExperimentError("judges: the real-votes judge only scores the adopted resolution (strategy real-resolution)")
+        raise ExperimentError(
+            "judges: the real-votes judge only scores the adopted resolution (strategy real-resolution)"
+        )
     if call_cap is None:
         call_cap = budget_for(user=owner).experiment_cap  # the owner's default cap, if any
     if call_cap is not None and call_cap < 0:
@@ -270,8 +286,14 @@ def experiment_create(
     else:
         source = _scenario_source(owner=owner, scenario_ids=scenario_ids, goals=goals)
     spec = {
-        "source": source, "goals": goals, "strategies": strategies, "models": models,
-        "judges": judges, "seeds": seeds, "params": params, "judge_model": judge_model,
+        "source": source,
+        "goals": goals,
+        "strategies": strategies,
+        "models": models,
+        "judges": judges,
+        "seeds": seeds,
+        "params": params,
+        "judge_model": judge_model,
     }
     try:
         estimate = experiment_estimate(spec)
@@ -313,8 +335,9 @@ class _Bounds:
         self.in_flight[self.bucket(model)] += 1
 
 
-def _cell_config(cell: Cell, spec: dict, *, tasks: dict[int, BenchmarkTask] | None = None
-                 ) -> tuple[ScenarioConfig, BenchmarkTask | None]:
+def _cell_config(
+    cell: Cell, spec: dict, *, tasks: dict[int, BenchmarkTask] | None = None
+) -> tuple[ScenarioConfig, BenchmarkTask | None]:
     """The cell's scenario and task (`tasks`: the ones read before, by id; a task never changes)."""
     kind, source_id = cell.source.split(":")
     params = spec["params"].get(cell.strategy, {})
@@ -324,23 +347,40 @@ def _cell_config(cell: Cell, spec: dict, *, tasks: dict[int, BenchmarkTask] | No
             # With what playing its run reads (runs.steps), so that a run the top-up hands to its
             # task is played without reading it again.
             task = BenchmarkTask.objects.select_related("record__record_set__current_version", "topic").get(
-                pk=int(source_id))
+                pk=int(source_id)
+            )
             if tasks is not None:
                 tasks[task.pk] = task
         config = ScenarioConfig(
-            record=task.record, groups=tuple(task.groups), seat_structure="custom",
-            seats=dict(zip(task.groups, task.seat_weights)), goal=cell.goal, veto_group=task.veto_group,
-            strategy=cell.strategy, model=cell.model, judge=cell.judge, judge_model=spec.get("judge_model", ""),
+            record=task.record,
+            groups=tuple(task.groups),
+            seat_structure="custom",
+            seats=dict(zip(task.groups, task.seat_weights)),
+            goal=cell.goal,
+            veto_group=task.veto_group,
+            strategy=cell.strategy,
+            model=cell.model,
+            judge=cell.judge,
+            judge_model=spec.get("judge_model", ""),
             # As `manage.py evaluate` seeds a task: the two share the completion cache.
-            seed=seed_for(cell.seed, task.content_hash), params=params,
+            seed=seed_for(cell.seed, task.content_hash),
+            params=params,
         )
         return config, task
     scenario = SavedScenario.objects.select_related("record__record_set__current_version").get(pk=int(source_id))
     config = ScenarioConfig(
-        record=scenario.record, groups=tuple(scenario.groups), seat_structure=scenario.seat_structure,
-        seats=dict(scenario.seats), goal=cell.goal, veto_group=scenario.veto_group,
-        strategy=cell.strategy, model=cell.model, judge=cell.judge, judge_model=spec.get("judge_model", ""),
-        seed=cell.seed, params=params,
+        record=scenario.record,
+        groups=tuple(scenario.groups),
+        seat_structure=scenario.seat_structure,
+        seats=dict(scenario.seats),
+        goal=cell.goal,
+        veto_group=scenario.veto_group,
+        strategy=cell.strategy,
+        model=cell.model,
+        judge=cell.judge,
+        judge_model=spec.get("judge_model", ""),
+        seed=cell.seed,
+        params=params,
     )
     return config, None
 
@@ -403,8 +443,12 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
         # run one at a time and none fills a slot another has just filled.
         # The top-up holds these locks for every statement it makes: each one counts, so the lock
         # also reads this experiment, and one query reads its runs and every run in flight.
-        running = list(Experiment.objects.select_for_update(of=("self",)).select_related("owner")
-                       .filter(status=Experiment.Status.RUNNING).order_by("pk"))
+        running = list(
+            Experiment.objects.select_for_update(of=("self",))
+            .select_related("owner")
+            .filter(status=Experiment.Status.RUNNING)
+            .order_by("pk")
+        )
         reads.running_experiments = [row.pk for row in running]
         experiment = next((row for row in running if row.pk == experiment_id), None)
         if experiment is None:
@@ -421,8 +465,10 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
             mine = Q(experiment_id=experiment.pk)
         else:
             mine = Q(experiment_id=experiment.pk) & (Q(pk__gt=seen.last_pk) | Q(status__in=IN_FLIGHT + INTERRUPTED))
-        rows = Run.objects.filter(mine | Q(experiment__isnull=False, status__in=IN_FLIGHT)).order_by().values_list(
-            "experiment_id", "cell", "pk", "status", "model"
+        rows = (
+            Run.objects.filter(mine | Q(experiment__isnull=False, status__in=IN_FLIGHT))
+            .order_by()
+            .values_list("experiment_id", "cell", "pk", "status", "model")
         )
         for run_experiment, cell_key, run_id, status, model in rows:
             if run_experiment == experiment.pk:
@@ -438,8 +484,11 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
                 while len(_seen) > SEEN_EXPERIMENTS_KEPT:
                     del _seen[next(iter(_seen))]
         cells, runs = seen.cells, seen.runs
-        while seen.first_open < len(cells) and (run := runs.get(cells[seen.first_open].key)) is not None \
-                and run[1] not in INTERRUPTED:
+        while (
+            seen.first_open < len(cells)
+            and (run := runs.get(cells[seen.first_open].key)) is not None
+            and run[1] not in INTERRUPTED
+        ):
             seen.first_open += 1
         bounds = _Bounds({*flying, *spec["models"]}, reads=reads)
         for model in flying:
@@ -484,8 +533,15 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
                 record = config.record
                 if record.pk not in seen.versions:
                     seen.versions[record.pk] = record_version_for_run(record=record)
-                created = run_create(owner=experiment.owner, config=config, experiment=experiment, cell=cell.key,
-                                     task=task, enqueue=not hold, record_version=seen.versions[record.pk])
+                created = run_create(
+                    owner=experiment.owner,
+                    config=config,
+                    experiment=experiment,
+                    cell=cell.key,
+                    task=task,
+                    enqueue=not hold,
+                    record_version=seen.versions[record.pk],
+                )
                 run_id = created.pk
             else:
                 run_id = run[0]
@@ -532,8 +588,9 @@ def _announce_progress(experiment: Experiment) -> None:
     _announce(experiment, refresh=False)
 
 
-def experiment_run_settled(*, run_id: int, play_next_on: str | None = None, reads: TaskReads | None = None,
-                           settled_in: int | None = None) -> Run | int | None:
+def experiment_run_settled(
+    *, run_id: int, play_next_on: str | None = None, reads: TaskReads | None = None, settled_in: int | None = None
+) -> Run | int | None:
     """A run stopped stepping (run_advance's last word): if it belongs to an experiment and has
     settled, its slot is free, so every running experiment tops up (they share the bounds), here
     in the worker that played the run; a top-up that fails is left to the task (and the sweep).
@@ -551,8 +608,11 @@ def experiment_run_settled(*, run_id: int, play_next_on: str | None = None, read
         running = list(reads.running_experiments)
     else:
         settled = Exists(Run.objects.filter(pk=run_id, experiment__isnull=False, status__in=SETTLED))
-        running = Experiment.objects.filter(settled, status=Experiment.Status.RUNNING).order_by("pk").values_list(
-            "pk", flat=True)
+        running = (
+            Experiment.objects.filter(settled, status=Experiment.Status.RUNNING)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
     held = None
     for experiment_id in running:
         if held is None and play_next_on is not None and not transaction.get_connection().in_atomic_block:
@@ -584,8 +644,12 @@ def experiment_start(*, experiment: Experiment, user: AbstractBaseUser) -> list[
     (after a crash). Settled runs are kept: only cells without a finished or failed run are played."""
     _require_owner(experiment, user)
     with transaction.atomic():
-        updated = Experiment.objects.filter(pk=experiment.pk).exclude(status=Experiment.Status.FINISHED).update(
-            status=Experiment.Status.RUNNING, started_at=experiment.started_at or timezone.now(), finished_at=None
+        updated = (
+            Experiment.objects.filter(pk=experiment.pk)
+            .exclude(status=Experiment.Status.FINISHED)
+            .update(
+                status=Experiment.Status.RUNNING, started_at=experiment.started_at or timezone.now(), finished_at=None
+            )
         )
         if not updated:
             raise ExperimentError("the experiment has finished: every cell has its run")
@@ -598,7 +662,9 @@ def experiment_pause(*, experiment: Experiment, user: AbstractBaseUser) -> None:
     """No new runs start; runs in flight pause at their next step and resume with the experiment."""
     _require_owner(experiment, user)
     with transaction.atomic():
-        if not Experiment.objects.filter(pk=experiment.pk, status=Experiment.Status.RUNNING).update(status=Experiment.Status.PAUSED):
+        if not Experiment.objects.filter(pk=experiment.pk, status=Experiment.Status.RUNNING).update(
+            status=Experiment.Status.PAUSED
+        ):
             raise ExperimentError(f"a {experiment.status} experiment cannot be paused")
         experiment.runs.filter(status__in=IN_FLIGHT).update(status=Run.Status.PAUSED)
         transaction.on_commit(experiments_nudge)  # its slots are free: the others may fill them
@@ -617,9 +683,9 @@ def experiment_cancel(*, experiment: Experiment, user: AbstractBaseUser) -> None
 
     _require_owner(experiment, user)
     with transaction.atomic():
-        if not Experiment.objects.filter(pk=experiment.pk, status__in=[Experiment.Status.RUNNING, Experiment.Status.PAUSED, Experiment.Status.DRAFT]).update(
-            status=Experiment.Status.CANCELLED, finished_at=timezone.now()
-        ):
+        if not Experiment.objects.filter(
+            pk=experiment.pk, status__in=[Experiment.Status.RUNNING, Experiment.Status.PAUSED, Experiment.Status.DRAFT]
+        ).update(status=Experiment.Status.CANCELLED, finished_at=timezone.now()):
             raise ExperimentError(f"a {experiment.status} experiment cannot be cancelled")
     for run in experiment.runs.filter(status__in=[*IN_FLIGHT, Run.Status.PAUSED]):
         try:

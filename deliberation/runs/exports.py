@@ -130,8 +130,12 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("weighted_total", "float", "u: the sum over groups of seat share x score (0..9); empty until finished."),
         ("goal_passed", "boolean", "Whether a voting goal passed; empty for welfare goals or unfinished runs."),
         ("goal_score", "float", "A welfare goal's score; empty for voting goals or unfinished runs."),
-        ("outcome_goals_json", "string", "JSON object: every goal key -> pass (true/false) or score (number), "
-                                         "for the same final text; empty until finished."),
+        (
+            "outcome_goals_json",
+            "string",
+            "JSON object: every goal key -> pass (true/false) or score (number), "
+            "for the same final text; empty until finished.",
+        ),
         ("fallback_groups", "string", "Groups whose score is the judge's fallback, ';'-joined."),
         ("prompt_tokens", "integer", "Prompt tokens spent (cached completions included)."),
         ("completion_tokens", "integer", "Completion tokens spent (cached completions included)."),
@@ -154,18 +158,30 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("is_veto_group", "boolean", "Whether the group holds the scenario's veto."),
         ("real_score", "float", "Share of the group's MEPs that voted for the adopted text, 0..1."),
         ("real_choice", "integer", "The real vote as a choice 0..9: min(9, floor(10 x real_score))."),
-        ("reward_deontological", "float", "Moral reward (engine/rewards.py): -1 the group voted against a final "
-                                          "text it had endorsed (its amendment accepted, a negotiated text agreed, "
-                                          "or its first choice of the mediator's last round), +1 it endorsed it and "
-                                          "did not vote against, 0 it endorsed nothing; empty until finished."),
-        ("reward_utilitarian", "float", "Moral reward (engine/rewards.py): the mean judged support of the final "
-                                        "text over the run's groups, 0..9; empty until finished."),
+        (
+            "reward_deontological",
+            "float",
+            "Moral reward (engine/rewards.py): -1 the group voted against a final "
+            "text it had endorsed (its amendment accepted, a negotiated text agreed, "
+            "or its first choice of the mediator's last round), +1 it endorsed it and "
+            "did not vote against, 0 it endorsed nothing; empty until finished.",
+        ),
+        (
+            "reward_utilitarian",
+            "float",
+            "Moral reward (engine/rewards.py): the mean judged support of the final "
+            "text over the run's groups, 0..9; empty until finished.",
+        ),
     ),
     "events": _columns(
         ("run_id", "integer", "The run."),
         ("experiment_id", "integer", "The experiment the run belongs to."),
         ("seq", "integer", "The event's sequence number in its run, from 1."),
-        ("type", "string", "The event type; docs/events.md documents the data of each (JSON Schema: /api/v1/events/schema)."),
+        (
+            "type",
+            "string",
+            "The event type; docs/events.md documents the data of each (JSON Schema: /api/v1/events/schema).",
+        ),
         ("at", "timestamp", "When the event was stored (ISO 8601, UTC)."),
         ("prompt_tokens", "integer", "Prompt tokens of the event's model call; empty when it made none."),
         ("completion_tokens", "integer", "Completion tokens of the event's model call; empty when it made none."),
@@ -201,29 +217,31 @@ def _utc(value: datetime | None) -> datetime | None:
 def _experiment_rows(experiment: Experiment) -> list[dict]:
     spec, estimate = experiment.spec, experiment.estimate
     source = spec["source"]
-    return [{
-        "experiment_id": experiment.pk,
-        "name": experiment.name,
-        "owner": experiment.owner.get_username(),
-        "status": experiment.status,
-        "source_kind": source["kind"],
-        "record_set": source.get("record_set") or "",
-        "topic": source.get("topic") or "",
-        "sources": len(source["ids"]),
-        "goals": _joined(spec["goals"]),
-        "strategies": _joined(spec["strategies"]),
-        "models": _joined(spec["models"]),
-        "judges": _joined(spec["judges"]),
-        "seeds": _joined(spec["seeds"]),
-        "call_cap": experiment.call_cap,
-        "runs_estimated": estimate.get("runs"),
-        "steps_estimated": estimate.get("steps"),
-        "completion_tokens_estimated": estimate.get("completion_tokens"),
-        "params_json": json.dumps(spec.get("params", {}), sort_keys=True),
-        "created_at": _utc(experiment.created_at),
-        "started_at": _utc(experiment.started_at),
-        "finished_at": _utc(experiment.finished_at),
-    }]
+    return [
+        {
+            "experiment_id": experiment.pk,
+            "name": experiment.name,
+            "owner": experiment.owner.get_username(),
+            "status": experiment.status,
+            "source_kind": source["kind"],
+            "record_set": source.get("record_set") or "",
+            "topic": source.get("topic") or "",
+            "sources": len(source["ids"]),
+            "goals": _joined(spec["goals"]),
+            "strategies": _joined(spec["strategies"]),
+            "models": _joined(spec["models"]),
+            "judges": _joined(spec["judges"]),
+            "seeds": _joined(spec["seeds"]),
+            "call_cap": experiment.call_cap,
+            "runs_estimated": estimate.get("runs"),
+            "steps_estimated": estimate.get("steps"),
+            "completion_tokens_estimated": estimate.get("completion_tokens"),
+            "params_json": json.dumps(spec.get("params", {}), sort_keys=True),
+            "created_at": _utc(experiment.created_at),
+            "started_at": _utc(experiment.started_at),
+            "finished_at": _utc(experiment.finished_at),
+        }
+    ]
 
 
 def _run_rows(runs: Iterable[Run]) -> Iterator[dict]:
@@ -283,8 +301,11 @@ def _group_score_rows(runs: Iterable[Run]) -> Iterator[dict]:
             yield from _run_group_scores(run, real, rewards)
 
 
-def _run_group_scores(run: Run, real: dict[tuple[int, str], tuple[float, int]],
-                      rewards: dict[tuple[int, str], tuple[float | None, float | None]]) -> Iterator[dict]:
+def _run_group_scores(
+    run: Run,
+    real: dict[tuple[int, str], tuple[float, int]],
+    rewards: dict[tuple[int, str], tuple[float | None, float | None]],
+) -> Iterator[dict]:
     outcome = run.outcome or {}
     scores = outcome.get("scores") or {}
     fallbacks = set(outcome.get("fallbacks") or ())

@@ -22,8 +22,9 @@ from deliberation.runs.models import Run, RunEvent, RunGroupScore
 BATCH = 2000
 
 
-def group_score_rows(*, run, outcome: Mapping | None, real: Mapping[str, int],
-                     rewards: Mapping[str, MoralReward]) -> list[dict]:
+def group_score_rows(
+    *, run, outcome: Mapping | None, real: Mapping[str, int], rewards: Mapping[str, MoralReward]
+) -> list[dict]:
     """The rows of one run (any object with pk, experiment_id, strategy and seats): one per group
     the judge scored; `real` maps the group codes to their real vote on the run's record, `rewards`
     to their moral rewards (engine/rewards.py)."""
@@ -35,29 +36,40 @@ def group_score_rows(*, run, outcome: Mapping | None, real: Mapping[str, int],
             continue
         share = seats.get(code)
         reward = rewards.get(code)
-        rows.append({
-            "run_id": run.pk, "experiment_id": run.experiment_id, "strategy": run.strategy, "group": code,
-            "score": float(score), "seat_share": None if share is None else float(share),
-            "real_choice": real.get(code),
-            "reward_deontological": reward.deontological if reward else None,
-            "reward_utilitarian": reward.utilitarian if reward else None,
-        })
+        rows.append(
+            {
+                "run_id": run.pk,
+                "experiment_id": run.experiment_id,
+                "strategy": run.strategy,
+                "group": code,
+                "score": float(score),
+                "seat_share": None if share is None else float(share),
+                "real_choice": real.get(code),
+                "reward_deontological": reward.deontological if reward else None,
+                "reward_utilitarian": reward.utilitarian if reward else None,
+            }
+        )
     return rows
 
 
-def real_choices(*, record_ids: Iterable[int], stance_model=Stance, using: str = "default") -> dict[int, dict[str, int]]:
+def real_choices(
+    *, record_ids: Iterable[int], stance_model=Stance, using: str = "default"
+) -> dict[int, dict[str, int]]:
     """Each record's real votes: record id -> group code -> Stance.real_choice."""
     out: dict[int, dict[str, int]] = {}
-    rows = stance_model.objects.using(using).filter(record_id__in=set(record_ids)).values_list(
-        "record_id", "group__code", "real_choice"
+    rows = (
+        stance_model.objects.using(using)
+        .filter(record_id__in=set(record_ids))
+        .values_list("record_id", "group__code", "real_choice")
     )
     for record_id, code, choice in rows:
         out.setdefault(record_id, {})[code] = choice
     return out
 
 
-def run_moral_rewards(*, run_ids: Iterable[int], event_model=RunEvent,
-                      using: str = "default") -> dict[int, dict[str, MoralReward]]:
+def run_moral_rewards(
+    *, run_ids: Iterable[int], event_model=RunEvent, using: str = "default"
+) -> dict[int, dict[str, MoralReward]]:
     """Each run's moral rewards (run id -> group code -> MoralReward), from the stored events
     moral_rewards reads, in order."""
     events: dict[int, list[dict]] = {run_id: [] for run_id in run_ids}
@@ -67,8 +79,9 @@ def run_moral_rewards(*, run_ids: Iterable[int], event_model=RunEvent,
     return {run_id: moral_rewards(run_events) for run_id, run_events in events.items()}
 
 
-def group_scores_write(*, run: Run, outcome: Mapping | None, real: Mapping[str, int] | None = None,
-                       events: Sequence[Mapping] | None = None) -> None:
+def group_scores_write(
+    *, run: Run, outcome: Mapping | None, real: Mapping[str, int] | None = None, events: Sequence[Mapping] | None = None
+) -> None:
     """Store the finishing run's per-group scores, replacing any it has: one upsert on (run, group),
     since a run's groups never change (one statement instead of a transaction of four). What the
     finishing run holds is not read again: `real`, the groups' real votes (its scenario has them),
@@ -81,9 +94,18 @@ def group_scores_write(*, run: Run, outcome: Mapping | None, real: Mapping[str, 
         rewards = moral_rewards(event for event in events if event["type"] in REWARD_EVENT_TYPES)
     rows = group_score_rows(run=run, outcome=outcome, real=real, rewards=rewards)
     RunGroupScore.objects.bulk_create(
-        [RunGroupScore(**row) for row in rows], update_conflicts=True, unique_fields=["run", "group"],
-        update_fields=["experiment", "strategy", "score", "seat_share", "real_choice",
-                       "reward_deontological", "reward_utilitarian"],
+        [RunGroupScore(**row) for row in rows],
+        update_conflicts=True,
+        unique_fields=["run", "group"],
+        update_fields=[
+            "experiment",
+            "strategy",
+            "score",
+            "seat_share",
+            "real_choice",
+            "reward_deontological",
+            "reward_utilitarian",
+        ],
     )
 
 
@@ -93,8 +115,15 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def group_scores_backfill(*, run_model=Run, score_model=RunGroupScore, stance_model=Stance,
-                          event_model=RunEvent, using: str = "default", batch: int = BATCH) -> int:
+def group_scores_backfill(
+    *,
+    run_model=Run,
+    score_model=RunGroupScore,
+    stance_model=Stance,
+    event_model=RunEvent,
+    using: str = "default",
+    batch: int = BATCH,
+) -> int:
     """Rows for every finished run that has none (a migration passes its historical models).
     Returns how many rows were written."""
     runs = (
@@ -113,22 +142,22 @@ def group_scores_backfill(*, run_model=Run, score_model=RunGroupScore, stance_mo
         rows = [
             score_model(**{key: value for key, value in row.items() if key in known})
             for run in chunk
-            for row in group_score_rows(run=run, outcome=run.outcome, real=real.get(run.record_id, {}),
-                                        rewards=rewards[run.pk])
+            for row in group_score_rows(
+                run=run, outcome=run.outcome, real=real.get(run.record_id, {}), rewards=rewards[run.pk]
+            )
         ]
         score_model.objects.using(using).bulk_create(rows, batch_size=batch, ignore_conflicts=True)
         written += len(rows)
     return written
 
 
-def group_rewards_backfill(*, score_model=RunGroupScore, event_model=RunEvent, using: str = "default",
-                           batch: int = 500) -> int:
+def group_rewards_backfill(
+    *, score_model=RunGroupScore, event_model=RunEvent, using: str = "default", batch: int = 500
+) -> int:
     """Recompute the moral rewards of every stored per-group row from its run's events (a
     migration passes its historical models; `manage.py rewards_backfill` runs it after a change of
     the rules). Returns how many rows were updated."""
-    run_ids = (
-        score_model.objects.using(using).order_by("run_id").values_list("run_id", flat=True).distinct()
-    )
+    run_ids = score_model.objects.using(using).order_by("run_id").values_list("run_id", flat=True).distinct()
     updated = 0
     for chunk in _chunks(run_ids.iterator(chunk_size=batch), batch):
         rewards = run_moral_rewards(run_ids=chunk, event_model=event_model, using=using)

@@ -95,12 +95,17 @@ class Run(ScenarioFields):
     visibility = models.CharField(max_length=12, choices=Visibility.choices, default=Visibility.PRIVATE)
     share_token = models.CharField(max_length=43, unique=True, default=new_share_token)
     record_set_version = models.ForeignKey(
-        "records.RecordSetVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="runs",
+        "records.RecordSetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="runs",
         help_text="The version of the record's set this run played.",
     )
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Task attempts so far.")
     heartbeat_at = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="Last sign of life of the task advancing the run (runs.recovery: a silent running run lost its worker).",
     )
     error = models.TextField(blank=True)
@@ -111,9 +116,7 @@ class Run(ScenarioFields):
     uncached_steps = models.PositiveIntegerField(
         default=0, help_text="Model steps the completion cache did not answer (set when the run finishes)."
     )
-    experiment = models.ForeignKey(
-        Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
-    )
+    experiment = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
     cell = models.CharField(max_length=300, blank=True, help_text="The experiment grid cell this run plays.")
     # Copies of the outcome that dashboards aggregate over many runs (set when the run finishes).
     goal_value = models.FloatField(
@@ -121,7 +124,11 @@ class Run(ScenarioFields):
     )
     largest_share = models.FloatField(null=True, blank=True, help_text="The largest group's seat share.")
     task = models.ForeignKey(
-        "records.BenchmarkTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs",
+        "records.BenchmarkTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
         help_text="The benchmark task this run plays (its topic picks the one-shot examples).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -132,7 +139,8 @@ class Run(ScenarioFields):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["experiment", "cell"], condition=models.Q(experiment__isnull=False),
+                fields=["experiment", "cell"],
+                condition=models.Q(experiment__isnull=False),
                 name="run_cell_once_per_experiment",
             )
         ]
@@ -143,8 +151,19 @@ class Run(ScenarioFields):
             # (runs.selectors.experiment_progress). SQLite ignores `include`.
             models.Index(
                 fields=["experiment", "status", "finished_at"],
-                include=["judge", "strategy", "model", "goal", "task", "record", "goal_value", "largest_share",
-                         "started_at", "uncached_steps", "id"],
+                include=[
+                    "judge",
+                    "strategy",
+                    "model",
+                    "goal",
+                    "task",
+                    "record",
+                    "goal_value",
+                    "largest_share",
+                    "started_at",
+                    "uncached_steps",
+                    "id",
+                ],
                 name="run_experiment_results",
             ),
         ]

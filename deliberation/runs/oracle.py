@@ -29,12 +29,18 @@ def preference_oracle(*, run: Run, text_a: str, text_b: str, tau: float = 1.0) -
         raise Invalid("tau: must be > 0")
     judge = judge_for(run.judge, model=run.judge_model or run.model, allow_raw=run.owner.is_staff)
     scenario = engine_scenario(
-        record=run.record, groups=run.groups, seats=run.seats, goal=run.goal, veto_group=run.veto_group,
+        record=run.record,
+        groups=run.groups,
+        seats=run.seats,
+        goal=run.goal,
+        veto_group=run.veto_group,
         topic=run.task.topic.name if run.task_id else None,
     )
     seed = judge_seed(run.seed)
     scores = {
-        side: {code: float(judge.score(scenario=scenario, group=code, text=text, seed=seed).score) for code in run.groups}
+        side: {
+            code: float(judge.score(scenario=scenario, group=code, text=text, seed=seed).score) for code in run.groups
+        }
         for side, text in (("a", text_a), ("b", text_b))
     }
     values = {
@@ -43,7 +49,12 @@ def preference_oracle(*, run: Run, text_a: str, text_b: str, tau: float = 1.0) -
     }
     preferred = None if values["a"] == values["b"] else ("a" if values["a"] > values["b"] else "b")
     return {
-        "preferred": preferred, "p_a": preference_probability(values["a"], values["b"], tau=tau),
-        "value_a": values["a"], "value_b": values["b"], "scores_a": scores["a"], "scores_b": scores["b"],
-        "goal": run.goal, "judge": run.judge,
+        "preferred": preferred,
+        "p_a": preference_probability(values["a"], values["b"], tau=tau),
+        "value_a": values["a"],
+        "value_b": values["b"],
+        "scores_a": scores["a"],
+        "scores_b": scores["b"],
+        "goal": run.goal,
+        "judge": run.judge,
     }

@@ -21,13 +21,20 @@ def run_page_data(run: Run) -> dict:
         summary["params"] = {**run.params, "rounds": classroom_settings(run.params).rounds}
     return {
         "run": summary,
-        "goal": {"key": run.goal, "label": GOALS[run.goal].label, "kind": GOALS[run.goal].kind,
-                 "threshold": GOALS[run.goal].threshold},
+        "goal": {
+            "key": run.goal,
+            "label": GOALS[run.goal].label,
+            "kind": GOALS[run.goal].kind,
+            "threshold": GOALS[run.goal].threshold,
+        },
         "groups": [
-            {"code": code, "label": groups[code].label if code in groups else code,
-             "short_label": (groups[code].short_label or code) if code in groups else code,
-             "colour": groups[code].colour if code in groups else "#888888",
-             "seats": run.seats[code]}
+            {
+                "code": code,
+                "label": groups[code].label if code in groups else code,
+                "short_label": (groups[code].short_label or code) if code in groups else code,
+                "colour": groups[code].colour if code in groups else "#888888",
+                "seats": run.seats[code],
+            }
             for code in run.groups
         ],
     }
@@ -41,9 +48,13 @@ def run_group_rewards(*, run: Run) -> list[dict]:
         for row in RunGroupScore.objects.filter(run=run).values("group", "reward_deontological", "reward_utilitarian")
     }
     return [
-        {"group": code, "deontological": stored[code]["reward_deontological"],
-         "utilitarian": stored[code]["reward_utilitarian"]}
-        for code in run.groups if code in stored
+        {
+            "group": code,
+            "deontological": stored[code]["reward_deontological"],
+            "utilitarian": stored[code]["reward_utilitarian"],
+        }
+        for code in run.groups
+        if code in stored
     ]
 
 
@@ -51,12 +62,27 @@ def run_summary(run: Run) -> dict:
     """A run as every reader gets it: the API (RunOut, /api/v1/runs and its /api/runs aliases)
     and the run page's data."""
     return {
-        "id": run.pk, "status": run.status, "record": run.record_id, "experiment": run.experiment_id,
-        "cell": run.cell, "strategy": run.strategy, "model": run.model, "judge": run.judge, "goal": run.goal,
-        "groups": run.groups, "seats": run.seats, "veto_group": run.veto_group or None, "seed": run.seed,
-        "params": run.params, "outcome": run.outcome, "error": run.error,
-        "prompt_tokens": run.prompt_tokens, "completion_tokens": run.completion_tokens,
-        "model_seconds": run.model_seconds, "wall_seconds": run.wall_seconds, "created_at": run.created_at,
+        "id": run.pk,
+        "status": run.status,
+        "record": run.record_id,
+        "experiment": run.experiment_id,
+        "cell": run.cell,
+        "strategy": run.strategy,
+        "model": run.model,
+        "judge": run.judge,
+        "goal": run.goal,
+        "groups": run.groups,
+        "seats": run.seats,
+        "veto_group": run.veto_group or None,
+        "seed": run.seed,
+        "params": run.params,
+        "outcome": run.outcome,
+        "error": run.error,
+        "prompt_tokens": run.prompt_tokens,
+        "completion_tokens": run.completion_tokens,
+        "model_seconds": run.model_seconds,
+        "wall_seconds": run.wall_seconds,
+        "created_at": run.created_at,
         "url": reverse("run-detail", args=[run.pk]),
     }
 
@@ -132,7 +158,8 @@ def uncached_steps(usages) -> int:
     """Model steps the cache did not answer, from the `usage` of a run's events (see
     engine/costs.py for what a step is; the oracle judge and the baselines record no tokens)."""
     return sum(
-        1 for usage in usages
+        1
+        for usage in usages
         if usage and not usage.get("cached") and (usage.get("prompt_tokens") or usage.get("completion_tokens"))
     )
 
@@ -141,7 +168,9 @@ def experiment_steps_by_run(*, experiment_id: int) -> dict[int, int]:
     """Uncached model steps each run of the experiment has spent so far (what its cap counts):
     stored on a finished run, counted from the events of the others."""
     steps = dict(
-        Run.objects.filter(experiment_id=experiment_id, status=Run.Status.FINISHED).order_by().values_list("pk", "uncached_steps")
+        Run.objects.filter(experiment_id=experiment_id, status=Run.Status.FINISHED)
+        .order_by()
+        .values_list("pk", "uncached_steps")
     )
     steps.update(_unfinished_steps(experiment_id=experiment_id))
     return steps
@@ -190,8 +219,11 @@ def experiment_progress(*, experiment: Experiment) -> dict:
         done=Count("pk", filter=finished),
         failed=Count("pk", filter=Q(status=Run.Status.FAILED)),
         running=Count("pk", filter=Q(status__in=[Run.Status.QUEUED, Run.Status.RUNNING])),
-        mean=Avg(F("finished_at") - F("started_at"), output_field=DurationField(),
-                 filter=finished & Q(started_at__isnull=False)),
+        mean=Avg(
+            F("finished_at") - F("started_at"),
+            output_field=DurationField(),
+            filter=finished & Q(started_at__isnull=False),
+        ),
         finished_steps=Sum("uncached_steps", filter=finished),
     )
     total = experiment.estimate.get("runs", 0)
@@ -221,21 +253,23 @@ def experiment_results(*, experiment: Experiment) -> list[dict]:
     rows = []
     for run in experiment.runs.order_by("pk"):
         outcome = run.outcome or {}
-        rows.append({
-            "cell": run.cell,
-            "run": run.pk,
-            "status": run.status,
-            "record": run.record_id,
-            "task": run.task_id,
-            "groups": run.groups,
-            "goal": run.goal,
-            "strategy": run.strategy,
-            "model": run.model,
-            "judge": run.judge,
-            "seed": run.seed,
-            "scores": outcome.get("scores"),
-            "weighted_total": outcome.get("weighted_total"),
-            "goals": outcome.get("goals"),
-            "error": run.error,
-        })
+        rows.append(
+            {
+                "cell": run.cell,
+                "run": run.pk,
+                "status": run.status,
+                "record": run.record_id,
+                "task": run.task_id,
+                "groups": run.groups,
+                "goal": run.goal,
+                "strategy": run.strategy,
+                "model": run.model,
+                "judge": run.judge,
+                "seed": run.seed,
+                "scores": outcome.get("scores"),
+                "weighted_total": outcome.get("weighted_total"),
+                "goals": outcome.get("goals"),
+                "error": run.error,
+            }
+        )
     return rows

@@ -87,14 +87,24 @@ def run_create(
     record_version: the record's set version as the caller read it (an experiment's top-up reads
     each record's once); None: read here."""
     if experiment is None:
-        budget_check(user=owner, steps=run_steps_estimate(
-            strategy=config.strategy, party_count=len(config.groups), judge=config.judge, params=dict(config.params)))
+        budget_check(
+            user=owner,
+            steps=run_steps_estimate(
+                strategy=config.strategy, party_count=len(config.groups), judge=config.judge, params=dict(config.params)
+            ),
+        )
     fields = config.model_fields()
     with transaction.atomic(savepoint=False):  # an experiment's top-up creates runs in its own transaction
         version = record_version or record_version_for_run(record=fields["record"])
         run = Run.objects.create(
-            owner=owner, scenario=scenario, visibility=visibility, record_set_version=version,
-            experiment=experiment, cell=cell, task=task, **fields,
+            owner=owner,
+            scenario=scenario,
+            visibility=visibility,
+            record_set_version=version,
+            experiment=experiment,
+            cell=cell,
+            task=task,
+            **fields,
         )
         if enqueue:  # the worker must never see an uncommitted run: enqueue the id only, after commit
             with _created_models_lock:
@@ -118,8 +128,10 @@ def _event_store(*, run: Run, event: Event) -> tuple[RunEvent, str | None]:
     stored = RunEvent(run=run, seq=event["seq"], type=event["type"], data=event["data"])
     run_table = Run._meta.db_table
     row = insert_or_ignore(
-        stored, conflict=["run", "seq"],
-        returning=f"(SELECT status FROM {run_table} WHERE id = %s)", returning_params=[run.pk],
+        stored,
+        conflict=["run", "seq"],
+        returning=f"(SELECT status FROM {run_table} WHERE id = %s)",
+        returning_params=[run.pk],
     )
     if row is not None:
         transaction.on_commit(partial(broadcast_events, run_id=run.pk, messages=[stored.as_message()]))
@@ -141,7 +153,9 @@ def events_store(*, run: Run, events: list[Event]) -> str:
         event_validate(event)
     objs = [RunEvent(run=run, seq=event["seq"], type=event["type"], data=event["data"]) for event in events]
     rows = insert_all_or_ignore(
-        objs, conflict=["run", "seq"], returning=f"seq, (SELECT status FROM {Run._meta.db_table} WHERE id = %s)",
+        objs,
+        conflict=["run", "seq"],
+        returning=f"seq, (SELECT status FROM {Run._meta.db_table} WHERE id = %s)",
         returning_params=[run.pk],
     )
     written = {seq for _, seq, _ in rows}
@@ -169,9 +183,7 @@ WORKER_LOST = "worker_lost"
 
 def run_resumed_after_worker_lost(*, run: Run, attempt: int) -> None:
     """The event the run page shows: "resuming after a worker was lost"."""
-    event_append_next(
-        run=run, type="control", data={"action": "resumed", "reason": WORKER_LOST, "attempt": attempt}
-    )
+    event_append_next(run=run, type="control", data={"action": "resumed", "reason": WORKER_LOST, "attempt": attempt})
 
 
 def _status(run_id: int) -> str:
@@ -218,7 +230,12 @@ def _require_owner(run: Run, user: AbstractBaseUser) -> None:
 
 def run_pause(*, run: Run, user: AbstractBaseUser) -> None:
     _require_owner(run, user)
-    if Run.objects.filter(pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(status=Run.Status.PAUSED) == 0:
+    if (
+        Run.objects.filter(pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(
+            status=Run.Status.PAUSED
+        )
+        == 0
+    ):
         raise RunControlError(f"a {run.status} run cannot be paused")
 
 
@@ -253,7 +270,10 @@ def run_reseed(*, run: Run, user: AbstractBaseUser, seed: int) -> Run:
     fields = {**run.scenario_fields(), "seed": seed}
     fields["groups"] = tuple(fields["groups"])
     return run_create(
-        owner=user, config=ScenarioConfig(**fields), visibility=run.visibility, scenario=run.scenario,
+        owner=user,
+        config=ScenarioConfig(**fields),
+        visibility=run.visibility,
+        scenario=run.scenario,
     )
 
 

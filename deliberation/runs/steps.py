@@ -141,8 +141,9 @@ def run_play(*, run_id: int, created: Run | None = None, reads: TaskReads | None
         return Played()
     writer.retries_to = context.retried
     try:
-        finished = _run_steps(run=run, strategy=strategy, context=context, scenario=scenario, stored=stored,
-                              writer=writer)
+        finished = _run_steps(
+            run=run, strategy=strategy, context=context, scenario=scenario, stored=stored, writer=writer
+        )
     except RunHalted as halted:
         action = "paused" if halted.status == Run.Status.PAUSED else "stopped"
         event_append_next(run=run, type="control", data={"action": action, "by": run.owner.get_username()})
@@ -150,8 +151,12 @@ def run_play(*, run_id: int, created: Run | None = None, reads: TaskReads | None
     except Exception as error:  # a model that keeps failing, or a bug: both end the run visibly
         _run_failed(run=run, error=error, writer=writer)
         return Played()
-    return Played(finished=finished, cached=finished and not writer.uncached, queue=run_queue(run.model),
-                  experiment_id=run.experiment_id)
+    return Played(
+        finished=finished,
+        cached=finished and not writer.uncached,
+        queue=run_queue(run.model),
+        experiment_id=run.experiment_id,
+    )
 
 
 def _run_claim(*, run_id: int, created: Run | None) -> Run | None:
@@ -183,7 +188,9 @@ def _run_claim(*, run_id: int, created: Run | None) -> Run | None:
         Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=alive_since)
     )
     if not Run.objects.filter(claimable, pk=run.pk).update(
-        status=Run.Status.RUNNING, started_at=run.started_at or timezone.now(), attempts=F("attempts") + 1,
+        status=Run.Status.RUNNING,
+        started_at=run.started_at or timezone.now(),
+        attempts=F("attempts") + 1,
         heartbeat_at=timezone.now(),  # alive from here on (runs.recovery)
     ):
         Run.objects.filter(pk=run_id).exclude(status=Run.Status.RUNNING).update(attempts=F("attempts") + 1)
@@ -233,8 +240,9 @@ def _example_pool(record_set: RecordSet) -> tuple:
     return pool
 
 
-def _run_parts(run: Run, stored: list[Event], *, writer: RunEventWriter,
-               reads: TaskReads) -> tuple[Strategy, RunContext, Scenario]:
+def _run_parts(
+    run: Run, stored: list[Event], *, writer: RunEventWriter, reads: TaskReads
+) -> tuple[Strategy, RunContext, Scenario]:
     """The strategy, the engine's context (its clients report their calls to `writer`) and scenario
     of a run. A model the registry no longer offers, an unknown backend, a missing key or a scenario
     the engine refuses raises here, before any step, with a message that names the cause."""
@@ -275,7 +283,11 @@ def _run_parts(run: Run, stored: list[Event], *, writer: RunEventWriter,
         models=models,
     )
     scenario = engine_scenario(
-        record=run.record, groups=run.groups, seats=run.seats, goal=run.goal, veto_group=run.veto_group,
+        record=run.record,
+        groups=run.groups,
+        seats=run.seats,
+        goal=run.goal,
+        veto_group=run.veto_group,
         topic=run.task.topic.name if run.task_id else None,
     )
     return strategy, context, scenario
@@ -286,8 +298,15 @@ def _cause(error: Exception) -> str:
     return message if isinstance(error, (ModelError, ModelRefused)) else f"{type(error).__name__}: {message}"
 
 
-def _run_steps(*, run: Run, strategy: Strategy, context: RunContext, scenario: Scenario, stored: list[Event],
-               writer: RunEventWriter) -> bool:
+def _run_steps(
+    *,
+    run: Run,
+    strategy: Strategy,
+    context: RunContext,
+    scenario: Scenario,
+    stored: list[Event],
+    writer: RunEventWriter,
+) -> bool:
     """The strategy's events after the stored ones, through the writer; True when the outcome came
     and the run finished."""
     stored_seqs = {event["seq"] for event in stored}

@@ -55,22 +55,40 @@ class ScenarioRows:
 
 
 def _scenario_key(run: Run) -> tuple:
-    return (run.record_id, run.goal, tuple(run.groups), tuple(sorted(run.seats.items())), run.veto_group or None, run.judge)
+    return (
+        run.record_id,
+        run.goal,
+        tuple(run.groups),
+        tuple(sorted(run.seats.items())),
+        run.veto_group or None,
+        run.judge,
+    )
 
 
 def _scenario_meta(run: Run, scenario) -> dict:
     digest = hashlib.sha256(json.dumps(_scenario_key(run), default=str).encode()).hexdigest()[:16]
     return {
-        "schema_version": SCHEMA_VERSION, "scenario_id": digest, "record_id": run.record_id,
-        "term": run.record.term, "topic": scenario.record.topic, "goal": run.goal,
-        "groups": [{"group": group.code, "seat": float(run.seats[group.code]), "stance": group.stance}
-                   for group in scenario.groups],
-        "veto_group": run.veto_group or None, "judge": run.judge,
+        "schema_version": SCHEMA_VERSION,
+        "scenario_id": digest,
+        "record_id": run.record_id,
+        "term": run.record.term,
+        "topic": scenario.record.topic,
+        "goal": run.goal,
+        "groups": [
+            {"group": group.code, "seat": float(run.seats[group.code]), "stance": group.stance}
+            for group in scenario.groups
+        ],
+        "veto_group": run.veto_group or None,
+        "judge": run.judge,
     }
 
 
 def _finished_runs(experiment: Experiment) -> Iterator[list[Run]]:
-    runs = experiment.runs.filter(status=Run.Status.FINISHED, outcome__isnull=False).select_related("record").order_by("pk")
+    runs = (
+        experiment.runs.filter(status=Run.Status.FINISHED, outcome__isnull=False)
+        .select_related("record")
+        .order_by("pk")
+    )
     batch: list[Run] = []
     for run in runs.iterator(chunk_size=RUNS_PER_BATCH):
         batch.append(run)
@@ -100,14 +118,26 @@ def experiment_scenarios(*, experiment: Experiment) -> dict[tuple, ScenarioRows]
                 continue
             key = _scenario_key(run)
             if key not in scenarios:
-                scenario = engine_scenario(record=run.record, groups=run.groups, seats=run.seats, goal=run.goal,
-                                           veto_group=run.veto_group)
+                scenario = engine_scenario(
+                    record=run.record, groups=run.groups, seats=run.seats, goal=run.goal, veto_group=run.veto_group
+                )
                 scenarios[key] = ScenarioRows(meta=_scenario_meta(run, scenario), prompt=draft_messages(scenario, None))
             judged = [("final", finals[run.pk], scores), *judged_candidates(candidates.get(run.pk, ()), run.groups)]
             for source, text, text_scores in judged:
-                value = draft_value(scores=text_scores, seats=run.seats, goal=run.goal, veto_group=run.veto_group or None)
-                scenarios[key].drafts.append(JudgedDraft(text=text, scores=text_scores, value=value, run_id=run.pk,
-                                                         strategy=run.strategy, seed=run.seed, source=source))
+                value = draft_value(
+                    scores=text_scores, seats=run.seats, goal=run.goal, veto_group=run.veto_group or None
+                )
+                scenarios[key].drafts.append(
+                    JudgedDraft(
+                        text=text,
+                        scores=text_scores,
+                        value=value,
+                        run_id=run.pk,
+                        strategy=run.strategy,
+                        seed=run.seed,
+                        source=source,
+                    )
+                )
     return scenarios
 
 
@@ -115,14 +145,23 @@ def dpo_rows(scenarios: dict[tuple, ScenarioRows], *, margin: float) -> list[dic
     rows = []
     for entry in scenarios.values():
         for chosen, rejected in preference_pairs(entry.drafts, margin=margin):
-            rows.append({
-                "prompt": entry.prompt, "chosen": assistant(chosen.text), "rejected": assistant(rejected.text),
-                "score_chosen": chosen.value, "score_rejected": rejected.value,
-                "margin": chosen.value - rejected.value,
-                "strategy_chosen": chosen.strategy, "strategy_rejected": rejected.strategy,
-                "run_id_chosen": chosen.run_id, "run_id_rejected": rejected.run_id,
-                "source_chosen": chosen.source, "source_rejected": rejected.source, **entry.meta,
-            })
+            rows.append(
+                {
+                    "prompt": entry.prompt,
+                    "chosen": assistant(chosen.text),
+                    "rejected": assistant(rejected.text),
+                    "score_chosen": chosen.value,
+                    "score_rejected": rejected.value,
+                    "margin": chosen.value - rejected.value,
+                    "strategy_chosen": chosen.strategy,
+                    "strategy_rejected": rejected.strategy,
+                    "run_id_chosen": chosen.run_id,
+                    "run_id_rejected": rejected.run_id,
+                    "source_chosen": chosen.source,
+                    "source_rejected": rejected.source,
+                    **entry.meta,
+                }
+            )
     return rows
 
 
@@ -130,19 +169,36 @@ def sft_rows(scenarios: dict[tuple, ScenarioRows]) -> list[dict]:
     rows = []
     for entry in scenarios.values():
         best = max(entry.drafts, key=lambda draft: (draft.value, -draft.run_id))
-        rows.append({"messages": [*entry.prompt, *assistant(best.text)], "value": best.value,
-                     "strategy": best.strategy, "run_id": best.run_id, "seed": best.seed, "source": best.source,
-                     **entry.meta})
+        rows.append(
+            {
+                "messages": [*entry.prompt, *assistant(best.text)],
+                "value": best.value,
+                "strategy": best.strategy,
+                "run_id": best.run_id,
+                "seed": best.seed,
+                "source": best.source,
+                **entry.meta,
+            }
+        )
     return rows
 
 
 def grpo_draft_rows(scenarios: dict[tuple, ScenarioRows]) -> list[dict]:
     codes = lambda entry: [group["group"] for group in entry.meta["groups"]]  # noqa: E731
     return [
-        {"prompt": entry.prompt, "text": draft.text, "scores": score_list(draft.scores, codes(entry)),
-         "goal_value": draft.value, "strategy": draft.strategy, "run_id": draft.run_id, "seed": draft.seed,
-         "source": draft.source, **entry.meta}
-        for entry in scenarios.values() for draft in entry.drafts
+        {
+            "prompt": entry.prompt,
+            "text": draft.text,
+            "scores": score_list(draft.scores, codes(entry)),
+            "goal_value": draft.value,
+            "strategy": draft.strategy,
+            "run_id": draft.run_id,
+            "seed": draft.seed,
+            "source": draft.source,
+            **entry.meta,
+        }
+        for entry in scenarios.values()
+        for draft in entry.drafts
     ]
 
 
@@ -156,21 +212,34 @@ def grpo_turn_rows(*, experiment: Experiment, scenarios: dict[tuple, ScenarioRow
             run = by_id[run_id]
             entry = scenarios[_scenario_key(run)]
             codes = [group["group"] for group in entry.meta["groups"]]
-            rows.append({
-                "prompt": data["messages"], "text": data["text"], "turn": data["turn"], "side": data["side"],
-                "speaker_groups": data["groups"], "accept": data["accept"],
-                "scores_before": score_list(data["scores_before"], codes),
-                "scores_after": score_list(data["scores_after"], codes),
-                "margin_before": data["margin_before"], "margin_after": float(data["margin_after"]),
-                "reward": data["reward"], "strategy": run.strategy, "run_id": run.pk, "seed": run.seed, **entry.meta,
-            })
+            rows.append(
+                {
+                    "prompt": data["messages"],
+                    "text": data["text"],
+                    "turn": data["turn"],
+                    "side": data["side"],
+                    "speaker_groups": data["groups"],
+                    "accept": data["accept"],
+                    "scores_before": score_list(data["scores_before"], codes),
+                    "scores_after": score_list(data["scores_after"], codes),
+                    "margin_before": data["margin_before"],
+                    "margin_after": float(data["margin_after"]),
+                    "reward": data["reward"],
+                    "strategy": run.strategy,
+                    "run_id": run.pk,
+                    "seed": run.seed,
+                    **entry.meta,
+                }
+            )
     return rows
 
 
 def _write_split(folder: Path, rows: list[dict], train_records: set[int]) -> dict[str, int]:
     folder.mkdir(parents=True, exist_ok=True)
-    splits = {"train": [row for row in rows if row["record_id"] in train_records],
-              "test": [row for row in rows if row["record_id"] not in train_records]}
+    splits = {
+        "train": [row for row in rows if row["record_id"] in train_records],
+        "test": [row for row in rows if row["record_id"] not in train_records],
+    }
     schema = pa.Table.from_pylist(rows).schema if rows else pa.schema([])  # one schema for both splits
     for name, split in splits.items():
         with open(folder / f"{name}.jsonl", "w", encoding="utf-8") as out:
@@ -180,8 +249,9 @@ def _write_split(folder: Path, rows: list[dict], train_records: set[int]) -> dic
     return {name: len(split) for name, split in splits.items()}
 
 
-def training_export(*, experiment: Experiment, format: str, out: Path, train: float = 0.9, seed: int = 0,
-                    margin: float = 0.0) -> dict:
+def training_export(
+    *, experiment: Experiment, format: str, out: Path, train: float = 0.9, seed: int = 0, margin: float = 0.0
+) -> dict:
     """Write the experiment's `format` dataset into `out` (made if missing); returns the counts."""
     if format not in FORMATS:
         raise ValueError(f"format: choose from {', '.join(FORMATS)}")
@@ -198,14 +268,21 @@ def training_export(*, experiment: Experiment, format: str, out: Path, train: fl
     else:
         counts = {
             "drafts": _write_split(out / "drafts", grpo_draft_rows(scenarios), train_records),
-            "turns": _write_split(out / "turns", grpo_turn_rows(experiment=experiment, scenarios=scenarios), train_records),
+            "turns": _write_split(
+                out / "turns", grpo_turn_rows(experiment=experiment, scenarios=scenarios), train_records
+            ),
         }
         shutil.copyfile(hemicycle_rewards.__file__, out / "hemicycle_rewards.py")
     summary = {
-        "format": format, "counts": counts, "scenarios": len(scenarios),
+        "format": format,
+        "counts": counts,
+        "scenarios": len(scenarios),
         "drafts": sum(len(entry.drafts) for entry in scenarios.values()),
-        "train_records": sorted(train_records), "test_records": sorted(test_records),
-        "train": train, "seed": seed, "margin": margin,
+        "train_records": sorted(train_records),
+        "test_records": sorted(test_records),
+        "train": train,
+        "seed": seed,
+        "margin": margin,
     }
     (out / "README.md").write_text(dataset_card(experiment=experiment, summary=summary), encoding="utf-8")
     return summary
@@ -218,24 +295,26 @@ def dataset_card(*, experiment: Experiment, summary: dict) -> str:
     calibrations = calibrations_for_experiment(experiment=experiment)["by_judge"]
     calibrated = [
         f"- {judge}: calibration {c.pk} on record set {c.record_set_id} ({c.judge_model or 'its own model'})"
-        for judge in spec.get("judges", []) for c in calibrations.get(judge, [])
+        for judge in spec.get("judges", [])
+        for c in calibrations.get(judge, [])
     ] or ["- none of the experiment's judges was calibrated on its record set"]
     record_sets = sorted(set(experiment.runs.values_list("record__record_set__name", flat=True)))
     files = {
         "dpo": "train/test .jsonl and .parquet: prompt, chosen, rejected (conversational message lists, "
-               "TRL's preference type with an explicit prompt) + score_chosen, score_rejected, margin, "
-               "strategy_chosen, strategy_rejected, run_id_chosen, run_id_rejected and the scenario columns. "
-               "Every pair of a scenario's drafts whose goal values G differ by more than the margin; ties dropped.",
+        "TRL's preference type with an explicit prompt) + score_chosen, score_rejected, margin, "
+        "strategy_chosen, strategy_rejected, run_id_chosen, run_id_rejected and the scenario columns. "
+        "Every pair of a scenario's drafts whose goal values G differ by more than the margin; ties dropped.",
         "sft": "train/test .jsonl and .parquet: messages (the prompt and the scenario's best draft by G) "
-               "+ value, strategy, run_id, seed and the scenario columns.",
+        "+ value, strategy, run_id, seed and the scenario columns.",
         "grpo": "drafts/: prompt (TRL's prompt-only type) + text, scores, goal_value and the scenario columns "
-                "(goal, groups, veto_group) that reach a reward function as keyword arguments; turns/: the "
-                "negotiation strategy's turns, prompt = the messages the agent saw, + text, margin_before, "
-                "margin_after, reward (its AI-feedback reward G_after - G_before). hemicycle_rewards.py: "
-                "stored_goal_reward, negotiation_turn_reward and make_goal_reward(judge), no Django.",
+        "(goal, groups, veto_group) that reach a reward function as keyword arguments; turns/: the "
+        "negotiation strategy's turns, prompt = the messages the agent saw, + text, margin_before, "
+        "margin_after, reward (its AI-feedback reward G_after - G_before). hemicycle_rewards.py: "
+        "stored_goal_reward, negotiation_turn_reward and make_goal_reward(judge), no Django.",
     }[summary["format"]]
     counts = "\n".join(
-        f"- {subset}: {split['train']} train rows, {split['test']} test rows" for subset, split in summary["counts"].items()
+        f"- {subset}: {split['train']} train rows, {split['test']} test rows"
+        for subset, split in summary["counts"].items()
     )
     return f"""# Hemicycle training data: {experiment.name} ({summary['format']})
 
@@ -285,8 +364,9 @@ terms.
 """
 
 
-def training_zip(*, experiment: Experiment, format: str, train: float = 0.9, seed: int = 0,
-                 margin: float = 0.0) -> Iterator[bytes]:
+def training_zip(
+    *, experiment: Experiment, format: str, train: float = 0.9, seed: int = 0, margin: float = 0.0
+) -> Iterator[bytes]:
     """The `format` dataset's folder (training_export) as a zip, in pieces to stream. The files are
     written to a temporary folder first (Parquet needs its footer), then zipped into a spooled file
     read back in 1 MiB pieces; an unknown format or split is refused (ValueError) before any piece."""

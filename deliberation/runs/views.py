@@ -59,13 +59,19 @@ def run_list(request: HttpRequest) -> HttpResponse:
         filters["status"] = ""
     runs = runs_of_owner(owner=request.user, **filters)
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "runs/list.html", {
-        "page": page, "runs": page.object_list, "filters": filters,
-        "query": urlencode({key: value for key, value in filters.items() if value}),
-        "statuses": Run.Status.choices,
-        "strategies": sorted({*STRATEGIES, CLASSROOM_STRATEGY}),
-        "experiments": experiments_for_owner(user=request.user).values_list("pk", "name")[:200],
-    })
+    return render(
+        request,
+        "runs/list.html",
+        {
+            "page": page,
+            "runs": page.object_list,
+            "filters": filters,
+            "query": urlencode({key: value for key, value in filters.items() if value}),
+            "statuses": Run.Status.choices,
+            "strategies": sorted({*STRATEGIES, CLASSROOM_STRATEGY}),
+            "experiments": experiments_for_owner(user=request.user).values_list("pk", "name")[:200],
+        },
+    )
 
 
 @login_required
@@ -73,11 +79,15 @@ def my_dashboard(request: HttpRequest) -> HttpResponse:
     """Where signing in and signing up land: the latest runs and experiments, and what to do next."""
     runs = runs_of_owner(owner=request.user)[:RECENT]
     experiments = experiments_for_owner(user=request.user)[:RECENT]
-    return render(request, "runs/dashboard.html", {
-        "runs": runs,
-        "experiments": [{"experiment": e, "progress": experiment_progress(experiment=e)} for e in experiments],
-        "has_scenarios": SavedScenario.objects.filter(owner=request.user).exists(),
-    })
+    return render(
+        request,
+        "runs/dashboard.html",
+        {
+            "runs": runs,
+            "experiments": [{"experiment": e, "progress": experiment_progress(experiment=e)} for e in experiments],
+            "has_scenarios": SavedScenario.objects.filter(owner=request.user).exists(),
+        },
+    )
 
 
 WHATIF_CHOICES = {
@@ -95,16 +105,23 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     }
     share_url = request.build_absolute_uri(reverse("run-detail", args=[run.pk])) + f"?token={run.share_token}"
     labels = {group["code"]: group["short_label"] for group in page["groups"]}
-    return render(request, "runs/detail.html", {
-        "run": run, "page": page, "share_url": share_url,
-        "visibilities": Run.Visibility.choices, "whatif": WHATIF_CHOICES,
-        "rewards": [{**row, "label": labels.get(row["group"], row["group"])} for row in run_group_rewards(run=run)],
-        "veto_label": labels.get(run.veto_group, run.veto_group),
-        "terminal": run.status in TERMINAL,
-        # An experiment's run is seeded from its grid seed (and its task); show both.
-        "grid_seed": run.cell.rsplit("|", 1)[-1] if run.experiment_id and "|" in run.cell else None,
-        "new_seed": secrets.randbelow(2**31 - 1) + 1,
-    })
+    return render(
+        request,
+        "runs/detail.html",
+        {
+            "run": run,
+            "page": page,
+            "share_url": share_url,
+            "visibilities": Run.Visibility.choices,
+            "whatif": WHATIF_CHOICES,
+            "rewards": [{**row, "label": labels.get(row["group"], row["group"])} for row in run_group_rewards(run=run)],
+            "veto_label": labels.get(run.veto_group, run.veto_group),
+            "terminal": run.status in TERMINAL,
+            # An experiment's run is seeded from its grid seed (and its task); show both.
+            "grid_seed": run.cell.rsplit("|", 1)[-1] if run.experiment_id and "|" in run.cell else None,
+            "new_seed": secrets.randbelow(2**31 - 1) + 1,
+        },
+    )
 
 
 @require_POST

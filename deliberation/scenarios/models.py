@@ -48,8 +48,18 @@ class ScenarioFields(models.Model):
 
 
 SCENARIO_FIELD_NAMES = (
-    "record", "groups", "seat_structure", "seats", "goal", "veto_group", "strategy", "model",
-    "judge", "judge_model", "seed", "params",
+    "record",
+    "groups",
+    "seat_structure",
+    "seats",
+    "goal",
+    "veto_group",
+    "strategy",
+    "model",
+    "judge",
+    "judge_model",
+    "seed",
+    "params",
 )
 
 

@@ -41,16 +41,21 @@ class ScenarioIn(BaseModel):
 
     record: Id = Field(description="The record's id (GET /records).")
     groups: list[Code] = Field(
-        [], max_length=MAX_GROUPS,
+        [],
+        max_length=MAX_GROUPS,
         description="Participating group codes, in order; empty: the `most_divided` groups.",
     )
     most_divided: int | None = Field(
-        None, ge=MIN_DIVIDED, le=MAX_DIVIDED,
+        None,
+        ge=MIN_DIVIDED,
+        le=MAX_DIVIDED,
         description="Without `groups`: this many groups whose real votes on the record differ most.",
     )
     seat_structure: SeatStructure = Field(description="How seat shares are drawn; `custom` takes `custom_seats`.")
     custom_seats: dict[Code, Finite] = Field(
-        {}, max_length=MAX_GROUPS, description="Group code to percent, adding up to 100 (seat_structure custom).",
+        {},
+        max_length=MAX_GROUPS,
+        description="Group code to percent, adding up to 100 (seat_structure custom).",
     )
     goal: Goal
     veto_group: Code = Field("", description="A participating group; required by the veto_power goal.")
@@ -61,7 +66,9 @@ class ScenarioIn(BaseModel):
     judge_model: Name = Field("", description="The llm judge's model; empty: the drafting model.")
     seed: Seed = 0
     # Before strategy_params, the parliament's two parameters were fields of their own.
-    rounds: int | None = Field(None, ge=-INT_MAX - 1, le=INT_MAX, description="Deprecated: strategy_params.rounds (parliament).")
+    rounds: int | None = Field(
+        None, ge=-INT_MAX - 1, le=INT_MAX, description="Deprecated: strategy_params.rounds (parliament)."
+    )
     rapporteur: Code | None = Field(None, description="Deprecated: strategy_params.rapporteur (parliament).")
     name: Name = Field("", description="Name it to save the scenario (saving needs one).")
     visibility: VisibilityName = Field("private", description="Who can watch the run.")
@@ -109,4 +116,3 @@ def input_errors(error: ValidationError) -> dict[str, list[str]]:
             message = item["msg"].removeprefix("Value error, ")
         errors.setdefault(field, []).append(message)
     return errors
-

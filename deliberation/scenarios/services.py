@@ -44,16 +44,26 @@ class ScenarioConfig:
 
     def model_fields(self) -> dict:
         return {
-            "record": self.record, "groups": list(self.groups), "seat_structure": self.seat_structure,
-            "seats": dict(self.seats), "goal": self.goal, "veto_group": self.veto_group,
-            "strategy": self.strategy, "model": self.model, "judge": self.judge,
-            "judge_model": self.judge_model, "seed": self.seed, "params": dict(self.params),
+            "record": self.record,
+            "groups": list(self.groups),
+            "seat_structure": self.seat_structure,
+            "seats": dict(self.seats),
+            "goal": self.goal,
+            "veto_group": self.veto_group,
+            "strategy": self.strategy,
+            "model": self.model,
+            "judge": self.judge,
+            "judge_model": self.judge_model,
+            "seed": self.seed,
+            "params": dict(self.params),
         }
 
 
 def most_divided_groups(*, record: Record, count: int, seed: int) -> list[str]:
     """PoliCon's choice: the `count` groups whose real votes on this record vary most."""
-    choices = [(stance.group.code, stance.real_choice) for stance in record.stances.select_related("group").order_by("id")]
+    choices = [
+        (stance.group.code, stance.real_choice) for stance in record.stances.select_related("group").order_by("id")
+    ]
     return select_max_variance(choices, count, random.Random(seed_for(seed, "groups")))
 
 
@@ -84,7 +94,12 @@ def scenario_seats(
 
 
 def engine_scenario(
-    *, record: Record, groups: Sequence[str], seats: Mapping[str, float], goal: str, veto_group: str,
+    *,
+    record: Record,
+    groups: Sequence[str],
+    seats: Mapping[str, float],
+    goal: str,
+    veto_group: str,
     topic: str | None = None,
 ) -> Scenario:
     """`topic` defaults to the record's first topic by name; a benchmark task names its own."""
@@ -105,9 +120,7 @@ def engine_scenario(
 
 @transaction.atomic
 def scenario_save(*, owner: AbstractBaseUser, name: str, config: ScenarioConfig) -> SavedScenario:
-    scenario, _ = SavedScenario.objects.update_or_create(
-        owner=owner, name=name, defaults=config.model_fields()
-    )
+    scenario, _ = SavedScenario.objects.update_or_create(owner=owner, name=name, defaults=config.model_fields())
     return scenario
 
 
@@ -132,7 +145,9 @@ def _invalid(field: str, message: str) -> ScenarioInvalid:
 
 
 def scenario_config_build(
-    *, data: ScenarioIn | Mapping[str, Any], user: AbstractBaseUser | AnonymousUser,
+    *,
+    data: ScenarioIn | Mapping[str, Any],
+    user: AbstractBaseUser | AnonymousUser,
 ) -> ScenarioConfig:
     """The one validator of a scenario (builder, API, CLI): `data` checked against the input
     model, the database (record, stances), the registry's models this user may use, the judges
@@ -149,7 +164,10 @@ def scenario_config_build(
         errors["record"] = ["That record does not exist (any more): pick another one."]
     models = {}
     # Empty model: the lab's default, if this user may use it (else the message says to choose).
-    for field, name in (("model", data.model.strip() or settings.HEMICYCLE_DEFAULT_MODEL), ("judge_model", data.judge_model.strip())):
+    for field, name in (
+        ("model", data.model.strip() or settings.HEMICYCLE_DEFAULT_MODEL),
+        ("judge_model", data.judge_model.strip()),
+    ):
         try:
             models[field] = model_check(name=name, user=user, field=field) if name else ""
         except ModelRefused as error:
@@ -200,7 +218,10 @@ def scenario_config_build(
         raise _invalid("veto_group", "The veto group must be one of the participating groups.")
     try:
         seats = scenario_seats(
-            record=record, groups=groups, structure=data.seat_structure, seed=data.seed,
+            record=record,
+            groups=groups,
+            structure=data.seat_structure,
+            seed=data.seed,
             custom_percent=data.custom_seats,
         )
         # Build the engine's scenario once: it is the final word on what can be played.
@@ -209,7 +230,16 @@ def scenario_config_build(
         field, _, message = str(error).partition(": ")
         raise _invalid(ENGINE_FIELD.get(field, "__all__"), message or str(error)) from None
     return ScenarioConfig(
-        record=record, groups=tuple(groups), seat_structure=data.seat_structure, seats=seats,
-        goal=data.goal, veto_group=veto, strategy=data.strategy, model=models["model"],
-        judge=data.judge, judge_model=models["judge_model"], seed=data.seed, params=params.model_dump(),
+        record=record,
+        groups=tuple(groups),
+        seat_structure=data.seat_structure,
+        seats=seats,
+        goal=data.goal,
+        veto_group=veto,
+        strategy=data.strategy,
+        model=models["model"],
+        judge=data.judge,
+        judge_model=models["judge_model"],
+        seed=data.seed,
+        params=params.model_dump(),
     )

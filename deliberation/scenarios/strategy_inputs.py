@@ -19,17 +19,27 @@ def strategy_params_posted(post: QueryDict, *, strategy: str) -> dict[str, str]:
 
 
 def strategy_inputs(
-    *, values: Mapping[str, Mapping[str, Any]], errors: Mapping[str, Mapping[str, list[str]]],
-    shown: Callable[[str], bool], prefill: bool,
+    *,
+    values: Mapping[str, Mapping[str, Any]],
+    errors: Mapping[str, Mapping[str, list[str]]],
+    shown: Callable[[str], bool],
+    prefill: bool,
 ) -> list[dict[str, Any]]:
     """Every strategy with its parameters' inputs: `values` and `errors` per strategy and
     parameter; `prefill` puts the defaults in the inputs (else they are the placeholders)."""
     return [
-        {**strategy, "shown": shown(strategy["name"]), "params": [
-            {**param, "input": PARAM.format(strategy=strategy["name"]) + param["name"],
-             "value": values.get(strategy["name"], {}).get(param["name"], param["default"] if prefill else None),
-             "errors": errors.get(strategy["name"], {}).get(param["name"], [])}
-            for param in strategy["params"]
-        ]}
+        {
+            **strategy,
+            "shown": shown(strategy["name"]),
+            "params": [
+                {
+                    **param,
+                    "input": PARAM.format(strategy=strategy["name"]) + param["name"],
+                    "value": values.get(strategy["name"], {}).get(param["name"], param["default"] if prefill else None),
+                    "errors": errors.get(strategy["name"], {}).get(param["name"], []),
+                }
+                for param in strategy["params"]
+            ],
+        }
         for strategy in strategy_descriptions()
     ]

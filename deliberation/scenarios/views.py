@@ -27,11 +27,21 @@ def record_list_api(request: HttpRequest) -> JsonResponse:
         query=request.GET.get("q") or None,
         record_set=request.GET.get("record_set") or None,
     )[:200]
-    return JsonResponse({"records": [
-        {"id": r.pk, "title": r.title, "term": r.term, "record_set": r.record_set.name,
-         "topics": [t.name for t in r.topics.all()], "groups": r.stance_count}
-        for r in records
-    ]})
+    return JsonResponse(
+        {
+            "records": [
+                {
+                    "id": r.pk,
+                    "title": r.title,
+                    "term": r.term,
+                    "record_set": r.record_set.name,
+                    "topics": [t.name for t in r.topics.all()],
+                    "groups": r.stance_count,
+                }
+                for r in records
+            ]
+        }
+    )
 
 
 @require_GET
@@ -39,21 +49,31 @@ def record_list_api(request: HttpRequest) -> JsonResponse:
 def record_detail_api(request: HttpRequest, record_id: int) -> JsonResponse:
     record = get_object_or_404(Record.objects.select_related("record_set"), pk=record_id)
     seats = term_seat_counts(record.term)
-    return JsonResponse({
-        "id": record.pk,
-        "title": record.title,
-        "background": record.background,
-        "resolution": record.resolution,
-        "term": record.term,
-        "topics": [t.name for t in record.topics.all()],
-        "real_total_score": record.real_total_score,
-        "stances": [
-            {"group": s.group.code, "label": s.group.label, "short_label": s.group.short_label or s.group.code,
-             "colour": s.group.colour, "seats": seats.get(s.group.code), "text": s.text,
-             "real_score": s.real_score, "real_choice": s.real_choice, "real_position": vote_position(s.real_choice)}
-            for s in record.stances.select_related("group").order_by("-group__seats_at_start", "group__code")
-        ],
-    })
+    return JsonResponse(
+        {
+            "id": record.pk,
+            "title": record.title,
+            "background": record.background,
+            "resolution": record.resolution,
+            "term": record.term,
+            "topics": [t.name for t in record.topics.all()],
+            "real_total_score": record.real_total_score,
+            "stances": [
+                {
+                    "group": s.group.code,
+                    "label": s.group.label,
+                    "short_label": s.group.short_label or s.group.code,
+                    "colour": s.group.colour,
+                    "seats": seats.get(s.group.code),
+                    "text": s.text,
+                    "real_score": s.real_score,
+                    "real_choice": s.real_choice,
+                    "real_position": vote_position(s.real_choice),
+                }
+                for s in record.stances.select_related("group").order_by("-group__seats_at_start", "group__code")
+            ],
+        }
+    )
 
 
 @require_GET
@@ -68,8 +88,11 @@ def seats_preview_api(request: HttpRequest, record_id: int) -> JsonResponse:
             groups = most_divided_groups(record=record, count=int(request.GET["most_divided"]), seed=seed)
         custom = json.loads(request.GET["custom"]) if request.GET.get("custom") else None
         seats = scenario_seats(
-            record=record, groups=groups, structure=request.GET.get("structure", "equal"),
-            seed=seed, custom_percent=custom,
+            record=record,
+            groups=groups,
+            structure=request.GET.get("structure", "equal"),
+            seed=seed,
+            custom_percent=custom,
         )
     except (ScenarioError, ValueError) as error:
         return JsonResponse({"error": str(error).split(": ", 1)[-1]}, status=400)

@@ -47,8 +47,14 @@ SAMPLE_SET = "Sample EP issues"
 USERNAME = "compose-driver"
 # The longest deliberation the form allows on a sample record (up to 8 groups, 5 rounds): on the
 # slow scripted model it lasts long enough (~10 s) for `docker-compose kill` to land mid-run.
-SCENARIO = {"seat_structure": "random_tenths", "goal": "two_thirds_majority", "strategy": "parliament",
-            "judge": "scripted", "seed": 11, "rounds": 5}
+SCENARIO = {
+    "seat_structure": "random_tenths",
+    "goal": "two_thirds_majority",
+    "strategy": "parliament",
+    "judge": "scripted",
+    "seed": 11,
+    "rounds": 5,
+}
 MAX_GROUPS = 8
 EXPERIMENT_SEEDS = [1, 2, 3]
 LOG_DIR = REPO / "var" / "test-compose"
@@ -109,26 +115,53 @@ class Stack:
 
     def __init__(self, *, env_file: Path, images: dict[str, str]):
         self.env = {**os.environ, **images, "HEMICYCLE_ENV_FILE": str(env_file)}
-        self.base = [*compose_command(), "--project-name", PROJECT, "--project-directory", str(REPO),
-                     "--file", str(REPO / "docker-compose.yml"), "--env-file", str(env_file)]
+        self.base = [
+            *compose_command(),
+            "--project-name",
+            PROJECT,
+            "--project-directory",
+            str(REPO),
+            "--file",
+            str(REPO / "docker-compose.yml"),
+            "--env-file",
+            str(env_file),
+        ]
 
-    def compose(self, *args: str, timeout: float, check: bool = True, what: str = "",
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    def compose(
+        self, *args: str, timeout: float, check: bool = True, what: str = "", env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
         try:
-            result = subprocess.run([*self.base, *args], env={**self.env, **(env or {})}, cwd=REPO,
-                                    capture_output=True, text=True, timeout=timeout)
+            result = subprocess.run(
+                [*self.base, *args],
+                env={**self.env, **(env or {})},
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
         except subprocess.TimeoutExpired as error:
             raise StepFailed(f"docker-compose {' '.join(args)} took longer than {timeout:.0f} s") from error
         if check and result.returncode != 0:
-            raise StepFailed(f"{what or 'docker-compose ' + ' '.join(args)} failed (exit {result.returncode}):\n"
-                             f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
+            raise StepFailed(
+                f"{what or 'docker-compose ' + ' '.join(args)} failed (exit {result.returncode}):\n"
+                f"{result.stdout[-3000:]}{result.stderr[-3000:]}"
+            )
         return result
 
     def manage(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> str:
         """manage.py in the running web container (as its non-root user)."""
         options = [item for key, value in (env or {}).items() for item in ("-e", f"{key}={value}")]
-        result = self.compose("exec", "-T", *options, "web", "python", "manage.py", *args,
-                              timeout=timeout, what=f"manage.py {' '.join(args)} in web")
+        result = self.compose(
+            "exec",
+            "-T",
+            *options,
+            "web",
+            "python",
+            "manage.py",
+            *args,
+            timeout=timeout,
+            what=f"manage.py {' '.join(args)} in web",
+        )
         return result.stdout
 
     def container(self, service: str) -> str:
@@ -138,9 +171,18 @@ class Stack:
         return ids[0]
 
     def health(self, service: str) -> str:
-        result = subprocess.run(["docker", "inspect", "--format", "{{.State.Status}} {{if .State.Health}}"
-                                 "{{.State.Health.Status}}{{end}}", self.container(service)],
-                                capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [
+                "docker",
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+                self.container(service),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         return result.stdout.strip()
 
     def save_logs(self) -> Path:
@@ -192,19 +234,25 @@ class Client:
         received: list[dict] = []
         deadline = time.monotonic() + timeout
         url = f"{self.ws_base}/ws/runs/{run_id}/?after=0"
-        with connect(url, origin=self.origin, open_timeout=15,
-                     additional_headers={"Cookie": cookie, "X-Forwarded-Proto": "https"}) as ws:
+        with connect(
+            url,
+            origin=self.origin,
+            open_timeout=15,
+            additional_headers={"Cookie": cookie, "X-Forwarded-Proto": "https"},
+        ) as ws:
             while not received or received[-1]["type"] != "outcome":
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise StepFailed(f"run {run_id}: no outcome on its websocket within {timeout:.0f} s "
-                                     f"({len(received)} events)")
+                    raise StepFailed(
+                        f"run {run_id}: no outcome on its websocket within {timeout:.0f} s ({len(received)} events)"
+                    )
                 try:
                     message = json.loads(ws.recv(timeout=left))
                     received += message if isinstance(message, list) else [message]  # events sent together
                 except TimeoutError as error:
-                    raise StepFailed(f"run {run_id}: no outcome on its websocket within {timeout:.0f} s "
-                                     f"({len(received)} events)") from error
+                    raise StepFailed(
+                        f"run {run_id}: no outcome on its websocket within {timeout:.0f} s ({len(received)} events)"
+                    ) from error
         return received
 
     def events(self, run_id: int) -> list[dict]:
@@ -233,8 +281,11 @@ SERVICE_EVENT_TYPES = {"error", "control", "seat_joined"}
 def transcript(events: list[dict]) -> list[tuple]:
     """What the strategy said and decided (runs.selectors.run_transcript): no times, no usage, and
     none of the run service's events around it."""
-    return [(e["type"], {k: v for k, v in e["data"].items() if k != "usage"}) for e in events
-            if e["type"] not in SERVICE_EVENT_TYPES]
+    return [
+        (e["type"], {k: v for k, v in e["data"].items() if k != "usage"})
+        for e in events
+        if e["type"] not in SERVICE_EVENT_TYPES
+    ]
 
 
 def build(*, skip: bool) -> dict[str, str]:
@@ -249,8 +300,14 @@ def build(*, skip: bool) -> dict[str, str]:
         return images
     with log.open("w") as stderr:
         try:
-            result = subprocess.run([str(REPO / "docker" / "build.sh"), "image"], cwd=REPO, stdout=subprocess.PIPE,
-                                    stderr=stderr, text=True, timeout=3600)
+            result = subprocess.run(
+                [str(REPO / "docker" / "build.sh"), "image"],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                timeout=3600,
+            )
         except subprocess.TimeoutExpired as error:
             raise StepFailed(f"the image build took longer than an hour (log: {log})") from error
     for line in log.read_text().splitlines():
@@ -263,10 +320,16 @@ def build(*, skip: bool) -> dict[str, str]:
 
 
 def check_image(image: str) -> None:
-    script = ("id -u; for c in gcc cc c++ g++ clang x86_64-linux-gnu-gcc-12; do "
-              "command -v $c >/dev/null && echo compiler:$c; done; true")
-    result = subprocess.run(["docker", "run", "--rm", "--entrypoint", "sh", image, "-c", script],
-                            capture_output=True, text=True, timeout=120)
+    script = (
+        "id -u; for c in gcc cc c++ g++ clang x86_64-linux-gnu-gcc-12; do "
+        "command -v $c >/dev/null && echo compiler:$c; done; true"
+    )
+    result = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "sh", image, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = result.stdout.split()
     if result.returncode != 0 or not lines:
         raise StepFailed(f"could not run {image}: {result.stderr[-500:]}")
@@ -276,11 +339,21 @@ def check_image(image: str) -> None:
     if compilers:
         raise StepFailed(f"{image} has a compiler in its runtime stage: {', '.join(compilers)}")
     # The build stage's secrets (CA bundle, pip index settings) must leave no trace in the image.
-    history = subprocess.run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image],
-                             capture_output=True, text=True, timeout=60).stdout
-    config = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Env}}", image],
-                            capture_output=True, text=True, timeout=60).stdout
-    leaks = [word for word in ("/run/secrets", "PIP_CERT", "PIP_CONFIG_FILE", "PIP_INDEX_URL") if word in history + config]
+    history = subprocess.run(
+        ["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    config = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .Config.Env}}", image],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    leaks = [
+        word for word in ("/run/secrets", "PIP_CERT", "PIP_CONFIG_FILE", "PIP_INDEX_URL") if word in history + config
+    ]
     if leaks:
         raise StepFailed(f"{image}'s history or environment mentions {', '.join(leaks)}")
     print(f"   runs as uid {lines[0]}, no compiler, no build secret in its history or environment", flush=True)
@@ -303,22 +376,28 @@ def write_env(directory: Path, *, port: int) -> Path:
     return path
 
 
-def kill_mid_run(stack: Stack, client: Client, *, scenario: dict, experiment_id: int, events: int, tries: int = 3) -> int:
+def kill_mid_run(
+    stack: Stack, client: Client, *, scenario: dict, experiment_id: int, events: int, tries: int = 3
+) -> int:
     """Start the scenario on the slow model and, once it is under way, the experiment; then
     `docker-compose kill worker-runs` and `up -d` it again; answers the run the kill caught mid-run. docker-compose itself can take
     seconds to start on a loaded machine: a run that finished meanwhile proves nothing, so the
     same scenario is tried again (its transcript is the same whichever try is compared)."""
     for attempt in range(1, tries + 1):
         run_id = client.post("/api/v1/runs", {**scenario, "model": "scripted:slow"}, expect=201)["id"]
-        wait_until(lambda: len(client.events(run_id)) >= 2, timeout=120, what=f"run {run_id} to be under way",
-                   every=0.1)
+        wait_until(
+            lambda: len(client.events(run_id)) >= 2, timeout=120, what=f"run {run_id} to be under way", every=0.1
+        )
         if attempt == 1:  # its runs are queued or under way when the worker dies
             client.post(f"/api/v1/experiments/{experiment_id}/start", {}, expect=200)
         stack.compose("kill", "worker-runs", timeout=60)
         caught = client.run_status(run_id) != "finished"
         progress = client.get(f"/api/v1/experiments/{experiment_id}/progress")
-        print(f"   worker-runs killed with run {run_id} at {len(client.events(run_id))} of {events} events "
-              f"(experiment: {progress['done']} of {progress['total']} runs done)", flush=True)
+        print(
+            f"   worker-runs killed with run {run_id} at {len(client.events(run_id))} of {events} events "
+            f"(experiment: {progress['done']} of {progress['total']} runs done)",
+            flush=True,
+        )
         stack.compose("up", "-d", "--no-build", "--no-deps", "worker-runs", timeout=120)
         if caught:
             return run_id
@@ -337,8 +416,9 @@ def drive(stack: Stack, *, port: int) -> None:
                     raise StepFailed(f"{service} stopped: {state}")
             return states.pop("beat") == "running" and all(state == "running healthy" for state in states.values())
 
-        wait_until(all_healthy, timeout=420, what="postgres, redis, web and both workers to be healthy, beat running",
-                   every=3)
+        wait_until(
+            all_healthy, timeout=420, what="postgres, redis, web and both workers to be healthy, beat running", every=3
+        )
 
     with step("migrate, check --deploy, non-root web (deadline 300 s)"):
         stack.manage("migrate", "--noinput", timeout=180)
@@ -353,8 +433,16 @@ def drive(stack: Stack, *, port: int) -> None:
 
     with step("create a user and an API token (deadline 120 s)"):
         password = secrets.token_urlsafe(16)
-        stack.manage("createsuperuser", "--noinput", "--username", USERNAME, "--email", "driver@example.org",
-                     env={"DJANGO_SUPERUSER_PASSWORD": password}, timeout=60)
+        stack.manage(
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            USERNAME,
+            "--email",
+            "driver@example.org",
+            env={"DJANGO_SUPERUSER_PASSWORD": password},
+            timeout=60,
+        )
         token = stack.manage("api_token", "create", USERNAME, "--name", "make test-compose", timeout=60).strip()
         if not token:
             raise StepFailed("api_token create printed no token")
@@ -366,16 +454,20 @@ def drive(stack: Stack, *, port: int) -> None:
             raise StepFailed(f"plain http was not redirected to https: {plain.status_code}")
         health = client.http.get("/healthz")
         if health.status_code != 200 or "strict-transport-security" not in health.headers:
-            raise StepFailed(f"/healthz answered {health.status_code} {health.text[:300]} (HSTS: "
-                             f"{health.headers.get('strict-transport-security')})")
+            raise StepFailed(
+                f"/healthz answered {health.status_code} {health.text[:300]} (HSTS: "
+                f"{health.headers.get('strict-transport-security')})"
+            )
         cookie = client.session_cookie(username=USERNAME, password=password)
 
     with step("a run on the scripted model over the API, its events over the websocket (deadline 180 s)"):
         sets = [s for s in client.get("/api/v1/record-sets") if s["name"] == SAMPLE_SET]
         if not sets or not sets[0]["records"]:
             raise StepFailed(f"the API lists no record set {SAMPLE_SET!r} with records")
-        details = [client.get(f"/api/v1/records/{row['id']}")
-                   for row in client.get("/api/v1/records", record_set=SAMPLE_SET, limit=100)]
+        details = [
+            client.get(f"/api/v1/records/{row['id']}")
+            for row in client.get("/api/v1/records", record_set=SAMPLE_SET, limit=100)
+        ]
         record = max(details, key=lambda detail: len(detail["stances"]), default=None)
         if record is None or len(record["stances"]) < 4:
             raise StepFailed("no sample record has four groups' stances")
@@ -383,25 +475,41 @@ def drive(stack: Stack, *, port: int) -> None:
         scenario = {**SCENARIO, "record": record["id"], "groups": groups}
         reference_id = client.post("/api/v1/runs", {**scenario, "model": "scripted:default"}, expect=201)["id"]
         received = client.watch(reference_id, cookie=cookie, timeout=180)
-        wait_until(lambda: client.run_status(reference_id) == "finished", timeout=60, what=f"run {reference_id} to finish")
+        wait_until(
+            lambda: client.run_status(reference_id) == "finished", timeout=60, what=f"run {reference_id} to finish"
+        )
         reference = client.events(reference_id)
         if [e["seq"] for e in received] != [e["seq"] for e in reference]:
             raise StepFailed(f"the websocket's events {[e['seq'] for e in received]} are not the stored ones")
-        print(f"   run {reference_id} ({len(groups)} groups, {SCENARIO['rounds']} rounds): {len(received)} events over "
-              "the websocket, the stored ones in order", flush=True)
+        print(
+            f"   run {reference_id} ({len(groups)} groups, {SCENARIO['rounds']} rounds): {len(received)} events over "
+            "the websocket, the stored ones in order",
+            flush=True,
+        )
 
     with step("create an experiment on the slow scripted model (deadline 60 s)"):
         saved = client.post("/api/v1/scenarios", {**scenario, "model": "scripted:slow", "name": "compose"}, expect=201)
-        experiment = client.post("/api/v1/experiments", {
-            "name": "compose", "goals": [SCENARIO["goal"]], "strategies": [SCENARIO["strategy"]],
-            "models": ["scripted:slow"], "judges": ["scripted"], "seeds": EXPERIMENT_SEEDS,
-            "scenario_ids": [saved["id"]],
-        }, expect=201)
+        experiment = client.post(
+            "/api/v1/experiments",
+            {
+                "name": "compose",
+                "goals": [SCENARIO["goal"]],
+                "strategies": [SCENARIO["strategy"]],
+                "models": ["scripted:slow"],
+                "judges": ["scripted"],
+                "seeds": EXPERIMENT_SEEDS,
+                "scenario_ids": [saved["id"]],
+            },
+            expect=201,
+        )
 
     with step("kill worker-runs mid-run, start it again, same transcript (deadline 600 s)"):
         run_id = kill_mid_run(stack, client, scenario=scenario, experiment_id=experiment["id"], events=len(reference))
-        wait_until(lambda: client.run_status(run_id) == "finished", timeout=300,
-                   what=f"run {run_id} to finish after the restart")
+        wait_until(
+            lambda: client.run_status(run_id) == "finished",
+            timeout=300,
+            what=f"run {run_id} to finish after the restart",
+        )
         events = client.events(run_id)
         if transcript(events) != transcript(reference):
             raise StepFailed(f"run {run_id} (killed mid-run) differs from reference run {reference_id}")
@@ -411,6 +519,7 @@ def drive(stack: Stack, *, port: int) -> None:
         print(f"   run {run_id}: transcript identical to run {reference_id}, resumed after the lost worker", flush=True)
 
     with step("the experiment finishes (deadline 300 s)"):
+
         def finished() -> bool:
             progress = client.get(f"/api/v1/experiments/{experiment['id']}/progress")
             if progress["failed"]:
@@ -420,11 +529,16 @@ def drive(stack: Stack, *, port: int) -> None:
         wait_until(finished, timeout=300, what=f"experiment {experiment['id']}'s {len(EXPERIMENT_SEEDS)} runs", every=2)
 
     with step("/healthz after the restart (deadline 120 s)"):
+
         def healthy() -> bool:
             response = client.http.get("/healthz")  # 503 while a check fails: keep polling
             report = response.json()
             workers = report["checks"]["workers"].get("workers", [])
-            return report["ok"] and any(w.startswith("runs@") for w in workers) and any(w.startswith("models@") for w in workers)
+            return (
+                report["ok"]
+                and any(w.startswith("runs@") for w in workers)
+                and any(w.startswith("models@") for w in workers)
+            )
 
         wait_until(healthy, timeout=120, what="/healthz to report the database, Redis and both workers", every=2)
 

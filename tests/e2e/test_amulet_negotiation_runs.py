@@ -34,8 +34,9 @@ def start(page: Page, strategy: str) -> Run:
     return run
 
 
-def test_an_amulet_run_shows_beta_the_preference_and_the_decoded_draft(page: Page, sample_records: RecordSet,
-                                                                        celery_worker) -> None:
+def test_an_amulet_run_shows_beta_the_preference_and_the_decoded_draft(
+    page: Page, sample_records: RecordSet, celery_worker
+) -> None:
     run = start(page, "amulet")
     transcript = page.get_by_test_id("transcript")
     expect(transcript.get_by_test_id("amulet-beta")).to_have_text("β = 4.649", timeout=RUN_TIMEOUT_MS)
@@ -47,8 +48,9 @@ def test_an_amulet_run_shows_beta_the_preference_and_the_decoded_draft(page: Pag
     expect(page.locator("#current-draft")).to_have_text(draft["text"])
 
 
-def test_a_negotiation_run_shows_each_turn_with_its_side_text_and_reward(page: Page, sample_records: RecordSet,
-                                                                          celery_worker) -> None:
+def test_a_negotiation_run_shows_each_turn_with_its_side_text_and_reward(
+    page: Page, sample_records: RecordSet, celery_worker
+) -> None:
     run = start(page, "negotiation")
     transcript = page.get_by_test_id("transcript")
     expect(page.get_by_test_id("outcome")).to_be_visible(timeout=RUN_TIMEOUT_MS)

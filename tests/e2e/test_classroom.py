@@ -73,9 +73,16 @@ def speech_cards(page: Page):
 def class_scenario() -> SavedScenario:
     """The teacher's account and saved scenario (scripted model and judge, EPP, S&D, ALDE at equal seats)."""
     teacher = User.objects.create_user("teacher", password=PASSWORD)
-    return scenario_save(owner=teacher, name="Class scenario", config=scenario_config(
-        make_record(title="Regulation on the classroom test"), seat_structure="equal", rounds=0, goal="simple_majority",
-    ))
+    return scenario_save(
+        owner=teacher,
+        name="Class scenario",
+        config=scenario_config(
+            make_record(title="Regulation on the classroom test"),
+            seat_structure="equal",
+            rounds=0,
+            goal="simple_majority",
+        ),
+    )
 
 
 def test_a_class_plays_a_session_to_the_vote(contexts, celery_worker, ep_groups) -> None:
@@ -97,7 +104,9 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     code = teacher.get_by_test_id("join-code").inner_text().strip()
     session = ClassSession.objects.get(code=code)
     expect(teacher.get_by_test_id("join-url")).to_have_text(re.compile(rf"^http://[^/]+/join/{code}/$"))
-    teacher.wait_for_function("() => { const qr = document.querySelector('[data-testid=qr]'); return qr.complete && qr.naturalWidth > 0; }")
+    teacher.wait_for_function(
+        "() => { const qr = document.querySelector('[data-testid=qr]'); return qr.complete && qr.naturalWidth > 0; }"
+    )
     expect(teacher.get_by_test_id("connection")).to_have_attribute("data-state", "open", timeout=PAGE_START_MS)
 
     projector = teacher.context.new_page()
@@ -132,7 +141,10 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     expect(alice.get_by_test_id("act")).to_be_visible(timeout=AGENT_TIMEOUT_MS)
     expect(alice.locator("#transcript [data-testid=speech][data-by=agent][data-group=EPP]")).to_have_count(1)
     # On a phone only the current phase is named (six labels do not fit side by side).
-    named = alice.eval_on_selector_all(".phases li", "items => items.filter((li) => parseFloat(getComputedStyle(li).fontSize) > 0).map((li) => li.dataset.phase)")
+    named = alice.eval_on_selector_all(
+        ".phases li",
+        "items => items.filter((li) => parseFloat(getComputedStyle(li).fontSize) > 0).map((li) => li.dataset.phase)",
+    )
     assert named == ["opening"], named
     expect(bob.get_by_test_id("act")).to_be_hidden()
 
@@ -202,7 +214,9 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
     teacher.get_by_test_id("advance").click()
     expect(alice.get_by_test_id("act")).to_have_attribute("data-mode", "vote", timeout=AGENT_TIMEOUT_MS)
     # The text being voted on sits beside the slider.
-    final = RunEvent.objects.filter(run=session.run, type__in=["draft", "amendment_decision"]).order_by("-seq").first().data
+    final = (
+        RunEvent.objects.filter(run=session.run, type__in=["draft", "amendment_decision"]).order_by("-seq").first().data
+    )
     expect(alice.get_by_test_id("vote-draft")).to_have_text(final.get("draft_after", final.get("text")))
     alice.get_by_test_id("vote-score").fill("7")
     expect(alice.get_by_test_id("vote-output")).to_have_text("7 · for")
@@ -219,7 +233,9 @@ def play_a_session(contexts, saved: SavedScenario) -> None:
         assert box and box["y"] >= 0 and box["y"] + box["height"] <= PROJECTOR["height"], (part, box)
     expect(projector.locator("#transcript [data-type=vote][data-group=SD]")).to_contain_text("support 7/9")
     expect(projector.locator("#transcript [data-type=vote][data-group=ALDE]")).to_contain_text("against")
-    votes = {e.data["group"]: (e.data["score"], e.data["by"]) for e in RunEvent.objects.filter(run=session.run, type="vote")}
+    votes = {
+        e.data["group"]: (e.data["score"], e.data["by"]) for e in RunEvent.objects.filter(run=session.run, type="vote")
+    }
     assert votes["SD"] == (7, "students") and votes["ALDE"] == (2, "students") and votes["EPP"][1] == "judge"
     expect(alice.get_by_test_id("outcome")).to_be_visible()
 

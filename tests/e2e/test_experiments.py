@@ -51,7 +51,9 @@ def create_experiment(page: Page, name: str) -> None:
 
 
 def test_an_experiment_runs_live_and_its_dashboard_leads_to_transcripts(
-    page: Page, sample_records: RecordSet, celery_worker  # noqa: F811 - the imported fixture
+    page: Page,
+    sample_records: RecordSet,
+    celery_worker,  # noqa: F811 - the imported fixture
 ) -> None:
     celery_worker.stop()  # hold the runs back until the dashboard is watching
     sign_up(page)
@@ -60,7 +62,9 @@ def test_an_experiment_runs_live_and_its_dashboard_leads_to_transcripts(
 
     def watch(ws) -> None:
         sockets.append(ws.url)
-        ws.on("framereceived", lambda payload: snapshots.append(payload if isinstance(payload, str) else payload.decode()))
+        ws.on(
+            "framereceived", lambda payload: snapshots.append(payload if isinstance(payload, str) else payload.decode())
+        )
 
     page.on("websocket", watch)
 
@@ -138,7 +142,9 @@ def test_an_experiment_runs_live_and_its_dashboard_leads_to_transcripts(
 
 
 def test_the_dashboard_polls_while_the_socket_cannot_open_then_goes_live(
-    page: Page, sample_records: RecordSet, celery_worker  # noqa: F811 - the imported fixture
+    page: Page,
+    sample_records: RecordSet,
+    celery_worker,  # noqa: F811 - the imported fixture
 ) -> None:
     celery_worker.stop()
     # The first two experiment sockets are closed at once (a proxy restarting, say); later ones

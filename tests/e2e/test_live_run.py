@@ -88,7 +88,9 @@ def build_scenario(page: Page, *, seed: int) -> None:
     for code in KEEP:
         share = 100 * seats[code] / sum(seats.values())
         expect(page.get_by_test_id("preview-seats")).to_contain_text(f"{share:.1f}%")
-    expect(preview).to_have_attribute("data-groups", re.compile(rf",EPP:{round(100 * seats['EPP'] / sum(seats.values()))},"))
+    expect(preview).to_have_attribute(
+        "data-groups", re.compile(rf",EPP:{round(100 * seats['EPP'] / sum(seats.values()))},")
+    )
 
     page.get_by_test_id("goal").select_option("veto_power")
     page.get_by_test_id("veto-group").select_option(VETO)
@@ -111,8 +113,19 @@ def test_live_run_streams_speeches_survives_a_reload_and_shows_the_outcome(
     expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
     run_id = int(re.search(r"/runs/(\d+)/$", page.url).group(1))
     run = Run.objects.get(pk=run_id)
-    assert (run.owner.username, run.strategy, run.model, run.judge) == (username, "parliament", "scripted:slow", "scripted")
-    assert (run.groups, run.seat_structure, run.goal, run.veto_group, run.params["rounds"]) == (KEEP, "real", "veto_power", VETO, 1)
+    assert (run.owner.username, run.strategy, run.model, run.judge) == (
+        username,
+        "parliament",
+        "scripted:slow",
+        "scripted",
+    )
+    assert (run.groups, run.seat_structure, run.goal, run.veto_group, run.params["rounds"]) == (
+        KEEP,
+        "real",
+        "veto_power",
+        VETO,
+        1,
+    )
     expect(page.get_by_test_id("run-status")).to_have_text("queued")
     expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "open")
     expect(page.locator("#transcript [data-seq]")).to_have_count(0)
@@ -121,7 +134,9 @@ def test_live_run_streams_speeches_survives_a_reload_and_shows_the_outcome(
 
     # Speeches arrive one by one: two different counts are seen before the outcome.
     first = page.wait_for_function(SPEECHES_BEFORE_OUTCOME_JS, arg=0, polling=10, timeout=RUN_TIMEOUT_MS).json_value()
-    second = page.wait_for_function(SPEECHES_BEFORE_OUTCOME_JS, arg=first, polling=10, timeout=RUN_TIMEOUT_MS).json_value()
+    second = page.wait_for_function(
+        SPEECHES_BEFORE_OUTCOME_JS, arg=first, polling=10, timeout=RUN_TIMEOUT_MS
+    ).json_value()
     assert 1 <= first < second
     expect(page.get_by_test_id("phases")).to_have_attribute("data-current", re.compile("opening|negotiation"))
 
@@ -145,7 +160,8 @@ def test_live_run_streams_speeches_survives_a_reload_and_shows_the_outcome(
     assert page.evaluate(SPEECH_COUNT_JS) == len(speeches)
     # What the page shows is what the log holds: each speech card's text is its stored event's.
     shown = page.eval_on_selector_all(
-        "#transcript [data-testid=speech]", "cards => cards.map((c) => [Number(c.dataset.seq), c.querySelector('.prose').textContent])"
+        "#transcript [data-testid=speech]",
+        "cards => cards.map((c) => [Number(c.dataset.seq), c.querySelector('.prose').textContent])",
     )
     stored_speeches = RunEvent.objects.filter(run_id=run_id, type="speech").order_by("seq").values_list("seq", "data")
     assert shown == [[seq, data["text"]] for seq, data in stored_speeches]
@@ -193,7 +209,9 @@ def test_owner_pauses_resumes_and_shares_a_run_by_link(page: Page, sample_record
     page.get_by_test_id("run-visibility").select_option("link")
     share = page.get_by_test_id("share-url")
     expect(share).to_be_visible()
-    servers.wait_until(lambda: Run.objects.get(pk=run_id).visibility == "link", timeout=10, what="the visibility to be saved")
+    servers.wait_until(
+        lambda: Run.objects.get(pk=run_id).visibility == "link", timeout=10, what="the visibility to be saved"
+    )
     share_url = share.input_value()
     assert f"/runs/{run_id}/?token=" in share_url
 

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.e2e
 TWO = ["EPP", "SD"]
 
 
-def test_a_mediator_run_shows_candidates_rankings_and_the_winner(page: Page, sample_records: RecordSet, celery_worker) -> None:
+def test_a_mediator_run_shows_candidates_rankings_and_the_winner(
+    page: Page, sample_records: RecordSet, celery_worker
+) -> None:
     sign_up(page)
     pick_record(page)
     for box in page.locator("#stances-body input[data-testid^=group-]").all():

@@ -62,8 +62,12 @@ def test_the_run_pages_modules_draw_a_finished_run(page: Page, finished_run: Run
     expect(page.locator("#hemicycle .js-plotly-plot")).to_be_visible()
     # Goal names come from the server (engine/goals.py), not from a copy in the script.
     goal = finished_run.goal
-    expect(page.locator(f"#goal-table tr[data-goal={goal}] td").first).to_have_text(f"{GOALS[goal].label} (this run's goal)")
-    expect(page.locator("#whatif-panel")).to_have_attribute("data-state", "ready")  # counterfactual.js, imported by run.js
+    expect(page.locator(f"#goal-table tr[data-goal={goal}] td").first).to_have_text(
+        f"{GOALS[goal].label} (this run's goal)"
+    )
+    expect(page.locator("#whatif-panel")).to_have_attribute(
+        "data-state", "ready"
+    )  # counterfactual.js, imported by run.js
     assert_modules_ran(page, problems)
 
 
@@ -109,8 +113,14 @@ def test_the_experiment_pages_modules_go_live(page: Page, ep_groups) -> None:
     saved = class_scenario()
     sign_in(page, saved.owner.username)
     experiment = experiment_create(
-        owner=saved.owner, name="Modules", goals=["simple_majority"], strategies=["one-shot"],
-        models=["scripted:default"], judges=["scripted"], seeds=[0], scenario_ids=[saved.pk],
+        owner=saved.owner,
+        name="Modules",
+        goals=["simple_majority"],
+        strategies=["one-shot"],
+        models=["scripted:default"],
+        judges=["scripted"],
+        seeds=[0],
+        scenario_ids=[saved.pk],
     )
     problems = PageProblems(page)
 
@@ -154,4 +164,3 @@ def test_the_upload_pages_module_polls_a_queued_import(page: Page) -> None:
     page.goto(f"/records/uploads/{upload.pk}/")
     expect(page.locator("#import-label")).to_have_text(re.compile(r"^0% · waiting for a worker$"))  # set by a poll
     assert_modules_ran(page, problems)
-

@@ -131,9 +131,21 @@ def test_the_seats_power_and_rules_page_draws_its_figure_and_table(page: Page, s
     for strategy, scores in (("one-shot", {"EPP": 8, "SD": 2}), ("greedy", {"EPP": 9, "SD": 0})):
         outcome = {"goals": {"simple_majority": True}, "scores": scores, "seats": seats, "weighted_total": 0}
         run = Run.objects.create(
-            owner=owner, experiment=experiment, cell=f"scenario:1|simple_majority|{strategy}|m|j|0", record=record,
-            groups=list(seats), seat_structure="custom", seats=seats, goal="simple_majority", strategy=strategy,
-            model="m", judge="j", status=Run.Status.FINISHED, outcome=outcome, goal_value=1.0, largest_share=0.6,
+            owner=owner,
+            experiment=experiment,
+            cell=f"scenario:1|simple_majority|{strategy}|m|j|0",
+            record=record,
+            groups=list(seats),
+            seat_structure="custom",
+            seats=seats,
+            goal="simple_majority",
+            strategy=strategy,
+            model="m",
+            judge="j",
+            status=Run.Status.FINISHED,
+            outcome=outcome,
+            goal_value=1.0,
+            largest_share=0.6,
         )
         group_scores_write(run=run, outcome=outcome)
 

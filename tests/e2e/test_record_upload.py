@@ -71,11 +71,15 @@ def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
     expect(page.get_by_test_id("check-terms")).to_contain_text("8th")
     # Groups by term, labelled ("S&D", not "SD") and seated left to right as in the chamber.
     expect(page.get_by_test_id("check-groups")).to_contain_text("8th term")
-    codes = page.eval_on_selector_all('[data-testid=check-groups] tr[data-group^="8th "]', "rows => rows.map((r) => r.dataset.group.slice(4))")
+    codes = page.eval_on_selector_all(
+        '[data-testid=check-groups] tr[data-group^="8th "]', "rows => rows.map((r) => r.dataset.group.slice(4))"
+    )
     assert "SD" in codes and codes == sorted(codes, key=seating_key), codes
     expect(page.get_by_test_id("check-groups").locator('tr[data-group="8th SD"]')).to_contain_text("S&D")
     expect(page.get_by_test_id("check-problems")).to_contain_text("no stances: record skipped")
-    expect(page.get_by_test_id("check-files")).to_contain_text("eurocon-two-topics.zip:eurocon/task_datas/6/legal affairs.json")
+    expect(page.get_by_test_id("check-files")).to_contain_text(
+        "eurocon-two-topics.zip:eurocon/task_datas/6/legal affairs.json"
+    )
     assert not RecordSet.objects.filter(name=SET_NAME).exists()
 
     celery_worker.stop()  # the import waits until the page watches its progress
@@ -97,7 +101,9 @@ def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
     assert polls[0] == {"status": "queued", "progress": 0, "label": "waiting for a worker", "finished": False}
     assert [poll["progress"] for poll in polls] == sorted(poll["progress"] for poll in polls)
     expect(page.get_by_test_id("upload-status")).to_have_text("done")
-    expect(page.get_by_test_id("import-report")).to_contain_text(f'Import into record set "{SET_NAME}" (new record set, version 1)')
+    expect(page.get_by_test_id("import-report")).to_contain_text(
+        f'Import into record set "{SET_NAME}" (new record set, version 1)'
+    )
     upload = RecordUpload.objects.get()
     assert upload.status == "done" and upload.version.number == 1
     record_set = RecordSet.objects.get(name=SET_NAME)
@@ -123,8 +129,21 @@ def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
     expect(page.get_by_test_id("record-title")).to_contain_text(record.title[:40])
 
     # The PoliCon benchmark runs on the uploaded set.
-    result = manage("evaluate", "--record-set", SET_NAME, "--strategy", "real-resolution", "--judge", "real-votes",
-                    "--parties", "2", "--goals", "simple_majority", "--verbosity", "0")
+    result = manage(
+        "evaluate",
+        "--record-set",
+        SET_NAME,
+        "--strategy",
+        "real-resolution",
+        "--judge",
+        "real-votes",
+        "--parties",
+        "2",
+        "--goals",
+        "simple_majority",
+        "--verbosity",
+        "0",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     tasks = BenchmarkTask.objects.filter(record_set=record_set, party_count=2).count()
     assert re.search(rf"^{tasks} runs in ", result.stdout, re.M), result.stdout

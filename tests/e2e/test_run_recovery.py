@@ -14,10 +14,14 @@ from tests.factories import make_record, make_user, scenario_config
 RUN_TIMEOUT_MS = 60_000
 
 
-def test_the_run_page_shows_the_resume_after_a_lost_worker_and_the_retried_model_calls(page: Page, celery_worker) -> None:
+def test_the_run_page_shows_the_resume_after_a_lost_worker_and_the_retried_model_calls(
+    page: Page, celery_worker
+) -> None:
     celery_worker.stop()  # the run's first worker "dies" before it wrote anything
     owner, record = make_user(), make_record()
-    run = run_create(owner=owner, config=scenario_config(record, model="scripted:flaky"), visibility=Run.Visibility.LINK)
+    run = run_create(
+        owner=owner, config=scenario_config(record, model="scripted:flaky"), visibility=Run.Visibility.LINK
+    )
     Run.objects.filter(pk=run.pk).update(
         status=Run.Status.RUNNING, attempts=1, heartbeat_at=timezone.now() - timedelta(minutes=5)
     )
@@ -31,5 +35,9 @@ def test_the_run_page_shows_the_resume_after_a_lost_worker_and_the_retried_model
     expect(notes.first).to_have_text(
         "The model scripted:flaky answered after 2 attempts (TimeoutError: scripted:flaky times out on a first attempt)."
     )
-    retries = [retry for e in Run.objects.get(pk=run.pk).events.all() for retry in (e.data.get("usage") or {}).get("retries", ())]
+    retries = [
+        retry
+        for e in Run.objects.get(pk=run.pk).events.all()
+        for retry in (e.data.get("usage") or {}).get("retries", ())
+    ]
     assert notes.count() == len(retries) > 0  # one line per retried call, under its step

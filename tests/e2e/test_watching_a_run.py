@@ -100,7 +100,9 @@ def test_a_demo_run_says_who_has_the_floor_and_tidies_up_after_the_outcome(
     now = page.get_by_test_id("now-step")
     expect(now).to_contain_text(re.compile(r"(EPP|S&D) is speaking"), timeout=RUN_TIMEOUT_MS)
     expect(now.get_by_test_id("now-elapsed")).to_have_text(re.compile(r"^\d+ s$"))
-    expect(now).to_contain_text(re.compile(r"is writing the draft|considers an amendment|decides on"), timeout=RUN_TIMEOUT_MS)
+    expect(now).to_contain_text(
+        re.compile(r"is writing the draft|considers an amendment|decides on"), timeout=RUN_TIMEOUT_MS
+    )
     # Seated as the Parliament seats them: S&D to the left of the EPP, whatever their size.
     expect(page.get_by_test_id("hemicycle")).to_have_attribute("data-groups", re.compile(r"^SD:\d+,EPP:\d+$"))
 
@@ -108,7 +110,9 @@ def test_a_demo_run_says_who_has_the_floor_and_tidies_up_after_the_outcome(
     expect(now).to_be_hidden()
     expect(page.get_by_test_id("owner-controls")).to_be_hidden()
     expect(page.locator("#tally-pending")).to_be_hidden()
-    expect(page.get_by_test_id("tally-result")).to_have_text(re.compile(r"^Seat-weighted support u = [\d.]+ of 9: (Passed|Failed): Simple majority\.$"))
+    expect(page.get_by_test_id("tally-result")).to_have_text(
+        re.compile(r"^Seat-weighted support u = [\d.]+ of 9: (Passed|Failed): Simple majority\.$")
+    )
     expect(page.get_by_test_id("cache-note")).to_be_hidden()  # a fresh seed: the models were asked
 
 
@@ -124,6 +128,7 @@ def test_stop_asks_first(page: Page, sample_records: RecordSet, celery_worker) -
         def handler(dialog) -> None:
             asked.append(dialog.message)
             dialog.accept() if accept else dialog.dismiss()
+
         return handler
 
     page.once("dialog", answer(False))
@@ -161,6 +166,11 @@ def test_a_cached_replay_says_so_and_offers_a_new_seed(page: Page, sample_record
     expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
     fresh = Run.objects.get(pk=int(re.search(r"/runs/(\d+)/$", page.url).group(1)))
     assert fresh.pk not in (first.pk, again.pk) and fresh.seed != seed
-    assert (fresh.record_id, fresh.groups, fresh.seats, fresh.model) == (again.record_id, again.groups, again.seats, again.model)
+    assert (fresh.record_id, fresh.groups, fresh.seats, fresh.model) == (
+        again.record_id,
+        again.groups,
+        again.seats,
+        again.model,
+    )
     expect(page.get_by_test_id("outcome")).to_be_visible(timeout=RUN_TIMEOUT_MS)
     expect(page.get_by_test_id("cache-note")).to_be_hidden()

@@ -230,20 +230,55 @@ class PostgresServer:
             os.chown(self.root, os_user.pw_uid, os_user.pw_gid)
         data = self.root / "data"
         initdb = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", self.superuser, "-A", "trust",
-             "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
-            capture_output=True, text=True, cwd=self.root, **as_user,
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                self.superuser,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=self.root,
+            **as_user,
         )
         if initdb.returncode != 0:
             raise StackError(f"initdb failed ({initdb.returncode}):\n{initdb.stdout}{initdb.stderr}")
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         self.process = subprocess.Popen(
-            [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.root),
-             "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
-             # A throwaway cluster: durability buys nothing, speed does.
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.root,
-            preexec_fn=_die_with_parent, **as_user,
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=200",
+                # A throwaway cluster: durability buys nothing, speed does.
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.root,
+            preexec_fn=_die_with_parent,
+            **as_user,
         )
         log.close()
         register_log("postgres", self.log_path)
@@ -306,7 +341,9 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, db=db)
 
     def start(self) -> None:
-        binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+        binary = shutil.which("redis-server") or (
+            "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+        )
         if binary is None:
             raise StackError(
                 "redis-server not found on PATH. Install it with `apt-get install redis-server` "
@@ -315,9 +352,25 @@ class RedisServer:
         self.root = temp_root("hemicycle-redis-")
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.root), "--daemonize", "no"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+                "--daemonize",
+                "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         register_log("redis", self.log_path)
@@ -325,7 +378,8 @@ class RedisServer:
         try:
             wait_until(
                 lambda: self.process.poll() is None and client.ping(),
-                timeout=START_TIMEOUT_S, what=f"redis-server on port {self.port}",
+                timeout=START_TIMEOUT_S,
+                what=f"redis-server on port {self.port}",
             )
         except StackError as error:
             raise StackError(f"{error}\n{read_tail(self.log_path)}") from None
@@ -388,18 +442,27 @@ class ManagedProcess:
         log.write(f"\n==== {self.name} starting: {' '.join(self.argv)}\n".encode())
         log.flush()
         self.process = subprocess.Popen(
-            self.argv, cwd=REPO_ROOT, env={**self.env, **(env or {})},
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            self.argv,
+            cwd=REPO_ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         register_log(self.name, self.log_path)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.ready():
             if not self.alive:
-                raise StackError(f"{self.name} exited with {self.process.returncode} while starting:\n{read_tail(self.log_path, since=self.started_at)}")
+                raise StackError(
+                    f"{self.name} exited with {self.process.returncode} while starting:\n{read_tail(self.log_path, since=self.started_at)}"
+                )
             if time.monotonic() > deadline:
                 self.kill()
-                raise StackError(f"{self.name} not ready after {START_TIMEOUT_S:.0f}s:\n{read_tail(self.log_path, since=self.started_at)}")
+                raise StackError(
+                    f"{self.name} not ready after {START_TIMEOUT_S:.0f}s:\n{read_tail(self.log_path, since=self.started_at)}"
+                )
             time.sleep(0.1)
         return self
 
@@ -436,13 +499,38 @@ class ManagedProcess:
 class CeleryWorker(ManagedProcess):
     """``celery -A worker.celery worker`` with the thread pool, as production runs it."""
 
-    def __init__(self, *, name: str, env: Mapping[str, str], log_dir: Path, queues: str = "runs,models",
-                 concurrency: int = 2, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        queues: str = "runs,models",
+        concurrency: int = 2,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.hostname = f"{name}@hemicycle-test"
         argv = [
-            sys.executable, "-m", "celery", "-A", "worker.celery", "worker", "-Q", queues,
-            "--pool", "threads", "-c", str(concurrency), "-n", self.hostname,
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO", *extra_args,
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery",
+            "worker",
+            "-Q",
+            queues,
+            "--pool",
+            "threads",
+            "-c",
+            str(concurrency),
+            "-n",
+            self.hostname,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "INFO",
+            *extra_args,
         ]
         super().__init__(name, argv, env=env, log_path=log_dir / f"{name}.log")
         self.queues = queues.split(",")
@@ -457,8 +545,18 @@ class CeleryBeat(ManagedProcess):
 
     def __init__(self, *, name: str, env: Mapping[str, str], log_dir: Path) -> None:
         argv = [
-            sys.executable, "-m", "celery", "-A", "worker.celery", "beat", "-l", "INFO",
-            "-s", str(log_dir / f"{name}-schedule"), "--max-interval", "1",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery",
+            "beat",
+            "-l",
+            "INFO",
+            "-s",
+            str(log_dir / f"{name}-schedule"),
+            "--max-interval",
+            "1",
         ]
         super().__init__(name, argv, env=env, log_path=log_dir / f"{name}.log")
 
@@ -472,9 +570,20 @@ class AsgiServer(ManagedProcess):
     def __init__(self, *, name: str, env: Mapping[str, str], log_dir: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         argv = [
-            sys.executable, "-m", "uvicorn", "deliberation.asgi:application", "--host", "127.0.0.1",
-            "--port", str(self.port), "--lifespan", "off", "--log-level", "info",
-            "--ws-per-message-deflate", "false",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "deliberation.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "info",
+            "--ws-per-message-deflate",
+            "false",
         ]
         super().__init__(name, argv, env=env, log_path=log_dir / f"{name}.log")
 
@@ -496,8 +605,12 @@ class AsgiServer(ManagedProcess):
 def manage(*args: str, env: Mapping[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``manage.py <args>`` in a subprocess with ``env``; StackError with its output on failure."""
     result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=dict(env),
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "manage.py", *args],
+        cwd=REPO_ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if result.returncode != 0:
         raise StackError(f"manage.py {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
@@ -507,13 +620,15 @@ def manage(*args: str, env: Mapping[str, str], timeout: float = 600) -> subproce
 def process_env(*, database_url: str, redis_url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for a server process of ours, pointed at the test servers."""
     env = dict(os.environ)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "deliberation.settings",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "CELERY_EMBEDDED_WORKER": "0",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "deliberation.settings",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "CELERY_EMBEDDED_WORKER": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the e2e test process needs it; servers must not
     env.update(extra or {})
     return env
@@ -588,5 +703,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 def pytest_report_header(config: pytest.Config) -> str:
     if PLAN is None:
         return "hemicycle stack: off (SQLite, memory broker, in-memory channel layer)"
-    return (f"hemicycle stack: PostgreSQL on 127.0.0.1:{PLAN.postgres_port}, "
-            f"Redis on 127.0.0.1:{PLAN.redis_port} (started when a test needs them)")
+    return (
+        f"hemicycle stack: PostgreSQL on 127.0.0.1:{PLAN.postgres_port}, "
+        f"Redis on 127.0.0.1:{PLAN.redis_port} (started when a test needs them)"
+    )

@@ -39,22 +39,51 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(asgi_server,
     scenario = scenario_save(owner=owner, name="fuzzed", config=scenario_config(record, user=owner))
     run = run_create(owner=owner, config=scenario_config(record, user=owner))
     experiment = experiment_create(
-        owner=owner, name="fuzzed grid", goals=["simple_majority"], strategies=["one-shot"],
-        models=["scripted:default"], judges=["scripted"], seeds=[0], scenario_ids=[scenario.pk],
+        owner=owner,
+        name="fuzzed grid",
+        goals=["simple_majority"],
+        strategies=["one-shot"],
+        models=["scripted:default"],
+        judges=["scripted"],
+        seeds=[0],
+        scenario_ids=[scenario.pk],
     )
-    config = _config_with_known_ids(tmp_path / "schemathesis.toml", ids={
-        "record_id": record.pk, "run_id": run.pk, "experiment_id": experiment.pk,
-    })
+    config = _config_with_known_ids(
+        tmp_path / "schemathesis.toml",
+        ids={
+            "record_id": record.pk,
+            "run_id": run.pk,
+            "experiment_id": experiment.pk,
+        },
+    )
     token = api_token_create(user=owner, name="schemathesis")[1]
     result = subprocess.run(
         [
-            str(Path(sys.executable).parent / "st"), "--config-file", str(config),
-            "run", f"{asgi_server.url}/api/v1/openapi.json",
-            "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--workers", "1", "--seed", "1",
-            "--header", f"Authorization: Bearer {token}", "--request-timeout", "30",
-            "--suppress-health-check", "all", "--no-color",
+            str(Path(sys.executable).parent / "st"),
+            "--config-file",
+            str(config),
+            "run",
+            f"{asgi_server.url}/api/v1/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--workers",
+            "1",
+            "--seed",
+            "1",
+            "--header",
+            f"Authorization: Bearer {token}",
+            "--request-timeout",
+            "30",
+            "--suppress-health-check",
+            "all",
+            "--no-color",
         ],
-        capture_output=True, text=True, timeout=900, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-20000:]

@@ -59,8 +59,9 @@ def test_presence_state_and_agent_turns_reach_the_sockets_through_redis(celery_w
         await frames_until(teacher, lambda f: f["type"] == "presence")
         students = []
         for cookie, name in zip(cookies, ("Ada", "Bob")):
-            socket = WebsocketCommunicator(websocket_application, f"/ws/classroom/{session.code}/",
-                                           headers=[ORIGIN, (b"cookie", cookie)])
+            socket = WebsocketCommunicator(
+                websocket_application, f"/ws/classroom/{session.code}/", headers=[ORIGIN, (b"cookie", cookie)]
+            )
             assert (await socket.connect())[0]
             students.append(socket)
             await frames_until(teacher, connected_in("SD", name))  # no run event comes meanwhile
@@ -99,8 +100,11 @@ def test_students_of_every_group_voting_at_once_get_one_sequence_and_one_tally(m
             sitting = session_sitting(class_session=session)
             turn = sitting.turn
             if turn is not None and turn.group == student.group:
-                action = {"speech": ("speak", {"text": "hello"}), "draft": ("draft", {"text": "The EP."}),
-                          "amendment": ("amend", {"text": ""})}[turn.kind]
+                action = {
+                    "speech": ("speak", {"text": "hello"}),
+                    "draft": ("draft", {"text": "The EP."}),
+                    "amendment": ("amend", {"text": ""}),
+                }[turn.kind]
                 act(session, student, action[0], **action[1])
         play_agents(session)
         if session_sitting(class_session=session).turn is None:

@@ -47,7 +47,9 @@ def test_images_and_env_file_can_be_named_for_hosts_without_docker_hub(tmp_path,
     services = compose_config(tmp_path)["services"]
     assert services["postgres"]["image"] == "hemicycle-postgres:15-bookworm"
     assert services["redis"]["image"] == "hemicycle-redis:7-bookworm"
-    assert {services[name]["image"] for name in ("web", "worker-runs", "worker-models", "beat", "migrate")} == {"hemicycle:test"}
+    assert {services[name]["image"] for name in ("web", "worker-runs", "worker-models", "beat", "migrate")} == {
+        "hemicycle:test"
+    }
     # Debian's redis-server keeps protected mode on unless told (the official image turns it off)
     assert "--protected-mode" in services["redis"]["command"]
     assert services["web"]["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim-bookworm"

@@ -20,15 +20,23 @@ def test_an_experiment_keeps_its_model_bound_across_worker_threads(celery_worker
     # The session's shared worker has the default bounds: a run it played would top up with them.
     celery_worker.stop()
     settings.HEMICYCLE_MODEL_CONCURRENCY = BOUND
-    worker = start_celery_worker(name="experiments", concurrency=4, env={"HEMICYCLE_MODEL_CONCURRENCY": json.dumps(BOUND)})
+    worker = start_celery_worker(
+        name="experiments", concurrency=4, env={"HEMICYCLE_MODEL_CONCURRENCY": json.dumps(BOUND)}
+    )
     owner = make_user()
     scenarios = [
         scenario_save(owner=owner, name=f"s{n}", config=scenario_config(make_record(title=f"issue {n}")))
         for n in range(3)
     ]
     experiment = experiment_create(
-        owner=owner, name="fan-out", scenario_ids=[s.pk for s in scenarios], goals=["simple_majority"],
-        strategies=["one-shot", "greedy"], models=["scripted:slow"], judges=["llm"], seeds=[0, 1],
+        owner=owner,
+        name="fan-out",
+        scenario_ids=[s.pk for s in scenarios],
+        goals=["simple_majority"],
+        strategies=["one-shot", "greedy"],
+        models=["scripted:slow"],
+        judges=["llm"],
+        seeds=[0, 1],
     )
     experiment_start(experiment=experiment, user=owner)
 

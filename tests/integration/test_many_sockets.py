@@ -28,8 +28,14 @@ def test_150_sockets_join_one_group_at_once_and_each_gets_what_is_pushed_to_it(a
     owner = make_user()
     scenario = scenario_save(owner=owner, name="s", config=scenario_config(make_record()))
     experiment = experiment_create(
-        owner=owner, name="watched", scenario_ids=[scenario.pk], goals=["simple_majority"],
-        strategies=["greedy"], models=["scripted:default"], judges=["scripted"], seeds=[0],
+        owner=owner,
+        name="watched",
+        scenario_ids=[scenario.pk],
+        goals=["simple_majority"],
+        strategies=["greedy"],
+        models=["scripted:default"],
+        judges=["scripted"],
+        seeds=[0],
     )
     cookie = f"sessionid={signed_in_session(asgi_server, owner.username).cookies['sessionid']}"
     log_size = asgi_server.log_path.stat().st_size
@@ -37,8 +43,9 @@ def test_150_sockets_join_one_group_at_once_and_each_gets_what_is_pushed_to_it(a
 
     async def scenario():
         async def open_socket():
-            return await connect(url, origin=asgi_server.url, additional_headers={"Cookie": cookie},
-                                 open_timeout=120, ping_interval=None)
+            return await connect(
+                url, origin=asgi_server.url, additional_headers={"Cookie": cookie}, open_timeout=120, ping_interval=None
+            )
 
         sockets = await asyncio.gather(*(open_socket() for _ in range(SOCKETS)))
         try:

@@ -34,10 +34,14 @@ class ModelServer:
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 recorded.append((body["model"], self.headers.get("Authorization", "")))
-                answer = json.dumps({
-                    "choices": [{"message": {"role": "assistant", "content": "The European Parliament adopts it."}}],
-                    "usage": {"prompt_tokens": 20, "completion_tokens": 6},
-                }).encode()
+                answer = json.dumps(
+                    {
+                        "choices": [
+                            {"message": {"role": "assistant", "content": "The European Parliament adopts it."}}
+                        ],
+                        "usage": {"prompt_tokens": 20, "completion_tokens": 6},
+                    }
+                ).encode()
                 self.send_response(200 if self.path == "/v1/chat/completions" else 404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
@@ -74,7 +78,8 @@ def keyed_worker(celery_worker, start_celery_worker):
 def wait_settled(run: Run) -> Run:
     servers.wait_until(
         lambda: Run.objects.values_list("status", flat=True).get(pk=run.pk) in {Run.Status.FINISHED, Run.Status.FAILED},
-        timeout=60, what=f"run {run.pk} to settle",
+        timeout=60,
+        what=f"run {run.pk} to settle",
     )
     run.refresh_from_db()
     return run
@@ -82,14 +87,18 @@ def wait_settled(run: Run) -> Run:
 
 def test_two_servers_side_by_side_each_with_the_key_its_entry_names(two_model_servers, keyed_worker):
     one, two = two_model_servers
-    ModelEntry.objects.create(name="alpha@one", model="hosted_vllm/alpha", api_base=one.url,
-                              api_key_env="HEMICYCLE_TEST_KEY_ONE")
-    ModelEntry.objects.create(name="beta@two", model="hosted_vllm/beta", api_base=two.url,
-                              api_key_env="HEMICYCLE_TEST_KEY_TWO")
+    ModelEntry.objects.create(
+        name="alpha@one", model="hosted_vllm/alpha", api_base=one.url, api_key_env="HEMICYCLE_TEST_KEY_ONE"
+    )
+    ModelEntry.objects.create(
+        name="beta@two", model="hosted_vllm/beta", api_base=two.url, api_key_env="HEMICYCLE_TEST_KEY_TWO"
+    )
     owner = make_user()
     record = make_record()
     runs = [
-        run_create(owner=owner, config=scenario_config(record, user=owner, model=name, strategy="one-shot", judge="scripted"))
+        run_create(
+            owner=owner, config=scenario_config(record, user=owner, model=name, strategy="one-shot", judge="scripted")
+        )
         for name in ("alpha@one", "beta@two")
     ]
     for run in runs:
@@ -103,8 +112,9 @@ def test_two_servers_side_by_side_each_with_the_key_its_entry_names(two_model_se
 
 def test_a_run_whose_model_cannot_be_built_fails_at_once_on_the_worker(two_model_servers, keyed_worker):
     one, _ = two_model_servers
-    ModelEntry.objects.create(name="keyless", model="hosted_vllm/alpha", api_base=one.url,
-                              api_key_env="HEMICYCLE_TEST_KEY_UNSET")
+    ModelEntry.objects.create(
+        name="keyless", model="hosted_vllm/alpha", api_base=one.url, api_key_env="HEMICYCLE_TEST_KEY_UNSET"
+    )
     owner = make_user()
     record = make_record()
     keyed_worker.stop()  # hold the runs until the registry has changed under them
@@ -113,9 +123,14 @@ def test_a_run_whose_model_cannot_be_built_fails_at_once_on_the_worker(two_model
     ModelEntry.objects.filter(name="scripted:slow").delete()  # after creation, before the worker starts it
     keyed_worker.start()
 
-    for run, reason in ((keyless, "drafting model keyless: the key of hosted_vllm/alpha is missing: "
-                                  "environment variable HEMICYCLE_TEST_KEY_UNSET is not set on this worker"),
-                        (removed, "drafting model scripted:slow: 'scripted:slow' is no longer in the model registry")):
+    for run, reason in (
+        (
+            keyless,
+            "drafting model keyless: the key of hosted_vllm/alpha is missing: "
+            "environment variable HEMICYCLE_TEST_KEY_UNSET is not set on this worker",
+        ),
+        (removed, "drafting model scripted:slow: 'scripted:slow' is no longer in the model registry"),
+    ):
         run = wait_settled(run)
         assert (run.status, run.error, run.attempts) == (Run.Status.FAILED, reason, 1)
         assert list(run.events.values_list("type", "data__final")) == [("error", True)]

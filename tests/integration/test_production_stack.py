@@ -42,23 +42,39 @@ def test_a_run_started_through_the_api_runs_on_the_workers_and_streams_through_r
     session = signed_in_session(asgi_server, user.username)
     response = session.post(
         f"{asgi_server.url}/api/runs",
-        data=json.dumps({"record": record.pk, "groups": ["EPP", "SD", "ALDE", "GREEN_EFA"],
-                         "seat_structure": "real", "goal": "veto_power", "veto_group": "SD",
-                         "strategy": "parliament", "model": "scripted:slow", "judge": "scripted",
-                         "rounds": 1}),
-        headers={"Content-Type": "application/json", "X-CSRFToken": session.cookies["csrftoken"],
-                 "Referer": asgi_server.url + "/"},
+        data=json.dumps(
+            {
+                "record": record.pk,
+                "groups": ["EPP", "SD", "ALDE", "GREEN_EFA"],
+                "seat_structure": "real",
+                "goal": "veto_power",
+                "veto_group": "SD",
+                "strategy": "parliament",
+                "model": "scripted:slow",
+                "judge": "scripted",
+                "rounds": 1,
+            }
+        ),
+        headers={
+            "Content-Type": "application/json",
+            "X-CSRFToken": session.cookies["csrftoken"],
+            "Referer": asgi_server.url + "/",
+        },
         timeout=10,
     )
     assert response.status_code == 201, response.text
     run_id = response.json()["id"]
     cookie = f"sessionid={session.cookies['sessionid']}"
-    received = watch_until_outcome(f"{asgi_server.ws_url}/ws/runs/{run_id}/?after=0", origin=asgi_server.url, cookie=cookie)
+    received = watch_until_outcome(
+        f"{asgi_server.ws_url}/ws/runs/{run_id}/?after=0", origin=asgi_server.url, cookie=cookie
+    )
 
     run = Run.objects.get(pk=run_id)
     assert run.owner == user
     assert [m["seq"] for m in received] == list(run.events.values_list("seq", flat=True))
-    servers.wait_until(lambda: Run.objects.get(pk=run_id).status == Run.Status.FINISHED, timeout=30, what="the run to finish")
+    servers.wait_until(
+        lambda: Run.objects.get(pk=run_id).status == Run.Status.FINISHED, timeout=30, what="the run to finish"
+    )
 
 
 def test_two_web_processes_serve_the_same_run_stream(celery_worker, asgi_server, stack_env, server_log_dir):
@@ -69,15 +85,19 @@ def test_two_web_processes_serve_the_same_run_stream(celery_worker, asgi_server,
         from deliberation.runs.services import run_create
         from tests.factories import scenario_config
 
-        run = run_create(owner=owner, config=scenario_config(record, model="scripted:slow", rounds=2), visibility="link")
+        run = run_create(
+            owner=owner, config=scenario_config(record, model="scripted:slow", rounds=2), visibility="link"
+        )
         results: dict[str, list[dict]] = {}
 
         def watch(name: str, server: servers.AsgiServer) -> None:
             url = f"{server.ws_url}/ws/runs/{run.pk}/?after=0&token={run.share_token}"
             results[name] = watch_until_outcome(url, origin=server.url)
 
-        viewers = [threading.Thread(target=watch, args=(name, server)) for name, server in
-                   (("first", asgi_server), ("second", second))]
+        viewers = [
+            threading.Thread(target=watch, args=(name, server))
+            for name, server in (("first", asgi_server), ("second", second))
+        ]
         for viewer in viewers:
             viewer.start()
         for viewer in viewers:
@@ -99,27 +119,39 @@ def test_health_reports_the_database_redis_and_the_workers(celery_worker, asgi_s
 
 
 def test_production_settings_pass_the_deploy_check(manage, stack_env):
-    env = {**stack_env, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 64 + "-not-a-real-secret-but-long-enough",
-           "DJANGO_ALLOWED_HOSTS": "hemicycle.example.org"}
+    env = {
+        **stack_env,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "x" * 64 + "-not-a-real-secret-but-long-enough",
+        "DJANGO_ALLOWED_HOSTS": "hemicycle.example.org",
+    }
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert "no issues" in result.stdout
 
 
-def test_each_queue_has_its_own_worker_and_bundled_model_runs_go_to_the_models_queue(celery_worker, start_celery_worker):
+def test_each_queue_has_its_own_worker_and_bundled_model_runs_go_to_the_models_queue(
+    celery_worker, start_celery_worker
+):
     from deliberation.runs.services import run_create
     from tests.factories import scenario_config
 
     celery_worker.stop()  # only the two queue-specific workers below may take tasks
     runs_worker = start_celery_worker(name="runs-only", queues="runs")
-    models_worker = start_celery_worker(name="models-only", queues="models", concurrency=1,
-                                        extra_args=("--prefetch-multiplier", "1"))
+    models_worker = start_celery_worker(
+        name="models-only", queues="models", concurrency=1, extra_args=("--prefetch-multiplier", "1")
+    )
     owner, record = make_user(), make_record()
     scripted = run_create(owner=owner, config=scenario_config(record, strategy="greedy", groups=["EPP", "SD"]))
-    local = run_create(owner=owner, config=scenario_config(
-        record, strategy="one-shot", model="local:smollm2-135m", groups=["EPP", "SD"]))
+    local = run_create(
+        owner=owner,
+        config=scenario_config(record, strategy="one-shot", model="local:smollm2-135m", groups=["EPP", "SD"]),
+    )
     for run in (scripted, local):
-        servers.wait_until(lambda run=run: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED,
-                           timeout=300, what=f"run {run.pk} ({run.model}) to finish")
+        servers.wait_until(
+            lambda run=run: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED,
+            timeout=300,
+            what=f"run {run.pk} ({run.model}) to finish",
+        )
 
     def tasks_in(worker: servers.CeleryWorker) -> int:
         # "received" is logged before the task runs; "succeeded" only after it returns, which can
@@ -145,5 +177,6 @@ def test_the_beat_sweep_task_revives_a_run_whose_task_was_lost(celery_worker, ce
 
     celery_app.send_task("deliberation.runs.tasks.runs_sweep_task", kwargs={"idle_seconds": 600}, queue="runs")
 
-    servers.wait_until(lambda: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED,
-                       timeout=60, what="the swept run to finish")
+    servers.wait_until(
+        lambda: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED, timeout=60, what="the swept run to finish"
+    )

@@ -52,15 +52,26 @@ def post_upload(url: str, *, session: str, payload: bytes) -> int:
         f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
         for name, value in fields.items()
     )
-    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="wide.zip"\r\n'
-             "Content-Type: application/zip\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+    body += (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="wide.zip"\r\n'
+            "Content-Type: application/zip\r\n\r\n"
+        ).encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
     try:
-        connection.request("POST", "/records/upload/", body=body, headers={
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
-            "Cookie": f"sessionid={session}; csrftoken={token}",
-        })
+        connection.request(
+            "POST",
+            "/records/upload/",
+            body=body,
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Cookie": f"sessionid={session}; csrftoken={token}",
+            },
+        )
         response = connection.getresponse()
         response.read()
         return response.status
@@ -80,12 +91,17 @@ def test_a_small_zip_of_large_members_leaves_the_web_process_flat_and_is_refused
     status = post_upload(asgi_server.url, session=browser.cookies["sessionid"].value, payload=payload)
 
     assert status == 302
-    servers.wait_until(lambda: RecordUpload.objects.get().status != RecordUpload.Status.CHECKING, timeout=120,
-                       what="the worker to check the upload")
+    servers.wait_until(
+        lambda: RecordUpload.objects.get().status != RecordUpload.Status.CHECKING,
+        timeout=120,
+        what="the worker to check the upload",
+    )
     grown = memory_bytes(asgi_server.pid, "VmHWM") - before
     upload = RecordUpload.objects.get()
-    print(f"web process peak RSS grew {grown / 2**20:.1f} MiB for a {len(payload) / 2**10:.0f} KiB zip "
-          f"of {4 * MEMBER_MIB} MiB inflated")
+    print(
+        f"web process peak RSS grew {grown / 2**20:.1f} MiB for a {len(payload) / 2**10:.0f} KiB zip "
+        f"of {4 * MEMBER_MIB} MiB inflated"
+    )
     assert grown < MEMBER_MIB * 2**20, f"web peak RSS grew {grown / 2**20:.0f} MiB"
     assert upload.status == RecordUpload.Status.REFUSED and "over the limit" in str(upload.check_report)
     assert not RecordUploadFile.objects.exists()

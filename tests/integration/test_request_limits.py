@@ -35,14 +35,16 @@ def _post(url: str, path: str, *, body_bytes: int, chunked: bool) -> tuple[int, 
 
 
 def test_an_anonymous_oversized_upload_is_refused_with_413_before_it_is_read(asgi_server):
-    status, body = _post(asgi_server.url, "/records/upload/", body_bytes=settings.HEMICYCLE_MAX_BODY_BYTES + 2**20,
-                         chunked=False)
+    status, body = _post(
+        asgi_server.url, "/records/upload/", body_bytes=settings.HEMICYCLE_MAX_BODY_BYTES + 2**20, chunked=False
+    )
     assert status == 413 and b"too large" in body
 
 
 def test_a_chunked_body_without_a_length_is_cut_off_at_the_limit(asgi_server):
-    status, body = _post(asgi_server.url, "/api/v1/runs", body_bytes=settings.HEMICYCLE_MAX_BODY_BYTES * 3,
-                         chunked=True)
+    status, body = _post(
+        asgi_server.url, "/api/v1/runs", body_bytes=settings.HEMICYCLE_MAX_BODY_BYTES * 3, chunked=True
+    )
     assert status == 413 and b"too large" in body
 
 

@@ -19,18 +19,28 @@ from tests.integration import servers
 
 
 def start_run(record, owner, *, model: str, visibility: str = "private") -> Run:
-    config = scenario_config_build(data={
-        "record": record.pk, "groups": ["EPP", "SD", "ALDE", "GREEN_EFA"],
-        "seat_structure": "random_tenths", "goal": "two_thirds_majority", "strategy": "parliament",
-        "model": model, "judge": "scripted", "seed": 11, "strategy_params": {"rounds": 2},
-    }, user=owner)
+    config = scenario_config_build(
+        data={
+            "record": record.pk,
+            "groups": ["EPP", "SD", "ALDE", "GREEN_EFA"],
+            "seat_structure": "random_tenths",
+            "goal": "two_thirds_majority",
+            "strategy": "parliament",
+            "model": model,
+            "judge": "scripted",
+            "seed": 11,
+            "strategy_params": {"rounds": 2},
+        },
+        user=owner,
+    )
     return run_create(owner=owner, config=config, visibility=visibility)
 
 
 def wait_for_status(run: Run, status: str, *, timeout: float) -> None:
     servers.wait_until(
         lambda: Run.objects.values_list("status", flat=True).get(pk=run.pk) == status,
-        timeout=timeout, what=f"run {run.pk} to be {status}",
+        timeout=timeout,
+        what=f"run {run.pk} to be {status}",
     )
 
 

@@ -10,8 +10,10 @@ from deliberation.bodylimit import BodySizeLimit, body_limit
 def _serve(app, *, headers: list[tuple[bytes, bytes]], chunks: list[bytes], path: str = "/api/v1/runs"):
     sent: list[dict] = []
     pulled: list[int] = []
-    pending = [{"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
-               for index, chunk in enumerate(chunks)]
+    pending = [
+        {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        for index, chunk in enumerate(chunks)
+    ]
 
     async def receive():
         pulled.append(1)

@@ -21,7 +21,12 @@ def test_the_stack_runs_with_the_production_values_of_env_example(tmp_path):
 
 
 def test_transcripts_ignore_times_and_usage_but_not_what_was_said():
-    event = {"seq": 1, "type": "speech", "at": "2026-01-01T00:00:00Z", "data": {"text": "yes", "usage": {"prompt_tokens": 3}}}
+    event = {
+        "seq": 1,
+        "type": "speech",
+        "at": "2026-01-01T00:00:00Z",
+        "data": {"text": "yes", "usage": {"prompt_tokens": 3}},
+    }
     later = {**event, "at": "2026-01-02T00:00:00Z", "data": {"text": "yes", "usage": {"prompt_tokens": 9}}}
     assert transcript([event]) == transcript([later])
     assert transcript([event]) != transcript([{**event, "data": {"text": "no"}}])

@@ -37,7 +37,11 @@ REPO = Path(__file__).resolve().parents[2]
         (Invalid("too many", field="groups"), 400, {"errors": {"groups": ["too many"]}}),
         (BudgetExceeded("3 steps left today"), 400, {"errors": {"budget": ["3 steps left today"]}}),
         (ModelRefused("model", "not for you"), 400, {"errors": {"model": ["not for you"]}}),
-        (ScenarioInvalid({"goal": ["unknown"], "seed": ["low"]}), 400, {"errors": {"goal": ["unknown"], "seed": ["low"]}}),
+        (
+            ScenarioInvalid({"goal": ["unknown"], "seed": ["low"]}),
+            400,
+            {"errors": {"goal": ["unknown"], "seed": ["low"]}},
+        ),
         (CounterfactualError("custom: 'x' is not CODE:VALUE"), 400, {"errors": {"custom": ["'x' is not CODE:VALUE"]}}),
         (NotFinished("run: not finished"), 409, {"error": "run: not finished"}),
         (RunControlError("a finished run cannot be paused"), 409, {"error": "a finished run cannot be paused"}),
@@ -64,7 +68,12 @@ def test_a_refused_socket_closes_with_4000_plus_the_status():
 
 def test_a_refused_websocket_action_names_its_kind_and_message():
     frame = websocket_refusal(Forbidden("the session has not started"), action="speak")
-    assert frame == {"type": "refused", "action": "speak", "code": "forbidden", "message": "the session has not started"}
+    assert frame == {
+        "type": "refused",
+        "action": "speak",
+        "code": "forbidden",
+        "message": "the session has not started",
+    }
 
 
 def test_an_application_error_ends_a_command_as_a_command_error():

@@ -32,7 +32,9 @@ def test_a_templates_scripts_are_modules_with_a_source(template: Path) -> None:
 
 
 def test_the_pages_load_our_scripts_only_as_modules() -> None:
-    tags = [attrs for template in TEMPLATES for attrs in script_tags(template) if "js/" in attrs and "vendor/" not in attrs]
+    tags = [
+        attrs for template in TEMPLATES for attrs in script_tags(template) if "js/" in attrs and "vendor/" not in attrs
+    ]
     assert len(tags) >= 8  # run, classroom (x3 through one include), builder, experiments, calibration, upload
     assert all('type="module"' in attrs for attrs in tags)
 
@@ -41,5 +43,7 @@ def test_the_pages_load_our_scripts_only_as_modules() -> None:
 def test_every_relative_import_names_a_module_that_exists(module: Path) -> None:
     for match in IMPORT.finditer(module.read_text()):
         target = match.group(1) or match.group(2)
-        assert target.startswith("./") or target.startswith("../"), f"{module.name}: {target} (bare specifiers need a build step)"
+        assert target.startswith("./") or target.startswith("../"), (
+            f"{module.name}: {target} (bare specifiers need a build step)"
+        )
         assert (module.parent / target).resolve().is_file(), f"{module.name} imports {target}, which is not there"

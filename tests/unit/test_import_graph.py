@@ -214,9 +214,14 @@ def private_uses(name: str, path: Path, known: set[str]) -> list[str]:
                 if alias.asname and alias.name in known:
                     modules[alias.asname] = alias.name
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
-                and node.attr.startswith("_") and not node.attr.startswith("__")
-                and modules[node.value.id] != name):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and modules[node.value.id] != name
+        ):
             uses.append(f"{name}: {modules[node.value.id]}.{node.attr}")
     return uses
 
@@ -248,27 +253,37 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
     ],
 )
 def test_the_checker_finds_a_cycle_through_each_kind_of_import(tmp_path, back_import):
-    repo = write_tree(tmp_path, {
-        "deliberation/__init__.py": "", "worker/__init__.py": "",
-        "deliberation/a/__init__.py": "", "deliberation/b/__init__.py": "",
-        "deliberation/a/services.py": "from deliberation.b.tasks import task\n",
-        "deliberation/b/tasks.py": back_import,
-    })
+    repo = write_tree(
+        tmp_path,
+        {
+            "deliberation/__init__.py": "",
+            "worker/__init__.py": "",
+            "deliberation/a/__init__.py": "",
+            "deliberation/b/__init__.py": "",
+            "deliberation/a/services.py": "from deliberation.b.tasks import task\n",
+            "deliberation/b/tasks.py": back_import,
+        },
+    )
     graph = module_graph(repo)
     assert cycles_report(graph) == ["deliberation.a.services -> deliberation.b.tasks -> deliberation.a.services"]
     assert cycles_report(app_graph(graph)) == ["deliberation.a -> deliberation.b -> deliberation.a"]
 
 
 def test_the_checker_ignores_type_checking_imports_and_finds_app_cycles_of_distinct_modules(tmp_path):
-    repo = write_tree(tmp_path, {
-        "deliberation/__init__.py": "", "worker/__init__.py": "",
-        "deliberation/a/__init__.py": "", "deliberation/b/__init__.py": "",
-        "deliberation/a/services.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from deliberation.b import views\n",
-        "deliberation/b/views.py": "from deliberation.a import services\n",
-        "deliberation/b/selectors.py": "",
-        "worker/tasks.py": "from deliberation.a.selectors import x\n",
-        "deliberation/a/selectors.py": "import worker.tasks\n",
-    })
+    repo = write_tree(
+        tmp_path,
+        {
+            "deliberation/__init__.py": "",
+            "worker/__init__.py": "",
+            "deliberation/a/__init__.py": "",
+            "deliberation/b/__init__.py": "",
+            "deliberation/a/services.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from deliberation.b import views\n",
+            "deliberation/b/views.py": "from deliberation.a import services\n",
+            "deliberation/b/selectors.py": "",
+            "worker/tasks.py": "from deliberation.a.selectors import x\n",
+            "deliberation/a/selectors.py": "import worker.tasks\n",
+        },
+    )
     graph = module_graph(repo)
     assert cycles_report(graph) == ["deliberation.a.selectors -> worker.tasks -> deliberation.a.selectors"]
     assert cycles_report(app_graph(graph)) == ["deliberation.a -> worker -> deliberation.a"]

@@ -24,8 +24,9 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
     clean = {key: value for key, value in os.environ.items() if key not in {"DJANGO_DEBUG", "DJANGO_SECRET_KEY"}}
     # A checkout where `make run` ran has var/local.env (debug on): these probes read none.
     clean.update({"DJANGO_SETTINGS_MODULE": "deliberation.settings", "HEMICYCLE_LOCAL_ENV": "", **env})
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=clean, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=clean, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_debug_is_off_when_unset_and_a_404_shows_no_debug_page():
@@ -44,8 +45,14 @@ def test_without_debug_a_secret_key_is_required_and_the_error_says_how_to_try_it
 
 def test_the_makefile_turns_debug_on_for_the_local_try_out():
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_DEBUG"}
-    shown = subprocess.run(["make", "-s", "--eval", "show-debug: ; @echo $$DJANGO_DEBUG", "show-debug"],
-                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        ["make", "-s", "--eval", "show-debug: ; @echo $$DJANGO_DEBUG", "show-debug"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.stdout.strip() == "1", shown.stderr
 
 
@@ -66,11 +73,18 @@ def test_no_server_command_lets_a_client_choose_its_address():
 def test_manage_py_in_a_checkout_where_make_run_ran_gets_the_try_out_settings(tmp_path):
     """The README's `.venv/bin/python manage.py ...` commands work after `make run`."""
     local_env = tmp_path / "local.env"
-    shown = subprocess.run(["make", "-s", f"LOCAL_ENV={local_env}", str(local_env)], cwd=REPO_ROOT,
-                           capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        ["make", "-s", f"LOCAL_ENV={local_env}", str(local_env)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.returncode == 0, shown.stderr
-    result = _python("import django; django.setup(); from django.conf import settings; print('DEBUG', settings.DEBUG)",
-                     HEMICYCLE_LOCAL_ENV=str(local_env))
+    result = _python(
+        "import django; django.setup(); from django.conf import settings; print('DEBUG', settings.DEBUG)",
+        HEMICYCLE_LOCAL_ENV=str(local_env),
+    )
     assert result.returncode == 0, result.stderr
     assert "DEBUG True" in result.stdout
     production = _python("import django; django.setup()", HEMICYCLE_LOCAL_ENV=str(local_env), DJANGO_DEBUG="0")

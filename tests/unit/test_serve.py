@@ -27,8 +27,12 @@ def test_an_existing_admin_is_named_with_how_to_reset_its_password(tmp_path, mon
 
 
 def test_the_banner_is_one_block_with_the_address_the_admin_and_the_log(tmp_path):
-    text = serve.banner(url="http://127.0.0.1:8000/", admin="admin, password in var/admin-password.txt",
-                        log=tmp_path / "hemicycle.log", lan=False)
+    text = serve.banner(
+        url="http://127.0.0.1:8000/",
+        admin="admin, password in var/admin-password.txt",
+        log=tmp_path / "hemicycle.log",
+        lan=False,
+    )
     assert "Hemicycle is running on http://127.0.0.1:8000/" in text
     assert "Admin account: admin, password in var/admin-password.txt" in text
     assert f"Logs (requests, the Celery worker, warnings): {tmp_path / 'hemicycle.log'}" in text

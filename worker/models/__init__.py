@@ -79,7 +79,9 @@ def _api_key(api_key_env: str, model: str) -> str:
         return settings.HEMICYCLE_MODEL_API_KEY
     key = os.environ.get(api_key_env, "")
     if not key:
-        raise PermanentModelError(f"the key of {model} is missing: environment variable {api_key_env} is not set on this worker")
+        raise PermanentModelError(
+            f"the key of {model} is missing: environment variable {api_key_env} is not set on this worker"
+        )
     return key
 
 
@@ -90,8 +92,7 @@ def backend_client(model: str, *, api_base: str = "", api_key_env: str = "") -> 
     if kind == "scripted":
         from worker.models.scripted import scripted_client
 
-        return RetryingClient(scripted_client(name), model=model, retries=retries,
-                              base_delay_s=SCRIPTED_BASE_DELAY_S)
+        return RetryingClient(scripted_client(name), model=model, retries=retries, base_delay_s=SCRIPTED_BASE_DELAY_S)
     if kind == "local":
         from worker.models.local import local_model
 
@@ -99,8 +100,11 @@ def backend_client(model: str, *, api_base: str = "", api_key_env: str = "") -> 
         return RetryingClient(inner, model=model, retries=retries, base_delay_s=BASE_DELAY_S)
     if not model.strip():
         raise PermanentModelError("empty model string")
-    endpoint = {"timeout_s": settings.HEMICYCLE_MODEL_TIMEOUT_S,
-                "api_base": api_base or settings.HEMICYCLE_MODEL_API_BASE, "api_key": _api_key(api_key_env, model)}
+    endpoint = {
+        "timeout_s": settings.HEMICYCLE_MODEL_TIMEOUT_S,
+        "api_base": api_base or settings.HEMICYCLE_MODEL_API_BASE,
+        "api_key": _api_key(api_key_env, model),
+    }
     served = served_model(model)
     if served and endpoint["api_base"]:
         inner = OpenAICompatibleClient(model=served, **endpoint)

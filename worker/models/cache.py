@@ -44,7 +44,9 @@ def completion_key(*, model: str, messages: Sequence[Message], params: Params, s
     """SHA-256 of the canonical JSON of the four things that determine a completion."""
     payload = json.dumps(
         [model, canonical_messages(messages), params.as_dict(), seed],
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -52,18 +54,29 @@ def completion_key(*, model: str, messages: Sequence[Message], params: Params, s
 def logprobs_to_json(logprobs: tuple[TokenLogprob, ...] | None) -> list | None:
     if logprobs is None:
         return None
-    return [{"token": t.token, "logprob": t.logprob, "top": [list(pair) for pair in t.top],
-             **({"top_ids": list(t.top_ids)} if t.top_ids else {})}
-            for t in logprobs]
+    return [
+        {
+            "token": t.token,
+            "logprob": t.logprob,
+            "top": [list(pair) for pair in t.top],
+            **({"top_ids": list(t.top_ids)} if t.top_ids else {}),
+        }
+        for t in logprobs
+    ]
 
 
 def logprobs_from_json(data: list | None) -> tuple[TokenLogprob, ...] | None:
     if data is None:
         return None
-    return tuple(TokenLogprob(token=t["token"], logprob=t["logprob"],
-                              top=tuple((token, logprob) for token, logprob in t["top"]),
-                              top_ids=tuple(t.get("top_ids", ())))
-                 for t in data)
+    return tuple(
+        TokenLogprob(
+            token=t["token"],
+            logprob=t["logprob"],
+            top=tuple((token, logprob) for token, logprob in t["top"]),
+            top_ids=tuple(t.get("top_ids", ())),
+        )
+        for t in data
+    )
 
 
 class CompletionStore(Protocol):
@@ -72,8 +85,20 @@ class CompletionStore(Protocol):
 
     def hit(self, key: str, *, fields: Sequence[str]) -> Any | None: ...
 
-    def keep(self, *, key: str, model: str, messages: list[dict], params: dict, seed: int, text: str,
-             logprobs: list | None, prompt_tokens: int, completion_tokens: int, seconds: float) -> None: ...
+    def keep(
+        self,
+        *,
+        key: str,
+        model: str,
+        messages: list[dict],
+        params: dict,
+        seed: int,
+        text: str,
+        logprobs: list | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+        seconds: float,
+    ) -> None: ...
 
 
 _store: CompletionStore | None = None
@@ -119,8 +144,13 @@ class CachingClient:
 
     def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
         key = completion_key(model=self.model, messages=messages, params=params, seed=seed)
-        return self._cached(key, messages=messages, params=params, seed=seed,
-                            call=lambda: self.inner.complete(messages, params=params, seed=seed))
+        return self._cached(
+            key,
+            messages=messages,
+            params=params,
+            seed=seed,
+            call=lambda: self.inner.complete(messages, params=params, seed=seed),
+        )
 
     def next_token(self, messages: Sequence[Message], *, prefix: str, top: int, seed: int) -> Completion:
         """Cached as a one-token reply to the messages plus the open assistant prefix, keyed under
@@ -128,15 +158,21 @@ class CachingClient:
         stored = [*canonical_messages(messages), {"role": "assistant", "content": prefix}]
         params = Params(temperature=0.0, max_tokens=1, top_logprobs=top)
         key = completion_key(model=self.model + NEXT_TOKEN_KEY, messages=stored, params=params, seed=seed)
-        return self._cached(key, messages=stored, params=params, seed=seed,
-                            call=lambda: self.inner.next_token(messages, prefix=prefix, top=top, seed=seed))
+        return self._cached(
+            key,
+            messages=stored,
+            params=params,
+            seed=seed,
+            call=lambda: self.inner.next_token(messages, prefix=prefix, top=top, seed=seed),
+        )
 
     @property
     def gives_token_ids(self) -> bool:
         return gives_token_ids(self.inner)
 
-    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
-                       seed: int) -> Completion:
+    def next_token_ids(
+        self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int, seed: int
+    ) -> Completion:
         """Cached one row per token step, keyed under the model's name with NEXT_TOKEN_IDS_KEY by the
         full prompt and the reply's ids. The row stores the prompt's digest and the ids, not the
         prompt: a decoded reply makes hundreds of rows that share it."""
@@ -146,8 +182,13 @@ class CachingClient:
         key = completion_key(model=self.model + NEXT_TOKEN_IDS_KEY, messages=keyed, params=params, seed=seed)
         prompt = completion_key(model=self.model, messages=messages, params=Params(), seed=0)
         stored = [{"role": "prompt-digest", "content": prompt}, {"role": "assistant", "content": ids}]
-        return self._cached(key, messages=stored, params=params, seed=seed,
-                            call=lambda: self.inner.next_token_ids(messages, prefix_ids=prefix_ids, top=top, seed=seed))
+        return self._cached(
+            key,
+            messages=stored,
+            params=params,
+            seed=seed,
+            call=lambda: self.inner.next_token_ids(messages, prefix_ids=prefix_ids, top=top, seed=seed),
+        )
 
     def end_ids(self) -> frozenset[int]:
         return self.inner.end_ids()
@@ -155,8 +196,9 @@ class CachingClient:
     def decode_ids(self, ids: Sequence[int]) -> str:
         return self.inner.decode_ids(ids)
 
-    def _cached(self, key: str, *, messages: Sequence[Message], params: Params, seed: int,
-                call: Callable[[], Completion]) -> Completion:
+    def _cached(
+        self, key: str, *, messages: Sequence[Message], params: Params, seed: int, call: Callable[[], Completion]
+    ) -> Completion:
         store = completion_store()
         row = store.hit(key, fields=HIT_FIELDS)
         if row is not None:

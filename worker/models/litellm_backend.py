@@ -48,8 +48,7 @@ def token_logprobs(choice: Any) -> tuple[TokenLogprob, ...] | None:
         TokenLogprob(
             token=_get(entry, "token"),
             logprob=float(_get(entry, "logprob")),
-            top=tuple((_get(alt, "token"), float(_get(alt, "logprob")))
-                      for alt in _get(entry, "top_logprobs") or ()),
+            top=tuple((_get(alt, "token"), float(_get(alt, "logprob"))) for alt in _get(entry, "top_logprobs") or ()),
         )
         for entry in content
     )

@@ -98,13 +98,17 @@ def llama_load(spec: LocalModelSpec, *, n_threads: int, logits_all: bool = False
 
 
 def fit_to_context(
-    messages: Sequence[Message], *, budget: int, count_tokens: Callable[[str], int],
+    messages: Sequence[Message],
+    *,
+    budget: int,
+    count_tokens: Callable[[str], int],
     keep_tail: Callable[[str, int], str],
 ) -> list[Message]:
     """The messages, shortened until their token count fits `budget` (see the module docstring).
 
     `keep_tail(text, n)` returns about the last n tokens of text.
     """
+
     def cost(message: Message) -> int:
         return count_tokens(message["content"]) + MESSAGE_OVERHEAD_TOKENS
 
@@ -122,13 +126,9 @@ def fit_to_context(
         tail = kept[-1]
         room = budget - (total - cost(tail)) - MESSAGE_OVERHEAD_TOKENS - count_tokens(TRUNCATION_MARK)
         if room <= 0:
-            raise PermanentModelError(
-                f"prompt does not fit the {budget}-token budget even without its history"
-            )
-        kept[-1] = {"role": tail["role"],
-                    "content": TRUNCATION_MARK + keep_tail(tail["content"], room)}
-    logger.warning("prompt truncated to fit the context: %d of %d messages kept",
-                   len(kept), len(messages))
+            raise PermanentModelError(f"prompt does not fit the {budget}-token budget even without its history")
+        kept[-1] = {"role": tail["role"], "content": TRUNCATION_MARK + keep_tail(tail["content"], room)}
+    logger.warning("prompt truncated to fit the context: %d of %d messages kept", len(kept), len(messages))
     return kept
 
 
@@ -183,8 +183,13 @@ class LocalModel:
             # Free it before interpreter shutdown, while llama.cpp's bindings still exist.
             atexit.register(llama.close)
             self._llamas[logits_all] = llama
-            logger.info("loaded %s (logits_all=%s, %d threads) in %.2f s", self.spec.filename,
-                        logits_all, self.n_threads, time.perf_counter() - started)
+            logger.info(
+                "loaded %s (logits_all=%s, %d threads) in %.2f s",
+                self.spec.filename,
+                logits_all,
+                self.n_threads,
+                time.perf_counter() - started,
+            )
         return self._llamas[logits_all]
 
     def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
@@ -223,7 +228,6 @@ class LocalModel:
             logprobs=token_logprobs(choice) if want_logprobs else None,
         )
 
-
     gives_next_token = True
     gives_token_ids = True
 
@@ -244,8 +248,9 @@ class LocalModel:
             pairs = [(llama.detokenize([int(i)]).decode("utf-8", errors="replace"), float(logprobs[i])) for i in best]
         return next_token_completion(pairs, prompt_tokens=len(tokens), seconds=seconds)
 
-    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
-                       seed: int) -> Completion:
+    def next_token_ids(
+        self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int, seed: int
+    ) -> Completion:
         """As next_token, after the reply's token ids `prefix_ids` (amulet's decoding): the exact
         log-softmax of the full logits, cut to the `top` best tokens, with their ids."""
         with self._lock:
@@ -257,8 +262,9 @@ class LocalModel:
             llama, logprobs = self._last_logprobs(tokens)
             seconds = time.perf_counter() - started
             best = top_indices(logprobs, top)
-            triples = [(int(i), llama.detokenize([int(i)]).decode("utf-8", errors="replace"), float(logprobs[i]))
-                       for i in best]
+            triples = [
+                (int(i), llama.detokenize([int(i)]).decode("utf-8", errors="replace"), float(logprobs[i])) for i in best
+            ]
         return token_ids_completion(triples, prompt_tokens=len(tokens), seconds=seconds)
 
     def end_ids(self) -> frozenset[int]:
@@ -380,8 +386,6 @@ def local_model(name: str, *, n_threads: int | None = None) -> LocalModel:
     with _models_lock:
         if name not in _models:
             if name not in LOCAL_MODELS:
-                raise PermanentModelError(
-                    f"unknown local model {name!r}; known: {', '.join(sorted(LOCAL_MODELS))}"
-                )
+                raise PermanentModelError(f"unknown local model {name!r}; known: {', '.join(sorted(LOCAL_MODELS))}")
             _models[name] = LocalModel(LOCAL_MODELS[name], n_threads=n_threads)
         return _models[name]

@@ -43,13 +43,13 @@ def token_id_of(key: str) -> int:
     """The id in a `return_tokens_as_token_ids` token ("token_id:42")."""
     if not key.startswith(TOKEN_ID_PREFIX):
         raise ValueError(f"not a token id: {key!r}")
-    return int(key[len(TOKEN_ID_PREFIX):])
+    return int(key[len(TOKEN_ID_PREFIX) :])
 
 
 def served_model(model: str) -> str | None:
     """The name the server knows for `model`, or None if the string names no such server."""
     prefix = next((prefix for prefix in PREFIXES if model.startswith(prefix)), None)
-    return model[len(prefix):] if prefix else None
+    return model[len(prefix) :] if prefix else None
 
 
 @dataclass
@@ -65,8 +65,12 @@ class OpenAICompatibleClient:
     def _http(self) -> httpx.Client:
         # Thread-safe and pooled: a worker's threads share kept-alive connections.
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        return httpx.Client(base_url=self.api_base.rstrip("/") + "/", headers=headers,
-                            timeout=self.timeout_s, limits=httpx.Limits(max_keepalive_connections=64))
+        return httpx.Client(
+            base_url=self.api_base.rstrip("/") + "/",
+            headers=headers,
+            timeout=self.timeout_s,
+            limits=httpx.Limits(max_keepalive_connections=64),
+        )
 
     def complete(self, messages: Sequence[Message], *, params: Params, seed: int) -> Completion:
         want_logprobs = params.top_logprobs > 0
@@ -115,13 +119,15 @@ class OpenAICompatibleClient:
         if not tokens:
             raise ModelError(self._reason("the server answered without logprobs"))
         pairs = tokens[0].top or ((tokens[0].token, tokens[0].logprob),)
-        return next_token_completion(pairs, prompt_tokens=(data.get("usage") or {}).get("prompt_tokens") or 0,
-                                     seconds=seconds)
+        return next_token_completion(
+            pairs, prompt_tokens=(data.get("usage") or {}).get("prompt_tokens") or 0, seconds=seconds
+        )
 
     gives_token_ids = True
 
-    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
-                       seed: int) -> Completion:
+    def next_token_ids(
+        self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int, seed: int
+    ) -> Completion:
         """vLLM's way to read a distribution after given ids: the chat prompt's ids (the server's
         /tokenize, assistant turn opened) plus `prefix_ids` as the `prompt` of /v1/completions,
         one greedy token, its top-k raw logprobs keyed by id (`return_tokens_as_token_ids`:
@@ -153,7 +159,9 @@ class OpenAICompatibleClient:
             opened = self._tokenize(turn, add_generation_prompt=False, continue_final_message=True)
             closed = self._tokenize(turn, add_generation_prompt=False)
             if len(closed) <= len(opened) or closed[: len(opened)] != opened:
-                raise PermanentModelError(self._reason("cannot tell this model's end-of-turn token from its chat template"))
+                raise PermanentModelError(
+                    self._reason("cannot tell this model's end-of-turn token from its chat template")
+                )
             self._end_ids = frozenset({closed[len(opened)]})
         return self._end_ids
 
@@ -174,7 +182,11 @@ class OpenAICompatibleClient:
         return ids
 
     def _tokenize(self, messages: Sequence[Message], **options: bool) -> list[int]:
-        body = {"model": self.model, "messages": [{"role": m["role"], "content": m["content"]} for m in messages], **options}
+        body = {
+            "model": self.model,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            **options,
+        }
         tokens = self._post_json(f"{self._root}/tokenize", body).get("tokens")
         if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
             raise ModelError(self._reason("the server's /tokenize answered no token ids"))

@@ -59,9 +59,12 @@ class RetryingClient:
     def gives_token_ids(self) -> bool:
         return gives_token_ids(self.inner)
 
-    def next_token_ids(self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int,
-                       seed: int) -> Completion:
-        return self._with_retries(lambda: self.inner.next_token_ids(messages, prefix_ids=prefix_ids, top=top, seed=seed))
+    def next_token_ids(
+        self, messages: Sequence[Message], *, prefix_ids: Sequence[int], top: int, seed: int
+    ) -> Completion:
+        return self._with_retries(
+            lambda: self.inner.next_token_ids(messages, prefix_ids=prefix_ids, top=top, seed=seed)
+        )
 
     def end_ids(self) -> frozenset[int]:
         return self._with_retries(self.inner.end_ids)
@@ -81,17 +84,23 @@ class RetryingClient:
             except RETRYABLE as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 if attempt == attempts:
-                    raise ModelError(
-                        f"model {self.model} failed after {attempts} attempts: {reason}"
-                    ) from exc
+                    raise ModelError(f"model {self.model} failed after {attempts} attempts: {reason}") from exc
                 delay = self.base_delay_s * 2 ** (attempt - 1)
-                logger.warning("model %s attempt %d/%d failed (%s); retrying in %.2f s",
-                               self.model, attempt, attempts, reason, delay)
+                logger.warning(
+                    "model %s attempt %d/%d failed (%s); retrying in %.2f s",
+                    self.model,
+                    attempt,
+                    attempts,
+                    reason,
+                    delay,
+                )
                 errors.append(reason[:500])
                 self.sleep(delay)
                 waited += delay
                 continue
             if errors and self.observer is not None:
-                self.observer.retried({"model": self.model, "attempts": attempt, "errors": errors, "waited_s": round(waited, 3)})
+                self.observer.retried(
+                    {"model": self.model, "attempts": attempt, "errors": errors, "waited_s": round(waited, 3)}
+                )
             return completion
         raise AssertionError("unreachable")

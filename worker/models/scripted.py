@@ -1,13 +1,13 @@
 """Scripted clients: deterministic, no network, for tests and demos.
 
-    scripted:default    the engine's scripted_reply (a digit for judge prompts, a short draft else)
-    scripted:slow       the same, 0.05 s per call (tests that watch a run stream)
-    scripted:demo       the same, about a second per call: a first look at the live page
-    scripted:bad-judge  answers judge prompts with words, never a digit (exercises the fallback)
-    scripted:no-logprobs  the default replies, but no next-token log-probabilities (as litellm's backend)
-    scripted:fail       every call times out (exercises retries and the failed-run path)
-    scripted:flaky      scripted:default, but the first attempt of every call times out
-                        (exercises retries that succeed, which the run's events show)
+scripted:default    the engine's scripted_reply (a digit for judge prompts, a short draft else)
+scripted:slow       the same, 0.05 s per call (tests that watch a run stream)
+scripted:demo       the same, about a second per call: a first look at the live page
+scripted:bad-judge  answers judge prompts with words, never a digit (exercises the fallback)
+scripted:no-logprobs  the default replies, but no next-token log-probabilities (as litellm's backend)
+scripted:fail       every call times out (exercises retries and the failed-run path)
+scripted:flaky      scripted:default, but the first attempt of every call times out
+                    (exercises retries that succeed, which the run's events show)
 """
 
 import math

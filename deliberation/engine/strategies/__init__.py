@@ -28,8 +28,18 @@ from deliberation.engine.strategies.parliament import Parliament
 
 STRATEGIES: dict[str, Strategy] = {
     strategy.name: strategy
-    for strategy in (OneShot(), Parliament(), RandomStance(), Greedy(), RealResolution(), Mediator(), Forecast(),
-                     *ADVISOR_ARMS, Amulet(), Negotiation())
+    for strategy in (
+        OneShot(),
+        Parliament(),
+        RandomStance(),
+        Greedy(),
+        RealResolution(),
+        Mediator(),
+        Forecast(),
+        *ADVISOR_ARMS,
+        Amulet(),
+        Negotiation(),
+    )
 }
 
 
@@ -50,7 +60,9 @@ def run_cost(*, strategy: str, party_count: int, judge_uses_model: bool, params:
     ValueError (ParamsError) when the parameters do not fit the strategy."""
     chosen = strategy_named(strategy)
     return chosen.estimated_cost(
-        groups=party_count, params=strategy_params(strategy, params), judge_uses_model=judge_uses_model,
+        groups=party_count,
+        params=strategy_params(strategy, params),
+        judge_uses_model=judge_uses_model,
     )
 
 
@@ -65,14 +77,28 @@ def strategy_summary(strategy: Strategy) -> str:
 def strategy_descriptions() -> list[dict[str, Any]]:
     """Every strategy with its parameters, as the builder and GET /api/v1/strategies show them."""
     return [
-        {"name": name, "summary": strategy_summary(STRATEGIES[name]), "needs_model": STRATEGIES[name].needs_model,
-         "params": [{**param, "names_model": param["name"] in model_params_of(STRATEGIES[name])}
-                    for param in params_description(STRATEGIES[name].params_model)]}
+        {
+            "name": name,
+            "summary": strategy_summary(STRATEGIES[name]),
+            "needs_model": STRATEGIES[name].needs_model,
+            "params": [
+                {**param, "names_model": param["name"] in model_params_of(STRATEGIES[name])}
+                for param in params_description(STRATEGIES[name].params_model)
+            ],
+        }
         for name in sorted(STRATEGIES)
     ]
 
 
 __all__ = [
-    "STRATEGIES", "ParamsError", "RunContext", "RunCost", "Strategy", "outcome_of", "run_cost",
-    "strategy_descriptions", "strategy_named", "strategy_params",
+    "STRATEGIES",
+    "ParamsError",
+    "RunContext",
+    "RunCost",
+    "Strategy",
+    "outcome_of",
+    "run_cost",
+    "strategy_descriptions",
+    "strategy_named",
+    "strategy_params",
 ]

@@ -42,13 +42,28 @@ IN_SCORE, OUT_SCORE, PIVOT_MARGIN = 7, 2, 0.3
 class DraftOnlyParams(StrategyParams):
     """The arms without an advisor (advisor-none, advisor-random): only the drafter's budget."""
 
-    draft_tokens: int = Field(400, ge=64, le=2048, title="Draft tokens", description="The most tokens the resolution may take.")
+    draft_tokens: int = Field(
+        400, ge=64, le=2048, title="Draft tokens", description="The most tokens the resolution may take."
+    )
 
 
 class AdvisorParams(DraftOnlyParams):
-    advisor_model: str = Field("", max_length=200, title="Advisor model", description="The model that writes the brief (a registry name); empty: the run's model. The run's model drafts.")
-    brief_tokens: int = Field(200, ge=32, le=512, title="Brief tokens", description="The most tokens the advisor's brief may take (it is cut to 120 words).")
-    advisor_temperature: float = Field(0.3, ge=0, le=2, title="Advisor temperature", description="Sampling temperature of the advisor.")
+    advisor_model: str = Field(
+        "",
+        max_length=200,
+        title="Advisor model",
+        description="The model that writes the brief (a registry name); empty: the run's model. The run's model drafts.",
+    )
+    brief_tokens: int = Field(
+        200,
+        ge=32,
+        le=512,
+        title="Brief tokens",
+        description="The most tokens the advisor's brief may take (it is cut to 120 words).",
+    )
+    advisor_temperature: float = Field(
+        0.3, ge=0, le=2, title="Advisor temperature", description="Sampling temperature of the advisor."
+    )
 
 
 def pivotal_groups(scenario: Scenario) -> tuple[str, ...]:
@@ -60,8 +75,15 @@ def pivotal_groups(scenario: Scenario) -> tuple[str, ...]:
     out = {code: OUT_SCORE for code in codes}
 
     def passes(coalition: Sequence[str]) -> bool:
-        return coalition_feasible(coalition, forecast=out, seats=scenario.seats, goal=scenario.goal,
-                                  veto_group=scenario.veto_group, target=IN_SCORE, margin=PIVOT_MARGIN)
+        return coalition_feasible(
+            coalition,
+            forecast=out,
+            seats=scenario.seats,
+            goal=scenario.goal,
+            veto_group=scenario.veto_group,
+            target=IN_SCORE,
+            margin=PIVOT_MARGIN,
+        )
 
     members: set[str] = set()
     for mask in range(1, 2 ** len(codes)):
@@ -92,8 +114,11 @@ Offer: one concession per group that buys its vote"""
 def advisor_messages(scenario: Scenario, pivotal: Sequence[str]) -> list[Message]:
     stances = "\n".join(f"{g.name}: '''{g.stance}'''" for g in scenario.groups)
     ask = ADVISOR_ASK.format(
-        title=scenario.record.title, background=scenario.record.background, stances=stances,
-        seats=seat_lines(scenario), goal=goal_requirement(scenario.goal, veto_group=scenario.name_of(scenario.veto_group)),
+        title=scenario.record.title,
+        background=scenario.record.background,
+        stances=stances,
+        seats=seat_lines(scenario),
+        goal=goal_requirement(scenario.goal, veto_group=scenario.name_of(scenario.veto_group)),
         pivotal=", ".join(scenario.name_of(code) for code in pivotal),
     )
     return [{"role": "system", "content": ADVISOR_SYSTEM.format(words=BRIEF_WORDS)}, {"role": "user", "content": ask}]
@@ -118,7 +143,9 @@ def random_brief(scenario: Scenario, rng) -> str:
     pool = [sentence for group in scenario.groups for sentence in sentences(group.stance)] or ["(no stance)"]
     red_lines = "; ".join(f"{scenario.name_of(code)}: {rng.choice(pool)}" for code in named)
     offer = "; ".join(f"{scenario.name_of(code)}: {rng.choice(pool)}" for code in named)
-    return brief_cut(f"Pivotal: {', '.join(scenario.name_of(c) for c in named)}\nRed lines: {red_lines}\nOffer: {offer}")
+    return brief_cut(
+        f"Pivotal: {', '.join(scenario.name_of(c) for c in named)}\nRed lines: {red_lines}\nOffer: {offer}"
+    )
 
 
 def computed_brief(scenario: Scenario, pivotal: Sequence[str]) -> str:
@@ -139,8 +166,10 @@ class Advisor:
     arm: Literal["none", "random", "advisor"] = "advisor"
     needs_model: bool = True
     params_model: type[DraftOnlyParams] = AdvisorParams
-    summary: str = ("Bayesian persuasion (Bai et al., arXiv 2405.18718): a small advisor model briefs the drafter on the "
-                    "pivotal groups and what buys their votes.")
+    summary: str = (
+        "Bayesian persuasion (Bai et al., arXiv 2405.18718): a small advisor model briefs the drafter on the "
+        "pivotal groups and what buys their votes."
+    )
 
     @property
     def model_params(self) -> tuple[str, ...]:
@@ -183,16 +212,28 @@ class Advisor:
                 seed=ctx.child_seed("advisor", "brief"),
             )
             text = brief_cut(completion.text)
-            data.update(text=text or computed_brief(scenario, pivotal), fallback=not text,
-                        model=settings.advisor_model or None, usage=completion.usage())
+            data.update(
+                text=text or computed_brief(scenario, pivotal),
+                fallback=not text,
+                model=settings.advisor_model or None,
+                usage=completion.usage(),
+            )
         return data
 
 
 ADVISOR_ARMS = (
     Advisor(),
-    Advisor(name="advisor-random", arm="random", params_model=DraftOnlyParams,
-            summary="The advisor's control arm: a brief of the same shape drawn at random from the stances (the prior), "
-                    "no goal, no model call."),
-    Advisor(name="advisor-none", arm="none", params_model=DraftOnlyParams,
-            summary="The advisor's no-signal arm: the drafter alone, with the one-shot prompt (no example)."),
+    Advisor(
+        name="advisor-random",
+        arm="random",
+        params_model=DraftOnlyParams,
+        summary="The advisor's control arm: a brief of the same shape drawn at random from the stances (the prior), "
+        "no goal, no model call.",
+    ),
+    Advisor(
+        name="advisor-none",
+        arm="none",
+        params_model=DraftOnlyParams,
+        summary="The advisor's no-signal arm: the drafter alone, with the one-shot prompt (no example).",
+    ),
 )

@@ -41,15 +41,26 @@ NEEDS = (
 
 
 class AmuletParams(StrategyParams):
-    iterations: int = Field(60, ge=1, le=1000, title="Iterations T",
-                            description="The reference's optimisation steps per token (only beta depends on them).")
+    iterations: int = Field(
+        60,
+        ge=1,
+        le=1000,
+        title="Iterations T",
+        description="The reference's optimisation steps per token (only beta depends on them).",
+    )
     alpha: float = Field(2.0, gt=0, le=10, title="Alpha", description="Weight of the preference utility.")
-    lam: float = Field(2.0, gt=0, le=10, title="Lambda",
-                       description="KL anchor to the preference distribution.")
+    lam: float = Field(2.0, gt=0, le=10, title="Lambda", description="KL anchor to the preference distribution.")
     eta: float = Field(10.0, gt=0, le=1000, title="Eta", description="Step size of the proximal KL term.")
-    top_k: int = Field(20, ge=2, le=100, title="Candidates k",
-                       description="Tokens considered per step: the preference prompt's k most likely (servers cap k, often at 20).")
-    max_tokens: int = Field(400, ge=8, le=2048, title="Draft tokens", description="The most tokens the resolution may take.")
+    top_k: int = Field(
+        20,
+        ge=2,
+        le=100,
+        title="Candidates k",
+        description="Tokens considered per step: the preference prompt's k most likely (servers cap k, often at 20).",
+    )
+    max_tokens: int = Field(
+        400, ge=8, le=2048, title="Draft tokens", description="The most tokens the resolution may take."
+    )
 
 
 def amulet_beta(*, iterations: int, alpha: float, lam: float, eta: float) -> float:
@@ -70,8 +81,9 @@ def log_softmax(values: Sequence[float]) -> list[float]:
     return [v - norm for v in values]
 
 
-def amulet_iterate(pref: Sequence[float], base: Sequence[float], *, iterations: int, alpha: float, lam: float,
-                   eta: float) -> list[float]:
+def amulet_iterate(
+    pref: Sequence[float], base: Sequence[float], *, iterations: int, alpha: float, lam: float, eta: float
+) -> list[float]:
     """The reference's per-token iteration (zowiezhang/Amulet@ba0fd1e, `amulet_game`) on two
     logit vectors over the same tokens; returns z_T."""
     anchor, reference = log_softmax(pref), log_softmax(base)
@@ -171,14 +183,17 @@ class Decoded:
     stopped: str = "max_tokens"
 
 
-def amulet_decode(client, base: Sequence[Message], preference: Sequence[Message], *, beta: float, top: int,
-                  max_tokens: int, seed: int) -> Decoded:
+def amulet_decode(
+    client, base: Sequence[Message], preference: Sequence[Message], *, beta: float, top: int, max_tokens: int, seed: int
+) -> Decoded:
     """Greedy decoding of the closed form, one next_token_ids call per context and token."""
     decoded = Decoded()
     ends = client.end_ids()
     for _ in range(max_tokens):
-        answers = [client.next_token_ids(messages, prefix_ids=decoded.ids, top=top, seed=seed)
-                   for messages in (preference, base)]
+        answers = [
+            client.next_token_ids(messages, prefix_ids=decoded.ids, top=top, seed=seed)
+            for messages in (preference, base)
+        ]
         for answer in answers:
             decoded.calls += 1
             decoded.seconds += answer.seconds
@@ -209,22 +224,41 @@ class Amulet:
         yield run_started(scenario, ctx, self.name)
         base, preference = amulet_contexts(scenario)
         beta = amulet_beta(iterations=settings.iterations, alpha=settings.alpha, lam=settings.lam, eta=settings.eta)
-        yield ctx.step("amulet", lambda: {
-            "beta": beta, "iterations": settings.iterations, "alpha": settings.alpha, "lam": settings.lam,
-            "eta": settings.eta, "top_k": settings.top_k, "favoured": favoured_groups(scenario),
-            "preference": preference_sentence(scenario),
-        })
+        yield ctx.step(
+            "amulet",
+            lambda: {
+                "beta": beta,
+                "iterations": settings.iterations,
+                "alpha": settings.alpha,
+                "lam": settings.lam,
+                "eta": settings.eta,
+                "top_k": settings.top_k,
+                "favoured": favoured_groups(scenario),
+                "preference": preference_sentence(scenario),
+            },
+        )
 
         def draft() -> dict:
             if not gives_token_ids(ctx.model):
                 raise ValueError(NEEDS)
-            decoded = amulet_decode(ctx.model, base, preference, beta=beta, top=settings.top_k,
-                                    max_tokens=settings.max_tokens, seed=ctx.child_seed("amulet"))
+            decoded = amulet_decode(
+                ctx.model,
+                base,
+                preference,
+                beta=beta,
+                top=settings.top_k,
+                max_tokens=settings.max_tokens,
+                seed=ctx.child_seed("amulet"),
+            )
             return {
                 "author": "amulet",
                 "text": ctx.model.decode_ids(decoded.ids).strip(),
-                "usage": {"prompt_tokens": decoded.prompt_tokens, "completion_tokens": len(decoded.ids),
-                          "seconds": round(decoded.seconds, 4), "cached": decoded.cached},
+                "usage": {
+                    "prompt_tokens": decoded.prompt_tokens,
+                    "completion_tokens": len(decoded.ids),
+                    "seconds": round(decoded.seconds, 4),
+                    "cached": decoded.cached,
+                },
                 "decoding": {"tokens": len(decoded.ids), "calls": decoded.calls, "stopped": decoded.stopped},
             }
 

@@ -67,7 +67,11 @@ class RunContext:
         if self._retries:
             retries, self._retries = self._retries, []
             usage = data.get("usage")
-            data = {**data, "usage": {**usage, "retries": retries}} if isinstance(usage, dict) else {**data, "retries": retries}
+            data = (
+                {**data, "usage": {**usage, "retries": retries}}
+                if isinstance(usage, dict)
+                else {**data, "retries": retries}
+            )
         event = make_event(seq, type, data)
         # Checked here too, not only where it is stored: the strategy stops at the step that made
         # it, and the steps before it are still written (a batch with a bad event is refused whole).
@@ -147,8 +151,11 @@ def tally_and_outcome(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The data of the `tally` and `outcome` events once every group has voted."""
     outcome = outcome_from_scores(
-        scores, seats=scenario.seats, goal=scenario.goal,
-        veto_group=scenario.veto_group, fallbacks=tuple(fallbacks),
+        scores,
+        seats=scenario.seats,
+        goal=scenario.goal,
+        veto_group=scenario.veto_group,
+        fallbacks=tuple(fallbacks),
     )
     tally = {
         "scores": dict(outcome.scores),
@@ -210,4 +217,3 @@ def usage_totals(events: Sequence[Event]) -> dict[str, float]:
             totals["seconds"] += 0.0 if usage["cached"] else usage["seconds"]
             totals["calls"] += 1
     return totals
-

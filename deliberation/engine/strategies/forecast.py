@@ -64,11 +64,33 @@ RUBRIC = (
 
 
 class ForecastParams(StrategyParams):
-    rounds: int = Field(3, ge=1, le=5, title="Rounds", description="The most forecast-plan-draft-verify rounds; it stops early once the goal is met.")
-    target: int = Field(7, ge=VETO_MIN, le=9, title="Target score", description="The support the plan aims at for each group of the chosen coalition.")
-    margin: float = Field(0.3, ge=0, le=2, title="Safety margin", description="How far above the goal's threshold the plan's expected total must be.")
-    temperature: float = Field(0.3, ge=0, le=2, title="Draft temperature", description="Sampling temperature of the drafts (forecasts use 0).")
-    draft_tokens: int = Field(400, ge=64, le=2048, title="Draft tokens", description="The most tokens a draft may take.")
+    rounds: int = Field(
+        3,
+        ge=1,
+        le=5,
+        title="Rounds",
+        description="The most forecast-plan-draft-verify rounds; it stops early once the goal is met.",
+    )
+    target: int = Field(
+        7,
+        ge=VETO_MIN,
+        le=9,
+        title="Target score",
+        description="The support the plan aims at for each group of the chosen coalition.",
+    )
+    margin: float = Field(
+        0.3,
+        ge=0,
+        le=2,
+        title="Safety margin",
+        description="How far above the goal's threshold the plan's expected total must be.",
+    )
+    temperature: float = Field(
+        0.3, ge=0, le=2, title="Draft temperature", description="Sampling temperature of the drafts (forecasts use 0)."
+    )
+    draft_tokens: int = Field(
+        400, ge=64, le=2048, title="Draft tokens", description="The most tokens a draft may take."
+    )
 
 
 # --- the plan (pure) -------------------------------------------------------------------------
@@ -82,13 +104,23 @@ class CoalitionPlan:
     feasible: bool | None  # None for the score goals, which have no pass line
 
     def as_dict(self) -> dict[str, Any]:
-        return {"coalition": list(self.coalition), "expected": dict(self.expected), "lift": self.lift,
-                "feasible": self.feasible}
+        return {
+            "coalition": list(self.coalition),
+            "expected": dict(self.expected),
+            "lift": self.lift,
+            "feasible": self.feasible,
+        }
 
 
 def coalition_feasible(
-    coalition: Sequence[str], *, forecast: Mapping[str, float], seats: Mapping[str, float], goal: str,
-    veto_group: str | None, target: float, margin: float,
+    coalition: Sequence[str],
+    *,
+    forecast: Mapping[str, float],
+    seats: Mapping[str, float],
+    goal: str,
+    veto_group: str | None,
+    target: float,
+    margin: float,
 ) -> bool:
     """Whether lifting `coalition` to `target` (the rest at their forecast) clears the voting goal's
     threshold plus `margin`; veto power also needs the veto group in the coalition."""
@@ -99,8 +131,13 @@ def coalition_feasible(
 
 
 def coalition_plan(
-    *, forecast: Mapping[str, float], seats: Mapping[str, float], goal: str, veto_group: str | None,
-    target: float, margin: float,
+    *,
+    forecast: Mapping[str, float],
+    seats: Mapping[str, float],
+    goal: str,
+    veto_group: str | None,
+    target: float,
+    margin: float,
 ) -> CoalitionPlan:
     """Voting goals: of every coalition (n <= 6: at most 64) the feasible one with the smallest
     lift, ties to the larger seat share, then the fewer groups, then the groups' order; when none
@@ -121,15 +158,20 @@ def coalition_plan(
 
     def key(coalition: tuple[str, ...]) -> tuple:
         lift = math.fsum(max(0.0, target - forecast[c]) for c in coalition)
-        return (round(lift, 9), -round(math.fsum(seats[c] for c in coalition), 9), len(coalition),
-                [codes.index(c) for c in coalition])
+        return (
+            round(lift, 9),
+            -round(math.fsum(seats[c] for c in coalition), 9),
+            len(coalition),
+            [codes.index(c) for c in coalition],
+        )
 
     feasible = [
         coalition
         for size in range(len(codes) + 1)
         for coalition in itertools.combinations(codes, size)
-        if coalition_feasible(coalition, forecast=forecast, seats=seats, goal=goal, veto_group=veto_group,
-                              target=target, margin=margin)
+        if coalition_feasible(
+            coalition, forecast=forecast, seats=seats, goal=goal, veto_group=veto_group, target=target, margin=margin
+        )
     ]
     if not feasible:
         return plan(codes, False)
@@ -180,11 +222,15 @@ def forecast_messages(scenario: Scenario, draft: str | None, rows: Sequence[Mapp
         f"- {g.name} ({scenario.seats[g.code] * 100:.0f}% of seats): '''{g.stance}'''" for g in scenario.groups
     )
     ask = FORECAST_ASK.format(
-        title=scenario.record.title, background=scenario.record.background, groups=groups,
+        title=scenario.record.title,
+        background=scenario.record.background,
+        groups=groups,
         goal=goal_requirement(scenario.goal, veto_group=scenario.name_of(scenario.veto_group)),
         rule=GOAL_RULES[scenario.goal].format(veto=scenario.name_of(scenario.veto_group)),
-        rubric=RUBRIC, draft=f"Current draft: '''{draft}'''" if draft else NO_DRAFT,
-        table=table_text(scenario, rows), marker=FORECAST_MARKER,
+        rubric=RUBRIC,
+        draft=f"Current draft: '''{draft}'''" if draft else NO_DRAFT,
+        table=table_text(scenario, rows),
+        marker=FORECAST_MARKER,
         names=", ".join(g.name for g in scenario.groups),
         # The shape only: a neutral score and no red line to copy, so that copying it biases nothing.
         example="\n".join(f"{g.name}: 5 | {EXAMPLE_RED_LINE}{g.name}, in a few words)" for g in scenario.groups[:2]),
@@ -202,8 +248,11 @@ def parse_forecast(raw: str, names: Mapping[str, str]) -> dict[str, tuple[int, s
             if code in found:
                 continue
             labels = "|".join(re.escape(label) for label in sorted({name, code}, key=len, reverse=True))
-            match = re.match(rf"^[\W_]*(?:group\s+)?(?:{labels})(?![\w&])[^0-9\n]{{0,12}}?\b([0-9])\b(.*)$",
-                             line.strip(), re.IGNORECASE)
+            match = re.match(
+                rf"^[\W_]*(?:group\s+)?(?:{labels})(?![\w&])[^0-9\n]{{0,12}}?\b([0-9])\b(.*)$",
+                line.strip(),
+                re.IGNORECASE,
+            )
             if match:
                 rest = re.split(r"[|;]", match.group(2), maxsplit=1)
                 red_line = rest[1].strip() if len(rest) > 1 else ""
@@ -216,28 +265,40 @@ Plan: to meet the goal, win the support of {members} ({share:.0f}% of the seats 
 {targets}{others}{previous}"""
 
 
-def plan_text(scenario: Scenario, plan: Mapping[str, Any], forecast: Mapping[str, Any],
-              previous: str | None, scored: Sequence[Mapping[str, Any]]) -> str:
+def plan_text(
+    scenario: Scenario,
+    plan: Mapping[str, Any],
+    forecast: Mapping[str, Any],
+    previous: str | None,
+    scored: Sequence[Mapping[str, Any]],
+) -> str:
     coalition = plan["coalition"]
     red_lines = forecast["red_lines"]
     targets = "".join(
         f"- {scenario.name_of(c)} (forecast {forecast['predicted'][c]} of 9)"
-        + (f": red line: {red_lines[c]}" if red_lines.get(c) else "") + "\n"
+        + (f": red line: {red_lines[c]}" if red_lines.get(c) else "")
+        + "\n"
         for c in coalition
     )
     outside = [c for c in scenario.codes if c not in coalition]
     others = (
         "Offer the other groups something they can live with: "
-        + ", ".join(f"{scenario.name_of(c)} (forecast {forecast['predicted'][c]} of 9)" for c in outside) + ".\n"
-        if outside else ""
+        + ", ".join(f"{scenario.name_of(c)} (forecast {forecast['predicted'][c]} of 9)" for c in outside)
+        + ".\n"
+        if outside
+        else ""
     )
     previous_text = ""
     if previous:
-        scores = ", ".join(f"{scenario.name_of(row['group'])} {row['score']} (forecast {row['forecast']})" for row in scored)
+        scores = ", ".join(
+            f"{scenario.name_of(row['group'])} {row['score']} (forecast {row['forecast']})" for row in scored
+        )
         previous_text = f"Your previous draft: '''{previous}'''\nHow the judge scored it: {scores}. Improve on it.\n"
     return PLAN_BLOCK.format(
         members=", ".join(scenario.name_of(c) for c in coalition) or "no group in particular",
-        share=100 * math.fsum(scenario.seats[c] for c in coalition), targets=targets, others=others,
+        share=100 * math.fsum(scenario.seats[c] for c in coalition),
+        targets=targets,
+        others=others,
         previous=previous_text,
     )
 
@@ -249,8 +310,10 @@ def plan_text(scenario: Scenario, plan: Mapping[str, Any], forecast: Mapping[str
 class Forecast:
     name: str = "forecast"
     needs_model: bool = True
-    summary: ClassVar[str] = ("ProAgent (arXiv 2308.11339): forecast each group's support, draft for the cheapest "
-                              "coalition that meets the goal, verify with the judge, correct the forecasts.")
+    summary: ClassVar[str] = (
+        "ProAgent (arXiv 2308.11339): forecast each group's support, draft for the cheapest "
+        "coalition that meets the goal, verify with the judge, correct the forecasts."
+    )
     params_model: ClassVar[type[ForecastParams]] = ForecastParams
 
     def estimated_cost(self, *, groups: int, params: ForecastParams, judge_uses_model: bool) -> RunCost:
@@ -269,11 +332,24 @@ class Forecast:
         drafts: list[tuple[float, int, str]] = []  # (G, round, text)
         draft: str | None = None
         for round_number in range(1, settings.rounds + 1):
-            forecast = ctx.step("forecast", lambda: self._forecast(scenario, ctx, draft, rows, last_scores, round_number))
+            forecast = ctx.step(
+                "forecast", lambda: self._forecast(scenario, ctx, draft, rows, last_scores, round_number)
+            )
             yield forecast
-            plan = ctx.step("plan", lambda: {"round": round_number, **coalition_plan(
-                forecast=forecast["data"]["predicted"], seats=scenario.seats, goal=scenario.goal,
-                veto_group=scenario.veto_group, target=settings.target, margin=settings.margin).as_dict()})
+            plan = ctx.step(
+                "plan",
+                lambda: {
+                    "round": round_number,
+                    **coalition_plan(
+                        forecast=forecast["data"]["predicted"],
+                        seats=scenario.seats,
+                        goal=scenario.goal,
+                        veto_group=scenario.veto_group,
+                        target=settings.target,
+                        margin=settings.margin,
+                    ).as_dict(),
+                },
+            )
             yield plan
             scored = [row for row in rows if row["round"] == round_number - 1]
             block = plan_text(scenario, plan["data"], forecast["data"], draft, scored)
@@ -281,21 +357,34 @@ class Forecast:
             yield event
             draft = event["data"]["text"]
             for group in scenario.by_seats():
-                event = ctx.step("verification", lambda code=group.code: {
-                    **verdict_data(scenario=scenario, judge=ctx.judge, seed=judge_seed(ctx.seed), group=code, text=draft),
-                    "round": round_number,
-                    "forecast": forecast["data"]["predicted"][code],
-                    "expected": plan["data"]["expected"][code],
-                })
+                event = ctx.step(
+                    "verification",
+                    lambda code=group.code: {
+                        **verdict_data(
+                            scenario=scenario, judge=ctx.judge, seed=judge_seed(ctx.seed), group=code, text=draft
+                        ),
+                        "round": round_number,
+                        "forecast": forecast["data"]["predicted"][code],
+                        "expected": plan["data"]["expected"][code],
+                    },
+                )
                 rows.append({key: event["data"][key] for key in ("round", "group", "forecast", "score")})
                 last_scores[event["data"]["group"]] = event["data"]["score"]
                 yield event
             margin = goal_margin(last_scores, seats=scenario.seats, goal=scenario.goal, veto_group=scenario.veto_group)
             best_before = max((g for g, _, _ in drafts), default=None)
             drafts.append((margin, round_number, draft))
-            update = ctx.step("belief_update", lambda: belief_update_data(
-                scenario, rows, round_number=round_number, margin=margin, best_before=best_before,
-                last_round=round_number == settings.rounds))
+            update = ctx.step(
+                "belief_update",
+                lambda: belief_update_data(
+                    scenario,
+                    rows,
+                    round_number=round_number,
+                    margin=margin,
+                    best_before=best_before,
+                    last_round=round_number == settings.rounds,
+                ),
+            )
             yield update
             if update["data"]["stop"]:
                 break
@@ -304,40 +393,63 @@ class Forecast:
             yield ctx.step("draft", lambda: {"author": "drafter", "text": best_text, "version": best_round})
         yield from vote_on(scenario, ctx, best_text)
 
-    def _forecast(self, scenario: Scenario, ctx: RunContext, draft: str | None, rows: Sequence[Mapping[str, Any]],
-                  last_scores: Mapping[str, float], round_number: int) -> dict[str, Any]:
+    def _forecast(
+        self,
+        scenario: Scenario,
+        ctx: RunContext,
+        draft: str | None,
+        rows: Sequence[Mapping[str, Any]],
+        last_scores: Mapping[str, float],
+        round_number: int,
+    ) -> dict[str, Any]:
         completion = ctx.model.complete(
-            forecast_messages(scenario, draft, rows), params=Params(temperature=0.0, max_tokens=FORECAST_TOKENS),
+            forecast_messages(scenario, draft, rows),
+            params=Params(temperature=0.0, max_tokens=FORECAST_TOKENS),
             seed=ctx.child_seed("forecast", "forecast", round_number),
         )
         found = parse_forecast(completion.text, {g.code: g.name for g in scenario.groups})
         fallback = [code for code in scenario.codes if code not in found]
         return {
             "round": round_number,
-            "predicted": {code: found[code][0] if code in found else last_scores.get(code, NEUTRAL_FORECAST)
-                          for code in scenario.codes},
+            "predicted": {
+                code: found[code][0] if code in found else last_scores.get(code, NEUTRAL_FORECAST)
+                for code in scenario.codes
+            },
             # A red line copied from the prompt's example says nothing: left out.
-            "red_lines": {code: found[code][1] for code in scenario.codes
-                          if code in found and found[code][1] and not found[code][1].startswith(EXAMPLE_RED_LINE)},
+            "red_lines": {
+                code: found[code][1]
+                for code in scenario.codes
+                if code in found and found[code][1] and not found[code][1].startswith(EXAMPLE_RED_LINE)
+            },
             "fallback": fallback,
             "answer": shortened(" ".join(completion.text.split()), ANSWER_WORDS),
             "usage": completion.usage(),
         }
 
-    def _draft(self, scenario: Scenario, ctx: RunContext, settings: ForecastParams, block: str,
-               round_number: int) -> dict[str, Any]:
+    def _draft(
+        self, scenario: Scenario, ctx: RunContext, settings: ForecastParams, block: str, round_number: int
+    ) -> dict[str, Any]:
         completion = ctx.model.complete(
             draft_messages_with(scenario, block),
             params=Params(temperature=settings.temperature, max_tokens=settings.draft_tokens),
             seed=ctx.child_seed("forecast", "draft", round_number),
         )
-        return {"author": "drafter", "text": completion.text.strip(), "version": round_number,
-                "usage": completion.usage()}
+        return {
+            "author": "drafter",
+            "text": completion.text.strip(),
+            "version": round_number,
+            "usage": completion.usage(),
+        }
 
 
 def belief_update_data(
-    scenario: Scenario, rows: Sequence[Mapping[str, Any]], *, round_number: int, margin: float,
-    best_before: float | None, last_round: bool,
+    scenario: Scenario,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    round_number: int,
+    margin: float,
+    best_before: float | None,
+    last_round: bool,
 ) -> dict[str, Any]:
     """The round's goal margin, each group's forecast error (judged - forecast) and their mean
     (the bias), and whether to stop: goal met, too small a gain (score goals), or the last round."""

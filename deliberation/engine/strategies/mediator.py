@@ -56,21 +56,46 @@ RAW_ANSWER_WORDS = 60  # how much of a ranking's raw answer its event keeps
 
 
 class MediatorParams(StrategyParams):
-    candidates: int = Field(4, ge=2, le=len(LETTERS), title="Candidate statements", description="Statements the mediator drafts each round (K; the reference code's default is 16, its notebook's 4, sized for a CPU).")
-    rounds: int = Field(2, ge=1, le=4, title="Rounds", description="The opinion round and the critique rounds after it (2: one critique and revision, as in the paper).")
+    candidates: int = Field(
+        4,
+        ge=2,
+        le=len(LETTERS),
+        title="Candidate statements",
+        description="Statements the mediator drafts each round (K; the reference code's default is 16, its notebook's 4, sized for a CPU).",
+    )
+    rounds: int = Field(
+        2,
+        ge=1,
+        le=4,
+        title="Rounds",
+        description="The opinion round and the critique rounds after it (2: one critique and revision, as in the paper).",
+    )
     ranking: Literal["llm", "judge"] = Field(
-        "llm", title="Rankings by",
+        "llm",
+        title="Rankings by",
         description="llm: each group's agent ranks the candidates in one call (the reference); judge: the run's judge "
-                    "scores every candidate for each group (K verdicts a ranking, equal scores tie).",
+        "scores every candidate for each group (K verdicts a ranking, equal scores tie).",
         json_schema_extra={"labels": {"llm": "Each group's agent (one call)", "judge": "The run's judge (K verdicts)"}},
     )
     weighting: Literal["none", "seats"] = Field(
-        "none", title="Ballot weights", description="How much each group's ranking counts in the Schulze count.",
+        "none",
+        title="Ballot weights",
+        description="How much each group's ranking counts in the Schulze count.",
         json_schema_extra={"labels": {"none": "One ballot per group (the reference)", "seats": "By seat share"}},
     )
-    temperature: float = Field(0.7, ge=0, le=2, title="Temperature", description="Sampling temperature of the candidates and critiques (rankings use 0).")
-    draft_tokens: int = Field(300, ge=64, le=2048, title="Candidate tokens", description="The most tokens a candidate statement may take.")
-    critique_tokens: int = Field(120, ge=16, le=1024, title="Critique tokens", description="The most tokens a critique may take.")
+    temperature: float = Field(
+        0.7,
+        ge=0,
+        le=2,
+        title="Temperature",
+        description="Sampling temperature of the candidates and critiques (rankings use 0).",
+    )
+    draft_tokens: int = Field(
+        300, ge=64, le=2048, title="Candidate tokens", description="The most tokens a candidate statement may take."
+    )
+    critique_tokens: int = Field(
+        120, ge=16, le=1024, title="Critique tokens", description="The most tokens a critique may take."
+    )
 
 
 # --- prompts ---------------------------------------------------------------------------------
@@ -91,7 +116,8 @@ REVISION_ASK = (
 RANKING_ASK = (
     "Candidate statements:\n{candidates}\n\n"
     "Rank all {count} candidates from the one {name} prefers most to the one it prefers least.\n"
-    + RANKING_MARKER + " {letters}\n"
+    + RANKING_MARKER
+    + " {letters}\n"
     "Answer with the letters only, best first, separated by '>', for example: {example}\nRanking:"
 )
 CRITIQUE_ASK = (
@@ -103,20 +129,22 @@ CRITIQUE_ASK = (
 
 def issue_text(scenario: Scenario) -> str:
     return ISSUE.format(
-        title=scenario.record.title, background=scenario.record.background,
+        title=scenario.record.title,
+        background=scenario.record.background,
         goal=goal_requirement(scenario.goal, veto_group=scenario.name_of(scenario.veto_group)),
     )
 
 
 def mediator_messages(scenario: Scenario, ask: str) -> list[Message]:
-    return [{"role": "system", "content": f"{MEDIATOR_PERSONA}\n\n{issue_text(scenario)}"},
-            {"role": "user", "content": ask}]
+    return [
+        {"role": "system", "content": f"{MEDIATOR_PERSONA}\n\n{issue_text(scenario)}"},
+        {"role": "user", "content": ask},
+    ]
 
 
 def group_messages(scenario: Scenario, group: Group, ask: str) -> list[Message]:
     persona = GROUP_PERSONA.format(code=group.name, stance=group.stance)
-    return [{"role": "system", "content": f"{persona}\n\n{issue_text(scenario)}"},
-            {"role": "user", "content": ask}]
+    return [{"role": "system", "content": f"{persona}\n\n{issue_text(scenario)}"}, {"role": "user", "content": ask}]
 
 
 def quoted_lines(scenario: Scenario, order: Sequence[str], texts: Mapping[str, str]) -> str:
@@ -157,8 +185,10 @@ def parse_ranking(raw: str, letters: Sequence[str]) -> tuple[list[str], str | No
 class Mediator:
     name: str = "mediator"
     needs_model: bool = True
-    summary: ClassVar[str] = ("The Habermas Machine (Tessler, Bakker et al., Science 2024): K candidate statements, each "
-                              "group's ranking, the Schulze winner, critiques and a revision round.")
+    summary: ClassVar[str] = (
+        "The Habermas Machine (Tessler, Bakker et al., Science 2024): K candidate statements, each "
+        "group's ranking, the Schulze winner, critiques and a revision round."
+    )
     params_model: ClassVar[type[MediatorParams]] = MediatorParams
 
     def estimated_cost(self, *, groups: int, params: MediatorParams, judge_uses_model: bool) -> RunCost:
@@ -168,8 +198,10 @@ class Mediator:
         # a judged ranking is one step of K verdicts (no model call with a judge that calls none)
         ranking_tokens = RANKING_TOKENS if params.ranking == "llm" else k * JUDGE_TOKENS
         rankings = r * groups if params.ranking == "llm" or judge_uses_model else 0
-        own = RunCost(r * k + rankings + (r - 1) * groups,
-                      r * k * params.draft_tokens + rankings * ranking_tokens + (r - 1) * groups * params.critique_tokens)
+        own = RunCost(
+            r * k + rankings + (r - 1) * groups,
+            r * k * params.draft_tokens + rankings * ranking_tokens + (r - 1) * groups * params.critique_tokens,
+        )
         return own + vote_cost(groups=groups, judge_uses_model=judge_uses_model)
 
     def run(self, scenario: Scenario, ctx: RunContext) -> Iterator[Event]:
@@ -181,13 +213,17 @@ class Mediator:
             if winner is not None:
                 critiques = {}
                 for group in scenario.groups:
-                    event = ctx.step("critique", lambda: self._critique(scenario, ctx, settings, group, winner, round_number))
+                    event = ctx.step(
+                        "critique", lambda: self._critique(scenario, ctx, settings, group, winner, round_number)
+                    )
                     critiques[group.code] = event["data"]["text"]
                     yield event
             candidates: list[str] = []
             for index in range(settings.candidates):
-                event = ctx.step("candidate", lambda: self._candidate(
-                    scenario, ctx, settings, round_number, index, winner, critiques))
+                event = ctx.step(
+                    "candidate",
+                    lambda: self._candidate(scenario, ctx, settings, round_number, index, winner, critiques),
+                )
                 candidates.append(event["data"]["text"])
                 yield event
             ballots: dict[str, list[float]] = {}
@@ -196,24 +232,40 @@ class Mediator:
                 event = ctx.step("ranking", lambda: rank(scenario, ctx, group, round_number, candidates))
                 ballots[group.code] = ballot_scores(event["data"])
                 yield event
-            event = ctx.step("schulze", lambda: schulze_data(
-                scenario, ballots, weighting=settings.weighting,
-                rng=ctx.rng("mediator", "tie-break", round_number), round_number=round_number))
+            event = ctx.step(
+                "schulze",
+                lambda: schulze_data(
+                    scenario,
+                    ballots,
+                    weighting=settings.weighting,
+                    rng=ctx.rng("mediator", "tie-break", round_number),
+                    round_number=round_number,
+                ),
+            )
             yield event
             winner = candidates[event["data"]["winner"]]
         yield ctx.step("draft", lambda: {"author": "mediator", "text": winner, "version": settings.rounds})
         yield from vote_on(scenario, ctx, winner)
 
-    def _candidate(self, scenario: Scenario, ctx: RunContext, settings: MediatorParams, round_number: int,
-                   index: int, winner: str | None, critiques: Mapping[str, str]) -> dict[str, Any]:
+    def _candidate(
+        self,
+        scenario: Scenario,
+        ctx: RunContext,
+        settings: MediatorParams,
+        round_number: int,
+        index: int,
+        winner: str | None,
+        critiques: Mapping[str, str],
+    ) -> dict[str, Any]:
         order = list(scenario.codes)
         ctx.rng("mediator", "opinions", round_number, index).shuffle(order)
         opinions = quoted_lines(scenario, order, {g.code: g.stance for g in scenario.groups})
         if winner is None:
             ask = CANDIDATE_ASK.format(opinions=opinions)
         else:
-            ask = REVISION_ASK.format(opinions=opinions, winner=winner,
-                                      critiques=quoted_lines(scenario, order, critiques))
+            ask = REVISION_ASK.format(
+                opinions=opinions, winner=winner, critiques=quoted_lines(scenario, order, critiques)
+            )
         completion = ctx.model.complete(
             mediator_messages(scenario, ask),
             params=Params(temperature=settings.temperature, max_tokens=settings.draft_tokens),
@@ -228,8 +280,9 @@ class Mediator:
             "usage": completion.usage(),
         }
 
-    def _ranking(self, scenario: Scenario, ctx: RunContext, group: Group, round_number: int,
-                 candidates: Sequence[str]) -> dict[str, Any]:
+    def _ranking(
+        self, scenario: Scenario, ctx: RunContext, group: Group, round_number: int, candidates: Sequence[str]
+    ) -> dict[str, Any]:
         shown = list(range(len(candidates)))
         ctx.rng("mediator", "shown", round_number, group.code).shuffle(shown)
         letters = list(LETTERS[: len(candidates)])
@@ -237,7 +290,10 @@ class Mediator:
         ctx.rng("mediator", "example", round_number, group.code).shuffle(example)
         ask = RANKING_ASK.format(
             candidates="\n".join(f"{letter}: '''{candidates[i]}'''" for letter, i in zip(letters, shown)),
-            count=len(candidates), name=group.name, letters=", ".join(letters), example=" > ".join(example),
+            count=len(candidates),
+            name=group.name,
+            letters=", ".join(letters),
+            example=" > ".join(example),
         )
         completion = ctx.model.complete(
             group_messages(scenario, group, ask),
@@ -255,12 +311,15 @@ class Mediator:
             "usage": completion.usage(),
         }
 
-    def _judged_ranking(self, scenario: Scenario, ctx: RunContext, group: Group, round_number: int,
-                        candidates: Sequence[str]) -> dict[str, Any]:
+    def _judged_ranking(
+        self, scenario: Scenario, ctx: RunContext, group: Group, round_number: int, candidates: Sequence[str]
+    ) -> dict[str, Any]:
         """The run's judge scores every candidate for the group (the vote's seed: a caching backend
         answers the winner's vote from these); equal scores stay tied on the ballot."""
-        verdicts = [verdict_data(scenario=scenario, judge=ctx.judge, seed=judge_seed(ctx.seed), group=group.code, text=text)
-                    for text in candidates]
+        verdicts = [
+            verdict_data(scenario=scenario, judge=ctx.judge, seed=judge_seed(ctx.seed), group=group.code, text=text)
+            for text in candidates
+        ]
         scores = [verdict["score"] for verdict in verdicts]
         return {
             "round": round_number,
@@ -273,8 +332,15 @@ class Mediator:
             "usage": usage_sum([verdict["usage"] for verdict in verdicts]),
         }
 
-    def _critique(self, scenario: Scenario, ctx: RunContext, settings: MediatorParams, group: Group,
-                  winner: str, round_number: int) -> dict[str, Any]:
+    def _critique(
+        self,
+        scenario: Scenario,
+        ctx: RunContext,
+        settings: MediatorParams,
+        group: Group,
+        winner: str,
+        round_number: int,
+    ) -> dict[str, Any]:
         completion = ctx.model.complete(
             group_messages(scenario, group, CRITIQUE_ASK.format(winner=winner, name=group.name)),
             params=Params(temperature=settings.temperature, max_tokens=settings.critique_tokens),
@@ -301,7 +367,11 @@ def ballot_scores(ranking: Mapping[str, Any]) -> list[float]:
 
 
 def schulze_data(
-    scenario: Scenario, ballots: Mapping[str, Sequence[float]], *, weighting: str, rng: random.Random,
+    scenario: Scenario,
+    ballots: Mapping[str, Sequence[float]],
+    *,
+    weighting: str,
+    rng: random.Random,
     round_number: int,
 ) -> dict[str, Any]:
     """The `schulze` event: each group's ballot (weighted by seat share or one each), the pairwise

@@ -54,10 +54,16 @@ ACCEPT = "ACCEPT"
 class NegotiationParams(StrategyParams):
     max_turns: int = Field(6, ge=2, le=12, title="Turn limit", description="The most messages, both sides together.")
     temperature: float = Field(0.7, ge=0, le=2, title="Temperature", description="The agents' sampling temperature.")
-    turn_tokens: int = Field(300, ge=32, le=1024, title="Proposal tokens",
-                             description="The most tokens one proposal may take.")
-    final_tokens: int = Field(400, ge=64, le=2048, title="Joint draft tokens",
-                              description="The most tokens of the joint draft written when the sides do not agree.")
+    turn_tokens: int = Field(
+        300, ge=32, le=1024, title="Proposal tokens", description="The most tokens one proposal may take."
+    )
+    final_tokens: int = Field(
+        400,
+        ge=64,
+        le=2048,
+        title="Joint draft tokens",
+        description="The most tokens of the joint draft written when the sides do not agree.",
+    )
 
 
 PERSONA = (
@@ -105,16 +111,26 @@ def split_sides(scenario: Scenario, opener: str, scores: Mapping[str, float]) ->
     return {"A": side_a, "B": side_b}
 
 
-def turn_messages(scenario: Scenario, groups: Sequence[str], *, latest: Mapping[str, str | None],
-                  side: str) -> list[Message]:
+def turn_messages(
+    scenario: Scenario, groups: Sequence[str], *, latest: Mapping[str, str | None], side: str
+) -> list[Message]:
     """What one side's agent sees: its persona (its groups' stances), the facts, the proposals on
     the table (the other side's latest and its own), and the ask."""
     other = "B" if side == "A" else "A"
-    stances = "\n".join(f"The stance of {scenario.name_of(code)}: '''{scenario.group(code).stance}'''" for code in groups)
-    persona = PERSONA.format(names=", ".join(scenario.name_of(code) for code in groups),
-                             share=100 * sum(scenario.seats[code] for code in groups), stances=stances)
-    facts = FACTS.format(title=scenario.record.title, background=scenario.record.background, seats=seat_lines(scenario),
-                         goal=goal_requirement(scenario.goal, veto_group=scenario.name_of(scenario.veto_group)))
+    stances = "\n".join(
+        f"The stance of {scenario.name_of(code)}: '''{scenario.group(code).stance}'''" for code in groups
+    )
+    persona = PERSONA.format(
+        names=", ".join(scenario.name_of(code) for code in groups),
+        share=100 * sum(scenario.seats[code] for code in groups),
+        stances=stances,
+    )
+    facts = FACTS.format(
+        title=scenario.record.title,
+        background=scenario.record.background,
+        seats=seat_lines(scenario),
+        goal=goal_requirement(scenario.goal, veto_group=scenario.name_of(scenario.veto_group)),
+    )
     table = ""
     if latest.get(other):
         table += f"\nThe other side's latest proposal:\n'''{latest[other]}'''"
@@ -124,13 +140,16 @@ def turn_messages(scenario: Scenario, groups: Sequence[str], *, latest: Mapping[
     return [{"role": "system", "content": persona}, {"role": "user", "content": f"{facts}{table}\n{ask}"}]
 
 
-def joint_messages(scenario: Scenario, latest: Mapping[str, str | None], sides: Mapping[str, Sequence[str]]) -> list[Message]:
+def joint_messages(
+    scenario: Scenario, latest: Mapping[str, str | None], sides: Mapping[str, Sequence[str]]
+) -> list[Message]:
     """The neutral drafter's prompt when the sides did not agree: one-shot's task, with both
     sides' last proposals before it."""
     base = draft_messages(scenario, None)
     proposals = "\n".join(
         f"The last proposal of {', '.join(scenario.name_of(code) for code in sides[side])}:\n'''{latest[side]}'''"
-        for side in ("A", "B") if latest.get(side)
+        for side in ("A", "B")
+        if latest.get(side)
     )
     ask = f"Two sides negotiated without agreeing. {proposals}\nBuild on both proposals.\n\n"
     return [{"role": "system", "content": DRAFT_SYSTEM}, {"role": "user", "content": ask + base[1]["content"]}]
@@ -161,8 +180,20 @@ class Negotiation:
 
         for turn in range(1, settings.max_turns + 1):
             side = "A" if turn % 2 else "B"
-            event = ctx.step("turn", lambda turn=turn, side=side, sides=sides, table=table: self._turn(
-                scenario, ctx, settings, turn=turn, side=side, sides=sides, latest=latest, table=table, opener=opener))
+            event = ctx.step(
+                "turn",
+                lambda turn=turn, side=side, sides=sides, table=table: self._turn(
+                    scenario,
+                    ctx,
+                    settings,
+                    turn=turn,
+                    side=side,
+                    sides=sides,
+                    latest=latest,
+                    table=table,
+                    opener=opener,
+                ),
+            )
             yield event
             data = event["data"]
             sides = {key: list(value) for key, value in data["sides"].items()}
@@ -173,8 +204,11 @@ class Negotiation:
             latest[side] = data["proposal"]
 
         if agreed_turn is not None:
-            final = ctx.step("draft", lambda: {"author": "negotiation", "text": table["text"], "agreed_turn": agreed_turn})
+            final = ctx.step(
+                "draft", lambda: {"author": "negotiation", "text": table["text"], "agreed_turn": agreed_turn}
+            )
         else:
+
             def joint() -> dict:
                 completion = ctx.model.complete(
                     joint_messages(scenario, latest, sides),
@@ -187,13 +221,24 @@ class Negotiation:
         yield final
         yield from vote_on(scenario, ctx, final["data"]["text"])
 
-    def _turn(self, scenario: Scenario, ctx: RunContext, settings: NegotiationParams, *, turn: int, side: str,
-              sides: Mapping[str, list[str]], latest: Mapping[str, str | None], table: Mapping[str, Any],
-              opener: str) -> dict:
+    def _turn(
+        self,
+        scenario: Scenario,
+        ctx: RunContext,
+        settings: NegotiationParams,
+        *,
+        turn: int,
+        side: str,
+        sides: Mapping[str, list[str]],
+        latest: Mapping[str, str | None],
+        table: Mapping[str, Any],
+        opener: str,
+    ) -> dict:
         """One agent's turn and the judge's feedback on what it leaves on the table."""
         messages = turn_messages(scenario, sides[side], latest=latest, side=side)
         completion = ctx.model.complete(
-            messages, params=Params(temperature=settings.temperature, max_tokens=settings.turn_tokens),
+            messages,
+            params=Params(temperature=settings.temperature, max_tokens=settings.turn_tokens),
             seed=ctx.child_seed("negotiation", turn, side),
         )
         reply = completion.text.strip()
@@ -207,12 +252,22 @@ class Negotiation:
             for group in scenario.by_seats():
                 verdict = ctx.judge.score(scenario=scenario, group=group.code, text=proposal, seed=judge_seed(ctx.seed))
                 after[group.code] = verdict.score
-                usages.append({"prompt_tokens": verdict.prompt_tokens, "completion_tokens": verdict.completion_tokens,
-                               "seconds": verdict.seconds, "cached": verdict.cached})
+                usages.append(
+                    {
+                        "prompt_tokens": verdict.prompt_tokens,
+                        "completion_tokens": verdict.completion_tokens,
+                        "seconds": verdict.seconds,
+                        "cached": verdict.cached,
+                    }
+                )
         new_sides = split_sides(scenario, opener, after) if turn == 1 else {key: list(v) for key, v in sides.items()}
 
         def support(scores: Mapping[str, float] | None) -> dict[str, float] | None:
-            return None if scores is None else {key: side_support(scenario, scores, groups) for key, groups in new_sides.items()}
+            return (
+                None
+                if scores is None
+                else {key: side_support(scenario, scores, groups) for key, groups in new_sides.items()}
+            )
 
         def margin(scores: Mapping[str, float] | None) -> float | None:
             if scores is None:
@@ -221,12 +276,22 @@ class Negotiation:
 
         margin_before, margin_after = margin(before), margin(after)
         return {
-            "turn": turn, "side": side, "groups": list(sides[side]), "sides": new_sides,
-            "messages": [dict(m) for m in messages], "text": reply, "accept": accept,
-            "proposal": proposal, "proposal_hash": proposal_hash(proposal),
-            "scores_before": before, "scores_after": after,
-            "support_before": support(before), "support_after": support(after),
-            "margin_before": margin_before, "margin_after": margin_after,
+            "turn": turn,
+            "side": side,
+            "groups": list(sides[side]),
+            "sides": new_sides,
+            "messages": [dict(m) for m in messages],
+            "text": reply,
+            "accept": accept,
+            "proposal": proposal,
+            "proposal_hash": proposal_hash(proposal),
+            "scores_before": before,
+            "scores_after": after,
+            "support_before": support(before),
+            "support_after": support(after),
+            "margin_before": margin_before,
+            "margin_after": margin_after,
             "reward": None if margin_before is None else margin_after - margin_before,
-            "judge_calls": len(usages) - 1, "usage": usage_sum(usages),
+            "judge_calls": len(usages) - 1,
+            "usage": usage_sum(usages),
         }

@@ -35,8 +35,7 @@ EXAMPLE_TEMPLATE = "\nAn example of such a resolution, on another issue:\n'''{re
 
 def seat_lines(scenario: Scenario) -> str:
     return "\n".join(
-        f"Group {group.name}'s seat share is {scenario.seats[group.code] * 100:.0f}%."
-        for group in scenario.groups
+        f"Group {group.name}'s seat share is {scenario.seats[group.code] * 100:.0f}%." for group in scenario.groups
     )
 
 
@@ -51,9 +50,7 @@ def requirements_text(scenario: Scenario) -> str:
     return requirement
 
 
-def pick_example(
-    scenario: Scenario, pool: Sequence[RecordView], seed: int
-) -> RecordView | None:
+def pick_example(scenario: Scenario, pool: Sequence[RecordView], seed: int) -> RecordView | None:
     """An example resolution from another record, same topic when there is one.
 
     Never the target itself nor any record whose resolution is the target's (the paper's
@@ -61,8 +58,10 @@ def pick_example(
     """
     target = scenario.record
     others = [
-        record for record in pool
-        if record.key != target.key and record.resolution.strip()
+        record
+        for record in pool
+        if record.key != target.key
+        and record.resolution.strip()
         and normalised_text(record.resolution) != normalised_text(target.resolution)
     ]
     same_topic = [record for record in others if record.topic == target.topic]
@@ -73,9 +72,7 @@ def pick_example(
 
 
 def draft_messages(scenario: Scenario, example: RecordView | None) -> list[Message]:
-    stances = "\n".join(
-        f"Group {group.name}: '''{group.stance}'''" for group in scenario.groups
-    )
+    stances = "\n".join(f"Group {group.name}: '''{group.stance}'''" for group in scenario.groups)
     prompt = DRAFT_TEMPLATE.format(
         background=scenario.record.background,
         count=len(scenario.groups),
@@ -87,7 +84,6 @@ def draft_messages(scenario: Scenario, example: RecordView | None) -> list[Messa
     return [{"role": "system", "content": DRAFT_SYSTEM}, {"role": "user", "content": prompt}]
 
 
-
 def draft_messages_with(scenario: Scenario, block: str) -> list[Message]:
     """The one-shot prompt (no example) with `block` just before its closing ask: forecast's plan,
     advisor's brief."""
@@ -95,9 +91,18 @@ def draft_messages_with(scenario: Scenario, block: str) -> list[Message]:
     head, ask = messages[-1]["content"].rsplit("\n", 1)  # the template ends with its ask line
     return [*messages[:-1], {"role": "user", "content": f"{head}\n{block.strip()}\n{ask}"}]
 
+
 class OneShotParams(StrategyParams):
-    temperature: float = Field(0.0, ge=0, le=2, title="Temperature", description="The drafter's sampling temperature (0: its most likely text).")
-    max_tokens: int = Field(400, ge=16, le=2048, title="Draft tokens", description="The most tokens the resolution may take.")
+    temperature: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        title="Temperature",
+        description="The drafter's sampling temperature (0: its most likely text).",
+    )
+    max_tokens: int = Field(
+        400, ge=16, le=2048, title="Draft tokens", description="The most tokens the resolution may take."
+    )
 
 
 @dataclass(frozen=True)

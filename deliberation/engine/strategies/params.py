@@ -28,7 +28,9 @@ class ParamsError(ValueError):
 
     def __init__(self, errors: Mapping[str, list[str]]) -> None:
         self.errors = {name: list(messages) for name, messages in errors.items()}
-        super().__init__("; ".join(f"{name}: {message}" for name, messages in self.errors.items() for message in messages))
+        super().__init__(
+            "; ".join(f"{name}: {message}" for name, messages in self.errors.items() for message in messages)
+        )
 
 
 def _bounds(model: type[StrategyParams], name: str) -> tuple[Any, Any]:
@@ -99,14 +101,16 @@ def params_description(model: type[StrategyParams]) -> list[dict[str, Any]]:
         schema = properties[name]
         kind = "choice" if "enum" in schema else schema.get("type", "string")
         labels = schema.get("labels", {})
-        described.append({
-            "name": name,
-            "label": schema.get("title") or name.replace("_", " ").capitalize(),
-            "help": schema.get("description", ""),
-            "type": kind,
-            "default": schema.get("default"),
-            "minimum": schema.get("minimum"),
-            "maximum": schema.get("maximum"),
-            "choices": [[value, labels.get(value, str(value))] for value in schema.get("enum", [])],
-        })
+        described.append(
+            {
+                "name": name,
+                "label": schema.get("title") or name.replace("_", " ").capitalize(),
+                "help": schema.get("description", ""),
+                "type": kind,
+                "default": schema.get("default"),
+                "minimum": schema.get("minimum"),
+                "maximum": schema.get("maximum"),
+                "choices": [[value, labels.get(value, str(value))] for value in schema.get("enum", [])],
+            }
+        )
     return described

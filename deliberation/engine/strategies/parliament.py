@@ -53,9 +53,7 @@ def phase_order(rounds: int) -> tuple[tuple[str, int | None], ...]:
     The one definition of the order: the strategy plays it, a classroom (engine/classroom.py)
     advances through it."""
     return tuple(
-        (phase, number)
-        for phase in PHASES
-        for number in (range(1, rounds + 1) if phase == "negotiation" else (None,))
+        (phase, number) for phase in PHASES for number in (range(1, rounds + 1) if phase == "negotiation" else (None,))
     )
 
 
@@ -76,20 +74,40 @@ def phase_data(phase: str, round_number: int | None) -> dict[str, Any]:
 class ParliamentSettings(StrategyParams):
     """The parliament's parameters (a classroom session plays with them too)."""
 
-    rounds: int = Field(2, ge=0, le=MAX_ROUNDS, title="Negotiation rounds", description="Rounds in which every group answers the others after the opening statements (0 skips the negotiation).")
+    rounds: int = Field(
+        2,
+        ge=0,
+        le=MAX_ROUNDS,
+        title="Negotiation rounds",
+        description="Rounds in which every group answers the others after the opening statements (0 skips the negotiation).",
+    )
     rapporteur: Literal["largest", "mediator"] = Field(
-        "largest", title="Rapporteur", description="Who drafts the resolution and decides on the amendments.",
+        "largest",
+        title="Rapporteur",
+        description="Who drafts the resolution and decides on the amendments.",
         json_schema_extra={"labels": {"largest": "The largest group", "mediator": "A neutral mediator"}},
     )
-    temperature: float = Field(0.7, ge=0, le=2, title="Speech temperature", description="Sampling temperature of the speeches and amendments (drafts and decisions use 0.3).")
-    speech_tokens: int = Field(160, ge=16, le=1024, title="Speech tokens", description="The most tokens a speech or an amendment may take.")
-    draft_tokens: int = Field(400, ge=64, le=2048, title="Draft tokens", description="The most tokens a draft or a revision may take.")
+    temperature: float = Field(
+        0.7,
+        ge=0,
+        le=2,
+        title="Speech temperature",
+        description="Sampling temperature of the speeches and amendments (drafts and decisions use 0.3).",
+    )
+    speech_tokens: int = Field(
+        160, ge=16, le=1024, title="Speech tokens", description="The most tokens a speech or an amendment may take."
+    )
+    draft_tokens: int = Field(
+        400, ge=64, le=2048, title="Draft tokens", description="The most tokens a draft or a revision may take."
+    )
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "ParliamentSettings":
         """The parliament's parameters among a scenario's (a classroom session plays a saved
         scenario of any strategy, so other names are left aside); ParamsError names the field."""
-        return params_validate(cls, {key: value for key, value in params.items() if key in cls.model_fields}, strategy="parliament")
+        return params_validate(
+            cls, {key: value for key, value in params.items() if key in cls.model_fields}, strategy="parliament"
+        )
 
 
 # --- prompts ---------------------------------------------------------------------------------
@@ -119,7 +137,8 @@ RESOLUTION_RULES = (
 )
 DRAFT_ASK = {
     "largest": "As rapporteur, {code} now writes the resolution in its own voice but for the "
-    "whole chamber, building on the debate so that it meets the goal. " + RESOLUTION_RULES
+    "whole chamber, building on the debate so that it meets the goal. "
+    + RESOLUTION_RULES
     + "\nNow write the resolution:",
     "mediator": "Write the resolution for the whole chamber, building on the debate so that it "
     "meets the goal. " + RESOLUTION_RULES + "\nNow write the resolution:",
@@ -146,10 +165,7 @@ def shortened(text: str, words: int) -> str:
 
 
 def persona(scenario: Scenario, speaker: Group | None) -> str:
-    who = (
-        MEDIATOR_PERSONA if speaker is None
-        else GROUP_PERSONA.format(code=speaker.name, stance=speaker.stance)
-    )
+    who = MEDIATOR_PERSONA if speaker is None else GROUP_PERSONA.format(code=speaker.name, stance=speaker.stance)
     facts = FACTS.format(
         title=scenario.record.title,
         background=scenario.record.background,
@@ -191,9 +207,7 @@ def transcript_text(events: Sequence[Event], *, name_of: Callable[[str], str] = 
     return "\n".join(lines)
 
 
-def agent_messages(
-    scenario: Scenario, speaker: Group | None, events: Sequence[Event], ask: str
-) -> list[Message]:
+def agent_messages(scenario: Scenario, speaker: Group | None, events: Sequence[Event], ask: str) -> list[Message]:
     transcript = transcript_text(events, name_of=scenario.name_of)
     return [
         {"role": "system", "content": persona(scenario, speaker)},
@@ -204,9 +218,7 @@ def agent_messages(
 # --- reading model text ----------------------------------------------------------------------
 
 _DECLINED = re.compile(r"^[\W_]*no\s+amendment", re.IGNORECASE)
-_LEADING_DECISION = re.compile(
-    r"^[\W_]*(?:decision\W*)?(accept|reject)\w*[\W_]*", re.IGNORECASE
-)
+_LEADING_DECISION = re.compile(r"^[\W_]*(?:decision\W*)?(accept|reject)\w*[\W_]*", re.IGNORECASE)
 _ANY_DECISION = re.compile(r"\b(accept|reject)", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(no|not|cannot|never)\b|n't\b", re.IGNORECASE)
 
@@ -228,7 +240,7 @@ def parse_decision(raw: str) -> tuple[bool, str] | None:
     lead = _LEADING_DECISION.match(text)
     if lead:
         accepted = lead.group(1).lower() == "accept"
-        return accepted, text[lead.end():] or "no reason given"
+        return accepted, text[lead.end() :] or "no reason given"
     kinds = {match.group(1).lower() for match in _ANY_DECISION.finditer(text)}
     if len(kinds) == 1 and not _NEGATION.search(text):
         return kinds.pop() == "accept", text
@@ -282,9 +294,7 @@ class ParliamentAgents:
             ask = OPENING_ASK.format(code=group.name)
         else:
             ask = NEGOTIATION_ASK.format(round=round_number, rounds=self.settings.rounds, code=group.name)
-        completion = self.complete(
-            group, ask, self.speech_params, events, "speech", phase, round_number, group.code
-        )
+        completion = self.complete(group, ask, self.speech_params, events, "speech", phase, round_number, group.code)
         data = {
             "group": group.code,
             "phase": phase,
@@ -312,9 +322,7 @@ class ParliamentAgents:
             "usage": completion.usage(),
         }
 
-    def decision(
-        self, group: Group, amendment: str, draft: str, events: Sequence[Event]
-    ) -> dict[str, Any]:
+    def decision(self, group: Group, amendment: str, draft: str, events: Sequence[Event]) -> dict[str, Any]:
         """The rapporteur's decision on `group`'s amendment. `events` is the transcript without
         the amendment under decision: the ask quotes it in full, the transcript need not again."""
         ask = DECISION_ASK.format(group=group.name, amendment=amendment)
@@ -330,9 +338,7 @@ class ParliamentAgents:
         draft_after = draft
         if accepted:
             ask = REVISION_ASK.format(group=group.name, amendment=amendment)
-            revision = self.complete(
-                self.rapporteur, ask, self.draft_params, events, "revision", group.code
-            )
+            revision = self.complete(self.rapporteur, ask, self.draft_params, events, "revision", group.code)
             completions.append(revision)
             draft_after = revision.text.strip()
             if not draft_after:
@@ -352,9 +358,7 @@ class _Sitting:
     """One run of the parliament. `events` is the transcript so far: replayed or new, every
     prompt is built from it, so a resumed run asks exactly what the first attempt asked."""
 
-    def __init__(
-        self, name: str, scenario: Scenario, ctx: RunContext, settings: ParliamentSettings
-    ):
+    def __init__(self, name: str, scenario: Scenario, ctx: RunContext, settings: ParliamentSettings):
         self.name = name
         self.scenario = scenario
         self.ctx = ctx
@@ -375,8 +379,13 @@ class _Sitting:
         event = run_started(self.scenario, self.ctx, self.name)
         self.events.append(event)
         yield event
-        turns = {"opening": self.speeches, "negotiation": self.speeches, "drafting": self.drafting,
-                 "amendments": self.amendments, "vote": self.vote}
+        turns = {
+            "opening": self.speeches,
+            "negotiation": self.speeches,
+            "drafting": self.drafting,
+            "amendments": self.amendments,
+            "vote": self.vote,
+        }
         for phase, number in phase_order(self.settings.rounds):
             yield self.step("phase", lambda: phase_data(phase, number))
             yield from turns[phase](phase, number)
@@ -407,9 +416,7 @@ class _Sitting:
             if decision["data"]["draft_after"] != text:
                 text, version = decision["data"]["draft_after"], version + 1
         if version > 1:
-            yield self.step(
-                "draft", lambda: {"author": self.author, "text": text, "version": version}
-            )
+            yield self.step("draft", lambda: {"author": self.author, "text": text, "version": version})
         self.text = text
 
     def vote(self, phase: str, number: None) -> Iterator[Event]:
@@ -421,7 +428,9 @@ class _Sitting:
 @dataclass(frozen=True)
 class Parliament:
     name: str = "parliament"
-    summary: ClassVar[str] = "Party agents give opening statements, negotiate, a rapporteur drafts, groups table amendments, the chamber votes."
+    summary: ClassVar[str] = (
+        "Party agents give opening statements, negotiate, a rapporteur drafts, groups table amendments, the chamber votes."
+    )
     needs_model: bool = True
     params_model: ClassVar[type[ParliamentSettings]] = ParliamentSettings
 
@@ -432,7 +441,8 @@ class Parliament:
         amenders = groups - 1 if params.rapporteur == "largest" else groups
         own = RunCost(
             speeches + 1 + 2 * amenders,
-            speeches * params.speech_tokens + params.draft_tokens
+            speeches * params.speech_tokens
+            + params.draft_tokens
             + amenders * (params.speech_tokens + DECISION_TOKENS + params.draft_tokens),
         )
         return own + vote_cost(groups=groups, judge_uses_model=judge_uses_model)

@@ -41,9 +41,7 @@ def record_merge(
     if plan.total_score is None:
         plan.total_score, plan.total_choice = record.total_score, record.total_choice
     elif record.total_score is not None and not math.isclose(plan.total_score, record.total_score, abs_tol=1e-9):
-        file_report.problem(
-            ref, "total_score", f"conflicts with {plan.origin[0]} ({plan.origin[1]}): kept the first"
-        )
+        file_report.problem(ref, "total_score", f"conflicts with {plan.origin[0]} ({plan.origin[1]}): kept the first")
     for stance in stances:
         first = plan.stances.get(stance.group)
         if first is None:

@@ -150,8 +150,13 @@ class _Planner:
         topic = normalise_topic(record.topic or "") or normalise_topic(fallback_topic)
         content_hash = self._record_hash(record)
         record_merge(
-            records=self.records, file_report=file_report, ref=ref, record=record,
-            content_hash=content_hash, topic=topic, stances=stances,
+            records=self.records,
+            file_report=file_report,
+            ref=ref,
+            record=record,
+            content_hash=content_hash,
+            topic=topic,
+            stances=stances,
         )
         if is_task:
             task = self._task(file_report, ref, record, task_fields, stances, dropped, content_hash, topic)

@@ -151,14 +151,17 @@ class ImportReport:
         if self.records_by_topic:
             lines += ["", "Records by topic:"]
             lines += [f"  {topic}: {n:,}" for topic, n in sorted(self.records_by_topic.items())]
-            lines.append("Records by term: " + ", ".join(f"{t}: {n:,}" for t, n in sorted(self.records_by_term.items())))
-            lines.append("Stances by group: " + ", ".join(f"{g}: {n:,}" for g, n in sorted(self.stances_by_group.items())))
+            lines.append(
+                "Records by term: " + ", ".join(f"{t}: {n:,}" for t, n in sorted(self.records_by_term.items()))
+            )
+            lines.append(
+                "Stances by group: " + ", ".join(f"{g}: {n:,}" for g, n in sorted(self.stances_by_group.items()))
+            )
         problems = self.problems
         if problems:
             lines += ["", f"Problems ({len(problems):,}):"]
             lines += text_table(
-                [("file", "record", "field", "problem")]
-                + [tuple(problem) for problem in problems[:max_problems]],
+                [("file", "record", "field", "problem")] + [tuple(problem) for problem in problems[:max_problems]],
                 indent="  ",
             )
             if len(problems) > max_problems:
@@ -185,4 +188,3 @@ def text_table(
     if rule_before_last:
         lines.insert(len(lines) - 1, rule)
     return lines
-

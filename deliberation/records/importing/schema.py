@@ -107,4 +107,3 @@ class TaskFieldsIn(BaseModel):
 
     seat_weights: list[Weight]
     veto_party_name: GroupCode
-

@@ -157,8 +157,12 @@ def _zip_sources(path: Path, label: str, limits: ReadLimits) -> list[Source]:
         relative = PurePosixPath(info.filename.replace("\\", "/"))
         if info.is_dir() or relative.suffix.lower() != ".json" or _hidden(relative):
             continue
-        source = Source(name=f"{label}:{info.filename}", kind_hint=_kind_hint(relative), fallback_topic=relative.stem,
-                        unreadable="cannot be read from the archive")
+        source = Source(
+            name=f"{label}:{info.filename}",
+            kind_hint=_kind_hint(relative),
+            fallback_topic=relative.stem,
+            unreadable="cannot be read from the archive",
+        )
         if info.file_size > limits.max_file_bytes:
             problem = f"member is {_mib(info.file_size)}, over the limit of {_mib(limits.max_file_bytes)}: not read"
             sources.append(replace(source, problem=problem))
@@ -220,4 +224,3 @@ def file_kind(records: list[Any], hint: Literal["topic", "task"] | None) -> File
     if any(isinstance(raw, dict) and ("seat_weights" in raw or "veto_party_name" in raw) for raw in records):
         return "task"
     return hint or "topic"
-

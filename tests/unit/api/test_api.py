@@ -18,8 +18,14 @@ from tests.factories import make_record, make_user, scenario_config
 pytestmark = pytest.mark.django_db
 
 RUN_BODY = {
-    "groups": ["EPP", "SD", "ALDE"], "seat_structure": "random_tenths", "goal": "simple_majority",
-    "strategy": "parliament", "model": "scripted:default", "judge": "scripted", "seed": 7, "rounds": 1,
+    "groups": ["EPP", "SD", "ALDE"],
+    "seat_structure": "random_tenths",
+    "goal": "simple_majority",
+    "strategy": "parliament",
+    "model": "scripted:default",
+    "judge": "scripted",
+    "seed": 7,
+    "rounds": 1,
 }
 
 
@@ -80,7 +86,9 @@ def test_the_session_reads_but_does_not_write(client, alice, enqueued):
     record = make_record()
     client.force_login(alice)
     assert client.get("/api/v1/runs").status_code == 200
-    response = client.post("/api/v1/runs", data=json.dumps({**RUN_BODY, "record": record.pk}), content_type="application/json")
+    response = client.post(
+        "/api/v1/runs", data=json.dumps({**RUN_BODY, "record": record.pk}), content_type="application/json"
+    )
     assert response.status_code == 401 and not Run.objects.exists()
 
 
@@ -104,7 +112,9 @@ def test_an_invalid_run_answers_errors_per_field(client, token, enqueued):
     errors = response.json()["errors"]
     assert "goal" in errors
     response = post(client, "/api/v1/runs", {**RUN_BODY, "record": record.pk, "goal": "veto_power"}, token)
-    assert response.status_code == 400 and response.json()["errors"] == {"veto_group": ["Veto power needs a veto group."]}
+    assert response.status_code == 400 and response.json()["errors"] == {
+        "veto_group": ["Veto power needs a veto group."]
+    }
     response = post(client, "/api/v1/runs", {**RUN_BODY, "record": record.pk, "seed": "not a number"}, token)
     assert response.status_code == 400 and "seed" in response.json()["errors"]
     assert not Run.objects.exists()
@@ -123,12 +133,15 @@ def test_models_lists_the_registry_models_the_caller_may_use(client, alice, toke
     assert (fail["prompt_price"], fail["completion_price"]) == (1.5, 6.0)
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("model", "scripted:nope", "'scripted:nope' is not a model of this lab"),
-    ("model", "gpt@staff", "you may not use 'gpt@staff'"),
-    ("judge_model", "local:nope", "'local:nope' is not a model of this lab"),
-    ("judge_model", "gpt@staff", "you may not use 'gpt@staff'"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("model", "scripted:nope", "'scripted:nope' is not a model of this lab"),
+        ("model", "gpt@staff", "you may not use 'gpt@staff'"),
+        ("judge_model", "local:nope", "'local:nope' is not a model of this lab"),
+        ("judge_model", "gpt@staff", "you may not use 'gpt@staff'"),
+    ],
+)
 def test_an_unknown_or_forbidden_model_answers_400_naming_the_field_and_stores_nothing(
     client, token, enqueued, field, value, message
 ):
@@ -143,8 +156,14 @@ def test_an_unknown_or_forbidden_model_answers_400_naming_the_field_and_stores_n
         assert response.status_code == 400
         errors = response.json()["errors"]
         assert list(errors) == [field] and message in errors[field][0]
-    experiment = {"name": "grid", "goals": ["simple_majority"], "strategies": ["one-shot"], "judges": ["llm"],
-                  "record_set": "Test set", "parties": [2, 4]}
+    experiment = {
+        "name": "grid",
+        "goals": ["simple_majority"],
+        "strategies": ["one-shot"],
+        "judges": ["llm"],
+        "record_set": "Test set",
+        "parties": [2, 4],
+    }
     if field == "model":
         response = post(client, "/api/v1/experiments", {**experiment, "models": ["scripted:default", value]}, token)
         assert response.status_code == 400
@@ -198,14 +217,23 @@ def test_scenarios_are_created_through_the_form_and_listed_per_owner(client, tok
 def test_experiments_are_created_started_followed_and_exported_by_their_owner(client, alice, token, enqueued):
     record = make_record()
     scenario = post(client, "/api/v1/scenarios", {**RUN_BODY, "record": record.pk, "name": "s"}, token).json()
-    body = {"name": "grid", "goals": ["simple_majority"], "strategies": ["one-shot"], "models": ["scripted:default"],
-            "judges": ["scripted"], "seeds": [0, 1], "scenario_ids": [scenario["id"]]}
+    body = {
+        "name": "grid",
+        "goals": ["simple_majority"],
+        "strategies": ["one-shot"],
+        "models": ["scripted:default"],
+        "judges": ["scripted"],
+        "seeds": [0, 1],
+        "scenario_ids": [scenario["id"]],
+    }
     response = post(client, "/api/v1/experiments", body, token)
     assert response.status_code == 201, response.content
     experiment_id = response.json()["id"]
     assert response.json()["estimate"]["runs"] == 2
     assert post(client, "/api/v1/experiments", body, token).json()["errors"]["name"]
-    assert post(client, "/api/v1/experiments", {**body, "name": "x", "judges": ["oracle"]}, token).json()["errors"]["judges"]
+    assert post(client, "/api/v1/experiments", {**body, "name": "x", "judges": ["oracle"]}, token).json()["errors"][
+        "judges"
+    ]
 
     started = post(client, f"/api/v1/experiments/{experiment_id}/start", {}, token).json()
     assert started["status"] == "running" and len(started["started_runs"]) >= 1
@@ -242,11 +270,21 @@ def test_the_openapi_schema_validates_and_documents_every_resource(client):
     validate(schema)
     paths = set(schema["paths"])
     assert {
-        "/api/v1/record-sets", "/api/v1/records", "/api/v1/records/{record_id}", "/api/v1/scenarios",
-        "/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/events", "/api/v1/experiments",
-        "/api/v1/experiments/{experiment_id}/start", "/api/v1/experiments/{experiment_id}/progress",
-        "/api/v1/experiments/{experiment_id}/results", "/api/v1/experiments/{experiment_id}/export.zip",
-        "/api/v1/models", "/api/v1/budget", "/api/v1/events/schema",
+        "/api/v1/record-sets",
+        "/api/v1/records",
+        "/api/v1/records/{record_id}",
+        "/api/v1/scenarios",
+        "/api/v1/runs",
+        "/api/v1/runs/{run_id}",
+        "/api/v1/runs/{run_id}/events",
+        "/api/v1/experiments",
+        "/api/v1/experiments/{experiment_id}/start",
+        "/api/v1/experiments/{experiment_id}/progress",
+        "/api/v1/experiments/{experiment_id}/results",
+        "/api/v1/experiments/{experiment_id}/export.zip",
+        "/api/v1/models",
+        "/api/v1/budget",
+        "/api/v1/events/schema",
     } <= paths
     assert {"RunOut", "ScenarioIn", "ExperimentIn", "FieldErrorsOut"} <= set(schema["components"]["schemas"])
     assert "BearerToken" in schema["components"]["securitySchemes"]

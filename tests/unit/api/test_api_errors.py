@@ -28,12 +28,20 @@ def _post(client, url: str, body: str, token: str):
     return client.post(url, data=body, content_type="application/json", **_auth(token))
 
 
-@pytest.mark.parametrize("url", [
-    f"/api/v1/records?offset={BEYOND_BIGINT}", f"/api/v1/runs?offset={BEYOND_BIGINT}", "/api/v1/runs?offset=-1",
-    "/api/v1/records?limit=0", "/api/v1/records?limit=100000", f"/api/v1/records/{BEYOND_BIGINT}",
-    f"/api/v1/runs/{BEYOND_BIGINT}", f"/api/v1/runs/1/events?after={BEYOND_BIGINT}",
-    f"/api/v1/experiments/{BEYOND_BIGINT}/progress",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/api/v1/records?offset={BEYOND_BIGINT}",
+        f"/api/v1/runs?offset={BEYOND_BIGINT}",
+        "/api/v1/runs?offset=-1",
+        "/api/v1/records?limit=0",
+        "/api/v1/records?limit=100000",
+        f"/api/v1/records/{BEYOND_BIGINT}",
+        f"/api/v1/runs/{BEYOND_BIGINT}",
+        f"/api/v1/runs/1/events?after={BEYOND_BIGINT}",
+        f"/api/v1/experiments/{BEYOND_BIGINT}/progress",
+    ],
+)
 def test_numbers_out_of_range_answer_400_naming_the_parameter(client, token, url):
     response = client.get(url, **_auth(token))
     assert response.status_code == 400
@@ -48,12 +56,25 @@ def test_a_nul_in_a_query_answers_400_naming_the_parameter(client, token):
 
 def test_a_nul_in_a_body_field_answers_400_naming_the_field_and_stores_nothing(client, token):
     record = make_record()
-    body = {"record": record.pk, "groups": ["EPP", "SD"], "seat_structure": "equal", "goal": "simple_majority",
-            "strategy": "one-shot", "judge": "scripted", "name": "bad\u0000name"}
+    body = {
+        "record": record.pk,
+        "groups": ["EPP", "SD"],
+        "seat_structure": "equal",
+        "goal": "simple_majority",
+        "strategy": "one-shot",
+        "judge": "scripted",
+        "name": "bad\u0000name",
+    }
     response = _post(client, "/api/v1/scenarios", json.dumps(body), token)
     assert response.status_code == 400 and "U+0000" in response.json()["errors"]["name"][0]
-    grid = {"name": "grid\u0007", "goals": ["simple_majority"], "strategies": ["one-shot"],
-            "models": ["scripted:default"], "judges": ["scripted"], "scenario_ids": [1]}
+    grid = {
+        "name": "grid\u0007",
+        "goals": ["simple_majority"],
+        "strategies": ["one-shot"],
+        "models": ["scripted:default"],
+        "judges": ["scripted"],
+        "scenario_ids": [1],
+    }
     response = _post(client, "/api/v1/experiments", json.dumps(grid), token)
     assert response.status_code == 400 and "U+0007" in response.json()["errors"]["name"][0]
     nested = {**grid, "name": "grid", "params": {"one-shot": {"note": ["ok", "no\u0000"]}}}

@@ -12,7 +12,12 @@ def test_the_api_docs_page_loads_nothing_from_another_host(client):
 def test_every_endpoint_is_named_by_a_sentence_in_the_schema(client):
     from deliberation.api.api import SUMMARIES, api
 
-    named = {op.view_func.__name__ for _, router in api._routers for view in router.path_operations.values() for op in view.operations}
+    named = {
+        op.view_func.__name__
+        for _, router in api._routers
+        for view in router.path_operations.values()
+        for op in view.operations
+    }
     assert len(named & set(SUMMARIES)) >= 20  # the endpoints of the first releases have their sentence
     schema = client.get("/api/v1/openapi.json").json()
     summaries = [operation["summary"] for path in schema["paths"].values() for operation in path.values()]

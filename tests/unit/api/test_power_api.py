@@ -25,9 +25,15 @@ def finished(owner, record=None, **fields) -> Run:
     run = run_create(owner=owner, config=scenario_config(record or make_record()))
     seats = {"EPP": 0.5, "SD": 0.3, "ALDE": 0.2}
     Run.objects.filter(pk=run.pk).update(
-        status=Run.Status.FINISHED, seats=seats,
-        outcome={"scores": {"EPP": 9, "SD": 2, "ALDE": 3}, "seats": seats, "goal": "simple_majority",
-                 "goals": {"simple_majority": True}, "weighted_total": 5.7},
+        status=Run.Status.FINISHED,
+        seats=seats,
+        outcome={
+            "scores": {"EPP": 9, "SD": 2, "ALDE": 3},
+            "seats": seats,
+            "goal": "simple_majority",
+            "goals": {"simple_majority": True},
+            "weighted_total": 5.7,
+        },
         **fields,
     )
     return Run.objects.get(pk=run.pk)
@@ -42,7 +48,8 @@ def test_power_answers_the_issue_example(client: Client, auth):
 
 def test_power_refuses_bad_input_per_field(client: Client, auth):
     assert client.get("/api/v1/power?seats=EPP:0.5&seats=SD:x", **auth).json() == {
-        "errors": {"seats": ["'x' is not a number"]}}
+        "errors": {"seats": ["'x' is not a number"]}
+    }
     assert "goal" in client.get("/api/v1/power?seats=A:1&seats=B:1&goal=rawlsian", **auth).json()["errors"]
     veto = client.get("/api/v1/power?seats=A:1&seats=B:1&goal=veto_power", **auth)
     assert veto.status_code == 400 and "veto" in veto.json()["errors"]
@@ -55,7 +62,9 @@ def test_counterfactual_of_a_finished_run(client: Client, alice, auth):
     assert response.status_code == 200
     body = response.json()
     assert body["original"]["result"] is True and body["counterfactual"]["result"] is False
-    custom = client.get(f"/api/v1/runs/{run.pk}/counterfactual?seats=custom&custom=EPP:1&custom=SD:1&custom=ALDE:2", **auth)
+    custom = client.get(
+        f"/api/v1/runs/{run.pk}/counterfactual?seats=custom&custom=EPP:1&custom=SD:1&custom=ALDE:2", **auth
+    )
     assert custom.json()["counterfactual"]["weighted_total"] == pytest.approx(4.25)
 
 

@@ -23,8 +23,14 @@ def test_the_estimate_counts_a_parliaments_steps_for_its_parameters(client, toke
     url = "/api/v1/strategies/parliament/estimate"
     answer = client.get(url, {"groups": 4, "judge": "llm", "param": ["rounds=1"]}, **bearer(token)).json()
     # 4 x 2 speeches, 1 draft, 3 amendments and 3 decisions, 4 verdicts
-    assert (answer["steps"], answer["params"]["rounds"], answer["params"]["rapporteur"]) == (8 + 1 + 6 + 4, 1, "largest")
-    scripted = client.get(url, {"groups": 4, "judge": "scripted", "param": ["rounds=1", "rapporteur=mediator"]}, **bearer(token))
+    assert (answer["steps"], answer["params"]["rounds"], answer["params"]["rapporteur"]) == (
+        8 + 1 + 6 + 4,
+        1,
+        "largest",
+    )
+    scripted = client.get(
+        url, {"groups": 4, "judge": "scripted", "param": ["rounds=1", "rapporteur=mediator"]}, **bearer(token)
+    )
     assert scripted.json()["steps"] == 8 + 1 + 8
 
 
@@ -65,10 +71,19 @@ def test_the_openapi_schema_documents_the_scenarios_types_choices_and_bounds(cli
     schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["ScenarioIn"]
     properties = schema["properties"]
     assert set(schema["required"]) == {"record", "seat_structure", "goal", "strategy", "judge"}
-    assert properties["goal"]["enum"] == ["simple_majority", "two_thirds_majority", "veto_power", "rawlsian", "utilitarian"]
+    assert properties["goal"]["enum"] == [
+        "simple_majority",
+        "two_thirds_majority",
+        "veto_power",
+        "rawlsian",
+        "utilitarian",
+    ]
     assert "parliament" in properties["strategy"]["enum"]
     assert properties["seat_structure"]["enum"] == ["random_tenths", "real", "equal", "custom"]
-    assert (properties["most_divided"]["anyOf"][0]["minimum"], properties["most_divided"]["anyOf"][0]["maximum"]) == (2, 8)
+    assert (properties["most_divided"]["anyOf"][0]["minimum"], properties["most_divided"]["anyOf"][0]["maximum"]) == (
+        2,
+        8,
+    )
     assert properties["seed"]["minimum"] == 0 and properties["record"]["type"] == "integer"
     assert properties["visibility"]["enum"] == ["private", "signed_in", "link"]
     assert schema["additionalProperties"] is False
@@ -83,8 +98,11 @@ def test_api_runs_answers_as_api_v1_runs(client, alice, token, enqueued):
     v1 = client.get(f"/api/v1/runs/{run_id}", **bearer(token)).json()
     assert client.get(f"/api/runs/{run_id}").json() == v1
     assert client.get("/api/runs").json() == {"runs": client.get("/api/v1/runs", **bearer(token)).json()}
-    refused = client.post("/api/runs", {**RUN_BODY, "record": record.pk, "strategy_params": {"rounds": 9}},
-                          content_type="application/json")
+    refused = client.post(
+        "/api/runs",
+        {**RUN_BODY, "record": record.pk, "strategy_params": {"rounds": 9}},
+        content_type="application/json",
+    )
     assert refused.status_code == 400 and refused.json() == {"errors": {"rounds": ["between 0 and 5, not 9"]}}
 
 
@@ -95,11 +113,18 @@ def test_the_consensus_strategies_are_offered_with_their_parameters_and_estimate
     assert [p["name"] for p in listed["advisor-none"]["params"]] == ["draft_tokens"]
     url = "/api/v1/strategies/mediator/estimate"
     # 3 groups, K 3, R 2: 6 candidates + 6 rankings + 3 critiques, then 3 verdicts
-    assert client.get(url, {"groups": 3, "judge": "llm", "param": ["candidates=3"]}, **bearer(token)).json()["steps"] == 18
+    assert (
+        client.get(url, {"groups": 3, "judge": "llm", "param": ["candidates=3"]}, **bearer(token)).json()["steps"] == 18
+    )
 
 
 def test_a_mediator_run_from_the_api_stores_its_parameters(client, token, enqueued):
-    body = {**RUN_BODY, "record": make_record().pk, "strategy": "mediator", "strategy_params": {"candidates": 3, "weighting": "seats"}}
+    body = {
+        **RUN_BODY,
+        "record": make_record().pk,
+        "strategy": "mediator",
+        "strategy_params": {"candidates": 3, "weighting": "seats"},
+    }
     response = post(client, "/api/v1/runs", body, token)
     assert response.status_code == 201, response.content
     params = Run.objects.get(pk=response.json()["id"]).params
@@ -107,7 +132,12 @@ def test_a_mediator_run_from_the_api_stores_its_parameters(client, token, enqueu
 
 
 def test_an_advisor_model_the_user_may_not_use_is_refused_under_its_name(client, token, enqueued):
-    body = {**RUN_BODY, "record": make_record().pk, "strategy": "advisor", "strategy_params": {"advisor_model": "nope:gone"}}
+    body = {
+        **RUN_BODY,
+        "record": make_record().pk,
+        "strategy": "advisor",
+        "strategy_params": {"advisor_model": "nope:gone"},
+    }
     response = post(client, "/api/v1/runs", body, token)
     assert response.status_code == 400
     assert "advisor_model" in response.json()["errors"]
@@ -120,9 +150,16 @@ def test_amulet_and_negotiation_runs_through_the_api_with_their_params_and_estim
     response = post(client, "/api/v1/runs", body, token)
     assert response.status_code == 201, response.content
     assert Run.objects.get(pk=response.json()["id"]).params == {
-        "max_turns": 4, "temperature": 0.7, "turn_tokens": 300, "final_tokens": 400}
-    estimate = client.get("/api/v1/strategies/negotiation/estimate", {"groups": 3, "judge": "llm", "param": ["max_turns=4"]},
-                          **bearer(token)).json()
+        "max_turns": 4,
+        "temperature": 0.7,
+        "turn_tokens": 300,
+        "final_tokens": 400,
+    }
+    estimate = client.get(
+        "/api/v1/strategies/negotiation/estimate",
+        {"groups": 3, "judge": "llm", "param": ["max_turns=4"]},
+        **bearer(token),
+    ).json()
     assert estimate["steps"] == 4 + 1 + 3
     amulet = client.get("/api/v1/strategies/amulet/estimate", {"groups": 3, "judge": "llm"}, **bearer(token)).json()
     assert amulet["steps"] == 1 + 3 and amulet["params"]["top_k"] == 20

@@ -29,8 +29,18 @@ def sample_set():
 
 def test_real_votes_judge_is_the_identity_check(sample_set, tmp_path):
     out = tmp_path / "real.json"
-    call_command("judge_calibrate", "--record-set", sample_set, "--judge", "real-votes", "--out", str(out),
-                 "--resamples", "100", verbosity=0)
+    call_command(
+        "judge_calibrate",
+        "--record-set",
+        sample_set,
+        "--judge",
+        "real-votes",
+        "--out",
+        str(out),
+        "--resamples",
+        "100",
+        verbosity=0,
+    )
     results = json.loads(out.read_text())
     for key in ("pairs", "pearson", "spearman", "mae", "bias", "bias_by_group", "confusion", "fallbacks"):
         assert key in results
@@ -54,8 +64,7 @@ def test_scripted_judge_does_not_track_the_real_votes(sample_set):
 
 
 def test_llm_judge_uses_the_runs_prompt_and_seed_and_the_completion_cache(sample_set, monkeypatch):
-    first = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", limit=10,
-                            resamples=20)
+    first = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", limit=10, resamples=20)
     assert first.results["pairs"] == 10 and first.judge_model == "scripted:default"
     item = calibration_items(record_set=record_set_get(name=sample_set), limit=10)[0][0]
     seed = seed_for(judge_seed(seed_for(0, item.record_hash)), "judge", item.group, 0)
@@ -70,18 +79,19 @@ def test_llm_judge_uses_the_runs_prompt_and_seed_and_the_completion_cache(sample
         raise AssertionError("a repeated calibration must be answered from the cache")
 
     monkeypatch.setattr(scripted.ScriptedModelClient, "complete", no_model_call)
-    second = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", limit=10,
-                             resamples=20)
+    second = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", limit=10, resamples=20)
     assert CachedCompletion.objects.count() == stored
     assert [(p["record"], p["group"], p["predicted"]) for p in second.pairs] == [
-        (p["record"], p["group"], p["predicted"]) for p in first.pairs]
+        (p["record"], p["group"], p["predicted"]) for p in first.pairs
+    ]
     assert all(p["extra"]["usage"]["cached"] for p in second.pairs)
     assert second.results == first.results
 
 
 def test_fallbacks_are_counted_apart(sample_set):
-    calibration = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:bad-judge", limit=4,
-                                  resamples=10)
+    calibration = calibration_run(
+        record_set=sample_set, judge="llm", judge_model="scripted:bad-judge", limit=4, resamples=10
+    )
     assert calibration.results["fallbacks"] == 4 and calibration.results["scored"] == 0
     assert calibration.results["pearson"] is None and calibration.results["isotonic"] is None
 
@@ -106,13 +116,15 @@ def test_topic_filter_and_errors(sample_set):
     with pytest.raises(CommandError, match="no record set"):
         call_command("judge_calibrate", "--record-set", "nope", "--judge", "real-votes", verbosity=0)
     with pytest.raises(CommandError, match="nothing|no adopted"):
-        call_command("judge_calibrate", "--record-set", sample_set, "--judge", "real-votes", "--topic", "none",
-                     verbosity=0)
+        call_command(
+            "judge_calibrate", "--record-set", sample_set, "--judge", "real-votes", "--topic", "none", verbosity=0
+        )
 
 
 def test_expected_judge_stores_the_distribution_and_reuses_the_cache(sample_set, monkeypatch):
-    first = calibration_run(record_set=sample_set, judge="llm-expected", judge_model="scripted:default", limit=8,
-                            resamples=10)
+    first = calibration_run(
+        record_set=sample_set, judge="llm-expected", judge_model="scripted:default", limit=8, resamples=10
+    )
     assert first.results["scored"] == 8
     for pair in first.pairs:
         distribution = pair["extra"]["detail"]["distribution"]
@@ -126,8 +138,9 @@ def test_expected_judge_stores_the_distribution_and_reuses_the_cache(sample_set,
         raise AssertionError("a repeated calibration must be answered from the cache")
 
     monkeypatch.setattr(scripted.ScriptedModelClient, "next_token", no_model_call)
-    second = calibration_run(record_set=sample_set, judge="llm-expected", judge_model="scripted:default", limit=8,
-                             resamples=10)
+    second = calibration_run(
+        record_set=sample_set, judge="llm-expected", judge_model="scripted:default", limit=8, resamples=10
+    )
     assert [p["predicted"] for p in second.pairs] == [p["predicted"] for p in first.pairs]
 
 
@@ -166,8 +179,9 @@ def test_a_calibrated_judge_is_measured_only_on_records_its_map_never_saw(sample
 
 
 def test_ensemble_judge_calibrates_with_the_spread_of_its_members(sample_set):
-    calibration = calibration_run(record_set=sample_set, judge="ensemble-mean", judge_model="scripted:default",
-                                  limit=6, resamples=10)
+    calibration = calibration_run(
+        record_set=sample_set, judge="ensemble-mean", judge_model="scripted:default", limit=6, resamples=10
+    )
     for pair in calibration.pairs:
         detail = pair["extra"]["detail"]
         assert set(detail["members"]) == {"llm", "llm-expected"}
@@ -187,8 +201,9 @@ def test_bias_probes_judge_the_same_pairs_under_other_layouts(sample_set, client
 
     from tests.factories import make_user
 
-    calibration = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", limit=10,
-                                  resamples=20, probes=True)
+    calibration = calibration_run(
+        record_set=sample_set, judge="llm", judge_model="scripted:default", limit=10, resamples=20, probes=True
+    )
     probes = calibration.results["probes"]
     assert set(probes) == {"stance-first", "anonymous"}
     for probe in probes.values():
@@ -211,8 +226,9 @@ def test_reason_check_is_reported_beside_the_calibration(sample_set, client):
 
     from tests.factories import make_user
 
-    calibration = calibration_run(record_set=sample_set, judge="llm", judge_model="scripted:default", limit=12,
-                                  resamples=10, reason_check=True)
+    calibration = calibration_run(
+        record_set=sample_set, judge="llm", judge_model="scripted:default", limit=12, resamples=10, reason_check=True
+    )
     check = calibration.results["reason_check"]
     assert check["items"] == 12 and check["checked"] == 12 and check["no_reason"] == 0
     assert check["dcg"] == pytest.approx(check["d"] - check["c"])

@@ -28,8 +28,11 @@ ORIGIN = (b"origin", b"http://127.0.0.1")
 @pytest.fixture(autouse=True)
 def agents_inline(monkeypatch):
     """Agent turns run at once in the writer's thread (the scripted model is instant); no timers."""
-    monkeypatch.setattr(services, "queue_agent_turn", lambda **kw: services.classroom_agent_turn(
-        session_id=kw["session_id"], turn_key=kw["turn_key"]))
+    monkeypatch.setattr(
+        services,
+        "queue_agent_turn",
+        lambda **kw: services.classroom_agent_turn(session_id=kw["session_id"], turn_key=kw["turn_key"]),
+    )
     monkeypatch.setattr(services, "queue_timer", lambda **kw: None)
 
 
@@ -53,7 +56,9 @@ def socket_for(session, *, user=None, cookie: bytes | None = None, after=0, orig
     headers = [origin] if origin else []
     if cookie:
         headers.append((b"cookie", cookie))
-    socket = WebsocketCommunicator(websocket_application, f"/ws/classroom/{session.code}/?after={after}", headers=headers)
+    socket = WebsocketCommunicator(
+        websocket_application, f"/ws/classroom/{session.code}/?after={after}", headers=headers
+    )
     if user is not None:
         socket.scope["user"] = user
     return socket
@@ -107,7 +112,10 @@ def test_a_student_connects_with_the_seat_token_of_the_request_session():
         return hello
 
     assert in_own_loop(scenario)() == {
-        "type": "hello", "role": "student", "student": {"id": ada.pk, "name": "Ada", "group": "SD", "muted": False}}
+        "type": "hello",
+        "role": "student",
+        "student": {"id": ada.pk, "name": "Ada", "group": "SD", "muted": False},
+    }
 
 
 @pytest.mark.parametrize("who", ["nobody", "forged token", "another user", "foreign origin", "unknown code"])
@@ -181,7 +189,12 @@ def test_a_student_speaks_only_for_their_own_seat_whatever_the_message_claims():
         return refused[-1], speech[-1], too_early[-1]
 
     refused, speech, too_early = in_own_loop(scenario)()
-    assert refused == {"type": "refused", "action": "speak", "code": "forbidden", "message": "the session has not started"}
+    assert refused == {
+        "type": "refused",
+        "action": "speak",
+        "code": "forbidden",
+        "message": "the session has not started",
+    }
     assert speech["data"]["text"] == "<script>alert(1)</script> SD speaks"  # stored as typed; pages escape it
     assert (speech["data"]["student"], speech["data"]["name"]) == (ada.pk, "Ada")
     assert too_early["message"] == "the vote has not begun"

@@ -17,8 +17,10 @@ pytestmark = pytest.mark.django_db
 def assert_rows_agree_with_the_log(session: ClassSession) -> None:
     session = ClassSession.objects.select_related("run__record").get(pk=session.pk)
     run = session.run
-    events = [{"seq": seq, "type": type_, "data": data}
-              for seq, type_, data in run.events.order_by("seq").values_list("seq", "type", "data")]
+    events = [
+        {"seq": seq, "type": type_, "data": data}
+        for seq, type_, data in run.events.order_by("seq").values_list("seq", "type", "data")
+    ]
     state = run_state(events)
     scenario, settings = session_scenario(run=run)
     sitting = sitting_state(scenario, settings, events)

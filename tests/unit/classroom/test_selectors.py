@@ -39,12 +39,23 @@ def test_the_state_frame_names_the_due_turn_and_who_plays_it():
     session = open_session()
     lobby = session_state(class_session=session)
     assert (lobby["type"], lobby["status"], lobby["phase"], lobby["turn"], lobby["can_advance"]) == (
-        "state", "lobby", None, None, False)
+        "state",
+        "lobby",
+        None,
+        None,
+        False,
+    )
     services.student_join(class_session=session, name="Ada", group="EPP")
     teach(session, "start")
     state = session_state(class_session=session)
     assert state["status"] == "live" and state["phase"] == "opening" and state["can_advance"]
-    assert state["turn"] == {"key": "opening:speech:EPP", "kind": "speech", "group": "EPP", "by": "students", "about": None}
+    assert state["turn"] == {
+        "key": "opening:speech:EPP",
+        "kind": "speech",
+        "group": "EPP",
+        "by": "students",
+        "about": None,
+    }
     assert state["groups"] == ["EPP", "SD", "ALDE"] and state["held"] == ["EPP"] and state["rapporteur"] == "EPP"
     assert state["seq"] == session.run.events.count()
 

@@ -34,7 +34,12 @@ def test_opening_makes_a_lobby_session_with_a_classroom_run_and_a_code_without_l
     assert session.status == "lobby" and len(session.code) == 6
     assert set(session.code) <= set(CODE_ALPHABET)
     run = session.run
-    assert (run.strategy, run.status, run.owner_id, run.model) == ("classroom", "queued", session.teacher_id, "scripted:default")
+    assert (run.strategy, run.status, run.owner_id, run.model) == (
+        "classroom",
+        "queued",
+        session.teacher_id,
+        "scripted:default",
+    )
     assert run.scenario == session.scenario and run.groups == ["EPP", "SD", "ALDE"]
     started = run.events.get()
     assert started.type == "run_started"
@@ -58,13 +63,20 @@ def test_a_student_joins_a_seat_or_watches_and_the_log_says_so():
     bob = services.student_join(class_session=session, name="Bob", group=None)
     assert (ada.name, ada.group, bob.group) == ("Ada Lovelace", "SD", "")
     joined = list(session.run.events.filter(type="seat_joined").values_list("data", flat=True))
-    assert joined == [{"student": ada.pk, "name": "Ada Lovelace", "group": "SD"},
-                      {"student": bob.pk, "name": "Bob", "group": None}]
+    assert joined == [
+        {"student": ada.pk, "name": "Ada Lovelace", "group": "SD"},
+        {"student": bob.pk, "name": "Bob", "group": None},
+    ]
 
 
 @pytest.mark.parametrize(
     "name, group, message",
-    [("   ", "SD", "display name"), ("x" * 41, "SD", "at most 40"), ("Ada", "ECR", "no seat"), ("ada", "EPP", "already called")],
+    [
+        ("   ", "SD", "display name"),
+        ("x" * 41, "SD", "at most 40"),
+        ("Ada", "ECR", "no seat"),
+        ("ada", "EPP", "already called"),
+    ],
 )
 def test_join_refuses_bad_names_unknown_seats_and_taken_names(name, group, message):
     session = open_session()
@@ -109,7 +121,9 @@ def test_only_the_sessions_teacher_controls_it():
     assert types(session) == ["run_started"]
 
 
-def test_start_opens_the_first_phase_runs_the_run_and_queues_the_first_agent_turn(queued, django_capture_on_commit_callbacks):
+def test_start_opens_the_first_phase_runs_the_run_and_queues_the_first_agent_turn(
+    queued, django_capture_on_commit_callbacks
+):
     session = open_session(phase_seconds=60)
     with django_capture_on_commit_callbacks(execute=True):
         teach(session, "start")
@@ -117,8 +131,9 @@ def test_start_opens_the_first_phase_runs_the_run_and_queues_the_first_agent_tur
     assert types(session) == ["run_started", "control", "phase"]
     assert session.status == "live" and session.started_at is not None and session.deadline is not None
     assert session.run.status == Run.Status.RUNNING and session.run.started_at is not None
-    assert queued["agent"] == [{"session_id": session.pk, "turn_key": "opening:speech:EPP",
-                                "model": "scripted:default", "countdown": 0.0}]
+    assert queued["agent"] == [
+        {"session_id": session.pk, "turn_key": "opening:speech:EPP", "model": "scripted:default", "countdown": 0.0}
+    ]
     assert queued["timer"] == [{"session_id": session.pk, "deadline": last(session)["deadline"]}]
 
 
@@ -162,7 +177,12 @@ def test_a_student_speaks_only_for_their_group_in_its_turn():
     play_agents(session)
     act(session, ada, "speak", text="<b>SD</b> wants a fund.")
     speech = last(session)
-    assert (speech["group"], speech["by"], speech["student"], speech["text"]) == ("SD", "students", ada.pk, "<b>SD</b> wants a fund.")
+    assert (speech["group"], speech["by"], speech["student"], speech["text"]) == (
+        "SD",
+        "students",
+        ada.pk,
+        "<b>SD</b> wants a fund.",
+    )
 
 
 def test_a_muted_or_removed_student_is_refused_and_unmuting_restores_the_floor():
@@ -180,7 +200,11 @@ def test_a_muted_or_removed_student_is_refused_and_unmuting_restores_the_floor()
     with pytest.raises(ClassroomRefused, match="removed"):
         act(session, ada, "vote", score=3)
     assert [d["action"] for d in session.run.events.filter(type="control").values_list("data", flat=True)] == [
-        "started", "muted", "unmuted", "removed"]
+        "started",
+        "muted",
+        "unmuted",
+        "removed",
+    ]
 
 
 def test_a_student_of_another_session_is_refused():

@@ -46,7 +46,9 @@ def test_teacher_opens_a_session_from_a_saved_scenario(client):
     client.force_login(teacher)
     page = client.get(reverse("classroom-home")).content.decode()
     assert 'data-testid="open-session-form"' in page and "posting" in page
-    response = client.post(reverse("classroom-home"), {"scenario": scenario.pk, "seconds_per_phase": "60", "words_per_second": "4"})
+    response = client.post(
+        reverse("classroom-home"), {"scenario": scenario.pk, "seconds_per_phase": "60", "words_per_second": "4"}
+    )
     session = ClassSession.objects.get(teacher=teacher)
     assert response.status_code == 302 and response["Location"] == reverse("classroom-teach", args=[session.code])
     assert (session.phase_seconds, session.words_per_second, session.run.strategy) == (60, 4.0, "classroom")
@@ -60,7 +62,9 @@ def test_open_form_refuses_another_teachers_scenario_and_a_too_short_timer(clien
     client.force_login(teacher)
     response = client.post(reverse("classroom-home"), {"scenario": other.pk, "words_per_second": "3"})
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
-    response = client.post(reverse("classroom-home"), {"scenario": mine.pk, "seconds_per_phase": "5", "words_per_second": "3"})
+    response = client.post(
+        reverse("classroom-home"), {"scenario": mine.pk, "seconds_per_phase": "5", "words_per_second": "3"}
+    )
     assert "seconds per phase: between 10" in response.content.decode()
     assert not ClassSession.objects.exists()
 
@@ -146,7 +150,9 @@ def test_joining_stores_the_seat_token_and_opens_the_seat_page(client, session):
     page = client.get(reverse("classroom-seat", args=[session.code])).content.decode()
     assert "Ada Lovelace" in page and 'data-testid="act"' in page
     # Back on the join page, a seated student goes straight to the seat.
-    assert client.get(reverse("classroom-join-code", args=[session.code]))["Location"] == reverse("classroom-seat", args=[session.code])
+    assert client.get(reverse("classroom-join-code", args=[session.code]))["Location"] == reverse(
+        "classroom-seat", args=[session.code]
+    )
 
 
 def test_a_student_may_watch(client, session):
@@ -259,10 +265,19 @@ def test_a_sessions_run_page_renders_with_the_classrooms_rounds(client, session)
     assert reverse("classroom-teach", args=[session.code]) in page and 'data-testid="pause"' not in page
 
 
-@pytest.mark.parametrize("host, loopback", [
-    ("127.0.0.1", True), ("127.0.1.1", True), ("localhost", True), ("[::1]", True), ("::1", True),
-    ("192.168.1.20", False), ("lab.example.edu", False), ("0.0.0.0", False),
-])
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.0.1.1", True),
+        ("localhost", True),
+        ("[::1]", True),
+        ("::1", True),
+        ("192.168.1.20", False),
+        ("lab.example.edu", False),
+        ("0.0.0.0", False),
+    ],
+)
 def test_loopback_hosts_are_recognised(host, loopback):
     assert is_loopback(host) is loopback
 
@@ -270,7 +285,9 @@ def test_loopback_hosts_are_recognised(host, loopback):
 def test_the_open_form_says_which_model_plays_the_agents_and_how_long_a_turn_takes(client):
     teacher = make_user("teacher")
     scenario_save(owner=teacher, name="demo", config=scenario_config(make_record(), model="scripted:demo"))
-    scenario_save(owner=teacher, name="cpu", config=scenario_config(make_record(title="Other"), model="local:smollm2-135m"))
+    scenario_save(
+        owner=teacher, name="cpu", config=scenario_config(make_record(title="Other"), model="local:smollm2-135m")
+    )
     client.force_login(teacher)
     page = client.get(reverse("classroom-home")).content.decode()
     assert "Agents are played by <code>scripted:demo</code>: about 1 s a turn" in page

@@ -26,9 +26,14 @@ TASK4 = (("EPP", 0.4), ("SD", 0.3), ("ALDE", 0.2), ("GREEN_EFA", 0.1))
 
 def make_task(record, groups, index):
     return BenchmarkTask.objects.create(
-        record_set=record.record_set, record=record, topic=Topic.objects.get(name="agriculture"),
-        party_count=len(groups), groups=[c for c, _ in groups], seat_weights=[s for _, s in groups],
-        veto_group=groups[0][0], content_hash=f"task-{index}",
+        record_set=record.record_set,
+        record=record,
+        topic=Topic.objects.get(name="agriculture"),
+        party_count=len(groups),
+        groups=[c for c, _ in groups],
+        seat_weights=[s for _, s in groups],
+        veto_group=groups[0][0],
+        content_hash=f"task-{index}",
     )
 
 
@@ -36,20 +41,47 @@ class Maker:
     def __init__(self, experiment, record, tasks):
         self.experiment, self.record, self.tasks, self.count = experiment, record, tasks, 0
 
-    def run(self, *, parties, goal, strategy="one-shot", value=None, scores=None, status=Run.Status.FINISHED,
-            model="m1", judge="llm"):
+    def run(
+        self,
+        *,
+        parties,
+        goal,
+        strategy="one-shot",
+        value=None,
+        scores=None,
+        status=Run.Status.FINISHED,
+        model="m1",
+        judge="llm",
+    ):
         task = self.tasks[parties]
         seats = dict(zip(task.groups, task.seat_weights))
         outcome = None
         if status == Run.Status.FINISHED:
-            outcome = {"goals": {goal: value}, "scores": scores or {code: 5 for code in task.groups},
-                       "seats": seats, "weighted_total": 5.0}
+            outcome = {
+                "goals": {goal: value},
+                "scores": scores or {code: 5 for code in task.groups},
+                "seats": seats,
+                "weighted_total": 5.0,
+            }
         self.count += 1
         run = Run.objects.create(
-            owner=self.experiment.owner, experiment=self.experiment, cell=f"c{self.count}", task=task,
-            record=self.record, groups=list(task.groups), seat_structure="custom", seats=seats, goal=goal,
-            veto_group=task.veto_group, strategy=strategy, model=model, judge=judge, status=status, outcome=outcome,
-            goal_value=outcome and outcome_goal_value(outcome, goal), largest_share=outcome and max(seats.values()),
+            owner=self.experiment.owner,
+            experiment=self.experiment,
+            cell=f"c{self.count}",
+            task=task,
+            record=self.record,
+            groups=list(task.groups),
+            seat_structure="custom",
+            seats=seats,
+            goal=goal,
+            veto_group=task.veto_group,
+            strategy=strategy,
+            model=model,
+            judge=judge,
+            status=status,
+            outcome=outcome,
+            goal_value=outcome and outcome_goal_value(outcome, goal),
+            largest_share=outcome and max(seats.values()),
         )
         if status == Run.Status.FINISHED:
             group_scores_write(run=run, outcome=outcome)  # as runs.services._run_finish does

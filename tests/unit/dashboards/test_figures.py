@@ -25,11 +25,19 @@ def _all_figures(experiment) -> list[dict]:
 def test_every_figure_is_what_plotly_writes_for_it(made):
     charts = _all_figures(made.experiment)
     assert {chart["id"] for chart in charts} >= {
-        "table-llm-simple_majority", "power-rawlsian", "dominant", "support", "power-support"}
+        "table-llm-simple_majority",
+        "power-rawlsian",
+        "dominant",
+        "support",
+        "power-support",
+    }
     for chart in charts:
         figure = chart["figure"]
         assert json.loads(pio.to_json(go.Figure(figure), validate=True)) == figure, chart["id"]
-        assert figure["layout"]["template"] == json.loads(pio.to_json(go.Figure(layout={"template": "plotly_white"})))["layout"]["template"]
+        assert (
+            figure["layout"]["template"]
+            == json.loads(pio.to_json(go.Figure(layout={"template": "plotly_white"})))["layout"]["template"]
+        )
 
 
 def test_a_bar_carries_its_cells_means_intervals_and_runs(made):

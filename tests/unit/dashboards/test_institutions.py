@@ -19,18 +19,38 @@ SEATS = {"EPP": 0.6, "SD": 0.4}
 def experiment(owner):
     record = make_record()
     task = BenchmarkTask.objects.create(
-        record_set=record.record_set, record=record, topic=Topic.objects.get(name="agriculture"), party_count=2,
-        groups=list(SEATS), seat_weights=list(SEATS.values()), veto_group="EPP", content_hash="task-sweep",
+        record_set=record.record_set,
+        record=record,
+        topic=Topic.objects.get(name="agriculture"),
+        party_count=2,
+        groups=list(SEATS),
+        seat_weights=list(SEATS.values()),
+        veto_group="EPP",
+        content_hash="task-sweep",
     )
     experiment = Experiment.objects.create(owner=owner, name="sweep", spec={}, estimate={})
     # The same cell played by two strategies: EPP prefers greedy's draft (9 > 8), SD one-shot's (2 > 0).
     for strategy, scores in (("one-shot", {"EPP": 8, "SD": 2}), ("greedy", {"EPP": 9, "SD": 0})):
         outcome = {"goals": {"simple_majority": True}, "scores": scores, "seats": SEATS, "weighted_total": 0}
         run = Run.objects.create(
-            owner=owner, experiment=experiment, cell=f"task:{task.pk}|simple_majority|{strategy}|m1|llm|0",
-            task=task, record=record, groups=list(SEATS), seat_structure="custom", seats=SEATS,
-            goal="simple_majority", veto_group="EPP", strategy=strategy, model="m1", judge="llm", seed=0,
-            status=Run.Status.FINISHED, outcome=outcome, goal_value=1.0, largest_share=0.6,
+            owner=owner,
+            experiment=experiment,
+            cell=f"task:{task.pk}|simple_majority|{strategy}|m1|llm|0",
+            task=task,
+            record=record,
+            groups=list(SEATS),
+            seat_structure="custom",
+            seats=SEATS,
+            goal="simple_majority",
+            veto_group="EPP",
+            strategy=strategy,
+            model="m1",
+            judge="llm",
+            seed=0,
+            status=Run.Status.FINISHED,
+            outcome=outcome,
+            goal_value=1.0,
+            largest_share=0.6,
         )
         group_scores_write(run=run, outcome=outcome)
     return experiment
@@ -66,7 +86,10 @@ def test_sweep_ranks_the_drafts_of_one_cell(experiment):
 
 
 def test_power_support_puts_each_group_at_its_share_and_its_power(experiment):
-    points = {(p["strategy"], p["measure"], round(p["x"], 2)): (p["mean"], p["n"]) for p in power_support(experiment=experiment)}
+    points = {
+        (p["strategy"], p["measure"], round(p["x"], 2)): (p["mean"], p["n"])
+        for p in power_support(experiment=experiment)
+    }
     # At 60/40 and a quota of 5/9 EPP wins alone: all the power is EPP's.
     assert points[("one-shot", "seat share", 0.6)] == (8.0, 1)
     assert points[("one-shot", "Shapley-Shubik", 1.0)] == (8.0, 1)

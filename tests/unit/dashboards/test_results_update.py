@@ -24,7 +24,10 @@ def _one_shot_majority_2p(experiment):
 
 
 def _epp_points(experiment):
-    return {(p["strategy"], p["group"], p["share"]): (p["mean"], p["n"]) for p in group_views(experiment=experiment).by_share}
+    return {
+        (p["strategy"], p["group"], p["share"]): (p["mean"], p["n"])
+        for p in group_views(experiment=experiment).by_share
+    }
 
 
 def test_a_second_view_is_one_query_and_a_run_finishing_after_it_shows(made, django_assert_num_queries):

@@ -36,7 +36,13 @@ def test_baselines_come_first_and_are_marked(made):
 def test_cells_link_to_their_runs(made):
     rows, _ = _rows(made)
     cell = rows[("one-shot", "m1")]["simple_majority"][0]
-    assert cell.query == {"strategy": "one-shot", "model": "m1", "judge": "llm", "goal": "simple_majority", "parties": 2}
+    assert cell.query == {
+        "strategy": "one-shot",
+        "model": "m1",
+        "judge": "llm",
+        "goal": "simple_majority",
+        "parties": 2,
+    }
     runs = experiment_runs(experiment=made.experiment, **cell.query)
     assert runs.count() == 5  # the three finished, the failed and the running one
 
@@ -82,7 +88,10 @@ def test_breakdown_by_power_bins_the_largest_seat_share(made):
 
 
 def test_group_score_against_seat_share(made):
-    points = {(p["strategy"], p["group"], p["share"]): (p["mean"], p["n"]) for p in group_views(experiment=made.experiment).by_share}
+    points = {
+        (p["strategy"], p["group"], p["share"]): (p["mean"], p["n"])
+        for p in group_views(experiment=made.experiment).by_share
+    }
     assert points[("one-shot", "EPP", 0.6)] == (pytest.approx((8 + 6 + 7 + 6 + 5) / 5), 5)
     assert points[("one-shot", "SD", 0.4)] == (pytest.approx((2 + 4 + 3 + 3 + 5) / 5), 5)
     assert points[("one-shot", "GREEN_EFA", 0.1)] == (0.0, 1)
@@ -90,7 +99,9 @@ def test_group_score_against_seat_share(made):
 
 
 def test_simulated_support_against_real_vote(made):
-    points = {(p["strategy"], p["real"]): (p["mean"], p["n"]) for p in group_views(experiment=made.experiment).by_real_vote}
+    points = {
+        (p["strategy"], p["real"]): (p["mean"], p["n"]) for p in group_views(experiment=made.experiment).by_real_vote
+    }
     # EPP voted 8 for, SD 3, ALDE 5, GREEN_EFA 0 (tests/factories.py).
     assert points[("one-shot", 8)] == (pytest.approx((8 + 6 + 7 + 9 + 6 + 5) / 6), 6)
     assert points[("one-shot", 3)] == (pytest.approx((2 + 4 + 3 + 1 + 3 + 5) / 6), 6)
@@ -104,7 +115,9 @@ def test_breakdown_intervals_contain_the_mean_and_stay_in_the_goals_range(made):
             low, high = cell.ci
             assert low <= cell.mean <= high
             assert 0.0 <= low and high <= (1.0 if goal == "simple_majority" else 9.0)
-    single = breakdown(experiment=made.experiment, by="power")[("one-shot", "m1", "llm", "simple_majority", "largest 40–50%")]
+    single = breakdown(experiment=made.experiment, by="power")[
+        ("one-shot", "m1", "llm", "simple_majority", "largest 40–50%")
+    ]
     assert single.ci == (1.0, 1.0)  # one run: no spread to speak of
 
 
@@ -113,8 +126,11 @@ def test_partisan_probe_correlates_each_strategys_scores_with_real_votes_and_sea
     from deliberation.runs.models import RunGroupScore
 
     probe = {row["strategy"]: row for row in group_views(experiment=made.experiment).partisan}
-    rows = list(RunGroupScore.objects.filter(experiment=made.experiment, strategy="one-shot")
-                .values_list("score", "real_choice", "seat_share"))
+    rows = list(
+        RunGroupScore.objects.filter(experiment=made.experiment, strategy="one-shot").values_list(
+            "score", "real_choice", "seat_share"
+        )
+    )
     assert probe["one-shot"]["n"] == len(rows) > 2
     assert probe["one-shot"]["r_real"] == pytest.approx(pearson([r[0] for r in rows], [r[1] for r in rows]))
     assert probe["one-shot"]["r_share"] == pytest.approx(pearson([r[0] for r in rows], [r[2] for r in rows]))
@@ -135,5 +151,8 @@ def test_the_breakdowns_use_the_paper_tables_bootstrap_one_method_on_the_page(ma
     power = breakdown(experiment=made.experiment, by="power")
     topic = breakdown(experiment=made.experiment, by="topic")
     assert topic[("one-shot", "m1", "llm", "rawlsian", "agriculture")].ci == scored.ci
-    assert all(cell.ci == bootstrap_ci([0.0, 1.0], [cell.n - round(cell.mean * cell.n), round(cell.mean * cell.n)])
-               for (_, _, _, goal, _), cell in power.items() if goal == "simple_majority")
+    assert all(
+        cell.ci == bootstrap_ci([0.0, 1.0], [cell.n - round(cell.mean * cell.n), round(cell.mean * cell.n)])
+        for (_, _, _, goal, _), cell in power.items()
+        if goal == "simple_majority"
+    )

@@ -22,7 +22,10 @@ def test_dashboard_renders_the_table_values_and_cell_links(client, made, owner):
     page = response.content.decode()
     assert "0.67" in page and "4.00" in page  # one-shot simple majority, 2 parties; Rawlsian
     assert "3 runs, 1 task" in page
-    link = reverse("experiment-runs", args=[made.experiment.pk]) + "?strategy=one-shot&amp;model=m1&amp;judge=llm&amp;goal=simple_majority&amp;parties=2"
+    link = (
+        reverse("experiment-runs", args=[made.experiment.pk])
+        + "?strategy=one-shot&amp;model=m1&amp;judge=llm&amp;goal=simple_majority&amp;parties=2"
+    )
     assert link in page
     assert "vendor/plotly/plotly.min.js" in page and 'id="dominant"' in page
 
@@ -55,11 +58,19 @@ def test_new_experiment_form_renders(client, owner):
 
 def test_new_experiment_form_creates_a_draft_over_the_record_sets_tasks(client, made, owner):
     client.force_login(owner)
-    response = client.post(reverse("experiment-new"), {
-        "name": "from the browser", "record_set": made.record.record_set.name, "parties": ["2"],
-        "goals": ["simple_majority"], "strategies": ["greedy"], "models": "scripted:default",
-        "judges": ["llm"], "seeds": "0 1",
-    })
+    response = client.post(
+        reverse("experiment-new"),
+        {
+            "name": "from the browser",
+            "record_set": made.record.record_set.name,
+            "parties": ["2"],
+            "goals": ["simple_majority"],
+            "strategies": ["greedy"],
+            "models": "scripted:default",
+            "judges": ["llm"],
+            "seeds": "0 1",
+        },
+    )
     experiment = Experiment.objects.get(owner=owner, name="from the browser")
     assert response.status_code == 302 and response["Location"] == reverse("experiment-dashboard", args=[experiment.pk])
     assert experiment.status == Experiment.Status.DRAFT
@@ -69,20 +80,39 @@ def test_new_experiment_form_creates_a_draft_over_the_record_sets_tasks(client, 
 
 def test_new_experiment_form_shows_the_services_error(client, made, owner):
     client.force_login(owner)
-    response = client.post(reverse("experiment-new"), {
-        "name": "pilot", "record_set": made.record.record_set.name, "parties": ["2"], "goals": ["simple_majority"],
-        "strategies": ["greedy"], "models": "scripted:default", "judges": ["llm"], "seeds": "0",
-    })
+    response = client.post(
+        reverse("experiment-new"),
+        {
+            "name": "pilot",
+            "record_set": made.record.record_set.name,
+            "parties": ["2"],
+            "goals": ["simple_majority"],
+            "strategies": ["greedy"],
+            "models": "scripted:default",
+            "judges": ["llm"],
+            "seeds": "0",
+        },
+    )
     assert response.status_code == 200
     assert "already have an experiment named" in response.content.decode()
 
 
 def test_new_experiment_form_can_start_it_at_once(client, made, owner):
     client.force_login(owner)
-    client.post(reverse("experiment-new"), {
-        "name": "started", "record_set": made.record.record_set.name, "parties": ["2"], "goals": ["simple_majority"],
-        "strategies": ["greedy"], "models": "scripted:default", "judges": ["llm"], "seeds": "0", "start": "on",
-    })
+    client.post(
+        reverse("experiment-new"),
+        {
+            "name": "started",
+            "record_set": made.record.record_set.name,
+            "parties": ["2"],
+            "goals": ["simple_majority"],
+            "strategies": ["greedy"],
+            "models": "scripted:default",
+            "judges": ["llm"],
+            "seeds": "0",
+            "start": "on",
+        },
+    )
     experiment = Experiment.objects.get(owner=owner, name="started")
     assert experiment.status == Experiment.Status.RUNNING
     assert list(experiment.runs.values_list("strategy", "task_id")) == [("greedy", made.tasks[2].pk)]
@@ -90,8 +120,15 @@ def test_new_experiment_form_can_start_it_at_once(client, made, owner):
 
 def _form(record_set: str, **extra) -> dict:
     return {
-        "name": "grid", "record_set": record_set, "parties": ["2"], "goals": ["simple_majority"],
-        "strategies": ["greedy"], "models": "scripted:default", "judges": ["llm"], "seeds": "0", **extra,
+        "name": "grid",
+        "record_set": record_set,
+        "parties": ["2"],
+        "goals": ["simple_majority"],
+        "strategies": ["greedy"],
+        "models": "scripted:default",
+        "judges": ["llm"],
+        "seeds": "0",
+        **extra,
     }
 
 
@@ -166,8 +203,10 @@ def test_the_experiment_form_offers_only_registry_models_and_refuses_others_besi
     client.force_login(owner)
     page = client.get(reverse("experiment-new")).content.decode()
     assert 'data-model="scripted:slow"' in page and "gpt@staff" not in page
-    for models, message in (("scripted:default scripted:nope", "&#x27;scripted:nope&#x27; is not a model of this lab"),
-                            ("gpt@staff", "you may not use &#x27;gpt@staff&#x27;")):
+    for models, message in (
+        ("scripted:default scripted:nope", "&#x27;scripted:nope&#x27; is not a model of this lab"),
+        ("gpt@staff", "you may not use &#x27;gpt@staff&#x27;"),
+    ):
         response = client.post(reverse("experiment-new"), _form(made.record.record_set.name, models=models))
         assert response.status_code == 200
         page = response.content.decode()
@@ -187,10 +226,16 @@ def test_estimate_shows_without_creating_the_experiment(client, made, owner):
 
 def test_new_experiment_form_passes_parliament_rounds_and_the_sample_seed(client, made, owner):
     client.force_login(owner)
-    client.post(reverse("experiment-new"), _form(
-        made.record.record_set.name, strategies=["parliament", "greedy"], sample="1", sample_seed="3",
-        **{"params.parliament.rounds": "0", "params.parliament.rapporteur": "", "params.one-shot.max_tokens": "99"},
-    ))
+    client.post(
+        reverse("experiment-new"),
+        _form(
+            made.record.record_set.name,
+            strategies=["parliament", "greedy"],
+            sample="1",
+            sample_seed="3",
+            **{"params.parliament.rounds": "0", "params.parliament.rapporteur": "", "params.one-shot.max_tokens": "99"},
+        ),
+    )
     experiment = Experiment.objects.get(owner=owner, name="grid")
     # Only the grid's strategies, only what was given: the rest keep their defaults.
     assert experiment.spec["params"] == {"parliament": {"rounds": 0}}
@@ -200,9 +245,14 @@ def test_new_experiment_form_passes_parliament_rounds_and_the_sample_seed(client
 
 def test_a_bad_strategy_parameter_is_refused_beside_its_input(client, made, owner):
     client.force_login(owner)
-    response = client.post(reverse("experiment-new"), _form(
-        made.record.record_set.name, strategies=["parliament"], **{"params.parliament.rounds": "9"},
-    ))
+    response = client.post(
+        reverse("experiment-new"),
+        _form(
+            made.record.record_set.name,
+            strategies=["parliament"],
+            **{"params.parliament.rounds": "9"},
+        ),
+    )
     assert response.status_code == 200 and not Experiment.objects.filter(owner=owner, name="grid").exists()
     page = response.content.decode()
     assert 'data-testid="error-parliament-rounds"><ul class="errorlist"><li>between 0 and 5, not 9' in page
@@ -223,8 +273,9 @@ def test_dashboard_shows_each_judges_latest_calibration_or_not_calibrated(client
     made.experiment.save()
     results = {"pearson": 0.4567, "mae": 2.345, "bias": -0.5, "scored": 12, "fallbacks": 1}
     older = Calibration.objects.create(judge="llm", judge_model="m1", record_set=record_set, results=results)
-    newer = Calibration.objects.create(judge="llm", judge_model="m1", record_set=record_set,
-                                       results={**results, "pearson": 0.61})
+    newer = Calibration.objects.create(
+        judge="llm", judge_model="m1", record_set=record_set, results={**results, "pearson": 0.61}
+    )
     page = client.get(url).content.decode()
     assert "Judge not calibrated" not in page
     assert reverse("calibration-detail", args=[newer.pk]) in page
@@ -243,15 +294,29 @@ def test_new_experiment_form_plays_saved_scenarios(client, made, owner):
     from deliberation.scenarios.models import SavedScenario
 
     saved = SavedScenario.objects.create(
-        owner=owner, name="my water deal", record=made.record, groups=["EPP", "SD"], seat_structure="equal",
-        seats={"EPP": 0.5, "SD": 0.5}, goal="simple_majority", strategy="greedy", model="scripted:default",
+        owner=owner,
+        name="my water deal",
+        record=made.record,
+        groups=["EPP", "SD"],
+        seat_structure="equal",
+        seats={"EPP": 0.5, "SD": 0.5},
+        goal="simple_majority",
+        strategy="greedy",
+        model="scripted:default",
         judge="scripted",
     )
     client.force_login(owner)
     assert "my water deal (2 groups" in client.get(reverse("experiment-new")).content.decode()
-    response = client.post(reverse("experiment-new"), _form(
-        "", source="scenarios", scenarios=[str(saved.pk)], strategies=["greedy"], start="",
-    ))
+    response = client.post(
+        reverse("experiment-new"),
+        _form(
+            "",
+            source="scenarios",
+            scenarios=[str(saved.pk)],
+            strategies=["greedy"],
+            start="",
+        ),
+    )
     experiment = Experiment.objects.get(owner=owner, name="grid")
     assert response.status_code == 302
     assert experiment.spec["source"] == {"kind": "scenario", "ids": [saved.pk], "party_counts": {str(saved.pk): 2}}

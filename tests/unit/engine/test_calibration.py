@@ -24,8 +24,18 @@ from deliberation.engine.calibration import (
 
 def pairs_of(rows):
     """(record, group, real, predicted[, fallback]) tuples into pairs."""
-    return [Pair(record=r[0], group=r[1], real=r[2], predicted=r[3], fallback=r[4] if len(r) > 4 else False,
-                 term="9th", topic="fisheries") for r in rows]
+    return [
+        Pair(
+            record=r[0],
+            group=r[1],
+            real=r[2],
+            predicted=r[3],
+            fallback=r[4] if len(r) > 4 else False,
+            term="9th",
+            topic="fisheries",
+        )
+        for r in rows
+    ]
 
 
 def test_pearson_on_a_hand_computed_table():
@@ -82,8 +92,12 @@ def test_fallbacks_are_counted_apart_and_left_out_of_the_metrics():
 
 
 def test_perfect_judge_has_r_one_and_mae_zero_with_a_degenerate_interval():
-    table = pairs_of([(f"r{i}", g, real, real) for i, (g, real) in enumerate(
-        [("EPP", 0), ("SD", 3), ("EPP", 7), ("SD", 9), ("ECR", 5), ("ECR", 1)])])
+    table = pairs_of(
+        [
+            (f"r{i}", g, real, real)
+            for i, (g, real) in enumerate([("EPP", 0), ("SD", 3), ("EPP", 7), ("SD", 9), ("ECR", 5), ("ECR", 1)])
+        ]
+    )
     metrics = calibration_metrics(table, seed=3, resamples=200)
     assert metrics["pearson"] == pytest.approx(1.0) and metrics["spearman"] == pytest.approx(1.0)
     assert metrics["mae"] == 0.0 and metrics["exact"] == 1.0 and metrics["positions"]["rate"] == 1.0
@@ -128,8 +142,13 @@ def test_split_keeps_no_record_in_both_parts_and_is_seeded():
 
 def test_isotonic_calibration_fits_on_train_and_reports_on_test_only():
     # a judge that scores everything 3 points too low: the map learns the shift
-    table = pairs_of([(f"r{i}", g, real, max(0, real - 3))
-                      for i in range(20) for g, real in (("EPP", 3 + i % 7), ("SD", 3 + (i * 3) % 7))])
+    table = pairs_of(
+        [
+            (f"r{i}", g, real, max(0, real - 3))
+            for i in range(20)
+            for g, real in (("EPP", 3 + i % 7), ("SD", 3 + (i * 3) % 7))
+        ]
+    )
     report = isotonic_calibration(table, seed=1, resamples=50)
     assert not set(report["train_records"]) & set(report["test_records"])
     test_pairs = 2 * len(report["test_records"])
@@ -158,8 +177,14 @@ def test_pearson_from_sums_equals_pearson():
     from deliberation.engine.calibration import pearson_from_sums
 
     xs, ys = [1, 2, 3, 4, 7], [2, 1, 4, 3, 9]
-    sums = dict(n=len(xs), sx=sum(xs), sy=sum(ys), sxx=sum(x * x for x in xs), syy=sum(y * y for y in ys),
-                sxy=sum(x * y for x, y in zip(xs, ys)))
+    sums = dict(
+        n=len(xs),
+        sx=sum(xs),
+        sy=sum(ys),
+        sxx=sum(x * x for x in xs),
+        syy=sum(y * y for y in ys),
+        sxy=sum(x * y for x, y in zip(xs, ys)),
+    )
     assert pearson_from_sums(**sums) == pytest.approx(pearson(xs, ys))
     assert pearson_from_sums(n=3, sx=3, sy=6, sxx=3, syy=14, sxy=6) is None  # x constant
 

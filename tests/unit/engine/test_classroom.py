@@ -28,8 +28,16 @@ class Play:
         self.judge = ScriptedJudge()
         self.seed = seed
         self.events = []
-        self.add([("run_started", classroom.opening_data(
-            self.scenario, phase_seconds=phase_seconds, words_per_second=words_per_second))])
+        self.add(
+            [
+                (
+                    "run_started",
+                    classroom.opening_data(
+                        self.scenario, phase_seconds=phase_seconds, words_per_second=words_per_second
+                    ),
+                )
+            ]
+        )
 
     @property
     def state(self):
@@ -69,8 +77,9 @@ class Play:
         state = self.state
         turn = state.turn
         assert turn is not None and turn.by == "agent", turn
-        return self.add([classroom.agent_turn_event(
-            state, turn, self.events, model=self.model, judge=self.judge, seed=self.seed)])
+        return self.add(
+            [classroom.agent_turn_event(state, turn, self.events, model=self.model, judge=self.judge, seed=self.seed)]
+        )
 
     def agents_until_students(self):
         while (turn := self.state.turn) is not None and turn.by == "agent":
@@ -94,7 +103,8 @@ def test_a_sitting_played_by_agents_alone_says_exactly_what_the_parliament_strat
         keep = ("speech", "draft", "amendment", "amendment_decision", "vote", "tally", "outcome")
         return [
             (e["type"], {k: v for k, v in e["data"].items() if k not in ("by", "usage")})
-            for e in events if e["type"] in keep
+            for e in events
+            if e["type"] in keep
         ]
 
     assert said(play.events) == said(parliament)
@@ -114,8 +124,15 @@ def test_turns_follow_seat_order_and_a_seated_group_is_played_by_its_students():
         play.agent()
     play.act(1, "speak", text="  SD wants a fund.  ")
     speech = play.events[-1]["data"]
-    assert speech == {"group": "SD", "phase": "opening", "text": "SD wants a fund.", "by": "students",
-                      "student": 1, "name": "s1", "usage": classroom.NO_USAGE}
+    assert speech == {
+        "group": "SD",
+        "phase": "opening",
+        "text": "SD wants a fund.",
+        "by": "students",
+        "student": 1,
+        "name": "s1",
+        "usage": classroom.NO_USAGE,
+    }
     assert play.state.turn.group == "GREEN_EFA"
 
 
@@ -207,11 +224,13 @@ def test_advance_skips_the_due_speeches_and_opens_the_next_phase():
     play.agent()
     new = play.advance(now=NOW + timedelta(seconds=5))
     assert [(t, d.get("group"), d.get("skipped")) for t, d in new] == [
-        ("speech", "SD", True), ("speech", "GREEN_EFA", True), ("phase", None, None)]
+        ("speech", "SD", True),
+        ("speech", "GREEN_EFA", True),
+        ("phase", None, None),
+    ]
     assert new[0][1]["text"] == "(no statement)" and new[0][1]["by"] == "students"
     assert new[1][1]["by"] == "agent"
-    assert new[-1][1] == {"phase": "drafting", "seconds": 60,
-                          "deadline": (NOW + timedelta(seconds=65)).isoformat()}
+    assert new[-1][1] == {"phase": "drafting", "seconds": 60, "deadline": (NOW + timedelta(seconds=65)).isoformat()}
 
 
 @pytest.mark.parametrize("rounds", [0, 1, 3])
@@ -430,7 +449,11 @@ def test_an_accepted_student_amendment_is_in_the_new_draft_when_the_rapporteur_l
     play.act(1, "decide", accept=True, reason="fair", text="Draft one.")
     assert play.state.draft == "Draft one.\n\nAdd a fund." and play.state.version == 2
     decision = play.events[-1]["data"]
-    assert (decision["accepted"], decision["draft_before"], decision["draft_after"]) == (True, "Draft one.", "Draft one.\n\nAdd a fund.")
+    assert (decision["accepted"], decision["draft_before"], decision["draft_after"]) == (
+        True,
+        "Draft one.",
+        "Draft one.\n\nAdd a fund.",
+    )
 
 
 def test_a_rapporteur_who_wrote_the_amendment_in_keeps_the_draft_as_written():
@@ -442,9 +465,13 @@ def test_a_rapporteur_who_wrote_the_amendment_in_keeps_the_draft_as_written():
 def test_an_agent_rapporteur_that_accepts_a_student_amendment_puts_it_in_the_new_draft():
     play = Play(rounds=0)
     play.join(2, "SD")  # EPP, the rapporteur, is an agent: the scripted model writes its texts
-    play.model = ScriptedModelClient(responder=lambda messages, params, seed: (
-        "ACCEPT: it brings votes." if "ACCEPT or REJECT" in messages[-1]["content"]
-        else "The European Parliament agrees on a water plan."))
+    play.model = ScriptedModelClient(
+        responder=lambda messages, params, seed: (
+            "ACCEPT: it brings votes."
+            if "ACCEPT or REJECT" in messages[-1]["content"]
+            else "The European Parliament agrees on a water plan."
+        )
+    )
     play.start()
     play.agents_until_students()
     play.act(2, "speak", text="SD opens.")

@@ -61,7 +61,9 @@ def pydantic_only(folder: Path) -> Path:
 def test_every_engine_module_imports_with_only_the_standard_library_and_pydantic(tmp_path):
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", IMPORT_EVERY_ENGINE_MODULE, str(REPO), str(pydantic_only(tmp_path))],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -78,7 +80,9 @@ def test_the_isolated_interpreter_cannot_import_django():
     """The check above means something only if Django is out of reach there."""
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", "import django"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "No module named 'django'" in result.stderr

@@ -39,9 +39,11 @@ def full_sample(model: type[BaseModel]) -> dict:
 
 def required_sample(model: type[BaseModel]) -> dict:
     return {
-        name: required_sample(field.annotation) if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        name: required_sample(field.annotation)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
         else sample_value(field.annotation)
-        for name, field in model.model_fields.items() if field.is_required()
+        for name, field in model.model_fields.items()
+        if field.is_required()
     }
 
 
@@ -80,7 +82,11 @@ def test_an_unknown_key_is_refused(type_):
 
 def vote_data(**changes) -> dict:
     data = {
-        "group": "EPP", "score": 7, "position": "for", "fallback": False, "attempts": 1,
+        "group": "EPP",
+        "score": 7,
+        "position": "for",
+        "fallback": False,
+        "attempts": 1,
         "usage": {"prompt_tokens": 10, "completion_tokens": 1, "seconds": 0.1, "cached": False},
     }
     return {**data, **changes}
@@ -106,8 +112,18 @@ def test_nested_keys_are_checked_too():
 
 
 def test_fractional_scores_of_the_expected_judge_fit_the_tally_and_the_outcome():
-    event_validate(event("tally", {"scores": {"EPP": 6.2345}, "seats": {"EPP": 1.0}, "weighted_total": 6.2,
-                                   "threshold": None, "goal": "simple_majority"}))
+    event_validate(
+        event(
+            "tally",
+            {
+                "scores": {"EPP": 6.2345},
+                "seats": {"EPP": 1.0},
+                "weighted_total": 6.2,
+                "threshold": None,
+                "goal": "simple_majority",
+            },
+        )
+    )
 
 
 def test_an_optional_key_may_be_absent_but_not_null_unless_declared_so():
@@ -120,8 +136,19 @@ def test_an_optional_key_may_be_absent_but_not_null_unless_declared_so():
 def test_the_classroom_keys_are_declared():
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0, "cached": False}
     student = {"by": "students", "student": 12, "name": "Ada"}
-    event_validate(event("speech", {"group": "EPP", "phase": "opening", "text": "(no statement)", "usage": usage,
-                                    "by": "agent", "skipped": True}))
+    event_validate(
+        event(
+            "speech",
+            {
+                "group": "EPP",
+                "phase": "opening",
+                "text": "(no statement)",
+                "usage": usage,
+                "by": "agent",
+                "skipped": True,
+            },
+        )
+    )
     event_validate(event("draft", {"author": "EPP", "text": "The EP", "version": 1, "usage": usage, **student}))
     event_validate(event("vote", vote_data(attempts=0, usage=usage, **student)))
     event_validate(event("vote", vote_data(by="judge")))
@@ -134,7 +161,9 @@ def test_the_classroom_keys_are_declared():
     with pytest.raises(EventInvalid, match="by: Input should be 'students' or 'judge'"):
         event_validate(event("vote", vote_data(by="agent")))
     with pytest.raises(EventInvalid, match="by: Input should be 'students' or 'agent'"):
-        event_validate(event("speech", {"group": "EPP", "phase": "opening", "text": "x", "usage": usage, "by": "judge"}))
+        event_validate(
+            event("speech", {"group": "EPP", "phase": "opening", "text": "x", "usage": usage, "by": "judge"})
+        )
     with pytest.raises(EventInvalid, match="action: Input should be"):
         event_validate(event("control", {"action": "applauded", "by": "teacher"}))
 

@@ -22,12 +22,14 @@ def evaluate(goal: str, scores: dict[str, int], seats: dict[str, float], veto: s
 
 # --- weighted support ---------------------------------------------------------------------------
 
+
 def test_weighted_support_is_seat_weighted_sum():
     # 0.5*8 + 0.3*2 + 0.2*5 = 4 + 0.6 + 1 = 5.6
     assert weighted_support({"A": 8, "B": 2, "C": 5}, {"A": 0.5, "B": 0.3, "C": 0.2}) == pytest.approx(5.6)
 
 
 # --- simple majority ----------------------------------------------------------------------------
+
 
 def test_simple_majority_passes_at_exactly_five():
     # 0.5*9 + 0.5*1 = 5.0
@@ -52,6 +54,7 @@ def test_simple_majority_fails_just_below_five():
 
 
 # --- two-thirds majority ------------------------------------------------------------------------
+
 
 def test_two_thirds_passes_at_exactly_twenty_thirds():
     # (6 + 7 + 7) / 3 = 20/3; the float sum lands one ulp below the float 20/3.
@@ -78,6 +81,7 @@ def test_two_thirds_fails_where_simple_majority_passes():
 
 # --- veto power ---------------------------------------------------------------------------------
 
+
 def test_veto_fails_when_majority_reached_but_veto_group_gives_five():
     # u = 0.8*9 + 0.2*5 = 8.2 >= 5, but the veto group B is at 5 < 6
     assert evaluate("veto_power", {"A": 9, "B": 5}, {"A": 0.8, "B": 0.2}, veto="B") is False
@@ -100,6 +104,7 @@ def test_veto_without_veto_group_raises():
 
 # --- welfare goals ------------------------------------------------------------------------------
 
+
 def test_rawlsian_is_min_score_ignoring_seats():
     # B has 90% of the seats; the minimum is still C's 2
     assert evaluate("rawlsian", {"A": 7, "B": 9, "C": 2}, {"A": 0.05, "B": 0.9, "C": 0.05}) == 2.0
@@ -116,7 +121,10 @@ def test_utilitarian_keeps_fractions():
 
 def test_goal_kinds_split_voting_and_welfare_goals():
     assert {key for key in GOAL_KEYS if GOALS[key].kind == "pass"} == {
-        "simple_majority", "two_thirds_majority", "veto_power"}
+        "simple_majority",
+        "two_thirds_majority",
+        "veto_power",
+    }
     assert {key for key in GOAL_KEYS if GOALS[key].kind == "score"} == {"rawlsian", "utilitarian"}
     assert GOALS["simple_majority"].threshold == 5
     assert GOALS["two_thirds_majority"].threshold == 20 / 3
@@ -130,9 +138,13 @@ def test_veto_requirement_names_the_veto_group():
 
 # --- outcome_from_scores ------------------------------------------------------------------------
 
+
 def test_outcome_from_scores_answers_every_goal():
     outcome = outcome_from_scores(
-        {"A": 6, "B": 4}, seats={"A": 0.7, "B": 0.3}, goal="veto_power", veto_group="A",
+        {"A": 6, "B": 4},
+        seats={"A": 0.7, "B": 0.3},
+        goal="veto_power",
+        veto_group="A",
         fallbacks=("B",),
     )
     # u = 4.2 + 1.2 = 5.4
@@ -150,9 +162,7 @@ def test_outcome_from_scores_answers_every_goal():
 
 
 def test_outcome_from_scores_omits_veto_power_without_veto_group():
-    outcome = outcome_from_scores(
-        {"A": 3, "B": 8}, seats={"A": 0.5, "B": 0.5}, goal="rawlsian", veto_group=None
-    )
+    outcome = outcome_from_scores({"A": 3, "B": 8}, seats={"A": 0.5, "B": 0.5}, goal="rawlsian", veto_group=None)
     assert set(outcome.goals) == set(GOAL_KEYS) - {"veto_power"}
     assert outcome.result == 3.0
     assert outcome.goals["utilitarian"] == 5.5
@@ -161,8 +171,10 @@ def test_outcome_from_scores_omits_veto_power_without_veto_group():
 
 def test_outcome_weighted_total_is_exact_sum():
     outcome = outcome_from_scores(
-        {"A": 0, "B": 4, "C": 6}, seats={"A": 0.1, "B": 0.2, "C": 0.7},
-        goal="simple_majority", veto_group=None,
+        {"A": 0, "B": 4, "C": 6},
+        seats={"A": 0.1, "B": 0.2, "C": 0.7},
+        goal="simple_majority",
+        veto_group=None,
     )
     assert math.isclose(outcome.weighted_total, 5.0, abs_tol=1e-12)
     assert outcome.result is True
@@ -170,11 +182,21 @@ def test_outcome_weighted_total_is_exact_sum():
 
 # --- vote positions -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("score", "position"),
-    [(0, "against"), (1, "against"), (2, "against"), (3, "against"),
-     (4, "abstain"), (5, "abstain"),
-     (6, "for"), (7, "for"), (8, "for"), (9, "for")],
+    [
+        (0, "against"),
+        (1, "against"),
+        (2, "against"),
+        (3, "against"),
+        (4, "abstain"),
+        (5, "abstain"),
+        (6, "for"),
+        (7, "for"),
+        (8, "for"),
+        (9, "for"),
+    ],
 )
 def test_vote_position_bands(score, position):
     assert vote_position(score) == position

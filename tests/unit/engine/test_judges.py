@@ -65,14 +65,14 @@ def test_always_invalid_falls_back_to_four_after_ten_calls(scenario):
     verdict = LLMJudge(client).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
     assert (verdict.score, verdict.fallback, verdict.attempts) == (4, True, 10)
     assert len(client.calls) == 10
-    assert [params.temperature for _, params, _ in client.calls] == [
-        0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert [params.temperature for _, params, _ in client.calls] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
 
 def test_fallback_score_and_attempts_are_configurable(scenario):
     client = ScriptedModelClient(responder=answers("?"))
     verdict = LLMJudge(client, max_attempts=2, fallback_score=0).score(
-        scenario=scenario, group="EPP", text=TEXT, seed=1)
+        scenario=scenario, group="EPP", text=TEXT, seed=1
+    )
     assert (verdict.score, verdict.fallback, verdict.attempts, len(client.calls)) == (0, True, 2, 2)
 
 
@@ -100,8 +100,16 @@ def test_each_group_is_scored_alone(scenario):
 def test_prompt_has_the_papers_scale_and_resolution_rule(scenario):
     prompt = judge_messages(scenario=scenario, group="EPP", text=TEXT, attempt=0)[-1]["content"]
     assert SCALE == (
-        "not at all", "very poorly", "poorly", "somewhat poorly", "somewhat",
-        "moderately", "somewhat well", "well", "very well", "perfectly",
+        "not at all",
+        "very poorly",
+        "poorly",
+        "somewhat poorly",
+        "somewhat",
+        "moderately",
+        "somewhat well",
+        "well",
+        "very well",
+        "perfectly",
     )
     for number, label in enumerate(SCALE):
         assert f"{number} = {label}" in prompt
@@ -136,6 +144,7 @@ def test_parse_score(text, expected):
 
 # --- the oracle ---------------------------------------------------------------------------------
 
+
 def test_real_votes_judge_scores_adopted_resolution_with_real_choices(scenario):
     judge = RealVotesJudge()
     text = scenario.record.resolution
@@ -162,12 +171,15 @@ def test_real_votes_judge_refuses_group_without_real_vote(make_scenario):
 
 # --- the scripted double ------------------------------------------------------------------------
 
+
 def test_scripted_judge_is_deterministic(scenario):
     judge = ScriptedJudge()
-    first = [judge.score(scenario=scenario, group=g, text=TEXT, seed=s).score
-             for g in ("EPP", "SD") for s in range(20)]
-    again = [ScriptedJudge().score(scenario=scenario, group=g, text=TEXT, seed=s).score
-             for g in ("EPP", "SD") for s in range(20)]
+    first = [judge.score(scenario=scenario, group=g, text=TEXT, seed=s).score for g in ("EPP", "SD") for s in range(20)]
+    again = [
+        ScriptedJudge().score(scenario=scenario, group=g, text=TEXT, seed=s).score
+        for g in ("EPP", "SD")
+        for s in range(20)
+    ]
     assert first == again
     assert all(0 <= score <= 9 for score in first)
     assert len(set(first)) > 1  # derived from the inputs, not a constant
@@ -196,7 +208,7 @@ def test_digit_distribution_merges_variants_and_renormalises_over_digits():
     assert sum(distribution.probabilities) == pytest.approx(1.0)
     assert distribution.expected == pytest.approx(6.75)
     assert distribution.argmax == 7
-    assert distribution.sd == pytest.approx(math.sqrt(0.75 * 0.25 ** 2 + 0.25 * 0.75 ** 2))
+    assert distribution.sd == pytest.approx(math.sqrt(0.75 * 0.25**2 + 0.25 * 0.75**2))
     assert digit_distribution([("The", -0.1), ("10", -2.0)]) is None  # "10" is not a digit token
 
 
@@ -244,7 +256,9 @@ def test_calibrated_judge_maps_the_raw_score_and_keeps_it(scenario):
     verdict = CalibratedJudge(Fixed(5), mapping).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
     assert verdict.score == pytest.approx(6.0) and verdict.detail == {"x": 1, "raw_score": 5}
     assert verdict.prompt_tokens == 10
-    fallback = CalibratedJudge(Fixed(4, fallback=True), mapping).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
+    fallback = CalibratedJudge(Fixed(4, fallback=True), mapping).score(
+        scenario=scenario, group="EPP", text=TEXT, seed=1
+    )
     assert fallback.score == 4 and fallback.fallback  # a fallback is not mapped
 
 
@@ -260,7 +274,8 @@ def test_ensemble_judge_takes_the_mean_or_median_and_stores_the_spread(scenario)
 
 def test_ensemble_leaves_out_members_that_fell_back(scenario):
     verdict = EnsembleJudge({"a": Fixed(4, fallback=True), "b": Fixed(8)}).score(
-        scenario=scenario, group="EPP", text=TEXT, seed=1)
+        scenario=scenario, group="EPP", text=TEXT, seed=1
+    )
     assert verdict.score == 8 and not verdict.fallback and verdict.detail["spread"] == 0.0
     all_failed = EnsembleJudge({"a": Fixed(4, fallback=True)}).score(scenario=scenario, group="EPP", text=TEXT, seed=1)
     assert all_failed.fallback
@@ -296,7 +311,8 @@ def test_similarity_judge_scores_nine_times_the_coverage(make_scenario):
     scenario = make_scenario(seats={"EPP": 0.5, "SD": 0.5})
     # the stance is one sentence starting "EPP stance: ..." -> covered by a text sentence starting with "e"
     verdict = SimilarityJudge(LetterEmbedder()).score(
-        scenario=scenario, group="EPP", text="Extra funds. Nothing else.", seed=0)
+        scenario=scenario, group="EPP", text="Extra funds. Nothing else.", seed=0
+    )
     assert verdict.score == 9.0 and verdict.detail == {"coverage": 1.0}
     verdict = SimilarityJudge(LetterEmbedder()).score(scenario=scenario, group="EPP", text="Nothing. Zero.", seed=0)
     assert verdict.score == 0.0
@@ -329,5 +345,6 @@ def test_reason_check_scores_the_reason_without_the_draft(scenario):
 
 def test_reason_check_without_a_reasoned_answer_has_no_scores(scenario):
     verdict = ReasonCheck(ScriptedModelClient(responder=answers("7"))).check(
-        scenario=scenario, group="EPP", text=TEXT, seed=3)
+        scenario=scenario, group="EPP", text=TEXT, seed=3
+    )
     assert verdict.score is None and verdict.reason_score is None

@@ -111,6 +111,7 @@ def test_bad_inputs():
 
 # --- the DP against brute force -----------------------------------------------------------------
 
+
 def brute_force(weights: dict[str, int], quota: Quota):
     codes = list(weights)
     total, count = sum(weights.values()), len(codes)

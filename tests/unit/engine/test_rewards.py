@@ -11,12 +11,20 @@ def decision(group: str, accepted: bool) -> dict:
 
 def test_parliament_group_whose_amendment_was_accepted_and_voted_against_breaks_the_norm():
     events = [
-        decision("EPP", True), decision("S&D", True), decision("ECR", False),
-        vote("EPP", 2, "against"), vote("S&D", 7, "for"), vote("ECR", 1, "against"), vote("RE", 5, "abstain"),
+        decision("EPP", True),
+        decision("S&D", True),
+        decision("ECR", False),
+        vote("EPP", 2, "against"),
+        vote("S&D", 7, "for"),
+        vote("ECR", 1, "against"),
+        vote("RE", 5, "abstain"),
     ]
     rewards = moral_rewards(events)
     assert {group: reward.deontological for group, reward in rewards.items()} == {
-        "EPP": -1.0, "S&D": 1.0, "ECR": 0.0, "RE": 0.0,
+        "EPP": -1.0,
+        "S&D": 1.0,
+        "ECR": 0.0,
+        "RE": 0.0,
     }
     assert rewards["EPP"].utilitarian == (2 + 7 + 1 + 5) / 4
 
@@ -47,8 +55,12 @@ def test_mediator_groups_that_ranked_the_last_winner_first_endorsed_it():
         return {"type": "schulze", "data": {"round": round_, "winner": winner}}
 
     events = [
-        ranking(1, "EPP", [0, 1]), ranking(1, "S&D", [1, 0]), schulze(1, 0),
-        ranking(2, "EPP", [1, 0]), ranking(2, "S&D", [0, 1]), schulze(2, 0),
+        ranking(1, "EPP", [0, 1]),
+        ranking(1, "S&D", [1, 0]),
+        schulze(1, 0),
+        ranking(2, "EPP", [1, 0]),
+        ranking(2, "S&D", [0, 1]),
+        schulze(2, 0),
     ]
     assert endorsements(events) == {"S&D"}  # the last round only
     judged = {"type": "ranking", "data": {"round": 2, "group": "ECR", "order": [0, 1], "scores": [7.0, 3.0]}}

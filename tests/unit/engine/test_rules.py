@@ -15,8 +15,14 @@ def ranked(order: str, weight=1) -> Ballot:
 def test_schulze_wikipedia_example():
     # The 45-voter example of Schulze's paper (and Wikipedia): E > A > C > B > D.
     ballots = [
-        ranked("ACBED", 5), ranked("ADECB", 5), ranked("BEDAC", 8), ranked("CABED", 3),
-        ranked("CAEBD", 7), ranked("CBADE", 2), ranked("DCEBA", 7), ranked("EBADC", 8),
+        ranked("ACBED", 5),
+        ranked("ADECB", 5),
+        ranked("BEDAC", 8),
+        ranked("CABED", 3),
+        ranked("CAEBD", 7),
+        ranked("CBADE", 2),
+        ranked("DCEBA", 7),
+        ranked("EBADC", 8),
     ]
     result = schulze(ballots, list("ABCDE"))
     assert result.winners == ("E",)

@@ -101,8 +101,11 @@ def test_by_seats_keeps_scenario_order_on_ties(make_scenario):
 
 def test_outcome_dict_round_trip():
     outcome = outcome_from_scores(
-        {"EPP": 7, "SD": 3}, seats={"EPP": 0.6, "SD": 0.4}, goal="veto_power",
-        veto_group="SD", fallbacks=("SD",),
+        {"EPP": 7, "SD": 3},
+        seats={"EPP": 0.6, "SD": 0.4},
+        goal="veto_power",
+        veto_group="SD",
+        fallbacks=("SD",),
     )
     again = Outcome.from_dict(outcome.as_dict())
     assert again == outcome

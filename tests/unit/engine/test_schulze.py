@@ -15,8 +15,16 @@ def ranked(order: str, weight=1) -> Ballot:
 
 
 # electowiki's / Wikipedia's 45 voters: E > A > C > B > D
-ELECTOWIKI = [("ACBED", 5), ("ADECB", 5), ("BEDAC", 8), ("CABED", 3), ("CAEBD", 7), ("CBADE", 2),
-              ("DCEBA", 7), ("EBADC", 8)]
+ELECTOWIKI = [
+    ("ACBED", 5),
+    ("ADECB", 5),
+    ("BEDAC", 8),
+    ("CABED", 3),
+    ("CAEBD", 7),
+    ("CBADE", 2),
+    ("DCEBA", 7),
+    ("EBADC", 8),
+]
 D_EXPECTED = {  # d[X][Y]: voters preferring X to Y, as the published table gives them
     "A": {"B": 20, "C": 26, "D": 30, "E": 22},
     "B": {"A": 25, "C": 16, "D": 33, "E": 18},

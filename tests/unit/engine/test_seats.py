@@ -28,6 +28,7 @@ TASK_SETS = (FIXTURES / "sample_records", FIXTURES / "eurocon_subset")
 # The benchmark's own generators (enrico956/EuroCon utils/allocate_weights.py and
 # utils/find_diverse_party.py), restated on the global `random` the way the benchmark ran them.
 
+
 def reference_allocate_weights(n: int, seed: int) -> list[float]:
     random.seed(seed)
     weights, remaining = [], 10
@@ -55,6 +56,7 @@ def reference_max_variance_parties(stances: list[dict], k: int, seed: int) -> li
 
 
 # --- random tenths ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("count", [2, 3, 4, 5, 6])
 def test_random_tenths_reproduces_reference_draw_for_draw(count):
@@ -103,8 +105,7 @@ def test_select_max_variance_four_of_five_leaves_out_the_middle_group():
     # Leaving out ECR gives 8,8,0,0: variance 64/3 = 21.3; leaving out any other group gives at
     # most 46.75/3 = 15.6 (drop an 8) or 42.75/3 = 14.25 (drop a 0). One best subset, input order.
     for seed in range(10):
-        assert select_max_variance(CHOICES, 4, random.Random(seed)) == [
-            "EPP", "SD", "GREEN_EFA", "GUE_NGL"]
+        assert select_max_variance(CHOICES, 4, random.Random(seed)) == ["EPP", "SD", "GREEN_EFA", "GUE_NGL"]
 
 
 def test_select_max_variance_all_groups_when_k_is_n():
@@ -141,6 +142,7 @@ def test_select_max_variance_rejects_more_than_available():
 
 
 # --- other power structures ---------------------------------------------------------------------
+
 
 def test_real_shares_renormalise_over_participating_groups():
     counts = {"EPP": 265, "SD": 184, "ECR": 56, "GREEN_EFA": 57}
@@ -182,7 +184,8 @@ def test_custom_shares_rejects_non_positive_share(bad):
 def test_seat_shares_random_tenths_aligns_weights_with_codes():
     codes = ["EPP", "SD", "ECR"]
     assert seat_shares("random_tenths", codes, rng=random.Random(7)) == dict(
-        zip(codes, random_tenths(3, random.Random(7))))
+        zip(codes, random_tenths(3, random.Random(7)))
+    )
 
 
 def test_seat_shares_random_tenths_needs_rng():
@@ -192,10 +195,11 @@ def test_seat_shares_random_tenths_needs_rng():
 
 def test_seat_shares_dispatches_real_equal_and_custom():
     assert seat_shares("real", ["EPP", "SD"], seat_counts={"EPP": 265, "SD": 184}) == {
-        "EPP": 265 / 449, "SD": 184 / 449}
+        "EPP": 265 / 449,
+        "SD": 184 / 449,
+    }
     assert seat_shares("equal", ["EPP", "SD"]) == {"EPP": 0.5, "SD": 0.5}
-    assert seat_shares("custom", ["EPP", "SD"], custom={"SD": 0.4, "EPP": 0.6}) == {
-        "EPP": 0.6, "SD": 0.4}
+    assert seat_shares("custom", ["EPP", "SD"], custom={"SD": 0.4, "EPP": 0.6}) == {"EPP": 0.6, "SD": 0.4}
 
 
 def test_seat_shares_real_without_counts_raises():
@@ -218,6 +222,7 @@ def test_seat_shares_unknown_structure_raises():
 
 
 # --- task sets in the benchmark's layout --------------------------------------------------------
+
 
 def sample_tasks(size: int):
     """Every task of the fixtures' topic files, each joined to its full record in topic_datas
@@ -251,10 +256,7 @@ def test_released_groups_are_a_max_variance_subset_of_the_record(size):
     for task, record in sample_tasks(size):
         full = [(s["party_name"], s["choice"]) for s in record["stances"]]
         picked = [(s["party_name"], s["choice"]) for s in task["stances"]]
-        variances = {
-            combo: statistics.variance([c for _, c in combo])
-            for combo in itertools.combinations(full, size)
-        }
+        variances = {combo: statistics.variance([c for _, c in combo]) for combo in itertools.combinations(full, size)}
         best = max(variances.values())
         assert statistics.variance([c for _, c in picked]) == best, task["title"]
         # a combination of the record's groups, in the record's order, like ours returns

@@ -43,14 +43,16 @@ def without_timings(events):
 
 # --- one-shot: the example resolution -----------------------------------------------------------
 
+
 def test_example_is_never_the_target_nor_a_record_with_the_same_resolution(make_record, make_scenario):
     target = make_record(key="t", topic="fisheries")
     scenario = make_scenario(record=target)
     pool = [
         target,
         make_record(key="twin", topic="fisheries"),  # the same issue filed twice
-        make_record(key="spaced", topic="fisheries",
-                    resolution="  " + target.resolution.replace(" ", "\u00a0 \n") + "\n"),
+        make_record(
+            key="spaced", topic="fisheries", resolution="  " + target.resolution.replace(" ", "\u00a0 \n") + "\n"
+        ),
         make_record(key="other", topic="fisheries", resolution="The European Parliament bans trawling."),
     ]
     assert {pick_example(scenario, pool, seed).key for seed in range(30)} == {"other"}
@@ -58,16 +60,14 @@ def test_example_is_never_the_target_nor_a_record_with_the_same_resolution(make_
 
 def test_example_prefers_the_same_topic(make_record, make_scenario):
     scenario = make_scenario(record=make_record(key="t", topic="fisheries"))
-    pool = [make_record(key=f"x{i}", topic="budget", resolution=f"The European Parliament {i}.")
-            for i in range(5)]
+    pool = [make_record(key=f"x{i}", topic="budget", resolution=f"The European Parliament {i}.") for i in range(5)]
     pool.append(make_record(key="same", topic="fisheries", resolution="The European Parliament fishes."))
     assert {pick_example(scenario, pool, seed).key for seed in range(30)} == {"same"}
 
 
 def test_example_falls_back_to_another_topic(make_record, make_scenario):
     scenario = make_scenario(record=make_record(key="t", topic="fisheries"))
-    pool = [make_record(key=f"x{i}", topic="budget", resolution=f"The European Parliament {i}.")
-            for i in range(5)]
+    pool = [make_record(key=f"x{i}", topic="budget", resolution=f"The European Parliament {i}.") for i in range(5)]
     picked = {pick_example(scenario, pool, seed).key for seed in range(40)}
     assert picked <= {f"x{i}" for i in range(5)} and len(picked) > 1
     # deterministic per seed, whatever the pool's order
@@ -93,6 +93,7 @@ def test_one_shot_draft_records_its_example(make_record, make_scenario):
 
 
 # --- one-shot: the drafting prompt --------------------------------------------------------------
+
 
 def prompt_for(scenario, example=None):
     return draft_messages(scenario, example)[-1]["content"]
@@ -137,10 +138,9 @@ def test_prompt_shows_the_example_only_when_given(make_record, make_scenario):
 
 def test_one_shot_asks_the_model_with_the_run_params_and_a_derived_seed(scenario):
     model = ScriptedModelClient()
-    ctx = RunContext(model=model, judge=ScriptedJudge(), seed=5,
-                     params={"temperature": 0.7, "max_tokens": 123})
+    ctx = RunContext(model=model, judge=ScriptedJudge(), seed=5, params={"temperature": 0.7, "max_tokens": 123})
     events = list(OneShot().run(scenario, ctx))
-    (messages, params, seed), = model.calls
+    ((messages, params, seed),) = model.calls
     assert (params.temperature, params.max_tokens) == (0.7, 123)
     assert seed == ctx.child_seed("draft")
     assert events[1]["data"]["text"].startswith("The European Parliament")
@@ -148,6 +148,7 @@ def test_one_shot_asks_the_model_with_the_run_params_and_a_derived_seed(scenario
 
 
 # --- baselines ----------------------------------------------------------------------------------
+
 
 def test_random_stance_is_a_groups_stance_chosen_by_the_seed(scenario):
     picks = {}
@@ -175,33 +176,38 @@ def test_real_resolution_with_real_votes_reproduces_the_real_outcome(scenario):
     assert events[1]["data"]["text"] == scenario.record.resolution
     votes = {e["data"]["group"]: e["data"] for e in events if e["type"] == "vote"}
     assert {code: v["score"] for code, v in votes.items()} == CHOICES
-    assert {code: v["position"] for code, v in votes.items()} == {
-        "EPP": "for", "SD": "for", "GREEN_EFA": "against"}
+    assert {code: v["position"] for code, v in votes.items()} == {"EPP": "for", "SD": "for", "GREEN_EFA": "against"}
     outcome = outcome_of(events)
     # u = 0.5*9 + 0.3*6 + 0.2*1 = 4.5 + 1.8 + 0.2 = 6.5; veto group SD at 6
     assert outcome.weighted_total == pytest.approx(6.5)
     assert outcome.goals == {
-        "simple_majority": True, "two_thirds_majority": False, "veto_power": True,
-        "rawlsian": 1.0, "utilitarian": 16 / 3,
+        "simple_majority": True,
+        "two_thirds_majority": False,
+        "veto_power": True,
+        "rawlsian": 1.0,
+        "utilitarian": 16 / 3,
     }
-    assert outcome == outcome_from_scores(
-        CHOICES, seats=SEATS, goal="veto_power", veto_group="SD")
+    assert outcome == outcome_from_scores(CHOICES, seats=SEATS, goal="veto_power", veto_group="SD")
 
 
 # --- the event sequence -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("strategy", ONE_SHOT_LIKE, ids=lambda s: s.name)
 def test_event_sequence_and_numbering(scenario, strategy):
     judge = RealVotesJudge() if strategy.name == "real-resolution" else ScriptedJudge()
     events = run_all(strategy, scenario, judge=judge)
-    assert [e["type"] for e in events] == [
-        "run_started", "draft", "vote", "vote", "vote", "tally", "outcome"]
+    assert [e["type"] for e in events] == ["run_started", "draft", "vote", "vote", "vote", "tally", "outcome"]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert [e["data"]["group"] for e in events if e["type"] == "vote"] == SEAT_ORDER
     started = events[0]["data"]
     assert started == {
-        "strategy": strategy.name, "goal": "veto_power", "veto_group": "SD",
-        "groups": list(SEATS), "seats": SEATS, "title": scenario.record.title,
+        "strategy": strategy.name,
+        "goal": "veto_power",
+        "veto_group": "SD",
+        "groups": list(SEATS),
+        "seats": SEATS,
+        "title": scenario.record.title,
     }
     tally, outcome = events[-2]["data"], events[-1]["data"]
     scores = {e["data"]["group"]: e["data"]["score"] for e in events if e["type"] == "vote"}
@@ -215,8 +221,7 @@ def test_fallback_votes_are_listed_in_the_outcome(scenario):
     outcome = outcome_of(events)
     assert outcome.scores == {"EPP": 4, "SD": 4, "GREEN_EFA": 4}
     assert set(outcome.fallbacks) == set(SEATS)
-    assert all(e["data"]["fallback"] and e["data"]["attempts"] == 2
-               for e in events if e["type"] == "vote")
+    assert all(e["data"]["fallback"] and e["data"]["attempts"] == 2 for e in events if e["type"] == "vote")
 
 
 def test_outcome_of_is_none_before_the_outcome(scenario):
@@ -224,6 +229,7 @@ def test_outcome_of_is_none_before_the_outcome(scenario):
 
 
 # --- replay -------------------------------------------------------------------------------------
+
 
 def run_one_shot(scenario, recorded=()):
     drafter = ScriptedModelClient()
@@ -274,6 +280,7 @@ def test_replay_of_a_different_step_raises(scenario):
 
 # --- event shapes (the models themselves: test_events.py) -----------------------------------------
 
+
 @pytest.mark.parametrize("strategy", ONE_SHOT_LIKE, ids=lambda s: s.name)
 def test_every_event_fits_the_model_of_its_type(scenario, strategy):
     judge = RealVotesJudge() if strategy.name == "real-resolution" else ScriptedJudge()
@@ -291,6 +298,7 @@ def test_strategy_events_survive_a_json_round_trip(scenario, strategy):
 
 
 # --- the registry -------------------------------------------------------------------------------
+
 
 def test_strategies_are_found_by_name():
     for name in ("one-shot", "random", "greedy", "real-resolution"):

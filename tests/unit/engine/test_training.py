@@ -23,7 +23,7 @@ def test_a_passing_text_beats_a_failing_one_then_support_decides():
     seats = {"A": 0.6, "B": 0.4}
     passing = goal_margin({"A": 6, "B": 4}, seats=seats, goal="simple_majority", veto_group=None)  # u = 5.2
     failing = goal_margin({"A": 4, "B": 6}, seats=seats, goal="simple_majority", veto_group=None)  # u = 4.8
-    (chosen, rejected), = preference_pairs([draft(failing, 1), draft(passing, 2)])
+    ((chosen, rejected),) = preference_pairs([draft(failing, 1), draft(passing, 2)])
     assert (chosen.run_id, rejected.run_id) == (2, 1) and passing >= 0 > failing
 
 
@@ -58,7 +58,8 @@ def test_the_standalone_goal_margin_equals_the_engines():
         goal = rng.choice(GOAL_KEYS)
         veto = codes[0] if goal == "veto_power" else None
         assert hemicycle_rewards.goal_margin(scores, seats, goal, veto) == pytest.approx(
-            goal_margin(scores, seats=seats, goal=goal, veto_group=veto))
+            goal_margin(scores, seats=seats, goal=goal, veto_group=veto)
+        )
 
 
 def test_the_standalone_module_imports_only_the_standard_library():
@@ -66,7 +67,9 @@ def test_the_standalone_module_imports_only_the_standard_library():
     from pathlib import Path
 
     tree = ast.parse(Path(hemicycle_rewards.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported <= {"math", "collections"}
 
@@ -84,9 +87,16 @@ def test_judged_mediator_candidates_are_drafts_only_when_every_group_has_the_jud
         return {"type": "ranking", "data": data}
 
     events = [
-        candidate(1, 0, "a"), candidate(1, 1, "b"), ranking(1, "EPP", [7, 2]), ranking(1, "SD", [3, 8]),
-        candidate(2, 0, "c"), candidate(2, 1, "d"), ranking(2, "EPP", [5, 5]), ranking(2, "SD"),  # SD ranked itself
+        candidate(1, 0, "a"),
+        candidate(1, 1, "b"),
+        ranking(1, "EPP", [7, 2]),
+        ranking(1, "SD", [3, 8]),
+        candidate(2, 0, "c"),
+        candidate(2, 1, "d"),
+        ranking(2, "EPP", [5, 5]),
+        ranking(2, "SD"),  # SD ranked itself
     ]
     assert judged_candidates(events, ["EPP", "SD"]) == [
-        ("candidate 1.0", "a", {"EPP": 7.0, "SD": 3.0}), ("candidate 1.1", "b", {"EPP": 2.0, "SD": 8.0}),
+        ("candidate 1.0", "a", {"EPP": 7.0, "SD": 3.0}),
+        ("candidate 1.1", "b", {"EPP": 2.0, "SD": 8.0}),
     ]

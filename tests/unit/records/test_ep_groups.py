@@ -27,14 +27,36 @@ def test_migrated_database_has_exactly_the_groups_the_data_uses():
 @pytest.mark.parametrize(
     ("term", "code", "seats"),
     [
-        ("7th", "EPP", 265), ("7th", "SD", 184), ("7th", "ALDE", 84), ("7th", "GREEN_EFA", 55),
-        ("7th", "ECR", 54), ("7th", "GUE_NGL", 35), ("7th", "EFD", 32),
-        ("8th", "EPP", 221), ("8th", "SD", 191), ("8th", "ECR", 70), ("8th", "ALDE", 67),
-        ("8th", "GUE_NGL", 52), ("8th", "GREEN_EFA", 50), ("8th", "EFDD", 48), ("8th", "ENF", 36),
-        ("9th", "EPP", 182), ("9th", "SD", 154), ("9th", "RENEW", 108), ("9th", "GREEN_EFA", 74),
-        ("9th", "ID", 73), ("9th", "ECR", 62), ("9th", "GUE_NGL", 41),
-        ("10th", "EPP", 188), ("10th", "SD", 136), ("10th", "PFE", 84), ("10th", "ECR", 78), ("10th", "RENEW", 77),
-        ("10th", "GREEN_EFA", 53), ("10th", "GUE_NGL", 46), ("10th", "ESN", 25),
+        ("7th", "EPP", 265),
+        ("7th", "SD", 184),
+        ("7th", "ALDE", 84),
+        ("7th", "GREEN_EFA", 55),
+        ("7th", "ECR", 54),
+        ("7th", "GUE_NGL", 35),
+        ("7th", "EFD", 32),
+        ("8th", "EPP", 221),
+        ("8th", "SD", 191),
+        ("8th", "ECR", 70),
+        ("8th", "ALDE", 67),
+        ("8th", "GUE_NGL", 52),
+        ("8th", "GREEN_EFA", 50),
+        ("8th", "EFDD", 48),
+        ("8th", "ENF", 36),
+        ("9th", "EPP", 182),
+        ("9th", "SD", 154),
+        ("9th", "RENEW", 108),
+        ("9th", "GREEN_EFA", 74),
+        ("9th", "ID", 73),
+        ("9th", "ECR", 62),
+        ("9th", "GUE_NGL", 41),
+        ("10th", "EPP", 188),
+        ("10th", "SD", 136),
+        ("10th", "PFE", 84),
+        ("10th", "ECR", 78),
+        ("10th", "RENEW", 77),
+        ("10th", "GREEN_EFA", 53),
+        ("10th", "GUE_NGL", 46),
+        ("10th", "ESN", 25),
     ],
 )
 def test_seats_at_the_start_of_each_term(term, code, seats):
@@ -71,4 +93,10 @@ def test_every_known_group_has_a_seat_in_the_chamber_order():
     fixture = json.loads((Path(__file__).resolve().parents[3] / "fixtures" / "ep_groups.json").read_text())
     codes = {group["code"] for group in fixture["groups"]}
     assert codes <= set(SEATING_ORDER), codes - set(SEATING_ORDER)
-    assert sorted(["EPP", "GUE_NGL", "ECR", "SD", "GREEN_EFA"], key=seating_key) == ["GUE_NGL", "SD", "GREEN_EFA", "EPP", "ECR"]
+    assert sorted(["EPP", "GUE_NGL", "ECR", "SD", "GREEN_EFA"], key=seating_key) == [
+        "GUE_NGL",
+        "SD",
+        "GREEN_EFA",
+        "EPP",
+        "ECR",
+    ]

@@ -20,7 +20,10 @@ FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "howtheyvote"
 
 def stances(title: str) -> dict[str, tuple[float, int]]:
     record = Record.objects.get(title=title)
-    return {s.group.code: (s.real_score, s.real_choice) for s in Stance.objects.filter(record=record).select_related("group")}
+    return {
+        s.group.code: (s.real_score, s.real_choice)
+        for s in Stance.objects.filter(record=record).select_related("group")
+    }
 
 
 def test_the_fixtures_import_with_group_votes_on_the_0_to_9_scale():
@@ -28,12 +31,27 @@ def test_the_fixtures_import_with_group_votes_on_the_0_to_9_scale():
     assert (report.records, report.records_new, report.stances_new) == (3, 3, 14)
     # 9th term: EPP 3 of 4 for; RENEW 1 for, 1 abstention; ID against (its absent member left out)
     assert stances("Test directive on urban soil monitoring") == {
-        "EPP": (0.75, 7), "SD": (1.0, 9), "RENEW": (0.5, 5), "GREEN_EFA": (1.0, 9), "ID": (0.0, 0)}
+        "EPP": (0.75, 7),
+        "SD": (1.0, 9),
+        "RENEW": (0.5, 5),
+        "GREEN_EFA": (1.0, 9),
+        "ID": (0.0, 0),
+    }
     # 8th term, their codes mapped: EPP_2009_0 -> EPP, EFD -> EFDD, GUE_NGL_1995_0 -> GUE_NGL; NI left out
-    assert stances("Test regulation on coastal ferry safety") == {"EPP": (1.0, 9), "EFDD": (0.0, 0), "GUE_NGL": (0.5, 5)}
+    assert stances("Test regulation on coastal ferry safety") == {
+        "EPP": (1.0, 9),
+        "EFDD": (0.0, 0),
+        "GUE_NGL": (0.5, 5),
+    }
     # 10th term: PfE and ESN; the title falls back to the procedure's; ECR's bad row is skipped
     assert stances("Test resolution on rail freight corridors") == {
-        "EPP": (1.0, 9), "SD": (0.0, 0), "PFE": (0.0, 0), "ESN": (0.0, 0), "RENEW": (1.0, 9), "ECR": (1.0, 9)}
+        "EPP": (1.0, 9),
+        "SD": (0.0, 0),
+        "PFE": (0.0, 0),
+        "ESN": (0.0, 0),
+        "RENEW": (1.0, 9),
+        "ECR": (1.0, 9),
+    }
     record = Record.objects.get(title="Test directive on urban soil monitoring")
     assert (record.term, record.real_total_choice) == ("9th", 7)
     assert list(record.topics.values_list("name", flat=True)) == ["environment & public health"]
@@ -115,7 +133,11 @@ def test_the_published_zip_imports_as_the_folder_does(tmp_path):
         out.writestr("export/README.md", "not a table")
     report = howtheyvote_import(folder=archive, name="Zipped")
     assert (report.records_new, report.stances_new, len(report.problems)) == (3, 14, 8)
-    assert stances("Test regulation on coastal ferry safety") == {"EPP": (1.0, 9), "EFDD": (0.0, 0), "GUE_NGL": (0.5, 5)}
+    assert stances("Test regulation on coastal ferry safety") == {
+        "EPP": (1.0, 9),
+        "EFDD": (0.0, 0),
+        "GUE_NGL": (0.5, 5),
+    }
 
 
 def test_an_unsafe_zip_or_something_else_is_refused_whole(tmp_path):

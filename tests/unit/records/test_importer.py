@@ -61,7 +61,12 @@ def test_task_file_writes_task_with_groups_in_order_weights_and_veto(tmp_path):
     report = run_import(path)
 
     task = BenchmarkTask.objects.get()
-    assert (task.party_count, task.groups, task.seat_weights, task.veto_group) == (2, ["EPP", "ALDE"], [0.3, 0.7], "ALDE")
+    assert (task.party_count, task.groups, task.seat_weights, task.veto_group) == (
+        2,
+        ["EPP", "ALDE"],
+        [0.3, 0.7],
+        "ALDE",
+    )
     assert task.topic.name == "agriculture"
     assert sorted(task.record.stances.values_list("group__code", flat=True)) == ["ALDE", "EPP"]
     assert report.tasks_by_party_count == {2: 1}
@@ -111,7 +116,9 @@ def test_stance_given_as_a_list_of_sentences_is_joined_with_newlines(tmp_path):
 
 
 def test_numeric_strings_are_read_as_numbers(tmp_path):
-    record = topic_record(0, stances=[{**stance("EPP", 0.8), "score": "0.8", "choice": "8"}, stance("SD", 0.25)], total_score="0.5")
+    record = topic_record(
+        0, stances=[{**stance("EPP", 0.8), "score": "0.8", "choice": "8"}, stance("SD", 0.25)], total_score="0.5"
+    )
     task = task_record(record, ["EPP", "SD"], ["0.6", "0.4"], "EPP")
     path = write_json(tmp_path, "t.json", [task])
 
@@ -147,7 +154,9 @@ def test_empty_stance_text_is_kept_with_a_note(tmp_path):
 
 
 def test_record_without_stances_is_skipped_and_reported(tmp_path):
-    path = write_json(tmp_path, "topic_datas/agriculture.json", [topic_record(0, stances=[]), topic_record(1, title="Kept")])
+    path = write_json(
+        tmp_path, "topic_datas/agriculture.json", [topic_record(0, stances=[]), topic_record(1, title="Kept")]
+    )
 
     report = run_import(path)
 
@@ -165,7 +174,11 @@ def test_unknown_group_for_the_term_drops_that_stance_only(tmp_path):
 
     assert sorted(Stance.objects.values_list("group__code", flat=True)) == ["EPP", "SD"]
     assert problems_of(report) == [
-        ("id 4", "stances[1].party_name", "unknown group code RENEW for the 7th term: map it in the admin (group aliases); stance skipped")
+        (
+            "id 4",
+            "stances[1].party_name",
+            "unknown group code RENEW for the 7th term: map it in the admin (group aliases); stance skipped",
+        )
     ]
 
 
@@ -331,7 +344,9 @@ def test_same_issue_under_two_topics_is_one_record_with_both_topics(tmp_path):
 def test_topic_and_task_files_of_one_issue_make_one_record_and_the_task(tmp_path):
     record = topic_record(0)
     write_json(tmp_path, "eurocon/topic_datas/agriculture.json", [record])
-    write_json(tmp_path, "eurocon/task_datas/2/agriculture.json", [task_record(record, ["EPP", "ALDE"], [0.4, 0.6], "EPP")])
+    write_json(
+        tmp_path, "eurocon/task_datas/2/agriculture.json", [task_record(record, ["EPP", "ALDE"], [0.4, 0.6], "EPP")]
+    )
 
     report = run_import(tmp_path / "eurocon")
 
@@ -362,7 +377,11 @@ def test_conflicting_stance_keeps_the_first_and_reports_it(tmp_path):
     epp = Stance.objects.get(group__code="EPP")
     assert (epp.text, epp.real_score) == ("EPP weighs the issue.\nEPP states its view.", 0.9)
     assert [(p.file.endswith("task_datas/2/agriculture.json"), p.field, p.message) for p in report.problems] == [
-        (True, "stances[0]", f"EPP stance conflicts with {tmp_path.name}/topic_datas/agriculture.json (id 0): kept the first")
+        (
+            True,
+            "stances[0]",
+            f"EPP stance conflicts with {tmp_path.name}/topic_datas/agriculture.json (id 0): kept the first",
+        )
     ]
     assert BenchmarkTask.objects.count() == 1
 
@@ -436,7 +455,9 @@ def test_importing_the_same_data_twice_adds_nothing(tmp_path):
 def test_a_later_import_into_the_same_set_adds_only_what_is_new(tmp_path):
     record = topic_record(0)
     topic_file = write_json(tmp_path, "topic_datas/agriculture.json", [record])
-    task_file = write_json(tmp_path, "task_datas/2/agriculture.json", [task_record(record, ["EPP", "SD"], [0.5, 0.5], "SD")])
+    task_file = write_json(
+        tmp_path, "task_datas/2/agriculture.json", [task_record(record, ["EPP", "SD"], [0.5, 0.5], "SD")]
+    )
     run_import(topic_file)
 
     report = run_import(topic_file, task_file)
@@ -614,13 +635,16 @@ def test_a_release_in_eurocons_layout_keeps_every_benchmark_task():
     assert Topic.objects.count() == 3
     assert report.records_skipped == 2  # the topic-file records with no stances
     assert all(problem.message.endswith(("record skipped", "kept")) for problem in report.problems)
-    assert {term for term, in Record.objects.values_list("term")} == {"8th"}
+    assert {term for (term,) in Record.objects.values_list("term")} == {"8th"}
 
 
 def test_control_characters_in_a_title_or_a_stance_are_reported_by_the_check_per_field(tmp_path):
     stances = [stance("EPP", 0.9, text="EPP agrees\u0000"), stance("SD", 0.5), stance("ALDE", 0.2)]
-    records = [topic_record(0, title="Rules on\u0000 widgets"), topic_record(1, title="Fine", stances=stances),
-               topic_record(2, title="Tabs\tand\nlines are text")]
+    records = [
+        topic_record(0, title="Rules on\u0000 widgets"),
+        topic_record(1, title="Fine", stances=stances),
+        topic_record(2, title="Tabs\tand\nlines are text"),
+    ]
     path = write_json(tmp_path, "t.json", records)
 
     plan = services.records_check(paths=[path], name="Test set")

@@ -11,7 +11,12 @@ from deliberation.records.normalise import (
     task_content_hash,
 )
 
-RECORD = {"title": "Cod stocks", "background": "Stocks fell.", "resolution": "The European Parliament acts.", "term": "7th"}
+RECORD = {
+    "title": "Cod stocks",
+    "background": "Stocks fell.",
+    "resolution": "The European Parliament acts.",
+    "term": "7th",
+}
 TASK = {
     "record_hash": "r" * 64,
     "party_count": 2,
@@ -28,8 +33,14 @@ def test_topic_spelled_with_and_becomes_the_canonical_ampersand():
 
 
 def test_topic_keeps_and_where_the_canonical_list_spells_and():
-    assert normalise_topic("constitutional and inter-institutional affairs") == "constitutional and inter-institutional affairs"
-    assert normalise_topic("Constitutional & Inter-institutional Affairs") == "constitutional and inter-institutional affairs"
+    assert (
+        normalise_topic("constitutional and inter-institutional affairs")
+        == "constitutional and inter-institutional affairs"
+    )
+    assert (
+        normalise_topic("Constitutional & Inter-institutional Affairs")
+        == "constitutional and inter-institutional affairs"
+    )
 
 
 def test_unknown_topic_is_only_trimmed_collapsed_and_lowercased():
@@ -71,7 +82,11 @@ def test_collapse_whitespace_handles_non_breaking_spaces_newlines_and_compositio
 
 def test_stance_string_and_list_forms_give_the_same_text():
     joined = "EPP supports it.  \nEPP wants more.  \n"
-    assert stance_text(joined) == stance_text(["EPP supports it.", " EPP wants  more."]) == "EPP supports it.\nEPP wants more."
+    assert (
+        stance_text(joined)
+        == stance_text(["EPP supports it.", " EPP wants  more."])
+        == "EPP supports it.\nEPP wants more."
+    )
 
 
 def test_record_hash_ignores_whitespace_and_term_spelling():

@@ -14,18 +14,25 @@ pytestmark = pytest.mark.django_db
 def test_report_counts_are_sorted_and_groups_labelled_in_seating_order():
     PartyGroup.objects.update_or_create(code="SD", term="7th", defaults={"label": "Socialists", "short_label": "S&D"})
     PartyGroup.objects.update_or_create(code="SD", term="10th", defaults={"label": "Socialists", "short_label": "S&D"})
-    tables = import_report_tables({
-        "tasks_by_party_count": {"6": 1, "2": 5, "4": 3},
-        "records_by_topic": {"fisheries": 1, "agriculture": 2},
-        "records_by_term": {"9th": 1, "10th": 2, "7th": 3},
-        "stances_by_group": {"7th EPP": 2, "10th SD": 1, "7th SD": 4, "7th GUE_NGL": 1, "7th NEWCODE": 1},
-    })
+    tables = import_report_tables(
+        {
+            "tasks_by_party_count": {"6": 1, "2": 5, "4": 3},
+            "records_by_topic": {"fisheries": 1, "agriculture": 2},
+            "records_by_term": {"9th": 1, "10th": 2, "7th": 3},
+            "stances_by_group": {"7th EPP": 2, "10th SD": 1, "7th SD": 4, "7th GUE_NGL": 1, "7th NEWCODE": 1},
+        }
+    )
     assert tables["tasks_by_party_count"] == [(2, 5), (4, 3), (6, 1)]
     assert tables["records_by_topic"] == [("agriculture", 2), ("fisheries", 1)]
     assert [term for term, _ in tables["records_by_term"]] == ["7th", "9th", "10th"]
     assert [block["term"] for block in tables["stances_by_term"]] == ["7th", "10th"]
     seventh = tables["stances_by_term"][0]["groups"]
-    assert [(g["code"], g["label"]) for g in seventh] == [("GUE_NGL", "GUE/NGL"), ("SD", "S&D"), ("EPP", "EPP"), ("NEWCODE", "NEWCODE")]
+    assert [(g["code"], g["label"]) for g in seventh] == [
+        ("GUE_NGL", "GUE/NGL"),
+        ("SD", "S&D"),
+        ("EPP", "EPP"),
+        ("NEWCODE", "NEWCODE"),
+    ]
 
 
 def test_the_record_page_puts_each_stance_under_its_group_across_the_width(client):

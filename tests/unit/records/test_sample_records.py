@@ -14,7 +14,9 @@ SAMPLE_NAME = "Sample EP issues"
 
 
 def topic_records() -> list[dict]:
-    return [record for path in sorted((SAMPLE / "topic_datas").glob("*.json")) for record in json.loads(path.read_text())]
+    return [
+        record for path in sorted((SAMPLE / "topic_datas").glob("*.json")) for record in json.loads(path.read_text())
+    ]
 
 
 def test_sample_spans_a_dozen_issues_six_topics_and_three_terms():
@@ -38,7 +40,11 @@ def test_sample_records_read_like_the_benchmark():
 
 
 def test_groups_are_divided_on_most_issues():
-    divided = [r for r in topic_records() if max(s["choice"] for s in r["stances"]) - min(s["choice"] for s in r["stances"]) >= 5]
+    divided = [
+        r
+        for r in topic_records()
+        if max(s["choice"] for s in r["stances"]) - min(s["choice"] for s in r["stances"]) >= 5
+    ]
     assert len(divided) >= len(topic_records()) * 2 / 3
 
 

@@ -125,14 +125,29 @@ def test_check_shows_counts_and_problems_before_anything_is_written(staff):
     assert upload.check_report["records_by_topic"] == {"agriculture": 1}
     assert upload.check_report["records_by_term"] == {"7th": 1}
     assert upload.check_report["stances_by_group"] == {"7th ALDE": 1, "7th EPP": 1, "7th SD": 1}
-    for text in ("agriculture", "7th EPP", "agriculture.json", "stances[0].score", "Input should be less than or equal to 1"):
+    for text in (
+        "agriculture",
+        "7th EPP",
+        "agriculture.json",
+        "stances[0].score",
+        "Input should be less than or equal to 1",
+    ):
         assert text in page
 
 
 def test_import_runs_as_a_task_and_ends_with_the_command_line_report(staff):
     task = task_record(GOOD, ["EPP", "SD"], [0.4, 0.6], "SD")
-    post_upload(staff, {"release.zip": zipped({"eurocon/topic_datas/agriculture.json": js([GOOD]),
-                                                "eurocon/task_datas/2/agriculture.json": js([task])})})
+    post_upload(
+        staff,
+        {
+            "release.zip": zipped(
+                {
+                    "eurocon/topic_datas/agriculture.json": js([GOOD]),
+                    "eurocon/task_datas/2/agriculture.json": js([task]),
+                }
+            )
+        },
+    )
     upload = RecordUpload.objects.get()
 
     import_upload(staff, upload)
@@ -240,8 +255,8 @@ def lying_zip_bomb() -> bytes:
     """A zip whose headers say its member is 10 bytes while it inflates to 5 MiB."""
     data = bytearray(zipped({"bomb.json": b"[" + b" " * (5 * 2**20) + b"]"}))
     local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
-    data[local + 22:local + 26] = (10).to_bytes(4, "little")
-    data[central + 24:central + 28] = (10).to_bytes(4, "little")
+    data[local + 22 : local + 26] = (10).to_bytes(4, "little")
+    data[central + 24 : central + 28] = (10).to_bytes(4, "little")
     return bytes(data)
 
 
@@ -433,14 +448,19 @@ def test_browsing_needs_sign_in(client, an_upload):
 
 
 def test_uploaded_text_is_escaped_never_markup(staff):
-    evil = topic_record(0, title="<script>alert(1)</script>", stances=[stance("EPP", 0.5, "<img src=x onerror=alert(2)>"),
-                                                                       stance("SD", 0.5)])
+    evil = topic_record(
+        0,
+        title="<script>alert(1)</script>",
+        stances=[stance("EPP", 0.5, "<img src=x onerror=alert(2)>"), stance("SD", 0.5)],
+    )
     post_upload(staff, {"<b>x</b>.json": js([evil])})
     upload = RecordUpload.objects.get()
     import_upload(staff, upload)
 
-    pages = [staff.get(reverse("record-upload-detail", args=[upload.pk])).text,
-             staff.get(reverse("record", args=[Record.objects.get().pk])).text]
+    pages = [
+        staff.get(reverse("record-upload-detail", args=[upload.pk])).text,
+        staff.get(reverse("record", args=[Record.objects.get().pk])).text,
+    ]
     for page in pages:
         assert "<script>alert(1)" not in page and "<img src=x" not in page and "<b>x</b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1]
@@ -463,8 +483,22 @@ def test_the_benchmark_runs_on_a_set_uploaded_in_the_browser(staff, eager_worker
     import_upload(staff, RecordUpload.objects.get())
     out = io.StringIO()
 
-    call_command("evaluate", "--record-set", "Browser set", "--strategy", "real-resolution", "--judge", "real-votes",
-                 "--parties", "2", "--goals", "simple_majority", "--verbosity", "0", stdout=out)
+    call_command(
+        "evaluate",
+        "--record-set",
+        "Browser set",
+        "--strategy",
+        "real-resolution",
+        "--judge",
+        "real-votes",
+        "--parties",
+        "2",
+        "--goals",
+        "simple_majority",
+        "--verbosity",
+        "0",
+        stdout=out,
+    )
 
     # EPP 0.9 x 0.4 + SD 0.45 x 0.6 -> choices 9 and 4: u = 6.0 passes; EPP 2 x 0.7 + ALDE 6 x 0.3 = 3.2 fails
     assert re.search(r"^Simple majority\s+0\.50\s*$", out.getvalue(), re.M), out.getvalue()

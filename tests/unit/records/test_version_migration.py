@@ -23,8 +23,16 @@ def test_existing_record_sets_become_version_1_and_their_runs_point_at_it():
     empty = old.get_model("records", "RecordSet").objects.create(name="Empty set")
     owner = old.get_model("auth", "User").objects.create(username="owner")
     run = old.get_model("runs", "Run").objects.create(
-        owner=owner, record=records[0], groups=["EPP", "SD"], seat_structure="equal", seats={"EPP": 0.5, "SD": 0.5},
-        goal="simple_majority", strategy="one-shot", model="scripted:default", judge="scripted", share_token="t",
+        owner=owner,
+        record=records[0],
+        groups=["EPP", "SD"],
+        seat_structure="equal",
+        seats={"EPP": 0.5, "SD": 0.5},
+        goal="simple_majority",
+        strategy="one-shot",
+        model="scripted:default",
+        judge="scripted",
+        share_token="t",
     )
 
     executor = MigrationExecutor(connection)

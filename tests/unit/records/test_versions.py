@@ -50,9 +50,7 @@ def test_extend_upload_makes_a_new_version_with_the_old_records_and_the_new(tmp_
 
 def test_replace_upload_drops_missing_records_from_browsing_and_the_benchmark(tmp_path):
     old = topic_record(0, title="Old")
-    run_import(
-        write_json(tmp_path, "t1.json", [task_record(old, ["EPP", "SD"], [0.5, 0.5], "SD")]), name="S"
-    )
+    run_import(write_json(tmp_path, "t1.json", [task_record(old, ["EPP", "SD"], [0.5, 0.5], "SD")]), name="S")
     assert record_set_list().get(name="S").task_count == 1
     report = records_import(
         paths=[write_json(tmp_path, "t2.json", [topic_record(0, title="New")])], name="S", mode="replace"
@@ -69,13 +67,18 @@ def test_replace_upload_drops_missing_records_from_browsing_and_the_benchmark(tm
 
 def test_compare_lists_added_removed_and_changed_records(tmp_path):
     run_import(
-        write_json(tmp_path, "v1.json", [topic_record(0, title="Kept"), topic_record(1, title="Dropped"),
-                                         topic_record(2, title="Edited")]),
+        write_json(
+            tmp_path,
+            "v1.json",
+            [topic_record(0, title="Kept"), topic_record(1, title="Dropped"), topic_record(2, title="Edited")],
+        ),
         name="S",
     )
     edited = topic_record(2, title="Edited", resolution="A corrected adopted text.")
     records_import(
-        paths=[write_json(tmp_path, "v2.json", [topic_record(0, title="Kept"), edited, topic_record(3, title="Added")])],
+        paths=[
+            write_json(tmp_path, "v2.json", [topic_record(0, title="Kept"), edited, topic_record(3, title="Added")])
+        ],
         name="S",
         mode="replace",
     )
@@ -111,8 +114,11 @@ def test_unknown_group_code_is_reported_with_how_to_map_it(tmp_path):
     report = run_import(write_json(tmp_path, "a.json", [topic_record(0, term="8th_datas", stances=stances)]))
 
     assert problems_of(report) == [
-        ("id 0", "stances[1].party_name",
-         "unknown group code EFD for the 8th term: map it in the admin (group aliases); stance skipped")
+        (
+            "id 0",
+            "stances[1].party_name",
+            "unknown group code EFD for the 8th term: map it in the admin (group aliases); stance skipped",
+        )
     ]
     assert report.stances_skipped == 1
 

@@ -48,18 +48,34 @@ def test_the_sync_keeps_admin_edits_and_brings_back_only_what_is_missing():
 
 @override_settings(
     HEMICYCLE_DEFAULT_MODEL="hosted_vllm/Qwen/Qwen2.5-0.5B-Instruct",
-    HEMICYCLE_MODELS=[{"name": "qwen@gpu2", "model": "hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
-                       "api_base": "http://gpu2:8000/v1", "api_key_env": "GPU2_KEY", "concurrency": 3,
-                       "access": "groups", "groups": ["phd"]}],
+    HEMICYCLE_MODELS=[
+        {
+            "name": "qwen@gpu2",
+            "model": "hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
+            "api_base": "http://gpu2:8000/v1",
+            "api_key_env": "GPU2_KEY",
+            "concurrency": 3,
+            "access": "groups",
+            "groups": ["phd"],
+        }
+    ],
 )
 def test_settings_declare_models_with_endpoints_and_the_default_model_is_always_offered():
     assert models_sync_from_settings() == ["hosted_vllm/Qwen/Qwen2.5-0.5B-Instruct", "qwen@gpu2"]
     qwen = ModelEntry.objects.get(name="qwen@gpu2")
     assert (qwen.model, qwen.api_base, qwen.api_key_env, qwen.concurrency) == (
-        "hosted_vllm/Qwen/Qwen2.5-7B-Instruct", "http://gpu2:8000/v1", "GPU2_KEY", 3)
+        "hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
+        "http://gpu2:8000/v1",
+        "GPU2_KEY",
+        3,
+    )
     assert list(qwen.groups.values_list("name", flat=True)) == ["phd"]
     default = ModelEntry.objects.get(name="hosted_vllm/Qwen/Qwen2.5-0.5B-Instruct")
-    assert (default.model, default.access, default.enabled) == ("hosted_vllm/Qwen/Qwen2.5-0.5B-Instruct", "everyone", True)
+    assert (default.model, default.access, default.enabled) == (
+        "hosted_vllm/Qwen/Qwen2.5-0.5B-Instruct",
+        "everyone",
+        True,
+    )
 
 
 def test_access_everyone_staff_and_named_groups():
@@ -87,7 +103,10 @@ def test_access_everyone_staff_and_named_groups():
 def test_unknown_disabled_and_empty_models_are_refused_with_the_field_named():
     user = make_user()
     entry("retired", enabled=False)
-    with pytest.raises(ModelRefused, match=r"^judge_model: 'scripted:nope' is not a model of this lab; choose from local:smollm2-135m, "):
+    with pytest.raises(
+        ModelRefused,
+        match=r"^judge_model: 'scripted:nope' is not a model of this lab; choose from local:smollm2-135m, ",
+    ):
         model_check(name="scripted:nope", user=user, field="judge_model")
     with pytest.raises(ModelRefused, match="^models: 'retired' is disabled$"):
         model_check(name="retired", user=user, field="models")
@@ -117,7 +136,10 @@ def test_a_run_resolves_its_model_through_the_registry_entry_when_it_starts():
     entry("qwen@gpu1", api_base="http://gpu1:8000/v1", api_key_env="GPU1_KEY")
     resolved = model_endpoint(name="qwen@gpu1")
     assert (resolved.model, resolved.api_base, resolved.api_key_env) == (
-        "hosted_vllm/Qwen/Qwen2.5-7B-Instruct", "http://gpu1:8000/v1", "GPU1_KEY")
+        "hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
+        "http://gpu1:8000/v1",
+        "GPU1_KEY",
+    )
     ModelEntry.objects.filter(name="qwen@gpu1").update(enabled=False)
     with pytest.raises(ModelRefused, match="'qwen@gpu1' is disabled in the model registry"):
         model_endpoint(name="qwen@gpu1")
@@ -127,14 +149,17 @@ def test_a_run_resolves_its_model_through_the_registry_entry_when_it_starts():
     assert model_endpoint(name="qwen@gpu1", allow_raw=True).model == "qwen@gpu1"
 
 
-@pytest.mark.parametrize(("fields", "error"), [
-    ({"model": "scripted:nope"}, "unknown scripted model"),
-    ({"model": "local:gpt-5"}, "unknown local model"),
-    ({"model": "nosuchprovider/x"}, "no litellm provider"),
-    ({"api_key_env": "sk-live-123 456"}, "environment variable"),
-    ({"access": "groups"}, "Name at least one group"),
-    ({"api_base": "gpu1:8000/v1"}, "starting with http:// or https://"),
-])
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"model": "scripted:nope"}, "unknown scripted model"),
+        ({"model": "local:gpt-5"}, "unknown local model"),
+        ({"model": "nosuchprovider/x"}, "no litellm provider"),
+        ({"api_key_env": "sk-live-123 456"}, "environment variable"),
+        ({"access": "groups"}, "Name at least one group"),
+        ({"api_base": "gpu1:8000/v1"}, "starting with http:// or https://"),
+    ],
+)
 def test_the_admin_refuses_an_entry_that_could_not_run(fields, error):
     data = {"name": "x", "model": "hosted_vllm/q", "access": "everyone", "position": 100, "enabled": True, **fields}
     form = ModelEntryForm(data=data)
@@ -147,11 +172,20 @@ def test_the_admin_lists_and_edits_the_registry(client):
     client.force_login(admin)
     page = client.get("/admin/registry/modelentry/")
     assert page.status_code == 200 and b"scripted:slow" in page.content
-    created = client.post("/admin/registry/modelentry/add/", {
-        "name": "qwen@gpu1", "description": "", "model": "hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
-        "api_base": "http://gpu1:8000/v1", "api_key_env": "GPU1_KEY", "concurrency": "2",
-        "access": "everyone", "enabled": "on", "position": "50",
-    })
+    created = client.post(
+        "/admin/registry/modelentry/add/",
+        {
+            "name": "qwen@gpu1",
+            "description": "",
+            "model": "hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
+            "api_base": "http://gpu1:8000/v1",
+            "api_key_env": "GPU1_KEY",
+            "concurrency": "2",
+            "access": "everyone",
+            "enabled": "on",
+            "position": "50",
+        },
+    )
     assert created.status_code == 302, created.content.decode()[:2000]
     assert ModelEntry.objects.get(name="qwen@gpu1").api_key_env == "GPU1_KEY"
 

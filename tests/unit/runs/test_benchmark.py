@@ -26,8 +26,12 @@ def sample_set():
 
 def test_oracle_table_scores_every_task_with_real_votes(sample_set):
     result = benchmark_evaluate(
-        record_set=sample_set, party_counts=[2, 4, 6], goals=ALL_GOALS,
-        strategy="real-resolution", model="scripted:default", judge="real-votes",
+        record_set=sample_set,
+        party_counts=[2, 4, 6],
+        goals=ALL_GOALS,
+        strategy="real-resolution",
+        model="scripted:default",
+        judge="real-votes",
     )
     assert {k: row["tasks"] for k, row in result.table.items()} == {"2": 13, "4": 13, "6": 11}
     assert result.failures == []
@@ -39,14 +43,25 @@ def test_oracle_table_scores_every_task_with_real_votes(sample_set):
 def test_real_votes_judge_refuses_any_strategy_but_the_real_resolution(sample_set):
     with pytest.raises(BenchmarkError, match="real-resolution"):
         benchmark_evaluate(
-            record_set=sample_set, party_counts=[2], goals=["simple_majority"],
-            strategy="greedy", model="scripted:default", judge="real-votes",
+            record_set=sample_set,
+            party_counts=[2],
+            goals=["simple_majority"],
+            strategy="greedy",
+            model="scripted:default",
+            judge="real-votes",
         )
 
 
 def test_a_second_one_shot_evaluation_is_served_from_the_completion_cache(sample_set, monkeypatch):
-    options = dict(record_set=sample_set, party_counts=[2], goals=["simple_majority", "rawlsian"],
-                   strategy="one-shot", model="scripted:default", judge="llm", limit=3)
+    options = dict(
+        record_set=sample_set,
+        party_counts=[2],
+        goals=["simple_majority", "rawlsian"],
+        strategy="one-shot",
+        model="scripted:default",
+        judge="llm",
+        limit=3,
+    )
     first = benchmark_evaluate(**options)
     stored = CachedCompletion.objects.count()
     assert stored > 0
@@ -64,8 +79,23 @@ def test_a_second_one_shot_evaluation_is_served_from_the_completion_cache(sample
 
 def test_evaluate_command_writes_the_papers_table_as_json(sample_set, tmp_path, capsys):
     out = tmp_path / "table.json"
-    call_command("evaluate", "--record-set", sample_set, "--parties", "2", "4", "--goals", "all",
-                 "--strategy", "greedy", "--judge", "scripted", "--out", str(out), "-v0")
+    call_command(
+        "evaluate",
+        "--record-set",
+        sample_set,
+        "--parties",
+        "2",
+        "4",
+        "--goals",
+        "all",
+        "--strategy",
+        "greedy",
+        "--judge",
+        "scripted",
+        "--out",
+        str(out),
+        "-v0",
+    )
     table = json.loads(out.read_text())
     assert set(table) == {"2", "4"}
     assert set(table["2"]) == {*ALL_GOALS, "tasks"}
@@ -81,14 +111,29 @@ def test_evaluate_command_names_an_unknown_record_set(sample_set):
         call_command("evaluate", "--record-set", "Nope", "--strategy", "greedy", "--judge", "scripted", "-v0")
 
 
-@pytest.mark.parametrize(("option", "value", "error"), [
-    ("--model", "scripted:nope", "--model: unknown scripted model 'nope'"),
-    ("--judge-model", "nosuchprovider/x", "--judge-model: no litellm provider"),
-])
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("--model", "scripted:nope", "--model: unknown scripted model 'nope'"),
+        ("--judge-model", "nosuchprovider/x", "--judge-model: no litellm provider"),
+    ],
+)
 def test_evaluate_command_refuses_a_model_that_could_not_run_before_playing_anything(sample_set, option, value, error):
     with pytest.raises(CommandError, match=error):
-        call_command("evaluate", "--record-set", sample_set, "--strategy", "one-shot", "--judge", "llm",
-                     "--model", "scripted:default", option, value, "-v0")
+        call_command(
+            "evaluate",
+            "--record-set",
+            sample_set,
+            "--strategy",
+            "one-shot",
+            "--judge",
+            "llm",
+            "--model",
+            "scripted:default",
+            option,
+            value,
+            "-v0",
+        )
     assert not CachedCompletion.objects.exists()
 
 
@@ -97,31 +142,68 @@ def test_evaluate_command_refuses_a_disabled_registry_model(sample_set):
 
     ModelEntry.objects.filter(name="scripted:slow").update(enabled=False)
     with pytest.raises(CommandError, match="--model: 'scripted:slow' is disabled"):
-        call_command("evaluate", "--record-set", sample_set, "--strategy", "greedy", "--judge", "scripted",
-                     "--model", "scripted:slow", "-v0")
+        call_command(
+            "evaluate",
+            "--record-set",
+            sample_set,
+            "--strategy",
+            "greedy",
+            "--judge",
+            "scripted",
+            "--model",
+            "scripted:slow",
+            "-v0",
+        )
 
 
 def test_evaluate_command_plays_a_registry_models_backend_string(sample_set):
     from deliberation.registry.models import ModelEntry
 
     ModelEntry.objects.create(name="drafter", model="scripted:default")
-    result = benchmark_evaluate(record_set=sample_set, party_counts=[2], goals=["simple_majority"],
-                                strategy="one-shot", model="drafter", judge="llm", limit=1)
+    result = benchmark_evaluate(
+        record_set=sample_set,
+        party_counts=[2],
+        goals=["simple_majority"],
+        strategy="one-shot",
+        model="drafter",
+        judge="llm",
+        limit=1,
+    )
     assert result.failures == [] and result.usage["calls"] > 0
     assert set(CachedCompletion.objects.values_list("model", flat=True)) == {"scripted:default"}
 
 
-@pytest.mark.parametrize("strategy, params", [
-    ("mediator", ["candidates=2", "rounds=1"]),
-    ("forecast", ["rounds=2", "target=8"]),
-    ("advisor", ["advisor_model=scripted:slow"]),
-    ("advisor-random", []),
-    ("advisor-none", ["draft_tokens=200"]),
-])
+@pytest.mark.parametrize(
+    "strategy, params",
+    [
+        ("mediator", ["candidates=2", "rounds=1"]),
+        ("forecast", ["rounds=2", "target=8"]),
+        ("advisor", ["advisor_model=scripted:slow"]),
+        ("advisor-random", []),
+        ("advisor-none", ["draft_tokens=200"]),
+    ],
+)
 def test_evaluate_command_plays_each_new_strategy_with_its_params(sample_set, capsys, strategy, params):
     options = [item for param in params for item in ("--param", param)]
-    call_command("evaluate", "--record-set", sample_set, "--parties", "2", "--goals", "simple_majority",
-                 "--strategy", strategy, "--model", "scripted:default", "--judge", "llm", "--limit", "1", *options, "-v0")
+    call_command(
+        "evaluate",
+        "--record-set",
+        sample_set,
+        "--parties",
+        "2",
+        "--goals",
+        "simple_majority",
+        "--strategy",
+        strategy,
+        "--model",
+        "scripted:default",
+        "--judge",
+        "llm",
+        "--limit",
+        "1",
+        *options,
+        "-v0",
+    )
     assert "Simple majority" in capsys.readouterr().out
     if "advisor_model=scripted:slow" in params:  # the advisor's calls went to its own model
         assert CachedCompletion.objects.filter(model="scripted:slow").count() == 1  # the one run's brief
@@ -129,32 +211,68 @@ def test_evaluate_command_plays_each_new_strategy_with_its_params(sample_set, ca
         assert CachedCompletion.objects.count() == 2 + 2 + 2
 
 
-@pytest.mark.parametrize("param, error", [
-    ("candidates=20", "--param candidates: between 2 and 8, not 20"),
-    ("speed=3", "--param speed: mediator has no such parameter"),
-    ("candidates", "give NAME=VALUE"),
-])
+@pytest.mark.parametrize(
+    "param, error",
+    [
+        ("candidates=20", "--param candidates: between 2 and 8, not 20"),
+        ("speed=3", "--param speed: mediator has no such parameter"),
+        ("candidates", "give NAME=VALUE"),
+    ],
+)
 def test_evaluate_command_refuses_a_bad_param_before_playing_anything(sample_set, param, error):
     with pytest.raises(CommandError, match=error):
-        call_command("evaluate", "--record-set", sample_set, "--strategy", "mediator", "--judge", "llm",
-                     "--model", "scripted:default", "--param", param, "-v0")
+        call_command(
+            "evaluate",
+            "--record-set",
+            sample_set,
+            "--strategy",
+            "mediator",
+            "--judge",
+            "llm",
+            "--model",
+            "scripted:default",
+            "--param",
+            param,
+            "-v0",
+        )
     assert not CachedCompletion.objects.exists()
 
 
 def test_evaluate_command_refuses_an_advisor_model_that_could_not_run(sample_set):
     with pytest.raises(CommandError, match="--param advisor_model: unknown scripted model 'nope'"):
-        call_command("evaluate", "--record-set", sample_set, "--strategy", "advisor", "--judge", "scripted",
-                     "--param", "advisor_model=scripted:nope", "-v0")
+        call_command(
+            "evaluate",
+            "--record-set",
+            sample_set,
+            "--strategy",
+            "advisor",
+            "--judge",
+            "scripted",
+            "--param",
+            "advisor_model=scripted:nope",
+            "-v0",
+        )
 
 
-@pytest.mark.parametrize("strategy, params", [
-    ("mediator", {"candidates": 2}),
-    ("forecast", {"rounds": 2}),
-    ("advisor", {"advisor_model": "scripted:slow"}),
-])
+@pytest.mark.parametrize(
+    "strategy, params",
+    [
+        ("mediator", {"candidates": 2}),
+        ("forecast", {"rounds": 2}),
+        ("advisor", {"advisor_model": "scripted:slow"}),
+    ],
+)
 def test_a_second_evaluation_of_a_consensus_strategy_makes_no_model_call(sample_set, monkeypatch, strategy, params):
-    options = dict(record_set=sample_set, party_counts=[2], goals=["simple_majority", "rawlsian"],
-                   strategy=strategy, model="scripted:default", judge="llm", limit=2, params=params)
+    options = dict(
+        record_set=sample_set,
+        party_counts=[2],
+        goals=["simple_majority", "rawlsian"],
+        strategy=strategy,
+        model="scripted:default",
+        judge="llm",
+        limit=2,
+        params=params,
+    )
     first = benchmark_evaluate(**options)
     assert first.failures == [] and first.usage["calls"] > 0
     stored = CachedCompletion.objects.count()
@@ -171,8 +289,16 @@ def test_a_second_evaluation_of_a_consensus_strategy_makes_no_model_call(sample_
 
 
 def test_an_evaluation_is_an_experiment_whose_runs_played_through_the_run_tasks(sample_set):
-    result = benchmark_evaluate(record_set=sample_set, party_counts=[2, 4], goals=["simple_majority", "rawlsian"],
-                                strategy="greedy", model="scripted:default", judge="scripted", limit=2, seed=3)
+    result = benchmark_evaluate(
+        record_set=sample_set,
+        party_counts=[2, 4],
+        goals=["simple_majority", "rawlsian"],
+        strategy="greedy",
+        model="scripted:default",
+        judge="scripted",
+        limit=2,
+        seed=3,
+    )
     experiment = Experiment.objects.get(owner__username=EVALUATE_OWNER)
     assert experiment.status == Experiment.Status.FINISHED
     assert experiment.spec["source"]["limit"] == 2 and experiment.spec["seeds"] == [3]
@@ -185,16 +311,40 @@ def test_an_evaluation_is_an_experiment_whose_runs_played_through_the_run_tasks(
 
 
 def test_the_judge_model_reaches_every_run_of_the_evaluation(sample_set):
-    benchmark_evaluate(record_set=sample_set, party_counts=[2], goals=["simple_majority"], strategy="one-shot",
-                       model="scripted:default", judge="llm", judge_model="scripted:slow", limit=1)
+    benchmark_evaluate(
+        record_set=sample_set,
+        party_counts=[2],
+        goals=["simple_majority"],
+        strategy="one-shot",
+        model="scripted:default",
+        judge="llm",
+        judge_model="scripted:slow",
+        limit=1,
+    )
     assert set(Run.objects.values_list("judge_model", flat=True)) == {"scripted:slow"}
 
 
 @pytest.mark.parametrize(("strategy", "params"), [("amulet", ["max_tokens=8"]), ("negotiation", ["max_turns=2"])])
-def test_evaluate_plays_a_strategy_with_its_params_and_a_rerun_calls_no_model(sample_set, capsys, monkeypatch,
-                                                                              strategy, params):
-    options = ["--record-set", sample_set, "--parties", "2", "--goals", "simple_majority", "--limit", "1",
-               "--strategy", strategy, "--model", "scripted:default", "--judge", "llm", "-v0"]
+def test_evaluate_plays_a_strategy_with_its_params_and_a_rerun_calls_no_model(
+    sample_set, capsys, monkeypatch, strategy, params
+):
+    options = [
+        "--record-set",
+        sample_set,
+        "--parties",
+        "2",
+        "--goals",
+        "simple_majority",
+        "--limit",
+        "1",
+        "--strategy",
+        strategy,
+        "--model",
+        "scripted:default",
+        "--judge",
+        "llm",
+        "-v0",
+    ]
     call_command("evaluate", *options, *(arg for pair in params for arg in ("--param", pair)))
     first = capsys.readouterr().out
     assert "1 runs" in first and "0 model steps" not in first
@@ -222,5 +372,15 @@ def test_evaluate_param_is_validated_against_the_strategy(sample_set):
 
 def test_evaluate_refuses_amulet_on_a_model_without_token_ids(sample_set):
     with pytest.raises(CommandError, match="--model: amulet decodes token by token"):
-        call_command("evaluate", "--record-set", sample_set, "--strategy", "amulet", "--judge", "scripted",
-                     "--model", "scripted:no-logprobs", "-v0")
+        call_command(
+            "evaluate",
+            "--record-set",
+            sample_set,
+            "--strategy",
+            "amulet",
+            "--judge",
+            "scripted",
+            "--model",
+            "scripted:no-logprobs",
+            "-v0",
+        )

@@ -52,7 +52,9 @@ def test_the_users_budget_overrides_the_settings_field_by_field(settings):
     settings.HEMICYCLE_DAILY_STEPS, settings.HEMICYCLE_DAILY_TOKENS, settings.HEMICYCLE_EXPERIMENT_CAP = 100, 5000, 40
     owner, other = make_user(), make_user("bob")
     UserBudget.objects.create(user=owner, steps_per_day=20)
-    assert budget_for(user=owner) == type(budget_for(user=owner))(steps_per_day=20, tokens_per_day=5000, experiment_cap=40)
+    assert budget_for(user=owner) == type(budget_for(user=owner))(
+        steps_per_day=20, tokens_per_day=5000, experiment_cap=40
+    )
     assert budget_for(user=other).steps_per_day == 100
 
 
@@ -99,9 +101,19 @@ def test_the_builder_shows_what_is_left_and_refuses_a_run_that_does_not_fit(clie
     record = make_record()
     page = client.get(reverse("scenario-builder")).content.decode()
     assert 'data-testid="budget-steps-left">16<' in page
-    data = {"record": record.pk, "groups": ["EPP", "SD", "ALDE"], "seat_structure": "equal", "goal": "simple_majority",
-            "strategy": "parliament", "model": "scripted:default", "judge": "scripted", "seed": 3, "params.parliament.rounds": 1,
-            "params.parliament.rapporteur": "largest", "visibility": "private"}
+    data = {
+        "record": record.pk,
+        "groups": ["EPP", "SD", "ALDE"],
+        "seat_structure": "equal",
+        "goal": "simple_majority",
+        "strategy": "parliament",
+        "model": "scripted:default",
+        "judge": "scripted",
+        "seed": 3,
+        "params.parliament.rounds": 1,
+        "params.parliament.rapporteur": "largest",
+        "visibility": "private",
+    }
     assert client.post(reverse("scenario-builder"), data).status_code == 302
     response = client.post(reverse("scenario-builder"), {**data, "seed": 4, "name": "refused"})
     assert response.status_code == 200
@@ -116,11 +128,19 @@ def test_the_api_answers_400_naming_the_budget(client, queued):
     owner = make_user()
     UserBudget.objects.create(user=owner, steps_per_day=5)
     token = api_token_create(user=owner)[1]
-    body = {"record": make_record().pk, "groups": ["EPP", "SD", "ALDE"], "seat_structure": "equal",
-            "goal": "simple_majority", "strategy": "parliament", "model": "scripted:default", "judge": "scripted",
-            "rounds": 1}
-    response = client.post("/api/v1/runs", data=json.dumps(body), content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Bearer {token}")
+    body = {
+        "record": make_record().pk,
+        "groups": ["EPP", "SD", "ALDE"],
+        "seat_structure": "equal",
+        "goal": "simple_majority",
+        "strategy": "parliament",
+        "model": "scripted:default",
+        "judge": "scripted",
+        "rounds": 1,
+    }
+    response = client.post(
+        "/api/v1/runs", data=json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
     assert response.status_code == 400
     assert response.json() == {"errors": {"budget": ["this needs up to 11 model steps and 5 of your 5 a day are left"]}}
     assert not Run.objects.exists()
@@ -131,7 +151,12 @@ def test_the_api_tells_what_is_left(client, queued):
     token = api_token_create(user=owner)[1]
     response = client.get("/api/v1/budget", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 200 and response.json() == {
-        "steps_per_day": None, "steps_left": None, "tokens_per_day": None, "tokens_left": None, "experiment_cap": None}
+        "steps_per_day": None,
+        "steps_left": None,
+        "tokens_per_day": None,
+        "tokens_left": None,
+        "experiment_cap": None,
+    }
     UserBudget.objects.create(user=owner, steps_per_day=30, experiment_cap=9)
     run_create(owner=owner, config=scenario_config(make_record(), user=owner))
     budget = client.get("/api/v1/budget", HTTP_AUTHORIZATION=f"Bearer {token}").json()
@@ -139,8 +164,18 @@ def test_the_api_tells_what_is_left(client, queued):
 
 
 def grid(owner, **overrides) -> Experiment:
-    options = dict(owner=owner, name="grid", record_set=SET, parties=[2], sample=3, goals=["simple_majority"],
-                   strategies=["one-shot"], models=["scripted:default"], judges=["llm"], seeds=[0, 1])
+    options = dict(
+        owner=owner,
+        name="grid",
+        record_set=SET,
+        parties=[2],
+        sample=3,
+        goals=["simple_majority"],
+        strategies=["one-shot"],
+        models=["scripted:default"],
+        judges=["llm"],
+        seeds=[0, 1],
+    )
     options.update(overrides)
     return experiment_create(**options)
 

@@ -59,6 +59,7 @@ async def receive_until_outcome(socket, limit: int = 200) -> list[dict]:
 def in_own_loop(scenario):
     """Run an async test scenario on a loop of its own, in its own thread: the session may already
     have a loop running in this thread (Playwright's sync API keeps one for the browser)."""
+
     def call(*args, **kwargs):
         with ThreadPoolExecutor(max_workers=1) as pool:
             return pool.submit(asyncio.run, scenario(*args, **kwargs)).result()
@@ -149,8 +150,12 @@ def test_a_gap_in_live_frames_is_filled_from_the_log():
         socket = communicator(run, run.owner)
         await socket.connect()
         # Event 1 is stored without a broadcast (as if its frame were lost), then event 2 is sent.
-        await sync_to_async(lambda: services.RunEvent.objects.create(run=run, seq=1, type="phase", data={"phase": "opening"}))()
-        await sync_to_async(event_append)(run=run, event={"seq": 2, "type": "phase", "data": {"phase": "negotiation", "round": 1}})
+        await sync_to_async(
+            lambda: services.RunEvent.objects.create(run=run, seq=1, type="phase", data={"phase": "opening"})
+        )()
+        await sync_to_async(event_append)(
+            run=run, event={"seq": 2, "type": "phase", "data": {"phase": "negotiation", "round": 1}}
+        )
         messages = []
         while len(messages) < 2:
             messages += await receive_events(socket)

@@ -20,11 +20,27 @@ pytestmark = pytest.mark.django_db
 SEATS = {"EPP": 0.5, "SD": 0.3, "ALDE": 0.2}
 
 
-def finished_run(*, owner, record, scores, seats=SEATS, goal="simple_majority", veto="", experiment=None,
-                 strategy="parliament", cell="", seed=7) -> Run:
+def finished_run(
+    *,
+    owner,
+    record,
+    scores,
+    seats=SEATS,
+    goal="simple_majority",
+    veto="",
+    experiment=None,
+    strategy="parliament",
+    cell="",
+    seed=7,
+) -> Run:
     run = run_create(owner=owner, config=scenario_config(record), experiment=experiment, cell=cell)
     Run.objects.filter(pk=run.pk).update(
-        status=Run.Status.FINISHED, seats=seats, goal=goal, veto_group=veto, strategy=strategy, seed=seed,
+        status=Run.Status.FINISHED,
+        seats=seats,
+        goal=goal,
+        veto_group=veto,
+        strategy=strategy,
+        seed=seed,
         outcome={"scores": scores, "seats": seats, "goal": goal, "goals": {goal: True}, "weighted_total": 0},
     )
     return Run.objects.select_related("record").get(pk=run.pk)
@@ -94,7 +110,10 @@ def test_rules_beyond_the_goals_and_power(alice, record):
     assert power["EPP"]["shapley_shubik_fraction"] == "2/3"
     simple = run_counterfactual(run=run, rule="simple_majority")
     assert {g["code"]: g["banzhaf_fraction"] for g in simple["original"]["power"]["groups"]} == {
-        "EPP": "3/5", "SD": "1/5", "ALDE": "1/5"}
+        "EPP": "3/5",
+        "SD": "1/5",
+        "ALDE": "1/5",
+    }
     welfare = run_counterfactual(run=run, rule="rawlsian")
     assert welfare["counterfactual"]["result"] == 2 and welfare["counterfactual"]["power"] is None
 
@@ -125,8 +144,14 @@ def test_borda_and_schulze_rank_the_drafts_of_one_cell(alice, record):
     cell = "task:1|simple_majority|{}|scripted:default|scripted|0"
 
     def play(strategy, scores, seed_cell=cell):
-        return finished_run(owner=alice, record=record, scores=scores, experiment=experiment,
-                            strategy=strategy, cell=seed_cell.format(strategy))
+        return finished_run(
+            owner=alice,
+            record=record,
+            scores=scores,
+            experiment=experiment,
+            strategy=strategy,
+            cell=seed_cell.format(strategy),
+        )
 
     parliament = play("parliament", {"EPP": 9, "SD": 2, "ALDE": 3})
     one_shot = play("one-shot", {"EPP": 4, "SD": 8, "ALDE": 8})
@@ -146,7 +171,10 @@ def test_borda_and_schulze_rank_the_drafts_of_one_cell(alice, record):
     borda = run_counterfactual(run=parliament, rule="borda")
     # parliament: 0.5*2 + 0.5*1 = 1.5; one-shot: 0 + 0.5*2 = 1.0; greedy: 0.5*1 + 0 = 0.5
     assert borda["original"]["ranking"]["points"] == {
-        f"run {parliament.pk}": 1.5, f"run {one_shot.pk}": 1.0, f"run {greedy.pk}": 0.5}
+        f"run {parliament.pk}": 1.5,
+        f"run {one_shot.pk}": 1.0,
+        f"run {greedy.pk}": 0.5,
+    }
 
 
 def test_a_run_without_an_experiment_competes_with_nobody(alice, record):

@@ -35,8 +35,10 @@ def new_run(strategy: str, **overrides) -> Run:
 
 
 def stored_events(run: Run) -> list[dict]:
-    return [{"seq": seq, "type": type_, "data": data}
-            for seq, type_, data in run.events.order_by("seq").values_list("seq", "type", "data")]
+    return [
+        {"seq": seq, "type": type_, "data": data}
+        for seq, type_, data in run.events.order_by("seq").values_list("seq", "type", "data")
+    ]
 
 
 def assert_services_agree_with_the_log(run: Run, broadcasts: list[dict]) -> None:
@@ -58,7 +60,9 @@ def assert_services_agree_with_the_log(run: Run, broadcasts: list[dict]) -> None
     # The services' figures of a finished run, as the log gives them.
     assert run.goal_value == outcome_goal_value(state.outcome, run.goal)
     assert scores == {group: float(score) for group, score in state.votes.items()}
-    assert run.prompt_tokens == state.usage["prompt_tokens"] and run.completion_tokens == state.usage["completion_tokens"]
+    assert (
+        run.prompt_tokens == state.usage["prompt_tokens"] and run.completion_tokens == state.usage["completion_tokens"]
+    )
     assert run.model_seconds == pytest.approx(state.usage["seconds"])
     assert run.uncached_steps == uncached_steps(event["data"].get("usage") for event in events)
     # The tally and the outcome follow from the votes, and the votes were cast on the last draft.
@@ -68,7 +72,8 @@ def assert_services_agree_with_the_log(run: Run, broadcasts: list[dict]) -> None
     assert state.drafts and state.text == state.drafts[-1]
     seed = judge_seed(run.seed)
     assert state.votes == {
-        group: ScriptedJudge().score(scenario=None, group=group, text=state.text, seed=seed).score for group in state.votes
+        group: ScriptedJudge().score(scenario=None, group=group, text=state.text, seed=seed).score
+        for group in state.votes
     }
 
 

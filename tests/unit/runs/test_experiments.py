@@ -94,8 +94,16 @@ def model_calls(monkeypatch):
 
 def grid(owner, **overrides) -> Experiment:
     options = dict(
-        owner=owner, name="grid", record_set=SET, parties=[2], sample=3, goals=["simple_majority", "rawlsian"],
-        strategies=["one-shot", "greedy"], models=["scripted:default"], judges=["llm"], seeds=[0, 1],
+        owner=owner,
+        name="grid",
+        record_set=SET,
+        parties=[2],
+        sample=3,
+        goals=["simple_majority", "rawlsian"],
+        strategies=["one-shot", "greedy"],
+        models=["scripted:default"],
+        judges=["llm"],
+        seeds=[0, 1],
     )
     options.update(overrides)
     return experiment_create(**options)
@@ -110,11 +118,16 @@ def test_run_cost_counts_hand_computed_steps_per_strategy():
     # 4 groups x (opening + 1 round) speeches, 1 draft, 3 amendments + 3 decisions, 4 verdicts
     assert run_cost(strategy="parliament", **{**four, "params": {"rounds": 1}}).steps == 8 + 1 + 6 + 4
     # a mediator drafts: all 4 groups may amend
-    assert run_cost(strategy="parliament", **{**four, "params": {"rounds": 1, "rapporteur": "mediator"}}).steps == 8 + 1 + 8 + 4
+    assert (
+        run_cost(strategy="parliament", **{**four, "params": {"rounds": 1, "rapporteur": "mediator"}}).steps
+        == 8 + 1 + 8 + 4
+    )
     assert run_cost(strategy="greedy", **four).steps == 4
     assert run_cost(strategy="real-resolution", party_count=4, judge_uses_model=False, params={}).steps == 0
     assert run_cost(strategy="one-shot", party_count=2, judge_uses_model=False, params={}).steps == 1
-    assert run_cost(strategy="one-shot", party_count=2, judge_uses_model=True, params={}).completion_tokens == 400 + 2 * 3
+    assert (
+        run_cost(strategy="one-shot", party_count=2, judge_uses_model=True, params={}).completion_tokens == 400 + 2 * 3
+    )
 
 
 def test_grid_size_and_estimate_match_hand_computed_numbers(sample_set):
@@ -152,7 +165,9 @@ def test_create_refuses_the_real_votes_judge_with_a_drafting_strategy(sample_set
 
 def test_an_experiment_run_plays_the_tasks_groups_seats_and_veto_group(sample_set, queues):
     owner = make_user()
-    experiment = grid(owner, sample=1, parties=[4], goals=["veto_power"], strategies=["greedy"], judges=["scripted"], seeds=[0])
+    experiment = grid(
+        owner, sample=1, parties=[4], goals=["veto_power"], strategies=["greedy"], judges=["scripted"], seeds=[0]
+    )
     experiment_start(experiment=experiment, user=owner)
     queues.play(experiment)
     run = experiment.runs.get()
@@ -175,8 +190,9 @@ def test_in_flight_runs_never_exceed_the_bound_of_their_model_backend(sample_set
     assert experiment.runs.filter(status=Run.Status.FINISHED).count() == 24
 
 
-def test_a_settled_run_tops_up_in_its_own_worker_and_leaves_a_failed_top_up_to_the_task(sample_set, queues, settings,
-                                                                                        monkeypatch):
+def test_a_settled_run_tops_up_in_its_own_worker_and_leaves_a_failed_top_up_to_the_task(
+    sample_set, queues, settings, monkeypatch
+):
     settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 1}
     owner = make_user()
     experiment = grid(owner)
@@ -333,8 +349,9 @@ def test_a_re_run_with_the_same_seeds_is_served_from_the_completion_cache(sample
     assert outcomes(again) == outcomes(first)
 
 
-def test_a_task_whose_run_the_cache_answered_plays_the_next_runs_itself(sample_set, queues, model_calls, monkeypatch,
-                                                                        settings):
+def test_a_task_whose_run_the_cache_answered_plays_the_next_runs_itself(
+    sample_set, queues, model_calls, monkeypatch, settings
+):
     settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 2}
     owner = make_user()
     first = grid(owner, name="first", strategies=["one-shot"])
@@ -410,9 +427,29 @@ def test_only_the_owner_controls_an_experiment(sample_set):
 
 def test_cli_creates_runs_waits_reports_and_exports(sample_set, tmp_path, capsys, eager_worker):
     call_command(
-        "experiment", "create", "--name", "cli", "--record-set", SET, "--parties", "2", "4", "--sample", "2",
-        "--goals", "simple_majority", "--strategies", "one-shot", "greedy", "--models", "scripted:default",
-        "--judges", "scripted", "--seeds", "0", "1",
+        "experiment",
+        "create",
+        "--name",
+        "cli",
+        "--record-set",
+        SET,
+        "--parties",
+        "2",
+        "4",
+        "--sample",
+        "2",
+        "--goals",
+        "simple_majority",
+        "--strategies",
+        "one-shot",
+        "greedy",
+        "--models",
+        "scripted:default",
+        "--judges",
+        "scripted",
+        "--seeds",
+        "0",
+        "1",
     )
     assert "8 runs" in capsys.readouterr().out
     call_command("experiment", "run", "cli", "--wait", verbosity=0)
@@ -432,8 +469,22 @@ def test_cli_creates_runs_waits_reports_and_exports(sample_set, tmp_path, capsys
 def test_cli_takes_registry_models_and_a_raw_backend_string_from_staff_only(sample_set, queues):
     from django.contrib.auth.models import User
 
-    options = ["experiment", "create", "--record-set", SET, "--parties", "2", "--sample", "1",
-               "--goals", "simple_majority", "--strategies", "greedy", "--judges", "scripted"]
+    options = [
+        "experiment",
+        "create",
+        "--record-set",
+        SET,
+        "--parties",
+        "2",
+        "--sample",
+        "1",
+        "--goals",
+        "simple_majority",
+        "--strategies",
+        "greedy",
+        "--judges",
+        "scripted",
+    ]
     with pytest.raises(CommandError, match="^models: 'scripted:nope' is not a model of this lab"):
         call_command(*options, "--name", "typo", "--models", "scripted:nope")
     with pytest.raises(CommandError, match="^models: 'hosted_vllm/q' is not a model of this lab"):
@@ -522,14 +573,17 @@ def test_the_owner_sees_progress_pushed_over_the_websocket(sample_set, queues):
 def test_top_ups_push_progress_at_most_once_an_interval_but_every_change_of_status(sample_set, queues, monkeypatch):
     pushed: list[tuple[int, str]] = []
     monkeypatch.setattr(
-        experiments, "broadcast_experiment_progress",
+        experiments,
+        "broadcast_experiment_progress",
         lambda *, experiment_id, progress: pushed.append((progress["done"], progress["status"])),
     )
     clock = [1000.0]
     monkeypatch.setattr(experiments.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(experiments, "_progress_sent", {})  # experiment ids repeat across tests
     owner = make_user()
-    experiment = grid(owner, sample=1, goals=["simple_majority"], strategies=["greedy", "random"], judges=["scripted"], seeds=[0])
+    experiment = grid(
+        owner, sample=1, goals=["simple_majority"], strategies=["greedy", "random"], judges=["scripted"], seeds=[0]
+    )
     experiment_start(experiment=experiment, user=owner)  # running: pushed
     experiment_advance(experiment_id=experiment.pk)  # the same status within the interval: not pushed
     assert pushed == [(0, "running")]
@@ -560,7 +614,9 @@ def saved_scenarios(owner, count: int = 2, **overrides):
     from tests.factories import make_record, scenario_config
 
     return [
-        scenario_save(owner=owner, name=f"scenario {n}", config=scenario_config(make_record(title=f"issue {n}"), **overrides))
+        scenario_save(
+            owner=owner, name=f"scenario {n}", config=scenario_config(make_record(title=f"issue {n}"), **overrides)
+        )
         for n in range(count)
     ]
 
@@ -569,8 +625,15 @@ def test_saved_scenarios_play_their_groups_and_seats_under_each_goal_of_the_grid
     owner = make_user()
     scenarios = saved_scenarios(owner, veto_group="SD")
     experiment = experiment_create(
-        owner=owner, name="saved", scenario_ids=[s.pk for s in scenarios], goals=["simple_majority", "veto_power"],
-        strategies=["parliament"], models=["scripted:default"], judges=["llm"], seeds=[5], params={"parliament": {"rounds": 1}},
+        owner=owner,
+        name="saved",
+        scenario_ids=[s.pk for s in scenarios],
+        goals=["simple_majority", "veto_power"],
+        strategies=["parliament"],
+        models=["scripted:default"],
+        judges=["llm"],
+        seeds=[5],
+        params={"parliament": {"rounds": 1}},
     )
     # 2 scenarios x 2 goals; 3 groups: 6 speeches + 1 draft + 2 amendments + 2 decisions + 3 verdicts
     assert experiment.estimate["runs"] == 4 and experiment.estimate["steps"] == 4 * 14
@@ -590,8 +653,14 @@ def test_saved_scenarios_without_a_veto_group_refuse_the_veto_goal():
     scenarios = saved_scenarios(owner, count=1)
     with pytest.raises(ExperimentError, match="veto group"):
         experiment_create(
-            owner=owner, name="saved", scenario_ids=[scenarios[0].pk], goals=["veto_power"],
-            strategies=["greedy"], models=["scripted:default"], judges=["scripted"], seeds=[0],
+            owner=owner,
+            name="saved",
+            scenario_ids=[scenarios[0].pk],
+            goals=["veto_power"],
+            strategies=["greedy"],
+            models=["scripted:default"],
+            judges=["scripted"],
+            seeds=[0],
         )
 
 
@@ -611,10 +680,18 @@ def test_a_task_sample_covers_every_requested_party_count(sample_set):
 NEW_STRATEGIES = ["mediator", "forecast", "advisor", "advisor-random", "advisor-none", "amulet", "negotiation"]
 
 
-def test_one_experiment_plays_the_consensus_strategies_beside_one_shot_within_their_estimate(sample_set, queues, client):
+def test_one_experiment_plays_the_consensus_strategies_beside_one_shot_within_their_estimate(
+    sample_set, queues, client
+):
     owner = make_user()
-    experiment = grid(owner, sample=1, goals=["simple_majority"], strategies=["one-shot", *NEW_STRATEGIES], seeds=[0],
-                      params={"mediator": {"candidates": 2, "rounds": 2}, "advisor": {"advisor_model": "scripted:slow"}})
+    experiment = grid(
+        owner,
+        sample=1,
+        goals=["simple_majority"],
+        strategies=["one-shot", *NEW_STRATEGIES],
+        seeds=[0],
+        params={"mediator": {"candidates": 2, "rounds": 2}, "advisor": {"advisor_model": "scripted:slow"}},
+    )
     experiment_start(experiment=experiment, user=owner)
     queues.play(experiment)
     runs = {run.strategy: run for run in experiment.runs.all()}
@@ -625,7 +702,10 @@ def test_one_experiment_plays_the_consensus_strategies_beside_one_shot_within_th
         assert run.uncached_steps == estimate or (strategy == "forecast" and run.uncached_steps < estimate)
     assert runs["mediator"].params["candidates"] == 2 and runs["mediator"].events.filter(type="candidate").count() == 4
     assert runs["advisor"].events.get(type="signal").data["model"] == "scripted:slow"
-    assert [runs[name].events.get(type="signal").data["arm"] for name in ("advisor-none", "advisor-random")] == ["none", "random"]
+    assert [runs[name].events.get(type="signal").data["arm"] for name in ("advisor-none", "advisor-random")] == [
+        "none",
+        "random",
+    ]
     # The dashboard's paper table has a cell for each of them, beside one-shot.
     client.force_login(owner)
     page = client.get(reverse("experiment-dashboard", args=[experiment.pk])).content.decode()

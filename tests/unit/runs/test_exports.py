@@ -22,8 +22,23 @@ SET = "Sample EP issues"
 def finished_experiment(play_sample_experiment):
     """A 2-task x 2-strategy x 1-seed experiment on the scripted model, played to the end."""
     return play_sample_experiment(
-        "tidy", "--parties", "2", "4", "--sample", "2", "--goals", "simple_majority",
-        "--strategies", "one-shot", "greedy", "--models", "scripted:default", "--judges", "scripted", "--seeds", "0",
+        "tidy",
+        "--parties",
+        "2",
+        "4",
+        "--sample",
+        "2",
+        "--goals",
+        "simple_majority",
+        "--strategies",
+        "one-shot",
+        "greedy",
+        "--models",
+        "scripted:default",
+        "--judges",
+        "scripted",
+        "--seeds",
+        "0",
     )
 
 
@@ -50,7 +65,9 @@ def test_csv_and_parquet_read_back_through_pandas_with_declared_columns_and_type
         # Nullable integers and booleans stay integers and booleans (pandas' nullable dtypes).
         parquet = pq.read_table(folder / f"{table}.parquet").to_pandas(types_mapper=NULLABLE.get)
         schema = pq.read_schema(folder / f"{table}.parquet")
-        assert [schema.field(column.name).type for column in columns] == [ARROW_TYPES[column.type] for column in columns]
+        assert [schema.field(column.name).type for column in columns] == [
+            ARROW_TYPES[column.type] for column in columns
+        ]
         csv = pd.read_csv(folder / f"{table}.csv")
         assert list(parquet.columns) == names == list(csv.columns)
         assert len(parquet) == len(csv) == expected_rows[table]

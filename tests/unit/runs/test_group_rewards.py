@@ -31,8 +31,7 @@ def played(monkeypatch) -> Run:
 
 def _rewards(run: Run) -> dict[str, tuple]:
     return {
-        row.group: (row.reward_deontological, row.reward_utilitarian)
-        for row in RunGroupScore.objects.filter(run=run)
+        row.group: (row.reward_deontological, row.reward_utilitarian) for row in RunGroupScore.objects.filter(run=run)
     }
 
 
@@ -42,10 +41,19 @@ def _break_a_promise(run: Run) -> str:
     vote.data = {**vote.data, "position": "against"}
     vote.save()
     last = RunEvent.objects.filter(run=run).order_by("-seq").first().seq
-    RunEvent.objects.create(run=run, seq=last + 1, type="amendment_decision", data={
-        "group": "EPP", "accepted": True, "reason": "", "draft_before": "a", "draft_after": "b",
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0},
-    })
+    RunEvent.objects.create(
+        run=run,
+        seq=last + 1,
+        type="amendment_decision",
+        data={
+            "group": "EPP",
+            "accepted": True,
+            "reason": "",
+            "draft_before": "a",
+            "draft_after": "b",
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0},
+        },
+    )
     return "EPP"
 
 
@@ -87,8 +95,8 @@ def test_the_run_page_shows_each_groups_rewards(played, client):
     group_rewards_backfill()
     client.force_login(played.owner)
     page = client.get(reverse("run-detail", args=[played.pk])).content.decode()
-    panel = page[page.index('data-testid="rewards"'):]
-    panel = panel[:panel.index("</section>")]
+    panel = page[page.index('data-testid="rewards"') :]
+    panel = panel[: panel.index("</section>")]
     assert panel.count("<tr><td>") == len(_rewards(played))
-    row = panel[panel.index(f"<tr><td>{group}"):] if f"<tr><td>{group}" in panel else None
+    row = panel[panel.index(f"<tr><td>{group}") :] if f"<tr><td>{group}" in panel else None
     assert row is not None and row.split("</tr>")[0].count(">-1<") == 1

@@ -31,10 +31,13 @@ def interrupted_run(owner, record, *, events: int, silent_s: float) -> Run:
     run_advance(run_id=reference.pk)
     run = run_create(owner=owner, config=scenario_config(record))
     RunEvent.objects.bulk_create(
-        RunEvent(run=run, seq=event.seq, type=event.type, data=event.data) for event in reference.events.order_by("seq")[:events]
+        RunEvent(run=run, seq=event.seq, type=event.type, data=event.data)
+        for event in reference.events.order_by("seq")[:events]
     )
     Run.objects.filter(pk=run.pk).update(
-        status=Run.Status.RUNNING, attempts=1, started_at=timezone.now(),
+        status=Run.Status.RUNNING,
+        attempts=1,
+        started_at=timezone.now(),
         heartbeat_at=timezone.now() - timedelta(seconds=silent_s),
     )
     return run
@@ -56,7 +59,11 @@ def test_a_running_run_whose_heartbeat_stopped_is_queued_again_with_an_event_and
     lost.refresh_from_db()
     assert lost.status == Run.Status.QUEUED
     resumed = lost.events.order_by("seq").last()
-    assert (resumed.seq, resumed.type, resumed.data) == (6, "control", {"action": "resumed", "reason": WORKER_LOST, "attempt": 2})
+    assert (resumed.seq, resumed.type, resumed.data) == (
+        6,
+        "control",
+        {"action": "resumed", "reason": WORKER_LOST, "attempt": 2},
+    )
     assert Run.objects.get(pk=alive.pk).status == Run.Status.RUNNING  # its worker still beats
     assert runs_reclaim_lost(lost_after_s=30) == []  # queued now: not taken twice
 
@@ -86,7 +93,9 @@ def test_classroom_runs_and_runs_in_other_states_are_never_reclaimed(enqueued):
         Run.objects.filter(pk=run.pk).update(status=status, heartbeat_at=timezone.now() - timedelta(hours=1))
     classroom = run_create(owner=owner, config=scenario_config(record))
     Run.objects.filter(pk=classroom.pk).update(
-        status=Run.Status.RUNNING, strategy=services.CLASSROOM_STRATEGY, heartbeat_at=timezone.now() - timedelta(hours=1)
+        status=Run.Status.RUNNING,
+        strategy=services.CLASSROOM_STRATEGY,
+        heartbeat_at=timezone.now() - timedelta(hours=1),
     )
     assert runs_reclaim_lost(lost_after_s=30) == []
 
@@ -132,7 +141,8 @@ def test_a_second_task_leaves_a_run_alone_while_its_worker_beats(enqueued):
 def retries_of(run: Run) -> list[tuple[int, str, list]]:
     return [
         (event.seq, event.type, event.data["usage"]["retries"])
-        for event in run.events.order_by("seq") if (event.data.get("usage") or {}).get("retries")
+        for event in run.events.order_by("seq")
+        if (event.data.get("usage") or {}).get("retries")
     ]
 
 
@@ -147,16 +157,21 @@ def test_model_calls_that_answered_after_a_retry_show_in_their_steps_events_and_
     assert flaky.status == Run.Status.FINISHED
     retried = retries_of(flaky)
     model_steps = sum(
-        1 for event in flaky.events.filter(type__in=["speech", "draft", "amendment", "amendment_decision"])
+        1
+        for event in flaky.events.filter(type__in=["speech", "draft", "amendment", "amendment_decision"])
         if "usage" in event.data  # a draft that an accepted amendment made calls no model
     )
     # Every call of the drafting model needed two attempts; the scripted judge calls none.
     assert len(retried) == model_steps > 0
     assert {type_ for _, type_, _ in retried} <= {"speech", "draft", "amendment", "amendment_decision"}
-    assert retried[0][2] == [{
-        "model": "scripted:flaky", "attempts": 2,
-        "errors": ["TimeoutError: scripted:flaky times out on a first attempt"], "waited_s": 0.01,
-    }]
+    assert retried[0][2] == [
+        {
+            "model": "scripted:flaky",
+            "attempts": 2,
+            "errors": ["TimeoutError: scripted:flaky times out on a first attempt"],
+            "waited_s": 0.01,
+        }
+    ]
     # What was said and decided, with the same numbers: retries are part of the cost of saying it.
     assert run_transcript(run=flaky) == run_transcript(run=reference)
 

@@ -14,13 +14,27 @@ from tests.factories import make_record, make_user
 def make_finished_run(owner) -> Run:
     record = make_record()
     run = Run.objects.create(
-        owner=owner, record=record, groups=["EPP", "SD"], seat_structure="equal", seats={"EPP": 0.5, "SD": 0.5},
-        goal="simple_majority", strategy="parliament", model="scripted:default", judge="scripted",
-        status=Run.Status.FINISHED, outcome={"goals": {"simple_majority": True}, "scores": {"EPP": 8, "SD": 3},
-                                             "weighted_total": 5.5, "fallbacks": []},
+        owner=owner,
+        record=record,
+        groups=["EPP", "SD"],
+        seat_structure="equal",
+        seats={"EPP": 0.5, "SD": 0.5},
+        goal="simple_majority",
+        strategy="parliament",
+        model="scripted:default",
+        judge="scripted",
+        status=Run.Status.FINISHED,
+        outcome={
+            "goals": {"simple_majority": True},
+            "scores": {"EPP": 8, "SD": 3},
+            "weighted_total": 5.5,
+            "fallbacks": [],
+        },
     )
     RunEvent.objects.create(run=run, seq=1, type="run_started", data={"groups": ["EPP", "SD"]})
-    RunEvent.objects.create(run=run, seq=2, type="speech", data={"group": "EPP", "text": "<b>Hello</b>", "by": "students"})
+    RunEvent.objects.create(
+        run=run, seq=2, type="speech", data={"group": "EPP", "text": "<b>Hello</b>", "by": "students"}
+    )
     return run
 
 

@@ -20,12 +20,22 @@ def scenario_file(tmp_path):
     def write(**fields):
         nonlocal record
         record = record or make_record()
-        data = {"record": record.pk, "groups": ["EPP", "SD", "ALDE"], "seat_structure": "equal",
-                "goal": "simple_majority", "strategy": "mediator", "strategy_params": {"candidates": 2},
-                "model": "scripted:default", "judge": "scripted", "seed": 3, **fields}
+        data = {
+            "record": record.pk,
+            "groups": ["EPP", "SD", "ALDE"],
+            "seat_structure": "equal",
+            "goal": "simple_majority",
+            "strategy": "mediator",
+            "strategy_params": {"candidates": 2},
+            "model": "scripted:default",
+            "judge": "scripted",
+            "seed": 3,
+            **fields,
+        }
         path = tmp_path / "scenario.json"
         path.write_text(json.dumps(data))
         return path
+
     return write
 
 
@@ -49,7 +59,9 @@ def test_check_validates_and_starts_nothing(scenario_file, capsys):
 def test_the_validators_messages_name_the_field_and_nothing_is_written(scenario_file):
     make_user("ada")
     with pytest.raises(CommandError, match=r"candidates: .*not 99"):
-        call_command("run_start", "--scenario", str(scenario_file(strategy_params={"candidates": 99})), "--owner", "ada")
+        call_command(
+            "run_start", "--scenario", str(scenario_file(strategy_params={"candidates": 99})), "--owner", "ada"
+        )
     with pytest.raises(CommandError, match="goal"):
         call_command("run_start", "--scenario", str(scenario_file(goal="unanimity")), "--owner", "ada")
     with pytest.raises(CommandError, match="no user named 'nobody'"):

@@ -59,11 +59,15 @@ def test_event_append_is_idempotent_by_sequence(enqueued, broadcasts):
     assert len(broadcasts) == 1
 
 
-@pytest.mark.parametrize("event", [
-    {"seq": 1, "type": "applause", "data": {}},
-    {"seq": 1, "type": "phase", "data": {"phase": "opening", "applause": True}},
-    {"seq": 1, "type": "vote", "data": {"group": "EPP", "score": 7}},
-], ids=["unknown type", "unknown key", "missing keys"])
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"seq": 1, "type": "applause", "data": {}},
+        {"seq": 1, "type": "phase", "data": {"phase": "opening", "applause": True}},
+        {"seq": 1, "type": "vote", "data": {"group": "EPP", "score": 7}},
+    ],
+    ids=["unknown type", "unknown key", "missing keys"],
+)
 def test_event_append_refuses_an_event_that_does_not_fit_its_type_and_writes_nothing(enqueued, broadcasts, event):
     run = started_run()
     with pytest.raises(EventInvalid, match=r"event 1"):
@@ -82,7 +86,10 @@ def test_a_batch_with_one_bad_event_writes_none_of_them(enqueued, broadcasts):
 
 
 def test_a_strategy_step_that_does_not_fit_its_type_fails_the_run_after_the_steps_before_it(
-    enqueued, broadcasts, settings, monkeypatch,
+    enqueued,
+    broadcasts,
+    settings,
+    monkeypatch,
 ):
     settings.HEMICYCLE_RUN_MAX_ATTEMPTS = 1
     real_amendment = ParliamentAgents.amendment
@@ -232,7 +239,9 @@ def test_a_cached_rerun_writes_its_events_in_one_statement_with_the_same_transcr
     broadcasts.clear()
     layer_messages: list[int] = []
     record = services.broadcast_events
-    monkeypatch.setattr(services, "broadcast_events", lambda **kw: (layer_messages.append(len(kw["messages"])), record(**kw)))
+    monkeypatch.setattr(
+        services, "broadcast_events", lambda **kw: (layer_messages.append(len(kw["messages"])), record(**kw))
+    )
     again = run_create(owner=reference.owner, config=scenario_config(reference.record))
     run_advance(run_id=again.pk)
     again.refresh_from_db()
@@ -251,8 +260,11 @@ def test_a_pause_during_cached_steps_takes_effect_before_the_next_model_call(enq
     CachedCompletion.objects.order_by("-pk").first().delete()  # the last step is not cached any more
     calls = []
     real_complete = ScriptedModelClient.complete
-    monkeypatch.setattr(ScriptedModelClient, "complete",
-                        lambda self, messages, **kwargs: calls.append(1) or real_complete(self, messages, **kwargs))
+    monkeypatch.setattr(
+        ScriptedModelClient,
+        "complete",
+        lambda self, messages, **kwargs: calls.append(1) or real_complete(self, messages, **kwargs),
+    )
     run = run_create(owner=reference.owner, config=scenario_config(reference.record))
     real_store = steps.events_store
 
@@ -275,6 +287,7 @@ def test_a_pause_during_cached_steps_takes_effect_before_the_next_model_call(enq
 # A run whose model or judge cannot be built fails at once, with an error event that says why:
 # never a "running" run without events that holds an experiment's slot.
 
+
 def assert_failed_at_once(run: Run, *, reason: str) -> None:
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED
@@ -290,7 +303,9 @@ def test_a_run_whose_model_left_the_registry_fails_at_once_naming_it(enqueued, b
     run = started_run(model="scripted:slow")
     ModelEntry.objects.filter(name="scripted:slow").delete()
     run_advance(run_id=run.pk)  # no exception: the task does not retry what cannot mend
-    assert_failed_at_once(run, reason="drafting model scripted:slow: 'scripted:slow' is no longer in the model registry")
+    assert_failed_at_once(
+        run, reason="drafting model scripted:slow: 'scripted:slow' is no longer in the model registry"
+    )
     assert run.attempts == 1
 
 
@@ -298,7 +313,9 @@ def test_a_run_whose_model_string_became_invalid_fails_at_once(enqueued, broadca
     run = started_run()
     Run.objects.filter(pk=run.pk).update(model="scripted:nope")
     run_advance(run_id=run.pk)
-    assert_failed_at_once(run, reason="drafting model scripted:nope: 'scripted:nope' is no longer in the model registry")
+    assert_failed_at_once(
+        run, reason="drafting model scripted:nope: 'scripted:nope' is no longer in the model registry"
+    )
 
 
 def test_a_registry_entry_whose_backend_is_unknown_fails_the_run_at_once(enqueued, broadcasts):
@@ -316,19 +333,28 @@ def test_a_disabled_judge_model_fails_the_run_at_once_naming_the_judge(enqueued,
     run = started_run(judge="llm", judge_model="scripted:bad-judge")
     ModelEntry.objects.filter(name="scripted:bad-judge").update(enabled=False)
     run_advance(run_id=run.pk)
-    assert_failed_at_once(run, reason="judge model scripted:bad-judge: 'scripted:bad-judge' is disabled in the model registry")
+    assert_failed_at_once(
+        run, reason="judge model scripted:bad-judge: 'scripted:bad-judge' is disabled in the model registry"
+    )
 
 
 def test_a_missing_key_fails_the_run_at_once_naming_the_variable_never_a_key(enqueued, broadcasts, monkeypatch):
     from deliberation.registry.models import ModelEntry
 
     monkeypatch.delenv("HEMICYCLE_TEST_GPU_KEY", raising=False)
-    ModelEntry.objects.create(name="qwen@gpu1", model="hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
-                              api_base="http://127.0.0.1:9/v1", api_key_env="HEMICYCLE_TEST_GPU_KEY")
+    ModelEntry.objects.create(
+        name="qwen@gpu1",
+        model="hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
+        api_base="http://127.0.0.1:9/v1",
+        api_key_env="HEMICYCLE_TEST_GPU_KEY",
+    )
     run = started_run(model="qwen@gpu1")
     run_advance(run_id=run.pk)
-    assert_failed_at_once(run, reason="drafting model qwen@gpu1: the key of hosted_vllm/Qwen/Qwen2.5-7B-Instruct is missing: "
-                                      "environment variable HEMICYCLE_TEST_GPU_KEY is not set on this worker")
+    assert_failed_at_once(
+        run,
+        reason="drafting model qwen@gpu1: the key of hosted_vllm/Qwen/Qwen2.5-7B-Instruct is missing: "
+        "environment variable HEMICYCLE_TEST_GPU_KEY is not set on this worker",
+    )
 
 
 def test_an_advisor_run_briefs_with_its_advisor_model_and_drafts_with_the_runs_model(enqueued, broadcasts):
@@ -356,7 +382,8 @@ def test_an_advisor_model_that_cannot_run_fails_the_run_naming_it(enqueued, broa
 
 @pytest.mark.parametrize("strategy", ["amulet", "negotiation"])
 def test_a_strategy_from_alignment_research_runs_through_the_service_and_reruns_from_the_cache(
-        enqueued, broadcasts, monkeypatch, strategy):
+    enqueued, broadcasts, monkeypatch, strategy
+):
     reference = started_run(strategy=strategy, judge="llm")
     run_advance(run_id=reference.pk)
     reference.refresh_from_db()

@@ -11,16 +11,37 @@ pytestmark = pytest.mark.django_db
 
 
 def grid(sample_set, *options):
-    call_command("experiment", "create", "--name", "grid", "--record-set", sample_set, "--parties", "2",
-                 "--sample", "1", "--goals", "simple_majority", "--strategies", "one-shot", "parliament",
-                 "--models", "scripted:default", "--judges", "scripted", *options)
+    call_command(
+        "experiment",
+        "create",
+        "--name",
+        "grid",
+        "--record-set",
+        sample_set,
+        "--parties",
+        "2",
+        "--sample",
+        "1",
+        "--goals",
+        "simple_majority",
+        "--strategies",
+        "one-shot",
+        "parliament",
+        "--models",
+        "scripted:default",
+        "--judges",
+        "scripted",
+        *options,
+    )
 
 
 def test_experiment_parameters_go_to_every_strategy_that_declares_them(sample_set, capsys):
     grid(sample_set, "--param", "temperature=0.2", "--param", "rapporteur=mediator", "--rounds", "0")
     spec = Experiment.objects.get(name="grid").spec
-    assert spec["params"] == {"one-shot": {"temperature": 0.2},
-                              "parliament": {"temperature": 0.2, "rapporteur": "mediator", "rounds": 0}}
+    assert spec["params"] == {
+        "one-shot": {"temperature": 0.2},
+        "parliament": {"temperature": 0.2, "rapporteur": "mediator", "rounds": 0},
+    }
 
 
 def test_experiment_refuses_a_parameter_no_strategy_of_the_grid_has(sample_set):

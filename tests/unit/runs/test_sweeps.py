@@ -16,7 +16,9 @@ def aged_run(owner, record, *, minutes: int, status=Run.Status.RUNNING) -> Run:
     return run
 
 
-def test_silent_queued_or_running_runs_are_enqueued_again_and_others_are_not(enqueued, django_capture_on_commit_callbacks):
+def test_silent_queued_or_running_runs_are_enqueued_again_and_others_are_not(
+    enqueued, django_capture_on_commit_callbacks
+):
     owner, record = make_user(), make_record()
     stuck = aged_run(owner, record, minutes=90)
     queued_long_ago = aged_run(owner, record, minutes=90, status=Run.Status.QUEUED)

@@ -23,27 +23,59 @@ MESSAGE_LIST = {"role", "content"}
 @pytest.fixture
 def played(play_sample_experiment):
     return play_sample_experiment(
-        "train", "--parties", "2", "--sample", "4", "--goals", "simple_majority", "rawlsian",
-        "--strategies", "one-shot", "greedy", "random", "negotiation",
-        "--models", "scripted:default", "--judges", "scripted", "--seeds", "0", "1",
+        "train",
+        "--parties",
+        "2",
+        "--sample",
+        "4",
+        "--goals",
+        "simple_majority",
+        "rawlsian",
+        "--strategies",
+        "one-shot",
+        "greedy",
+        "random",
+        "negotiation",
+        "--models",
+        "scripted:default",
+        "--judges",
+        "scripted",
+        "--seeds",
+        "0",
+        "1",
     )
 
 
 def _export(fmt: str, tmp_path: Path, **options) -> Path:
     out = tmp_path / fmt
-    call_command("export_training", "--experiment", "train", "--format", fmt, "--out", str(out),
-                 *[arg for key, value in options.items() for arg in (f"--{key}", str(value))], verbosity=0)
+    call_command(
+        "export_training",
+        "--experiment",
+        "train",
+        "--format",
+        fmt,
+        "--out",
+        str(out),
+        *[arg for key, value in options.items() for arg in (f"--{key}", str(value))],
+        verbosity=0,
+    )
     return out
 
 
 def _read(folder: Path) -> dict[str, pd.DataFrame]:
     """Each split through pandas (JSONL and Parquet, the same rows) and through `datasets`."""
     frames = {}
-    loaded = datasets.load_dataset("json", data_files={s: str(folder / f"{s}.jsonl") for s in ("train", "test")
-                                                       if (folder / f"{s}.jsonl").stat().st_size})
+    loaded = datasets.load_dataset(
+        "json",
+        data_files={s: str(folder / f"{s}.jsonl") for s in ("train", "test") if (folder / f"{s}.jsonl").stat().st_size},
+    )
     parquet = datasets.load_dataset("parquet", data_files={s: str(folder / f"{s}.parquet") for s in ("train", "test")})
     for split in ("train", "test"):
-        jsonl = pd.read_json(folder / f"{split}.jsonl", lines=True) if (folder / f"{split}.jsonl").stat().st_size else pd.DataFrame()
+        jsonl = (
+            pd.read_json(folder / f"{split}.jsonl", lines=True)
+            if (folder / f"{split}.jsonl").stat().st_size
+            else pd.DataFrame()
+        )
         table = pd.read_parquet(folder / f"{split}.parquet")
         assert len(jsonl) == len(table) == parquet[split].num_rows
         if len(table):
@@ -55,8 +87,11 @@ def _read(folder: Path) -> dict[str, pd.DataFrame]:
 
 def _is_messages(value, roles=None) -> bool:
     messages = list(value)
-    return bool(messages) and all(set(m) == MESSAGE_LIST for m in messages) and (
-        roles is None or [m["role"] for m in messages] == roles)
+    return (
+        bool(messages)
+        and all(set(m) == MESSAGE_LIST for m in messages)
+        and (roles is None or [m["role"] for m in messages] == roles)
+    )
 
 
 def test_dpo_pairs_read_back_in_trl_columns_chosen_beats_rejected_and_records_never_cross(played, tmp_path):
@@ -65,14 +100,18 @@ def test_dpo_pairs_read_back_in_trl_columns_chosen_beats_rejected_and_records_ne
     assert len(both) > 0 and len(frames["train"]) > 0
     assert {"prompt", "chosen", "rejected"} <= set(both.columns)
     assert all(_is_messages(p, ["system", "user"]) for p in both["prompt"])
-    assert all(_is_messages(c, ["assistant"]) and _is_messages(r, ["assistant"]) for c, r in zip(both["chosen"], both["rejected"]))
+    assert all(
+        _is_messages(c, ["assistant"]) and _is_messages(r, ["assistant"])
+        for c, r in zip(both["chosen"], both["rejected"])
+    )
     assert (both["score_chosen"] > both["score_rejected"]).all()  # ties dropped
     assert not set(frames["train"]["record_id"]) & set(frames["test"]["record_id"])
     # The chosen text's value is the goal margin of its run's judged scores.
     row = both.iloc[0]
     run = Run.objects.get(pk=row["run_id_chosen"])
-    assert row["score_chosen"] == pytest.approx(goal_margin(run.outcome["scores"], seats=run.seats, goal=run.goal,
-                                                             veto_group=run.veto_group or None))
+    assert row["score_chosen"] == pytest.approx(
+        goal_margin(run.outcome["scores"], seats=run.seats, goal=run.goal, veto_group=run.veto_group or None)
+    )
     card = (tmp_path / "dpo" / "README.md").read_text()
     assert "train" in card and "MIT" in card and "scripted" in card
 
@@ -86,9 +125,13 @@ def test_sft_holds_the_best_draft_of_each_scenario(played, tmp_path):
     assert both["scenario_id"].is_unique
     assert all(_is_messages(m, ["system", "user", "assistant"]) for m in both["messages"])
     for _, row in both.iterrows():
-        others = Run.objects.filter(experiment=played, record_id=row["record_id"], goal=row["goal"],
-                                    groups=[g["group"] for g in row["groups"]])
-        best = max(goal_margin(r.outcome["scores"], seats=r.seats, goal=r.goal, veto_group=r.veto_group or None) for r in others)
+        others = Run.objects.filter(
+            experiment=played, record_id=row["record_id"], goal=row["goal"], groups=[g["group"] for g in row["groups"]]
+        )
+        best = max(
+            goal_margin(r.outcome["scores"], seats=r.seats, goal=r.goal, veto_group=r.veto_group or None)
+            for r in others
+        )
         assert row["value"] == pytest.approx(best)
 
 
@@ -111,12 +154,14 @@ def test_grpo_prompts_with_reward_columns_and_the_standalone_reward_module_agree
     columns = {name: list(drafts[name]) for name in ("goal", "groups", "veto_group", "scores")}
     rewards = module.stored_goal_reward(list(drafts["text"]), **columns, prompts=list(drafts["prompt"]))
     assert rewards == pytest.approx(list(drafts["goal_value"]))
-    turn_rewards = module.negotiation_turn_reward(list(turns["text"]), margin_before=list(turns["margin_before"]),
-                                                  margin_after=list(turns["margin_after"]))
+    turn_rewards = module.negotiation_turn_reward(
+        list(turns["text"]), margin_before=list(turns["margin_before"]), margin_after=list(turns["margin_after"])
+    )
     stored = [0.0 if pd.isna(value) else value for value in turns["reward"]]
     assert turn_rewards == pytest.approx(stored)
-    judged = module.make_goal_reward(lambda text, group, stance: 9.0)(["t"], goal=["rawlsian"],
-                                                                      groups=[[{"group": "EPP", "seat": 1.0}]], veto_group=[None])
+    judged = module.make_goal_reward(lambda text, group, stance: 9.0)(
+        ["t"], goal=["rawlsian"], groups=[[{"group": "EPP", "seat": 1.0}]], veto_group=[None]
+    )
     assert judged == [9.0]
 
 
@@ -126,7 +171,9 @@ def test_an_unknown_experiment_or_split_is_refused(played, tmp_path):
     with pytest.raises(CommandError, match="no experiment"):
         call_command("export_training", "--experiment", "nope", "--format", "dpo", "--out", str(tmp_path))
     with pytest.raises(CommandError, match="train fraction"):
-        call_command("export_training", "--experiment", "train", "--format", "dpo", "--out", str(tmp_path), "--split", "0")
+        call_command(
+            "export_training", "--experiment", "train", "--format", "dpo", "--out", str(tmp_path), "--split", "0"
+        )
 
 
 def test_the_api_and_the_experiment_page_serve_the_dataset_as_a_zip_to_the_owner_only(played, client, tmp_path):
@@ -164,13 +211,21 @@ def test_the_preference_oracle_scores_both_texts_with_the_runs_judge_and_orders_
     def value(run: Run) -> float:
         return goal_margin(run.outcome["scores"], seats=run.seats, goal=run.goal, veto_group=run.veto_group or None)
 
-    runs = list(Run.objects.filter(experiment=played, goal="simple_majority", strategy__in=["one-shot", "greedy", "random"]))
+    runs = list(
+        Run.objects.filter(experiment=played, goal="simple_majority", strategy__in=["one-shot", "greedy", "random"])
+    )
     first = runs[0]
-    same = [run for run in runs if (run.record_id, run.groups, run.seats) == (first.record_id, first.groups, first.seats)]
+    same = [
+        run for run in runs if (run.record_id, run.groups, run.seats) == (first.record_id, first.groups, first.seats)
+    ]
     other = next((run for run in same if value(run) != value(first)), same[-1])
     token = api_token_create(user=played.owner)[1]
-    response = client.post(f"/api/v1/runs/{first.pk}/preference", {"text_a": final(first), "text_b": final(other)},
-                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = client.post(
+        f"/api/v1/runs/{first.pk}/preference",
+        {"text_a": final(first), "text_b": final(other)},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     # The run's judge with the run's judge seed: each run's own final text gets the scores it got.
@@ -179,22 +234,45 @@ def test_the_preference_oracle_scores_both_texts_with_the_runs_judge_and_orders_
     expected = None if value(first) == value(other) else ("a" if value(first) > value(other) else "b")
     assert body["preferred"] == expected
     assert (body["p_a"] > 0.5) == (expected == "a") and (body["p_a"] < 0.5) == (expected == "b")
-    empty = client.post(f"/api/v1/runs/{first.pk}/preference", {"text_a": " ", "text_b": "x"},
-                        content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    empty = client.post(
+        f"/api/v1/runs/{first.pk}/preference",
+        {"text_a": " ", "text_b": "x"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
     assert empty.status_code == 400
 
 
 def test_a_mediator_ranked_by_the_judge_adds_its_candidates_as_pairs(play_sample_experiment, tmp_path):
     play_sample_experiment(
-        "train", "--parties", "2", "--sample", "2", "--goals", "simple_majority", "--strategies", "mediator",
-        "--param", "ranking=judge", "--models", "scripted:default", "--judges", "scripted", "--seeds", "0",
+        "train",
+        "--parties",
+        "2",
+        "--sample",
+        "2",
+        "--goals",
+        "simple_majority",
+        "--strategies",
+        "mediator",
+        "--param",
+        "ranking=judge",
+        "--models",
+        "scripted:default",
+        "--judges",
+        "scripted",
+        "--seeds",
+        "0",
     )
     drafts = pd.concat(_read(_export("grpo", tmp_path) / "drafts").values())
     candidates = drafts[drafts["source"].str.startswith("candidate")]
     assert len(candidates) > 0 and len(drafts) == len(candidates) + 2  # two runs' final texts
     row = candidates.iloc[0]
-    module_value = goal_margin({s["group"]: s["score"] for s in row["scores"]},
-                               seats={g["group"]: g["seat"] for g in row["groups"]}, goal=row["goal"], veto_group=row["veto_group"])
+    module_value = goal_margin(
+        {s["group"]: s["score"] for s in row["scores"]},
+        seats={g["group"]: g["seat"] for g in row["groups"]},
+        goal=row["goal"],
+        veto_group=row["veto_group"],
+    )
     assert row["goal_value"] == pytest.approx(module_value)
     pairs = pd.concat(_read(_export("dpo", tmp_path / "dpo")).values())
     sources = set(pairs["source_chosen"]) | set(pairs["source_rejected"])

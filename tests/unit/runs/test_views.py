@@ -43,8 +43,12 @@ def test_the_run_page_names_the_veto_group_by_its_label(client, owner, record):
 
 def test_a_run_of_an_experiment_links_back_and_shows_its_grid_seed(client, owner, record):
     experiment = Experiment.objects.create(owner=owner, name="pilot study", spec={}, estimate={"runs": 1})
-    run = run_create(owner=owner, config=scenario_config(record, seed=987654), experiment=experiment,
-                     cell="task:1|simple_majority|parliament|scripted:default|scripted|3")
+    run = run_create(
+        owner=owner,
+        config=scenario_config(record, seed=987654),
+        experiment=experiment,
+        cell="task:1|simple_majority|parliament|scripted:default|scripted|3",
+    )
     page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
     assert reverse("experiment-dashboard", args=[experiment.pk]) in page and "Experiment: pilot study" in page
     assert '<span data-testid="grid-seed">grid seed 3</span> (run seed 987654' in page
@@ -57,7 +61,13 @@ def test_a_new_seed_plays_the_same_scenario_again_for_its_owner_only(client, own
     assert response.status_code == 302 and response.url == reverse("run-detail", args=[fresh.pk])
     assert fresh.seed == 4242 and fresh.experiment_id is None
     assert (fresh.record_id, fresh.groups, fresh.seats, fresh.strategy, fresh.model, fresh.params) == (
-        run.record_id, run.groups, run.seats, run.strategy, run.model, run.params)
+        run.record_id,
+        run.groups,
+        run.seats,
+        run.strategy,
+        run.model,
+        run.params,
+    )
 
     client.force_login(make_user("mallory"))
     assert client.post(reverse("run-new-seed", args=[run.pk]), {"seed": "5"}).status_code == 404
@@ -84,7 +94,9 @@ def test_signing_in_and_up_land_on_your_lab_with_the_next_steps(client, settings
     assert 'data-testid="next-steps"' in page and "Start here" in page and 'data-testid="no-recent-runs"' in page
     assert f'href="{reverse("scenario-builder")}" data-testid="next-build"' in page and "scripted:demo" in page
     client.logout()
-    response = client.post(reverse("signup"), {"username": "bea", "password1": "Hemicycle-unit-pw-9", "password2": "Hemicycle-unit-pw-9"})
+    response = client.post(
+        reverse("signup"), {"username": "bea", "password1": "Hemicycle-unit-pw-9", "password2": "Hemicycle-unit-pw-9"}
+    )
     assert response.status_code == 302 and response.url == reverse("my-dashboard")
 
 
@@ -100,9 +112,13 @@ def test_your_lab_lists_your_latest_single_runs_and_experiments(client, owner, r
 def test_my_runs_keeps_experiment_runs_apart_filters_and_pages(client, owner, record):
     experiment = Experiment.objects.create(owner=owner, name="pilot study", spec={}, estimate={"runs": 1})
     single = run_create(owner=owner, config=scenario_config(record))
-    grid = run_create(owner=owner, config=scenario_config(record, strategy="one-shot"), experiment=experiment, cell="c1")
+    grid = run_create(
+        owner=owner, config=scenario_config(record, strategy="one-shot"), experiment=experiment, cell="c1"
+    )
     Run.objects.filter(pk=grid.pk).update(status=Run.Status.FINISHED)
-    links = lambda **query: set(map(int, re.findall(r'data-run="(\d+)"', client.get(reverse("run-list"), query).content.decode())))  # noqa: E731
+    links = lambda **query: set(
+        map(int, re.findall(r'data-run="(\d+)"', client.get(reverse("run-list"), query).content.decode()))
+    )  # noqa: E731
     assert links() == {single.pk}
     assert links(experiment="all") == {single.pk, grid.pk}
     assert links(experiment=str(experiment.pk)) == {grid.pk}

@@ -25,9 +25,17 @@ def no_queue(monkeypatch):
 
 def builder_post(client, record, **fields):
     data = {
-        "record": record.pk, "groups": ["EPP", "SD"], "seat_structure": "equal", "goal": "simple_majority",
-        "strategy": "parliament", "model": "scripted:default", "judge": "scripted", "seed": 3, "params.parliament.rounds": 1,
-        "params.parliament.rapporteur": "largest", "visibility": "private",
+        "record": record.pk,
+        "groups": ["EPP", "SD"],
+        "seat_structure": "equal",
+        "goal": "simple_majority",
+        "strategy": "parliament",
+        "model": "scripted:default",
+        "judge": "scripted",
+        "seed": 3,
+        "params.parliament.rounds": 1,
+        "params.parliament.rapporteur": "largest",
+        "visibility": "private",
     }
     data.update(fields)
     return client.post(reverse("scenario-builder"), data)
@@ -40,11 +48,19 @@ def test_starting_from_the_builder_creates_a_run_and_opens_its_page(client, sign
     assert response.status_code == 302 and response.url == reverse("run-detail", args=[run.pk])
     assert run.groups == ["EPP", "SD"] and run.seats == {"EPP": 0.5, "SD": 0.5}
     # The run keeps every parameter it plays with, the defaults filled in.
-    assert run.params == {"rounds": 1, "rapporteur": "largest", "temperature": 0.7, "speech_tokens": 160, "draft_tokens": 400}
+    assert run.params == {
+        "rounds": 1,
+        "rapporteur": "largest",
+        "temperature": 0.7,
+        "speech_tokens": 160,
+        "draft_tokens": 400,
+    }
 
 
 def test_custom_seats_that_do_not_add_up_are_refused_under_their_field(client, signed_in):
-    response = builder_post(client, make_record(), seat_structure="custom", **{"custom_seats.EPP": "60", "custom_seats.SD": "30"})
+    response = builder_post(
+        client, make_record(), seat_structure="custom", **{"custom_seats.EPP": "60", "custom_seats.SD": "30"}
+    )
     assert response.status_code == 200
     assert "add up to 90%" in " ".join(response.context["errors"]["custom_seats"])
     assert Run.objects.count() == 0
@@ -77,8 +93,15 @@ def test_the_k_most_divided_groups_are_chosen_by_real_votes(client, signed_in):
 
 def test_api_starts_a_run_and_answers_its_id(client, signed_in):
     record = make_record()
-    payload = {"record": record.pk, "groups": ["EPP", "SD", "ALDE"], "seat_structure": "random_tenths",
-               "goal": "two_thirds_majority", "strategy": "one-shot", "model": "scripted:default", "judge": "llm"}
+    payload = {
+        "record": record.pk,
+        "groups": ["EPP", "SD", "ALDE"],
+        "seat_structure": "random_tenths",
+        "goal": "two_thirds_majority",
+        "strategy": "one-shot",
+        "model": "scripted:default",
+        "judge": "llm",
+    }
     response = client.post("/api/runs", payload, content_type="application/json")
     assert response.status_code == 201
     run = Run.objects.get(pk=response.json()["id"])
@@ -86,8 +109,14 @@ def test_api_starts_a_run_and_answers_its_id(client, signed_in):
 
 
 def test_api_answers_a_clear_message_per_field(client, signed_in):
-    payload = {"record": make_record().pk, "groups": ["EPP"], "seat_structure": "equal", "goal": "nope",
-               "strategy": "greedy", "judge": "scripted"}
+    payload = {
+        "record": make_record().pk,
+        "groups": ["EPP"],
+        "seat_structure": "equal",
+        "goal": "nope",
+        "strategy": "greedy",
+        "judge": "scripted",
+    }
     response = client.post("/api/runs", payload, content_type="application/json")
     assert response.status_code == 400
     assert set(response.json()["errors"]) >= {"goal"}
@@ -102,7 +131,10 @@ def test_sign_up_is_refused_where_settings_close_it(client, settings):
     settings.HEMICYCLE_OPEN_SIGNUP = False
     assert client.get(reverse("signup")).status_code == 404
     settings.HEMICYCLE_OPEN_SIGNUP = True
-    response = client.post(reverse("signup"), {"username": "newcomer", "password1": "a-long-pass-phrase-42", "password2": "a-long-pass-phrase-42"})
+    response = client.post(
+        reverse("signup"),
+        {"username": "newcomer", "password1": "a-long-pass-phrase-42", "password2": "a-long-pass-phrase-42"},
+    )
     assert response.status_code == 302
 
 
@@ -127,11 +159,14 @@ def test_the_builder_offers_the_registry_models_the_user_may_use_and_no_other(cl
     assert "gpt@staff" not in page and 'data-model="scripted:fail"' not in page
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("model", "scripted:nope", "&#x27;scripted:nope&#x27; is not a model of this lab"),
-    ("model", "gpt@staff", "you may not use &#x27;gpt@staff&#x27;"),
-    ("judge_model", "scripted:fail ", "&#x27;scripted:fail&#x27; is disabled"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("model", "scripted:nope", "&#x27;scripted:nope&#x27; is not a model of this lab"),
+        ("model", "gpt@staff", "you may not use &#x27;gpt@staff&#x27;"),
+        ("judge_model", "scripted:fail ", "&#x27;scripted:fail&#x27; is disabled"),
+    ],
+)
 def test_an_unknown_or_forbidden_model_is_an_error_beside_its_field_and_nothing_is_stored(
     client, signed_in, field, value, message
 ):
@@ -155,8 +190,10 @@ def test_an_empty_model_is_the_labs_default(client, signed_in, settings):
 
 def test_a_start_without_a_record_says_so_beside_the_record_field(client, signed_in):
     make_record()
-    response = client.post(reverse("scenario-builder"), {"seat_structure": "equal", "goal": "simple_majority",
-                                                          "strategy": "parliament", "judge": "scripted"})
+    response = client.post(
+        reverse("scenario-builder"),
+        {"seat_structure": "equal", "goal": "simple_majority", "strategy": "parliament", "judge": "scripted"},
+    )
     page = response.content.decode()
     assert response.status_code == 200 and Run.objects.count() == 0
     assert "Pick a record first" in " ".join(response.context["errors"]["record"])
@@ -169,26 +206,39 @@ def test_a_start_without_a_record_says_so_beside_the_record_field(client, signed
 def test_more_than_five_rounds_are_refused_beside_the_rounds_field(client, signed_in):
     response = builder_post(client, make_record(), **{"params.parliament.rounds": 6})
     assert response.context["errors"] == {"rounds": ["between 0 and 5, not 6"]}
-    assert re.search(r'data-testid="error-parliament-rounds"><ul class="errorlist"[^>]*><li>between 0 and 5, not 6', response.content.decode())
+    assert re.search(
+        r'data-testid="error-parliament-rounds"><ul class="errorlist"[^>]*><li>between 0 and 5, not 6',
+        response.content.decode(),
+    )
     assert Run.objects.count() == 0
 
 
 def test_only_the_chosen_strategys_parameters_are_read(client, signed_in):
-    builder_post(client, make_record(), strategy="one-shot", **{"params.one-shot.max_tokens": "300", "params.parliament.rounds": 9})
+    builder_post(
+        client,
+        make_record(),
+        strategy="one-shot",
+        **{"params.one-shot.max_tokens": "300", "params.parliament.rounds": 9},
+    )
     assert Run.objects.get().params == {"temperature": 0.0, "max_tokens": 300}
 
 
 def test_the_builder_shows_every_strategys_parameters_with_their_defaults(client, signed_in):
     page = client.get(reverse("scenario-builder")).content.decode()
     fieldset = page.split('data-testid="params-parliament"', 1)[1].split("</fieldset>", 1)[0]
-    assert re.search(r'name="params\.parliament\.rounds"[^>]*data-testid="parliament-rounds"\s+type="number" step="1" min="0" max="5"\s+value="2"', fieldset)
+    assert re.search(
+        r'name="params\.parliament\.rounds"[^>]*data-testid="parliament-rounds"\s+type="number" step="1" min="0" max="5"\s+value="2"',
+        fieldset,
+    )
     assert '<option value="mediator">A neutral mediator</option>' in fieldset
     one_shot = page.split('data-testid="params-one-shot"', 1)[1].split("</fieldset>", 1)[0]
     assert 'name="params.one-shot.max_tokens"' in one_shot and 'value="400"' in one_shot
     assert " hidden>" in page.split('data-testid="params-one-shot"', 1)[1][:20]  # the chosen one shows
     assert "greedy has no parameters" in page
     # A parameter that names a model offers the registry's models, as the model field does.
-    assert re.search(r'name="params\.advisor\.advisor_model"[^>]*type="text" list="model-suggestions"', page.replace("\n", " "))
+    assert re.search(
+        r'name="params\.advisor\.advisor_model"[^>]*type="text" list="model-suggestions"', page.replace("\n", " ")
+    )
 
 
 def test_a_saved_scenario_reloads_its_parameters(client, signed_in):

@@ -10,8 +10,15 @@ from tests.factories import make_record
 
 pytestmark = pytest.mark.django_db
 
-BASE = {"groups": ["EPP", "SD", "ALDE"], "seat_structure": "equal", "goal": "simple_majority",
-        "strategy": "parliament", "model": "scripted:default", "judge": "scripted", "seed": 5}
+BASE = {
+    "groups": ["EPP", "SD", "ALDE"],
+    "seat_structure": "equal",
+    "goal": "simple_majority",
+    "strategy": "parliament",
+    "model": "scripted:default",
+    "judge": "scripted",
+    "seed": 5,
+}
 
 
 def build(**fields):
@@ -35,7 +42,13 @@ def test_no_strategy_parameter_is_named_like_a_scenario_field(name):
 def test_a_valid_scenario_resolves_groups_seats_and_parameters_with_defaults():
     config = build(record=make_record().pk, strategy_params={"rounds": "1"})
     assert config.groups == ("EPP", "SD", "ALDE") and config.seats == {"EPP": 1 / 3, "SD": 1 / 3, "ALDE": 1 / 3}
-    assert config.params == {"rounds": 1, "rapporteur": "largest", "temperature": 0.7, "speech_tokens": 160, "draft_tokens": 400}
+    assert config.params == {
+        "rounds": 1,
+        "rapporteur": "largest",
+        "temperature": 0.7,
+        "speech_tokens": 160,
+        "draft_tokens": 400,
+    }
 
 
 def test_a_missing_record_and_choices_outside_the_lists_are_named_per_field():
@@ -70,15 +83,30 @@ def test_unknown_fields_are_refused():
     assert refused(record=make_record().pk, colour="red") == {"colour": ["Not a field of a scenario."]}
 
 
-@pytest.mark.parametrize(("fields", "field", "message"), [
-    ({"groups": ["EPP"]}, "groups", "Pick at least two different groups."),
-    ({"groups": []}, "groups", "Pick at least two groups, or ask for the k most divided."),
-    ({"seat_structure": "custom", "custom_seats": {"EPP": 50, "SD": 50}}, "custom_seats", "Give a seat share for every participating group."),
-    ({"seat_structure": "custom", "custom_seats": {"EPP": 50, "SD": 30, "ALDE": 10}}, "custom_seats", "Custom seat shares add up to 90%, not 100%."),
-    ({"goal": "veto_power"}, "veto_group", "Veto power needs a veto group."),
-    ({"judge": "real-votes"}, "judge", "The real-votes judge only scores the adopted resolution (strategy real-resolution)."),
-    ({"groups": ["EPP", "SD", "ECR"]}, "groups", "no stance of ECR on this record"),
-])
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"groups": ["EPP"]}, "groups", "Pick at least two different groups."),
+        ({"groups": []}, "groups", "Pick at least two groups, or ask for the k most divided."),
+        (
+            {"seat_structure": "custom", "custom_seats": {"EPP": 50, "SD": 50}},
+            "custom_seats",
+            "Give a seat share for every participating group.",
+        ),
+        (
+            {"seat_structure": "custom", "custom_seats": {"EPP": 50, "SD": 30, "ALDE": 10}},
+            "custom_seats",
+            "Custom seat shares add up to 90%, not 100%.",
+        ),
+        ({"goal": "veto_power"}, "veto_group", "Veto power needs a veto group."),
+        (
+            {"judge": "real-votes"},
+            "judge",
+            "The real-votes judge only scores the adopted resolution (strategy real-resolution).",
+        ),
+        ({"groups": ["EPP", "SD", "ECR"]}, "groups", "no stance of ECR on this record"),
+    ],
+)
 def test_rules_beyond_types_say_what_is_wrong_under_their_field(fields, field, message):
     assert refused(record=make_record().pk, **fields) == {field: [message]}
 
@@ -90,6 +118,12 @@ def test_custom_seats_in_percent_become_shares():
 
 def test_a_model_a_strategy_parameter_names_is_checked_against_the_registry():
     errors = refused(record=make_record().pk, strategy="advisor", strategy_params={"advisor_model": "scripted:nope"})
-    assert list(errors) == ["advisor_model"] and "'scripted:nope' is not a model of this lab" in errors["advisor_model"][0]
-    assert build(record=make_record(title="Other").pk, strategy="advisor",
-                 strategy_params={"advisor_model": "scripted:slow"}).params["advisor_model"] == "scripted:slow"
+    assert (
+        list(errors) == ["advisor_model"] and "'scripted:nope' is not a model of this lab" in errors["advisor_model"][0]
+    )
+    assert (
+        build(
+            record=make_record(title="Other").pk, strategy="advisor", strategy_params={"advisor_model": "scripted:slow"}
+        ).params["advisor_model"]
+        == "scripted:slow"
+    )

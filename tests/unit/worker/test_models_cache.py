@@ -18,8 +18,13 @@ class CountingClient:
 
     def complete(self, messages, *, params, seed):
         self.calls += 1
-        return Completion(text=f"{self.text} #{self.calls}", prompt_tokens=17,
-                          completion_tokens=5, seconds=0.25, logprobs=self.logprobs)
+        return Completion(
+            text=f"{self.text} #{self.calls}",
+            prompt_tokens=17,
+            completion_tokens=5,
+            seconds=0.25,
+            logprobs=self.logprobs,
+        )
 
 
 @pytest.mark.django_db
@@ -63,17 +68,18 @@ def test_changing_any_part_of_the_request_misses_the_cache(changed):
     variant = {**base, **VARIANTS[changed]}
     assert completion_key(**variant) != completion_key(**base)
     inner = CountingClient()
-    CachingClient(inner, model=base["model"]).complete(
-        base["messages"], params=base["params"], seed=base["seed"])
+    CachingClient(inner, model=base["model"]).complete(base["messages"], params=base["params"], seed=base["seed"])
     CachingClient(inner, model=variant["model"]).complete(
-        variant["messages"], params=variant["params"], seed=variant["seed"])
+        variant["messages"], params=variant["params"], seed=variant["seed"]
+    )
     assert inner.calls == 2
 
 
 def test_key_ignores_the_key_order_inside_messages():
     reordered = [{"content": m["content"], "role": m["role"]} for m in MESSAGES]
-    assert completion_key(model="m", messages=reordered, params=PARAMS, seed=1) == \
-        completion_key(model="m", messages=MESSAGES, params=PARAMS, seed=1)
+    assert completion_key(model="m", messages=reordered, params=PARAMS, seed=1) == completion_key(
+        model="m", messages=MESSAGES, params=PARAMS, seed=1
+    )
 
 
 @pytest.mark.django_db
@@ -92,7 +98,12 @@ def test_a_row_stored_by_a_racing_worker_does_not_break_the_store():
             answer = super().complete(messages, params=params, seed=seed)
             CachedCompletion.objects.create(  # another worker finished the same call first
                 key=completion_key(model="m", messages=messages, params=params, seed=seed),
-                model="m", messages=[], params={}, seed=seed, text="theirs")
+                model="m",
+                messages=[],
+                params={},
+                seed=seed,
+                text="theirs",
+            )
             return answer
 
     answer = CachingClient(RacingClient(), model="m").complete(MESSAGES, params=PARAMS, seed=1)
@@ -132,12 +143,20 @@ def test_next_token_calls_are_cached_apart_from_completions():
     assert again.logprobs[0].top == (("7", -0.2), (" 6", -1.9))
     client.next_token(MESSAGES, prefix="The score is", top=20, seed=3)  # another prefix: another call
     # a chat completion of the same messages with one token and the same logprobs is another entry
-    client.complete([*MESSAGES, {"role": "assistant", "content": ""}],
-                    params=Params(temperature=0.0, max_tokens=1, top_logprobs=20), seed=3)
+    client.complete(
+        [*MESSAGES, {"role": "assistant", "content": ""}],
+        params=Params(temperature=0.0, max_tokens=1, top_logprobs=20),
+        seed=3,
+    )
     assert inner.calls == 3
-    row = CachedCompletion.objects.get(key=completion_key(
-        model="m#next-token", messages=[*MESSAGES, {"role": "assistant", "content": ""}],
-        params=Params(temperature=0.0, max_tokens=1, top_logprobs=20), seed=3))
+    row = CachedCompletion.objects.get(
+        key=completion_key(
+            model="m#next-token",
+            messages=[*MESSAGES, {"role": "assistant", "content": ""}],
+            params=Params(temperature=0.0, max_tokens=1, top_logprobs=20),
+            seed=3,
+        )
+    )
     assert row.model == "m" and row.text == "7"
 
 

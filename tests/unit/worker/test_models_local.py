@@ -63,9 +63,9 @@ def test_a_system_prompt_too_long_for_the_budget_is_an_error():
 
 # --- the real model ---
 
+
 def test_bundled_model_answers_offline_with_token_counts():
-    answer = model_client("local:smollm2-135m", cache=False).complete(
-        QUESTION, params=Params(max_tokens=8), seed=1)
+    answer = model_client("local:smollm2-135m", cache=False).complete(QUESTION, params=Params(max_tokens=8), seed=1)
     assert answer.text.strip()
     assert answer.prompt_tokens > words(QUESTION[0]["content"])
     assert 0 < answer.completion_tokens <= 8
@@ -75,13 +75,15 @@ def test_bundled_model_answers_offline_with_token_counts():
 def test_same_seed_gives_the_same_sampled_text():
     client = model_client("local:smollm2-135m", cache=False)
     params = Params(temperature=1.0, max_tokens=12)
-    assert client.complete(QUESTION, params=params, seed=5).text == \
-        client.complete(QUESTION, params=params, seed=5).text
+    assert (
+        client.complete(QUESTION, params=params, seed=5).text == client.complete(QUESTION, params=params, seed=5).text
+    )
 
 
 def test_logprobs_are_returned_per_token_when_asked():
     answer = model_client("local:smollm2-135m", cache=False).complete(
-        QUESTION, params=Params(max_tokens=4, top_logprobs=3), seed=1)
+        QUESTION, params=Params(max_tokens=4, top_logprobs=3), seed=1
+    )
     assert answer.logprobs is not None and len(answer.logprobs) == answer.completion_tokens
     assert "".join(t.token for t in answer.logprobs) == answer.text
     for token in answer.logprobs:
@@ -119,7 +121,9 @@ def test_next_token_ids_continue_after_ids_as_a_fresh_evaluation_does():
         model.next_token_ids(other, prefix_ids=ids, top=10, seed=1)
         ids.append(model.next_token_ids(QUESTION, prefix_ids=ids, top=10, seed=1).logprobs[0].top_ids[0])
     stepped = model.next_token_ids(QUESTION, prefix_ids=ids, top=10, seed=1).logprobs[0]
-    fresh = LocalModel(LOCAL_MODELS["smollm2-135m"], n_threads=1).next_token_ids(QUESTION, prefix_ids=ids, top=10, seed=1)
+    fresh = LocalModel(LOCAL_MODELS["smollm2-135m"], n_threads=1).next_token_ids(
+        QUESTION, prefix_ids=ids, top=10, seed=1
+    )
     assert stepped.top_ids == fresh.logprobs[0].top_ids
     assert [lp for _, lp in stepped.top] == pytest.approx([lp for _, lp in fresh.logprobs[0].top], abs=1e-3)
     assert model.end_ids() >= {2}  # <|im_end|> closes the assistant's turn
@@ -140,8 +144,12 @@ def test_concurrent_calls_are_serialised_safely():
     client = model_client("local:smollm2-135m", cache=False)
     expected = client.complete(QUESTION, params=Params(max_tokens=6), seed=1).text
     answers: list[str] = []
-    threads = [threading.Thread(target=lambda: answers.append(
-        client.complete(QUESTION, params=Params(max_tokens=6), seed=1).text)) for _ in range(4)]
+    threads = [
+        threading.Thread(
+            target=lambda: answers.append(client.complete(QUESTION, params=Params(max_tokens=6), seed=1).text)
+        )
+        for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -151,8 +159,7 @@ def test_concurrent_calls_are_serialised_safely():
 
 def test_a_prompt_longer_than_the_context_is_truncated_not_refused():
     small = LocalModel(replace(LOCAL_MODELS["smollm2-135m"], n_ctx=256))
-    long_question = [{"role": "user", "content": "Fisheries policy matters. " * 200
-                      + "What is the capital of France?"}]
+    long_question = [{"role": "user", "content": "Fisheries policy matters. " * 200 + "What is the capital of France?"}]
     answer = small.complete(long_question, params=Params(max_tokens=8), seed=1)
     assert "Paris" in answer.text  # the question at the end survived the cut
     assert answer.prompt_tokens + answer.completion_tokens <= 256

@@ -20,11 +20,13 @@ def client_answering(handler, **options) -> tuple[OpenAICompatibleClient, list[h
         requests.append(request)
         return handler(request)
 
-    client = OpenAICompatibleClient(model="Qwen/Qwen2.5-0.5B-Instruct", api_base="http://gpu1:8000/v1",
-                                    timeout_s=12.5, **options)
+    client = OpenAICompatibleClient(
+        model="Qwen/Qwen2.5-0.5B-Instruct", api_base="http://gpu1:8000/v1", timeout_s=12.5, **options
+    )
     headers = {"Authorization": f"Bearer {client.api_key}"} if client.api_key else {}
-    client._http = httpx.Client(base_url="http://gpu1:8000/v1/", headers=headers,
-                                transport=httpx.MockTransport(recorded))
+    client._http = httpx.Client(
+        base_url="http://gpu1:8000/v1/", headers=headers, transport=httpx.MockTransport(recorded)
+    )
     return client, requests
 
 
@@ -43,21 +45,40 @@ def test_served_model_is_the_name_after_the_prefix():
 
 def test_request_carries_the_messages_seed_and_sampling_parameters():
     client, requests = client_answering(lambda request: answer())
-    completion = client.complete(MESSAGES, params=Params(temperature=0.3, max_tokens=40, top_p=0.9, stop=("END",)),
-                                 seed=42)
+    completion = client.complete(
+        MESSAGES, params=Params(temperature=0.3, max_tokens=40, top_p=0.9, stop=("END",)), seed=42
+    )
     (request,) = requests
     assert request.method == "POST" and str(request.url) == "http://gpu1:8000/v1/chat/completions"
     body = json.loads(request.content)
-    assert body == {"model": "Qwen/Qwen2.5-0.5B-Instruct", "messages": MESSAGES, "temperature": 0.3, "top_p": 0.9,
-                    "max_tokens": 40, "seed": 42, "stop": ["END"]}
+    assert body == {
+        "model": "Qwen/Qwen2.5-0.5B-Instruct",
+        "messages": MESSAGES,
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "max_tokens": 40,
+        "seed": 42,
+        "stop": ["END"],
+    }
     assert "authorization" not in request.headers
     assert (completion.text, completion.prompt_tokens, completion.completion_tokens) == ("Hi there", 9, 2)
     assert completion.logprobs is None and not completion.cached and completion.seconds >= 0
 
 
 def test_logprobs_are_requested_and_parsed():
-    logprobs = {"content": [{"token": "Hi", "logprob": -0.1, "bytes": None, "top_logprobs": [
-        {"token": "Hi", "logprob": -0.1, "bytes": None}, {"token": "Hello", "logprob": -2.5, "bytes": None}]}]}
+    logprobs = {
+        "content": [
+            {
+                "token": "Hi",
+                "logprob": -0.1,
+                "bytes": None,
+                "top_logprobs": [
+                    {"token": "Hi", "logprob": -0.1, "bytes": None},
+                    {"token": "Hello", "logprob": -2.5, "bytes": None},
+                ],
+            }
+        ]
+    }
     client, requests = client_answering(lambda request: answer(logprobs=logprobs))
     completion = client.complete(MESSAGES, params=Params(top_logprobs=2), seed=1)
     body = json.loads(requests[0].content)
@@ -67,8 +88,9 @@ def test_logprobs_are_requested_and_parsed():
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 def test_refused_requests_are_permanent_and_never_show_the_key(status):
-    client, requests = client_answering(lambda request: httpx.Response(status, text="bad key sk-secret"),
-                                        api_key="sk-secret")
+    client, requests = client_answering(
+        lambda request: httpx.Response(status, text="bad key sk-secret"), api_key="sk-secret"
+    )
     retrying = RetryingClient(client, model="hosted_vllm/m", retries=3, sleep=lambda s: None)
     with pytest.raises(PermanentModelError) as raised:
         retrying.complete(MESSAGES, params=Params(), seed=1)
@@ -76,11 +98,14 @@ def test_refused_requests_are_permanent_and_never_show_the_key(status):
     assert str(status) in str(raised.value) and "sk-secret" not in str(raised.value)
 
 
-@pytest.mark.parametrize("failure", [
-    lambda request: httpx.Response(503, text="overloaded"),
-    lambda request: httpx.Response(429, text="slow down"),
-    lambda request: httpx.Response(200, text="not json"),
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda request: httpx.Response(503, text="overloaded"),
+        lambda request: httpx.Response(429, text="slow down"),
+        lambda request: httpx.Response(200, text="not json"),
+    ],
+)
 def test_server_errors_and_bad_answers_are_retried_then_reported(failure):
     client, requests = client_answering(failure)
     delays = []
@@ -105,8 +130,19 @@ def test_timeouts_and_connection_errors_are_retried():
 
 
 def test_next_token_asks_for_one_token_and_its_top_logprobs():
-    logprobs = {"content": [{"token": "7", "logprob": -0.3, "bytes": None, "top_logprobs": [
-        {"token": "7", "logprob": -0.3, "bytes": None}, {"token": "6", "logprob": -1.6, "bytes": None}]}]}
+    logprobs = {
+        "content": [
+            {
+                "token": "7",
+                "logprob": -0.3,
+                "bytes": None,
+                "top_logprobs": [
+                    {"token": "7", "logprob": -0.3, "bytes": None},
+                    {"token": "6", "logprob": -1.6, "bytes": None},
+                ],
+            }
+        ]
+    }
     client, requests = client_answering(lambda request: answer("7", logprobs=logprobs))
     completion = client.next_token(MESSAGES, prefix="", top=20, seed=4)
     body = json.loads(requests[0].content)
@@ -140,10 +176,18 @@ def token_id_server(request: httpx.Request) -> httpx.Response:
     if path == "/detokenize":
         return httpx.Response(200, json={"prompt": "-".join(map(str, body["tokens"]))})
     assert path == "/v1/completions"
-    logprobs = {"tokens": ["token_id:11"], "token_logprobs": [-0.2],
-                "top_logprobs": [{"token_id:11": -0.2, "token_id:4": -1.9, "token_id:3": -1.9}]}
-    return httpx.Response(200, json={"choices": [{"index": 0, "text": "", "logprobs": logprobs}],
-                                     "usage": {"prompt_tokens": 6, "completion_tokens": 1}})
+    logprobs = {
+        "tokens": ["token_id:11"],
+        "token_logprobs": [-0.2],
+        "top_logprobs": [{"token_id:11": -0.2, "token_id:4": -1.9, "token_id:3": -1.9}],
+    }
+    return httpx.Response(
+        200,
+        json={
+            "choices": [{"index": 0, "text": "", "logprobs": logprobs}],
+            "usage": {"prompt_tokens": 6, "completion_tokens": 1},
+        },
+    )
 
 
 def test_next_token_ids_sends_the_prompt_as_ids_and_reads_ids_back():

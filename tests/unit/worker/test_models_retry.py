@@ -24,8 +24,7 @@ class FlakyClient:
 
 def retrying(inner, *, retries=3):
     sleeps: list[float] = []
-    return RetryingClient(inner, model="test:model", retries=retries, base_delay_s=0.01,
-                          sleep=sleeps.append), sleeps
+    return RetryingClient(inner, model="test:model", retries=retries, base_delay_s=0.01, sleep=sleeps.append), sleeps
 
 
 def test_transient_failures_are_retried_with_doubling_delays():

@@ -68,23 +68,27 @@ def test_local_model_routes_to_the_one_process_wide_llama_without_loading_it():
     assert client.inner is local_model("smollm2-135m")
 
 
-@override_settings(HEMICYCLE_MODEL_TIMEOUT_S=12.5, HEMICYCLE_MODEL_API_BASE="http://vllm:8000/v1",
-                   HEMICYCLE_MODEL_API_KEY="sk-test")
+@override_settings(
+    HEMICYCLE_MODEL_TIMEOUT_S=12.5, HEMICYCLE_MODEL_API_BASE="http://vllm:8000/v1", HEMICYCLE_MODEL_API_KEY="sk-test"
+)
 def test_other_strings_go_to_litellm_with_endpoint_settings():
     client = backend_client("ollama/llama3")
-    assert client.inner == LiteLLMClient(model="ollama/llama3", timeout_s=12.5, api_base="http://vllm:8000/v1",
-                                         api_key="sk-test")
+    assert client.inner == LiteLLMClient(
+        model="ollama/llama3", timeout_s=12.5, api_base="http://vllm:8000/v1", api_key="sk-test"
+    )
     assert "sk-test" not in repr(client)
 
 
 @pytest.mark.parametrize("model", ["hosted_vllm/Qwen/Qwen2.5-7B-Instruct", "openai/Qwen/Qwen2.5-7B-Instruct"])
-@override_settings(HEMICYCLE_MODEL_TIMEOUT_S=12.5, HEMICYCLE_MODEL_API_BASE="http://vllm:8000/v1",
-                   HEMICYCLE_MODEL_API_KEY="sk-test")
+@override_settings(
+    HEMICYCLE_MODEL_TIMEOUT_S=12.5, HEMICYCLE_MODEL_API_BASE="http://vllm:8000/v1", HEMICYCLE_MODEL_API_KEY="sk-test"
+)
 def test_a_model_server_of_our_own_gets_the_lean_openai_compatible_client(model):
     client = backend_client(model)
     assert isinstance(client, RetryingClient) and client.model == model
-    assert client.inner == OpenAICompatibleClient(model="Qwen/Qwen2.5-7B-Instruct", api_base="http://vllm:8000/v1",
-                                                  timeout_s=12.5, api_key="sk-test")
+    assert client.inner == OpenAICompatibleClient(
+        model="Qwen/Qwen2.5-7B-Instruct", api_base="http://vllm:8000/v1", timeout_s=12.5, api_key="sk-test"
+    )
     assert "sk-test" not in repr(client)
 
 
@@ -93,8 +97,11 @@ def test_openai_without_an_endpoint_is_the_hosted_api_through_litellm():
     assert isinstance(backend_client("openai/gpt-4o-mini").inner, LiteLLMClient)
 
 
-@override_settings(HEMICYCLE_MODEL_TIMEOUT_S=12.5, HEMICYCLE_MODEL_API_BASE="http://fallback:8000/v1",
-                   HEMICYCLE_MODEL_API_KEY="sk-global")
+@override_settings(
+    HEMICYCLE_MODEL_TIMEOUT_S=12.5,
+    HEMICYCLE_MODEL_API_BASE="http://fallback:8000/v1",
+    HEMICYCLE_MODEL_API_KEY="sk-global",
+)
 def test_each_endpoint_gets_its_own_client_with_the_key_from_its_environment_variable(monkeypatch):
     monkeypatch.setenv("HEMICYCLE_TEST_GPU1_KEY", "sk-gpu1")
     monkeypatch.setenv("HEMICYCLE_TEST_GPU2_KEY", "sk-gpu2")
@@ -107,7 +114,9 @@ def test_each_endpoint_gets_its_own_client_with_the_key_from_its_environment_var
     # Neither given: the settings' endpoint and key, as one-server deployments have.
     fallback = backend_client(model).inner
     assert (fallback.api_base, fallback.api_key) == ("http://fallback:8000/v1", "sk-global")
-    hosted = backend_client("openai/gpt-4o-mini", api_base="https://api.example/v1", api_key_env="HEMICYCLE_TEST_GPU1_KEY")
+    hosted = backend_client(
+        "openai/gpt-4o-mini", api_base="https://api.example/v1", api_key_env="HEMICYCLE_TEST_GPU1_KEY"
+    )
     assert isinstance(hosted.inner, OpenAICompatibleClient) and hosted.inner.api_key == "sk-gpu1"
 
 
@@ -117,15 +126,23 @@ def test_a_missing_key_variable_is_a_permanent_error_that_names_it(monkeypatch):
         backend_client("hosted_vllm/q", api_base="http://gpu1:8000/v1", api_key_env="HEMICYCLE_TEST_NO_KEY")
 
 
-@pytest.mark.parametrize(("model", "error"), [
-    ("scripted:nope", "unknown scripted model"), ("local:nope", "unknown local model"),
-    ("", "not a model string"), (" openai/x", "not a model string"), ("nosuchprovider/x", "no litellm provider"),
-])
+@pytest.mark.parametrize(
+    ("model", "error"),
+    [
+        ("scripted:nope", "unknown scripted model"),
+        ("local:nope", "unknown local model"),
+        ("", "not a model string"),
+        (" openai/x", "not a model string"),
+        ("nosuchprovider/x", "no litellm provider"),
+    ],
+)
 def test_model_string_check_refuses_what_could_not_run(model, error):
     with pytest.raises(PermanentModelError, match=error):
         model_string_check(model)
 
 
-@pytest.mark.parametrize("model", ["scripted:default", "local:smollm2-135m", "hosted_vllm/q", "openai/gpt-4o-mini", "ollama/llama3"])
+@pytest.mark.parametrize(
+    "model", ["scripted:default", "local:smollm2-135m", "hosted_vllm/q", "openai/gpt-4o-mini", "ollama/llama3"]
+)
 def test_model_string_check_accepts_every_backend(model):
     model_string_check(model)

@@ -1,6 +1,6 @@
 """API tokens from the command line.
 
-    manage.py api_token create USERNAME [--name NAME]   prints a new token (shown only this once)
+manage.py api_token create USERNAME [--name NAME]   prints a new token (shown only this once)
 """
 
 from django.contrib.auth import get_user_model

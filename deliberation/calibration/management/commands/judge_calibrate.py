@@ -11,23 +11,36 @@ from deliberation.records.models import RecordSet
 
 
 class Command(ApplicationCommand):
-    help = ("Score every real adopted resolution of a record set for every group with a real vote, "
-            "with one judge, and measure the scores against the real votes (stored as a calibration).")
+    help = (
+        "Score every real adopted resolution of a record set for every group with a real vote, "
+        "with one judge, and measure the scores against the real votes (stored as a calibration)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--record-set", required=True, help="name of the record set")
-        parser.add_argument("--judge", required=True,
-                            help="llm, llm-expected, real-votes, scripted, calibrated:<id>, ...")
-        parser.add_argument("--judge-model", default=None, help="model for judges that call one (default: the bundled model)")
+        parser.add_argument(
+            "--judge", required=True, help="llm, llm-expected, real-votes, scripted, calibrated:<id>, ..."
+        )
+        parser.add_argument(
+            "--judge-model", default=None, help="model for judges that call one (default: the bundled model)"
+        )
         parser.add_argument("--topic", default=None)
-        parser.add_argument("--limit", type=int, default=None, help="at most N (record, group) pairs, records in a seeded order")
+        parser.add_argument(
+            "--limit", type=int, default=None, help="at most N (record, group) pairs, records in a seeded order"
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples of records")
         parser.add_argument("--concurrency", type=int, default=1, help="judge calls in flight at once (hosted models)")
-        parser.add_argument("--probes", action="store_true",
-                            help="also judge every pair with the position before the text and with the group unnamed, and report the shift")
-        parser.add_argument("--reason-check", action="store_true",
-                            help="also ask the judge model for a reason with its score, and score the reason alone (VUM)")
+        parser.add_argument(
+            "--probes",
+            action="store_true",
+            help="also judge every pair with the position before the text and with the group unnamed, and report the shift",
+        )
+        parser.add_argument(
+            "--reason-check",
+            action="store_true",
+            help="also ask the judge model for a reason with its score, and score the reason alone (VUM)",
+        )
         parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
     def handle(self, *args, **options):
@@ -59,9 +72,14 @@ class Command(ApplicationCommand):
             for error in calibration.errors[:20]:
                 self.stderr.write(f"  {error}")
         if options["out"]:
-            document = {"calibration": calibration.pk, "judge": calibration.judge,
-                        "judge_model": calibration.judge_model, "record_set": options["record_set"],
-                        "record_set_version": calibration.record_set_version.number if calibration.record_set_version else None,
-                        "params": calibration.params, **results}
+            document = {
+                "calibration": calibration.pk,
+                "judge": calibration.judge,
+                "judge_model": calibration.judge_model,
+                "record_set": options["record_set"],
+                "record_set_version": calibration.record_set_version.number if calibration.record_set_version else None,
+                "params": calibration.params,
+                **results,
+            }
             options["out"].write_text(json.dumps(document, indent=2) + "\n")
             self.stdout.write(f"wrote {options['out']}")

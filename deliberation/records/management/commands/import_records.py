@@ -33,14 +33,18 @@ class Command(BaseCommand):
         )
         parser.add_argument("--note", default="", help="a note on the new version")
         parser.add_argument(
-            "--format", choices=("eurocon", "howtheyvote"), default="eurocon",
+            "--format",
+            choices=("eurocon", "howtheyvote"),
+            default="eurocon",
             help="eurocon (JSON, the default) or howtheyvote (one export, folder or zip: votes.csv, member_votes.csv, groups.csv)",
         )
 
     def handle(self, *args, **options):
         name = options["name"] or default_name(options["paths"][0])
         common = {
-            "name": name, "description": options["description"], "note": options["note"],
+            "name": name,
+            "description": options["description"],
+            "note": options["note"],
             "mode": RecordSetVersion.Mode.REPLACE if options["replace"] else RecordSetVersion.Mode.EXTEND,
         }
         if options["format"] == "howtheyvote":

@@ -24,23 +24,34 @@ def strategy_param(text: str) -> tuple[str, str]:
 
 
 class Command(ApplicationCommand):
-    help = ("Run the PoliCon benchmark over a record set's tasks and print the paper's table (the runs are stored "
-            "as an experiment of the 'evaluate' account).")
+    help = (
+        "Run the PoliCon benchmark over a record set's tasks and print the paper's table (the runs are stored "
+        "as an experiment of the 'evaluate' account)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--record-set", required=True, help="name of the record set")
         parser.add_argument("--parties", nargs="+", type=int, default=[2, 4, 6], choices=[2, 4, 6])
         parser.add_argument("--goals", nargs="+", default=["all"], help=f"all or any of {', '.join(GOAL_KEYS)}")
         parser.add_argument("--strategy", required=True, choices=sorted(STRATEGIES))
-        parser.add_argument("--model", default=None,
-                            help="drafting model: a registry name, or a backend model string (default: the lab's default model)")
+        parser.add_argument(
+            "--model",
+            default=None,
+            help="drafting model: a registry name, or a backend model string (default: the lab's default model)",
+        )
         parser.add_argument("--judge", required=True, choices=JUDGES)
         parser.add_argument("--judge-model", default=None, help="model for the llm judge (default: --model)")
         parser.add_argument("--topic", default=None)
         parser.add_argument("--limit", type=int, default=None, help="at most N tasks per party count")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=strategy_param,
-                            help="a strategy parameter (repeatable), e.g. --param rounds=2 --param advisor_model=scripted:default")
+        parser.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            type=strategy_param,
+            help="a strategy parameter (repeatable), e.g. --param rounds=2 --param advisor_model=scripted:default",
+        )
         parser.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
 
     def handle(self, *args, **options):
@@ -55,8 +66,11 @@ class Command(ApplicationCommand):
         model = options["model"] or settings.HEMICYCLE_DEFAULT_MODEL
         # The shell is the operator's (staff): a registry name, or a raw string checked as the
         # registry checks its entries.
-        further = [(f"--param {param}", str(params[param])) for param in model_params_of(STRATEGIES[options["strategy"]])
-                   if params.get(param)]
+        further = [
+            (f"--param {param}", str(params[param]))
+            for param in model_params_of(STRATEGIES[options["strategy"]])
+            if params.get(param)
+        ]
         for what, name in (("--model", model), ("--judge-model", options["judge_model"]), *further):
             if name:
                 try:

@@ -1,14 +1,14 @@
 """Experiments from the command line: create a grid, run it (here, with --wait), see and export it.
 
-    manage.py experiment create --name N --record-set S [--topic T] [--parties 2 4] [--sample N]
-        [--goals all|...] --strategies one-shot greedy --models scripted:default --judges scripted
-        --seeds 0 1 [--cap N]
-    manage.py experiment run NAME [--wait]
-    manage.py experiment pause NAME / cancel NAME
-    manage.py experiment status NAME
-    manage.py experiment export NAME --out FILE.json
-    manage.py experiment export NAME --out FILE.zip [--format csv parquet json]
-        (tidy tables and their data dictionary: runs/exports.py)
+manage.py experiment create --name N --record-set S [--topic T] [--parties 2 4] [--sample N]
+    [--goals all|...] --strategies one-shot greedy --models scripted:default --judges scripted
+    --seeds 0 1 [--cap N]
+manage.py experiment run NAME [--wait]
+manage.py experiment pause NAME / cancel NAME
+manage.py experiment status NAME
+manage.py experiment export NAME --out FILE.json
+manage.py experiment export NAME --out FILE.zip [--format csv parquet json]
+    (tidy tables and their data dictionary: runs/exports.py)
 """
 
 import json
@@ -68,20 +68,36 @@ class Command(ApplicationCommand):
         create.add_argument("--sample-seed", type=int, default=0)
         create.add_argument("--goals", nargs="+", default=["all"], help=f"all or any of {', '.join(GOAL_KEYS)}")
         create.add_argument("--strategies", nargs="+", required=True, choices=sorted(STRATEGIES))
-        create.add_argument("--models", nargs="+", default=None, help="drafting models: registry names the owner may use (staff: also backend strings); default: the lab's default model")
+        create.add_argument(
+            "--models",
+            nargs="+",
+            default=None,
+            help="drafting models: registry names the owner may use (staff: also backend strings); default: the lab's default model",
+        )
         create.add_argument("--judges", nargs="+", required=True, help=f"any of {', '.join(JUDGES)} or calibrated:<id>")
         create.add_argument("--seeds", nargs="+", type=int, default=[0])
         create.add_argument("--rounds", type=int, default=None, help="parliament: negotiation rounds")
-        create.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                            help="a strategy parameter, for every strategy of the grid that has it (repeatable)")
+        create.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a strategy parameter, for every strategy of the grid that has it (repeatable)",
+        )
         create.add_argument("--cap", type=int, default=None, help="at most this many uncached model steps")
-        for action in (create, *(actions.add_parser(name, help=text) for name, text in (
-            ("run", "start or resume an experiment"),
-            ("pause", "start no new runs; runs in flight pause and resume with the experiment"),
-            ("cancel", "start no new runs and stop those in flight (run resumes it)"),
-            ("status", "progress of an experiment"),
-            ("export", "every run's cell, status and outcome as JSON, or tidy tables in a zip"),
-        ))):
+        for action in (
+            create,
+            *(
+                actions.add_parser(name, help=text)
+                for name, text in (
+                    ("run", "start or resume an experiment"),
+                    ("pause", "start no new runs; runs in flight pause and resume with the experiment"),
+                    ("cancel", "start no new runs and stop those in flight (run resumes it)"),
+                    ("status", "progress of an experiment"),
+                    ("export", "every run's cell, status and outcome as JSON, or tidy tables in a zip"),
+                )
+            ),
+        ):
             if action is not create:
                 action.add_argument("name")
             action.add_argument("--owner", default=None, help=f"username (create: default {DEFAULT_OWNER!r})")
@@ -90,7 +106,10 @@ class Command(ApplicationCommand):
             if action.prog.endswith(" export"):
                 action.add_argument("--out", type=Path, required=True)
                 action.add_argument(
-                    "--format", nargs="+", choices=FORMATS, default=None,
+                    "--format",
+                    nargs="+",
+                    choices=FORMATS,
+                    default=None,
                     help="write a zip of tidy tables in these formats (default for a .zip --out: all)",
                 )
 
@@ -107,14 +126,20 @@ class Command(ApplicationCommand):
             pairs = params_from_pairs(options["param"])
             params: dict[str, dict] = {}
             for strategy in options["strategies"]:
-                given = {name: value for name, value in pairs.items() if name in STRATEGIES[strategy].params_model.model_fields}
+                given = {
+                    name: value
+                    for name, value in pairs.items()
+                    if name in STRATEGIES[strategy].params_model.model_fields
+                }
                 if strategy == "parliament" and options["rounds"] is not None:
                     given["rounds"] = options["rounds"]
                 if given:
                     params[strategy] = strategy_params(strategy, given).model_dump(include=set(given))
         except ParamsError as error:
             raise CommandError(f"--param {error}") from None
-        unused = [name for name in pairs if not any(name in params.get(strategy, {}) for strategy in options["strategies"])]
+        unused = [
+            name for name in pairs if not any(name in params.get(strategy, {}) for strategy in options["strategies"])
+        ]
         if unused:
             raise CommandError(f"--param: no strategy of the grid has a parameter named {', '.join(unused)}")
         return params
@@ -156,7 +181,9 @@ class Command(ApplicationCommand):
         started = experiment_start(experiment=experiment, user=experiment.owner)
         self.stdout.write(f"experiment {experiment.name!r} is {experiment.status}; {len(started)} runs started")
         if settings.CELERY_EMBEDDED_WORKER:
-            self.stdout.write("no broker is configured: the web process's worker plays it when it starts, or use --wait")
+            self.stdout.write(
+                "no broker is configured: the web process's worker plays it when it starts, or use --wait"
+            )
 
     def _write_progress(self, progress: dict) -> None:
         self.stdout.write(progress_line(progress))
@@ -180,7 +207,9 @@ class Command(ApplicationCommand):
             pieces = experiment_export(experiment=experiment, formats=options["format"] or FORMATS)
             with open(options["out"], "wb") as out:
                 out.writelines(pieces)
-            self.stdout.write(f"wrote {experiment.runs.count()} runs' tables and their data dictionary to {options['out']}")
+            self.stdout.write(
+                f"wrote {experiment.runs.count()} runs' tables and their data dictionary to {options['out']}"
+            )
             return
         data = {
             "experiment": experiment.name,

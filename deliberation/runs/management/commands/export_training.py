@@ -19,14 +19,24 @@ class Command(ApplicationCommand):
         parser.add_argument("--out", required=True, type=Path, help="the folder to write (made if missing)")
         parser.add_argument("--split", type=float, default=0.9, help="the share of records in train (default 0.9)")
         parser.add_argument("--seed", type=int, default=0, help="the seed of the split by record")
-        parser.add_argument("--margin", type=float, default=0.0,
-                            help="dpo: pair two drafts only when their goal values differ by more than this (default 0: ties dropped)")
+        parser.add_argument(
+            "--margin",
+            type=float,
+            default=0.0,
+            help="dpo: pair two drafts only when their goal values differ by more than this (default 0: ties dropped)",
+        )
 
     def handle(self, *args, **options):
         experiment = experiment_named(name=options["experiment"], owner=options["owner"])
         try:
-            summary = training_export(experiment=experiment, format=options["format"], out=options["out"],
-                                      train=options["split"], seed=options["seed"], margin=options["margin"])
+            summary = training_export(
+                experiment=experiment,
+                format=options["format"],
+                out=options["out"],
+                train=options["split"],
+                seed=options["seed"],
+                margin=options["margin"],
+            )
         except ValueError as error:
             raise CommandError(str(error)) from None
         for subset, counts in summary["counts"].items():

@@ -12,14 +12,18 @@ from deliberation.scenarios.services import scenario_config_build, scenario_save
 
 
 class Command(ApplicationCommand):
-    help = ("Start one run of a scenario written as JSON (the body POST /api/v1/runs takes; GET "
-            "/api/v1/strategies lists each strategy's parameters), checked by the same validator as "
-            "the builder and the API. The run is played by the workers, as one started in the browser.")
+    help = (
+        "Start one run of a scenario written as JSON (the body POST /api/v1/runs takes; GET "
+        "/api/v1/strategies lists each strategy's parameters), checked by the same validator as "
+        "the builder and the API. The run is played by the workers, as one started in the browser."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--scenario", required=True, type=Path, help="the scenario's JSON file, or - for stdin")
         parser.add_argument("--owner", required=True, help="the username the run belongs to")
-        parser.add_argument("--check", action="store_true", help="only validate: print the resolved scenario, start nothing")
+        parser.add_argument(
+            "--check", action="store_true", help="only validate: print the resolved scenario, start nothing"
+        )
 
     def handle(self, *args, **options):
         source = options["scenario"]

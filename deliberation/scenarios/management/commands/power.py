@@ -20,13 +20,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--seats", nargs="+", required=True, type=seat_argument, metavar="CODE=SHARE",
+            "--seats",
+            nargs="+",
+            required=True,
+            type=seat_argument,
+            metavar="CODE=SHARE",
             help="seat shares (0.5, 1/2) or seat counts; they are normalised to sum to 1",
         )
         parser.add_argument("--goal", default="simple_majority", choices=RULE_KEYS)
         parser.add_argument("--veto", default=None, metavar="CODE", help="the veto group (veto_power)")
         parser.add_argument(
-            "--quota", default="scale", metavar="Q",
+            "--quota",
+            default="scale",
+            metavar="Q",
             help="'scale' (the goal's threshold over 0..9, default), 'ep' (more than half, two "
             "thirds of the votes cast), or a share of the seats such as 2/3 or 0.6",
         )
@@ -39,7 +45,11 @@ class Command(BaseCommand):
             if len(seats) != len(options["seats"]):
                 raise PowerError("seats: a group appears twice")
             result = power_of(
-                seats, goal=options["goal"], veto_group=options["veto"], quota=options["quota"], strict=options["strict"]
+                seats,
+                goal=options["goal"],
+                veto_group=options["veto"],
+                quota=options["quota"],
+                strict=options["strict"],
             )
         except PowerError as error:
             raise CommandError(str(error)) from None

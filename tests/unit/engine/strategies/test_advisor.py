@@ -29,35 +29,45 @@ def scenario(make_scenario):
 
 def run(scenario, *, strategy="advisor", params=None, model=None, advisor=None, judge=None, seed=2):
     models = {"advisor_model": advisor} if advisor is not None else {}
-    ctx = RunContext(model=model or ScriptedModelClient(), judge=judge or ScriptedJudge(), seed=seed,
-                     params=params or {}, models=models)
+    ctx = RunContext(
+        model=model or ScriptedModelClient(),
+        judge=judge or ScriptedJudge(),
+        seed=seed,
+        params=params or {},
+        models=models,
+    )
     return list(STRATEGIES[strategy].run(scenario, ctx))
 
 
 # --- the state ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("seats, goal, veto, expected", [
-    # In-coalition 7, others 2, needed 5.3: a coalition needs >= 66% of the seats.
-    # 50/30/20: {A, B} 80% and {A, C} 70% are minimal, {B, C} 50% fails: all three pivotal.
-    ({"A": 0.5, "B": 0.3, "C": 0.2}, "simple_majority", None, ("A", "B", "C")),
-    # 70/20/10: {A} alone passes (70%); every other passing coalition holds A: only A.
-    ({"A": 0.7, "B": 0.2, "C": 0.1}, "simple_majority", None, ("A",)),
-    # 60/30/10: {A, B} 90% and {A, C} 70% minimal: all three again (C can replace B).
-    ({"A": 0.6, "B": 0.3, "C": 0.1}, "simple_majority", None, ("A", "B", "C")),
-    # Two-thirds needs 6.97: only all three (100%).
-    ({"A": 0.7, "B": 0.2, "C": 0.1}, "two_thirds_majority", None, ("A", "B", "C")),
-    # Veto C with 70/20/10: {A, C} is minimal ({A} lacks the veto group): A and C.
-    ({"A": 0.7, "B": 0.2, "C": 0.1}, "veto_power", "C", ("A", "C")),
-    ({"A": 0.7, "B": 0.2, "C": 0.1}, "rawlsian", None, ("A", "B", "C")),
-])
+
+@pytest.mark.parametrize(
+    "seats, goal, veto, expected",
+    [
+        # In-coalition 7, others 2, needed 5.3: a coalition needs >= 66% of the seats.
+        # 50/30/20: {A, B} 80% and {A, C} 70% are minimal, {B, C} 50% fails: all three pivotal.
+        ({"A": 0.5, "B": 0.3, "C": 0.2}, "simple_majority", None, ("A", "B", "C")),
+        # 70/20/10: {A} alone passes (70%); every other passing coalition holds A: only A.
+        ({"A": 0.7, "B": 0.2, "C": 0.1}, "simple_majority", None, ("A",)),
+        # 60/30/10: {A, B} 90% and {A, C} 70% minimal: all three again (C can replace B).
+        ({"A": 0.6, "B": 0.3, "C": 0.1}, "simple_majority", None, ("A", "B", "C")),
+        # Two-thirds needs 6.97: only all three (100%).
+        ({"A": 0.7, "B": 0.2, "C": 0.1}, "two_thirds_majority", None, ("A", "B", "C")),
+        # Veto C with 70/20/10: {A, C} is minimal ({A} lacks the veto group): A and C.
+        ({"A": 0.7, "B": 0.2, "C": 0.1}, "veto_power", "C", ("A", "C")),
+        ({"A": 0.7, "B": 0.2, "C": 0.1}, "rawlsian", None, ("A", "B", "C")),
+    ],
+)
 def test_pivotal_groups_by_hand(make_scenario, seats, goal, veto, expected):
     assert pivotal_groups(make_scenario(seats=seats, goal=goal, veto_group=veto)) == expected
 
 
 # --- the arms -----------------------------------------------------------------------------------
 
+
 def drafter_ask(model):
-    (messages, _, _), = model.calls
+    ((messages, _, _),) = model.calls
     return messages[-1]["content"]
 
 
@@ -78,7 +88,7 @@ def test_the_advisor_model_briefs_the_drafter_model(scenario):
     signal = events[1]["data"]
     assert signal["arm"] == "advisor" and signal["model"] == "scripted:default" and not signal["fallback"]
     assert signal["text"] == "Pivotal: EPP, S&D\nRed lines: no taxes\nOffer: a review"
-    (advisor_messages, _, _), = advisor.calls
+    ((advisor_messages, _, _),) = advisor.calls
     assert "Pivotal groups (the goal needs their votes): EPP, SD, GREEN_EFA" in advisor_messages[-1]["content"]
     assert f"Advisor brief:\n'''{signal['text']}'''" in drafter_ask(drafter)
     assert events[2]["data"]["text"] == "The European Parliament, as advised."
@@ -115,11 +125,18 @@ def test_the_random_arm_calls_no_advisor_and_is_seeded(scenario):
     assert again == text and len(others) > 1
 
 
-@pytest.mark.parametrize("strategy, params, message", [
-    ("advisor", {"advisor_model": 3}, "advisor_model: Input should be a valid string"),
-    ("advisor", {"brief_tokens": 4}, "brief_tokens: between 32 and 512, not 4"),
-    ("advisor-random", {"advisor_model": "scripted:default"}, "advisor-random has no such parameter; it takes draft_tokens"),
-])
+@pytest.mark.parametrize(
+    "strategy, params, message",
+    [
+        ("advisor", {"advisor_model": 3}, "advisor_model: Input should be a valid string"),
+        ("advisor", {"brief_tokens": 4}, "brief_tokens: between 32 and 512, not 4"),
+        (
+            "advisor-random",
+            {"advisor_model": "scripted:default"},
+            "advisor-random has no such parameter; it takes draft_tokens",
+        ),
+    ],
+)
 def test_parameters_are_checked(strategy, params, message):
     with pytest.raises(ParamsError, match=message):
         strategy_params(strategy, params)
@@ -135,6 +152,10 @@ def test_the_cost_estimate_is_the_model_calls_made(scenario, strategy):
 
 
 def test_each_arm_is_a_strategy_and_only_the_advisor_arm_names_a_second_model():
-    assert [STRATEGIES[name].arm for name in ("advisor-none", "advisor-random", "advisor")] == ["none", "random", "advisor"]
+    assert [STRATEGIES[name].arm for name in ("advisor-none", "advisor-random", "advisor")] == [
+        "none",
+        "random",
+        "advisor",
+    ]
     assert model_params_of(STRATEGIES["advisor"]) == ("advisor_model",)
     assert model_params_of(STRATEGIES["advisor-random"]) == model_params_of(STRATEGIES["mediator"]) == ()

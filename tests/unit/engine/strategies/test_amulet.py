@@ -34,24 +34,36 @@ from tests.unit.engine.conftest import build_scenario
 DEFAULTS = {"iterations": 60, "alpha": 2.0, "lam": 2.0, "eta": 10.0}
 
 
-@pytest.mark.parametrize(("settings", "beta"), [
-    ({}, 4.649),
-    ({"iterations": 1}, 0.952), ({"iterations": 10}, 2.898), ({"iterations": 20}, 3.567),
-    ({"iterations": 100}, 5.156), ({"iterations": 200}, 5.847),
-    ({"eta": 1.0}, 4.436), ({"eta": 100.0}, 4.677),
-    ({"alpha": 1.0}, 0.926),
-])
+@pytest.mark.parametrize(
+    ("settings", "beta"),
+    [
+        ({}, 4.649),
+        ({"iterations": 1}, 0.952),
+        ({"iterations": 10}, 2.898),
+        ({"iterations": 20}, 3.567),
+        ({"iterations": 100}, 5.156),
+        ({"iterations": 200}, 5.847),
+        ({"eta": 1.0}, 4.436),
+        ({"eta": 100.0}, 4.677),
+        ({"alpha": 1.0}, 0.926),
+    ],
+)
 def test_beta_matches_the_derived_table(settings, beta):
     assert amulet_beta(**{**DEFAULTS, **settings}) == pytest.approx(beta, abs=5e-4)
 
 
 def test_beta_grows_without_bound_when_alpha_exceeds_lambda():
     assert amulet_beta(**{**DEFAULTS, "alpha": 2.5}) == pytest.approx(10.28, abs=5e-3)
-    assert amulet_beta(**{**DEFAULTS, "alpha": 2.5, "iterations": 120}) > 13 > amulet_beta(**{**DEFAULTS, "alpha": 1.0, "iterations": 1000}) * 13
+    assert (
+        amulet_beta(**{**DEFAULTS, "alpha": 2.5, "iterations": 120})
+        > 13
+        > amulet_beta(**{**DEFAULTS, "alpha": 1.0, "iterations": 1000}) * 13
+    )
 
 
-@pytest.mark.parametrize("settings", [{}, {"iterations": 7, "alpha": 0.5, "lam": 3.0, "eta": 2.0},
-                                      {"iterations": 100, "alpha": 2.5}])
+@pytest.mark.parametrize(
+    "settings", [{}, {"iterations": 7, "alpha": 0.5, "lam": 3.0, "eta": 2.0}, {"iterations": 100, "alpha": 2.5}]
+)
 def test_closed_form_equals_the_reference_iteration_on_random_logits(settings):
     rng = random.Random(13)
     params = {**DEFAULTS, **settings}
@@ -68,8 +80,9 @@ def test_closed_form_equals_the_reference_iteration_on_random_logits(settings):
 def candidates(pairs):
     """A TokenLogprob from (id, logprob) pairs, best first."""
     pairs = sorted(pairs, key=lambda pair: -pair[1])
-    return TokenLogprob(token="", logprob=pairs[0][1], top=tuple((str(i), lp) for i, lp in pairs),
-                        top_ids=tuple(i for i, _ in pairs))
+    return TokenLogprob(
+        token="", logprob=pairs[0][1], top=tuple((str(i), lp) for i, lp in pairs), top_ids=tuple(i for i, _ in pairs)
+    )
 
 
 def test_choice_pushes_away_from_the_base_over_the_preference_candidates():
@@ -95,13 +108,16 @@ def test_ties_go_to_the_lowest_id():
     assert amulet_choice(pref, base, beta=4.649).id == 3
 
 
-@pytest.mark.parametrize(("goal", "veto", "favoured", "phrase"), [
-    ("simple_majority", None, ["EPP", "SD"], "Write it so that EPP and SD can vote for it."),
-    ("two_thirds_majority", None, ["EPP", "SD"], "Write it so that EPP and SD can vote for it."),
-    ("veto_power", "GREEN_EFA", ["GREEN_EFA"], "GREEN_EFA must be able to accept it."),
-    ("rawlsian", None, ["GREEN_EFA"], "Give priority to GREEN_EFA"),
-    ("utilitarian", None, ["EPP", "SD", "GREEN_EFA"], "acceptable to every group at once"),
-])
+@pytest.mark.parametrize(
+    ("goal", "veto", "favoured", "phrase"),
+    [
+        ("simple_majority", None, ["EPP", "SD"], "Write it so that EPP and SD can vote for it."),
+        ("two_thirds_majority", None, ["EPP", "SD"], "Write it so that EPP and SD can vote for it."),
+        ("veto_power", "GREEN_EFA", ["GREEN_EFA"], "GREEN_EFA must be able to accept it."),
+        ("rawlsian", None, ["GREEN_EFA"], "Give priority to GREEN_EFA"),
+        ("utilitarian", None, ["EPP", "SD", "GREEN_EFA"], "acceptable to every group at once"),
+    ],
+)
 def test_the_preference_follows_the_goal(goal, veto, favoured, phrase):
     scenario = build_scenario(goal=goal, veto_group=veto)  # seats EPP 0.5, SD 0.3, GREEN_EFA 0.2
     assert favoured_groups(scenario) == favoured
@@ -151,8 +167,11 @@ def test_the_decoded_ids_are_the_closed_form_argmax_at_every_step():
     from deliberation.engine.models import scripted_next_token_ids
 
     for step, chosen in enumerate(decoded.ids):
-        scores = amulet_scores(scripted_next_token_ids(preference, decoded.ids[:step], 1),
-                               scripted_next_token_ids(base, decoded.ids[:step], 1), beta=4.649)
+        scores = amulet_scores(
+            scripted_next_token_ids(preference, decoded.ids[:step], 1),
+            scripted_next_token_ids(base, decoded.ids[:step], 1),
+            beta=4.649,
+        )
         assert chosen == max(range(len(scores)), key=lambda i: (scores[i], -i))
 
 
@@ -204,6 +223,7 @@ def test_a_backend_without_token_ids_is_refused_with_the_reason():
 
 # --- the bundled model -----------------------------------------------------------------------
 
+
 def full_logprobs(llama, new_ids):
     """Full-vocabulary log-softmax after evaluating `new_ids` on what the context holds."""
     import llama_cpp
@@ -230,8 +250,10 @@ def test_bundled_model_decodes_as_a_direct_two_prompt_computation():
     assert len(decoded.ids) == steps and decoded.calls == 2 * steps
 
     contexts = [llama_load(LOCAL_MODELS["smollm2-135m"], n_threads=1) for _ in range(2)]
-    pending = [ctx.tokenize(chat_prompt(ctx, m).encode(), add_bos=True, special=True)
-               for ctx, m in zip(contexts, (preference, base))]
+    pending = [
+        ctx.tokenize(chat_prompt(ctx, m).encode(), add_bos=True, special=True)
+        for ctx, m in zip(contexts, (preference, base))
+    ]
     expected = []
     for _ in range(steps):
         pref, base_lp = (full_logprobs(ctx, ids) for ctx, ids in zip(contexts, pending))

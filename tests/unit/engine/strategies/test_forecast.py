@@ -35,6 +35,7 @@ def plan(forecast, goal="simple_majority", veto=None, target=7, margin=0.3, seat
 
 # --- the coalition plan, by hand ----------------------------------------------------------------
 
+
 def test_simple_majority_lifts_the_largest_group_when_it_is_cheapest():
     # Forecast u = .5*2 + .3*6 + .2*6 = 4.0; needed 5.3. {A} to 7: +2.5 -> 6.5, lift 5.
     # {B}: +.3, {C}: +.2, {B, C}: +.5 -> 4.5, all short. Cheapest feasible: {A}.
@@ -97,14 +98,18 @@ def test_goal_margin():
 
 # --- reading forecasts --------------------------------------------------------------------------
 
+
 def test_parse_forecast_reads_names_codes_and_messy_lines():
     names = {"EPP": "EPP", "SD": "S&D", "GREEN_EFA": "Greens/EFA"}
-    raw = ("Here are my forecasts:\n- **S&D**: 6 | a minimum wage floor\nEPP - score 4; no new taxes\n"
-           "Greens/EFA: seven | climate\nSD: 2 | ignored, S&D already scored")
+    raw = (
+        "Here are my forecasts:\n- **S&D**: 6 | a minimum wage floor\nEPP - score 4; no new taxes\n"
+        "Greens/EFA: seven | climate\nSD: 2 | ignored, S&D already scored"
+    )
     assert parse_forecast(raw, names) == {"SD": (6, "a minimum wage floor"), "EPP": (4, "no new taxes")}
 
 
 # --- the loop -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def scenario(make_scenario):
@@ -127,8 +132,13 @@ class FixedJudge:
 
 
 def run(scenario, *, model=None, judge=None, seed=4, params=None, recorded=()):
-    ctx = RunContext(model=model or ScriptedModelClient(), judge=judge or ScriptedJudge(), seed=seed,
-                     params=params or {}, recorded=recorded)
+    ctx = RunContext(
+        model=model or ScriptedModelClient(),
+        judge=judge or ScriptedJudge(),
+        seed=seed,
+        params=params or {},
+        recorded=recorded,
+    )
     return list(Forecast().run(scenario, ctx))
 
 
@@ -151,8 +161,9 @@ def test_a_passing_first_draft_stops_after_one_round(scenario):
 
 
 def test_a_failing_goal_runs_every_round_and_votes_on_the_best_draft(scenario):
-    judge = FixedJudge([{"EPP": 2, "SD": 2, "GREEN_EFA": 2}, {"EPP": 4, "SD": 4, "GREEN_EFA": 4},
-                        {"EPP": 3, "SD": 3, "GREEN_EFA": 3}])
+    judge = FixedJudge(
+        [{"EPP": 2, "SD": 2, "GREEN_EFA": 2}, {"EPP": 4, "SD": 4, "GREEN_EFA": 4}, {"EPP": 3, "SD": 3, "GREEN_EFA": 3}]
+    )
     events = run(scenario, judge=judge)
     assert types(events) == ["run_started", *ROUND * 3, "draft", *VOTE]
     drafts = [e["data"] for e in events if e["type"] == "draft"]
@@ -170,9 +181,17 @@ def test_forecasts_plan_and_verification_line_up(scenario):
     verified = [e["data"] for e in events if e["type"] == "verification"]
     assert len(forecasts) == 2  # round 2's draft passes: .5*7 + .3*6 + .2*3 = 5.9
     for f, p in zip(forecasts, plans):
-        assert p == {"round": f["round"], **coalition_plan(
-            forecast=f["predicted"], seats=scenario.seats, goal="simple_majority", veto_group=None,
-            target=7, margin=0.3).as_dict()}
+        assert p == {
+            "round": f["round"],
+            **coalition_plan(
+                forecast=f["predicted"],
+                seats=scenario.seats,
+                goal="simple_majority",
+                veto_group=None,
+                target=7,
+                margin=0.3,
+            ).as_dict(),
+        }
     for v in verified:
         f = forecasts[v["round"] - 1]
         assert v["forecast"] == f["predicted"][v["group"]]
@@ -182,7 +201,9 @@ def test_forecasts_plan_and_verification_line_up(scenario):
     forecast_asks = [call[0][-1]["content"] for call in model.calls if FORECAST_MARKER in call[0][-1]["content"]]
     assert "round | group | forecast | judged" not in forecast_asks[0]
     assert f"1 | EPP | {forecasts[0]['predicted']['EPP']} | 2" in forecast_asks[1]
-    draft_asks = [call[0][-1]["content"] for call in model.calls if "Now write the resolution" in call[0][-1]["content"]]
+    draft_asks = [
+        call[0][-1]["content"] for call in model.calls if "Now write the resolution" in call[0][-1]["content"]
+    ]
     assert "Plan: to meet the goal" in draft_asks[0] and "Your previous draft" not in draft_asks[0]
     assert "How the judge scored it: EPP 2" in draft_asks[1]
 
@@ -218,16 +239,20 @@ def test_same_seed_same_run_and_a_resumed_run_replays(scenario):
         resumed = run(scenario, model=model, judge=LLMJudge(ScriptedModelClient()), recorded=first[:cut])
         strip = lambda events: [{**e, "data": {k: v for k, v in e["data"].items() if k != "usage"}} for e in events]
         assert strip(resumed) == strip(first)
-        assert len(model.calls) == sum(1 for e in first[cut:] if e["type"] in ("forecast",) or
-                                       (e["type"] == "draft" and "usage" in e["data"]))
+        assert len(model.calls) == sum(
+            1 for e in first[cut:] if e["type"] in ("forecast",) or (e["type"] == "draft" and "usage" in e["data"])
+        )
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"rounds": 0}, "rounds: between 1 and 5, not 0"),
-    ({"target": 5}, "target: between 6 and 9, not 5"),
-    ({"margin": -1}, "margin: between 0 and 2, not -1"),
-    ({"draft_tokens": "many"}, "draft_tokens: a whole number, not 'many'"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"rounds": 0}, "rounds: between 1 and 5, not 0"),
+        ({"target": 5}, "target: between 6 and 9, not 5"),
+        ({"margin": -1}, "margin: between 0 and 2, not -1"),
+        ({"draft_tokens": "many"}, "draft_tokens: a whole number, not 'many'"),
+    ],
+)
 def test_parameters_are_checked(params, message):
     with pytest.raises(ParamsError, match=message):
         strategy_params("forecast", params)
@@ -245,7 +270,10 @@ def test_the_cost_estimate_is_the_model_calls_of_a_run_that_uses_every_round(sce
     assert usage_totals(events)["calls"] == len(model.calls) + len(judge_model.calls)
     cost = run_cost(strategy="forecast", party_count=3, judge_uses_model=True, params={"rounds": rounds})
     assert cost.steps == len(model.calls) + len(judge_model.calls) == rounds * (2 + 3) + 3
-    assert run_cost(strategy="forecast", party_count=3, judge_uses_model=False, params={"rounds": rounds}).steps == 2 * rounds
+    assert (
+        run_cost(strategy="forecast", party_count=3, judge_uses_model=False, params={"rounds": rounds}).steps
+        == 2 * rounds
+    )
 
 
 def test_a_forecast_that_copies_the_prompts_example_keeps_no_red_line(scenario):
@@ -255,8 +283,11 @@ def test_a_forecast_that_copies_the_prompts_example_keeps_no_red_line(scenario):
     example = ask.split("For example:\n", 1)[1].split("\nYour forecast:")[0]
     assert example == "EPP: 5 | (the red line of EPP, in a few words)\nSD: 5 | (the red line of SD, in a few words)"
 
-    copied = ScriptedModelClient(responder=lambda messages, params, seed: example if FORECAST_MARKER in messages[-1]["content"]
-                                 else scripted_reply(messages, params, seed))
+    copied = ScriptedModelClient(
+        responder=lambda messages, params, seed: (
+            example if FORECAST_MARKER in messages[-1]["content"] else scripted_reply(messages, params, seed)
+        )
+    )
     events = run(scenario, model=copied, judge=ScriptedJudge(scores={"EPP": 9, "SD": 9, "GREEN_EFA": 9}))
     forecast = next(e["data"] for e in events if e["type"] == "forecast")
     assert forecast["predicted"] == {"EPP": 5, "SD": 5, "GREEN_EFA": 5} and forecast["red_lines"] == {}

@@ -35,8 +35,13 @@ def scenario(make_scenario):
 
 
 def run(scenario, *, model=None, judge=None, seed=5, params=None, recorded=()):
-    ctx = RunContext(model=model or ScriptedModelClient(), judge=judge or ScriptedJudge(), seed=seed,
-                     params=params or {}, recorded=recorded)
+    ctx = RunContext(
+        model=model or ScriptedModelClient(),
+        judge=judge or ScriptedJudge(),
+        seed=seed,
+        params=params or {},
+        recorded=recorded,
+    )
     return list(Mediator().run(scenario, ctx))
 
 
@@ -55,7 +60,13 @@ def test_events_come_in_the_habermas_order(scenario):
         event_validate(event)
     candidates = [e["data"] for e in events if e["type"] == "candidate"]
     assert [(c["round"], c["index"], c["revision"]) for c in candidates] == [
-        (1, 0, False), (1, 1, False), (1, 2, False), (2, 0, True), (2, 1, True), (2, 2, True)]
+        (1, 0, False),
+        (1, 1, False),
+        (1, 2, False),
+        (2, 0, True),
+        (2, 1, True),
+        (2, 2, True),
+    ]
     assert all(sorted(c["order"]) == sorted(SEATS) for c in candidates)
 
 
@@ -113,8 +124,11 @@ def test_seat_weighting_lets_the_largest_group_decide_a_duel(scenario):
     # EPP (50%) prefers 0, SD + GREEN_EFA (50%) prefer 1: one ballot each, 1 wins 2:1; by seats a tie.
     prefs = {"EPP": [0, 1], "SD": [1, 0], "GREEN_EFA": [1, 0]}
     plain = run(scenario, model=ScriptedModelClient(responder=Voters(prefs)), params={"rounds": 1, "candidates": 2})
-    by_seats = run(scenario, model=ScriptedModelClient(responder=Voters(prefs)),
-                   params={"rounds": 1, "candidates": 2, "weighting": "seats"})
+    by_seats = run(
+        scenario,
+        model=ScriptedModelClient(responder=Voters(prefs)),
+        params={"rounds": 1, "candidates": 2, "weighting": "seats"},
+    )
     plain_result = next(e for e in plain if e["type"] == "schulze")["data"]
     seats_result = next(e for e in by_seats if e["type"] == "schulze")["data"]
     assert plain_result["winner"] == 1 and plain_result["pairwise"] == [[0.0, 1.0], [2.0, 0.0]]
@@ -148,15 +162,18 @@ def test_a_garbled_ranking_falls_back_to_the_order_shown_and_says_so(scenario):
         assert ranking["answer"] == "I like them all."
 
 
-@pytest.mark.parametrize("raw, expected, fallback", [
-    ("C > A > D > B", list("CADB"), None),
-    ("<answer> B reads best, D misses funding <sep> D > B > C > A </answer>", list("DBCA"), None),
-    ("A good statement is C > B > D > A.", list("CBDA"), None),  # the chain wins over the article
-    ("Ranking: B, D, A, C.", list("BDAC"), None),
-    ("I prefer B, then A", list("BACD"), "partial"),
-    ("", list("ABCD"), "unparsed"),
-    ("E > F > G", list("ABCD"), "unparsed"),  # letters beyond the candidates do not count
-])
+@pytest.mark.parametrize(
+    "raw, expected, fallback",
+    [
+        ("C > A > D > B", list("CADB"), None),
+        ("<answer> B reads best, D misses funding <sep> D > B > C > A </answer>", list("DBCA"), None),
+        ("A good statement is C > B > D > A.", list("CBDA"), None),  # the chain wins over the article
+        ("Ranking: B, D, A, C.", list("BDAC"), None),
+        ("I prefer B, then A", list("BACD"), "partial"),
+        ("", list("ABCD"), "unparsed"),
+        ("E > F > G", list("ABCD"), "unparsed"),  # letters beyond the candidates do not count
+    ],
+)
 def test_parse_ranking(raw, expected, fallback):
     assert parse_ranking(raw, list("ABCD")) == (expected, fallback)
 
@@ -179,16 +196,19 @@ def test_a_resumed_run_replays_the_log_and_continues_identically(scenario):
         assert len(model.calls) == made
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"candidates": 1}, "candidates: between 2 and 8, not 1"),
-    ({"candidates": 9}, "candidates: between 2 and 8, not 9"),
-    ({"candidates": "four"}, "candidates: a whole number, not 'four'"),
-    ({"rounds": 0}, "rounds: between 1 and 4, not 0"),
-    ({"rounds": 1.5}, "rounds: a whole number, not 1.5"),
-    ({"weighting": "votes"}, "weighting: one of none, seats, not 'votes'"),
-    ({"temperature": 3}, "temperature: between 0 and 2, not 3"),
-    ({"candidate": 3}, "candidate: mediator has no such parameter"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"candidates": 1}, "candidates: between 2 and 8, not 1"),
+        ({"candidates": 9}, "candidates: between 2 and 8, not 9"),
+        ({"candidates": "four"}, "candidates: a whole number, not 'four'"),
+        ({"rounds": 0}, "rounds: between 1 and 4, not 0"),
+        ({"rounds": 1.5}, "rounds: a whole number, not 1.5"),
+        ({"weighting": "votes"}, "weighting: one of none, seats, not 'votes'"),
+        ({"temperature": 3}, "temperature: between 0 and 2, not 3"),
+        ({"candidate": 3}, "candidate: mediator has no such parameter"),
+    ],
+)
 def test_parameters_are_checked_with_a_message_that_names_them(params, message):
     with pytest.raises(ParamsError, match=message):
         strategy_params("mediator", params)
@@ -210,6 +230,7 @@ def test_the_mediator_is_registered():
 
 # --- rankings by the run's judge -----------------------------------------------------------------
 
+
 class CandidateJudge:
     """Scores by candidate number (found in the text) per group; records what it was asked."""
 
@@ -227,8 +248,12 @@ class CandidateJudge:
 def test_judged_rankings_score_every_candidate_and_keep_ties_on_the_ballot(scenario):
     # Round 1's candidates 0, 1, 2. EPP: 2 > 1 = 0; SD: 1 > 2 > 0; GREEN_EFA: all equal (no preference).
     judge = CandidateJudge({"EPP": [4, 4, 8], "SD": [1, 7, 5], "GREEN_EFA": [6, 6, 6]})
-    events = run(scenario, model=ScriptedModelClient(responder=Voters({})), judge=judge,
-                 params={"ranking": "judge", "rounds": 1, "candidates": 3})
+    events = run(
+        scenario,
+        model=ScriptedModelClient(responder=Voters({})),
+        judge=judge,
+        params={"ranking": "judge", "rounds": 1, "candidates": 3},
+    )
     rankings = {e["data"]["group"]: e["data"] for e in events if e["type"] == "ranking"}
     assert rankings["EPP"]["scores"] == [4, 4, 8] and rankings["EPP"]["order"] == [2, 0, 1]
     assert rankings["GREEN_EFA"]["order"] == [0, 1, 2] and rankings["SD"]["order"] == [1, 2, 0]

@@ -46,8 +46,10 @@ def run(*, responder=None, params=None, seed=3, judge=None, recorded=(), seats=S
 
 def timeless(events):
     """The events' data less the seconds model calls took (they differ between any two runs)."""
-    return [{**e["data"], "usage": {**e["data"]["usage"], "seconds": None}} if "usage" in e["data"] else e["data"]
-            for e in events]
+    return [
+        {**e["data"], "usage": {**e["data"]["usage"], "seconds": None}} if "usage" in e["data"] else e["data"]
+        for e in events
+    ]
 
 
 def turns(events):
@@ -59,7 +61,8 @@ def test_sides_alternate_until_the_turn_limit_then_a_joint_draft_is_voted():
     for event in events:
         event_validate(event)
     assert [e["type"] for e in events] == (
-        ["run_started"] + ["turn"] * 4 + ["draft"] + ["vote"] * 4 + ["tally", "outcome"])
+        ["run_started"] + ["turn"] * 4 + ["draft"] + ["vote"] * 4 + ["tally", "outcome"]
+    )
     assert [t["side"] for t in turns(events)] == ["A", "B", "A", "B"]
     draft = events[5]["data"]
     assert draft["author"] == "mediator" and "agreed_turn" not in draft
@@ -82,9 +85,13 @@ def test_the_largest_group_opens_and_the_chamber_splits_by_the_judged_opening():
 def test_when_everyone_is_for_the_opening_the_least_keen_group_speaks_for_the_other_side():
     scenario = build_scenario(seats=SEATS)
     assert split_sides(scenario, "EPP", {"EPP": 9, "SD": 8, "RE": 6, "ECR": 6}) == {
-        "A": ["EPP", "SD", "RE"], "B": ["ECR"]}  # RE and ECR tie: the smaller group
+        "A": ["EPP", "SD", "RE"],
+        "B": ["ECR"],
+    }  # RE and ECR tie: the smaller group
     assert split_sides(build_scenario(seats={"EPP": 0.6, "SD": 0.4}), "EPP", {"EPP": 1, "SD": 1}) == {
-        "A": ["EPP"], "B": ["SD"]}  # two groups: always one each
+        "A": ["EPP"],
+        "B": ["SD"],
+    }  # two groups: always one each
 
 
 def test_an_accept_ends_the_dialogue_and_the_agreed_text_goes_to_the_vote_verbatim():
@@ -110,15 +117,20 @@ def test_each_turn_stores_prompt_reply_scores_support_margins_and_reward():
     for index, step in enumerate(steps):
         assert step["messages"] == [dict(m) for m in model.calls[index][0]]
         assert step["text"] == step["proposal"] and step["proposal_hash"] == proposal_hash(step["proposal"])
-        expected = {code: judge.score(scenario=scenario, group=code, text=step["proposal"],
-                                      seed=_judge_seed(3)).score for code in SEATS}
+        expected = {
+            code: judge.score(scenario=scenario, group=code, text=step["proposal"], seed=_judge_seed(3)).score
+            for code in SEATS
+        }
         assert step["scores_after"] == expected and step["judge_calls"] == 4
-        assert step["margin_after"] == pytest.approx(goal_margin(expected, seats=SEATS, goal="simple_majority",
-                                                                  veto_group=None))
+        assert step["margin_after"] == pytest.approx(
+            goal_margin(expected, seats=SEATS, goal="simple_majority", veto_group=None)
+        )
         sides = step["sides"]
         for side in ("A", "B"):
             weight = sum(SEATS[c] for c in sides[side])
-            assert step["support_after"][side] == pytest.approx(sum(SEATS[c] * expected[c] for c in sides[side]) / weight)
+            assert step["support_after"][side] == pytest.approx(
+                sum(SEATS[c] * expected[c] for c in sides[side]) / weight
+            )
         if index == 0:
             assert step["scores_before"] is None and step["reward"] is None and step["support_before"] is None
         else:
@@ -152,7 +164,7 @@ def test_a_resumed_run_replays_stored_turns_without_model_calls():
     for k in (1, 3, 5, 6):
         resumed, again, _ = run(responder=stateless, params={"max_turns": 4}, recorded=first[:k])
         assert timeless(resumed) == timeless(first), f"after {k} events"
-        assert again.calls == model.calls[max(0, k - 1):], f"after {k} events"
+        assert again.calls == model.calls[max(0, k - 1) :], f"after {k} events"
 
 
 def test_the_estimate_matches_the_steps_without_agreement_and_bounds_them_with_one():
@@ -174,9 +186,17 @@ def test_parameters_are_validated():
         run(params={"rounds": 2})
 
 
-@pytest.mark.parametrize(("reply", "accepted"), [
-    ("ACCEPT", True), ("accept.", True), ("**ACCEPT** we agree", True), ("  Accept: fine", True),
-    ("We cannot accept this", False), ("", False), ("The European Parliament accepts", False),
-])
+@pytest.mark.parametrize(
+    ("reply", "accepted"),
+    [
+        ("ACCEPT", True),
+        ("accept.", True),
+        ("**ACCEPT** we agree", True),
+        ("  Accept: fine", True),
+        ("We cannot accept this", False),
+        ("", False),
+        ("The European Parliament accepts", False),
+    ],
+)
 def test_accept_is_the_first_word(reply, accepted):
     assert is_accept(reply) is accepted

@@ -30,8 +30,15 @@ def test_every_strategy_declares_parameters_whose_defaults_validate(name):
 def test_parliament_is_described_with_types_ranges_choices_and_help():
     described = {p["name"]: p for p in next(d for d in strategy_descriptions() if d["name"] == "parliament")["params"]}
     assert described["rounds"] == {
-        "name": "rounds", "label": "Negotiation rounds", "type": "integer", "default": 2, "minimum": 0, "maximum": 5,
-        "choices": [], "help": described["rounds"]["help"], "names_model": False,
+        "name": "rounds",
+        "label": "Negotiation rounds",
+        "type": "integer",
+        "default": 2,
+        "minimum": 0,
+        "maximum": 5,
+        "choices": [],
+        "help": described["rounds"]["help"],
+        "names_model": False,
     }
     assert described["rounds"]["help"].startswith("Rounds in which every group answers")
     assert described["rapporteur"]["type"] == "choice"
@@ -44,15 +51,22 @@ def test_form_strings_are_read_as_their_declared_types():
     assert (params.rounds, params.temperature, params.rapporteur) == (3, 0.5, "mediator")
 
 
-@pytest.mark.parametrize(("raw", "name", "message"), [
-    ({"rounds": 6}, "rounds", "between 0 and 5, not 6"),
-    ({"rounds": -1}, "rounds", "between 0 and 5, not -1"),
-    ({"rounds": "two"}, "rounds", "a whole number, not 'two'"),
-    ({"rounds": 1.5}, "rounds", "a whole number, not 1.5"),
-    ({"temperature": "hot"}, "temperature", "a number, not 'hot'"),
-    ({"rapporteur": "speaker"}, "rapporteur", "one of largest, mediator, not 'speaker'"),
-    ({"round": 1}, "round", "parliament has no such parameter; it takes rounds, rapporteur, temperature, speech_tokens, draft_tokens"),
-])
+@pytest.mark.parametrize(
+    ("raw", "name", "message"),
+    [
+        ({"rounds": 6}, "rounds", "between 0 and 5, not 6"),
+        ({"rounds": -1}, "rounds", "between 0 and 5, not -1"),
+        ({"rounds": "two"}, "rounds", "a whole number, not 'two'"),
+        ({"rounds": 1.5}, "rounds", "a whole number, not 1.5"),
+        ({"temperature": "hot"}, "temperature", "a number, not 'hot'"),
+        ({"rapporteur": "speaker"}, "rapporteur", "one of largest, mediator, not 'speaker'"),
+        (
+            {"round": 1},
+            "round",
+            "parliament has no such parameter; it takes rounds, rapporteur, temperature, speech_tokens, draft_tokens",
+        ),
+    ],
+)
 def test_bad_parameters_name_the_parameter_and_what_is_allowed(raw, name, message):
     with pytest.raises(ParamsError) as raised:
         strategy_params("parliament", raw)
@@ -90,14 +104,17 @@ def _model_calls(name: str, params: dict, *, llm_judge: bool) -> int:
 
 
 @pytest.mark.parametrize("llm_judge", [False, True])
-@pytest.mark.parametrize(("name", "params"), [
-    ("one-shot", {}),
-    ("parliament", {"rounds": 0}),
-    ("parliament", {"rounds": 2, "rapporteur": "mediator"}),
-    ("greedy", {}),
-    ("random", {}),
-    ("real-resolution", {}),
-])
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("one-shot", {}),
+        ("parliament", {"rounds": 0}),
+        ("parliament", {"rounds": 2, "rapporteur": "mediator"}),
+        ("greedy", {}),
+        ("random", {}),
+        ("real-resolution", {}),
+    ],
+)
 def test_the_estimate_counts_the_model_calls_a_run_makes(name, params, llm_judge):
     # The chamber rejects every amendment, so no revision comes on top of the estimate.
     estimate = run_cost(strategy=name, party_count=len(SCENARIO.groups), judge_uses_model=llm_judge, params=params)

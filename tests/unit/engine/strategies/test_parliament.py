@@ -13,8 +13,12 @@ from deliberation.engine.strategies import RunContext, strategy_named
 from deliberation.engine.strategies.parliament import Parliament, parse_decision, phase_after, phase_order
 
 RECORD = RecordView(
-    key="42", title="Water resilience", background="Droughts are spreading across Europe.",
-    resolution="The European Parliament adopted something.", topic="environment", term="9th",
+    key="42",
+    title="Water resilience",
+    background="Droughts are spreading across Europe.",
+    resolution="The European Parliament adopted something.",
+    topic="environment",
+    term="9th",
 )
 # Scenario order differs from seat order, so tests see which one the strategy follows.
 SCENARIO = Scenario(
@@ -91,9 +95,7 @@ class RecordingJudge:
 
 def run(chamber=None, judge=None, recorded=(), model=None, seed=7, **params):
     model = model or ScriptedModelClient(responder=chamber or Chamber())
-    ctx = RunContext(
-        model=model, judge=judge or ScriptedJudge(), seed=seed, params=params, recorded=recorded
-    )
+    ctx = RunContext(model=model, judge=judge or ScriptedJudge(), seed=seed, params=params, recorded=recorded)
     return list(Parliament().run(SCENARIO, ctx)), model
 
 
@@ -110,15 +112,15 @@ def shape(events) -> list[tuple]:
 def without_timing(events) -> list[dict]:
     """Events less the seconds each model call took, which differ between any two runs."""
     return [
-        {**e, "data": {**e["data"], "usage": {**e["data"]["usage"], "seconds": None}}}
-        if "usage" in e["data"] else e
+        {**e, "data": {**e["data"], "usage": {**e["data"]["usage"], "seconds": None}}} if "usage" in e["data"] else e
         for e in events
     ]
 
 
 def calls_of(model, kind, speaker=None):
     return [
-        messages for messages, _params, _seed in model.calls
+        messages
+        for messages, _params, _seed in model.calls
         if kind_of(messages) == kind and (speaker is None or speaker_of(messages) == speaker)
     ]
 
@@ -129,20 +131,32 @@ def prompt(messages) -> str:
 
 def texts(events, type, **match):
     return [
-        e["data"]["text"] for e in events
-        if e["type"] == type and all(e["data"].get(k) == v for k, v in match.items())
+        e["data"]["text"] for e in events if e["type"] == type and all(e["data"].get(k) == v for k, v in match.items())
     ]
 
 
 VOTE_TAIL = [
-    ("phase", "vote"), ("vote", "EPP"), ("vote", "SD"), ("vote", "ECR"), ("tally", ""),
+    ("phase", "vote"),
+    ("vote", "EPP"),
+    ("vote", "SD"),
+    ("vote", "ECR"),
+    ("tally", ""),
     ("outcome", ""),
 ]
 DEBATE_TWO_ROUNDS = [
     ("run_started", ""),
-    ("phase", "opening"), ("speech", "EPP"), ("speech", "SD"), ("speech", "ECR"),
-    ("phase", "negotiation", 1), ("speech", "EPP", 1), ("speech", "SD", 1), ("speech", "ECR", 1),
-    ("phase", "negotiation", 2), ("speech", "EPP", 2), ("speech", "SD", 2), ("speech", "ECR", 2),
+    ("phase", "opening"),
+    ("speech", "EPP"),
+    ("speech", "SD"),
+    ("speech", "ECR"),
+    ("phase", "negotiation", 1),
+    ("speech", "EPP", 1),
+    ("speech", "SD", 1),
+    ("speech", "ECR", 1),
+    ("phase", "negotiation", 2),
+    ("speech", "EPP", 2),
+    ("speech", "SD", 2),
+    ("speech", "ECR", 2),
     ("phase", "drafting"),
 ]
 
@@ -150,49 +164,58 @@ DEBATE_TWO_ROUNDS = [
 def test_largest_group_drafts_and_the_others_amend_in_this_event_order():
     events, _ = run(Chamber(decisions={"ECR": "ACCEPT: it reassures ECR."}), rounds=2)
 
-    assert shape(events) == DEBATE_TWO_ROUNDS + [
-        ("draft", "EPP"),
-        ("phase", "amendments"),
-        ("amendment", "SD"), ("amendment_decision", "SD"),
-        ("amendment", "ECR"), ("amendment_decision", "ECR"),
-        ("draft", "EPP"),  # the closing draft: the amended text goes to the vote
-    ] + VOTE_TAIL
+    assert (
+        shape(events)
+        == DEBATE_TWO_ROUNDS
+        + [
+            ("draft", "EPP"),
+            ("phase", "amendments"),
+            ("amendment", "SD"),
+            ("amendment_decision", "SD"),
+            ("amendment", "ECR"),
+            ("amendment_decision", "ECR"),
+            ("draft", "EPP"),  # the closing draft: the amended text goes to the vote
+        ]
+        + VOTE_TAIL
+    )
 
 
 def test_mediator_drafts_and_every_group_amends_in_this_event_order():
     events, _ = run(rounds=2, rapporteur="mediator")
 
-    assert shape(events) == DEBATE_TWO_ROUNDS + [
-        ("draft", "mediator"),
-        ("phase", "amendments"),
-        ("amendment", "EPP"), ("amendment_decision", "EPP"),
-        ("amendment", "SD"), ("amendment_decision", "SD"),
-        ("amendment", "ECR"), ("amendment_decision", "ECR"),
-    ] + VOTE_TAIL
+    assert (
+        shape(events)
+        == DEBATE_TWO_ROUNDS
+        + [
+            ("draft", "mediator"),
+            ("phase", "amendments"),
+            ("amendment", "EPP"),
+            ("amendment_decision", "EPP"),
+            ("amendment", "SD"),
+            ("amendment_decision", "SD"),
+            ("amendment", "ECR"),
+            ("amendment_decision", "ECR"),
+        ]
+        + VOTE_TAIL
+    )
 
 
 def test_mediator_decides_on_amendments_in_its_own_voice():
     _, model = run(rounds=0, rapporteur="mediator")
 
-    assert {speaker_of(m) for m in calls_of(model, "draft") + calls_of(model, "decision")} == {
-        "mediator"
-    }
+    assert {speaker_of(m) for m in calls_of(model, "draft") + calls_of(model, "decision")} == {"mediator"}
 
 
 def test_zero_rounds_skip_the_negotiation_phase():
     events, _ = run(rounds=0)
 
-    assert [e["data"]["phase"] for e in events if e["type"] == "phase"] == [
-        "opening", "drafting", "amendments", "vote"
-    ]
+    assert [e["data"]["phase"] for e in events if e["type"] == "phase"] == ["opening", "drafting", "amendments", "vote"]
 
 
 def test_default_is_two_negotiation_rounds():
     events, _ = run()
 
-    assert [e["data"].get("round") for e in events if e["type"] == "phase"] == [
-        None, 1, 2, None, None, None
-    ]
+    assert [e["data"].get("round") for e in events if e["type"] == "phase"] == [None, 1, 2, None, None, None]
 
 
 def test_opening_speeches_follow_seat_order_not_scenario_order():
@@ -308,9 +331,7 @@ def test_unparsable_decision_is_a_rejection_that_shows_what_the_rapporteur_said(
     sd = next(e["data"] for e in events if e["type"] == "amendment_decision")
 
     assert sd["accepted"] is False
-    assert sd["reason"] == (
-        "could not parse the decision: Well, this is an interesting proposal to think about."
-    )
+    assert sd["reason"] == ("could not parse the decision: Well, this is an interesting proposal to think about.")
     assert sd["draft_after"] == sd["draft_before"]
     assert calls_of(model, "revision") == []
 
@@ -360,7 +381,8 @@ def test_declined_amendment_is_recorded_empty_and_needs_no_decision():
     events, model = run(chamber, rounds=0)
 
     assert [(e["data"]["group"], e["data"]["text"]) for e in events if e["type"] == "amendment"] == [
-        ("SD", ""), ("ECR", "")
+        ("SD", ""),
+        ("ECR", ""),
     ]
     assert not any(e["type"] == "amendment_decision" for e in events)
     assert calls_of(model, "decision") == []
@@ -403,8 +425,11 @@ def test_prompts_stay_compact_with_six_groups_and_five_rounds():
 
 def test_speech_and_draft_parameters_come_from_params():
     _, model = run(
-        Chamber(decisions={"SD": "ACCEPT: yes"}), rounds=1,
-        temperature=0.9, speech_tokens=100, draft_tokens=300,
+        Chamber(decisions={"SD": "ACCEPT: yes"}),
+        rounds=1,
+        temperature=0.9,
+        speech_tokens=100,
+        draft_tokens=300,
     )
     by_kind = {}
     for messages, params, _seed in model.calls:
@@ -452,7 +477,9 @@ def test_resumed_run_replays_stored_events_without_model_calls_and_ends_identica
     chamber = Chamber(decisions={"SD": "ACCEPT: yes", "EPP": "ACCEPT: fine"})
     model = ScriptedModelClient(responder=chamber)
     ctx = RunContext(
-        model=model, judge=ScriptedJudge(), seed=3,
+        model=model,
+        judge=ScriptedJudge(),
+        seed=3,
         params={"rounds": 1, "rapporteur": rapporteur},
     )
     first, calls_after = [], []  # calls_after[i]: model calls made once event i+1 existed
@@ -462,12 +489,10 @@ def test_resumed_run_replays_stored_events_without_model_calls_and_ends_identica
 
     for k in range(1, len(first) + 1):
         resumed_model = ScriptedModelClient(responder=chamber)
-        resumed, _ = run(
-            model=resumed_model, recorded=first[:k], seed=3, rounds=1, rapporteur=rapporteur
-        )
+        resumed, _ = run(model=resumed_model, recorded=first[:k], seed=3, rounds=1, rapporteur=rapporteur)
         assert without_timing(resumed) == without_timing(first), f"resumed after {k} events"
         # exactly the calls the first attempt made after event k: none for the replayed steps
-        assert resumed_model.calls == model.calls[calls_after[k - 1]:], f"resumed after {k} events"
+        assert resumed_model.calls == model.calls[calls_after[k - 1] :], f"resumed after {k} events"
 
 
 def test_fully_recorded_run_never_calls_the_model():
@@ -512,7 +537,11 @@ def test_models_read_group_labels_not_codes():
     model = ScriptedModelClient(responder=lambda messages, params, seed: "ACCEPT: it helps. I propose more funds.")
     ctx = RunContext(model=model, judge=ScriptedJudge(), seed=3, params={"rounds": 1}, recorded=())
     events = list(Parliament().run(labelled, ctx))
-    assert [e["data"]["group"] for e in events if e["type"] == "speech"][:3] == ["EPP", "SD", "GREEN_EFA"]  # data keeps codes
+    assert [e["data"]["group"] for e in events if e["type"] == "speech"][:3] == [
+        "EPP",
+        "SD",
+        "GREEN_EFA",
+    ]  # data keeps codes
     prompts = [prompt(messages) for messages, _params, _seed in model.calls]
     prompts.append(prompt(judge_messages(scenario=labelled, group="SD", text="The European Parliament ...", attempt=0)))
     everything = "\n".join(prompts)
@@ -527,10 +556,15 @@ def test_models_read_group_labels_not_codes():
 
 # --- the phase order (one definition: the strategy plays it, a classroom advances through it) ---
 
+
 def test_phase_order_has_one_negotiation_phase_per_round():
     assert phase_order(0) == (("opening", None), ("drafting", None), ("amendments", None), ("vote", None))
     assert phase_order(2) == (
-        ("opening", None), ("negotiation", 1), ("negotiation", 2), ("drafting", None), ("amendments", None),
+        ("opening", None),
+        ("negotiation", 1),
+        ("negotiation", 2),
+        ("drafting", None),
+        ("amendments", None),
         ("vote", None),
     )
 
@@ -547,4 +581,5 @@ def test_phase_after_walks_the_order_and_ends_after_the_vote():
 def test_the_strategy_announces_the_phases_in_the_order(rounds):
     events, _ = run(Chamber(), rounds=rounds)
     assert [(e["data"]["phase"], e["data"].get("round")) for e in events if e["type"] == "phase"] == list(
-        phase_order(rounds))
+        phase_order(rounds)
+    )
