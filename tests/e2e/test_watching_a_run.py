@@ -121,6 +121,9 @@ def test_stop_asks_first(page: Page, sample_records: RecordSet, celery_worker) -
     build_two_group_run(page, model_button="use-demo-model", seed=random.randrange(1, 2**31 - 1), rounds=5)
     run = start(page)
     expect(page.get_by_test_id("run-status")).to_have_text("running", timeout=RUN_TIMEOUT_MS)
+    # The page's module has drawn an event, so its handlers are on: a click before that would post
+    # the plain form (no question asked), as it does without JavaScript.
+    expect(page.get_by_test_id("transcript").locator("[data-seq]").first).to_be_visible(timeout=RUN_TIMEOUT_MS)
 
     asked: list[str] = []
 

@@ -4,6 +4,7 @@ a Celery task with progress, and bad input that leaves the database exactly as i
 import io
 import json
 import re
+import time
 import zipfile
 
 import pytest
@@ -93,7 +94,18 @@ def post_upload(client, files: dict[str, bytes], *, record_set: str = "Uploaded"
     if check:
         for upload in RecordUpload.objects.filter(status=RecordUpload.Status.CHECKING):
             record_upload_check_task.apply(kwargs={"upload_id": upload.pk}).get()
+            upload_settled(upload)
     return response
+
+
+def upload_settled(upload: RecordUpload, *, deadline_s: float = 60) -> None:
+    """On the stack the view's task also reaches the session's worker process, which may have
+    claimed the upload first (the task run here then leaves it alone): wait until no worker has it."""
+    stop = time.monotonic() + deadline_s
+    upload.refresh_from_db()
+    while upload.status in RecordUpload.WORKING and time.monotonic() < stop:
+        time.sleep(0.05)
+        upload.refresh_from_db()
 
 
 def import_upload(client, upload: RecordUpload, *, skip_problems: bool = False):
@@ -103,7 +115,7 @@ def import_upload(client, upload: RecordUpload, *, skip_problems: bool = False):
     upload.refresh_from_db()
     if upload.status == RecordUpload.Status.QUEUED:
         record_upload_import_task.apply(kwargs={"upload_id": upload.pk}).get()
-        upload.refresh_from_db()
+    upload_settled(upload)
     return response
 
 
