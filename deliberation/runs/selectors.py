@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from deliberation.engine.classroom import classroom_settings
 from deliberation.engine.goals import GOALS
+from deliberation.engine.strategies.parliament import ParliamentSettings
 from deliberation.records.models import PartyGroup
 from deliberation.runs.models import CLASSROOM_STRATEGY, Experiment, Run, RunEvent, RunGroupScore
 
@@ -17,8 +18,12 @@ def run_page_data(run: Run) -> dict:
     """What a page that renders a run's events needs (transcript.js): the run, its goal, its groups."""
     groups = {g.code: g for g in PartyGroup.objects.filter(term=run.record.term, code__in=run.groups)}
     summary = run_summary(run)
-    if run.strategy == CLASSROOM_STRATEGY:  # a session's rounds default to the classroom's, not the parliament's
+    # The rounds the debate plays, its strategy's default filled in (a session's default is the
+    # classroom's, not the parliament's): the page's heading and phases show this number.
+    if run.strategy == CLASSROOM_STRATEGY:
         summary["params"] = {**run.params, "rounds": classroom_settings(run.params).rounds}
+    elif run.strategy == "parliament":
+        summary["params"] = {**run.params, "rounds": ParliamentSettings.from_params(run.params).rounds}
     return {
         "run": summary,
         "goal": {

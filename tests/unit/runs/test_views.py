@@ -130,3 +130,16 @@ def test_my_runs_keeps_experiment_runs_apart_filters_and_pages(client, owner, re
     assert first.count('data-testid="run-link"') == 50 and "page 1 of 2" in first
     second = client.get(reverse("run-list"), {"page": 2}).content.decode()
     assert second.count('data-testid="run-link"') == 6
+
+
+def test_the_run_page_names_the_parliaments_rounds_with_the_engines_default(client, owner, record):
+    one = run_create(owner=owner, config=scenario_config(record))
+    page = client.get(reverse("run-detail", args=[one.pk])).content.decode()
+    assert '<span data-testid="run-rounds">1 negotiation round</span>' in page
+    # A run stored without the parameter (before the parameters were completed at creation)
+    # plays the engine's default, ParliamentSettings.rounds: the heading and the page's data say so.
+    legacy = run_create(owner=owner, config=scenario_config(record))
+    Run.objects.filter(pk=legacy.pk).update(params={})
+    page = client.get(reverse("run-detail", args=[legacy.pk])).content.decode()
+    assert '<span data-testid="run-rounds">2 negotiation rounds</span>' in page
+    assert '"rounds": 2' in page
