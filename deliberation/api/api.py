@@ -45,6 +45,7 @@ from deliberation.api.schemas import (
     RecordSetOut,
     ResultOut,
     RunOut,
+    RunRewardsOut,
     ScenarioIn,
     ScenarioOut,
     Seed,
@@ -81,6 +82,7 @@ from deliberation.runs.selectors import (
     experiment_results,
     run_events_after,
     run_for_viewer,
+    run_group_rewards,
     run_list_for_owner,
     run_summary,
 )
@@ -393,6 +395,33 @@ def _pairs(values: list[str], field: str) -> dict[str, float]:
     return pairs
 
 
+def _run_shared_with(request: HttpRequest, run_id: int) -> Run:
+    """The run if the request may read it: signed in (session or token) or with its share link's
+    ?token= (READ + LinkToken); 401 for a share link's token that does not open it, else 404."""
+    found = run_for_viewer(user=request.auth, run_id=run_id, token=request.GET.get("token", ""))
+    if found is None and not request.auth.is_authenticated:  # only a share link's token came
+        raise HttpError(401, "this share link's token does not open this run")
+    if found is None:
+        raise HttpError(404, "no such run, or it is not shared with you")
+    return found
+
+
+@api.get(
+    "/runs/{run_id}/rewards",
+    auth=[*READ, LinkToken()],
+    response={200: RunRewardsOut, **ERRORS, **NOT_FOUND, 409: ErrorOut},
+    tags=["runs"],
+)
+def run_rewards_view(request: HttpRequest, run_id: Id):
+    """A finished run's moral rewards per group, in the scenario's order (engine/rewards.py,
+    docs/rewards.md; stored with its per-group scores when it finishes). 409 until it has finished:
+    the run page asks as its outcome event arrives, which is stored just before them."""
+    found = _run_shared_with(request, run_id)
+    if found.status != Run.Status.FINISHED:
+        raise Conflict("run: its rewards are stored when it has finished")
+    return {"run": found.pk, "rewards": run_group_rewards(run=found)}
+
+
 @api.get(
     "/runs/{run_id}/counterfactual",
     auth=[*READ, LinkToken()],
@@ -411,13 +440,8 @@ def run_counterfactual_view(
     """Re-tally a finished run's stored scores under other seats (run, real, equal, random_tenths
     with `seed`, custom: repeat `custom=CODE:WEIGHT`) and another rule (a goal, double_majority,
     borda, schulze), beside its own seats; no model call. 409 while the run has no outcome."""
-    found = run_for_viewer(user=request.auth, run_id=run_id, token=request.GET.get("token", ""))
-    if found is None and not request.auth.is_authenticated:  # only a share link's token came
-        return Status(401, {"error": "this share link's token does not open this run"})
-    if found is None:
-        return Status(404, {"error": "no such run, or it is not shared with you"})
     return run_counterfactual(  # NotFinished: 409, CounterfactualError: 400 (application_errors)
-        run=found,
+        run=_run_shared_with(request, run_id),
         seats=seats,
         seed=seed,
         custom=_pairs(custom, "custom") if custom else None,
@@ -662,6 +686,7 @@ SUMMARIES = {
     "run_events": "Read a run's events (after a sequence number)",
     "event_schema": "Read the JSON Schema of every event type",
     "run_counterfactual_view": "Re-tally a finished run under other seats or rules",
+    "run_rewards_view": "Read a finished run's moral rewards per group",
     "power": "Compute voting power for a seat distribution",
     "experiments": "List your experiments",
     "experiment_new": "Create an experiment",

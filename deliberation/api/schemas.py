@@ -319,6 +319,19 @@ class CounterfactualOut(Schema):
     drafts: list[DraftOut]
 
 
+class GroupRewardOut(Schema):
+    group: str
+    deontological: float | None = Field(
+        description="-1 broke, +1 kept an endorsement of the final text, 0 endorsed none"
+    )
+    utilitarian: float | None = Field(description="the mean judged support of the final text over all groups, 0..9")
+
+
+class RunRewardsOut(Schema):
+    run: int
+    rewards: list[GroupRewardOut]
+
+
 class SweepStructureOut(Schema):
     key: str
     label: str

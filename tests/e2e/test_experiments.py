@@ -12,10 +12,11 @@ import json
 import re
 from statistics import mean
 
+from django.template.defaultfilters import floatformat
 from playwright.sync_api import Page, expect
 
 from deliberation.records.models import RecordSet
-from deliberation.runs.models import Experiment, Run, RunEvent
+from deliberation.runs.models import Experiment, Run, RunEvent, RunGroupScore
 from tests.e2e.test_live_run import SAMPLE_SET, sample_records, sign_up  # noqa: F401 - sample_records is a fixture
 
 STRATEGIES = ["one-shot", "parliament", "random", "greedy"]
@@ -125,6 +126,27 @@ def test_an_experiment_runs_live_and_its_dashboard_leads_to_transcripts(
         values = [float(v) for v in runs.filter(strategy=strategy).values_list("goal_value", flat=True)]
         cell = table.locator(f"a[data-testid=cell][href*='strategy={strategy}&'][href*='parties=2']")
         expect(cell).to_have_text(f"{mean(values):.2f}")
+
+    # The moral rewards (docs/rewards.md): a row per strategy, averaged from the stored per-group
+    # rows as the template formats them, and a point per strategy in their figure.
+    def rewards_row(strategy: str) -> list[str]:
+        rows = RunGroupScore.objects.filter(experiment=experiment, strategy=strategy)
+        deontological = [row.reward_deontological for row in rows]
+        return [
+            strategy,
+            "scripted:default",
+            str(len(rows)),
+            floatformat(mean(deontological), 2),
+            f"{sum(value < 0 for value in deontological)} / {sum(value != 0 for value in deontological)}",
+            floatformat(mean(row.reward_utilitarian for row in rows), 2),
+        ]
+
+    shown = page.eval_on_selector_all(
+        "[data-testid=moral-rewards] tbody tr", "rows => rows.map((tr) => [...tr.cells].map((td) => td.textContent))"
+    )
+    assert shown == [rewards_row(strategy) for strategy in sorted(STRATEGIES)]
+    points = page.eval_on_selector("[data-figure=moral-rewards]", "node => node.data.map((trace) => trace.name)")
+    assert sorted(points) == [f"{strategy} · scripted:default" for strategy in sorted(STRATEGIES)]
 
     # A cell leads to its runs, a run to its transcript.
     table.locator("a[data-testid=cell][href*='strategy=parliament&']").click()

@@ -2,7 +2,7 @@
  * another rule by GET /api/v1/runs/<id>/counterfactual (no model call), the run's own outcome
  * beside. run.js calls startCounterfactual(page) once the run has finished. All data is set as
  * text. */
-import { $, el, clear, formatNumber } from "./dom.js";
+import { $, el, clear, fetchWhenFinished, formatNumber } from "./dom.js";
 
 let started = false;
 let page = null;
@@ -87,9 +87,7 @@ async function refresh() {
   pending = new AbortController();
   const error = $("#whatif-error");
   try {
-    const response = await fetch(`/api/v1/runs/${page.run.id}/counterfactual?${params()}`, {
-      credentials: "same-origin", headers: { Accept: "application/json" }, signal: pending.signal,
-    });
+    const response = await fetchWhenFinished(`/api/v1/runs/${page.run.id}/counterfactual?${params()}`, { signal: pending.signal });
     const answer = await response.json();
     if (!response.ok) {
       error.textContent = answer.error || Object.values(answer.errors || {}).flat().join(" ") || "That did not work.";

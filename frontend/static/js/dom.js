@@ -73,6 +73,19 @@ export function formatNumber(value, digits) {
   return Number(value).toLocaleString("en-GB", { maximumFractionDigits: d, minimumFractionDigits: d });
 }
 
+// GET `url` about a run whose outcome event has just arrived: the run's finish is stored right
+// after that event (runs.services.run_finish), so the server may answer 409 for a moment; ask
+// again with backoff (about 16 s in all). The last response, whatever its status.
+export async function fetchWhenFinished(url, { signal, tries = 7, firstMs = 250 } = {}) {
+  let response;
+  for (let attempt = 0; attempt < tries; attempt += 1) {
+    if (attempt) await new Promise((resolve) => setTimeout(resolve, firstMs * 2 ** (attempt - 1)));
+    response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, signal });
+    if (response.status !== 409) break;
+  }
+  return response;
+}
+
 // A websocket URL on this host for `path` (wss on an https page).
 export function socketUrl(path) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";

@@ -9,6 +9,7 @@ import { $, el, formatNumber, csrfToken, readJson, socketUrl } from "./dom.js";
 import { createTranscript, showConnection, TERMINAL } from "./transcript.js";
 import { openLive } from "./live.js";
 import { startCounterfactual } from "./counterfactual.js";
+import { showRewards } from "./rewards.js";
 
 const page = readJson("run-page");
 if (page) runPage(page);
@@ -221,7 +222,10 @@ function runPage(page) {
   // The run reached its end: nothing more will come.
   function finish() {
     if (live) live.finish();
-    if (state.status === "finished") startCounterfactual(page);
+    if (state.status === "finished") {
+      startCounterfactual(page);
+      showRewards(page, view.groupLabel);
+    }
   }
 
   // ---- owner controls and sharing -----------------------------------------------------------

@@ -100,3 +100,40 @@ def test_the_run_page_shows_each_groups_rewards(played, client):
     assert panel.count("<tr><td>") == len(_rewards(played))
     row = panel[panel.index(f"<tr><td>{group}") :] if f"<tr><td>{group}" in panel else None
     assert row is not None and row.split("</tr>")[0].count(">-1<") == 1
+
+
+def test_the_api_reads_the_stored_rewards_once_the_run_has_finished(played, client):
+    """What the run page asks for when the outcome arrives live (frontend/static/js/rewards.js)."""
+    group = _break_a_promise(played)
+    group_rewards_backfill()
+    client.force_login(played.owner)
+    answer = client.get(f"/api/v1/runs/{played.pk}/rewards")
+    assert answer.status_code == 200 and answer.json()["run"] == played.pk
+    rows = answer.json()["rewards"]
+    assert [row["group"] for row in rows] == played.groups  # the scenario's order
+    assert {row["group"]: (row["deontological"], row["utilitarian"]) for row in rows} == _rewards(played)
+    assert dict((row["group"], row["deontological"]) for row in rows)[group] == -1.0
+
+    # Until the run has finished (its rows are written just after the outcome event): 409.
+    Run.objects.filter(pk=played.pk).update(status=Run.Status.RUNNING)
+    assert client.get(f"/api/v1/runs/{played.pk}/rewards").status_code == 409
+    Run.objects.filter(pk=played.pk).update(status=Run.Status.FINISHED)
+
+    # Someone else's run: 404; its share link opens it, a wrong token does not.
+    client.force_login(make_user("mallory"))
+    assert client.get(f"/api/v1/runs/{played.pk}/rewards").status_code == 404
+    client.logout()
+    Run.objects.filter(pk=played.pk).update(visibility=Run.Visibility.LINK)
+    assert client.get(f"/api/v1/runs/{played.pk}/rewards?token=wrong").status_code == 401
+    shared = client.get(f"/api/v1/runs/{played.pk}/rewards?token={played.share_token}")
+    assert shared.status_code == 200 and shared.json()["rewards"] == rows
+
+
+def test_an_unfinished_run_page_draws_the_rewards_panel_hidden_and_empty(client, monkeypatch):
+    monkeypatch.setattr(services, "run_enqueue", lambda run_id: None)
+    run = run_create(owner=make_user(), config=scenario_config(make_record()))
+    client.force_login(run.owner)
+    page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+    assert 'id="rewards-panel" data-testid="rewards" aria-labelledby="h-rewards" hidden>' in page
+    rows = page[page.index('<tbody id="rewards-rows">') :]
+    assert "<tr>" not in rows[: rows.index("</tbody>")]
