@@ -231,6 +231,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deliberation.runs.tasks.runs_reclaim_task",
         "schedule": float(os.environ.get("HEMICYCLE_RUN_RECLAIM_S", "10")),
     },
+    "reclaim-lost-calibrations": {
+        "task": "deliberation.calibration.tasks.calibrations_reclaim_task",
+        "schedule": float(os.environ.get("HEMICYCLE_RUN_RECLAIM_S", "10")),
+    },
 }
 
 # Models. Users pick from the model registry (deliberation/registry, edited in the admin); each

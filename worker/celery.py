@@ -9,7 +9,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deliberation.settings")
 
 app = Celery("hemicycle")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["deliberation.runs", "deliberation.records", "deliberation.classroom"])  # <app>/tasks.py
+app.autodiscover_tasks(
+    ["deliberation.runs", "deliberation.records", "deliberation.classroom", "deliberation.calibration"]
+)  # <app>/tasks.py
 
 # Database connections. Celery's Django fixup closes every connection before and after each task,
 # so each run task would open a new PostgreSQL connection: a server process forked, authenticated

@@ -46,5 +46,6 @@ def embedded_worker_start() -> bool:
         # is the only worker of the memory broker: every run left running lost its worker.
         task_enqueue("deliberation.runs.tasks.runs_reclaim_task", lost_after_s=0)
         task_enqueue("deliberation.runs.tasks.runs_sweep_task", idle_seconds=0)
+        task_enqueue("deliberation.calibration.tasks.calibrations_reclaim_task", lost_after_s=0, queued_after_s=0)
         logger.info("embedded Celery worker started (%s threads)", settings.CELERY_EMBEDDED_CONCURRENCY)
         return True

@@ -9,7 +9,15 @@ runs it at once, in tests and eager CLI runs).
 import importlib
 from datetime import datetime
 
+from django.conf import settings
+
 from worker.celery import app
+
+
+def model_queue(model: str) -> str:
+    """Work on an in-process model goes where that model is loaded (the GPU hosts' queue); work on
+    a model server or hosted API only orchestrates, on the CPU queue."""
+    return settings.HEMICYCLE_LOCAL_MODEL_QUEUE if model.startswith("local:") else "runs"
 
 
 def task_enqueue(

@@ -1,7 +1,8 @@
-"""The heartbeat of the runs this worker process is advancing (deliberation/runs/recovery.py).
+"""The heartbeat of the runs (and calibrations) this worker process is advancing
+(deliberation/runs/recovery.py, deliberation/calibration/services.py).
 
 One daemon thread per process stamps every run a task of the process holds, every
-HEMICYCLE_RUN_HEARTBEAT_S, in one statement. A thread of its own: a run's task can wait minutes
+HEMICYCLE_RUN_HEARTBEAT_S, in one statement per stamp function (runs, calibrations). A thread of its own: a run's task can wait minutes
 on one model call, and must not look lost meanwhile. When the process dies the stamps stop, and
 beat's reclaim enqueues its runs again.
 """
@@ -17,7 +18,7 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-_held: Counter[int] = Counter()
+_held: Counter[tuple[Callable[..., object], int]] = Counter()  # (stamp, id) -> tasks holding it
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 
@@ -32,40 +33,51 @@ def run_heartbeat(*, run_id: int, stamp: Callable[..., object]) -> Iterator[None
     if interval <= 0:
         yield
         return
+    key = (stamp, run_id)
     with _lock:
-        _held[run_id] += 1
-        _start(interval, stamp)
+        _held[key] += 1
+        _start(interval)
     try:
         yield
     finally:
         with _lock:
-            _held[run_id] -= 1
-            if _held[run_id] <= 0:
-                del _held[run_id]
+            _held[key] -= 1
+            if _held[key] <= 0:
+                del _held[key]
 
 
-def runs_held() -> list[int]:
+def runs_held(stamp: Callable[..., object] | None = None) -> list[int]:
+    """The ids held (those `stamp` stamps, when given)."""
     with _lock:
-        return list(_held)
+        return list(dict.fromkeys(held for function, held in _held if stamp is None or function is stamp))
 
 
-def _start(interval: float, stamp: Callable[..., object]) -> None:
+def _held_by_stamp() -> dict[Callable[..., object], list[int]]:
+    by_stamp: dict[Callable[..., object], list[int]] = {}
+    with _lock:
+        for stamp, held in _held:
+            by_stamp.setdefault(stamp, []).append(held)
+    return by_stamp
+
+
+def _start(interval: float) -> None:
     global _thread
     if _thread is None or not _thread.is_alive():
-        _thread = threading.Thread(target=_beat, args=(interval, stamp), name="run-heartbeat", daemon=True)
+        _thread = threading.Thread(target=_beat, args=(interval,), name="run-heartbeat", daemon=True)
         _thread.start()
 
 
-def _beat(interval: float, stamp: Callable[..., object]) -> None:
+def _beat(interval: float) -> None:
     from django.db import close_old_connections
 
     while True:
         time.sleep(interval)
-        run_ids = runs_held()
-        if not run_ids:
+        by_stamp = _held_by_stamp()
+        if not by_stamp:
             continue
-        try:
-            close_old_connections()
-            stamp(run_ids=run_ids)
-        except Exception:  # noqa: BLE001 - the database is away: the next beat tries again
-            logger.exception("heartbeat of runs %s failed", run_ids)
+        close_old_connections()
+        for stamp, run_ids in by_stamp.items():
+            try:
+                stamp(run_ids=run_ids)
+            except Exception:  # noqa: BLE001 - the database is away: the next beat tries again
+                logger.exception("heartbeat of %s failed", run_ids)

@@ -19,6 +19,8 @@ def calibrated_judge(
     calibration = Calibration.objects.filter(pk=int(number)).first() if number.isdigit() else None
     if calibration is None:
         raise ValueError(f"judge {name!r}: no calibration {number}")
+    if calibration.status != Calibration.Status.FINISHED:
+        raise ValueError(f"judge {name!r}: calibration {number} is {calibration.status}, not finished")
     isotonic = (calibration.results or {}).get("isotonic")
     if not isotonic:
         raise ValueError(f"judge {name!r}: calibration {number} has no isotonic map (too few records)")

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from deliberation.calibration.models import Calibration
 
@@ -15,13 +15,25 @@ def calibration_get(*, calibration_id: int) -> Calibration:
     return Calibration.objects.select_related("record_set", "record_set_version").get(pk=calibration_id)
 
 
+def calibrations_finished() -> QuerySet[Calibration]:
+    """The calibrations with results: queued, running and failed ones have none."""
+    return calibration_list().filter(status=Calibration.Status.FINISHED)
+
+
+def calibration_scored(*, calibration: Calibration) -> int:
+    """How many of its `total` scores a calibration has made (all of them once finished)."""
+    if calibration.status == Calibration.Status.FINISHED:
+        return calibration.total or len(calibration.pairs)
+    return calibration.scores.count()
+
+
 def calibrations_latest(
     *, record_set_ids: Iterable[int], judges: Iterable[str] | None = None
 ) -> dict[str, list[Calibration]]:
     """Per judge, the latest calibration of each judge model on any of these record sets (newest
     first); with `judges`, each of them is a key, an empty list when it was never calibrated there."""
     latest: dict[str, dict[str, Calibration]] = {judge: {} for judge in judges or ()}
-    rows = calibration_list().filter(record_set_id__in=list(record_set_ids)).order_by("-created_at", "-id")
+    rows = calibrations_finished().filter(record_set_id__in=list(record_set_ids)).order_by("-created_at", "-id")
     if judges is not None:
         rows = rows.filter(judge__in=list(judges))
     for calibration in rows.defer("pairs", "errors"):
@@ -100,7 +112,11 @@ def calibrations_for_experiment(*, experiment) -> dict:
     record_sets = experiment_record_set_ids(experiment=experiment)
     latest = calibrations_latest(record_set_ids=record_sets)
     newest = (
-        Calibration.objects.filter(record_set_id__in=record_sets).order_by("-id").values_list("id", flat=True).first()
+        calibrations_finished()
+        .filter(record_set_id__in=record_sets)
+        .order_by(F("finished_at").desc(nulls_last=True), "-id")  # finished before finished_at: null
+        .values_list("id", flat=True)
+        .first()
     )
     return {"by_judge": latest, "version": newest or 0, "record_set": record_sets[0] if record_sets else None}
 
@@ -108,7 +124,7 @@ def calibrations_for_experiment(*, experiment) -> dict:
 def calibrations_with_map(*, limit: int) -> list[int]:
     """Ids of the newest calibrations that fitted an isotonic map (each is a `calibrated:<id>` judge)."""
     return list(
-        Calibration.objects.filter(results__isotonic__isnull=False)
+        Calibration.objects.filter(status=Calibration.Status.FINISHED, results__isotonic__isnull=False)
         .exclude(results__isotonic=None)
         .order_by("-id")
         .values_list("id", flat=True)[:limit]

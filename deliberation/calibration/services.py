@@ -2,16 +2,21 @@
 exactly as a run's vote does (engine.strategies.base.verdict_data, the same prompts and seeds,
 so the same completion cache), compare with the real choices, and store the result."""
 
+import logging
 import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
 
-from deliberation.calibration.models import Calibration
+from deliberation.calibration.models import Calibration, CalibrationScore
 from deliberation.engine.calibration import (
     DEFAULT_RESAMPLES,
     REASON_DISAGREES,
@@ -31,6 +36,10 @@ from deliberation.errors import Invalid
 from deliberation.records.models import Record, RecordSet, Stance
 from deliberation.records.selectors import current_records, engine_group, record_set_get, record_view
 from deliberation.registry.clients import CALIBRATED_PREFIX, drafting_client, judge_for, judge_uses_model
+from worker.enqueue import model_queue, task_enqueue
+from worker.heartbeat import run_heartbeat
+
+logger = logging.getLogger(__name__)
 
 # The isotonic map needs records on both sides of its split to mean anything.
 MIN_RECORDS_FOR_ISOTONIC = 4
@@ -149,83 +158,6 @@ def item_score(*, item: CalibrationItem, judge: Judge, seed: int) -> Pair:
     )
 
 
-def calibration_pairs(
-    *,
-    items: list[CalibrationItem],
-    judge: Judge,
-    seed: int,
-    concurrency: int = 1,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[list[Pair], list[str]]:
-    """Every item scored, in the items' order; items the model failed on are reasons, not pairs."""
-
-    def score(item: CalibrationItem) -> Pair | str:
-        try:
-            return item_score(item=item, judge=judge, seed=seed)
-        except (ModelError, TimeoutError, ConnectionError, JudgeRefused) as error:
-            return f"record {item.scenario.record.key} {item.group}: {error}"
-        finally:
-            if concurrency > 1:
-                close_old_connections()
-            if progress:
-                progress(1)
-
-    if concurrency > 1:
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            results = list(pool.map(score, items))
-    else:
-        results = [score(item) for item in items]
-    return [r for r in results if isinstance(r, Pair)], [r for r in results if isinstance(r, str)]
-
-
-def reason_check_run(
-    *,
-    items: list[CalibrationItem],
-    model: str,
-    allow_raw: bool,
-    seed: int,
-    errors: list[str],
-    progress: Callable[[int], None] | None = None,
-) -> dict:
-    """The reason check on every item's adopted resolution: D, C, K, DCG and the share of scores
-    their reasons do not support, with a few such reasons to read."""
-    checker = ReasonCheck(drafting_client(model, allow_raw=allow_raw))
-    rows = []
-    examples = []
-    for item in items:
-        try:
-            verdict = checker.check(
-                scenario=item.scenario,
-                group=item.group,
-                text=item.scenario.record.resolution,
-                seed=judge_seed(seed_for(seed, item.record_hash)),
-            )
-        except (ModelError, TimeoutError, ConnectionError) as error:
-            errors.append(f"reason check, record {item.scenario.record.key} {item.group}: {error}")
-            continue
-        finally:
-            if progress:
-                progress(1)
-        rows.append((item.scenario.record.key, item.real, verdict.score, verdict.reason_score))
-        unsupported = (
-            verdict.score is not None
-            and verdict.reason_score is not None
-            and abs(verdict.score - verdict.reason_score) >= REASON_DISAGREES
-        )
-        if unsupported and len(examples) < REASON_EXAMPLES:
-            examples.append(
-                {
-                    "record": item.scenario.record.key,
-                    "group": item.group,
-                    "real": item.real,
-                    "score": verdict.score,
-                    "reason_score": verdict.reason_score,
-                    "reason": verdict.reason,
-                }
-            )
-    return {**reason_metrics(rows), "examples": examples}
-
-
 def calibration_results(pairs: list[Pair], *, seed: int, resamples: int) -> dict:
     results = calibration_metrics(pairs, seed=seed, resamples=resamples)
     results["reported_paper_r"] = REPORTED_PAPER_R
@@ -238,7 +170,101 @@ def calibration_results(pairs: list[Pair], *, seed: int, resamples: int) -> dict
     return results
 
 
-def calibration_run(
+# Scores stored per statement: a task that dies loses at most one chunk's scores, and their model
+# calls are in the completion cache already, so the next task makes none of them again.
+CHUNK = 8
+PART_JUDGE = "judge"
+PART_REASON = "reason"
+CALIBRATION_TASK = "deliberation.calibration.tasks.calibration_advance_task"
+EXPERIMENT_TASK = "deliberation.runs.tasks.experiment_advance_task"
+# runs.models.Experiment.Status values (this app never imports runs): a calibration cell of an
+# experiment paused or cancelled goes back to the queue at its next chunk, and resumes with it.
+EXPERIMENT_HOLDS = ("paused", "cancelled")
+RETRIED_ERRORS = (ModelError, TimeoutError, ConnectionError, JudgeRefused)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One pass over the items: the judge's, a probe layout's, or the reason check's."""
+
+    key: str
+    score: Callable[[CalibrationItem], dict]  # the stored data of one item; raises RETRIED_ERRORS
+    error_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    items: list[CalibrationItem]
+    skipped: int
+    fitted_on: frozenset[str]
+    parts: list[_Part]
+
+    @property
+    def total(self) -> int:
+        return len(self.items) * len(self.parts)
+
+
+def _reason_row(*, checker: ReasonCheck, item: CalibrationItem, seed: int) -> dict:
+    verdict = checker.check(
+        scenario=item.scenario,
+        group=item.group,
+        text=item.scenario.record.resolution,
+        seed=judge_seed(seed_for(seed, item.record_hash)),
+    )
+    return {
+        "record": item.scenario.record.key,
+        "group": item.group,
+        "real": item.real,
+        "score": verdict.score,
+        "reason_score": verdict.reason_score,
+        "reason": verdict.reason,
+    }
+
+
+def _calibration_plan(calibration: Calibration) -> _Plan:
+    """What playing `calibration` means: its items (the same on every attempt: the record set's
+    version is fixed, the sample seeded) and its parts; CalibrationError when it cannot be played."""
+    params = calibration.params
+    judge, model, seed = calibration.judge, calibration.judge_model, params.get("seed", 0)
+    owner = calibration.created_by
+    allow_raw = owner is None or owner.is_staff
+    try:
+        # The operator's command: a registry model, or a backend string (as manage.py evaluate takes).
+        the_judge = judge_for(judge, model=model, allow_raw=allow_raw)
+    except ValueError as error:
+        raise CalibrationError(str(error)) from None
+    fitted_on = calibrated_train_records(judge=judge, record_set=calibration.record_set)
+    items, skipped = calibration_items(
+        record_set=calibration.record_set,
+        topic=params.get("topic"),
+        limit=params.get("limit"),
+        seed=seed,
+        exclude=fitted_on,
+    )
+    if not items:
+        raise CalibrationError("no adopted resolution with real group votes to score in this selection")
+    if params.get("reason_check") and not model:
+        raise CalibrationError("the reason check asks the judge model for reasons: choose a judge that calls a model")
+    if params.get("probes") and judge not in PROMPT_JUDGES:
+        raise CalibrationError(f"the bias probes change the judge's prompt: only {', '.join(PROMPT_JUDGES)} have one")
+    parts = [_Part(PART_JUDGE, partial(_pair_data, judge=the_judge, seed=seed))]
+    if params.get("probes"):
+        for variant in PROBE_VARIANTS:
+            probe_judge = PROMPT_JUDGES[judge](drafting_client(model, allow_raw=allow_raw), variant=variant)
+            parts.append(
+                _Part(variant.key, partial(_pair_data, judge=probe_judge, seed=seed), f"{variant.key} probe: ")
+            )
+    if params.get("reason_check"):
+        checker = ReasonCheck(drafting_client(model, allow_raw=allow_raw))
+        parts.append(_Part(PART_REASON, partial(_reason_row, checker=checker, seed=seed), "reason check, "))
+    return _Plan(items=items, skipped=skipped, fitted_on=fitted_on, parts=parts)
+
+
+def _pair_data(*, judge: Judge, seed: int, item: CalibrationItem) -> dict:
+    return item_score(item=item, judge=judge, seed=seed).as_dict()
+
+
+def calibration_create(
     *,
     record_set: str,
     judge: str,
@@ -251,76 +277,275 @@ def calibration_run(
     probes: bool = False,
     reason_check: bool = False,
     owner=None,
-    progress: Callable[[int], None] | None = None,
-    on_total: Callable[[int], None] | None = None,
+    experiment_id: int | None = None,
+    cell: str = "",
+    enqueue: bool = True,
 ) -> Calibration:
-    """Score, measure and store one calibration (RecordSet.DoesNotExist for an unknown set).
+    """Validate a calibration and store it queued (RecordSet.DoesNotExist for an unknown set,
+    CalibrationError for the rest); with `enqueue`, its task is sent once this commits.
 
     `probes`: also score every item under each of PROBE_VARIANTS (judges with a prompt only) and
     report how far the scores move from the paper's layout. `reason_check`: also ask the judge
-    model for a reason and a score, and score the reason alone (reason_check_run)."""
-    started = time.perf_counter()
+    model for a reason and a score, and score the reason alone. `concurrency`: judge calls of one
+    chunk in flight at once (hosted models)."""
     if limit is not None and limit < 1:
         raise CalibrationError("limit must be at least 1")
+    if concurrency < 1:
+        raise CalibrationError("concurrency must be at least 1")
     the_set = record_set_get(name=record_set)
     model = (judge_model or settings.HEMICYCLE_DEFAULT_MODEL) if judge_uses_model(judge) else ""
-    try:
-        # The operator's command: a registry model, or a backend string (as manage.py evaluate takes).
-        the_judge = judge_for(judge, model=model, allow_raw=owner is None or owner.is_staff)
-    except ValueError as error:
-        raise CalibrationError(str(error)) from None
-    fitted_on = calibrated_train_records(judge=judge, record_set=the_set)
-    items, skipped = calibration_items(record_set=the_set, topic=topic, limit=limit, seed=seed, exclude=fitted_on)
-    if not items:
-        raise CalibrationError("no adopted resolution with real group votes to score in this selection")
-    if reason_check and not model:
-        raise CalibrationError("the reason check asks the judge model for reasons: choose a judge that calls a model")
-    if probes and judge not in PROMPT_JUDGES:
-        raise CalibrationError(f"the bias probes change the judge's prompt: only {', '.join(PROMPT_JUDGES)} have one")
-    allow_raw = owner is None or owner.is_staff
-    if on_total:
-        on_total(len(items) * (1 + (len(PROBE_VARIANTS) if probes else 0) + (1 if reason_check else 0)))
-    pairs, errors = calibration_pairs(
-        items=items, judge=the_judge, seed=seed, concurrency=concurrency, progress=progress
+    calibration = Calibration(
+        judge=judge,
+        judge_model=model,
+        record_set=the_set,
+        record_set_version=the_set.current_version,
+        status=Calibration.Status.QUEUED,
+        params={
+            "topic": topic,
+            "limit": limit,
+            "seed": seed,
+            "resamples": resamples,
+            "probes": probes,
+            "reason_check": reason_check,
+            "concurrency": concurrency,
+        },
+        created_by=owner,
+        experiment_id=experiment_id,
+        cell=cell,
     )
-    results = calibration_results(pairs, seed=seed, resamples=resamples)
-    if probes:
-        results["probes"] = {}
-        for variant in PROBE_VARIANTS:
-            probe_judge = PROMPT_JUDGES[judge](drafting_client(model, allow_raw=allow_raw), variant=variant)
-            variant_pairs, variant_errors = calibration_pairs(
-                items=items, judge=probe_judge, seed=seed, concurrency=concurrency, progress=progress
-            )
-            results["probes"][variant.key] = paired_shift(pairs, variant_pairs, seed=seed, resamples=resamples)
-            errors.extend(f"{variant.key} probe: {error}" for error in variant_errors)
-    if reason_check:
-        results["reason_check"] = reason_check_run(
-            items=items, model=model, allow_raw=allow_raw, seed=seed, errors=errors, progress=progress
-        )
-    results["skipped_records"] = skipped
-    results["excluded_train_records"] = len(fitted_on)
-    results["errors"] = len(errors)
-    seconds = time.perf_counter() - started
+    calibration.total = _calibration_plan(calibration).total
     with transaction.atomic():
-        return Calibration.objects.create(
-            judge=judge,
-            judge_model=model,
-            record_set=the_set,
-            record_set_version=the_set.current_version,
-            params={
-                "topic": topic,
-                "limit": limit,
-                "seed": seed,
-                "resamples": resamples,
-                "probes": probes,
-                "reason_check": reason_check,
-            },
+        calibration.save()
+        if enqueue:
+            transaction.on_commit(partial(calibration_enqueue, calibration_id=calibration.pk, model=model))
+    return calibration
+
+
+def calibration_enqueue(*, calibration_id: int, model: str) -> None:
+    """Send the calibration's task to its judge model's queue (after commit: the worker must see it)."""
+    task_enqueue(CALIBRATION_TASK, calibration_id=calibration_id, queue=model_queue(model))
+
+
+def calibration_run(*, progress: Callable[[int], None] | None = None, on_total=None, **options) -> Calibration:
+    """Create a calibration and play it here, in this process, through the same service its task
+    calls (judge_calibrate's way); CalibrationError if it failed. Options: calibration_create's."""
+    calibration = calibration_create(**options, enqueue=False)
+    if on_total:
+        on_total(calibration.total)
+    calibration_advance(calibration_id=calibration.pk, progress=progress)
+    calibration.refresh_from_db()
+    if calibration.status != Calibration.Status.FINISHED:
+        raise CalibrationError(f"calibration {calibration.pk} {calibration.status}: {calibration.error}")
+    return calibration
+
+
+def calibration_advance(*, calibration_id: int, progress: Callable[[int], None] | None = None) -> None:
+    """Play the calibration from its stored scores to the end (the body of its task): take it,
+    score the items that have no score yet in chunks, then measure and store the results. A
+    calibration of an experiment that settles lets the experiment know (its task, by name)."""
+    calibration = _calibration_claim(calibration_id=calibration_id)
+    if calibration is None:
+        return
+    try:
+        with run_heartbeat(run_id=calibration.pk, stamp=calibrations_heartbeat):
+            settled = _calibration_play(calibration, progress=progress)
+    except Exception as error:  # noqa: BLE001 - a bug or a changed record set: it ends visibly
+        logger.exception("calibration %s failed", calibration.pk)
+        _calibration_fail(calibration_id=calibration.pk, reason=str(error) or type(error).__name__)
+        settled = True
+    if settled and calibration.experiment_id is not None:
+        transaction.on_commit(partial(task_enqueue, EXPERIMENT_TASK, experiment_id=calibration.experiment_id))
+
+
+def _calibration_claim(*, calibration_id: int) -> Calibration | None:
+    """The calibration, now RUNNING with its attempt counted and its heartbeat stamped; None when
+    this task is not to play it (settled, or another task plays it and its worker beats)."""
+    calibration = Calibration.objects.select_related("record_set", "created_by").get(pk=calibration_id)
+    alive_since = timezone.now() - timedelta(seconds=settings.HEMICYCLE_RUN_LOST_S)
+    if calibration.status in (Calibration.Status.FINISHED, Calibration.Status.FAILED):
+        return None
+    if calibration.status == Calibration.Status.RUNNING and (calibration.heartbeat_at or alive_since) > alive_since:
+        return None
+    max_attempts = settings.HEMICYCLE_RUN_MAX_ATTEMPTS
+    if calibration.attempts >= max_attempts:
+        _calibration_fail(calibration_id=calibration.pk, reason=f"gave up after {max_attempts} attempts (worker lost)")
+        return None
+    claimable = Q(status=Calibration.Status.QUEUED) | Q(status=Calibration.Status.RUNNING) & (
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=alive_since)
+    )
+    now = timezone.now()
+    if not Calibration.objects.filter(claimable, pk=calibration.pk).update(
+        status=Calibration.Status.RUNNING,
+        started_at=calibration.started_at or now,
+        attempts=F("attempts") + 1,
+        heartbeat_at=now,
+    ):
+        return None
+    calibration.status = Calibration.Status.RUNNING
+    calibration.attempts += 1
+    return calibration
+
+
+def _calibration_play(calibration: Calibration, *, progress: Callable[[int], None] | None) -> bool:
+    """Score what is left, chunk by chunk, then finish; False when its experiment holds it."""
+    if calibration.record_set.current_version_id != calibration.record_set_version_id:
+        raise CalibrationError("its record set has a new version since it was queued: start a new calibration")
+    plan = _calibration_plan(calibration)
+    if plan.total != calibration.total:
+        raise CalibrationError(
+            f"it now has {plan.total} scores to make, not the {calibration.total} it was queued with"
+        )
+    concurrency = int(calibration.params.get("concurrency") or 1)
+    size = max(CHUNK, concurrency)
+    stored: dict[str, set[int]] = {}
+    for part, index in calibration.scores.values_list("part", "index"):
+        stored.setdefault(part, set()).add(index)
+    if progress and stored:
+        progress(sum(len(indices) for indices in stored.values()))
+    for part in plan.parts:
+        done = stored.get(part.key, set())
+        pending = [index for index in range(len(plan.items)) if index not in done]
+        for start in range(0, len(pending), size):
+            if Calibration.objects.filter(pk=calibration.pk, experiment__status__in=EXPERIMENT_HOLDS).exists():
+                Calibration.objects.filter(pk=calibration.pk, status=Calibration.Status.RUNNING).update(
+                    status=Calibration.Status.QUEUED, heartbeat_at=None, attempts=0
+                )
+                return False
+            chunk = pending[start : start + size]
+            began = time.perf_counter()
+            scored = _scores(part, [plan.items[index] for index in chunk], concurrency=concurrency)
+            with transaction.atomic():
+                CalibrationScore.objects.bulk_create(
+                    [
+                        CalibrationScore(calibration=calibration, part=part.key, index=index, data=data)
+                        for index, data in zip(chunk, scored)
+                    ],
+                    ignore_conflicts=True,  # a duplicate task stored them first: the same scores
+                )
+                Calibration.objects.filter(pk=calibration.pk).update(
+                    seconds=F("seconds") + (time.perf_counter() - began), heartbeat_at=timezone.now()
+                )
+            if progress:
+                progress(len(chunk))
+    _calibration_finish(calibration, plan=plan)
+    return True
+
+
+def _scores(part: _Part, items: list[CalibrationItem], *, concurrency: int) -> list[dict]:
+    """One chunk's scores in the items' order; an item the model failed on is {"error": why}."""
+
+    def score(item: CalibrationItem) -> dict:
+        try:
+            return part.score(item=item)
+        except RETRIED_ERRORS as error:
+            return {"error": f"{part.error_prefix}record {item.scenario.record.key} {item.group}: {error}"}
+        finally:
+            if concurrency > 1:
+                close_old_connections()
+
+    if concurrency > 1 and len(items) > 1:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+            return list(pool.map(score, items))
+    return [score(item) for item in items]
+
+
+def _calibration_finish(calibration: Calibration, *, plan: _Plan) -> None:
+    """Read the stored scores back in the items' order, measure them and store the results."""
+    began = time.perf_counter()
+    params = calibration.params
+    seed, resamples = params.get("seed", 0), params.get("resamples", DEFAULT_RESAMPLES)
+    by_part: dict[str, dict[int, dict]] = {}
+    for part, index, data in calibration.scores.values_list("part", "index", "data"):
+        by_part.setdefault(part, {})[index] = data
+    errors: list[str] = []
+    scored = {}
+    for part in plan.parts:
+        rows = [by_part.get(part.key, {}).get(index) for index in range(len(plan.items))]
+        if any(row is None for row in rows):
+            raise CalibrationError(f"scores of {part.key} are missing at the finish")  # never expected
+        errors.extend(row["error"] for row in rows if "error" in row)
+        scored[part.key] = [row for row in rows if "error" not in row]
+    pairs = [Pair.from_dict(row) for row in scored[PART_JUDGE]]
+    results = calibration_results(pairs, seed=seed, resamples=resamples)
+    if params.get("probes"):
+        results["probes"] = {
+            variant.key: paired_shift(
+                pairs, [Pair.from_dict(row) for row in scored[variant.key]], seed=seed, resamples=resamples
+            )
+            for variant in PROBE_VARIANTS
+        }
+    if params.get("reason_check"):
+        results["reason_check"] = _reason_results(scored[PART_REASON])
+    results["skipped_records"] = plan.skipped
+    results["excluded_train_records"] = len(plan.fitted_on)
+    results["errors"] = len(errors)
+    with transaction.atomic():
+        if not Calibration.objects.filter(pk=calibration.pk, status=Calibration.Status.RUNNING).update(
+            status=Calibration.Status.FINISHED,
             results=_finite(results),
             pairs=[pair.as_dict() for pair in pairs],
             errors=errors,
-            seconds=round(seconds, 3),
-            created_by=owner,
+            seconds=F("seconds") + (time.perf_counter() - began),
+            finished_at=timezone.now(),
+            error="",
+        ):
+            return  # another task finished it first (its scores were the same)
+        calibration.scores.all().delete()  # the results hold them now
+
+
+def _reason_results(rows: list[dict]) -> dict:
+    """The reason check's D, C, K, DCG and the share of scores their reasons do not support, with
+    a few such reasons to read."""
+    metrics = reason_metrics([(row["record"], row["real"], row["score"], row["reason_score"]) for row in rows])
+    unsupported = [
+        row
+        for row in rows
+        if row["score"] is not None
+        and row["reason_score"] is not None
+        and abs(row["score"] - row["reason_score"]) >= REASON_DISAGREES
+    ]
+    return {**metrics, "examples": unsupported[:REASON_EXAMPLES]}
+
+
+def _calibration_fail(*, calibration_id: int, reason: str) -> None:
+    Calibration.objects.filter(pk=calibration_id).exclude(status=Calibration.Status.FINISHED).update(
+        status=Calibration.Status.FAILED, error=reason[:2000], finished_at=timezone.now()
+    )
+
+
+def calibrations_heartbeat(*, run_ids: list[int]) -> int:
+    """Stamp the calibrations a worker process is playing (worker/heartbeat.py calls it)."""
+    return Calibration.objects.filter(pk__in=run_ids, status=Calibration.Status.RUNNING).update(
+        heartbeat_at=timezone.now()
+    )
+
+
+def calibrations_reclaim_lost(*, lost_after_s: float, queued_after_s: float | None = None) -> list[int]:
+    """Queue again every running calibration whose heartbeat is older than `lost_after_s` (its
+    worker died), and with `queued_after_s`, send again the task of every queued one nobody took
+    for that long (a lost message: the memory broker forgets its queue with its process). Each is
+    taken by a conditional update, so two reclaims at once never send it twice. Returns their ids."""
+    now = timezone.now()
+    lost = Q(status=Calibration.Status.RUNNING) & (
+        Q(heartbeat_at__lt=now - timedelta(seconds=lost_after_s)) | Q(heartbeat_at__isnull=True)
+    )
+    if queued_after_s is not None:
+        waiting = Q(status=Calibration.Status.QUEUED) & (
+            Q(heartbeat_at__lt=now - timedelta(seconds=queued_after_s))
+            | Q(heartbeat_at__isnull=True, created_at__lt=now - timedelta(seconds=queued_after_s))
         )
+        lost |= waiting
+    reclaimed = []
+    for calibration_id, model, heartbeat_at in Calibration.objects.filter(lost).values_list(
+        "pk", "judge_model", "heartbeat_at"
+    ):
+        # The stamp keeps a queued one from being sent again before another `queued_after_s`.
+        if Calibration.objects.filter(lost, pk=calibration_id, heartbeat_at=heartbeat_at).update(
+            status=Calibration.Status.QUEUED, heartbeat_at=now
+        ):
+            transaction.on_commit(partial(calibration_enqueue, calibration_id=calibration_id, model=model))
+            reclaimed.append(calibration_id)
+    return reclaimed
 
 
 def _finite(value):

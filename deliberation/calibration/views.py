@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 
 from deliberation.calibration.figures import calibration_figures
 from deliberation.calibration.models import Calibration
-from deliberation.calibration.selectors import calibration_get, calibration_list
+from deliberation.calibration.selectors import calibration_get, calibration_list, calibration_scored
 from deliberation.engine.calibration import REPORTED_PAPER_R
 
 LIST_SIZE = 200
@@ -37,6 +37,12 @@ def calibration_detail(request: HttpRequest, calibration_id: int) -> HttpRespons
         calibration = calibration_get(calibration_id=calibration_id)
     except Calibration.DoesNotExist:
         raise Http404("no such calibration") from None
+    if calibration.status != Calibration.Status.FINISHED:  # no results yet (or ever): how far it got
+        return render(
+            request,
+            "calibration/calibration_progress.html",
+            {"calibration": calibration, "scored": calibration_scored(calibration=calibration)},
+        )
     results = calibration.results
     return render(
         request,

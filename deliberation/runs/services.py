@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from functools import partial
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -30,7 +29,7 @@ from deliberation.runs.models import CLASSROOM_STRATEGY, CachedCompletion, Exper
 from deliberation.runs.selectors import uncached_steps
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.services import ScenarioConfig
-from worker.enqueue import task_enqueue
+from worker.enqueue import model_queue, task_enqueue
 
 TERMINAL = {Run.Status.FINISHED, Run.Status.FAILED, Run.Status.STOPPED}
 
@@ -48,9 +47,8 @@ class RunControlError(Conflict, ValueError):
 
 
 def run_queue(model: str) -> str:
-    """Runs on an in-process model go where that model is loaded (the GPU hosts' queue); runs on
-    a model server or hosted API only orchestrate, on the CPU queue."""
-    return settings.HEMICYCLE_LOCAL_MODEL_QUEUE if model.startswith("local:") else "runs"
+    """The queue of a run on `model` (worker.enqueue.model_queue: calibrations go the same way)."""
+    return model_queue(model)
 
 
 def run_enqueue(run_id: int) -> None:

@@ -52,3 +52,20 @@ def test_calibration_pages_need_sign_in_and_unknown_ids_are_404(client, calibrat
     assert client.get(reverse("calibration-detail", args=[calibration.pk])).status_code == 302
     client.force_login(make_user("ann"))
     assert client.get(reverse("calibration-detail", args=[calibration.pk + 99])).status_code == 404
+
+
+def test_a_calibration_being_played_shows_its_progress_and_is_no_judge_yet(client):
+    from deliberation.calibration.models import Calibration
+    from deliberation.calibration.services import calibration_create
+    from deliberation.registry.clients import judge_choices
+
+    records_import(paths=[SAMPLE], name="Sample EP issues")
+    queued = calibration_create(record_set="Sample EP issues", judge="real-votes", limit=6, enqueue=False)
+    Calibration.objects.filter(pk=queued.pk).update(status=Calibration.Status.FAILED, error="worker <lost>")
+    client.force_login(make_user("ann"))
+    page = client.get(reverse("calibration-detail", args=[queued.pk])).content.decode()
+    assert 'data-status="failed"' in page and "0 of 6 scores made" in page
+    assert "worker &lt;lost&gt;" in page  # escaped
+    listing = client.get(reverse("calibration-list")).content.decode()
+    assert 'data-testid="calibration-status">failed<' in listing
+    assert f"calibrated:{queued.pk}" not in judge_choices()
