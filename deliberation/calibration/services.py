@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -326,13 +327,17 @@ def calibration_enqueue(*, calibration_id: int, model: str) -> None:
     task_enqueue(CALIBRATION_TASK, calibration_id=calibration_id, queue=model_queue(model))
 
 
-def calibration_run(*, progress: Callable[[int], None] | None = None, on_total=None, **options) -> Calibration:
+def calibration_run(
+    *, progress: Callable[[int], None] | None = None, on_total=None, heartbeat: bool = False, **options
+) -> Calibration:
     """Create a calibration and play it here, in this process, through the same service its task
-    calls (judge_calibrate's way); CalibrationError if it failed. Options: calibration_create's."""
+    calls (judge_calibrate's way); CalibrationError if it failed. Options: calibration_create's.
+    `heartbeat`: stamp it as a task's worker does, so that beat's reclaim leaves it to this process."""
     calibration = calibration_create(**options, enqueue=False)
     if on_total:
         on_total(calibration.total)
-    calibration_advance(calibration_id=calibration.pk, progress=progress)
+    with run_heartbeat(run_id=calibration.pk, stamp=calibrations_heartbeat) if heartbeat else nullcontext():
+        calibration_advance(calibration_id=calibration.pk, progress=progress)
     calibration.refresh_from_db()
     if calibration.status != Calibration.Status.FINISHED:
         raise CalibrationError(f"calibration {calibration.pk} {calibration.status}: {calibration.error}")
@@ -347,8 +352,7 @@ def calibration_advance(*, calibration_id: int, progress: Callable[[int], None] 
     if calibration is None:
         return
     try:
-        with run_heartbeat(run_id=calibration.pk, stamp=calibrations_heartbeat):
-            settled = _calibration_play(calibration, progress=progress)
+        settled = _calibration_play(calibration, progress=progress)
     except Exception as error:  # noqa: BLE001 - a bug or a changed record set: it ends visibly
         logger.exception("calibration %s failed", calibration.pk)
         _calibration_fail(calibration_id=calibration.pk, reason=str(error) or type(error).__name__)

@@ -10,9 +10,11 @@ from django.conf import settings
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def calibration_advance_task(*, calibration_id: int) -> None:
     """Play a calibration from its stored scores to the end (calibration.services)."""
-    from deliberation.calibration.services import calibration_advance
+    from deliberation.calibration.services import calibration_advance, calibrations_heartbeat
+    from worker.heartbeat import run_heartbeat
 
-    calibration_advance(calibration_id=calibration_id)
+    with run_heartbeat(run_id=calibration_id, stamp=calibrations_heartbeat):  # beat's reclaim sees it alive
+        calibration_advance(calibration_id=calibration_id)
 
 
 @shared_task

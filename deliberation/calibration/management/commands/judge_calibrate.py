@@ -58,6 +58,7 @@ class Command(ApplicationCommand):
                 probes=options["probes"],
                 reason_check=options["reason_check"],
                 progress=bar.update,
+                heartbeat=True,
                 on_total=lambda total: setattr(bar, "total", total) or bar.refresh(),
             )
         except RecordSet.DoesNotExist as error:  # a CalibrationError ends the command as ApplicationCommand says
