@@ -294,7 +294,9 @@ LOGGING = {
 }
 
 if not DEBUG:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # No SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from any client. Whether a
+    # request came over https is the ASGI server's word (the scope's scheme): uvicorn --proxy-headers
+    # takes X-Forwarded-Proto, like X-Forwarded-For, only from FORWARDED_ALLOW_IPS (docker/Dockerfile).
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

@@ -6,7 +6,8 @@ The stack runs with .env.example's production values (DEBUG off, https redirect,
 cookies, no open signup, the broker's 2-hour visibility timeout) and three changes: a random
 secret key and database password, and a free port for web. The run whose worker this script kills
 comes back through beat's reclaim of lost runs (about 30 s), not the broker. Requests from here carry
-`X-Forwarded-Proto: https`, as the TLS proxy in front of a real deployment does.
+`X-Forwarded-Proto: https`, as the TLS proxy in front of a real deployment does, and this host is
+that proxy: FORWARDED_ALLOW_IPS names the private networks docker's port forwarding comes from.
 
 Steps, each with a deadline and a message that says what did not happen:
 build the image (docker/build.sh: local Debian bases without Docker Hub), check it (non-root, no
@@ -365,6 +366,8 @@ def write_env(directory: Path, *, port: int) -> Path:
         "POSTGRES_PASSWORD": secrets.token_urlsafe(18),
         "WEB_BIND": "127.0.0.1",
         "WEB_PORT": str(port),
+        # This host plays the TLS proxy: its requests reach web from the compose network's gateway.
+        "FORWARDED_ALLOW_IPS": "127.0.0.1,172.16.0.0/12,192.168.0.0/16,10.0.0.0/8",
     }
     lines = []
     for line in (REPO / ".env.example").read_text().splitlines():

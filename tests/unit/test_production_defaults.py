@@ -70,6 +70,24 @@ def test_no_server_command_lets_a_client_choose_its_address():
     assert "proxy_headers=False" in (REPO_ROOT / "deliberation" / "serve.py").read_text()
 
 
+SCHEME_PROBE = """
+import django
+django.setup()
+from django.test import Client
+response = Client().get("/healthz", HTTP_X_FORWARDED_PROTO="https")
+print("STATUS", response.status_code, response.get("Location", ""))
+"""
+
+
+def test_a_client_saying_x_forwarded_proto_https_is_not_taken_for_https():
+    """Behind no trusted proxy (a plain WSGI/ASGI request: the scope says http) the header is the
+    client's word only: production settings still redirect it to https. uvicorn --proxy-headers
+    turns the header into the scheme for FORWARDED_ALLOW_IPS only (tests/integration/test_proxy_headers.py)."""
+    result = _python(SCHEME_PROBE, DJANGO_SECRET_KEY="s" * 60)
+    assert result.returncode == 0, result.stderr
+    assert "STATUS 301 https://testserver/healthz" in result.stdout
+
+
 def test_manage_py_in_a_checkout_where_make_run_ran_gets_the_try_out_settings(tmp_path):
     """The README's `.venv/bin/python manage.py ...` commands work after `make run`."""
     local_env = tmp_path / "local.env"
