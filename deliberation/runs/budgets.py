@@ -7,12 +7,16 @@ its estimate (steps) until it settles, as an experiment's cap does, so that no n
 started together can overshoot the budget; tokens are counted as spent (no run starts once the
 day's tokens are used up). A user's UserBudget overrides the settings' defaults field by field;
 with neither, nothing is counted and nothing is refused.
+
+The check and the runs it admits are one transaction under a lock on the owner (budget_lock), so
+two starts at once are counted one after the other and never both fit a budget with room for one.
 """
 
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Sum
 from django.utils import timezone
@@ -119,9 +123,21 @@ def spending_for(*, user: AbstractBaseUser, budget: Budget | None = None) -> Spe
     return Spending(budget=budget, steps=steps, tokens=tokens)
 
 
+def budget_lock(*, user: AbstractBaseUser) -> None:
+    """Hold the user's budget until this transaction ends: whoever checks it next (budget_check,
+    an experiment's top-up) waits, then counts the runs this transaction admitted. The user's own
+    row is the lock (a UserBudget row may not exist). Inside a transaction only."""
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+
+
 def budget_check(*, user: AbstractBaseUser, steps: int) -> None:
-    """BudgetExceeded unless a run of `steps` estimated steps fits the user's budget now."""
-    spending = spending_for(user=user)
+    """BudgetExceeded unless a run of `steps` estimated steps fits the user's budget now. Call it
+    in the transaction that creates the run: a limited budget stays locked until that commits."""
+    budget = budget_for(user=user)
+    if not budget.limited:
+        return
+    budget_lock(user=user)
+    spending = spending_for(user=user, budget=budget)
     reason = spending.refusal(steps=steps)
     if reason:
         raise BudgetExceeded(reason)

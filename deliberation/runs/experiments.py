@@ -51,7 +51,7 @@ from deliberation.records.models import BenchmarkTask, RecordSet, RecordSetVersi
 from deliberation.records.selectors import benchmark_task_list, record_set_get, record_version_for_run
 from deliberation.registry.clients import judge_choices, strategy_model_check
 from deliberation.registry.selectors import ModelRefused, model_bounds, model_check
-from deliberation.runs.budgets import budget_for, spending_for
+from deliberation.runs.budgets import budget_for, budget_lock, spending_for
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import TaskReads, experiment_progress, experiment_steps_by_run
 from deliberation.scenarios.models import SavedScenario
@@ -494,7 +494,10 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
         for model in flying:
             bounds.add(model)
         budget = reads.get(("budget", experiment.owner_id), lambda: budget_for(user=experiment.owner))
-        spending = spending_for(user=experiment.owner, budget=budget) if budget.limited else None
+        spending = None
+        if budget.limited:  # under the owner's lock, as a run started alone is (budget_lock)
+            budget_lock(user=experiment.owner)
+            spending = spending_for(user=experiment.owner, budget=budget)
         budgeted = 0  # the estimated steps of the runs this top-up starts (the budget counts them)
         committed = 0
         if experiment.call_cap is not None:

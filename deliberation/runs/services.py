@@ -84,15 +84,21 @@ def run_create(
     owner's daily budget (an experiment's runs are held to it by the experiment's top-up).
     record_version: the record's set version as the caller read it (an experiment's top-up reads
     each record's once); None: read here."""
-    if experiment is None:
-        budget_check(
-            user=owner,
-            steps=run_steps_estimate(
-                strategy=config.strategy, party_count=len(config.groups), judge=config.judge, params=dict(config.params)
-            ),
-        )
     fields = config.model_fields()
-    with transaction.atomic(savepoint=False):  # an experiment's top-up creates runs in its own transaction
+    # An experiment's top-up creates runs in its own transaction. A run alone: the budget check and
+    # the run are one transaction (the budget stays locked until the run is committed), in a
+    # savepoint so that a refusal leaves a caller's transaction usable.
+    with transaction.atomic(savepoint=experiment is None):
+        if experiment is None:
+            budget_check(
+                user=owner,
+                steps=run_steps_estimate(
+                    strategy=config.strategy,
+                    party_count=len(config.groups),
+                    judge=config.judge,
+                    params=dict(config.params),
+                ),
+            )
         version = record_version or record_version_for_run(record=fields["record"])
         run = Run.objects.create(
             owner=owner,
