@@ -127,6 +127,53 @@ def test_an_experiment_runs_live_and_its_dashboard_leads_to_transcripts(
         cell = table.locator(f"a[data-testid=cell][href*='strategy={strategy}&'][href*='parties=2']")
         expect(cell).to_have_text(f"{mean(values):.2f}")
 
+    # The paper's table sorts by a column: each header is a button, pressed by mouse or keyboard
+    # (Enter again: the other way), and says how it sorts in aria-sort; ties keep the server's
+    # order (baselines first), and a strategy's later goals stay blank under its first.
+    rows_js = (
+        "rows => rows.map((tr) => [tr.cells[0].dataset.value, tr.cells[1].dataset.value,"
+        " tr.cells[3].dataset.value, tr.cells[0].classList.contains('same-as-above')])"
+    )
+    served = table.locator("tbody tr").evaluate_all(rows_js)
+    assert [row[0] for row in served][:2] == ["random", "greedy"]
+
+    def shown_in(expected: list[list]) -> None:
+        shown = table.locator("tbody tr").evaluate_all(rows_js)
+        assert [row[:3] for row in shown] == [row[:3] for row in expected]
+        assert [row[3] for row in shown] == [i > 0 and shown[i - 1][:2] == row[:2] for i, row in enumerate(shown)]
+
+    strategy_header = table.locator("th").nth(0)
+    table.get_by_role("button", name="Strategy").click()
+    expect(strategy_header).to_have_attribute("aria-sort", "ascending")
+    by_strategy = sorted(served, key=lambda row: row[0])
+    assert [row[0] for row in by_strategy] != [row[0] for row in served]  # the click reordered the rows
+    shown_in(by_strategy)
+    table.get_by_role("button", name="Strategy").press("Enter")
+    expect(strategy_header).to_have_attribute("aria-sort", "descending")
+    shown_in(sorted(served, key=lambda row: row[0], reverse=True))
+
+    table.get_by_role("button", name="2 parties").press("Enter")
+    expect(table.locator("th").nth(3)).to_have_attribute("aria-sort", "ascending")
+    expect(strategy_header).not_to_have_attribute("aria-sort", re.compile("."))
+    by_value = sorted(served, key=lambda row: (row[2] == "", float(row[2] or 0)))
+    shown_in(by_value)
+    # The results fragment reloads as runs settle (js/dashboard.js): its fresh copy is sorted as
+    # the reader left the table, by the same steps, on the server's HTML.
+    restored = page.evaluate(
+        """async () => {
+          const { makeSortable, sortState, sortRestore } = await import("/static/js/sortable.js");
+          const url = document.querySelector("[data-results-url]").dataset.resultsUrl;
+          const html = await (await fetch(url, { credentials: "same-origin" })).text();
+          const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("experiment-results");
+          makeSortable(fresh);
+          sortRestore(fresh, sortState(document.getElementById("experiment-results")));
+          const table = fresh.querySelector("[data-testid=paper-table]");
+          return [table.tHead.rows[0].cells[3].getAttribute("aria-sort"),
+                  Array.from(table.tBodies[0].rows, (tr) => tr.cells[0].dataset.value)];
+        }"""
+    )
+    assert restored == ["ascending", [row[0] for row in by_value]]
+
     # The moral rewards (docs/rewards.md): a row per strategy, averaged from the stored per-group
     # rows as the template formats them, and a point per strategy in their figure.
     def rewards_row(strategy: str) -> list[str]:

@@ -15,6 +15,7 @@
  */
 import { drawFigures, purgeFigures } from "./figures.js";
 import { renderProgress, watchExperiment } from "./experiment_live.js";
+import { makeSortable, sortRestore, sortState } from "./sortable.js";
 
 (function () {
 
@@ -43,41 +44,6 @@ import { renderProgress, watchExperiment } from "./experiment_live.js";
   if (sourceInputs.length) showSource();
 
   // ---- figures ---------------------------------------------------------------------------------
-
-  // Tables marked data-sortable sort by a column when its header is clicked (again: the other
-  // way); numbers where the header says data-sort="number" (a cell's data-value, else its text).
-  function makeSortable(root) {
-    root.querySelectorAll("table[data-sortable]").forEach(function (table) {
-      const headers = Array.from(table.querySelectorAll("thead th"));
-      headers.forEach(function (th, column) {
-        th.classList.add("sort-header");
-        th.tabIndex = 0;
-        th.title = "Sort by this column";
-        function sort() {
-          const numeric = th.dataset.sort === "number";
-          const ascending = th.getAttribute("aria-sort") !== "ascending";
-          const body = table.tBodies[0];
-          const key = function (row) {
-            const cell = row.cells[column];
-            const text = cell ? (cell.dataset.value || cell.textContent.trim()) : "";
-            return numeric ? parseFloat(text) : text.toLowerCase();
-          };
-          const rows = Array.from(body.rows).map(function (row, index) { return { row: row, index: index, key: key(row) }; });
-          rows.sort(function (a, b) {
-            let order = 0;
-            if (numeric) order = (isNaN(a.key) ? -Infinity : a.key) - (isNaN(b.key) ? -Infinity : b.key);
-            else order = a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
-            return (ascending ? order : -order) || a.index - b.index;
-          });
-          rows.forEach(function (item) { body.appendChild(item.row); });
-          headers.forEach(function (other) { other.removeAttribute("aria-sort"); });
-          th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-        }
-        th.addEventListener("click", sort);
-        th.addEventListener("keydown", function (event) { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); sort(); } });
-      });
-    });
-  }
 
   function drawResults(root) {
     makeSortable(root);
@@ -198,9 +164,11 @@ import { renderProgress, watchExperiment } from "./experiment_live.js";
         const current = document.getElementById("experiment-results");
         if (fresh && current) {
           const node = document.adoptNode(fresh);
+          const sorted = sortState(current);
           purgeFigures(current);
           current.replaceWith(node);
           drawResults(node);
+          sortRestore(node, sorted); // the reader's sort outlives the reload
         }
       }
     } catch (error) {
