@@ -90,3 +90,27 @@ def scenario_config(record: Record, *, user: User | None = None, **overrides):
     }
     data.update(overrides)
     return scenario_config_build(data=data, user=user or User.objects.get_or_create(username="scenario-builder")[0])
+
+
+# The small grid most experiment tests create with `manage.py experiment create`: a sample of two
+# tasks with 2 and 4 parties, one goal, a model strategy and a baseline, the scripted model and
+# judge, one seed.
+EXPERIMENT_GRID = {
+    "parties": [2, 4],
+    "sample": [2],
+    "goals": ["simple_majority"],
+    "strategies": ["one-shot", "greedy"],
+    "models": ["scripted:default"],
+    "judges": ["scripted"],
+    "seeds": [0],
+}
+
+
+def experiment_options(**grid) -> list[str]:
+    """`experiment create` options for EXPERIMENT_GRID with `grid`'s entries in its place (a value
+    or a list of them; None leaves the option out, to the command's default)."""
+    options = []
+    for name, values in {**EXPERIMENT_GRID, **grid}.items():
+        if values is not None:
+            options += [f"--{name}", *(str(value) for value in (values if isinstance(values, list) else [values]))]
+    return options

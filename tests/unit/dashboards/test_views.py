@@ -50,75 +50,8 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, made):
     assert response.status_code == 302 and "login" in response["Location"]
 
 
-def test_new_experiment_form_renders(client, owner):
-    client.force_login(owner)
-    response = client.get(reverse("experiment-new"))
-    assert response.status_code == 200 and 'data-testid="experiment-form"' in response.content.decode()
-
-
-def test_new_experiment_form_creates_a_draft_over_the_record_sets_tasks(client, made, owner):
-    client.force_login(owner)
-    response = client.post(
-        reverse("experiment-new"),
-        {
-            "name": "from the browser",
-            "record_set": made.record.record_set.name,
-            "parties": ["2"],
-            "goals": ["simple_majority"],
-            "strategies": ["greedy"],
-            "models": "scripted:default",
-            "judges": ["llm"],
-            "seeds": "0 1",
-        },
-    )
-    experiment = Experiment.objects.get(owner=owner, name="from the browser")
-    assert response.status_code == 302 and response["Location"] == reverse("experiment-dashboard", args=[experiment.pk])
-    assert experiment.status == Experiment.Status.DRAFT
-    assert experiment.spec["source"]["ids"] == [made.tasks[2].pk]
-    assert experiment.estimate["runs"] == 2  # one task x two seeds
-
-
-def test_new_experiment_form_shows_the_services_error(client, made, owner):
-    client.force_login(owner)
-    response = client.post(
-        reverse("experiment-new"),
-        {
-            "name": "pilot",
-            "record_set": made.record.record_set.name,
-            "parties": ["2"],
-            "goals": ["simple_majority"],
-            "strategies": ["greedy"],
-            "models": "scripted:default",
-            "judges": ["llm"],
-            "seeds": "0",
-        },
-    )
-    assert response.status_code == 200
-    assert "already have an experiment named" in response.content.decode()
-
-
-def test_new_experiment_form_can_start_it_at_once(client, made, owner):
-    client.force_login(owner)
-    client.post(
-        reverse("experiment-new"),
-        {
-            "name": "started",
-            "record_set": made.record.record_set.name,
-            "parties": ["2"],
-            "goals": ["simple_majority"],
-            "strategies": ["greedy"],
-            "models": "scripted:default",
-            "judges": ["llm"],
-            "seeds": "0",
-            "start": "on",
-        },
-    )
-    experiment = Experiment.objects.get(owner=owner, name="started")
-    assert experiment.status == Experiment.Status.RUNNING
-    assert list(experiment.runs.values_list("strategy", "task_id")) == [("greedy", made.tasks[2].pk)]
-
-
 def _form(record_set: str, **extra) -> dict:
+    """The new-experiment form as posted: one greedy run a task and seed, `extra` in its place."""
     return {
         "name": "grid",
         "record_set": record_set,
@@ -130,6 +63,39 @@ def _form(record_set: str, **extra) -> dict:
         "seeds": "0",
         **extra,
     }
+
+
+def test_new_experiment_form_renders(client, owner):
+    client.force_login(owner)
+    response = client.get(reverse("experiment-new"))
+    assert response.status_code == 200 and 'data-testid="experiment-form"' in response.content.decode()
+
+
+def test_new_experiment_form_creates_a_draft_over_the_record_sets_tasks(client, made, owner):
+    client.force_login(owner)
+    response = client.post(
+        reverse("experiment-new"), _form(made.record.record_set.name, name="from the browser", seeds="0 1")
+    )
+    experiment = Experiment.objects.get(owner=owner, name="from the browser")
+    assert response.status_code == 302 and response["Location"] == reverse("experiment-dashboard", args=[experiment.pk])
+    assert experiment.status == Experiment.Status.DRAFT
+    assert experiment.spec["source"]["ids"] == [made.tasks[2].pk]
+    assert experiment.estimate["runs"] == 2  # one task x two seeds
+
+
+def test_new_experiment_form_shows_the_services_error(client, made, owner):
+    client.force_login(owner)
+    response = client.post(reverse("experiment-new"), _form(made.record.record_set.name, name="pilot"))
+    assert response.status_code == 200
+    assert "already have an experiment named" in response.content.decode()
+
+
+def test_new_experiment_form_can_start_it_at_once(client, made, owner):
+    client.force_login(owner)
+    client.post(reverse("experiment-new"), _form(made.record.record_set.name, name="started", start="on"))
+    experiment = Experiment.objects.get(owner=owner, name="started")
+    assert experiment.status == Experiment.Status.RUNNING
+    assert list(experiment.runs.values_list("strategy", "task_id")) == [("greedy", made.tasks[2].pk)]
 
 
 def test_dashboard_has_the_live_progress_the_controls_and_the_estimate(client, made, owner):

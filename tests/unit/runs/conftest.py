@@ -23,6 +23,22 @@ def broadcasts(monkeypatch) -> list[dict]:
     return sent
 
 
+@pytest.fixture
+def forbid_model_calls(monkeypatch):
+    """forbid_model_calls(): from then on any call to the scripted model fails the test, its
+    completions and its token-by-token decoding alike (a cached re-run makes none)."""
+    from deliberation.engine.models import ScriptedModelClient
+
+    def no_model_call(*args, **kwargs):
+        raise AssertionError("a cached re-run must not call the model")
+
+    def forbid() -> None:
+        for method in ("complete", "next_token_ids"):
+            monkeypatch.setattr(ScriptedModelClient, method, no_model_call)
+
+    return forbid
+
+
 SAMPLE = Path(__file__).resolve().parents[3] / "fixtures" / "sample_records"
 SAMPLE_SET = "Sample EP issues"
 

@@ -18,6 +18,16 @@ def eager(eager_worker):
     """The evaluation plays its experiment as `experiment run --wait` does (tests/conftest.py)."""
 
 
+def evaluate(record_set: str, *options: str) -> None:
+    """`manage.py evaluate --record-set RECORD_SET *OPTIONS`, quietly."""
+    call_command("evaluate", "--record-set", record_set, *options, "-v0")
+
+
+def param_options(params: list[str]) -> list[str]:
+    """["rounds=2", ...] as evaluate's repeated --param options."""
+    return [option for param in params for option in ("--param", param)]
+
+
 @pytest.fixture
 def sample_set():
     migrated_rows_load()
@@ -52,7 +62,7 @@ def test_real_votes_judge_refuses_any_strategy_but_the_real_resolution(sample_se
         )
 
 
-def test_a_second_one_shot_evaluation_is_served_from_the_completion_cache(sample_set, monkeypatch):
+def test_a_second_one_shot_evaluation_is_served_from_the_completion_cache(sample_set, forbid_model_calls):
     options = dict(
         record_set=sample_set,
         party_counts=[2],
@@ -65,13 +75,7 @@ def test_a_second_one_shot_evaluation_is_served_from_the_completion_cache(sample
     first = benchmark_evaluate(**options)
     stored = CachedCompletion.objects.count()
     assert stored > 0
-
-    from worker.models import scripted
-
-    def no_model_call(*args, **kwargs):
-        raise AssertionError("a cached re-run must not call the model")
-
-    monkeypatch.setattr(scripted.ScriptedModelClient, "complete", no_model_call)
+    forbid_model_calls()
     second = benchmark_evaluate(**options)
     assert second.failures == [] and second.table == first.table
     assert CachedCompletion.objects.count() == stored
@@ -79,9 +83,7 @@ def test_a_second_one_shot_evaluation_is_served_from_the_completion_cache(sample
 
 def test_evaluate_command_writes_the_papers_table_as_json(sample_set, tmp_path, capsys):
     out = tmp_path / "table.json"
-    call_command(
-        "evaluate",
-        "--record-set",
+    evaluate(
         sample_set,
         "--parties",
         "2",
@@ -94,7 +96,6 @@ def test_evaluate_command_writes_the_papers_table_as_json(sample_set, tmp_path, 
         "scripted",
         "--out",
         str(out),
-        "-v0",
     )
     table = json.loads(out.read_text())
     assert set(table) == {"2", "4"}
@@ -108,7 +109,7 @@ def test_evaluate_command_writes_the_papers_table_as_json(sample_set, tmp_path, 
 
 def test_evaluate_command_names_an_unknown_record_set(sample_set):
     with pytest.raises(CommandError, match="no record set named"):
-        call_command("evaluate", "--record-set", "Nope", "--strategy", "greedy", "--judge", "scripted", "-v0")
+        evaluate("Nope", "--strategy", "greedy", "--judge", "scripted")
 
 
 @pytest.mark.parametrize(
@@ -120,9 +121,7 @@ def test_evaluate_command_names_an_unknown_record_set(sample_set):
 )
 def test_evaluate_command_refuses_a_model_that_could_not_run_before_playing_anything(sample_set, option, value, error):
     with pytest.raises(CommandError, match=error):
-        call_command(
-            "evaluate",
-            "--record-set",
+        evaluate(
             sample_set,
             "--strategy",
             "one-shot",
@@ -132,7 +131,6 @@ def test_evaluate_command_refuses_a_model_that_could_not_run_before_playing_anyt
             "scripted:default",
             option,
             value,
-            "-v0",
         )
     assert not CachedCompletion.objects.exists()
 
@@ -142,9 +140,7 @@ def test_evaluate_command_refuses_a_disabled_registry_model(sample_set):
 
     ModelEntry.objects.filter(name="scripted:slow").update(enabled=False)
     with pytest.raises(CommandError, match="--model: 'scripted:slow' is disabled"):
-        call_command(
-            "evaluate",
-            "--record-set",
+        evaluate(
             sample_set,
             "--strategy",
             "greedy",
@@ -152,7 +148,6 @@ def test_evaluate_command_refuses_a_disabled_registry_model(sample_set):
             "scripted",
             "--model",
             "scripted:slow",
-            "-v0",
         )
 
 
@@ -184,10 +179,7 @@ def test_evaluate_command_plays_a_registry_models_backend_string(sample_set):
     ],
 )
 def test_evaluate_command_plays_each_new_strategy_with_its_params(sample_set, capsys, strategy, params):
-    options = [item for param in params for item in ("--param", param)]
-    call_command(
-        "evaluate",
-        "--record-set",
+    evaluate(
         sample_set,
         "--parties",
         "2",
@@ -201,8 +193,7 @@ def test_evaluate_command_plays_each_new_strategy_with_its_params(sample_set, ca
         "llm",
         "--limit",
         "1",
-        *options,
-        "-v0",
+        *param_options(params),
     )
     assert "Simple majority" in capsys.readouterr().out
     if "advisor_model=scripted:slow" in params:  # the advisor's calls went to its own model
@@ -221,9 +212,7 @@ def test_evaluate_command_plays_each_new_strategy_with_its_params(sample_set, ca
 )
 def test_evaluate_command_refuses_a_bad_param_before_playing_anything(sample_set, param, error):
     with pytest.raises(CommandError, match=error):
-        call_command(
-            "evaluate",
-            "--record-set",
+        evaluate(
             sample_set,
             "--strategy",
             "mediator",
@@ -233,16 +222,13 @@ def test_evaluate_command_refuses_a_bad_param_before_playing_anything(sample_set
             "scripted:default",
             "--param",
             param,
-            "-v0",
         )
     assert not CachedCompletion.objects.exists()
 
 
 def test_evaluate_command_refuses_an_advisor_model_that_could_not_run(sample_set):
     with pytest.raises(CommandError, match="--param advisor_model: unknown scripted model 'nope'"):
-        call_command(
-            "evaluate",
-            "--record-set",
+        evaluate(
             sample_set,
             "--strategy",
             "advisor",
@@ -250,7 +236,6 @@ def test_evaluate_command_refuses_an_advisor_model_that_could_not_run(sample_set
             "scripted",
             "--param",
             "advisor_model=scripted:nope",
-            "-v0",
         )
 
 
@@ -262,7 +247,9 @@ def test_evaluate_command_refuses_an_advisor_model_that_could_not_run(sample_set
         ("advisor", {"advisor_model": "scripted:slow"}),
     ],
 )
-def test_a_second_evaluation_of_a_consensus_strategy_makes_no_model_call(sample_set, monkeypatch, strategy, params):
+def test_a_second_evaluation_of_a_consensus_strategy_makes_no_model_call(
+    sample_set, forbid_model_calls, strategy, params
+):
     options = dict(
         record_set=sample_set,
         party_counts=[2],
@@ -276,13 +263,7 @@ def test_a_second_evaluation_of_a_consensus_strategy_makes_no_model_call(sample_
     first = benchmark_evaluate(**options)
     assert first.failures == [] and first.usage["calls"] > 0
     stored = CachedCompletion.objects.count()
-
-    from worker.models import scripted
-
-    def no_model_call(*args, **kwargs):
-        raise AssertionError("a cached re-run must not call the model")
-
-    monkeypatch.setattr(scripted.ScriptedModelClient, "complete", no_model_call)
+    forbid_model_calls()
     second = benchmark_evaluate(**options)
     assert second.failures == [] and second.table == first.table and second.usage["calls"] == first.usage["calls"]
     assert CachedCompletion.objects.count() == stored
@@ -326,55 +307,31 @@ def test_the_judge_model_reaches_every_run_of_the_evaluation(sample_set):
 
 @pytest.mark.parametrize(("strategy", "params"), [("amulet", ["max_tokens=8"]), ("negotiation", ["max_turns=2"])])
 def test_evaluate_plays_a_strategy_with_its_params_and_a_rerun_calls_no_model(
-    sample_set, capsys, monkeypatch, strategy, params
+    sample_set, capsys, forbid_model_calls, strategy, params
 ):
-    options = [
-        "--record-set",
-        sample_set,
-        "--parties",
-        "2",
-        "--goals",
-        "simple_majority",
-        "--limit",
-        "1",
-        "--strategy",
-        strategy,
-        "--model",
-        "scripted:default",
-        "--judge",
-        "llm",
-        "-v0",
-    ]
-    call_command("evaluate", *options, *(arg for pair in params for arg in ("--param", pair)))
+    options = ["--parties", "2", "--goals", "simple_majority", "--limit", "1", "--strategy", strategy]
+    options += ["--model", "scripted:default", "--judge", "llm", *param_options(params)]
+    evaluate(sample_set, *options)
     first = capsys.readouterr().out
     assert "1 runs" in first and "0 model steps" not in first
-
-    from worker.models import scripted
-
-    def no_model_call(*args, **kwargs):
-        raise AssertionError("a cached re-run must not call the model")
-
-    for method in ("complete", "next_token_ids"):
-        monkeypatch.setattr(scripted.ScriptedModelClient, method, no_model_call)
-    call_command("evaluate", *options, *(arg for pair in params for arg in ("--param", pair)))
+    forbid_model_calls()
+    evaluate(sample_set, *options)
     assert "failed" not in capsys.readouterr().err
 
 
 def test_evaluate_param_is_validated_against_the_strategy(sample_set):
-    base = ["--record-set", sample_set, "--strategy", "negotiation", "--judge", "scripted", "-v0"]
+    base = ["--strategy", "negotiation", "--judge", "scripted"]
     with pytest.raises(CommandError, match="--param max_turns: between 2 and 12, not 99"):
-        call_command("evaluate", *base, "--param", "max_turns=99")
+        evaluate(sample_set, *base, "--param", "max_turns=99")
     with pytest.raises(CommandError, match="negotiation has no such parameter"):
-        call_command("evaluate", *base, "--param", "rounds=2")
+        evaluate(sample_set, *base, "--param", "rounds=2")
     with pytest.raises(CommandError, match="NAME=VALUE"):
-        call_command("evaluate", *base, "--param", "max_turns")
+        evaluate(sample_set, *base, "--param", "max_turns")
 
 
 def test_evaluate_refuses_amulet_on_a_model_without_token_ids(sample_set):
     with pytest.raises(CommandError, match="--model: amulet decodes token by token"):
-        call_command(
-            "evaluate",
-            "--record-set",
+        evaluate(
             sample_set,
             "--strategy",
             "amulet",
@@ -382,5 +339,4 @@ def test_evaluate_refuses_amulet_on_a_model_without_token_ids(sample_set):
             "scripted",
             "--model",
             "scripted:no-logprobs",
-            "-v0",
         )

@@ -27,7 +27,7 @@ from deliberation.runs.experiments import (
 )
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import experiment_progress
-from tests.factories import make_user, sample_record_set
+from tests.factories import experiment_options, make_user, sample_record_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -426,31 +426,7 @@ def test_only_the_owner_controls_an_experiment(sample_set):
 
 
 def test_cli_creates_runs_waits_reports_and_exports(sample_set, tmp_path, capsys, eager_worker):
-    call_command(
-        "experiment",
-        "create",
-        "--name",
-        "cli",
-        "--record-set",
-        SET,
-        "--parties",
-        "2",
-        "4",
-        "--sample",
-        "2",
-        "--goals",
-        "simple_majority",
-        "--strategies",
-        "one-shot",
-        "greedy",
-        "--models",
-        "scripted:default",
-        "--judges",
-        "scripted",
-        "--seeds",
-        "0",
-        "1",
-    )
+    call_command("experiment", "create", "--name", "cli", "--record-set", SET, *experiment_options(seeds=[0, 1]))
     assert "8 runs" in capsys.readouterr().out
     call_command("experiment", "run", "cli", "--wait", verbosity=0)
     assert "finished; 8 done, 0 failed" in capsys.readouterr().out
@@ -474,16 +450,7 @@ def test_cli_takes_registry_models_and_a_raw_backend_string_from_staff_only(samp
         "create",
         "--record-set",
         SET,
-        "--parties",
-        "2",
-        "--sample",
-        "1",
-        "--goals",
-        "simple_majority",
-        "--strategies",
-        "greedy",
-        "--judges",
-        "scripted",
+        *experiment_options(parties=2, sample=1, strategies="greedy", models=None, seeds=None),
     ]
     with pytest.raises(CommandError, match="^models: 'scripted:nope' is not a model of this lab"):
         call_command(*options, "--name", "typo", "--models", "scripted:nope")

@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from deliberation.runs.exports import ARROW_TYPES, TABLES, experiment_export
 from deliberation.runs.models import Run, RunEvent
+from tests.factories import experiment_options
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,25 +22,7 @@ SET = "Sample EP issues"
 @pytest.fixture(scope="function")
 def finished_experiment(play_sample_experiment):
     """A 2-task x 2-strategy x 1-seed experiment on the scripted model, played to the end."""
-    return play_sample_experiment(
-        "tidy",
-        "--parties",
-        "2",
-        "4",
-        "--sample",
-        "2",
-        "--goals",
-        "simple_majority",
-        "--strategies",
-        "one-shot",
-        "greedy",
-        "--models",
-        "scripted:default",
-        "--judges",
-        "scripted",
-        "--seeds",
-        "0",
-    )
+    return play_sample_experiment("tidy", *experiment_options())
 
 
 NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}

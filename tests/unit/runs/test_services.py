@@ -382,20 +382,14 @@ def test_an_advisor_model_that_cannot_run_fails_the_run_naming_it(enqueued, broa
 
 @pytest.mark.parametrize("strategy", ["amulet", "negotiation"])
 def test_a_strategy_from_alignment_research_runs_through_the_service_and_reruns_from_the_cache(
-    enqueued, broadcasts, monkeypatch, strategy
+    enqueued, broadcasts, forbid_model_calls, strategy
 ):
     reference = started_run(strategy=strategy, judge="llm")
     run_advance(run_id=reference.pk)
     reference.refresh_from_db()
     assert reference.status == Run.Status.FINISHED, reference.error
     assert reference.uncached_steps > 0 and reference.completion_tokens > 0
-    from deliberation.engine.models import ScriptedModelClient
-
-    def no_model_call(*args, **kwargs):
-        raise AssertionError("a cached re-run must not call the model")
-
-    for method in ("complete", "next_token_ids"):
-        monkeypatch.setattr(ScriptedModelClient, method, no_model_call)
+    forbid_model_calls()
     again = run_create(owner=reference.owner, config=scenario_config(reference.record, strategy=strategy, judge="llm"))
     run_advance(run_id=again.pk)
     again.refresh_from_db()

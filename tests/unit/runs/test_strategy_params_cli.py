@@ -5,6 +5,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from deliberation.runs.models import Experiment
+from tests.factories import experiment_options
 from tests.unit.runs.test_benchmark import sample_set  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -18,19 +19,7 @@ def grid(sample_set, *options):
         "grid",
         "--record-set",
         sample_set,
-        "--parties",
-        "2",
-        "--sample",
-        "1",
-        "--goals",
-        "simple_majority",
-        "--strategies",
-        "one-shot",
-        "parliament",
-        "--models",
-        "scripted:default",
-        "--judges",
-        "scripted",
+        *experiment_options(parties=2, sample=1, strategies=["one-shot", "parliament"], seeds=None),
         *options,
     )
 

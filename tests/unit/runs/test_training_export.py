@@ -12,6 +12,7 @@ from django.core.management import call_command
 
 from deliberation.engine.goals import goal_margin
 from deliberation.runs.models import Run
+from tests.factories import experiment_options
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,25 +25,13 @@ MESSAGE_LIST = {"role", "content"}
 def played(play_sample_experiment):
     return play_sample_experiment(
         "train",
-        "--parties",
-        "2",
-        "--sample",
-        "4",
-        "--goals",
-        "simple_majority",
-        "rawlsian",
-        "--strategies",
-        "one-shot",
-        "greedy",
-        "random",
-        "negotiation",
-        "--models",
-        "scripted:default",
-        "--judges",
-        "scripted",
-        "--seeds",
-        "0",
-        "1",
+        *experiment_options(
+            parties=2,
+            sample=4,
+            goals=["simple_majority", "rawlsian"],
+            strategies=["one-shot", "greedy", "random", "negotiation"],
+            seeds=[0, 1],
+        ),
     )
 
 
@@ -244,25 +233,7 @@ def test_the_preference_oracle_scores_both_texts_with_the_runs_judge_and_orders_
 
 
 def test_a_mediator_ranked_by_the_judge_adds_its_candidates_as_pairs(play_sample_experiment, tmp_path):
-    play_sample_experiment(
-        "train",
-        "--parties",
-        "2",
-        "--sample",
-        "2",
-        "--goals",
-        "simple_majority",
-        "--strategies",
-        "mediator",
-        "--param",
-        "ranking=judge",
-        "--models",
-        "scripted:default",
-        "--judges",
-        "scripted",
-        "--seeds",
-        "0",
-    )
+    play_sample_experiment("train", *experiment_options(parties=2, strategies="mediator"), "--param", "ranking=judge")
     drafts = pd.concat(_read(_export("grpo", tmp_path) / "drafts").values())
     candidates = drafts[drafts["source"].str.startswith("candidate")]
     assert len(candidates) > 0 and len(drafts) == len(candidates) + 2  # two runs' final texts
