@@ -3,8 +3,8 @@
     .venv/bin/python tests/compose/drive.py [--keep] [--skip-build]
 
 The stack runs with .env.example's production values (DEBUG off, https redirect, HSTS, secure
-cookies, no open signup, the broker's 2-hour visibility timeout) and three changes: a random
-secret key and database password, and a free port for web. The run whose worker this script kills
+cookies, no open signup, the broker's 2-hour visibility timeout) and four changes: a random
+secret key and database password, a free port for web, and the proxies web trusts. The run whose worker this script kills
 comes back through beat's reclaim of lost runs (about 30 s), not the broker. Requests from here carry
 `X-Forwarded-Proto: https`, as the TLS proxy in front of a real deployment does, and this host is
 that proxy: FORWARDED_ALLOW_IPS names the private networks docker's port forwarding comes from.

@@ -14,7 +14,9 @@ def test_the_stack_runs_with_the_production_values_of_env_example(tmp_path):
     example = env_values(REPO / ".env.example")
     written = env_values(write_env(tmp_path, port=18123))
     changed = {key for key in example if written[key] != example[key]}
-    assert changed == {"DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "WEB_PORT"}
+    # ... and this host is the TLS proxy: its X-Forwarded-Proto is believed from docker's networks only.
+    assert changed == {"DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "WEB_PORT", "FORWARDED_ALLOW_IPS"}
+    assert "*" not in written["FORWARDED_ALLOW_IPS"] and "127.0.0.1" in written["FORWARDED_ALLOW_IPS"]
     assert written["WEB_PORT"] == "18123" and len(written["DJANGO_SECRET_KEY"]) >= 50
     assert written["DJANGO_DEBUG"] == "0" and written["DJANGO_SECURE_SSL_REDIRECT"] == "1"
     assert env_values(write_env(tmp_path, port=1))["DJANGO_SECRET_KEY"] != written["DJANGO_SECRET_KEY"]
