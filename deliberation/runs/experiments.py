@@ -598,10 +598,12 @@ def experiment_run_settled(
     settled, its slot is free, so every running experiment tops up (they share the bounds), here
     in the worker that played the run; a top-up that fails is left to the task (and the sweep).
 
-    play_next_on: the queue of the task calling (its run came from the cache alone); the first
+    play_next_on: the queue of the task calling (its run finished: runs.advance's chain); the first
     run the top-ups start for that queue is not enqueued but returned, for the task to play.
-    Should this worker die while playing it, the run waits for runs_requeue_stuck (the sweep); the
-    run comes back as created (a Run) or as the id of an interrupted run queued again.
+    Should this worker die while playing it, beat's reclaim queues it again as any run whose worker
+    was lost (the task's heartbeat holds each run of its chain); one not taken yet waits for
+    runs_requeue_stuck (the sweep). The run comes back as created (a Run) or as the id of an
+    interrupted run queued again.
     reads: the calling task's registry and budget reads (runs.selectors.TaskReads). settled_in:
     the run's experiment when the caller knows the run settled (it finished it); the running
     experiments are then those the task's last top-up read under its lock, milliseconds ago (one

@@ -93,11 +93,11 @@ def run_summary(run: Run) -> dict:
 
 
 class TaskReads:
-    """Reads that the runs one task plays in a row share, made once per task: a task that the
-    cache answers plays a chain of runs (runs.advance), and each of them read the same registry
-    entries, bounds and owner's budget again. A chain lasts about a second (CACHED_RUNS_PER_TASK
-    runs without a model call), and the next task reads afresh, so a change to the registry or to
-    a budget reaches the runs of the next task. A read that raises is not remembered."""
+    """Reads that the runs one task plays in a row share, made once per task: a task plays a chain
+    of runs (runs.advance), and each of them read the same registry entries, bounds and owner's
+    budget again. A chain lasts at most runs.advance.CHAIN_S (10 s), and the next task reads
+    afresh, so a change to the registry or to a budget reaches the runs of the next task. A read
+    that raises is not remembered."""
 
     def __init__(self) -> None:
         self._values: dict[Hashable, Any] = {}

@@ -83,7 +83,6 @@ class RunEventWriter:
         self.run = run
         self.pending: list[Event] = []
         self.called = False  # a model call since the last write: the event it made is written at once
-        self.uncached = False  # this attempt called the model
         self.retries_to: Callable[[dict], None] | None = None  # the run's context (each step's usage)
 
     def add(self, event: Event, *, last: bool = False) -> None:
@@ -106,7 +105,7 @@ class RunEventWriter:
 
     # engine.models.CallObserver: what the run's model clients report.
     def before_uncached_call(self) -> None:
-        self.called = self.uncached = True
+        self.called = True
         self.write(halt=True)
 
     def retried(self, retry: dict) -> None:
@@ -118,8 +117,7 @@ class RunEventWriter:
 class Played:
     """How an attempt ended, for the task (runs.advance)."""
 
-    finished: bool = False  # the run finished in this attempt
-    cached: bool = False  # ... with every model step from the cache (the task may play the next run)
+    finished: bool = False  # the run finished in this attempt (the task may play the next run)
     queue: str = ""  # the run's queue
     experiment_id: int | None = None
 
@@ -153,7 +151,6 @@ def run_play(*, run_id: int, created: Run | None = None, reads: TaskReads | None
         return Played()
     return Played(
         finished=finished,
-        cached=finished and not writer.uncached,
         queue=run_queue(run.model),
         experiment_id=run.experiment_id,
     )

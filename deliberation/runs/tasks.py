@@ -15,8 +15,8 @@ def run_advance_task(self, *, run_id: int) -> None:
     from worker.heartbeat import run_heartbeat
 
     try:
-        with run_heartbeat(run_id=run_id, stamp=runs_heartbeat):  # beat's reclaim knows the run has a live worker
-            run_advance(run_id=run_id)
+        # Beat's reclaim knows each run the task plays has a live worker.
+        run_advance(run_id=run_id, held=lambda held_id: run_heartbeat(run_id=held_id, stamp=runs_heartbeat))
     except RunRetry as retry:
         # The run service counts attempts and decides when to stop; Celery only waits.
         raise self.retry(countdown=retry.countdown) from None

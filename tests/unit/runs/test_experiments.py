@@ -1,6 +1,8 @@
 import asyncio
 import json
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -48,8 +50,8 @@ class Queues:
         self.advances: list[int] = []
         self.max_in_flight = 0
         self.tasks = 0
-        # One run per task, as the counts below assume; the test of cached chains sets it back.
-        monkeypatch.setattr(advance, "CACHED_RUNS_PER_TASK", 1)
+        # One run per task, as the counts below assume; the test of chains sets it back.
+        monkeypatch.setattr(advance, "RUNS_PER_TASK", 1)
         monkeypatch.setattr(services, "run_enqueue", self.runs.append)
         monkeypatch.setattr(experiments, "_enqueue_advance", self.advances.append)
 
@@ -349,17 +351,34 @@ def test_a_re_run_with_the_same_seeds_is_served_from_the_completion_cache(sample
     assert outcomes(again) == outcomes(first)
 
 
-def test_a_task_whose_run_the_cache_answered_plays_the_next_runs_itself(
+def test_a_task_whose_run_finished_plays_the_next_runs_itself_each_held_by_its_heartbeat(
     sample_set, queues, model_calls, monkeypatch, settings
 ):
     settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 2}
+    held: list[int] = []
+    real_advance = advance.run_advance
+
+    def with_heartbeat(*, run_id):
+        @contextmanager
+        def heartbeat(run_id):
+            held.append(run_id)
+            yield
+
+        real_advance(run_id=run_id, held=heartbeat)
+
+    monkeypatch.setattr(sys.modules[__name__], "run_advance", with_heartbeat)
+    monkeypatch.setattr(advance, "RUNS_PER_TASK", 4)
     owner = make_user()
     first = grid(owner, name="first", strategies=["one-shot"])
     experiment_start(experiment=first, user=owner)
     queues.play(first)
-    assert queues.tasks == 12  # the first time every run calls the model: a task each
+    first.refresh_from_db()
+    assert first.status == Experiment.Status.FINISHED and len(model_calls) == 12 * 3
+    # Two runs started by the experiment, each task went on with up to 4 runs: 12 runs in 4 tasks
+    # (the model called by each), every cell played once, never more than the bound in flight.
+    assert queues.tasks == 4 and queues.max_in_flight <= 2
+    assert sorted(held) == sorted(first.runs.values_list("pk", flat=True))  # every run of a chain beat
 
-    monkeypatch.setattr(advance, "CACHED_RUNS_PER_TASK", 4)
     queues.tasks = 0
     model_calls.clear()
     again = grid(owner, name="again", strategies=["one-shot"])
@@ -367,11 +386,21 @@ def test_a_task_whose_run_the_cache_answered_plays_the_next_runs_itself(
     queues.play(again)
     again.refresh_from_db()
     assert again.status == Experiment.Status.FINISHED and model_calls == []
-    # Two runs started by the experiment, each task went on with up to 4 runs: 12 runs in 4 tasks,
-    # every cell played once, never more than the bound in flight.
     assert queues.tasks == 4 and queues.max_in_flight <= 2
     assert sorted(again.runs.values_list("cell", flat=True)) == sorted(first.runs.values_list("cell", flat=True))
     assert set(again.runs.values_list("status", flat=True)) == {Run.Status.FINISHED}
+
+
+def test_a_chain_ends_after_its_time_and_the_next_run_goes_through_the_queue(sample_set, queues, settings, monkeypatch):
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 2}
+    monkeypatch.setattr(advance, "RUNS_PER_TASK", 100)
+    monkeypatch.setattr(advance, "CHAIN_S", 0.0)
+    owner = make_user()
+    experiment = grid(owner, strategies=["one-shot"])
+    experiment_start(experiment=experiment, user=owner)
+    queues.play(experiment)
+    experiment.refresh_from_db()
+    assert experiment.status == Experiment.Status.FINISHED and queues.tasks == 12
 
 
 def test_top_ups_in_processes_that_each_remember_a_part_play_every_cell_once(sample_set, queues, settings, monkeypatch):
