@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, QuerySet
 
 from deliberation.calibration.models import Calibration
 
@@ -13,6 +13,20 @@ def calibration_list() -> QuerySet[Calibration]:
 
 def calibration_get(*, calibration_id: int) -> Calibration:
     return Calibration.objects.select_related("record_set", "record_set_version").get(pk=calibration_id)
+
+
+def experiment_calibration_cells(*, experiment_id: int) -> list[Calibration]:
+    """An experiment's calibration cells in the order they were created (the grid's), each with
+    `scored`: the scores it has made so far (all of them once finished)."""
+    rows = list(
+        Calibration.objects.filter(experiment_id=experiment_id)
+        .defer("pairs", "errors")
+        .annotate(stored=Count("scores"))
+        .order_by("pk")
+    )
+    for row in rows:
+        row.scored = row.total if row.status == Calibration.Status.FINISHED else row.stored
+    return rows
 
 
 def calibrations_finished() -> QuerySet[Calibration]:

@@ -265,7 +265,7 @@ def _pair_data(*, judge: Judge, seed: int, item: CalibrationItem) -> dict:
     return item_score(item=item, judge=judge, seed=seed).as_dict()
 
 
-def calibration_create(
+def calibration_new(
     *,
     record_set: str,
     judge: str,
@@ -280,10 +280,9 @@ def calibration_create(
     owner=None,
     experiment_id: int | None = None,
     cell: str = "",
-    enqueue: bool = True,
 ) -> Calibration:
-    """Validate a calibration and store it queued (RecordSet.DoesNotExist for an unknown set,
-    CalibrationError for the rest); with `enqueue`, its task is sent once this commits.
+    """A calibration checked and ready to store, queued, with the number of scores it will make
+    (RecordSet.DoesNotExist for an unknown set, CalibrationError for the rest); nothing stored.
 
     `probes`: also score every item under each of PROBE_VARIANTS (judges with a prompt only) and
     report how far the scores move from the paper's layout. `reason_check`: also ask the judge
@@ -315,6 +314,14 @@ def calibration_create(
         cell=cell,
     )
     calibration.total = _calibration_plan(calibration).total
+    return calibration
+
+
+def calibration_create(*, enqueue: bool = True, **options) -> Calibration:
+    """Store a calibration queued (options: calibration_new's, which checks them); with `enqueue`,
+    its task is sent once this commits."""
+    calibration = calibration_new(**options)
+    model = calibration.judge_model
     with transaction.atomic():
         calibration.save()
         if enqueue:

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET
 
-from deliberation.calibration.selectors import calibrations_for_experiment
+from deliberation.calibration.selectors import calibrations_for_experiment, experiment_calibration_cells
 from deliberation.dashboards import figures
 from deliberation.dashboards.forms import ExperimentForm
 from deliberation.dashboards.institutions import power_support, rule_sweep
@@ -160,6 +160,16 @@ def _spec_summary(experiment: Experiment) -> list[tuple[str, str]]:
             rows.append((f"{strategy} parameters", ", ".join(f"{k} {v}" for k, v in params.items())))
     if experiment.call_cap is not None:
         rows.append(("Cap", f"{experiment.call_cap} uncached model steps"))
+    grid = spec.get("calibration")
+    if grid:
+        limit = f", at most {grid['limit']} pairs (seed {grid['seed']})" if grid.get("limit") else ""
+        rows.append(
+            (
+                "Calibration",
+                f"judges {', '.join(grid['judges'])} x judge models {', '.join(grid['judge_models'])} "
+                f"against the real votes of {grid['record_set']}{limit}",
+            )
+        )
     return rows
 
 
@@ -200,6 +210,9 @@ def experiment_dashboard(request: HttpRequest, experiment_id: int) -> HttpRespon
             "progress": progress,
             "spec_rows": _spec_summary(experiment),
             "estimate": experiment.estimate,
+            "calibration_cells": (
+                experiment_calibration_cells(experiment_id=experiment.pk) if experiment.spec.get("calibration") else []
+            ),
         },
     )
 

@@ -41,6 +41,7 @@ from django.db import transaction
 from django.db.models import Exists, Q
 from django.utils import timezone
 
+from deliberation.calibration.services import CalibrationError
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.seeding import seed_for
 from deliberation.engine.strategies import STRATEGIES, run_cost
@@ -52,6 +53,12 @@ from deliberation.records.selectors import benchmark_task_list, record_set_get, 
 from deliberation.registry.clients import judge_choices, strategy_model_check
 from deliberation.registry.selectors import ModelRefused, model_bounds, model_check
 from deliberation.runs.budgets import budget_for, budget_lock, spending_for
+from deliberation.runs.calibration_cells import (
+    calibration_cells,
+    calibration_grid,
+    experiment_calibrations_in_flight,
+    experiment_calibrations_start,
+)
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import TaskReads, experiment_progress, experiment_steps_by_run
 from deliberation.scenarios.models import SavedScenario
@@ -228,18 +235,27 @@ def experiment_create(
     call_cap: int | None = None,
     judge_model: str = "",
     allow_raw_models: bool = False,
+    calibrate: bool = False,
+    calibration_models: Sequence[str] = (),
+    calibration_limit: int | None = None,
+    calibration_seed: int = 0,
 ) -> Experiment:
     """Validate the grid, resolve its sources to ids, and store it with its estimate (a draft).
     Models are registry models the owner may use (`allow_raw_models`: the CLI, where staff may
     also name a backend string, checked as the registry's are). `limit`: the first N tasks per
     party count (`sample`: a seeded sample); `judge_model`: the model of the judges that use one
-    (default: each cell's drafting model)."""
+    (default: each cell's drafting model).
+
+    `calibrate`: also calibration cells (runs/calibration_cells.py), every judge x each of
+    `calibration_models` (default: the judge model, else the models) against the real votes of the
+    record set's records (the topic's), at most `calibration_limit` pairs in `calibration_seed`'s
+    order. With `calibrate`, no strategy makes an experiment of calibration cells alone."""
     if not name.strip():
         raise ExperimentError("name: give the experiment a name")
     if Experiment.objects.filter(owner=owner, name=name).exists():
         raise ExperimentError(f"name: you already have an experiment named {name!r}")
     goals = _choices("goals", goals, GOAL_KEYS)
-    strategies = _choices("strategies", strategies, list(STRATEGIES))
+    strategies = _choices("strategies", strategies, list(STRATEGIES)) if strategies or not calibrate else []
     models = _choices("models", [model.strip() for model in models])
     for model in models:
         try:
@@ -260,7 +276,7 @@ def experiment_create(
                 raise ExperimentError(f"models: {error.message}") from None
     judges = _choices("judges", judges, judge_choices())
     seeds = _choices("seeds", [int(seed) for seed in seeds])
-    if "real-votes" in judges and set(strategies) != {"real-resolution"}:
+    if "real-votes" in judges and strategies and set(strategies) != {"real-resolution"}:
         raise ExperimentError(
             "judges: the real-votes judge only scores the adopted resolution (strategy real-resolution)"
         )
@@ -295,11 +311,54 @@ def experiment_create(
         "params": params,
         "judge_model": judge_model,
     }
+    if calibrate:
+        spec["calibration"] = _calibration_grid(
+            owner=owner,
+            judges=judges,
+            models=calibration_models or ([judge_model] if judge_model else models),
+            source=source,
+            limit=calibration_limit,
+            seed=calibration_seed,
+            allow_raw_models=allow_raw_models,
+        )
     try:
         estimate = experiment_estimate(spec)
     except ValueError as error:  # a strategy's parameters out of range
         raise ExperimentError(f"params: {error}") from None
+    estimate["calibrations"] = len(calibration_cells(spec))
     return Experiment.objects.create(owner=owner, name=name, spec=spec, estimate=estimate, call_cap=call_cap)
+
+
+def _calibration_grid(
+    *,
+    owner: AbstractBaseUser,
+    judges: list[str],
+    models: Sequence[str],
+    source: dict,
+    limit: int | None,
+    seed: int,
+    allow_raw_models: bool,
+) -> dict:
+    if source["kind"] != "task":
+        raise ExperimentError("calibrate: calibrations score a record set's records: choose a record set")
+    models = _choices("calibration_models", [model.strip() for model in models])
+    for model in models:
+        try:
+            model_check(name=model, user=owner, field="calibration_models", allow_raw=allow_raw_models)
+        except ModelRefused as error:
+            raise ExperimentError(str(error)) from None
+    try:
+        return calibration_grid(
+            owner=owner,
+            judges=judges,
+            judge_models=models,
+            record_set=source["record_set"],
+            topic=source["topic"],
+            limit=limit,
+            seed=seed,
+        )
+    except CalibrationError as error:
+        raise ExperimentError(f"calibrate: {error}") from None
 
 
 def model_concurrency_bucket(model: str) -> str:
@@ -558,7 +617,12 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
             started.append(run_id)
         # The end: nothing left to start (or nothing fits the cap) and nothing in flight, asked
         # again here only when it could be the end (runs may have settled since they were read).
-        if (not pending or capped) and not started and not experiment.runs.filter(status__in=IN_FLIGHT).exists():
+        if (
+            (not pending or capped)
+            and not started
+            and not experiment.runs.filter(status__in=IN_FLIGHT).exists()
+            and not experiment_calibrations_in_flight(experiment_id=experiment.pk)  # they top up as they settle
+        ):
             experiment.status = Experiment.Status.CAPPED if pending else Experiment.Status.FINISHED
             experiment.finished_at = timezone.now()
             experiment.save(update_fields=["status", "finished_at"])
@@ -658,6 +722,7 @@ def experiment_start(*, experiment: Experiment, user: AbstractBaseUser) -> list[
         )
         if not updated:
             raise ExperimentError("the experiment has finished: every cell has its run")
+        experiment_calibrations_start(experiment=experiment)
     started = experiment_advance(experiment_id=experiment.pk)
     experiment.refresh_from_db()
     return started

@@ -2,7 +2,8 @@
 
 manage.py experiment create --name N --record-set S [--topic T] [--parties 2 4] [--sample N]
     [--goals all|...] --strategies one-shot greedy --models scripted:default --judges scripted
-    --seeds 0 1 [--cap N]
+    --seeds 0 1 [--cap N] [--calibrate [--judge-models M1 M2] [--calibrate-limit N] [--calibrate-seed S]]
+    (--calibrate without --strategies: an experiment of calibration cells alone)
 manage.py experiment run NAME [--wait]
 manage.py experiment pause NAME / cancel NAME
 manage.py experiment status NAME
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
+from deliberation.calibration.selectors import experiment_calibration_cells
 from deliberation.commands import ApplicationCommand
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
@@ -67,7 +69,9 @@ class Command(ApplicationCommand):
         create.add_argument("--sample", type=int, default=None, help="a seeded sample of this many tasks")
         create.add_argument("--sample-seed", type=int, default=0)
         create.add_argument("--goals", nargs="+", default=["all"], help=f"all or any of {', '.join(GOAL_KEYS)}")
-        create.add_argument("--strategies", nargs="+", required=True, choices=sorted(STRATEGIES))
+        create.add_argument(
+            "--strategies", nargs="*", default=[], choices=sorted(STRATEGIES), help="(none with --calibrate: no runs)"
+        )
         create.add_argument(
             "--models",
             nargs="+",
@@ -85,6 +89,18 @@ class Command(ApplicationCommand):
             help="a strategy parameter, for every strategy of the grid that has it (repeatable)",
         )
         create.add_argument("--cap", type=int, default=None, help="at most this many uncached model steps")
+        create.add_argument(
+            "--calibrate",
+            action="store_true",
+            help="also calibrate every judge x judge model against the real votes of the record set (Celery tasks)",
+        )
+        create.add_argument(
+            "--judge-models", nargs="+", default=[], help="--calibrate: the judge models (default: the --models)"
+        )
+        create.add_argument(
+            "--calibrate-limit", type=int, default=None, help="--calibrate: at most N (record, group) pairs"
+        )
+        create.add_argument("--calibrate-seed", type=int, default=0, help="--calibrate: the seed of the sample")
         for action in (
             create,
             *(
@@ -145,6 +161,8 @@ class Command(ApplicationCommand):
         return params
 
     def handle_create(self, options) -> None:
+        if not options["strategies"] and not options["calibrate"]:
+            raise CommandError("--strategies: choose at least one (or --calibrate alone)")
         owner, _ = get_user_model().objects.get_or_create(username=options["owner"] or DEFAULT_OWNER)
         params = self._grid_params(options)
         experiment = experiment_create(
@@ -164,10 +182,15 @@ class Command(ApplicationCommand):
             params=params,
             call_cap=options["cap"],
             allow_raw_models=True,  # for a staff owner only (experiment_create checks)
+            calibrate=options["calibrate"],
+            calibration_models=options["judge_models"],
+            calibration_limit=options["calibrate_limit"],
+            calibration_seed=options["calibrate_seed"],
         )
         estimate = experiment.estimate
+        calibrations = f" and {estimate['calibrations']} calibrations" if estimate.get("calibrations") else ""
         self.stdout.write(
-            f"created experiment {experiment.name!r} (id {experiment.pk}): {estimate['runs']} runs, "
+            f"created experiment {experiment.name!r} (id {experiment.pk}): {estimate['runs']} runs{calibrations}, "
             f"at most {estimate['steps']} model steps and {estimate['completion_tokens']} completion tokens"
         )
         for strategy, row in estimate["per_strategy"].items():
@@ -187,6 +210,16 @@ class Command(ApplicationCommand):
 
     def _write_progress(self, progress: dict) -> None:
         self.stdout.write(progress_line(progress))
+        experiment = Experiment.objects.only("spec").get(pk=progress["experiment"])
+        if not experiment.spec.get("calibration"):
+            return
+        for cell in experiment_calibration_cells(experiment_id=experiment.pk):
+            model = f" on {cell.judge_model}" if cell.judge_model else ""
+            line = f"  calibration {cell.pk}: {cell.judge}{model} {cell.status}, {cell.scored}/{cell.total} scores"
+            if cell.status == cell.Status.FINISHED:
+                r, mae = cell.results.get("pearson"), cell.results.get("mae")
+                line += f", r {'n/a' if r is None else f'{r:.3f}'}, mae {'n/a' if mae is None else f'{mae:.2f}'}"
+            self.stdout.write(line + (f" ({cell.error})" if cell.error else ""))
 
     def handle_pause(self, options) -> None:
         experiment = self._experiment(options)
