@@ -72,12 +72,10 @@ def make_record(*, title: str = "Regulation on test issues", groups=STANCES_7TH,
     return record
 
 
-def scenario_config(record: Record, *, user: User | None = None, **overrides):
-    """A validated ScenarioConfig for a parliament run on the scripted model (fields overridable),
-    checked as `user` would be (default: a signed-in user, who may use every model open to all)."""
-    from deliberation.scenarios.services import scenario_config_build
-
-    data = {
+def scenario_data(record: Record, **overrides) -> dict:
+    """A parliament run's scenario on the scripted model as the API's JSON body (ScenarioIn) has
+    it, fields overridable."""
+    return {
         "record": record.pk,
         "groups": ["EPP", "SD", "ALDE"],
         "seat_structure": "random_tenths",
@@ -87,10 +85,52 @@ def scenario_config(record: Record, *, user: User | None = None, **overrides):
         "judge": "scripted",
         "seed": 7,
         "rounds": 1,
+        **overrides,
     }
-    data.update(overrides)
+
+
+def scenario_config(record: Record, *, user: User | None = None, **overrides):
+    """scenario_data validated into a ScenarioConfig, checked as `user` would be (default: a
+    signed-in user, who may use every model open to all)."""
+    from deliberation.scenarios.services import scenario_config_build
+
+    data = scenario_data(record, **overrides)
     return scenario_config_build(data=data, user=user or User.objects.get_or_create(username="scenario-builder")[0])
 
+
+def builder_form(record: Record, **fields) -> dict:
+    """The scenario builder's form as posted: two groups with equal seats, one negotiation round
+    (the builder's strategy parameters are named params.<strategy>.<name>), fields overridable."""
+    return {
+        "record": record.pk,
+        "groups": ["EPP", "SD"],
+        "seat_structure": "equal",
+        "goal": "simple_majority",
+        "strategy": "parliament",
+        "model": "scripted:default",
+        "judge": "scripted",
+        "seed": 3,
+        "params.parliament.rounds": 1,
+        "params.parliament.rapporteur": "largest",
+        "visibility": "private",
+        **fields,
+    }
+
+
+# `manage.py evaluate` options of PoliCon's oracle on the 2-party tasks: the real resolutions,
+# judged by the real votes, simple majority (what an uploaded set is first checked with).
+ORACLE_EVALUATE_OPTIONS = [
+    "--strategy",
+    "real-resolution",
+    "--judge",
+    "real-votes",
+    "--parties",
+    "2",
+    "--goals",
+    "simple_majority",
+    "--verbosity",
+    "0",
+]
 
 # The small grid most experiment tests create with `manage.py experiment create`: a sample of two
 # tasks with 2 and 4 parties, one goal, a model strategy and a baseline, the scripted model and

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Error as PlaywrightError, Page, Request, expect
 
 from deliberation.records.models import BenchmarkTask, Record, RecordSet, RecordUpload, seating_key
+from tests.factories import ORACLE_EVALUATE_OPTIONS
 
 EUROCON = Path(__file__).resolve().parents[2] / "fixtures" / "eurocon_subset"
 TOPICS = ["culture & education", "legal affairs"]  # not in fixtures/sample_records
@@ -129,21 +130,7 @@ def test_admin_uploads_two_topics_watches_the_import_and_benchmarks_them(
     expect(page.get_by_test_id("record-title")).to_contain_text(record.title[:40])
 
     # The PoliCon benchmark runs on the uploaded set.
-    result = manage(
-        "evaluate",
-        "--record-set",
-        SET_NAME,
-        "--strategy",
-        "real-resolution",
-        "--judge",
-        "real-votes",
-        "--parties",
-        "2",
-        "--goals",
-        "simple_majority",
-        "--verbosity",
-        "0",
-    )
+    result = manage("evaluate", "--record-set", SET_NAME, *ORACLE_EVALUATE_OPTIONS)
     assert result.returncode == 0, result.stdout + result.stderr
     tasks = BenchmarkTask.objects.filter(record_set=record_set, party_count=2).count()
     assert re.search(rf"^{tasks} runs in ", result.stdout, re.M), result.stdout

@@ -13,20 +13,9 @@ from deliberation.runs import experiments, services
 from deliberation.runs.advance import run_advance
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.services import run_create
-from tests.factories import make_record, make_user, scenario_config
+from tests.factories import make_record, make_user, scenario_config, scenario_data
 
 pytestmark = pytest.mark.django_db
-
-RUN_BODY = {
-    "groups": ["EPP", "SD", "ALDE"],
-    "seat_structure": "random_tenths",
-    "goal": "simple_majority",
-    "strategy": "parliament",
-    "model": "scripted:default",
-    "judge": "scripted",
-    "seed": 7,
-    "rounds": 1,
-}
 
 
 @pytest.fixture
@@ -86,9 +75,7 @@ def test_the_session_reads_but_does_not_write(client, alice, enqueued):
     record = make_record()
     client.force_login(alice)
     assert client.get("/api/v1/runs").status_code == 200
-    response = client.post(
-        "/api/v1/runs", data=json.dumps({**RUN_BODY, "record": record.pk}), content_type="application/json"
-    )
+    response = client.post("/api/v1/runs", data=json.dumps(scenario_data(record)), content_type="application/json")
     assert response.status_code == 401 and not Run.objects.exists()
 
 
@@ -97,7 +84,7 @@ def test_creating_a_run_answers_its_id_and_the_run_is_enqueued(
 ):
     record = make_record()
     with django_capture_on_commit_callbacks(execute=True):
-        response = post(client, "/api/v1/runs", {**RUN_BODY, "record": record.pk}, token)
+        response = post(client, "/api/v1/runs", scenario_data(record), token)
     assert response.status_code == 201, response.content
     run = Run.objects.get(pk=response.json()["id"])
     assert run.owner == alice and run.groups == ["EPP", "SD", "ALDE"] and enqueued == [run.pk]
@@ -107,15 +94,15 @@ def test_creating_a_run_answers_its_id_and_the_run_is_enqueued(
 
 def test_an_invalid_run_answers_errors_per_field(client, token, enqueued):
     record = make_record()
-    response = post(client, "/api/v1/runs", {**RUN_BODY, "record": record.pk, "groups": ["EPP"], "goal": "nope"}, token)
+    response = post(client, "/api/v1/runs", scenario_data(record, groups=["EPP"], goal="nope"), token)
     assert response.status_code == 400
     errors = response.json()["errors"]
     assert "goal" in errors
-    response = post(client, "/api/v1/runs", {**RUN_BODY, "record": record.pk, "goal": "veto_power"}, token)
+    response = post(client, "/api/v1/runs", scenario_data(record, goal="veto_power"), token)
     assert response.status_code == 400 and response.json()["errors"] == {
         "veto_group": ["Veto power needs a veto group."]
     }
-    response = post(client, "/api/v1/runs", {**RUN_BODY, "record": record.pk, "seed": "not a number"}, token)
+    response = post(client, "/api/v1/runs", scenario_data(record, seed="not a number"), token)
     assert response.status_code == 400 and "seed" in response.json()["errors"]
     assert not Run.objects.exists()
 
@@ -150,7 +137,7 @@ def test_an_unknown_or_forbidden_model_answers_400_naming_the_field_and_stores_n
 
     ModelEntry.objects.create(name="gpt@staff", model="openai/gpt-4o-mini", access="staff")
     record = make_record()
-    body = {**RUN_BODY, "record": record.pk, "judge": "llm", field: value}
+    body = scenario_data(record, judge="llm", **{field: value})
     for url in ("/api/v1/runs", "/api/v1/scenarios"):
         response = post(client, url, {**body, "name": "saved"}, token)
         assert response.status_code == 400
@@ -205,10 +192,10 @@ def test_records_filter_and_detail(client, token):
 
 def test_scenarios_are_created_through_the_form_and_listed_per_owner(client, token):
     record = make_record()
-    response = post(client, "/api/v1/scenarios", {**RUN_BODY, "record": record.pk, "name": "three groups"}, token)
+    response = post(client, "/api/v1/scenarios", scenario_data(record, name="three groups"), token)
     assert response.status_code == 201, response.content
     assert response.json()["groups"] == ["EPP", "SD", "ALDE"]
-    assert post(client, "/api/v1/scenarios", {**RUN_BODY, "record": record.pk}, token).json()["errors"] == {
+    assert post(client, "/api/v1/scenarios", scenario_data(record), token).json()["errors"] == {
         "name": ["Name the scenario to save it."]
     }
     assert [row["name"] for row in client.get("/api/v1/scenarios", **bearer(token)).json()] == ["three groups"]
@@ -216,7 +203,7 @@ def test_scenarios_are_created_through_the_form_and_listed_per_owner(client, tok
 
 def test_experiments_are_created_started_followed_and_exported_by_their_owner(client, alice, token, enqueued):
     record = make_record()
-    scenario = post(client, "/api/v1/scenarios", {**RUN_BODY, "record": record.pk, "name": "s"}, token).json()
+    scenario = post(client, "/api/v1/scenarios", scenario_data(record, name="s"), token).json()
     body = {
         "name": "grid",
         "goals": ["simple_majority"],

@@ -32,6 +32,10 @@ def run_all(strategy, scenario, **ctx):
     return list(strategy.run(scenario, RunContext(**ctx)))
 
 
+def event_types(events) -> list[str]:
+    return [event["type"] for event in events]
+
+
 def without_timings(events):
     """Events with model seconds zeroed: wall-clock time is the one thing a replay cannot repeat."""
     events = json.loads(json.dumps(events))

@@ -30,7 +30,7 @@ from deliberation.records.models import (
 )
 from deliberation.records.services import records_import
 from deliberation.records.tasks import record_upload_check_task, record_upload_import_task
-from tests.factories import migrated_rows_load
+from tests.factories import ORACLE_EVALUATE_OPTIONS, migrated_rows_load
 from tests.unit.records.builders import stance, task_record, topic_record, write_json
 
 pytestmark = pytest.mark.django_db
@@ -495,22 +495,7 @@ def test_the_benchmark_runs_on_a_set_uploaded_in_the_browser(staff, eager_worker
     import_upload(staff, RecordUpload.objects.get())
     out = io.StringIO()
 
-    call_command(
-        "evaluate",
-        "--record-set",
-        "Browser set",
-        "--strategy",
-        "real-resolution",
-        "--judge",
-        "real-votes",
-        "--parties",
-        "2",
-        "--goals",
-        "simple_majority",
-        "--verbosity",
-        "0",
-        stdout=out,
-    )
+    call_command("evaluate", "--record-set", "Browser set", *ORACLE_EVALUATE_OPTIONS, stdout=out)
 
     # EPP 0.9 x 0.4 + SD 0.45 x 0.6 -> choices 9 and 4: u = 6.0 passes; EPP 2 x 0.7 + ALDE 6 x 0.3 = 3.2 fails
     assert re.search(r"^Simple majority\s+0\.50\s*$", out.getvalue(), re.M), out.getvalue()

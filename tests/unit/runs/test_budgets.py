@@ -15,7 +15,7 @@ from deliberation.runs.experiments import experiment_advance, experiment_create,
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.services import run_create
 from deliberation.scenarios.models import SavedScenario
-from tests.factories import make_record, make_user, sample_record_set, scenario_config
+from tests.factories import builder_form, make_record, make_user, sample_record_set, scenario_config
 
 pytestmark = pytest.mark.django_db
 
@@ -101,19 +101,7 @@ def test_the_builder_shows_what_is_left_and_refuses_a_run_that_does_not_fit(clie
     record = make_record()
     page = client.get(reverse("scenario-builder")).content.decode()
     assert 'data-testid="budget-steps-left">16<' in page
-    data = {
-        "record": record.pk,
-        "groups": ["EPP", "SD", "ALDE"],
-        "seat_structure": "equal",
-        "goal": "simple_majority",
-        "strategy": "parliament",
-        "model": "scripted:default",
-        "judge": "scripted",
-        "seed": 3,
-        "params.parliament.rounds": 1,
-        "params.parliament.rapporteur": "largest",
-        "visibility": "private",
-    }
+    data = builder_form(record, groups=["EPP", "SD", "ALDE"])
     assert client.post(reverse("scenario-builder"), data).status_code == 302
     response = client.post(reverse("scenario-builder"), {**data, "seed": 4, "name": "refused"})
     assert response.status_code == 200

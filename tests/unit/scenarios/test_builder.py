@@ -6,7 +6,7 @@ from django.urls import reverse
 from deliberation.runs import services
 from deliberation.runs.models import Run
 from deliberation.scenarios.models import SavedScenario
-from tests.factories import make_record, make_user
+from tests.factories import builder_form, make_record, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -24,21 +24,7 @@ def no_queue(monkeypatch):
 
 
 def builder_post(client, record, **fields):
-    data = {
-        "record": record.pk,
-        "groups": ["EPP", "SD"],
-        "seat_structure": "equal",
-        "goal": "simple_majority",
-        "strategy": "parliament",
-        "model": "scripted:default",
-        "judge": "scripted",
-        "seed": 3,
-        "params.parliament.rounds": 1,
-        "params.parliament.rapporteur": "largest",
-        "visibility": "private",
-    }
-    data.update(fields)
-    return client.post(reverse("scenario-builder"), data)
+    return client.post(reverse("scenario-builder"), builder_form(record, **fields))
 
 
 def test_starting_from_the_builder_creates_a_run_and_opens_its_page(client, signed_in):

@@ -15,7 +15,6 @@ from deliberation.engine.models import (
 )
 from deliberation.engine.strategies import (
     ParamsError,
-    RunContext,
     run_cost,
     strategy_params,
 )
@@ -25,6 +24,7 @@ from deliberation.engine.strategies.forecast import (
     coalition_plan,
     parse_forecast,
 )
+from tests.unit.engine.test_strategies import event_types, run_all
 
 SEATS = {"A": 0.5, "B": 0.3, "C": 0.2}
 
@@ -131,19 +131,8 @@ class FixedJudge:
         return Verdict(group, row[group])
 
 
-def run(scenario, *, model=None, judge=None, seed=4, params=None, recorded=()):
-    ctx = RunContext(
-        model=model or ScriptedModelClient(),
-        judge=judge or ScriptedJudge(),
-        seed=seed,
-        params=params or {},
-        recorded=recorded,
-    )
-    return list(Forecast().run(scenario, ctx))
-
-
-def types(events):
-    return [e["type"] for e in events]
+def run(scenario, *, seed=4, params=None, **ctx):
+    return run_all(Forecast(), scenario, seed=seed, params=params or {}, **ctx)
 
 
 ROUND = ["forecast", "plan", "draft", "verification", "verification", "verification", "belief_update"]
@@ -152,7 +141,7 @@ VOTE = ["vote", "vote", "vote", "tally", "outcome"]
 
 def test_a_passing_first_draft_stops_after_one_round(scenario):
     events = run(scenario, judge=ScriptedJudge(scores={"EPP": 7, "SD": 5, "GREEN_EFA": 2}))
-    assert types(events) == ["run_started", *ROUND, *VOTE]
+    assert event_types(events) == ["run_started", *ROUND, *VOTE]
     update = events[-6]["data"]
     assert update["passes"] is True and update["stop"] is True and update["reason"] == "goal met"
     assert update["margin"] == pytest.approx(0.5 * 7 + 0.3 * 5 + 0.2 * 2 - 5)
@@ -165,7 +154,7 @@ def test_a_failing_goal_runs_every_round_and_votes_on_the_best_draft(scenario):
         [{"EPP": 2, "SD": 2, "GREEN_EFA": 2}, {"EPP": 4, "SD": 4, "GREEN_EFA": 4}, {"EPP": 3, "SD": 3, "GREEN_EFA": 3}]
     )
     events = run(scenario, judge=judge)
-    assert types(events) == ["run_started", *ROUND * 3, "draft", *VOTE]
+    assert event_types(events) == ["run_started", *ROUND * 3, "draft", *VOTE]
     drafts = [e["data"] for e in events if e["type"] == "draft"]
     assert drafts[-1] == {"author": "drafter", "text": drafts[1]["text"], "version": 2}  # round 2 was best
     assert [e["data"]["reason"] for e in events if e["type"] == "belief_update"] == ["", "", "last round"]

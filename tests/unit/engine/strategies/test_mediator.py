@@ -15,7 +15,6 @@ from deliberation.engine.models import (
 from deliberation.engine.strategies import (
     STRATEGIES,
     ParamsError,
-    RunContext,
     run_cost,
     strategy_params,
 )
@@ -24,7 +23,7 @@ from deliberation.engine.strategies.mediator import (
     Mediator,
     parse_ranking,
 )
-from tests.unit.engine.test_strategies import without_timings
+from tests.unit.engine.test_strategies import event_types, run_all, without_timings
 
 SEATS = {"EPP": 0.5, "SD": 0.3, "GREEN_EFA": 0.2}
 
@@ -34,19 +33,8 @@ def scenario(make_scenario):
     return make_scenario(seats=SEATS, goal="simple_majority")
 
 
-def run(scenario, *, model=None, judge=None, seed=5, params=None, recorded=()):
-    ctx = RunContext(
-        model=model or ScriptedModelClient(),
-        judge=judge or ScriptedJudge(),
-        seed=seed,
-        params=params or {},
-        recorded=recorded,
-    )
-    return list(Mediator().run(scenario, ctx))
-
-
-def types(events):
-    return [e["type"] for e in events]
+def run(scenario, *, seed=5, params=None, **ctx):
+    return run_all(Mediator(), scenario, seed=seed, params=params or {}, **ctx)
 
 
 def test_events_come_in_the_habermas_order(scenario):
@@ -54,7 +42,17 @@ def test_events_come_in_the_habermas_order(scenario):
     n = len(SEATS)
     round_one = ["candidate"] * 3 + ["ranking"] * n + ["schulze"]
     round_two = ["critique"] * n + ["candidate"] * 3 + ["ranking"] * n + ["schulze"]
-    assert types(events) == ["run_started", *round_one, *round_two, "draft", "vote", "vote", "vote", "tally", "outcome"]
+    assert event_types(events) == [
+        "run_started",
+        *round_one,
+        *round_two,
+        "draft",
+        "vote",
+        "vote",
+        "vote",
+        "tally",
+        "outcome",
+    ]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     for event in events:
         event_validate(event)
