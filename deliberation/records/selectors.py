@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet, prefetch_related_objects
 
 from deliberation.engine.scenario import Group, RecordView, Scenario
 from deliberation.records.models import (
@@ -86,8 +86,9 @@ def record_set_get(*, name: str) -> RecordSet:
         raise RecordSet.DoesNotExist(f"no record set named {name!r} (known: {known})") from None
 
 
-def _stances_with_groups() -> Prefetch:
-    return Prefetch("stances", queryset=Stance.objects.select_related("group"))
+def stances_with_groups(lookup: str = "stances") -> Prefetch:
+    """A record's stances with their groups (`lookup`: the path to them from the rows read)."""
+    return Prefetch(lookup, queryset=Stance.objects.select_related("group"))
 
 
 def benchmark_task_list(
@@ -112,6 +113,13 @@ def benchmark_task_list(
             queryset = queryset.filter(topic__name=topic)
         tasks.extend(queryset[:limit] if limit else queryset)
     return tasks
+
+
+def record_stances(*, record: Record) -> dict[str, Stance]:
+    """The record's stances by group code, with their groups; no query when they were prefetched
+    with the record (an experiment's top-up reads each task's once: runs.experiments)."""
+    prefetch_related_objects([record], stances_with_groups())
+    return {stance.group.code: stance for stance in record.stances.all()}
 
 
 def record_view(record: Record, *, topic: str) -> RecordView:
@@ -184,7 +192,7 @@ def record_search(
 def record_get(*, record_id: int) -> Record:
     """A record with its set, topics and stances (groups biggest first), for its page."""
     return (
-        Record.objects.select_related("record_set").prefetch_related("topics", _stances_with_groups()).get(pk=record_id)
+        Record.objects.select_related("record_set").prefetch_related("topics", stances_with_groups()).get(pk=record_id)
     )
 
 

@@ -49,7 +49,12 @@ from deliberation.engine.strategies.base import model_params_of
 from deliberation.errors import Forbidden, Invalid
 from deliberation.live.fanout import broadcast_experiment_progress
 from deliberation.records.models import BenchmarkTask, RecordSet, RecordSetVersion
-from deliberation.records.selectors import benchmark_task_list, record_set_get, record_version_for_run
+from deliberation.records.selectors import (
+    benchmark_task_list,
+    record_set_get,
+    record_version_for_run,
+    stances_with_groups,
+)
 from deliberation.registry.clients import judge_choices, strategy_model_check
 from deliberation.registry.selectors import ModelRefused, model_bounds, model_check
 from deliberation.runs.budgets import budget_for, budget_lock, spending_for
@@ -393,6 +398,9 @@ class _Bounds:
     def add(self, model: str) -> None:
         self.in_flight[self.bucket(model)] += 1
 
+    def all_full(self, models: Sequence[str]) -> bool:
+        return all(self.full(model) for model in models)
+
 
 def _cell_config(
     cell: Cell, spec: dict, *, tasks: dict[int, BenchmarkTask] | None = None
@@ -404,9 +412,11 @@ def _cell_config(
         task = (tasks or {}).get(int(source_id))
         if task is None:
             # With what playing its run reads (runs.steps), so that a run the top-up hands to its
-            # task is played without reading it again.
-            task = BenchmarkTask.objects.select_related("record__record_set__current_version", "topic").get(
-                pk=int(source_id)
+            # task is played without reading it again, its record's stances included.
+            task = (
+                BenchmarkTask.objects.select_related("record__record_set__current_version", "topic")
+                .prefetch_related(stances_with_groups("record__stances"))
+                .get(pk=int(source_id))
             )
             if tasks is not None:
                 tasks[task.pk] = task
@@ -550,6 +560,7 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
         ):
             seen.first_open += 1
         bounds = _Bounds({*flying, *spec["models"]}, reads=reads)
+        grid_models = spec["models"]
         for model in flying:
             bounds.add(model)
         budget = reads.get(("budget", experiment.owner_id), lambda: budget_for(user=experiment.owner))
@@ -576,6 +587,8 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
                 continue
             pending = True
             if bounds.full(cell.model):
+                if bounds.all_full(grid_models):
+                    break  # nothing more can start: the rest of the grid waits (was a walk to its end)
                 continue
             if experiment.call_cap is not None:
                 cost = cell_steps(cell, spec)
@@ -603,6 +616,7 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
                     task=task,
                     enqueue=not hold,
                     record_version=seen.versions[record.pk],
+                    claimed=hold,
                 )
                 run_id = created.pk
             else:

@@ -77,14 +77,20 @@ def run_create(
     task: BenchmarkTask | None = None,
     enqueue: bool = True,
     record_version: RecordSetVersion | None = None,
+    claimed: bool = False,
 ) -> Run:
     """Create the run and enqueue it after commit (enqueue=False: the caller plays it itself, as a
     task that played a run from the cache goes on with the next one its experiment starts);
     BudgetExceeded (before anything is written) when a run outside an experiment does not fit its
     owner's daily budget (an experiment's runs are held to it by the experiment's top-up).
     record_version: the record's set version as the caller read it (an experiment's top-up reads
-    each record's once); None: read here."""
+    each record's once); None: read here. claimed (with enqueue=False): the caller plays it at
+    once, so it is created as its first attempt takes it (running, its heartbeat stamped), which
+    spares runs.steps' claim its update; a lost worker leaves it to runs.recovery as any run."""
     fields = config.model_fields()
+    if claimed:
+        now = timezone.now()
+        fields.update(status=Run.Status.RUNNING, attempts=1, started_at=now, heartbeat_at=now)
     # An experiment's top-up creates runs in its own transaction. A run alone: the budget check and
     # the run are one transaction (the budget stays locked until the run is committed), in a
     # savepoint so that a refusal leaves a caller's transaction usable.

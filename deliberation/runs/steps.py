@@ -162,6 +162,8 @@ def _run_claim(*, run_id: int, created: Run | None) -> Run | None:
     if created is not None:
         run = created
         run.has_events = False
+        if run.status == Run.Status.RUNNING:
+            return run  # created claimed by its top-up for this task (runs.services.run_create)
     else:
         run = (
             Run.objects.select_related("record__record_set__current_version", "task__topic", "owner")

@@ -18,7 +18,7 @@ from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_par
 from deliberation.engine.strategies.base import model_params_of
 from deliberation.errors import Invalid
 from deliberation.records.models import PartyGroup, Record
-from deliberation.records.selectors import engine_group, record_view
+from deliberation.records.selectors import engine_group, record_stances, record_view
 from deliberation.registry.clients import judge_choices, strategy_model_check
 from deliberation.registry.selectors import ModelRefused, model_check
 from deliberation.scenarios.models import SavedScenario
@@ -103,7 +103,7 @@ def engine_scenario(
     topic: str | None = None,
 ) -> Scenario:
     """`topic` defaults to the record's first topic by name; a benchmark task names its own."""
-    stances = {stance.group.code: stance for stance in record.stances.select_related("group")}
+    stances = record_stances(record=record)
     missing = [code for code in groups if code not in stances]
     if missing:
         raise ScenarioError(f"groups: no stance of {', '.join(missing)} on this record")
