@@ -90,7 +90,14 @@ def measure(args) -> dict:
     from deliberation.runs.models import Experiment, Run
 
     call_command("migrate", verbosity=0)
-    call_command("import_records", str(ROOT / "fixtures" / "sample_records"), "--name", RECORD_SET, verbosity=0, stdout=io.StringIO())
+    call_command(
+        "import_records",
+        str(ROOT / "fixtures" / "sample_records"),
+        "--name",
+        RECORD_SET,
+        verbosity=0,
+        stdout=io.StringIO(),
+    )
     owner = get_user_model().objects.create(username="bench", is_staff=True)
     queue: list[int] = []
     services.run_enqueue = queue.append  # the worker is this loop (runs.experiments looks it up at call time)

@@ -151,17 +151,30 @@ class LLMJudge:
     name: str = "llm"
     variant: PromptVariant = PAPER_PROMPT
 
+    def _request(self, *, scenario: Scenario, group: str, text: str, seed: int, attempt: int) -> tuple:
+        """The (messages, params, seed) of one attempt's call."""
+        return (
+            judge_messages(scenario=scenario, group=group, text=text, attempt=attempt, variant=self.variant),
+            Params(temperature=round(0.1 * attempt, 1), max_tokens=3),
+            seed_for(seed, "judge", group, attempt),
+        )
+
+    def prefetch(self, *, scenario: Scenario, groups: Sequence[str], text: str, seed: int) -> None:
+        """Tell a client that can look ahead (engine.models.PrefetchingClient) the first attempt's call
+        of each group's vote on `text`: a cache answers them in one lookup, not one per group."""
+        ahead = getattr(self.client, "prefetch", None)
+        if ahead is not None:
+            ahead([self._request(scenario=scenario, group=group, text=text, seed=seed, attempt=0) for group in groups])
+
     def score(self, *, scenario: Scenario, group: str, text: str, seed: int) -> Verdict:
         prompt_tokens = completion_tokens = 0
         seconds = 0.0
         all_cached = True
         for attempt in range(self.max_attempts):
-            params = Params(temperature=round(0.1 * attempt, 1), max_tokens=3)
-            completion = self.client.complete(
-                judge_messages(scenario=scenario, group=group, text=text, attempt=attempt, variant=self.variant),
-                params=params,
-                seed=seed_for(seed, "judge", group, attempt),
+            messages, params, call_seed = self._request(
+                scenario=scenario, group=group, text=text, seed=seed, attempt=attempt
             )
+            completion = self.client.complete(messages, params=params, seed=call_seed)
             prompt_tokens += completion.prompt_tokens
             completion_tokens += completion.completion_tokens
             seconds += completion.seconds

@@ -82,6 +82,14 @@ def observed(client: ModelClient, observer: CallObserver) -> ModelClient:
     return client if bind is None else bind(observer)
 
 
+class PrefetchingClient(ModelClient, Protocol):
+    """A client told ahead of the calls a step is about to make, as (messages, params, seed): the
+    completion cache answers them in one lookup instead of one per call (a vote asks every group's
+    judge at once). A hint only: each call is still made with `complete`, and may differ."""
+
+    def prefetch(self, requests: Sequence[tuple[Sequence[Message], Params, int]]) -> None: ...
+
+
 class NextTokenClient(ModelClient, Protocol):
     """A client that also gives the log-probabilities of the next token.
 

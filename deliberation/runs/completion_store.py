@@ -1,15 +1,22 @@
 """The completion cache's rows (worker/models/cache.py keeps the logic, this app the table):
-a hit is one UPDATE ... RETURNING, a new row one INSERT ... ON CONFLICT DO NOTHING (hotpath.py)."""
+a hit is one UPDATE ... RETURNING (several hits at once: one too), a new row one INSERT ... ON
+CONFLICT DO NOTHING (hotpath.py)."""
 
 from collections.abc import Sequence
 
-from deliberation.runs.hotpath import insert_or_ignore, update_returning
+from deliberation.runs.hotpath import insert_or_ignore, update_returning, update_returning_many
 from deliberation.runs.models import CachedCompletion
 
 
 class DatabaseCompletionStore:
     def hit(self, key: str, *, fields: Sequence[str]) -> CachedCompletion | None:
         return update_returning(CachedCompletion, set_sql="hits = hits + 1", where={"key": key}, fields=fields)
+
+    def hit_many(self, keys: Sequence[str], *, fields: Sequence[str]) -> dict[str, CachedCompletion]:
+        rows = update_returning_many(
+            CachedCompletion, set_sql="hits = hits + 1", key="key", values=keys, fields=[*fields, "key"]
+        )
+        return {row.key: row for row in rows}
 
     def keep(
         self,

@@ -68,25 +68,60 @@ def update_returning(
     and return it as an instance holding `fields` (converted as the ORM would), or None when no
     row matched."""
     meta = model._meta
+    conditions = [(meta.get_field(name), value) for name, value in where.items()]
+    connection = _connection(model)
+    qn = connection.ops.quote_name
+    rows = _update_returning(
+        model,
+        set_sql=set_sql,
+        where_sql=" AND ".join(f"{qn(field.column)} = %s" for field, _ in conditions),
+        params=[field.get_db_prep_value(value, connection) for field, value in conditions],
+        fields=fields,
+    )
+    return rows[0] if rows else None
+
+
+def update_returning_many(
+    model: type[models.Model], *, set_sql: str, key: str, values: Sequence, fields: Sequence[str]
+) -> list[models.Model]:
+    """update_returning for the rows whose field `key` is any of `values`, in one statement: the
+    rows it updated (in the database's order; put `key` in `fields` to tell them apart)."""
+    if not values:
+        return []
+    field = model._meta.get_field(key)
+    connection = _connection(model)
+    return _update_returning(
+        model,
+        set_sql=set_sql,
+        where_sql=f"{connection.ops.quote_name(field.column)} IN ({', '.join(['%s'] * len(values))})",
+        params=[field.get_db_prep_value(value, connection) for value in values],
+        fields=fields,
+    )
+
+
+def _update_returning(
+    model: type[models.Model], *, set_sql: str, where_sql: str, params: Sequence, fields: Sequence[str]
+) -> list[models.Model]:
+    meta = model._meta
     connection = _connection(model)
     qn = connection.ops.quote_name
     wanted = {meta.get_field(name) for name in fields}
     selected = [field for field in meta.concrete_fields if field in wanted]  # from_db wants model order
-    conditions = [(meta.get_field(name), value) for name, value in where.items()]
     sql = (
-        f"UPDATE {qn(meta.db_table)} SET {set_sql} "
-        f"WHERE {' AND '.join(f'{qn(field.column)} = %s' for field, _ in conditions)} "
+        f"UPDATE {qn(meta.db_table)} SET {set_sql} WHERE {where_sql} "
         f"RETURNING {', '.join(qn(field.column) for field in selected)}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [field.get_db_prep_value(value, connection) for field, value in conditions])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = []
-    for field, value in zip(selected, row):
-        column = field.get_col(meta.db_table)
-        for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
-            value = converter(value, column, connection)
-        values.append(value)
-    return model.from_db(connection.alias, [field.attname for field in selected], values)
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    columns = [field.get_col(meta.db_table) for field in selected]
+    converters = [connection.ops.get_db_converters(column) + column.get_db_converters(connection) for column in columns]
+    instances = []
+    for row in rows:
+        values = []
+        for column, converting, value in zip(columns, converters, row):
+            for converter in converting:
+                value = converter(value, column, connection)
+            values.append(value)
+        instances.append(model.from_db(connection.alias, [field.attname for field in selected], values))
+    return instances

@@ -14,7 +14,7 @@ the model backends here never import the apps above them.
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from deliberation.engine.models import (
@@ -34,6 +34,7 @@ NEXT_TOKEN_KEY = "#next-token"
 NEXT_TOKEN_IDS_KEY = "#next-token-ids"
 # What a hit needs from the row (a Completion); the messages and parameters stay in the database.
 HIT_FIELDS = ("text", "prompt_tokens", "completion_tokens", "seconds", "logprobs")
+PREFETCH_KEPT = 256  # prefetched rows a run's client holds at most
 
 
 def canonical_messages(messages: Sequence[Message]) -> list[dict]:
@@ -80,10 +81,15 @@ def logprobs_from_json(data: list | None) -> tuple[TokenLogprob, ...] | None:
 
 
 class CompletionStore(Protocol):
-    """Where completions are kept: `hit` counts a hit and returns the row (None on a miss);
-    `keep` stores a new row unless another worker stored the same key first."""
+    """Where completions are kept: `hit` counts a hit and returns the row (None on a miss),
+    `hit_many` for several keys at once; `keep` stores a new row unless another worker stored the
+    same key first."""
 
     def hit(self, key: str, *, fields: Sequence[str]) -> Any | None: ...
+
+    def hit_many(self, keys: Sequence[str], *, fields: Sequence[str]) -> dict[str, Any]:
+        """`hit` for several keys in one statement: the rows found, by key."""
+        ...
 
     def keep(
         self,
@@ -134,9 +140,24 @@ class CachingClient:
     inner: ModelClient
     model: str
     observer: CallObserver | None = None
+    # What a prefetch looked up for the calls to come (key -> row, None: a miss), taken by them.
+    ahead: dict[str, Any] = field(default_factory=dict)
 
     def observed_by(self, observer: CallObserver) -> "CachingClient":
         return CachingClient(inner=observed(self.inner, observer), model=self.model, observer=observer)
+
+    def prefetch(self, requests: Sequence[tuple[Sequence[Message], Params, int]]) -> None:
+        """Look up the completions of the calls a step is about to make in one statement
+        (engine.models.PrefetchingClient); each call then takes its row (or its known miss) from
+        here instead of a lookup of its own. Only a run's copy (observed_by) holds them: it lives
+        for one run, and the process's client is shared by threads."""
+        if self.observer is None:
+            return
+        keys = [completion_key(model=self.model, messages=m, params=p, seed=seed) for m, p, seed in requests]
+        rows = completion_store().hit_many(keys, fields=HIT_FIELDS)
+        if len(self.ahead) > PREFETCH_KEPT:
+            self.ahead.clear()  # calls that never came (a step that failed): bounded all the same
+        self.ahead.update({key: rows.get(key) for key in keys})
 
     @property
     def gives_next_token(self) -> bool:
@@ -200,7 +221,7 @@ class CachingClient:
         self, key: str, *, messages: Sequence[Message], params: Params, seed: int, call: Callable[[], Completion]
     ) -> Completion:
         store = completion_store()
-        row = store.hit(key, fields=HIT_FIELDS)
+        row = self.ahead.pop(key) if key in self.ahead else store.hit(key, fields=HIT_FIELDS)
         if row is not None:
             return completion_from_row(row)
         if self.observer is not None:

@@ -78,6 +78,10 @@ class RunContext:
         event_validate(event)
         return event
 
+    def replaying(self) -> bool:
+        """The next step comes from the stored events (no call will be made for it)."""
+        return self._next_seq in self._stored
+
     def child_seed(self, *parts: object) -> int:
         return seed_for(self.seed, *parts)
 
@@ -172,6 +176,9 @@ def vote_on(scenario: Scenario, ctx: RunContext, text: str) -> Iterator[Event]:
     scores: dict[str, int] = {}
     fallbacks: list[str] = []
     seed = judge_seed(ctx.seed)
+    prefetch = getattr(ctx.judge, "prefetch", None)  # a judge that can look its calls up together
+    if prefetch is not None and not ctx.replaying():
+        prefetch(scenario=scenario, groups=[group.code for group in scenario.by_seats()], text=text, seed=seed)
 
     for group in scenario.by_seats():
         event = ctx.step(

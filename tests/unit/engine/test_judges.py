@@ -348,3 +348,43 @@ def test_reason_check_without_a_reasoned_answer_has_no_scores(scenario):
         scenario=scenario, group="EPP", text=TEXT, seed=3
     )
     assert verdict.score is None and verdict.reason_score is None
+
+
+class PrefetchRecorder(ScriptedModelClient):
+    """A scripted client that records what it was told ahead and what it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told: list[tuple] = []
+        self.asked: list[tuple] = []
+
+    def prefetch(self, requests):
+        self.told.extend((tuple(map(str, m)), p, s) for m, p, s in requests)
+
+    def complete(self, messages, *, params, seed):
+        self.asked.append((tuple(map(str, messages)), params, seed))
+        return super().complete(messages, params=params, seed=seed)
+
+
+def test_a_prefetch_names_exactly_the_first_call_of_each_group_s_vote(scenario):
+    client = PrefetchRecorder()
+    judge = LLMJudge(client)
+    judge.prefetch(scenario=scenario, groups=["EPP", "SD"], text=TEXT, seed=5)
+    for group in ("EPP", "SD"):
+        judge.score(scenario=scenario, group=group, text=TEXT, seed=5)
+    assert len(client.told) == 2 and client.told == client.asked  # the scripted judge answers at once
+
+
+def test_a_vote_tells_its_judge_every_group_before_the_first_call(scenario):
+    from deliberation.engine.strategies import RunContext
+    from deliberation.engine.strategies.base import vote_on
+
+    client = PrefetchRecorder()
+    ctx = RunContext(model=None, judge=LLMJudge(client), seed=3)
+    events = list(vote_on(scenario, ctx, TEXT))
+    assert [event["type"] for event in events] == ["vote", "vote", "tally", "outcome"]
+    assert client.told == client.asked and len(client.told) == 2
+    # Replayed votes ask nothing, and tell nothing either.
+    replay = PrefetchRecorder()
+    list(vote_on(scenario, RunContext(model=None, judge=LLMJudge(replay), seed=3, recorded=events), TEXT))
+    assert replay.told == replay.asked == []

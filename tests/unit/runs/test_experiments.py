@@ -403,6 +403,38 @@ def test_a_chain_ends_after_its_time_and_the_next_run_goes_through_the_queue(sam
     assert experiment.status == Experiment.Status.FINISHED and queues.tasks == 12
 
 
+def test_a_chain_of_cached_runs_asks_few_statements_per_run(sample_set, queues, model_calls, monkeypatch, settings):
+    """The harness's cost of a cached run is its database round trips (bench/bench_cached_runs.py):
+    the draft's and the votes' lookups (one each: the votes are prefetched together), the events,
+    the group scores, the finish, and the top-up's lock, runs read and insert of the run it hands
+    on, created claimed (no claim, no read of the run, its task or its record's stances again)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 1}
+    owner = make_user()
+    first = grid(owner, name="first", strategies=["one-shot"], parties=[4], sample=2)
+    experiment_start(experiment=first, user=owner)
+    queues.play(first)
+    monkeypatch.setattr(advance, "RUNS_PER_TASK", 100)
+    model_calls.clear()
+    queues.tasks = 0
+    again = grid(owner, name="again", strategies=["one-shot"], parties=[4], sample=2)
+    experiment_start(experiment=again, user=owner)
+    assert len(queues.runs) == 1
+    with CaptureQueriesContext(connection) as queries:
+        queues.play(again)  # one task: the first run read, the 7 others handed on as created
+    again.refresh_from_db()
+    assert again.status == Experiment.Status.FINISHED and model_calls == [] and queues.tasks == 1
+    cached = [q["sql"] for q in queries.captured_queries if "runs_cachedcompletion" in q["sql"]]
+    assert len(cached) == 2 * 8  # 4 groups' votes in one lookup, not four
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    # Per run at most: 2 lookups, the events, the group scores' upsert (in a transaction on
+    # SQLite), the finish, the top-up's transaction (lock, runs read, insert); then what the first
+    # run and the experiment's end read once.
+    assert len(statements) <= 8 * 12 + 16, "\n".join(statements)
+
+
 def test_top_ups_in_processes_that_each_remember_a_part_play_every_cell_once(sample_set, queues, settings, monkeypatch):
     """Each worker process remembers the runs its top-ups read (experiments._seen); two that take
     turns still start every cell exactly once, across a cancel and a resume."""

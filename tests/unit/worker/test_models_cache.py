@@ -209,3 +209,62 @@ def test_a_runs_copy_tells_its_observer_before_each_miss_and_never_on_a_hit():
     # The process's client is untouched: another run's calls reach no one else's observer.
     shared.complete(MESSAGES, params=PARAMS, seed=9)
     assert heard.before_calls == 2 and shared.observer is None and shared.inner.observer is None
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.uncached = 0
+
+    def before_uncached_call(self) -> None:
+        self.uncached += 1
+
+    def retried(self, retry: dict) -> None:
+        pass
+
+
+def cache_statements(queries) -> list[str]:
+    return [query["sql"] for query in queries if CachedCompletion._meta.db_table in query["sql"]]
+
+
+@pytest.mark.django_db
+def test_a_prefetch_answers_a_step_s_calls_in_one_lookup():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    inner = CountingClient()
+    seeds = [1, 2, 3, 4]
+    shared = CachingClient(inner, model="m")
+    for seed in seeds[:3]:
+        shared.complete(MESSAGES, params=PARAMS, seed=seed)  # three of the four are cached
+    run_client = shared.observed_by(Observer())
+    with CaptureQueriesContext(connection) as queries:
+        run_client.prefetch([(MESSAGES, PARAMS, seed) for seed in seeds])
+        answers = [run_client.complete(MESSAGES, params=PARAMS, seed=seed) for seed in seeds]
+    # One UPDATE ... RETURNING for the four lookups, then only the miss's INSERT.
+    statements = cache_statements(queries.captured_queries)
+    assert len(statements) == 2 and statements[0].startswith("UPDATE") and statements[1].startswith("INSERT")
+    assert [answer.cached for answer in answers] == [True, True, True, False]
+    assert [answer.text for answer in answers] == ["A draft. #1", "A draft. #2", "A draft. #3", "A draft. #4"]
+    assert inner.calls == 4 and run_client.observer.uncached == 1
+    assert sorted(CachedCompletion.objects.values_list("hits", flat=True)) == [0, 1, 1, 1]
+    assert run_client.ahead == {}  # each call took its row
+
+
+@pytest.mark.django_db
+def test_a_call_the_prefetch_did_not_name_is_looked_up_alone():
+    inner = CountingClient()
+    shared = CachingClient(inner, model="m")
+    shared.complete(MESSAGES, params=PARAMS, seed=9)
+    run_client = shared.observed_by(Observer())
+    run_client.prefetch([(MESSAGES, PARAMS, 1)])
+    again = run_client.complete(MESSAGES, params=PARAMS, seed=9)
+    assert again.cached is True and again.text == "A draft. #1" and inner.calls == 1
+
+
+@pytest.mark.django_db
+def test_the_process_client_keeps_no_prefetched_rows():
+    """Its client is shared by the worker's threads: only a run's copy holds rows ahead."""
+    shared = CachingClient(CountingClient(), model="m")
+    shared.complete(MESSAGES, params=PARAMS, seed=1)
+    shared.prefetch([(MESSAGES, PARAMS, 1)])
+    assert shared.ahead == {}
