@@ -32,7 +32,10 @@ def migrated_rows_load() -> None:
     models_sync_from_settings()
 
 
-def sample_record_set(name: str = "Sample EP issues") -> str:
+SAMPLE_SET = "Sample EP issues"
+
+
+def sample_record_set(name: str = SAMPLE_SET) -> str:
     """The repository's sample record set, imported under `name`, with the migrations' rows (a
     transactional test's flush drops them)."""
     from deliberation.records.services import records_import
@@ -154,3 +157,24 @@ def experiment_options(**grid) -> list[str]:
         if values is not None:
             options += [f"--{name}", *(str(value) for value in (values if isinstance(values, list) else [values]))]
     return options
+
+
+def experiment_grid(owner: User, **overrides):
+    """An experiment created by the service (experiments.experiment_create) over the sample record
+    set (sample_record_set): three 2-party tasks, two goals, one-shot and greedy on the scripted
+    model, the llm judge, two seeds: 24 runs; any argument overridable."""
+    from deliberation.runs.experiments import experiment_create
+
+    options = {
+        "owner": owner,
+        "name": "grid",
+        "record_set": SAMPLE_SET,
+        "parties": [2],
+        "sample": 3,
+        "goals": ["simple_majority", "rawlsian"],
+        "strategies": ["one-shot", "greedy"],
+        "models": ["scripted:default"],
+        "judges": ["llm"],
+        "seeds": [0, 1],
+    }
+    return experiment_create(**{**options, **overrides})

@@ -3,33 +3,23 @@ scripted:slow, watched on the run page: amulet's beta and preference, then the d
 negotiation's turns with their side, text and reward, then the joint draft and the vote."""
 
 import random
-import re
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from deliberation.records.models import RecordSet
 from deliberation.runs.models import Run
-from tests.e2e.test_live_run import RUN_TIMEOUT_MS, pick_record, sample_records, sign_up  # noqa: F401
+from tests.e2e.test_live_run import RUN_TIMEOUT_MS, sample_records, sign_up  # noqa: F401
+from tests.e2e.test_watching_a_run import build_two_group_run, start
 
 pytestmark = pytest.mark.e2e
 
-TWO = ["EPP", "SD"]
 
-
-def start(page: Page, strategy: str) -> Run:
+def start_run(page: Page, strategy: str) -> Run:
     sign_up(page)
-    pick_record(page)
-    for box in page.locator("#stances-body input[data-testid^=group-]").all():
-        if box.get_attribute("data-testid").removeprefix("group-") not in TWO:
-            box.uncheck()
-    page.get_by_test_id("seed").fill(str(random.randrange(1, 2**31 - 1)))
-    page.get_by_test_id("strategy").select_option(strategy)
-    page.locator('[data-testid=model-choice][data-model="scripted:slow"]').click()
-    page.get_by_test_id("judge").select_option("scripted")
-    page.get_by_test_id("start-run").click()
-    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
-    run = Run.objects.get(pk=int(re.search(r"/runs/(\d+)/$", page.url).group(1)))
+    seed = random.randrange(1, 2**31 - 1)
+    build_two_group_run(page, model_button="scripted:slow", seed=seed, strategy=strategy, seats=None)
+    run = start(page)
     assert run.strategy == strategy
     return run
 
@@ -37,7 +27,7 @@ def start(page: Page, strategy: str) -> Run:
 def test_an_amulet_run_shows_beta_the_preference_and_the_decoded_draft(
     page: Page, sample_records: RecordSet, celery_worker
 ) -> None:
-    run = start(page, "amulet")
+    run = start_run(page, "amulet")
     transcript = page.get_by_test_id("transcript")
     expect(transcript.get_by_test_id("amulet-beta")).to_have_text("β = 4.649", timeout=RUN_TIMEOUT_MS)
     expect(page.get_by_test_id("outcome")).to_be_visible(timeout=RUN_TIMEOUT_MS)
@@ -51,7 +41,7 @@ def test_an_amulet_run_shows_beta_the_preference_and_the_decoded_draft(
 def test_a_negotiation_run_shows_each_turn_with_its_side_text_and_reward(
     page: Page, sample_records: RecordSet, celery_worker
 ) -> None:
-    run = start(page, "negotiation")
+    run = start_run(page, "negotiation")
     transcript = page.get_by_test_id("transcript")
     expect(page.get_by_test_id("outcome")).to_be_visible(timeout=RUN_TIMEOUT_MS)
     turns = [event.data for event in run.events.filter(type="turn").order_by("seq")]

@@ -10,29 +10,19 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from deliberation.records.models import RecordSet
-from deliberation.runs.models import Run
-from tests.e2e.test_live_run import RUN_TIMEOUT_MS, pick_record, sample_records, sign_up  # noqa: F401
+from tests.e2e.test_live_run import RUN_TIMEOUT_MS, sample_records, sign_up  # noqa: F401
+from tests.e2e.test_watching_a_run import build_two_group_run, start
 
 pytestmark = pytest.mark.e2e
-
-TWO = ["EPP", "SD"]
 
 
 def test_a_mediator_run_shows_candidates_rankings_and_the_winner(
     page: Page, sample_records: RecordSet, celery_worker
 ) -> None:
     sign_up(page)
-    pick_record(page)
-    for box in page.locator("#stances-body input[data-testid^=group-]").all():
-        if box.get_attribute("data-testid").removeprefix("group-") not in TWO:
-            box.uncheck()
-    page.get_by_test_id("seed").fill(str(random.randrange(1, 2**31 - 1)))
-    page.get_by_test_id("strategy").select_option("mediator")
-    page.get_by_test_id("use-demo-model").click()
-    page.get_by_test_id("judge").select_option("scripted")
-    page.get_by_test_id("start-run").click()
-    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
-    run = Run.objects.get(pk=int(re.search(r"/runs/(\d+)/$", page.url).group(1)))
+    seed = random.randrange(1, 2**31 - 1)
+    build_two_group_run(page, model_button="use-demo-model", seed=seed, strategy="mediator", seats=None)
+    run = start(page)
     assert run.strategy == "mediator"
 
     # While a step runs, the page says who is at work, in the mediator's order.

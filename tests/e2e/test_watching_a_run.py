@@ -17,16 +17,29 @@ pytestmark = pytest.mark.e2e
 TWO = ["EPP", "SD"]  # a short debate: two openings, one draft, one amendment
 
 
-def build_two_group_run(page: Page, *, model_button: str, seed: int, rounds: int = 0) -> None:
+def build_two_group_run(
+    page: Page,
+    *,
+    model_button: str,
+    seed: int,
+    strategy: str = "parliament",
+    rounds: int = 0,
+    seats: str | None = "real",
+) -> None:
+    """The builder filled in for a run of EPP and S&D on the sample record, judged by the scripted
+    judge; `model_button`: the demo model's button or a registry model's chip; `seats`: the seat
+    structure (None: the builder's default); `rounds`: a parliament's."""
     pick_record(page)
     for box in page.locator("#stances-body input[data-testid^=group-]").all():
         code = box.get_attribute("data-testid").removeprefix("group-")
         if code not in TWO:
             box.uncheck()
     page.get_by_test_id("seed").fill(str(seed))
-    page.get_by_test_id("seat-structure").select_option("real")
-    page.get_by_test_id("strategy").select_option("parliament")
-    page.get_by_test_id("parliament-rounds").fill(str(rounds))
+    if seats is not None:
+        page.get_by_test_id("seat-structure").select_option(seats)
+    page.get_by_test_id("strategy").select_option(strategy)
+    if strategy == "parliament":
+        page.get_by_test_id("parliament-rounds").fill(str(rounds))
     if model_button == "use-demo-model":
         page.get_by_test_id(model_button).click()
     else:  # the registry's chip for that model
@@ -35,6 +48,7 @@ def build_two_group_run(page: Page, *, model_button: str, seed: int, rounds: int
 
 
 def start(page: Page) -> Run:
+    """Start the run the builder holds; the run, once its page has opened."""
     page.get_by_test_id("start-run").click()
     expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
     return Run.objects.get(pk=int(re.search(r"/runs/(\d+)/$", page.url).group(1)))

@@ -11,11 +11,11 @@ from deliberation.registry.models import UserBudget
 from deliberation.runs import experiments, services
 from deliberation.runs.advance import run_advance
 from deliberation.runs.budgets import BudgetExceeded, budget_for, spending_for
-from deliberation.runs.experiments import experiment_advance, experiment_create, experiment_start
+from deliberation.runs.experiments import experiment_advance, experiment_start
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.services import run_create
 from deliberation.scenarios.models import SavedScenario
-from tests.factories import builder_form, make_record, make_user, sample_record_set, scenario_config
+from tests.factories import builder_form, experiment_grid, make_record, make_user, sample_record_set, scenario_config
 
 pytestmark = pytest.mark.django_db
 
@@ -152,20 +152,8 @@ def test_the_api_tells_what_is_left(client, queued):
 
 
 def grid(owner, **overrides) -> Experiment:
-    options = dict(
-        owner=owner,
-        name="grid",
-        record_set=SET,
-        parties=[2],
-        sample=3,
-        goals=["simple_majority"],
-        strategies=["one-shot"],
-        models=["scripted:default"],
-        judges=["llm"],
-        seeds=[0, 1],
-    )
-    options.update(overrides)
-    return experiment_create(**options)
+    """Six one-shot runs: three 2-party tasks x two seeds, one goal."""
+    return experiment_grid(owner, **{"goals": ["simple_majority"], "strategies": ["one-shot"], **overrides})
 
 
 @pytest.mark.django_db(transaction=True)  # the top-ups run on commit

@@ -29,7 +29,7 @@ from deliberation.runs.experiments import (
 )
 from deliberation.runs.models import Experiment, Run
 from deliberation.runs.selectors import experiment_progress
-from tests.factories import experiment_options, make_user, sample_record_set
+from tests.factories import experiment_grid as grid, experiment_options, make_user, sample_record_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,23 +92,6 @@ def model_calls(monkeypatch):
 
     monkeypatch.setattr(ScriptedModelClient, "complete", counted)
     return calls
-
-
-def grid(owner, **overrides) -> Experiment:
-    options = dict(
-        owner=owner,
-        name="grid",
-        record_set=SET,
-        parties=[2],
-        sample=3,
-        goals=["simple_majority", "rawlsian"],
-        strategies=["one-shot", "greedy"],
-        models=["scripted:default"],
-        judges=["llm"],
-        seeds=[0, 1],
-    )
-    options.update(overrides)
-    return experiment_create(**options)
 
 
 # --- estimates ---------------------------------------------------------------------------------
