@@ -62,7 +62,7 @@ from deliberation.engine.strategies.params import params_from_pairs
 from deliberation.errors import ApplicationError, Conflict, Invalid, error_body
 from deliberation.records.models import Record
 from deliberation.records.selectors import record_get, record_search, record_set_list
-from deliberation.registry.clients import judge_uses_model
+from deliberation.registry.clients import judge_name_check, judge_uses_model
 from deliberation.registry.selectors import model_entries_for
 from deliberation.runs.budgets import spending_for
 from deliberation.runs.counterfactuals import CounterfactualError, run_counterfactual
@@ -319,6 +319,10 @@ def strategy_estimate(
         params = strategy_params(name, params_from_pairs(param))
     except ParamsError as error:
         return Status(400, {"errors": error.errors})
+    try:
+        judge_name_check(judge)
+    except ValueError as error:
+        return Status(400, {"errors": {"judge": [str(error)]}})
     cost = run_cost(
         strategy=name, party_count=groups, judge_uses_model=judge_uses_model(judge), params=params.model_dump()
     )

@@ -36,7 +36,7 @@ from deliberation.engine.strategies.base import judge_seed, verdict_data
 from deliberation.errors import Invalid
 from deliberation.records.models import Record, RecordSet, Stance
 from deliberation.records.selectors import current_records, engine_group, record_set_get, record_view
-from deliberation.registry.clients import CALIBRATED_PREFIX, drafting_client, judge_for, judge_uses_model
+from deliberation.registry.clients import CALIBRATED_PREFIX, drafting_client, judge_for, judge_model_for
 from worker.enqueue import model_queue, task_enqueue
 from worker.heartbeat import run_heartbeat
 
@@ -293,7 +293,11 @@ def calibration_new(
     if concurrency < 1:
         raise CalibrationError("concurrency must be at least 1")
     the_set = record_set_get(name=record_set)
-    model = (judge_model or settings.HEMICYCLE_DEFAULT_MODEL) if judge_uses_model(judge) else ""
+    try:
+        # '' for a judge that calls no model; a calibrated judge's own (its calibration's judge model)
+        model = judge_model_for(judge, model=judge_model or settings.HEMICYCLE_DEFAULT_MODEL)
+    except ValueError as error:
+        raise CalibrationError(str(error)) from None
     calibration = Calibration(
         judge=judge,
         judge_model=model,

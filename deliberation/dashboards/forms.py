@@ -6,7 +6,7 @@ from django.conf import settings
 from deliberation.engine.goals import GOALS
 from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
 from deliberation.records.selectors import record_set_list, topic_task_counts
-from deliberation.registry.clients import judge_choices
+from deliberation.registry.clients import judge_choices, judge_name_check
 from deliberation.registry.selectors import ModelRefused, model_check, model_entries_for
 from deliberation.runs.budgets import budget_for, spending_for
 from deliberation.scenarios.models import SavedScenario
@@ -18,6 +18,21 @@ DEFAULT_STRATEGIES = [name for name in ("one-shot", "parliament", "random", "gre
 
 def _words(text: str) -> list[str]:
     return [word for word in text.replace(",", " ").split() if word]
+
+
+class JudgesField(forms.MultipleChoiceField):
+    """The judges the form offers (the fixed ones, the newest calibrated ones), and any other the
+    one rule accepts (registry.clients.judge_name_check: calibrated:<id> of an older calibration),
+    refused with what is wrong."""
+
+    def validate(self, value):
+        if self.required and not value:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        for name in value:
+            try:
+                judge_name_check(name)
+            except ValueError as error:
+                raise forms.ValidationError(str(error), code="invalid_choice") from None
 
 
 SOURCES = [("tasks", "A record set's benchmark tasks"), ("scenarios", "Your saved scenarios")]
@@ -63,7 +78,7 @@ class ExperimentForm(forms.Form):
         help_text="Drafting models of the lab's registry, separated by spaces.",
         widget=forms.TextInput(attrs={"list": "model-suggestions"}),
     )
-    judges = forms.MultipleChoiceField(
+    judges = JudgesField(
         choices=lambda: [(name, name) for name in judge_choices()],
         initial=["llm"],
         widget=forms.CheckboxSelectMultiple,

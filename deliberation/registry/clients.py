@@ -13,7 +13,7 @@ app's JudgeProvider, registered when Django starts (its AppConfig.ready), so tha
 never import the apps that use them.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from deliberation.engine.judges import (
@@ -71,8 +71,49 @@ def strategy_model_check(*, strategy: str, model: str, allow_raw: bool = False) 
         )
 
 
+def judge_name_check(name: str) -> None:
+    """The one rule for a judge's name, wherever a run, an experiment or a calibration names one
+    (the commands' --judge, the builder, the API, the experiment form): a fixed judge, or a
+    provider's (`calibrated:<id>` of any calibration with a map, however old). ValueError saying
+    what is wrong otherwise. Reads at most one row."""
+    if name in JUDGES:
+        return
+    provider = _provider_for(name)
+    if provider is None:
+        raise ValueError(f"unknown judge {name!r}; choose from {judge_names_help()}")
+    provider.check(name)
+
+
+def judge_model_for(name: str, *, model: str) -> str:
+    """The model the judge `name` calls when a run names `model` as its judge model: `model` for
+    the judges that call one, a provider's judge its own (a calibration's judge model), '' for a
+    judge that calls none. ValueError for a provider's judge it does not know."""
+    if name in MODEL_JUDGES:
+        return model
+    provider = _provider_for(name)
+    return provider.model_of(name) if provider is not None else ""
+
+
 def judge_uses_model(name: str) -> bool:
-    return name in MODEL_JUDGES
+    """Whether the judge `name` calls a model (budgets, estimates, the calibration command): the
+    llm judges, the ensembles, and a calibrated judge of one of them. A provider's judge that
+    cannot be resolved (its calibration deleted) counts as calling one: the budget errs on the
+    side of refusing."""
+    if name in MODEL_JUDGES:
+        return True
+    provider = _provider_for(name)
+    if provider is None:
+        return False
+    try:
+        return bool(provider.model_of(name))
+    except ValueError:
+        return True
+
+
+def judges_using_model(names: Iterable[str]) -> frozenset[str]:
+    """Those of `names` that call a model, each resolved once (an experiment's judges, read once
+    per estimate rather than once per cell)."""
+    return frozenset(name for name in set(names) if judge_uses_model(name))
 
 
 def judge_choices() -> list[str]:
@@ -91,11 +132,16 @@ def similarity_embedder():
 
 @dataclass(frozen=True)
 class JudgeProvider:
-    """Judges named `<prefix><rest>`: `build(name, *, allow_raw, observer, endpoints)` makes one
-    (ValueError for an unknown one); `choices()` names those a form offers."""
+    """Judges named `<prefix><rest>`, `syntax` saying how one is written ("calibrated:<calibration
+    id>"): `build(name, *, allow_raw, observer, endpoints)` makes one; `check(name)` says cheaply
+    whether it exists (ValueError naming what is wrong); `model_of(name)` is the model it calls
+    ('' for none; ValueError as check); `choices()` names those a form offers."""
 
     prefix: str
+    syntax: str
     build: Callable[..., Judge]
+    check: Callable[[str], None]
+    model_of: Callable[[str], str]
     choices: Callable[[], list[str]]
 
 
@@ -104,6 +150,15 @@ _providers: dict[str, JudgeProvider] = {}
 
 def judge_provider_register(provider: JudgeProvider) -> None:
     _providers[provider.prefix] = provider
+
+
+def _provider_for(name: str) -> JudgeProvider | None:
+    return next((provider for prefix, provider in _providers.items() if name.startswith(prefix)), None)
+
+
+def judge_names_help() -> str:
+    """How a judge is named, for help texts and refusals: the fixed names and each provider's syntax."""
+    return ", ".join(JUDGES) + "".join(f" or {provider.syntax}" for provider in _providers.values())
 
 
 def judge_for(
@@ -127,13 +182,13 @@ def judge_for(
     if name in ("ensemble-mean", "ensemble-median"):
         members = {member: judge_for(member, model=model, **reach) for member in ENSEMBLE_MEMBERS}
         return EnsembleJudge(members, aggregate=name.removeprefix("ensemble-"), name=name)
-    for prefix, provider in _providers.items():
-        if name.startswith(prefix):
-            return provider.build(name, **reach)
+    provider = _provider_for(name)
+    if provider is not None:
+        return provider.build(name, **reach)
     if name == "similarity":
         return SimilarityJudge(similarity_embedder())
     if name == "real-votes":
         return RealVotesJudge()
     if name == "scripted":
         return ScriptedJudge()
-    raise ValueError(f"unknown judge {name!r}; choose from {', '.join(JUDGES)}")
+    raise ValueError(f"unknown judge {name!r}; choose from {judge_names_help()}")

@@ -12,6 +12,8 @@ The check and the runs it admits are one transaction under a lock on the owner (
 two starts at once are counted one after the other and never both fit a budget with room for one.
 """
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,6 +25,7 @@ from django.utils import timezone
 
 from deliberation.engine.strategies import run_cost
 from deliberation.errors import QuotaExceeded
+from deliberation.registry.clients import judge_uses_model
 from deliberation.registry.models import UserBudget
 from deliberation.runs.models import Run, RunEvent
 from deliberation.runs.selectors import uncached_steps
@@ -90,8 +93,11 @@ def budget_for(*, user: AbstractBaseUser) -> Budget:
     )
 
 
-def run_steps_estimate(*, strategy: str, party_count: int, judge: str, params: dict) -> int:
-    return run_cost(strategy=strategy, party_count=party_count, judge_uses_model=judge == "llm", params=params).steps
+def run_steps_estimate(
+    *, strategy: str, party_count: int, judge: str, params: dict, uses_model: Callable[[str], bool] = judge_uses_model
+) -> int:
+    """`uses_model`: registry.clients.judge_uses_model, or the same answers remembered over many runs."""
+    return run_cost(strategy=strategy, party_count=party_count, judge_uses_model=uses_model(judge), params=params).steps
 
 
 def spending_for(*, user: AbstractBaseUser, budget: Budget | None = None) -> Spending:
@@ -110,8 +116,11 @@ def spending_for(*, user: AbstractBaseUser, budget: Budget | None = None) -> Spe
             tokens += (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)
         if status != Run.Status.FINISHED:
             usages.setdefault(run_id, []).append(usage)
+    uses_model = functools.cache(judge_uses_model)  # a calibrated judge's answer is a row: once per judge
     flying = {
-        pk: run_steps_estimate(strategy=strategy, party_count=len(groups), judge=judge, params=params)
+        pk: run_steps_estimate(
+            strategy=strategy, party_count=len(groups), judge=judge, params=params, uses_model=uses_model
+        )
         for pk, strategy, groups, judge, params in runs.filter(status__in=IN_FLIGHT).values_list(
             "pk", "strategy", "groups", "judge", "params"
         )

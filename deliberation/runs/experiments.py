@@ -55,7 +55,7 @@ from deliberation.records.selectors import (
     record_version_for_run,
     stances_with_groups,
 )
-from deliberation.registry.clients import judge_choices, strategy_model_check
+from deliberation.registry.clients import judge_name_check, judges_using_model, strategy_model_check
 from deliberation.registry.selectors import ModelRefused, model_bounds, model_check
 from deliberation.runs.budgets import budget_for, budget_lock, spending_for
 from deliberation.runs.calibration_cells import (
@@ -110,12 +110,14 @@ def experiment_cells(spec: dict) -> list[Cell]:
     ]
 
 
-def cell_steps(cell: Cell, spec: dict) -> int:
+def cell_steps(cell: Cell, spec: dict, *, model_judges: frozenset[str]) -> int:
+    """The estimated model steps of a cell's run; `model_judges`: judges_using_model(spec's judges),
+    read once by the caller for all its cells (a calibrated judge's is a row)."""
     party_count = spec["source"]["party_counts"][cell.source.split(":")[1]]
     return run_cost(
         strategy=cell.strategy,
         party_count=party_count,
-        judge_uses_model=cell.judge == "llm",
+        judge_uses_model=cell.judge in model_judges,
         params=spec["params"].get(cell.strategy, {}),
     ).steps
 
@@ -123,12 +125,13 @@ def cell_steps(cell: Cell, spec: dict) -> int:
 def experiment_estimate(spec: dict) -> dict:
     """Runs, model steps and completion tokens per strategy and in all (engine/costs.py)."""
     per_strategy = {strategy: {"runs": 0, "steps": 0, "completion_tokens": 0} for strategy in spec["strategies"]}
+    model_judges = judges_using_model(spec["judges"])
     for cell in experiment_cells(spec):
         party_count = spec["source"]["party_counts"][cell.source.split(":")[1]]
         cost = run_cost(
             strategy=cell.strategy,
             party_count=party_count,
-            judge_uses_model=cell.judge == "llm",
+            judge_uses_model=cell.judge in model_judges,
             params=spec["params"].get(cell.strategy, {}),
         )
         row = per_strategy[cell.strategy]
@@ -279,7 +282,12 @@ def experiment_create(
                 strategy_model_check(strategy=strategy, model=model, allow_raw=allow_raw_models)
             except ModelRefused as error:
                 raise ExperimentError(f"models: {error.message}") from None
-    judges = _choices("judges", judges, judge_choices())
+    judges = _choices("judges", judges)
+    for judge in judges:
+        try:
+            judge_name_check(judge)  # calibrated:<id> of any calibration with a map, not only those the forms list
+        except ValueError as error:
+            raise ExperimentError(f"judges: {error}") from None
     seeds = _choices("seeds", [int(seed) for seed in seeds])
     if "real-votes" in judges and strategies and set(strategies) != {"real-resolution"}:
         raise ExperimentError(
@@ -570,12 +578,16 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
             spending = spending_for(user=experiment.owner, budget=budget)
         budgeted = 0  # the estimated steps of the runs this top-up starts (the budget counts them)
         committed = 0
+        if experiment.call_cap is not None or spending is not None:
+            model_judges = judges_using_model(spec["judges"])
         if experiment.call_cap is not None:
             spent = experiment_steps_by_run(experiment_id=experiment.pk)
             by_key = {cell.key: cell for cell in cells}
             for cell_key, (run_id, status) in runs.items():
                 active = status in IN_FLIGHT
-                committed += cell_steps(by_key[cell_key], spec) if active else spent.get(run_id, 0)
+                committed += (
+                    cell_steps(by_key[cell_key], spec, model_judges=model_judges) if active else spent.get(run_id, 0)
+                )
         started: list[int] = []
         requeued: dict[str, tuple[int, str]] = {}  # for `seen`, once this transaction commits
         held = None
@@ -591,13 +603,13 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
                     break  # nothing more can start: the rest of the grid waits (was a walk to its end)
                 continue
             if experiment.call_cap is not None:
-                cost = cell_steps(cell, spec)
+                cost = cell_steps(cell, spec, model_judges=model_judges)
                 if committed + cost > experiment.call_cap:
                     capped = True
                     continue
                 committed += cost
             if spending is not None:
-                cost = cell_steps(cell, spec)
+                cost = cell_steps(cell, spec, model_judges=model_judges)
                 if spending.refusal(steps=budgeted + cost):
                     capped = True
                     continue

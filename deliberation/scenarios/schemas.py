@@ -62,7 +62,9 @@ class ScenarioIn(BaseModel):
     strategy: StrategyName
     strategy_params: dict[Code, ParamValue] = Field({}, max_length=MAX_GROUPS)
     model: Name = ""
-    judge: Code = Field(description="llm, real-votes, scripted, or calibrated:<id>.")
+    judge: Code = Field(
+        description="llm, llm-expected, ensemble-mean, ensemble-median, similarity, real-votes, scripted, or calibrated:<calibration id>."
+    )
     judge_model: Name = Field("", description="The llm judge's model; empty: the drafting model.")
     seed: Seed = 0
     # Before strategy_params, the parliament's two parameters were fields of their own.

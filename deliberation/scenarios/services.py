@@ -19,7 +19,7 @@ from deliberation.engine.strategies.base import model_params_of
 from deliberation.errors import Invalid
 from deliberation.records.models import PartyGroup, Record
 from deliberation.records.selectors import engine_group, record_stances, record_view
-from deliberation.registry.clients import judge_choices, strategy_model_check
+from deliberation.registry.clients import judge_name_check, strategy_model_check
 from deliberation.registry.selectors import ModelRefused, model_check
 from deliberation.scenarios.models import SavedScenario
 from deliberation.scenarios.schemas import ScenarioIn, input_errors
@@ -172,8 +172,10 @@ def scenario_config_build(
             models[field] = model_check(name=name, user=user, field=field) if name else ""
         except ModelRefused as error:
             errors[field] = [error.message]
-    if data.judge not in judge_choices():
-        errors["judge"] = [f"Choose one of: {', '.join(judge_choices())}."]
+    try:
+        judge_name_check(data.judge)
+    except ValueError as error:
+        errors["judge"] = [f"{str(error)[0].upper()}{str(error)[1:]}."]
     try:
         params = strategy_params(data.strategy, data.strategy_params)
     except ParamsError as error:

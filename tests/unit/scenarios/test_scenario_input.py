@@ -63,7 +63,7 @@ def test_a_record_that_is_gone_models_judges_and_parameters_are_reported_togethe
     errors = refused(record=999_999, model="scripted:nope", judge="oracle", strategy_params={"rounds": 6})
     assert errors["record"] == ["That record does not exist (any more): pick another one."]
     assert "'scripted:nope' is not a model of this lab" in errors["model"][0]
-    assert errors["judge"][0].startswith("Choose one of: llm, ")
+    assert errors["judge"][0].startswith("Unknown judge 'oracle'; choose from llm, ")
     assert errors["rounds"] == ["between 0 and 5, not 6"]
 
 

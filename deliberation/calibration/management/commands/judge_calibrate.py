@@ -5,7 +5,7 @@ from django.core.management.base import CommandError
 
 from deliberation.calibration.selectors import calibration_summary
 from deliberation.calibration.services import calibration_run
-from deliberation.commands import ApplicationCommand, progress_bar
+from deliberation.commands import ApplicationCommand, judge_option, progress_bar
 from deliberation.engine.calibration import DEFAULT_RESAMPLES
 from deliberation.records.models import RecordSet
 
@@ -18,9 +18,7 @@ class Command(ApplicationCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--record-set", required=True, help="name of the record set")
-        parser.add_argument(
-            "--judge", required=True, help="llm, llm-expected, real-votes, scripted, calibrated:<id>, ..."
-        )
+        judge_option(parser, "--judge")
         parser.add_argument(
             "--judge-model", default=None, help="model for judges that call one (default: the bundled model)"
         )

@@ -5,11 +5,11 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from deliberation.commands import ApplicationCommand
+from deliberation.commands import ApplicationCommand, judge_option
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES, strategy_params
 from deliberation.engine.strategies.base import model_params_of
-from deliberation.registry.clients import JUDGES, strategy_model_check
+from deliberation.registry.clients import strategy_model_check
 from deliberation.registry.selectors import ModelRefused, model_runnable
 from deliberation.runs.benchmark import EVALUATE_OWNER, benchmark_evaluate
 from deliberation.runs.play import experiment_play_followed
@@ -39,7 +39,7 @@ class Command(ApplicationCommand):
             default=None,
             help="drafting model: a registry name, or a backend model string (default: the lab's default model)",
         )
-        parser.add_argument("--judge", required=True, choices=JUDGES)
+        judge_option(parser, "--judge")
         parser.add_argument("--judge-model", default=None, help="model for the llm judge (default: --model)")
         parser.add_argument("--topic", default=None)
         parser.add_argument("--limit", type=int, default=None, help="at most N tasks per party count")

@@ -20,11 +20,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from deliberation.calibration.selectors import experiment_calibration_cells
-from deliberation.commands import ApplicationCommand
+from deliberation.commands import ApplicationCommand, judge_option
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
 from deliberation.engine.strategies.params import params_from_pairs
-from deliberation.registry.clients import JUDGES
 from deliberation.runs.experiments import (
     experiment_cancel,
     experiment_create,
@@ -78,7 +77,7 @@ class Command(ApplicationCommand):
             default=None,
             help="drafting models: registry names the owner may use (staff: also backend strings); default: the lab's default model",
         )
-        create.add_argument("--judges", nargs="+", required=True, help=f"any of {', '.join(JUDGES)} or calibrated:<id>")
+        judge_option(create, "--judges", nargs="+")
         create.add_argument("--seeds", nargs="+", type=int, default=[0])
         create.add_argument("--rounds", type=int, default=None, help="parliament: negotiation rounds")
         create.add_argument(
