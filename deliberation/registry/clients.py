@@ -94,12 +94,18 @@ def judge_model_for(name: str, *, model: str) -> str:
     return provider.model_of(name) if provider is not None else ""
 
 
+def judge_takes_model(name: str) -> bool:
+    """Whether the judge model a run or a calibration names decides what the judge `name` calls:
+    the llm judges and the ensembles; a calibrated judge calls its calibration's, whatever is named."""
+    return name in MODEL_JUDGES
+
+
 def judge_uses_model(name: str) -> bool:
     """Whether the judge `name` calls a model (budgets, estimates, the calibration command): the
     llm judges, the ensembles, and a calibrated judge of one of them. A provider's judge that
     cannot be resolved (its calibration deleted) counts as calling one: the budget errs on the
     side of refusing."""
-    if name in MODEL_JUDGES:
+    if judge_takes_model(name):
         return True
     provider = _provider_for(name)
     if provider is None:

@@ -18,7 +18,7 @@ from django.db import transaction
 from deliberation.calibration.models import Calibration
 from deliberation.calibration.services import calibration_create, calibration_enqueue, calibration_new
 from deliberation.records.models import RecordSet
-from deliberation.registry.clients import judge_uses_model
+from deliberation.registry.clients import judge_takes_model
 
 CELL_PREFIX = "calibration"
 IN_FLIGHT = (Calibration.Status.QUEUED, Calibration.Status.RUNNING)
@@ -26,14 +26,14 @@ IN_FLIGHT = (Calibration.Status.QUEUED, Calibration.Status.RUNNING)
 
 def calibration_cells(spec: dict) -> list[tuple[str, str, str]]:
     """(cell key, judge, judge model) of each calibration cell of an experiment's spec; a judge that
-    calls no model has one cell, whatever the models."""
+    calls no model, or always its own (calibrated:<id>), has one cell, whatever the models."""
     grid = spec.get("calibration")
     if not grid:
         return []
     return [
         (f"{CELL_PREFIX}|{judge}|{model}", judge, model)
         for judge in grid["judges"]
-        for model in (grid["judge_models"] if judge_uses_model(judge) else [""])
+        for model in (grid["judge_models"] if judge_takes_model(judge) else [""])
     ]
 
 

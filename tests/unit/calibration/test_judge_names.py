@@ -11,6 +11,7 @@ from deliberation.calibration.services import calibration_run
 from deliberation.dashboards.forms import JudgesField
 from deliberation.registry.clients import judge_choices, judge_model_for, judge_name_check, judge_uses_model
 from deliberation.runs.budgets import run_steps_estimate
+from deliberation.runs.calibration_cells import calibration_cells
 from deliberation.runs.experiments import ExperimentError, experiment_create
 from deliberation.runs.models import Experiment
 from deliberation.scenarios.services import ScenarioInvalid
@@ -151,6 +152,11 @@ def test_judges_that_call_a_model_are_budgeted_as_calling_one(llm_calibration):
     assert judge_model_for(f"calibrated:{scripted.pk}", model="m") == ""
     assert judge_model_for(f"calibrated:{llm_calibration.pk}", model="m") == "scripted:default"
     assert judge_uses_model("calibrated:999999")  # a deleted calibration errs on the side of the budget
+    # an experiment's calibration grid: a calibrated judge calls its own model, so one cell
+    grid = {"judges": ["llm", f"calibrated:{llm_calibration.pk}"], "judge_models": ["a", "b"]}
+    assert [cell[1:] for cell in calibration_cells({"calibration": grid})] == [
+        ("llm", "a"), ("llm", "b"), (f"calibrated:{llm_calibration.pk}", ""),
+    ]  # fmt: skip
 
     def steps(judge: str) -> int:
         return run_steps_estimate(strategy="one-shot", party_count=4, judge=judge, params={})
