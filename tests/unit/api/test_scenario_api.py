@@ -4,8 +4,8 @@ with strategy_params, the OpenAPI types, and /api/runs as an alias of /api/v1/ru
 import pytest
 
 from deliberation.runs.models import Run
-from tests.factories import make_record
-from tests.unit.api.test_api import RUN_BODY, alice, bearer, enqueued, post, token  # noqa: F401 (fixtures)
+from tests.factories import make_record, scenario_data
+from tests.unit.api.test_api import alice, bearer, enqueued, post, token  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -45,19 +45,19 @@ def test_the_estimate_refuses_bad_parameters_by_name_and_unknown_strategies(clie
 
 
 def test_a_run_plays_its_strategy_params_with_the_defaults_filled_in(client, token, enqueued):
-    body = {**RUN_BODY, "record": make_record().pk, "strategy": "one-shot", "strategy_params": {"max_tokens": 200}}
+    body = scenario_data(make_record(), strategy="one-shot", strategy_params={"max_tokens": 200})
     response = post(client, "/api/v1/runs", body, token)
     assert response.status_code == 201, response.content
     assert Run.objects.get(pk=response.json()["id"]).params == {"temperature": 0.0, "max_tokens": 200}
 
 
 def test_the_old_rounds_field_still_sets_the_parliaments_rounds(client, token, enqueued):
-    response = post(client, "/api/v1/runs", {**RUN_BODY, "record": make_record().pk, "rounds": 0}, token)
+    response = post(client, "/api/v1/runs", scenario_data(make_record(), rounds=0), token)
     assert Run.objects.get(pk=response.json()["id"]).params["rounds"] == 0
 
 
 def test_bad_strategy_params_answer_a_message_per_parameter(client, token, enqueued):
-    body = {**RUN_BODY, "record": make_record().pk, "strategy_params": {"rounds": 7, "temperature": "hot", "tone": 1}}
+    body = scenario_data(make_record(), strategy_params={"rounds": 7, "temperature": "hot", "tone": 1})
     response = post(client, "/api/v1/runs", body, token)
     assert response.status_code == 400
     errors = response.json()["errors"]
@@ -92,7 +92,7 @@ def test_the_openapi_schema_documents_the_scenarios_types_choices_and_bounds(cli
 def test_api_runs_answers_as_api_v1_runs(client, alice, token, enqueued):
     client.force_login(alice)
     record = make_record()
-    created = client.post("/api/runs", {**RUN_BODY, "record": record.pk}, content_type="application/json")
+    created = client.post("/api/runs", scenario_data(record), content_type="application/json")
     assert created.status_code == 201
     run_id = created.json()["id"]
     v1 = client.get(f"/api/v1/runs/{run_id}", **bearer(token)).json()
@@ -100,7 +100,7 @@ def test_api_runs_answers_as_api_v1_runs(client, alice, token, enqueued):
     assert client.get("/api/runs").json() == {"runs": client.get("/api/v1/runs", **bearer(token)).json()}
     refused = client.post(
         "/api/runs",
-        {**RUN_BODY, "record": record.pk, "strategy_params": {"rounds": 9}},
+        scenario_data(record, strategy_params={"rounds": 9}),
         content_type="application/json",
     )
     assert refused.status_code == 400 and refused.json() == {"errors": {"rounds": ["between 0 and 5, not 9"]}}
@@ -119,12 +119,7 @@ def test_the_consensus_strategies_are_offered_with_their_parameters_and_estimate
 
 
 def test_a_mediator_run_from_the_api_stores_its_parameters(client, token, enqueued):
-    body = {
-        **RUN_BODY,
-        "record": make_record().pk,
-        "strategy": "mediator",
-        "strategy_params": {"candidates": 3, "weighting": "seats"},
-    }
+    body = scenario_data(make_record(), strategy="mediator", strategy_params={"candidates": 3, "weighting": "seats"})
     response = post(client, "/api/v1/runs", body, token)
     assert response.status_code == 201, response.content
     params = Run.objects.get(pk=response.json()["id"]).params
@@ -132,12 +127,7 @@ def test_a_mediator_run_from_the_api_stores_its_parameters(client, token, enqueu
 
 
 def test_an_advisor_model_the_user_may_not_use_is_refused_under_its_name(client, token, enqueued):
-    body = {
-        **RUN_BODY,
-        "record": make_record().pk,
-        "strategy": "advisor",
-        "strategy_params": {"advisor_model": "nope:gone"},
-    }
+    body = scenario_data(make_record(), strategy="advisor", strategy_params={"advisor_model": "nope:gone"})
     response = post(client, "/api/v1/runs", body, token)
     assert response.status_code == 400
     assert "advisor_model" in response.json()["errors"]
@@ -146,7 +136,7 @@ def test_an_advisor_model_the_user_may_not_use_is_refused_under_its_name(client,
 
 def test_amulet_and_negotiation_runs_through_the_api_with_their_params_and_estimates(client, token, enqueued):
     record = make_record()
-    body = {**RUN_BODY, "record": record.pk, "strategy": "negotiation", "strategy_params": {"max_turns": 4}}
+    body = scenario_data(record, strategy="negotiation", strategy_params={"max_turns": 4})
     response = post(client, "/api/v1/runs", body, token)
     assert response.status_code == 201, response.content
     assert Run.objects.get(pk=response.json()["id"]).params == {
@@ -166,7 +156,7 @@ def test_amulet_and_negotiation_runs_through_the_api_with_their_params_and_estim
 
 
 def test_amulet_on_a_model_without_token_ids_is_refused_at_creation(client, token, enqueued):
-    body = {**RUN_BODY, "record": make_record().pk, "strategy": "amulet", "model": "scripted:no-logprobs"}
+    body = scenario_data(make_record(), strategy="amulet", model="scripted:no-logprobs")
     response = post(client, "/api/v1/runs", body, token)
     assert response.status_code == 400
     assert "amulet decodes token by token" in response.json()["errors"]["model"][0]
