@@ -71,7 +71,10 @@ class ExperimentForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     strategies = forms.MultipleChoiceField(
-        choices=[(name, name) for name in STRATEGIES], initial=DEFAULT_STRATEGIES, widget=forms.CheckboxSelectMultiple
+        choices=[(name, name) for name in STRATEGIES],
+        initial=DEFAULT_STRATEGIES,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,  # none: calibrations alone (experiment_create says so when nothing is asked)
     )
     models = forms.CharField(
         max_length=1000,
@@ -86,6 +89,20 @@ class ExperimentForm(forms.Form):
     )
     seeds = forms.CharField(max_length=200, initial="0", help_text="Integers, separated by spaces.")
     call_cap = forms.IntegerField(required=False, min_value=0, help_text="At most this many uncached model steps.")
+    calibrate = forms.BooleanField(
+        required=False,
+        help_text="Also measure every judge against the real votes of the record set's records (a calibration per "
+        "judge and judge model, beside the runs; with no strategy, calibrations alone).",
+    )
+    calibration_models = forms.CharField(
+        max_length=1000,
+        required=False,
+        help_text="Judge models to calibrate, separated by spaces (empty: the drafting models).",
+        widget=forms.TextInput(attrs={"list": "model-suggestions"}),
+    )
+    calibration_limit = forms.IntegerField(
+        required=False, min_value=1, initial=40, help_text="At most this many (record, group) pairs per calibration."
+    )
     start = forms.BooleanField(required=False, initial=True, help_text="Start it now.")
 
     def __init__(self, *args, user, **kwargs):
@@ -172,6 +189,12 @@ class ExperimentForm(forms.Form):
             "params": params,
             "call_cap": data["call_cap"],
         }
+        if data.get("calibrate"):
+            grid.update(
+                calibrate=True,
+                calibration_models=_words(data.get("calibration_models") or ""),
+                calibration_limit=data.get("calibration_limit"),
+            )
         if data.get("source") == "scenarios":
             return {**grid, "scenario_ids": data["scenarios"]}
         return {

@@ -298,3 +298,23 @@ def test_the_dashboard_draws_the_topic_breakdown_and_its_tables_sort(client, mad
     assert page.count('data-testid="breakdown" data-sortable') == 3
     assert "95% CI (bootstrap)" in page and "(normal)" not in page
     assert 'data-testid="export-parquet"' in page
+
+
+def test_new_experiment_form_creates_a_calibration_grid_alone_or_beside_runs(client, made, owner):
+    client.force_login(owner)
+    record_set = made.record.record_set.name
+    page = client.post(reverse("experiment-new"), _form(record_set, strategies=[])).content.decode()
+    assert "choose at least one" in page and not Experiment.objects.filter(owner=owner, name="grid").exists()
+    page = client.post(
+        reverse("experiment-new"),
+        _form(record_set, strategies=[], calibrate="on", calibration_models="scripted:slow", preview="1"),
+    ).content.decode()
+    assert 'data-testid="estimate-calibrations">1<' in page
+    client.post(
+        reverse("experiment-new"),
+        _form(record_set, name="judged", calibrate="on", calibration_models="scripted:slow", calibration_limit="5"),
+    )
+    experiment = Experiment.objects.get(owner=owner, name="judged")
+    assert experiment.estimate["runs"] == 1 and experiment.estimate["calibrations"] == 1
+    assert experiment.spec["calibration"]["judge_models"] == ["scripted:slow"]
+    assert experiment.spec["calibration"]["limit"] == 5
