@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from deliberation.engine.anonymise import group_mentions_mask
 from deliberation.engine.models import (
     JUDGE_MARKER,
     REASON_MARKER,
@@ -116,8 +117,11 @@ def judge_messages(
 ) -> list[Message]:
     choices = ", ".join(f"{number} = {label}" for number, label in enumerate(SCALE))
     name = ANONYMOUS_GROUP if variant.anonymous else scenario.name_of(group)  # "S&D", not "SD"
+    stance = scenario.group(group).stance
+    if variant.anonymous:  # "EPP strongly supports ..." would name it anyway (anonymise.py)
+        stance = group_mentions_mask(stance, names=[name for g in scenario.groups for name in (g.code, g.label)])
     statement = f"Statement to score: '''{text}'''"
-    position = f"The position of {name}: '''{scenario.group(group).stance}'''"
+    position = f"The position of {name}: '''{stance}'''"
     prompt = JUDGE_TEMPLATE.format(
         background=scenario.record.background,
         sections="\n".join((position, statement) if variant.stance_first else (statement, position)),
