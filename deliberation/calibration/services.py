@@ -545,9 +545,13 @@ def calibrations_reclaim_lost(*, lost_after_s: float, queued_after_s: float | No
         Q(heartbeat_at__lt=now - timedelta(seconds=lost_after_s)) | Q(heartbeat_at__isnull=True)
     )
     if queued_after_s is not None:
-        waiting = Q(status=Calibration.Status.QUEUED) & (
-            Q(heartbeat_at__lt=now - timedelta(seconds=queued_after_s))
-            | Q(heartbeat_at__isnull=True, created_at__lt=now - timedelta(seconds=queued_after_s))
+        waiting = (
+            Q(status=Calibration.Status.QUEUED)
+            & ~Q(experiment__status__in=EXPERIMENT_HOLDS)  # those wait for their experiment to resume
+            & (
+                Q(heartbeat_at__lt=now - timedelta(seconds=queued_after_s))
+                | Q(heartbeat_at__isnull=True, created_at__lt=now - timedelta(seconds=queued_after_s))
+            )
         )
         lost |= waiting
     reclaimed = []

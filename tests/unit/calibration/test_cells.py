@@ -8,7 +8,12 @@ from django.urls import reverse
 
 from deliberation.calibration import services as calibration_services
 from deliberation.calibration.models import Calibration
-from deliberation.calibration.services import calibration_advance, calibration_run
+from deliberation.calibration.services import (
+    calibration_advance,
+    calibration_create,
+    calibration_run,
+    calibrations_reclaim_lost,
+)
 from deliberation.runs import experiments, services
 from deliberation.runs.experiments import (
     ExperimentError,
@@ -133,6 +138,12 @@ def test_a_cell_of_a_paused_experiment_goes_back_to_the_queue_and_resumes_with_i
     cell.refresh_from_db()
     assert (cell.status, cell.scores.count()) == (Calibration.Status.QUEUED, 0)
     assert queues.advances == []
+    alone = calibration_create(record_set=SET, judge="real-votes", limit=4)
+    assert queues.calibrations == [alone.pk]
+    queues.calibrations.clear()
+    # Beat's resend of lost queued messages leaves the cells of a paused experiment waiting.
+    assert calibrations_reclaim_lost(lost_after_s=30, queued_after_s=0) == [alone.pk]
+    queues.calibrations.clear()
 
     experiment.refresh_from_db()
     experiment_resume(experiment=experiment, user=owner)
