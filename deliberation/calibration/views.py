@@ -20,11 +20,15 @@ def calibration_index(request: HttpRequest) -> HttpResponse:
     record_set = request.GET.get("record_set")
     if record_set and record_set.isdigit():
         calibrations = calibrations.filter(record_set_id=int(record_set))
+    judge = request.GET.get("judge")
+    if judge:  # a dashboard's link: one judge's calibrations
+        calibrations = calibrations.filter(judge=judge)
     return render(
         request,
         "calibration/calibration_list.html",
         {
             "calibrations": calibrations[:LIST_SIZE],
+            "judge": judge,
             "paper_r": REPORTED_PAPER_R,
         },
     )

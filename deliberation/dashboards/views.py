@@ -246,6 +246,7 @@ def experiment_sweep(request: HttpRequest, experiment_id: int) -> HttpResponse:
         }
         for row in sweep.rows
     ]
+    calibrations = calibrations_for_experiment(experiment=experiment)
     return render(
         request,
         "dashboards/experiment_sweep.html",
@@ -254,6 +255,11 @@ def experiment_sweep(request: HttpRequest, experiment_id: int) -> HttpResponse:
             "sweep": sweep,
             "rows": rows,
             "charts": [support] if support else [],
+            # the judged support above is each judge's: how far each tracks the real votes
+            "judges": [
+                (judge, calibrations["by_judge"].get(judge, [])) for judge in (experiment.spec or {}).get("judges", [])
+            ],
+            "calibration_record_set": calibrations["record_set"],
         },
     )
 

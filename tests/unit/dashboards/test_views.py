@@ -318,3 +318,41 @@ def test_new_experiment_form_creates_a_calibration_grid_alone_or_beside_runs(cli
     assert experiment.estimate["runs"] == 1 and experiment.estimate["calibrations"] == 1
     assert experiment.spec["calibration"]["judge_models"] == ["scripted:slow"]
     assert experiment.spec["calibration"]["limit"] == 5
+
+
+def _calibrated_llm(made):
+    """The experiment on its record set, with the llm judge calibrated there (finished) and a
+    scripted judge never calibrated."""
+    from deliberation.calibration.models import Calibration
+
+    record_set = made.record.record_set
+    made.experiment.spec = {"source": {"kind": "task", "record_set": record_set.name}, "judges": ["llm", "scripted"]}
+    made.experiment.save()
+    results = {"pearson": 0.5, "mae": 2.0, "bias": -0.25, "scored": 8, "fallbacks": 0}
+    return Calibration.objects.create(judge="llm", judge_model="m1", record_set=record_set, results=results)
+
+
+def test_each_judges_table_links_its_calibration_and_its_calibrations_list(client, made, owner):
+    calibration = _calibrated_llm(made)
+    client.force_login(owner)
+    page = client.get(reverse("experiment-results", args=[made.experiment.pk])).content.decode()
+    list_url = f"{reverse('calibration-list')}?judge=llm&amp;record_set={made.record.record_set.pk}"
+    block = page.split('data-judge="llm"')[1].split("</p>")[0]
+    assert reverse("calibration-detail", args=[calibration.pk]) in block and list_url in block
+
+    listed = client.get(reverse("calibration-list"), {"judge": "scripted"}).content.decode()
+    assert 'data-testid="calibration-filter"' in listed and f'data-calibration="{calibration.pk}"' not in listed
+    listed = client.get(reverse("calibration-list"), {"judge": "llm"}).content.decode()
+    assert f'data-calibration="{calibration.pk}"' in listed
+
+
+def test_the_sweep_dashboard_names_each_judges_calibration_or_not_calibrated(client, made, owner):
+    calibration = _calibrated_llm(made)
+    client.force_login(owner)
+    page = client.get(reverse("experiment-sweep", args=[made.experiment.pk])).content.decode()
+    assert 'data-testid="sweep-judges"' in page
+    llm = page.split('data-judge="llm"')[1].split("</p>")[0]
+    assert reverse("calibration-detail", args=[calibration.pk]) in llm and "r = 0.50, MAE 2.00" in llm
+    scripted = page.split('data-judge="scripted"')[1].split("</p>")[0]
+    assert "Judge not calibrated on this record set" in scripted
+    assert f"{reverse('calibration-list')}?judge=scripted&amp;record_set=" in scripted
