@@ -171,3 +171,21 @@ def test_judges_that_call_a_model_are_budgeted_as_calling_one(llm_calibration):
         judges=[*calls, "scripted", f"calibrated:{scripted.pk}"],
     ).estimate  # fmt: skip
     assert estimate["runs"] == 7 and estimate["steps"] == 5 * 3 + 2 * 1
+
+
+def test_a_run_whose_judge_calls_a_model_is_budgeted_with_its_verdicts(llm_calibration, monkeypatch):
+    from deliberation.registry.models import UserBudget
+    from deliberation.runs import services
+    from deliberation.runs.budgets import BudgetExceeded, spending_for
+    from deliberation.runs.services import run_create
+
+    monkeypatch.setattr(services, "run_enqueue", lambda run_id: None)
+    owner = make_user()
+    # A parliament of 3 groups, 1 round: 11 steps of its own (runs/test_budgets.py), 3 verdicts more.
+    UserBudget.objects.create(user=owner, steps_per_day=11 + 2)
+    record = make_record()
+    for judge in ("llm-expected", "ensemble-mean", f"calibrated:{llm_calibration.pk}"):
+        with pytest.raises(BudgetExceeded, match="this needs up to 14 model steps and 13 of your 13"):
+            run_create(owner=owner, config=scenario_config(record, user=owner, judge=judge))
+    run_create(owner=owner, config=scenario_config(record, user=owner, judge="scripted"))
+    assert spending_for(user=owner).steps == 11
