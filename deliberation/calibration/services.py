@@ -280,17 +280,19 @@ def calibration_new(
     owner=None,
     experiment_id: int | None = None,
     cell: str = "",
+    check: bool = True,
 ) -> Calibration:
     """A calibration checked and ready to store, queued, with the number of scores it will make
     (RecordSet.DoesNotExist for an unknown set, CalibrationError for the rest); nothing stored.
+    Without `check`, only the record set is looked up (and `total` is 0).
 
     `probes`: also score every item under each of PROBE_VARIANTS (judges with a prompt only) and
     report how far the scores move from the paper's layout. `reason_check`: also ask the judge
     model for a reason and a score, and score the reason alone. `concurrency`: judge calls of one
     chunk in flight at once (hosted models)."""
-    if limit is not None and limit < 1:
+    if check and limit is not None and limit < 1:
         raise CalibrationError("limit must be at least 1")
-    if concurrency < 1:
+    if check and concurrency < 1:
         raise CalibrationError("concurrency must be at least 1")
     the_set = record_set_get(name=record_set)
     try:
@@ -317,18 +319,30 @@ def calibration_new(
         experiment_id=experiment_id,
         cell=cell,
     )
-    calibration.total = _calibration_plan(calibration).total
+    if check:
+        calibration.total = _calibration_plan(calibration).total
     return calibration
 
 
-def calibration_create(*, enqueue: bool = True, **options) -> Calibration:
+def calibration_create(*, enqueue: bool = True, refused_as_failed: bool = False, **options) -> Calibration:
     """Store a calibration queued (options: calibration_new's, which checks them); with `enqueue`,
-    its task is sent once this commits."""
-    calibration = calibration_new(**options)
+    its task is sent once this commits. `refused_as_failed`: one the checks refuse is stored failed,
+    with the reason (an experiment's cell whose judge model left the registry since its creation)."""
+    try:
+        calibration = calibration_new(**options)
+    except CalibrationError as error:
+        if not refused_as_failed:
+            raise
+        calibration = calibration_new(**options, check=False)
+        calibration.status, calibration.error, calibration.finished_at = (
+            Calibration.Status.FAILED,
+            str(error),
+            timezone.now(),
+        )
     model = calibration.judge_model
     with transaction.atomic():
         calibration.save()
-        if enqueue:
+        if enqueue and calibration.status == Calibration.Status.QUEUED:
             transaction.on_commit(partial(calibration_enqueue, calibration_id=calibration.pk, model=model))
     return calibration
 

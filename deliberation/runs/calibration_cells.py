@@ -94,6 +94,7 @@ def experiment_calibrations_start(*, experiment) -> list[int]:
                         experiment_id=experiment.pk,
                         cell=key,
                         enqueue=False,
+                        refused_as_failed=True,  # the cell settles, visibly, and the others play
                     )
                 except RecordSet.DoesNotExist:
                     continue  # the set was deleted since the experiment was created (and its runs with it)

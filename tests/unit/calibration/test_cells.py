@@ -208,3 +208,18 @@ def test_the_dashboard_lists_the_cells_with_links_to_their_pages(sample_set, que
     queues.play()
     page = client.get(url).content.decode()
     assert reverse("calibration-detail", args=[cell.pk]) in page and "10 / 10" in page
+
+
+def test_a_cell_whose_judge_model_left_the_registry_fails_with_the_reason_and_the_others_play(sample_set, queues):
+    from deliberation.registry.models import ModelEntry
+
+    owner = make_user()
+    experiment = grid(owner, judges=["llm"], calibration_models=["scripted:default", "scripted:slow"])
+    ModelEntry.objects.filter(name="scripted:slow").delete()  # after creation, before the start
+    experiment_start(experiment=experiment, user=owner)
+    cells = {c.cell: c for c in Calibration.objects.filter(experiment=experiment)}
+    refused = cells["calibration|llm|scripted:slow"]
+    assert refused.status == Calibration.Status.FAILED and "scripted:slow" in refused.error
+    assert queues.calibrations == [cells["calibration|llm|scripted:default"].pk]
+    queues.play()
+    assert Experiment.objects.get(pk=experiment.pk).status == Experiment.Status.FINISHED
