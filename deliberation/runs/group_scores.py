@@ -4,9 +4,10 @@ A run's outcome holds each group's judge score (outcome["scores"], group code ->
 dashboards compare it with the group's seat share in the run and with its real vote on the run's
 record. Unnesting that JSON for every view cost about 1.5 s at 100,000 runs
 (bench/bench_dashboard.py), so a finishing run writes its groups as rows once
-(runs.services.run_finish calls group_scores_write) and the views are GROUP BYs over them.
+(runs.services.run_finish, with group_score_objects) and the views are GROUP BYs over them.
 
-The rows are written just before the run's status turns finished, in the same update path: a
+The rows are written with the run's finish, in the same statement on PostgreSQL, else just before
+the status turns finished: a
 dashboard cached between the two (keyed on the count of finished runs) is rebuilt once the status
 changes, whereas rows written after the status could miss a dashboard built in between forever.
 Writing is idempotent (a retried finish replaces the run's rows).
@@ -15,8 +16,11 @@ Writing is idempotent (a retried finish replaces the run's rows).
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 
+from django.db import connections, router
+
 from deliberation.engine.rewards import REWARD_EVENT_TYPES, MoralReward, moral_rewards
 from deliberation.records.models import Stance
+from deliberation.runs.hotpath import insert_sql
 from deliberation.runs.models import Run, RunEvent, RunGroupScore
 
 BATCH = 2000
@@ -79,13 +83,25 @@ def run_moral_rewards(
     return {run_id: moral_rewards(run_events) for run_id, run_events in events.items()}
 
 
-def group_scores_write(
+# What a finish that finds its run's rows (a retried finish) sets again: all but the key.
+SCORE_UPDATE_FIELDS = (
+    "experiment",
+    "strategy",
+    "score",
+    "seat_share",
+    "real_choice",
+    "reward_deontological",
+    "reward_utilitarian",
+)
+SCORE_CONFLICT = ("run", "group")
+
+
+def group_score_objects(
     *, run: Run, outcome: Mapping | None, real: Mapping[str, int] | None = None, events: Sequence[Mapping] | None = None
-) -> None:
-    """Store the finishing run's per-group scores, replacing any it has: one upsert on (run, group),
-    since a run's groups never change (one statement instead of a transaction of four). What the
-    finishing run holds is not read again: `real`, the groups' real votes (its scenario has them),
-    and `events`, its events in order (for the rewards); either None: read here."""
+) -> list[RunGroupScore]:
+    """The finishing run's per-group rows, unsaved. What the finishing run holds is not read
+    again: `real`, the groups' real votes (its scenario has them), and `events`, its events in
+    order (for the rewards); either None: read here."""
     if real is None:
         real = real_choices(record_ids=[run.record_id]).get(run.record_id, {})
     if events is None:
@@ -93,20 +109,20 @@ def group_scores_write(
     else:
         rewards = moral_rewards(event for event in events if event["type"] in REWARD_EVENT_TYPES)
     rows = group_score_rows(run=run, outcome=outcome, real=real, rewards=rewards)
-    RunGroupScore.objects.bulk_create(
-        [RunGroupScore(**row) for row in rows],
-        update_conflicts=True,
-        unique_fields=["run", "group"],
-        update_fields=[
-            "experiment",
-            "strategy",
-            "score",
-            "seat_share",
-            "real_choice",
-            "reward_deontological",
-            "reward_utilitarian",
-        ],
-    )
+    return [RunGroupScore(**row) for row in rows]
+
+
+def group_scores_write(
+    *, run: Run, outcome: Mapping | None, real: Mapping[str, int] | None = None, events: Sequence[Mapping] | None = None
+) -> None:
+    """Store the finishing run's per-group scores, replacing any it has: one upsert on (run, group),
+    since a run's groups never change (one statement instead of a transaction of four); a finish
+    writes them with the run in one statement (runs.services.run_finish)."""
+    objs = group_score_objects(run=run, outcome=outcome, real=real, events=events)
+    if objs:
+        sql, params = insert_sql(objs, conflict=SCORE_CONFLICT, update=SCORE_UPDATE_FIELDS)
+        with connections[router.db_for_write(RunGroupScore)].cursor() as cursor:
+            cursor.execute(sql, params)
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:

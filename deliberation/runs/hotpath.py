@@ -44,18 +44,10 @@ def insert_all_or_ignore(
     """insert_or_ignore for several rows of one model in one statement: the RETURNING rows of
     those it inserted (say in `returning` which they are: the order is the database's)."""
     model = type(objs[0])
-    meta = model._meta
     connection = _connection(model)
     qn = connection.ops.quote_name
-    fields = [field for field in meta.local_concrete_fields if field is not meta.pk]
-    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs for field in fields]
-    conflict_columns = ", ".join(qn(meta.get_field(name).column) for name in conflict)
-    row_sql = f"({', '.join(['%s'] * len(fields))})"
-    sql = (
-        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(field.column) for field in fields)}) "
-        f"VALUES {', '.join([row_sql] * len(objs))} ON CONFLICT ({conflict_columns}) DO NOTHING "
-        f"RETURNING {qn(meta.pk.column)}" + (f", {returning}" if returning else "")
-    )
+    sql, params = insert_sql(objs, conflict=conflict)
+    sql += f" RETURNING {qn(model._meta.pk.column)}" + (f", {returning}" if returning else "")
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *returning_params])
         return cursor.fetchall()
@@ -125,3 +117,72 @@ def _update_returning(
             values.append(value)
         instances.append(model.from_db(connection.alias, [field.attname for field in selected], values))
     return instances
+
+
+def insert_sql(
+    objs: Sequence[models.Model], *, conflict: Sequence[str], update: Sequence[str] = ()
+) -> tuple[str, list]:
+    """The INSERT of `objs` (one model) as SQL and parameters: a row whose `conflict` fields exist
+    is left alone, or with `update` its fields are set to the new row's (an upsert)."""
+    meta = type(objs[0])._meta
+    connection = _connection(type(objs[0]))
+    qn = connection.ops.quote_name
+    fields = [field for field in meta.local_concrete_fields if field is not meta.pk]
+    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs for field in fields]
+    conflict_columns = ", ".join(qn(meta.get_field(name).column) for name in conflict)
+    row_sql = f"({', '.join(['%s'] * len(fields))})"
+    columns = [qn(meta.get_field(name).column) for name in update]
+    action = f"DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in columns)}" if columns else "DO NOTHING"
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(field.column) for field in fields)}) "
+        f"VALUES {', '.join([row_sql] * len(objs))} ON CONFLICT ({conflict_columns}) {action}"
+    )
+    return sql, params
+
+
+def update_sql(model: type[models.Model], *, pk: object, values: dict) -> tuple[str, list]:
+    """The UPDATE of one row's fields (`values`: field name -> value, saved as the ORM saves them)."""
+    meta = model._meta
+    connection = _connection(model)
+    qn = connection.ops.quote_name
+    fields = [meta.get_field(name) for name in values]
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values())]
+    sets = ", ".join(f"{qn(field.column)} = %s" for field in fields)
+    return f"UPDATE {qn(meta.db_table)} SET {sets} WHERE {qn(meta.pk.column)} = %s", [*params, pk]
+
+
+def write_together(
+    *,
+    model: type[models.Model],
+    first: tuple[str, list] | None,
+    returns: str,
+    then: Sequence[tuple[str, list]],
+    last: tuple[str, list],
+) -> list:
+    """Run the statements `first` (an INSERT), `then` and `last` (SQL and parameters) as one
+    statement where the database allows it (PostgreSQL: data-modifying WITH queries, each run
+    once and to its end), else one after another. Returns the column `returns` of the rows
+    `first` wrote."""
+    connection = _connection(model)
+    qn = connection.ops.quote_name
+    if first is not None:
+        first = (f"{first[0]} RETURNING {qn(returns)}", first[1])
+    if connection.vendor != "postgresql":
+        returned: list = []
+        with connection.cursor() as cursor:
+            if first is not None:
+                cursor.execute(*first)
+                returned = [row[0] for row in cursor.fetchall()]
+            for statement in (*then, last):
+                cursor.execute(*statement)
+        return returned
+    statements = [statement for statement in (first, *then) if statement is not None]
+    names = [f"w{index}" for index in range(len(statements))]
+    sql = ", ".join(f"{name} AS ({statement[0]})" for name, statement in zip(names, statements))
+    sql = f"WITH {sql} {last[0]}" if statements else last[0]
+    if first is not None:
+        sql += f" RETURNING (SELECT array_agg(w0.{qn(returns)}) FROM w0)"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [param for statement in (*statements, last) for param in statement[1]])
+        row = cursor.fetchone()
+    return list(row[0]) if first is not None and row is not None and row[0] is not None else []

@@ -6,7 +6,7 @@ commit. Playing a run, step by step, is runs.steps'; its task is runs.advance's.
 """
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import partial
 
@@ -23,8 +23,8 @@ from deliberation.live.fanout import broadcast_events
 from deliberation.records.models import BenchmarkTask, RecordSetVersion
 from deliberation.records.selectors import record_version_for_run
 from deliberation.runs.budgets import budget_check, run_steps_estimate
-from deliberation.runs.group_scores import group_scores_write
-from deliberation.runs.hotpath import insert_all_or_ignore, insert_or_ignore
+from deliberation.runs.group_scores import SCORE_CONFLICT, SCORE_UPDATE_FIELDS, group_score_objects
+from deliberation.runs.hotpath import insert_all_or_ignore, insert_or_ignore, insert_sql, update_sql, write_together
 from deliberation.runs.models import CLASSROOM_STRATEGY, CachedCompletion, Experiment, Run, RunEvent
 from deliberation.runs.selectors import uncached_steps
 from deliberation.scenarios.models import SavedScenario
@@ -159,26 +159,37 @@ def events_store(*, run: Run, events: list[Event]) -> str:
     if len(events) == 1:
         status = _event_store(run=run, event=events[0])[1]
         return status if status is not None else _status(run.pk)
-    for event in events:
-        event_validate(event)
-    objs = [RunEvent(run=run, seq=event["seq"], type=event["type"], data=event["data"]) for event in events]
+    objs = _event_objects(run=run, events=events)
     rows = insert_all_or_ignore(
         objs,
         conflict=["run", "seq"],
         returning=f"seq, (SELECT status FROM {Run._meta.db_table} WHERE id = %s)",
         returning_params=[run.pk],
     )
-    written = {seq for _, seq, _ in rows}
+    _events_written(run=run, objs=objs, written={seq for _, seq, _ in rows})
+    return rows[0][2] if rows else _status(run.pk)
+
+
+def _event_objects(*, run: Run, events: Sequence[Event]) -> list[RunEvent]:
+    """The rows of the run's events, each validated first (EventInvalid: nothing is written)."""
+    for event in events:
+        event_validate(event)
+    return [RunEvent(run=run, seq=event["seq"], type=event["type"], data=event["data"]) for event in events]
+
+
+def _events_written(*, run: Run, objs: Sequence[RunEvent], written: set[int]) -> None:
+    """After a write of `objs`: those not `written` were stored before (a replay) and must be the
+    same events; the written ones go to the run's viewers once committed, as one layer message (a
+    cached re-run: all of them)."""
     for obj in objs:
         if obj.seq in written:
             continue
-        stored = RunEvent.objects.get(run=run, seq=obj.seq)  # stored before (a replay): the same event
+        stored = RunEvent.objects.get(run=run, seq=obj.seq)
         if stored.type != obj.type:
             raise IntegrityError(f"run {run.pk} event {obj.seq} is already a {stored.type}")
-    # One layer message for the events written together (a cached re-run: all of them).
     messages = [obj.as_message() for obj in objs if obj.seq in written]
-    transaction.on_commit(partial(broadcast_events, run_id=run.pk, messages=messages))
-    return rows[0][2] if rows else _status(run.pk)
+    if messages:
+        transaction.on_commit(partial(broadcast_events, run_id=run.pk, messages=messages))
 
 
 def event_append_next(*, run: Run, type: str, data: dict) -> RunEvent:
@@ -206,24 +217,36 @@ def outcome_goal_value(outcome: dict, goal: str) -> float | None:
     return None if value is None else float(value)
 
 
-def run_finish(*, run: Run, events: list[Event], real: Mapping[str, int] | None = None) -> None:
-    """The run's outcome and totals, after its per-group rows (`real`: the groups' real votes, as
-    the run's scenario holds them; None: read)."""
+def run_finish(
+    *, run: Run, events: list[Event], real: Mapping[str, int] | None = None, unwritten: Sequence[Event] = ()
+) -> None:
+    """The run's outcome and totals, with its per-group rows (`real`: the groups' real votes, as
+    the run's scenario holds them; None: read) and `unwritten`, its last events not stored yet:
+    one statement on PostgreSQL (a cached run's whole transcript, its scores and its finish), the
+    rows before the status elsewhere (runs.group_scores says why)."""
     totals = usage_totals(events)
     outcome = events[-1]["data"]
-    # The dashboards' per-group rows, before the status (see there).
-    group_scores_write(run=run, outcome=outcome, real=real, events=events)
-    Run.objects.filter(pk=run.pk).update(
-        status=Run.Status.FINISHED,
-        goal_value=outcome_goal_value(outcome, run.goal),
-        largest_share=max(run.seats.values()) if run.seats else None,
-        uncached_steps=uncached_steps(event["data"].get("usage") for event in events),
-        outcome=events[-1]["data"],
-        prompt_tokens=int(totals["prompt_tokens"]),
-        completion_tokens=int(totals["completion_tokens"]),
-        model_seconds=totals["seconds"],
-        finished_at=timezone.now(),
+    objs = _event_objects(run=run, events=unwritten)
+    scores = group_score_objects(run=run, outcome=outcome, real=real, events=events)
+    finish = {
+        "status": Run.Status.FINISHED,
+        "goal_value": outcome_goal_value(outcome, run.goal),
+        "largest_share": max(run.seats.values()) if run.seats else None,
+        "uncached_steps": uncached_steps(event["data"].get("usage") for event in events),
+        "outcome": outcome,
+        "prompt_tokens": int(totals["prompt_tokens"]),
+        "completion_tokens": int(totals["completion_tokens"]),
+        "model_seconds": totals["seconds"],
+        "finished_at": timezone.now(),
+    }
+    written = write_together(
+        model=Run,
+        first=insert_sql(objs, conflict=["run", "seq"]) if objs else None,
+        returns="seq",
+        then=[insert_sql(scores, conflict=SCORE_CONFLICT, update=SCORE_UPDATE_FIELDS)] if scores else [],
+        last=update_sql(Run, pk=run.pk, values=finish),
     )
+    _events_written(run=run, objs=objs, written=set(written))
 
 
 def run_fail(*, run: Run, reason: str) -> None:

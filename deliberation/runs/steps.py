@@ -73,7 +73,7 @@ class RunEventWriter:
     """A run's new events on their way to the log, and the observer of its model calls.
 
     Events are written when a step took a model call (after it, so that a viewer sees each step as
-    it happens), before a call the cache cannot answer, and at the end; the steps in between (cache
+    it happens), before a call the cache cannot answer, and at the end (with the finish: runs.services.run_finish); the steps in between (cache
     hits, steps without a model) take no time and are written together: a cached re-run makes one
     write instead of one per event. Each write reads the run's status in the same statement, so a
     pause or a stop takes effect there, as the run's next step (RunHalted).
@@ -85,13 +85,11 @@ class RunEventWriter:
         self.called = False  # a model call since the last write: the event it made is written at once
         self.retries_to: Callable[[dict], None] | None = None  # the run's context (each step's usage)
 
-    def add(self, event: Event, *, last: bool = False) -> None:
+    def add(self, event: Event) -> None:
         """Hold the event; write what is held when it followed a model call (halting if the run
-        was paused or stopped meanwhile) or when it is the run's last."""
+        was paused or stopped meanwhile). The run's last events go with its finish (_run_steps)."""
         self.pending.append(event)
-        if last:
-            self.write()
-        elif self.called:
+        if self.called:
             self.called = False
             self.write(halt=True)
 
@@ -314,9 +312,10 @@ def _run_steps(
         if event["seq"] in stored_seqs:
             continue
         events.append(event)
-        if event["type"] == "outcome":
-            writer.add(event, last=True)
-            run_finish(run=run, events=events, real={group.code: group.real_choice for group in scenario.groups})
+        if event["type"] == "outcome":  # written with the finish (one statement on PostgreSQL)
+            unwritten, writer.pending = [*writer.pending, event], []
+            real = {group.code: group.real_choice for group in scenario.groups}
+            run_finish(run=run, events=events, real=real, unwritten=unwritten)
             return True
         writer.add(event)
     writer.write()
