@@ -37,8 +37,7 @@ EP_GROUP_NAMES = (
     "ALDE",
     "Alliance of Liberals and Democrats for Europe",
     "Group of the Alliance of Liberals and Democrats for Europe",
-    "RENEW",
-    "Renew Europe",
+    "Renew Europe",  # RENEW and Renew: EP_GROUP_WORDS
     "Renew Europe Group",
     # Greens/EFA
     "GREEN_EFA",
@@ -84,8 +83,8 @@ EP_GROUP_NAMES = (
     "Europe of Sovereign Nations",
     "Europe of Sovereign Nations Group",
 )
-# Matched as written: names that are also ordinary words ("renew the programme", "the left bank",
-# an "ID card" is left alone only in lower case: "ID" as written is the group's code).
+# Matched as written or in capitals: names that are also ordinary words ("renew the programme",
+# "the left bank"; an "ID card" is left alone only in lower case: "ID" is the group's code).
 EP_GROUP_WORDS = ("Renew", "Greens", "The Left", "Patriots", "ID")
 
 
@@ -100,7 +99,8 @@ def _pattern(names: tuple[str, ...]) -> re.Pattern[str]:
     words = {word.casefold() for word in EP_GROUP_WORDS}  # as written, even as a scenario's label ("Renew")
     ignoring_case = {name.casefold(): name for name in (*EP_GROUP_NAMES, *names) if name.casefold() not in words}
     alternatives = [(name, f"(?i:{re.escape(name)})") for name in ignoring_case.values()]
-    alternatives += [(word, re.escape(word)) for word in EP_GROUP_WORDS]
+    # as written, and in capitals as a code is written ("RENEW rejects ...")
+    alternatives += [(word, re.escape(word)) for word in {*EP_GROUP_WORDS, *(w.upper() for w in EP_GROUP_WORDS)}]
     # The longest first, so that "Greens/EFA" is one mention, not "Greens" and "EFA".
     alternatives.sort(key=lambda pair: -len(pair[0]))
     return re.compile(r"(?<!\w)(?:" + "|".join(pattern for _, pattern in alternatives) + r")(?!\w)")

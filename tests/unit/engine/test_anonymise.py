@@ -28,6 +28,7 @@ from tests.unit.engine.conftest import build_scenario
         ("pro-ECR and EPP-led motions", "pro-[group] and [group]-led motions"),
         # words with an ordinary meaning are masked only as written
         ("Renew calls to renew the programme.", "[group] calls to renew the programme."),
+        ("RENEW and GREENS, as codes", "[group] and [group], as codes"),
         ("ID backs the ID card, not the id.", "[group] backs the [group] card, not the id."),
         ("the left bank; greens in salads", "the left bank; greens in salads"),
         # national parties cannot be masked this way
