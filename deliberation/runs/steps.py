@@ -36,7 +36,7 @@ from deliberation.engine.strategies.base import model_params_of
 from deliberation.errors import Invalid
 from deliberation.records.models import RecordSet
 from deliberation.records.selectors import example_pool
-from deliberation.registry.clients import drafting_client, judge_for, judge_uses_model
+from deliberation.registry.clients import drafting_client, judge_for, judge_takes_model
 from deliberation.registry.selectors import ModelEndpoint, ModelRefused, model_endpoint
 from deliberation.runs.models import Run, RunEvent
 from deliberation.runs.selectors import TaskReads
@@ -268,7 +268,7 @@ def _run_parts(
     try:
         judge = judge_for(run.judge, model=judge_model, **reach)
     except Exception as error:
-        what = f"judge model {judge_model}" if judge_uses_model(run.judge) else f"judge {run.judge}"
+        what = f"judge model {judge_model}" if judge_takes_model(run.judge) else f"judge {run.judge}"
         raise RunStartError(f"{what}: {_cause(error)}") from error
     context = RunContext(
         model=model,

@@ -189,3 +189,21 @@ def test_a_run_whose_judge_calls_a_model_is_budgeted_with_its_verdicts(llm_calib
             run_create(owner=owner, config=scenario_config(record, user=owner, judge=judge))
     run_create(owner=owner, config=scenario_config(record, user=owner, judge="scripted"))
     assert spending_for(user=owner).steps == 11
+
+
+def test_a_run_whose_calibration_is_gone_fails_naming_the_judge_not_a_model(llm_calibration, monkeypatch):
+    from deliberation.runs import services
+    from deliberation.runs.advance import run_advance
+    from deliberation.runs.models import Run
+    from deliberation.runs.services import run_create
+
+    monkeypatch.setattr(services, "run_enqueue", lambda run_id: None)
+    number = llm_calibration.pk
+    name = f"calibrated:{number}"
+    owner = make_user()
+    run = run_create(owner=owner, config=scenario_config(make_record(), user=owner, judge=name))
+    llm_calibration.delete()
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert run.error == f"judge {name}: ValueError: judge '{name}': there is no calibration {number}"
