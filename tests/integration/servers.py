@@ -20,6 +20,7 @@ pytest (or testpaths) reaches into tests/integration or tests/e2e.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import pwd
 import shutil
@@ -28,11 +29,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -199,6 +202,43 @@ def _server_os_user() -> pwd.struct_passwd | None:
         check=True,
     )
     return pwd.getpwnam("hemicycle-test")
+
+
+class ChatServer:
+    """An OpenAI-compatible chat endpoint on loopback, in the test process (a worker process
+    reaches it as it would a vLLM host): `reply(body, headers)` gives the assistant's text for each
+    request, or None to close the connection unanswered. ``.url`` is the API base; ``.close()``."""
+
+    def __init__(self, reply: Callable[[dict, Mapping[str, str]], str | None]) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                content = reply(body, self.headers)
+                if content is None:
+                    self.close_connection = True
+                    return
+                answer = json.dumps(
+                    {
+                        "choices": [{"message": {"role": "assistant", "content": content}}],
+                        "usage": {"prompt_tokens": 20, "completion_tokens": 6},
+                    }
+                ).encode()
+                self.send_response(200 if self.path == "/v1/chat/completions" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/v1"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
 
 
 @dataclass

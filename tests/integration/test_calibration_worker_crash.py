@@ -13,7 +13,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -30,7 +29,7 @@ HOLD_AFTER = 20  # answers before the server holds requests (both cells are unde
 DELAY_S = 0.02
 
 
-class JudgeServer:
+class JudgeServer(servers.ChatServer):
     """Answers each judge prompt with a digit fixed by the prompt and seed, and records each answer
     as (model, messages, seed). After `hold_after` answers it answers nothing more (the requests
     wait) until `release()`; the requests held are then dropped unanswered."""
@@ -42,42 +41,21 @@ class JudgeServer:
         self.admitted = 0  # requests taken to be answered
         self.lock = threading.Lock()
         self.released = threading.Event()
-        server = self
+        super().__init__(self._reply)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                key = (body["model"], json.dumps(body["messages"], sort_keys=True), body.get("seed"))
-                with server.lock:
-                    hold = server.hold_after is not None and server.admitted >= server.hold_after
-                    server.holding += hold
-                    server.admitted += not hold
-                if hold:
-                    server.released.wait(120)
-                    self.close_connection = True
-                    return  # its worker was killed meanwhile: no answer
-                time.sleep(DELAY_S)
-                digit = int(hashlib.sha256(repr(key).encode()).hexdigest(), 16) % 10
-                with server.lock:
-                    server.answered.append(key)
-                answer = json.dumps(
-                    {
-                        "choices": [{"message": {"role": "assistant", "content": str(digit)}}],
-                        "usage": {"prompt_tokens": 50, "completion_tokens": 1},
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/v1"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+    def _reply(self, body: dict, headers) -> str | None:
+        key = (body["model"], json.dumps(body["messages"], sort_keys=True), body.get("seed"))
+        with self.lock:
+            hold = self.hold_after is not None and self.admitted >= self.hold_after
+            self.holding += hold
+            self.admitted += not hold
+        if hold:
+            self.released.wait(120)
+            return None  # its worker was killed meanwhile: no answer
+        time.sleep(DELAY_S)
+        with self.lock:
+            self.answered.append(key)
+        return str(int(hashlib.sha256(repr(key).encode()).hexdigest(), 16) % 10)
 
     def release(self) -> None:
         with self.lock:
@@ -86,8 +64,7 @@ class JudgeServer:
 
     def close(self) -> None:
         self.release()
-        self.http.shutdown()
-        self.http.server_close()
+        super().close()
 
 
 @pytest.fixture

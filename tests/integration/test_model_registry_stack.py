@@ -7,9 +7,7 @@ carried; the worker process reaches them as it would reach two vLLM hosts.
 """
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -22,42 +20,17 @@ from tests.integration import servers
 KEYS = {"HEMICYCLE_TEST_KEY_ONE": "sk-test-one", "HEMICYCLE_TEST_KEY_TWO": "sk-test-two"}
 
 
-class ModelServer:
+class ModelServer(servers.ChatServer):
     """An OpenAI-compatible chat endpoint that answers a fixed draft and records each request's
     model and Authorization header."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
-        recorded = self.requests
+        super().__init__(self._reply)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                recorded.append((body["model"], self.headers.get("Authorization", "")))
-                answer = json.dumps(
-                    {
-                        "choices": [
-                            {"message": {"role": "assistant", "content": "The European Parliament adopts it."}}
-                        ],
-                        "usage": {"prompt_tokens": 20, "completion_tokens": 6},
-                    }
-                ).encode()
-                self.send_response(200 if self.path == "/v1/chat/completions" else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/v1"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
+    def _reply(self, body: dict, headers) -> str:
+        self.requests.append((body["model"], headers.get("Authorization", "")))
+        return "The European Parliament adopts it."
 
 
 @pytest.fixture
