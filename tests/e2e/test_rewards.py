@@ -1,5 +1,6 @@
 """The run page's Moral rewards panel draws itself when a run finishes live, without a reload, with
-the values stored for the run; a later load draws the same panel from the server."""
+the values stored for the run (and the What-if panel its re-tally); a later load draws the same
+panel from the server."""
 
 import random
 
@@ -48,6 +49,9 @@ def test_the_rewards_panel_appears_when_the_run_finishes_live(
     assert run.status == Run.Status.FINISHED
     live = page.evaluate(ROWS_JS)
     assert live == stored_rows(run)
+    # The "What if" panel asks the same way once the outcome is in: its re-tally, no error.
+    expect(page.get_by_test_id("whatif")).to_have_attribute("data-state", "ready")
+    expect(page.locator("#whatif-error")).to_be_empty()
 
     # A load after the finish: the server draws the same panel.
     page.reload()
