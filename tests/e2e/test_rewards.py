@@ -19,7 +19,8 @@ ROWS_JS = "() => [...document.querySelectorAll('#rewards-rows tr')].map((tr) => 
 
 def stored_rows(run: Run) -> list[list[str]]:
     """The panel's rows as the stored rewards read: label, deontological (-1/0/1), utilitarian (2 decimals)."""
-    labels = dict(PartyGroup.objects.filter(code__in=run.groups).values_list("code", "short_label"))
+    groups = PartyGroup.objects.filter(term=run.record.term, code__in=run.groups)  # as the page labels them
+    labels = dict(groups.values_list("code", "short_label"))
     stored = {row.group: row for row in RunGroupScore.objects.filter(run=run)}
     return [
         [labels.get(code) or code, f"{stored[code].reward_deontological:.0f}", f"{stored[code].reward_utilitarian:.2f}"]
