@@ -27,4 +27,4 @@ def test_rewards_are_averaged_per_strategy_and_model_with_broken_commitments_cou
 
     client.force_login(owner)
     page = client.get(reverse("experiment-results", args=[made.experiment.pk])).content.decode()
-    assert 'data-testid="moral-rewards"' in page and 'data-figure="moral-rewards"' in page
+    assert 'data-testid="moral-rewards" data-sortable' in page and 'data-figure="moral-rewards"' in page

@@ -232,7 +232,7 @@ def test_dashboard_shows_each_judges_latest_calibration_or_not_calibrated(client
     page = client.get(url).content.decode()
     assert reverse("calibration-list") in page and 'data-testid="judge-calibrations"' in page
     assert "Judge not calibrated on this record set" in page
-    assert 'data-testid="partisan-probe"' in page and "r with real vote" in page
+    assert 'data-testid="partisan-probe" data-sortable' in page and "r with real vote" in page
 
     record_set = made.record.record_set
     made.experiment.spec = {"source": {"kind": "task", "record_set": record_set.name}, "judges": ["llm"]}
