@@ -5,7 +5,7 @@ panel from the server."""
 import random
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from deliberation.records.models import PartyGroup, RecordSet
 from deliberation.runs.models import Run, RunGroupScore
@@ -40,12 +40,25 @@ def test_the_rewards_panel_appears_when_the_run_finishes_live(
     expect(panel).to_be_hidden()
     assert page.evaluate(ROWS_JS) == []
     page.evaluate("() => { window.sameDocument = true; }")  # gone if the page reloads
+    # The rows are stored just after the outcome event, so the first ask may find the run not yet
+    # finished (409): answer the first one so, whatever the timing; the page asks again.
+    asked: list[str] = []
+
+    def not_yet_then_through(route: Route) -> None:
+        asked.append(route.request.url)
+        if len(asked) == 1:
+            route.fulfill(status=409, json={"error": "run: its rewards are stored when it has finished"})
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/runs/*/rewards*", not_yet_then_through)
 
     celery_worker.start()
     expect(page.get_by_test_id("outcome")).to_be_visible(timeout=60_000)
     expect(panel).to_be_visible()
     expect(page.locator("#rewards-rows tr")).to_have_count(len(run.groups))
     assert page.evaluate("() => window.sameDocument") is True
+    assert len(asked) >= 2 and all(url.endswith(f"/api/v1/runs/{run.pk}/rewards") for url in asked), asked
     run.refresh_from_db()
     assert run.status == Run.Status.FINISHED
     live = page.evaluate(ROWS_JS)
