@@ -192,6 +192,12 @@ class ExperimentIn(Schema):
     scenario_ids: Annotated[list[Id], Field(max_length=1000)] = []
     params: Params | None = None
     call_cap: Annotated[int, Field(ge=0, le=INT_MAX)] | None = None
+    # Calibration cells: every judge x each judge model against the record set's real votes
+    # (no strategies: calibrations alone); default judge models: the models.
+    calibrate: bool = False
+    calibration_models: Annotated[list[Name], Field(max_length=MAX_ITEMS)] = []
+    calibration_limit: Count | None = None
+    calibration_seed: Seed = 0
 
 
 class ExperimentOut(Schema):

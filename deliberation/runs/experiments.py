@@ -182,6 +182,7 @@ def _task_source(
     limit: int | None,
     sample: int | None,
     sample_seed: int,
+    tasks_needed: bool = True,
 ) -> dict:
     try:
         the_set = record_set_get(name=record_set)
@@ -194,7 +195,7 @@ def _task_source(
         if sample < 1:
             raise ExperimentError("sample: at least one task")
         tasks = tasks_sample(tasks, size=sample, seed=sample_seed)
-    if not tasks:
+    if not tasks and tasks_needed:
         raise ExperimentError("source: no benchmark task matches the record set, topic and party counts")
     return {
         "kind": "task",
@@ -310,7 +311,13 @@ def experiment_create(
         raise ExperimentError("source: choose either a record set's benchmark tasks or saved scenarios")
     if record_set is not None:
         source = _task_source(
-            record_set=record_set, topic=topic, parties=parties, limit=limit, sample=sample, sample_seed=sample_seed
+            record_set=record_set,
+            topic=topic,
+            parties=parties,
+            limit=limit,
+            sample=sample,
+            sample_seed=sample_seed,
+            tasks_needed=bool(strategies),  # calibrations alone score records, not tasks
         )
     else:
         source = _scenario_source(owner=owner, scenario_ids=scenario_ids, goals=goals)

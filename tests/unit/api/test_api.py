@@ -282,3 +282,27 @@ def test_the_event_schema_is_published_with_every_type(client, token):
     schema = client.get("/api/v1/events/schema", **bearer(token)).json()["types"]
     assert {"run_started", "speech", "vote", "outcome", "control", "seat_joined"} <= set(schema)
     assert "usage" in schema["speech"]["required"]
+
+
+def test_an_experiment_of_calibration_cells_is_created_through_the_api(client, token):
+    record = make_record()
+    body = {
+        "name": "judges",
+        "goals": ["simple_majority"],
+        "strategies": [],
+        "models": ["scripted:default"],
+        "judges": ["llm", "real-votes"],
+        "record_set": record.record_set.name,
+        "parties": [2, 4, 6],
+    }
+    assert post(client, "/api/v1/experiments", body, token).json()["errors"]["strategies"]
+    response = post(
+        client,
+        "/api/v1/experiments",
+        {**body, "calibrate": True, "calibration_models": ["scripted:slow"], "calibration_limit": 3},
+        token,
+    )
+    assert response.status_code == 201, response.content
+    experiment = response.json()
+    assert experiment["estimate"]["runs"] == 0 and experiment["estimate"]["calibrations"] == 2
+    assert experiment["spec"]["calibration"]["judge_models"] == ["scripted:slow"]
