@@ -386,6 +386,26 @@ def test_a_chain_ends_after_its_time_and_the_next_run_goes_through_the_queue(sam
     assert experiment.status == Experiment.Status.FINISHED and queues.tasks == 12
 
 
+def test_a_task_s_top_up_takes_only_the_slot_its_run_freed(sample_set, queues, settings):
+    """Two runs settle together: each one's task tops up its own slot. The first top-up filling
+    both ended the other task's chain and sent its next run through the queue."""
+    from deliberation.runs.selectors import TaskReads
+
+    settings.HEMICYCLE_MODEL_CONCURRENCY = {"*": 2}
+    owner = make_user()
+    experiment = grid(owner, judges=["scripted"])
+    experiment_start(experiment=experiment, user=owner)
+    assert len(queues.runs) == 2
+    experiment.runs.update(status=Run.Status.FINISHED)  # both slots free, no top-up yet
+    started, held = experiments._advance(experiment_id=experiment.pk, hold_for="runs", reads=TaskReads())
+    assert len(started) == 1 and isinstance(held, Run) and held.pk == started[0]
+    assert held.status == Run.Status.RUNNING and held.attempts == 1  # created claimed: its task plays it
+    assert len(queues.runs) == 2  # nothing enqueued
+    started, held = experiments._advance(experiment_id=experiment.pk, hold_for="runs", reads=TaskReads())
+    assert len(started) == 1 and held.pk == started[0]  # the second task's top-up finds its slot
+    assert experiment_advance(experiment_id=experiment.pk) == []  # both slots are taken again
+
+
 def test_a_chain_of_cached_runs_asks_few_statements_per_run(sample_set, queues, model_calls, monkeypatch, settings):
     """The harness's cost of a cached run is its database round trips (bench/bench_cached_runs.py):
     the draft's and the votes' lookups (one each: the votes are prefetched together), the events,
