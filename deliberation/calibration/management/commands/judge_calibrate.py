@@ -20,7 +20,9 @@ class Command(ApplicationCommand):
         parser.add_argument("--record-set", required=True, help="name of the record set")
         judge_option(parser, "--judge")
         parser.add_argument(
-            "--judge-model", default=None, help="model for judges that call one (default: the bundled model)"
+            "--judge-model",
+            default=None,
+            help="model of the llm judges and ensembles (default: the bundled model); a calibrated:<id> judge calls its calibration's",
         )
         parser.add_argument("--topic", default=None)
         parser.add_argument(

@@ -40,7 +40,11 @@ class Command(ApplicationCommand):
             help="drafting model: a registry name, or a backend model string (default: the lab's default model)",
         )
         judge_option(parser, "--judge")
-        parser.add_argument("--judge-model", default=None, help="model for the llm judge (default: --model)")
+        parser.add_argument(
+            "--judge-model",
+            default=None,
+            help="model of the llm judges and ensembles (default: --model); a calibrated:<id> judge calls its calibration's",
+        )
         parser.add_argument("--topic", default=None)
         parser.add_argument("--limit", type=int, default=None, help="at most N tasks per party count")
         parser.add_argument("--seed", type=int, default=0)
