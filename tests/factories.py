@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 from django.contrib.auth.models import User
 
+from deliberation.engine.models import Params
 from deliberation.records.models import PartyGroup, Record, RecordSet, RecordSetVersion, Stance, Topic
 
 STANCES_7TH = {
@@ -178,3 +179,19 @@ def experiment_grid(owner: User, **overrides):
         "seeds": [0, 1],
     }
     return experiment_create(**{**options, **overrides})
+
+
+def completion_row(key: str, text: str = "7", *, model: str = "scripted:default") -> dict:
+    """A new completion cache row as worker.models.cache hands it to a run (CallObserver.completion_made)."""
+    return {
+        "key": key,
+        "model": model,
+        "messages": [{"role": "user", "content": "Vote?"}],
+        "params": Params().as_dict(),
+        "seed": 3,
+        "text": text,
+        "logprobs": None,
+        "prompt_tokens": 4,
+        "completion_tokens": 1,
+        "seconds": 0.01,
+    }

@@ -66,10 +66,15 @@ class CallObserver(Protocol):
     builds them (`observed`), so that the clients report to the run and never reach into it.
 
     `before_uncached_call`: the completion cache cannot answer and is about to call the model (the
-    run writes the events it holds first, and may stop there: a pause). `retried`: a call answered
-    only after retries ({"model", "attempts", "errors", "waited_s"}: events.RetryData)."""
+    run writes the events it holds first, and may stop there: a pause). `completion_made`: that
+    call's answer, as the cache stores it (the arguments of its store's `keep`): the run stores it
+    with its next write, in the same statement as the event the answer went into, so nothing
+    that depends on it is ever stored without it. `retried`: a call answered only after retries
+    ({"model", "attempts", "errors", "waited_s"}: events.RetryData)."""
 
     def before_uncached_call(self) -> None: ...
+
+    def completion_made(self, completion: dict) -> None: ...
 
     def retried(self, retry: dict) -> None: ...
 

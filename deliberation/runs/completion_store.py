@@ -4,8 +4,21 @@ CONFLICT DO NOTHING (hotpath.py)."""
 
 from collections.abc import Sequence
 
-from deliberation.runs.hotpath import insert_or_ignore, update_returning, update_returning_many
+from deliberation.runs.hotpath import insert_all_or_ignore, insert_sql, update_returning, update_returning_many
 from deliberation.runs.models import CachedCompletion
+
+
+def completions_insert(completions: Sequence[dict]) -> tuple[str, list]:
+    """The INSERT of new rows (each as worker.models.cache hands them over: the arguments of
+    `keep`), leaving alone a key that another worker stored first: SQL and parameters, for a
+    statement that writes them with a run's events (runs.services.events_store)."""
+    return insert_sql([CachedCompletion(**completion) for completion in completions], conflict=["key"])
+
+
+def completions_keep(completions: Sequence[dict]) -> None:
+    """Store new rows in one statement, unless another worker stored the same key first."""
+    if completions:
+        insert_all_or_ignore([CachedCompletion(**completion) for completion in completions], conflict=["key"])
 
 
 class DatabaseCompletionStore:
@@ -32,18 +45,19 @@ class DatabaseCompletionStore:
         completion_tokens: int,
         seconds: float,
     ) -> None:
-        insert_or_ignore(
-            CachedCompletion(
-                key=key,
-                model=model,
-                messages=messages,
-                params=params,
-                seed=seed,
-                text=text,
-                logprobs=logprobs,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                seconds=seconds,
-            ),
-            conflict=["key"],
+        completions_keep(
+            [
+                {
+                    "key": key,
+                    "model": model,
+                    "messages": messages,
+                    "params": params,
+                    "seed": seed,
+                    "text": text,
+                    "logprobs": logprobs,
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "seconds": seconds,
+                }
+            ]
         )

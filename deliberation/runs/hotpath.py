@@ -21,7 +21,12 @@ def _connection(model: type[models.Model]):
 
 
 def insert_or_ignore(
-    obj: models.Model, *, conflict: Sequence[str], returning: str = "", returning_params: Sequence = ()
+    obj: models.Model,
+    *,
+    conflict: Sequence[str],
+    returning: str = "",
+    returning_params: Sequence = (),
+    before: Sequence[tuple[str, list]] = (),
 ) -> tuple | None:
     """INSERT obj unless a row with the same `conflict` fields exists; returns the RETURNING row
     (the primary key, then `returning`'s expressions) when it inserted, None when it did not.
@@ -29,7 +34,9 @@ def insert_or_ignore(
     Sets obj.pk when it inserted. `returning` is SQL appended to the RETURNING list (it may hold
     a scalar subquery: the same statement reads another table, for one round trip instead of two).
     """
-    rows = insert_all_or_ignore([obj], conflict=conflict, returning=returning, returning_params=returning_params)
+    rows = insert_all_or_ignore(
+        [obj], conflict=conflict, returning=returning, returning_params=returning_params, before=before
+    )
     if not rows:
         return None
     obj.pk = rows[0][0]
@@ -39,17 +46,31 @@ def insert_or_ignore(
 
 
 def insert_all_or_ignore(
-    objs: Sequence[models.Model], *, conflict: Sequence[str], returning: str = "", returning_params: Sequence = ()
+    objs: Sequence[models.Model],
+    *,
+    conflict: Sequence[str],
+    returning: str = "",
+    returning_params: Sequence = (),
+    before: Sequence[tuple[str, list]] = (),
 ) -> list[tuple]:
     """insert_or_ignore for several rows of one model in one statement: the RETURNING rows of
-    those it inserted (say in `returning` which they are: the order is the database's)."""
+    those it inserted (say in `returning` which they are: the order is the database's).
+    `before`: statements (SQL and parameters, e.g. insert_sql's) written with it, in the same
+    statement where the database allows it (PostgreSQL: data-modifying WITH queries), else one
+    after another, first."""
     model = type(objs[0])
     connection = _connection(model)
     qn = connection.ops.quote_name
     sql, params = insert_sql(objs, conflict=conflict)
     sql += f" RETURNING {qn(model._meta.pk.column)}" + (f", {returning}" if returning else "")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *returning_params])
+        if before and connection.vendor != "postgresql":
+            for statement in before:
+                cursor.execute(*statement)
+            before = ()
+        if before:
+            sql = f"WITH {', '.join(f'b{index} AS ({statement[0]})' for index, statement in enumerate(before))} {sql}"
+        cursor.execute(sql, [*(param for statement in before for param in statement[1]), *params, *returning_params])
         return cursor.fetchall()
 
 

@@ -23,6 +23,7 @@ from deliberation.live.fanout import broadcast_events
 from deliberation.records.models import BenchmarkTask, RecordSetVersion
 from deliberation.records.selectors import record_version_for_run
 from deliberation.runs.budgets import budget_check, run_steps_estimate
+from deliberation.runs.completion_store import completions_insert
 from deliberation.runs.group_scores import SCORE_CONFLICT, SCORE_UPDATE_FIELDS, group_score_objects
 from deliberation.runs.hotpath import insert_all_or_ignore, insert_or_ignore, insert_sql, update_sql, write_together
 from deliberation.runs.models import CLASSROOM_STRATEGY, CachedCompletion, Experiment, Run, RunEvent
@@ -130,10 +131,11 @@ def event_append(*, run: Run, event: Event) -> RunEvent:
     return _event_store(run=run, event=event)[0]
 
 
-def _event_store(*, run: Run, event: Event) -> tuple[RunEvent, str | None]:
+def _event_store(*, run: Run, event: Event, completions: Sequence[dict] = ()) -> tuple[RunEvent, str | None]:
     """event_append's body; also returns the run's status as read by the same statement (None
     when the event was stored before: a replay), so that a step costs one round trip.
-    EventInvalid (nothing written) when the event does not fit its type (engine/events.py)."""
+    EventInvalid (nothing written) when the event does not fit its type (engine/events.py).
+    `completions`: new completion cache rows, written by the same statement (events_store)."""
     event_validate(event)
     stored = RunEvent(run=run, seq=event["seq"], type=event["type"], data=event["data"])
     run_table = Run._meta.db_table
@@ -142,6 +144,7 @@ def _event_store(*, run: Run, event: Event) -> tuple[RunEvent, str | None]:
         conflict=["run", "seq"],
         returning=f"(SELECT status FROM {run_table} WHERE id = %s)",
         returning_params=[run.pk],
+        before=[completions_insert(completions)] if completions else (),
     )
     if row is not None:
         transaction.on_commit(partial(broadcast_events, run_id=run.pk, messages=[stored.as_message()]))
@@ -152,12 +155,15 @@ def _event_store(*, run: Run, event: Event) -> tuple[RunEvent, str | None]:
     return stored, None
 
 
-def events_store(*, run: Run, events: list[Event]) -> str:
+def events_store(*, run: Run, events: list[Event], completions: Sequence[dict] = ()) -> str:
     """Store a run's next events in one statement (idempotent by sequence number, as
     event_append), broadcast those it wrote once committed, and return the run's status as the
-    same statement read it (runs.steps' writer: a pause or a stop takes effect there)."""
+    same statement read it (runs.steps' writer: a pause or a stop takes effect there).
+    `completions`: the completion cache rows of the model calls those events came from
+    (engine.models.CallObserver.completion_made), stored by the same statement on PostgreSQL
+    (one round trip per model call instead of two), just before it elsewhere."""
     if len(events) == 1:
-        status = _event_store(run=run, event=events[0])[1]
+        status = _event_store(run=run, event=events[0], completions=completions)[1]
         return status if status is not None else _status(run.pk)
     objs = _event_objects(run=run, events=events)
     rows = insert_all_or_ignore(
@@ -165,6 +171,7 @@ def events_store(*, run: Run, events: list[Event]) -> str:
         conflict=["run", "seq"],
         returning=f"seq, (SELECT status FROM {Run._meta.db_table} WHERE id = %s)",
         returning_params=[run.pk],
+        before=[completions_insert(completions)] if completions else (),
     )
     _events_written(run=run, objs=objs, written={seq for _, seq, _ in rows})
     return rows[0][2] if rows else _status(run.pk)

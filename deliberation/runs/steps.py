@@ -38,6 +38,7 @@ from deliberation.records.models import RecordSet
 from deliberation.records.selectors import example_pool
 from deliberation.registry.clients import drafting_client, judge_for, judge_takes_model
 from deliberation.registry.selectors import ModelEndpoint, ModelRefused, model_endpoint
+from deliberation.runs.completion_store import completions_keep
 from deliberation.runs.models import Run, RunEvent
 from deliberation.runs.selectors import TaskReads
 from deliberation.runs.services import (
@@ -55,6 +56,9 @@ from deliberation.scenarios.services import engine_scenario
 logger = logging.getLogger(__name__)
 
 HALTING = (Run.Status.PAUSED, Run.Status.STOPPED)
+# A step that calls the model many times before its event (amulet: a call per token) has its cache
+# rows stored every this many calls, so a crash in the middle loses no more of them.
+COMPLETIONS_HELD = 64
 
 
 class RunStartError(Invalid, ValueError):
@@ -82,6 +86,7 @@ class RunEventWriter:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.pending: list[Event] = []
+        self.completions: list[dict] = []  # the cache rows of calls made since the last write
         self.called = False  # a model call since the last write: the event it made is written at once
         self.retries_to: Callable[[dict], None] | None = None  # the run's context (each step's usage)
 
@@ -95,16 +100,28 @@ class RunEventWriter:
 
     def write(self, *, halt: bool = False) -> None:
         if not self.pending:
+            if len(self.completions) >= COMPLETIONS_HELD:
+                self.keep_completions()
             return
-        status = events_store(run=self.run, events=self.pending)
+        completions, self.completions = self.completions, []
+        status = events_store(run=self.run, events=self.pending, completions=completions)
         self.pending = []
         if halt and status in HALTING:
             raise RunHalted(status)
+
+    def keep_completions(self) -> None:
+        """Store the cache rows held without an event to go with (a step that failed, a run that
+        ends): a step's calls are never asked again of the model once it is played."""
+        completions, self.completions = self.completions, []
+        completions_keep(completions)
 
     # engine.models.CallObserver: what the run's model clients report.
     def before_uncached_call(self) -> None:
         self.called = True
         self.write(halt=True)
+
+    def completion_made(self, completion: dict) -> None:
+        self.completions.append(completion)  # written with the event the step makes (write)
 
     def retried(self, retry: dict) -> None:
         if self.retries_to is not None:
@@ -313,12 +330,14 @@ def _run_steps(
             continue
         events.append(event)
         if event["type"] == "outcome":  # written with the finish (one statement on PostgreSQL)
+            writer.keep_completions()  # none, unless a call made no event of its own
             unwritten, writer.pending = [*writer.pending, event], []
             real = {group.code: group.real_choice for group in scenario.groups}
             run_finish(run=run, events=events, real=real, unwritten=unwritten)
             return True
         writer.add(event)
     writer.write()
+    writer.keep_completions()
     return False
 
 
@@ -331,6 +350,7 @@ def _run_failed(*, run: Run, error: Exception, writer: RunEventWriter) -> None:
         logger.exception("run %s: step failed", run.pk, exc_info=error)
         message = f"internal error: {type(error).__name__}: {error}"
     writer.write()
+    writer.keep_completions()  # the calls of the step that failed: its retry finds them in the cache
     final = run.attempts >= settings.HEMICYCLE_RUN_MAX_ATTEMPTS
     event_append_next(run=run, type="error", data={"message": message, "attempt": run.attempts, "final": final})
     if final:

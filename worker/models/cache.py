@@ -227,16 +227,20 @@ class CachingClient:
         if self.observer is not None:
             self.observer.before_uncached_call()
         completion = call()
-        store.keep(
-            key=key,
-            model=self.model,
-            messages=canonical_messages(messages),
-            params=params.as_dict(),
-            seed=seed,
-            text=completion.text,
-            logprobs=logprobs_to_json(completion.logprobs),
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            seconds=completion.seconds,
-        )
+        made = {
+            "key": key,
+            "model": self.model,
+            "messages": canonical_messages(messages),
+            "params": params.as_dict(),
+            "seed": seed,
+            "text": completion.text,
+            "logprobs": logprobs_to_json(completion.logprobs),
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "seconds": completion.seconds,
+        }
+        if self.observer is not None:
+            self.observer.completion_made(made)  # stored with the run's next write (one statement)
+        else:
+            store.keep(**made)
         return completion

@@ -103,8 +103,8 @@ def halting_store(monkeypatch, halt):
     real_store = steps.events_store
     CachedCompletion.objects.all().delete()
 
-    def store_then_halt(*, run, events):
-        status = real_store(run=run, events=events)
+    def store_then_halt(*, run, events, completions=()):
+        status = real_store(run=run, events=events, completions=completions)
         if any(event["seq"] >= 2 for event in events) and not getattr(store_then_halt, "done", False):
             store_then_halt.done = True
             halt(run)

@@ -18,7 +18,7 @@ from deliberation.runs.services import (
     run_resume,
     run_stop,
 )
-from tests.factories import make_record, make_user, scenario_config
+from tests.factories import completion_row, make_record, make_user, scenario_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -146,8 +146,8 @@ def test_pause_stops_the_task_and_resume_continues_to_the_same_transcript(enqueu
     run = run_create(owner=reference.owner, config=scenario_config(reference.record))
     real_store = steps.events_store
 
-    def store_then_pause(*, run, events):
-        status = real_store(run=run, events=events)
+    def store_then_pause(*, run, events, completions=()):
+        status = real_store(run=run, events=events, completions=completions)
         if any(event["seq"] == 5 for event in events):
             run_pause(run=run, user=run.owner)
         return status
@@ -231,9 +231,9 @@ def test_a_cached_rerun_writes_its_events_in_one_statement_with_the_same_transcr
     writes: list[list[int]] = []
     real_store = steps.events_store
 
-    def counted(*, run, events):
+    def counted(*, run, events, completions=()):
         writes.append([event["seq"] for event in events])
-        return real_store(run=run, events=events)
+        return real_store(run=run, events=events, completions=completions)
 
     monkeypatch.setattr(steps, "events_store", counted)
     finishes: list[list[int]] = []
@@ -277,9 +277,9 @@ def test_a_pause_during_cached_steps_takes_effect_before_the_next_model_call(enq
     run = run_create(owner=reference.owner, config=scenario_config(reference.record))
     real_store = steps.events_store
 
-    def pause_then_store(*, run, events):
+    def pause_then_store(*, run, events, completions=()):
         run_pause(run=run, user=run.owner)  # lands while the run held its cached steps
-        return real_store(run=run, events=events)
+        return real_store(run=run, events=events, completions=completions)
 
     monkeypatch.setattr(steps, "events_store", pause_then_store)
     run_advance(run_id=run.pk)
@@ -404,3 +404,40 @@ def test_a_strategy_from_alignment_research_runs_through_the_service_and_reruns_
     again.refresh_from_db()
     assert again.status == Run.Status.FINISHED and again.uncached_steps == 0
     assert run_transcript(run=again) == run_transcript(run=reference)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_events_store_writes_the_completions_of_its_calls_with_the_events(enqueued, broadcasts, count):
+    run = started_run()
+    CachedCompletion.objects.create(**{**completion_row("stored-before", "old"), "hits": 0})
+    events = [{"seq": seq, "type": "phase", "data": {"phase": "opening"}} for seq in range(1, count + 1)]
+    status = services.events_store(
+        run=run, events=events, completions=[completion_row("new"), completion_row("stored-before", "new")]
+    )
+    assert status == Run.Status.QUEUED and run.events.count() == count
+    assert dict(CachedCompletion.objects.values_list("key", "text")) == {"new": "7", "stored-before": "old"}
+
+
+def test_the_calls_of_a_step_that_failed_are_kept_for_its_retry(enqueued, broadcasts, monkeypatch):
+    from deliberation.engine.models import Completion
+
+    def broken(self):
+        raise RuntimeError("a bug after the call")
+
+    monkeypatch.setattr(Completion, "usage", broken)  # the draft's step fails once its call answered
+    run = started_run(strategy="one-shot", judge="llm")
+    with pytest.raises(RunRetry):
+        run_advance(run_id=run.pk)
+    assert run.events.filter(type="draft").count() == 0 and CachedCompletion.objects.count() == 1
+    monkeypatch.undo()
+    calls: list[int] = []
+    from deliberation.engine.models import ScriptedModelClient
+
+    real_complete = ScriptedModelClient.complete
+    monkeypatch.setattr(
+        ScriptedModelClient, "complete", lambda self, m, **kw: calls.append(1) or real_complete(self, m, **kw)
+    )
+    run_advance(run_id=run.pk)  # the retry: the draft from the cache, the votes from the model
+    run.refresh_from_db()
+    assert run.status == Run.Status.FINISHED and run.events.get(type="draft").data["usage"]["cached"] is True
+    assert len(calls) == run.events.filter(type="vote").count()  # only the votes asked the model

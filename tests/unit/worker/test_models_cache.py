@@ -4,7 +4,7 @@ import pytest
 
 from deliberation.engine.models import Completion, ModelError, Params, TokenLogprob
 from deliberation.runs.models import CachedCompletion
-from worker.models.cache import CachingClient, completion_key
+from worker.models.cache import CachingClient, completion_key, completion_store
 
 MESSAGES = [{"role": "system", "content": "You are EPP."}, {"role": "user", "content": "Draft."}]
 PARAMS = Params(temperature=0.2, max_tokens=50)
@@ -189,6 +189,9 @@ class Heard:
     def before_uncached_call(self) -> None:
         self.before_calls += 1
 
+    def completion_made(self, completion: dict) -> None:
+        completion_store().keep(**completion)  # as the run's next write would
+
     def retried(self, retry: dict) -> None:
         self.retries.append(retry)
 
@@ -217,6 +220,9 @@ class Observer:
 
     def before_uncached_call(self) -> None:
         self.uncached += 1
+
+    def completion_made(self, completion: dict) -> None:
+        completion_store().keep(**completion)  # as the run's next write would
 
     def retried(self, retry: dict) -> None:
         pass
@@ -268,3 +274,31 @@ def test_the_process_client_keeps_no_prefetched_rows():
     shared.complete(MESSAGES, params=PARAMS, seed=1)
     shared.prefetch([(MESSAGES, PARAMS, 1)])
     assert shared.ahead == {}
+
+
+class Holding(Observer):
+    """A run's observer that holds the rows, as a run holds them until its next write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: list[dict] = []
+
+    def completion_made(self, completion: dict) -> None:
+        self.made.append(completion)
+
+
+@pytest.mark.django_db
+def test_a_runs_copy_hands_each_new_completion_to_the_run_and_stores_nothing_itself():
+    inner = CountingClient()
+    shared = CachingClient(inner, model="m")
+    holding = Holding()
+    answer = shared.observed_by(holding).complete(MESSAGES, params=PARAMS, seed=5)
+    (made,) = holding.made
+    assert CachedCompletion.objects.count() == 0  # the run writes it, with the event it went into
+    assert made["key"] == completion_key(model="m", messages=MESSAGES, params=PARAMS, seed=5)
+    assert (made["model"], made["seed"], made["text"], made["params"]) == ("m", 5, answer.text, PARAMS.as_dict())
+    completion_store().keep(**made)
+    again = shared.complete(MESSAGES, params=PARAMS, seed=5)  # the process's client: no observer
+    assert again.cached and again.text == answer.text and inner.calls == 1
+    shared.complete(MESSAGES, params=PARAMS, seed=6)
+    assert CachedCompletion.objects.filter(seed=6).exists()  # stored at once without a run
