@@ -5,11 +5,15 @@ One daemon thread per process stamps every run a task of the process holds, ever
 HEMICYCLE_RUN_HEARTBEAT_S, in one statement per stamp function (runs, calibrations). A thread of its own: a run's task can wait minutes
 on one model call, and must not look lost meanwhile. When the process dies the stamps stop, and
 beat's reclaim enqueues its runs again.
+
+A task the process received and has not started (prefetched, or waiting out a retry's countdown)
+holds its run too, from when it arrives until it starts (heartbeat_hold / heartbeat_release), with
+a stamp of its own (runs.recovery.runs_waiting_heartbeat: queued runs); the thread stamps at once
+when such a hold begins, so that a run is never held unstamped for a whole interval.
 """
 
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +23,9 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 _held: Counter[tuple[Callable[..., object], int]] = Counter()  # (stamp, id) -> tasks holding it
+_received: dict[str, tuple[Callable[..., object], int]] = {}  # task id -> the key its arrival holds
 _lock = threading.Lock()
+_wake = threading.Event()
 _thread: threading.Thread | None = None
 
 
@@ -44,6 +50,33 @@ def run_heartbeat(*, run_id: int, stamp: Callable[..., object]) -> Iterator[None
             _held[key] -= 1
             if _held[key] <= 0:
                 del _held[key]
+
+
+def heartbeat_hold(*, task_id: str, run_id: int, stamp: Callable[..., object]) -> None:
+    """Hold `run_id` for task `task_id`, received and not started, until heartbeat_release; the
+    first stamp comes at once. Nothing when HEMICYCLE_RUN_HEARTBEAT_S is 0 (as run_heartbeat)."""
+    interval = settings.HEMICYCLE_RUN_HEARTBEAT_S
+    if interval <= 0:
+        return
+    key = (stamp, run_id)
+    with _lock:
+        if task_id in _received:
+            return
+        _received[task_id] = key
+        _held[key] += 1
+        _start(interval)
+    _wake.set()
+
+
+def heartbeat_release(*, task_id: str) -> None:
+    """The task `task_id` started (or was revoked): its arrival's hold ends. Idempotent."""
+    with _lock:
+        key = _received.pop(task_id, None)
+        if key is None:
+            return
+        _held[key] -= 1
+        if _held[key] <= 0:
+            del _held[key]
 
 
 def runs_held(stamp: Callable[..., object] | None = None) -> list[int]:
@@ -71,7 +104,8 @@ def _beat(interval: float) -> None:
     from django.db import close_old_connections
 
     while True:
-        time.sleep(interval)
+        _wake.wait(interval)
+        _wake.clear()
         by_stamp = _held_by_stamp()
         if not by_stamp:
             continue

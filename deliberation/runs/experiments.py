@@ -641,7 +641,13 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
                 run_id = created.pk
             else:
                 run_id = run[0]
-                Run.objects.filter(pk=run_id).update(status=Run.Status.QUEUED, attempts=0, finished_at=None, error="")
+                Run.objects.filter(pk=run_id).update(
+                    status=Run.Status.QUEUED,
+                    attempts=0,
+                    finished_at=None,
+                    error="",
+                    heartbeat_at=timezone.now() if hold else None,  # held by this task, or waiting (runs.recovery)
+                )
                 requeued[cell.key] = (run_id, Run.Status.QUEUED)
                 if not hold:
                     transaction.on_commit(partial(_enqueue_run, run_id))

@@ -9,6 +9,14 @@ HEMICYCLE_RUN_LOST_S lost its worker (killed, out of memory, host gone). It is q
 a "resumed" control event (reason "worker_lost") that the run page shows, and continues from its
 last stored event. Without this a killed worker's runs waited for the visibility timeout (2 h)
 or the stuck-run sweep (30 min).
+
+A queued run is held too, by the worker process that received its task and has not started it
+(prefetched behind other tasks, or waiting out a retry's countdown): runs.tasks stamps it from the
+moment the task arrives (runs_waiting_heartbeat). A queued run with a stamp that stopped was held
+by a worker that died, and is queued again the same way. A queued run without a stamp waits in the
+broker's queue, and is left alone however long it waits: every change to QUEUED clears the stamp
+(or sets it, for a run its creating task plays itself at once), so an old stamp never outlives
+the holder it belonged to.
 """
 
 from datetime import timedelta
@@ -27,30 +35,41 @@ def runs_heartbeat(*, run_ids: list[int]) -> int:
     return Run.objects.filter(pk__in=run_ids, status=Run.Status.RUNNING).update(heartbeat_at=timezone.now())
 
 
-def runs_reclaim_lost(*, lost_after_s: float) -> list[int]:
-    """Queue again every running run whose heartbeat is older than `lost_after_s` (or that has
-    none: started before heartbeats); returns their ids.
+def runs_waiting_heartbeat(*, run_ids: list[int]) -> int:
+    """Stamp the queued runs whose tasks a worker process received and has not started yet."""
+    return Run.objects.filter(pk__in=run_ids, status=Run.Status.QUEUED).update(heartbeat_at=timezone.now())
 
-    Each is taken back by a conditional update (RUNNING and still silent), so two reclaims at
-    once, or a worker that stamps it meanwhile, never make it twice. Queued, it is not reclaimed
-    again while it waits for a worker; the task that takes it stamps it at once.
+
+def _lost(cutoff) -> Q:
+    """Running and silent since `cutoff` (or never stamped: started before heartbeats), or queued
+    and held by a worker that stopped stamping it."""
+    silent = Q(heartbeat_at__lt=cutoff)
+    return Q(status=Run.Status.RUNNING) & (silent | Q(heartbeat_at__isnull=True)) | Q(status=Run.Status.QUEUED) & silent
+
+
+def runs_reclaim_lost(*, lost_after_s: float) -> list[int]:
+    """Queue again every run whose holder is lost: running with a heartbeat older than
+    `lost_after_s` (or none: started before heartbeats), or queued with such a stamp (its task was
+    received by a worker that died before starting it); returns their ids.
+
+    Each is taken back by a conditional update (still lost), so two reclaims at once, or a worker
+    that stamps it meanwhile, never make it twice. Queued again without a stamp, it is not
+    reclaimed again while it waits for a worker; the worker that receives its task stamps it.
     """
-    cutoff = timezone.now() - timedelta(seconds=lost_after_s)
-    silent_since = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True)
-    silent = (
-        Run.objects.filter(silent_since, status=Run.Status.RUNNING)
+    lost = _lost(timezone.now() - timedelta(seconds=lost_after_s))
+    found = (
+        Run.objects.filter(lost)
         .exclude(strategy=services.CLASSROOM_STRATEGY)  # the teacher and the students move those, not a task
         .values_list("pk", flat=True)
     )
     reclaimed = []
-    for run_id in list(silent):
+    for run_id in list(found):
         with transaction.atomic():
-            if not Run.objects.filter(silent_since, pk=run_id, status=Run.Status.RUNNING).update(
-                status=Run.Status.QUEUED
-            ):
+            if not Run.objects.filter(lost, pk=run_id).update(status=Run.Status.QUEUED, heartbeat_at=None):
                 continue
             run = Run.objects.get(pk=run_id)
-            run_resumed_after_worker_lost(run=run, attempt=run.attempts + 1)
+            if run.events.exists():  # it had started: its page says why it goes on (none before run_started)
+                run_resumed_after_worker_lost(run=run, attempt=run.attempts + 1)
             transaction.on_commit(lambda run_id=run_id: services.run_enqueue(run_id))
         reclaimed.append(run_id)
     return reclaimed

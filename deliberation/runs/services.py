@@ -92,6 +92,8 @@ def run_create(
     if claimed:
         now = timezone.now()
         fields.update(status=Run.Status.RUNNING, attempts=1, started_at=now, heartbeat_at=now)
+    elif not enqueue:  # queued, held by the caller's worker until it takes it (runs.recovery)
+        fields["heartbeat_at"] = timezone.now()
     # An experiment's top-up creates runs in its own transaction. A run alone: the budget check and
     # the run are one transaction (the budget stays locked until the run is committed), in a
     # savepoint so that a refusal leaves a caller's transaction usable.
@@ -282,7 +284,12 @@ def run_pause(*, run: Run, user: AbstractBaseUser) -> None:
 def run_resume(*, run: Run, user: AbstractBaseUser) -> None:
     _require_owner(run, user)
     with transaction.atomic():
-        if Run.objects.filter(pk=run.pk, status=Run.Status.PAUSED).update(status=Run.Status.QUEUED, attempts=0) == 0:
+        resumed = Run.objects.filter(pk=run.pk, status=Run.Status.PAUSED).update(
+            status=Run.Status.QUEUED,
+            attempts=0,
+            heartbeat_at=None,  # queued: no holder yet (runs.recovery)
+        )
+        if resumed == 0:
             raise RunControlError(f"a {run.status} run cannot be resumed")
         transaction.on_commit(partial(run_enqueue, run.pk))
 

@@ -356,5 +356,5 @@ def _run_failed(*, run: Run, error: Exception, writer: RunEventWriter) -> None:
     if final:
         Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error=message, finished_at=timezone.now())
         return
-    Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED)
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED, heartbeat_at=None)  # the retry's receiver stamps it
     raise RunRetry(countdown=settings.HEMICYCLE_RUN_RETRY_DELAY_S * run.attempts) from error

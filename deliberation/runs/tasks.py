@@ -3,7 +3,7 @@
 Services enqueue them by name through worker.enqueue.task_enqueue (never by importing this module).
 """
 
-from celery import shared_task
+from celery import shared_task, signals
 from django.conf import settings
 
 
@@ -20,6 +20,35 @@ def run_advance_task(self, *, run_id: int) -> None:
     except RunRetry as retry:
         # The run service counts attempts and decides when to stop; Celery only waits.
         raise self.retry(countdown=retry.countdown) from None
+
+
+@signals.task_received.connect
+def _hold_received_run(sender=None, request=None, **kwargs) -> None:
+    """A run task this worker took from the broker but has not started (prefetched behind others,
+    or waiting out a retry's countdown) holds its queued run: should the worker die, the stamps
+    stop and beat's reclaim queues the run again (runs.recovery), not the broker 2 hours later."""
+    if request is None or request.name != run_advance_task.name or "run_id" not in request.kwargs:
+        return
+    from deliberation.runs.recovery import runs_waiting_heartbeat
+    from worker.heartbeat import heartbeat_hold
+
+    heartbeat_hold(task_id=request.id, run_id=request.kwargs["run_id"], stamp=runs_waiting_heartbeat)
+
+
+@signals.task_prerun.connect
+def _release_started_run(sender=None, task_id=None, **kwargs) -> None:
+    """The task started: from here the run's own heartbeat (run_advance_task) holds it."""
+    from worker.heartbeat import heartbeat_release
+
+    heartbeat_release(task_id=task_id)
+
+
+@signals.task_revoked.connect
+def _release_revoked_run(sender=None, request=None, **kwargs) -> None:
+    from worker.heartbeat import heartbeat_release
+
+    if request is not None:
+        heartbeat_release(task_id=request.id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -78,6 +78,37 @@ def test_a_killed_workers_run_is_resumed_by_the_heartbeat_reclaim_and_ends_as_if
     assert "runs_reclaim_task" in celery_beat.log_text()
 
 
+def test_a_run_whose_retry_a_killed_worker_held_is_queued_again_by_the_reclaim(
+    celery_worker, start_celery_worker, celery_beat
+):
+    """After a model error the run waits out its retry's countdown (an hour here) in the worker that
+    received the retry's task, queued; that worker dies. The broker would give the task back only
+    after its visibility timeout (2 hours); the worker's stamp on the queued run stops instead, and
+    beat's reclaim queues the run again within HEMICYCLE_RUN_LOST_S (30 s)."""
+    celery_worker.stop()  # only the worker we kill may receive the retry
+    owner, record = make_user(), make_record()
+    env = {"HEMICYCLE_RUN_RETRY_DELAY_S": "3600", "HEMICYCLE_MODEL_MAX_RETRIES": "0", "HEMICYCLE_RUN_MAX_ATTEMPTS": "3"}
+    worker = start_celery_worker(name="holding-a-retry", env=env)
+    run = start_run(record, owner, model="scripted:fail")
+    servers.wait_until(
+        lambda: (
+            run.events.filter(type="error").exists()
+            and Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED, heartbeat_at__isnull=False).exists()
+        ),
+        timeout=60,
+        what="the run's retry to be received and stamped by the worker",
+    )
+    worker.kill()
+    worker.restart()
+
+    servers.wait_until(
+        lambda: run.events.filter(type="error").count() >= 2, timeout=180, what="the run's second attempt"
+    )
+    resumed = [event.data for event in run.events.filter(type="control")]
+    assert resumed == [{"action": "resumed", "reason": "worker_lost", "attempt": 2}]
+    assert [event.data["attempt"] for event in run.events.filter(type="error").order_by("seq")][:2] == [1, 2]
+
+
 def test_events_reach_a_websocket_viewer_through_redis_in_order(celery_worker, asgi_server):
     owner, record = make_user(), make_record()
     run = start_run(record, owner, model="scripted:slow", visibility="link")

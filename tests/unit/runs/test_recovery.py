@@ -10,9 +10,9 @@ from deliberation.engine.events import SERVICE_EVENT_TYPES
 from deliberation.runs import services
 from deliberation.runs.advance import run_advance
 from deliberation.runs.models import Run, RunEvent
-from deliberation.runs.recovery import runs_heartbeat, runs_reclaim_lost
+from deliberation.runs.recovery import runs_heartbeat, runs_reclaim_lost, runs_waiting_heartbeat
 from deliberation.runs.selectors import run_transcript
-from deliberation.runs.services import WORKER_LOST, run_create
+from deliberation.runs.services import WORKER_LOST, RunRetry, run_create, run_pause, run_resume
 from tests.factories import make_record, make_user, scenario_config
 from worker import heartbeat
 
@@ -88,9 +88,11 @@ def test_a_task_that_finds_its_run_still_running_announces_the_lost_worker(enque
 
 def test_classroom_runs_and_runs_in_other_states_are_never_reclaimed(enqueued):
     owner, record = make_user(), make_record()
-    for status in (Run.Status.QUEUED, Run.Status.PAUSED, Run.Status.FINISHED, Run.Status.FAILED, Run.Status.STOPPED):
+    for status in (Run.Status.PAUSED, Run.Status.FINISHED, Run.Status.FAILED, Run.Status.STOPPED):
         run = run_create(owner=owner, config=scenario_config(record))
         Run.objects.filter(pk=run.pk).update(status=status, heartbeat_at=timezone.now() - timedelta(hours=1))
+    waiting = run_create(owner=owner, config=scenario_config(record))  # in the broker's queue: no holder, no stamp
+    Run.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(hours=1))
     classroom = run_create(owner=owner, config=scenario_config(record))
     Run.objects.filter(pk=classroom.pk).update(
         status=Run.Status.RUNNING,
@@ -98,6 +100,90 @@ def test_classroom_runs_and_runs_in_other_states_are_never_reclaimed(enqueued):
         heartbeat_at=timezone.now() - timedelta(hours=1),
     )
     assert runs_reclaim_lost(lost_after_s=30) == []
+
+
+def test_a_queued_run_whose_receiving_worker_died_is_queued_again_and_one_waiting_in_the_queue_is_not(
+    enqueued, django_capture_on_commit_callbacks
+):
+    """A worker received the run's task and died before starting it: prefetched, or holding a
+    retry's countdown. Its stamps stop; the run comes back in seconds, not the broker's 2 hours."""
+    owner, record = make_user(), make_record()
+    reference = run_create(owner=owner, config=scenario_config(record))
+    run_advance(run_id=reference.pk)
+    retrying = interrupted_run(owner, record, events=4, silent_s=45)  # its worker held the retry's countdown
+    Run.objects.filter(pk=retrying.pk).update(status=Run.Status.QUEUED)
+    prefetched = run_create(owner=owner, config=scenario_config(record))  # received, never started
+    held = run_create(owner=owner, config=scenario_config(record))  # received by a worker that still beats
+    waiting = run_create(owner=owner, config=scenario_config(record))  # still in the broker's queue
+    Run.objects.filter(pk=prefetched.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=45))
+    Run.objects.filter(pk=held.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=5))
+    enqueued.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sorted(runs_reclaim_lost(lost_after_s=30)) == [retrying.pk, prefetched.pk]
+    assert sorted(enqueued) == [retrying.pk, prefetched.pk]
+    for run in (retrying, prefetched):
+        run.refresh_from_db()
+        assert (run.status, run.heartbeat_at) == (Run.Status.QUEUED, None)  # waiting again, unheld
+    assert retrying.events.order_by("seq").last().data == {"action": "resumed", "reason": WORKER_LOST, "attempt": 2}
+    assert not prefetched.events.exists()  # it never started: nothing to resume, the strategy starts at seq 1
+    assert Run.objects.get(pk=held.pk).heartbeat_at is not None and Run.objects.get(pk=waiting.pk).heartbeat_at is None
+    assert runs_reclaim_lost(lost_after_s=30) == []  # queued again: not taken twice
+
+    for run in (retrying, prefetched):
+        run_advance(run_id=run.pk)  # the tasks the reclaim enqueued
+        run.refresh_from_db()
+        assert run.status == Run.Status.FINISHED
+        assert strategy_transcript(run) == strategy_transcript(reference)
+
+
+def test_every_way_back_to_queued_leaves_no_old_stamp_behind(enqueued, settings):
+    """A stamp on a queued run means a worker holds its task; one left from an earlier holder
+    would make a run that only waits in the queue look lost."""
+    owner, record = make_user(), make_record()
+    paused = run_create(owner=owner, config=scenario_config(record))
+    Run.objects.filter(pk=paused.pk).update(status=Run.Status.RUNNING, heartbeat_at=timezone.now())
+    run_pause(run=paused, user=owner)
+    run_resume(run=paused, user=owner)
+    assert Run.objects.get(pk=paused.pk).heartbeat_at is None
+
+    settings.HEMICYCLE_RUN_MAX_ATTEMPTS = 3
+    failing = run_create(owner=owner, config=scenario_config(record, model="scripted:fail"))
+    with pytest.raises(RunRetry):  # the task retries after a countdown
+        run_advance(run_id=failing.pk)
+    failing.refresh_from_db()
+    assert (failing.status, failing.heartbeat_at) == (Run.Status.QUEUED, None)
+
+    before = timezone.now()
+    played_at_once = run_create(owner=owner, config=scenario_config(record), enqueue=False)  # its creator plays it
+    assert played_at_once.heartbeat_at >= before
+
+
+def test_the_waiting_stamp_marks_queued_runs_and_the_running_stamp_running_runs(enqueued):
+    owner, record = make_user(), make_record()
+    queued = run_create(owner=owner, config=scenario_config(record))
+    running = interrupted_run(owner, record, events=2, silent_s=600)
+    assert runs_waiting_heartbeat(run_ids=[queued.pk, running.pk]) == 1
+    assert Run.objects.get(pk=queued.pk).heartbeat_at is not None
+    assert runs_heartbeat(run_ids=[queued.pk, running.pk]) == 1
+    assert Run.objects.get(pk=running.pk).heartbeat_at > timezone.now() - timedelta(seconds=60)
+
+
+def test_a_received_task_holds_its_run_from_its_arrival_until_it_starts(settings):
+    settings.HEMICYCLE_RUN_HEARTBEAT_S = 3600
+    heartbeat.heartbeat_hold(task_id="t-1", run_id=51, stamp=runs_waiting_heartbeat)
+    heartbeat.heartbeat_hold(task_id="t-1", run_id=51, stamp=runs_waiting_heartbeat)  # one arrival, one hold
+    heartbeat.heartbeat_hold(task_id="t-2", run_id=52, stamp=runs_waiting_heartbeat)
+    assert sorted(heartbeat.runs_held(runs_waiting_heartbeat)) == [51, 52]
+    assert heartbeat.runs_held(runs_heartbeat) == []
+    heartbeat.heartbeat_release(task_id="t-1")
+    heartbeat.heartbeat_release(task_id="t-1")
+    assert heartbeat.runs_held(runs_waiting_heartbeat) == [52]
+    heartbeat.heartbeat_release(task_id="t-2")
+    assert heartbeat.runs_held() == []
+    settings.HEMICYCLE_RUN_HEARTBEAT_S = 0  # the embedded worker's setting: nothing held
+    heartbeat.heartbeat_hold(task_id="t-3", run_id=53, stamp=runs_waiting_heartbeat)
+    assert heartbeat.runs_held() == []
 
 
 def test_the_task_stamps_the_run_when_it_takes_it_and_the_heartbeat_stamps_running_runs_only(enqueued):
