@@ -38,6 +38,7 @@ from deliberation.live.fanout import encode, group_send
 from deliberation.records.selectors import record_version_for_run
 from deliberation.registry.clients import drafting_client, judge_for
 from deliberation.registry.selectors import ModelRefused
+from deliberation.runs.budgets import BudgetExceeded, budget_check, run_steps_estimate
 from deliberation.runs.models import Run
 from deliberation.runs.services import CLASSROOM_STRATEGY, event_append, run_finish, run_queue
 from deliberation.scenarios.models import SavedScenario
@@ -106,7 +107,8 @@ def class_session_open(
     *, teacher: AbstractBaseUser, scenario: SavedScenario, phase_seconds: int | None, words_per_second: float
 ) -> ClassSession:
     """A session of `scenario` in the lobby: its Run (strategy "classroom", the scenario's fields)
-    with the `run_started` event, and a fresh join code."""
+    with the `run_started` event, and a fresh join code. Its agents' model calls are the
+    teacher's: ClassroomError when their estimate does not fit the teacher's daily budget."""
     if phase_seconds is not None and not 10 <= phase_seconds <= MAX_PHASE_SECONDS:
         raise ClassroomError(f"seconds per phase: between 10 and {MAX_PHASE_SECONDS}, or none")
     if not 0 <= words_per_second <= rules.MAX_WORDS_PER_SECOND:
@@ -123,6 +125,18 @@ def class_session_open(
         code = _new_code()
         try:
             with transaction.atomic():
+                try:  # under the teacher's budget lock until the run is committed (runs.budgets)
+                    budget_check(
+                        user=teacher,
+                        steps=run_steps_estimate(
+                            strategy=CLASSROOM_STRATEGY,
+                            party_count=len(fields["groups"]),
+                            judge=fields["judge"],
+                            params=dict(fields["params"]),
+                        ),
+                    )
+                except BudgetExceeded as error:
+                    raise ClassroomError(str(error)) from None
                 run = Run.objects.create(
                     owner=teacher,
                     scenario=scenario,

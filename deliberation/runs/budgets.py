@@ -6,7 +6,8 @@ tokens over the last 24 hours, of the runs the user created in that window. A ru
 its estimate (steps) until it settles, as an experiment's cap does, so that no number of runs
 started together can overshoot the budget; tokens are counted as spent (no run starts once the
 day's tokens are used up). A user's UserBudget overrides the settings' defaults field by field;
-with neither, nothing is counted and nothing is refused.
+with neither, nothing is counted and nothing is refused. A class session's run is the teacher's
+like any other: its agents' model calls count, and opening it is checked (classroom.services).
 
 The check and the runs it admits are one transaction under a lock on the owner (budget_lock), so
 two starts at once are counted one after the other and never both fit a budget with room for one.
@@ -23,11 +24,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Sum
 from django.utils import timezone
 
+from deliberation.engine.classroom import DEFAULT_ROUNDS as CLASSROOM_DEFAULT_ROUNDS
 from deliberation.engine.strategies import run_cost
 from deliberation.errors import QuotaExceeded
 from deliberation.registry.clients import judge_uses_model
 from deliberation.registry.models import UserBudget
-from deliberation.runs.models import Run, RunEvent
+from deliberation.runs.models import CLASSROOM_STRATEGY, Run, RunEvent
 from deliberation.runs.selectors import uncached_steps
 
 WINDOW = timedelta(hours=24)
@@ -97,6 +99,10 @@ def run_steps_estimate(
     *, strategy: str, party_count: int, judge: str, params: dict, uses_model: Callable[[str], bool] = judge_uses_model
 ) -> int:
     """`uses_model`: registry.clients.judge_uses_model, or the same answers remembered over many runs."""
+    if strategy == CLASSROOM_STRATEGY:
+        # A class session's agents take at most the turns of the parliament it plays, on the
+        # classroom's settings (engine/classroom.py); students' turns call no model.
+        strategy, params = "parliament", {"rounds": CLASSROOM_DEFAULT_ROUNDS, **params}
     return run_cost(strategy=strategy, party_count=party_count, judge_uses_model=uses_model(judge), params=params).steps
 
 
@@ -105,7 +111,7 @@ def spending_for(*, user: AbstractBaseUser, budget: Budget | None = None) -> Spe
     budget = budget or budget_for(user=user)
     if not budget.limited:
         return Spending(budget=budget, steps=0, tokens=0)
-    runs = Run.objects.filter(owner_id=user.pk, created_at__gte=timezone.now() - WINDOW).exclude(strategy="classroom")
+    runs = Run.objects.filter(owner_id=user.pk, created_at__gte=timezone.now() - WINDOW)
     steps = runs.filter(status=Run.Status.FINISHED).aggregate(steps=Sum("uncached_steps"))["steps"] or 0
     tokens = 0
     usages: dict[int, list[dict]] = {}

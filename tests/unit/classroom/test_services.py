@@ -10,8 +10,13 @@ from deliberation.classroom import services
 from deliberation.classroom.models import CODE_ALPHABET, ClassSession, Student
 from deliberation.classroom.selectors import session_sitting, student_for_token
 from deliberation.classroom.services import ClassroomError, ClassroomRefused
-from deliberation.runs.models import Run, RunEvent
-from tests.factories import make_user
+from deliberation.registry.models import UserBudget
+from deliberation.runs.budgets import BudgetExceeded, run_steps_estimate, spending_for
+from deliberation.runs.models import CLASSROOM_STRATEGY, Run, RunEvent
+from deliberation.runs.selectors import uncached_steps
+from deliberation.runs.services import run_create
+from deliberation.scenarios.services import scenario_save
+from tests.factories import make_record, make_user, scenario_config
 from tests.unit.classroom.conftest import act, open_session, play_agents, teach
 
 pytestmark = pytest.mark.django_db
@@ -240,6 +245,38 @@ def test_a_session_played_to_the_end_finishes_its_run_like_a_run():
     assert session.status == "ended" and session.ended_at is not None
     with pytest.raises(ClassroomRefused):
         teach(session, "advance")
+
+
+def another_session(teacher, name: str) -> ClassSession:
+    """open_session's, of a record of its own (open_session makes one record per teacher)."""
+    config = scenario_config(make_record(title=f"Regulation {name}"), seat_structure="equal", rounds=0)
+    scenario = scenario_save(owner=teacher, name=name, config=config)
+    return services.class_session_open(teacher=teacher, scenario=scenario, phase_seconds=None, words_per_second=0.0)
+
+
+def test_a_class_session_counts_against_the_teachers_budget_like_any_run(queued):
+    """Its agents call the model for the teacher: opening one is checked, one in the lobby or live
+    counts its estimate, an ended one what its agents spent."""
+    teacher = make_user("teacher")
+    first = open_session(teacher)  # no budget yet
+    run = first.run
+    estimate = run_steps_estimate(strategy=CLASSROOM_STRATEGY, party_count=3, judge=run.judge, params=run.params)
+    assert estimate > 0
+    UserBudget.objects.create(user=teacher, steps_per_day=2 * estimate)
+    assert spending_for(user=teacher).steps == estimate  # in the lobby: its estimate
+    another_session(teacher, "second")  # fits exactly
+    with pytest.raises(ClassroomError, match="budget: this needs up to"):
+        another_session(teacher, "third")
+    with pytest.raises(BudgetExceeded):
+        run_create(owner=teacher, config=scenario_config(make_record(), user=teacher))
+    assert ClassSession.objects.filter(teacher=teacher).count() == 2  # the refused one left nothing
+
+    teach(first, "start")
+    play_agents(first)  # no students: the agents speak for every group
+    teach(first, "end")
+    spent = uncached_steps(data.get("usage") for data in run.events.values_list("data", flat=True))
+    assert spent > 0
+    assert spending_for(user=teacher).steps == spent + estimate  # what it spent, and the other's estimate
 
 
 def test_ending_early_stops_the_run():
