@@ -205,5 +205,5 @@ def write_together(
         sql += f" RETURNING (SELECT array_agg(w0.{qn(returns)}) FROM w0)"
     with connection.cursor() as cursor:
         cursor.execute(sql, [param for statement in (*statements, last) for param in statement[1]])
-        row = cursor.fetchone()
-    return list(row[0]) if first is not None and row is not None and row[0] is not None else []
+        row = cursor.fetchone() if first is not None else None  # only `first` adds a RETURNING
+    return list(row[0]) if row is not None and row[0] is not None else []
