@@ -60,15 +60,17 @@ def runs_reclaim_lost(*, lost_after_s: float) -> list[int]:
     found = (
         Run.objects.filter(lost)
         .exclude(strategy=services.CLASSROOM_STRATEGY)  # the teacher and the students move those, not a task
-        .values_list("pk", flat=True)
+        .values_list("pk", "status")
     )
     reclaimed = []
-    for run_id in list(found):
+    for run_id, status in list(found):
         with transaction.atomic():
             if not Run.objects.filter(lost, pk=run_id).update(status=Run.Status.QUEUED, heartbeat_at=None):
                 continue
             run = Run.objects.get(pk=run_id)
-            if run.events.exists():  # it had started: its page says why it goes on (none before run_started)
+            # Its page says why it goes on; a queued run says so only once it had started (a task
+            # that a dead worker had prefetched and never began is no resumption).
+            if status == Run.Status.RUNNING or run.events.exists():
                 run_resumed_after_worker_lost(run=run, attempt=run.attempts + 1)
             transaction.on_commit(lambda run_id=run_id: services.run_enqueue(run_id))
         reclaimed.append(run_id)

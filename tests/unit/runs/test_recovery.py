@@ -117,11 +117,16 @@ def test_a_queued_run_whose_receiving_worker_died_is_queued_again_and_one_waitin
     waiting = run_create(owner=owner, config=scenario_config(record))  # still in the broker's queue
     Run.objects.filter(pk=prefetched.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=45))
     Run.objects.filter(pk=held.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=5))
+    started = run_create(owner=owner, config=scenario_config(record))  # taken, its worker died before any event
+    Run.objects.filter(pk=started.pk).update(
+        status=Run.Status.RUNNING, attempts=1, heartbeat_at=timezone.now() - timedelta(seconds=45)
+    )
     enqueued.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert sorted(runs_reclaim_lost(lost_after_s=30)) == [retrying.pk, prefetched.pk]
-    assert sorted(enqueued) == [retrying.pk, prefetched.pk]
+        assert sorted(runs_reclaim_lost(lost_after_s=30)) == [retrying.pk, prefetched.pk, started.pk]
+    assert sorted(enqueued) == [retrying.pk, prefetched.pk, started.pk]
+    assert [e.data["reason"] for e in started.events.all()] == [WORKER_LOST]  # a taken run says it resumes
     for run in (retrying, prefetched):
         run.refresh_from_db()
         assert (run.status, run.heartbeat_at) == (Run.Status.QUEUED, None)  # waiting again, unheld
