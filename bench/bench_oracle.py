@@ -44,7 +44,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp}/oracle.sqlite3"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{tmp}/oracle.sqlite3",
+            # As a deployment runs: debug off (no query log), so a secret key of the bench's own.
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50),
+        }
         manage("migrate", "-v0", env=env)
         manage("import_records", str(DATA), "--name", "EuroCon", env=env)
         limit = ["--limit", str(args.limit)] if args.limit else []

@@ -491,6 +491,7 @@ class _Seen:
     of each cell that has one, the highest run id read, and the first cell that may lack a run
     (every cell before it has one that was not interrupted)."""
 
+    spec: dict  # the experiment's grid (it never changes after creation)
     cells: list[Cell]
     index: dict[str, int]
     runs: dict[str, tuple[int, str]]  # cell key -> (run id, status as last read)
@@ -531,6 +532,7 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
         running = list(
             Experiment.objects.select_for_update(of=("self",))
             .select_related("owner")
+            .defer("spec", "estimate")  # the grid never changes: read once per process (_Seen)
             .filter(status=Experiment.Status.RUNNING)
             .order_by("pk")
         )
@@ -538,17 +540,18 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
         experiment = next((row for row in running if row.pk == experiment_id), None)
         if experiment is None:
             return [], None
-        spec = experiment.spec
         flying: list[str] = []  # the model of each run in flight, over all experiments
         # Under a call cap every run's spending counts: read them all, keep nothing.
         key = (experiment.pk, experiment.created_at)
         with _seen_lock:
             seen = _seen.get(key) if experiment.call_cap is None else None
         if seen is None:
+            spec = experiment.spec
             cells = experiment_cells(spec)
-            seen = _Seen(cells=cells, index={cell.key: i for i, cell in enumerate(cells)}, runs={})
+            seen = _Seen(spec=spec, cells=cells, index={cell.key: i for i, cell in enumerate(cells)}, runs={})
             mine = Q(experiment_id=experiment.pk)
         else:
+            spec = seen.spec
             mine = Q(experiment_id=experiment.pk) & (Q(pk__gt=seen.last_pk) | Q(status__in=IN_FLIGHT + INTERRUPTED))
         rows = (
             Run.objects.filter(mine | Q(experiment__isnull=False, status__in=IN_FLIGHT))
