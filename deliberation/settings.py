@@ -324,8 +324,9 @@ HEMICYCLE_EXPERIMENT_CAP = int(os.environ.get("HEMICYCLE_EXPERIMENT_CAP") or 0) 
 # Beat's sweeps: a queued or running run silent this long is enqueued again; cached completions
 # older than this many days are dropped (0 keeps them forever, for exact re-runs).
 HEMICYCLE_STUCK_RUN_S = float(os.environ.get("HEMICYCLE_STUCK_RUN_S", "1800"))
-# A worker stamps the runs its tasks advance every HEMICYCLE_RUN_HEARTBEAT_S; beat's reclaim
-# (HEMICYCLE_RUN_RECLAIM_S above) queues again a running run not stamped for HEMICYCLE_RUN_LOST_S,
+# A worker stamps the runs its tasks advance (and the queued runs whose tasks it received and has
+# not started) every HEMICYCLE_RUN_HEARTBEAT_S; beat's reclaim (HEMICYCLE_RUN_RECLAIM_S above)
+# queues again such a run not stamped for HEMICYCLE_RUN_LOST_S,
 # and a second task of a run that is stamped leaves it alone (runs.recovery).
 HEMICYCLE_RUN_HEARTBEAT_S = float(os.environ.get("HEMICYCLE_RUN_HEARTBEAT_S", "5"))
 HEMICYCLE_RUN_LOST_S = float(os.environ.get("HEMICYCLE_RUN_LOST_S", "30"))
