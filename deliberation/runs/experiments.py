@@ -552,7 +552,11 @@ def _advance(*, experiment_id: int, hold_for: str | None, reads: TaskReads) -> t
             mine = Q(experiment_id=experiment.pk)
         else:
             spec = seen.spec
-            mine = Q(experiment_id=experiment.pk) & (Q(pk__gt=seen.last_pk) | Q(status__in=IN_FLIGHT + INTERRUPTED))
+            # Each alternative searchable by an index alone (SQLite read all of the experiment's
+            # runs for "experiment and (new or open)": a top-up per run made that quadratic).
+            mine = Q(experiment_id=experiment.pk, pk__gt=seen.last_pk) | Q(
+                experiment_id=experiment.pk, status__in=IN_FLIGHT + INTERRUPTED
+            )
         rows = (
             Run.objects.filter(mine | Q(experiment__isnull=False, status__in=IN_FLIGHT))
             .order_by()
