@@ -217,6 +217,33 @@ class StartedOut(Schema):
     started_runs: list[int]
 
 
+class CalibrationCellOut(Schema):
+    id: int
+    cell: str
+    judge: str
+    judge_model: str
+    status: str
+    scored: int = Field(description="Scores stored so far, of `total`.")
+    total: int
+    pearson: float | None = Field(description="Once finished (null when undefined).")
+    mae: float | None
+    bias: float | None
+    error: str
+
+
+class CalibrationsProgressOut(Schema):
+    total: int = Field(description="Calibration cells of the grid.")
+    settled: int = Field(description="Cells finished or failed.")
+    scored: int
+    scores: int
+    cells: list[CalibrationCellOut]
+
+
+class ProgressBarOut(Schema):
+    max: int = Field(description="Runs plus calibration cells: a cell weighs as one run.")
+    value: float = Field(description="Settled runs and cells, plus each cell in flight's share of its scores.")
+
+
 class ProgressOut(Schema):
     experiment: int
     name: str
@@ -230,6 +257,8 @@ class ProgressOut(Schema):
     steps_estimate: int
     call_cap: int | None
     eta_s: float | None
+    calibrations: CalibrationsProgressOut
+    bar: ProgressBarOut
 
 
 class ResultOut(Schema):

@@ -2,9 +2,10 @@
 
 from collections.abc import Iterable
 
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
-from deliberation.calibration.models import Calibration
+from deliberation.calibration.models import Calibration, CalibrationScore
 
 
 def calibration_list() -> QuerySet[Calibration]:
@@ -15,18 +16,43 @@ def calibration_get(*, calibration_id: int) -> Calibration:
     return Calibration.objects.select_related("record_set", "record_set_version").get(pk=calibration_id)
 
 
-def experiment_calibration_cells(*, experiment_id: int) -> list[Calibration]:
-    """An experiment's calibration cells in the order they were created (the grid's), each with
-    `scored`: the scores it has made so far (all of them once finished)."""
-    rows = list(
-        Calibration.objects.filter(experiment_id=experiment_id)
-        .defer("pairs", "errors")
-        .annotate(stored=Count("scores"))
-        .order_by("pk")
+def experiment_calibration_cells(*, experiment_id: int) -> list[dict]:
+    """An experiment's calibration cells in the order they were created (the grid's), as its
+    progress carries them (runs.selectors.experiment_progress) and its dashboard shows them: status,
+    `scored` of `total` scores (all of them once finished: the finish deletes the chunks), and
+    Pearson r, MAE and bias once finished. One query: the chunks are counted in a subquery."""
+    chunks = (
+        CalibrationScore.objects.filter(calibration=OuterRef("pk"))
+        .order_by()
+        .values("calibration")
+        .annotate(n=Count("pk"))
+        .values("n")
     )
-    for row in rows:
-        row.scored = row.total if row.status == Calibration.Status.FINISHED else row.stored
-    return rows
+    rows = (
+        Calibration.objects.filter(experiment_id=experiment_id)
+        .order_by("pk")
+        .values(
+            "id",
+            "cell",
+            "judge",
+            "judge_model",
+            "status",
+            "total",
+            "error",
+            stored=Coalesce(Subquery(chunks), 0),
+            pearson=F("results__pearson"),
+            mae=F("results__mae"),
+            bias=F("results__bias"),
+        )
+    )
+    cells = list(rows)
+    for cell in cells:
+        finished = cell["status"] == Calibration.Status.FINISHED
+        stored = cell.pop("stored")
+        cell["scored"] = cell["total"] if finished else stored
+        if not finished:  # a failed cell's results are empty; none is shown before the finish
+            cell.update(pearson=None, mae=None, bias=None)
+    return cells
 
 
 def calibrations_finished() -> QuerySet[Calibration]:

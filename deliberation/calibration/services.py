@@ -183,6 +183,31 @@ EXPERIMENT_TASK = "deliberation.runs.tasks.experiment_advance_task"
 EXPERIMENT_HOLDS = ("paused", "cancelled")
 RETRIED_ERRORS = (ModelError, TimeoutError, ConnectionError, JudgeRefused)
 
+# Who hears that an experiment's calibration cell moved (a chunk of scores stored, a change of
+# status): the runs app hands it down when Django starts (runs.apps.RunsConfig.ready), as this app
+# never imports runs. Called after commit, with the experiment's id and whether the status changed.
+CellListener = Callable[..., None]
+_cell_listener: CellListener | None = None
+
+
+def calibration_cell_listener_set(listener: CellListener | None) -> None:
+    global _cell_listener
+    _cell_listener = listener
+
+
+def _cell_moved(experiment_id: int | None, *, status_changed: bool) -> None:
+    """Tell the listener once this transaction commits (at once outside one): the page must never
+    hear of a chunk or a status that is not stored."""
+    if experiment_id is not None and _cell_listener is not None:
+        transaction.on_commit(partial(_cell_tell, _cell_listener, experiment_id, status_changed))
+
+
+def _cell_tell(listener: CellListener, experiment_id: int, status_changed: bool) -> None:
+    try:
+        listener(experiment_id=experiment_id, status_changed=status_changed)
+    except Exception:  # noqa: BLE001 - the news is a view of what is stored: the next one makes it good
+        logger.exception("experiment %s: a calibration cell's progress was not sent", experiment_id)
+
 
 @dataclass(frozen=True)
 class _Part:
@@ -380,7 +405,7 @@ def calibration_advance(*, calibration_id: int, progress: Callable[[int], None] 
         settled = _calibration_play(calibration, progress=progress)
     except Exception as error:  # noqa: BLE001 - a bug or a changed record set: it ends visibly
         logger.exception("calibration %s failed", calibration.pk)
-        _calibration_fail(calibration_id=calibration.pk, reason=str(error) or type(error).__name__)
+        _calibration_fail(calibration=calibration, reason=str(error) or type(error).__name__)
         settled = True
     if settled and calibration.experiment_id is not None:
         transaction.on_commit(partial(task_enqueue, EXPERIMENT_TASK, experiment_id=calibration.experiment_id))
@@ -397,7 +422,7 @@ def _calibration_claim(*, calibration_id: int) -> Calibration | None:
         return None
     max_attempts = settings.HEMICYCLE_RUN_MAX_ATTEMPTS
     if calibration.attempts >= max_attempts:
-        _calibration_fail(calibration_id=calibration.pk, reason=f"gave up after {max_attempts} attempts (worker lost)")
+        _calibration_fail(calibration=calibration, reason=f"gave up after {max_attempts} attempts (worker lost)")
         return None
     claimable = Q(status=Calibration.Status.QUEUED) | Q(status=Calibration.Status.RUNNING) & (
         Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=alive_since)
@@ -412,6 +437,7 @@ def _calibration_claim(*, calibration_id: int) -> Calibration | None:
         return None
     calibration.status = Calibration.Status.RUNNING
     calibration.attempts += 1
+    _cell_moved(calibration.experiment_id, status_changed=True)
     return calibration
 
 
@@ -436,9 +462,10 @@ def _calibration_play(calibration: Calibration, *, progress: Callable[[int], Non
         pending = [index for index in range(len(plan.items)) if index not in done]
         for start in range(0, len(pending), size):
             if Calibration.objects.filter(pk=calibration.pk, experiment__status__in=EXPERIMENT_HOLDS).exists():
-                Calibration.objects.filter(pk=calibration.pk, status=Calibration.Status.RUNNING).update(
+                if Calibration.objects.filter(pk=calibration.pk, status=Calibration.Status.RUNNING).update(
                     status=Calibration.Status.QUEUED, heartbeat_at=None, attempts=0
-                )
+                ):
+                    _cell_moved(calibration.experiment_id, status_changed=True)
                 return False
             chunk = pending[start : start + size]
             began = time.perf_counter()
@@ -454,6 +481,7 @@ def _calibration_play(calibration: Calibration, *, progress: Callable[[int], Non
                 Calibration.objects.filter(pk=calibration.pk).update(
                     seconds=F("seconds") + (time.perf_counter() - began), heartbeat_at=timezone.now()
                 )
+                _cell_moved(calibration.experiment_id, status_changed=False)
             if progress:
                 progress(len(chunk))
     _calibration_finish(calibration, plan=plan)
@@ -520,6 +548,7 @@ def _calibration_finish(calibration: Calibration, *, plan: _Plan) -> None:
         ):
             return  # another task finished it first (its scores were the same)
         calibration.scores.all().delete()  # the results hold them now
+        _cell_moved(calibration.experiment_id, status_changed=True)
 
 
 def _reason_results(rows: list[dict]) -> dict:
@@ -536,10 +565,13 @@ def _reason_results(rows: list[dict]) -> dict:
     return {**metrics, "examples": unsupported[:REASON_EXAMPLES]}
 
 
-def _calibration_fail(*, calibration_id: int, reason: str) -> None:
-    Calibration.objects.filter(pk=calibration_id).exclude(status=Calibration.Status.FINISHED).update(
-        status=Calibration.Status.FAILED, error=reason[:2000], finished_at=timezone.now()
-    )
+def _calibration_fail(*, calibration: Calibration, reason: str) -> None:
+    if (
+        Calibration.objects.filter(pk=calibration.pk)
+        .exclude(status=Calibration.Status.FINISHED)
+        .update(status=Calibration.Status.FAILED, error=reason[:2000], finished_at=timezone.now())
+    ):
+        _cell_moved(calibration.experiment_id, status_changed=True)
 
 
 def calibrations_heartbeat(*, run_ids: list[int]) -> int:
@@ -569,14 +601,16 @@ def calibrations_reclaim_lost(*, lost_after_s: float, queued_after_s: float | No
         )
         lost |= waiting
     reclaimed = []
-    for calibration_id, model, heartbeat_at in Calibration.objects.filter(lost).values_list(
-        "pk", "judge_model", "heartbeat_at"
+    for calibration_id, model, heartbeat_at, status, experiment_id in Calibration.objects.filter(lost).values_list(
+        "pk", "judge_model", "heartbeat_at", "status", "experiment_id"
     ):
         # The stamp keeps a queued one from being sent again before another `queued_after_s`.
         if Calibration.objects.filter(lost, pk=calibration_id, heartbeat_at=heartbeat_at).update(
             status=Calibration.Status.QUEUED, heartbeat_at=now
         ):
             transaction.on_commit(partial(calibration_enqueue, calibration_id=calibration_id, model=model))
+            if status != Calibration.Status.QUEUED:
+                _cell_moved(experiment_id, status_changed=True)
             reclaimed.append(calibration_id)
     return reclaimed
 

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET
 
-from deliberation.calibration.selectors import calibrations_for_experiment, experiment_calibration_cells
+from deliberation.calibration.selectors import calibrations_for_experiment
 from deliberation.dashboards import figures
 from deliberation.dashboards.forms import ExperimentForm
 from deliberation.dashboards.institutions import power_support, rule_sweep
@@ -210,9 +210,7 @@ def experiment_dashboard(request: HttpRequest, experiment_id: int) -> HttpRespon
             "progress": progress,
             "spec_rows": _spec_summary(experiment),
             "estimate": experiment.estimate,
-            "calibration_cells": (
-                experiment_calibration_cells(experiment_id=experiment.pk) if experiment.spec.get("calibration") else []
-            ),
+            "calibration_grid": bool(experiment.spec.get("calibration")),
         },
     )
 

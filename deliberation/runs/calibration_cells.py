@@ -10,6 +10,7 @@ name), which ends the experiment once no run and no calibration is left in fligh
 paused or cancelled experiment goes back to the queue at its next chunk and resumes with it.
 """
 
+import time
 from collections.abc import Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,8 +18,11 @@ from django.db import transaction
 
 from deliberation.calibration.models import Calibration
 from deliberation.calibration.services import calibration_create, calibration_enqueue, calibration_new
+from deliberation.live.fanout import broadcast_experiment_progress
 from deliberation.records.models import RecordSet
 from deliberation.registry.clients import judge_takes_model
+from deliberation.runs.models import Experiment
+from deliberation.runs.selectors import experiment_progress
 
 CELL_PREFIX = "calibration"
 IN_FLIGHT = (Calibration.Status.QUEUED, Calibration.Status.RUNNING)
@@ -108,3 +112,24 @@ def experiment_calibrations_start(*, experiment) -> list[int]:
 
 def experiment_calibrations_in_flight(*, experiment_id: int) -> bool:
     return Calibration.objects.filter(experiment_id=experiment_id, status__in=IN_FLIGHT).exists()
+
+
+# A cell stores a chunk of scores every few milliseconds with a judge that calls no model: such
+# news goes out at most this often per experiment and worker process, a change of status always
+# (as experiments._announce_progress does for settling runs; the page asks after 30 s of silence).
+CELL_PROGRESS_INTERVAL_S = 0.5
+_cell_progress_sent: dict[int, float] = {}  # experiment id -> monotonic time
+
+
+def experiment_calibration_cell_moved(*, experiment_id: int, status_changed: bool) -> None:
+    """One of the experiment's calibration cells stored a chunk or changed status (committed):
+    push the experiment's progress, its cells included, to its owner's open pages, as a top-up
+    does for its runs (calibration.services calls it; runs.apps hands it down)."""
+    now = time.monotonic()
+    last = _cell_progress_sent.get(experiment_id)
+    if not status_changed and last is not None and now - last < CELL_PROGRESS_INTERVAL_S:
+        return
+    _cell_progress_sent[experiment_id] = now
+    experiment = Experiment.objects.filter(pk=experiment_id).first()
+    if experiment is not None:
+        broadcast_experiment_progress(experiment_id=experiment_id, progress=experiment_progress(experiment=experiment))

@@ -7,6 +7,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Avg, Count, DurationField, F, Q, QuerySet, Sum
 from django.urls import reverse
 
+from deliberation.calibration.models import Calibration
+from deliberation.calibration.selectors import experiment_calibration_cells
 from deliberation.engine.classroom import classroom_settings
 from deliberation.engine.goals import GOALS
 from deliberation.engine.strategies.parliament import ParliamentSettings
@@ -193,6 +195,9 @@ def _unfinished_steps(*, experiment_id: int) -> dict[int, int]:
     return {run_id: uncached_steps(items) for run_id, items in usages.items()}
 
 
+CALIBRATION_SETTLED = (Calibration.Status.FINISHED, Calibration.Status.FAILED)
+
+
 def experiment_get(*, name: str, owner: AbstractBaseUser | None = None) -> Experiment:
     """The experiment of this name (of this owner, when given); DoesNotExist or
     MultipleObjectsReturned say which names there are."""
@@ -216,7 +221,8 @@ def experiment_for_owner(*, user: AbstractBaseUser | AnonymousUser, experiment_i
 
 def experiment_progress(*, experiment: Experiment) -> dict:
     """Runs done, failed, in flight and remaining, model steps spent, and an ETA: the mean wall
-    time of the finished runs, times the runs still to play, over the runs in flight (at least 1)."""
+    time of the finished runs, times the runs still to play, over the runs in flight (at least 1);
+    the calibration cells with their counts, and the bar that counts runs and cells together."""
     # One aggregate (each run that settles pushes this to the page): counts, mean wall time, and
     # the steps that finished runs stored; the runs not finished count theirs from their events.
     finished = Q(status=Run.Status.FINISHED)
@@ -234,6 +240,7 @@ def experiment_progress(*, experiment: Experiment) -> dict:
     total = experiment.estimate.get("runs", 0)
     done, failed, running, mean = row["done"], row["failed"], row["running"], row["mean"]
     remaining = total - done - failed - running
+    calibrations, cells_played = _calibrations_progress(experiment)
     eta = None
     if mean is not None and experiment.status == Experiment.Status.RUNNING:
         eta = round(mean.total_seconds() * (remaining + running) / max(1, running), 1)
@@ -250,7 +257,34 @@ def experiment_progress(*, experiment: Experiment) -> dict:
         "steps_estimate": experiment.estimate.get("steps", 0),
         "call_cap": experiment.call_cap,
         "eta_s": eta,
+        "calibrations": calibrations,
+        "bar": {"max": total + calibrations["total"], "value": round(done + failed + cells_played, 3)},
     }
+
+
+def _calibrations_progress(experiment: Experiment) -> tuple[dict, float]:
+    """The experiment's calibration cells (calibration.selectors.experiment_calibration_cells) with
+    their counts, and how much of them is played in the bar's unit; an experiment without a
+    calibration grid asks nothing (the runs' hot path reads this progress too)."""
+    if not (experiment.spec or {}).get("calibration"):
+        return {"total": 0, "settled": 0, "scored": 0, "scores": 0, "cells": []}, 0
+    cells = experiment_calibration_cells(experiment_id=experiment.pk)
+    settled = sum(cell["status"] in CALIBRATION_SETTLED for cell in cells)
+    # The bar weighs each calibration cell as one run (a cell's pairs and a run's model steps are
+    # not the same work, so neither is counted in the other's unit) and fills a cell's share as its
+    # chunks of scores are stored, so a long calibration moves the bar as it goes.
+    played = settled + sum(
+        cell["scored"] / cell["total"] for cell in cells if cell["status"] not in CALIBRATION_SETTLED and cell["total"]
+    )
+    counts = {
+        # Cells are created when the experiment starts: until then the estimate counts them.
+        "total": max(len(cells), experiment.estimate.get("calibrations", 0)),
+        "settled": settled,
+        "scored": sum(cell["scored"] for cell in cells),
+        "scores": sum(cell["total"] for cell in cells),
+        "cells": cells,
+    }
+    return counts, played
 
 
 def experiment_results(*, experiment: Experiment) -> list[dict]:

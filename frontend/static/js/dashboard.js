@@ -1,10 +1,11 @@
 /* Experiment pages.
  *
  * Dashboard: draws the server-built Plotly figures; keeps the progress bar live (done, failed,
- * running, remaining, ETA, status) from the experiment's websocket through experiment_live.js (its
- * reconnects and its poll while the socket cannot open); reloads the results fragment (tables,
- * figures, breakdowns) when the number of settled runs moves, at most every few seconds; and
- * drives the start / resume, pause and cancel buttons in place.
+ * running, remaining, ETA, status) and the calibration cells' table from the experiment's
+ * websocket through experiment_live.js (its reconnects and its poll while the socket cannot
+ * open); reloads the results fragment (tables, figures, breakdowns) when the number of settled
+ * runs moves, at most every few seconds; and drives the start / resume, pause and cancel buttons
+ * in place.
  *
  * List: each experiment that is not finished keeps its row's progress bar and status live.
  *
@@ -14,7 +15,7 @@
  * (Django-escaped); it is parsed with DOMParser, which runs no script, and moved in as nodes.
  */
 import { drawFigures, purgeFigures } from "./figures.js";
-import { renderProgress, watchExperiment } from "./experiment_live.js";
+import { renderCalibrationCells, renderProgress, watchExperiment } from "./experiment_live.js";
 import { makeSortable, sortRestore, sortState } from "./sortable.js";
 
 (function () {
@@ -84,6 +85,7 @@ import { makeSortable, sortRestore, sortState } from "./sortable.js";
   const badge = document.getElementById("experiment-status");
   const connection = live.querySelector("[data-testid=experiment-connection]");
   const controlMessage = live.querySelector("[data-testid=control-message]");
+  const cellsPanel = document.getElementById("calibration-cells");
   const state = { status: live.dataset.status, settled: null };
 
   function setButtons(status) {
@@ -107,6 +109,7 @@ import { makeSortable, sortRestore, sortState } from "./sortable.js";
   function show(progress) {
     if (!progress || typeof progress.total !== "number") return;
     renderProgress(progressBlock, progress);
+    renderCalibrationCells(cellsPanel, progress.calibrations);
     live.dataset.status = progress.status;
     if (badge) {
       badge.textContent = progress.status;

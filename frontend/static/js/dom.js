@@ -73,6 +73,17 @@ export function formatNumber(value, digits) {
   return Number(value).toLocaleString("en-GB", { maximumFractionDigits: d, minimumFractionDigits: d });
 }
 
+// `value` with `digits` decimals as Django's floatformat writes it (so a live table reads as the
+// server's): rounded half away from zero from its shortest decimal form, no "-0.00"; "n/a" for none.
+export function floatFormat(value, digits) {
+  if (value == null || !Number.isFinite(Number(value))) return "n/a";
+  const x = Number(value);
+  const magnitude = String(Math.abs(x));
+  const scaled = magnitude.includes("e") ? Math.abs(x) * 10 ** digits : Number(magnitude + "e" + digits);
+  const units = Math.round(scaled);
+  return (x < 0 && units !== 0 ? "-" : "") + (units / 10 ** digits).toFixed(digits);
+}
+
 // GET `url` about a run whose outcome event has just arrived: the run's finish is stored right
 // after that event (runs.services.run_finish), so the server may answer 409 for a moment; ask
 // again with backoff (about 16 s in all). The last response, whatever its status.

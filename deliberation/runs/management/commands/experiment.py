@@ -19,7 +19,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
-from deliberation.calibration.selectors import experiment_calibration_cells
 from deliberation.commands import ApplicationCommand, judge_option
 from deliberation.engine.goals import GOAL_KEYS
 from deliberation.engine.strategies import STRATEGIES, ParamsError, strategy_params
@@ -209,16 +208,13 @@ class Command(ApplicationCommand):
 
     def _write_progress(self, progress: dict) -> None:
         self.stdout.write(progress_line(progress))
-        experiment = Experiment.objects.only("spec").get(pk=progress["experiment"])
-        if not experiment.spec.get("calibration"):
-            return
-        for cell in experiment_calibration_cells(experiment_id=experiment.pk):
-            model = f" on {cell.judge_model}" if cell.judge_model else ""
-            line = f"  calibration {cell.pk}: {cell.judge}{model} {cell.status}, {cell.scored}/{cell.total} scores"
-            if cell.status == cell.Status.FINISHED:
-                r, mae = cell.results.get("pearson"), cell.results.get("mae")
+        for cell in progress["calibrations"]["cells"]:
+            model = f" on {cell['judge_model']}" if cell["judge_model"] else ""
+            line = f"  calibration {cell['id']}: {cell['judge']}{model} {cell['status']}, {cell['scored']}/{cell['total']} scores"
+            if cell["status"] == "finished":
+                r, mae = cell["pearson"], cell["mae"]
                 line += f", r {'n/a' if r is None else f'{r:.3f}'}, mae {'n/a' if mae is None else f'{mae:.2f}'}"
-            self.stdout.write(line + (f" ({cell.error})" if cell.error else ""))
+            self.stdout.write(line + (f" ({cell['error']})" if cell["error"] else ""))
 
     def handle_pause(self, options) -> None:
         experiment = self._experiment(options)
