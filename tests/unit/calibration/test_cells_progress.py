@@ -177,3 +177,14 @@ def test_the_progress_api_documents_and_returns_the_cells(sample_set, queues, cl
     body = client.get(reverse("api-experiment-progress", args=[experiment.pk])).json()
     assert cells_of(body) == [("real-votes", "finished", LIMIT, LIMIT)]
     assert body["bar"] == {"max": 1, "value": 1}
+
+
+def test_the_progress_of_an_experiment_without_a_grid_asks_nothing_more(sample_set, queues, django_assert_num_queries):
+    # The runs' top-ups push this progress as runs settle: the cells must cost them nothing.
+    owner = make_user()
+    experiment = grid(owner, strategies=["one-shot"], judges=["scripted"], calibrate=False)
+    experiment_start(experiment=experiment, user=owner)
+    with django_assert_num_queries(2):  # the runs' aggregate, the steps of the runs in flight
+        progress = experiment_progress(experiment=experiment)
+    assert progress["calibrations"] == {"total": 0, "settled": 0, "scored": 0, "scores": 0, "cells": []}
+    assert progress["bar"] == {"max": 1, "value": 0}
