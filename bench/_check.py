@@ -23,7 +23,7 @@ RESULTS = BENCH / "results"
 PY = sys.executable
 # The recorded figures these are compared with (bench/README.md says how they were measured).
 FANOUT_RECORDED_LABEL = "after-p0.2"
-THROUGHPUT_RECORDED_KEY = "C=32|issue12-steps-after-w1-d"
+THROUGHPUT_RECORDED_KEY = "C=32|issue15-percall-after-200ms-w1-a"
 
 
 def _fanout(out: Path) -> list[dict]:
