@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -417,6 +418,10 @@ class _Bounds:
         return all(self.full(model) for model in models)
 
 
+TASKS_READ_AHEAD = 64  # benchmark tasks a top-up reads at once (each serves a cell per goal, strategy, ...)
+TASKS_KEPT = 2048  # and keeps per experiment, with their records and stances
+
+
 def _cell_config(
     cell: Cell, spec: dict, *, tasks: dict[int, BenchmarkTask] | None = None
 ) -> tuple[ScenarioConfig, BenchmarkTask | None]:
@@ -427,14 +432,26 @@ def _cell_config(
         task = (tasks or {}).get(int(source_id))
         if task is None:
             # With what playing its run reads (runs.steps), so that a run the top-up hands to its
-            # task is played without reading it again, its record's stances included.
-            task = (
-                BenchmarkTask.objects.select_related("record__record_set__current_version", "topic")
-                .prefetch_related(stances_with_groups("record__stances"))
-                .get(pk=int(source_id))
-            )
+            # task is played without reading it again, its record's stances included; and the
+            # grid's next tasks with it (the cells take the tasks in the spec's order).
+            wanted = [int(source_id)]
             if tasks is not None:
-                tasks[task.pk] = task
+                ids = spec["source"]["ids"]
+                at = ids.index(int(source_id))
+                wanted += [i for i in ids[at + 1 : at + TASKS_READ_AHEAD] if i not in tasks]
+            read = {
+                row.pk: row
+                for row in BenchmarkTask.objects.select_related("record__record_set__current_version", "topic")
+                .prefetch_related(stances_with_groups("record__stances"))
+                .filter(pk__in=wanted)
+            }
+            task = read.get(int(source_id))
+            if task is None:
+                raise BenchmarkTask.DoesNotExist(f"benchmark task {source_id} of cell {cell.key} is gone")
+            if tasks is not None:
+                tasks.update(read)
+                for stale in list(islice(tasks, max(0, len(tasks) - TASKS_KEPT))):
+                    del tasks[stale]  # bounded: the oldest read are the cells passed (seeds come round again)
         config = ScenarioConfig(
             record=task.record,
             groups=tuple(task.groups),

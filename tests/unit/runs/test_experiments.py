@@ -406,6 +406,29 @@ def test_a_task_s_top_up_takes_only_the_slot_its_run_freed(sample_set, queues, s
     assert experiment_advance(experiment_id=experiment.pk) == []  # both slots are taken again
 
 
+def test_a_top_up_reads_the_grid_s_next_tasks_with_the_first_and_keeps_a_bounded_number(sample_set, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    owner = make_user()
+    experiment = grid(owner, parties=[2, 4], sample=4)
+    spec = experiment.spec
+    cells = experiments.experiment_cells(spec)
+    tasks: dict = {}
+    with CaptureQueriesContext(connection) as queries:
+        experiments._cell_config(cells[0], spec, tasks=tasks)
+    assert sorted(tasks) == sorted(spec["source"]["ids"])  # the first read brought the others
+    assert len(queries.captured_queries) == 2  # the tasks with their records, then their stances
+    with CaptureQueriesContext(connection) as queries:
+        for cell in cells:
+            experiments._cell_config(cell, spec, tasks=tasks)
+    assert queries.captured_queries == []
+    monkeypatch.setattr(experiments, "TASKS_KEPT", 2)
+    kept: dict = {}
+    experiments._cell_config(cells[0], spec, tasks=kept)
+    assert len(kept) == 2
+
+
 def test_a_chain_of_cached_runs_asks_few_statements_per_run(sample_set, queues, model_calls, monkeypatch, settings):
     """The harness's cost of a cached run is its database round trips (bench/bench_cached_runs.py):
     the draft's and the votes' lookups (one each: the votes are prefetched together), the events,
