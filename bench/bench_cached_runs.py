@@ -20,7 +20,7 @@ CPU (time.process_time) and wall time; the figures are the medians over the re-r
     .venv/bin/python bench/bench_cached_runs.py --database sqlite
     .venv/bin/python bench/bench_cached_runs.py --profile /tmp/cached.prof   # cProfile of the last re-run
 
-Prints the figures as JSON (with --out: also written there); nothing goes to bench/results unless asked.
+Prints the figures as JSON and writes them to bench/results/cached_runs.json (--out).
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--judge", default="llm")
     parser.add_argument("--repeats", type=int, default=3, help="cached re-runs measured (median)")
     parser.add_argument("--profile", default=None, help="write a cProfile of the last re-run here")
-    parser.add_argument("--out", type=Path, default=None, help="also write the figures here (JSON)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cached_runs.json")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -218,8 +218,8 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     text = json.dumps(result, indent=2)
     print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
