@@ -70,6 +70,17 @@ def pytest_configure(config: pytest.Config) -> None:
     _flush_retried_on_deadlock()
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """pytest-django deletes the embedded layer's SQLite test file (settings.py: a file, in WAL
+    mode), but not the write-ahead log and shared-memory files beside it."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        for suffix in ("-wal", "-shm"):
+            Path(database["TEST"]["NAME"] + suffix).unlink(missing_ok=True)
+
+
 def _flush_retried_on_deadlock() -> None:
     """A transactional test empties every table when it ends (TRUNCATE), while the session's
     worker or server process may still be finishing a write for it (a run's last event, a
