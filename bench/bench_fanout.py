@@ -116,11 +116,12 @@ def _pace_events(pace: float) -> None:
         wait_turn()
         return event_append(run=run, event=event)
 
-    def paced_events_store(*, run, events):
+    def paced_events_store(*, run, events, completions=()):
         status = None
-        for event in events:
+        for index, event in enumerate(events):
             wait_turn()
-            status = events_store(run=run, events=[event])
+            # the completions the batch's calls made go with its first event, as the writer's do
+            status = events_store(run=run, events=[event], completions=completions if index == 0 else ())
         return status
 
     # services.event_append_next and runs.steps' writer look them up in their modules
