@@ -2,7 +2,8 @@
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Model
 
 from deliberation.errors import Invalid
@@ -356,28 +357,54 @@ def record_upload_create(
     return upload
 
 
+@contextmanager
+def _upload_taken(upload_id: int, statuses: Collection[str]) -> Iterator[RecordUpload | None]:
+    """The upload while it is in one of statuses, held by this task alone until the block ends;
+    None when it is not in them or another task holds it (that one does the work: leave it).
+
+    One task can run twice at once (acks_late redelivers a task whose worker has not acked it yet;
+    a test or an operator may apply a queued task in process beside a worker), and two runs that
+    both read the upload, then wrote it, did one check or import twice: a late check wrote
+    "checked" over an import the admin had queued since, and no import ran. On
+    PostgreSQL the block is one transaction holding the upload's row lock (SELECT ... FOR UPDATE
+    SKIP LOCKED: a second run does not wait, it finds nothing and returns); a killed worker's
+    connection takes its lock with it, so the redelivered task finds the upload free, in the same
+    status. SQLite has no row locks, and an IMMEDIATE transaction there would hold the whole
+    database's write lock while the files are read: there the block only reads the upload (the
+    check still writes its result only over "checking").
+    """
+    if not connection.features.has_select_for_update_skip_locked:
+        yield RecordUpload.objects.filter(pk=upload_id, status__in=statuses).first()
+        return
+    with transaction.atomic():
+        yield RecordUpload.objects.select_for_update(skip_locked=True).filter(pk=upload_id, status__in=statuses).first()
+
+
 def record_upload_check(*, upload_id: int) -> RecordUpload:
     """Check a stored upload as the import would read it (records_check; nothing written to
     records); the Celery task's work. The upload ends CHECKED (ready to import) or REFUSED (a file
-    could not be read, or nothing in the files is usable); a refused upload's files are deleted."""
-    upload = RecordUpload.objects.get(pk=upload_id)
-    if upload.status != RecordUpload.Status.CHECKING:
-        return upload
-    key = upload_progress_key(upload.pk)
+    could not be read, or nothing in the files is usable); a refused upload's files are deleted.
+    One check at a time (_upload_taken): a second delivery of the task leaves it to the first."""
+    with _upload_taken(upload_id, {RecordUpload.Status.CHECKING}) as upload:
+        if upload is None:
+            return RecordUpload.objects.get(pk=upload_id)
+        key = upload_progress_key(upload.pk)
 
-    def progress(fraction: float, label: str) -> None:
-        cache.set(key, {"progress": round(fraction / PLAN_SHARE, 3), "label": label}, timeout=24 * 3600)
+        def progress(fraction: float, label: str) -> None:
+            cache.set(key, {"progress": round(fraction / PLAN_SHARE, 3), "label": label}, timeout=24 * 3600)
 
-    report = records_check(**_upload_sources(upload), name=upload.record_set_name, progress=progress).report
-    usable = report.kept and not report.unreadable
-    if not usable:  # before the status says so: a refused upload never shows files it kept
-        record_upload_files_delete(upload=upload)
-    upload.check_report = report.as_dict()
-    upload.status = RecordUpload.Status.CHECKED if usable else RecordUpload.Status.REFUSED
-    upload.error = upload_refusal(report)
-    upload.save(update_fields=["check_report", "status", "error"])
-    cache.delete(key)
-    return upload
+        report = records_check(**_upload_sources(upload), name=upload.record_set_name, progress=progress).report
+        usable = report.kept and not report.unreadable
+        if not usable:  # before the status says so: a refused upload never shows files it kept
+            record_upload_files_delete(upload=upload)
+        # Only over "checking": never over an import the admin has queued since.
+        RecordUpload.objects.filter(pk=upload.pk, status=RecordUpload.Status.CHECKING).update(
+            check_report=report.as_dict(),
+            status=RecordUpload.Status.CHECKED if usable else RecordUpload.Status.REFUSED,
+            error=upload_refusal(report),
+        )
+        cache.delete(key)
+    return RecordUpload.objects.get(pk=upload_id)
 
 
 def record_upload_files_delete(*, upload: RecordUpload) -> None:
@@ -445,35 +472,47 @@ def record_upload_import(*, upload_id: int) -> RecordUpload:
     """Import a queued upload through records_import, as the command line does; the Celery task's work.
 
     Progress goes to the cache (the import's writes are one transaction, which a reader could
-    not see until the end). Nothing is written when any file cannot be read. A redelivered task
-    simply imports again: imports are idempotent.
+    not see until the end). Nothing is written when any file cannot be read. One import of an
+    upload at a time (_upload_taken): a second delivery of the task while the first imports leaves
+    it to the first; one redelivered after its worker died imports again (imports are idempotent).
     """
-    upload = RecordUpload.objects.select_related("created_by").get(pk=upload_id)
-    if upload.status not in {RecordUpload.Status.QUEUED, RecordUpload.Status.IMPORTING}:
-        return upload
-    RecordUpload.objects.filter(pk=upload.pk).update(status=RecordUpload.Status.IMPORTING)
+    # Claimed first, in a transaction of its own, so that readers see "importing" while it runs.
+    with _upload_taken(upload_id, {RecordUpload.Status.QUEUED, RecordUpload.Status.IMPORTING}) as upload:
+        if upload is None:
+            return RecordUpload.objects.get(pk=upload_id)
+        RecordUpload.objects.filter(pk=upload.pk).update(status=RecordUpload.Status.IMPORTING)
+    with _upload_taken(upload_id, {RecordUpload.Status.IMPORTING}) as upload:
+        if upload is None:  # another delivery took it in between
+            return RecordUpload.objects.get(pk=upload_id)
+        _upload_import(upload)
+    return RecordUpload.objects.get(pk=upload_id)
+
+
+def _upload_import(upload: RecordUpload) -> None:
     key = upload_progress_key(upload.pk)
 
     def progress(fraction: float, label: str) -> None:
         cache.set(key, {"progress": round(fraction, 3), "label": label}, timeout=24 * 3600)
 
+    # Under the upload's lock (PostgreSQL), a savepoint: a failed import leaves the transaction usable.
     try:
-        report = records_import(
-            **_upload_sources(upload),
-            name=upload.record_set_name,
-            description=upload.description,
-            mode=upload.mode,
-            note=upload.note or f"upload {upload.pk}",
-            created_by=upload.created_by,
-            refuse_unreadable=True,
-            progress=progress,
-        )
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            report = records_import(
+                **_upload_sources(upload),
+                name=upload.record_set_name,
+                description=upload.description,
+                mode=upload.mode,
+                note=upload.note or f"upload {upload.pk}",
+                created_by=upload.created_by,
+                refuse_unreadable=True,
+                progress=progress,
+            )
     except Exception as error:  # noqa: BLE001 - the admin must see why; the transaction rolled back
         logger.exception("record upload %s failed", upload.pk)
         RecordUpload.objects.filter(pk=upload.pk).update(
             status=RecordUpload.Status.FAILED, error=f"The import failed and nothing was written: {error}"
         )
-        return RecordUpload.objects.get(pk=upload.pk)
+        return
     written = report.kept and not report.unreadable
     version = (
         RecordSetVersion.objects.filter(record_set__name=upload.record_set_name, number=report.version).first()
@@ -487,7 +526,6 @@ def record_upload_import(*, upload_id: int) -> RecordUpload:
         version=version,
         error="" if written else upload_refusal(report),
     )
-    return RecordUpload.objects.get(pk=upload.pk)
 
 
 def _mib(size: int) -> str:

@@ -4,7 +4,7 @@ a Celery task with progress, and bad input that leaves the database exactly as i
 import io
 import json
 import re
-import time
+import threading
 import zipfile
 
 import pytest
@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.db import connection
 from django.http.multipartparser import MultiPartParser
 from django.test import Client
 from django.urls import reverse
@@ -39,6 +40,20 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def tasks_played_here(monkeypatch):
+    """The view queues the check and the import for a worker; here the tests play them in this
+    process (post_upload, import_upload), on both layers. On the stack the session's worker
+    process (once a test has started it) took them too, from a transactional test, and often
+    first: it reads the stored files under its own MEDIA_ROOT, not this test's (media), so it
+    refused them as unreadable, or failed the import ("could not be read"), before the task here
+    ran ("no record set named 'Browser set'" in CI). So they never reach the broker."""
+    from deliberation.records import services
+
+    monkeypatch.setattr(services, "_enqueue_check", lambda upload_id: None)
+    monkeypatch.setattr(services, "_enqueue_upload", lambda upload_id: None)
 
 
 @pytest.fixture
@@ -94,18 +109,7 @@ def post_upload(client, files: dict[str, bytes], *, record_set: str = "Uploaded"
     if check:
         for upload in RecordUpload.objects.filter(status=RecordUpload.Status.CHECKING):
             record_upload_check_task.apply(kwargs={"upload_id": upload.pk}).get()
-            upload_settled(upload)
     return response
-
-
-def upload_settled(upload: RecordUpload, *, deadline_s: float = 60) -> None:
-    """On the stack the view's task also reaches the session's worker process, which may have
-    claimed the upload first (the task run here then leaves it alone): wait until no worker has it."""
-    stop = time.monotonic() + deadline_s
-    upload.refresh_from_db()
-    while upload.status in RecordUpload.WORKING and time.monotonic() < stop:
-        time.sleep(0.05)
-        upload.refresh_from_db()
 
 
 def import_upload(client, upload: RecordUpload, *, skip_problems: bool = False):
@@ -115,7 +119,7 @@ def import_upload(client, upload: RecordUpload, *, skip_problems: bool = False):
     upload.refresh_from_db()
     if upload.status == RecordUpload.Status.QUEUED:
         record_upload_import_task.apply(kwargs={"upload_id": upload.pk}).get()
-    upload_settled(upload)
+        upload.refresh_from_db()
     return response
 
 
@@ -527,3 +531,108 @@ def test_a_refused_upload_keeps_its_report_but_not_its_files(staff, settings):
     assert not upload.files.exists()
     stored = settings.MEDIA_ROOT / "record_uploads"
     assert not stored.exists() or not any(path.is_file() for path in stored.rglob("*"))
+
+
+# Two runs of one task at once (a redelivery, or a worker beside the task applied here) -------------
+
+
+def held_first_call(monkeypatch, name: str) -> tuple[threading.Event, threading.Event, list[int]]:
+    """services.<name> that, on its first call, says so (entered) and waits for release."""
+    from deliberation.records import services
+
+    original = getattr(services, name)
+    entered, release, calls = threading.Event(), threading.Event(), []
+
+    def held(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            entered.set()
+            assert release.wait(30), "never released"
+        return original(**kwargs)
+
+    monkeypatch.setattr(services, name, held)
+    return entered, release, calls
+
+
+def in_thread(function, **kwargs) -> threading.Thread:
+    def run():
+        try:
+            function(**kwargs)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def needs_row_locks() -> None:
+    if not connection.features.has_select_for_update_skip_locked:
+        pytest.skip("SQLite has no row locks: services._upload_taken takes none there")
+
+
+@pytest.mark.django_db(transaction=True)  # two connections: each must see the other's commits
+def test_a_second_check_while_the_first_runs_leaves_it_to_the_first_and_the_import_still_runs(staff, monkeypatch):
+    """Two runs of the check at once: the late one wrote "checked" over the import the admin queued
+    in between, so no import ran and no record set was made."""
+    needs_row_locks()
+    migrated_rows_load()  # the party groups, which a transactional test's flush removed
+    from deliberation.records import services
+
+    entered, release, calls = held_first_call(monkeypatch, "records_check")
+    post_upload(staff, {"a.json": js([GOOD])}, record_set="Twice checked", check=False)
+    upload = RecordUpload.objects.get()
+    first = in_thread(services.record_upload_check, upload_id=upload.pk)
+    try:
+        assert entered.wait(30)
+
+        second = record_upload_check_task.apply(kwargs={"upload_id": upload.pk})
+        assert second.successful() and len(calls) == 1  # it left the upload to the first
+        upload.refresh_from_db()
+        assert upload.status == "checking"
+        staff.post(reverse("record-upload-detail", args=[upload.pk]))  # Import: not before the check ends
+        upload.refresh_from_db()
+        assert upload.status == "checking"
+    finally:
+        release.set()
+        first.join(30)
+
+    upload.refresh_from_db()
+    assert upload.status == "checked" and len(calls) == 1
+    import_upload(staff, upload)
+    assert upload.status == "done"
+    assert RecordSet.objects.get().name == "Twice checked" and Record.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_one_upload_at_once_write_the_set_once_and_end_done(staff, monkeypatch):
+    needs_row_locks()
+    migrated_rows_load()  # the party groups, which a transactional test's flush removed
+    from deliberation.records import services
+
+    post_upload(staff, {"a.json": js([GOOD, topic_record(1, title="More widgets")])}, record_set="Twice imported")
+    upload = RecordUpload.objects.get()
+    staff.post(reverse("record-upload-detail", args=[upload.pk]))
+    upload.refresh_from_db()
+    assert upload.status == "queued"
+    entered, release, calls = held_first_call(monkeypatch, "records_import")
+    first = in_thread(services.record_upload_import, upload_id=upload.pk)
+    try:
+        assert entered.wait(30)
+
+        second = record_upload_import_task.apply(kwargs={"upload_id": upload.pk})
+        assert second.successful() and len(calls) == 1  # it left the upload to the first
+        upload.refresh_from_db()
+        assert upload.status == "importing" and RecordSet.objects.count() == 0
+    finally:
+        release.set()
+        first.join(30)
+
+    upload.refresh_from_db()
+    assert upload.status == "done" and len(calls) == 1
+    assert upload.result_report["records_new"] == 2 and upload.version.number == 1
+    assert RecordSet.objects.get().current_version.number == RecordSetVersion.objects.count() == 1
+    assert Record.objects.count() == 2
+    # A redelivery after it finished (a worker that died before its ack) changes nothing.
+    record_upload_import_task.apply(kwargs={"upload_id": upload.pk}).get()
+    assert len(calls) == 1 and RecordSetVersion.objects.count() == 1
