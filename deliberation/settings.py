@@ -7,7 +7,6 @@ REDIS_URL for the production stack; see README.md and .env.example.
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -148,10 +147,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "transaction_mode": "IMMEDIATE",
         }
     )
-    # Tests get a file too, not Django's shared-cache memory database: shared cache locks whole
-    # tables, so a websocket's open read fails the worker thread's write at once ("database table
-    # is locked", no busy wait), where WAL lets both go on, as on the file `make run` serves.
-    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"hemicycle-test-{os.getpid()}.sqlite3")}
     # The dashboards' covering index (runs.Run.Meta) INCLUDEs columns for PostgreSQL's
     # index-only scans; SQLite builds it on the key columns alone, which is all it can use.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]

@@ -70,17 +70,6 @@ def pytest_configure(config: pytest.Config) -> None:
     _flush_retried_on_deadlock()
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """pytest-django deletes the embedded layer's SQLite test file (settings.py: a file, in WAL
-    mode), but not the write-ahead log and shared-memory files beside it."""
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    if database["ENGINE"] == "django.db.backends.sqlite3":
-        for suffix in ("-wal", "-shm"):
-            Path(database["TEST"]["NAME"] + suffix).unlink(missing_ok=True)
-
-
 def _flush_retried_on_deadlock() -> None:
     """A transactional test empties every table when it ends (TRUNCATE), while the session's
     worker or server process may still be finishing a write for it (a run's last event, a
@@ -184,13 +173,26 @@ def redis_server() -> Iterator[servers.RedisServer]:
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(
-    django_db_modify_db_settings_parallel_suffix: None, request: pytest.FixtureRequest
+    django_db_modify_db_settings_parallel_suffix: None,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """With the stack on, the Django test database lives on our PostgreSQL: start it first, and
-    Redis with it, since settings then put the broker, channel layer and cache there."""
+    Redis with it, since settings then put the broker, channel layer and cache there.
+
+    Without it, SQLite's test database is a file (in WAL mode, as settings open every SQLite
+    database), not Django's shared-cache memory database: shared cache locks whole tables, so a
+    websocket's open read failed a worker thread's event write at once ("database table is
+    locked", no busy wait), where WAL lets both go on, as on the file `make run` serves."""
     if servers.PLAN is not None:
         request.getfixturevalue("postgres")
         request.getfixturevalue("redis_server")
+        return
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
 
 
 @pytest.fixture(scope="session")
